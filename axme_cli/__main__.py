@@ -1,0 +1,3 @@
+from axme_cli.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The CLI's files: paths, contexts (config.json), secrets, scenario-agents.json."""

@@ -1,0 +1,51 @@
+"""Contexts in config.json: named targets (base URL, org, workspace ...) and the active one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from axme_cli.config import paths
+from axme_cli.config.files import read_json, write_json
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8100"
+CONTEXT_FIELDS = ("base_url", "org_id", "workspace_id", "owner_agent", "environment")
+
+
+def load() -> dict[str, Any]:
+    data = read_json(paths.config_file(), {})
+    data.setdefault("contexts", {})
+    if not isinstance(data["contexts"], dict):
+        from axme_cli.config.files import ConfigFileError
+
+        raise ConfigFileError(f'{paths.config_file()}: "contexts" must be an object; fix it or move it away')
+    return data
+
+
+def save(data: dict[str, Any]) -> None:
+    # Secrets never live in config.json.
+    for ctx in data.get("contexts", {}).values():
+        for secret in ("api_key", "actor_token", "bearer_token", "refresh_token"):
+            ctx.pop(secret, None)
+    write_json(paths.config_file(), data, mode=0o600)
+
+
+def active(data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    name = data.get("active_context") or "default"
+    ctx = data["contexts"].get(name)
+    if ctx is None:
+        return name, {"base_url": DEFAULT_BASE_URL}
+    return name, ctx
+
+
+def upsert(name: str, fields: dict[str, Any], *, activate_if_none: bool = False) -> bool:
+    """Create or update context ``name``; returns True when it became the active context."""
+    data = load()
+    ctx = data["contexts"].setdefault(name, {})
+    ctx.update({k: v for k, v in fields.items() if k in CONTEXT_FIELDS and v is not None})
+    became_active = False
+    current = data.get("active_context")
+    if activate_if_none and (not current or current not in data["contexts"] or current == name):
+        became_active = current != name
+        data["active_context"] = name
+    save(data)
+    return became_active

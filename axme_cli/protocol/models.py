@@ -1,0 +1,136 @@
+"""Pydantic models of the request bodies the runtime accepts (axp-spec public_api schemas)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+
+INTENT_TYPE_PATTERN = r"^[a-z0-9_]+(?:\.[a-z0-9_]+)+\.v[0-9]+$"
+
+IntentType = Annotated[str, StringConstraints(pattern=INTENT_TYPE_PATTERN)]
+Address = Annotated[str, StringConstraints(min_length=3, max_length=383)]
+
+TASK_TYPES = (
+    "approval",
+    "review",
+    "clarification",
+    "provide_data",
+    "attach_file",
+    "manual_action",
+    "confirmation",
+    "validate_real_world",
+    "validate_output",
+    "assignment",
+    "delegation",
+    "reroute",
+    "override",
+    "escalate",
+    # Used by AXME's CLI, SDK and examples although absent from the spec enum.
+    "form",
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class HumanTaskSpec(_Strict):
+    title: Annotated[str, StringConstraints(max_length=255)]
+    description: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    task_type: Literal[TASK_TYPES] | None = None  # type: ignore[valid-type]
+    allowed_outcomes: (
+        Annotated[
+            list[Annotated[str, StringConstraints(min_length=1, max_length=64)]],
+            Field(min_length=1, max_length=20),
+        ]
+        | None
+    ) = None
+    required_comment: bool = False
+    assignees: (
+        Annotated[
+            list[Annotated[str, StringConstraints(min_length=1, max_length=383)]],
+            Field(min_length=1, max_length=20),
+        ]
+        | None
+    ) = None
+    evidence_required: bool = False
+    form_schema: dict[str, Any] | None = None
+    # Not in the spec, but in every AXME example.
+    notify_email: str | None = None
+
+
+class IntentCreateRequest(_Strict):
+    """``api.intents.create.request.v1``."""
+
+    intent_type: IntentType
+    correlation_id: UUID
+    from_agent: Address | None = None
+    to_agent: Address
+    reply_to: Address | None = None
+    payload: dict[str, Any]
+    deadline_at: datetime | None = None
+    remind_after_seconds: Annotated[int, Field(ge=1)] | None = None
+    remind_interval_seconds: Annotated[int, Field(ge=1)] | None = None
+    max_reminders: Annotated[int, Field(ge=1)] | None = None
+    escalate_to: Annotated[str, StringConstraints(max_length=383)] | None = None
+    max_delivery_attempts: Annotated[int, Field(ge=1, le=100)] | None = None
+    human_task: HumanTaskSpec | None = None
+
+
+class ResolveRequest(BaseModel):
+    """``api.intents.resolve.request.v1`` (extra fields are ignored, as on AXME)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: Literal["COMPLETED", "FAILED", "CANCELED"]
+    actor: Annotated[str, StringConstraints(max_length=255)] | None = None
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | str | None = None
+    reason: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+
+class BulkCancelRequest(_Strict):
+    older_than_hours: Annotated[float, Field(ge=0)] = 24.0
+    dry_run: bool = True
+    reason: Annotated[str, StringConstraints(max_length=2000)] = "bulk cancel"
+    limit: Annotated[int, Field(ge=1, le=10000)] = 500
+    status_filter: list[str] | None = None
+
+
+class ServiceAccountCreateRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=383)]
+    org_id: str | None = None
+    workspace_id: str | None = None
+    description: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    display_name: Annotated[str, StringConstraints(max_length=255)] | None = None
+    created_by_actor_id: str | None = None
+
+
+class KeyCreateRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    expires_at: datetime | None = None
+
+
+create_request_adapter: TypeAdapter[IntentCreateRequest] = TypeAdapter(IntentCreateRequest)
+
+
+def describe_validation_error(exc: ValidationError) -> tuple[str, list[dict[str, Any]]]:
+    """One readable sentence plus per-field details for a pydantic ValidationError."""
+    details: list[dict[str, Any]] = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "__root__")
+        msg = err.get("msg", "invalid")
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown field"
+        elif err.get("type") == "missing":
+            msg = "field required"
+        details.append({"field": loc or "(body)", "message": msg, "type": err.get("type")})
+    first = details[0] if details else {"field": "(body)", "message": "invalid"}
+    more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+    return f"{first['field']}: {first['message']}{more}", details

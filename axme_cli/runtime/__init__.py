@@ -1,0 +1,1 @@
+"""The AXP runtime: `axme dev` (SQLite) and, later, `axme server` (PostgreSQL)."""

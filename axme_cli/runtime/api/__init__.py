@@ -1,0 +1,1 @@
+"""HTTP routes only: parse, authorise, call the engine, shape the answer."""

@@ -1,0 +1,237 @@
+"""/v1/service-accounts and /v1/agents routes, including the agent delivery feed."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import unquote
+
+import orjson
+from pydantic import ValidationError
+from sse_starlette import EventSourceResponse
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from axme_cli.protocol import addresses
+from axme_cli.protocol import lifecycle as lc
+from axme_cli.protocol.models import KeyCreateRequest, ServiceAccountCreateRequest
+from axme_cli.runtime.api.common import (
+    authenticate,
+    int_param,
+    parse_object,
+    read_body,
+    read_object,
+    respond,
+    runtime,
+)
+from axme_cli.runtime.api.intents import validation_failed
+from axme_cli.runtime.clock import to_iso
+from axme_cli.runtime.core import Runtime
+from axme_cli.runtime.engine import agents as engine
+from axme_cli.runtime.engine import intents as intents_engine
+from axme_cli.runtime.errors import Forbidden, NotFound, Unprocessable
+from axme_cli.runtime.notify import wait
+from axme_cli.runtime.principals import Principal
+from axme_cli.runtime.store.base import Row
+
+
+async def create_service_account(request: Request) -> Response:
+    principal = await authenticate(request)
+    body = await read_object(request)
+    try:
+        model = ServiceAccountCreateRequest.model_validate(body)
+    except ValidationError as exc:
+        raise validation_failed(exc) from None
+    rt = runtime(request)
+    req = model.model_dump()
+    now = time.time()
+    result = await rt.write(lambda tx: engine.op_create_service_account(tx, rt.settings, principal, req, now))
+    return respond(result, request=request)
+
+
+async def _visible_sa(request: Request, principal: Principal, sa_id: str) -> Row:
+    row = await runtime(request).store.get_service_account(sa_id)
+    if row is None or row["status"] == "deleted" or (not principal.is_admin and principal.service_account_id != sa_id):
+        raise NotFound(f"service account {sa_id} not found", code="service_account_not_found")
+    return row
+
+
+async def list_service_accounts(request: Request) -> Response:
+    principal = await authenticate(request)
+    rows = await runtime(request).store.list_service_accounts()
+    if not principal.is_admin:
+        rows = [r for r in rows if r["service_account_id"] == principal.service_account_id]
+    return respond({"ok": True, "service_accounts": [engine.service_account_view(r) for r in rows]}, request=request)
+
+
+async def get_service_account(request: Request) -> Response:
+    principal = await authenticate(request)
+    sa_id = request.path_params["sa_id"]
+    row = await _visible_sa(request, principal, sa_id)
+    keys = await runtime(request).store.list_keys(sa_id)
+    return respond(
+        {"ok": True, "service_account": engine.service_account_view(row), "keys": [engine.key_view(k) for k in keys]},
+        request=request,
+    )
+
+
+async def delete_service_account(request: Request) -> Response:
+    principal = await authenticate(request)
+    sa_id = request.path_params["sa_id"]
+    now = time.time()
+    result = await runtime(request).write(lambda tx: engine.op_delete_service_account(tx, principal, sa_id, now))
+    return respond(result, request=request)
+
+
+async def create_key(request: Request) -> Response:
+    principal = await authenticate(request)
+    raw = await read_body(request)
+    body = parse_object(raw) if raw.strip() else {}
+    try:
+        model = KeyCreateRequest.model_validate(body)
+    except ValidationError as exc:
+        raise validation_failed(exc) from None
+    expires_at = to_iso(model.expires_at) if model.expires_at else None
+    sa_id = request.path_params["sa_id"]
+    now = time.time()
+    result = await runtime(request).write(lambda tx: engine.op_create_key(tx, principal, sa_id, expires_at, now))
+    return respond(result, request=request)
+
+
+async def revoke_key(request: Request) -> Response:
+    principal = await authenticate(request)
+    sa_id, key_id = request.path_params["sa_id"], request.path_params["key_id"]
+    now = time.time()
+    result = await runtime(request).write(lambda tx: engine.op_revoke_key(tx, principal, sa_id, key_id, now))
+    return respond(result, request=request)
+
+
+async def list_agents(request: Request) -> Response:
+    principal = await authenticate(request)
+    limit = int_param(request, "limit", 100, 1, 1000)
+    rows = await runtime(request).store.list_service_accounts()
+    if not principal.is_admin:
+        rows = [r for r in rows if r["service_account_id"] == principal.service_account_id]
+    return respond({"ok": True, "agents": [engine.agent_view(r) for r in rows[:limit]]}, request=request)
+
+
+def address_from_path(rt: Runtime, raw: str) -> str:
+    """``org/ws/name``, a bare name, or a (URL-encoded) ``agent://`` address."""
+    value = unquote(raw).strip().strip("/")
+    if value.startswith("agent:/") and not value.startswith(addresses.SCHEME):
+        value = addresses.SCHEME + value[len("agent:/") :]  # proxies collapse '//'
+    if not value.startswith(addresses.SCHEME):
+        parts = value.split("/")
+        if not value or not all(parts) or len(parts) > 3 or not addresses.is_valid_name(parts[-1]):
+            raise Unprocessable(
+                f"{raw!r} is not an agent address", code="invalid_agent_address", details={"field": "address"}
+            )
+    return addresses.qualify(value, rt.settings.org, rt.settings.workspace)
+
+
+async def get_agent(request: Request) -> Response:
+    principal = await authenticate(request)
+    rt = runtime(request)
+    address = address_from_path(rt, request.path_params["address"])
+    rows = [r for r in await rt.store.list_service_accounts() if r["address"] == address]
+    if not rows or (not principal.is_admin and principal.address != address):
+        raise NotFound(f"agent {address} not found", code="agent_not_found")
+    return respond({"ok": True, "agent": engine.agent_view(rows[-1])}, request=request)
+
+
+def _feed_frame(row: Row) -> tuple[dict[str, str], str, bool]:
+    """The SSE frame for one feed row, the status it shows, and whether sending it records a delivery."""
+    status = row["status"]
+    delivers = row["delivered_attempt"] < row["attempt"] and lc.can_apply(status, "intent.delivered")
+    if delivers:
+        status = lc.DELIVERED
+    data: dict[str, Any] = {
+        "intent_id": row["intent_id"],
+        "seq": row["cursor"],
+        "event_type": "intent." + status.lower(),
+        "status": status,
+        "at": row["fed_at"],
+        "intent_type": row["intent_type"],
+        "correlation_id": row["correlation_id"],
+        "from_agent": row["from_agent"],
+        "to_agent": row["to_agent"],
+        "delivery_attempt": row["attempt"],
+        "max_delivery_attempts": row["max_delivery_attempts"],
+        "created_at": row["created_at"],
+        "payload": orjson.loads(row["payload"]),
+    }
+    frame = {"id": str(row["cursor"]), "event": data["event_type"], "data": orjson.dumps(data).decode()}
+    return frame, status, delivers
+
+
+async def stream_agent_intents(request: Request) -> Response:
+    principal = await authenticate(request)
+    rt = runtime(request)
+    address = address_from_path(rt, request.path_params["address"])
+    if not principal.is_admin and principal.address != address:
+        raise Forbidden(f"this key may listen only to {principal.address}", code="policy_denied")
+    since = int_param(request, "since", 0, 0, 2**53)
+    wait_seconds = int_param(request, "wait_seconds", 15, 1, 60)
+    raw_status = request.query_params.get("status")
+    if raw_status:
+        wanted = {s.strip().upper() for s in raw_status.split(",") if s.strip()}
+        unknown = wanted - set(lc.STATUSES)
+        if unknown:
+            raise Unprocessable(
+                f"status: unknown status {', '.join(sorted(unknown))}",
+                code="invalid_parameter",
+                details={"field": "status"},
+            )
+    else:
+        wanted = set(lc.STATUSES) - lc.TERMINAL
+    actor = principal.address
+
+    async def frames() -> AsyncIterator[dict[str, str]]:
+        cursor = since
+        deadline = time.monotonic() + wait_seconds
+        with rt.hub.watch_feed(address) as changed:
+            while True:
+                changed.clear()
+                rows = await rt.store.feed_entries(address, cursor, 200)
+                for row in rows:
+                    cursor = row["cursor"]
+                    frame, shown, delivers = _feed_frame(row)
+                    if shown not in wanted:
+                        continue
+                    if delivers:
+                        intent_id, attempt = row["intent_id"], row["attempt"]
+                        now = time.time()
+                        rt.write_soon(
+                            functools.partial(
+                                intents_engine.op_mark_delivered,
+                                intent_id=intent_id,
+                                attempt=attempt,
+                                actor=actor,
+                                now=now,
+                            )
+                        )
+                    yield frame
+                if rows:
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not await wait(changed, remaining):
+                    yield {"event": "stream.timeout", "data": orjson.dumps({"ok": True, "next_seq": cursor}).decode()}
+                    return
+
+    return EventSourceResponse(frames(), sep="\n", headers={"Cache-Control": "no-store"})
+
+
+routes = [
+    Route("/v1/service-accounts", create_service_account, methods=["POST"]),
+    Route("/v1/service-accounts", list_service_accounts, methods=["GET"]),
+    Route("/v1/service-accounts/{sa_id}", get_service_account, methods=["GET"]),
+    Route("/v1/service-accounts/{sa_id}", delete_service_account, methods=["DELETE"]),
+    Route("/v1/service-accounts/{sa_id}/keys", create_key, methods=["POST"]),
+    Route("/v1/service-accounts/{sa_id}/keys/{key_id}/revoke", revoke_key, methods=["POST"]),
+    Route("/v1/agents", list_agents, methods=["GET"]),
+    Route("/v1/agents/{address:path}/intents/stream", stream_agent_intents, methods=["GET"]),
+    Route("/v1/agents/{address:path}", get_agent, methods=["GET"]),
+]

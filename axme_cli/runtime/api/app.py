@@ -1,0 +1,62 @@
+"""The ASGI application: routes, and one mapping from any failure to the AXP error shape."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from axme_cli.runtime.api import agents, health, intents
+from axme_cli.runtime.api.common import error_response
+from axme_cli.runtime.core import Runtime
+from axme_cli.runtime.errors import ApiError
+
+log = logging.getLogger("axme.api")
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc, request)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    message = {
+        404: f"no route {request.method} {request.url.path}",
+        405: f"method {request.method} is not allowed on {request.url.path}",
+    }.get(exc.status_code, str(exc.detail))
+    err = ApiError(message, code=_HTTP_CODES.get(exc.status_code, "http_error"), status_code=exc.status_code)
+    return error_response(err, request)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    err = ApiError("internal error; the runtime logged the details", code="internal_error", status_code=500)
+    return error_response(err, request)
+
+
+def build_app(rt: Runtime, *, manage_runtime: bool = True) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if manage_runtime:
+            await rt.start()
+        try:
+            yield
+        finally:
+            if manage_runtime:
+                await rt.stop()
+
+    app = Starlette(
+        routes=[*health.routes, *intents.routes, *agents.routes],
+        exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected},
+        lifespan=lifespan,
+    )
+    app.state.runtime = rt
+    return app

@@ -1,0 +1,118 @@
+"""Request parsing and response shaping shared by every route."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from axme_cli.runtime.core import Runtime
+from axme_cli.runtime.errors import ApiError, BadRequest, PayloadTooLarge, Unprocessable
+from axme_cli.runtime.principals import Principal
+
+JSON = "application/json"
+
+
+def runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+def _echo_headers(request: Request | None) -> dict[str, str] | None:
+    if request is None:
+        return None
+    trace = request.headers.get("x-trace-id")
+    return {"x-trace-id": trace} if trace else None
+
+
+def respond(body: Any, status: int = 200, request: Request | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type=JSON, headers=_echo_headers(request))
+
+
+def respond_raw(body: bytes, request: Request | None = None) -> Response:
+    return Response(body, media_type=JSON, headers=_echo_headers(request))
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details or {}}, "detail": message}
+
+
+def error_response(exc: ApiError, request: Request | None = None) -> Response:
+    headers = dict(exc.headers)
+    if request is not None and request.headers.get("x-trace-id"):
+        headers["x-trace-id"] = request.headers["x-trace-id"]
+    return Response(
+        orjson.dumps(error_body(exc.code, exc.message, exc.details)),
+        status_code=exc.status_code,
+        media_type=JSON,
+        headers=headers,
+    )
+
+
+def api_key_of(request: Request) -> str | None:
+    key = request.headers.get("x-api-key")
+    if key:
+        return key.strip()
+    auth = request.headers.get("authorization")
+    if auth and auth[:7].lower() == "bearer ":
+        return auth[7:].strip() or None
+    return None
+
+
+async def authenticate(request: Request) -> Principal:
+    return await runtime(request).authenticate(api_key_of(request))
+
+
+async def read_body(request: Request) -> bytes:
+    limit = runtime(request).settings.max_body_bytes
+    length = request.headers.get("content-length")
+    if length is not None:
+        try:
+            if int(length) > limit:
+                raise PayloadTooLarge(f"request body is larger than {limit} bytes", details={"limit_bytes": limit})
+        except ValueError:
+            raise BadRequest("invalid Content-Length header") from None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body is larger than {limit} bytes", details={"limit_bytes": limit})
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_object(raw: bytes) -> dict[str, Any]:
+    if not raw.strip():
+        raise BadRequest("request body is empty; send a JSON object", code="invalid_json")
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(value, dict):
+        raise Unprocessable("request body must be a JSON object", details={"field": "(body)"})
+    return value
+
+
+async def read_object(request: Request) -> dict[str, Any]:
+    return parse_object(await read_body(request))
+
+
+def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise Unprocessable(
+            f"{name}: must be an integer from {low} to {high}, got {raw!r}",
+            code="invalid_parameter",
+            details={"field": name},
+        ) from None
+    if not low <= value <= high:
+        raise Unprocessable(
+            f"{name}: must be from {low} to {high}, got {value}", code="invalid_parameter", details={"field": name}
+        )
+    return value

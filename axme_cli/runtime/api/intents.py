@@ -1,0 +1,274 @@
+"""/v1/intents routes."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from sse_starlette import EventSourceResponse
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from axme_cli.protocol import addresses
+from axme_cli.protocol import lifecycle as lc
+from axme_cli.protocol.models import (
+    BulkCancelRequest,
+    ResolveRequest,
+    create_request_adapter,
+    describe_validation_error,
+)
+from axme_cli.runtime.api.common import (
+    authenticate,
+    int_param,
+    parse_object,
+    read_body,
+    read_object,
+    respond,
+    respond_raw,
+    runtime,
+)
+from axme_cli.runtime.clock import to_iso
+from axme_cli.runtime.engine import intents as engine
+from axme_cli.runtime.errors import BadRequest, NotFound, Unprocessable
+from axme_cli.runtime.notify import wait
+from axme_cli.runtime.principals import Principal
+from axme_cli.runtime.settings import Settings
+
+
+def resolve_target(s: Settings, raw: str, field: str = "to_agent") -> str:
+    value = raw.strip()
+    bad = Unprocessable(
+        f"{field}: {raw!r} is not an agent address; use agent://org/workspace/name or a bare agent name",
+        code="invalid_agent_address",
+        details={"field": field},
+    )
+    if any(ch.isspace() for ch in value):
+        raise bad
+    if value.startswith(addresses.SCHEME):
+        if len(value) <= len(addresses.SCHEME):
+            raise bad
+        return value
+    if "://" in value:
+        return value if value.startswith("initiator://") else _raise(bad)
+    parts = value.split("/")
+    if not all(parts) or len(parts) > 3 or not addresses.is_valid_name(parts[-1]):
+        raise bad
+    return addresses.qualify(value, s.org, s.workspace)
+
+
+def _raise(exc: Exception) -> str:
+    raise exc
+
+
+def validation_failed(exc: ValidationError) -> Exception:
+    errors = exc.errors(include_url=False, include_input=False)
+    if errors and errors[0].get("type") == "json_invalid":
+        return BadRequest(f"request body is not valid JSON: {errors[0].get('msg')}", code="invalid_json")
+    if errors and errors[0].get("type") == "model_type":
+        return Unprocessable("request body must be a JSON object", details={"field": "(body)"})
+    message, details = describe_validation_error(exc)
+    return Unprocessable(message, details={"errors": details})
+
+
+async def create_intent(request: Request) -> Response:
+    principal = await authenticate(request)
+    rt = runtime(request)
+    raw = await read_body(request)
+    if not raw.strip():
+        raise BadRequest("request body is empty; send a JSON object", code="invalid_json")
+    try:
+        model = create_request_adapter.validate_json(raw)
+    except ValidationError as exc:
+        raise validation_failed(exc) from None
+    req: dict[str, Any] = {
+        "intent_type": model.intent_type,
+        "correlation_id": str(model.correlation_id),
+        "to_agent": resolve_target(rt.settings, model.to_agent),
+        "payload": model.payload,
+        "max_delivery_attempts": model.max_delivery_attempts,
+        "reply_to": resolve_target(rt.settings, model.reply_to, "reply_to") if model.reply_to else None,
+        "deadline_at": to_iso(model.deadline_at) if model.deadline_at else None,
+        "remind_after_seconds": model.remind_after_seconds,
+        "remind_interval_seconds": model.remind_interval_seconds,
+        "max_reminders": model.max_reminders,
+        "escalate_to": model.escalate_to,
+        "human_task": model.human_task.model_dump(exclude_none=True) if model.human_task else None,
+    }
+    if principal.is_admin and model.from_agent:
+        req["from_agent"] = resolve_target(rt.settings, model.from_agent, "from_agent")
+    else:
+        req["from_agent"] = principal.address
+    idem = None
+    key = request.headers.get("idempotency-key")
+    if key:
+        if len(key) > 255:
+            raise Unprocessable("Idempotency-Key: at most 255 characters", details={"field": "Idempotency-Key"})
+        idem = (f"{principal.key_id}:POST /v1/intents", key, hashlib.sha256(raw).hexdigest())
+    now = time.time()
+    s = rt.settings
+    body = await rt.write(lambda tx: engine.op_create(tx, s, principal, req, now, idem))
+    return respond(body, request=request)
+
+
+async def _visible(request: Request, principal: Principal, intent_id: str) -> dict[str, Any]:
+    row = await runtime(request).store.get_intent(intent_id)
+    if row is None or not principal.may_see(row):
+        raise NotFound(f"intent {intent_id} not found", code="intent_not_found")
+    return row
+
+
+async def get_intent(request: Request) -> Response:
+    principal = await authenticate(request)
+    row = await _visible(request, principal, request.path_params["intent_id"])
+    view = engine.intent_view(row)
+    return respond({"ok": True, "intent": view, **view}, request=request)
+
+
+def _statuses(raw: str | None) -> list[str] | None:
+    if not raw:
+        return None
+    statuses = [s.strip().upper() for s in raw.split(",") if s.strip()]
+    unknown = [s for s in statuses if s not in lc.STATUSES]
+    if unknown:
+        raise Unprocessable(
+            f"status: unknown status {', '.join(unknown)}; use one of {', '.join(lc.STATUSES)}",
+            code="invalid_parameter",
+            details={"field": "status"},
+        )
+    return statuses
+
+
+async def list_intents(request: Request) -> Response:
+    principal = await authenticate(request)
+    limit = int_param(request, "limit", 50, 1, 500)
+    statuses = _statuses(request.query_params.get("status"))
+    before = request.query_params.get("before") or None
+    rows = await runtime(request).store.list_intents(
+        statuses=statuses,
+        agent=None if principal.is_admin else principal.address,
+        limit=limit,
+        before=before,
+    )
+    intents = [engine.intent_view(r) for r in rows]
+    next_cursor = intents[-1]["intent_id"] if len(intents) == limit else None
+    return respond({"ok": True, "intents": intents, "next_cursor": next_cursor}, request=request)
+
+
+async def list_events(request: Request) -> Response:
+    principal = await authenticate(request)
+    intent_id = request.path_params["intent_id"]
+    since = int_param(request, "since", 0, 0, 2**53)
+    await _visible(request, principal, intent_id)
+    rows = await runtime(request).store.list_events(intent_id, since, 10_000)
+    return respond_raw(b'{"ok":true,"events":[' + ",".join(rows).encode() + b"]}", request=request)
+
+
+def _timeout_frame(next_seq: int) -> dict[str, str]:
+    return {"event": "stream.timeout", "data": orjson.dumps({"ok": True, "next_seq": next_seq}).decode()}
+
+
+async def stream_events(request: Request) -> Response:
+    principal = await authenticate(request)
+    intent_id = request.path_params["intent_id"]
+    since = int_param(request, "since", 0, 0, 2**53)
+    wait_seconds = int_param(request, "wait_seconds", 15, 1, 60)
+    await _visible(request, principal, intent_id)
+    rt = runtime(request)
+
+    async def frames() -> AsyncIterator[dict[str, Any]]:
+        cursor = since
+        deadline = time.monotonic() + wait_seconds
+        with rt.hub.watch_intent(intent_id) as changed:
+            while True:
+                changed.clear()
+                rows = await rt.store.list_events(intent_id, cursor, 500)
+                for data in rows:
+                    event = orjson.loads(data)
+                    cursor = event["seq"]
+                    yield {"id": str(cursor), "event": event["event_type"], "data": data}
+                    if event["status"] in lc.TERMINAL:
+                        return
+                if rows:
+                    continue
+                if cursor == since:
+                    row = await rt.store.get_intent(intent_id)
+                    if row is not None and row["status"] in lc.TERMINAL and row["last_seq"] <= cursor:
+                        yield _timeout_frame(cursor)
+                        return
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not await wait(changed, remaining):
+                    yield _timeout_frame(cursor)
+                    return
+
+    return EventSourceResponse(frames(), sep="\n", headers={"Cache-Control": "no-store"})
+
+
+async def resume_intent(request: Request) -> Response:
+    principal = await authenticate(request)
+    _check_owner_params(request)
+    body = await read_object(request)
+    intent_id = request.path_params["intent_id"]
+    now = time.time()
+    result = await runtime(request).write(lambda tx: engine.op_resume(tx, principal, intent_id, body, now))
+    return respond(result, request=request)
+
+
+async def resolve_intent(request: Request) -> Response:
+    principal = await authenticate(request)
+    _check_owner_params(request)
+    body = await read_object(request)
+    try:
+        model = ResolveRequest.model_validate(body)
+    except ValidationError as exc:
+        raise validation_failed(exc) from None
+    if model.status == lc.COMPLETED and model.result is None:
+        model.result = {}
+    if model.status == lc.FAILED and model.error is None and not model.reason:
+        raise Unprocessable(
+            'error: required when status is FAILED (e.g. {"error": {"message": "..."}})', details={"field": "error"}
+        )
+    if model.status == lc.CANCELED and not model.reason:
+        model.reason = "canceled"
+    req = model.model_dump()
+    intent_id = request.path_params["intent_id"]
+    now = time.time()
+    result = await runtime(request).write(lambda tx: engine.op_resolve(tx, principal, intent_id, req, now))
+    return respond(result, request=request)
+
+
+async def bulk_cancel(request: Request) -> Response:
+    principal = await authenticate(request)
+    raw = await read_body(request)
+    body = parse_object(raw) if raw.strip() else {}
+    try:
+        model = BulkCancelRequest.model_validate(body)
+    except ValidationError as exc:
+        raise validation_failed(exc) from None
+    req = model.model_dump()
+    now = time.time()
+    result = await runtime(request).write(lambda tx: engine.op_bulk_cancel(tx, principal, req, now))
+    return respond(result, request=request)
+
+
+def _check_owner_params(request: Request) -> None:
+    query = request.query_params.get("owner_agent")
+    header = request.headers.get("x-owner-agent")
+    if query and header and query != header:
+        raise BadRequest("owner_agent query parameter and x-owner-agent header disagree", code="owner_agent_mismatch")
+
+
+routes = [
+    Route("/v1/intents", create_intent, methods=["POST"]),
+    Route("/v1/intents", list_intents, methods=["GET"]),
+    Route("/v1/intents/bulk-cancel", bulk_cancel, methods=["POST"]),
+    Route("/v1/intents/{intent_id}", get_intent, methods=["GET"]),
+    Route("/v1/intents/{intent_id}/events", list_events, methods=["GET"]),
+    Route("/v1/intents/{intent_id}/events/stream", stream_events, methods=["GET"]),
+    Route("/v1/intents/{intent_id}/resume", resume_intent, methods=["POST"]),
+    Route("/v1/intents/{intent_id}/resolve", resolve_intent, methods=["POST"]),
+]

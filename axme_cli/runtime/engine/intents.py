@@ -1,0 +1,478 @@
+"""Intent operations. Each ``op_*`` function runs inside one store transaction (``Tx``).
+
+They hold all lifecycle decisions: the legality of a change comes from
+``protocol.lifecycle``; every change appends exactly one event with the next dense ``seq``
+and updates the intent row in the same transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from axme_cli.protocol import lifecycle as lc
+from axme_cli.protocol.ids import uuid7
+from axme_cli.runtime.clock import iso, parse_iso
+from axme_cli.runtime.errors import Conflict, Forbidden, NotFound, Unprocessable
+from axme_cli.runtime.principals import Principal
+from axme_cli.runtime.settings import Settings
+from axme_cli.runtime.store.base import Row, Tx
+
+_DOC_FIELDS = (
+    "reply_to",
+    "deadline_at",
+    "remind_after_seconds",
+    "remind_interval_seconds",
+    "max_reminders",
+    "escalate_to",
+    "human_task",
+)
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def loads(value: str | bytes) -> Any:
+    return orjson.loads(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# views
+
+
+def pending_with(row: Row, doc: dict[str, Any]) -> dict[str, Any] | None:
+    status = row["status"]
+    if status in lc.TERMINAL:
+        return None
+    if doc.get("pending_with"):
+        return doc["pending_with"]
+    return {"type": "agent", "ref": row["to_agent"], "name": row["to_agent"]}
+
+
+def intent_view(row: Row) -> dict[str, Any]:
+    """The intent as ``GET /v1/intents/{id}`` shows it (axme-reference.md §2.2)."""
+    doc = loads(row["doc"])
+    status = row["status"]
+    human_task = doc.get("human_task")
+    view: dict[str, Any] = {
+        "intent_id": row["intent_id"],
+        "intent_type": row["intent_type"],
+        "correlation_id": row["correlation_id"],
+        "from_agent": row["from_agent"],
+        "to_agent": row["to_agent"],
+        "status": status,
+        "lifecycle_status": status,
+        "legacy_status": lc.LEGACY_STATUS[status],
+        "waiting_reason": row["waiting_reason"],
+        "lifecycle_waiting_reason": row["waiting_reason"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "payload": loads(row["payload"]),
+        "reply_to": doc.get("reply_to"),
+        "deadline_at": doc.get("deadline_at"),
+        "due_at": doc.get("deadline_at"),
+        "remind_after_seconds": doc.get("remind_after_seconds"),
+        "remind_interval_seconds": doc.get("remind_interval_seconds"),
+        "max_reminders": doc.get("max_reminders"),
+        "remind_count": doc.get("remind_count", 0),
+        "escalate_to": doc.get("escalate_to"),
+        "max_delivery_attempts": row["max_delivery_attempts"],
+        "delivery_attempt": row["delivery_attempt"],
+        "human_task": human_task,
+        "pending_with": pending_with(row, doc),
+        "seq": row["last_seq"],
+        "result": doc.get("result"),
+        "error": doc.get("error"),
+    }
+    return view
+
+
+# ---------------------------------------------------------------------------------------------
+# the one place that appends an event
+
+
+def _wake(fields: Row) -> float | None:
+    times = [t for t in (fields.get("redeliver_ts"), fields.get("deadline_ts")) if t is not None]
+    return min(times) if times else None
+
+
+def apply_event(
+    tx: Tx,
+    row: Row,
+    event_type: str,
+    now: float,
+    *,
+    actor: str,
+    details: dict[str, Any] | None = None,
+    waiting_reason: str | None = None,
+    updates: Row | None = None,
+    doc_updates: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Apply one lifecycle event to ``row`` (mutated in place) and return the event document."""
+    new_status = lc.next_status(row["status"], event_type)
+    seq = row["last_seq"] + 1
+    at = iso(now)
+    fields: Row = {"status": new_status, "last_seq": seq, "updated_at": at}
+    if new_status != lc.WAITING:
+        fields["waiting_reason"] = None
+    elif waiting_reason is not None:
+        fields["waiting_reason"] = waiting_reason
+    if new_status in (lc.IN_PROGRESS, lc.WAITING) or new_status in lc.TERMINAL:
+        fields["redeliver_ts"] = None
+    if updates:
+        fields.update(updates)
+    doc = loads(row["doc"])
+    if doc_updates:
+        doc.update(doc_updates)
+        fields["doc"] = dumps(doc)
+    merged = {**row, **fields}
+    fields["wake_ts"] = None if new_status in lc.TERMINAL else _wake(merged)
+    merged["wake_ts"] = fields["wake_ts"]
+    event = {
+        "intent_id": row["intent_id"],
+        "seq": seq,
+        "event_type": event_type,
+        "status": new_status,
+        "at": at,
+        "actor": actor,
+        "handler": None,
+        "waiting_reason": merged.get("waiting_reason"),
+        "pending_with": pending_with(merged, doc),
+        "details": details or {},
+    }
+    tx.insert_event(row["intent_id"], seq, dumps(event))
+    tx.update_intent(row["intent_id"], fields)
+    if fields["wake_ts"] != row.get("wake_ts"):
+        tx.notes.wake = True
+    row.update(fields)
+    tx.notes.intents.add(row["intent_id"])
+    return event
+
+
+# ---------------------------------------------------------------------------------------------
+# operations
+
+
+def op_create(
+    tx: Tx,
+    s: Settings,
+    principal: Principal,
+    req: dict[str, Any],
+    now: float,
+    idem: tuple[str, str, str] | None = None,
+) -> dict[str, Any]:
+    """Create an intent: rows for the intent, ``intent.created`` and ``intent.submitted``, a feed entry."""
+    if idem is not None:
+        scope, key, body_hash = idem
+        previous = tx.idem_get(scope, key)
+        if previous is not None:
+            if previous["body_hash"] != body_hash:
+                raise Conflict("idempotency key reused with different payload", code="idempotency_conflict")
+            return loads(previous["response"])
+    intent_id = uuid7()
+    at = iso(now)
+    to_agent = req["to_agent"]
+    doc = {k: req[k] for k in _DOC_FIELDS if req.get(k) is not None}
+    deadline_ts = parse_iso(req["deadline_at"]) if req.get("deadline_at") else None
+    row: Row = {
+        "intent_id": intent_id,
+        "intent_type": req["intent_type"],
+        "correlation_id": req["correlation_id"],
+        "from_agent": req["from_agent"],
+        "to_agent": to_agent,
+        "status": lc.CREATED,
+        "waiting_reason": None,
+        "last_seq": 0,
+        "delivery_attempt": 1,
+        "delivered_attempt": 0,
+        "max_delivery_attempts": req.get("max_delivery_attempts") or s.default_max_delivery_attempts,
+        "created_at": at,
+        "updated_at": at,
+        "deadline_ts": deadline_ts,
+        "redeliver_ts": now + s.redelivery_seconds,
+        "wake_ts": None,
+        "payload": dumps(req["payload"]),
+        "doc": dumps(doc),
+    }
+    row["wake_ts"] = _wake(row)
+    created_event = {
+        "intent_id": intent_id,
+        "seq": 1,
+        "event_type": "intent.created",
+        "status": lc.CREATED,
+        "at": at,
+        "actor": req["from_agent"],
+        "handler": None,
+        "waiting_reason": None,
+        "pending_with": None,
+        "details": {"intent_type": req["intent_type"], "to_agent": to_agent},
+    }
+    row["last_seq"] = 1
+    tx.insert_intent(row)
+    tx.insert_event(intent_id, 1, dumps(created_event))
+    apply_event(tx, row, "intent.submitted", now, actor=req["from_agent"], details={"delivery_attempt": 1})
+    tx.append_feed(to_agent, intent_id, 1, at)
+    tx.notes.feeds.add(to_agent)
+    tx.notes.wake = True
+    response = {
+        "ok": True,
+        "intent_id": intent_id,
+        "status": lc.SUBMITTED,
+        "created_at": at,
+        "correlation_id": req["correlation_id"],
+    }
+    if idem is not None:
+        tx.idem_put(idem[0], idem[1], idem[2], 200, dumps(response), now)
+    return response
+
+
+def op_mark_delivered(tx: Tx, intent_id: str, attempt: int, actor: str, now: float) -> None:
+    """The agent feed handed the intent to a listener: SUBMITTED/DELIVERED -> DELIVERED, once per attempt."""
+    row = tx.get_intent(intent_id)
+    if row is None or row["delivered_attempt"] >= attempt or row["delivery_attempt"] != attempt:
+        return
+    if not lc.can_apply(row["status"], "intent.delivered"):
+        tx.update_intent(intent_id, {"delivered_attempt": attempt})
+        return
+    apply_event(
+        tx,
+        row,
+        "intent.delivered",
+        now,
+        actor=actor,
+        details={"delivery_attempt": attempt},
+        updates={"delivered_attempt": attempt},
+    )
+
+
+_RESUME_ACTIONS = {
+    "complete": "intent.completed",
+    "completed": "intent.completed",
+    "success": "intent.completed",
+    "fail": "intent.failed",
+    "failed": "intent.failed",
+    "failure": "intent.failed",
+    "in_progress": "intent.in_progress",
+    "progress": "intent.in_progress",
+    "start": "intent.in_progress",
+}
+
+
+def _resume_event(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Which event a resume body asks for, and the rest of the body."""
+    rest = {k: v for k, v in body.items() if k not in ("action", "outcome")}
+    action = body.get("action")
+    if action is None and isinstance(body.get("outcome"), str):
+        action = body["outcome"]
+    if isinstance(action, str):
+        event_type = _RESUME_ACTIONS.get(action.lower())
+        if event_type is None:
+            raise Unprocessable(
+                f"action: unknown action {action!r}; use complete, fail or in_progress",
+                details={"field": "action", "allowed": ["complete", "fail", "in_progress"]},
+            )
+        return event_type, rest
+    if isinstance(body.get("task_result"), dict):
+        return "intent.completed", rest
+    if body.get("approve_current_step") is True:
+        return "intent.completed", rest
+    raise Unprocessable(
+        'resume needs "action": "complete", "fail" or "in_progress" (or a "task_result")',
+        details={"field": "action", "allowed": ["complete", "fail", "in_progress"]},
+    )
+
+
+def _check_task_result(doc: dict[str, Any], body: dict[str, Any]) -> None:
+    task = doc.get("human_task")
+    result = body.get("task_result")
+    if not task or not isinstance(result, dict):
+        return
+    allowed = task.get("allowed_outcomes")
+    outcome = result.get("outcome")
+    if allowed and outcome not in allowed:
+        raise Unprocessable(
+            f"task_result.outcome: {outcome!r} is not one of {', '.join(allowed)}",
+            details={"field": "task_result.outcome", "allowed": allowed},
+        )
+    if task.get("required_comment") and not str(result.get("comment") or "").strip():
+        raise Unprocessable(
+            "task_result.comment: this task requires a comment", details={"field": "task_result.comment"}
+        )
+
+
+def _owned_row(tx: Tx, principal: Principal, intent_id: str) -> Row:
+    row = tx.get_intent(intent_id)
+    if row is None or not principal.may_see(row):
+        raise NotFound(f"intent {intent_id} not found", code="intent_not_found")
+    return row
+
+
+def op_resume(tx: Tx, principal: Principal, intent_id: str, body: dict[str, Any], now: float) -> dict[str, Any]:
+    row = _owned_row(tx, principal, intent_id)
+    if not principal.is_admin and row["to_agent"] != principal.address:
+        raise Forbidden("only the agent the intent is addressed to may resume it", code="policy_denied")
+    event_type, rest = _resume_event(body)
+    target = lc.EVENT_TRANSITIONS[event_type][1]
+    status = row["status"]
+    if status in lc.TERMINAL:
+        if target == status:  # a duplicate delivery answered twice: harmless
+            return {"ok": True, "applied": False, "intent": intent_view(row)}
+        raise Conflict(f"intent {intent_id} is already {status}", code="intent_terminal", details={"status": status})
+    if not lc.can_apply(status, event_type):
+        raise Conflict(
+            f"cannot {event_type.split('.')[1]} an intent in status {status}",
+            code="invalid_transition",
+            details={"status": status},
+        )
+    doc = loads(row["doc"])
+    _check_task_result(doc, body)
+    doc_updates: dict[str, Any] = {}
+    if event_type == "intent.completed":
+        doc_updates["result"] = rest
+    elif event_type == "intent.failed":
+        error = rest.get("error") if isinstance(rest.get("error"), dict) else rest
+        doc_updates["error"] = error or {"reason": "failed by agent"}
+    actor = principal.address
+    apply_event(
+        tx, row, event_type, now, actor=actor, details={"via": "resume", **_summary(rest)}, doc_updates=doc_updates
+    )
+    return {"ok": True, "applied": True, "intent": intent_view(row)}
+
+
+def _summary(rest: dict[str, Any]) -> dict[str, Any]:
+    reason = rest.get("reason")
+    return {"reason": reason} if isinstance(reason, str) else {}
+
+
+def op_resolve(tx: Tx, principal: Principal, intent_id: str, req: dict[str, Any], now: float) -> dict[str, Any]:
+    row = _owned_row(tx, principal, intent_id)
+    status = req["status"]
+    if row["status"] in lc.TERMINAL:
+        raise Conflict(
+            f"intent {intent_id} is already {row['status']}", code="intent_terminal", details={"status": row["status"]}
+        )
+    event_type = lc.RESOLVE_EVENT[status]
+    if not lc.can_apply(row["status"], event_type):
+        raise Conflict(f"cannot resolve an intent in status {row['status']}", code="invalid_transition")
+    doc_updates: dict[str, Any] = {}
+    details: dict[str, Any] = {"via": "resolve"}
+    if status == lc.COMPLETED:
+        doc_updates["result"] = req.get("result") or {}
+    elif status == lc.FAILED:
+        err = req.get("error")
+        doc_updates["error"] = err if isinstance(err, dict) else {"message": err or req.get("reason") or "failed"}
+    if req.get("reason"):
+        details["reason"] = req["reason"]
+        if status == lc.CANCELED:
+            doc_updates["error"] = {"reason": req["reason"]}
+    event = apply_event(
+        tx, row, event_type, now, actor=req.get("actor") or principal.address, details=details, doc_updates=doc_updates
+    )
+    reply_to = loads(row["doc"]).get("reply_to")
+    completion = (
+        {"delivered": False, "reason": "reply_to_not_set", "reply_to": None, "thread_id": None}
+        if not reply_to
+        else {"delivered": False, "reason": "inbox_not_available", "reply_to": reply_to, "thread_id": None}
+    )
+    return {"ok": True, "intent": intent_view(row), "event": event, "completion_delivery": completion}
+
+
+CLEANUP_STATUSES = [lc.SUBMITTED, lc.DELIVERED, lc.ACKNOWLEDGED, lc.IN_PROGRESS, lc.WAITING]
+
+
+def op_bulk_cancel(tx: Tx, principal: Principal, req: dict[str, Any], now: float) -> dict[str, Any]:
+    if not principal.is_admin:
+        raise Forbidden("bulk-cancel needs the workspace API key", code="policy_denied")
+    statuses = [s.upper() for s in (req.get("status_filter") or CLEANUP_STATUSES)]
+    bad = [s for s in statuses if s not in CLEANUP_STATUSES and s != lc.CREATED]
+    if bad:
+        raise Unprocessable(
+            f"status_filter: {', '.join(bad)} cannot be canceled",
+            details={"field": "status_filter", "allowed": CLEANUP_STATUSES},
+        )
+    cutoff = iso(now - float(req["older_than_hours"]) * 3600.0)
+    rows = tx.intents_for_cleanup(cutoff, statuses, int(req["limit"]))
+    ids = [r["intent_id"] for r in rows]
+    if req.get("dry_run", True):
+        return {"ok": True, "dry_run": True, "would_cancel": len(ids), "intent_ids": ids}
+    for row in rows:
+        apply_event(
+            tx,
+            row,
+            "intent.canceled",
+            now,
+            actor=principal.address,
+            details={"via": "bulk-cancel", "reason": req["reason"]},
+            doc_updates={"error": {"reason": req["reason"]}},
+        )
+    return {"ok": True, "dry_run": False, "canceled": len(ids), "intent_ids": ids}
+
+
+def op_fire_due(tx: Tx, s: Settings, now: float, limit: int = 200) -> int:
+    """Fire every timer that is due: deadlines, then redeliveries. Returns how many intents it handled."""
+    ids = tx.due_intents(now, limit)
+    for intent_id in ids:
+        row = tx.get_intent(intent_id)
+        if row is None:
+            continue
+        _fire(tx, s, row, now)
+    return len(ids)
+
+
+def _fire(tx: Tx, s: Settings, row: Row, now: float) -> None:
+    status = row["status"]
+    actor = "agent://axme.runtime/scheduler"
+    if status in lc.TERMINAL:
+        tx.update_intent(row["intent_id"], {"wake_ts": None, "redeliver_ts": None})
+        return
+    deadline = row["deadline_ts"]
+    if deadline is not None and deadline <= now:
+        apply_event(
+            tx,
+            row,
+            "intent.timed_out",
+            now,
+            actor=actor,
+            details={"reason": "deadline_exceeded", "deadline_at": iso(deadline)},
+            doc_updates={"error": {"code": "intent_timeout", "reason": "deadline_exceeded"}},
+        )
+        return
+    redeliver = row["redeliver_ts"]
+    if redeliver is not None and redeliver <= now:
+        if status not in lc.AWAITING_PICKUP:
+            fields: Row = {"redeliver_ts": None}
+        elif row["delivery_attempt"] >= row["max_delivery_attempts"]:
+            apply_event(
+                tx,
+                row,
+                "intent.delivery_failed",
+                now,
+                actor=actor,
+                details={
+                    "delivery_attempt": row["delivery_attempt"],
+                    "max_delivery_attempts": row["max_delivery_attempts"],
+                },
+                doc_updates={
+                    "error": {
+                        "code": "delivery_failed",
+                        "reason": "max delivery attempts reached",
+                        "delivery_attempt": row["delivery_attempt"],
+                    }
+                },
+            )
+            return
+        else:
+            attempt = row["delivery_attempt"] + 1
+            tx.append_feed(row["to_agent"], row["intent_id"], attempt, iso(now))
+            tx.notes.feeds.add(row["to_agent"])
+            fields = {"delivery_attempt": attempt, "redeliver_ts": now + s.redelivery_seconds}
+        merged = {**row, **fields}
+        fields["wake_ts"] = _wake(merged)
+        tx.update_intent(row["intent_id"], fields)
+        tx.notes.wake = True
+        return
+    # woke early (timers moved): just recompute
+    tx.update_intent(row["intent_id"], {"wake_ts": _wake(row)})
+    tx.notes.wake = True

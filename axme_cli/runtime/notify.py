@@ -1,0 +1,65 @@
+"""Wake-ups for streams and the scheduler after a commit. In-process for SQLite.
+
+A stream registers an ``asyncio.Event`` for the intent or agent feed it follows, clears it,
+reads, sends, then waits on it: a commit that touches that intent or feed sets it. Nothing
+polls the database in a loop. (Across PostgreSQL replicas the same hub is fed by LISTEN/NOTIFY.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import Iterator
+
+from axme_cli.runtime.store.base import Notes
+
+
+class Hub:
+    def __init__(self) -> None:
+        self._intents: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
+        self._feeds: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
+        self.scheduler = asyncio.Event()
+        self.open_streams = 0
+
+    @contextlib.contextmanager
+    def _watch(self, table: defaultdict[str, set[asyncio.Event]], key: str) -> Iterator[asyncio.Event]:
+        event = asyncio.Event()
+        table[key].add(event)
+        self.open_streams += 1
+        try:
+            yield event
+        finally:
+            self.open_streams -= 1
+            waiters = table.get(key)
+            if waiters is not None:
+                waiters.discard(event)
+                if not waiters:
+                    del table[key]
+
+    def watch_intent(self, intent_id: str) -> contextlib.AbstractContextManager[asyncio.Event]:
+        return self._watch(self._intents, intent_id)
+
+    def watch_feed(self, address: str) -> contextlib.AbstractContextManager[asyncio.Event]:
+        return self._watch(self._feeds, address)
+
+    def publish(self, notes: Notes) -> None:
+        for intent_id in notes.intents:
+            for event in self._intents.get(intent_id, ()):
+                event.set()
+        for address in notes.feeds:
+            for event in self._feeds.get(address, ()):
+                event.set()
+        if notes.wake:
+            self.scheduler.set()
+
+
+async def wait(event: asyncio.Event, timeout: float) -> bool:
+    """Wait for ``event`` at most ``timeout`` seconds; True if it was set."""
+    if timeout <= 0:
+        return event.is_set()
+    try:
+        await asyncio.wait_for(event.wait(), timeout)
+    except TimeoutError:
+        return False
+    return True

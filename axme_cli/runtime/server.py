@@ -1,0 +1,176 @@
+"""Serving the runtime with uvicorn on a socket we bind ourselves (so ``--port 0`` works)."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from axme_cli.runtime.settings import Settings
+
+
+class AddressInUse(Exception):
+    pass
+
+
+class StartupFailed(Exception):
+    pass
+
+
+@dataclass
+class ServeOptions:
+    host: str
+    port: int
+    database: str
+    settings: Settings
+    api_key: str | None = None
+    ready_file: str | None = None
+    log_level: str = "warning"
+
+
+@dataclass
+class ReadyInfo:
+    url: str
+    host: str
+    port: int
+    pid: int
+    database: str
+    storage: str
+    admin_key: str
+    admin_key_source: str  # "flag" | "kept" | "generated"
+    settings: Settings
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise AddressInUse(f"{host}:{port} is already in use") from None
+        raise
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _key_file(database: str) -> Path:
+    return Path(database + ".key")
+
+
+def _load_or_make_admin_key(database: str) -> tuple[str, str]:
+    """The workspace key kept next to the database (0600), or a new one."""
+    path = _key_file(database)
+    with contextlib.suppress(FileNotFoundError):
+        token = path.read_text(encoding="utf-8").strip()
+        if token:
+            return token, "kept"
+    from axme_cli.config.files import write_atomic
+    from axme_cli.runtime.principals import new_workspace_token
+
+    _, token = new_workspace_token()
+    write_atomic(path, (token + "\n").encode(), mode=0o600)
+    return token, "generated"
+
+
+def serve(opts: ServeOptions, on_ready: Callable[[ReadyInfo], None] | None = None) -> None:
+    """Run until SIGINT/SIGTERM. Raises AddressInUse before anything else happens if the port is busy."""
+    import uvicorn
+
+    from axme_cli.runtime.api.app import build_app
+    from axme_cli.runtime.core import Runtime
+    from axme_cli.runtime.store import open_store
+
+    sock = bind(opts.host, opts.port)
+    host, port = sock.getsockname()[:2]
+    url_host = f"[{host}]" if ":" in host else host
+    url = f"http://{url_host}:{port}"
+    store = open_store(opts.database)
+    rt = Runtime(store, opts.settings)
+    app = build_app(rt, manage_runtime=False)
+
+    failure: list[BaseException] = []
+
+    @asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        started = False
+        try:
+            await rt.start()
+            started = True
+            if opts.api_key:
+                token, source = opts.api_key, "flag"
+            else:
+                token, source = _load_or_make_admin_key(store.location)
+            await rt.ensure_workspace_key(token)
+            info = ReadyInfo(
+                url=url,
+                host=host,
+                port=port,
+                pid=os.getpid(),
+                database=store.location,
+                storage=store.kind,
+                admin_key=token,
+                admin_key_source=source,
+                settings=opts.settings,
+            )
+            if on_ready is not None:
+                on_ready(info)
+            if opts.ready_file:
+                from axme_cli.config.files import write_atomic
+
+                write_atomic(
+                    Path(opts.ready_file),
+                    json.dumps({"url": url, "pid": os.getpid()}).encode(),
+                    mode=0o644,
+                    dir_mode=0o755,
+                )
+        except Exception as exc:
+            # Stop at once with one clear sentence instead of uvicorn's traceback.
+            failure.append(exc)
+            server.should_exit = True
+            if started:
+                await rt.stop()
+            yield
+            return
+        try:
+            yield
+        finally:
+            await rt.stop()
+
+    app.router.lifespan_context = lifespan
+    loop = "uvloop" if _has("uvloop") else "asyncio"
+    http = "httptools" if _has("httptools") else "h11"
+    config = uvicorn.Config(
+        app,
+        loop=loop,
+        http=http,
+        log_level=opts.log_level,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=3,
+    )
+    server = uvicorn.Server(config)
+    logging.getLogger("axme").setLevel(logging.INFO)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+    if failure:
+        raise StartupFailed(str(failure[0])) from failure[0]
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None

@@ -1,0 +1,21 @@
+"""Runtime settings, fixed at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    org: str = "local"
+    workspace: str = "dev"
+    redelivery_seconds: float = 30.0
+    default_max_delivery_attempts: int = 3
+    max_body_bytes: int = 131_072
+    idempotency_ttl_seconds: float = 24 * 3600.0
+    service: str = "axme-dev"
+    deployment_profile: str = "dev"
+
+    @property
+    def admin_address(self) -> str:
+        return f"initiator://{self.org}/{self.workspace}/admin"

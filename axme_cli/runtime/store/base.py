@@ -1,0 +1,166 @@
+"""The store interface: what the engine may ask of a database, and nothing about SQL.
+
+Writes are *operations*: a plain function ``op(tx) -> result`` that the store runs inside a
+transaction. The SQLite store runs many operations in one transaction (group commit) and
+answers each caller only after that transaction is durable; a PostgreSQL store runs each in
+its own transaction with row locks. Either way, an operation sees a consistent view and its
+effects become visible all at once.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+Row = dict[str, Any]
+
+
+@dataclass
+class Notes:
+    """What a committed transaction changed, for waking streams and the scheduler."""
+
+    intents: set[str] = field(default_factory=set)
+    feeds: set[str] = field(default_factory=set)
+    wake: bool = False
+    keys_changed: bool = False
+
+    def merge(self, other: Notes) -> None:
+        self.intents |= other.intents
+        self.feeds |= other.feeds
+        self.wake = self.wake or other.wake
+        self.keys_changed = self.keys_changed or other.keys_changed
+
+
+class Tx(abc.ABC):
+    """The view of one write transaction."""
+
+    def __init__(self) -> None:
+        self.notes = Notes()
+
+    # intents and events
+    @abc.abstractmethod
+    def get_intent(self, intent_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    def insert_intent(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def update_intent(self, intent_id: str, fields: Row) -> None: ...
+
+    @abc.abstractmethod
+    def insert_event(self, intent_id: str, seq: int, data: str) -> None: ...
+
+    @abc.abstractmethod
+    def append_feed(self, address: str, intent_id: str, attempt: int, at: str) -> int:
+        """Put the intent on ``address``'s feed; returns the new per-agent cursor."""
+
+    @abc.abstractmethod
+    def due_intents(self, now: float, limit: int) -> list[str]: ...
+
+    @abc.abstractmethod
+    def intents_for_cleanup(self, created_before: str, statuses: list[str], limit: int) -> list[Row]: ...
+
+    # idempotency
+    @abc.abstractmethod
+    def idem_get(self, scope: str, key: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    def idem_put(
+        self, scope: str, key: str, body_hash: str, status_code: int, response: str, created_ts: float
+    ) -> None: ...
+
+    @abc.abstractmethod
+    def idem_expire(self, before_ts: float) -> int: ...
+
+    # principals
+    @abc.abstractmethod
+    def get_service_account(self, sa_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    def active_service_account_by_address(self, address: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    def insert_service_account(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def update_service_account(self, sa_id: str, fields: Row) -> None: ...
+
+    @abc.abstractmethod
+    def get_key(self, key_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    def insert_key(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def update_keys(self, fields: Row, *, key_id: str | None = None, sa_id: str | None = None) -> None: ...
+
+    @abc.abstractmethod
+    def keys_by_lookup(self, lookups: list[str]) -> list[Row]: ...
+
+    # settings
+    @abc.abstractmethod
+    def get_meta(self, key: str) -> str | None: ...
+
+    @abc.abstractmethod
+    def set_meta(self, key: str, value: str) -> None: ...
+
+
+class Store(abc.ABC):
+    """A database behind the runtime. Reads are coroutines; writes go through ``write``."""
+
+    kind = "abstract"
+    location = ""
+
+    on_commit: Callable[[Notes], None] | None = None
+
+    @abc.abstractmethod
+    async def open(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def write(self, op: Callable[[Tx], T]) -> T:
+        """Run ``op`` in a transaction; return its result once the transaction is durable."""
+
+    # reads
+    @abc.abstractmethod
+    async def get_intent(self, intent_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    async def list_events(self, intent_id: str, since: int, limit: int = 1000) -> list[str]:
+        """Event JSON documents with seq > since, in order."""
+
+    @abc.abstractmethod
+    async def list_intents(
+        self, *, statuses: list[str] | None, agent: str | None, limit: int, before: str | None = None
+    ) -> list[Row]: ...
+
+    @abc.abstractmethod
+    async def feed_entries(self, address: str, since: int, limit: int) -> list[Row]:
+        """Feed rows with cursor > since joined with their intent (only the newest attempt)."""
+
+    @abc.abstractmethod
+    async def feed_head(self, address: str) -> int: ...
+
+    @abc.abstractmethod
+    async def next_wake(self) -> float | None: ...
+
+    @abc.abstractmethod
+    async def keys_by_lookup(self, lookups: list[str]) -> list[Row]: ...
+
+    @abc.abstractmethod
+    async def get_service_account(self, sa_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    async def list_service_accounts(self, *, include_deleted: bool = False) -> list[Row]: ...
+
+    @abc.abstractmethod
+    async def list_keys(self, sa_id: str) -> list[Row]: ...
+
+    @abc.abstractmethod
+    async def get_meta(self, key: str) -> str | None: ...

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.runtime_proc import ADMIN_KEY, RuntimeProcess
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
+    """One `axme dev` for the read-mostly tests of a session (short redelivery for timer tests)."""
+    rt = RuntimeProcess(tmp_path_factory.mktemp("runtime"), extra_args=["--redelivery-seconds", "0.5"])
+    rt.start()
+    yield rt
+    rt.stop()
+
+
+@pytest.fixture
+def admin(runtime: RuntimeProcess) -> Iterator[httpx.Client]:
+    with runtime.client() as client:
+        yield client
+
+
+def new_intent(to_agent: str = "inventory", **extra: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "intent_type": "order.reserve.v1",
+        "correlation_id": str(uuid.uuid4()),
+        "to_agent": to_agent,
+        "payload": {"order_id": "ord_1", "items": [{"sku": "LAPTOP-001", "quantity": 1}]},
+    }
+    body.update(extra)
+    return body
+
+
+def make_agent(client: httpx.Client, name: str) -> tuple[str, str]:
+    """Create a service account and a key; returns (address, token)."""
+    r = client.post("/v1/service-accounts", json={"name": name})
+    assert r.status_code == 200, r.text
+    sa = r.json()["service_account"]
+    r = client.post(f"/v1/service-accounts/{sa['service_account_id']}/keys", json={})
+    assert r.status_code == 200, r.text
+    return sa["agent_address"], r.json()["key"]["token"]
+
+
+__all__ = ["ADMIN_KEY", "SHARED", "make_agent", "new_intent"]
