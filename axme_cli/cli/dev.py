@@ -61,6 +61,9 @@ def register(app: typer.Typer) -> None:
         )
         try:
             serve(opts, on_ready=_announce)
+            from axme_cli.render.console import out
+
+            out("axme dev: stopped; the data stays in " + database)
         except AddressInUse as exc:
             raise UsageError(
                 f"{exc}", fix="is another `axme dev` running? `axme status` tells; or choose another port with --port"

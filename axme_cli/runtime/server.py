@@ -7,6 +7,7 @@ import errno
 import json
 import logging
 import os
+import signal
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -162,12 +163,21 @@ def serve(opts: ServeOptions, on_ready: Callable[[ReadyInfo], None] | None = Non
     )
     server = uvicorn.Server(config)
     logging.getLogger("axme").setLevel(logging.INFO)
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal; with these
+    # no-op handlers in place that re-raise returns here, and the command exits 0.
+    previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         server.run(sockets=[sock])
     finally:
         sock.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if failure:
         raise StartupFailed(str(failure[0])) from failure[0]
+
+
+def _ignore(signum: int, frame: object) -> None:
+    pass
 
 
 def _has(module: str) -> bool:

@@ -1,0 +1,130 @@
+"""`axme --help`, `axme version`, `axme status` and `axme dev` as a user runs them (subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.runtime_proc import RuntimeProcess
+
+
+def axme(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "axme_cli", *args], capture_output=True, text=True,
+                          env=env or os.environ.copy(), timeout=timeout)
+
+
+def isolated_env(tmp_path: Path) -> dict[str, str]:
+    env = dict(os.environ, AXME_CONFIG_DIR=str(tmp_path / "cfg"), AXME_DATA_DIR=str(tmp_path / "data"))
+    env.pop("AXME_BASE_URL", None)
+    env.pop("AXME_API_KEY", None)
+    return env
+
+
+def test_help_does_not_import_heavy_modules() -> None:
+    code = (
+        "import sys\n"
+        "sys.argv = ['axme', '--help']\n"
+        "from axme_cli.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in sys.modules if m.split('.')[0] in ('httpx', 'rich', 'pydantic', 'starlette', 'uvicorn')"
+        " or m.startswith('axme_cli.runtime')]\n"
+        "print('HEAVY=' + ','.join(sorted(heavy)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert "Usage: axme" in out.stdout
+    assert "HEAVY=\n" in out.stdout, out.stdout
+
+
+def test_version(tmp_path: Path) -> None:
+    from axme_cli import __version__
+
+    out = axme("version", env=isolated_env(tmp_path))
+    assert out.returncode == 0 and out.stdout.startswith(f"axme {__version__}")
+    out = axme("version", "--json", env=isolated_env(tmp_path))
+    assert json.loads(out.stdout)["version"] == __version__
+
+
+def test_status_against_the_runtime(runtime: RuntimeProcess, tmp_path: Path) -> None:
+    env = isolated_env(tmp_path)
+    out = axme("status", "--base-url", runtime.url, env=env)
+    assert out.returncode == 0, out.stderr
+    assert f"{runtime.url} (ok)" in out.stdout and "sqlite" in out.stdout
+    out = axme("status", "--json", env=dict(env, AXME_BASE_URL=runtime.url))
+    assert out.returncode == 0
+    body = json.loads(out.stdout)
+    assert body["ok"] is True and body["storage"] == "sqlite" and body["service"] == "axme-dev"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_status_when_nothing_listens(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    out = axme("status", "--base-url", url, env=isolated_env(tmp_path))
+    assert out.returncode == 1
+    assert f"cannot reach {url}" in out.stderr and "axme dev" in out.stderr
+    assert "Traceback" not in out.stderr + out.stdout
+    out = axme("status", "--base-url", url, "--json", env=isolated_env(tmp_path))
+    assert out.returncode == 1
+    assert json.loads(out.stdout) == {"ok": False, "error": {"code": "unreachable",
+                                                             "message": f"cannot reach {url}"}}
+
+
+def test_corrupt_config_is_named_not_a_traceback(tmp_path: Path) -> None:
+    env = isolated_env(tmp_path)
+    cfg = tmp_path / "cfg"
+    cfg.mkdir()
+    (cfg / "config.json").write_text("{not json")
+    out = axme("status", env=env)
+    assert out.returncode == 2
+    assert str(cfg / "config.json") in out.stderr and "Traceback" not in out.stderr
+
+
+def test_busy_port_and_bad_flags_exit_2(runtime: RuntimeProcess, tmp_path: Path) -> None:
+    port = runtime.url.rsplit(":", 1)[1]
+    out = axme("dev", "--port", port, "--db", str(tmp_path / "x.db"), env=isolated_env(tmp_path))
+    assert out.returncode == 2
+    assert f"127.0.0.1:{port} is already in use" in out.stderr
+    assert "Traceback" not in out.stderr
+    out = axme("dev", "--org", "Not_A_Slug", "--db", str(tmp_path / "x.db"), env=isolated_env(tmp_path))
+    assert out.returncode == 2 and "--org" in out.stderr
+    out = axme("dev", "--no-such-flag", env=isolated_env(tmp_path))
+    assert out.returncode == 2
+
+
+def test_dev_writes_the_local_context_and_keeps_its_key(tmp_path: Path) -> None:
+    rt = RuntimeProcess(tmp_path, api_key=None).start()
+    try:
+        cfg = tmp_path / "config"
+        config = json.loads((cfg / "config.json").read_text())
+        assert config["active_context"] == "local"
+        assert config["contexts"]["local"]["base_url"] == rt.url
+        assert "api_key" not in json.dumps(config)
+        secrets_file = cfg / "secrets.json"
+        assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
+        key = json.loads(secrets_file.read_text())["local"]["api_key"]
+        key_file = Path(str(rt.db) + ".key")
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        assert key_file.read_text().strip() == key
+        with httpx.Client(base_url=rt.url, headers={"x-api-key": key}) as client:
+            assert client.get("/v1/intents").status_code == 200
+        assert key not in (tmp_path / "runtime.log").read_text()  # never in logs or the banner
+        assert rt.stop() == 0  # SIGTERM: clean shutdown
+        rt.start()  # the same key is kept across restarts
+        with httpx.Client(base_url=rt.url, headers={"x-api-key": key}) as client:
+            assert client.get("/v1/intents").status_code == 200
+        # the CLI finds the runtime through the context the runtime wrote
+        out = axme("status", env=rt.env)
+        assert out.returncode == 0 and rt.url in out.stdout
+    finally:
+        rt.stop()

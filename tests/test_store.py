@@ -1,0 +1,118 @@
+"""Engine operations on the real SQLite store, without HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from axme_cli.runtime.engine import intents as engine
+from axme_cli.runtime.errors import Conflict, StoreUnavailable
+from axme_cli.runtime.principals import Principal
+from axme_cli.runtime.settings import Settings
+from axme_cli.runtime.store import open_store
+from axme_cli.runtime.store.base import Notes
+
+ADMIN = Principal("workspace", "k1", "initiator://local/dev/admin")
+S = Settings(redelivery_seconds=10)
+
+
+def request(n: int) -> dict:
+    return {"intent_type": "order.place.v1", "correlation_id": f"c-{n}", "to_agent": "agent://local/dev/inv",
+            "from_agent": ADMIN.address, "payload": {"n": n}}
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+def test_group_commit_answers_every_caller_with_dense_cursors(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = open_store(str(tmp_path / "s.db"))
+        commits: list[Notes] = []
+        store.on_commit = commits.append
+        await store.open()
+        now = time.time()
+        results = await asyncio.gather(*[
+            store.write(lambda tx, n=n: engine.op_create(tx, S, ADMIN, request(n), now)) for n in range(300)
+        ])
+        assert len({r["intent_id"] for r in results}) == 300
+        assert len(commits) < 300  # many operations shared a commit
+        feed = await store.feed_entries("agent://local/dev/inv", 0, 1000)
+        assert [f["cursor"] for f in feed] == list(range(1, 301))
+        events = await store.list_events(results[0]["intent_id"], 0)
+        assert len(events) == 2
+        await store.close()
+
+    run(main())
+
+
+def test_a_refused_operation_does_not_undo_its_batch(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = open_store(str(tmp_path / "s.db"))
+        await store.open()
+        now = time.time()
+        idem = ("scope", "key", "hash-1")
+        first = await store.write(lambda tx: engine.op_create(tx, S, ADMIN, request(1), now, idem))
+
+        def conflicting(tx):  # type: ignore[no-untyped-def]
+            return engine.op_create(tx, S, ADMIN, request(2), now, ("scope", "key", "hash-2"))
+
+        outcomes = await asyncio.gather(
+            store.write(conflicting),
+            store.write(lambda tx: engine.op_create(tx, S, ADMIN, request(3), now)),
+            return_exceptions=True,
+        )
+        assert isinstance(outcomes[0], Conflict)
+        assert await store.get_intent(outcomes[1]["intent_id"]) is not None
+        replay = await store.write(lambda tx: engine.op_create(tx, S, ADMIN, request(1), now, idem))
+        assert replay == first
+        await store.close()
+
+    run(main())
+
+
+def test_timers_fire_redelivery_then_delivery_failed(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = open_store(str(tmp_path / "s.db"))
+        await store.open()
+        t0 = time.time()
+        created = await store.write(lambda tx: engine.op_create(tx, S, ADMIN, {**request(1),
+                                                                               "max_delivery_attempts": 2}, t0))
+        intent_id = created["intent_id"]
+        assert (await store.next_wake()) == pytest.approx(t0 + 10)
+        await store.write(lambda tx: engine.op_fire_due(tx, S, t0 + 10.5))
+        row = await store.get_intent(intent_id)
+        assert row is not None and row["delivery_attempt"] == 2 and row["status"] == "SUBMITTED"
+        assert [f["attempt"] for f in await store.feed_entries("agent://local/dev/inv", 0, 10)] == [2]
+        await store.write(lambda tx: engine.op_fire_due(tx, S, t0 + 21))
+        row = await store.get_intent(intent_id)
+        assert row is not None and row["status"] == "FAILED" and row["wake_ts"] is None
+        assert (await store.next_wake()) is None
+        await store.close()
+
+    run(main())
+
+
+def test_locked_database_is_503_not_a_crash(tmp_path: Path) -> None:
+    async def main() -> None:
+        path = tmp_path / "s.db"
+        store = open_store(str(path))
+        await store.open()
+        blocker = sqlite3.connect(path, isolation_level=None, timeout=0)
+        blocker.execute("BEGIN EXCLUSIVE")
+        try:
+            with pytest.raises(StoreUnavailable) as info:
+                await store.write(lambda tx: engine.op_create(tx, S, ADMIN, request(1), time.time()))
+            assert info.value.status_code == 503 and info.value.details == {"retryable": True}
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        ok = await store.write(lambda tx: engine.op_create(tx, S, ADMIN, request(2), time.time()))
+        assert ok["ok"] is True
+        await store.close()
+
+    run(main())
