@@ -11,6 +11,11 @@ def main() -> None:
     from axme_cli.errors import EXIT_USAGE, CliError
 
     as_json = "--json" in sys.argv[1:]
+    if as_json:
+        from axme_cli.cli.common import STATE
+
+        STATE.json = True
+        sys.argv[1:] = [a for a in sys.argv[1:] if a != "--json"]
     try:
         from axme_cli.cli.app import build
 

@@ -2,50 +2,44 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
-BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="Runtime URL (overrides the context).")]
-ContextOpt = Annotated[str | None, typer.Option("--context", help="Use this context instead of the active one.")]
+from axme_cli.cli.common import BaseUrlOpt, ContextOpt
 
 
 def register(app: typer.Typer) -> None:
     @app.command("version")
-    def version(json_out: JsonOpt = False) -> None:
+    def version() -> None:
         """Print the version of axme."""
         import platform
 
         from axme_cli import __version__
-        from axme_cli.render.console import out, print_json
+        from axme_cli.cli.common import emit, json_mode
+        from axme_cli.render.console import out
 
-        if json_out:
-            print_json({"version": __version__, "python": platform.python_version()})
+        if json_mode():
+            emit({"version": __version__, "python": platform.python_version()})
         else:
             out(f"axme {__version__} (python {platform.python_version()})")
 
     @app.command("status")
-    def status(json_out: JsonOpt = False, base_url: BaseUrlOpt = None, context: ContextOpt = None) -> None:
+    def status(base_url: BaseUrlOpt = None, context: ContextOpt = None) -> None:
         """Check that the runtime of the active context answers (GET /health)."""
-        from axme_cli.client.http import Client
-        from axme_cli.config.resolve import effective
-        from axme_cli.render.console import key_values, print_json
+        from axme_cli.cli.common import client, emit, json_mode, target
+        from axme_cli.render.console import key_values
 
-        target = effective(base_url=base_url, context=context)
-        with Client(target.base_url, timeout=10.0) as client:
-            body = client.get("/health")
-        if json_out:
-            print_json(body)
+        t = target(base_url=base_url, context=context)
+        with client(base_url, None, context, timeout=10.0, need_auth=False) as c:
+            body = c.get("/health")
+        if json_mode():
+            emit(body)
             return
-        key_values(
-            [
-                ("Runtime", f"{target.base_url} ({'ok' if body.get('ok') else 'not ok'})"),
-                ("Context", target.context),
-                ("Service", body.get("service", "?")),
-                ("Version", body.get("version", "?")),
-                ("Profile", body.get("deployment_profile", "?")),
-                ("Storage", body.get("storage", "?")),
-                ("Workspace", f"{body.get('org_id', '?')}/{body.get('workspace_id', '?')}"),
-            ]
-        )
+        key_values([
+            ("Runtime", f"{t.base_url} ({'ok' if body.get('ok') else 'not ok'})"),
+            ("Context", t.context),
+            ("Service", body.get("service", "?")),
+            ("Version", body.get("version", "?")),
+            ("Profile", body.get("deployment_profile", "?")),
+            ("Storage", body.get("storage", "?")),
+            ("Workspace", f"{body.get('org_id', '?')}/{body.get('workspace_id', '?')}"),
+        ])

@@ -1,22 +1,50 @@
-"""A small synchronous client for the runtime's API. Every error becomes a CliError here."""
+"""The CLI's one HTTP client (httpx). Every transport and HTTP error becomes a CliError here."""
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from axme_cli import __version__
+from axme_cli.client import sse
 from axme_cli.errors import EXIT_USAGE, CliError
+
+if TYPE_CHECKING:
+    from axme_cli.config.resolve import Target
+
+REFRESH_CODES = {"token_expired", "invalid_actor_token", "missing_actor_token"}
 
 
 class Client:
-    def __init__(self, base_url: str, api_key: str | None = None, timeout: float = 60.0) -> None:
+    def __init__(self, base_url: str, api_key: str | None = None, *, actor_token: str | None = None,
+                 timeout: float = 60.0, target: Target | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        headers = {"accept": "application/json", "X-Axme-Client": f"axme-cli-py/{__version__}"}
-        if api_key:
-            headers["x-api-key"] = api_key
-        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+        self.target = target
+        self.api_key = api_key
+        self.actor_token = actor_token
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout,
+                                  headers={"accept": "application/json",
+                                           "X-Axme-Client": f"axme-cli-py/{__version__}"})
+        self._apply_auth()
+
+    @classmethod
+    def for_target(cls, target: Target, timeout: float = 60.0) -> Client:
+        return cls(target.base_url, target.api_key, actor_token=target.actor_token, timeout=timeout, target=target)
+
+    def _apply_auth(self) -> None:
+        for name in ("x-api-key", "authorization"):
+            self._http.headers.pop(name, None)
+        if self.api_key:
+            self._http.headers["x-api-key"] = self.api_key
+        if self.actor_token:
+            self._http.headers["authorization"] = f"Bearer {self.actor_token}"
+        elif self.api_key:
+            self._http.headers["authorization"] = f"Bearer {self.api_key}"
 
     def close(self) -> None:
         self._http.close()
@@ -27,60 +55,160 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+    # ------------------------------------------------------------------ transport errors, in one place
+    @contextlib.contextmanager
+    def _mapped(self) -> Iterator[None]:
         try:
-            response = self._http.request(method, path, **kwargs)
+            yield
         except httpx.ConnectError:
-            raise CliError(
-                f"cannot reach {self.base_url}", fix="start it with `axme dev`", code="unreachable"
-            ) from None
+            raise CliError(f"cannot reach {self.base_url}", fix="start it with `axme dev`",
+                           code="unreachable") from None
         except httpx.TimeoutException:
-            raise CliError(
-                f"{self.base_url} did not answer in time", fix="check that the runtime is healthy", code="timeout"
-            ) from None
+            raise CliError(f"{self.base_url} did not answer in time", fix="check it with `axme status`",
+                           code="timeout") from None
         except httpx.HTTPError as exc:
             raise CliError(f"request to {self.base_url} failed: {exc}", code="transport_error") from None
-        return self._parse(response)
+
+    # ------------------------------------------------------------------ requests
+    def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
+                headers: dict[str, str] | None = None, expect: tuple[int, ...] = ()) -> Any:
+        self._refresh_if_due()
+        with self._mapped():
+            response = self._http.request(method, path, json=json, params=params, headers=headers)
+        if response.status_code == 401 and self._refresh_on(response):
+            with self._mapped():
+                response = self._http.request(method, path, json=json, params=params, headers=headers)
+        if response.status_code in expect:
+            return _json_or_none(response)
+        return self.parse(response)
 
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.request("GET", path, **kwargs)
 
-    def _parse(self, response: httpx.Response) -> Any:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if response.status_code < 400:
-            if body is None:
-                raise CliError(
-                    f"{self.base_url} answered with something that is not JSON",
-                    fix="check that the URL points at an axme runtime",
-                    code="bad_response",
-                )
-            return body
-        message = None
-        code = "http_error"
-        if isinstance(body, dict):
-            error = body.get("error")
-            if isinstance(error, dict):
-                message = error.get("message")
-                code = error.get("code") or code
-            elif isinstance(error, str):
-                message = error
-            message = message or (body.get("detail") if isinstance(body.get("detail"), str) else None)
+    def post(self, path: str, **kwargs: Any) -> Any:
+        return self.request("POST", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Any:
+        return self.request("DELETE", path, **kwargs)
+
+    def follow_intent(self, intent_id: str, *, since: int = 0, wait_seconds: int = 15,
+                      follow: bool = False) -> Iterator[dict[str, Any]]:
+        """Events of one intent as they happen (see client.sse.follow_intent)."""
+        self._refresh_if_due()
+        stream = sse.follow_intent(self._http, intent_id, since=since, wait_seconds=wait_seconds, follow=follow)
+        while True:
+            try:
+                with self._mapped():
+                    event = next(stream)
+            except StopIteration:
+                return
+            except sse.StreamRefused as exc:
+                self.parse(exc.response)
+                return
+            yield event
+
+    # ------------------------------------------------------------------ actor-token refresh
+    def _refresh_if_due(self) -> None:
+        target = self.target
+        if target is None or not target.refresh_token:
+            return
+        expires = target.token_expires_at
+        if self.actor_token and expires:
+            try:
+                left = datetime.fromisoformat(expires.replace("Z", "+00:00")).timestamp() - time.time()
+            except ValueError:
+                left = 0
+            if left > 60:
+                return
+        self._refresh()
+
+    def _refresh_on(self, response: httpx.Response) -> bool:
+        target = self.target
+        if target is None or not target.refresh_token:
+            return False
+        code = _error_code(response)
+        if code not in REFRESH_CODES:
+            return False
+        return self._refresh()
+
+    def _refresh(self) -> bool:
+        """Rotate the refresh token once; save both tokens at once (a reused refresh token ends the session)."""
+        target = self.target
+        assert target is not None
+        with self._mapped():
+            response = self._http.post("/v1/auth/refresh", json={"refresh_token": target.refresh_token},
+                                       headers={"authorization": ""})
+        if response.status_code != 200:
+            target.refresh_token = None
+            return False
+        body = response.json()
+        target.actor_token = body.get("access_token")
+        target.refresh_token = body.get("refresh_token")
+        target.token_expires_at = body.get("expires_at")
+        self.actor_token = target.actor_token
+        self._apply_auth()
+        if target.tokens_from_context:
+            from axme_cli.config import secrets
+
+            secrets.update(target.context, {"actor_token": target.actor_token,
+                                            "refresh_token": target.refresh_token,
+                                            "token_expires_at": target.token_expires_at})
+        return True
+
+    # ------------------------------------------------------------------ HTTP errors, in one place
+    def parse(self, response: httpx.Response) -> Any:
+        body = _json_or_none(response)
         status = response.status_code
-        message = message or f"HTTP {status}"
+        if status < 400:
+            if body is None:
+                raise CliError(f"{self.base_url} answered with something that is not JSON",
+                               fix="check that the URL points at an axme runtime", code="bad_response")
+            return body
+        code = _error_code(response) or f"http_{status}"
+        message = _error_message(body) or f"HTTP {status}"
         if status == 401:
-            raise CliError(
-                f"not authorised: {message}",
-                fix="log in with `axme login` or pass --api-key",
-                exit_code=EXIT_USAGE,
-                code=code,
-            )
+            raise CliError(f"not signed in or the key was refused: {message}",
+                           fix="run `axme login` (or pass --api-key / set AXME_API_KEY)",
+                           exit_code=EXIT_USAGE, code=code)
         if status == 403:
-            raise CliError(f"permission denied: {message}", code=code)
+            raise CliError(f"permission denied: {message}", fix="use a key that may do this", code=code)
         if status == 404:
             raise CliError(f"not found: {message}", code=code)
+        if status == 429:
+            retry = response.headers.get("retry-after")
+            raise CliError(f"rate limited: {message}", fix=f"retry in {retry or 'a few'} seconds", code=code)
         if status >= 500:
-            raise CliError(f"server error ({status}): {message}", fix="retry shortly", code=code)
-        raise CliError(f"request failed ({status}): {message}", code=code)
+            raise CliError(f"the runtime failed ({status}): {message}", fix="retry shortly; see the runtime's log",
+                           code=code)
+        raise CliError(f"request refused ({status}): {message}", code=code)
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    body = _json_or_none(response)
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        code = body["error"].get("code")
+        return code if isinstance(code, str) else None
+    return None
+
+
+def _error_message(body: Any) -> str | None:
+    if not isinstance(body, dict):
+        return None
+    error = body.get("error")
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return str(error["message"])
+    if isinstance(error, str):
+        return error
+    detail = body.get("detail")
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+        return str(detail[0].get("msg"))
+    return None

@@ -3,34 +3,80 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from axme_cli.config import contexts, secrets
 
 
-@dataclass(frozen=True)
+@dataclass
 class Target:
     context: str
     base_url: str
-    api_key: str | None
-    org_id: str | None
-    workspace_id: str | None
+    api_key: str | None = None
+    actor_token: str | None = None
+    refresh_token: str | None = None
+    token_expires_at: str | None = None
+    org_id: str | None = None
+    workspace_id: str | None = None
+    owner_agent: str | None = None
+    environment: str | None = None
+    context_exists: bool = False
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def tokens_from_context(self) -> bool:
+        """Refreshed tokens are saved back only when they came from the stored context."""
+        return self.sources.get("actor_token") == "context" or self.sources.get("refresh_token") == "context"
 
 
-def effective(*, base_url: str | None = None, api_key: str | None = None, context: str | None = None) -> Target:
+def _pick(name: str, flag: str | None, env_names: tuple[str, ...], stored: str | None,
+          sources: dict[str, str]) -> str | None:
+    if flag:
+        sources[name] = "flag"
+        return flag
+    for env_name in env_names:
+        value = os.environ.get(env_name)
+        if value:
+            sources[name] = f"env {env_name}"
+            return value
+    if stored:
+        sources[name] = "context"
+        return stored
+    return None
+
+
+def effective(*, base_url: str | None = None, api_key: str | None = None, context: str | None = None,
+              actor_token: str | None = None, need_context: bool = False) -> Target:
     data = contexts.load()
-    name = context or os.environ.get("AXME_CONTEXT") or data.get("active_context") or "default"
-    if context and context not in data["contexts"]:
+    explicit = context or os.environ.get("AXME_CONTEXT")
+    name = explicit or data.get("active_context") or "default"
+    exists = name in data["contexts"]
+    if (explicit or need_context) and not exists:
         from axme_cli.errors import UsageError
 
-        raise UsageError(f"no context named {context!r}", fix="list them with `axme context list`")
+        known = ", ".join(sorted(data["contexts"])) or "none yet"
+        raise UsageError(f"no context named {name!r} (known: {known})",
+                         fix="list them with `axme context list` or create one with `axme context create`")
     ctx = data["contexts"].get(name, {})
-    stored = secrets.get(name) if name in data["contexts"] else {}
-    env = os.environ
-    return Target(
+    stored = secrets.get(name) if exists else {}
+    sources: dict[str, str] = {}
+    target = Target(
         context=name,
-        base_url=(base_url or env.get("AXME_BASE_URL") or ctx.get("base_url") or contexts.DEFAULT_BASE_URL),
-        api_key=api_key or env.get("AXME_API_KEY") or stored.get("api_key"),
-        org_id=env.get("AXME_ORG_ID") or ctx.get("org_id"),
-        workspace_id=env.get("AXME_WORKSPACE_ID") or ctx.get("workspace_id"),
+        base_url=(_pick("base_url", base_url, ("AXME_BASE_URL", "AXME_GATEWAY_BASE_URL"), ctx.get("base_url"),
+                        sources) or contexts.DEFAULT_BASE_URL).rstrip("/"),
+        api_key=_pick("api_key", api_key, ("AXME_API_KEY", "AXME_GATEWAY_API_KEY"), stored.get("api_key"),
+                      sources),
+        actor_token=_pick("actor_token", actor_token, ("AXME_ACTOR_TOKEN",), stored.get("actor_token"), sources),
+        refresh_token=stored.get("refresh_token") if not actor_token else None,
+        token_expires_at=stored.get("token_expires_at") if not actor_token else None,
+        org_id=_pick("org_id", None, ("AXME_ORG_ID",), ctx.get("org_id"), sources),
+        workspace_id=_pick("workspace_id", None, ("AXME_WORKSPACE_ID",), ctx.get("workspace_id"), sources),
+        owner_agent=_pick("owner_agent", None, ("AXME_OWNER_AGENT",), ctx.get("owner_agent"), sources),
+        environment=_pick("environment", None, ("AXME_ENVIRONMENT",), ctx.get("environment"), sources),
+        context_exists=exists,
+        sources=sources,
     )
+    if target.refresh_token:
+        sources["refresh_token"] = "context"
+    sources.setdefault("base_url", "default")
+    return target

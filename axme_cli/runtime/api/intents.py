@@ -168,8 +168,9 @@ async def list_events(request: Request) -> Response:
     return respond_raw(b'{"ok":true,"events":[' + ",".join(rows).encode() + b"]}", request=request)
 
 
-def _timeout_frame(next_seq: int) -> dict[str, str]:
-    return {"event": "stream.timeout", "data": orjson.dumps({"ok": True, "next_seq": next_seq}).decode()}
+def _timeout_frame(next_seq: int, status: str | None) -> dict[str, str]:
+    body = {"ok": True, "next_seq": next_seq, "status": status}
+    return {"event": "stream.timeout", "data": orjson.dumps(body).decode()}
 
 
 async def stream_events(request: Request) -> Response:
@@ -198,11 +199,12 @@ async def stream_events(request: Request) -> Response:
                 if cursor == since:
                     row = await rt.store.get_intent(intent_id)
                     if row is not None and row["status"] in lc.TERMINAL and row["last_seq"] <= cursor:
-                        yield _timeout_frame(cursor)
+                        yield _timeout_frame(cursor, row["status"])
                         return
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not await wait(changed, remaining):
-                    yield _timeout_frame(cursor)
+                    row = await rt.store.get_intent(intent_id)
+                    yield _timeout_frame(cursor, row["status"] if row else None)
                     return
 
     return EventSourceResponse(frames(), sep="\n", headers={"Cache-Control": "no-store"})

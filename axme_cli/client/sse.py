@@ -1,0 +1,95 @@
+"""The one SSE reader: frames from a streaming response, and an intent's events followed across reconnects."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELED", "TIMED_OUT"})
+
+
+@dataclass
+class Frame:
+    event: str
+    data: Any
+    id: str | None = None
+
+
+def frames(lines: Iterator[str]) -> Iterator[Frame]:
+    """Parse ``event:``/``data:``/``id:`` lines into frames (comments and unknown fields ignored)."""
+    event: str | None = None
+    data: list[str] = []
+    frame_id: str | None = None
+    for line in lines:
+        if line == "":
+            if data:
+                raw = "\n".join(data)
+                try:
+                    value: Any = json.loads(raw)
+                except ValueError:
+                    value = raw
+                yield Frame(event or "message", value, frame_id)
+            event, data, frame_id = None, [], None
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if name == "event":
+            event = value
+        elif name == "data":
+            data.append(value)
+        elif name == "id":
+            frame_id = value
+
+
+def is_terminal(event: dict[str, Any]) -> bool:
+    return event.get("status") in TERMINAL
+
+
+class StreamRefused(Exception):
+    """The server answered the stream request with an HTTP error (the client maps it)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+
+
+def follow_intent(http: httpx.Client, intent_id: str, *, since: int = 0, wait_seconds: int = 15,
+                  follow: bool = False) -> Iterator[dict[str, Any]]:
+    """Every event of one intent with ``seq > since``, live, reconnecting with exclusive cursors.
+
+    Stops after the terminal event (or when the server says the intent is terminal) unless
+    ``follow``. HTTP errors raise StreamRefused; transport errors propagate as httpx errors.
+    """
+    cursor = since
+    while True:
+        with http.stream("GET", f"/v1/intents/{intent_id}/events/stream",
+                         params={"since": cursor, "wait_seconds": wait_seconds},
+                         headers={"accept": "text/event-stream"},
+                         timeout=httpx.Timeout(10.0, read=wait_seconds + 15.0)) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise StreamRefused(response)
+            for frame in frames(response.iter_lines()):
+                if frame.event == "stream.timeout":
+                    info = frame.data if isinstance(frame.data, dict) else {}
+                    if isinstance(info.get("next_seq"), int):
+                        cursor = max(cursor, info["next_seq"])
+                    if info.get("status") in TERMINAL and not follow:
+                        return
+                    break
+                if not frame.event.startswith("intent.") or not isinstance(frame.data, dict):
+                    continue
+                seq = frame.data.get("seq")
+                if isinstance(seq, int):
+                    if seq <= cursor:
+                        continue  # never show an event twice
+                    cursor = seq
+                yield frame.data
+                if is_terminal(frame.data) and not follow:
+                    return
