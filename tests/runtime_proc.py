@@ -32,6 +32,7 @@ class RuntimeProcess:
         self.url = ""
         self.env = dict(os.environ, AXME_CONFIG_DIR=str(workdir / "config"), AXME_DATA_DIR=str(workdir / "data"))
         self.log = workdir / "runtime.log"
+        self.port = 0  # fixed after the first start, so agents reconnect to the same URL after a restart
 
     def start(self, timeout: float = 20.0) -> RuntimeProcess:
         ready = self.workdir / f"ready-{time.monotonic_ns()}.json"
@@ -41,7 +42,7 @@ class RuntimeProcess:
             "axme_cli",
             "dev",
             "--port",
-            "0",
+            str(self.port),
             "--db",
             str(self.db),
             "--ready-file",
@@ -63,6 +64,7 @@ class RuntimeProcess:
         info = json.loads(ready.read_text())
         assert info["pid"] == self.proc.pid
         self.url = info["url"]
+        self.port = int(self.url.rsplit(":", 1)[1])
         return self
 
     def kill(self) -> None:

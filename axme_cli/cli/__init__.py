@@ -19,7 +19,9 @@ def main() -> None:
     try:
         from axme_cli.cli.app import build
 
-        build()(prog_name="axme")
+        # Not standalone: usage errors come back here, so --json can report them as JSON too.
+        code = build()(prog_name="axme", standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except CliError as exc:
         from axme_cli.render.console import report_error
 
@@ -33,6 +35,15 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:  # the last line of defence: a sentence, not a traceback
+        if _is_click_error(exc, "Abort"):
+            sys.exit(130)
+        if _is_click_error(exc, "ClickException"):
+            if as_json:
+                from axme_cli.render.console import print_json
+
+                print_json({"ok": False, "error": {"code": "usage_error", "message": exc.format_message()}})  # type: ignore[attr-defined]
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(getattr(exc, "exit_code", EXIT_USAGE))
         if os.environ.get("AXME_DEBUG"):
             raise
         from axme_cli.render.console import report_error
@@ -45,3 +56,8 @@ def main() -> None:
             as_json=as_json,
         )
         sys.exit(1)
+
+
+def _is_click_error(exc: BaseException, name: str) -> bool:
+    """typer vendors click in some versions: recognise its exceptions by class name, not by import path."""
+    return any(cls.__name__ == name for cls in type(exc).__mro__)

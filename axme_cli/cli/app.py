@@ -36,10 +36,13 @@ def build() -> typer.Typer:
         STATE.api_key = api_key
         STATE.context = context
 
-    from axme_cli.cli import contexts, dev, intents, status
+    from axme_cli.cli import auth, contexts, dev, doctor, intents, scenarios, status
 
     dev.register(app)
     status.register(app)
     intents.register(app)
     contexts.register(app)
+    auth.register(app)
+    doctor.register(app)
+    scenarios.register(app)
     return app

@@ -124,9 +124,9 @@ def register(app: typer.Typer) -> None:
         ctx.update({k: v for k, v in fields.items() if v is not None})
         if not data.get("active_context") or data["active_context"] not in data["contexts"]:
             data["active_context"] = name
-        contexts.save(data)
-        if api_key is not None:
+        if api_key is not None:  # the secret first: a failure then leaves config.json as it was
             secrets.set_secret(name, "api_key", api_key)
+        contexts.save(data)
         if json_mode():
             emit({"ok": True, "context": name, "active": data["active_context"] == name})
         else:
@@ -160,8 +160,8 @@ def register(app: typer.Typer) -> None:
         del data["contexts"][name]
         if data.get("active_context") == name:
             data.pop("active_context")
+        secrets.clear(name)  # first: if the secret store fails, the context stays
         contexts.save(data)
-        secrets.clear(name)
         if json_mode():
             emit({"ok": True, "deleted": name})
         else:

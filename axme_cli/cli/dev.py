@@ -32,6 +32,25 @@ def register(app: typer.Typer) -> None:
             typer.Option(help="Redeliver an intent not resumed or in progress within this many seconds.", min=0.05),
         ] = 30.0,
         log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+        smtp_url: Annotated[
+            str | None,
+            typer.Option(help="Mail login codes through smtp://user:pass@host:port (or smtps://); else they are "
+                         "printed here and kept as .eml files.", envvar="AXME_DEV_SMTP_URL", show_default=False),
+        ] = None,
+        mail_dir: Annotated[
+            Path | None, typer.Option(help="Folder for the login-code mails [default: <db>.mail/].", show_default=False)
+        ] = None,
+        allow_email: Annotated[
+            list[str] | None,
+            typer.Option("--allow-email", help="Only this email may log in (repeatable) [default: any].",
+                         show_default=False),
+        ] = None,
+        login_code_ttl: Annotated[
+            float, typer.Option(help="Seconds a login code stays valid.", min=1.0)
+        ] = 300.0,
+        access_token_ttl: Annotated[
+            float, typer.Option(help="Seconds a login's access token lasts (then the CLI refreshes it).", min=1.0)
+        ] = 900.0,
     ) -> None:
         """Run the local AXP runtime (SQLite, one process). Data persists across restarts."""
         from axme_cli.config import paths
@@ -49,7 +68,17 @@ def register(app: typer.Typer) -> None:
         if api_key is not None and len(api_key.strip()) < 16:
             raise UsageError("--api-key is too short", fix="use at least 16 characters")
         database = str(db) if db is not None else str(paths.default_database())
-        settings = Settings(org=org, workspace=workspace, redelivery_seconds=redelivery_seconds)
+        if smtp_url:
+            from axme_cli.runtime.mailer import SmtpMailer
+
+            try:
+                SmtpMailer(smtp_url)
+            except ValueError as exc:
+                raise UsageError(f"--smtp-url: {exc}") from None
+        emails = tuple(sorted({e.strip().lower() for e in allow_email or [] if e.strip()}))
+        settings = Settings(org=org, workspace=workspace, redelivery_seconds=redelivery_seconds,
+                            login_code_ttl_seconds=login_code_ttl, access_token_ttl_seconds=access_token_ttl,
+                            allowed_emails=emails)
         opts = ServeOptions(
             host=host,
             port=port,
@@ -58,6 +87,8 @@ def register(app: typer.Typer) -> None:
             api_key=api_key.strip() if api_key else None,
             ready_file=str(ready_file) if ready_file else None,
             log_level=log_level,
+            smtp_url=smtp_url,
+            mail_dir=str(mail_dir) if mail_dir else None,
         )
         try:
             serve(opts, on_ready=_announce)
@@ -109,5 +140,8 @@ def _announce(info: object) -> None:
     out(f"  Database   {info.database} ({info.storage}; data persists across restarts)")
     out(f"  Agents     agent://{s.org}/{s.workspace}/<name>")
     out(f"  Admin key  {key_note}")
+    if info.login_codes:
+        who = ", ".join(s.allowed_emails) if s.allowed_emails else "any email"
+        out(f"  Logins     by email ({who}); codes {info.login_codes}")
     out(f"  CLI        {context_note}; try `axme status`")
     out("Press Ctrl+C to stop.")

@@ -52,7 +52,10 @@ def register(app: typer.Typer) -> None:
         from axme_cli.cli.inputs import merged_data
         from axme_cli.render.console import out
 
-        body: dict[str, Any] = {"intent_type": intent_type, "to_agent": to, "correlation_id": str(uuid.uuid4()),
+        # With an idempotency key the correlation id derives from it, so sending again is the same request.
+        correlation = (uuid.uuid5(uuid.NAMESPACE_URL, f"axme-idem:{idempotency_key}") if idempotency_key
+                       else uuid.uuid4())
+        body: dict[str, Any] = {"intent_type": intent_type, "to_agent": to, "correlation_id": str(correlation),
                                 "payload": merged_data(data_json, data)}
         if deadline:
             body["deadline_at"] = deadline

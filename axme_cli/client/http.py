@@ -173,7 +173,8 @@ class Client:
         if status == 403:
             raise CliError(f"permission denied: {message}", fix="use a key that may do this", code=code)
         if status == 404:
-            raise CliError(f"not found: {message}", code=code)
+            raise CliError(f"not found: {message}", fix="check the id or name (e.g. `axme intents list`) and the "
+                           "context you are using (`axme context show`)", code=code)
         if status == 429:
             retry = response.headers.get("retry-after")
             raise CliError(f"rate limited: {message}", fix=f"retry in {retry or 'a few'} seconds", code=code)

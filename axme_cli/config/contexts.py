@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from axme_cli.config import paths
-from axme_cli.config.files import read_json, write_json
+from axme_cli.config.files import ConfigFileError, read_json, write_json
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8100"
 CONTEXT_FIELDS = ("base_url", "org_id", "workspace_id", "owner_agent", "environment")
@@ -14,10 +14,18 @@ CONTEXT_FIELDS = ("base_url", "org_id", "workspace_id", "owner_agent", "environm
 def load() -> dict[str, Any]:
     data = read_json(paths.config_file(), {})
     data.setdefault("contexts", {})
+    where = paths.config_file()
     if not isinstance(data["contexts"], dict):
-        from axme_cli.config.files import ConfigFileError
-
-        raise ConfigFileError(f'{paths.config_file()}: "contexts" must be an object; fix it or move it away')
+        raise ConfigFileError(f'{where}: "contexts" must be an object; fix it or move it away')
+    for name, ctx in data["contexts"].items():
+        if not isinstance(ctx, dict):
+            raise ConfigFileError(f'{where}: context "{name}" must be an object; fix it or move it away')
+        for key, value in ctx.items():
+            if value is not None and not isinstance(value, str):
+                raise ConfigFileError(f'{where}: contexts.{name}.{key} must be a string; fix it or move it away')
+    active = data.get("active_context")
+    if active is not None and not isinstance(active, str):
+        raise ConfigFileError(f'{where}: "active_context" must be a string; fix it or move it away')
     return data
 
 

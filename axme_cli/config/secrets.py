@@ -63,7 +63,12 @@ def _usable_keyring() -> str | None:
 
 
 def _load_file() -> dict[str, Any]:
-    return read_json(paths.secrets_file(), {})
+    data: dict[str, Any] = read_json(paths.secrets_file(), {})
+    for name, entry in data.items():
+        if not isinstance(entry, dict) or not all(isinstance(v, str) for v in entry.values()):
+            raise SecretStoreError(f'{paths.secrets_file()}: the entry "{name}" must be an object of strings; '
+                                   "fix it or move the file away (then log in again)")
+    return data
 
 
 def get(context: str) -> dict[str, str]:

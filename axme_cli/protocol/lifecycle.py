@@ -67,7 +67,13 @@ EVENT_TRANSITIONS: dict[str, tuple[frozenset[str], str | None]] = {
     "intent.timeout": (_NOT_TERMINAL, None),
     "intent.reminder": (_NOT_TERMINAL, None),
     "intent.escalated": (_NOT_TERMINAL, None),
-    "intent.human_task_assigned": (_NOT_TERMINAL, None),
+    # A person must act: the intent waits (WAITING_FOR_HUMAN) with the task in the event.
+    "intent.human_task_assigned": (ACTIVE, WAITING),
+    # Workflow parents (our extension): a step failed; compensation of completed steps.
+    "intent.step_failed": (_NOT_TERMINAL, None),
+    "intent.compensating": (_NOT_TERMINAL, None),
+    "intent.compensated": (_NOT_TERMINAL, None),
+    "intent.compensation_failed": (_NOT_TERMINAL, None),
 }
 
 # The event that a terminal resolve writes, by target status.

@@ -4,13 +4,46 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any, Literal
-from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+)
 
 INTENT_TYPE_PATTERN = r"^[a-z0-9_]+(?:\.[a-z0-9_]+)+\.v[0-9]+$"
 
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+
+def _json_int(value: Any) -> Any:
+    """JSON Schema integers: 3 and 3.0, not "3" or true (pydantic's lax mode would take those)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be an integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be a whole number")
+        return int(value)
+    return value
+
+
+def _json_str(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_int)]
+# RFC 3339 date-time with a zone; a number or a bare date is refused (as JSON Schema's format does).
+DateTime = Annotated[AwareDatetime, BeforeValidator(_json_str)]
 IntentType = Annotated[str, StringConstraints(pattern=INTENT_TYPE_PATTERN)]
+Uuid = Annotated[str, StringConstraints(pattern=UUID_PATTERN)]
 Address = Annotated[str, StringConstraints(min_length=3, max_length=383)]
 
 TASK_TYPES = (
@@ -48,7 +81,7 @@ class HumanTaskSpec(_Strict):
         ]
         | None
     ) = None
-    required_comment: bool = False
+    required_comment: StrictBool = False
     assignees: (
         Annotated[
             list[Annotated[str, StringConstraints(min_length=1, max_length=383)]],
@@ -56,7 +89,7 @@ class HumanTaskSpec(_Strict):
         ]
         | None
     ) = None
-    evidence_required: bool = False
+    evidence_required: StrictBool = False
     form_schema: dict[str, Any] | None = None
     # Not in the spec, but in every AXME example.
     notify_email: str | None = None
@@ -66,17 +99,17 @@ class IntentCreateRequest(_Strict):
     """``api.intents.create.request.v1``."""
 
     intent_type: IntentType
-    correlation_id: UUID
+    correlation_id: Uuid
     from_agent: Address | None = None
     to_agent: Address
     reply_to: Address | None = None
     payload: dict[str, Any]
-    deadline_at: datetime | None = None
-    remind_after_seconds: Annotated[int, Field(ge=1)] | None = None
-    remind_interval_seconds: Annotated[int, Field(ge=1)] | None = None
-    max_reminders: Annotated[int, Field(ge=1)] | None = None
+    deadline_at: DateTime | None = None
+    remind_after_seconds: Annotated[JsonInt, Field(ge=1)] | None = None
+    remind_interval_seconds: Annotated[JsonInt, Field(ge=1)] | None = None
+    max_reminders: Annotated[JsonInt, Field(ge=1)] | None = None
     escalate_to: Annotated[str, StringConstraints(max_length=383)] | None = None
-    max_delivery_attempts: Annotated[int, Field(ge=1, le=100)] | None = None
+    max_delivery_attempts: Annotated[JsonInt, Field(ge=1, le=1_000_000)] | None = None
     human_task: HumanTaskSpec | None = None
 
 

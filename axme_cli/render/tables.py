@@ -19,8 +19,11 @@ def table(columns: list[str], rows: list[list[Any]], *, empty: str = "Nothing to
         from rich.table import Table
 
         t = Table(box=None, header_style="bold", pad_edge=False)
-        for col in columns:
-            t.add_column(col)
+        for i, col in enumerate(columns):
+            if i == 0:  # the id people copy into the next command: never wrapped or cut
+                t.add_column(col, no_wrap=True, min_width=max(len(col), *(len(r[0]) for r in cells)))
+            else:
+                t.add_column(col)
         idx = columns.index(status_column) if status_column in columns else -1
         for row in cells:
             styled = list(row)

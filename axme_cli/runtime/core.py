@@ -8,12 +8,14 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from axme_cli.runtime import principals as pr
 from axme_cli.runtime.engine import agents as agents_engine
+from axme_cli.runtime.engine import auth as auth_engine
 from axme_cli.runtime.engine import intents as intents_engine
 from axme_cli.runtime.errors import StoreUnavailable, Unauthorized
+from axme_cli.runtime.mailer import DevMailer, Mailer
 from axme_cli.runtime.notify import Hub, wait
 from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.settings import Settings
@@ -29,9 +31,9 @@ class Runtime:
         self.settings = settings
         self.hub = Hub()
         self.keys = pr.KeyCache()
+        self.mailer: Mailer = DevMailer()  # server.py sets the configured one (dev console + folder, or SMTP)
         self.started_at = time.time()
         self._scheduler: asyncio.Task[None] | None = None
-        self._pending: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
         self.store.on_commit = self._on_commit
@@ -43,8 +45,6 @@ class Runtime:
             self._scheduler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._scheduler
-        if self._pending:
-            await asyncio.gather(*self._pending, return_exceptions=True)
         await self.store.close()
 
     def _on_commit(self, notes: Notes) -> None:
@@ -54,17 +54,6 @@ class Runtime:
 
     async def write(self, op: Callable[[Tx], T]) -> T:
         return await self.store.write(op)
-
-    def write_soon(self, op: Callable[[Tx], Any]) -> None:
-        """Queue a write whose result nobody waits for (e.g. recording a delivery)."""
-        task = asyncio.ensure_future(self.store.write(op))
-        self._pending.add(task)
-        task.add_done_callback(self._written)
-
-    def _written(self, task: asyncio.Task[Any]) -> None:
-        self._pending.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("background write failed: %s", task.exception())
 
     async def ensure_workspace_key(self, token: str) -> bool:
         now = time.time()
@@ -78,11 +67,18 @@ class Runtime:
         cached = self.keys.get(token_hash)
         if cached is not None:
             return cached
+        session_token = pr.parse_session_token(token)
+        if session_token is not None:
+            actor = await self._authenticate_actor(token_hash, *session_token)
+            if actor is not None:
+                return actor
         lookups = sorted({pr.lookup_of(token), pr.CUSTOM_LOOKUP})
         found = None
         for row in await self.store.keys_by_lookup(lookups):
             if pr.matches(token_hash, row["hash"]):
                 found = row
+        if found is None and session_token is not None:
+            raise Unauthorized("unknown or revoked access token; run `axme login`", code="invalid_actor_token")
         if found is None or found["status"] != "active":
             raise Unauthorized("invalid or revoked API key", code="invalid_platform_api_key")
         if found["expires_at"] and found["expires_at"] <= _iso_now():
@@ -94,7 +90,31 @@ class Runtime:
             if sa is None or sa["status"] != "active":
                 raise Unauthorized("the service account of this key was deleted", code="invalid_platform_api_key")
             principal = Principal("service_account", found["key_id"], sa["address"], sa["service_account_id"])
-        self.keys.put(token_hash, principal)
+        valid_for = None
+        if found["expires_at"]:  # a cached key must not outlive its expiry
+            from axme_cli.runtime.clock import parse_iso
+
+            valid_for = parse_iso(found["expires_at"]) - time.time()
+        self.keys.put(token_hash, principal, valid_for=valid_for)
+        return principal
+
+    async def _authenticate_actor(self, token_hash: str, kind: str, token_id: str) -> Principal | None:
+        """A person's access token (``axme_at_...``); None when no session token has this id."""
+        row = await self.store.session_token(token_id)
+        if row is None or not pr.matches(token_hash, row["hash"]):
+            return None
+        if kind != pr.ACCESS or row["kind"] != pr.ACCESS:
+            raise Unauthorized("a refresh token is not an access token; send it to POST /v1/auth/refresh",
+                               code="invalid_actor_token")
+        if row["session_revoked_at"] is not None:
+            raise Unauthorized("this session was revoked; run `axme login`", code="invalid_actor_token")
+        left = row["expires_ts"] - time.time()
+        if left <= 0:
+            raise Unauthorized("the access token has expired; refresh it (POST /v1/auth/refresh)",
+                               code="token_expired")
+        address = auth_engine.actor_address(self.settings, row["email"])
+        principal = Principal("actor", row["actor_id"], address, email=row["email"], session_id=row["session_id"])
+        self.keys.put(token_hash, principal, valid_for=left)
         return principal
 
     # timers

@@ -53,6 +53,11 @@ class Conflict(ApiError):
     code = "conflict"
 
 
+class Gone(ApiError):
+    status_code = 410
+    code = "gone"
+
+
 class PayloadTooLarge(ApiError):
     status_code = 413
     code = "payload_too_large"
@@ -61,6 +66,11 @@ class PayloadTooLarge(ApiError):
 class Unprocessable(ApiError):
     status_code = 422
     code = "schema_invalid"
+
+
+class TooManyRequests(ApiError):
+    status_code = 429
+    code = "rate_limit_exceeded"
 
 
 class StoreUnavailable(ApiError):

@@ -17,18 +17,31 @@ CUSTOM_LOOKUP = "custom"
 
 @dataclass(frozen=True)
 class Principal:
-    kind: str  # "workspace" (admin of the workspace) | "service_account"
-    key_id: str
-    address: str  # agent address of a service account; initiator address of the workspace key
+    kind: str  # "workspace" (admin of the workspace) | "service_account" | "actor" (a person logged in by email)
+    key_id: str  # the API key's id; an actor's actor_id
+    address: str  # agent address of a service account; initiator address of the workspace key; actor://... of a person
     service_account_id: str | None = None
+    email: str | None = None  # actors only
+    session_id: str | None = None  # actors only
 
     @property
     def is_admin(self) -> bool:
+        """The workspace key: manages service accounts and keys."""
         return self.kind == "workspace"
 
+    @property
+    def is_actor(self) -> bool:
+        return self.kind == "actor"
+
+    @property
+    def is_member(self) -> bool:
+        """The workspace key or a logged-in person: may send, list, get, resume and resolve every intent of the
+        workspace (but only the workspace key manages service accounts and keys: ``is_admin``)."""
+        return self.kind in ("workspace", "actor")
+
     def may_see(self, row: dict) -> bool:
-        """An agent key sees only intents addressed to it or sent by it."""
-        return self.is_admin or row["to_agent"] == self.address or row["from_agent"] == self.address
+        """An agent key sees only intents addressed to it or sent by it; members see every intent."""
+        return self.is_member or row["to_agent"] == self.address or row["from_agent"] == self.address
 
 
 def hash_token(token: str) -> str:
@@ -57,6 +70,35 @@ def matches(token_hash: str, stored_hash: str) -> bool:
     return hmac.compare_digest(token_hash.encode(), stored_hash.encode())
 
 
+# --- human sessions: access tokens ``axme_at_<token_id>_<secret>``, refresh tokens ``axme_rt_<token_id>_<secret>``
+_SESSION_TOKEN_RE = re.compile(r"^axme_(at|rt)_([0-9a-f-]{36})_([A-Za-z0-9_-]{32,})$")
+ACCESS, REFRESH = "access", "refresh"
+
+
+def new_session_token(kind: str) -> tuple[str, str]:
+    """(token_id, token) for an access or a refresh token; only the token's sha256 is ever stored."""
+    token_id = uuid7()
+    prefix = "at" if kind == ACCESS else "rt"
+    return token_id, f"axme_{prefix}_{token_id}_{secrets.token_urlsafe(32)}"
+
+
+def parse_session_token(token: str) -> tuple[str, str] | None:
+    """(kind, token_id) of something shaped like a session token, else None."""
+    m = _SESSION_TOKEN_RE.match(token)
+    if m is None:
+        return None
+    return (ACCESS if m.group(1) == "at" else REFRESH), m.group(2)
+
+
+def new_login_code() -> str:
+    return f"{secrets.randbelow(1_000_000):06d}"
+
+
+def hash_login_code(intent_id: str, code: str) -> str:
+    """The code is salted with its login intent, so equal codes of two intents hash differently."""
+    return hash_token(f"{intent_id}:{code.strip()}")
+
+
 class KeyCache:
     """Resolved keys for a few seconds, so the hot path does not query for every request.
 
@@ -77,10 +119,12 @@ class KeyCache:
             return None
         return entry[1]
 
-    def put(self, token_hash: str, principal: Principal) -> None:
+    def put(self, token_hash: str, principal: Principal, *, valid_for: float | None = None) -> None:
+        """``valid_for``: seconds the credential itself stays valid (an access token's expiry), if shorter."""
         if len(self._entries) > 10_000:
             self._entries.clear()
-        self._entries[token_hash] = (time.monotonic() + self.ttl, principal)
+        ttl = self.ttl if valid_for is None else max(0.0, min(self.ttl, valid_for))
+        self._entries[token_hash] = (time.monotonic() + ttl, principal)
 
     def clear(self) -> None:
         self._entries.clear()

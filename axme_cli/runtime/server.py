@@ -35,6 +35,8 @@ class ServeOptions:
     api_key: str | None = None
     ready_file: str | None = None
     log_level: str = "warning"
+    smtp_url: str | None = None  # send login codes by SMTP instead of printing them
+    mail_dir: str | None = None  # where the dev mailer keeps .eml files [default: <database>.mail/]
 
 
 @dataclass
@@ -48,6 +50,7 @@ class ReadyInfo:
     admin_key: str
     admin_key_source: str  # "flag" | "kept" | "generated"
     settings: Settings
+    login_codes: str = ""  # where login codes go, for the banner
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -99,6 +102,9 @@ def serve(opts: ServeOptions, on_ready: Callable[[ReadyInfo], None] | None = Non
     url = f"http://{url_host}:{port}"
     store = open_store(opts.database)
     rt = Runtime(store, opts.settings)
+    from axme_cli.runtime.mailer import build_mailer
+
+    rt.mailer = build_mailer(opts.smtp_url, opts.mail_dir or store.location + ".mail")
     app = build_app(rt, manage_runtime=False)
 
     failure: list[BaseException] = []
@@ -124,6 +130,7 @@ def serve(opts: ServeOptions, on_ready: Callable[[ReadyInfo], None] | None = Non
                 admin_key=token,
                 admin_key_source=source,
                 settings=opts.settings,
+                login_codes=rt.mailer.describe(),
             )
             if on_ready is not None:
                 on_ready(info)

@@ -15,6 +15,13 @@ class Settings:
     idempotency_ttl_seconds: float = 24 * 3600.0
     service: str = "axme-dev"
     deployment_profile: str = "dev"
+    # human login (email + one-time code)
+    login_code_ttl_seconds: float = 300.0
+    access_token_ttl_seconds: float = 900.0
+    refresh_token_ttl_seconds: float = 30 * 24 * 3600.0
+    allowed_emails: tuple[str, ...] = ()  # empty: anyone who can read the code may log in
+    max_open_login_codes: int = 5
+    max_login_code_tries: int = 5
 
     @property
     def admin_address(self) -> str:

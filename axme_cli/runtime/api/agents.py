@@ -54,7 +54,7 @@ async def create_service_account(request: Request) -> Response:
 
 async def _visible_sa(request: Request, principal: Principal, sa_id: str) -> Row:
     row = await runtime(request).store.get_service_account(sa_id)
-    if row is None or row["status"] == "deleted" or (not principal.is_admin and principal.service_account_id != sa_id):
+    if row is None or row["status"] == "deleted" or (not principal.is_member and principal.service_account_id != sa_id):
         raise NotFound(f"service account {sa_id} not found", code="service_account_not_found")
     return row
 
@@ -62,7 +62,7 @@ async def _visible_sa(request: Request, principal: Principal, sa_id: str) -> Row
 async def list_service_accounts(request: Request) -> Response:
     principal = await authenticate(request)
     rows = await runtime(request).store.list_service_accounts()
-    if not principal.is_admin:
+    if not principal.is_member:
         rows = [r for r in rows if r["service_account_id"] == principal.service_account_id]
     return respond({"ok": True, "service_accounts": [engine.service_account_view(r) for r in rows]}, request=request)
 
@@ -113,7 +113,7 @@ async def list_agents(request: Request) -> Response:
     principal = await authenticate(request)
     limit = int_param(request, "limit", 100, 1, 1000)
     rows = await runtime(request).store.list_service_accounts()
-    if not principal.is_admin:
+    if not principal.is_member:
         rows = [r for r in rows if r["service_account_id"] == principal.service_account_id]
     return respond({"ok": True, "agents": [engine.agent_view(r) for r in rows[:limit]]}, request=request)
 
@@ -137,7 +137,7 @@ async def get_agent(request: Request) -> Response:
     rt = runtime(request)
     address = address_from_path(rt, request.path_params["address"])
     rows = [r for r in await rt.store.list_service_accounts() if r["address"] == address]
-    if not rows or (not principal.is_admin and principal.address != address):
+    if not rows or (not principal.is_member and principal.address != address):
         raise NotFound(f"agent {address} not found", code="agent_not_found")
     return respond({"ok": True, "agent": engine.agent_view(rows[-1])}, request=request)
 
@@ -196,23 +196,21 @@ async def stream_agent_intents(request: Request) -> Response:
             while True:
                 changed.clear()
                 rows = await rt.store.feed_entries(address, cursor, 200)
+                batch: list[dict[str, str]] = []
+                deliveries: list[tuple[str, int]] = []
                 for row in rows:
                     cursor = row["cursor"]
                     frame, shown, delivers = _feed_frame(row)
                     if shown not in wanted:
                         continue
                     if delivers:
-                        intent_id, attempt = row["intent_id"], row["attempt"]
-                        now = time.time()
-                        rt.write_soon(
-                            functools.partial(
-                                intents_engine.op_mark_delivered,
-                                intent_id=intent_id,
-                                attempt=attempt,
-                                actor=actor,
-                                now=now,
-                            )
-                        )
+                        deliveries.append((row["intent_id"], row["attempt"]))
+                    batch.append(frame)
+                if deliveries:
+                    # Durable before the agent sees the frame: a GET right after receiving it shows DELIVERED.
+                    await rt.write(functools.partial(intents_engine.op_mark_delivered_many, s=rt.settings,
+                                                     deliveries=deliveries, actor=actor, now=time.time()))
+                for frame in batch:
                     yield frame
                 if rows:
                     continue

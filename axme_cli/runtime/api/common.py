@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import orjson
@@ -10,7 +11,7 @@ from starlette.responses import Response
 
 from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.errors import ApiError, BadRequest, PayloadTooLarge, Unprocessable
-from axme_cli.runtime.principals import Principal
+from axme_cli.runtime.principals import Principal, parse_session_token
 
 JSON = "application/json"
 
@@ -20,10 +21,14 @@ def runtime(request: Request) -> Runtime:
 
 
 def _echo_headers(request: Request | None) -> dict[str, str] | None:
+    """``x-trace-id`` echoed; ``x-request-id`` propagated, or made up when the caller sent none."""
     if request is None:
         return None
+    headers = {"x-request-id": request.headers.get("x-request-id") or os.urandom(8).hex()}
     trace = request.headers.get("x-trace-id")
-    return {"x-trace-id": trace} if trace else None
+    if trace:
+        headers["x-trace-id"] = trace
+    return headers
 
 
 def respond(body: Any, status: int = 200, request: Request | None = None) -> Response:
@@ -40,8 +45,7 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
 
 def error_response(exc: ApiError, request: Request | None = None) -> Response:
     headers = dict(exc.headers)
-    if request is not None and request.headers.get("x-trace-id"):
-        headers["x-trace-id"] = request.headers["x-trace-id"]
+    headers.update(_echo_headers(request) or {})
     return Response(
         orjson.dumps(error_body(exc.code, exc.message, exc.details)),
         status_code=exc.status_code,
@@ -60,8 +64,18 @@ def api_key_of(request: Request) -> str | None:
     return None
 
 
+def credential_of(request: Request) -> str | None:
+    """A person's access token sent as ``Authorization: Bearer axme_at_...`` wins over an API key sent with it."""
+    auth = request.headers.get("authorization")
+    if auth and auth[:7].lower() == "bearer ":
+        bearer = auth[7:].strip()
+        if parse_session_token(bearer) is not None:
+            return bearer
+    return api_key_of(request)
+
+
 async def authenticate(request: Request) -> Principal:
-    return await runtime(request).authenticate(api_key_of(request))
+    return await runtime(request).authenticate(credential_of(request))
 
 
 async def read_body(request: Request) -> bytes:

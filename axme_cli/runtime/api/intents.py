@@ -34,6 +34,7 @@ from axme_cli.runtime.api.common import (
 )
 from axme_cli.runtime.clock import to_iso
 from axme_cli.runtime.engine import intents as engine
+from axme_cli.runtime.engine.workflows import workflow_view
 from axme_cli.runtime.errors import BadRequest, NotFound, Unprocessable
 from axme_cli.runtime.notify import wait
 from axme_cli.runtime.principals import Principal
@@ -126,6 +127,14 @@ async def get_intent(request: Request) -> Response:
     principal = await authenticate(request)
     row = await _visible(request, principal, request.path_params["intent_id"])
     view = engine.intent_view(row)
+    doc = engine.loads(row["doc"])
+    if doc.get("workflow_parent"):
+        wf = await runtime(request).store.get_workflow(doc["workflow_id"])
+        view["workflow"] = workflow_view(wf) if wf is not None else None
+    elif doc.get("workflow_id"):
+        view["workflow_step"] = {"workflow_id": doc["workflow_id"], "parent_intent_id": doc.get("parent_intent_id"),
+                                 "step_id": doc.get("step_id"), "attempt": doc.get("step_attempt"),
+                                 "compensation": bool(doc.get("compensation"))}
     return respond({"ok": True, "intent": view, **view}, request=request)
 
 
@@ -150,7 +159,7 @@ async def list_intents(request: Request) -> Response:
     before = request.query_params.get("before") or None
     rows = await runtime(request).store.list_intents(
         statuses=statuses,
-        agent=None if principal.is_admin else principal.address,
+        agent=None if principal.is_member else principal.address,
         limit=limit,
         before=before,
     )
@@ -216,7 +225,8 @@ async def resume_intent(request: Request) -> Response:
     body = await read_object(request)
     intent_id = request.path_params["intent_id"]
     now = time.time()
-    result = await runtime(request).write(lambda tx: engine.op_resume(tx, principal, intent_id, body, now))
+    rt = runtime(request)
+    result = await rt.write(lambda tx: engine.op_resume(tx, rt.settings, principal, intent_id, body, now))
     return respond(result, request=request)
 
 
@@ -239,7 +249,8 @@ async def resolve_intent(request: Request) -> Response:
     req = model.model_dump()
     intent_id = request.path_params["intent_id"]
     now = time.time()
-    result = await runtime(request).write(lambda tx: engine.op_resolve(tx, principal, intent_id, req, now))
+    rt = runtime(request)
+    result = await rt.write(lambda tx: engine.op_resolve(tx, rt.settings, principal, intent_id, req, now))
     return respond(result, request=request)
 
 
@@ -253,7 +264,8 @@ async def bulk_cancel(request: Request) -> Response:
         raise validation_failed(exc) from None
     req = model.model_dump()
     now = time.time()
-    result = await runtime(request).write(lambda tx: engine.op_bulk_cancel(tx, principal, req, now))
+    rt = runtime(request)
+    result = await rt.write(lambda tx: engine.op_bulk_cancel(tx, rt.settings, principal, req, now))
     return respond(result, request=request)
 
 

@@ -16,7 +16,8 @@ from axme_cli.runtime.store.base import Row, Tx
 
 def require_admin(principal: Principal, what: str) -> None:
     if not principal.is_admin:
-        raise Forbidden(f"{what} needs the workspace API key, not an agent key", code="policy_denied")
+        who = "a person's login" if principal.is_actor else "an agent key"
+        raise Forbidden(f"{what} needs the workspace API key, not {who}", code="policy_denied")
 
 
 def service_account_view(row: Row) -> dict[str, Any]:

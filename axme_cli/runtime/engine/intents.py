@@ -86,20 +86,24 @@ def intent_view(row: Row) -> dict[str, Any]:
         "result": doc.get("result"),
         "error": doc.get("error"),
     }
-    return view
+    # Unset optional fields are left out rather than null: the spec's schemas allow no nulls there.
+    return {k: v for k, v in view.items() if v is not None}
 
 
 # ---------------------------------------------------------------------------------------------
 # the one place that appends an event
 
 
-def _wake(fields: Row) -> float | None:
-    times = [t for t in (fields.get("redeliver_ts"), fields.get("deadline_ts")) if t is not None]
+def wake_of(fields: Row) -> float | None:
+    """When the scheduler must look at this intent next: its earliest timer."""
+    times = [t for t in (fields.get("redeliver_ts"), fields.get("deadline_ts"), fields.get("timer_ts"))
+             if t is not None]
     return min(times) if times else None
 
 
 def apply_event(
     tx: Tx,
+    s: Settings,
     row: Row,
     event_type: str,
     now: float,
@@ -109,8 +113,13 @@ def apply_event(
     waiting_reason: str | None = None,
     updates: Row | None = None,
     doc_updates: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Apply one lifecycle event to ``row`` (mutated in place) and return the event document."""
+    """Apply one lifecycle event to ``row`` (mutated in place) and return the event document.
+
+    When the intent belongs to a workflow (a step, a compensation, or the parent) and becomes
+    terminal, the workflow engine reacts in the same transaction.
+    """
     new_status = lc.next_status(row["status"], event_type)
     seq = row["last_seq"] + 1
     at = iso(now)
@@ -121,6 +130,8 @@ def apply_event(
         fields["waiting_reason"] = waiting_reason
     if new_status in (lc.IN_PROGRESS, lc.WAITING) or new_status in lc.TERMINAL:
         fields["redeliver_ts"] = None
+    if new_status in lc.TERMINAL:
+        fields["timer_ts"] = None
     if updates:
         fields.update(updates)
     doc = loads(row["doc"])
@@ -128,7 +139,7 @@ def apply_event(
         doc.update(doc_updates)
         fields["doc"] = dumps(doc)
     merged = {**row, **fields}
-    fields["wake_ts"] = None if new_status in lc.TERMINAL else _wake(merged)
+    fields["wake_ts"] = None if new_status in lc.TERMINAL else wake_of(merged)
     merged["wake_ts"] = fields["wake_ts"]
     event = {
         "intent_id": row["intent_id"],
@@ -137,22 +148,98 @@ def apply_event(
         "status": new_status,
         "at": at,
         "actor": actor,
-        "handler": None,
-        "waiting_reason": merged.get("waiting_reason"),
-        "pending_with": pending_with(merged, doc),
         "details": details or {},
     }
+    if merged.get("waiting_reason"):
+        event["waiting_reason"] = merged["waiting_reason"]
+    holder = pending_with(merged, doc)
+    if holder is not None:
+        event["pending_with"] = holder
+    if extra:
+        event.update(extra)
     tx.insert_event(row["intent_id"], seq, dumps(event))
     tx.update_intent(row["intent_id"], fields)
     if fields["wake_ts"] != row.get("wake_ts"):
         tx.notes.wake = True
     row.update(fields)
     tx.notes.intents.add(row["intent_id"])
+    if new_status in lc.TERMINAL and doc.get("workflow_id"):
+        import axme_cli.runtime.engine.workflows as workflows
+
+        workflows.on_terminal(tx, s, row, doc, now)
     return event
 
 
 # ---------------------------------------------------------------------------------------------
 # operations
+
+
+def insert_new_intent(
+    tx: Tx,
+    s: Settings,
+    req: dict[str, Any],
+    now: float,
+    *,
+    doc_extra: dict[str, Any] | None = None,
+    on_feed: bool = True,
+) -> Row:
+    """Insert an intent with ``intent.created`` and ``intent.submitted``; put it on its agent's feed."""
+    intent_id = uuid7()
+    at = iso(now)
+    to_agent = req["to_agent"]
+    doc = {k: req[k] for k in _DOC_FIELDS if req.get(k) is not None}
+    if doc_extra:
+        doc.update(doc_extra)
+    deadline_ts = parse_iso(req["deadline_at"]) if req.get("deadline_at") else None
+    row: Row = {
+        "intent_id": intent_id,
+        "intent_type": req["intent_type"],
+        "correlation_id": req["correlation_id"],
+        "from_agent": req["from_agent"],
+        "to_agent": to_agent,
+        "status": lc.CREATED,
+        "waiting_reason": None,
+        "last_seq": 1,
+        "delivery_attempt": 1 if on_feed else 0,
+        "delivered_attempt": 0,
+        "max_delivery_attempts": req.get("max_delivery_attempts") or s.default_max_delivery_attempts,
+        "created_at": at,
+        "updated_at": at,
+        "deadline_ts": deadline_ts,
+        "redeliver_ts": now + s.redelivery_seconds if on_feed else None,
+        "timer_ts": None,
+        "wake_ts": None,
+        "payload": dumps(req["payload"]),
+        "doc": dumps(doc),
+    }
+    row["wake_ts"] = wake_of(row)
+    created_event = {
+        "intent_id": intent_id, "seq": 1, "event_type": "intent.created", "status": lc.CREATED,
+        "at": at, "actor": req["from_agent"], "details": {"intent_type": req["intent_type"], "to_agent": to_agent},
+    }
+    tx.insert_intent(row)
+    tx.insert_event(intent_id, 1, dumps(created_event))
+    apply_event(tx, s, row, "intent.submitted", now, actor=req["from_agent"],
+                details={"delivery_attempt": row["delivery_attempt"]})
+    if on_feed:
+        tx.append_feed(to_agent, intent_id, 1, at)
+        tx.notes.feeds.add(to_agent)
+    tx.notes.wake = True
+    return row
+
+
+def idempotent_replay(tx: Tx, idem: tuple[str, str, str] | None) -> dict[str, Any] | None:
+    """The stored answer for a repeated Idempotency-Key; 409 when the body differs."""
+    if idem is None:
+        return None
+    scope, key, body_hash = idem
+    previous = tx.idem_get(scope, key)
+    if previous is None:
+        return None
+    if previous["body_hash"] != body_hash:
+        raise Conflict("idempotency key reused with different payload", code="idempotency_conflict")
+    answer: dict[str, Any] = loads(previous["response"])
+    return answer
 
 
 def op_create(
@@ -164,71 +251,17 @@ def op_create(
     idem: tuple[str, str, str] | None = None,
 ) -> dict[str, Any]:
     """Create an intent: rows for the intent, ``intent.created`` and ``intent.submitted``, a feed entry."""
-    if idem is not None:
-        scope, key, body_hash = idem
-        previous = tx.idem_get(scope, key)
-        if previous is not None:
-            if previous["body_hash"] != body_hash:
-                raise Conflict("idempotency key reused with different payload", code="idempotency_conflict")
-            return loads(previous["response"])
-    intent_id = uuid7()
-    at = iso(now)
-    to_agent = req["to_agent"]
-    doc = {k: req[k] for k in _DOC_FIELDS if req.get(k) is not None}
-    deadline_ts = parse_iso(req["deadline_at"]) if req.get("deadline_at") else None
-    row: Row = {
-        "intent_id": intent_id,
-        "intent_type": req["intent_type"],
-        "correlation_id": req["correlation_id"],
-        "from_agent": req["from_agent"],
-        "to_agent": to_agent,
-        "status": lc.CREATED,
-        "waiting_reason": None,
-        "last_seq": 0,
-        "delivery_attempt": 1,
-        "delivered_attempt": 0,
-        "max_delivery_attempts": req.get("max_delivery_attempts") or s.default_max_delivery_attempts,
-        "created_at": at,
-        "updated_at": at,
-        "deadline_ts": deadline_ts,
-        "redeliver_ts": now + s.redelivery_seconds,
-        "wake_ts": None,
-        "payload": dumps(req["payload"]),
-        "doc": dumps(doc),
-    }
-    row["wake_ts"] = _wake(row)
-    created_event = {
-        "intent_id": intent_id,
-        "seq": 1,
-        "event_type": "intent.created",
-        "status": lc.CREATED,
-        "at": at,
-        "actor": req["from_agent"],
-        "handler": None,
-        "waiting_reason": None,
-        "pending_with": None,
-        "details": {"intent_type": req["intent_type"], "to_agent": to_agent},
-    }
-    row["last_seq"] = 1
-    tx.insert_intent(row)
-    tx.insert_event(intent_id, 1, dumps(created_event))
-    apply_event(tx, row, "intent.submitted", now, actor=req["from_agent"], details={"delivery_attempt": 1})
-    tx.append_feed(to_agent, intent_id, 1, at)
-    tx.notes.feeds.add(to_agent)
-    tx.notes.wake = True
-    response = {
-        "ok": True,
-        "intent_id": intent_id,
-        "status": lc.SUBMITTED,
-        "created_at": at,
-        "correlation_id": req["correlation_id"],
-    }
+    replay = idempotent_replay(tx, idem)
+    if replay is not None:
+        return replay
+    row = insert_new_intent(tx, s, req, now)
+    response = {"ok": True, "intent_id": row["intent_id"], "status": lc.SUBMITTED, "created_at": row["created_at"]}
     if idem is not None:
         tx.idem_put(idem[0], idem[1], idem[2], 200, dumps(response), now)
     return response
 
 
-def op_mark_delivered(tx: Tx, intent_id: str, attempt: int, actor: str, now: float) -> None:
+def op_mark_delivered(tx: Tx, s: Settings, intent_id: str, attempt: int, actor: str, now: float) -> None:
     """The agent feed handed the intent to a listener: SUBMITTED/DELIVERED -> DELIVERED, once per attempt."""
     row = tx.get_intent(intent_id)
     if row is None or row["delivered_attempt"] >= attempt or row["delivery_attempt"] != attempt:
@@ -236,15 +269,13 @@ def op_mark_delivered(tx: Tx, intent_id: str, attempt: int, actor: str, now: flo
     if not lc.can_apply(row["status"], "intent.delivered"):
         tx.update_intent(intent_id, {"delivered_attempt": attempt})
         return
-    apply_event(
-        tx,
-        row,
-        "intent.delivered",
-        now,
-        actor=actor,
-        details={"delivery_attempt": attempt},
-        updates={"delivered_attempt": attempt},
-    )
+    apply_event(tx, s, row, "intent.delivered", now, actor=actor, details={"delivery_attempt": attempt},
+                updates={"delivered_attempt": attempt})
+
+
+def op_mark_delivered_many(tx: Tx, s: Settings, deliveries: list[tuple[str, int]], actor: str, now: float) -> None:
+    for intent_id, attempt in deliveries:
+        op_mark_delivered(tx, s, intent_id, attempt, actor, now)
 
 
 _RESUME_ACTIONS = {
@@ -284,8 +315,8 @@ def _resume_event(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     )
 
 
-def _check_task_result(doc: dict[str, Any], body: dict[str, Any]) -> None:
-    task = doc.get("human_task")
+def check_task_result(task: dict[str, Any] | None, body: dict[str, Any]) -> None:
+    """Refuse a human answer that does not fit its task (422); the task stays open."""
     result = body.get("task_result")
     if not task or not isinstance(result, dict):
         return
@@ -297,21 +328,26 @@ def _check_task_result(doc: dict[str, Any], body: dict[str, Any]) -> None:
             details={"field": "task_result.outcome", "allowed": allowed},
         )
     if task.get("required_comment") and not str(result.get("comment") or "").strip():
-        raise Unprocessable(
-            "task_result.comment: this task requires a comment", details={"field": "task_result.comment"}
-        )
+        raise Unprocessable("task_result.comment: this task requires a comment",
+                            details={"field": "task_result.comment"})
 
 
-def _owned_row(tx: Tx, principal: Principal, intent_id: str) -> Row:
+def owned_row(tx: Tx, principal: Principal, intent_id: str) -> Row:
     row = tx.get_intent(intent_id)
     if row is None or not principal.may_see(row):
         raise NotFound(f"intent {intent_id} not found", code="intent_not_found")
     return row
 
 
-def op_resume(tx: Tx, principal: Principal, intent_id: str, body: dict[str, Any], now: float) -> dict[str, Any]:
-    row = _owned_row(tx, principal, intent_id)
-    if not principal.is_admin and row["to_agent"] != principal.address:
+def op_resume(tx: Tx, s: Settings, principal: Principal, intent_id: str, body: dict[str, Any],
+              now: float) -> dict[str, Any]:
+    row = owned_row(tx, principal, intent_id)
+    doc = loads(row["doc"])
+    if doc.get("workflow_parent"):
+        import axme_cli.runtime.engine.workflows as workflows
+
+        return workflows.resume_parent(tx, s, principal, row, doc, body, now)
+    if not principal.is_member and row["to_agent"] != principal.address:
         raise Forbidden("only the agent the intent is addressed to may resume it", code="policy_denied")
     event_type, rest = _resume_event(body)
     target = lc.EVENT_TRANSITIONS[event_type][1]
@@ -319,25 +355,20 @@ def op_resume(tx: Tx, principal: Principal, intent_id: str, body: dict[str, Any]
     if status in lc.TERMINAL:
         if target == status:  # a duplicate delivery answered twice: harmless
             return {"ok": True, "applied": False, "intent": intent_view(row)}
-        raise Conflict(f"intent {intent_id} is already {status}", code="intent_terminal", details={"status": status})
+        raise Conflict(f"intent {intent_id} is already {status}", code="intent_terminal",
+                       details={"status": status})
     if not lc.can_apply(status, event_type):
-        raise Conflict(
-            f"cannot {event_type.split('.')[1]} an intent in status {status}",
-            code="invalid_transition",
-            details={"status": status},
-        )
-    doc = loads(row["doc"])
-    _check_task_result(doc, body)
+        raise Conflict(f"cannot {event_type.split('.')[1]} an intent in status {status}",
+                       code="invalid_transition", details={"status": status})
+    check_task_result(doc.get("human_task"), body)
     doc_updates: dict[str, Any] = {}
     if event_type == "intent.completed":
         doc_updates["result"] = rest
     elif event_type == "intent.failed":
         error = rest.get("error") if isinstance(rest.get("error"), dict) else rest
         doc_updates["error"] = error or {"reason": "failed by agent"}
-    actor = principal.address
-    apply_event(
-        tx, row, event_type, now, actor=actor, details={"via": "resume", **_summary(rest)}, doc_updates=doc_updates
-    )
+    apply_event(tx, s, row, event_type, now, actor=principal.address, details={"via": "resume", **_summary(rest)},
+                doc_updates=doc_updates)
     return {"ok": True, "applied": True, "intent": intent_view(row)}
 
 
@@ -346,13 +377,13 @@ def _summary(rest: dict[str, Any]) -> dict[str, Any]:
     return {"reason": reason} if isinstance(reason, str) else {}
 
 
-def op_resolve(tx: Tx, principal: Principal, intent_id: str, req: dict[str, Any], now: float) -> dict[str, Any]:
-    row = _owned_row(tx, principal, intent_id)
+def op_resolve(tx: Tx, s: Settings, principal: Principal, intent_id: str, req: dict[str, Any],
+               now: float) -> dict[str, Any]:
+    row = owned_row(tx, principal, intent_id)
     status = req["status"]
     if row["status"] in lc.TERMINAL:
-        raise Conflict(
-            f"intent {intent_id} is already {row['status']}", code="intent_terminal", details={"status": row["status"]}
-        )
+        raise Conflict(f"intent {intent_id} is already {row['status']}", code="intent_terminal",
+                       details={"status": row["status"]})
     event_type = lc.RESOLVE_EVENT[status]
     if not lc.can_apply(row["status"], event_type):
         raise Conflict(f"cannot resolve an intent in status {row['status']}", code="invalid_transition")
@@ -367,9 +398,8 @@ def op_resolve(tx: Tx, principal: Principal, intent_id: str, req: dict[str, Any]
         details["reason"] = req["reason"]
         if status == lc.CANCELED:
             doc_updates["error"] = {"reason": req["reason"]}
-    event = apply_event(
-        tx, row, event_type, now, actor=req.get("actor") or principal.address, details=details, doc_updates=doc_updates
-    )
+    event = apply_event(tx, s, row, event_type, now, actor=req.get("actor") or principal.address,
+                        details=details, doc_updates=doc_updates)
     reply_to = loads(row["doc"]).get("reply_to")
     completion = (
         {"delivered": False, "reason": "reply_to_not_set", "reply_to": None, "thread_id": None}
@@ -382,36 +412,36 @@ def op_resolve(tx: Tx, principal: Principal, intent_id: str, req: dict[str, Any]
 CLEANUP_STATUSES = [lc.SUBMITTED, lc.DELIVERED, lc.ACKNOWLEDGED, lc.IN_PROGRESS, lc.WAITING]
 
 
-def op_bulk_cancel(tx: Tx, principal: Principal, req: dict[str, Any], now: float) -> dict[str, Any]:
+def op_bulk_cancel(tx: Tx, s: Settings, principal: Principal, req: dict[str, Any], now: float) -> dict[str, Any]:
     if not principal.is_admin:
         raise Forbidden("bulk-cancel needs the workspace API key", code="policy_denied")
-    statuses = [s.upper() for s in (req.get("status_filter") or CLEANUP_STATUSES)]
-    bad = [s for s in statuses if s not in CLEANUP_STATUSES and s != lc.CREATED]
+    statuses = [st.upper() for st in (req.get("status_filter") or CLEANUP_STATUSES)]
+    bad = [st for st in statuses if st not in CLEANUP_STATUSES and st != lc.CREATED]
     if bad:
-        raise Unprocessable(
-            f"status_filter: {', '.join(bad)} cannot be canceled",
-            details={"field": "status_filter", "allowed": CLEANUP_STATUSES},
-        )
+        raise Unprocessable(f"status_filter: {', '.join(bad)} cannot be canceled",
+                            details={"field": "status_filter", "allowed": CLEANUP_STATUSES})
     cutoff = iso(now - float(req["older_than_hours"]) * 3600.0)
     rows = tx.intents_for_cleanup(cutoff, statuses, int(req["limit"]))
     ids = [r["intent_id"] for r in rows]
     if req.get("dry_run", True):
         return {"ok": True, "dry_run": True, "would_cancel": len(ids), "intent_ids": ids}
+    canceled = []
     for row in rows:
-        apply_event(
-            tx,
-            row,
-            "intent.canceled",
-            now,
-            actor=principal.address,
-            details={"via": "bulk-cancel", "reason": req["reason"]},
-            doc_updates={"error": {"reason": req["reason"]}},
-        )
-    return {"ok": True, "dry_run": False, "canceled": len(ids), "intent_ids": ids}
+        fresh = tx.get_intent(row["intent_id"])  # an earlier cancel in this loop may have ended it
+        if fresh is None or fresh["status"] in lc.TERMINAL:
+            continue
+        apply_event(tx, s, fresh, "intent.canceled", now, actor=principal.address,
+                    details={"via": "bulk-cancel", "reason": req["reason"]},
+                    doc_updates={"error": {"reason": req["reason"]}})
+        canceled.append(fresh["intent_id"])
+    return {"ok": True, "dry_run": False, "canceled": len(canceled), "intent_ids": canceled}
+
+
+SCHEDULER = "agent://axme.runtime/scheduler"
 
 
 def op_fire_due(tx: Tx, s: Settings, now: float, limit: int = 200) -> int:
-    """Fire every timer that is due: deadlines, then redeliveries. Returns how many intents it handled."""
+    """Fire every timer that is due: deadlines, engine timers, redeliveries. Returns how many intents it handled."""
     ids = tx.due_intents(now, limit)
     for intent_id in ids:
         row = tx.get_intent(intent_id)
@@ -423,21 +453,22 @@ def op_fire_due(tx: Tx, s: Settings, now: float, limit: int = 200) -> int:
 
 def _fire(tx: Tx, s: Settings, row: Row, now: float) -> None:
     status = row["status"]
-    actor = "agent://axme.runtime/scheduler"
     if status in lc.TERMINAL:
-        tx.update_intent(row["intent_id"], {"wake_ts": None, "redeliver_ts": None})
+        tx.update_intent(row["intent_id"], {"wake_ts": None, "redeliver_ts": None, "timer_ts": None})
         return
     deadline = row["deadline_ts"]
     if deadline is not None and deadline <= now:
-        apply_event(
-            tx,
-            row,
-            "intent.timed_out",
-            now,
-            actor=actor,
-            details={"reason": "deadline_exceeded", "deadline_at": iso(deadline)},
-            doc_updates={"error": {"code": "intent_timeout", "reason": "deadline_exceeded"}},
-        )
+        apply_event(tx, s, row, "intent.timed_out", now, actor=SCHEDULER,
+                    details={"reason": "deadline_exceeded", "deadline_at": iso(deadline)},
+                    doc_updates={"error": {"code": "intent_timeout", "reason": "deadline_exceeded"}})
+        return
+    timer = row.get("timer_ts")
+    if timer is not None and timer <= now:
+        row["timer_ts"] = None
+        tx.update_intent(row["intent_id"], {"timer_ts": None, "wake_ts": wake_of(row)})
+        import axme_cli.runtime.engine.workflows as workflows
+
+        workflows.on_timer(tx, s, row, now)
         return
     redeliver = row["redeliver_ts"]
     if redeliver is not None and redeliver <= now:
@@ -445,22 +476,12 @@ def _fire(tx: Tx, s: Settings, row: Row, now: float) -> None:
             fields: Row = {"redeliver_ts": None}
         elif row["delivery_attempt"] >= row["max_delivery_attempts"]:
             apply_event(
-                tx,
-                row,
-                "intent.delivery_failed",
-                now,
-                actor=actor,
-                details={
-                    "delivery_attempt": row["delivery_attempt"],
-                    "max_delivery_attempts": row["max_delivery_attempts"],
-                },
-                doc_updates={
-                    "error": {
-                        "code": "delivery_failed",
-                        "reason": "max delivery attempts reached",
-                        "delivery_attempt": row["delivery_attempt"],
-                    }
-                },
+                tx, s, row, "intent.delivery_failed", now, actor=SCHEDULER,
+                details={"delivery_attempt": row["delivery_attempt"],
+                         "max_delivery_attempts": row["max_delivery_attempts"]},
+                doc_updates={"error": {"code": "delivery_failed",
+                                       "reason": "max delivery attempts reached",
+                                       "delivery_attempt": row["delivery_attempt"]}},
             )
             return
         else:
@@ -469,10 +490,10 @@ def _fire(tx: Tx, s: Settings, row: Row, now: float) -> None:
             tx.notes.feeds.add(row["to_agent"])
             fields = {"delivery_attempt": attempt, "redeliver_ts": now + s.redelivery_seconds}
         merged = {**row, **fields}
-        fields["wake_ts"] = _wake(merged)
+        fields["wake_ts"] = wake_of(merged)
         tx.update_intent(row["intent_id"], fields)
         tx.notes.wake = True
         return
     # woke early (timers moved): just recompute
-    tx.update_intent(row["intent_id"], {"wake_ts": _wake(row)})
+    tx.update_intent(row["intent_id"], {"wake_ts": wake_of(row)})
     tx.notes.wake = True

@@ -101,6 +101,59 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     def keys_by_lookup(self, lookups: list[str]) -> list[Row]: ...
 
+    # human login: login intents (email + code), actors, sessions, session tokens
+    @abc.abstractmethod
+    def open_login_intents(self, email: str, now: float, max_tries: int) -> list[Row]:
+        """Login intents of ``email`` that are neither used, expired nor out of tries, oldest first."""
+
+    @abc.abstractmethod
+    def insert_login_intent(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def get_login_intent(self, intent_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    def update_login_intent(self, intent_id: str, fields: Row) -> None: ...
+
+    @abc.abstractmethod
+    def actor_by_email(self, email: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    def insert_actor(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def insert_session(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def get_session(self, session_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    def update_session(self, session_id: str, fields: Row) -> None:
+        """Also marks ``notes.keys_changed`` (a revoked session must stop working at once)."""
+
+    @abc.abstractmethod
+    def insert_session_token(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def get_session_token(self, token_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    def update_session_token(self, token_id: str, fields: Row) -> None: ...
+
+    @abc.abstractmethod
+    def prune_auth(self, before_ts: float) -> int:
+        """Forget login intents and sessions (with their tokens) that ended before ``before_ts``."""
+
+    # workflows
+    @abc.abstractmethod
+    def insert_workflow(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def get_workflow(self, workflow_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    def update_workflow(self, workflow_id: str, fields: Row) -> None: ...
+
     # settings
     @abc.abstractmethod
     def get_meta(self, key: str) -> str | None: ...
@@ -161,6 +214,17 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def list_keys(self, sa_id: str) -> list[Row]: ...
+
+    @abc.abstractmethod
+    async def session_token(self, token_id: str) -> Row | None:
+        """A session token with its session (``session_*`` columns) and the actor's email and id."""
+
+    @abc.abstractmethod
+    async def list_sessions(self, actor_id: str | None, *, include_revoked: bool) -> list[Row]:
+        """Sessions of one actor (all actors with None), newest first, with the actor's email."""
+
+    @abc.abstractmethod
+    async def get_workflow(self, workflow_id: str) -> Row | None: ...
 
     @abc.abstractmethod
     async def get_meta(self, key: str) -> str | None: ...

@@ -43,6 +43,7 @@ _INTENT_COLUMNS = (
     "updated_at",
     "deadline_ts",
     "redeliver_ts",
+    "timer_ts",
     "wake_ts",
     "payload",
     "doc",
@@ -180,6 +181,81 @@ class SqliteTx(Tx):
         marks = ", ".join("?" for _ in lookups)
         rows = self._c.execute(f"SELECT * FROM api_keys WHERE lookup IN ({marks})", tuple(lookups))
         return [dict(r) for r in rows.fetchall()]
+
+    def _insert(self, table: str, row: Row) -> None:
+        cols = list(row)
+        self._c.execute(
+            f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})", tuple(row.values())
+        )
+
+    def _update(self, table: str, id_column: str, id_value: str, fields: Row) -> None:
+        cols = ", ".join(f"{k} = ?" for k in fields)
+        self._c.execute(f"UPDATE {table} SET {cols} WHERE {id_column} = ?", (*fields.values(), id_value))
+
+    def open_login_intents(self, email: str, now: float, max_tries: int) -> list[Row]:
+        rows = self._c.execute(
+            "SELECT * FROM login_intents WHERE email = ? AND expires_ts > ? AND used_ts IS NULL AND tries < ? "
+            "ORDER BY created_ts",
+            (email, now, max_tries),
+        ).fetchall()
+        return [dict(r) for r in rows]
+
+    def insert_login_intent(self, row: Row) -> None:
+        self._insert("login_intents", row)
+
+    def get_login_intent(self, intent_id: str) -> Row | None:
+        return self._one("SELECT * FROM login_intents WHERE intent_id = ?", (intent_id,))
+
+    def update_login_intent(self, intent_id: str, fields: Row) -> None:
+        self._update("login_intents", "intent_id", intent_id, fields)
+
+    def actor_by_email(self, email: str) -> Row | None:
+        return self._one("SELECT * FROM actors WHERE email = ?", (email,))
+
+    def insert_actor(self, row: Row) -> None:
+        self._insert("actors", row)
+
+    def insert_session(self, row: Row) -> None:
+        self._insert("sessions", row)
+
+    def get_session(self, session_id: str) -> Row | None:
+        return self._one("SELECT * FROM sessions WHERE session_id = ?", (session_id,))
+
+    def update_session(self, session_id: str, fields: Row) -> None:
+        self._update("sessions", "session_id", session_id, fields)
+        self.notes.keys_changed = True
+
+    def insert_session_token(self, row: Row) -> None:
+        self._insert("session_tokens", row)
+
+    def get_session_token(self, token_id: str) -> Row | None:
+        return self._one("SELECT * FROM session_tokens WHERE token_id = ?", (token_id,))
+
+    def update_session_token(self, token_id: str, fields: Row) -> None:
+        self._update("session_tokens", "token_id", token_id, fields)
+
+    def prune_auth(self, before_ts: float) -> int:
+        n = self._c.execute("DELETE FROM login_intents WHERE expires_ts < ?", (before_ts,)).rowcount
+        n += self._c.execute(
+            "DELETE FROM session_tokens WHERE expires_ts < ? OR session_id IN "
+            "(SELECT session_id FROM sessions WHERE revoked_at IS NOT NULL OR expires_ts < ?)",
+            (before_ts, before_ts),
+        ).rowcount
+        n += self._c.execute("DELETE FROM sessions WHERE expires_ts < ?", (before_ts,)).rowcount
+        return n
+
+    def insert_workflow(self, row: Row) -> None:
+        cols = list(row)
+        self._c.execute(
+            f"INSERT INTO workflows ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})", tuple(row.values())
+        )
+
+    def get_workflow(self, workflow_id: str) -> Row | None:
+        return self._one("SELECT * FROM workflows WHERE workflow_id = ?", (workflow_id,))
+
+    def update_workflow(self, workflow_id: str, fields: Row) -> None:
+        cols = ", ".join(f"{k} = ?" for k in fields)
+        self._c.execute(f"UPDATE workflows SET {cols} WHERE workflow_id = ?", (*fields.values(), workflow_id))
 
     def get_meta(self, key: str) -> str | None:
         row = self._c.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -414,6 +490,35 @@ class SqliteStore(Store):
                 "SELECT * FROM api_keys WHERE service_account_id = ? ORDER BY created_at", (sa_id,)
             ).fetchall()
             return [dict(r) for r in rows]
+
+    async def session_token(self, token_id: str) -> Row | None:
+        with self._reading() as c:
+            row = c.execute(
+                "SELECT t.*, s.actor_id, s.revoked_at AS session_revoked_at, s.expires_ts AS session_expires_ts, "
+                "a.email FROM session_tokens t JOIN sessions s ON s.session_id = t.session_id "
+                "JOIN actors a ON a.actor_id = s.actor_id WHERE t.token_id = ?",
+                (token_id,),
+            ).fetchone()
+            return dict(row) if row is not None else None
+
+    async def list_sessions(self, actor_id: str | None, *, include_revoked: bool) -> list[Row]:
+        sql = "SELECT s.*, a.email FROM sessions s JOIN actors a ON a.actor_id = s.actor_id"
+        where: list[str] = []
+        args: list[Any] = []
+        if actor_id is not None:
+            where.append("s.actor_id = ?")
+            args.append(actor_id)
+        if not include_revoked:
+            where.append("s.revoked_at IS NULL")
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        with self._reading() as c:
+            return [dict(r) for r in c.execute(sql + " ORDER BY s.created_at DESC", args).fetchall()]
+
+    async def get_workflow(self, workflow_id: str) -> Row | None:
+        with self._reading() as c:
+            row = c.execute("SELECT * FROM workflows WHERE workflow_id = ?", (workflow_id,)).fetchone()
+            return dict(row) if row is not None else None
 
     async def get_meta(self, key: str) -> str | None:
         with self._reading() as c:

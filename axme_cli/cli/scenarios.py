@@ -1,0 +1,170 @@
+"""`axme scenarios validate|apply`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from axme_cli.cli.common import ApiKeyOpt, BaseUrlOpt, ContextOpt
+
+FileArg = Annotated[Path, typer.Argument(help="ScenarioBundle JSON file.", show_default=False)]
+
+
+def read_bundle(path: Path) -> tuple[Any, str | None]:
+    """(parsed JSON or None, a JSON syntax problem). An unreadable file is a usage error (exit 2)."""
+    import json
+
+    from axme_cli.errors import UsageError
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file", fix="check the path") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot be read ({exc.strerror})") from None
+    try:
+        return json.loads(text), None
+    except ValueError as exc:
+        line = getattr(exc, "lineno", "?")
+        col = getattr(exc, "colno", "?")
+        return None, f"not valid JSON at line {line} column {col}: {getattr(exc, 'msg', exc)}"
+
+
+def register(app: typer.Typer) -> None:
+    sc = typer.Typer(help="Validate and run ScenarioBundle files.", no_args_is_help=True, rich_markup_mode=None)
+    app.add_typer(sc, name="scenarios")
+
+    @sc.command("validate")
+    def validate(file: FileArg) -> None:
+        """Check a bundle offline: exit 1 when invalid, 0 when valid (warnings allowed)."""
+        from axme_cli.cli.common import emit, json_mode
+        from axme_cli.protocol.scenario import check
+        from axme_cli.render.console import err, out
+
+        raw, syntax = read_bundle(file)
+        if syntax is not None:
+            errors, warnings = [syntax], []
+        else:
+            _, problems, notes = check(raw)
+            errors, warnings = [str(p) for p in problems], [str(w) for w in notes]
+        if json_mode():
+            emit({"ok": not errors, "valid": not errors, "file": str(file), "errors": errors, "warnings": warnings})
+        else:
+            for e in errors:
+                err(f"{file}: {e}")
+            for w in warnings:
+                err(f"{file}: warning: {w}")
+            if not errors:
+                out(f"{file}: valid" + (f" ({len(warnings)} warnings)" if warnings else ""))
+        if errors:
+            raise typer.Exit(1)
+
+    @sc.command("apply")
+    def apply(
+        file: FileArg,
+        watch: Annotated[bool, typer.Option("--watch", "-w", help="Show the run live until it ends.")] = False,
+        wait: Annotated[bool, typer.Option("--wait", help="Block until it ends (silently).")] = False,
+        base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
+    ) -> None:
+        """Provision the bundle's agents, start its workflow, and (with --watch/--wait) follow it to the end."""
+        from axme_cli.cli.common import client, emit, json_mode
+        from axme_cli.errors import CliError
+        from axme_cli.protocol.scenario import check
+        from axme_cli.render.console import err, out
+
+        raw, syntax = read_bundle(file)
+        if syntax is not None:
+            raise CliError(f"{file}: {syntax}", fix=f"check it with `axme scenarios validate {file}`")
+        bundle, problems, _ = check(raw)
+        if problems or bundle is None:
+            for p in problems:
+                err(f"{file}: {p}")
+            raise CliError(f"{file} is not a valid scenario bundle", fix=f"see `axme scenarios validate {file}`",
+                           code="scenario_invalid")
+        with client(base_url, api_key, context) as c:
+            provisioned = provision(c, raw)
+            answer = c.post("/v1/scenarios/apply", json=raw)
+            intent_id = answer["intent_id"]
+            answer["agents_provisioned"] = provisioned
+            if not watch and not wait:
+                if json_mode():
+                    emit(answer)
+                    return
+                out(f"axme scenarios apply · {answer['scenario_id']}")
+                for agent in provisioned:
+                    out(f"  [agent:assign] {agent['address']}  key {agent['key']}")
+                out(f"  [intent:create] intent_id={intent_id}")
+                out(f"  [intent:create] workflow compile_id={answer['compile_id']}")
+                out(f"Follow it: axme observe {intent_id}   (or: axme intents get {intent_id})")
+                return
+            status = run_and_follow(c, intent_id, title=bundle.title or bundle.scenario_id, watch=watch)
+        if status != "COMPLETED":
+            raise typer.Exit(1)
+
+
+def provision(c: Any, raw: dict[str, Any]) -> list[dict[str, Any]]:
+    """Service accounts and keys for `create_if_missing` agents, recorded in scenario-agents.json."""
+    import datetime
+
+    from axme_cli.config import agents_file
+    from axme_cli.protocol.addresses import qualify
+
+    health = c.get("/health")
+    org, ws = health.get("org_id") or "local", health.get("workspace_id") or "dev"
+    out: list[dict[str, Any]] = []
+    existing: list[dict[str, Any]] | None = None
+    for agent in raw.get("agents") or []:
+        address = qualify(agent["address"], org, ws)
+        if not agent.get("create_if_missing"):
+            continue
+        if agents_file.find(address, c.base_url):
+            out.append({"address": address, "key": "kept in scenario-agents.json", "created": False})
+            continue
+        if existing is None:
+            existing = c.get("/v1/service-accounts")["service_accounts"]
+        sa = next((s for s in existing if s.get("agent_address") == address), None)
+        created = sa is None
+        if sa is None:
+            body = {"name": address, "org_id": org, "workspace_id": ws}
+            if agent.get("display_name"):
+                body["display_name"] = agent["display_name"]
+            sa = c.post("/v1/service-accounts", json=body)["service_account"]
+        key = c.post(f"/v1/service-accounts/{sa['service_account_id']}/keys", json={})["key"]
+        agents_file.upsert({
+            "address": address, "service_account_id": sa["service_account_id"], "key_id": key["key_id"],
+            "api_key": key["token"], "base_url": c.base_url,
+            "created_at": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        })
+        out.append({"address": address, "key": f"saved to {agents_file.path()}", "created": created})
+    return out
+
+
+def run_and_follow(c: Any, intent_id: str, *, title: str, watch: bool) -> str:
+    """Follow a workflow parent to its end: live view with --watch, silent otherwise. Returns the status."""
+    from axme_cli.cli.common import emit, json_mode
+    from axme_cli.render.console import out, print_json
+    from axme_cli.render.workflow import WorkflowView, follow
+
+    events = c.follow_intent(intent_id, wait_seconds=15)
+    view = WorkflowView(intent_id, title=title)
+    if watch and json_mode():
+        for event in events:
+            print_json(event)
+    elif watch:
+        out(f"{title}  (intent {intent_id})")
+        follow(events, view)
+    else:
+        for _ in events:
+            pass
+    final = c.get(f"/v1/intents/{intent_id}")
+    intent = final["intent"]
+    if json_mode() and not watch:
+        emit(final)
+    elif watch and not json_mode():
+        view.final = intent["status"]
+        view.final_error = intent.get("error") if intent["status"] != "COMPLETED" else None
+        for line in view.summary():
+            out(line)
+    return str(intent["status"])

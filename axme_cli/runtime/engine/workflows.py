@@ -1,0 +1,578 @@
+"""Workflows: a ScenarioBundle run as a parent intent whose steps are sub-intents.
+
+Everything here runs inside the store transaction of the event that caused it: a step
+sub-intent becoming terminal (``on_terminal``), an engine timer firing (``on_timer``), a person
+answering a human step (``resume_parent``), or ``op_apply``. So a crash can never leave a step
+finished without the workflow having moved on, and the workflow never moves twice for one step.
+
+The parent intent (to ``agent://agent_core``, never on a feed) shows the whole flow: each
+dispatch is an event on it with ``pending_with`` and ``details.step_id``; failures, retries and
+compensations are events too. Compensation (our extension): when a step fails for good and has
+no ``on_failure``, every completed step that declares ``compensate`` is undone, newest first,
+each by a compensation sub-intent to its agent, before the parent ends FAILED.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from axme_cli.protocol import addresses
+from axme_cli.protocol import lifecycle as lc
+from axme_cli.protocol.ids import uuid7
+from axme_cli.protocol.scenario import ScenarioBundle, next_step_id, step_kind
+from axme_cli.runtime.clock import iso
+from axme_cli.runtime.engine import agents as agents_engine
+from axme_cli.runtime.engine.intents import (
+    apply_event,
+    check_task_result,
+    dumps,
+    idempotent_replay,
+    insert_new_intent,
+    intent_view,
+    loads,
+    wake_of,
+)
+from axme_cli.runtime.errors import Conflict, Forbidden
+from axme_cli.runtime.principals import Principal
+from axme_cli.runtime.settings import Settings
+from axme_cli.runtime.store.base import Row, Tx
+
+PARENT_TARGET = "agent://agent_core"
+ENGINE = "agent://axme.runtime/workflow"
+MAX_STEP_RUNS = 1000  # a loop guard: no workflow dispatches more steps than this
+
+REJECTING_OUTCOMES = frozenset({
+    "rejected", "reject", "denied", "deny", "declined", "decline", "failed", "fail", "changes_requested",
+    "halt", "no", "canceled", "cancelled",
+})
+DEFAULT_OUTCOMES = {
+    "approval": ["approved", "rejected"],
+    "confirmation": ["confirmed", "denied", "rejected"],
+    "review": ["approved", "changes_requested", "rejected"],
+    "assignment": ["assigned", "declined"],
+    "form": ["submitted"],
+    "clarification": ["provided", "declined"],
+    "manual_action": ["completed", "failed"],
+    "override": ["override_approved", "rejected"],
+}
+DELAY_TYPES = frozenset({"delay", "timeout"})
+
+
+def qualify(s: Settings, address: str) -> str:
+    if "://" in address:
+        return address
+    return addresses.qualify(address, s.org, s.workspace)
+
+
+def compile_bundle(s: Settings, bundle: ScenarioBundle) -> dict[str, Any]:
+    """The runnable form of a bundle: roles resolved to addresses, a kind on every step."""
+    roles: dict[str, dict[str, Any]] = {}
+    for a in bundle.agents:
+        roles[a.role] = {"kind": "agent", "address": qualify(s, a.address), "display_name": a.display_name or a.role,
+                         "delivery_mode": a.delivery_mode or "stream"}
+    for h in bundle.humans:
+        roles[h.role] = {"kind": "human", "contact": h.contact, "display_name": h.display_name or h.role}
+    agent_roles = {a.role for a in bundle.agents}
+    human_roles = {h.role for h in bundle.humans}
+    steps: list[dict[str, Any]] = []
+    wf = bundle.workflow
+    if wf is not None and wf.steps:
+        for step in wf.steps:
+            compiled = step.model_dump(exclude_none=True, mode="json")
+            compiled["kind"] = step_kind(step, agent_roles, human_roles)
+            steps.append(compiled)
+        entry = wf.entry_step or steps[0]["step_id"]
+    else:  # no workflow: the intent goes to the first agent as one step
+        steps.append({"step_id": "handle", "kind": "agent", "assigned_to": bundle.agents[0].role})
+        entry = "handle"
+    return {
+        "scenario_id": bundle.scenario_id,
+        "title": bundle.title,
+        "roles": roles,
+        "steps": steps,
+        "entry": entry,
+        "intent": bundle.intent.model_dump(exclude_none=True, mode="json"),
+    }
+
+
+def _new_state() -> dict[str, Any]:
+    return {
+        "phase": "running",  # running | compensating | done
+        "step": None, "attempt": 0, "child": None, "step_started": None,
+        "runs": 0, "results": {}, "completed": [], "history": [], "timer": None,
+        "failure": None, "comp_queue": [], "comp_step": None, "comp_attempt": 0,
+        "compensated": [], "compensation_failed": [],
+    }
+
+
+@dataclass
+class Run:
+    """One workflow as loaded inside a transaction."""
+
+    tx: Tx
+    s: Settings
+    parent: Row
+    workflow_id: str
+    compiled: dict[str, Any]
+    state: dict[str, Any]
+    now: float
+
+    @property
+    def steps(self) -> dict[str, dict[str, Any]]:
+        return {st["step_id"]: st for st in self.compiled["steps"]}
+
+    def save(self) -> None:
+        self.tx.update_workflow(self.workflow_id, {"state": dumps(self.state), "updated_at": iso(self.now)})
+
+    def event(self, event_type: str, **kwargs: Any) -> dict[str, Any]:
+        return apply_event(self.tx, self.s, self.parent, event_type, self.now, actor=ENGINE, **kwargs)
+
+    def holder(self, role_or_address: str) -> dict[str, Any]:
+        role = self.compiled["roles"].get(role_or_address)
+        if role and role["kind"] == "human":
+            return {"type": "human", "ref": role.get("contact") or role_or_address, "name": role["display_name"]}
+        address = role["address"] if role else qualify(self.s, role_or_address)
+        return {"type": "agent", "ref": address, "name": address}
+
+    def set_timer(self, seconds: float, kind: str, **info: Any) -> None:
+        self.state["timer"] = {"kind": kind, **info}
+        ts = self.now + max(0.0, seconds)
+        self.parent["timer_ts"] = ts
+        wake = wake_of(self.parent)
+        self.tx.update_intent(self.parent["intent_id"], {"timer_ts": ts, "wake_ts": wake})
+        self.parent["wake_ts"] = wake
+        self.tx.notes.wake = True
+
+
+def _load(tx: Tx, s: Settings, parent: Row, workflow_id: str, now: float) -> Run | None:
+    wf = tx.get_workflow(workflow_id)
+    if wf is None:
+        return None
+    return Run(tx, s, parent, workflow_id, loads(wf["compiled"]), loads(wf["state"]), now)
+
+
+# ---------------------------------------------------------------------------------------------
+# apply
+
+
+def op_apply(tx: Tx, s: Settings, principal: Principal, bundle: ScenarioBundle, now: float,
+             idem: tuple[str, str, str] | None) -> dict[str, Any]:
+    replay = idempotent_replay(tx, idem)
+    if replay is not None:
+        return {**replay, "idempotent": True}
+    compiled = compile_bundle(s, bundle)
+    agents_out = []
+    own_prefix = addresses.agent_address(s.org, s.workspace, "")
+    for spec in bundle.agents:
+        address = compiled["roles"][spec.role]["address"]
+        created, sa_id = False, None
+        if address.startswith(own_prefix):
+            existing = tx.active_service_account_by_address(address)
+            if existing is not None:
+                sa_id = existing["service_account_id"]
+            elif spec.create_if_missing:
+                if not principal.is_admin:
+                    raise Forbidden(f"agent {address} does not exist and only the workspace API key may create it",
+                                    code="policy_denied")
+                made = agents_engine.op_create_service_account(
+                    tx, s, principal, {"name": address, "display_name": spec.display_name}, now)
+                sa_id, created = made["service_account"]["service_account_id"], True
+        agents_out.append({"role": spec.role, "address": address, "created": created, "service_account_id": sa_id,
+                           "display_name": spec.display_name or spec.role,
+                           "delivery_mode": spec.delivery_mode or "stream"})
+    intent = compiled["intent"]
+    workflow_id = uuid7()
+    req: dict[str, Any] = {
+        "intent_type": intent["type"],
+        "correlation_id": str(uuid.uuid4()),
+        "from_agent": principal.address,
+        "to_agent": PARENT_TARGET,
+        "payload": intent.get("payload") or {},
+        "deadline_at": intent.get("deadline_at"),
+        "reply_to": intent.get("reply_to"),
+        "max_delivery_attempts": intent.get("max_delivery_attempts"),
+        "remind_after_seconds": intent.get("remind_after_seconds"),
+        "remind_interval_seconds": intent.get("remind_interval_seconds"),
+        "max_reminders": intent.get("max_reminders"),
+        "escalate_to": intent.get("escalate_to"),
+    }
+    parent = insert_new_intent(tx, s, req, now, on_feed=False, doc_extra={
+        "workflow_id": workflow_id, "workflow_parent": True, "scenario_id": bundle.scenario_id,
+        "pending_with": {"type": "internal", "ref": PARENT_TARGET, "name": "agent_core"},
+    })
+    run = Run(tx, s, parent, workflow_id, compiled, _new_state(), now)
+    tx.insert_workflow({
+        "workflow_id": workflow_id, "parent_intent_id": parent["intent_id"], "scenario_id": bundle.scenario_id,
+        "compiled": dumps(compiled), "state": dumps(run.state), "created_at": iso(now), "updated_at": iso(now),
+    })
+    _start_step(run, compiled["entry"], 1)
+    run.save()
+    pending = loads(parent["doc"]).get("pending_with") or {}
+    response = {
+        "ok": True,
+        "intent_id": parent["intent_id"],
+        "scenario_id": bundle.scenario_id,
+        "compile_id": workflow_id,
+        "workflow_compile_id": workflow_id,
+        "status": parent["status"],
+        "pending_with": pending.get("ref"),
+        "idempotent": False,
+        "agents": agents_out,
+        "deadline_at": intent.get("deadline_at"),
+        "created_at": parent["created_at"],
+    }
+    if idem is not None:
+        tx.idem_put(idem[0], idem[1], idem[2], 200, dumps(response), now)
+    return response
+
+
+# ---------------------------------------------------------------------------------------------
+# steps
+
+
+def _start_step(run: Run, step_id: str, attempt: int, completed: dict[str, Any] | None = None) -> None:
+    st = run.state
+    st["runs"] += 1
+    if st["runs"] > MAX_STEP_RUNS:
+        _fail_flow(run, step_id, f"more than {MAX_STEP_RUNS} step runs: the workflow loops")
+        return
+    step = run.steps[step_id]
+    st.update(step=step_id, attempt=attempt, child=None, step_started=run.now)
+    details: dict[str, Any] = {"step_id": step_id, "attempt": attempt, "kind": step["kind"]}
+    if completed:
+        details["completed_step"] = completed
+    kind = step["kind"]
+    if kind == "agent":
+        holder = run.holder(step["assigned_to"])
+        child = _dispatch_child(run, step, holder["ref"], attempt, compensation=False)
+        st["child"] = child["intent_id"]
+        details["step_intent_id"] = child["intent_id"]
+        run.event("intent.waiting", waiting_reason="WAITING_FOR_AGENT", details=details,
+                  doc_updates={"pending_with": holder})
+        return
+    if kind == "human":
+        task = dict(step.get("human_task") or {"title": f"Approve step {step_id}", "task_type": "approval"})
+        task.setdefault("task_type", "approval")
+        task.setdefault("allowed_outcomes", DEFAULT_OUTCOMES.get(task["task_type"], ["approved", "rejected"]))
+        task["step_id"] = step_id
+        holder = run.holder(step.get("assigned_to") or "human")
+        if holder["type"] != "human":
+            holder = {"type": "human", "ref": step.get("assigned_to") or "human", "name": step.get("assigned_to")}
+        details["human_task"] = task
+        run.event("intent.human_task_assigned", waiting_reason="WAITING_FOR_HUMAN", details=details,
+                  doc_updates={"pending_with": holder, "human_task": task}, extra={"human_task": task})
+        if step.get("step_deadline_seconds"):
+            run.set_timer(float(step["step_deadline_seconds"]), "step_deadline", step=step_id, attempt=attempt)
+        return
+    # internal steps run in the runtime itself
+    tool = step.get("runtime_type") or step.get("tool_id") or "internal"
+    holder = {"type": "internal", "ref": tool, "name": tool}
+    if step.get("runtime_type") in DELAY_TYPES or tool == "tool.internal.delay":
+        config = {**(step.get("input") or {}), **(step.get("runtime_config") or {})}
+        seconds = float(config.get("seconds") or config.get("delay_seconds") or step.get("step_deadline_seconds") or 0)
+        details["delay_seconds"] = seconds
+        run.event("intent.waiting", waiting_reason="WAITING_FOR_TIME", details=details,
+                  doc_updates={"pending_with": holder})
+        run.set_timer(seconds, "delay", step=step_id, attempt=attempt)
+        return
+    # notifications, reminders, escalations: recorded as done at once
+    _step_succeeded(run, {"tool": tool, "notified": True, "at": iso(run.now)})
+
+
+def _dispatch_child(run: Run, step: dict[str, Any], address: str, attempt: int, *, compensation: bool) -> Row:
+    """Create a step (or compensation) sub-intent addressed to an agent."""
+    st = run.state
+    parent = run.parent
+    spec = step["compensate"] if compensation else step
+    payload: dict[str, Any] = {
+        "parent_payload": loads(parent["payload"]),
+        "step_id": step["step_id"],
+        "input": spec.get("input") or {},
+        "results": dict(st["results"]),
+        "parent_intent_id": parent["intent_id"],
+        "attempt": attempt,
+    }
+    if compensation:
+        payload.update(compensation=True, step_result=st["results"].get(step["step_id"]),
+                       failure=st["failure"])
+    deadline = spec.get("step_deadline_seconds")
+    req = {
+        "intent_type": spec.get("intent_type") or parent["intent_type"],
+        "correlation_id": parent["correlation_id"],
+        "from_agent": parent["from_agent"],
+        "to_agent": address,
+        "payload": payload,
+        "max_delivery_attempts": spec.get("max_delivery_attempts") or run.compiled["intent"].get(
+            "max_delivery_attempts"),
+        "deadline_at": iso(run.now + float(deadline)) if deadline else None,
+    }
+    return insert_new_intent(run.tx, run.s, req, run.now, doc_extra={
+        "workflow_id": run.workflow_id, "parent_intent_id": parent["intent_id"], "step_id": step["step_id"],
+        "step_attempt": attempt, "compensation": compensation,
+    })
+
+
+def _history(run: Run, status: str, reason: str | None = None) -> dict[str, Any]:
+    st = run.state
+    started = st.get("step_started") or run.now
+    entry = {"step_id": st["step"], "attempt": st["attempt"], "status": status, "started_at": iso(started),
+             "ended_at": iso(run.now), "duration_ms": round((run.now - started) * 1000, 1),
+             "intent_id": st.get("child")}
+    if reason:
+        entry["reason"] = reason
+    st["history"].append(entry)
+    return entry
+
+
+def _step_succeeded(run: Run, result: Any) -> None:
+    st = run.state
+    step_id = st["step"]
+    st["results"][step_id] = result
+    if step_id not in st["completed"]:
+        st["completed"].append(step_id)
+    done = _history(run, lc.COMPLETED)
+    st["child"] = None
+    nxt = next_step_id(run.compiled["steps"], step_id, "success")
+    if nxt is None:
+        _complete_flow(run, done)
+    else:
+        _start_step(run, nxt, 1, completed=done)
+
+
+def _step_failed(run: Run, reason: str) -> None:
+    st = run.state
+    step_id, attempt = st["step"], st["attempt"]
+    step = run.steps[step_id]
+    failed = _history(run, lc.FAILED, reason)
+    st["child"] = None
+    retry = step.get("retry") or {}
+    details: dict[str, Any] = {"step_id": step_id, "attempt": attempt, "reason": reason,
+                               "duration_ms": failed["duration_ms"]}
+    if attempt <= int(retry.get("max_retries") or 0):
+        delay = float(retry.get("retry_delay_seconds") or 30)
+        details.update(retry_in_seconds=delay, next_attempt=attempt + 1)
+        run.event("intent.step_failed", details=details)
+        run.set_timer(delay, "retry", step=step_id, attempt=attempt + 1)
+        return
+    on_failure = step.get("on_failure")
+    if on_failure:
+        details["next_step"] = on_failure
+        run.event("intent.step_failed", details=details)
+        _start_step(run, on_failure, 1)
+        return
+    details["final"] = True
+    run.event("intent.step_failed", details=details)
+    _begin_compensation(run, step_id, reason)
+
+
+# ---------------------------------------------------------------------------------------------
+# compensation
+
+
+def _begin_compensation(run: Run, failed_step: str, reason: str) -> None:
+    st = run.state
+    st["phase"] = "compensating"
+    st["failure"] = {"failed_step": failed_step, "reason": reason}
+    st["comp_queue"] = [sid for sid in reversed(st["completed"]) if run.steps[sid].get("compensate")]
+    _next_compensation(run)
+
+
+def _next_compensation(run: Run) -> None:
+    st = run.state
+    if not st["comp_queue"]:
+        failure = st["failure"] or {}
+        _fail_flow(run, failure.get("failed_step"), failure.get("reason") or "failed")
+        return
+    step_id = st["comp_queue"].pop(0)
+    _dispatch_compensation(run, step_id, 1)
+
+
+def _dispatch_compensation(run: Run, step_id: str, attempt: int) -> None:
+    st = run.state
+    step = run.steps[step_id]
+    holder = run.holder(step["compensate"]["assigned_to"])
+    child = _dispatch_child(run, step, holder["ref"], attempt, compensation=True)
+    st.update(comp_step=step_id, comp_attempt=attempt, child=child["intent_id"], step_started=run.now)
+    run.event("intent.compensating", details={"step_id": step_id, "attempt": attempt,
+                                              "compensation_intent_id": child["intent_id"],
+                                              "failed_step": (st["failure"] or {}).get("failed_step")},
+              doc_updates={"pending_with": holder})
+
+
+def _compensation_finished(run: Run, ok: bool, reason: str) -> None:
+    st = run.state
+    step_id, attempt = st["comp_step"], st["comp_attempt"]
+    st["child"] = None
+    if ok:
+        st["compensated"].append(step_id)
+        run.event("intent.compensated", details={"step_id": step_id, "attempt": attempt})
+        _next_compensation(run)
+        return
+    retry = run.steps[step_id]["compensate"].get("retry") or {}
+    details: dict[str, Any] = {"step_id": step_id, "attempt": attempt, "reason": reason}
+    if attempt <= int(retry.get("max_retries") or 0):
+        delay = float(retry.get("retry_delay_seconds") or 30)
+        details.update(retry_in_seconds=delay, next_attempt=attempt + 1)
+        run.event("intent.compensation_failed", details=details)
+        run.set_timer(delay, "comp_retry", step=step_id, attempt=attempt + 1)
+        return
+    details["final"] = True
+    st["compensation_failed"].append(step_id)
+    run.event("intent.compensation_failed", details=details)
+    _next_compensation(run)
+
+
+# ---------------------------------------------------------------------------------------------
+# ends
+
+
+def _complete_flow(run: Run, last: dict[str, Any]) -> None:
+    st = run.state
+    st["phase"] = "done"
+    run.save()
+    run.event("intent.completed", details={"completed_step": last, "steps": len(st["completed"])},
+              doc_updates={"result": {"results": st["results"], "steps": st["history"]}, "pending_with": None})
+
+
+def _fail_flow(run: Run, failed_step: str | None, reason: str) -> None:
+    st = run.state
+    st["phase"] = "done"
+    run.save()
+    compensable = [sid for sid in st["completed"] if run.steps[sid].get("compensate")]
+    error = {"failed_step": failed_step, "reason": reason, "compensated": list(st["compensated"]),
+             "compensation_failed": list(st["compensation_failed"]),
+             "not_compensated": [sid for sid in st["completed"] if sid not in compensable]}
+    run.event("intent.failed", details={"failed_step": failed_step, "reason": reason,
+                                        "compensated": list(st["compensated"])},
+              doc_updates={"error": error, "result": {"results": st["results"], "steps": st["history"]},
+                           "pending_with": None})
+
+
+# ---------------------------------------------------------------------------------------------
+# reactions
+
+
+def _reason(row: Row, doc: dict[str, Any]) -> str:
+    status = row["status"]
+    if status == lc.TIMED_OUT:
+        return "step_timeout"
+    if status == lc.CANCELED:
+        return "canceled"
+    error = doc.get("error")
+    if isinstance(error, dict):
+        if error.get("code") == "delivery_failed":
+            return "delivery_failed"
+        for key in ("reason", "message", "error"):
+            if isinstance(error.get(key), str) and error[key]:
+                return str(error[key])
+    return "failed"
+
+
+def on_terminal(tx: Tx, s: Settings, row: Row, doc: dict[str, Any], now: float) -> None:
+    """An intent of a workflow ended (called by apply_event, in the same transaction)."""
+    if doc.get("workflow_parent"):
+        run = _load(tx, s, row, doc["workflow_id"], now)
+        if run is None or run.state["phase"] == "done":
+            return
+        # Ended from outside (canceled, resolved, its deadline): stop the step that is running.
+        run.state["phase"] = "done"
+        run.save()
+        child_id = run.state.get("child")
+        child = tx.get_intent(child_id) if child_id else None
+        if child is not None and child["status"] not in lc.TERMINAL:
+            apply_event(tx, s, child, "intent.canceled", now, actor=ENGINE,
+                        details={"reason": f"workflow ended {row['status']}"},
+                        doc_updates={"error": {"reason": f"workflow ended {row['status']}"}})
+        return
+    parent = tx.get_intent(doc.get("parent_intent_id") or "")
+    if parent is None or parent["status"] in lc.TERMINAL:
+        return
+    run = _load(tx, s, parent, doc["workflow_id"], now)
+    if run is None or run.state["phase"] == "done" or run.state.get("child") != row["intent_id"]:
+        return  # a stale attempt, or the workflow moved on
+    ok = row["status"] == lc.COMPLETED
+    if doc.get("compensation"):
+        _compensation_finished(run, ok, "" if ok else _reason(row, doc))
+    elif ok:
+        _step_succeeded(run, doc.get("result"))
+    else:
+        _step_failed(run, _reason(row, doc))
+    if run.state["phase"] != "done":
+        run.save()
+
+
+def on_timer(tx: Tx, s: Settings, parent: Row, now: float) -> None:
+    """An engine timer of a workflow parent fired (the scheduler already cleared it)."""
+    doc = loads(parent["doc"])
+    if not doc.get("workflow_parent"):
+        return
+    run = _load(tx, s, parent, doc["workflow_id"], now)
+    if run is None or run.state["phase"] == "done" or not run.state.get("timer"):
+        return
+    timer = run.state["timer"]
+    run.state["timer"] = None
+    kind = timer["kind"]
+    if kind == "retry" and run.state["step"] == timer["step"]:
+        _start_step(run, timer["step"], timer["attempt"])
+    elif kind == "delay" and run.state["step"] == timer["step"]:
+        _step_succeeded(run, {"waited_seconds": round(now - (run.state.get("step_started") or now), 3)})
+    elif kind == "step_deadline" and run.state["step"] == timer["step"] and run.state["attempt"] == timer["attempt"]:
+        _step_failed(run, "step_timeout")
+    elif kind == "comp_retry":
+        _dispatch_compensation(run, timer["step"], timer["attempt"])
+    if run.state["phase"] != "done":
+        run.save()
+
+
+def resume_parent(tx: Tx, s: Settings, principal: Principal, parent: Row, doc: dict[str, Any],
+                  body: dict[str, Any], now: float) -> dict[str, Any]:
+    """A person answers the human step the workflow waits on."""
+    if principal.kind == "service_account":
+        raise Forbidden("a workflow is resumed by a person or the workspace key; agents resume their step "
+                        "intents", code="policy_denied")
+    if parent["status"] in lc.TERMINAL:
+        raise Conflict(f"intent {parent['intent_id']} is already {parent['status']}", code="intent_terminal",
+                       details={"status": parent["status"]})
+    run = _load(tx, s, parent, doc["workflow_id"], now)
+    step = run.steps.get(run.state["step"] or "") if run else None
+    if run is None or step is None or step["kind"] != "human" or parent["waiting_reason"] != "WAITING_FOR_HUMAN":
+        raise Conflict("this workflow is not waiting for a person; its agent steps are resumed by their agents",
+                       code="invalid_transition", details={"status": parent["status"],
+                                                           "waiting_reason": parent["waiting_reason"]})
+    task = doc.get("human_task") or {}
+    answer = body.get("task_result")
+    if not isinstance(answer, dict):
+        if body.get("approve_current_step") is True or body.get("action") in ("complete", "approve"):
+            answer = {"outcome": (task.get("allowed_outcomes") or ["approved"])[0]}
+        elif body.get("action") in ("fail", "reject"):
+            answer = {"outcome": "rejected", "comment": body.get("reason")}
+        else:
+            from axme_cli.runtime.errors import Unprocessable
+
+            raise Unprocessable('answer the task with {"task_result": {"outcome": ...}}',
+                                details={"field": "task_result", "allowed": task.get("allowed_outcomes")})
+        body = {"task_result": answer}
+    check_task_result(task, body)
+    outcome = str(answer.get("outcome") or "")
+    run.state["timer"] = None
+    if outcome.lower() in REJECTING_OUTCOMES:
+        _step_failed(run, f"{outcome} by {principal.address}")
+    else:
+        _step_succeeded(run, {**answer, "answered_by": principal.address})
+    if run.state["phase"] != "done":
+        run.save()
+    return {"ok": True, "applied": True, "intent": intent_view(parent)}
+
+
+def workflow_view(row: Row) -> dict[str, Any]:
+    """The workflow part of a parent intent for readers (CLI watch, dashboard)."""
+    compiled, state = loads(row["compiled"]), loads(row["state"])
+    return {
+        "workflow_id": row["workflow_id"], "scenario_id": row["scenario_id"], "phase": state["phase"],
+        "current_step": state["step"], "attempt": state["attempt"], "steps": [st["step_id"] for st in
+                                                                              compiled["steps"]],
+        "history": state["history"], "completed": state["completed"], "compensated": state["compensated"],
+        "compensation_failed": state["compensation_failed"], "failure": state["failure"],
+    }

@@ -1,0 +1,30 @@
+"""bench/create_throughput.py --smoke runs end to end: servers start, creates succeed, JSON is written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "create_throughput.py"
+
+
+def test_create_throughput_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--smoke", "--json-out", str(out), "--tmp-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    result = json.loads(out.read_text())
+    axme = [row for row in result["rows"] if row["system"] == "axme"]
+    assert axme, result["rows"]
+    for row in axme:
+        assert row["errors"] == 0, row
+        assert row["requests"] > 0 and row["per_s"] > 0, row
+    # the temp dir (databases, logs) is removed afterwards
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]

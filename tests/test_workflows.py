@@ -1,0 +1,224 @@
+"""The workflow engine end to end: scenarios/apply, step sub-intents on agent feeds, retries, timeouts,
+compensation. Real runtime, agents over HTTP."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.agents_helper import FeedAgent, agent_key
+from tests.runtime_proc import RuntimeProcess
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def saga(suffix: str) -> dict[str, Any]:
+    """The order saga with agent names unique to one test."""
+    bundle = json.loads((ROOT / "scenarios" / "order-saga.json").read_text())
+    for agent in bundle["agents"]:
+        agent["address"] = f"{agent['address']}-{suffix}"
+    for step in bundle["workflow"]["steps"]:
+        step["retry"]["retry_delay_seconds"] = 0.2
+        if "compensate" in step:
+            step["compensate"]["retry"]["retry_delay_seconds"] = 0.2
+    return bundle
+
+
+def wait_terminal(admin: httpx.Client, intent_id: str, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for event in admin.get(f"/v1/intents/{intent_id}/events").json()["events"]:
+            if event["status"] in ("COMPLETED", "FAILED", "CANCELED", "TIMED_OUT"):
+                return admin.get(f"/v1/intents/{intent_id}").json()["intent"]
+        with admin.stream("GET", f"/v1/intents/{intent_id}/events/stream",
+                          params={"since": 0, "wait_seconds": 2}) as r:
+            for _ in r.iter_lines():
+                pass
+    raise AssertionError(f"{intent_id} did not end in {timeout}s")
+
+
+class Services:
+    """inventory, payment and shipping agents; ``fail`` maps a step id to how many times it fails."""
+
+    def __init__(self, rt: RuntimeProcess, admin: httpx.Client, apply: dict[str, Any],
+                 fail: dict[str, int] | None = None, fail_compensation: set[str] | None = None,
+                 silent: set[str] | None = None) -> None:
+        self.calls: list[tuple[str, str, bool]] = []  # (role, step_id, compensation)
+        self.fail = dict(fail or {})
+        self.fail_compensation = fail_compensation or set()
+        self.silent = silent or set()
+        self.threads = []
+        for agent in apply["agents"]:
+            name = agent["address"].rsplit("/", 1)[1]
+            token = agent_key(admin, agent["address"])
+            self.threads.append(FeedAgent(rt.url, token, name, self._handler(agent["role"])))
+        for t in self.threads:
+            t.start()
+
+    def _handler(self, role: str):  # type: ignore[no-untyped-def]
+        def handle(frame: dict[str, Any]) -> dict[str, Any] | None:
+            payload = frame["payload"]
+            step, comp = payload["step_id"], bool(payload.get("compensation"))
+            self.calls.append((role, step, comp))
+            assert payload["parent_payload"]["order_id"] == "ord_98765"
+            if step in self.silent and not comp:
+                return None
+            if comp:
+                if step in self.fail_compensation:
+                    return {"action": "fail", "reason": f"cannot undo {step}"}
+                return {"action": "complete", "undone": step, "of": payload["step_result"]}
+            if self.fail.get(step, 0) > 0:
+                self.fail[step] -= 1
+                return {"action": "fail", "reason": f"{step} failed"}
+            return {"action": "complete", "step": step, "ref": f"{step}-{payload['attempt']}"}
+        return handle
+
+    def stop(self) -> None:
+        for t in self.threads:
+            t.stop()
+
+
+@pytest.fixture(scope="module")
+def wf_runtime(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    rt = RuntimeProcess(tmp_path_factory.mktemp("wf"), extra_args=["--redelivery-seconds", "0.5"]).start()
+    yield rt
+    rt.stop()
+
+
+def run_saga(rt: RuntimeProcess, **behaviour: Any) -> tuple[dict[str, Any], Services, list[dict[str, Any]]]:
+    with rt.client() as admin:
+        r = admin.post("/v1/scenarios/apply", json=saga(uuid.uuid4().hex[:8]))
+        assert r.status_code == 200, r.text
+        applied = r.json()
+        assert applied["compile_id"] and [a["created"] for a in applied["agents"]] == [True, True, True]
+        services = Services(rt, admin, applied, **behaviour)
+        try:
+            intent = wait_terminal(admin, applied["intent_id"])
+        finally:
+            services.stop()
+        events = admin.get(f"/v1/intents/{applied['intent_id']}/events").json()["events"]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    return intent, services, events
+
+
+def test_happy_path(wf_runtime: RuntimeProcess) -> None:
+    intent, services, events = run_saga(wf_runtime)
+    assert intent["status"] == "COMPLETED"
+    assert [c[1] for c in services.calls] == ["reserve", "charge", "ship"]
+    assert set(intent["result"]["results"]) == {"reserve", "charge", "ship"}
+    waits = [e for e in events if e["event_type"] == "intent.waiting"]
+    assert [e["details"]["step_id"] for e in waits] == ["reserve", "charge", "ship"]
+    assert all(e["status"] == "WAITING" and e["waiting_reason"] == "WAITING_FOR_AGENT" for e in waits)
+    assert waits[1]["pending_with"]["ref"].split("/")[-1].startswith("payment-")
+    assert intent["workflow"]["phase"] == "done"
+
+
+@pytest.mark.parametrize("failing, undone", [
+    ("reserve", []),
+    ("charge", ["reserve"]),
+    ("ship", ["charge", "reserve"]),
+])
+def test_failure_compensates_completed_steps_newest_first(wf_runtime: RuntimeProcess, failing: str,
+                                                          undone: list[str]) -> None:
+    intent, services, events = run_saga(wf_runtime, fail={failing: 99})
+    assert intent["status"] == "FAILED"
+    assert intent["error"]["failed_step"] == failing
+    assert intent["error"]["compensated"] == undone
+    assert [c[1] for c in services.calls if c[2]] == undone  # compensations ran in this order, once each
+    assert [e["details"]["step_id"] for e in events if e["event_type"] == "intent.compensated"] == undone
+    retries = [e for e in events if e["event_type"] == "intent.step_failed"]
+    max_retries = {"reserve": 2, "charge": 2, "ship": 1}[failing]
+    assert len(retries) == max_retries + 1 and retries[-1]["details"].get("final") is True
+
+
+def test_retry_then_success(wf_runtime: RuntimeProcess) -> None:
+    intent, services, _ = run_saga(wf_runtime, fail={"charge": 1})
+    assert intent["status"] == "COMPLETED"
+    assert [c[1] for c in services.calls] == ["reserve", "charge", "charge", "ship"]
+
+
+def test_a_compensation_that_fails(wf_runtime: RuntimeProcess) -> None:
+    intent, services, events = run_saga(wf_runtime, fail={"ship": 99}, fail_compensation={"charge"})
+    assert intent["status"] == "FAILED"
+    assert intent["error"]["compensated"] == ["reserve"]
+    assert intent["error"]["compensation_failed"] == ["charge"]
+    assert [c[1] for c in services.calls if c[2]] == ["charge"] * 4 + ["reserve"]  # 1 + 3 retries
+
+
+def test_step_timeout_then_compensation(wf_runtime: RuntimeProcess) -> None:
+    bundle = saga(uuid.uuid4().hex[:8])
+    bundle["workflow"]["steps"][2]["step_deadline_seconds"] = 1
+    with wf_runtime.client() as admin:
+        applied = admin.post("/v1/scenarios/apply", json=bundle).json()
+        services = Services(wf_runtime, admin, applied, silent={"ship"})
+        try:
+            intent = wait_terminal(admin, applied["intent_id"])
+        finally:
+            services.stop()
+        events = admin.get(f"/v1/intents/{applied['intent_id']}/events").json()["events"]
+    assert intent["status"] == "FAILED"
+    assert intent["error"]["reason"] == "step_timeout"
+    assert intent["error"]["compensated"] == ["charge", "reserve"]
+    assert [e["details"]["reason"] for e in events if e["event_type"] == "intent.step_failed"] == ["step_timeout"] * 2
+
+
+def test_agent_not_running_exhausts_delivery(wf_runtime: RuntimeProcess) -> None:
+    bundle = saga(uuid.uuid4().hex[:8])
+    bundle["workflow"]["steps"][2]["retry"]["max_retries"] = 0
+    with wf_runtime.client() as admin:
+        applied = admin.post("/v1/scenarios/apply", json=bundle).json()
+        services = Services(wf_runtime, admin, {"agents": applied["agents"][:2]})  # no shipping agent
+        try:
+            intent = wait_terminal(admin, applied["intent_id"])
+        finally:
+            services.stop()
+        ship = intent["workflow"]["history"][2]
+        step_intent = admin.get(f"/v1/intents/{ship['intent_id']}").json()["intent"]
+    assert intent["error"]["reason"] == "delivery_failed" and intent["error"]["failed_step"] == "ship"
+    assert step_intent["status"] == "FAILED" and step_intent["delivery_attempt"] == 3
+    assert intent["error"]["compensated"] == ["charge", "reserve"]
+
+
+@pytest.mark.slow
+def test_kill_9_during_sagas_and_compensations(tmp_path: Path) -> None:
+    """Sagas keep going across kill -9 restarts; every one ends right and nothing is undone twice."""
+    rt = RuntimeProcess(tmp_path, extra_args=["--redelivery-seconds", "1"]).start()
+    try:
+        with rt.client() as admin:
+            runs = []
+            for i in range(6):
+                bundle = saga(f"k{i}")
+                r = admin.post("/v1/scenarios/apply", json=bundle)
+                assert r.status_code == 200, r.text
+                fail = {"ship": 99} if i % 2 else {}
+                runs.append((r.json(), fail))
+            services = [Services(rt, admin, applied, fail=fail) for applied, fail in runs]
+        for delay in (0.15, 0.3, 0.45):
+            time.sleep(delay)
+            rt.kill()
+            rt.start()
+        with rt.client() as admin:
+            for (applied, fail), svc in zip(runs, services, strict=True):
+                intent = wait_terminal(admin, applied["intent_id"], timeout=60)
+                events = admin.get(f"/v1/intents/{applied['intent_id']}/events").json()["events"]
+                assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+                done = [e["details"]["step_id"] for e in events if e["event_type"] == "intent.compensated"]
+                if fail:
+                    assert intent["status"] == "FAILED", intent
+                    agents = [(t.name, t.is_alive(), t.errors[-3:], len(t.seen)) for t in svc.threads]
+                    assert done == ["charge", "reserve"], (intent["error"], agents)
+                else:
+                    assert intent["status"] == "COMPLETED", intent
+                    assert done == []
+                completed_steps = [h["step_id"] for h in intent["workflow"]["history"] if h["status"] == "COMPLETED"]
+                assert len(completed_steps) == len(set(completed_steps))  # no step completed twice
+    finally:
+        for svc in services:
+            svc.stop()
+        rt.stop()
