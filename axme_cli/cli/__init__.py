@@ -7,7 +7,6 @@ import sys
 
 
 def main() -> None:
-    from axme_cli.config.files import ConfigFileError
     from axme_cli.errors import EXIT_USAGE, CliError
 
     as_json = "--json" in sys.argv[1:]
@@ -27,7 +26,7 @@ def main() -> None:
 
         report_error(exc, as_json=as_json)
         sys.exit(exc.exit_code)
-    except ConfigFileError as exc:
+    except _config_file_error() as exc:
         from axme_cli.render.console import report_error
 
         report_error(CliError(str(exc), exit_code=EXIT_USAGE, code="config_error"), as_json=as_json)
@@ -61,3 +60,10 @@ def main() -> None:
 def _is_click_error(exc: BaseException, name: str) -> bool:
     """typer vendors click in some versions: recognise its exceptions by class name, not by import path."""
     return any(cls.__name__ == name for cls in type(exc).__mro__)
+
+
+def _config_file_error() -> tuple[type[Exception], ...]:
+    """ConfigFileError, without importing config.files (~5 ms) for commands that never load it: if the
+    module is not loaded, nothing can have raised its error (and `except ()` matches nothing)."""
+    files = sys.modules.get("axme_cli.config.files")
+    return (files.ConfigFileError,) if files is not None else ()

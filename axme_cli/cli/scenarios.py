@@ -106,39 +106,47 @@ def register(app: typer.Typer) -> None:
 
 def provision(c: Any, raw: dict[str, Any]) -> list[dict[str, Any]]:
     """Service accounts and keys for `create_if_missing` agents, recorded in scenario-agents.json."""
-    import datetime
-
     from axme_cli.config import agents_file
     from axme_cli.protocol.addresses import qualify
 
     health = c.get("/health")
     org, ws = health.get("org_id") or "local", health.get("workspace_id") or "dev"
     out: list[dict[str, Any]] = []
-    existing: list[dict[str, Any]] | None = None
+    existing: list[dict[str, Any]] = []
     for agent in raw.get("agents") or []:
         address = qualify(agent["address"], org, ws)
         if not agent.get("create_if_missing"):
             continue
-        if agents_file.find(address, c.base_url):
-            out.append({"address": address, "key": "kept in scenario-agents.json", "created": False})
-            continue
-        if existing is None:
-            existing = c.get("/v1/service-accounts")["service_accounts"]
-        sa = next((s for s in existing if s.get("agent_address") == address), None)
-        created = sa is None
-        if sa is None:
-            body = {"name": address, "org_id": org, "workspace_id": ws}
-            if agent.get("display_name"):
-                body["display_name"] = agent["display_name"]
-            sa = c.post("/v1/service-accounts", json=body)["service_account"]
-        key = c.post(f"/v1/service-accounts/{sa['service_account_id']}/keys", json={})["key"]
-        agents_file.upsert({
-            "address": address, "service_account_id": sa["service_account_id"], "key_id": key["key_id"],
-            "api_key": key["token"], "base_url": c.base_url,
-            "created_at": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        })
-        out.append({"address": address, "key": f"saved to {agents_file.path()}", "created": created})
+        with agents_file.locked():  # another axme process may be saving keys at the same time
+            out.append(_provision_one(c, agent, address, org, ws, existing))
     return out
+
+
+def _provision_one(c: Any, agent: dict[str, Any], address: str, org: str, ws: str,
+                   existing: list[dict[str, Any]]) -> dict[str, Any]:
+    """One agent: its key kept if saved already, else its service account (found or created) and a new key."""
+    import datetime
+
+    from axme_cli.config import agents_file
+
+    if agents_file.find(address, c.base_url):
+        return {"address": address, "key": "kept in scenario-agents.json", "created": False}
+    if not existing:
+        existing.extend(c.get("/v1/service-accounts")["service_accounts"])
+    sa = next((s for s in existing if s.get("agent_address") == address), None)
+    created = sa is None
+    if sa is None:
+        body = {"name": address, "org_id": org, "workspace_id": ws}
+        if agent.get("display_name"):
+            body["display_name"] = agent["display_name"]
+        sa = c.post("/v1/service-accounts", json=body)["service_account"]
+    key = c.post(f"/v1/service-accounts/{sa['service_account_id']}/keys", json={})["key"]
+    agents_file.upsert({
+        "address": address, "service_account_id": sa["service_account_id"], "key_id": key["key_id"],
+        "api_key": key["token"], "base_url": c.base_url,
+        "created_at": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    })
+    return {"address": address, "key": f"saved to {agents_file.path()}", "created": created}
 
 
 def run_and_follow(c: Any, intent_id: str, *, title: str, watch: bool) -> str:

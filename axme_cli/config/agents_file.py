@@ -7,6 +7,9 @@ one entry per (address, base_url). Keys are written with sorted keys, so
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,3 +55,32 @@ def upsert(entry: dict[str, Any]) -> None:
                                          str(a.get("base_url", "")).rstrip("/") == entry["base_url"].rstrip("/"))]
     agents.append(entry)
     write_json(path(), {"agents": agents}, mode=0o600)
+
+
+def remove(address: str, base_url: str) -> int:
+    """Drop the entries of ``address`` for ``base_url``; returns how many went (the file is left alone if none)."""
+    base = base_url.rstrip("/")
+    agents = load()
+    kept = [a for a in agents if not (a.get("address") == address and str(a.get("base_url", "")).rstrip("/") == base)]
+    if len(kept) != len(agents):
+        write_json(path(), {"agents": kept}, mode=0o600)
+    return len(agents) - len(kept)
+
+
+@contextlib.contextmanager
+def locked() -> Iterator[None]:
+    """Hold an exclusive lock on the file while reading and rewriting it, so that two `axme` processes saving keys
+    at once do not lose one (a lost entry is a lost token). POSIX only; elsewhere this is a no-op."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    lock = path().with_name(".scenario-agents.json.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock

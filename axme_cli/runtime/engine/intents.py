@@ -197,9 +197,10 @@ def insert_new_intent(
         "correlation_id": req["correlation_id"],
         "from_agent": req["from_agent"],
         "to_agent": to_agent,
-        "status": lc.CREATED,
+        # Written once, already SUBMITTED: the two events below record both steps (one row write, not two).
+        "status": lc.next_status(lc.CREATED, "intent.submitted"),
         "waiting_reason": None,
-        "last_seq": 1,
+        "last_seq": 2,
         "delivery_attempt": 1 if on_feed else 0,
         "delivered_attempt": 0,
         "max_delivery_attempts": req.get("max_delivery_attempts") or s.default_max_delivery_attempts,
@@ -213,14 +214,21 @@ def insert_new_intent(
         "doc": dumps(doc),
     }
     row["wake_ts"] = wake_of(row)
-    created_event = {
-        "intent_id": intent_id, "seq": 1, "event_type": "intent.created", "status": lc.CREATED,
-        "at": at, "actor": req["from_agent"], "details": {"intent_type": req["intent_type"], "to_agent": to_agent},
-    }
+    actor = req["from_agent"]
     tx.insert_intent(row)
-    tx.insert_event(intent_id, 1, dumps(created_event))
-    apply_event(tx, s, row, "intent.submitted", now, actor=req["from_agent"],
-                details={"delivery_attempt": row["delivery_attempt"]})
+    tx.insert_event(intent_id, 1, dumps({
+        "intent_id": intent_id, "seq": 1, "event_type": "intent.created", "status": lc.CREATED, "at": at,
+        "actor": actor, "details": {"intent_type": req["intent_type"], "to_agent": to_agent},
+    }))
+    submitted: dict[str, Any] = {
+        "intent_id": intent_id, "seq": 2, "event_type": "intent.submitted", "status": row["status"], "at": at,
+        "actor": actor, "details": {"delivery_attempt": row["delivery_attempt"]},
+    }
+    holder = pending_with(row, doc)
+    if holder is not None:
+        submitted["pending_with"] = holder
+    tx.insert_event(intent_id, 2, dumps(submitted))
+    tx.notes.intents.add(intent_id)
     if on_feed:
         tx.append_feed(to_agent, intent_id, 1, at)
         tx.notes.feeds.add(to_agent)

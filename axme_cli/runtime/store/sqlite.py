@@ -283,6 +283,9 @@ class SqliteStore(Store):
         self._write: sqlite3.Connection | None = None
         self.batches = 0
         self.ops = 0
+        self._checkpointer: threading.Thread | None = None
+        self._checkpoint_due = threading.Event()
+        self._closing = threading.Event()
 
     # lifecycle
     async def open(self) -> None:
@@ -293,17 +296,43 @@ class SqliteStore(Store):
         try:
             self._write = _connect(self.location)
             self._migrate(self._write)
+            # Checkpoints run on their own thread and connection (below), never inside a commit of the writer.
+            self._write.execute("PRAGMA wal_autocheckpoint=0")
             self._read = _connect(self.location)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open the database {self.location}: {exc}") from exc
+        self._closing.clear()
         self._thread = threading.Thread(target=self._writer, name="axme-sqlite-writer", daemon=True)
         self._thread.start()
+        self._checkpointer = threading.Thread(target=self._checkpoints, name="axme-sqlite-checkpoint", daemon=True)
+        self._checkpointer.start()
+
+    def _checkpoints(self) -> None:
+        """PASSIVE checkpoints every 256 batches or second: the WAL stays small and commits stay short."""
+        try:
+            conn = _connect(self.location)
+        except sqlite3.Error as exc:
+            log.error("checkpoint connection failed: %s", exc)
+            return
+        with contextlib.closing(conn):
+            while not self._closing.is_set():
+                self._checkpoint_due.wait(1.0)
+                self._checkpoint_due.clear()
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                except sqlite3.Error as exc:
+                    log.warning("checkpoint failed: %s", exc)
 
     async def close(self) -> None:
         if self._thread is not None:
             self._queue.put(None)
             await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
             self._thread = None
+        if self._checkpointer is not None:
+            self._closing.set()
+            self._checkpoint_due.set()
+            await asyncio.get_running_loop().run_in_executor(None, self._checkpointer.join)
+            self._checkpointer = None
         for conn in (self._read, self._write):
             if conn is not None:
                 conn.close()
@@ -354,6 +383,8 @@ class SqliteStore(Store):
                 batch.append(nxt)
             outcomes, notes = self._run_batch(conn, batch)
             self.batches += 1
+            if self.batches % 256 == 0:
+                self._checkpoint_due.set()
             self.ops += len(batch)
             with contextlib.suppress(RuntimeError):  # loop already closed at shutdown
                 loop.call_soon_threadsafe(self._finish, outcomes, notes)

@@ -1,0 +1,1 @@
+"""Agents that ship with axme: the runner behind `axme agents run`, and the demo services."""

@@ -1,0 +1,148 @@
+"""`axme examples list|run`: see a saga run end to end in seconds, with nothing else installed."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from axme_cli.cli.common import ApiKeyOpt, BaseUrlOpt, ContextOpt
+
+
+def register(app: typer.Typer) -> None:
+    ex = typer.Typer(help="Ready-made scenarios you can run at once.", no_args_is_help=True, rich_markup_mode=None)
+    app.add_typer(ex, name="examples")
+
+    @ex.command("list")
+    def list_() -> None:
+        """List the examples."""
+        from axme_cli.cli.common import emit, json_mode
+        from axme_cli.examples import CATALOG
+        from axme_cli.render.console import out
+
+        if json_mode():
+            emit([{"name": k, "description": v} for k, v in CATALOG.items()])
+            return
+        for name, text in CATALOG.items():
+            out(f"{name:28} {text}")
+        out("Run one: axme examples run order-saga [--fail-at shipping]")
+
+    @ex.command("run")
+    def run(
+        name: Annotated[str, typer.Argument(help="Example name (see `axme examples list`).", show_default=False)],
+        fail_at: Annotated[str | None, typer.Option(
+            "--fail-at", help="Make this step (or role) fail, to see compensation.", show_default=False)] = None,
+        delay: Annotated[float, typer.Option("--delay", help="Seconds each demo step takes.", min=0)] = 0.3,
+        base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
+    ) -> None:
+        """Run an example: uses the runtime of your context, or starts a temporary one; starts the demo
+        agents as separate processes; applies the scenario and shows it live. Exit 0 if it COMPLETED."""
+        from axme_cli.errors import UsageError
+        from axme_cli.examples import CATALOG, load
+
+        if name not in CATALOG:
+            raise UsageError(f"no example named {name!r}", fix="see `axme examples list`")
+        bundle = load(name)
+        steps = [s["step_id"] for s in bundle["workflow"]["steps"]]
+        roles = [a["role"] for a in bundle["agents"]]
+        if fail_at and fail_at not in steps and fail_at not in roles:
+            raise UsageError(f"--fail-at {fail_at!r} is neither a step ({', '.join(steps)}) nor a role "
+                             f"({', '.join(roles)}) of {name}")
+        status = _run(name, bundle, fail_at, delay, base_url, api_key, context)
+        if status != "COMPLETED":
+            raise typer.Exit(1)
+
+
+def _run(name: str, bundle: dict[str, Any], fail_at: str | None, delay: float, base_url: str | None,
+         api_key: str | None, context: str | None) -> str:
+    import contextlib
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    from axme_cli.cli.common import client, json_mode, target
+    from axme_cli.cli.scenarios import provision, run_and_follow
+    from axme_cli.client.http import Client
+    from axme_cli.config import agents_file
+    from axme_cli.errors import CliError
+    from axme_cli.render.console import err, out
+
+    say = err if json_mode() else out
+    started: list[subprocess.Popen[bytes]] = []
+    scratch = tempfile.TemporaryDirectory(prefix="axme-example-")
+    try:
+        t = target(base_url, api_key, context)
+        reachable = _answers(t.base_url)
+        if reachable:
+            c = client(base_url, api_key, context)
+            say(f"Using the runtime at {t.base_url} (context {t.context}).")
+        else:
+            # A temporary runtime with its own config dir, so nothing of the user's is touched.
+            os.environ["AXME_CONFIG_DIR"] = os.path.join(scratch.name, "config")
+            url, key, proc = _start_runtime(scratch.name)
+            started.append(proc)
+            c = Client(url, key)
+            say(f"No runtime answers at {t.base_url}; started a temporary one at {url} (stopped at the end).")
+        with c:
+            provision(c, bundle)
+            env = dict(os.environ, AXME_DEMO_DELAY=str(delay), AXME_DEMO_FAIL_AT=fail_at or "")
+            for agent in bundle["agents"]:
+                entry = agents_file.lookup(agent["address"], c.base_url)
+                if entry is None:
+                    raise CliError(f"no key for {agent['address']} after provisioning")
+                log = open(os.path.join(scratch.name, f"agent-{agent['role']}.log"), "wb")  # noqa: SIM115
+                started.append(subprocess.Popen(
+                    [sys.executable, "-m", "axme_cli", "agents", "run", entry["address"], "--api-key",
+                     entry["api_key"], "--base-url", c.base_url, "--handler", "axme_cli.agents.demo:handle"],
+                    env=env, stdout=log, stderr=subprocess.STDOUT))
+                say(f"  agent {agent['role']:10} {entry['address']}  (pid {started[-1].pid})")
+            answer = c.post("/v1/scenarios/apply", json=bundle)
+            say(f"  intent {answer['intent_id']}" + (f"  (failing at {fail_at})" if fail_at else ""))
+            return run_and_follow(c, answer["intent_id"], title=bundle.get("title") or name, watch=True)
+    finally:
+        for proc in reversed(started):
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+        for proc in started:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        scratch.cleanup()
+
+
+def _answers(base_url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(base_url.rstrip("/") + "/health", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _start_runtime(folder: str) -> tuple[str, str, Any]:
+    import json
+    import os
+    import secrets
+    import subprocess
+    import sys
+    import time
+
+    from axme_cli.errors import CliError
+
+    ready = os.path.join(folder, "ready.json")
+    key = "axme_example_" + secrets.token_urlsafe(24)
+    log = open(os.path.join(folder, "runtime.log"), "wb")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "axme_cli", "dev", "--port", "0", "--db",
+                             os.path.join(folder, "example.db"), "--ready-file", ready, "--api-key", key],
+                            stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+    deadline = time.monotonic() + 30
+    while not os.path.exists(ready):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise CliError("the temporary runtime did not start", fix=f"see {folder}/runtime.log")
+        time.sleep(0.05)
+    with open(ready) as fh:
+        url = json.load(fh)["url"]
+    return url, key, proc

@@ -1,0 +1,143 @@
+"""`axme examples run` and `axme agents run`, as a newcomer runs them (subprocesses, real runtime)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import make_agent
+from tests.runtime_proc import RuntimeProcess
+
+
+def env_for(tmp_path: Path) -> dict[str, str]:
+    env = dict(os.environ, AXME_CONFIG_DIR=str(tmp_path / "cfg"), AXME_DATA_DIR=str(tmp_path / "data"),
+               AXME_CLI_SECRET_STORAGE="file", NO_COLOR="1")
+    for name in ("AXME_BASE_URL", "AXME_API_KEY", "AXME_CONTEXT"):
+        env.pop(name, None)
+    return env
+
+
+def axme(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "axme_cli", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def dead_url() -> str:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def test_examples_list(tmp_path: Path) -> None:
+    out = axme(env_for(tmp_path), "examples", "list")
+    assert out.returncode == 0 and "order-saga" in out.stdout
+    listed = json.loads(axme(env_for(tmp_path), "examples", "list", "--json").stdout)
+    assert {e["name"] for e in listed} >= {"order-saga", "cross-service-coordination"}
+
+
+def test_order_saga_runs_on_a_temporary_runtime(tmp_path: Path) -> None:
+    env = env_for(tmp_path)
+    out = axme(env, "examples", "run", "order-saga", "--delay", "0", "--base-url", dead_url())
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "started a temporary one" in out.stdout
+    assert "[final]         COMPLETED" in out.stdout and "Final status: COMPLETED" in out.stdout
+    # nothing of the user's was written: the temporary runtime used its own config dir
+    assert not (tmp_path / "cfg" / "config.json").exists()
+
+
+def test_fail_at_shipping_undoes_newest_first(tmp_path: Path) -> None:
+    env = env_for(tmp_path)
+    out = axme(env, "examples", "run", "order-saga", "--fail-at", "shipping", "--delay", "0", "--base-url",
+               dead_url())
+    assert out.returncode == 1, out.stdout + out.stderr
+    text = out.stdout
+    assert text.index("undo charge") < text.index("undo reserve")
+    assert "compensated: charge, reserve" in text
+    bad = axme(env, "examples", "run", "order-saga", "--fail-at", "nowhere")
+    assert bad.returncode == 2 and "--fail-at" in bad.stderr
+
+
+def test_examples_run_uses_the_context_runtime_and_json_lines(runtime: RuntimeProcess, tmp_path: Path) -> None:
+    env = env_for(tmp_path)
+    out = axme(env, "examples", "run", "cross-service-coordination", "--delay", "0", "--base-url", runtime.url,
+               "--api-key", runtime.api_key or "", "--json")
+    assert out.returncode == 0, out.stderr
+    events = [json.loads(line) for line in out.stdout.splitlines()]
+    assert events[-1]["status"] == "COMPLETED"
+    assert "Using the runtime at" in out.stderr
+    saved = json.loads((tmp_path / "cfg" / "scenario-agents.json").read_text())["agents"]
+    assert saved[0]["address"].endswith("/order-coordinator-demo") and saved[0]["base_url"] == runtime.url
+
+
+SCRIPT = """
+import json, os, sys
+payload = json.load(sys.stdin)
+if payload.get("mode") == "fail":
+    print("the disk is on fire", file=sys.stderr)
+    sys.exit(3)
+if payload.get("mode") == "later":
+    sys.exit(75)
+print(json.dumps({"doubled": payload["n"] * 2, "intent": os.environ["AXME_INTENT_ID"]}))
+"""
+
+
+def test_agents_run_turns_a_command_into_an_agent(runtime: RuntimeProcess, tmp_path: Path) -> None:
+    name = f"cmd-{uuid.uuid4().hex[:8]}"
+    with runtime.client() as admin:
+        _, token = make_agent(admin, name)
+        ids = {}
+        for mode in ("ok", "fail", "later"):
+            body = {"intent_type": "calc.double.v1", "correlation_id": str(uuid.uuid4()), "to_agent": name,
+                    "payload": {"n": 21, "mode": mode}, "max_delivery_attempts": 50}
+            ids[mode] = admin.post("/v1/intents", json=body).json()["intent_id"]
+    script = tmp_path / "agent.py"
+    script.write_text(SCRIPT)
+    env = env_for(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "axme_cli", "agents", "run", name, "--api-key", token,
+                             "--base-url", runtime.url, "--retry-exit-code", "75", "--", sys.executable, str(script)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with runtime.client() as admin:
+            deadline = time.monotonic() + 30
+            done: dict[str, dict] = {}
+            while time.monotonic() < deadline and len(done) < 2:
+                for mode in ("ok", "fail"):
+                    intent = admin.get(f"/v1/intents/{ids[mode]}").json()["intent"]
+                    if intent["status"] in ("COMPLETED", "FAILED"):
+                        done[mode] = intent
+                time.sleep(0.1)
+            later = admin.get(f"/v1/intents/{ids['later']}").json()["intent"]
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=15)
+    assert done["ok"]["status"] == "COMPLETED"
+    assert done["ok"]["result"] == {"doubled": 42, "intent": ids["ok"]}
+    assert done["fail"]["status"] == "FAILED" and "the disk is on fire" in done["fail"]["error"]["reason"]
+    assert later["status"] in ("SUBMITTED", "DELIVERED")  # left for redelivery, never answered
+    assert proc.returncode == 0  # SIGTERM: a clean stop
+    assert f"{ids['ok']} calc.double.v1: completed" in err
+    assert "left for redelivery" in err
+
+
+def test_agents_run_without_a_key_is_a_usage_error(tmp_path: Path) -> None:
+    out = axme(env_for(tmp_path), "agents", "run", "nobody", "--base-url", "http://127.0.0.1:9", "--", "true")
+    assert out.returncode == 2 and "scenario-agents.json" in out.stderr
+    out = axme(env_for(tmp_path), "agents", "run", "nobody", "--api-key", "k")
+    assert out.returncode == 2 and "command" in out.stderr
+
+
+def test_agents_run_with_a_revoked_key_stops(runtime: RuntimeProcess, tmp_path: Path) -> None:
+    with httpx.Client(base_url=runtime.url, headers={"x-api-key": runtime.api_key or ""}) as admin:
+        _, token = make_agent(admin, f"gone-{uuid.uuid4().hex[:6]}")
+    out = axme(env_for(tmp_path), "agents", "run", "someone-else", "--api-key", token, "--base-url", runtime.url,
+               "--", "true", timeout=30)
+    assert out.returncode == 2 and "feed refused: HTTP 403" in out.stderr
