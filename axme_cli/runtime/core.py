@@ -123,6 +123,7 @@ class Runtime:
         last_cleanup = 0.0
         while True:
             self.hub.scheduler.clear()
+            self.hub.scheduler_due = 0.0
             try:
                 now = time.time()
                 if now - last_cleanup > 3600:
@@ -140,6 +141,7 @@ class Runtime:
             except Exception:  # never let the timer loop die
                 log.exception("scheduler iteration failed")
                 timeout = 1.0
+            self.hub.scheduler_due = time.time() + timeout
             await wait(self.hub.scheduler, timeout)
 
 

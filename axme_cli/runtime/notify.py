@@ -20,6 +20,8 @@ class Hub:
         self._intents: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
         self._feeds: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
         self.scheduler = asyncio.Event()
+        # When the scheduler plans to look next (0 while it works): only an earlier timer needs to wake it.
+        self.scheduler_due = 0.0
         self.open_streams = 0
 
     @contextlib.contextmanager
@@ -50,7 +52,7 @@ class Hub:
         for address in notes.feeds:
             for event in self._feeds.get(address, ()):
                 event.set()
-        if notes.wake:
+        if notes.wake_at is not None and notes.wake_at < self.scheduler_due:
             self.scheduler.set()
 
 

@@ -160,7 +160,7 @@ def apply_event(
     tx.insert_event(row["intent_id"], seq, dumps(event))
     tx.update_intent(row["intent_id"], fields)
     if fields["wake_ts"] != row.get("wake_ts"):
-        tx.notes.wake = True
+        tx.notes.timer(fields["wake_ts"])
     row.update(fields)
     tx.notes.intents.add(row["intent_id"])
     if new_status in lc.TERMINAL and doc.get("workflow_id"):
@@ -232,7 +232,7 @@ def insert_new_intent(
     if on_feed:
         tx.append_feed(to_agent, intent_id, 1, at)
         tx.notes.feeds.add(to_agent)
-    tx.notes.wake = True
+    tx.notes.timer(row["wake_ts"])
     return row
 
 
@@ -500,8 +500,8 @@ def _fire(tx: Tx, s: Settings, row: Row, now: float) -> None:
         merged = {**row, **fields}
         fields["wake_ts"] = wake_of(merged)
         tx.update_intent(row["intent_id"], fields)
-        tx.notes.wake = True
+        tx.notes.timer(fields["wake_ts"])
         return
     # woke early (timers moved): just recompute
     tx.update_intent(row["intent_id"], {"wake_ts": wake_of(row)})
-    tx.notes.wake = True
+    tx.notes.timer(wake_of(row))

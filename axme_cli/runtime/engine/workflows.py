@@ -143,7 +143,7 @@ class Run:
         wake = wake_of(self.parent)
         self.tx.update_intent(self.parent["intent_id"], {"timer_ts": ts, "wake_ts": wake})
         self.parent["wake_ts"] = wake
-        self.tx.notes.wake = True
+        self.tx.notes.timer(wake)
 
 
 def _load(tx: Tx, s: Settings, parent: Row, workflow_id: str, now: float) -> Run | None:

@@ -25,13 +25,18 @@ class Notes:
 
     intents: set[str] = field(default_factory=set)
     feeds: set[str] = field(default_factory=set)
-    wake: bool = False
+    wake_at: float | None = None  # the earliest timer this transaction set
     keys_changed: bool = False
+
+    def timer(self, ts: float | None) -> None:
+        """A timer is now due at ``ts`` (None: a timer went away; the scheduler finds that out by itself)."""
+        if ts is not None and (self.wake_at is None or ts < self.wake_at):
+            self.wake_at = ts
 
     def merge(self, other: Notes) -> None:
         self.intents |= other.intents
         self.feeds |= other.feeds
-        self.wake = self.wake or other.wake
+        self.timer(other.wake_at)
         self.keys_changed = self.keys_changed or other.keys_changed
 
 
