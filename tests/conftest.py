@@ -27,6 +27,25 @@ def admin(runtime: RuntimeProcess) -> Iterator[httpx.Client]:
         yield client
 
 
+@pytest.fixture(scope="module")
+def quiet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
+    """A runtime per test module whose redelivery timer does not fire during it, so statuses stay put."""
+    rt = RuntimeProcess(tmp_path_factory.mktemp("quiet"), extra_args=["--redelivery-seconds", "600"])
+    rt.start()
+    yield rt
+    rt.stop()
+
+
+@pytest.fixture
+def api(quiet: RuntimeProcess) -> Iterator[httpx.Client]:
+    with quiet.client() as client:
+        yield client
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
 def new_intent(to_agent: str = "inventory", **extra: object) -> dict[str, object]:
     body: dict[str, object] = {
         "intent_type": "order.reserve.v1",
@@ -48,4 +67,4 @@ def make_agent(client: httpx.Client, name: str) -> tuple[str, str]:
     return sa["agent_address"], r.json()["key"]["token"]
 
 
-__all__ = ["ADMIN_KEY", "SHARED", "make_agent", "new_intent"]
+__all__ = ["ADMIN_KEY", "SHARED", "make_agent", "new_intent", "unique"]

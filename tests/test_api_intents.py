@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import make_agent, new_intent
+from tests.conftest import make_agent, new_intent, unique
 from tests.runtime_proc import RuntimeProcess
 
 MAX_BODY = 131_072
@@ -38,26 +38,7 @@ def assert_error(r: httpx.Response, status: int, code: str | None = None, names:
 
 
 # ---------------------------------------------------------------------------------------------
-# fixtures
-
-
-@pytest.fixture(scope="module")
-def quiet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
-    """A runtime whose redelivery timer does not fire during the module, so statuses stay put."""
-    rt = RuntimeProcess(tmp_path_factory.mktemp("intents"), extra_args=["--redelivery-seconds", "600"])
-    rt.start()
-    yield rt
-    rt.stop()
-
-
-@pytest.fixture
-def api(quiet: RuntimeProcess) -> Iterator[httpx.Client]:
-    with quiet.client() as client:
-        yield client
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+# helpers
 
 
 def create(client: httpx.Client, to_agent: str = "inventory", **extra: Any) -> dict[str, Any]:

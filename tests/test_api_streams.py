@@ -117,14 +117,6 @@ def feed_path(name: str) -> str:
 # fixtures: a runtime whose redelivery timer never fires during these tests, so feeds are stable
 
 
-@pytest.fixture(scope="module")
-def quiet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
-    rt = RuntimeProcess(tmp_path_factory.mktemp("streams"), extra_args=["--redelivery-seconds", "600"])
-    rt.start()
-    yield rt
-    rt.stop()
-
-
 @pytest.fixture
 def admin(quiet: RuntimeProcess) -> Iterator[httpx.Client]:
     with quiet.client() as client:

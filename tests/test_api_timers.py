@@ -5,7 +5,6 @@ No test sleeps for a fixed time: each polls for the state it expects, with a dea
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import make_agent, new_intent
+from tests.conftest import make_agent, new_intent, unique
 from tests.runtime_proc import RuntimeProcess
 from tests.test_api_streams import eventually, feed_path, iter_frames
 
@@ -33,9 +32,6 @@ def api(fast: RuntimeProcess) -> Iterator[httpx.Client]:
     with fast.client() as client:
         yield client
 
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def create(client: httpx.Client, to_agent: str, **extra: Any) -> str:

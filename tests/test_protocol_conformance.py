@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterator
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -18,7 +17,7 @@ import httpx
 import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
-from tests.conftest import SHARED, make_agent, new_intent
+from tests.conftest import SHARED, make_agent, new_intent, unique
 from tests.runtime_proc import RuntimeProcess
 from tests.test_api_streams import read_frames, take_frames
 
@@ -61,23 +60,6 @@ def assert_valid(relative: str, instance: Any) -> None:
 # ---------------------------------------------------------------------------------------------
 # responses
 
-
-@pytest.fixture(scope="module")
-def quiet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
-    rt = RuntimeProcess(tmp_path_factory.mktemp("conformance"), extra_args=["--redelivery-seconds", "600"])
-    rt.start()
-    yield rt
-    rt.stop()
-
-
-@pytest.fixture
-def api(quiet: RuntimeProcess) -> Iterator[httpx.Client]:
-    with quiet.client() as client:
-        yield client
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def finished_intent(quiet: RuntimeProcess, api: httpx.Client) -> str:
