@@ -113,7 +113,7 @@ def _run(name: str, bundle: dict[str, Any], fail_at: str | None, delay: float, b
 
 
 def _answers(base_url: str) -> bool:
-    import httpx
+    from axme_cli.client.http import httpx  # through the client module: it keeps httpx's own CLI unloaded
 
     try:
         return httpx.get(base_url.rstrip("/") + "/health", timeout=2.0).status_code == 200

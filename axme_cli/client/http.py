@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
+import types
 from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import httpx
+if "httpx" not in sys.modules:
+    # On import, httpx loads its own command-line tool (rich, click, pygments) whenever those are installed,
+    # ~70 ms that every axme command would pay for nothing; a stand-in for that one module avoids it.
+    _stub = types.ModuleType("httpx._main")
+    _stub.main = lambda: None  # type: ignore[attr-defined]
+    sys.modules.setdefault("httpx._main", _stub)
+
+import httpx  # noqa: E402
 
 from axme_cli import __version__
 from axme_cli.client import sse
