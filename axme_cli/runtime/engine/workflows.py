@@ -350,11 +350,7 @@ def _step_failed(run: Run, reason: str) -> None:
     retry = step.get("retry") or {}
     details: dict[str, Any] = {"step_id": step_id, "attempt": attempt, "reason": reason,
                                "duration_ms": failed["duration_ms"]}
-    if attempt <= int(retry.get("max_retries") or 0):
-        delay = float(retry.get("retry_delay_seconds") or 30)
-        details.update(retry_in_seconds=delay, next_attempt=attempt + 1)
-        run.event("intent.step_failed", details=details)
-        run.set_timer(delay, "retry", step=step_id, attempt=attempt + 1)
+    if _retry_later(run, retry, step_id, attempt, details, "intent.step_failed", "retry"):
         return
     on_failure = step.get("on_failure")
     if on_failure:
@@ -365,6 +361,18 @@ def _step_failed(run: Run, reason: str) -> None:
     details["final"] = True
     run.event("intent.step_failed", details=details)
     _begin_compensation(run, step_id, reason)
+
+
+def _retry_later(run: Run, retry: dict[str, Any], step_id: str, attempt: int, details: dict[str, Any],
+                 event_type: str, timer: str) -> bool:
+    """Within its retry budget, a failed step (or compensation) is tried again after its delay."""
+    if attempt > int(retry.get("max_retries") or 0):
+        return False
+    delay = float(retry.get("retry_delay_seconds") or 30)
+    details.update(retry_in_seconds=delay, next_attempt=attempt + 1)
+    run.event(event_type, details=details)
+    run.set_timer(delay, timer, step=step_id, attempt=attempt + 1)
+    return True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -412,11 +420,7 @@ def _compensation_finished(run: Run, ok: bool, reason: str) -> None:
         return
     retry = run.steps[step_id]["compensate"].get("retry") or {}
     details: dict[str, Any] = {"step_id": step_id, "attempt": attempt, "reason": reason}
-    if attempt <= int(retry.get("max_retries") or 0):
-        delay = float(retry.get("retry_delay_seconds") or 30)
-        details.update(retry_in_seconds=delay, next_attempt=attempt + 1)
-        run.event("intent.compensation_failed", details=details)
-        run.set_timer(delay, "comp_retry", step=step_id, attempt=attempt + 1)
+    if _retry_later(run, retry, step_id, attempt, details, "intent.compensation_failed", "comp_retry"):
         return
     details["final"] = True
     st["compensation_failed"].append(step_id)
