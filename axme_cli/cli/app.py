@@ -193,7 +193,19 @@ def build() -> typer.Typer:
         STATE.api_key = api_key
         STATE.context = context
 
-    from axme_cli.cli import agents, agents_run, auth, contexts, dev, doctor, examples, intents, scenarios, status
+    from axme_cli.cli import (
+        agents,
+        agents_run,
+        auth,
+        contexts,
+        dev,
+        doctor,
+        examples,
+        intents,
+        scenarios,
+        status,
+        tasks,
+    )
 
     dev.register(app)
     status.register(app)
@@ -204,4 +216,5 @@ def build() -> typer.Typer:
     scenarios.register(app)
     examples.register(app)
     agents_run.register(agents.register(app))
+    tasks.register(app)
     return app

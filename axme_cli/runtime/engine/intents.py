@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from axme_cli.protocol import lifecycle as lc
+from axme_cli.protocol import tasks
 from axme_cli.protocol.ids import uuid7
 from axme_cli.runtime.clock import iso, parse_iso
 from axme_cli.runtime.errors import Conflict, Forbidden, NotFound, Unprocessable
@@ -236,6 +237,42 @@ def insert_new_intent(
     return row
 
 
+def _insert_human_task(tx: Tx, s: Settings, req: dict[str, Any], now: float) -> Row:
+    """A direct intent for people: never on a feed; it waits (WAITING_FOR_HUMAN) until someone answers it."""
+    task = tasks.with_defaults(req["human_task"])
+    row = insert_new_intent(tx, s, {**req, "human_task": task}, now, on_feed=False)
+    assignees = task.get("assignees") or []
+    holder = {"type": "human", "ref": assignees[0] if assignees else "workspace",
+              "name": ", ".join(assignees) if assignees else "any member of the workspace"}
+    apply_event(tx, s, row, "intent.human_task_assigned", now, actor=req["from_agent"],
+                waiting_reason="WAITING_FOR_HUMAN", details={"human_task": task},
+                doc_updates={"pending_with": holder}, extra={"human_task": task})
+    return row
+
+
+def op_answer_task(tx: Tx, s: Settings, principal: Principal, row: Row, doc: dict[str, Any],
+                   body: dict[str, Any], now: float) -> dict[str, Any]:
+    """A person answers a direct human task: an approving outcome completes it, a rejecting one cancels it."""
+    if not principal.is_member:
+        raise Forbidden("a human task is answered by a person or the workspace key, not an agent key",
+                        code="policy_denied")
+    answer = body.get("task_result")
+    if not isinstance(answer, dict) or not isinstance(answer.get("outcome"), str):
+        raise Unprocessable('answer the task with {"task_result": {"outcome": ...}}',
+                            details={"field": "task_result.outcome",
+                                     "allowed": (doc.get("human_task") or {}).get("allowed_outcomes")})
+    check_task_result(doc.get("human_task"), body)
+    result = {**answer, "answered_by": principal.address}
+    if tasks.is_rejection(answer["outcome"]):
+        apply_event(tx, s, row, "intent.canceled", now, actor=principal.address,
+                    details={"via": "task_result", "outcome": answer["outcome"]},
+                    doc_updates={"result": result, "error": {"reason": f"{answer['outcome']} by {principal.address}"}})
+    else:
+        apply_event(tx, s, row, "intent.completed", now, actor=principal.address,
+                    details={"via": "task_result", "outcome": answer["outcome"]}, doc_updates={"result": result})
+    return {"ok": True, "applied": True, "intent": intent_view(row)}
+
+
 def idempotent_replay(tx: Tx, idem: tuple[str, str, str] | None) -> dict[str, Any] | None:
     """The stored answer for a repeated Idempotency-Key; 409 when the body differs."""
     if idem is None:
@@ -262,8 +299,11 @@ def op_create(
     replay = idempotent_replay(tx, idem)
     if replay is not None:
         return replay
-    row = insert_new_intent(tx, s, req, now)
-    response = {"ok": True, "intent_id": row["intent_id"], "status": lc.SUBMITTED, "created_at": row["created_at"]}
+    if req["to_agent"] == tasks.HUMAN_TARGET and req.get("human_task"):
+        row = _insert_human_task(tx, s, req, now)
+    else:
+        row = insert_new_intent(tx, s, req, now)
+    response = {"ok": True, "intent_id": row["intent_id"], "status": row["status"], "created_at": row["created_at"]}
     if idem is not None:
         tx.idem_put(idem[0], idem[1], idem[2], 200, dumps(response), now)
     return response
@@ -355,6 +395,8 @@ def op_resume(tx: Tx, s: Settings, principal: Principal, intent_id: str, body: d
         import axme_cli.runtime.engine.workflows as workflows
 
         return workflows.resume_parent(tx, s, principal, row, doc, body, now)
+    if doc.get("human_task") and row["waiting_reason"] == "WAITING_FOR_HUMAN":
+        return op_answer_task(tx, s, principal, row, doc, body, now)
     if not principal.is_member and row["to_agent"] != principal.address:
         raise Forbidden("only the agent the intent is addressed to may resume it", code="policy_denied")
     event_type, rest = _resume_event(body)

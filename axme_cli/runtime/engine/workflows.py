@@ -22,6 +22,7 @@ from axme_cli.protocol import addresses
 from axme_cli.protocol import lifecycle as lc
 from axme_cli.protocol.ids import uuid7
 from axme_cli.protocol.scenario import ScenarioBundle, next_step_id, step_kind
+from axme_cli.protocol.tasks import HUMAN_TARGET, is_rejection, with_defaults
 from axme_cli.runtime.clock import iso
 from axme_cli.runtime.engine import agents as agents_engine
 from axme_cli.runtime.engine.intents import (
@@ -39,24 +40,10 @@ from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.settings import Settings
 from axme_cli.runtime.store.base import Row, Tx
 
-PARENT_TARGET = "agent://agent_core"
+PARENT_TARGET = HUMAN_TARGET  # parents are never on a feed either
 ENGINE = "agent://axme.runtime/workflow"
 MAX_STEP_RUNS = 1000  # a loop guard: no workflow dispatches more steps than this
 
-REJECTING_OUTCOMES = frozenset({
-    "rejected", "reject", "denied", "deny", "declined", "decline", "failed", "fail", "changes_requested",
-    "halt", "no", "canceled", "cancelled",
-})
-DEFAULT_OUTCOMES = {
-    "approval": ["approved", "rejected"],
-    "confirmation": ["confirmed", "denied", "rejected"],
-    "review": ["approved", "changes_requested", "rejected"],
-    "assignment": ["assigned", "declined"],
-    "form": ["submitted"],
-    "clarification": ["provided", "declined"],
-    "manual_action": ["completed", "failed"],
-    "override": ["override_approved", "rejected"],
-}
 DELAY_TYPES = frozenset({"delay", "timeout"})
 
 
@@ -253,9 +240,7 @@ def _start_step(run: Run, step_id: str, attempt: int, completed: dict[str, Any] 
                   doc_updates={"pending_with": holder})
         return
     if kind == "human":
-        task = dict(step.get("human_task") or {"title": f"Approve step {step_id}", "task_type": "approval"})
-        task.setdefault("task_type", "approval")
-        task.setdefault("allowed_outcomes", DEFAULT_OUTCOMES.get(task["task_type"], ["approved", "rejected"]))
+        task = with_defaults(step.get("human_task") or {"title": f"Approve step {step_id}"})
         task["step_id"] = step_id
         holder = run.holder(step.get("assigned_to") or "human")
         if holder["type"] != "human":
@@ -561,7 +546,7 @@ def resume_parent(tx: Tx, s: Settings, principal: Principal, parent: Row, doc: d
     check_task_result(task, body)
     outcome = str(answer.get("outcome") or "")
     run.state["timer"] = None
-    if outcome.lower() in REJECTING_OUTCOMES:
+    if is_rejection(outcome):
         _step_failed(run, f"{outcome} by {principal.address}")
     else:
         _step_succeeded(run, {**answer, "answered_by": principal.address})

@@ -1,0 +1,83 @@
+"""Human tasks: direct task intents and human workflow steps, answered through the API and `axme tasks`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.conftest import SHARED, make_agent, unique
+from tests.runtime_proc import RuntimeProcess
+
+
+def task_intent(**task: Any) -> dict[str, Any]:
+    return {"intent_type": "ops.approve.v1", "correlation_id": str(uuid.uuid4()), "to_agent": "agent://agent_core",
+            "payload": {"change": "CHG-1"}, "human_task": {"title": "Approve CHG-1", **task}}
+
+
+def axme(rt: RuntimeProcess, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, AXME_CONFIG_DIR=str(tmp_path / "cfg"), NO_COLOR="1", AXME_CLI_SECRET_STORAGE="file",
+               AXME_BASE_URL=rt.url, AXME_API_KEY=rt.api_key or "")
+    return subprocess.run([sys.executable, "-m", "axme_cli", *args], env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_a_direct_task_waits_for_a_person_and_is_listed(api: httpx.Client) -> None:
+    intent_id = api.post("/v1/intents", json=task_intent()).json()["intent_id"]
+    intent = api.get(f"/v1/intents/{intent_id}").json()["intent"]
+    assert (intent["status"], intent["waiting_reason"]) == ("WAITING", "WAITING_FOR_HUMAN")
+    assert intent["human_task"]["allowed_outcomes"] == ["approved", "rejected"]  # the approval defaults
+    events = api.get(f"/v1/intents/{intent_id}/events").json()["events"]
+    assert events[-1]["event_type"] == "intent.human_task_assigned" and events[-1]["human_task"]["title"]
+    listed = api.get("/v1/me/tasks").json()["tasks"]
+    assert intent_id in [t["intent_id"] for t in listed]
+
+
+def test_wrong_answers_get_422_and_the_task_stays_open(api: httpx.Client) -> None:
+    intent_id = api.post("/v1/intents", json=task_intent(task_type="override", required_comment=True)).json()[
+        "intent_id"]
+    for body, field in (({"task_result": {"outcome": "approved"}}, "task_result.outcome"),
+                        ({"task_result": {"outcome": "override_approved"}}, "task_result.comment"),
+                        ({"action": "complete"}, "task_result.outcome")):
+        r = api.post(f"/v1/intents/{intent_id}/resume", json=body)
+        assert r.status_code == 422 and r.json()["error"]["details"]["field"] == field, r.text
+    assert api.get(f"/v1/intents/{intent_id}").json()["intent"]["status"] == "WAITING"
+    ok = api.post(f"/v1/intents/{intent_id}/resume",
+                  json={"task_result": {"outcome": "override_approved", "comment": "hotfix"}})
+    assert ok.status_code == 200 and ok.json()["intent"]["status"] == "COMPLETED"
+    assert ok.json()["intent"]["result"]["comment"] == "hotfix"
+
+
+def test_rejecting_cancels_and_agents_may_not_answer(quiet: RuntimeProcess, api: httpx.Client) -> None:
+    intent_id = api.post("/v1/intents", json=task_intent()).json()["intent_id"]
+    _, token = make_agent(api, unique("bot"))
+    with quiet.client(token) as bot:
+        assert bot.get("/v1/me/tasks").status_code == 403
+    r = api.post(f"/v1/intents/{intent_id}/resume", json={"task_result": {"outcome": "rejected", "comment": "no"}})
+    assert r.status_code == 200 and r.json()["intent"]["status"] == "CANCELED"
+
+
+def test_cli_tasks_answer_a_workflow_human_step(quiet: RuntimeProcess, api: httpx.Client, tmp_path: Path) -> None:
+    bundle = json.loads((SHARED / "axme-examples" / "internal" / "human_approval.json").read_text())
+    intent_id = api.post("/v1/scenarios/apply", json=bundle).json()["intent_id"]
+    listed = axme(quiet, tmp_path, "tasks", "list", "--json")
+    assert listed.returncode == 0 and intent_id in [t["intent_id"] for t in json.loads(listed.stdout)]
+    shown = axme(quiet, tmp_path, "tasks", "get", intent_id)
+    assert "Outcomes:" in shown.stdout and "approved, rejected, deferred" in shown.stdout
+    assert f"axme tasks approve {intent_id}" in shown.stdout
+    bad = axme(quiet, tmp_path, "tasks", "submit", intent_id, "--outcome", "maybe")
+    assert bad.returncode == 1 and "is not one of approved, rejected, deferred" in bad.stderr
+    done = axme(quiet, tmp_path, "tasks", "approve", intent_id, "--comment", "looks fine")
+    assert done.returncode == 0, done.stderr
+    assert f"Task submitted: {intent_id} (outcome=approved)" in done.stdout
+    intent = api.get(f"/v1/intents/{intent_id}").json()["intent"]
+    assert intent["status"] == "COMPLETED"
+    assert intent["result"]["results"]["direct_approval"]["comment"] == "looks fine"
+    empty = axme(quiet, tmp_path, "tasks", "list")
+    assert intent_id not in empty.stdout
