@@ -81,3 +81,25 @@ def test_cli_tasks_answer_a_workflow_human_step(quiet: RuntimeProcess, api: http
     assert intent["result"]["results"]["direct_approval"]["comment"] == "looks fine"
     empty = axme(quiet, tmp_path, "tasks", "list")
     assert intent_id not in empty.stdout
+
+
+def test_form_schema_and_evidence_are_enforced(api: httpx.Client) -> None:
+    form = {"type": "object", "required": ["approved"], "properties": {"approved": {"type": "boolean"},
+                                                                        "eta_minutes": {"type": "integer"}}}
+    body = task_intent(task_type="form", form_schema=form, allowed_outcomes=["submitted", "rejected"])
+    intent_id = api.post("/v1/intents", json=body).json()["intent_id"]
+    path = f"/v1/intents/{intent_id}/resume"
+    missing = api.post(path, json={"task_result": {"outcome": "submitted"}})
+    assert missing.status_code == 422 and "'approved' is a required property" in missing.json()["error"]["message"]
+    wrong = api.post(path, json={"task_result": {"outcome": "submitted", "approved": True, "eta_minutes": "soon"}})
+    assert wrong.status_code == 422 and wrong.json()["error"]["details"]["field"] == "task_result.eta_minutes"
+    assert api.get(f"/v1/intents/{intent_id}").json()["intent"]["status"] == "WAITING"
+    ok = api.post(path, json={"task_result": {"outcome": "submitted", "approved": True, "eta_minutes": 15}})
+    assert ok.status_code == 200 and ok.json()["intent"]["status"] == "COMPLETED"
+
+    manual = api.post("/v1/intents", json=task_intent(task_type="manual_action", evidence_required=True)).json()
+    path = f"/v1/intents/{manual['intent_id']}/resume"
+    no_proof = api.post(path, json={"task_result": {"outcome": "completed"}})
+    assert no_proof.status_code == 422 and no_proof.json()["error"]["details"]["field"] == "task_result.evidence"
+    done = api.post(path, json={"task_result": {"outcome": "completed", "evidence": "https://ci/run/42"}})
+    assert done.status_code == 200 and done.json()["intent"]["status"] == "COMPLETED"

@@ -368,16 +368,10 @@ def check_task_result(task: dict[str, Any] | None, body: dict[str, Any]) -> None
     result = body.get("task_result")
     if not task or not isinstance(result, dict):
         return
-    allowed = task.get("allowed_outcomes")
-    outcome = result.get("outcome")
-    if allowed and outcome not in allowed:
-        raise Unprocessable(
-            f"task_result.outcome: {outcome!r} is not one of {', '.join(allowed)}",
-            details={"field": "task_result.outcome", "allowed": allowed},
-        )
-    if task.get("required_comment") and not str(result.get("comment") or "").strip():
-        raise Unprocessable("task_result.comment: this task requires a comment",
-                            details={"field": "task_result.comment"})
+    problem = tasks.answer_problem(task, result)
+    if problem is not None:
+        field, message, details = problem
+        raise Unprocessable(f"{field}: {message}", details={"field": field, **details})
 
 
 def owned_row(tx: Tx, principal: Principal, intent_id: str) -> Row:
