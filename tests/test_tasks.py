@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -102,4 +103,31 @@ def test_form_schema_and_evidence_are_enforced(api: httpx.Client) -> None:
     no_proof = api.post(path, json={"task_result": {"outcome": "completed"}})
     assert no_proof.status_code == 422 and no_proof.json()["error"]["details"]["field"] == "task_result.evidence"
     done = api.post(path, json={"task_result": {"outcome": "completed", "evidence": "https://ci/run/42"}})
+    assert done.status_code == 200 and done.json()["intent"]["status"] == "COMPLETED"
+
+
+def test_reminders_then_escalation_of_a_human_step(api: httpx.Client) -> None:
+    bundle = json.loads((SHARED / "axme-examples" / "internal" / "human_approval.json").read_text())
+    bundle["humans"].append({"role": "boss", "contact": "boss@example.com", "display_name": "The boss"})
+    step = bundle["workflow"]["steps"][0]
+    step.update(remind_after_seconds=1, remind_interval_seconds=1, max_reminders=2, escalate_to="boss",
+                step_deadline_seconds=3600)
+    intent_id = api.post("/v1/scenarios/apply", json=bundle).json()["intent_id"]
+    deadline = time.monotonic() + 30
+    kinds: list[str] = []
+    while time.monotonic() < deadline and "intent.escalated" not in kinds:
+        with api.stream("GET", f"/v1/intents/{intent_id}/events/stream", params={"since": 0, "wait_seconds": 2}) as r:
+            for _ in r.iter_lines():
+                pass
+        events = api.get(f"/v1/intents/{intent_id}/events").json()["events"]
+        kinds = [e["event_type"] for e in events]
+    reminders = [e for e in events if e["event_type"] == "intent.reminder"]
+    assert [e["details"]["reminder"] for e in reminders] == [1, 2]
+    escalated = next(e for e in events if e["event_type"] == "intent.escalated")
+    assert escalated["details"]["escalated_to"] == "boss"
+    assert escalated["pending_with"]["name"] == "The boss" and escalated["pending_with"]["type"] == "human"
+    intent = api.get(f"/v1/intents/{intent_id}").json()["intent"]
+    assert intent["status"] == "WAITING" and intent["remind_count"] == 2
+    # the task is still open and can be answered after escalation; no reminder comes after the answer
+    done = api.post(f"/v1/intents/{intent_id}/resume", json={"task_result": {"outcome": "approved"}})
     assert done.status_code == 200 and done.json()["intent"]["status"] == "COMPLETED"

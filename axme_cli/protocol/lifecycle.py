@@ -71,7 +71,7 @@ EVENT_TRANSITIONS: dict[str, tuple[frozenset[str], str | None]] = {
     "intent.human_task_assigned": (ACTIVE, WAITING),
     # Workflow parents (our extension): a step failed; compensation of completed steps.
     "intent.step_failed": (_NOT_TERMINAL, None),
-    "intent.compensating": (_NOT_TERMINAL, None),
+    "intent.compensating": (ACTIVE, WAITING),  # the parent now waits for a compensating agent
     "intent.compensated": (_NOT_TERMINAL, None),
     "intent.compensation_failed": (_NOT_TERMINAL, None),
 }

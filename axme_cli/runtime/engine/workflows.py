@@ -124,8 +124,14 @@ class Run:
         return {"type": "agent", "ref": address, "name": address}
 
     def set_timer(self, seconds: float, kind: str, **info: Any) -> None:
-        self.state["timer"] = {"kind": kind, **info}
-        ts = self.now + max(0.0, seconds)
+        """The workflow's one engine timer (retry delay, delay step, step deadline, compensation retry)."""
+        self.state["timer"] = {"kind": kind, "at": self.now + max(0.0, seconds), **info}
+        self.arm()
+
+    def arm(self) -> None:
+        """Point the parent's timer_ts at the earliest of the engine timer and the next reminder."""
+        due = [t["at"] for t in (self.state.get("timer"), self.state.get("remind")) if t and t.get("at") is not None]
+        ts = min(due) if due else None
         self.parent["timer_ts"] = ts
         wake = wake_of(self.parent)
         self.tx.update_intent(self.parent["intent_id"], {"timer_ts": ts, "wake_ts": wake})
@@ -226,7 +232,7 @@ def _start_step(run: Run, step_id: str, attempt: int, completed: dict[str, Any] 
         _fail_flow(run, step_id, f"more than {MAX_STEP_RUNS} step runs: the workflow loops")
         return
     step = run.steps[step_id]
-    st.update(step=step_id, attempt=attempt, child=None, step_started=run.now)
+    st.update(step=step_id, attempt=attempt, child=None, step_started=run.now, remind=None)
     details: dict[str, Any] = {"step_id": step_id, "attempt": attempt, "kind": step["kind"]}
     if completed:
         details["completed_step"] = completed
@@ -248,8 +254,17 @@ def _start_step(run: Run, step_id: str, attempt: int, completed: dict[str, Any] 
         details["human_task"] = task
         run.event("intent.human_task_assigned", waiting_reason="WAITING_FOR_HUMAN", details=details,
                   doc_updates={"pending_with": holder, "human_task": task}, extra={"human_task": task})
+        if step.get("remind_after_seconds"):
+            run.state["remind"] = {
+                "step": step_id, "attempt": attempt, "at": run.now + float(step["remind_after_seconds"]), "count": 0,
+                "max": int(step.get("max_reminders") or 1),
+                "interval": float(step.get("remind_interval_seconds") or step["remind_after_seconds"]),
+                "escalate_to": step.get("escalate_to"),
+            }
         if step.get("step_deadline_seconds"):
             run.set_timer(float(step["step_deadline_seconds"]), "step_deadline", step=step_id, attempt=attempt)
+        else:
+            run.arm()
         return
     # internal steps run in the runtime itself
     tool = step.get("runtime_type") or step.get("tool_id") or "internal"
@@ -300,7 +315,9 @@ def _dispatch_child(run: Run, step: dict[str, Any], address: str, attempt: int, 
 
 
 def _history(run: Run, status: str, reason: str | None = None) -> dict[str, Any]:
+    """Record the end of the current step (its reminders end with it)."""
     st = run.state
+    st["remind"] = None
     started = st.get("step_started") or run.now
     entry = {"step_id": st["step"], "attempt": st["attempt"], "status": status, "started_at": iso(started),
              "ended_at": iso(run.now), "duration_ms": round((run.now - started) * 1000, 1),
@@ -388,9 +405,9 @@ def _dispatch_compensation(run: Run, step_id: str, attempt: int) -> None:
     holder = run.holder(step["compensate"]["assigned_to"])
     child = _dispatch_child(run, step, holder["ref"], attempt, compensation=True)
     st.update(comp_step=step_id, comp_attempt=attempt, child=child["intent_id"], step_started=run.now)
-    run.event("intent.compensating", details={"step_id": step_id, "attempt": attempt,
-                                              "compensation_intent_id": child["intent_id"],
-                                              "failed_step": (st["failure"] or {}).get("failed_step")},
+    details = {"step_id": step_id, "attempt": attempt, "compensation_intent_id": child["intent_id"],
+               "failed_step": (st["failure"] or {}).get("failed_step")}
+    run.event("intent.compensating", waiting_reason="WAITING_FOR_AGENT", details=details,
               doc_updates={"pending_with": holder})
 
 
@@ -493,26 +510,57 @@ def on_terminal(tx: Tx, s: Settings, row: Row, doc: dict[str, Any], now: float) 
 
 
 def on_timer(tx: Tx, s: Settings, parent: Row, now: float) -> None:
-    """An engine timer of a workflow parent fired (the scheduler already cleared it)."""
+    """An engine timer of a workflow parent fired (the scheduler already cleared timer_ts): reminders and
+    escalation of a human step, then the workflow's own timer; whatever is left is armed again."""
     doc = loads(parent["doc"])
     if not doc.get("workflow_parent"):
         return
     run = _load(tx, s, parent, doc["workflow_id"], now)
-    if run is None or run.state["phase"] == "done" or not run.state.get("timer"):
+    if run is None or run.state["phase"] == "done":
         return
-    timer = run.state["timer"]
-    run.state["timer"] = None
-    kind = timer["kind"]
-    if kind == "retry" and run.state["step"] == timer["step"]:
-        _start_step(run, timer["step"], timer["attempt"])
-    elif kind == "delay" and run.state["step"] == timer["step"]:
-        _step_succeeded(run, {"waited_seconds": round(now - (run.state.get("step_started") or now), 3)})
-    elif kind == "step_deadline" and run.state["step"] == timer["step"] and run.state["attempt"] == timer["attempt"]:
-        _step_failed(run, "step_timeout")
-    elif kind == "comp_retry":
-        _dispatch_compensation(run, timer["step"], timer["attempt"])
+    remind = run.state.get("remind")
+    if remind and remind["at"] <= now:
+        _remind(run, remind)
+    timer = run.state.get("timer")
+    if timer and timer.get("at", 0) <= now:
+        run.state["timer"] = None
+        kind = timer["kind"]
+        if kind == "retry" and run.state["step"] == timer["step"]:
+            _start_step(run, timer["step"], timer["attempt"])
+        elif kind == "delay" and run.state["step"] == timer["step"]:
+            _step_succeeded(run, {"waited_seconds": round(now - (run.state.get("step_started") or now), 3)})
+        elif kind == "step_deadline" and run.state["step"] == timer["step"] and \
+                run.state["attempt"] == timer["attempt"]:
+            _step_failed(run, "step_timeout")
+        elif kind == "comp_retry":
+            _dispatch_compensation(run, timer["step"], timer["attempt"])
     if run.state["phase"] != "done":
+        run.arm()
         run.save()
+
+
+def _remind(run: Run, remind: dict[str, Any]) -> None:
+    """A human step is still open: remind its holder; after the last reminder, escalate when it says to whom."""
+    st = run.state
+    if st["step"] != remind["step"] or run.parent["waiting_reason"] != "WAITING_FOR_HUMAN":
+        st["remind"] = None
+        return
+    remind["count"] += 1
+    holder = loads(run.parent["doc"]).get("pending_with") or {}
+    run.event("intent.reminder", details={"step_id": remind["step"], "reminder": remind["count"],
+                                          "max_reminders": remind["max"], "holder": holder.get("name")},
+              doc_updates={"remind_count": remind["count"]})
+    if remind["count"] < remind["max"]:
+        remind["at"] = run.now + remind["interval"]
+        return
+    st["remind"] = None
+    if remind.get("escalate_to"):
+        target = run.holder(remind["escalate_to"])
+        if target["type"] != "human":
+            target = {**target, "type": "human"}
+        run.event("intent.escalated", details={"step_id": remind["step"], "escalated_to": remind["escalate_to"],
+                                               "after_reminders": remind["count"]},
+                  doc_updates={"pending_with": target})
 
 
 def resume_parent(tx: Tx, s: Settings, principal: Principal, parent: Row, doc: dict[str, Any],
@@ -546,6 +594,7 @@ def resume_parent(tx: Tx, s: Settings, principal: Principal, parent: Row, doc: d
     check_task_result(task, body)
     outcome = str(answer.get("outcome") or "")
     run.state["timer"] = None
+    run.state["remind"] = None
     if is_rejection(outcome):
         _step_failed(run, f"{outcome} by {principal.address}")
     else:
