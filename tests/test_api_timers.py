@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import make_agent, new_intent, unique
 from tests.runtime_proc import RuntimeProcess
+from tests.test_api_intents import events_of, get
 from tests.test_api_streams import eventually, feed_path, iter_frames
 
 REDELIVERY = 0.3
@@ -38,18 +39,6 @@ def create(client: httpx.Client, to_agent: str, **extra: Any) -> str:
     r = client.post("/v1/intents", json=new_intent(to_agent, **extra))
     assert r.status_code == 200, r.text
     return r.json()["intent_id"]
-
-
-def get(client: httpx.Client, intent_id: str) -> dict[str, Any]:
-    r = client.get(f"/v1/intents/{intent_id}")
-    assert r.status_code == 200, r.text
-    return r.json()["intent"]
-
-
-def events_of(client: httpx.Client, intent_id: str) -> list[dict[str, Any]]:
-    r = client.get(f"/v1/intents/{intent_id}/events")
-    assert r.status_code == 200, r.text
-    return r.json()["events"]
 
 
 def status_is(client: httpx.Client, intent_id: str, status: str) -> dict[str, Any] | None:
