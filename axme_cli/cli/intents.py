@@ -7,9 +7,9 @@ from typing import Annotated, Any
 import typer
 
 from axme_cli.cli.common import ApiKeyOpt, BaseUrlOpt, ContextOpt
+from axme_cli.protocol.lifecycle import TERMINAL
 
 IdArg = Annotated[str, typer.Argument(help="Intent id.", show_default=False)]
-TERMINAL = ("COMPLETED", "FAILED", "CANCELED", "TIMED_OUT")
 
 
 def _exit_for(status: str) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELED", "TIMED_OUT"})
+from axme_cli.protocol.lifecycle import TERMINAL
 
 
 @dataclass

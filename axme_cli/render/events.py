@@ -9,8 +9,6 @@ from typing import Any
 from axme_cli.render.console import out
 from axme_cli.render.style import STATUS_STYLE, fancy
 
-TERMINAL = ("COMPLETED", "FAILED", "CANCELED", "TIMED_OUT")
-
 
 def parse_time(value: str | None) -> float | None:
     if not value:
