@@ -441,6 +441,12 @@ class SqliteStore(Store):
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"the database could not be read ({exc}); retry shortly") from exc
 
+    async def _read(self, fn: Callable[[Any], T]) -> T:
+        """Run ``fn(connection)`` as a read. ``connection.execute(sql, params)`` takes ``?`` placeholders and
+        gives rows that ``dict(row)`` turns into column -> value (read columns by name, never by index)."""
+        with self._reading() as c:
+            return fn(c)
+
     async def get_intent(self, intent_id: str) -> Row | None:
         with self._reading() as c:
             row = c.execute("SELECT * FROM intents WHERE intent_id = ?", (intent_id,)).fetchone()
