@@ -19,6 +19,9 @@ Systems (each step is a trivial function returning a small dict, no retries, so 
 ``dbos (in-process)``  a DBOS workflow (three steps, the compensation in ``except``) on SQLite, called straight from
                        asyncio tasks in the same process: no HTTP at all. Its CPU includes its own load generator.
 ``dbos (uvicorn)``     the same workflow behind uvicorn: ``POST /order`` answers with the workflow's result.
+``axme-pg x1|x3``      with ``--postgres``: ``axme server`` on a new PostgreSQL database, 1 and then 3 replicas, the
+                       load spread round robin over them and agent i connected to replica i mod n. Its CPU includes
+                       the PostgreSQL backends serving that database (not the server's shared background writers).
 ``restate``            ``restate-server`` (from npm) and the service (restate-sdk under hypercorn, three ``ctx.run``
                        steps, the undo in ``except TerminalError``), invoked over the ingress: POST /OrderSaga/place.
 
@@ -71,6 +74,7 @@ from create_throughput import (  # noqa: E402
 )
 
 API_KEY = "bench-admin-key-0123456789abcdef"
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 PEERS = Path(os.environ.get("AXME_BENCH_PEERS") or Path.home() / ".cache" / "axme-bench-peers")
 PEER_PY = PEERS / "venv" / "bin" / "python"
 BUNDLE = REPO / "axme_cli" / "examples" / "order-saga.json"
@@ -217,7 +221,9 @@ async def closed_loop(one: Any, clients: int, count: int, fail: bool, tag: str) 
     return latencies, errors, samples
 
 
-async def run_phases(system: str, one: Any, pids: list[int], preset: dict[str, int]) -> list[Row]:
+async def run_phases(system: str, one: Any, pids: list[int] | Any, preset: dict[str, int]) -> list[Row]:
+    """``pids``: the processes whose CPU counts, or a function giving them (processes may come and go)."""
+    current = pids if callable(pids) else (lambda: pids)
     rows = []
     for clients in CLIENTS:
         for path in PATHS:
@@ -227,9 +233,16 @@ async def run_phases(system: str, one: Any, pids: list[int], preset: dict[str, i
             fail = path == "fail"
             print(f"{system}: {path} path, {clients} client(s), {count:,} workflows ...", flush=True)
             await closed_loop(one, clients, min(count, max(preset["warmup"], clients)), fail, f"w{clients}{path}")
-            cpu0, t0 = cpu_of(pids), time.perf_counter()
+            before = {pid: process_cpu(pid) for pid in current()}
+            t0 = time.perf_counter()
             lat, errors, samples = await closed_loop(one, clients, count, fail, f"m{clients}{path}")
-            seconds, cpu1 = time.perf_counter() - t0, cpu_of(pids)
+            seconds = time.perf_counter() - t0
+            after = {pid: process_cpu(pid) for pid in current()}
+            # A process that started during the phase counts fully; one that ended is left out.
+            cpu0 = sum(v for pid, v in before.items() if v is not None and after.get(pid) is not None)
+            cpu1 = sum(v for v in after.values() if v is not None)
+            if any(v is None for v in before.values()):
+                cpu0 = cpu1 = None  # type: ignore[assignment]
             cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
             rows.append(make_row(system, path, clients, lat, errors, samples, seconds, cpu))
     return rows
@@ -255,38 +268,52 @@ def saga_bundle() -> dict[str, Any]:
     return bundle
 
 
-async def run_axme(root: Path, preset: dict[str, int], procs: list[Any]) -> list[Row]:
-    work = root / "axme"
+async def run_axme(root: Path, preset: dict[str, int], procs: list[Any], system: str = "axme",
+                   database_url: str | None = None, replicas: int = 1) -> list[Row]:
+    """axme dev on SQLite, or ``replicas`` x ``axme server`` on one PostgreSQL database (load spread round robin,
+    agent i connected to replica i mod n)."""
+    work = root / system.replace(" ", "-")
     for sub in ("config", "data"):
         (work / sub).mkdir(parents=True)
     env = dict(os.environ, AXME_CONFIG_DIR=str(work / "config"), AXME_DATA_DIR=str(work / "data"))
     env.pop("AXME_DEV_API_KEY", None)
-    server = Server("axme", [sys.executable, "-m", "axme_cli", "dev", "--host", "127.0.0.1", "--port", "0",
-                             "--db", str(work / "data" / "saga.db"), "--ready-file", str(work / "ready"),
-                             "--api-key", API_KEY, "--redelivery-seconds", "30"], work, work / "ready", env)
-    procs.append(server)
-    server.start()
-    url = server.url
+    servers = []
+    for i in range(replicas):
+        ready = work / f"ready-{i}"
+        where = ["dev", "--db", str(work / "data" / "saga.db")] if database_url is None else [
+            "server", "--database-url", database_url, "--replica-id", f"r{i}"]
+        server = Server(f"{system}-r{i}".replace(" ", "-"), [
+            sys.executable, "-m", "axme_cli", *where, "--host", "127.0.0.1", "--port", "0", "--ready-file",
+            str(ready), "--api-key", API_KEY, "--redelivery-seconds", "30"], work, ready, env)
+        procs.append(server)
+        server.start()
+        servers.append(server)
+    urls = [server.url for server in servers]
+    url = urls[0]
     admin = {"x-api-key": API_KEY}
     bundle = saga_bundle()
     applied = http_json("POST", url + "/v1/scenarios/apply", {**bundle, "intent": {**bundle["intent"], "payload": {
         **bundle["intent"]["payload"], "order_id": "provision", "fail": False}}}, admin)
     agent_env = dict(env, PYTHONPATH=os.pathsep.join(p for p in (str(HERE), env.get("PYTHONPATH", "")) if p))
-    pids = [server.pid]
-    for agent in applied["agents"]:
+    pids = [server.pid for server in servers]
+    for n, agent in enumerate(applied["agents"]):
         name = agent["address"].rsplit("/", 1)[-1]
         sa_id = http_json("GET", f"{url}/v1/agents/{name}", headers=admin)["agent"]["service_account_id"]
         token = http_json("POST", f"{url}/v1/service-accounts/{sa_id}/keys", {}, admin)["key"]["token"]
         proc = Proc(f"agent-{name}", [sys.executable, "-m", "axme_cli", "agents", "run", agent["address"],
-                                      "--api-key", token, "--base-url", url, "--handler", "saga_handlers:handle",
+                                      "--api-key", token, "--base-url", urls[n % len(urls)],
+                                      "--handler", "saga_handlers:handle",
                                       "--concurrency", "64", "--ack-after", "0"], work, agent_env)
         procs.append(proc)
         pids.append(proc.pid)
     template = bundle["intent"]["payload"]
+    turn = iter(range(1 << 62))
+    pg_pids = (lambda: postgres_backends(database_url)) if database_url else (lambda: [])
 
     async with _session(headers={**admin, "content-type": "application/json"}) as session:
 
         async def one(order_id: str, fail: bool) -> str | None:
+            url = urls[next(turn) % len(urls)]
             body = {**bundle, "intent": {**bundle["intent"], "payload": {**template, "order_id": order_id,
                                                                             "fail": fail}}}
             async with session.post(url + "/v1/scenarios/apply", json=body) as resp:
@@ -313,10 +340,38 @@ async def run_axme(root: Path, preset: dict[str, int], procs: list[Any]) -> list
                             since = max(since, int(event["next_seq"]))
             return "no terminal status after 600 s"
 
-        for proc in procs[1:]:
+        for proc in procs[replicas:]:
             if not proc.alive():
                 raise ServerFailed(f"{proc.name} exited:\n{proc.log_tail()}")
-        return await run_phases("axme", one, pids, preset)
+        return await run_phases(system, one, lambda: pids + pg_pids(), preset)
+
+
+def postgres_backends(database_url: str) -> list[int]:
+    """The PostgreSQL server processes serving this database now (their CPU counts as axme's)."""
+    import psycopg
+
+    name = database_url.rsplit("/", 1)[1]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                            (name,)).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+@contextlib.contextmanager
+def postgres_database(admin_url: str) -> Any:
+    """A new database on the server of ``admin_url`` for one run, dropped afterwards."""
+    import uuid
+
+    import psycopg
+
+    name = f"axme_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}".encode())
+    try:
+        yield admin_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)".encode())
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -427,12 +482,18 @@ def add_ratios(rows: list[Row]) -> None:
     axme = {(r.path, r.clients): r for r in rows if r.system == "axme"}
     for r in rows:
         a = axme.get((r.path, r.clients))
-        if r.system == "axme" or a is None:
+        if r.system.startswith("axme") or a is None:
             continue
         if r.per_s and a.per_s:
             r.vs_peer = a.per_s / r.per_s
         if r.cpu_ms_per_wf and a.cpu_ms_per_wf:
             r.cpu_vs_peer = a.cpu_ms_per_wf / r.cpu_ms_per_wf
+
+
+def replica_scaling(rows: list[Row]) -> float | None:
+    per_s = {r.system: r.per_s for r in rows if r.path == "ok" and r.clients == max(CLIENTS)}
+    one, three = per_s.get("axme-pg x1"), per_s.get("axme-pg x3")
+    return three / one if one and three else None
 
 
 def render(rows: list[Row]) -> str:
@@ -457,7 +518,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="smaller counts; under 2 minutes")
     mode.add_argument("--smoke", action="store_true", help="axme only, a few workflows; seconds")
-    parser.add_argument("--only", choices=["axme", "dbos", "restate"], help="run one system")
+    parser.add_argument("--only", choices=["axme", "axme-pg", "dbos", "restate"], help="run one system")
+    parser.add_argument("--postgres", nargs="?", const=DEFAULT_PG, metavar="URL",
+                        help="also run `axme server` on PostgreSQL with 1 and then 3 replicas, each run on a new "
+                             f"database of this server, dropped afterwards [URL default: {DEFAULT_PG}]")
     parser.add_argument("--count-1", type=int, metavar="N", help="workflows at 1 client (ok path)")
     parser.add_argument("--count-32", type=int, metavar="N", help="workflows at 32 clients (ok path)")
     parser.add_argument("--json-out", type=Path, metavar="PATH", help="write the results here")
@@ -474,6 +538,8 @@ def main(argv: list[str] | None = None) -> int:
         if value is not None:
             preset[f"count_{n}"] = max(1, value)
     systems = [args.only] if args.only else ["axme"] if args.smoke else ["axme", "dbos", "restate"]
+    if args.postgres and "axme-pg" not in systems:
+        systems.insert(1, "axme-pg")
     signal.signal(signal.SIGTERM, _on_sigterm)
     root = Path(tempfile.mkdtemp(prefix="axme-saga-", dir=args.tmp_dir))
     started = datetime.now(UTC)
@@ -487,6 +553,16 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 if system == "axme":
                     rows += asyncio.run(run_axme(root, preset, procs))
+                elif system == "axme-pg":
+                    for replicas in (1, 3):
+                        with postgres_database(args.postgres or DEFAULT_PG) as url:
+                            try:
+                                rows += asyncio.run(run_axme(root, preset, procs, f"axme-pg x{replicas}", url,
+                                                             replicas))
+                            finally:
+                                for proc in reversed(procs):
+                                    proc.stop()
+                                procs.clear()
                 elif not PEER_PY.exists():
                     skipped.append(f"{system}: skipped, no peers venv at {PEER_PY} (run bench/setup.sh)")
                 elif system == "dbos":
@@ -526,6 +602,9 @@ def main(argv: list[str] | None = None) -> int:
     add_ratios(rows)
     print()
     print(render(rows))
+    scaling = replica_scaling(rows)
+    if scaling is not None:
+        print(f"PostgreSQL, 3 replicas / 1 replica, ok path at 32 clients: {scaling:.2f}x wf/s")
     for line in skipped:
         print(line)
     for r in rows:
@@ -545,6 +624,7 @@ def main(argv: list[str] | None = None) -> int:
         "counts": preset,
         "skipped": skipped,
         "errors": errors,
+        "postgres_replica_scaling": replica_scaling(rows),
         "rows": [asdict(r) for r in rows],
     }
     out = args.json_out

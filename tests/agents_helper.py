@@ -22,17 +22,29 @@ def agent_key(admin: httpx.Client, address: str) -> str:
 
 class FeedAgent(threading.Thread):
     """Listens on its feed; for each delivered intent calls ``handler(frame)``; a dict result is sent to
-    ``/resume`` (``{"action": "complete"|"fail", ...}``); None means "do not answer"."""
+    ``/resume`` (``{"action": "complete"|"fail", ...}``); None means "do not answer". With several URLs
+    (replicas behind a load balancer) it moves to the next one when a connection fails."""
 
-    def __init__(self, url: str, token: str, name: str, handler: Handler) -> None:
+    def __init__(self, url: str | list[str], token: str, name: str, handler: Handler) -> None:
         super().__init__(daemon=True)
-        self.url, self.token, self.name, self.handler = url, token, name, handler
+        self.urls = [url] if isinstance(url, str) else list(url)
+        self.url, self.token, self.name, self.handler = self.urls[0], token, name, handler
         self.stop_event = threading.Event()
         self.seen: list[dict[str, Any]] = []
         self.errors: list[BaseException] = []
 
     def run(self) -> None:
         cursor = 0
+        turn = 0
+        while not self.stop_event.is_set():
+            self.url = self.urls[turn % len(self.urls)]
+            turn += 1
+            self._follow(cursor_box := [cursor])
+            cursor = cursor_box[0]
+
+    def _follow(self, cursor_box: list[int]) -> None:
+        """Follow the feed on ``self.url`` until a connection error (then the caller picks the next URL)."""
+        cursor = cursor_box[0]
         with httpx.Client(base_url=self.url, headers={"x-api-key": self.token}, timeout=15.0) as client:
             while not self.stop_event.is_set():
                 try:
@@ -49,7 +61,7 @@ class FeedAgent(threading.Thread):
                             if not frame[0].startswith("intent."):
                                 continue
                             data = frame[1]
-                            cursor = data["seq"]
+                            cursor = cursor_box[0] = data["seq"]
                             self.seen.append(data)
                             answer = self.handler(data)
                             if answer is not None:
@@ -59,6 +71,8 @@ class FeedAgent(threading.Thread):
                         return
                     self.errors.append(exc)
                     self.stop_event.wait(0.2)
+                    if len(self.urls) > 1:
+                        return
 
     def stop(self) -> None:
         self.stop_event.set()

@@ -13,9 +13,9 @@ import httpx
 from tests.runtime_proc import RuntimeProcess
 
 
-def auth_runtime(workdir: Path, *extra: str) -> RuntimeProcess:
+def auth_runtime(workdir: Path, *extra: str, backend: str = "sqlite") -> RuntimeProcess:
     """`axme dev` with its login mails in ``workdir/mail`` (and its own CLI context files in ``workdir``)."""
-    rt = RuntimeProcess(workdir, extra_args=["--mail-dir", str(workdir / "mail"), *extra])
+    rt = RuntimeProcess(workdir, extra_args=["--mail-dir", str(workdir / "mail"), *extra], backend=backend)
     rt.env["AXME_CLI_SECRET_STORAGE"] = "file"
     return rt
 

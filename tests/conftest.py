@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -7,15 +8,44 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.runtime_proc import ADMIN_KEY, RuntimeProcess
+from tests.runtime_proc import ADMIN_KEY, BACKENDS, RuntimeProcess, drop_databases
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backends",
+        default=os.environ.get("AXME_TEST_BACKENDS", ",".join(BACKENDS)),
+        help="comma-separated storage backends the runtime tests run on (default: sqlite,postgres)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that uses the `backend` fixture (directly or through `runtime`, `quiet`, ...) runs once per
+    backend. PostgreSQL must be reachable: a missing server fails the run, it is never skipped."""
+    if "backend" in metafunc.fixturenames:
+        chosen = [b.strip() for b in metafunc.config.getoption("--backends").split(",") if b.strip()]
+        unknown = sorted(set(chosen) - set(BACKENDS))
+        if unknown:
+            raise pytest.UsageError(f"--backends: unknown {unknown}; choose from {list(BACKENDS)}")
+        metafunc.parametrize("backend", chosen, indirect=True, scope="session")
+
+
 @pytest.fixture(scope="session")
-def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    drop_databases()
+
+
+@pytest.fixture(scope="session")
+def runtime(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
     """One `axme dev` for the read-mostly tests of a session (short redelivery for timer tests)."""
-    rt = RuntimeProcess(tmp_path_factory.mktemp("runtime"), extra_args=["--redelivery-seconds", "0.5"])
+    rt = RuntimeProcess(tmp_path_factory.mktemp("runtime"), extra_args=["--redelivery-seconds", "0.5"],
+                        backend=backend)
     rt.start()
     yield rt
     rt.stop()
@@ -28,9 +58,10 @@ def admin(runtime: RuntimeProcess) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture(scope="module")
-def quiet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
+def quiet(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
     """A runtime per test module whose redelivery timer does not fire during it, so statuses stay put."""
-    rt = RuntimeProcess(tmp_path_factory.mktemp("quiet"), extra_args=["--redelivery-seconds", "600"])
+    rt = RuntimeProcess(tmp_path_factory.mktemp("quiet"), extra_args=["--redelivery-seconds", "600"],
+                        backend=backend)
     rt.start()
     yield rt
     rt.stop()

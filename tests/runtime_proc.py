@@ -8,11 +8,41 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
 
 ADMIN_KEY = "test-admin-key-0123456789abcdef"
+BACKENDS = ("sqlite", "postgres")
+# PostgreSQL of the machine (CI included); each test database is created here and dropped at the end.
+PG_ADMIN_URL = os.environ.get("AXME_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+_created: list[str] = []
+
+
+def new_database(backend: str, workdir: Path) -> str:
+    """A fresh, empty database for one runtime (or several replicas): a file path or a PostgreSQL URL."""
+    if backend == "sqlite":
+        return str(workdir / "dev.db")
+    if backend != "postgres":
+        raise ValueError(f"unknown backend {backend!r}")
+    import psycopg
+
+    name = f"axme_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}".encode())
+    _created.append(name)
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_databases() -> None:
+    if not _created:
+        return
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        while _created:
+            conn.execute(f"DROP DATABASE IF EXISTS {_created.pop()} WITH (FORCE)".encode())
 
 
 class RuntimeProcess:
@@ -23,9 +53,19 @@ class RuntimeProcess:
         db: Path | None = None,
         api_key: str | None = ADMIN_KEY,
         extra_args: list[str] | None = None,
+        backend: str = "sqlite",
+        database_url: str | None = None,
+        command: str = "dev",
     ) -> None:
+        """``backend`` "postgres" makes a new PostgreSQL database (unless ``database_url`` names one, e.g. to
+        start several replicas on one database); "sqlite" uses ``db`` (default ``workdir/dev.db``)."""
         self.workdir = workdir
         self.db = db or workdir / "dev.db"
+        self.backend = backend
+        if database_url is None and backend != "sqlite":
+            database_url = new_database(backend, workdir)
+        self.database_url = database_url
+        self.command = command
         self.api_key = api_key
         self.extra_args = extra_args or []
         self.proc: subprocess.Popen[bytes] | None = None
@@ -40,11 +80,10 @@ class RuntimeProcess:
             sys.executable,
             "-m",
             "axme_cli",
-            "dev",
+            self.command,
             "--port",
             str(self.port),
-            "--db",
-            str(self.db),
+            *(["--database-url", self.database_url] if self.database_url else ["--db", str(self.db)]),
             "--ready-file",
             str(ready),
             *self.extra_args,
@@ -56,16 +95,30 @@ class RuntimeProcess:
         deadline = time.monotonic() + timeout
         while not ready.exists():
             if self.proc.poll() is not None:
-                raise RuntimeError(f"axme dev exited with {self.proc.returncode}:\n{self.log.read_text()}")
+                raise RuntimeError(f"axme {self.command} exited with {self.proc.returncode}:\n{self.log.read_text()}")
             if time.monotonic() > deadline:
                 self.kill()
-                raise RuntimeError(f"axme dev did not become ready:\n{self.log.read_text()}")
+                raise RuntimeError(f"axme {self.command} did not become ready:\n{self.log.read_text()}")
             time.sleep(0.02)
         info = json.loads(ready.read_text())
         assert info["pid"] == self.proc.pid
         self.url = info["url"]
         self.port = int(self.url.rsplit(":", 1)[1])
         return self
+
+    def stored_bytes(self) -> bytes:
+        """Everything the database holds, for tests that look for secrets at rest: the SQLite files (WAL
+        first, so a checkpoint between the reads still leaves every page in one of them), or every row of
+        every table of the PostgreSQL database as text."""
+        if self.database_url is None:
+            return b"".join(p.read_bytes() for p in (Path(f"{self.db}-wal"), Path(f"{self.db}-shm"), self.db)
+                            if p.exists())
+        import psycopg
+
+        with psycopg.connect(self.database_url) as conn:
+            tables = [r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+            rows = [r[0] for t in tables for r in conn.execute(f"SELECT t::text FROM {t} t".encode())]
+        return "\n".join(rows).encode()
 
     def kill(self) -> None:
         """kill -9: no shutdown code runs."""

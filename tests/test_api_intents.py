@@ -519,8 +519,8 @@ def test_invalid_resolve_is_422(api: httpx.Client, body: dict[str, Any], names: 
 # bulk cancel (its own runtime: it touches every active intent)
 
 
-def test_bulk_cancel_dry_run_then_real(tmp_path) -> None:
-    rt = RuntimeProcess(tmp_path, extra_args=["--redelivery-seconds", "600"]).start()
+def test_bulk_cancel_dry_run_then_real(backend: str, tmp_path) -> None:
+    rt = RuntimeProcess(tmp_path, extra_args=["--redelivery-seconds", "600"], backend=backend).start()
     try:
         with rt.client() as api:
             active = [create(api, "cleanup")["intent_id"] for _ in range(2)]

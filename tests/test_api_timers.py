@@ -21,8 +21,9 @@ REDELIVERY = 0.3
 
 
 @pytest.fixture(scope="module")
-def fast(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
-    rt = RuntimeProcess(tmp_path_factory.mktemp("timers"), extra_args=["--redelivery-seconds", str(REDELIVERY)])
+def fast(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
+    rt = RuntimeProcess(tmp_path_factory.mktemp("timers"), extra_args=["--redelivery-seconds", str(REDELIVERY)],
+                        backend=backend)
     rt.start()
     yield rt
     rt.stop()
@@ -149,8 +150,8 @@ def test_deadline_times_out(api: httpx.Client) -> None:
     assert r.status_code == 409, r.text
 
 
-def test_timers_survive_a_restart(tmp_path) -> None:
-    rt = RuntimeProcess(tmp_path, extra_args=["--redelivery-seconds", "600"]).start()
+def test_timers_survive_a_restart(backend: str, tmp_path) -> None:
+    rt = RuntimeProcess(tmp_path, extra_args=["--redelivery-seconds", "600"], backend=backend).start()
     try:
         with rt.client() as api:
             intent_id = create(api, unique("durable"), deadline_at=in_seconds(2))

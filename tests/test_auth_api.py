@@ -22,18 +22,18 @@ SHORT = 2.0  # seconds: login-code and access-token lifetime of the `short` runt
 
 
 @pytest.fixture(scope="module")
-def rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
-    proc = auth_runtime(tmp_path_factory.mktemp("auth"))
+def rt(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
+    proc = auth_runtime(tmp_path_factory.mktemp("auth"), backend=backend)
     proc.start()
     yield proc
     proc.stop()
 
 
 @pytest.fixture(scope="module")
-def short(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
+def short(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
     proc = auth_runtime(tmp_path_factory.mktemp("auth-short"), "--login-code-ttl", str(SHORT),
                         "--access-token-ttl", str(SHORT), "--allow-email", "Short@Example.com",
-                        "--allow-email", "short2@example.com")
+                        "--allow-email", "short2@example.com", backend=backend)
     proc.start()
     yield proc
     proc.stop()
@@ -297,11 +297,7 @@ def test_no_token_in_clear_in_the_database_or_the_log(rt: RuntimeProcess, anon: 
         s = login(anon, mail(rt), unique())
         r = anon.post("/v1/auth/refresh", json={"refresh_token": s["refresh_token"]}).json()
         tokens += [s["access_token"], s["refresh_token"], r["access_token"], r["refresh_token"]]
-    blobs = b""
-    for suffix in ("", "-wal", "-shm"):
-        path = Path(str(rt.db) + suffix)
-        if path.exists():
-            blobs += path.read_bytes()
+    blobs = rt.stored_bytes()
     assert len(blobs) > 10_000
     log = rt.log.read_bytes()
     for token in tokens:

@@ -55,11 +55,12 @@ def test_status_against_the_runtime(runtime: RuntimeProcess, tmp_path: Path) -> 
     env = isolated_env(tmp_path)
     out = axme("status", "--base-url", runtime.url, env=env)
     assert out.returncode == 0, out.stderr
-    assert f"{runtime.url} (ok)" in out.stdout and "sqlite" in out.stdout
+    storage = {"sqlite": "sqlite", "postgres": "postgresql"}[runtime.backend]
+    assert f"{runtime.url} (ok)" in out.stdout and storage in out.stdout
     out = axme("status", "--json", env=dict(env, AXME_BASE_URL=runtime.url))
     assert out.returncode == 0
     body = json.loads(out.stdout)
-    assert body["ok"] is True and body["storage"] == "sqlite" and body["service"] == "axme-dev"
+    assert body["ok"] is True and body["storage"] == storage and body["service"] == "axme-dev"
 
 
 def free_port() -> int:

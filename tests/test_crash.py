@@ -92,8 +92,8 @@ def check_log(client: httpx.Client, intent_id: str) -> list[dict]:
     return events
 
 
-def test_kill_9_loses_nothing(tmp_path: Path) -> None:
-    rt = RuntimeProcess(tmp_path, extra_args=["--redelivery-seconds", "120"]).start()
+def test_kill_9_loses_nothing(backend: str, tmp_path: Path) -> None:
+    rt = RuntimeProcess(tmp_path, extra_args=["--redelivery-seconds", "120"], backend=backend).start()
     lock = threading.Lock()
     accepted: dict[str, str] = {}
     completed: set[str] = set()

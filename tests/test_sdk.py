@@ -47,9 +47,10 @@ class AgentThread(threading.Thread):
 
 
 @pytest.fixture
-def seed_runtime(tmp_path) -> Iterator[RuntimeProcess]:
+def seed_runtime(backend: str, tmp_path) -> Iterator[RuntimeProcess]:
     """A runtime that serves agent://myorg/production/... as the seed page addresses it."""
-    rt = RuntimeProcess(tmp_path, extra_args=["--org", "myorg", "--workspace", "production"]).start()
+    rt = RuntimeProcess(tmp_path, extra_args=["--org", "myorg", "--workspace", "production"],
+                        backend=backend).start()
     yield rt
     rt.stop()
 

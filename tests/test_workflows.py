@@ -85,8 +85,9 @@ class Services:
 
 
 @pytest.fixture(scope="module")
-def wf_runtime(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    rt = RuntimeProcess(tmp_path_factory.mktemp("wf"), extra_args=["--redelivery-seconds", "0.5"]).start()
+def wf_runtime(backend: str, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    rt = RuntimeProcess(tmp_path_factory.mktemp("wf"), extra_args=["--redelivery-seconds", "0.5"],
+                        backend=backend).start()
     yield rt
     rt.stop()
 
@@ -200,10 +201,10 @@ CRASH_CASES: dict[str, tuple[Any, dict[str, Any], str, str | None, list[str]]] =
 
 
 @pytest.mark.slow
-def test_kill_9_during_each_kind_of_saga(tmp_path: Path) -> None:
+def test_kill_9_during_each_kind_of_saga(backend: str, tmp_path: Path) -> None:
     """Sagas of every kind keep going across kill -9 restarts: each ends as it would have without the crashes,
     no step completes twice and no compensation runs twice to completion."""
-    rt = RuntimeProcess(tmp_path, extra_args=["--redelivery-seconds", "1"]).start()
+    rt = RuntimeProcess(tmp_path, extra_args=["--redelivery-seconds", "1"], backend=backend).start()
     services: list[Services] = []
     try:
         with rt.client() as admin:

@@ -1,19 +1,53 @@
-"""`axme dev`: the local runtime on SQLite."""
+"""`axme dev` (the local runtime, SQLite by default) and `axme server` (PostgreSQL, several replicas)."""
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+Host = Annotated[str, typer.Option(help="Interface to bind (loopback by default).")]
+Port = Annotated[int, typer.Option(help="Port to listen on; 0 picks a free one.", min=0, max=65535)]
+Org = Annotated[str, typer.Option(help="Organisation slug of agent addresses.")]
+Workspace = Annotated[str, typer.Option(help="Workspace slug of agent addresses.")]
+ReadyFile = Annotated[
+    Path | None, typer.Option(help='Write {"url", "pid"} here once the runtime accepts connections.')
+]
+Redelivery = Annotated[
+    float, typer.Option(help="Redeliver an intent not resumed or in progress within this many seconds.", min=0.05)
+]
+LogLevel = Annotated[str, typer.Option(help="uvicorn log level.")]
+SmtpUrl = Annotated[
+    str | None,
+    typer.Option(help="Mail login codes and task links through smtp://user:pass@host:port (or smtps://); else "
+                 "they are printed here and kept as .eml files.", envvar="AXME_DEV_SMTP_URL", show_default=False),
+]
+MailDir = Annotated[
+    Path | None, typer.Option(help="Folder for the mails of the dev mailer [default: <db>.mail/].", show_default=False)
+]
+AllowEmail = Annotated[
+    list[str] | None,
+    typer.Option("--allow-email", help="Only this email may log in (repeatable) [default: any].", show_default=False),
+]
+LoginCodeTtl = Annotated[float, typer.Option(help="Seconds a login code stays valid.", min=1.0)]
+AccessTokenTtl = Annotated[
+    float, typer.Option(help="Seconds a login's access token lasts (then the CLI refreshes it).", min=1.0)
+]
 
 
 def register(app: typer.Typer) -> None:
     @app.command("dev")
     def dev(
-        host: Annotated[str, typer.Option(help="Interface to bind (loopback by default).")] = "127.0.0.1",
-        port: Annotated[int, typer.Option(help="Port to listen on; 0 picks a free one.", min=0, max=65535)] = 8100,
+        host: Host = "127.0.0.1",
+        port: Port = 8100,
         db: Annotated[Path | None, typer.Option(help="SQLite database file [default: the data dir's dev.db].")] = None,
+        database_url: Annotated[
+            str | None,
+            typer.Option(help="sqlite:///PATH or postgresql://USER@HOST:PORT/DB instead of --db.", show_default=False),
+        ] = None,
         api_key: Annotated[
             str | None,
             typer.Option(
@@ -22,87 +56,155 @@ def register(app: typer.Typer) -> None:
                 envvar="AXME_DEV_API_KEY",
             ),
         ] = None,
-        org: Annotated[str, typer.Option(help="Organisation slug of agent addresses.")] = "local",
-        workspace: Annotated[str, typer.Option(help="Workspace slug of agent addresses.")] = "dev",
-        ready_file: Annotated[
-            Path | None, typer.Option(help='Write {"url", "pid"} here once the runtime accepts connections.')
-        ] = None,
-        redelivery_seconds: Annotated[
-            float,
-            typer.Option(help="Redeliver an intent not resumed or in progress within this many seconds.", min=0.05),
-        ] = 30.0,
-        log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
-        smtp_url: Annotated[
-            str | None,
-            typer.Option(help="Mail login codes through smtp://user:pass@host:port (or smtps://); else they are "
-                         "printed here and kept as .eml files.", envvar="AXME_DEV_SMTP_URL", show_default=False),
-        ] = None,
-        mail_dir: Annotated[
-            Path | None, typer.Option(help="Folder for the login-code mails [default: <db>.mail/].", show_default=False)
-        ] = None,
-        allow_email: Annotated[
-            list[str] | None,
-            typer.Option("--allow-email", help="Only this email may log in (repeatable) [default: any].",
-                         show_default=False),
-        ] = None,
-        login_code_ttl: Annotated[
-            float, typer.Option(help="Seconds a login code stays valid.", min=1.0)
-        ] = 300.0,
-        access_token_ttl: Annotated[
-            float, typer.Option(help="Seconds a login's access token lasts (then the CLI refreshes it).", min=1.0)
-        ] = 900.0,
+        org: Org = "local",
+        workspace: Workspace = "dev",
+        ready_file: ReadyFile = None,
+        redelivery_seconds: Redelivery = 30.0,
+        log_level: LogLevel = "warning",
+        smtp_url: SmtpUrl = None,
+        mail_dir: MailDir = None,
+        allow_email: AllowEmail = None,
+        login_code_ttl: LoginCodeTtl = 300.0,
+        access_token_ttl: AccessTokenTtl = 900.0,
     ) -> None:
         """Run the local AXP runtime (SQLite, one process). Data persists across restarts."""
         from axme_cli.config import paths
         from axme_cli.errors import UsageError
-        from axme_cli.protocol.addresses import is_valid_slug
-        from axme_cli.runtime.server import AddressInUse, ServeOptions, StartupFailed, serve
-        from axme_cli.runtime.settings import Settings
 
-        for label, slug in (("--org", org), ("--workspace", workspace)):
-            if not is_valid_slug(slug):
-                raise UsageError(
-                    f"{label} {slug!r} is not a valid slug",
-                    fix="use 3-63 lowercase letters, digits or '-', starting and ending with a letter or digit",
-                )
-        if api_key is not None and len(api_key.strip()) < 16:
-            raise UsageError("--api-key is too short", fix="use at least 16 characters")
-        database = str(db) if db is not None else str(paths.default_database())
-        if smtp_url:
-            from axme_cli.runtime.mailer import SmtpMailer
-
-            try:
-                SmtpMailer(smtp_url)
-            except ValueError as exc:
-                raise UsageError(f"--smtp-url: {exc}") from None
-        emails = tuple(sorted({e.strip().lower() for e in allow_email or [] if e.strip()}))
-        settings = Settings(org=org, workspace=workspace, redelivery_seconds=redelivery_seconds,
-                            login_code_ttl_seconds=login_code_ttl, access_token_ttl_seconds=access_token_ttl,
-                            allowed_emails=emails)
-        opts = ServeOptions(
-            host=host,
-            port=port,
-            database=database,
-            settings=settings,
-            api_key=api_key.strip() if api_key else None,
-            ready_file=str(ready_file) if ready_file else None,
-            log_level=log_level,
-            smtp_url=smtp_url,
-            mail_dir=str(mail_dir) if mail_dir else None,
+        if db is not None and database_url:
+            raise UsageError("give --db or --database-url, not both")
+        database = database_url or (str(db) if db is not None else str(paths.default_database()))
+        _run(
+            "dev", host=host, port=port, database=database, api_key=api_key, org=org, workspace=workspace,
+            ready_file=ready_file, redelivery_seconds=redelivery_seconds, log_level=log_level, smtp_url=smtp_url,
+            mail_dir=mail_dir, allow_email=allow_email, login_code_ttl=login_code_ttl,
+            access_token_ttl=access_token_ttl, replica_id=None,
         )
-        try:
-            serve(opts, on_ready=_announce)
-            from axme_cli.render.console import out
 
-            out("axme dev: stopped; the data stays in " + database)
-        except AddressInUse as exc:
+    @app.command("server")
+    def server(
+        database_url: Annotated[
+            str | None,
+            typer.Option(help="postgresql://USER@HOST:PORT/DB (several replicas may share it) or sqlite:///PATH.",
+                         envvar="AXME_DATABASE_URL", show_default=False),
+        ] = None,
+        host: Host = "127.0.0.1",
+        port: Port = 8100,
+        api_key: Annotated[
+            str | None,
+            typer.Option("--api-key", help="The workspace admin key (the same on every replica). Required with "
+                         "PostgreSQL.", envvar="AXME_SERVER_API_KEY", show_default=False),
+        ] = None,
+        replica_id: Annotated[
+            str | None, typer.Option(help="Name of this replica in logs [default: host-pid].", show_default=False)
+        ] = None,
+        org: Org = "local",
+        workspace: Workspace = "dev",
+        ready_file: ReadyFile = None,
+        redelivery_seconds: Redelivery = 30.0,
+        log_level: LogLevel = "warning",
+        smtp_url: SmtpUrl = None,
+        mail_dir: MailDir = None,
+        allow_email: AllowEmail = None,
+        login_code_ttl: LoginCodeTtl = 300.0,
+        access_token_ttl: AccessTokenTtl = 900.0,
+    ) -> None:
+        """Run the AXP runtime for a team: PostgreSQL, as many replicas as you like behind a load balancer."""
+        from axme_cli.errors import UsageError
+
+        if not database_url:
+            raise UsageError("axme server needs a database", fix="pass --database-url postgresql://USER@HOST:PORT/DB "
+                             "(or set AXME_DATABASE_URL)")
+        _run(
+            "server", host=host, port=port, database=database_url, api_key=api_key, org=org, workspace=workspace,
+            ready_file=ready_file, redelivery_seconds=redelivery_seconds, log_level=log_level, smtp_url=smtp_url,
+            mail_dir=mail_dir, allow_email=allow_email, login_code_ttl=login_code_ttl,
+            access_token_ttl=access_token_ttl, replica_id=replica_id or f"{socket.gethostname()}-{os.getpid()}",
+        )
+
+
+def _run(command: str, *, database: str, api_key: str | None, org: str, workspace: str, smtp_url: str | None,
+         mail_dir: Path | None, allow_email: list[str] | None, redelivery_seconds: float, login_code_ttl: float,
+         access_token_ttl: float, ready_file: Path | None, replica_id: str | None, **serve: Any) -> None:
+    from axme_cli.errors import UsageError
+    from axme_cli.protocol.addresses import is_valid_slug
+    from axme_cli.runtime.server import AddressInUse, ServeOptions, StartupFailed
+    from axme_cli.runtime.server import serve as run_server
+    from axme_cli.runtime.settings import Settings
+    from axme_cli.runtime.store import POSTGRES_SCHEMES
+
+    for label, slug in (("--org", org), ("--workspace", workspace)):
+        if not is_valid_slug(slug):
             raise UsageError(
-                f"{exc}", fix="is another `axme dev` running? `axme status` tells; or choose another port with --port"
-            ) from None
-        except StartupFailed as exc:
-            from axme_cli.errors import CliError
+                f"{label} {slug!r} is not a valid slug",
+                fix="use 3-63 lowercase letters, digits or '-', starting and ending with a letter or digit",
+            )
+    if api_key is not None and len(api_key.strip()) < 16:
+        raise UsageError("--api-key is too short", fix="use at least 16 characters")
+    if "://" in database and not database.startswith((*POSTGRES_SCHEMES, "sqlite:///")):
+        raise UsageError(f"unsupported database URL {database.split('://', 1)[0]}://...",
+                         fix="use postgresql://USER@HOST:PORT/DB or sqlite:///PATH")
+    if database.startswith(POSTGRES_SCHEMES):
+        if not api_key:
+            raise UsageError("--api-key is required with PostgreSQL",
+                             fix="give every replica the same admin key: --api-key KEY (or AXME_SERVER_API_KEY)")
+        if mail_dir is None and not smtp_url:
+            from axme_cli.config import paths
 
-            raise CliError(f"the runtime could not start: {exc}") from None
+            mail_dir = paths.data_dir() / f"{command}.mail"
+    if smtp_url:
+        from axme_cli.runtime.mailer import SmtpMailer
+
+        try:
+            SmtpMailer(smtp_url)
+        except ValueError as exc:
+            raise UsageError(f"--smtp-url: {exc}") from None
+    emails = tuple(sorted({e.strip().lower() for e in allow_email or [] if e.strip()}))
+    settings = Settings(org=org, workspace=workspace, redelivery_seconds=redelivery_seconds,
+                        login_code_ttl_seconds=login_code_ttl, access_token_ttl_seconds=access_token_ttl,
+                        allowed_emails=emails)
+    opts = ServeOptions(
+        database=database,
+        settings=settings,
+        api_key=api_key.strip() if api_key else None,
+        ready_file=str(ready_file) if ready_file else None,
+        smtp_url=smtp_url,
+        mail_dir=str(mail_dir) if mail_dir else None,
+        replica_id=replica_id,
+        **serve,
+    )
+    from axme_cli.render.console import out
+
+    try:
+        run_server(opts, on_ready=_announce if command == "dev" else _announce_server)
+        out(f"axme {command}: stopped; the data stays in {_shown(database)}")
+    except AddressInUse as exc:
+        raise UsageError(
+            f"{exc}", fix="is another `axme dev` running? `axme status` tells; or choose another port with --port"
+        ) from None
+    except StartupFailed as exc:
+        from axme_cli.errors import CliError
+
+        raise CliError(f"the runtime could not start: {exc}") from None
+
+
+def _shown(database: str) -> str:
+    from axme_cli.runtime.store import redact
+
+    return redact(database)
+
+
+def _announce_server(info: object) -> None:
+    from axme_cli.render.console import out
+    from axme_cli.runtime.server import ReadyInfo
+
+    assert isinstance(info, ReadyInfo)
+    s = info.settings
+    out(f"axme server: listening on {info.url} (pid {info.pid})")
+    out(f"  Database   {info.database} ({info.storage})")
+    out(f"  Agents     agent://{s.org}/{s.workspace}/<name>")
+    if info.login_codes:
+        out(f"  Logins     by email; codes {info.login_codes}")
 
 
 def _announce(info: object) -> None:
@@ -137,7 +239,8 @@ def _announce(info: object) -> None:
     }[info.admin_key_source]
     out("axme dev: local AXP runtime")
     out(f"  URL        {info.url}")
-    out(f"  Database   {info.database} ({info.storage}; data persists across restarts)")
+    persists = "data persists across restarts" if info.storage == "sqlite" else "shared by every replica"
+    out(f"  Database   {info.database} ({info.storage}; {persists})")
     out(f"  Agents     agent://{s.org}/{s.workspace}/<name>")
     out(f"  Admin key  {key_note}")
     if info.login_codes:

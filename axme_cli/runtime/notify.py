@@ -2,7 +2,8 @@
 
 A stream registers an ``asyncio.Event`` for the intent or agent feed it follows, clears it,
 reads, sends, then waits on it: a commit that touches that intent or feed sets it. Nothing
-polls the database in a loop. (Across PostgreSQL replicas the same hub is fed by LISTEN/NOTIFY.)
+polls the database in a loop. Across PostgreSQL replicas the same hub is also fed by the store's
+LISTEN connection (store/postgres.py), with what other replicas committed.
 """
 
 from __future__ import annotations
@@ -46,6 +47,13 @@ class Hub:
         return self._watch(self._feeds, address)
 
     def publish(self, notes: Notes) -> None:
+        if notes.everything:
+            for table in (self._intents, self._feeds):
+                for events in table.values():
+                    for event in events:
+                        event.set()
+            self.scheduler.set()
+            return
         for intent_id in notes.intents:
             for event in self._intents.get(intent_id, ()):
                 event.set()

@@ -37,6 +37,7 @@ class ServeOptions:
     log_level: str = "warning"
     smtp_url: str | None = None  # send login codes by SMTP instead of printing them
     mail_dir: str | None = None  # where the dev mailer keeps .eml files [default: <database>.mail/]
+    replica_id: str | None = None  # names this process among several on one PostgreSQL database
 
 
 @dataclass
@@ -100,10 +101,12 @@ def serve(opts: ServeOptions, on_ready: Callable[[ReadyInfo], None] | None = Non
     host, port = sock.getsockname()[:2]
     url_host = f"[{host}]" if ":" in host else host
     url = f"http://{url_host}:{port}"
-    store = open_store(opts.database)
+    store = open_store(opts.database, replica_id=opts.replica_id)
     rt = Runtime(store, opts.settings)
     from axme_cli.runtime.mailer import build_mailer
 
+    if opts.mail_dir is None and store.kind != "sqlite" and not opts.smtp_url:
+        raise StartupFailed("give a folder for the dev mailer (mail_dir) or an SMTP URL")
     rt.mailer = build_mailer(opts.smtp_url, opts.mail_dir or store.location + ".mail")
     app = build_app(rt, manage_runtime=False)
 
@@ -117,6 +120,8 @@ def serve(opts: ServeOptions, on_ready: Callable[[ReadyInfo], None] | None = Non
             started = True
             if opts.api_key:
                 token, source = opts.api_key, "flag"
+            elif store.kind != "sqlite":
+                raise StartupFailed("an admin key is required with PostgreSQL (--api-key)")
             else:
                 token, source = _load_or_make_admin_key(store.location)
             await rt.ensure_workspace_key(token)

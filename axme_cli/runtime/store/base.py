@@ -27,6 +27,9 @@ class Notes:
     feeds: set[str] = field(default_factory=set)
     wake_at: float | None = None  # the earliest timer this transaction set
     keys_changed: bool = False
+    # Wake every stream and the scheduler: changes may have been missed (a replica's notification
+    # connection was down for a while), so everyone looks again.
+    everything: bool = False
 
     def timer(self, ts: float | None) -> None:
         """A timer is now due at ``ts`` (None: a timer went away; the scheduler finds that out by itself)."""
@@ -38,6 +41,7 @@ class Notes:
         self.feeds |= other.feeds
         self.timer(other.wake_at)
         self.keys_changed = self.keys_changed or other.keys_changed
+        self.everything = self.everything or other.everything
 
 
 class Tx(abc.ABC):

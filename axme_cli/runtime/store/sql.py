@@ -13,7 +13,9 @@ partial indexes). What differs between the backends is a class attribute here, s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from importlib import resources
 from typing import Any, TypeVar
 
 from axme_cli.runtime.store.base import Row, Tx
@@ -363,3 +365,35 @@ class SqlReads:
     async def get_meta(self, key: str) -> str | None:
         row = await self._read(lambda c: _one(c, "SELECT value FROM meta WHERE key = ?", (key,)))
         return None if row is None else str(row["value"])
+
+
+def load_migrations(dialect: str) -> list[tuple[int, str]]:
+    """``(version, script)`` of every migration, in order, in ``dialect`` ("sqlite" or "postgres").
+
+    Migrations are written once, in ``migrations/sqlite/NNNN_name.sql``, in the common subset of both
+    dialects; PostgreSQL gets them through ``to_postgres``. A file ``migrations/postgres/NNNN_name.sql``
+    replaces the translation of that number where the dialects really differ."""
+    base = resources.files("axme_cli.runtime.store") / "migrations"
+    scripts: dict[int, str] = {}
+    for folder in ("sqlite", "postgres") if dialect == "postgres" else ("sqlite",):
+        if not (base / folder).is_dir():
+            continue
+        for entry in (base / folder).iterdir():
+            name = entry.name
+            if name.endswith(".sql") and name[:4].isdigit():
+                text = entry.read_text(encoding="utf-8")
+                scripts[int(name[:4])] = to_postgres(text) if dialect == "postgres" and folder == "sqlite" else text
+    return sorted(scripts.items())
+
+
+def to_postgres(script: str) -> str:
+    """SQLite DDL of our migrations as PostgreSQL DDL: 64-bit integers, double precision, no WITHOUT ROWID."""
+    script = re.sub(r"\)\s*WITHOUT ROWID", ")", script)
+    script = re.sub(r"\bINTEGER\b", "BIGINT", script)
+    return re.sub(r"\bREAL\b", "DOUBLE PRECISION", script)
+
+
+def split_sql(script: str) -> list[str]:
+    """Split a migration file into statements (our SQL has no '--' or ';' inside literals)."""
+    lines = [ln.split("--", 1)[0] for ln in script.splitlines()]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

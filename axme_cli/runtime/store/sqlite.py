@@ -17,12 +17,11 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from importlib import resources
 from typing import Any, TypeVar
 
 from axme_cli.runtime.errors import StoreUnavailable
 from axme_cli.runtime.store.base import Notes, Store, Tx
-from axme_cli.runtime.store.sql import SqlReads, SqlTx
+from axme_cli.runtime.store.sql import SqlReads, SqlTx, load_migrations, split_sql
 
 T = TypeVar("T")
 log = logging.getLogger("axme.store")
@@ -38,16 +37,6 @@ def _connect(path: str) -> sqlite3.Connection:
     conn.execute("PRAGMA foreign_keys=OFF")
     conn.execute("PRAGMA busy_timeout=5000")
     return conn
-
-
-def _migrations() -> list[tuple[int, str]]:
-    folder = resources.files("axme_cli.runtime.store") / "migrations" / "sqlite"
-    found = []
-    for entry in folder.iterdir():
-        name = entry.name
-        if name.endswith(".sql") and name[:4].isdigit():
-            found.append((int(name[:4]), entry.read_text(encoding="utf-8")))
-    return sorted(found)
 
 
 class SqliteTx(SqlTx):
@@ -127,12 +116,12 @@ class SqliteStore(SqlReads, Store):
     def _migrate(self, conn: sqlite3.Connection) -> None:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT)")
         applied = {r[0] for r in conn.execute("SELECT version FROM schema_version")}
-        for version, sql in _migrations():
+        for version, sql in load_migrations("sqlite"):
             if version in applied:
                 continue
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for statement in _split_sql(sql):
+                for statement in split_sql(sql):
                     conn.execute(statement)
                 conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, datetime('now'))", (version,))
                 conn.execute("COMMIT")
@@ -232,9 +221,3 @@ class SqliteStore(SqlReads, Store):
         gives rows that ``dict(row)`` turns into column -> value (read columns by name, never by index)."""
         with self._reading() as c:
             return fn(c)
-
-
-def _split_sql(script: str) -> list[str]:
-    """Split a migration file into statements (our SQL has no '--' or ';' inside literals)."""
-    lines = [ln.split("--", 1)[0] for ln in script.splitlines()]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

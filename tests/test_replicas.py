@@ -1,0 +1,112 @@
+"""Three `axme server` replicas on one PostgreSQL database: sagas go through all of them, agents are
+connected to different replicas, one replica is killed with SIGKILL in the middle, and every saga still
+ends as it should, with nothing lost and nothing done twice."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.agents_helper import FeedAgent, agent_key
+from tests.runtime_proc import RuntimeProcess, new_database
+from tests.test_workflows import saga, wait_terminal
+
+
+class Agents:
+    """The three services of one saga bundle, each connected to a different replica first."""
+
+    def __init__(self, urls: list[str], admin: httpx.Client, agents: list[dict[str, Any]],
+                 fail_ship: bool) -> None:
+        self.calls: list[tuple[str, str, str, bool]] = []  # (parent order id, role, step_id, compensation)
+        self.threads: list[FeedAgent] = []
+        for i, agent in enumerate(agents):
+            name = agent["address"].rsplit("/", 1)[1]
+            token = agent_key(admin, agent["address"])
+            order = urls[i % len(urls):] + urls[: i % len(urls)]  # inventory -> r0, payment -> r1, shipping -> r2
+            self.threads.append(FeedAgent(order, token, name, self._handler(agent["role"], fail_ship)))
+        for t in self.threads:
+            t.start()
+
+    def _handler(self, role: str, fail_ship: bool):  # type: ignore[no-untyped-def]
+        def handle(frame: dict[str, Any]) -> dict[str, Any]:
+            payload = frame["payload"]
+            step, comp = payload["step_id"], bool(payload.get("compensation"))
+            self.calls.append((payload["parent_payload"]["order_id"], role, step, comp))
+            if step == "ship" and fail_ship and not comp:
+                return {"action": "fail", "reason": "no courier"}
+            return {"action": "complete", "step": step}
+        return handle
+
+    def stop(self) -> None:
+        for t in self.threads:
+            t.stop()
+
+
+@pytest.mark.slow
+def test_three_replicas_one_killed(tmp_path: Path) -> None:
+    url = new_database("postgres", tmp_path)
+    replicas = [
+        RuntimeProcess(tmp_path / f"r{i}", backend="postgres", database_url=url, command="server",
+                       extra_args=["--redelivery-seconds", "1", "--replica-id", f"r{i}"])
+        for i in range(3)
+    ]
+    for rt in replicas:
+        rt.workdir.mkdir()
+        rt.start()
+    urls = [rt.url for rt in replicas]
+    groups: list[Agents] = []
+    runs: list[tuple[str, bool]] = []  # (parent intent id, ship fails)
+    try:
+        bundles = {fail: saga("fail" if fail else "ok") for fail in (False, True)}
+        for bundle in bundles.values():
+            for step in bundle["workflow"]["steps"]:
+                step["retry"]["max_retries"] = 1
+        with replicas[0].client() as admin:
+            for fail, bundle in bundles.items():
+                applied = admin.post("/v1/scenarios/apply", json=bundle)
+                assert applied.status_code == 200, applied.text
+                groups.append(Agents(urls, admin, applied.json()["agents"], fail_ship=fail))
+                runs.append((applied.json()["intent_id"], fail))
+        # More sagas, started through every replica in turn, while one of them dies.
+        for n in range(18):
+            fail = n % 3 == 0
+            with replicas[n % 3].client() as client:
+                if n == 9:
+                    replicas[1].kill()
+                if n >= 9 and n % 3 == 1:
+                    continue  # the dead replica accepts nothing more
+                r = client.post("/v1/scenarios/apply", json=bundles[fail])
+                assert r.status_code == 200, r.text
+                runs.append((r.json()["intent_id"], fail))
+            time.sleep(0.05)
+        with replicas[2].client() as admin:
+            for intent_id, fail in runs:
+                intent = wait_terminal(admin, intent_id, timeout=90)
+                events = admin.get(f"/v1/intents/{intent_id}/events").json()["events"]
+                assert [e["seq"] for e in events] == list(range(1, len(events) + 1)), intent_id
+                history = intent["workflow"]["history"]
+                completed = [h["step_id"] for h in history if h["status"] == "COMPLETED"]
+                assert len(completed) == len(set(completed)), (intent_id, history)  # no step completed twice
+                undone = [e["details"]["step_id"] for e in events if e["event_type"] == "intent.compensated"]
+                if fail:
+                    assert intent["status"] == "FAILED", (intent_id, intent.get("error"))
+                    assert undone == ["charge", "reserve"], (intent_id, events)
+                else:
+                    assert intent["status"] == "COMPLETED", (intent_id, intent.get("error"))
+                    assert undone == [], intent_id
+                    assert completed == ["reserve", "charge", "ship"]
+            # the surviving replicas also agree on what is listed
+            listed = {i["intent_id"] for i in admin.get("/v1/intents", params={"limit": 500}).json()["intents"]}
+        assert {intent_id for intent_id, _ in runs} <= listed
+        assert len(runs) == 2 + 18 - 3
+        for g in groups:  # the payment agents were connected to the killed replica and moved on
+            assert g.threads[1].url != urls[1] and any(isinstance(e, httpx.HTTPError) for e in g.threads[1].errors)
+    finally:
+        for g in groups:
+            g.stop()
+        for rt in replicas:
+            rt.stop()
