@@ -10,6 +10,7 @@ from pathlib import Path
 import psycopg
 
 from axme_cli.runtime.engine import intents as engine
+from axme_cli.runtime.errors import StoreUnavailable
 from axme_cli.runtime.store import open_store
 from axme_cli.runtime.store.base import Notes
 from axme_cli.runtime.store.postgres import PostgresStore, decode_notes, encode_notes
@@ -108,3 +109,36 @@ def test_notes_split_into_payloads_postgres_accepts() -> None:
     assert merged.intents == notes.intents and merged.feeds == notes.feeds
     assert merged.keys_changed and merged.wake_at == 123.5
     assert encode_notes("r1", Notes()) == []
+
+
+def test_connections_cut_by_the_server_come_back(tmp_path: Path) -> None:
+    """PostgreSQL restarted or a connection killed: the next operations work again (or fail with the
+    retryable 503, never anything else), and the LISTEN connection reconnects and wakes everyone."""
+    url = new_database("postgres", tmp_path)
+
+    async def main() -> None:
+        a, b = _replicas(url, 2)
+        await asyncio.gather(a.open(), b.open())
+        woke = asyncio.Event()
+        b.on_commit = lambda notes: woke.set() if notes.everything else None
+        await a.write(lambda tx: engine.op_create(tx, S, ADMIN, request(1), time.time()))
+        with psycopg.connect(url, autocommit=True) as conn:
+            killed = conn.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()
+        assert killed is not None and killed[0] >= 4  # both replicas' pools and listeners
+        await asyncio.wait_for(woke.wait(), 10)  # b's listener came back and woke its streams
+        outcomes = []
+        for n in range(2, 6):
+            try:
+                await a.write(lambda tx, n=n: engine.op_create(tx, S, ADMIN, request(n), time.time()))
+                outcomes.append("ok")
+            except StoreUnavailable as exc:
+                assert exc.status_code == 503 and exc.details == {"retryable": True}
+                outcomes.append("503")
+        assert outcomes[-1] == "ok", outcomes
+        assert len(await b.feed_entries(AGENT, 0, 100)) >= 2
+        await asyncio.gather(a.close(), b.close())
+
+    run(main())
