@@ -51,6 +51,17 @@ def register(app: typer.Typer) -> None:
         access_token_ttl: Annotated[
             float, typer.Option(help="Seconds a login's access token lasts (then the CLI refreshes it).", min=1.0)
         ] = 900.0,
+        webhook_retry_base: Annotated[
+            float, typer.Option("--webhook-retry-base-seconds", help="Wait this long after a webhook delivery's "
+                                "first failure (x4 after each further one, at most 600 s).", min=0.01)
+        ] = 30.0,
+        webhook_max_attempts: Annotated[
+            int, typer.Option(help="Tries of a webhook delivery before it is dead-lettered.", min=1)
+        ] = 4,
+        outbound_timeout: Annotated[
+            float, typer.Option("--outbound-timeout-seconds", help="Seconds a webhook or http-agent POST may take.",
+                                min=0.1)
+        ] = 10.0,
     ) -> None:
         """Run the local AXP runtime (SQLite, one process). Data persists across restarts."""
         from axme_cli.config import paths
@@ -78,7 +89,8 @@ def register(app: typer.Typer) -> None:
         emails = tuple(sorted({e.strip().lower() for e in allow_email or [] if e.strip()}))
         settings = Settings(org=org, workspace=workspace, redelivery_seconds=redelivery_seconds,
                             login_code_ttl_seconds=login_code_ttl, access_token_ttl_seconds=access_token_ttl,
-                            allowed_emails=emails)
+                            allowed_emails=emails, webhook_retry_base_seconds=webhook_retry_base,
+                            webhook_max_attempts=webhook_max_attempts, outbound_timeout_seconds=outbound_timeout)
         opts = ServeOptions(
             host=host,
             port=port,
