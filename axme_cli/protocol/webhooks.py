@@ -31,11 +31,6 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def verify(secret: str, body: bytes, header: str | None) -> bool:
-    """What a receiver does: recompute the signature over the raw body and compare in constant time."""
-    return header is not None and hmac.compare_digest(sign(secret, body), header.strip())
-
-
 def _http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:

@@ -13,22 +13,17 @@ from starlette.routing import Route
 
 from axme_cli.protocol.webhooks import DeliveryConfigRequest, EventRequest, SubscriptionRequest
 from axme_cli.runtime.api.common import authenticate, int_param, read_object, respond, runtime
-from axme_cli.runtime.api.intents import resolve_target, validation_failed
+from axme_cli.runtime.api.intents import _check_owner_params, resolve_target, validation_failed
 from axme_cli.runtime.engine import outbound as engine
-from axme_cli.runtime.errors import BadRequest, Forbidden, NotFound, Unprocessable
+from axme_cli.runtime.errors import Forbidden, NotFound, Unprocessable
 from axme_cli.runtime.principals import Principal
-
-DELIVERY_STATUSES = ("pending", "delivered", "failed", "dead_lettered", "skipped")
 
 
 def owner_scope(request: Request, principal: Principal) -> str | None:
     """The ``owner_agent`` query parameter or ``x-owner-agent`` header (both: they must agree, else 400);
     an agent key may name only itself (else 403). None when neither was sent."""
-    query = request.query_params.get("owner_agent")
-    header = request.headers.get("x-owner-agent")
-    if query and header and query != header:
-        raise BadRequest("owner_agent query parameter and x-owner-agent header disagree", code="owner_agent_mismatch")
-    raw = query or header
+    _check_owner_params(request)
+    raw = request.query_params.get("owner_agent") or request.headers.get("x-owner-agent")
     if not raw:
         return None
     owner = resolve_target(runtime(request).settings, raw, "owner_agent")
@@ -108,9 +103,9 @@ async def list_deliveries(request: Request) -> Response:
     principal = await authenticate(request)
     filters = {k: v for k in ("subscription_id", "event_id", "intent_id", "status", "kind")
                if (v := request.query_params.get(k))}
-    if filters.get("status", "pending") not in DELIVERY_STATUSES:
-        raise Unprocessable(f"status: use one of {', '.join(DELIVERY_STATUSES)}", code="invalid_parameter",
-                            details={"field": "status", "allowed": list(DELIVERY_STATUSES)})
+    if "status" in filters and filters["status"] not in engine.STATUSES:
+        raise Unprocessable(f"status: use one of {', '.join(engine.STATUSES)}", code="invalid_parameter",
+                            details={"field": "status", "allowed": list(engine.STATUSES)})
     owner = owner_scope(request, principal)
     if owner is None and not principal.is_member:
         owner = principal.address

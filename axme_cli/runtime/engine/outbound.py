@@ -27,10 +27,7 @@ from axme_cli.runtime.store.base import Row, Tx
 
 MAX_RETRY_DELAY = 600.0
 PENDING, DELIVERED, FAILED, DEAD_LETTERED, SKIPPED = "pending", "delivered", "failed", "dead_lettered", "skipped"
-
-
-def dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
+STATUSES = (PENDING, DELIVERED, FAILED, DEAD_LETTERED, SKIPPED)
 
 
 def new_secret() -> str:
@@ -62,7 +59,7 @@ def subscription_view(row: Row) -> dict[str, Any]:
         "subscription_id": row["subscription_id"],
         "owner_agent": row["owner_agent"],
         "callback_url": row["callback_url"],
-        "event_types": orjson.loads(row["event_types"]),
+        "event_types": intents_engine.loads(row["event_types"]),
         "active": bool(row["active"]),
         "description": row["description"],
         "created_at": row["created_at"],
@@ -163,7 +160,7 @@ def _queue_event(tx: Tx, s: Settings, event: Row, now: float) -> int:
     """A delivery of ``event`` to every active subscription of its owner that names its type."""
     queued = 0
     for sub in tx.live_subscriptions(event["owner_agent"]):
-        if sub["active"] and event["event_type"] in orjson.loads(sub["event_types"]):
+        if sub["active"] and event["event_type"] in intents_engine.loads(sub["event_types"]):
             _queue(tx, now, kind="webhook", owner_agent=event["owner_agent"], callback_url=sub["callback_url"],
                    subscription_id=sub["subscription_id"], event_id=event["event_id"],
                    event_type=event["event_type"], max_attempts=s.webhook_max_attempts)
@@ -176,7 +173,7 @@ def publish(tx: Tx, s: Settings, owner_agent: str, event_type: str, source: str,
     """Record a webhook event and queue its deliveries; returns the event row and how many were queued.
     Any operation may call it, so an event goes out if and only if the change that caused it commits."""
     event: Row = {"event_id": uuid7(), "owner_agent": owner_agent, "event_type": event_type, "source": source,
-                  "payload": dumps(payload), "accepted_at": iso(now), "replayed_at": None}
+                  "payload": intents_engine.dumps(payload), "accepted_at": iso(now), "replayed_at": None}
     tx.insert_webhook_event(event)
     return event, _queue_event(tx, s, event, now)
 
@@ -191,7 +188,7 @@ def op_upsert_subscription(tx: Tx, owner_agent: str, req: dict[str, Any], now: f
     at = iso(now)
     existing = next((r for r in tx.live_subscriptions(owner_agent) if r["callback_url"] == req["callback_url"]),
                     None)
-    fields: Row = {"event_types": dumps(req["event_types"]), "updated_at": at}
+    fields: Row = {"event_types": intents_engine.dumps(req["event_types"]), "updated_at": at}
     if "active" in req:
         fields["active"] = 1 if req["active"] else 0
     if "description" in req:
@@ -308,7 +305,7 @@ def _webhook_job(tx: Tx, row: Row, now: float) -> dict[str, Any] | None:
         return None
     body = {"event_id": event["event_id"], "event_type": event["event_type"], "source": event["source"],
             "owner_agent": event["owner_agent"], "accepted_at": event["accepted_at"],
-            "payload": orjson.loads(event["payload"]), "subscription_id": sub["subscription_id"],
+            "payload": intents_engine.loads(event["payload"]), "subscription_id": sub["subscription_id"],
             "delivery_id": row["delivery_id"], "attempt": row["attempts"] + 1}
     return {"delivery_id": row["delivery_id"], "url": sub["callback_url"], "secret": sub["secret"],
             "event_type": event["event_type"], "body": orjson.dumps(body)}

@@ -15,16 +15,6 @@ T = TypeVar("T")
 _DELIVERY_FILTERS = ("owner_agent", "subscription_id", "event_id", "intent_id", "status", "kind")
 
 
-def _insert_sql(table: str, row: Row) -> tuple[str, tuple[Any, ...]]:
-    cols = list(row)
-    return f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})", tuple(row.values())
-
-
-def _update_sql(table: str, id_column: str, id_value: str, fields: Row) -> tuple[str, tuple[Any, ...]]:
-    cols = ", ".join(f"{k} = ?" for k in fields)
-    return f"UPDATE {table} SET {cols} WHERE {id_column} = ?", (*fields.values(), id_value)
-
-
 def _counts(rows: Any) -> dict[str, int]:
     return {r["status"]: int(r["n"]) for r in rows}
 
@@ -33,17 +23,20 @@ _COUNTS = "SELECT status, count(*) AS n FROM outbound_deliveries WHERE event_id 
 
 
 class OutboundTxSql:
-    """Write-transaction half (mixed into the backend's Tx)."""
+    """Write-transaction half (mixed into the backend's Tx, whose connection and helpers it uses)."""
 
-    _c: Any
+    if TYPE_CHECKING:
+        _c: Any
 
-    def _row(self, sql: str, args: tuple[Any, ...]) -> Row | None:
-        row = self._c.execute(sql, args).fetchone()
-        return dict(row) if row is not None else None
+        def _one(self, sql: str, args: tuple[Any, ...]) -> Row | None: ...
+
+        def _insert(self, table: str, row: Row) -> None: ...
+
+        def _update(self, table: str, id_column: str, id_value: str, fields: Row) -> None: ...
 
     # the http binding
     def http_binding(self, address: str) -> Row | None:
-        return self._row(
+        return self._one(
             "SELECT service_account_id, address, callback_url, delivery_secret FROM service_accounts "
             "WHERE address = ? AND status = 'active' AND delivery_mode = 'http'",
             (address,),
@@ -51,13 +44,13 @@ class OutboundTxSql:
 
     # deliveries
     def insert_outbound(self, row: Row) -> None:
-        self._c.execute(*_insert_sql("outbound_deliveries", row))
+        self._insert("outbound_deliveries", row)
 
     def get_outbound(self, delivery_id: str) -> Row | None:
-        return self._row("SELECT * FROM outbound_deliveries WHERE delivery_id = ?", (delivery_id,))
+        return self._one("SELECT * FROM outbound_deliveries WHERE delivery_id = ?", (delivery_id,))
 
     def update_outbound(self, delivery_id: str, fields: Row) -> None:
-        self._c.execute(*_update_sql("outbound_deliveries", "delivery_id", delivery_id, fields))
+        self._update("outbound_deliveries", "delivery_id", delivery_id, fields)
 
     def claim_outbound(self, now: float, lease_until_ts: float, limit: int) -> list[Row]:
         """Pending deliveries due at ``now``, leased until ``lease_until_ts`` (their next_ts moves there too, so
@@ -70,7 +63,7 @@ class OutboundTxSql:
         ).fetchall()
         claimed = []
         for r in due:
-            row = self._row(
+            row = self._one(
                 "UPDATE outbound_deliveries SET lease_until_ts = ?, next_ts = ? "
                 "WHERE delivery_id = ? AND status = 'pending' AND next_ts <= ? RETURNING *",
                 (lease_until_ts, lease_until_ts, r["delivery_id"], now),
@@ -84,13 +77,13 @@ class OutboundTxSql:
 
     # subscriptions
     def insert_subscription(self, row: Row) -> None:
-        self._c.execute(*_insert_sql("webhook_subscriptions", row))
+        self._insert("webhook_subscriptions", row)
 
     def get_subscription(self, subscription_id: str) -> Row | None:
-        return self._row("SELECT * FROM webhook_subscriptions WHERE subscription_id = ?", (subscription_id,))
+        return self._one("SELECT * FROM webhook_subscriptions WHERE subscription_id = ?", (subscription_id,))
 
     def update_subscription(self, subscription_id: str, fields: Row) -> None:
-        self._c.execute(*_update_sql("webhook_subscriptions", "subscription_id", subscription_id, fields))
+        self._update("webhook_subscriptions", "subscription_id", subscription_id, fields)
 
     def live_subscriptions(self, owner_agent: str) -> list[Row]:
         """The owner's subscriptions that are not revoked (active or not), oldest first."""
@@ -103,13 +96,13 @@ class OutboundTxSql:
 
     # events
     def insert_webhook_event(self, row: Row) -> None:
-        self._c.execute(*_insert_sql("webhook_events", row))
+        self._insert("webhook_events", row)
 
     def get_webhook_event(self, event_id: str) -> Row | None:
-        return self._row("SELECT * FROM webhook_events WHERE event_id = ?", (event_id,))
+        return self._one("SELECT * FROM webhook_events WHERE event_id = ?", (event_id,))
 
     def update_webhook_event(self, event_id: str, fields: Row) -> None:
-        self._c.execute(*_update_sql("webhook_events", "event_id", event_id, fields))
+        self._update("webhook_events", "event_id", event_id, fields)
 
 
 class OutboundReadSql:
