@@ -205,6 +205,7 @@ def build() -> typer.Typer:
         scenarios,
         status,
         tasks,
+        webhooks,
     )
 
     dev.register(app)
@@ -217,4 +218,5 @@ def build() -> typer.Typer:
     examples.register(app)
     agents_run.register(agents.register(app))
     tasks.register(app)
+    webhooks.register(app)
     return app

@@ -36,6 +36,14 @@ LoginCodeTtl = Annotated[float, typer.Option(help="Seconds a login code stays va
 AccessTokenTtl = Annotated[
     float, typer.Option(help="Seconds a login's access token lasts (then the CLI refreshes it).", min=1.0)
 ]
+WebhookRetryBase = Annotated[
+    float, typer.Option("--webhook-retry-base-seconds", help="Wait this long after a webhook delivery's "
+                        "first failure (x4 after each further one, at most 600 s).", min=0.01)
+]
+WebhookMaxAttempts = Annotated[int, typer.Option(help="Tries of a webhook delivery before it is dead-lettered.", min=1)]
+OutboundTimeout = Annotated[
+    float, typer.Option("--outbound-timeout-seconds", help="Seconds a webhook or http-agent POST may take.", min=0.1)
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -66,6 +74,9 @@ def register(app: typer.Typer) -> None:
         allow_email: AllowEmail = None,
         login_code_ttl: LoginCodeTtl = 300.0,
         access_token_ttl: AccessTokenTtl = 900.0,
+        webhook_retry_base: WebhookRetryBase = 30.0,
+        webhook_max_attempts: WebhookMaxAttempts = 4,
+        outbound_timeout: OutboundTimeout = 10.0,
     ) -> None:
         """Run the local AXP runtime (SQLite, one process). Data persists across restarts."""
         from axme_cli.config import paths
@@ -78,7 +89,8 @@ def register(app: typer.Typer) -> None:
             "dev", host=host, port=port, database=database, api_key=api_key, org=org, workspace=workspace,
             ready_file=ready_file, redelivery_seconds=redelivery_seconds, log_level=log_level, smtp_url=smtp_url,
             mail_dir=mail_dir, allow_email=allow_email, login_code_ttl=login_code_ttl,
-            access_token_ttl=access_token_ttl, replica_id=None,
+            access_token_ttl=access_token_ttl, replica_id=None, webhook_retry_base=webhook_retry_base,
+            webhook_max_attempts=webhook_max_attempts, outbound_timeout=outbound_timeout,
         )
 
     @app.command("server")
@@ -108,6 +120,9 @@ def register(app: typer.Typer) -> None:
         allow_email: AllowEmail = None,
         login_code_ttl: LoginCodeTtl = 300.0,
         access_token_ttl: AccessTokenTtl = 900.0,
+        webhook_retry_base: WebhookRetryBase = 30.0,
+        webhook_max_attempts: WebhookMaxAttempts = 4,
+        outbound_timeout: OutboundTimeout = 10.0,
     ) -> None:
         """Run the AXP runtime for a team: PostgreSQL, as many replicas as you like behind a load balancer."""
         from axme_cli.errors import UsageError
@@ -120,12 +135,15 @@ def register(app: typer.Typer) -> None:
             ready_file=ready_file, redelivery_seconds=redelivery_seconds, log_level=log_level, smtp_url=smtp_url,
             mail_dir=mail_dir, allow_email=allow_email, login_code_ttl=login_code_ttl,
             access_token_ttl=access_token_ttl, replica_id=replica_id or f"{socket.gethostname()}-{os.getpid()}",
+            webhook_retry_base=webhook_retry_base, webhook_max_attempts=webhook_max_attempts,
+            outbound_timeout=outbound_timeout,
         )
 
 
 def _run(command: str, *, database: str, api_key: str | None, org: str, workspace: str, smtp_url: str | None,
          mail_dir: Path | None, allow_email: list[str] | None, redelivery_seconds: float, login_code_ttl: float,
-         access_token_ttl: float, ready_file: Path | None, replica_id: str | None, **serve: Any) -> None:
+         access_token_ttl: float, ready_file: Path | None, replica_id: str | None, webhook_retry_base: float,
+         webhook_max_attempts: int, outbound_timeout: float, **serve: Any) -> None:
     from axme_cli.errors import UsageError
     from axme_cli.protocol.addresses import is_valid_slug
     from axme_cli.runtime.server import AddressInUse, ServeOptions, StartupFailed
@@ -162,7 +180,8 @@ def _run(command: str, *, database: str, api_key: str | None, org: str, workspac
     emails = tuple(sorted({e.strip().lower() for e in allow_email or [] if e.strip()}))
     settings = Settings(org=org, workspace=workspace, redelivery_seconds=redelivery_seconds,
                         login_code_ttl_seconds=login_code_ttl, access_token_ttl_seconds=access_token_ttl,
-                        allowed_emails=emails)
+                        allowed_emails=emails, webhook_retry_base_seconds=webhook_retry_base,
+                        webhook_max_attempts=webhook_max_attempts, outbound_timeout_seconds=outbound_timeout)
     opts = ServeOptions(
         database=database,
         settings=settings,

@@ -18,6 +18,7 @@ from axme_cli.runtime.errors import StoreUnavailable, Unauthorized
 from axme_cli.runtime.mailer import DevMailer, Mailer
 from axme_cli.runtime.notify import Hub, wait
 from axme_cli.runtime.principals import Principal
+from axme_cli.runtime.sender import OutboundSender
 from axme_cli.runtime.settings import Settings
 from axme_cli.runtime.store.base import Notes, Store, Tx
 
@@ -34,13 +35,16 @@ class Runtime:
         self.mailer: Mailer = DevMailer()  # server.py sets the configured one (dev console + folder, or SMTP)
         self.started_at = time.time()
         self._scheduler: asyncio.Task[None] | None = None
+        self.sender = OutboundSender(self)  # webhooks and http-binding intents
 
     async def start(self) -> None:
         self.store.on_commit = self._on_commit
         await self.store.open()
         self._scheduler = asyncio.create_task(self._schedule(), name="axme-scheduler")
+        await self.sender.start()
 
     async def stop(self) -> None:
+        await self.sender.stop()
         if self._scheduler is not None:
             self._scheduler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -48,8 +52,10 @@ class Runtime:
         await self.store.close()
 
     def _on_commit(self, notes: Notes) -> None:
-        if notes.keys_changed:
+        if notes.keys_changed or notes.everything:
             self.keys.clear()
+        if notes.outbound or notes.everything:
+            self.sender.wake.set()
         self.hub.publish(notes)
 
     async def write(self, op: Callable[[Tx], T]) -> T:

@@ -22,6 +22,11 @@ class Settings:
     allowed_emails: tuple[str, ...] = ()  # empty: anyone who can read the code may log in
     max_open_login_codes: int = 5
     max_login_code_tries: int = 5
+    # outbound HTTP (webhooks, the http binding): a webhook delivery is tried up to webhook_max_attempts times,
+    # waiting base * 4^(n-1) seconds (at most 600) after the n-th failure, then dead-lettered
+    webhook_retry_base_seconds: float = 30.0
+    webhook_max_attempts: int = 4
+    outbound_timeout_seconds: float = 10.0  # one POST; longer counts as a failed attempt
 
     @property
     def admin_address(self) -> str:

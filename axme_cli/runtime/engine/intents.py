@@ -15,6 +15,7 @@ from axme_cli.protocol import lifecycle as lc
 from axme_cli.protocol import tasks
 from axme_cli.protocol.ids import uuid7
 from axme_cli.runtime.clock import iso, parse_iso
+from axme_cli.runtime.engine import outbound
 from axme_cli.runtime.errors import Conflict, Forbidden, NotFound, Unprocessable
 from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.settings import Settings
@@ -231,8 +232,7 @@ def insert_new_intent(
     tx.insert_event(intent_id, 2, dumps(submitted))
     tx.notes.intents.add(intent_id)
     if on_feed:
-        tx.append_feed(to_agent, intent_id, 1, at)
-        tx.notes.feeds.add(to_agent)
+        outbound.dispatch_intent(tx, to_agent, intent_id, 1, now)
     tx.notes.timer(row["wake_ts"])
     return row
 
@@ -530,8 +530,7 @@ def _fire(tx: Tx, s: Settings, row: Row, now: float) -> None:
             return
         else:
             attempt = row["delivery_attempt"] + 1
-            tx.append_feed(row["to_agent"], row["intent_id"], attempt, iso(now))
-            tx.notes.feeds.add(row["to_agent"])
+            outbound.dispatch_intent(tx, row["to_agent"], row["intent_id"], attempt, now)
             fields = {"delivery_attempt": attempt, "redeliver_ts": now + s.redelivery_seconds}
         merged = {**row, **fields}
         fields["wake_ts"] = wake_of(merged)

@@ -30,6 +30,7 @@ class Notes:
     # Wake every stream and the scheduler: changes may have been missed (a replica's notification
     # connection was down for a while), so everyone looks again.
     everything: bool = False
+    outbound: bool = False  # a delivery was queued or is due again: wake the outbound sender
 
     def timer(self, ts: float | None) -> None:
         """A timer is now due at ``ts`` (None: a timer went away; the scheduler finds that out by itself)."""
@@ -42,6 +43,7 @@ class Notes:
         self.timer(other.wake_at)
         self.keys_changed = self.keys_changed or other.keys_changed
         self.everything = self.everything or other.everything
+        self.outbound = self.outbound or other.outbound
 
 
 class Tx(abc.ABC):
@@ -170,6 +172,49 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     def set_meta(self, key: str, value: str) -> None: ...
 
+    # outbound (issue 6): webhook subscriptions and events, deliveries, the http binding
+    @abc.abstractmethod
+    def http_binding(self, address: str) -> Row | None:
+        """The active service account at ``address`` if its delivery_mode is http (callback_url, delivery_secret)."""
+
+    @abc.abstractmethod
+    def insert_outbound(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def get_outbound(self, delivery_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    def update_outbound(self, delivery_id: str, fields: Row) -> None: ...
+
+    @abc.abstractmethod
+    def claim_outbound(self, now: float, lease_until_ts: float, limit: int) -> list[Row]:
+        """Lease pending deliveries due at ``now`` until ``lease_until_ts``; returns the leased rows."""
+
+    @abc.abstractmethod
+    def delivery_counts(self, event_id: str) -> dict[str, int]:
+        """status -> number of deliveries of a webhook event."""
+
+    @abc.abstractmethod
+    def insert_subscription(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def get_subscription(self, subscription_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    def update_subscription(self, subscription_id: str, fields: Row) -> None: ...
+
+    @abc.abstractmethod
+    def live_subscriptions(self, owner_agent: str) -> list[Row]: ...
+
+    @abc.abstractmethod
+    def insert_webhook_event(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def get_webhook_event(self, event_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    def update_webhook_event(self, event_id: str, fields: Row) -> None: ...
+
 
 class Store(abc.ABC):
     """A database behind the runtime. Reads are coroutines; writes go through ``write``."""
@@ -237,3 +282,24 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def get_meta(self, key: str) -> str | None: ...
+
+    # outbound (issue 6)
+    @abc.abstractmethod
+    async def list_subscriptions(self, owner_agent: str | None) -> list[Row]: ...
+
+    @abc.abstractmethod
+    async def get_subscription(self, subscription_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    async def get_webhook_event(self, event_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    async def delivery_counts(self, event_id: str) -> dict[str, int]: ...
+
+    @abc.abstractmethod
+    async def list_deliveries(self, filters: dict[str, str], limit: int) -> list[Row]:
+        """Deliveries newest first, filtered by owner_agent, subscription_id, event_id, intent_id, status, kind."""
+
+    @abc.abstractmethod
+    async def next_outbound_due(self) -> float | None:
+        """When the earliest pending delivery may be taken (its next try, or the end of its lease)."""

@@ -19,6 +19,7 @@ from importlib import resources
 from typing import Any, TypeVar
 
 from axme_cli.runtime.store.base import Row, Tx
+from axme_cli.runtime.store.outbound_sql import OutboundReadSql, OutboundTxSql
 
 T = TypeVar("T")
 
@@ -52,7 +53,7 @@ def _marks(values: list[Any] | tuple[Any, ...]) -> str:
     return ", ".join("?" for _ in values)
 
 
-class SqlTx(Tx):
+class SqlTx(OutboundTxSql, Tx):
     """A write transaction on a DB-API-like connection whose ``execute(sql, params)`` takes ``?``."""
 
     LOCK = ""
@@ -254,7 +255,7 @@ def _all(c: Any, sql: str, args: tuple[Any, ...] | list[Any]) -> list[Row]:
     return [dict(r) for r in c.execute(sql, args).fetchall()]
 
 
-class SqlReads:
+class SqlReads(OutboundReadSql):
     """The store's reads. A backend provides ``_read(fn)``, which runs ``fn(connection)`` somewhere safe."""
 
     async def _read(self, fn: Callable[[Any], T]) -> T:

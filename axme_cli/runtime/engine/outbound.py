@@ -1,0 +1,350 @@
+"""Outbound HTTP: webhook subscriptions and events, and the ``http`` binding of agents.
+
+Every delivery is a row (``outbound_deliveries``): ``pending`` until the sender (``runtime/sender.py``) gets a
+2xx (``delivered``) or gives up (a webhook: ``dead_lettered`` after ``webhook_max_attempts`` tries with
+exponential backoff; an intent: ``failed`` after its one try, the intent's own redelivery makes the next row;
+``skipped`` when the intent moved on before it was sent). The operations here only read and write rows; the
+sender claims due rows with a lease (``op_claim``), POSTs outside any transaction, and records the outcome
+(``op_record``).
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import orjson
+
+from axme_cli.protocol import lifecycle as lc
+from axme_cli.protocol.ids import uuid7
+from axme_cli.runtime import principals as pr
+from axme_cli.runtime.clock import iso
+from axme_cli.runtime.engine import intents as intents_engine
+from axme_cli.runtime.errors import NotFound, Unprocessable
+from axme_cli.runtime.principals import Principal
+from axme_cli.runtime.settings import Settings
+from axme_cli.runtime.store.base import Row, Tx
+
+MAX_RETRY_DELAY = 600.0
+PENDING, DELIVERED, FAILED, DEAD_LETTERED, SKIPPED = "pending", "delivered", "failed", "dead_lettered", "skipped"
+STATUSES = (PENDING, DELIVERED, FAILED, DEAD_LETTERED, SKIPPED)
+
+
+def new_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+def backoff(s: Settings, failures: int) -> float:
+    """Seconds to wait after the ``failures``-th failed try of a webhook delivery."""
+    return min(MAX_RETRY_DELAY, s.webhook_retry_base_seconds * 4 ** (failures - 1))
+
+
+def lease_seconds(s: Settings) -> float:
+    """How long a claimed delivery stays with its sender: well past one POST's timeout."""
+    return 2 * s.outbound_timeout_seconds + 5.0
+
+
+def may_act_for(principal: Principal, owner_agent: str) -> bool:
+    """Webhooks are owner-scoped: an agent key acts for its own address, members for any owner."""
+    return principal.is_member or principal.address == owner_agent
+
+
+# ---------------------------------------------------------------------------------------------
+# views
+
+
+def subscription_view(row: Row) -> dict[str, Any]:
+    """``api.webhooks.subscriptions.response.v1``'s subscription (never the secret)."""
+    return {
+        "subscription_id": row["subscription_id"],
+        "owner_agent": row["owner_agent"],
+        "callback_url": row["callback_url"],
+        "event_types": intents_engine.loads(row["event_types"]),
+        "active": bool(row["active"]),
+        "description": row["description"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "revoked_at": row["revoked_at"],
+        "secret_hint": row["secret_hint"],
+    }
+
+
+def delivery_view(row: Row) -> dict[str, Any]:
+    view = {
+        "delivery_id": row["delivery_id"],
+        "kind": row["kind"],
+        "owner_agent": row["owner_agent"],
+        "callback_url": row["callback_url"],
+        "subscription_id": row["subscription_id"],
+        "event_id": row["event_id"],
+        "event_type": row["event_type"],
+        "intent_id": row["intent_id"],
+        "delivery_attempt": row["intent_attempt"],
+        "status": row["status"],
+        "attempts": row["attempts"],
+        "max_attempts": row["max_attempts"],
+        "next_attempt_at": iso(row["next_ts"]) if row["status"] == PENDING else None,
+        "last_status_code": row["last_status_code"],
+        "last_error": row["last_error"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "delivered_at": row["delivered_at"],
+    }
+    return {k: v for k, v in view.items() if v is not None}
+
+
+def counters(counts: dict[str, int]) -> dict[str, int]:
+    """The spec's delivery counters of one event, from status -> number of its deliveries."""
+    pending = counts.get(PENDING, 0)
+    return {
+        "processed_deliveries": sum(counts.values()) - pending,
+        "delivered": counts.get(DELIVERED, 0),
+        "pending": pending,
+        "dead_lettered": counts.get(DEAD_LETTERED, 0),
+    }
+
+
+def delivery_config_view(sa: Row) -> dict[str, Any]:
+    secret = sa.get("delivery_secret")
+    return {
+        "service_account_id": sa["service_account_id"],
+        "agent_address": sa["address"],
+        "delivery_mode": sa.get("delivery_mode") or "stream",
+        "callback_url": sa.get("callback_url"),
+        "secret_hint": pr.hint(secret) if secret else None,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# queueing
+
+
+def _queue(tx: Tx, now: float, **fields: Any) -> Row:
+    at = iso(now)
+    row: Row = {
+        "delivery_id": uuid7(),
+        "subscription_id": None,
+        "event_id": None,
+        "event_type": None,
+        "intent_id": None,
+        "intent_attempt": None,
+        "status": PENDING,
+        "attempts": 0,
+        "next_ts": now,
+        "lease_until_ts": None,
+        "last_status_code": None,
+        "last_error": None,
+        "created_at": at,
+        "updated_at": at,
+        "delivered_at": None,
+        **fields,
+    }
+    tx.insert_outbound(row)
+    tx.notes.outbound = True
+    return row
+
+
+def dispatch_intent(tx: Tx, to_agent: str, intent_id: str, attempt: int, now: float) -> None:
+    """Hand delivery attempt ``attempt`` of an intent to its agent: a POST to the callback_url of an http agent,
+    else a row on the agent's feed."""
+    binding = tx.http_binding(to_agent)
+    if binding is None:
+        tx.append_feed(to_agent, intent_id, attempt, iso(now))
+        tx.notes.feeds.add(to_agent)
+        return
+    _queue(tx, now, kind="intent", owner_agent=to_agent, callback_url=binding["callback_url"], intent_id=intent_id,
+           intent_attempt=attempt, max_attempts=1)
+
+
+def _queue_event(tx: Tx, s: Settings, event: Row, now: float) -> int:
+    """A delivery of ``event`` to every active subscription of its owner that names its type."""
+    queued = 0
+    for sub in tx.live_subscriptions(event["owner_agent"]):
+        if sub["active"] and event["event_type"] in intents_engine.loads(sub["event_types"]):
+            _queue(tx, now, kind="webhook", owner_agent=event["owner_agent"], callback_url=sub["callback_url"],
+                   subscription_id=sub["subscription_id"], event_id=event["event_id"],
+                   event_type=event["event_type"], max_attempts=s.webhook_max_attempts)
+            queued += 1
+    return queued
+
+
+def publish(tx: Tx, s: Settings, owner_agent: str, event_type: str, source: str, payload: dict[str, Any],
+            now: float) -> tuple[Row, int]:
+    """Record a webhook event and queue its deliveries; returns the event row and how many were queued.
+    Any operation may call it, so an event goes out if and only if the change that caused it commits."""
+    event: Row = {"event_id": uuid7(), "owner_agent": owner_agent, "event_type": event_type, "source": source,
+                  "payload": intents_engine.dumps(payload), "accepted_at": iso(now), "replayed_at": None}
+    tx.insert_webhook_event(event)
+    return event, _queue_event(tx, s, event, now)
+
+
+# ---------------------------------------------------------------------------------------------
+# operations behind the routes
+
+
+def op_upsert_subscription(tx: Tx, owner_agent: str, req: dict[str, Any], now: float) -> dict[str, Any]:
+    """Create a subscription, or update the owner's live one with the same callback_url. ``req`` holds only the
+    fields the caller sent. A generated secret is answered once, as ``secret``; a given one is never echoed."""
+    at = iso(now)
+    existing = next((r for r in tx.live_subscriptions(owner_agent) if r["callback_url"] == req["callback_url"]),
+                    None)
+    fields: Row = {"event_types": intents_engine.dumps(req["event_types"]), "updated_at": at}
+    if "active" in req:
+        fields["active"] = 1 if req["active"] else 0
+    if "description" in req:
+        fields["description"] = req["description"]
+    if req.get("secret"):
+        fields.update(secret=req["secret"], secret_hint=pr.hint(req["secret"]))
+    generated = None
+    if existing is not None:
+        tx.update_subscription(existing["subscription_id"], fields)
+        row = {**existing, **fields}
+    else:
+        if not req.get("secret"):
+            generated = new_secret()
+            fields.update(secret=generated, secret_hint=pr.hint(generated))
+        row = {"subscription_id": uuid7(), "owner_agent": owner_agent, "callback_url": req["callback_url"],
+               "active": 1, "description": None, "created_at": at, "revoked_at": None, **fields}
+        tx.insert_subscription(row)
+    answer: dict[str, Any] = {"ok": True, "subscription": subscription_view(row)}
+    if generated is not None:
+        answer["secret"] = generated
+    return answer
+
+
+def _subscription(tx: Tx, principal: Principal, subscription_id: str) -> Row:
+    row = tx.get_subscription(subscription_id)
+    if row is None or not may_act_for(principal, row["owner_agent"]):
+        raise NotFound(f"webhook subscription {subscription_id} not found", code="subscription_not_found")
+    return row
+
+
+def op_revoke_subscription(tx: Tx, principal: Principal, subscription_id: str, now: float) -> dict[str, Any]:
+    """Revoke (idempotent: a second delete answers the first revoked_at). Its pending deliveries are
+    dead-lettered when the sender reaches them."""
+    row = _subscription(tx, principal, subscription_id)
+    if row["revoked_at"] is None:
+        at = iso(now)
+        tx.update_subscription(subscription_id, {"revoked_at": at, "active": 0, "updated_at": at})
+        row["revoked_at"] = at
+    return {"ok": True, "subscription_id": subscription_id, "revoked_at": row["revoked_at"]}
+
+
+def op_publish(tx: Tx, s: Settings, owner_agent: str, req: dict[str, Any], now: float) -> dict[str, Any]:
+    event, queued = publish(tx, s, owner_agent, req["event_type"], req["source"], req["payload"], now)
+    return {"ok": True, "accepted_at": event["accepted_at"], "event_type": event["event_type"],
+            "source": event["source"], "owner_agent": owner_agent, "event_id": event["event_id"],
+            "queued_deliveries": queued, **counters(tx.delivery_counts(event["event_id"]))}
+
+
+def visible_event(principal: Principal, event: Row | None, event_id: str) -> Row:
+    if event is None or not may_act_for(principal, event["owner_agent"]):
+        raise NotFound(f"webhook event {event_id} not found", code="event_not_found")
+    return event
+
+
+def op_replay(tx: Tx, s: Settings, principal: Principal, event_id: str, now: float) -> dict[str, Any]:
+    """Send the event again to every active subscription of its owner that names its type (new deliveries;
+    the old ones stay as they ended). The counters cover all deliveries of the event."""
+    event = visible_event(principal, tx.get_webhook_event(event_id), event_id)
+    queued = _queue_event(tx, s, event, now)
+    at = iso(now)
+    tx.update_webhook_event(event_id, {"replayed_at": at})
+    return {"ok": True, "event_id": event_id, "owner_agent": event["owner_agent"], "event_type": event["event_type"],
+            "queued_deliveries": queued, **counters(tx.delivery_counts(event_id)), "replayed_at": at}
+
+
+def op_set_delivery(tx: Tx, principal: Principal, sa_id: str, req: dict[str, Any], now: float) -> dict[str, Any]:
+    """How an agent gets its intents: ``http`` (POSTed to callback_url, signed with the agent's delivery secret)
+    or a feed mode. The workspace key or the agent's own key may set it. A generated secret is answered once."""
+    sa = tx.get_service_account(sa_id)
+    if sa is None or sa["status"] == "deleted" or not (principal.is_admin or principal.service_account_id == sa_id):
+        raise NotFound(f"service account {sa_id} not found", code="service_account_not_found")
+    mode = req["delivery_mode"]
+    if mode == "http" and not req.get("callback_url"):
+        raise Unprocessable("callback_url: required when delivery_mode is http", details={"field": "callback_url"})
+    fields: Row = {"delivery_mode": mode, "callback_url": req.get("callback_url"), "updated_at": iso(now)}
+    generated = None
+    if req.get("delivery_secret"):
+        fields["delivery_secret"] = req["delivery_secret"]
+    elif mode == "http" and (req.get("rotate_secret") or not sa.get("delivery_secret")):
+        generated = fields["delivery_secret"] = new_secret()
+    tx.update_service_account(sa_id, fields)
+    answer: dict[str, Any] = {"ok": True, "delivery": delivery_config_view({**sa, **fields})}
+    if generated is not None:
+        answer["delivery_secret"] = generated
+    return answer
+
+
+# ---------------------------------------------------------------------------------------------
+# the sender's operations
+
+
+def op_claim(tx: Tx, s: Settings, now: float, limit: int) -> list[dict[str, Any]]:
+    """Lease up to ``limit`` due deliveries; for those still worth sending, what to send:
+    ``{delivery_id, url, secret, event_type, body}`` (the body is signed as is)."""
+    rows = tx.claim_outbound(now, now + lease_seconds(s), limit)
+    jobs = []
+    for row in rows:
+        job = _webhook_job(tx, row, now) if row["kind"] == "webhook" else _intent_job(tx, row, now)
+        if job is not None:
+            jobs.append(job)
+    return jobs
+
+
+def _close(tx: Tx, row: Row, now: float, status: str, reason: str) -> None:
+    tx.update_outbound(row["delivery_id"], {"status": status, "last_error": reason, "lease_until_ts": None,
+                                            "updated_at": iso(now)})
+
+
+def _webhook_job(tx: Tx, row: Row, now: float) -> dict[str, Any] | None:
+    sub = tx.get_subscription(row["subscription_id"])
+    event = tx.get_webhook_event(row["event_id"])
+    if sub is None or event is None or sub["revoked_at"] is not None or not sub["active"]:
+        _close(tx, row, now, DEAD_LETTERED, "the subscription was revoked or deactivated")
+        return None
+    body = {"event_id": event["event_id"], "event_type": event["event_type"], "source": event["source"],
+            "owner_agent": event["owner_agent"], "accepted_at": event["accepted_at"],
+            "payload": intents_engine.loads(event["payload"]), "subscription_id": sub["subscription_id"],
+            "delivery_id": row["delivery_id"], "attempt": row["attempts"] + 1}
+    return {"delivery_id": row["delivery_id"], "url": sub["callback_url"], "secret": sub["secret"],
+            "event_type": event["event_type"], "body": orjson.dumps(body)}
+
+
+def _intent_job(tx: Tx, row: Row, now: float) -> dict[str, Any] | None:
+    intent = tx.get_intent(row["intent_id"])
+    if intent is None or intent["delivery_attempt"] != row["intent_attempt"] or \
+            intent["status"] not in lc.AWAITING_PICKUP:
+        _close(tx, row, now, SKIPPED, "the intent moved on before this attempt was sent")
+        return None
+    binding = tx.http_binding(row["owner_agent"])
+    if binding is None:
+        _close(tx, row, now, FAILED, "the agent has no http binding any more")
+        return None
+    body = {"event_type": "intent.delivered", "delivery_id": row["delivery_id"],
+            **intents_engine.intent_view(intent)}
+    return {"delivery_id": row["delivery_id"], "url": binding["callback_url"], "secret": binding["delivery_secret"],
+            "event_type": "intent.delivered", "body": orjson.dumps(body)}
+
+
+def op_record(tx: Tx, s: Settings, delivery_id: str, now: float, *, status_code: int | None,
+              error: str | None) -> None:
+    """The outcome of one POST (``error`` None: a 2xx). A delivered intent becomes DELIVERED; a failed webhook
+    waits for its next try or is dead-lettered after the last."""
+    row = tx.get_outbound(delivery_id)
+    if row is None or row["status"] != PENDING:
+        return
+    attempts = row["attempts"] + 1
+    at = iso(now)
+    fields: Row = {"attempts": attempts, "last_status_code": status_code, "last_error": error,
+                   "lease_until_ts": None, "updated_at": at}
+    if error is None:
+        fields.update(status=DELIVERED, delivered_at=at)
+        if row["kind"] == "intent":
+            intents_engine.op_mark_delivered(tx, s, row["intent_id"], row["intent_attempt"], row["owner_agent"], now)
+    elif attempts >= row["max_attempts"]:
+        fields["status"] = FAILED if row["kind"] == "intent" else DEAD_LETTERED
+    else:
+        fields["next_ts"] = now + backoff(s, attempts)
+        tx.notes.outbound = True
+    tx.update_outbound(delivery_id, fields)

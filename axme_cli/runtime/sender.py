@@ -1,0 +1,117 @@
+"""The outbound sender: POSTs webhook deliveries and http-binding intents, off the request path.
+
+One asyncio task per runtime. It leases due rows in a write operation (``engine.outbound.op_claim``), sends
+each in its own task with aiohttp, outside any transaction, and records the outcome in another operation
+(``op_record``). It sleeps until the next row is due or a commit queues one (``Notes.outbound``). Pending rows
+are in the database, so they survive a restart; a lease left by a crashed sender runs out and the row is
+taken again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from axme_cli.protocol.webhooks import SIGNATURE_HEADER, sign
+from axme_cli.runtime.engine import outbound as engine
+from axme_cli.runtime.errors import StoreUnavailable
+from axme_cli.runtime.notify import wait
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from axme_cli.runtime.core import Runtime
+
+log = logging.getLogger("axme.outbound")
+
+MAX_IN_FLIGHT = 64
+
+
+class OutboundSender:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.wake = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._session: aiohttp.ClientSession | None = None
+        self._full = False
+
+    async def start(self) -> None:
+        import aiohttp
+
+        timeout = aiohttp.ClientTimeout(total=self.rt.settings.outbound_timeout_seconds)
+        self._session = aiohttp.ClientSession(timeout=timeout, headers={"User-Agent": "axme-runtime"})
+        self._loop_task = asyncio.create_task(self._run(), name="axme-outbound")
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._loop_task, *self._in_flight) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:  # an interrupted POST keeps its lease; the row is taken again once it runs out
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._loop_task = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _run(self) -> None:
+        s = self.rt.settings
+        while True:
+            self.wake.clear()
+            timeout = 60.0
+            try:
+                room = MAX_IN_FLIGHT - len(self._in_flight)
+                if room <= 0:
+                    self._full = True  # the next finished send wakes us
+                else:
+                    due = await self.rt.store.next_outbound_due()
+                    now = time.time()
+                    if due is not None and due <= now:
+                        jobs = await self.rt.write(functools.partial(engine.op_claim, s=s, now=now, limit=room))
+                        for job in jobs:
+                            task = asyncio.create_task(self._send(job))
+                            self._in_flight.add(task)
+                            task.add_done_callback(self._in_flight.discard)
+                        continue  # claimed rows are leased (not due now): look again for more
+                    if due is not None:
+                        timeout = min(timeout, due - now)
+            except StoreUnavailable as exc:
+                log.warning("outbound: %s", exc.message)
+                timeout = 1.0
+            except Exception:  # never let the sender die
+                log.exception("outbound sender iteration failed")
+                timeout = 1.0
+            await wait(self.wake, timeout)
+
+    async def _send(self, job: dict[str, Any]) -> None:
+        import aiohttp
+
+        assert self._session is not None
+        body: bytes = job["body"]
+        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(job["secret"], body),
+                   "X-Axme-Event": job["event_type"], "X-Axme-Delivery": job["delivery_id"]}
+        status_code: int | None = None
+        error: str | None = None
+        try:
+            async with self._session.post(job["url"], data=body, headers=headers, allow_redirects=False) as resp:
+                status_code = resp.status
+                if not 200 <= status_code < 300:
+                    error = f"HTTP {status_code}"
+        except TimeoutError:
+            error = f"no answer within {self.rt.settings.outbound_timeout_seconds:g} s"
+        except (aiohttp.ClientError, ValueError) as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        try:
+            await self.rt.write(functools.partial(engine.op_record, s=self.rt.settings, delivery_id=job["delivery_id"],
+                                                  now=time.time(), status_code=status_code, error=error))
+        except StoreUnavailable as exc:  # the lease runs out and the row is sent again
+            log.warning("outbound: could not record delivery %s: %s", job["delivery_id"], exc.message)
+        finally:
+            if self._full:
+                self._full = False
+                self.wake.set()

@@ -1,0 +1,135 @@
+"""The http binding: an agent with delivery_mode "http" gets each intent POSTed (signed) to its callback_url
+instead of on its feed, resumes it over the normal API, and an agent that is down ends in delivery_failed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from axme_sdk import AxmeClient, AxmeClientConfig
+
+from tests.conftest import make_agent, new_intent, unique
+from tests.receiver import Receiver, closed_port_url, poll
+from tests.runtime_proc import RuntimeProcess
+
+
+@pytest.fixture(scope="module")
+def rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
+    proc = RuntimeProcess(tmp_path_factory.mktemp("http-binding"),
+                          extra_args=["--redelivery-seconds", "1", "--outbound-timeout-seconds", "2"])
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def api(rt: RuntimeProcess) -> Iterator[httpx.Client]:
+    with rt.client() as client:
+        yield client
+
+
+def http_agent(api: httpx.Client, url: str) -> tuple[str, str, str]:
+    """A service account bound to ``url``: (address, api key, delivery secret)."""
+    address, token = make_agent(api, unique("hook-agent"))
+    sa_id = api.get(f"/v1/agents/{address.removeprefix('agent://')}").json()["agent"]["service_account_id"]
+    r = api.patch(f"/v1/service-accounts/{sa_id}/delivery", json={"delivery_mode": "http", "callback_url": url})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["delivery"] == {"service_account_id": sa_id, "agent_address": address, "delivery_mode": "http",
+                                "callback_url": url, "secret_hint": "..." + body["delivery_secret"][-4:]}
+    return address, token, body["delivery_secret"]
+
+
+def events_of(api: httpx.Client, intent_id: str) -> list[dict[str, Any]]:
+    return list(api.get(f"/v1/intents/{intent_id}/events").json()["events"])
+
+
+def test_an_http_agent_gets_a_signed_post_and_completes_the_intent_with_the_sdk(
+    rt: RuntimeProcess, api: httpx.Client
+) -> None:
+    handled: list[str] = []
+
+    def agent(post: dict[str, Any]) -> None:
+        """What a serverless agent does after answering 200: get_intent, then resume_intent."""
+        sdk = AxmeClient(AxmeClientConfig(base_url=rt.url, api_key=token))
+        intent_id = post["json"]["intent_id"]
+        if intent_id in handled:  # at-least-once: a redelivery may come
+            return
+        handled.append(intent_id)
+        intent = sdk.get_intent(intent_id)["intent"]
+        sdk.resume_intent(intent_id, {"action": "complete", "reserved": intent["payload"]["items"]},
+                          owner_agent=address)
+
+    with Receiver(after=agent) as receiver:
+        address, token, secret = http_agent(api, receiver.url)
+        receiver.secret = secret
+        intent_id = api.post("/v1/intents", json=new_intent(address)).json()["intent_id"]
+        done = poll(lambda: api.get(f"/v1/intents/{intent_id}").json()["intent"],
+                    lambda i: i["status"] == "COMPLETED")
+        assert done["result"]["reserved"] == [{"sku": "LAPTOP-001", "quantity": 1}]
+        assert not receiver.errors, receiver.errors
+        post = receiver.posts[0]
+        assert post["signed"] and post["headers"]["X-Axme-Event"] == "intent.delivered"
+        assert (post["json"]["intent_id"], post["json"]["to_agent"]) == (intent_id, address)
+        assert post["json"]["payload"]["order_id"] == "ord_1" and post["json"]["delivery_attempt"] == 1
+        types = [e["event_type"] for e in events_of(api, intent_id)]
+        assert types[:3] == ["intent.created", "intent.submitted", "intent.delivered"]
+        assert types[-1] == "intent.completed"
+        sent = api.get("/v1/webhooks/deliveries", params={"intent_id": intent_id}).json()["deliveries"]
+        assert [(d["kind"], d["status"], d["last_status_code"]) for d in sent][-1] == ("intent", "delivered", 200)
+    # Not on the agent's feed: an http agent is never streamed to.
+    with rt.client(token) as agent_http:
+        frames = agent_http.get(f"/v1/agents/{address.removeprefix('agent://')}/intents/stream",
+                                params={"since": 0, "wait_seconds": 1}).text
+    assert intent_id not in frames and "stream.timeout" in frames
+
+
+def test_an_http_agent_that_is_down_ends_in_delivery_failed(api: httpx.Client) -> None:
+    address, _, _ = http_agent(api, closed_port_url())
+    intent_id = api.post("/v1/intents", json=new_intent(address, max_delivery_attempts=2)).json()["intent_id"]
+    failed = poll(lambda: api.get(f"/v1/intents/{intent_id}").json()["intent"], lambda i: i["status"] == "FAILED")
+    assert failed["error"]["code"] == "delivery_failed" and failed["delivery_attempt"] == 2
+    events = events_of(api, intent_id)
+    assert "intent.delivered" not in [e["event_type"] for e in events]
+    assert events[-1]["event_type"] == "intent.delivery_failed" and events[-1]["details"]["delivery_attempt"] == 2
+    sent = api.get("/v1/webhooks/deliveries", params={"intent_id": intent_id}).json()["deliveries"]
+    assert sorted((d["delivery_attempt"], d["status"]) for d in sent) == [(1, "failed"), (2, "failed")]
+    assert all("ClientConnectorError" in d["last_error"] for d in sent)
+
+
+def test_a_non_2xx_answer_is_a_failed_attempt_and_the_redelivery_gets_through(api: httpx.Client) -> None:
+    with Receiver(statuses=[500]) as receiver:
+        address, _, receiver.secret = http_agent(api, receiver.url)
+        intent_id = api.post("/v1/intents", json=new_intent(address)).json()["intent_id"]
+        delivered = poll(lambda: [e for e in events_of(api, intent_id) if e["event_type"] == "intent.delivered"],
+                         lambda found: bool(found))
+        assert (delivered[0]["status"], delivered[0]["details"]["delivery_attempt"]) == ("DELIVERED", 2)
+        assert [(p["status"], p["json"]["delivery_attempt"], p["signed"]) for p in receiver.posts[:2]] == [
+            (500, 1, True), (200, 2, True)]
+
+
+def test_delivery_config_rules(rt: RuntimeProcess, api: httpx.Client) -> None:
+    address, token = make_agent(api, unique("cfg"))
+    sa_id = api.get(f"/v1/agents/{address.removeprefix('agent://')}").json()["agent"]["service_account_id"]
+    r = api.patch(f"/v1/service-accounts/{sa_id}/delivery", json={"delivery_mode": "http"})
+    assert r.status_code == 422 and r.json()["error"]["details"]["field"] == "callback_url"
+    with rt.client(token) as own:  # an agent may bind itself, with its own secret
+        r = own.patch(f"/v1/service-accounts/{sa_id}/delivery",
+                      json={"delivery_mode": "http", "callback_url": "http://127.0.0.1:9/x",
+                            "delivery_secret": "my-own-secret-0123456789"})
+        assert r.status_code == 200 and "delivery_secret" not in r.json(), r.text
+        assert own.get(f"/v1/service-accounts/{sa_id}/delivery").json()["delivery"]["secret_hint"] == "...6789"
+    _, other = make_agent(api, unique("other"))
+    with rt.client(other) as stranger:
+        assert stranger.patch(f"/v1/service-accounts/{sa_id}/delivery",
+                              json={"delivery_mode": "stream"}).status_code == 404
+    # Back to the feed: the next intent is streamed again.
+    assert api.patch(f"/v1/service-accounts/{sa_id}/delivery", json={"delivery_mode": "stream"}).json()[
+        "delivery"]["delivery_mode"] == "stream"
+    intent_id = api.post("/v1/intents", json=new_intent(address)).json()["intent_id"]
+    with rt.client(token) as own:
+        frames = own.get(f"/v1/agents/{address.removeprefix('agent://')}/intents/stream",
+                         params={"since": 0, "wait_seconds": 1}).text
+    assert intent_id in frames
