@@ -201,6 +201,7 @@ def build() -> typer.Typer:
         dev,
         doctor,
         examples,
+        inbox,
         intents,
         scenarios,
         status,
@@ -217,4 +218,5 @@ def build() -> typer.Typer:
     examples.register(app)
     agents_run.register(agents.register(app))
     tasks.register(app)
+    inbox.register(app)
     return app
