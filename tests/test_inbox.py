@@ -335,8 +335,11 @@ def test_approval_decisions_answer_human_tasks(quiet: RuntimeProcess, api: httpx
     assert again.status_code == 409 and again.json()["error"]["code"] == "approval_not_pending"
 
     rejected = api.post("/v1/intents", json=task_intent(task_type="confirmation")).json()["intent_id"]
-    r = api.post(f"/v1/approvals/{rejected}/decision", json={"decision": "reject"})
+    key = {"Idempotency-Key": f"decide-{uuid.uuid4()}"}
+    r = api.post(f"/v1/approvals/{rejected}/decision", json={"decision": "reject"}, headers=key)
     assert r.status_code == 200, r.text
+    repeated = api.post(f"/v1/approvals/{rejected}/decision", json={"decision": "reject"}, headers=key)
+    assert repeated.status_code == 200 and repeated.json() == r.json()  # the first answer, not a second decision
     intent = api.get(f"/v1/intents/{rejected}").json()["intent"]
     assert intent["status"] == "CANCELED" and intent["result"]["outcome"] == "denied"
 

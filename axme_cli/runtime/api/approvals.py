@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 
 from pydantic import ValidationError
@@ -13,10 +12,10 @@ from starlette.routing import Route
 from axme_cli.protocol import capabilities as caps
 from axme_cli.protocol.inbox import ApprovalDecisionRequest
 from axme_cli.runtime.api.common import authenticate, read_object, respond, runtime
+from axme_cli.runtime.api.inbox import idempotency_of
 from axme_cli.runtime.api.intents import validation_failed
 from axme_cli.runtime.engine import approvals as engine
 from axme_cli.runtime.engine.inbox import idempotent
-from axme_cli.runtime.errors import Unprocessable
 
 
 async def decide(request: Request) -> Response:
@@ -28,13 +27,7 @@ async def decide(request: Request) -> Response:
     except ValidationError as exc:
         raise validation_failed(exc) from None
     approval_id = request.path_params["approval_id"]
-    idem = None
-    key = request.headers.get("idempotency-key")
-    if key:
-        if len(key) > 255:
-            raise Unprocessable("Idempotency-Key: at most 255 characters", details={"field": "Idempotency-Key"})
-        digest = hashlib.sha256(f"{req.decision}\n{req.comment or ''}".encode()).hexdigest()
-        idem = (f"{principal.key_id}:POST {request.url.path}", key, digest)
+    idem = idempotency_of(request, principal, f"{req.decision}\n{req.comment or ''}".encode())
     rt = runtime(request)
     now = time.time()
     result = await rt.write(lambda tx: idempotent(tx, idem, now, lambda: engine.op_decide(

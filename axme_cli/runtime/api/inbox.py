@@ -110,16 +110,20 @@ async def _body(request: Request, model: type[BaseModel], *, optional: bool) -> 
         raise validation_failed(exc) from None
 
 
+def idempotency_of(request: Request, principal: Principal, fingerprint: bytes) -> tuple[str, str, str] | None:
+    """(scope, key, body hash) of an ``Idempotency-Key`` sent to this route by this caller, or None."""
+    key = request.headers.get("idempotency-key")
+    if not key:
+        return None
+    if len(key) > 255:
+        raise Unprocessable("Idempotency-Key: at most 255 characters", details={"field": "Idempotency-Key"})
+    return f"{principal.key_id}:POST {request.url.path}", key, hashlib.sha256(fingerprint).hexdigest()
+
+
 async def _write(request: Request, principal: Principal, owner: str, raw: bytes,
                  op: Callable[[Tx, float], dict[str, Any]]) -> Response:
-    """Run ``op`` in one transaction, once per Idempotency-Key (scope: the key, the route, the owner)."""
-    idem = None
-    key = request.headers.get("idempotency-key")
-    if key:
-        if len(key) > 255:
-            raise Unprocessable("Idempotency-Key: at most 255 characters", details={"field": "Idempotency-Key"})
-        scope = f"{principal.key_id}:POST {request.url.path}"
-        idem = (scope, key, hashlib.sha256(owner.encode() + b"\n" + raw).hexdigest())
+    """Run ``op`` in one transaction, once per Idempotency-Key (for this caller, route and owner)."""
+    idem = idempotency_of(request, principal, owner.encode() + b"\n" + raw)
     now = time.time()
     result = await runtime(request).write(lambda tx: engine.idempotent(tx, idem, now, lambda: op(tx, now)))
     return respond(result, request=request)
