@@ -106,6 +106,13 @@ class RuntimeProcess:
         self.port = int(self.url.rsplit(":", 1)[1])
         return self
 
+    @property
+    def mail_dir(self) -> Path:
+        """Where the dev mailer of this runtime puts its .eml files (unless the test passed --mail-dir)."""
+        if self.database_url is None:
+            return Path(str(self.db) + ".mail")
+        return self.workdir / "data" / f"{self.command}.mail"
+
     def stored_bytes(self) -> bytes:
         """Everything the database holds, for tests that look for secrets at rest: the SQLite files (WAL
         first, so a checkpoint between the reads still leaves every page in one of them), or every row of

@@ -201,6 +201,7 @@ def build() -> typer.Typer:
         dev,
         doctor,
         examples,
+        inbox,
         intents,
         scenarios,
         status,
@@ -219,4 +220,5 @@ def build() -> typer.Typer:
     agents_run.register(agents.register(app))
     tasks.register(app)
     webhooks.register(app)
+    inbox.register(app)
     return app

@@ -165,6 +165,10 @@ def apply_event(
         tx.notes.timer(fields["wake_ts"])
     row.update(fields)
     tx.notes.intents.add(row["intent_id"])
+    if new_status in lc.TERMINAL and doc.get("reply_to"):
+        import axme_cli.runtime.engine.inbox as inbox
+
+        inbox.deliver_completion(tx, s, row, doc, event)
     if new_status in lc.TERMINAL and doc.get("workflow_id"):
         import axme_cli.runtime.engine.workflows as workflows
 
@@ -444,12 +448,9 @@ def op_resolve(tx: Tx, s: Settings, principal: Principal, intent_id: str, req: d
             doc_updates["error"] = {"reason": req["reason"]}
     event = apply_event(tx, s, row, event_type, now, actor=req.get("actor") or principal.address,
                         details=details, doc_updates=doc_updates)
-    reply_to = loads(row["doc"]).get("reply_to")
-    completion = (
-        {"delivered": False, "reason": "reply_to_not_set", "reply_to": None, "thread_id": None}
-        if not reply_to
-        else {"delivered": False, "reason": "inbox_not_available", "reply_to": reply_to, "thread_id": None}
-    )
+    import axme_cli.runtime.engine.inbox as inbox
+
+    completion = inbox.completion_delivery(tx, s, row)
     return {"ok": True, "intent": intent_view(row), "event": event, "completion_delivery": completion}
 
 

@@ -214,6 +214,33 @@ class Tx(abc.ABC):
 
     @abc.abstractmethod
     def update_webhook_event(self, event_id: str, fields: Row) -> None: ...
+    # inbox (issue 6)
+    @abc.abstractmethod
+    def inbox_thread(self, thread_id: str) -> Row | None:
+        """The thread row, read to be changed in this transaction (a PostgreSQL store locks it)."""
+
+    @abc.abstractmethod
+    def insert_inbox_thread(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def update_inbox_thread(self, thread_id: str, fields: Row) -> None: ...
+
+    @abc.abstractmethod
+    def inbox_entry(self, owner_agent: str, thread_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    def inbox_entries_of(self, thread_id: str) -> list[Row]:
+        """Every owner's entry of the thread (the reply_to owner first, then delegates)."""
+
+    @abc.abstractmethod
+    def insert_inbox_entry(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def update_inbox_entry(self, owner_agent: str, thread_id: str, fields: Row) -> None: ...
+
+    @abc.abstractmethod
+    def next_inbox_seq(self, owner_agent: str) -> int:
+        """The owner's next change number (dense, starting at 1; its order is the commit order per owner)."""
 
 
 class Store(abc.ABC):
@@ -303,3 +330,14 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def next_outbound_due(self) -> float | None:
         """When the earliest pending delivery may be taken (its next try, or the end of its lease)."""
+    # inbox (issue 6)
+    @abc.abstractmethod
+    async def list_inbox(self, owner_agent: str, statuses: list[str] | None, limit: int) -> list[Row]:
+        """The owner's threads (thread columns with the entry's), most recently changed first."""
+
+    @abc.abstractmethod
+    async def get_inbox_thread(self, owner_agent: str, thread_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    async def inbox_changes(self, owner_agent: str, after_seq: int, limit: int) -> list[Row]:
+        """The owner's threads with ``change_seq > after_seq``, in change order."""

@@ -19,6 +19,7 @@ from importlib import resources
 from typing import Any, TypeVar
 
 from axme_cli.runtime.store.base import Row, Tx
+from axme_cli.runtime.store.inbox_sql import InboxReadSql, InboxTxSql
 from axme_cli.runtime.store.outbound_sql import OutboundReadSql, OutboundTxSql
 
 T = TypeVar("T")
@@ -53,7 +54,7 @@ def _marks(values: list[Any] | tuple[Any, ...]) -> str:
     return ", ".join("?" for _ in values)
 
 
-class SqlTx(OutboundTxSql, Tx):
+class SqlTx(OutboundTxSql, InboxTxSql, Tx):
     """A write transaction on a DB-API-like connection whose ``execute(sql, params)`` takes ``?``."""
 
     LOCK = ""
@@ -255,7 +256,7 @@ def _all(c: Any, sql: str, args: tuple[Any, ...] | list[Any]) -> list[Row]:
     return [dict(r) for r in c.execute(sql, args).fetchall()]
 
 
-class SqlReads(OutboundReadSql):
+class SqlReads(OutboundReadSql, InboxReadSql):
     """The store's reads. A backend provides ``_read(fn)``, which runs ``fn(connection)`` somewhere safe."""
 
     async def _read(self, fn: Callable[[Any], T]) -> T:

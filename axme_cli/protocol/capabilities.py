@@ -1,0 +1,54 @@
+"""What this runtime supports, as ``GET /v1/capabilities`` answers it (api.capabilities.get.response.v1).
+
+The one table to update when a feature lands (or goes): add its line in its area. List only what
+works in this build; a capability here is a promise the tests keep.
+"""
+
+from __future__ import annotations
+
+CAPABILITIES: tuple[str, ...] = (
+    # intents (axme-reference.md §2.2)
+    "intents.create",
+    "intents.idempotency_key",
+    "intents.events",  # GET .../events and the SSE stream .../events/stream
+    "intents.resume",
+    "intents.resolve",
+    "intents.bulk_cancel",
+    "intents.deadlines",  # deadline_at -> TIMED_OUT, a durable timer
+    "intents.any_intent_type",  # any dotted, versioned intent_type is carried; its payload is not interpreted
+    # delivery bindings (§5)
+    "delivery.stream",
+    "delivery.poll",
+    "delivery.redelivery",  # at-least-once, max_delivery_attempts, intent.delivery_failed
+    "delivery.inbox",  # reply_to: completion delivered as an inbox thread
+    # people in the loop (§1.7, §2.4, §2.5)
+    "human_tasks",
+    "human_tasks.form_schema",
+    "workflows.human_reminders",
+    "workflows.human_escalation",
+    "me.tasks",
+    "approvals.decision",
+    "inbox",
+    "inbox.changes",
+    # scenarios and workflows (§2.4, §4)
+    "scenarios.validate",
+    "scenarios.apply",
+    "workflows.retry",
+    "workflows.compensation",
+    # identity (§2.1, §2.3)
+    "service_accounts",
+    "auth.api_keys",
+    "auth.email_login",
+    # storage
+    "storage.sqlite",
+)
+
+# Protocol intent types with a payload schema (axp-spec protocol/intent.*.v1) that the runtime carries.
+SUPPORTED_INTENT_TYPES: tuple[str, ...] = (
+    "intent.ask.v1",
+    "intent.reply.v1",
+)
+
+
+def document() -> dict[str, object]:
+    return {"ok": True, "capabilities": list(CAPABILITIES), "supported_intent_types": list(SUPPORTED_INTENT_TYPES)}
