@@ -279,7 +279,7 @@ class SqliteStore(Store):
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._read: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
         self._write: sqlite3.Connection | None = None
         self.batches = 0
         self.ops = 0
@@ -298,7 +298,7 @@ class SqliteStore(Store):
             self._migrate(self._write)
             # Checkpoints run on their own thread and connection (below), never inside a commit of the writer.
             self._write.execute("PRAGMA wal_autocheckpoint=0")
-            self._read = _connect(self.location)
+            self._reader = _connect(self.location)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open the database {self.location}: {exc}") from exc
         self._closing.clear()
@@ -333,10 +333,10 @@ class SqliteStore(Store):
             self._checkpoint_due.set()
             await asyncio.get_running_loop().run_in_executor(None, self._checkpointer.join)
             self._checkpointer = None
-        for conn in (self._read, self._write):
+        for conn in (self._reader, self._write):
             if conn is not None:
                 conn.close()
-        self._read = self._write = None
+        self._reader = self._write = None
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT)")
@@ -434,10 +434,10 @@ class SqliteStore(Store):
     # reads (on the event loop thread; WAL readers never block the writer)
     @contextlib.contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
-        if self._read is None:
+        if self._reader is None:
             raise StoreUnavailable("the store is closed")
         try:
-            yield self._read
+            yield self._reader
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"the database could not be read ({exc}); retry shortly") from exc
 
