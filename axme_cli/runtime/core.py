@@ -20,6 +20,7 @@ from axme_cli.runtime.notify import Hub, wait
 from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.settings import Settings
 from axme_cli.runtime.store.base import Notes, Store, Tx
+from axme_cli.runtime.task_mail import TaskMailSender
 
 T = TypeVar("T")
 log = logging.getLogger("axme.runtime")
@@ -34,23 +35,29 @@ class Runtime:
         self.mailer: Mailer = DevMailer()  # server.py sets the configured one (dev console + folder, or SMTP)
         self.started_at = time.time()
         self._scheduler: asyncio.Task[None] | None = None
+        self.public_url = ""  # the base of links in mails (server.py sets it)
+        self.task_mail = TaskMailSender(self)
 
     async def start(self) -> None:
         self.store.on_commit = self._on_commit
         await self.store.open()
         self._scheduler = asyncio.create_task(self._schedule(), name="axme-scheduler")
+        self.task_mail.start()
 
     async def stop(self) -> None:
         if self._scheduler is not None:
             self._scheduler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._scheduler
+        await self.task_mail.stop()
         await self.store.close()
 
     def _on_commit(self, notes: Notes) -> None:
         if notes.keys_changed:
             self.keys.clear()
         self.hub.publish(notes)
+        if notes.mail:
+            self.task_mail.wake()
 
     async def write(self, op: Callable[[Tx], T]) -> T:
         return await self.store.write(op)

@@ -105,6 +105,7 @@ def serve(opts: ServeOptions, on_ready: Callable[[ReadyInfo], None] | None = Non
     from axme_cli.runtime.mailer import build_mailer
 
     rt.mailer = build_mailer(opts.smtp_url, opts.mail_dir or store.location + ".mail")
+    rt.public_url = url
     app = build_app(rt, manage_runtime=False)
 
     failure: list[BaseException] = []

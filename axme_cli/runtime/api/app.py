@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from axme_cli.runtime.api import agents, auth, health, intents, scenarios, tasks
+from axme_cli.runtime.api import agents, auth, health, intents, scenarios, task_pages, tasks
 from axme_cli.runtime.api.common import error_response
 from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.errors import ApiError
@@ -54,7 +54,8 @@ def build_app(rt: Runtime, *, manage_runtime: bool = True) -> Starlette:
                 await rt.stop()
 
     app = Starlette(
-        routes=[*health.routes, *intents.routes, *scenarios.routes, *tasks.routes, *agents.routes, *auth.routes],
+        routes=[*health.routes, *intents.routes, *scenarios.routes, *tasks.routes, *agents.routes, *auth.routes,
+                *task_pages.routes],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected},
         lifespan=lifespan,
     )

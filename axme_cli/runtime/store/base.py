@@ -27,6 +27,7 @@ class Notes:
     feeds: set[str] = field(default_factory=set)
     wake_at: float | None = None  # the earliest timer this transaction set
     keys_changed: bool = False
+    mail: bool = False  # a task mail was queued (issue 6)
 
     def timer(self, ts: float | None) -> None:
         """A timer is now due at ``ts`` (None: a timer went away; the scheduler finds that out by itself)."""
@@ -38,6 +39,7 @@ class Notes:
         self.feeds |= other.feeds
         self.timer(other.wake_at)
         self.keys_changed = self.keys_changed or other.keys_changed
+        self.mail = self.mail or other.mail
 
 
 class Tx(abc.ABC):
@@ -166,6 +168,29 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     def set_meta(self, key: str, value: str) -> None: ...
 
+    # task links (issue 6): the task-mail outbox and single-use answer links (store/task_links_sql.py)
+    @abc.abstractmethod
+    def insert_task_mail(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def get_task_mail(self, mail_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    def claim_task_mail(self, mail_id: str, now: float, lease_until: float) -> bool:
+        """Lease a pending, due mail to this sender; False when it is not due (another sender has it)."""
+
+    @abc.abstractmethod
+    def update_task_mail(self, mail_id: str, fields: Row) -> None: ...
+
+    @abc.abstractmethod
+    def insert_task_link(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def task_link_by_hash(self, token_hash: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    def update_task_link(self, link_id: str, fields: Row) -> None: ...
+
 
 class Store(abc.ABC):
     """A database behind the runtime. Reads are coroutines; writes go through ``write``."""
@@ -233,3 +258,14 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def get_meta(self, key: str) -> str | None: ...
+
+    # task links (issue 6)
+    @abc.abstractmethod
+    async def due_task_mail(self, now: float, limit: int) -> list[str]:
+        """Ids of the task mails a sender should take now, oldest due first."""
+
+    @abc.abstractmethod
+    async def next_task_mail_due(self) -> float | None: ...
+
+    @abc.abstractmethod
+    async def task_link(self, token_hash: str) -> Row | None: ...

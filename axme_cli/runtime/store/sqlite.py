@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from axme_cli.runtime.errors import StoreUnavailable
 from axme_cli.runtime.store.base import Notes, Row, Store, Tx
+from axme_cli.runtime.store.task_links_sql import TaskLinksReadSql, TaskLinksTxSql
 
 T = TypeVar("T")
 log = logging.getLogger("axme.store")
@@ -73,7 +74,7 @@ def _migrations() -> list[tuple[int, str]]:
     return sorted(found)
 
 
-class SqliteTx(Tx):
+class SqliteTx(TaskLinksTxSql, Tx):
     def __init__(self, conn: sqlite3.Connection) -> None:
         super().__init__()
         self._c = conn
@@ -271,7 +272,7 @@ class SqliteTx(Tx):
 _Job = tuple[Callable[[Tx], Any], "asyncio.Future[Any]"]
 
 
-class SqliteStore(Store):
+class SqliteStore(TaskLinksReadSql, Store):
     kind = "sqlite"
 
     def __init__(self, path: str) -> None:
