@@ -10,6 +10,8 @@ import os
 import pty
 import re
 import select
+import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -304,6 +306,36 @@ def test_a_direct_task_times_out_at_its_deadline_and_its_link_dies(rt: RuntimePr
     wait_for("the deadline", lambda: intent_of(api, intent_id)["status"] == "TIMED_OUT")
     gone = httpx.get(link)
     assert gone.status_code == 410 and "This task has ended" in gone.text and "TIMED_OUT" in gone.text
+
+
+def test_an_unsent_mail_survives_a_crash_and_is_sent_by_the_next_runtime(tmp_path: Path) -> None:
+    """The outbox row is written with the task: a send that failed (nobody listens on the SMTP port) is kept,
+    kill -9 loses nothing, and the next runtime sends it when its retry falls due."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    db = tmp_path / "dev.db"
+    first = RuntimeProcess(tmp_path, db=db, extra_args=["--smtp-url", f"smtp://127.0.0.1:{closed_port}"]).start()
+    try:
+        with first.client() as api:
+            intent_id = api.post("/v1/intents", json=task_intent(notify_email="ops@example.com")).json()["intent_id"]
+
+        def tried() -> bool:
+            with sqlite3.connect(db) as conn:
+                row = conn.execute("SELECT attempts, state FROM task_mail WHERE intent_id = ?", (intent_id,)).fetchone()
+            return row is not None and row[0] >= 1 and row[1] == "pending"
+
+        wait_for("a failed send", tried)
+    finally:
+        first.kill()
+    second = RuntimeProcess(tmp_path, db=db, extra_args=["--mail-dir", str(tmp_path / "mail")]).start()
+    try:
+        sent = wait_for("the retried mail", lambda: sorted((tmp_path / "mail").glob(f"*-task-{intent_id}-*.eml")))
+        msg = email.message_from_bytes(sent[0].read_bytes())
+        assert msg["To"] == "ops@example.com" and len(sent) == 1
+        assert f"{second.url}/t/" in link_of(msg) and httpx.get(link_of(msg)).status_code == 200
+    finally:
+        second.stop()
 
 
 # ---------------------------------------------------------------------------------------------

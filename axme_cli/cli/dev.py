@@ -34,11 +34,13 @@ def register(app: typer.Typer) -> None:
         log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
         smtp_url: Annotated[
             str | None,
-            typer.Option(help="Mail login codes through smtp://user:pass@host:port (or smtps://); else they are "
-                         "printed here and kept as .eml files.", envvar="AXME_DEV_SMTP_URL", show_default=False),
+            typer.Option(help="Mail login codes and task mails through smtp://user:pass@host:port (or smtps://); "
+                         "else they are printed here and kept as .eml files.", envvar="AXME_DEV_SMTP_URL",
+                         show_default=False),
         ] = None,
         mail_dir: Annotated[
-            Path | None, typer.Option(help="Folder for the login-code mails [default: <db>.mail/].", show_default=False)
+            Path | None, typer.Option(help="Folder for the login-code and task mails [default: <db>.mail/].",
+                                      show_default=False)
         ] = None,
         allow_email: Annotated[
             list[str] | None,
