@@ -16,9 +16,9 @@ from tests.runtime_proc import RuntimeProcess
 
 
 @pytest.fixture(scope="module")
-def rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
+def rt(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
     proc = RuntimeProcess(tmp_path_factory.mktemp("http-binding"),
-                          extra_args=["--redelivery-seconds", "1", "--outbound-timeout-seconds", "2"])
+                          extra_args=["--redelivery-seconds", "1", "--outbound-timeout-seconds", "2"], backend=backend)
     proc.start()
     yield proc
     proc.stop()

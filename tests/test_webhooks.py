@@ -25,8 +25,8 @@ FAST = ["--redelivery-seconds", "600", "--webhook-retry-base-seconds", "0.2", "-
 
 
 @pytest.fixture(scope="module")
-def hooks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
-    rt = RuntimeProcess(tmp_path_factory.mktemp("hooks"), extra_args=FAST)
+def hooks(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
+    rt = RuntimeProcess(tmp_path_factory.mktemp("hooks"), extra_args=FAST, backend=backend)
     rt.start()
     yield rt
     rt.stop()
@@ -214,9 +214,9 @@ def test_cli_create_list_publish_delete(hooks: RuntimeProcess, api: httpx.Client
         assert missing.returncode == 1 and "not found" in missing.stderr.lower()
 
 
-def test_pending_deliveries_survive_a_restart(tmp_path: Path) -> None:
+def test_pending_deliveries_survive_a_restart(backend: str, tmp_path: Path) -> None:
     rt = RuntimeProcess(tmp_path, extra_args=["--webhook-retry-base-seconds", "0.5", "--webhook-max-attempts", "50",
-                                              "--outbound-timeout-seconds", "1"]).start()
+                                              "--outbound-timeout-seconds", "1"], backend=backend).start()
     owner = f"agent://local/dev/{unique('owner')}"
     try:
         with Receiver(SECRET, default=503) as receiver, rt.client() as api:

@@ -43,6 +43,20 @@ def wait_terminal(admin: httpx.Client, intent_id: str, timeout: float = 30) -> d
     raise AssertionError(f"{intent_id} did not end in {timeout}s")
 
 
+def answer_manual_undo(admin: httpx.Client, intent_id: str, timeout: float = 30) -> None:
+    """A compensation that failed for good leaves a manual_action task on the parent: confirm it was undone."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        intent = admin.get(f"/v1/intents/{intent_id}").json()["intent"]
+        if intent.get("waiting_reason") == "WAITING_FOR_HUMAN" and \
+                (intent.get("human_task") or {}).get("task_type") == "manual_action":
+            r = admin.post(f"/v1/intents/{intent_id}/resume", json={"task_result": {"outcome": "completed"}})
+            assert r.status_code == 200, r.text
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{intent_id} did not open a manual_action task in {timeout}s")
+
+
 class Services:
     """inventory, payment and shipping agents; ``fail`` maps a step id to how many times it fails."""
 
@@ -100,6 +114,8 @@ def run_saga(rt: RuntimeProcess, **behaviour: Any) -> tuple[dict[str, Any], Serv
         assert applied["compile_id"] and [a["created"] for a in applied["agents"]] == [True, True, True]
         services = Services(rt, admin, applied, **behaviour)
         try:
+            if behaviour.get("fail_compensation"):
+                answer_manual_undo(admin, applied["intent_id"])
             intent = wait_terminal(admin, applied["intent_id"])
         finally:
             services.stop()
@@ -149,6 +165,7 @@ def test_a_compensation_that_fails(wf_runtime: RuntimeProcess) -> None:
     assert intent["status"] == "FAILED"
     assert intent["error"]["compensated"] == ["reserve"]
     assert intent["error"]["compensation_failed"] == ["charge"]
+    assert intent["error"]["manual_undo"]["outcome"] == "completed"
     assert [c[1] for c in services.calls if c[2]] == ["charge"] * 4 + ["reserve"]  # 1 + 3 retries
 
 
@@ -226,6 +243,8 @@ def test_kill_9_during_each_kind_of_saga(backend: str, tmp_path: Path) -> None:
             rt.start()
         with rt.client() as admin:
             for (name, applied, (status, reason, undone)), svc in zip(runs, services, strict=True):
+                if name == "a compensation fails":
+                    answer_manual_undo(admin, applied["intent_id"], timeout=90)
                 intent = wait_terminal(admin, applied["intent_id"], timeout=90)
                 events = admin.get(f"/v1/intents/{applied['intent_id']}/events").json()["events"]
                 assert [e["seq"] for e in events] == list(range(1, len(events) + 1)), name

@@ -22,11 +22,12 @@ Redelivery = Annotated[
 LogLevel = Annotated[str, typer.Option(help="uvicorn log level.")]
 SmtpUrl = Annotated[
     str | None,
-    typer.Option(help="Mail login codes and task links through smtp://user:pass@host:port (or smtps://); else "
+    typer.Option(help="Mail login codes and task mails through smtp://user:pass@host:port (or smtps://); else "
                  "they are printed here and kept as .eml files.", envvar="AXME_DEV_SMTP_URL", show_default=False),
 ]
 MailDir = Annotated[
-    Path | None, typer.Option(help="Folder for the mails of the dev mailer [default: <db>.mail/].", show_default=False)
+    Path | None,
+    typer.Option(help="Folder for the login-code and task mails [default: <db>.mail/].", show_default=False),
 ]
 AllowEmail = Annotated[
     list[str] | None,

@@ -1,4 +1,4 @@
-"""`axme tasks list|get|approve|reject|confirm|complete|assign|submit`: human tasks from the command line."""
+"""`axme tasks list|get|answer|approve|reject|confirm|complete|assign|submit`: human tasks from the command line."""
 
 from __future__ import annotations
 
@@ -29,19 +29,46 @@ HINTS = {
 
 def _answer(intent_id: str, outcome: str, comment: str | None, data: list[str] | None, data_json: str | None,
             base_url: str | None, api_key: str | None, context: str | None) -> None:
-    from axme_cli.cli.common import client, emit, json_mode
     from axme_cli.cli.inputs import merged_data
-    from axme_cli.render.console import out
 
     result: dict[str, Any] = {**merged_data(data_json, data), "outcome": outcome}
     if comment:
         result["comment"] = comment
+    _send(intent_id, result, base_url, api_key, context)
+
+
+def _send(intent_id: str, result: dict[str, Any], base_url: str | None, api_key: str | None,
+          context: str | None) -> None:
+    from axme_cli.cli.common import client, emit, json_mode
+    from axme_cli.render.console import out
+
     with client(base_url, api_key, context) as c:
         body = c.post(f"/v1/intents/{intent_id}/resume", json={"task_result": result})
     if json_mode():
         emit(body)
     else:
-        out(f"✓ Task submitted: {intent_id} (outcome={outcome}); the intent is now {body['intent']['status']}.")
+        out(f"✓ Task submitted: {intent_id} (outcome={result['outcome']}); the intent is now "
+            f"{body['intent']['status']}.")
+
+
+def hints(intent_id: str, task: dict[str, Any]) -> list[str]:
+    """How to answer this task: the interactive command, then the one-liners for its type, with the form's
+    required fields, evidence and comment where the task asks for them."""
+    from axme_cli.protocol.task_forms import JSON_OBJECT, example, form_fields
+
+    lines = [f"axme tasks answer {intent_id}    (asks for each answer)"]
+    fields = [f for f in form_fields(task) if f.required]
+    extra = "".join(f" --data {f.name}={example(f)}" for f in fields if f.name != JSON_OBJECT)
+    if any(f.name == JSON_OBJECT for f in form_fields(task)):
+        extra += " --data-json '{...}'"
+    for i, hint in enumerate(HINTS.get(task.get("task_type", "approval"), HINTS["approval"])):
+        hint = hint.format(id=intent_id)
+        if i == 0:
+            hint = hint.replace(" --data evidence=LINK", "").replace(" --data-json '{...}'", "") + extra
+        if task.get("required_comment") and "--comment" not in hint:
+            hint += " --comment WHY"
+        lines.append(hint)
+    return lines
 
 
 def register(app: typer.Typer) -> None:
@@ -69,6 +96,7 @@ def register(app: typer.Typer) -> None:
             context: ContextOpt = None) -> None:
         """Show a task and how to answer it."""
         from axme_cli.cli.common import client, emit, json_mode
+        from axme_cli.protocol.task_forms import form_fields
         from axme_cli.render.console import key_values, out
 
         with client(base_url, api_key, context) as c:
@@ -83,11 +111,18 @@ def register(app: typer.Typer) -> None:
                     ("Description:", task.get("description", "")), ("Task type:", task.get("task_type", "")),
                     ("Outcomes:", ", ".join(task.get("allowed_outcomes") or [])),
                     ("Comment required:", "yes" if task.get("required_comment") else "no"),
+                    ("Evidence required:", "yes" if task.get("evidence_required") else "no"),
                     ("Due at:", intent.get("due_at", ""))])
+        fields = form_fields(task)
+        if fields:
+            out("Answer fields:")
+            for f in fields:
+                kind = f"one of {', '.join(str(c) for c in f.choices)}" if f.kind == "choice" else f.kind
+                out(f"  {f.name} ({kind}{', required' if f.required else ''})" + (f": {f.hint}" if f.hint else ""))
         if intent.get("waiting_reason") == "WAITING_FOR_HUMAN":
             out("Answer it with:")
-            for hint in HINTS.get(task.get("task_type", "approval"), HINTS["approval"]):
-                out("  " + hint.format(id=intent_id))
+            for hint in hints(intent_id, task):
+                out("  " + hint)
         else:
             out(f"Not waiting for a person (status {intent['status']}).")
 
@@ -104,6 +139,29 @@ def register(app: typer.Typer) -> None:
     shortcut("confirm", "confirmed", "Confirm a task (outcome confirmed).")
     shortcut("complete", "completed", "Mark a manual action done (outcome completed).")
     shortcut("assign", "assigned", "Assign a task (outcome assigned; add --data assignee=NAME).")
+
+    @t.command("answer")
+    def answer(intent_id: IdArg, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
+               context: ContextOpt = None) -> None:
+        """Answer a task interactively: pick the outcome, then the comment and form fields it asks for."""
+        import sys
+
+        from axme_cli.cli.common import client
+        from axme_cli.errors import CliError, UsageError
+        from axme_cli.render.prompts import ask_task_answer
+
+        if not sys.stdin.isatty():
+            raise UsageError(
+                "`axme tasks answer` asks questions and needs a terminal",
+                fix=f"answer without questions: `axme tasks approve|reject|confirm|complete|assign {intent_id}` or "
+                    f"`axme tasks submit {intent_id} --outcome OUTCOME [--comment TEXT] [--data k=v] "
+                    "[--data-json '{...}']` (see `axme tasks get ID`)", code="no_terminal")
+        with client(base_url, api_key, context) as c:
+            intent = c.get(f"/v1/intents/{intent_id}")["intent"]
+        if intent.get("waiting_reason") != "WAITING_FOR_HUMAN" or not intent.get("human_task"):
+            raise CliError(f"intent {intent_id} does not wait for a person (status {intent['status']})",
+                           fix="`axme tasks list` shows the open tasks", code="not_a_task")
+        _send(intent_id, ask_task_answer(intent), base_url, api_key, context)
 
     @t.command("submit")
     def submit(

@@ -21,6 +21,7 @@ from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.sender import OutboundSender
 from axme_cli.runtime.settings import Settings
 from axme_cli.runtime.store.base import Notes, Store, Tx
+from axme_cli.runtime.task_mail import TaskMailSender
 
 T = TypeVar("T")
 log = logging.getLogger("axme.runtime")
@@ -36,12 +37,15 @@ class Runtime:
         self.started_at = time.time()
         self._scheduler: asyncio.Task[None] | None = None
         self.sender = OutboundSender(self)  # webhooks and http-binding intents
+        self.public_url = ""  # the base of links in mails (server.py sets it)
+        self.task_mail = TaskMailSender(self)
 
     async def start(self) -> None:
         self.store.on_commit = self._on_commit
         await self.store.open()
         self._scheduler = asyncio.create_task(self._schedule(), name="axme-scheduler")
         await self.sender.start()
+        self.task_mail.start()
 
     async def stop(self) -> None:
         await self.sender.stop()
@@ -49,6 +53,7 @@ class Runtime:
             self._scheduler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._scheduler
+        await self.task_mail.stop()
         await self.store.close()
 
     def _on_commit(self, notes: Notes) -> None:
@@ -57,6 +62,8 @@ class Runtime:
         if notes.outbound or notes.everything:
             self.sender.wake.set()
         self.hub.publish(notes)
+        if notes.mail or notes.everything:
+            self.task_mail.wake()
 
     async def write(self, op: Callable[[Tx], T]) -> T:
         return await self.store.write(op)

@@ -1,4 +1,4 @@
-"""How login codes reach people: the dev console (+ .eml files), or a real SMTP server.
+"""How login codes and task mails reach people: the dev console (+ .eml files), or a real SMTP server.
 
 Sending never blocks the event loop: file writes and SMTP conversations run in a worker thread.
 """
@@ -55,6 +55,10 @@ class Mailer:
     async def send_login_code(self, email: str, code: str, ttl_seconds: float, intent_id: str) -> None:
         raise NotImplementedError
 
+    async def send_message(self, msg: EmailMessage, name: str) -> None:
+        """Send any prepared mail (task mails); ``name`` names its .eml file on the dev mailer."""
+        raise NotImplementedError
+
 
 class DevMailer(Mailer):
     """Print the code on the runtime's console and keep each mail as an .eml file in ``folder``."""
@@ -87,6 +91,23 @@ class DevMailer(Mailer):
         except OSError as exc:
             raise MailError(f"cannot write the mail into {self.folder}: {exc.strerror or exc}") from exc
 
+    async def send_message(self, msg: EmailMessage, name: str) -> None:
+        await asyncio.to_thread(self._send_message, msg, name)
+
+    def _send_message(self, msg: EmailMessage, name: str) -> None:
+        stream = self.stream or sys.stdout
+        stream.write(f"mail to {msg['To']}: {msg['Subject']}\n")
+        stream.flush()
+        if self.folder is None:
+            return
+        from axme_cli.config.files import write_atomic
+
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        try:
+            write_atomic(self.folder / f"{stamp}-{name}.eml", bytes(msg), mode=0o600, dir_mode=0o700)
+        except OSError as exc:
+            raise MailError(f"cannot write the mail into {self.folder}: {exc.strerror or exc}") from exc
+
 
 class SmtpMailer(Mailer):
     """``smtp://[user:pass@]host[:port][?from=addr]`` (STARTTLS when offered) or ``smtps://`` (TLS from the start)."""
@@ -112,6 +133,9 @@ class SmtpMailer(Mailer):
 
     async def send_login_code(self, email: str, code: str, ttl_seconds: float, intent_id: str) -> None:
         msg = login_message(self.sender, email, code, ttl_seconds)
+        await asyncio.to_thread(self._send, msg)
+
+    async def send_message(self, msg: EmailMessage, name: str) -> None:
         await asyncio.to_thread(self._send, msg)
 
     def _send(self, msg: EmailMessage) -> None:

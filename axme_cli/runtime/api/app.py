@@ -11,7 +11,18 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from axme_cli.runtime.api import agents, approvals, auth, health, inbox, intents, scenarios, tasks, webhooks
+from axme_cli.runtime.api import (
+    agents,
+    approvals,
+    auth,
+    health,
+    inbox,
+    intents,
+    scenarios,
+    task_pages,
+    tasks,
+    webhooks,
+)
 from axme_cli.runtime.api.common import error_response
 from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.errors import ApiError
@@ -55,7 +66,7 @@ def build_app(rt: Runtime, *, manage_runtime: bool = True) -> Starlette:
 
     app = Starlette(
         routes=[*health.routes, *intents.routes, *scenarios.routes, *tasks.routes, *agents.routes, *auth.routes,
-                *webhooks.routes, *inbox.routes, *approvals.routes],
+                *webhooks.routes, *inbox.routes, *approvals.routes, *task_pages.routes],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected},
         lifespan=lifespan,
     )

@@ -242,15 +242,20 @@ def insert_new_intent(
 
 
 def _insert_human_task(tx: Tx, s: Settings, req: dict[str, Any], now: float) -> Row:
-    """A direct intent for people: never on a feed; it waits (WAITING_FOR_HUMAN) until someone answers it."""
+    """A direct intent for people: never on a feed; it waits (WAITING_FOR_HUMAN) until someone answers it.
+    Its reminders and escalation run on its ``timer_ts`` (engine/human.py), its deadline is ``deadline_at``."""
+    import axme_cli.runtime.engine.human as human
+
     task = tasks.with_defaults(req["human_task"])
     row = insert_new_intent(tx, s, {**req, "human_task": task}, now, on_feed=False)
     assignees = task.get("assignees") or []
     holder = {"type": "human", "ref": assignees[0] if assignees else "workspace",
               "name": ", ".join(assignees) if assignees else "any member of the workspace"}
-    apply_event(tx, s, row, "intent.human_task_assigned", now, actor=req["from_agent"],
-                waiting_reason="WAITING_FOR_HUMAN", details={"human_task": task},
-                doc_updates={"pending_with": holder}, extra={"human_task": task})
+    remind = human.new_remind(req, now)
+    human.open_task(tx, s, row, task, holder, now, actor=req["from_agent"],
+                    doc_updates={"remind": remind} if remind else None)
+    if remind:
+        human.arm_timer(tx, row, remind["at"])
     return row
 
 
@@ -511,9 +516,14 @@ def _fire(tx: Tx, s: Settings, row: Row, now: float) -> None:
     if timer is not None and timer <= now:
         row["timer_ts"] = None
         tx.update_intent(row["intent_id"], {"timer_ts": None, "wake_ts": wake_of(row)})
-        import axme_cli.runtime.engine.workflows as workflows
+        if loads(row["doc"]).get("workflow_parent"):
+            import axme_cli.runtime.engine.workflows as workflows
 
-        workflows.on_timer(tx, s, row, now)
+            workflows.on_timer(tx, s, row, now)
+        else:  # a direct human task's reminders
+            import axme_cli.runtime.engine.human as human
+
+            human.on_timer(tx, s, row, now)
         return
     redeliver = row["redeliver_ts"]
     if redeliver is not None and redeliver <= now:

@@ -25,6 +25,7 @@ from axme_cli.protocol.scenario import ScenarioBundle, next_step_id, step_kind
 from axme_cli.protocol.tasks import HUMAN_TARGET, is_rejection, with_defaults
 from axme_cli.runtime.clock import iso
 from axme_cli.runtime.engine import agents as agents_engine
+from axme_cli.runtime.engine import human
 from axme_cli.runtime.engine.intents import (
     apply_event,
     check_task_result,
@@ -33,7 +34,6 @@ from axme_cli.runtime.engine.intents import (
     insert_new_intent,
     intent_view,
     loads,
-    wake_of,
 )
 from axme_cli.runtime.errors import Conflict, Forbidden
 from axme_cli.runtime.principals import Principal
@@ -131,12 +131,7 @@ class Run:
     def arm(self) -> None:
         """Point the parent's timer_ts at the earliest of the engine timer and the next reminder."""
         due = [t["at"] for t in (self.state.get("timer"), self.state.get("remind")) if t and t.get("at") is not None]
-        ts = min(due) if due else None
-        self.parent["timer_ts"] = ts
-        wake = wake_of(self.parent)
-        self.tx.update_intent(self.parent["intent_id"], {"timer_ts": ts, "wake_ts": wake})
-        self.parent["wake_ts"] = wake
-        self.tx.notes.timer(wake)
+        human.arm_timer(self.tx, self.parent, min(due) if due else None)
 
 
 def _load(tx: Tx, s: Settings, parent: Row, workflow_id: str, now: float) -> Run | None:
@@ -252,17 +247,12 @@ def _start_step(run: Run, step_id: str, attempt: int, completed: dict[str, Any] 
         if holder["type"] != "human":
             holder = {"type": "human", "ref": step.get("assigned_to") or "human", "name": step.get("assigned_to")}
         details["human_task"] = task
-        run.event("intent.human_task_assigned", waiting_reason="WAITING_FOR_HUMAN", details=details,
-                  doc_updates={"pending_with": holder, "human_task": task}, extra={"human_task": task})
-        if step.get("remind_after_seconds"):
-            run.state["remind"] = {
-                "step": step_id, "attempt": attempt, "at": run.now + float(step["remind_after_seconds"]), "count": 0,
-                "max": int(step.get("max_reminders") or 1),
-                "interval": float(step.get("remind_interval_seconds") or step["remind_after_seconds"]),
-                "escalate_to": step.get("escalate_to"),
-            }
-        if step.get("step_deadline_seconds"):
-            run.set_timer(float(step["step_deadline_seconds"]), "step_deadline", step=step_id, attempt=attempt)
+        deadline = float(step["step_deadline_seconds"]) if step.get("step_deadline_seconds") else None
+        human.open_task(run.tx, run.s, run.parent, task, holder, run.now, actor=ENGINE, details=details,
+                        due_ts=run.now + deadline if deadline is not None else None)
+        run.state["remind"] = human.new_remind(step, run.now, step=step_id, attempt=attempt)
+        if deadline is not None:
+            run.set_timer(deadline, "step_deadline", step=step_id, attempt=attempt)
         else:
             run.arm()
         return
@@ -392,6 +382,9 @@ def _begin_compensation(run: Run, failed_step: str, reason: str) -> None:
 def _next_compensation(run: Run) -> None:
     st = run.state
     if not st["comp_queue"]:
+        if st["compensation_failed"] and st["phase"] == "compensating":
+            _open_manual_undo(run)
+            return
         failure = st["failure"] or {}
         _fail_flow(run, failure.get("failed_step"), failure.get("reason") or "failed")
         return
@@ -430,6 +423,26 @@ def _compensation_finished(run: Run, ok: bool, reason: str) -> None:
     _next_compensation(run)
 
 
+def _open_manual_undo(run: Run) -> None:
+    """Compensations that failed for good are left to a person: a manual_action task on the parent. Its
+    answer (completed: undone by hand; failed: it cannot be) is recorded and the workflow ends FAILED."""
+    st = run.state
+    failed = list(st["compensation_failed"])
+    failure = st["failure"] or {}
+    st.update(phase="manual_undo", child=None, remind=None, timer=None, step_started=run.now)
+    task = with_defaults({
+        "title": f"Undo by hand: {', '.join(failed)}",
+        "description": f"Step {failure.get('failed_step')} failed ({failure.get('reason')}) and the automatic undo "
+                       f"of {', '.join(failed)} failed for good. Undo it by hand, then answer completed (say what "
+                       "you did), or failed when it cannot be undone. The workflow then ends FAILED.",
+        "task_type": "manual_action",
+    })
+    holder = {"type": "human", "ref": "workspace", "name": "any member of the workspace"}
+    human.open_task(run.tx, run.s, run.parent, task, holder, run.now, actor=ENGINE,
+                    details={"step_id": "manual_undo", "compensation_failed": failed, "human_task": task})
+    run.arm()
+
+
 # ---------------------------------------------------------------------------------------------
 # ends
 
@@ -450,6 +463,8 @@ def _fail_flow(run: Run, failed_step: str | None, reason: str) -> None:
     error = {"failed_step": failed_step, "reason": reason, "compensated": list(st["compensated"]),
              "compensation_failed": list(st["compensation_failed"]),
              "not_compensated": [sid for sid in st["completed"] if sid not in compensable]}
+    if st.get("manual_undo"):
+        error["manual_undo"] = st["manual_undo"]
     run.event("intent.failed", details={"failed_step": failed_step, "reason": reason,
                                         "compensated": list(st["compensated"])},
               doc_updates={"error": error, "result": {"results": st["results"], "steps": st["history"]},
@@ -545,27 +560,19 @@ def _remind(run: Run, remind: dict[str, Any]) -> None:
     if st["step"] != remind["step"] or run.parent["waiting_reason"] != "WAITING_FOR_HUMAN":
         st["remind"] = None
         return
-    remind["count"] += 1
-    holder = loads(run.parent["doc"]).get("pending_with") or {}
-    run.event("intent.reminder", details={"step_id": remind["step"], "reminder": remind["count"],
-                                          "max_reminders": remind["max"], "holder": holder.get("name")},
-              doc_updates={"remind_count": remind["count"]})
-    if remind["count"] < remind["max"]:
-        remind["at"] = run.now + remind["interval"]
-        return
-    st["remind"] = None
-    if remind.get("escalate_to"):
-        target = run.holder(remind["escalate_to"])
-        if target["type"] != "human":
-            target = {**target, "type": "human"}
-        run.event("intent.escalated", details={"step_id": remind["step"], "escalated_to": remind["escalate_to"],
-                                               "after_reminders": remind["count"]},
-                  doc_updates={"pending_with": target})
+    def escalation_holder(to: str) -> dict[str, Any]:
+        target = run.holder(to)
+        return target if target["type"] == "human" else {**target, "type": "human"}
+
+    if not human.fire_reminder(run.tx, run.s, run.parent, remind, run.now, actor=ENGINE,
+                               details={"step_id": remind["step"]}, escalation_holder=escalation_holder,
+                               keep_in_doc=False):
+        st["remind"] = None
 
 
 def resume_parent(tx: Tx, s: Settings, principal: Principal, parent: Row, doc: dict[str, Any],
                   body: dict[str, Any], now: float) -> dict[str, Any]:
-    """A person answers the human step the workflow waits on."""
+    """A person answers the human step the workflow waits on (or the manual undo of failed compensations)."""
     if principal.kind == "service_account":
         raise Forbidden("a workflow is resumed by a person or the workspace key; agents resume their step "
                         "intents", code="policy_denied")
@@ -573,12 +580,33 @@ def resume_parent(tx: Tx, s: Settings, principal: Principal, parent: Row, doc: d
         raise Conflict(f"intent {parent['intent_id']} is already {parent['status']}", code="intent_terminal",
                        details={"status": parent["status"]})
     run = _load(tx, s, parent, doc["workflow_id"], now)
+    if run is not None and run.state["phase"] == "manual_undo" and parent["waiting_reason"] == "WAITING_FOR_HUMAN":
+        answer = _task_answer(doc.get("human_task") or {}, body)
+        run.state["manual_undo"] = {**answer, "answered_by": principal.address, "at": iso(now)}
+        failure = run.state["failure"] or {}
+        _fail_flow(run, failure.get("failed_step"), failure.get("reason") or "failed")
+        return {"ok": True, "applied": True, "intent": intent_view(parent)}
     step = run.steps.get(run.state["step"] or "") if run else None
     if run is None or step is None or step["kind"] != "human" or parent["waiting_reason"] != "WAITING_FOR_HUMAN":
         raise Conflict("this workflow is not waiting for a person; its agent steps are resumed by their agents",
                        code="invalid_transition", details={"status": parent["status"],
                                                            "waiting_reason": parent["waiting_reason"]})
-    task = doc.get("human_task") or {}
+    answer = _task_answer(doc.get("human_task") or {}, body)
+    outcome = str(answer.get("outcome") or "")
+    run.state["timer"] = None
+    run.state["remind"] = None
+    if is_rejection(outcome):
+        _step_failed(run, f"{outcome} by {principal.address}")
+    else:
+        _step_succeeded(run, {**answer, "answered_by": principal.address})
+    if run.state["phase"] != "done":
+        run.save()
+    return {"ok": True, "applied": True, "intent": intent_view(parent)}
+
+
+def _task_answer(task: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """The ``task_result`` of a resume body (or what ``approve_current_step`` / ``action`` stand for), checked
+    against the task (422 when it does not fit; the task stays open)."""
     answer = body.get("task_result")
     if not isinstance(answer, dict):
         if body.get("approve_current_step") is True or body.get("action") in ("complete", "approve"):
@@ -592,16 +620,7 @@ def resume_parent(tx: Tx, s: Settings, principal: Principal, parent: Row, doc: d
                                 details={"field": "task_result", "allowed": task.get("allowed_outcomes")})
         body = {"task_result": answer}
     check_task_result(task, body)
-    outcome = str(answer.get("outcome") or "")
-    run.state["timer"] = None
-    run.state["remind"] = None
-    if is_rejection(outcome):
-        _step_failed(run, f"{outcome} by {principal.address}")
-    else:
-        _step_succeeded(run, {**answer, "answered_by": principal.address})
-    if run.state["phase"] != "done":
-        run.save()
-    return {"ok": True, "applied": True, "intent": intent_view(parent)}
+    return answer
 
 
 def workflow_view(row: Row) -> dict[str, Any]:

@@ -31,6 +31,7 @@ class Notes:
     # connection was down for a while), so everyone looks again.
     everything: bool = False
     outbound: bool = False  # a delivery was queued or is due again: wake the outbound sender
+    mail: bool = False  # a task mail was queued (issue 6)
 
     def timer(self, ts: float | None) -> None:
         """A timer is now due at ``ts`` (None: a timer went away; the scheduler finds that out by itself)."""
@@ -44,6 +45,7 @@ class Notes:
         self.keys_changed = self.keys_changed or other.keys_changed
         self.everything = self.everything or other.everything
         self.outbound = self.outbound or other.outbound
+        self.mail = self.mail or other.mail
 
 
 class Tx(abc.ABC):
@@ -241,6 +243,28 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     def next_inbox_seq(self, owner_agent: str) -> int:
         """The owner's next change number (dense, starting at 1; its order is the commit order per owner)."""
+    # task links (issue 6): the task-mail outbox and single-use answer links (store/task_links_sql.py)
+    @abc.abstractmethod
+    def insert_task_mail(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def get_task_mail(self, mail_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    def claim_task_mail(self, mail_id: str, now: float, lease_until: float) -> bool:
+        """Lease a pending, due mail to this sender; False when it is not due (another sender has it)."""
+
+    @abc.abstractmethod
+    def update_task_mail(self, mail_id: str, fields: Row) -> None: ...
+
+    @abc.abstractmethod
+    def insert_task_link(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def task_link_by_hash(self, token_hash: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    def update_task_link(self, link_id: str, fields: Row) -> None: ...
 
 
 class Store(abc.ABC):
@@ -341,3 +365,13 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def inbox_changes(self, owner_agent: str, after_seq: int, limit: int) -> list[Row]:
         """The owner's threads with ``change_seq > after_seq``, in change order."""
+    # task links (issue 6)
+    @abc.abstractmethod
+    async def due_task_mail(self, now: float, limit: int) -> list[str]:
+        """Ids of the task mails a sender should take now, oldest due first."""
+
+    @abc.abstractmethod
+    async def next_task_mail_due(self) -> float | None: ...
+
+    @abc.abstractmethod
+    async def task_link(self, token_hash: str) -> Row | None: ...

@@ -79,7 +79,7 @@ class PostgresTx(SqlTx):
 def encode_notes(replica: str, notes: Notes) -> list[str]:
     """``notes`` as notification payloads of at most ~7 kB each (a big transaction sends several)."""
     if not (notes.intents or notes.feeds or notes.wake_at is not None or notes.keys_changed or notes.everything
-            or notes.outbound):
+            or notes.outbound or notes.mail):
         return []
     base: dict[str, Any] = {"r": replica}
     if notes.wake_at is not None:
@@ -90,6 +90,8 @@ def encode_notes(replica: str, notes: Notes) -> list[str]:
         base["e"] = 1
     if notes.outbound:
         base["o"] = 1
+    if notes.mail:
+        base["m"] = 1
     items = [("i", x) for x in sorted(notes.intents)] + [("f", x) for x in sorted(notes.feeds)]
     payloads: list[str] = []
     current: dict[str, Any] = dict(base)
@@ -108,7 +110,8 @@ def encode_notes(replica: str, notes: Notes) -> list[str]:
 def decode_notes(payload: str) -> tuple[str, Notes]:
     data = json.loads(payload)
     notes = Notes(intents=set(data.get("i", ())), feeds=set(data.get("f", ())),
-                  keys_changed=bool(data.get("k")), everything=bool(data.get("e")), outbound=bool(data.get("o")))
+                  keys_changed=bool(data.get("k")), everything=bool(data.get("e")), outbound=bool(data.get("o")),
+                  mail=bool(data.get("m")))
     notes.timer(data.get("w"))
     return str(data.get("r", "")), notes
 

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from axme_cli.runtime.store.base import Row, Tx
 from axme_cli.runtime.store.inbox_sql import InboxReadSql, InboxTxSql
 from axme_cli.runtime.store.outbound_sql import OutboundReadSql, OutboundTxSql
+from axme_cli.runtime.store.task_links_sql import TaskLinksReadSql, TaskLinksTxSql
 
 T = TypeVar("T")
 
@@ -54,7 +55,7 @@ def _marks(values: list[Any] | tuple[Any, ...]) -> str:
     return ", ".join("?" for _ in values)
 
 
-class SqlTx(OutboundTxSql, InboxTxSql, Tx):
+class SqlTx(OutboundTxSql, InboxTxSql, TaskLinksTxSql, Tx):
     """A write transaction on a DB-API-like connection whose ``execute(sql, params)`` takes ``?``."""
 
     LOCK = ""
@@ -256,7 +257,7 @@ def _all(c: Any, sql: str, args: tuple[Any, ...] | list[Any]) -> list[Row]:
     return [dict(r) for r in c.execute(sql, args).fetchall()]
 
 
-class SqlReads(OutboundReadSql, InboxReadSql):
+class SqlReads(OutboundReadSql, InboxReadSql, TaskLinksReadSql):
     """The store's reads. A backend provides ``_read(fn)``, which runs ``fn(connection)`` somewhere safe."""
 
     async def _read(self, fn: Callable[[Any], T]) -> T:
