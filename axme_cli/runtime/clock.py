@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import UTC, datetime
 
@@ -10,9 +11,23 @@ def now_ts() -> float:
     return time.time()
 
 
+_second: tuple[int, str] = (-1, "")  # the last whole second formatted (most timestamps share it)
+
+
 def iso(ts: float | None = None) -> str:
-    dt = datetime.fromtimestamp(time.time() if ts is None else ts, UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond:06d}Z"
+    """``2026-11-28T04:48:06.123456Z`` (UTC, microseconds). Formatting the second once per second keeps this
+    cheap on the hot path (it runs for every event)."""
+    global _second
+    frac, whole = math.modf(time.time() if ts is None else ts)
+    micro, sec = round(frac * 1e6), int(whole)  # rounded as datetime.fromtimestamp rounds
+    if micro >= 1_000_000:
+        sec, micro = sec + 1, micro - 1_000_000
+    elif micro < 0:
+        sec, micro = sec - 1, micro + 1_000_000
+    cached = _second
+    if cached[0] != sec:
+        cached = _second = (sec, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec)))
+    return f"{cached[1]}{micro:06d}Z"
 
 
 def parse_iso(value: str) -> float:
