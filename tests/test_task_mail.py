@@ -101,7 +101,7 @@ def mails(rt: RuntimeProcess, intent_id: str, count: int) -> list[Message]:
 def link_of(msg: Message) -> str:
     body = msg.get_payload(decode=True)
     assert isinstance(body, bytes)
-    found = re.search(r"http://\S+/t/[A-Za-z0-9_-]{43}", body.decode())
+    found = re.search(r"https?://\S+/t/[A-Za-z0-9_-]{43}", body.decode())
     assert found, body
     return found.group(0)
 
@@ -494,3 +494,19 @@ def test_a_failed_compensation_opens_a_manual_action_task(rt: RuntimeProcess, ap
     assert intent["error"]["failed_step"] == "approve" and intent["error"]["compensation_failed"] == ["reserve"]
     assert intent["error"]["manual_undo"]["outcome"] == "completed"
     assert intent["error"]["manual_undo"]["comment"] == "released the stock by hand"
+
+
+def test_links_use_the_public_url(tmp_path: Path) -> None:
+    """Behind a proxy or load balancer the mailed link names --public-url, not the address bound."""
+    proc = RuntimeProcess(tmp_path, extra_args=["--mail-dir", str(tmp_path / "mail"),
+                                                "--public-url", "https://axme.example.com/"]).start()
+    try:
+        with proc.client() as client:
+            r = client.post("/v1/intents", json=task_intent(notify_email="ops@example.com"))
+            assert r.status_code == 200, r.text
+            intent_id = r.json()["intent_id"]
+        sent = wait_for("the task mail", lambda: sorted((tmp_path / "mail").glob(f"*-task-{intent_id}-*.eml")))
+        link = link_of(email.message_from_bytes(sent[0].read_bytes()))
+        assert link.startswith("https://axme.example.com/t/"), link
+    finally:
+        proc.stop()

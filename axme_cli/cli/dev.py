@@ -42,6 +42,11 @@ WebhookRetryBase = Annotated[
                         "first failure (x4 after each further one, at most 600 s).", min=0.01)
 ]
 WebhookMaxAttempts = Annotated[int, typer.Option(help="Tries of a webhook delivery before it is dead-lettered.", min=1)]
+PublicUrl = Annotated[
+    str | None,
+    typer.Option(help="The URL people reach this runtime at, for links in task mails (behind a proxy or load "
+                 "balancer) [default: the URL it listens on].", envvar="AXME_PUBLIC_URL", show_default=False),
+]
 OutboundTimeout = Annotated[
     float, typer.Option("--outbound-timeout-seconds", help="Seconds a webhook or http-agent POST may take.", min=0.1)
 ]
@@ -78,6 +83,7 @@ def register(app: typer.Typer) -> None:
         webhook_retry_base: WebhookRetryBase = 30.0,
         webhook_max_attempts: WebhookMaxAttempts = 4,
         outbound_timeout: OutboundTimeout = 10.0,
+        public_url: PublicUrl = None,
     ) -> None:
         """Run the local AXP runtime (SQLite, one process). Data persists across restarts."""
         from axme_cli.config import paths
@@ -91,7 +97,7 @@ def register(app: typer.Typer) -> None:
             ready_file=ready_file, redelivery_seconds=redelivery_seconds, log_level=log_level, smtp_url=smtp_url,
             mail_dir=mail_dir, allow_email=allow_email, login_code_ttl=login_code_ttl,
             access_token_ttl=access_token_ttl, replica_id=None, webhook_retry_base=webhook_retry_base,
-            webhook_max_attempts=webhook_max_attempts, outbound_timeout=outbound_timeout,
+            webhook_max_attempts=webhook_max_attempts, outbound_timeout=outbound_timeout, public_url=public_url,
         )
 
     @app.command("server")
@@ -124,6 +130,7 @@ def register(app: typer.Typer) -> None:
         webhook_retry_base: WebhookRetryBase = 30.0,
         webhook_max_attempts: WebhookMaxAttempts = 4,
         outbound_timeout: OutboundTimeout = 10.0,
+        public_url: PublicUrl = None,
     ) -> None:
         """Run the AXP runtime for a team: PostgreSQL, as many replicas as you like behind a load balancer."""
         from axme_cli.errors import UsageError
@@ -137,7 +144,7 @@ def register(app: typer.Typer) -> None:
             mail_dir=mail_dir, allow_email=allow_email, login_code_ttl=login_code_ttl,
             access_token_ttl=access_token_ttl, replica_id=replica_id or f"{socket.gethostname()}-{os.getpid()}",
             webhook_retry_base=webhook_retry_base, webhook_max_attempts=webhook_max_attempts,
-            outbound_timeout=outbound_timeout,
+            outbound_timeout=outbound_timeout, public_url=public_url,
         )
 
 
@@ -171,6 +178,9 @@ def _run(command: str, *, database: str, api_key: str | None, org: str, workspac
             from axme_cli.config import paths
 
             mail_dir = paths.data_dir() / f"{command}.mail"
+    if serve.get("public_url") and not str(serve["public_url"]).startswith(("http://", "https://")):
+        raise UsageError(f"--public-url {serve['public_url']!r} is not an http(s) URL",
+                         fix="e.g. --public-url https://axme.example.com")
     if smtp_url:
         from axme_cli.runtime.mailer import SmtpMailer
 

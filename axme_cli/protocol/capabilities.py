@@ -21,9 +21,14 @@ CAPABILITIES: tuple[str, ...] = (
     "delivery.poll",
     "delivery.redelivery",  # at-least-once, max_delivery_attempts, intent.delivery_failed
     "delivery.inbox",  # reply_to: completion delivered as an inbox thread
+    "delivery.http",  # the http binding: intents POSTed to an agent's callback_url, signed
+    "webhooks",  # subscriptions, signed deliveries with retries and dead letters
+    "webhooks.replay",
     # people in the loop (§1.7, §2.4, §2.5)
     "human_tasks",
     "human_tasks.form_schema",
+    "human_tasks.reminders",  # direct task intents too, with escalate_to
+    "human_tasks.mail_links",  # notify_email gets a single-use answer page link
     "workflows.human_reminders",
     "workflows.human_escalation",
     "me.tasks",
@@ -39,8 +44,10 @@ CAPABILITIES: tuple[str, ...] = (
     "service_accounts",
     "auth.api_keys",
     "auth.email_login",
-    # storage
+    # storage: this build runs on either (axme dev / axme server --database-url)
     "storage.sqlite",
+    "storage.postgresql",
+    "storage.replicas",  # several runtimes on one PostgreSQL database
 )
 
 # Protocol intent types with a payload schema (axp-spec protocol/intent.*.v1) that the runtime carries.

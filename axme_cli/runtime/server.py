@@ -38,6 +38,7 @@ class ServeOptions:
     smtp_url: str | None = None  # send login codes by SMTP instead of printing them
     mail_dir: str | None = None  # where the dev mailer keeps .eml files [default: <database>.mail/]
     replica_id: str | None = None  # names this process among several on one PostgreSQL database
+    public_url: str | None = None  # how people reach this runtime (links in mails) [default: the bound URL]
 
 
 @dataclass
@@ -108,7 +109,7 @@ def serve(opts: ServeOptions, on_ready: Callable[[ReadyInfo], None] | None = Non
     if opts.mail_dir is None and store.kind != "sqlite" and not opts.smtp_url:
         raise StartupFailed("give a folder for the dev mailer (mail_dir) or an SMTP URL")
     rt.mailer = build_mailer(opts.smtp_url, opts.mail_dir or store.location + ".mail")
-    rt.public_url = url
+    rt.public_url = (opts.public_url or url).rstrip("/")
     app = build_app(rt, manage_runtime=False)
 
     failure: list[BaseException] = []
