@@ -4,6 +4,7 @@ instead of on its feed, resumes it over the normal API, and an agent that is dow
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -133,3 +134,59 @@ def test_delivery_config_rules(rt: RuntimeProcess, api: httpx.Client) -> None:
         frames = own.get(f"/v1/agents/{address.removeprefix('agent://')}/intents/stream",
                          params={"since": 0, "wait_seconds": 1}).text
     assert intent_id in frames
+
+
+def test_a_scenario_binds_its_http_agents(api: httpx.Client) -> None:
+    """`agents[]` with delivery_mode http and callback_url: apply sets the binding (secret answered once) and
+    the saga runs with every step POSTed to the agents' URL."""
+    from tests.test_workflows import saga, wait_terminal
+
+    done: list[str] = []
+
+    def agent(post: dict[str, Any]) -> None:
+        step = post["json"]["payload"]["step_id"]
+        intent_id = post["json"]["intent_id"]
+        if intent_id not in done:
+            done.append(intent_id)
+            api.post(f"/v1/intents/{intent_id}/resume", json={"action": "complete", "step": step})
+
+    with Receiver(after=agent) as receiver:
+        bundle = saga(unique("http"))
+        for spec in bundle["agents"]:
+            spec.update(delivery_mode="http", callback_url=receiver.url)
+        r = api.post("/v1/scenarios/apply", json=bundle)
+        assert r.status_code == 200, r.text
+        applied = r.json()
+        secrets = {a["delivery_secret"] for a in applied["agents"]}
+        assert len(secrets) == 3 and all(len(s) >= 32 for s in secrets)
+        receiver.secret = None  # three agents, three secrets: check each post against its agent's below
+        intent = wait_terminal(api, applied["intent_id"])
+        assert intent["status"] == "COMPLETED", intent.get("error")
+        by_agent = {a["address"]: a["delivery_secret"] for a in applied["agents"]}
+        from tests.receiver import signature_ok
+
+        assert len(receiver.posts) >= 3
+        for post in receiver.posts:
+            assert signature_ok(by_agent[post["json"]["to_agent"]], post["raw"],
+                                post["headers"].get("X-Axme-Signature"))
+        again = api.post("/v1/scenarios/apply", json=bundle).json()  # bound already: no new secret
+        assert all("delivery_secret" not in a for a in again["agents"])
+
+
+def test_the_cli_keeps_a_new_delivery_secret_out_of_its_output(rt: RuntimeProcess, tmp_path: Path) -> None:
+    import json
+
+    from tests.test_tasks import axme
+    from tests.test_workflows import saga
+
+    bundle = saga(unique("clihttp"))
+    bundle["agents"][2].update(delivery_mode="http", callback_url=closed_port_url())
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps(bundle))
+    out = axme(rt, tmp_path, "scenarios", "apply", str(path), "--json")
+    assert out.returncode == 0, out.stderr
+    saved = json.loads((tmp_path / "cfg" / "scenario-agents.json").read_text())["agents"]
+    secret = next(a["delivery_secret"] for a in saved if a.get("delivery_secret"))
+    assert len(secret) >= 32 and secret not in out.stdout and secret not in out.stderr
+    shipping = next(a for a in json.loads(out.stdout)["agents"] if a["role"] == bundle["agents"][2]["role"])
+    assert shipping["delivery_secret"].startswith("saved to ")

@@ -88,6 +88,7 @@ def register(app: typer.Typer) -> None:
             answer = c.post("/v1/scenarios/apply", json=raw)
             intent_id = answer["intent_id"]
             answer["agents_provisioned"] = provisioned
+            keep_delivery_secrets(c.base_url, answer.get("agents") or [])
             if not watch and not wait:
                 if json_mode():
                     emit(answer)
@@ -102,6 +103,22 @@ def register(app: typer.Typer) -> None:
             status = run_and_follow(c, intent_id, title=bundle.title or bundle.scenario_id, watch=watch)
         if status != "COMPLETED":
             raise typer.Exit(1)
+
+
+def keep_delivery_secrets(base_url: str, agents: list[dict[str, Any]]) -> None:
+    """An http agent's new delivery secret (answered once by apply) goes to scenario-agents.json, never to the
+    screen or --json: the answer says where it is instead."""
+    from axme_cli.config import agents_file
+
+    for agent in agents:
+        secret = agent.pop("delivery_secret", None)
+        if secret is None:
+            continue
+        with agents_file.locked():
+            entry = agents_file.find(agent["address"], base_url) or {"address": agent["address"],
+                                                                       "base_url": base_url}
+            agents_file.upsert({**entry, "delivery_secret": secret})
+        agent["delivery_secret"] = f"saved to {agents_file.path()}"
 
 
 def provision(c: Any, raw: dict[str, Any]) -> list[dict[str, Any]]:

@@ -167,9 +167,18 @@ def op_apply(tx: Tx, s: Settings, principal: Principal, bundle: ScenarioBundle, 
                 made = agents_engine.op_create_service_account(
                     tx, s, principal, {"name": address, "display_name": spec.display_name}, now)
                 sa_id, created = made["service_account"]["service_account_id"], True
-        agents_out.append({"role": spec.role, "address": address, "created": created, "service_account_id": sa_id,
-                           "display_name": spec.display_name or spec.role,
-                           "delivery_mode": spec.delivery_mode or "stream"})
+        out = {"role": spec.role, "address": address, "created": created, "service_account_id": sa_id,
+               "display_name": spec.display_name or spec.role, "delivery_mode": spec.delivery_mode or "stream"}
+        if sa_id is not None and spec.delivery_mode == "http" and spec.callback_url and principal.is_admin:
+            # The http binding: intents to this agent are POSTed to callback_url (signed); a new delivery
+            # secret is answered once, here, like a key.
+            from axme_cli.runtime.engine import outbound
+
+            bound = outbound.op_set_delivery(tx, principal, sa_id,
+                                             {"delivery_mode": "http", "callback_url": spec.callback_url}, now)
+            if "delivery_secret" in bound:
+                out["delivery_secret"] = bound["delivery_secret"]
+        agents_out.append(out)
     intent = compiled["intent"]
     workflow_id = uuid7()
     req: dict[str, Any] = {
