@@ -145,9 +145,14 @@ class Runtime:
                 nxt = await self.store.next_wake()
                 now = time.time()
                 if nxt is not None and nxt <= now:
-                    await self.write(lambda tx: intents_engine.op_fire_due(tx, s, time.time()))
-                    continue
-                timeout = 60.0 if nxt is None else min(60.0, nxt - now)
+                    fired = await self.write(lambda tx: intents_engine.op_fire_due(tx, s, time.time()))
+                    if fired:
+                        continue
+                    # Due, but another replica holds those rows (PostgreSQL SKIP LOCKED): look again shortly
+                    # instead of spinning; its commit also wakes us.
+                    timeout = 0.05
+                else:
+                    timeout = 60.0 if nxt is None else min(60.0, nxt - now)
             except StoreUnavailable as exc:
                 log.warning("scheduler: %s", exc.message)
                 timeout = 1.0
