@@ -110,3 +110,61 @@ def test_three_replicas_one_killed(tmp_path: Path) -> None:
             g.stop()
         for rt in replicas:
             rt.stop()
+
+
+def test_streams_on_one_replica_see_writes_on_another(tmp_path: Path) -> None:
+    """An intent's event stream and an agent's feed held on replica A get what replica B commits (through
+    LISTEN/NOTIFY), without polling and without reconnecting."""
+    import threading
+
+    from tests.conftest import make_agent, new_intent
+
+    url = new_database("postgres", tmp_path)
+    a, b = (RuntimeProcess(tmp_path / name, backend="postgres", database_url=url, command="server",
+                           extra_args=["--redelivery-seconds", "600"]) for name in ("a", "b"))
+    for rt in (a, b):
+        rt.workdir.mkdir()
+        rt.start()
+    try:
+        with a.client() as on_a, b.client() as on_b:
+            address, token = make_agent(on_b, "xrep")
+            name = address.rsplit("/", 1)[1]
+            seen: dict[str, list[str]] = {"feed": [], "events": []}
+
+            def follow_feed() -> None:
+                with a.client(token) as agent, agent.stream(
+                        "GET", f"/v1/agents/{name}/intents/stream", params={"since": 0, "wait_seconds": 20}) as r:
+                    for line in r.iter_lines():
+                        if line.startswith("data:") and "intent_id" in line:
+                            seen["feed"].append(line)
+                            return
+
+            feed = threading.Thread(target=follow_feed)
+            feed.start()
+            time.sleep(0.5)  # let A's stream reach its wait, so what it gets next can only come from B's notify
+            created = on_b.post("/v1/intents", json=new_intent(address))  # written by B ...
+            assert created.status_code == 200, created.text
+            intent_id = created.json()["intent_id"]
+            feed.join(30)
+            assert seen["feed"] and intent_id in seen["feed"][0]  # ... delivered by A
+
+            def follow_events() -> None:
+                with on_a.stream("GET", f"/v1/intents/{intent_id}/events/stream",
+                                 params={"since": 3, "wait_seconds": 20}) as r:
+                    for line in r.iter_lines():
+                        if line.startswith("data:"):
+                            seen["events"].append(line)
+                            if "COMPLETED" in line:
+                                return
+
+            watcher = threading.Thread(target=follow_events)
+            watcher.start()
+            time.sleep(0.5)
+            with b.client(token) as agent_on_b:
+                done = agent_on_b.post(f"/v1/intents/{intent_id}/resume", json={"action": "complete"})
+            assert done.status_code == 200, done.text
+            watcher.join(30)
+            assert any("intent.completed" in e for e in seen["events"]), seen["events"]
+    finally:
+        for rt in (a, b):
+            rt.stop()
