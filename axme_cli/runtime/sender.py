@@ -77,8 +77,10 @@ class OutboundSender:
                             task = asyncio.create_task(self._send(job))
                             self._in_flight.add(task)
                             task.add_done_callback(self._in_flight.discard)
-                        continue  # claimed rows are leased (not due now): look again for more
-                    if due is not None:
+                        if jobs:
+                            continue  # claimed rows are leased (not due now): look again for more
+                        timeout = 0.05  # another replica holds them (SKIP LOCKED): look again soon, do not spin
+                    elif due is not None:
                         timeout = min(timeout, due - now)
             except StoreUnavailable as exc:
                 log.warning("outbound: %s", exc.message)
