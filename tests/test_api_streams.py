@@ -336,3 +336,22 @@ def test_feed_accepts_every_address_form(quiet: RuntimeProcess, admin: httpx.Cli
         frames = take_frames(bot, path, 1, since=0, wait_seconds=5)
         assert frames[0].json["intent_id"] == intent_id, path
         assert frames[0].json["to_agent"] == address
+
+
+def test_an_agent_reading_an_intent_it_just_received_sees_it_delivered(quiet: RuntimeProcess,
+                                                                       admin: httpx.Client) -> None:
+    """What the seed's agent relies on: GET /v1/intents/{id} (and its events) right after the frame arrives
+    shows DELIVERED, on the same connection pool, with no pause."""
+    name, _, bot = agent(quiet, admin, "readback")
+    ids = [create(admin, name) for _ in range(20)]
+    seen: list[str] = []
+    with bot.stream("GET", feed_path(name), params={"since": 0, "wait_seconds": 20}) as r:
+        for frame in iter_frames(r):
+            got = bot.get(f"/v1/intents/{frame.json['intent_id']}").json()["intent"]
+            assert got["status"] == "DELIVERED", got
+            events = bot.get(f"/v1/intents/{frame.json['intent_id']}/events").json()["events"]
+            assert events[-1]["event_type"] == "intent.delivered", events
+            seen.append(frame.json["intent_id"])
+            if len(seen) == len(ids):
+                break
+    assert seen == ids

@@ -8,7 +8,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from axme_cli.runtime import principals as pr
 from axme_cli.runtime.engine import agents as agents_engine
@@ -39,6 +39,8 @@ class Runtime:
         self.sender = OutboundSender(self)  # webhooks and http-binding intents
         self.public_url = ""  # the base of links in mails (server.py sets it)
         self.task_mail = TaskMailSender(self)
+        # intent id -> the write recording its delivery, not committed yet (see deliver_behind)
+        self._delivering: dict[str, asyncio.Future[Any]] = {}
 
     async def start(self) -> None:
         self.store.on_commit = self._on_commit
@@ -67,6 +69,37 @@ class Runtime:
 
     async def write(self, op: Callable[[Tx], T]) -> T:
         return await self.store.write(op)
+
+    def deliver_behind(self, intent_ids: list[str], op: Callable[[Tx], Any]) -> bool:
+        """Record deliveries without holding up the frames that carry them (one process only).
+
+        With one runtime process (SQLite) the feed sends its frames as soon as ``op`` is queued, and a read of
+        those intents waits for it (``settled``), so an agent that reads an intent it just received still sees
+        DELIVERED; its answer queues behind ``op`` in the one writer. If the process dies first, the intent is
+        still SUBMITTED and is redelivered (at-least-once). Several replicas (PostgreSQL) cannot share that
+        wait, so there the caller awaits the write before sending: returns False."""
+        if self.store.kind != "sqlite":
+            return False
+        task = asyncio.ensure_future(self.store.write(op))
+        for intent_id in intent_ids:
+            self._delivering[intent_id] = task
+
+        def done(t: asyncio.Future[Any]) -> None:
+            for intent_id in intent_ids:
+                if self._delivering.get(intent_id) is t:
+                    del self._delivering[intent_id]
+            if not t.cancelled() and t.exception() is not None:
+                log.warning("recording deliveries failed (they will be redelivered): %s", t.exception())
+
+        task.add_done_callback(done)
+        return True
+
+    async def settled(self, intent_id: str) -> None:
+        """Wait until a delivery of ``intent_id`` being recorded (``deliver_behind``) is committed."""
+        task = self._delivering.get(intent_id)
+        if task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(task)
 
     async def ensure_workspace_key(self, token: str) -> bool:
         now = time.time()

@@ -207,9 +207,12 @@ async def stream_agent_intents(request: Request) -> Response:
                         deliveries.append((row["intent_id"], row["attempt"]))
                     batch.append(frame)
                 if deliveries:
-                    # Durable before the agent sees the frame: a GET right after receiving it shows DELIVERED.
-                    await rt.write(functools.partial(intents_engine.op_mark_delivered_many, s=rt.settings,
-                                                     deliveries=deliveries, actor=actor, now=time.time()))
+                    # A GET right after receiving the frame shows DELIVERED: either the write is durable before
+                    # the frame leaves, or (one process) reads of these intents wait for it.
+                    record = functools.partial(intents_engine.op_mark_delivered_many, s=rt.settings,
+                                               deliveries=deliveries, actor=actor, now=time.time())
+                    if not rt.deliver_behind([d[0] for d in deliveries], record):
+                        await rt.write(record)
                 for frame in batch:
                     yield frame
                 if rows:

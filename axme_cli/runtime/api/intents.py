@@ -117,7 +117,9 @@ async def create_intent(request: Request) -> Response:
 
 
 async def _visible(request: Request, principal: Principal, intent_id: str) -> dict[str, Any]:
-    row = await runtime(request).store.get_intent(intent_id)
+    rt = runtime(request)
+    await rt.settled(intent_id)  # a delivery just streamed to an agent is visible to it (Runtime.deliver_behind)
+    row = await rt.store.get_intent(intent_id)
     if row is None or not principal.may_see(row):
         raise NotFound(f"intent {intent_id} not found", code="intent_not_found")
     return row
