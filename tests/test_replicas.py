@@ -103,6 +103,11 @@ def test_three_replicas_one_killed(tmp_path: Path) -> None:
             listed = {i["intent_id"] for i in admin.get("/v1/intents", params={"limit": 500}).json()["intents"]}
         assert {intent_id for intent_id, _ in runs} <= listed
         assert len(runs) == 2 + 18 - 3
+        import psycopg
+
+        with psycopg.connect(url) as conn:  # three replicas started together with one admin key: one row
+            row = conn.execute("SELECT count(*) FROM api_keys WHERE kind = 'workspace'").fetchone()
+        assert row is not None and row[0] == 1
         for g in groups:  # the payment agents were connected to the killed replica and moved on
             assert g.threads[1].url != urls[1] and any(isinstance(e, httpx.HTTPError) for e in g.threads[1].errors)
     finally:

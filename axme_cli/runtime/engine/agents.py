@@ -176,6 +176,7 @@ def op_revoke_key(tx: Tx, principal: Principal, sa_id: str, key_id: str, now: fl
 
 def op_ensure_workspace_key(tx: Tx, token: str, now: float) -> bool:
     """Make ``token`` a valid workspace (admin) key; returns True when it had to be added."""
+    tx.exclusive("workspace-key")  # replicas starting together add it once
     token_hash = pr.hash_token(token)
     for row in tx.keys_by_lookup([pr.lookup_of(token)]):
         if row["kind"] == "workspace" and row["status"] == "active" and pr.matches(token_hash, row["hash"]):

@@ -54,6 +54,11 @@ class Tx(abc.ABC):
     def __init__(self) -> None:
         self.notes = Notes()
 
+    @abc.abstractmethod
+    def exclusive(self, name: str) -> None:
+        """Let one transaction at a time past this point for ``name`` until it ends (a check-then-insert that
+        several replicas may run at once)."""
+
     # intents and events
     @abc.abstractmethod
     def get_intent(self, intent_id: str) -> Row | None: ...

@@ -75,6 +75,9 @@ class PostgresTx(SqlTx):
     LOCK = " FOR UPDATE"
     CLAIM = " FOR UPDATE SKIP LOCKED"
 
+    def exclusive(self, name: str) -> None:
+        self._c.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (name,))
+
 
 def encode_notes(replica: str, notes: Notes) -> list[str]:
     """``notes`` as notification payloads of at most ~7 kB each (a big transaction sends several)."""

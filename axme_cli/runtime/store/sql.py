@@ -69,6 +69,9 @@ class SqlTx(OutboundTxSql, InboxTxSql, TaskLinksTxSql, Tx):
         row = self._c.execute(sql, args).fetchone()
         return dict(row) if row is not None else None
 
+    def exclusive(self, name: str) -> None:
+        """Nothing to do with one writer at a time (SQLite); PostgreSQL takes an advisory lock."""
+
     def _all(self, sql: str, args: tuple[Any, ...] | list[Any]) -> list[Row]:
         return [dict(r) for r in self._c.execute(sql, args).fetchall()]
 
