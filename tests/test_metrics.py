@@ -96,6 +96,7 @@ def test_metrics_need_the_admin_key(mrt: RuntimeProcess) -> None:
     with mrt.client(token) as agent:
         r = agent.get("/metrics")
         assert r.status_code == 403 and r.json()["error"]["code"] == "policy_denied"
+        assert "observability.metrics" in agent.get("/v1/capabilities").json()["capabilities"]
 
 
 def test_metrics_public_flag(tmp_path: Path) -> None:
