@@ -47,6 +47,10 @@ PublicUrl = Annotated[
     typer.Option(help="The URL people reach this runtime at, for links in task mails (behind a proxy or load "
                  "balancer) [default: the URL it listens on].", envvar="AXME_PUBLIC_URL", show_default=False),
 ]
+MetricsPublic = Annotated[
+    bool, typer.Option("--metrics-public", help="Serve GET /metrics without a key (else it needs the workspace "
+                       "admin key); for a Prometheus that cannot send one, on a port only it can reach.")
+]
 OutboundTimeout = Annotated[
     float, typer.Option("--outbound-timeout-seconds", help="Seconds a webhook or http-agent POST may take.", min=0.1)
 ]
@@ -84,6 +88,7 @@ def register(app: typer.Typer) -> None:
         webhook_max_attempts: WebhookMaxAttempts = 4,
         outbound_timeout: OutboundTimeout = 10.0,
         public_url: PublicUrl = None,
+        metrics_public: MetricsPublic = False,
     ) -> None:
         """Run the local AXP runtime (SQLite, one process). Data persists across restarts."""
         from axme_cli.config import paths
@@ -98,6 +103,7 @@ def register(app: typer.Typer) -> None:
             mail_dir=mail_dir, allow_email=allow_email, login_code_ttl=login_code_ttl,
             access_token_ttl=access_token_ttl, replica_id=None, webhook_retry_base=webhook_retry_base,
             webhook_max_attempts=webhook_max_attempts, outbound_timeout=outbound_timeout, public_url=public_url,
+            metrics_public=metrics_public,
         )
 
     @app.command("server")
@@ -131,6 +137,7 @@ def register(app: typer.Typer) -> None:
         webhook_max_attempts: WebhookMaxAttempts = 4,
         outbound_timeout: OutboundTimeout = 10.0,
         public_url: PublicUrl = None,
+        metrics_public: MetricsPublic = False,
     ) -> None:
         """Run the AXP runtime for a team: PostgreSQL, as many replicas as you like behind a load balancer."""
         from axme_cli.errors import UsageError
@@ -144,14 +151,14 @@ def register(app: typer.Typer) -> None:
             mail_dir=mail_dir, allow_email=allow_email, login_code_ttl=login_code_ttl,
             access_token_ttl=access_token_ttl, replica_id=replica_id or f"{socket.gethostname()}-{os.getpid()}",
             webhook_retry_base=webhook_retry_base, webhook_max_attempts=webhook_max_attempts,
-            outbound_timeout=outbound_timeout, public_url=public_url,
+            outbound_timeout=outbound_timeout, public_url=public_url, metrics_public=metrics_public,
         )
 
 
 def _run(command: str, *, database: str, api_key: str | None, org: str, workspace: str, smtp_url: str | None,
          mail_dir: Path | None, allow_email: list[str] | None, redelivery_seconds: float, login_code_ttl: float,
          access_token_ttl: float, ready_file: Path | None, replica_id: str | None, webhook_retry_base: float,
-         webhook_max_attempts: int, outbound_timeout: float, **serve: Any) -> None:
+         webhook_max_attempts: int, outbound_timeout: float, metrics_public: bool = False, **serve: Any) -> None:
     from axme_cli.errors import UsageError
     from axme_cli.protocol.addresses import is_valid_slug
     from axme_cli.runtime.server import AddressInUse, ServeOptions, StartupFailed
@@ -192,7 +199,8 @@ def _run(command: str, *, database: str, api_key: str | None, org: str, workspac
     settings = Settings(org=org, workspace=workspace, redelivery_seconds=redelivery_seconds,
                         login_code_ttl_seconds=login_code_ttl, access_token_ttl_seconds=access_token_ttl,
                         allowed_emails=emails, webhook_retry_base_seconds=webhook_retry_base,
-                        webhook_max_attempts=webhook_max_attempts, outbound_timeout_seconds=outbound_timeout)
+                        webhook_max_attempts=webhook_max_attempts, outbound_timeout_seconds=outbound_timeout,
+                        metrics_public=metrics_public)
     opts = ServeOptions(
         database=database,
         settings=settings,

@@ -48,6 +48,8 @@ CAPABILITIES: tuple[str, ...] = (
     "storage.sqlite",
     "storage.postgresql",
     "storage.replicas",  # several runtimes on one PostgreSQL database
+    # seeing the system (issue 9)
+    "observability.metrics",  # GET /metrics, Prometheus text format
 )
 
 # Protocol intent types with a payload schema (axp-spec protocol/intent.*.v1) that the runtime carries.

@@ -11,11 +11,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from axme_cli.runtime import principals as pr
+from axme_cli.runtime import tracing
 from axme_cli.runtime.engine import agents as agents_engine
 from axme_cli.runtime.engine import auth as auth_engine
 from axme_cli.runtime.engine import intents as intents_engine
 from axme_cli.runtime.errors import StoreUnavailable, Unauthorized
 from axme_cli.runtime.mailer import DevMailer, Mailer
+from axme_cli.runtime.metrics import Metrics
 from axme_cli.runtime.notify import Hub, wait
 from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.sender import OutboundSender
@@ -41,9 +43,13 @@ class Runtime:
         self.task_mail = TaskMailSender(self)
         # intent id -> the write recording its delivery, not committed yet (see deliver_behind)
         self._delivering: dict[str, asyncio.Future[Any]] = {}
+        self.metrics = Metrics(self)
+        self.tracing: tracing.Tracing | None = None  # set by start() when OTEL_EXPORTER_OTLP_ENDPOINT is set
 
     async def start(self) -> None:
+        self.tracing = tracing.from_env(self.settings.service)
         self.store.on_commit = self._on_commit
+        self.store.on_batch = self.metrics.commit
         await self.store.open()
         self._scheduler = asyncio.create_task(self._schedule(), name="axme-scheduler")
         await self.sender.start()
@@ -57,8 +63,15 @@ class Runtime:
                 await self._scheduler
         await self.task_mail.stop()
         await self.store.close()
+        if self.tracing is not None:  # export the spans still queued
+            await asyncio.get_running_loop().run_in_executor(None, self.tracing.shutdown)
+            self.tracing = None
 
     def _on_commit(self, notes: Notes) -> None:
+        if notes.seen:
+            self.metrics.observe(notes.seen)
+            if self.tracing is not None:
+                self.tracing.observe(notes.seen)
         if notes.keys_changed or notes.everything:
             self.keys.clear()
         if notes.outbound or notes.everything:
@@ -178,6 +191,7 @@ class Runtime:
                 nxt = await self.store.next_wake()
                 now = time.time()
                 if nxt is not None and nxt <= now:
+                    self.metrics.timer_lag(now - nxt)
                     fired = await self.write(lambda tx: intents_engine.op_fire_due(tx, s, time.time()))
                     if fired:
                         continue

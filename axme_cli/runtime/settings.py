@@ -27,6 +27,7 @@ class Settings:
     webhook_retry_base_seconds: float = 30.0
     webhook_max_attempts: int = 4
     outbound_timeout_seconds: float = 10.0  # one POST; longer counts as a failed attempt
+    metrics_public: bool = False  # GET /metrics without a key (else the workspace admin key) (issue 9)
 
     @property
     def admin_address(self) -> str:

@@ -18,6 +18,7 @@ from axme_cli.runtime.api import (
     health,
     inbox,
     intents,
+    metrics,
     scenarios,
     task_pages,
     tasks,
@@ -66,7 +67,8 @@ def build_app(rt: Runtime, *, manage_runtime: bool = True) -> Starlette:
 
     app = Starlette(
         routes=[*health.routes, *intents.routes, *scenarios.routes, *tasks.routes, *agents.routes, *auth.routes,
-                *webhooks.routes, *inbox.routes, *approvals.routes, *task_pages.routes],
+                *webhooks.routes, *inbox.routes, *approvals.routes, *task_pages.routes,
+                *metrics.routes],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected},
         lifespan=lifespan,
     )

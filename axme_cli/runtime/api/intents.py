@@ -22,6 +22,7 @@ from axme_cli.protocol.models import (
     create_request_adapter,
     describe_validation_error,
 )
+from axme_cli.runtime import tracing
 from axme_cli.runtime.api.common import (
     authenticate,
     int_param,
@@ -100,6 +101,8 @@ async def create_intent(request: Request) -> Response:
         "escalate_to": model.escalate_to,
         "human_task": model.human_task.model_dump(exclude_none=True) if model.human_task else None,
     }
+    if rt.tracing is not None:
+        req["trace"] = tracing.context_from(request.headers)
     if principal.is_admin and model.from_agent:
         req["from_agent"] = resolve_target(rt.settings, model.from_agent, "from_agent")
     else:

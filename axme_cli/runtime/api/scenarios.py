@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from axme_cli.protocol.scenario import check
+from axme_cli.runtime import tracing
 from axme_cli.runtime.api.common import authenticate, parse_object, read_body, respond, runtime
 from axme_cli.runtime.engine import workflows
 from axme_cli.runtime.errors import Unprocessable
@@ -41,7 +42,8 @@ async def apply(request: Request) -> Response:
     idem = (f"{principal.key_id}:POST /v1/scenarios/apply", key, hashlib.sha256(raw).hexdigest()) if key else None
     rt = runtime(request)
     now = time.time()
-    result = await rt.write(lambda tx: workflows.op_apply(tx, rt.settings, principal, bundle, now, idem))
+    trace = tracing.context_from(request.headers) if rt.tracing is not None else None
+    result = await rt.write(lambda tx: workflows.op_apply(tx, rt.settings, principal, bundle, now, idem, trace))
     return respond({**result, "warnings": warnings}, request=request)
 
 

@@ -29,6 +29,7 @@ _DOC_FIELDS = (
     "max_reminders",
     "escalate_to",
     "human_task",
+    "trace",  # the trace context of the request that created it (issue 9; only when tracing is on)
 )
 
 
@@ -161,6 +162,11 @@ def apply_event(
         event.update(extra)
     tx.insert_event(row["intent_id"], seq, dumps(event))
     tx.update_intent(row["intent_id"], fields)
+    # for metrics and traces, counted after the commit (runtime/metrics.py)
+    if new_status in lc.TERMINAL:
+        tx.notes.see(("terminal", row["intent_id"], row["intent_type"], new_status, row["created_at"], doc, now))
+    elif event_type == "intent.delivered":
+        tx.notes.see(("delivered", row["created_at"], doc, not row.get("delivered_attempt"), now))
     if fields["wake_ts"] != row.get("wake_ts"):
         tx.notes.timer(fields["wake_ts"])
     row.update(fields)
@@ -235,6 +241,7 @@ def insert_new_intent(
         submitted["pending_with"] = holder
     tx.insert_event(intent_id, 2, dumps(submitted))
     tx.notes.intents.add(intent_id)
+    tx.notes.see(("created", doc))
     if on_feed:
         outbound.dispatch_intent(tx, to_agent, intent_id, 1, now)
     tx.notes.timer(row["wake_ts"])
@@ -543,6 +550,7 @@ def _fire(tx: Tx, s: Settings, row: Row, now: float) -> None:
             attempt = row["delivery_attempt"] + 1
             outbound.dispatch_intent(tx, row["to_agent"], row["intent_id"], attempt, now)
             fields = {"delivery_attempt": attempt, "redeliver_ts": now + s.redelivery_seconds}
+            tx.notes.see(("redelivered",))
         merged = {**row, **fields}
         fields["wake_ts"] = wake_of(merged)
         tx.update_intent(row["intent_id"], fields)

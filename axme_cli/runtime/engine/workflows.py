@@ -146,7 +146,7 @@ def _load(tx: Tx, s: Settings, parent: Row, workflow_id: str, now: float) -> Run
 
 
 def op_apply(tx: Tx, s: Settings, principal: Principal, bundle: ScenarioBundle, now: float,
-             idem: tuple[str, str, str] | None) -> dict[str, Any]:
+             idem: tuple[str, str, str] | None, trace: dict[str, Any] | None = None) -> dict[str, Any]:
     replay = idempotent_replay(tx, idem)
     if replay is not None:
         return {**replay, "idempotent": True}
@@ -194,6 +194,7 @@ def op_apply(tx: Tx, s: Settings, principal: Principal, bundle: ScenarioBundle, 
         "remind_interval_seconds": intent.get("remind_interval_seconds"),
         "max_reminders": intent.get("max_reminders"),
         "escalate_to": intent.get("escalate_to"),
+        "trace": trace,
     }
     parent = insert_new_intent(tx, s, req, now, on_feed=False, doc_extra={
         "workflow_id": workflow_id, "workflow_parent": True, "scenario_id": bundle.scenario_id,
@@ -306,6 +307,7 @@ def _dispatch_child(run: Run, step: dict[str, Any], address: str, attempt: int, 
         "max_delivery_attempts": spec.get("max_delivery_attempts") or run.compiled["intent"].get(
             "max_delivery_attempts"),
         "deadline_at": iso(run.now + float(deadline)) if deadline else None,
+        "trace": loads(parent["doc"]).get("trace"),  # a step's span is a child of the parent's (issue 9)
     }
     return insert_new_intent(run.tx, run.s, req, run.now, doc_extra={
         "workflow_id": run.workflow_id, "parent_intent_id": parent["intent_id"], "step_id": step["step_id"],

@@ -32,6 +32,16 @@ class Notes:
     everything: bool = False
     outbound: bool = False  # a delivery was queued or is due again: wake the outbound sender
     mail: bool = False  # a task mail was queued (issue 6)
+    # What happened, for metrics and traces (issue 9): facts an operation noted with ``see``. They reach
+    # ``on_commit`` only if the transaction commits (a rerun starts from a fresh Tx), so nothing is counted
+    # twice; they stay in this process (never sent to other replicas).
+    seen: list[tuple[Any, ...]] | None = None
+
+    def see(self, fact: tuple[Any, ...]) -> None:
+        if self.seen is None:
+            self.seen = [fact]
+        else:
+            self.seen.append(fact)
 
     def timer(self, ts: float | None) -> None:
         """A timer is now due at ``ts`` (None: a timer went away; the scheduler finds that out by itself)."""
@@ -46,6 +56,11 @@ class Notes:
         self.everything = self.everything or other.everything
         self.outbound = self.outbound or other.outbound
         self.mail = self.mail or other.mail
+        if other.seen:
+            if self.seen is None:
+                self.seen = list(other.seen)
+            else:
+                self.seen.extend(other.seen)
 
 
 class Tx(abc.ABC):
@@ -279,6 +294,8 @@ class Store(abc.ABC):
     location = ""
 
     on_commit: Callable[[Notes], None] | None = None
+    # Called by the writer after each commit with (operations in the transaction, seconds it took); metrics.
+    on_batch: Callable[[int, float], None] | None = None
 
     @abc.abstractmethod
     async def open(self) -> None: ...

@@ -217,11 +217,14 @@ class PostgresStore(SqlReads, Store):
             raise StoreUnavailable("the store is closed")
         for attempt in range(1, MAX_TRIES + 1):
             try:
-                with pool.connection() as conn, conn.transaction():
-                    tx = PostgresTx(_Conn(conn))
-                    result = op(tx)
-                    for payload in encode_notes(self.replica_id, tx.notes):
-                        conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+                with pool.connection() as conn:
+                    started = time.perf_counter()
+                    with conn.transaction():
+                        tx = PostgresTx(_Conn(conn))
+                        result = op(tx)
+                        for payload in encode_notes(self.replica_id, tx.notes):
+                            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+                    took = time.perf_counter() - started
             except _RETRY as exc:
                 self.retries += 1
                 if attempt == MAX_TRIES:
@@ -233,6 +236,8 @@ class PostgresStore(SqlReads, Store):
             except psycopg.DataError as exc:
                 raise _unstorable(exc) from exc
             assert self._loop is not None
+            if self.on_batch is not None:  # one operation per transaction
+                self.on_batch(1, took)
             if self.on_commit is not None:
                 self._loop.call_soon_threadsafe(self.on_commit, tx.notes)
             return result

@@ -16,6 +16,7 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -169,6 +170,7 @@ class SqliteStore(SqlReads, Store):
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> tuple[list[Any], Notes]:
         notes = Notes()
         outcomes: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        started = time.perf_counter()
         try:
             conn.execute("BEGIN IMMEDIATE")
             for op, fut in batch:
@@ -193,6 +195,8 @@ class SqliteStore(SqlReads, Store):
                 conn.execute("ROLLBACK")
             failure = StoreUnavailable(f"the database refused the write ({exc}); retry shortly")
             return [(fut, False, failure) for _, fut in batch], Notes()
+        if self.on_batch is not None:
+            self.on_batch(len(batch), time.perf_counter() - started)
         return outcomes, notes
 
     def _finish(self, outcomes: list[tuple[asyncio.Future[Any], bool, Any]], notes: Notes) -> None:
