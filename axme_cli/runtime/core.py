@@ -12,13 +12,14 @@ from typing import Any, TypeVar
 
 from axme_cli.runtime import principals as pr
 from axme_cli.runtime import tracing
+from axme_cli.runtime.background import Background
 from axme_cli.runtime.engine import agents as agents_engine
 from axme_cli.runtime.engine import auth as auth_engine
 from axme_cli.runtime.engine import intents as intents_engine
-from axme_cli.runtime.errors import StoreUnavailable, Unauthorized
+from axme_cli.runtime.errors import Unauthorized
 from axme_cli.runtime.mailer import DevMailer, Mailer
 from axme_cli.runtime.metrics import Metrics
-from axme_cli.runtime.notify import Hub, wait
+from axme_cli.runtime.notify import Hub
 from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.sender import OutboundSender
 from axme_cli.runtime.settings import Settings
@@ -37,7 +38,7 @@ class Runtime:
         self.keys = pr.KeyCache()
         self.mailer: Mailer = DevMailer()  # server.py sets the configured one (dev console + folder, or SMTP)
         self.started_at = time.time()
-        self._scheduler: asyncio.Task[None] | None = None
+        self.timers = Timers(self)
         self.sender = OutboundSender(self)  # webhooks and http-binding intents
         self.public_url = ""  # the base of links in mails (server.py sets it)
         self.task_mail = TaskMailSender(self)
@@ -51,17 +52,13 @@ class Runtime:
         self.store.on_commit = self._on_commit
         self.store.on_batch = self.metrics.commit
         await self.store.open()
-        self._scheduler = asyncio.create_task(self._schedule(), name="axme-scheduler")
-        await self.sender.start()
+        self.timers.start()
+        self.sender.start()
         self.task_mail.start()
 
     async def stop(self) -> None:
-        await self.sender.stop()
-        if self._scheduler is not None:
-            self._scheduler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._scheduler
-        await self.task_mail.stop()
+        for loop in (self.sender, self.timers, self.task_mail):
+            await loop.stop()
         await self.store.close()
         if self.tracing is not None:  # export the spans still queued
             await asyncio.get_running_loop().run_in_executor(None, self.tracing.shutdown)
@@ -75,10 +72,14 @@ class Runtime:
         if notes.keys_changed or notes.everything:
             self.keys.clear()
         if notes.outbound or notes.everything:
-            self.sender.wake.set()
-        self.hub.publish(notes)
+            self.sender.wake()
         if notes.mail or notes.everything:
             self.task_mail.wake()
+        if notes.everything:
+            self.timers.wake()
+        else:
+            self.timers.wake_before(notes.wake_at)  # only an earlier timer needs to wake it
+        self.hub.publish(notes)
 
     async def write(self, op: Callable[[Tx], T]) -> T:
         return await self.store.write(op)
@@ -176,38 +177,34 @@ class Runtime:
         self.keys.put(token_hash, principal, valid_for=left)
         return principal
 
-    # timers
-    async def _schedule(self) -> None:
-        s = self.settings
-        last_cleanup = 0.0
-        while True:
-            self.hub.scheduler.clear()
-            self.hub.scheduler_due = 0.0
-            try:
-                now = time.time()
-                if now - last_cleanup > 3600:
-                    await self.write(functools.partial(_expire_idempotency, before=now - s.idempotency_ttl_seconds))
-                    last_cleanup = now
-                nxt = await self.store.next_wake()
-                now = time.time()
-                if nxt is not None and nxt <= now:
-                    self.metrics.timer_lag(now - nxt)
-                    fired = await self.write(lambda tx: intents_engine.op_fire_due(tx, s, time.time()))
-                    if fired:
-                        continue
-                    # Due, but another replica holds those rows (PostgreSQL SKIP LOCKED): look again shortly
-                    # instead of spinning; its commit also wakes us.
-                    timeout = 0.05
-                else:
-                    timeout = 60.0 if nxt is None else min(60.0, nxt - now)
-            except StoreUnavailable as exc:
-                log.warning("scheduler: %s", exc.message)
-                timeout = 1.0
-            except Exception:  # never let the timer loop die
-                log.exception("scheduler iteration failed")
-                timeout = 1.0
-            self.hub.scheduler_due = time.time() + timeout
-            await wait(self.hub.scheduler, timeout)
+
+class Timers(Background):
+    """Fires due timers (deadlines, redeliveries, retry delays, reminders), sleeping until the earliest one;
+    a commit that sets an earlier timer wakes it (``Runtime._on_commit``)."""
+
+    name = "scheduler"
+
+    def __init__(self, rt: Runtime) -> None:
+        super().__init__()
+        self.rt = rt
+        self._last_cleanup = 0.0
+
+    async def step(self) -> float:
+        rt, s = self.rt, self.rt.settings
+        now = time.time()
+        if now - self._last_cleanup > 3600:
+            await rt.write(functools.partial(_expire_idempotency, before=now - s.idempotency_ttl_seconds))
+            self._last_cleanup = now
+        nxt = await rt.store.next_wake()
+        now = time.time()
+        if nxt is None:
+            return 60.0
+        if nxt > now:
+            return min(60.0, nxt - now)
+        rt.metrics.timer_lag(now - nxt)
+        fired = await rt.write(lambda tx: intents_engine.op_fire_due(tx, s, time.time()))
+        # None fired: another replica holds those rows (PostgreSQL SKIP LOCKED); look again soon, do not spin.
+        return 0.0 if fired else 0.05
 
 
 def _expire_idempotency(tx: Tx, before: float) -> int:

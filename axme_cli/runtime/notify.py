@@ -1,4 +1,4 @@
-"""Wake-ups for streams and the scheduler after a commit. In-process for SQLite.
+"""Wake-ups for streams after a commit. In-process for SQLite.
 
 A stream registers an ``asyncio.Event`` for the intent or agent feed it follows, clears it,
 reads, sends, then waits on it: a commit that touches that intent or feed sets it. Nothing
@@ -20,9 +20,6 @@ class Hub:
     def __init__(self) -> None:
         self._intents: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
         self._feeds: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
-        self.scheduler = asyncio.Event()
-        # When the scheduler plans to look next (0 while it works): only an earlier timer needs to wake it.
-        self.scheduler_due = 0.0
         self.open_streams = 0
 
     @contextlib.contextmanager
@@ -52,7 +49,6 @@ class Hub:
                 for events in table.values():
                     for event in events:
                         event.set()
-            self.scheduler.set()
             return
         for intent_id in notes.intents:
             for event in self._intents.get(intent_id, ()):
@@ -60,8 +56,6 @@ class Hub:
         for address in notes.feeds:
             for event in self._feeds.get(address, ()):
                 event.set()
-        if notes.wake_at is not None and notes.wake_at < self.scheduler_due:
-            self.scheduler.set()
 
 
 async def wait(event: asyncio.Event, timeout: float) -> bool:

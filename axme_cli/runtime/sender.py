@@ -17,9 +17,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from axme_cli.protocol.webhooks import SIGNATURE_HEADER, sign
+from axme_cli.runtime.background import Background
 from axme_cli.runtime.engine import outbound as engine
 from axme_cli.runtime.errors import StoreUnavailable
-from axme_cli.runtime.notify import wait
 
 if TYPE_CHECKING:
     import aiohttp
@@ -31,64 +31,54 @@ log = logging.getLogger("axme.outbound")
 MAX_IN_FLIGHT = 64
 
 
-class OutboundSender:
+class OutboundSender(Background):
+    name = "outbound"
+
     def __init__(self, rt: Runtime) -> None:
+        super().__init__()
         self.rt = rt
-        self.wake = asyncio.Event()
-        self._loop_task: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
         self._full = False
 
-    async def start(self) -> None:
+    def start(self) -> None:
         import aiohttp
 
         timeout = aiohttp.ClientTimeout(total=self.rt.settings.outbound_timeout_seconds)
         self._session = aiohttp.ClientSession(timeout=timeout, headers={"User-Agent": "axme-runtime"})
-        self._loop_task = asyncio.create_task(self._run(), name="axme-outbound")
+        super().start()
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._loop_task, *self._in_flight) if t is not None]
+        await super().stop()
+        tasks = list(self._in_flight)
         for task in tasks:
             task.cancel()
         for task in tasks:  # an interrupted POST keeps its lease; the row is taken again once it runs out
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._loop_task = None
         if self._session is not None:
             await self._session.close()
             self._session = None
 
-    async def _run(self) -> None:
-        s = self.rt.settings
-        while True:
-            self.wake.clear()
-            timeout = 60.0
-            try:
-                room = MAX_IN_FLIGHT - len(self._in_flight)
-                if room <= 0:
-                    self._full = True  # the next finished send wakes us
-                else:
-                    due = await self.rt.store.next_outbound_due()
-                    now = time.time()
-                    if due is not None and due <= now:
-                        jobs = await self.rt.write(functools.partial(engine.op_claim, s=s, now=now, limit=room))
-                        for job in jobs:
-                            task = asyncio.create_task(self._send(job))
-                            self._in_flight.add(task)
-                            task.add_done_callback(self._in_flight.discard)
-                        if jobs:
-                            continue  # claimed rows are leased (not due now): look again for more
-                        timeout = 0.05  # another replica holds them (SKIP LOCKED): look again soon, do not spin
-                    elif due is not None:
-                        timeout = min(timeout, due - now)
-            except StoreUnavailable as exc:
-                log.warning("outbound: %s", exc.message)
-                timeout = 1.0
-            except Exception:  # never let the sender die
-                log.exception("outbound sender iteration failed")
-                timeout = 1.0
-            await wait(self.wake, timeout)
+    async def step(self) -> float:
+        room = MAX_IN_FLIGHT - len(self._in_flight)
+        if room <= 0:
+            self._full = True  # the next finished send wakes us
+            return 60.0
+        due = await self.rt.store.next_outbound_due()
+        now = time.time()
+        if due is None:
+            return 60.0
+        if due > now:
+            return min(60.0, due - now)
+        jobs = await self.rt.write(functools.partial(engine.op_claim, s=self.rt.settings, now=now, limit=room))
+        for job in jobs:
+            task = asyncio.create_task(self._send(job))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+        # Claimed rows are leased (not due now): look again for more at once. None claimed: another replica
+        # holds them (SKIP LOCKED); look again soon rather than spin.
+        return 0.0 if jobs else 0.05
 
     async def _send(self, job: dict[str, Any]) -> None:
         import aiohttp
@@ -116,4 +106,4 @@ class OutboundSender:
         finally:
             if self._full:
                 self._full = False
-                self.wake.set()
+                self.wake()

@@ -11,7 +11,6 @@ A failed send is retried with backoff and its link revoked; the link of a sent m
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -19,9 +18,8 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import TYPE_CHECKING, Any
 
+from axme_cli.runtime.background import Background
 from axme_cli.runtime.engine import human
-from axme_cli.runtime.errors import StoreUnavailable
-from axme_cli.runtime.notify import wait
 
 if TYPE_CHECKING:
     from axme_cli.runtime.core import Runtime
@@ -82,46 +80,21 @@ def task_message(sender: str, claimed: dict[str, Any], link: str) -> EmailMessag
     return msg
 
 
-class TaskMailSender:
+class TaskMailSender(Background):
+    name = "task-mail"
+
     def __init__(self, rt: Runtime) -> None:
+        super().__init__()
         self.rt = rt
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="axme-task-mail")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    def wake(self) -> None:
-        self._wakeup.set()
-
-    async def _run(self) -> None:
+    async def step(self) -> float:
         store = self.rt.store
-        while True:
-            self._wakeup.clear()
-            try:
-                ids = await store.due_task_mail(time.time(), BATCH)
-                if ids:
-                    done = await asyncio.gather(*(self._send_one(mail_id) for mail_id in ids))
-                    if all(done):
-                        continue
-                    timeout = 1.0  # something went wrong: do not spin on the same rows
-                else:
-                    nxt = await store.next_task_mail_due()
-                    timeout = 60.0 if nxt is None else min(60.0, nxt - time.time())
-            except StoreUnavailable as exc:
-                log.warning("task mail: %s", exc.message)
-                timeout = 1.0
-            except Exception:  # never let the sender die
-                log.exception("task mail iteration failed")
-                timeout = 1.0
-            await wait(self._wakeup, timeout)
+        ids = await store.due_task_mail(time.time(), BATCH)
+        if ids:
+            done = await asyncio.gather(*(self._send_one(mail_id) for mail_id in ids))
+            return 0.0 if all(done) else 1.0  # something went wrong: do not spin on the same rows
+        nxt = await store.next_task_mail_due()
+        return 60.0 if nxt is None else min(60.0, nxt - time.time())
 
     async def _send_one(self, mail_id: str) -> bool:
         rt = self.rt
