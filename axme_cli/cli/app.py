@@ -206,6 +206,7 @@ def build() -> typer.Typer:
         scenarios,
         status,
         tasks,
+        ui,
         webhooks,
     )
 
@@ -221,4 +222,5 @@ def build() -> typer.Typer:
     tasks.register(app)
     webhooks.register(app)
     inbox.register(app)
+    ui.register(app)
     return app

@@ -239,6 +239,7 @@ def _announce_server(info: object) -> None:
     assert isinstance(info, ReadyInfo)
     s = info.settings
     out(f"axme server: listening on {info.url} (pid {info.pid})")
+    out(f"  Dashboard  {info.url}/ui/")
     out(f"  Database   {info.database} ({info.storage})")
     out(f"  Agents     agent://{s.org}/{s.workspace}/<name>")
     if info.login_codes:
@@ -277,6 +278,7 @@ def _announce(info: object) -> None:
     }[info.admin_key_source]
     out("axme dev: local AXP runtime")
     out(f"  URL        {info.url}")
+    out(f"  Dashboard  {info.url}/ui/  (`axme ui` opens it; log in with the admin key)")
     persists = "data persists across restarts" if info.storage == "sqlite" else "shared by every replica"
     out(f"  Database   {info.database} ({info.storage}; {persists})")
     out(f"  Agents     agent://{s.org}/{s.workspace}/<name>")

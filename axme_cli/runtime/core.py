@@ -139,17 +139,9 @@ class Runtime:
                 found = row
         if found is None and session_token is not None:
             raise Unauthorized("unknown or revoked access token; run `axme login`", code="invalid_actor_token")
-        if found is None or found["status"] != "active":
+        if found is None:
             raise Unauthorized("invalid or revoked API key", code="invalid_platform_api_key")
-        if found["expires_at"] and found["expires_at"] <= _iso_now():
-            raise Unauthorized("this API key has expired", code="token_expired")
-        if found["kind"] == "workspace":
-            principal = Principal("workspace", found["key_id"], self.settings.admin_address)
-        else:
-            sa = await self.store.get_service_account(found["service_account_id"])
-            if sa is None or sa["status"] != "active":
-                raise Unauthorized("the service account of this key was deleted", code="invalid_platform_api_key")
-            principal = Principal("service_account", found["key_id"], sa["address"], sa["service_account_id"])
+        principal = await self.key_principal(found)
         valid_for = None
         if found["expires_at"]:  # a cached key must not outlive its expiry
             from axme_cli.runtime.clock import parse_iso
@@ -157,6 +149,20 @@ class Runtime:
             valid_for = parse_iso(found["expires_at"]) - time.time()
         self.keys.put(token_hash, principal, valid_for=valid_for)
         return principal
+
+    async def key_principal(self, found: dict[str, Any]) -> Principal:
+        """Who an API key's row (``kind``, ``status``, ``expires_at``, ...) stands for, if it still works: also
+        used by the dashboard, whose sessions keep the key's id, never the key."""
+        if found["status"] != "active":
+            raise Unauthorized("invalid or revoked API key", code="invalid_platform_api_key")
+        if found["expires_at"] and found["expires_at"] <= _iso_now():
+            raise Unauthorized("this API key has expired", code="token_expired")
+        if found["kind"] == "workspace":
+            return Principal("workspace", found["key_id"], self.settings.admin_address)
+        sa = await self.store.get_service_account(found["service_account_id"])
+        if sa is None or sa["status"] != "active":
+            raise Unauthorized("the service account of this key was deleted", code="invalid_platform_api_key")
+        return Principal("service_account", found["key_id"], sa["address"], sa["service_account_id"])
 
     async def _authenticate_actor(self, token_hash: str, kind: str, token_id: str) -> Principal | None:
         """A person's access token (``axme_at_...``); None when no session token has this id."""

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import defaultdict
+import time
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 
 from axme_cli.runtime.store.base import Notes
@@ -21,6 +22,12 @@ class Hub:
         self._intents: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
         self._feeds: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
         self.open_streams = 0
+        # The dashboard (issue 9): streams that want to hear of any intent change (live counts), and which agent
+        # feeds have a listener now (feed_listeners) or had one last (feed_seen, epoch seconds). In memory, per
+        # process: with PostgreSQL replicas each knows the agents connected to it.
+        self._any: set[asyncio.Event] = set()
+        self.feed_listeners: Counter[str] = Counter()
+        self.feed_seen: dict[str, float] = {}
 
     @contextlib.contextmanager
     def _watch(self, table: defaultdict[str, set[asyncio.Event]], key: str) -> Iterator[asyncio.Event]:
@@ -40,10 +47,35 @@ class Hub:
     def watch_intent(self, intent_id: str) -> contextlib.AbstractContextManager[asyncio.Event]:
         return self._watch(self._intents, intent_id)
 
-    def watch_feed(self, address: str) -> contextlib.AbstractContextManager[asyncio.Event]:
-        return self._watch(self._feeds, address)
+    @contextlib.contextmanager
+    def watch_feed(self, address: str) -> Iterator[asyncio.Event]:
+        self.feed_listeners[address] += 1
+        self.feed_seen[address] = time.time()
+        try:
+            with self._watch(self._feeds, address) as event:
+                yield event
+        finally:
+            self.feed_listeners[address] -= 1
+            if self.feed_listeners[address] <= 0:
+                del self.feed_listeners[address]
+            self.feed_seen[address] = time.time()
+
+    @contextlib.contextmanager
+    def watch_any(self) -> Iterator[asyncio.Event]:
+        """Set by every commit that changed an intent (the dashboard's live counts)."""
+        event = asyncio.Event()
+        self._any.add(event)
+        self.open_streams += 1
+        try:
+            yield event
+        finally:
+            self.open_streams -= 1
+            self._any.discard(event)
 
     def publish(self, notes: Notes) -> None:
+        if notes.intents or notes.everything:
+            for event in self._any:
+                event.set()
         if notes.everything:
             for table in (self._intents, self._feeds):
                 for events in table.values():

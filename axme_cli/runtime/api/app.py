@@ -27,6 +27,7 @@ from axme_cli.runtime.api import (
 from axme_cli.runtime.api.common import error_response
 from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.errors import ApiError
+from axme_cli.runtime.ui import routes as ui_routes
 
 log = logging.getLogger("axme.api")
 
@@ -68,7 +69,7 @@ def build_app(rt: Runtime, *, manage_runtime: bool = True) -> Starlette:
     app = Starlette(
         routes=[*health.routes, *intents.routes, *scenarios.routes, *tasks.routes, *agents.routes, *auth.routes,
                 *webhooks.routes, *inbox.routes, *approvals.routes, *task_pages.routes,
-                *metrics.routes],
+                *metrics.routes, *ui_routes],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected},
         lifespan=lifespan,
     )

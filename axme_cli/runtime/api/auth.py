@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from axme_cli.runtime import principals as pr
 from axme_cli.runtime.api.common import authenticate, read_object, respond, runtime
+from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.engine import auth as engine
 from axme_cli.runtime.errors import ApiError, Forbidden, Unauthorized, Unprocessable
 from axme_cli.runtime.mailer import MailError
@@ -55,13 +56,12 @@ def principal_view(p: Principal) -> dict[str, Any]:
     return view
 
 
-async def open_login_intent(request: Request) -> Response:
-    rt = runtime(request)
+async def send_login_code(rt: Runtime, raw_email: Any, client: str | None) -> tuple[str, dict[str, Any]]:
+    """Open a login intent for the email and mail its code: (normalized email, the login intent row). Also the
+    dashboard's login (runtime/ui)."""
     s = rt.settings
-    body = await read_object(request)
-    email = engine.normalize_email(body.get("email"))
+    email = engine.normalize_email(raw_email)
     code = pr.new_login_code()
-    client = _client(request)
     now = time.time()
     row = await rt.write(lambda tx: engine.op_open_login_intent(tx, s, email, code, client, now))
     try:
@@ -72,6 +72,14 @@ async def open_login_intent(request: Request) -> Response:
         await rt.write(lambda tx: engine.op_kill_login_intent(tx, intent_id, time.time()))
         raise ApiError(f"the login code could not be sent: {exc}", code="mail_delivery_failed", status_code=503,
                        details={"retryable": True}, headers={"Retry-After": "5"}) from None
+    return email, row
+
+
+async def open_login_intent(request: Request) -> Response:
+    rt = runtime(request)
+    s = rt.settings
+    body = await read_object(request)
+    email, row = await send_login_code(rt, body.get("email"), _client(request))
     return respond(
         {
             "ok": True,

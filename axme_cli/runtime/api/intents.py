@@ -34,6 +34,7 @@ from axme_cli.runtime.api.common import (
     runtime,
 )
 from axme_cli.runtime.clock import to_iso
+from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.engine import intents as engine
 from axme_cli.runtime.engine.workflows import workflow_view
 from axme_cli.runtime.errors import BadRequest, NotFound, Unprocessable
@@ -87,26 +88,9 @@ async def create_intent(request: Request) -> Response:
         model = create_request_adapter.validate_json(raw)
     except ValidationError as exc:
         raise validation_failed(exc) from None
-    req: dict[str, Any] = {
-        "intent_type": model.intent_type,
-        "correlation_id": str(model.correlation_id),
-        "to_agent": resolve_target(rt.settings, model.to_agent),
-        "payload": model.payload,
-        "max_delivery_attempts": model.max_delivery_attempts,
-        "reply_to": resolve_target(rt.settings, model.reply_to, "reply_to") if model.reply_to else None,
-        "deadline_at": to_iso(model.deadline_at) if model.deadline_at else None,
-        "remind_after_seconds": model.remind_after_seconds,
-        "remind_interval_seconds": model.remind_interval_seconds,
-        "max_reminders": model.max_reminders,
-        "escalate_to": model.escalate_to,
-        "human_task": model.human_task.model_dump(exclude_none=True) if model.human_task else None,
-    }
+    req = create_request(rt.settings, principal, model)
     if rt.tracing is not None:
         req["trace"] = tracing.context_from(request.headers)
-    if principal.is_admin and model.from_agent:
-        req["from_agent"] = resolve_target(rt.settings, model.from_agent, "from_agent")
-    else:
-        req["from_agent"] = principal.address
     idem = None
     key = request.headers.get("idempotency-key")
     if key:
@@ -117,6 +101,29 @@ async def create_intent(request: Request) -> Response:
     s = rt.settings
     body = await rt.write(lambda tx: engine.op_create(tx, s, principal, req, now, idem))
     return respond(body, request=request)
+
+
+def create_request(s: Settings, principal: Principal, model: Any) -> dict[str, Any]:
+    """What ``engine.op_create`` takes, from a validated create request (also the dashboard's retry)."""
+    req: dict[str, Any] = {
+        "intent_type": model.intent_type,
+        "correlation_id": str(model.correlation_id),
+        "to_agent": resolve_target(s, model.to_agent),
+        "payload": model.payload,
+        "max_delivery_attempts": model.max_delivery_attempts,
+        "reply_to": resolve_target(s, model.reply_to, "reply_to") if model.reply_to else None,
+        "deadline_at": to_iso(model.deadline_at) if model.deadline_at else None,
+        "remind_after_seconds": model.remind_after_seconds,
+        "remind_interval_seconds": model.remind_interval_seconds,
+        "max_reminders": model.max_reminders,
+        "escalate_to": model.escalate_to,
+        "human_task": model.human_task.model_dump(exclude_none=True) if model.human_task else None,
+    }
+    if principal.is_admin and model.from_agent:
+        req["from_agent"] = resolve_target(s, model.from_agent, "from_agent")
+    else:
+        req["from_agent"] = principal.address
+    return req
 
 
 async def _visible(request: Request, principal: Principal, intent_id: str) -> dict[str, Any]:
@@ -193,35 +200,38 @@ async def stream_events(request: Request) -> Response:
     since = int_param(request, "since", 0, 0, 2**53)
     wait_seconds = int_param(request, "wait_seconds", 15, 1, 60)
     await _visible(request, principal, intent_id)
-    rt = runtime(request)
+    frames = event_frames(runtime(request), intent_id, since, wait_seconds)
+    return EventSourceResponse(frames, sep="\n", headers={"Cache-Control": "no-store"})
 
-    async def frames() -> AsyncIterator[dict[str, Any]]:
-        cursor = since
-        deadline = time.monotonic() + wait_seconds
-        with rt.hub.watch_intent(intent_id) as changed:
-            while True:
-                changed.clear()
-                rows = await rt.store.list_events(intent_id, cursor, 500)
-                for data in rows:
-                    event = orjson.loads(data)
-                    cursor = event["seq"]
-                    yield {"id": str(cursor), "event": event["event_type"], "data": data}
-                    if event["status"] in lc.TERMINAL:
-                        return
-                if rows:
-                    continue
-                if cursor == since:
-                    row = await rt.store.get_intent(intent_id)
-                    if row is not None and row["status"] in lc.TERMINAL and row["last_seq"] <= cursor:
-                        yield _timeout_frame(cursor, row["status"])
-                        return
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not await wait(changed, remaining):
-                    row = await rt.store.get_intent(intent_id)
-                    yield _timeout_frame(cursor, row["status"] if row else None)
+
+async def event_frames(rt: Runtime, intent_id: str, since: int, wait_seconds: float) -> AsyncIterator[dict[str, Any]]:
+    """The SSE frames of an intent's events after ``since`` (the caller checked that it may see the intent): they
+    end after a terminal event, or with a ``stream.timeout`` frame after ``wait_seconds`` without one. Also the
+    dashboard's live timeline (runtime/ui)."""
+    cursor = since
+    deadline = time.monotonic() + wait_seconds
+    with rt.hub.watch_intent(intent_id) as changed:
+        while True:
+            changed.clear()
+            rows = await rt.store.list_events(intent_id, cursor, 500)
+            for data in rows:
+                event = orjson.loads(data)
+                cursor = event["seq"]
+                yield {"id": str(cursor), "event": event["event_type"], "data": data}
+                if event["status"] in lc.TERMINAL:
                     return
-
-    return EventSourceResponse(frames(), sep="\n", headers={"Cache-Control": "no-store"})
+            if rows:
+                continue
+            if cursor == since:
+                row = await rt.store.get_intent(intent_id)
+                if row is not None and row["status"] in lc.TERMINAL and row["last_seq"] <= cursor:
+                    yield _timeout_frame(cursor, row["status"])
+                    return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not await wait(changed, remaining):
+                row = await rt.store.get_intent(intent_id)
+                yield _timeout_frame(cursor, row["status"] if row else None)
+                return
 
 
 async def resume_intent(request: Request) -> Response:

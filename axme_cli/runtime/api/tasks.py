@@ -15,7 +15,8 @@ from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.store.base import Row
 
 
-def _task(row: Row, principal: Principal) -> dict[str, Any] | None:
+def task_entry(row: Row, principal: Principal) -> dict[str, Any] | None:
+    """An open human task as GET /v1/me/tasks lists it (also the dashboard's tasks page), or None."""
     if row["waiting_reason"] != "WAITING_FOR_HUMAN":
         return None
     doc = loads(row["doc"])
@@ -44,7 +45,7 @@ async def my_tasks(request: Request) -> Response:
         raise Forbidden("tasks are for people and the workspace key, not agent keys", code="policy_denied")
     limit = int_param(request, "limit", 100, 1, 500)
     rows = await runtime(request).store.list_intents(statuses=["WAITING"], agent=None, limit=500)
-    tasks = [t for t in (_task(r, principal) for r in rows) if t is not None][:limit]
+    tasks = [t for t in (task_entry(r, principal) for r in rows) if t is not None][:limit]
     return respond({"ok": True, "tasks": tasks}, request=request)
 
 

@@ -286,6 +286,17 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     def update_task_link(self, link_id: str, fields: Row) -> None: ...
 
+    # dashboard (issue 9): its sessions (store/ui_sql.py)
+    @abc.abstractmethod
+    def insert_ui_session(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def revoke_ui_session(self, session_id: str, now: float) -> bool:
+        """Mark the session revoked; False when it was already."""
+
+    @abc.abstractmethod
+    def prune_ui_sessions(self, before_ts: float) -> int: ...
+
 
 class Store(abc.ABC):
     """A database behind the runtime. Reads are coroutines; writes go through ``write``."""
@@ -397,3 +408,23 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def task_link(self, token_hash: str) -> Row | None: ...
+
+    # dashboard (issue 9)
+    @abc.abstractmethod
+    async def ui_session(self, session_id: str) -> Row | None:
+        """The session with the API key (``key_*``) or the person's login session (``actor_*``) it stands for."""
+
+    @abc.abstractmethod
+    async def ui_intents(self, *, statuses: list[str] | None, intent_type: str | None, agent: str | None,
+                         scope: str | None, created_after: str | None, created_before: str | None,
+                         id_prefix: str | None, before: str | None, limit: int) -> list[Row]: ...
+
+    @abc.abstractmethod
+    async def intent_counts(self, scope: str | None) -> dict[str, int]: ...
+
+    @abc.abstractmethod
+    async def agent_intent_stats(self) -> list[Row]:
+        """Rows (address, status, n, last_at, redelivered) over intents grouped by target and status."""
+
+    @abc.abstractmethod
+    async def ui_workflows(self, scope: str | None, limit: int) -> list[Row]: ...

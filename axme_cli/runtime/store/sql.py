@@ -22,6 +22,7 @@ from axme_cli.runtime.store.base import Row, Tx
 from axme_cli.runtime.store.inbox_sql import InboxReadSql, InboxTxSql
 from axme_cli.runtime.store.outbound_sql import OutboundReadSql, OutboundTxSql
 from axme_cli.runtime.store.task_links_sql import TaskLinksReadSql, TaskLinksTxSql
+from axme_cli.runtime.store.ui_sql import UiReadSql, UiTxSql
 
 T = TypeVar("T")
 
@@ -55,7 +56,7 @@ def _marks(values: list[Any] | tuple[Any, ...]) -> str:
     return ", ".join("?" for _ in values)
 
 
-class SqlTx(OutboundTxSql, InboxTxSql, TaskLinksTxSql, Tx):
+class SqlTx(OutboundTxSql, InboxTxSql, TaskLinksTxSql, UiTxSql, Tx):
     """A write transaction on a DB-API-like connection whose ``execute(sql, params)`` takes ``?``."""
 
     LOCK = ""
@@ -260,7 +261,7 @@ def _all(c: Any, sql: str, args: tuple[Any, ...] | list[Any]) -> list[Row]:
     return [dict(r) for r in c.execute(sql, args).fetchall()]
 
 
-class SqlReads(OutboundReadSql, InboxReadSql, TaskLinksReadSql):
+class SqlReads(OutboundReadSql, InboxReadSql, TaskLinksReadSql, UiReadSql):
     """The store's reads. A backend provides ``_read(fn)``, which runs ``fn(connection)`` somewhere safe."""
 
     async def _read(self, fn: Callable[[Any], T]) -> T:

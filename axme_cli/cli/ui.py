@@ -1,0 +1,36 @@
+"""`axme ui`: open the runtime's dashboard (/ui) in a browser."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from axme_cli.cli.common import BaseUrlOpt, ContextOpt
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("ui")
+    def ui(
+        print_only: Annotated[bool, typer.Option("--print", help="Print the URL, open no browser.")] = False,
+        base_url: BaseUrlOpt = None,
+        context: ContextOpt = None,
+    ) -> None:
+        """Open the dashboard of the active context's runtime (served at /ui by `axme dev` and `axme server`)."""
+        from axme_cli.cli.common import emit, json_mode, target
+        from axme_cli.render.console import out
+
+        t = target(base_url=base_url, context=context)
+        url = t.base_url.rstrip("/") + "/ui/"
+        if json_mode():
+            emit({"ok": True, "url": url, "context": t.context})
+            return
+        if print_only:
+            out(url)
+            return
+        import webbrowser
+
+        if webbrowser.open(url):
+            out(f"Opened {url} (context {t.context}); log in with your API key or email.")
+        else:
+            out(f"No browser could be started here; open {url}")

@@ -1,0 +1,127 @@
+"""SQL of the dashboard (issue 9): its sessions, and the few reads its pages need beyond the API's.
+
+Portable SQL (SQLite and PostgreSQL): ``?`` placeholders, columns read by name, aggregates aliased.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from axme_cli.runtime.store.base import Row
+
+T = TypeVar("T")
+
+# Statuses of an intent that an agent holds and has not finished (the dashboard's "in flight").
+IN_FLIGHT = ("SUBMITTED", "DELIVERED", "ACKNOWLEDGED", "IN_PROGRESS")
+
+
+def _marks(values: list[Any] | tuple[Any, ...]) -> str:
+    return ", ".join("?" for _ in values)
+
+
+class UiTxSql:
+    """Write-transaction methods (mixed into the backend's Tx)."""
+
+    _c: Any
+
+    def insert_ui_session(self, row: Row) -> None:
+        cols = list(row)
+        self._c.execute(f"INSERT INTO ui_sessions ({', '.join(cols)}) VALUES ({_marks(cols)})", tuple(row.values()))
+
+    def revoke_ui_session(self, session_id: str, now: float) -> bool:
+        cur = self._c.execute("UPDATE ui_sessions SET revoked_ts = ? WHERE session_id = ? AND revoked_ts IS NULL",
+                              (now, session_id))
+        return bool(cur.rowcount == 1)
+
+    def prune_ui_sessions(self, before_ts: float) -> int:
+        return int(self._c.execute("DELETE FROM ui_sessions WHERE expires_ts < ?", (before_ts,)).rowcount)
+
+
+class UiReadSql:
+    """Read methods (mixed into the backend's Store, which provides ``_read``)."""
+
+    if TYPE_CHECKING:
+        async def _read(self, fn: Callable[[Any], T]) -> T: ...
+
+    async def ui_session(self, session_id: str) -> Row | None:
+        """The session with what it stands for: the API key's row (``key_*``) or the person's login session
+        (``actor_*``, with the email)."""
+        def read(c: Any) -> Row | None:
+            row = c.execute(
+                "SELECT u.*, k.kind AS key_kind, k.status AS key_status, k.expires_at AS key_expires_at, "
+                "k.service_account_id AS key_service_account_id, s.actor_id AS actor_id, "
+                "s.revoked_at AS actor_revoked_at, s.expires_ts AS actor_expires_ts, a.email AS actor_email "
+                "FROM ui_sessions u LEFT JOIN api_keys k ON k.key_id = u.key_id "
+                "LEFT JOIN sessions s ON s.session_id = u.actor_session_id "
+                "LEFT JOIN actors a ON a.actor_id = s.actor_id WHERE u.session_id = ?",
+                (session_id,),
+            ).fetchone()
+            return dict(row) if row is not None else None
+
+        return await self._read(read)
+
+    async def ui_intents(self, *, statuses: list[str] | None, intent_type: str | None, agent: str | None,
+                         scope: str | None, created_after: str | None, created_before: str | None,
+                         id_prefix: str | None, before: str | None, limit: int) -> list[Row]:
+        """Intents newest first, filtered; ``scope`` (an agent key's address) keeps only its own."""
+        where: list[str] = []
+        args: list[Any] = []
+        if statuses:
+            where.append(f"status IN ({_marks(statuses)})")
+            args.extend(statuses)
+        if intent_type:
+            where.append("intent_type = ?")
+            args.append(intent_type)
+        for address in (agent, scope):
+            if address is not None:
+                where.append("(to_agent = ? OR from_agent = ?)")
+                args.extend([address, address])
+        if created_after:
+            where.append("created_at >= ?")
+            args.append(created_after)
+        if created_before:
+            where.append("created_at < ?")
+            args.append(created_before)
+        if id_prefix:
+            where.append("intent_id LIKE ?")
+            args.append(id_prefix + "%")
+        if before:
+            where.append("intent_id < ?")
+            args.append(before)
+        sql = "SELECT * FROM intents"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY intent_id DESC LIMIT ?"
+        args.append(limit)
+        return await self._read(lambda c: [dict(r) for r in c.execute(sql, args).fetchall()])
+
+    async def intent_counts(self, scope: str | None) -> dict[str, int]:
+        """status -> number of intents (an agent key's own only, with ``scope``)."""
+        sql = "SELECT status, count(*) AS n FROM intents"
+        args: tuple[Any, ...] = ()
+        if scope is not None:
+            sql += " WHERE to_agent = ? OR from_agent = ?"
+            args = (scope, scope)
+        sql += " GROUP BY status"
+        return await self._read(lambda c: {r["status"]: int(r["n"]) for r in c.execute(sql, args).fetchall()})
+
+    async def agent_intent_stats(self) -> list[Row]:
+        """Per target address and status: how many intents, the latest change, and how many were redelivered."""
+        return await self._read(lambda c: [dict(r) for r in c.execute(
+            "SELECT to_agent AS address, status, count(*) AS n, max(updated_at) AS last_at, "
+            "sum(CASE WHEN delivery_attempt > 1 THEN 1 ELSE 0 END) AS redelivered "
+            "FROM intents GROUP BY to_agent, status", ()).fetchall()])
+
+    async def ui_workflows(self, scope: str | None, limit: int) -> list[Row]:
+        """Workflow runs newest first with their parent intent's status (``scope``: an agent key's own)."""
+        sql = ("SELECT w.workflow_id, w.parent_intent_id, w.scenario_id, w.compiled, w.state, w.created_at, "
+               "w.updated_at, i.status, i.from_agent, i.to_agent FROM workflows w "
+               "JOIN intents i ON i.intent_id = w.parent_intent_id")
+        args: list[Any] = []
+        if scope is not None:
+            sql += " WHERE i.to_agent = ? OR i.from_agent = ?"
+            args.extend([scope, scope])
+        sql += " ORDER BY w.workflow_id DESC LIMIT ?"
+        args.append(limit)
+        return await self._read(lambda c: [dict(r) for r in c.execute(sql, args).fetchall()])
