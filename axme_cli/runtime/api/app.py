@@ -6,10 +6,12 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from axme_cli.runtime.api import (
     agents,
@@ -18,12 +20,13 @@ from axme_cli.runtime.api import (
     health,
     inbox,
     intents,
+    openapi,
     scenarios,
     task_pages,
     tasks,
     webhooks,
 )
-from axme_cli.runtime.api.common import error_response
+from axme_cli.runtime.api.common import error_response, respond_raw
 from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.errors import ApiError
 
@@ -64,11 +67,17 @@ def build_app(rt: Runtime, *, manage_runtime: bool = True) -> Starlette:
             if manage_runtime:
                 await rt.stop()
 
+    async def openapi_json(request: Request) -> Response:
+        return respond_raw(request.app.state.openapi, request=request)
+
+    routes = [*health.routes, *intents.routes, *scenarios.routes, *tasks.routes, *agents.routes, *auth.routes,
+              *webhooks.routes, *inbox.routes, *approvals.routes, *task_pages.routes,
+              Route("/openapi.json", openapi_json, methods=["GET"])]
     app = Starlette(
-        routes=[*health.routes, *intents.routes, *scenarios.routes, *tasks.routes, *agents.routes, *auth.routes,
-                *webhooks.routes, *inbox.routes, *approvals.routes, *task_pages.routes],
+        routes=routes,
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected},
         lifespan=lifespan,
     )
     app.state.runtime = rt
+    app.state.openapi = orjson.dumps(openapi.document(app.routes))  # once: the route table is fixed from here on
     return app
