@@ -9,9 +9,11 @@ from contextlib import asynccontextmanager
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from axme_cli.runtime.api import (
     agents,
@@ -28,7 +30,7 @@ from axme_cli.runtime.api import (
 )
 from axme_cli.runtime.api.common import error_response, respond_raw
 from axme_cli.runtime.core import Runtime
-from axme_cli.runtime.errors import ApiError
+from axme_cli.runtime.errors import ApiError, BadRequest
 
 log = logging.getLogger("axme.api")
 
@@ -56,6 +58,24 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return error_response(err, request)
 
 
+class _RefuseNulInUrl:
+    """A NUL byte in a URL's path or query is refused at once (400 ``invalid_value``) on every backend: no id or
+    parameter may hold one, and PostgreSQL cannot even be asked about it. (Task pages hash their token first.)"""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (
+            ("\x00" in scope["path"] and not scope["path"].startswith("/t/"))
+            or b"%00" in scope["query_string"] or b"\x00" in scope["query_string"]
+        ):
+            err = BadRequest("a NUL byte (%00) is not allowed in a URL", code="invalid_value")
+            await error_response(err)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def build_app(rt: Runtime, *, manage_runtime: bool = True) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -76,6 +96,7 @@ def build_app(rt: Runtime, *, manage_runtime: bool = True) -> Starlette:
     app = Starlette(
         routes=routes,
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected},
+        middleware=[Middleware(_RefuseNulInUrl)],
         lifespan=lifespan,
     )
     app.state.runtime = rt

@@ -23,11 +23,13 @@ from axme_cli.protocol.models import (
     describe_validation_error,
 )
 from axme_cli.runtime.api.common import (
+    MAX_DEPTH,
     authenticate,
     int_param,
     parse_object,
     read_body,
     read_object,
+    refuse_deep,
     respond,
     respond_raw,
     runtime,
@@ -68,6 +70,9 @@ def _raise(exc: Exception) -> str:
 
 def validation_failed(exc: ValidationError) -> Exception:
     errors = exc.errors(include_url=False, include_input=False)
+    if errors and errors[0].get("type") == "json_invalid" and "recursion limit" in str(errors[0].get("msg")):
+        return Unprocessable(f"request body nests arrays and objects more than {MAX_DEPTH} levels deep",
+                             code="too_deeply_nested", details={"field": "(body)", "max_depth": MAX_DEPTH})
     if errors and errors[0].get("type") == "json_invalid":
         return BadRequest(f"request body is not valid JSON: {errors[0].get('msg')}", code="invalid_json")
     if errors and errors[0].get("type") == "model_type":
@@ -86,6 +91,7 @@ async def create_intent(request: Request) -> Response:
         model = create_request_adapter.validate_json(raw)
     except ValidationError as exc:
         raise validation_failed(exc) from None
+    refuse_deep(raw)
     req: dict[str, Any] = {
         "intent_type": model.intent_type,
         "correlation_id": str(model.correlation_id),

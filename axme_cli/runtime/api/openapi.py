@@ -509,7 +509,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
 
 _EXTRA_COMPONENTS = {"HealthResponse": OPERATIONS[("GET", "/health")].ok}
 _ERROR_TEXT = {
-    400: "Malformed request (bad JSON, owner_agent and x-owner-agent disagree, ...)",
+    400: "Malformed request (bad JSON, a NUL byte in the URL, owner_agent and x-owner-agent disagree, ...)",
     401: "No key, or an unknown, revoked or expired one",
     403: "The key may not do this",
     404: "Not found (or not visible to this key)",
@@ -534,6 +534,8 @@ def _path_of(route: Route) -> str:
 
 def _error_codes(op: Op, path: str) -> list[int]:
     codes = set(op.errors) | {503}
+    if op.ok != "html":
+        codes.add(400)  # a NUL byte in the URL, at least
     if op.auth:
         codes |= {401, 429}
     if op.body is not None:
