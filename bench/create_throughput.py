@@ -660,6 +660,8 @@ def main(argv: list[str] | None = None) -> int:
                 str(axme_dir / "ready"),
                 "--api-key",
                 API_KEY,
+                "--rate-limit",  # the ceiling is measured, not the per-key limit
+                "0",
             ],
             axme_dir,
             axme_dir / "ready",

@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     env.pop("AXME_DEV_API_KEY", None)
     server = Server("axme", [sys.executable, "-m", "axme_cli", "dev", "--host", "127.0.0.1", "--port", "0", "--db",
                              str(root / "data" / "hop.db"), "--ready-file", str(root / "ready"), "--api-key", API_KEY,
-                             "--redelivery-seconds", "30"], root, root / "ready", env)
+                             "--redelivery-seconds", "30", "--rate-limit", "0"], root, root / "ready", env)
     try:
         server.start()
         print(f"axme hop bench: {hops} hops against {server.url}", flush=True)

@@ -284,7 +284,7 @@ async def run_axme(root: Path, preset: dict[str, int], procs: list[Any], system:
             "server", "--database-url", database_url, "--replica-id", f"r{i}"]
         server = Server(f"{system}-r{i}".replace(" ", "-"), [
             sys.executable, "-m", "axme_cli", *where, "--host", "127.0.0.1", "--port", "0", "--ready-file",
-            str(ready), "--api-key", API_KEY, "--redelivery-seconds", "30"], work, ready, env)
+            str(ready), "--api-key", API_KEY, "--redelivery-seconds", "30", "--rate-limit", "0"], work, ready, env)
         procs.append(server)
         server.start()
         servers.append(server)

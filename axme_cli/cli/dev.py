@@ -54,6 +54,10 @@ MetricsPublic = Annotated[
 OutboundTimeout = Annotated[
     float, typer.Option("--outbound-timeout-seconds", help="Seconds a webhook or http-agent POST may take.", min=0.1)
 ]
+RateLimit = Annotated[
+    float, typer.Option("--rate-limit", help="Requests a second per key (bursts of twice as many; counted per "
+                        "replica); 0 turns the limit off.", min=0.0)
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -89,6 +93,7 @@ def register(app: typer.Typer) -> None:
         outbound_timeout: OutboundTimeout = 10.0,
         public_url: PublicUrl = None,
         metrics_public: MetricsPublic = False,
+        rate_limit: RateLimit = 1000.0,
     ) -> None:
         """Run the local AXP runtime (SQLite, one process). Data persists across restarts."""
         from axme_cli.config import paths
@@ -103,7 +108,7 @@ def register(app: typer.Typer) -> None:
             mail_dir=mail_dir, allow_email=allow_email, login_code_ttl=login_code_ttl,
             access_token_ttl=access_token_ttl, replica_id=None, webhook_retry_base=webhook_retry_base,
             webhook_max_attempts=webhook_max_attempts, outbound_timeout=outbound_timeout, public_url=public_url,
-            metrics_public=metrics_public,
+            metrics_public=metrics_public, rate_limit=rate_limit,
         )
 
     @app.command("server")
@@ -138,6 +143,7 @@ def register(app: typer.Typer) -> None:
         outbound_timeout: OutboundTimeout = 10.0,
         public_url: PublicUrl = None,
         metrics_public: MetricsPublic = False,
+        rate_limit: RateLimit = 1000.0,
     ) -> None:
         """Run the AXP runtime for a team: PostgreSQL, as many replicas as you like behind a load balancer."""
         from axme_cli.errors import UsageError
@@ -152,13 +158,15 @@ def register(app: typer.Typer) -> None:
             access_token_ttl=access_token_ttl, replica_id=replica_id or f"{socket.gethostname()}-{os.getpid()}",
             webhook_retry_base=webhook_retry_base, webhook_max_attempts=webhook_max_attempts,
             outbound_timeout=outbound_timeout, public_url=public_url, metrics_public=metrics_public,
+            rate_limit=rate_limit,
         )
 
 
 def _run(command: str, *, database: str, api_key: str | None, org: str, workspace: str, smtp_url: str | None,
          mail_dir: Path | None, allow_email: list[str] | None, redelivery_seconds: float, login_code_ttl: float,
          access_token_ttl: float, ready_file: Path | None, replica_id: str | None, webhook_retry_base: float,
-         webhook_max_attempts: int, outbound_timeout: float, metrics_public: bool = False, **serve: Any) -> None:
+         webhook_max_attempts: int, outbound_timeout: float, metrics_public: bool = False, rate_limit: float = 1000.0,
+         **serve: Any) -> None:
     from axme_cli.errors import UsageError
     from axme_cli.protocol.addresses import is_valid_slug
     from axme_cli.runtime.server import AddressInUse, ServeOptions, StartupFailed
@@ -200,7 +208,7 @@ def _run(command: str, *, database: str, api_key: str | None, org: str, workspac
                         login_code_ttl_seconds=login_code_ttl, access_token_ttl_seconds=access_token_ttl,
                         allowed_emails=emails, webhook_retry_base_seconds=webhook_retry_base,
                         webhook_max_attempts=webhook_max_attempts, outbound_timeout_seconds=outbound_timeout,
-                        metrics_public=metrics_public)
+                        metrics_public=metrics_public, rate_limit_per_second=rate_limit)
     opts = ServeOptions(
         database=database,
         settings=settings,

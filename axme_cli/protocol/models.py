@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -39,9 +40,41 @@ def _json_str(value: Any) -> Any:
     return value
 
 
+# Times the runtime keeps must be representable as epoch seconds and back (1970 .. 9999 in UTC).
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+# Longest delay (reminders, step deadlines) the runtime takes: 100 years.
+MAX_SECONDS = 100 * 365 * 86400
+
+
+def _in_range(value: datetime) -> datetime:
+    """A naive time is UTC (as ``clock.to_iso`` reads it)."""
+    try:
+        utc = (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ValueError("must be between 1970-01-01 and 9999-12-31 (UTC)") from None
+    if not _EARLIEST <= utc <= _LATEST:
+        raise ValueError("must be between 1970-01-01 and 9999-12-31 (UTC)")
+    return value
+
+
+def _iso_date_time(value: str) -> str:
+    """An RFC 3339 date-time with a zone, kept as given (ScenarioBundle fields are passed on as strings)."""
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValueError("must be an RFC 3339 date-time, e.g. 2030-01-31T12:00:00Z") from None
+    if parsed.tzinfo is None or "T" not in value.upper():
+        raise ValueError("must be an RFC 3339 date-time with a zone, e.g. 2030-01-31T12:00:00Z")
+    _in_range(parsed)
+    return value
+
+
 JsonInt = Annotated[int, BeforeValidator(_json_int)]
 # RFC 3339 date-time with a zone; a number or a bare date is refused (as JSON Schema's format does).
-DateTime = Annotated[AwareDatetime, BeforeValidator(_json_str)]
+DateTime = Annotated[AwareDatetime, BeforeValidator(_json_str), AfterValidator(_in_range)]
+IsoDateTime = Annotated[str, AfterValidator(_iso_date_time)]
+Seconds = Annotated[JsonInt, Field(ge=1, le=MAX_SECONDS)]
 IntentType = Annotated[str, StringConstraints(pattern=INTENT_TYPE_PATTERN)]
 Uuid = Annotated[str, StringConstraints(pattern=UUID_PATTERN)]
 Address = Annotated[str, StringConstraints(min_length=3, max_length=383)]
@@ -105,9 +138,9 @@ class IntentCreateRequest(_Strict):
     reply_to: Address | None = None
     payload: dict[str, Any]
     deadline_at: DateTime | None = None
-    remind_after_seconds: Annotated[JsonInt, Field(ge=1)] | None = None
-    remind_interval_seconds: Annotated[JsonInt, Field(ge=1)] | None = None
-    max_reminders: Annotated[JsonInt, Field(ge=1)] | None = None
+    remind_after_seconds: Seconds | None = None
+    remind_interval_seconds: Seconds | None = None
+    max_reminders: Annotated[JsonInt, Field(ge=1, le=10_000)] | None = None
     escalate_to: Annotated[str, StringConstraints(max_length=383)] | None = None
     max_delivery_attempts: Annotated[JsonInt, Field(ge=1, le=1_000_000)] | None = None
     human_task: HumanTaskSpec | None = None
@@ -126,7 +159,7 @@ class ResolveRequest(BaseModel):
 
 
 class BulkCancelRequest(_Strict):
-    older_than_hours: Annotated[float, Field(ge=0)] = 24.0
+    older_than_hours: Annotated[float, Field(ge=0, le=MAX_SECONDS / 3600)] = 24.0
     dry_run: bool = True
     reason: Annotated[str, StringConstraints(max_length=2000)] = "bulk cancel"
     limit: Annotated[int, Field(ge=1, le=10000)] = 500
@@ -147,7 +180,7 @@ class ServiceAccountCreateRequest(BaseModel):
 class KeyCreateRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    expires_at: datetime | None = None
+    expires_at: Annotated[datetime, AfterValidator(_in_range)] | None = None
 
 
 create_request_adapter: TypeAdapter[IntentCreateRequest] = TypeAdapter(IntentCreateRequest)

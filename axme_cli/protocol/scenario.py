@@ -11,7 +11,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from axme_cli.protocol.models import INTENT_TYPE_PATTERN, HumanTaskSpec
+from axme_cli.protocol.models import INTENT_TYPE_PATTERN, MAX_SECONDS, HumanTaskSpec, IsoDateTime
+
+Seconds = Annotated[int, Field(ge=1, le=MAX_SECONDS)]
+Reminders = Annotated[int, Field(ge=1, le=10_000)]
 
 AGENT_TOOL = "tool.agent.task.v1"
 HUMAN_TOOLS = frozenset({"tool.approval.human_signoff", "tool.human.approval.v1", "tool.human.task.v1"})
@@ -39,7 +42,7 @@ class CompensateSpec(_Model):
     assigned_to: Annotated[str, StringConstraints(min_length=1, max_length=383)]
     intent_type: Annotated[str, StringConstraints(pattern=INTENT_TYPE_PATTERN)] | None = None
     input: dict[str, Any] = Field(default_factory=dict)
-    step_deadline_seconds: Annotated[int, Field(ge=1)] | None = None
+    step_deadline_seconds: Seconds | None = None
     retry: RetryPolicy | None = None
     max_delivery_attempts: Annotated[int, Field(ge=1, le=100)] | None = None
 
@@ -66,12 +69,12 @@ class StepSpec(_Model):
     runtime_config: dict[str, Any] | None = None
     assigned_to: Annotated[str, StringConstraints(max_length=383)] | None = None
     requires_approval: bool = False
-    step_deadline_seconds: Annotated[int, Field(ge=1)] | None = None
+    step_deadline_seconds: Seconds | None = None
     retry: RetryPolicy | None = None
     human_task: HumanTaskSpec | None = None
-    remind_after_seconds: Annotated[int, Field(ge=1)] | None = None
-    remind_interval_seconds: Annotated[int, Field(ge=1)] | None = None
-    max_reminders: Annotated[int, Field(ge=1)] | None = None
+    remind_after_seconds: Seconds | None = None
+    remind_interval_seconds: Seconds | None = None
+    max_reminders: Reminders | None = None
     escalate_to: Annotated[str, StringConstraints(max_length=383)] | None = None
     on_success: Annotated[str, StringConstraints(max_length=100)] | None = None
     on_failure: Annotated[str, StringConstraints(max_length=100)] | None = None
@@ -92,10 +95,10 @@ class WorkflowSpec(_Model):
 class IntentSpec(_Model):
     type: Annotated[str, StringConstraints(pattern=INTENT_TYPE_PATTERN)]
     payload: dict[str, Any] = Field(default_factory=dict)
-    deadline_at: str | None = None
-    remind_after_seconds: Annotated[int, Field(ge=1)] | None = None
-    remind_interval_seconds: Annotated[int, Field(ge=1)] | None = None
-    max_reminders: Annotated[int, Field(ge=1)] | None = None
+    deadline_at: IsoDateTime | None = None
+    remind_after_seconds: Seconds | None = None
+    remind_interval_seconds: Seconds | None = None
+    max_reminders: Reminders | None = None
     escalate_to: Annotated[str, StringConstraints(max_length=383)] | None = None
     max_delivery_attempts: Annotated[int, Field(ge=1, le=100)] | None = None
     human_task: HumanTaskSpec | None = None

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -16,7 +17,7 @@ from axme_cli.runtime.background import Background
 from axme_cli.runtime.engine import agents as agents_engine
 from axme_cli.runtime.engine import auth as auth_engine
 from axme_cli.runtime.engine import intents as intents_engine
-from axme_cli.runtime.errors import Unauthorized
+from axme_cli.runtime.errors import TooManyRequests, Unauthorized
 from axme_cli.runtime.mailer import DevMailer, Mailer
 from axme_cli.runtime.metrics import Metrics
 from axme_cli.runtime.notify import Hub
@@ -36,6 +37,8 @@ class Runtime:
         self.settings = settings
         self.hub = Hub()
         self.keys = pr.KeyCache()
+        rate = settings.rate_limit_per_second
+        self.limiter = pr.RateLimiter(rate) if rate > 0 else None
         self.mailer: Mailer = DevMailer()  # server.py sets the configured one (dev console + folder, or SMTP)
         self.started_at = time.time()
         self.timers = Timers(self)
@@ -121,6 +124,26 @@ class Runtime:
 
     # authentication
     async def authenticate(self, token: str | None) -> Principal:
+        """The principal of ``token`` (401 if none), within its rate limit (429 past it)."""
+        principal = await self._principal(token)
+        if self.limiter is not None:
+            wait_s = self.limiter.wait_for(principal.key_id)
+            if wait_s > 0:
+                self._refuse(wait_s)
+        return principal
+
+    def _refuse(self, wait_s: float) -> None:
+        assert self.limiter is not None
+        retry = max(1, math.ceil(wait_s))
+        rate = self.limiter.rate
+        raise TooManyRequests(
+            f"too many requests for this key (limit {rate:g}/s, bursts of {self.limiter.burst:g}); retry in {retry} s",
+            details={"limit_per_second": rate, "burst": self.limiter.burst, "retry_after_seconds": retry,
+                     "retryable": True},
+            headers={"Retry-After": str(retry), "X-RateLimit-Limit": f"{rate:g}"},
+        )
+
+    async def _principal(self, token: str | None) -> Principal:
         if not token:
             raise Unauthorized("missing API key: send x-api-key or Authorization: Bearer <key>", code="missing_api_key")
         token_hash = pr.hash_token(token)

@@ -28,6 +28,8 @@ class Settings:
     webhook_max_attempts: int = 4
     outbound_timeout_seconds: float = 10.0  # one POST; longer counts as a failed attempt
     metrics_public: bool = False  # GET /metrics without a key (else the workspace admin key) (issue 9)
+    # requests a second per key (token bucket, bursts of twice as many, per replica); 0 turns the limit off
+    rate_limit_per_second: float = 1000.0
 
     @property
     def admin_address(self) -> str:

@@ -6,10 +6,14 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from axme_cli.runtime.api import (
     agents,
@@ -19,14 +23,15 @@ from axme_cli.runtime.api import (
     inbox,
     intents,
     metrics,
+    openapi,
     scenarios,
     task_pages,
     tasks,
     webhooks,
 )
-from axme_cli.runtime.api.common import error_response
+from axme_cli.runtime.api.common import error_response, respond_raw
 from axme_cli.runtime.core import Runtime
-from axme_cli.runtime.errors import ApiError
+from axme_cli.runtime.errors import ApiError, BadRequest
 from axme_cli.runtime.ui import routes as ui_routes
 
 log = logging.getLogger("axme.api")
@@ -55,6 +60,24 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return error_response(err, request)
 
 
+class _RefuseNulInUrl:
+    """A NUL byte in a URL's path or query is refused at once (400 ``invalid_value``) on every backend: no id or
+    parameter may hold one, and PostgreSQL cannot even be asked about it. (Task pages hash their token first.)"""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (
+            ("\x00" in scope["path"] and not scope["path"].startswith("/t/"))
+            or b"%00" in scope["query_string"] or b"\x00" in scope["query_string"]
+        ):
+            err = BadRequest("a NUL byte (%00) is not allowed in a URL", code="invalid_value")
+            await error_response(err)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def build_app(rt: Runtime, *, manage_runtime: bool = True) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -66,12 +89,18 @@ def build_app(rt: Runtime, *, manage_runtime: bool = True) -> Starlette:
             if manage_runtime:
                 await rt.stop()
 
+    async def openapi_json(request: Request) -> Response:
+        return respond_raw(request.app.state.openapi, request=request)
+
+    routes = [*health.routes, *intents.routes, *scenarios.routes, *tasks.routes, *agents.routes, *auth.routes,
+              *webhooks.routes, *inbox.routes, *approvals.routes, *task_pages.routes, *metrics.routes,
+              Route("/openapi.json", openapi_json, methods=["GET"]), *ui_routes]
     app = Starlette(
-        routes=[*health.routes, *intents.routes, *scenarios.routes, *tasks.routes, *agents.routes, *auth.routes,
-                *webhooks.routes, *inbox.routes, *approvals.routes, *task_pages.routes,
-                *metrics.routes, *ui_routes],
+        routes=routes,
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected},
+        middleware=[Middleware(_RefuseNulInUrl)],
         lifespan=lifespan,
     )
     app.state.runtime = rt
+    app.state.openapi = orjson.dumps(openapi.document(app.routes))  # once: the route table is fixed from here on
     return app

@@ -97,6 +97,25 @@ async def read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
+# Deepest JSON nesting a body may have: what the runtime parses it must also be able to store and write
+# back (orjson writes at most 255 levels; pydantic's JSON parser, used for POST /v1/intents, about 200).
+MAX_DEPTH = 128
+
+
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether ``value`` nests arrays and objects more than ``limit`` levels deep (no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
 def parse_object(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         raise BadRequest("request body is empty; send a JSON object", code="invalid_json")
@@ -106,7 +125,18 @@ def parse_object(raw: bytes) -> dict[str, Any]:
         raise BadRequest(f"request body is not valid JSON: {exc}", code="invalid_json") from None
     if not isinstance(value, dict):
         raise Unprocessable("request body must be a JSON object", details={"field": "(body)"})
+    refuse_deep(raw, value)
     return value
+
+
+def refuse_deep(raw: bytes, value: Any = None) -> None:
+    """422 for a body nested deeper than MAX_DEPTH (``value``: the body already parsed, else it is parsed here;
+    only bodies with that many brackets are looked at)."""
+    if raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH:
+        return
+    if too_deep(orjson.loads(raw) if value is None else value):
+        raise Unprocessable(f"request body nests arrays and objects more than {MAX_DEPTH} levels deep",
+                            code="too_deeply_nested", details={"field": "(body)", "max_depth": MAX_DEPTH})
 
 
 async def read_object(request: Request) -> dict[str, Any]:

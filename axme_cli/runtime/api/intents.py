@@ -24,11 +24,13 @@ from axme_cli.protocol.models import (
 )
 from axme_cli.runtime import tracing
 from axme_cli.runtime.api.common import (
+    MAX_DEPTH,
     authenticate,
     int_param,
     parse_object,
     read_body,
     read_object,
+    refuse_deep,
     respond,
     respond_raw,
     runtime,
@@ -70,6 +72,9 @@ def _raise(exc: Exception) -> str:
 
 def validation_failed(exc: ValidationError) -> Exception:
     errors = exc.errors(include_url=False, include_input=False)
+    if errors and errors[0].get("type") == "json_invalid" and "recursion limit" in str(errors[0].get("msg")):
+        return Unprocessable(f"request body nests arrays and objects more than {MAX_DEPTH} levels deep",
+                             code="too_deeply_nested", details={"field": "(body)", "max_depth": MAX_DEPTH})
     if errors and errors[0].get("type") == "json_invalid":
         return BadRequest(f"request body is not valid JSON: {errors[0].get('msg')}", code="invalid_json")
     if errors and errors[0].get("type") == "model_type":
@@ -88,6 +93,7 @@ async def create_intent(request: Request) -> Response:
         model = create_request_adapter.validate_json(raw)
     except ValidationError as exc:
         raise validation_failed(exc) from None
+    refuse_deep(raw)
     req = create_request(rt.settings, principal, model)
     if rt.tracing is not None:
         req["trace"] = tracing.context_from(request.headers)

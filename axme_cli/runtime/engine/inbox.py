@@ -35,8 +35,12 @@ def cursor_of(row: Row) -> str:
 
 
 def parse_cursor(cursor: str) -> int | None:
+    """The change_seq of a cursor; None for anything else (only ASCII digits, at most 2^53: the column is 64-bit)."""
     head = cursor.split(":", 1)[0]
-    return int(head) if head.isdigit() else None
+    if not (head.isascii() and head.isdigit() and len(head) <= 16):
+        return None
+    value = int(head)
+    return value if value <= 2**53 else None
 
 
 # ---------------------------------------------------------------------------------------------

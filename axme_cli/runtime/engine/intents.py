@@ -34,7 +34,10 @@ _DOC_FIELDS = (
 
 
 def dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError as exc:  # an integer beyond 64 bits (pydantic's JSON parser keeps those)
+        raise Unprocessable(f"a value cannot be stored: {exc}", code="invalid_value") from None
 
 
 def loads(value: str | bytes) -> Any:

@@ -1,0 +1,663 @@
+"""The OpenAPI 3.1 document of the runtime's HTTP API, served as ``GET /openapi.json`` (no key needed).
+
+It is built once, from the Starlette route table (``document(routes)``): every route and method gets the
+entry of ``OPERATIONS`` for it, so a route added without one shows up as ``x-undocumented`` (a test fails on
+that) and an entry without a route is an error. Request bodies are the pydantic models the routes validate
+with (``model_json_schema()``); responses are written here from the views the engine answers. Where an AXP
+JSON Schema (axp-spec ``public_api``) describes the same body exactly, the operation names it in
+``x-axp-schema`` (tests validate the answers against it too); the spec files are not shipped with the
+runtime, so the document never depends on them. Every 4xx/5xx answer has the AXP error shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+from starlette.routing import BaseRoute, Route
+
+from axme_cli import __version__
+from axme_cli.protocol import lifecycle as lc
+
+Schema = dict[str, Any]
+REF = "#/components/schemas/"
+
+# ---------------------------------------------------------------------------------------------
+# small schema builders
+
+STR: Schema = {"type": "string"}
+INT: Schema = {"type": "integer"}
+NUM: Schema = {"type": "number"}
+BOOL: Schema = {"type": "boolean"}
+TRUE: Schema = {"type": "boolean", "const": True}
+OBJ: Schema = {"type": "object"}
+TIME: Schema = {"type": "string", "format": "date-time"}
+UUID: Schema = {"type": "string", "format": "uuid"}
+STATUS: Schema = {"type": "string", "enum": list(lc.STATUSES)}
+WAITING_REASON: Schema = {"type": ["string", "null"], "enum": [*lc.WAITING_REASONS, None]}
+
+
+def nullable(schema: Schema) -> Schema:
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        out = {**schema, "type": [kind, "null"]}
+        if "enum" in out:
+            out["enum"] = [*out["enum"], None]
+        return out
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def array(items: Schema, **extra: Any) -> Schema:
+    return {"type": "array", "items": items, **extra}
+
+
+def obj(required: dict[str, Schema], optional: dict[str, Schema] | None = None, *, closed: bool = False,
+        description: str | None = None) -> Schema:
+    """An object with these required and optional properties; more properties are allowed unless ``closed``."""
+    schema: Schema = {"type": "object", "properties": {**required, **(optional or {})}}
+    if required:
+        schema["required"] = list(required)
+    if closed:
+        schema["additionalProperties"] = False
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": REF + name}
+
+
+# ---------------------------------------------------------------------------------------------
+# the bodies the runtime answers (components/schemas)
+
+_PENDING_WITH = obj({}, {"type": {"type": "string", "enum": ["agent", "human", "internal"]}, "ref": STR, "name": STR})
+
+_INTENT = obj(
+    {
+        "intent_id": UUID, "intent_type": STR, "correlation_id": STR, "from_agent": STR, "to_agent": STR,
+        "status": STATUS, "lifecycle_status": STATUS,
+        "legacy_status": {"type": "string", "enum": sorted(set(lc.LEGACY_STATUS.values()))},
+        "created_at": TIME, "updated_at": TIME, "payload": OBJ, "remind_count": {**INT, "minimum": 0},
+        "max_delivery_attempts": {**INT, "minimum": 1}, "delivery_attempt": {**INT, "minimum": 0},
+        "seq": {**INT, "minimum": 1},
+    },
+    {
+        "waiting_reason": {"type": "string", "enum": list(lc.WAITING_REASONS)},
+        "lifecycle_waiting_reason": {"type": "string", "enum": list(lc.WAITING_REASONS)},
+        "reply_to": STR, "deadline_at": TIME, "due_at": TIME,
+        "remind_after_seconds": INT, "remind_interval_seconds": INT, "max_reminders": INT, "escalate_to": STR,
+        "human_task": OBJ, "pending_with": _PENDING_WITH, "result": {}, "error": {},
+        "workflow": nullable(OBJ), "workflow_step": OBJ,
+    },
+    description="An intent as the runtime shows it (axme-reference.md §2.2); unset optional fields are left out.",
+)
+
+_EVENT = obj(
+    {"intent_id": UUID, "seq": {**INT, "minimum": 1}, "event_type": {"type": "string", "pattern": r"^intent\.[a-z_]+$"},
+     "status": STATUS, "at": TIME, "actor": STR, "details": OBJ},
+    {"waiting_reason": WAITING_REASON, "handler": nullable(STR), "pending_with": nullable(OBJ),
+     "human_task": nullable(OBJ)},
+)
+
+_SERVICE_ACCOUNT = obj(
+    {"service_account_id": STR, "id": STR, "org_id": STR, "workspace_id": STR, "name": STR,
+     "description": nullable(STR), "display_name": nullable(STR),
+     "status": {"type": "string", "enum": ["active", "suspended", "revoked", "deleted"]},
+     "created_by_actor_id": nullable(STR), "created_at": TIME, "updated_at": TIME, "agent_address": STR,
+     "address": STR},
+    description="`id` and `address` repeat `service_account_id` and `agent_address` (AXME's CLI reads both).",
+)
+
+_KEY = obj(
+    {"key_id": STR, "service_account_id": STR, "key_hint": STR, "status": {"type": "string",
+                                                                          "enum": ["active", "revoked"]},
+     "created_at": TIME, "expires_at": nullable(TIME), "revoked_at": nullable(TIME)},
+    {"token": {**STR, "description": "The key itself: answered once, when it is made; only its hash is kept."}},
+)
+
+_AGENT = obj({"address": STR, "service_account_id": STR, "service_account_name": STR,
+              "display_name": nullable(STR), "status": STR, "created_at": TIME, "updated_at": TIME})
+
+_THREAD = obj(
+    {"thread_id": UUID, "intent_id": UUID, "status": {"type": "string", "enum": ["pending", "active", "done"]},
+     "owner_agent": STR, "from_agent": STR, "to_agent": STR, "created_at": TIME, "updated_at": TIME,
+     "timeline": array(obj({"event_id": STR, "event_type": STR, "actor": STR, "at": TIME, "details": OBJ}))},
+    {"subject": STR, "intent_type": STR, "reply_to": STR, "read": BOOL, "read_at": TIME, "completion": OBJ,
+     "decision": OBJ, "delegated_to": array(STR), "messages": array(OBJ)},
+)
+
+_SUBSCRIPTION = obj(
+    {"subscription_id": UUID, "owner_agent": STR, "callback_url": STR, "event_types": array(STR), "active": BOOL,
+     "description": nullable(STR), "created_at": TIME, "updated_at": TIME, "revoked_at": nullable(TIME),
+     "secret_hint": nullable(STR)},
+)
+
+_COUNTERS = {"queued_deliveries": INT, "processed_deliveries": INT, "delivered": INT, "pending": INT,
+             "dead_lettered": INT}
+
+_DELIVERY = obj(
+    {"delivery_id": STR, "kind": {"type": "string", "enum": ["webhook", "intent"]}, "owner_agent": STR,
+     "callback_url": STR, "status": STR, "attempts": INT, "max_attempts": INT, "created_at": TIME,
+     "updated_at": TIME},
+    {"subscription_id": STR, "event_id": STR, "event_type": STR, "intent_id": STR, "delivery_attempt": INT,
+     "next_attempt_at": TIME, "last_status_code": INT, "last_error": STR, "delivered_at": TIME},
+)
+
+_DELIVERY_CONFIG = obj({"service_account_id": STR, "agent_address": STR,
+                        "delivery_mode": {"type": "string", "enum": ["stream", "poll", "http", "inbox"]},
+                        "callback_url": nullable(STR), "secret_hint": nullable(STR)})
+
+_SESSION = obj({"session_id": STR, "is_current": BOOL, "actor_id": STR, "email": nullable(STR),
+                "client_type": nullable(STR), "client": nullable(STR), "device_label": nullable(STR),
+                "created_at": TIME, "expires_at": TIME, "revoked_at": nullable(TIME), "revoked": BOOL})
+
+_TOKENS = obj(
+    {"ok": TRUE, "access_token": STR, "refresh_token": STR, "expires_at": TIME, "expires_in": INT,
+     "refresh_expires_at": TIME, "token_type": {"type": "string", "const": "Bearer"}, "session_id": STR},
+    {"account_session_token": STR, "org_id": STR, "workspace_id": STR, "actor_id": STR, "email": STR,
+     "address": STR},
+)
+
+ERROR = obj(
+    {"error": obj({"code": {**STR, "minLength": 1}, "message": {**STR, "minLength": 1}, "details": OBJ},
+                  closed=True),
+     "detail": {**STR, "description": "The message again (AXME's compatibility string)."}},
+    closed=True,
+    description='The AXP error shape: {"error": {"code", "message", "details"}, "detail"}.',
+)
+
+COMPONENTS: dict[str, Schema] = {
+    "Error": ERROR,
+    "Intent": _INTENT,
+    "IntentEvent": _EVENT,
+    "ServiceAccount": _SERVICE_ACCOUNT,
+    "ApiKey": _KEY,
+    "Agent": _AGENT,
+    "InboxThread": _THREAD,
+    "WebhookSubscription": _SUBSCRIPTION,
+    "OutboundDelivery": _DELIVERY,
+    "DeliveryConfig": _DELIVERY_CONFIG,
+    "Session": _SESSION,
+    "SessionTokens": _TOKENS,
+}
+
+
+def sse_event(data: Schema) -> Schema:
+    """One Server-Sent Event whose ``data`` is JSON matching ``data``."""
+    return obj({"data": {"type": "string", "contentMediaType": "application/json", "contentSchema": data}},
+               {"event": STR, "id": STR})
+
+
+_TIMEOUT_FRAME = obj({"ok": TRUE, "next_seq": {**INT, "minimum": 0}}, {"status": nullable(STATUS)},
+                     description="The last frame (`event: stream.timeout`) when nothing new came in time.")
+_FEED_FRAME = obj(
+    {"intent_id": UUID, "seq": {**INT, "minimum": 1}, "event_type": STR, "status": STATUS, "at": TIME,
+     "intent_type": STR, "correlation_id": STR, "from_agent": STR, "to_agent": STR,
+     "delivery_attempt": INT, "max_delivery_attempts": INT, "created_at": TIME, "payload": OBJ},
+    description="An intent handed to the agent (`id:` is the feed cursor, `seq` too).",
+)
+COMPONENTS["StreamTimeout"] = _TIMEOUT_FRAME
+COMPONENTS["FeedEntry"] = _FEED_FRAME
+
+
+def _ok(**props: Schema) -> Schema:
+    return obj({"ok": TRUE, **props})
+
+
+_THREAD_ANSWER = _ok(thread=ref("InboxThread"))
+_EVENT_COUNTS = {"event_id": STR, "owner_agent": STR, "event_type": STR, **_COUNTERS}
+
+
+# ---------------------------------------------------------------------------------------------
+# request bodies: the pydantic models the routes validate with
+
+
+def _models() -> dict[str, type[BaseModel]]:
+    from axme_cli.protocol import inbox, models, scenario, webhooks
+
+    return {
+        "IntentCreateRequest": models.IntentCreateRequest,
+        "ResolveRequest": models.ResolveRequest,
+        "BulkCancelRequest": models.BulkCancelRequest,
+        "ServiceAccountCreateRequest": models.ServiceAccountCreateRequest,
+        "KeyCreateRequest": models.KeyCreateRequest,
+        "ScenarioBundle": scenario.ScenarioBundle,
+        "ReplyRequest": inbox.ReplyRequest,
+        "DelegateRequest": inbox.DelegateRequest,
+        "DecisionRequest": inbox.DecisionRequest,
+        "MessagesDeleteRequest": inbox.MessagesDeleteRequest,
+        "ApprovalDecisionRequest": inbox.ApprovalDecisionRequest,
+        "SubscriptionRequest": webhooks.SubscriptionRequest,
+        "EventRequest": webhooks.EventRequest,
+        "DeliveryConfigRequest": webhooks.DeliveryConfigRequest,
+    }
+
+
+def _model_components() -> dict[str, Schema]:
+    """Each model's JSON Schema, its ``$defs`` lifted into components (one namespace: the names must agree)."""
+    out: dict[str, Schema] = {}
+    for name, model in _models().items():
+        schema = model.model_json_schema(ref_template=REF + "{model}", mode="validation")
+        for def_name, definition in schema.pop("$defs", {}).items():
+            if def_name in out and out[def_name] != definition:
+                raise ValueError(f"two request models define {def_name} differently")
+            out[def_name] = definition
+        out[name] = schema
+    return out
+
+
+_EMAIL_REQUEST = obj({"email": {**STR, "format": "email"}})
+_CODE_REQUEST = obj({"code": {"type": ["string", "integer"], "description": "The 6-digit code from the mail."}})
+_REFRESH_REQUEST = obj({"refresh_token": STR})
+_SESSION_REVOKE_REQUEST = obj({"session_id": STR})
+_RESUME_REQUEST = obj(
+    {},
+    {"action": {"type": "string", "description": "An agent: complete, fail, in_progress, ..."},
+     "task_result": obj({"outcome": STR}, {"comment": STR}), "result": {}, "error": {}, "reason": STR},
+    description="Open body: an agent's `{action, ...}` or a person's `{task_result: {outcome, ...}}` "
+                "(axme-reference.md §2.2).",
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# operations
+
+
+@dataclass(frozen=True)
+class Op:
+    summary: str
+    tag: str
+    ok: Schema | str | tuple[str, Schema]  # the 200 body, "html", "text", or ("sse", the schema of one event)
+    body: Schema | None = None  # the request body's schema
+    body_required: bool = True
+    query: tuple[tuple[str, Schema, str], ...] = ()  # (name, schema, description)
+    errors: tuple[int, ...] = ()  # beyond those implied (auth, body, path and query parameters, 503)
+    auth: bool = True
+    owner: bool = False  # takes owner_agent / x-owner-agent
+    idempotent: bool = False  # takes Idempotency-Key
+    axp: str | None = None  # the axp-spec public_api schema the 200 body conforms to
+    description: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _limit(default: int, high: int) -> tuple[str, Schema, str]:
+    return ("limit", {"type": "integer", "minimum": 1, "maximum": high, "default": default}, "At most this many.")
+
+
+_SINCE = ("since", {"type": "integer", "minimum": 0, "maximum": 2**53, "default": 0},
+          "Only events (feed entries) after this seq (cursor); exclusive.")
+_WAIT = ("wait_seconds", {"type": "integer", "minimum": 1, "maximum": 60, "default": 15},
+         "Close the stream with a `stream.timeout` frame after this long without anything new.")
+_INTENT_STATUS = ("status", STR, f"Comma-separated statuses ({', '.join(lc.STATUSES)}).")
+
+OPERATIONS: dict[tuple[str, str], Op] = {
+    ("GET", "/health"): Op("Is the runtime up, and what is it", "meta", _ok(
+        service=STR, version=STR, deployment_profile=STR, storage=STR, org_id=STR, workspace_id=STR,
+        uptime_seconds=NUM, server_time=NUM, registered_users=INT), auth=False),
+    ("GET", "/v1/health"): Op("Same as GET /health", "meta", ref("HealthResponse"), auth=False),
+    ("GET", "/openapi.json"): Op("This document", "meta", OBJ, auth=False),
+    ("GET", "/metrics"): Op(
+        "Prometheus metrics (text exposition format)", "meta", "text", errors=(403,),
+        description="Needs the workspace admin key (an agent key gets 403), unless the runtime runs with "
+                    "`--metrics-public`."),
+    # intents
+    ("POST", "/v1/intents"): Op(
+        "Send an intent", "intents", _ok(intent_id=UUID, status=STATUS, created_at=TIME),
+        body=ref("IntentCreateRequest"), errors=(409,), idempotent=True,
+        axp="api.intents.create.response.v1",
+        description="An Idempotency-Key replays the first answer for the same body; another body is 409."),
+    ("GET", "/v1/intents"): Op(
+        "List intents, newest first", "intents",
+        _ok(intents=array(ref("Intent")), next_cursor=nullable(STR)),
+        query=(_limit(50, 500), _INTENT_STATUS, ("before", STR, "An intent id: only older intents (paging)."))),
+    ("POST", "/v1/intents/bulk-cancel"): Op(
+        "Cancel old open intents (dry run by default)", "intents",
+        obj({"ok": TRUE, "dry_run": BOOL, "intent_ids": array(STR)}, {"would_cancel": INT, "canceled": INT}),
+        body=ref("BulkCancelRequest"), body_required=False),
+    ("GET", "/v1/intents/{intent_id}"): Op(
+        "Get an intent", "intents",
+        {"allOf": [_ok(intent=ref("Intent")), ref("Intent")],
+         "description": "`intent`, and the same fields again at the top level (AXME's examples read them there)."},
+        description="An agent key sees only intents to or from its own address (others: 404)."),
+    ("GET", "/v1/intents/{intent_id}/events"): Op(
+        "The intent's events in seq order", "intents", _ok(events=array(ref("IntentEvent"))),
+        query=(_SINCE,), axp="api.intents.events.list.response.v1"),
+    ("GET", "/v1/intents/{intent_id}/events/stream"): Op(
+        "Follow the intent's events (Server-Sent Events)", "intents",
+        ("sse", sse_event({"anyOf": [ref("IntentEvent"), ref("StreamTimeout")]})), query=(_SINCE, _WAIT),
+        description="Frames `id: <seq>`, `event: <event_type>`, `data: <event JSON>`; ends after a terminal "
+                    "event or with `event: stream.timeout`."),
+    ("POST", "/v1/intents/{intent_id}/resume"): Op(
+        "Report progress, a result or a person's answer", "intents",
+        _ok(applied=BOOL, intent=ref("Intent")), body=_RESUME_REQUEST, errors=(403, 409), owner=True),
+    ("POST", "/v1/intents/{intent_id}/resolve"): Op(
+        "Complete, fail or cancel an intent", "intents",
+        _ok(intent=ref("Intent"), event=ref("IntentEvent"),
+            completion_delivery=obj({"delivered": BOOL}, {"reason": STR, "reply_to": STR, "thread_id": STR,
+                                                         "message_id": STR, "completion": OBJ})),
+        body=ref("ResolveRequest"), errors=(403, 409), owner=True, axp="api.intents.resolve.response.v1"),
+    # scenarios and tasks
+    ("POST", "/v1/scenarios/validate"): Op(
+        "Check a ScenarioBundle without running it", "scenarios",
+        _ok(valid=BOOL, errors=array(STR), warnings=array(STR)), body=ref("ScenarioBundle"),
+        description="Any JSON object is taken: what is wrong with it comes back in `errors` (200)."),
+    ("POST", "/v1/scenarios/apply"): Op(
+        "Provision agents, compile and start a ScenarioBundle", "scenarios",
+        _ok(intent_id=UUID, scenario_id=STR, compile_id=STR, workflow_compile_id=STR, status=STATUS,
+            pending_with=nullable(STR), idempotent=BOOL, agents=array(OBJ), deadline_at=nullable(STR),
+            created_at=TIME, warnings=array(STR)),
+        body=ref("ScenarioBundle"), errors=(403, 409), idempotent=True),
+    ("GET", "/v1/me/tasks"): Op(
+        "Human tasks waiting for the caller (people and the workspace key)", "tasks",
+        _ok(tasks=array(obj({"intent_id": UUID, "intent_type": STR, "status": STATUS, "assigned_at": TIME,
+                             "human_task": OBJ}, {"from_agent": STR, "due_at": nullable(STR)}))),
+        query=(_limit(100, 500),), errors=(403,)),
+    # service accounts and agents
+    ("POST", "/v1/service-accounts"): Op(
+        "Create a service account (an agent)", "service-accounts", _ok(service_account=ref("ServiceAccount")),
+        body=ref("ServiceAccountCreateRequest"), errors=(403, 404, 409),
+        description="404: `org_id` or `workspace_id` names another organisation or workspace than this runtime's."),
+    ("GET", "/v1/service-accounts"): Op(
+        "List service accounts (an agent key: only its own)", "service-accounts",
+        _ok(service_accounts=array(ref("ServiceAccount")))),
+    ("GET", "/v1/service-accounts/{sa_id}"): Op(
+        "Get a service account and its keys (never the tokens)", "service-accounts",
+        _ok(service_account=ref("ServiceAccount"), keys=array(ref("ApiKey")))),
+    ("DELETE", "/v1/service-accounts/{sa_id}"): Op(
+        "Delete a service account; its keys stop working", "service-accounts",
+        _ok(deleted=BOOL, service_account=ref("ServiceAccount")), errors=(403,)),
+    ("POST", "/v1/service-accounts/{sa_id}/keys"): Op(
+        "Mint a key (the token is answered once)", "service-accounts", _ok(key=ref("ApiKey")),
+        body=ref("KeyCreateRequest"), body_required=False, errors=(403,)),
+    ("POST", "/v1/service-accounts/{sa_id}/keys/{key_id}/revoke"): Op(
+        "Revoke a key", "service-accounts", _ok(key=ref("ApiKey")), errors=(403,)),
+    ("GET", "/v1/agents"): Op("List agents (an agent key: only itself)", "agents", _ok(agents=array(ref("Agent"))),
+                              query=(_limit(100, 1000),)),
+    ("GET", "/v1/agents/{address}"): Op(
+        "Get an agent", "agents", _ok(agent=ref("Agent")), axp="api.agents.get.response.v1",
+        description="`address`: a bare name, `org/workspace/name`, or a URL-encoded `agent://` address."),
+    ("GET", "/v1/agents/{address}/intents/stream"): Op(
+        "An agent's delivery feed (Server-Sent Events)", "agents",
+        ("sse", sse_event({"anyOf": [ref("FeedEntry"), ref("StreamTimeout")]})),
+        query=(_SINCE, _WAIT, ("status", STR, "Comma-separated statuses to send [default: every open one].")),
+        errors=(403,),
+        description="Each frame is an intent handed to the agent (`id: <cursor>`); sending it records "
+                    "`intent.delivered`. Only the workspace key or the agent's own key may listen."),
+    # delivery config (the http binding)
+    ("PATCH", "/v1/service-accounts/{sa_id}/delivery"): Op(
+        "Set how an agent gets its intents", "service-accounts",
+        obj({"ok": TRUE, "delivery": ref("DeliveryConfig")}, {"delivery_secret": STR}),
+        body=ref("DeliveryConfigRequest"), errors=(403,)),
+    ("PUT", "/v1/service-accounts/{sa_id}/delivery"): Op(
+        "Same as PATCH", "service-accounts", obj({"ok": TRUE, "delivery": ref("DeliveryConfig")},
+                                                 {"delivery_secret": STR}),
+        body=ref("DeliveryConfigRequest"), errors=(403,)),
+    ("GET", "/v1/service-accounts/{sa_id}/delivery"): Op(
+        "How an agent gets its intents", "service-accounts", _ok(delivery=ref("DeliveryConfig"))),
+    # auth
+    ("POST", "/v1/auth/login-intent"): Op(
+        "Mail a one-time login code", "auth",
+        _ok(intent_id=STR, grant_id=STR, email=STR, expires_in=INT), body=_EMAIL_REQUEST, auth=False,
+        errors=(403, 429)),
+    ("POST", "/v1/auth/login-intent/{intent_id}/verify"): Op(
+        "Trade the code for a session", "auth", ref("SessionTokens"), body=_CODE_REQUEST, auth=False,
+        errors=(404, 409, 410)),
+    ("POST", "/v1/auth/refresh"): Op(
+        "Trade a refresh token for new tokens (single use)", "auth", ref("SessionTokens"),
+        body=_REFRESH_REQUEST, auth=False, errors=(401,)),
+    ("GET", "/v1/auth/sessions"): Op(
+        "A person's sessions (the workspace key: everyone's)", "auth",
+        _ok(sessions=array(ref("Session")), current_session_id=nullable(STR)),
+        query=(("include_revoked", {"type": "boolean", "default": False}, "Also revoked sessions."),),
+        errors=(403,)),
+    ("POST", "/v1/auth/sessions/revoke"): Op(
+        "Revoke a session", "auth", _ok(session_id=STR, revoked=BOOL, already_revoked=BOOL,
+                                        revoked_at=nullable(STR)),
+        body=_SESSION_REVOKE_REQUEST, errors=(403, 404)),
+    ("POST", "/v1/auth/logout"): Op(
+        "End the caller's session (a person's access token)", "auth",
+        _ok(session_id=STR, revoked=BOOL, already_revoked=BOOL, revoked_at=nullable(STR))),
+    ("POST", "/v1/auth/logout-all"): Op(
+        "End every session of the caller (a person's access token)", "auth",
+        _ok(revoked=INT, session_ids=array(STR))),
+    ("GET", "/v1/auth/whoami"): Op(
+        "Who the credential is", "auth",
+        _ok(principal=obj({"kind": {"type": "string", "enum": ["workspace", "service_account", "actor"]},
+                           "address": STR, "is_admin": BOOL},
+                          {"key_id": STR, "actor_id": STR, "session_id": nullable(STR), "email": nullable(STR),
+                           "service_account_id": STR}),
+            org_id=STR, workspace_id=STR)),
+    # webhooks
+    ("POST", "/v1/webhooks/subscriptions"): Op(
+        "Create or update a subscription (by owner and callback_url)", "webhooks",
+        obj({"ok": TRUE, "subscription": ref("WebhookSubscription")},
+            {"secret": {**STR, "description": "A generated signing secret, answered once."}}),
+        body=ref("SubscriptionRequest"), owner=True, errors=(403,)),
+    ("GET", "/v1/webhooks/subscriptions"): Op(
+        "List subscriptions", "webhooks", _ok(subscriptions=array(ref("WebhookSubscription"))), owner=True,
+        errors=(403,), axp="api.webhooks.subscriptions.list.response.v1"),
+    ("DELETE", "/v1/webhooks/subscriptions/{subscription_id}"): Op(
+        "Revoke a subscription", "webhooks", _ok(subscription_id=STR, revoked_at=TIME),
+        axp="api.webhooks.subscriptions.delete.response.v1"),
+    ("POST", "/v1/webhooks/events"): Op(
+        "Publish an event to the owner's subscriptions", "webhooks",
+        _ok(accepted_at=TIME, event_type=STR, source=STR, owner_agent=STR, event_id=STR, **_COUNTERS),
+        body=ref("EventRequest"), owner=True, errors=(403,), axp="api.webhooks.events.response.v1"),
+    ("GET", "/v1/webhooks/events/{event_id}"): Op(
+        "An event and its delivery counters", "webhooks",
+        _ok(**_EVENT_COUNTS, source=STR, accepted_at=TIME, replayed_at=nullable(TIME))),
+    ("POST", "/v1/webhooks/events/{event_id}/replay"): Op(
+        "Deliver an event again", "webhooks",
+        _ok(**_EVENT_COUNTS, replayed_at=TIME),
+        axp="api.webhooks.events.replay.response.v1"),
+    ("GET", "/v1/webhooks/deliveries"): Op(
+        "Outbound deliveries, newest first (webhooks and http-binding intents)", "webhooks",
+        _ok(deliveries=array(ref("OutboundDelivery"))),
+        query=(("subscription_id", STR, ""), ("event_id", STR, ""), ("intent_id", STR, ""),
+               ("status", {"type": "string", "enum": ["pending", "delivered", "dead_lettered", "failed"]}, ""),
+               ("kind", STR, ""), _limit(100, 1000)),
+        owner=True, errors=(403,)),
+    # inbox and approvals
+    ("GET", "/v1/inbox"): Op(
+        "The owner's threads", "inbox", _ok(threads=array(ref("InboxThread"))), owner=True, errors=(403,),
+        query=(("status", STR, "Comma-separated: pending, active, done."), _limit(100, 500)),
+        axp="api.inbox.list.response.v1"),
+    ("GET", "/v1/inbox/changes"): Op(
+        "The owner's changed threads in commit order", "inbox",
+        _ok(changes=array(obj({"cursor": STR, "thread": ref("InboxThread")})), next_cursor=nullable(STR),
+            has_more=BOOL),
+        query=(("cursor", STR, "`next_cursor` of the previous page."), _limit(50, 200)), owner=True,
+        errors=(403,), axp="api.inbox.changes.response.v1"),
+    ("GET", "/v1/inbox/{thread_id}"): Op("A thread", "inbox", _THREAD_ANSWER, owner=True, errors=(403,),
+                                         axp="api.inbox.thread.response.v1"),
+    ("POST", "/v1/inbox/{thread_id}/reply"): Op(
+        "Reply in a thread", "inbox", _ok(thread=ref("InboxThread"), message_id=STR), body=ref("ReplyRequest"),
+        owner=True, idempotent=True, errors=(403, 409)),
+    ("POST", "/v1/inbox/{thread_id}/delegate"): Op(
+        "Hand a thread to another owner", "inbox", _THREAD_ANSWER, body=ref("DelegateRequest"), owner=True,
+        idempotent=True, errors=(403, 409), axp="api.inbox.thread.response.v1"),
+    ("POST", "/v1/inbox/{thread_id}/approve"): Op(
+        "Approve (closes the thread)", "inbox", _THREAD_ANSWER, body=ref("DecisionRequest"), body_required=False,
+        owner=True, idempotent=True, errors=(403, 409), axp="api.inbox.thread.response.v1"),
+    ("POST", "/v1/inbox/{thread_id}/reject"): Op(
+        "Reject (closes the thread)", "inbox", _THREAD_ANSWER, body=ref("DecisionRequest"), body_required=False,
+        owner=True, idempotent=True, errors=(403, 409), axp="api.inbox.thread.response.v1"),
+    ("POST", "/v1/inbox/{thread_id}/read"): Op("Mark a thread read", "inbox", _THREAD_ANSWER, owner=True,
+                                               errors=(403,), axp="api.inbox.thread.response.v1"),
+    ("POST", "/v1/inbox/{thread_id}/messages/delete"): Op(
+        "Delete messages for the owner or for everyone", "inbox",
+        _ok(thread=ref("InboxThread"), mode=STR, deleted_count=INT, message_ids=array(STR)),
+        body=ref("MessagesDeleteRequest"), owner=True, idempotent=True, errors=(403, 409),
+        axp="api.inbox.messages.delete.response.v1"),
+    ("POST", "/v1/approvals/{approval_id}/decision"): Op(
+        "Approve or reject an intent that waits for a person", "inbox",
+        _ok(approval=obj({"approval_id": STR, "decision": {"type": "string", "enum": ["approve", "reject"]},
+                          "decided_at": TIME}, {"comment": nullable(STR)})),
+        body=ref("ApprovalDecisionRequest"), idempotent=True, errors=(403, 409),
+        axp="api.approvals.decision.response.v1"),
+    ("GET", "/v1/capabilities"): Op(
+        "What this runtime supports", "meta", _ok(capabilities=array(STR), supported_intent_types=array(STR)),
+        axp="api.capabilities.get.response.v1"),
+    # task pages
+    ("GET", "/t/{token}"): Op(
+        "The page of a task mail's link (HTML)", "task-pages", "html", auth=False, errors=(404, 410),
+        description="The token is the credential. Refusals are HTML pages too."),
+    ("POST", "/t/{token}"): Op(
+        "Answer the task of a task mail's link (an HTML form post)", "task-pages", "html", auth=False,
+        body={"type": "object", "properties": {"outcome": STR, "comment": STR, "ts": STR, "nonce": STR}},
+        errors=(400, 403, 404, 410, 413, 415, 422),
+        description="`application/x-www-form-urlencoded` from the page itself; answers are HTML pages."),
+}
+
+_EXTRA_COMPONENTS = {"HealthResponse": OPERATIONS[("GET", "/health")].ok}
+_ERROR_TEXT = {
+    400: "Malformed request (bad JSON, a NUL byte in the URL, owner_agent and x-owner-agent disagree, ...)",
+    401: "No key, or an unknown, revoked or expired one",
+    403: "The key may not do this",
+    404: "Not found (or not visible to this key)",
+    409: "Conflict (a state that does not allow it, a reused Idempotency-Key, a duplicate)",
+    410: "Gone (expired)",
+    413: "The body is larger than the runtime accepts",
+    415: "Unsupported media type",
+    422: "The request is well-formed but invalid (schema, address, parameter)",
+    429: "Too many requests for this key: wait `Retry-After` seconds",
+    503: "The database is unavailable; retry (details.retryable is true)",
+}
+
+
+def _path_of(route: Route) -> str:
+    """``/v1/agents/{address:path}`` -> ``/v1/agents/{address}``."""
+    path = route.path
+    for name, _ in route.param_convertors.items():
+        for suffix in (":path", ":str", ":int", ":uuid"):
+            path = path.replace("{" + name + suffix + "}", "{" + name + "}")
+    return path
+
+
+def _error_codes(op: Op, path: str) -> list[int]:
+    codes = set(op.errors) | {503}
+    if op.ok != "html":
+        codes.add(400)  # a NUL byte in the URL, at least
+    if op.auth:
+        codes |= {401, 429}
+    if op.body is not None:
+        codes |= {400, 413, 422}
+    if "{" in path:
+        codes |= {404, 422} if path.startswith("/v1/agents/{") else {404}
+    if op.query:
+        codes.add(422)
+    if op.owner:
+        codes |= {400, 403, 422}
+    if op.idempotent:
+        codes |= {409, 422}
+    return sorted(codes)
+
+
+def _header(name: str, description: str) -> Schema:
+    return {"name": name, "in": "header", "required": False, "schema": STR, "description": description}
+
+
+def _operation(method: str, path: str, op: Op, endpoint: str) -> Schema:
+    out: Schema = {"operationId": f"{method.lower()}_{endpoint}", "summary": op.summary, "tags": [op.tag]}
+    if method not in ("GET", "DELETE") and op.body is None and op.ok != "html":
+        out["description"] = "No request body is read."
+    if op.description:
+        out["description"] = op.description
+    params: list[Schema] = []
+    for name in [p[1:-1] for p in path.split("/") if p.startswith("{")]:
+        params.append({"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}})
+    for name, schema, text in op.query:
+        param: Schema = {"name": name, "in": "query", "required": False, "schema": schema}
+        if text:
+            param["description"] = text
+        params.append(param)
+    if op.owner:
+        params.append({"name": "owner_agent", "in": "query", "required": False, "schema": STR,
+                       "description": "The inbox or webhook owner to act for [default: the caller]."})
+        params.append(_header("x-owner-agent", "Same as owner_agent (both given: they must agree, else 400)."))
+    if op.idempotent:
+        params.append({"name": "Idempotency-Key", "in": "header", "required": False,
+                       "schema": {"type": "string", "maxLength": 255},
+                       "description": "The same key and body answer the first result again."})
+    if params:
+        out["parameters"] = params
+    if op.body is not None:
+        media = "application/x-www-form-urlencoded" if op.ok == "html" else "application/json"
+        out["requestBody"] = {"required": op.body_required, "content": {media: {"schema": op.body}}}
+    if isinstance(op.ok, tuple):
+        ok: Schema = {"description": "A Server-Sent Events stream (the schema is one event's)",
+                      "content": {"text/event-stream": {"schema": op.ok[1]}}}
+    elif op.ok == "html":
+        ok = {"description": "An HTML page", "content": {"text/html": {"schema": STR}}}
+    elif op.ok == "text":
+        ok = {"description": "Plain text", "content": {"text/plain": {"schema": STR}}}
+    else:
+        assert isinstance(op.ok, dict)
+        ok = {"description": "OK", "content": {"application/json": {"schema": op.ok}}}
+    if op.axp:
+        out["x-axp-schema"] = f"public_api/{op.axp}.json"
+    responses: Schema = {"200": ok}
+    for code in _error_codes(op, path):
+        if op.ok == "html" and code != 503:
+            responses[str(code)] = {"description": _ERROR_TEXT[code] + " (an HTML page)",
+                                    "content": {"text/html": {"schema": STR}}}
+            continue
+        responses[str(code)] = {"$ref": f"#/components/responses/E{code}"}
+    out["responses"] = responses
+    if not op.auth:
+        out["security"] = []
+    out.update(op.extra)
+    return out
+
+
+# The dashboard (runtime/ui): pages and forms for a browser, built on this API; not part of it.
+NOT_API = ("/ui",)
+
+
+def document(routes: list[BaseRoute]) -> dict[str, Any]:
+    """The whole document for this route table."""
+    paths: dict[str, dict[str, Any]] = {}
+    seen: set[tuple[str, str]] = set()
+    for route in routes:
+        if not isinstance(route, Route) or not route.methods or route.path.startswith(NOT_API):
+            continue
+        path = _path_of(route)
+        for method in sorted(route.methods - {"HEAD"}):
+            seen.add((method, path))
+            op = OPERATIONS.get((method, path))
+            entry = (_operation(method, path, op, route.name) if op is not None else
+                     {"summary": "undocumented", "x-undocumented": True,
+                      "responses": {"default": {"description": "undocumented"}}})
+            paths.setdefault(path, {})[method.lower()] = entry
+    stale = sorted(set(OPERATIONS) - seen)
+    if stale:
+        raise ValueError(f"documented operations without a route: {stale}")
+    error_responses = {}
+    for code, text in _ERROR_TEXT.items():
+        response: Schema = {"description": text, "content": {"application/json": {"schema": ref("Error")}}}
+        if code in (429, 503):
+            response["headers"] = {"Retry-After": {"description": "Seconds to wait before retrying",
+                                                   "schema": {"type": "string", "pattern": "^[0-9]+$"}}}
+        error_responses[f"E{code}"] = response
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "axme runtime (AXP)",
+            "version": __version__,
+            "description": "The HTTP API of `axme dev` / `axme server`. Send the key as `x-api-key` or "
+                           "`Authorization: Bearer <key>`; a person's access token as `Authorization: Bearer`. "
+                           "Errors: `{\"error\": {\"code\", \"message\", \"details\"}, \"detail\"}`.",
+        },
+        "security": [{"apiKey": []}, {"bearer": []}],
+        "paths": paths,
+        "components": {
+            "schemas": {**COMPONENTS, **_EXTRA_COMPONENTS, **_model_components()},
+            "responses": error_responses,
+            "securitySchemes": {
+                "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+                "bearer": {"type": "http", "scheme": "bearer"},
+            },
+        },
+    }

@@ -1,0 +1,367 @@
+"""Hostile input against the real runtime, route by route: each gets the right 4xx in the AXP error shape.
+
+The routes come from the runtime's own OpenAPI document (so a new route is covered when it is documented):
+malformed JSON, bodies that are not objects, bodies over the limit (with and without Content-Length), deep
+nesting, wrong types, invalid addresses and intent types, unknown ids, bad query parameters, NUL bytes; and
+the per-key rate limit (429 with Retry-After). Single cases on /v1/intents are in tests/test_api_intents.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from axme_cli.runtime.api import openapi
+from axme_cli.runtime.api.app import build_app
+from axme_cli.runtime.api.common import MAX_DEPTH
+from axme_cli.runtime.core import Runtime
+from axme_cli.runtime.principals import RateLimiter
+from axme_cli.runtime.settings import Settings
+from tests.conftest import make_agent, new_intent, unique
+from tests.runtime_proc import RuntimeProcess
+from tests.test_api_intents import assert_error
+
+MAX_BODY = Settings().max_body_bytes
+DOC = openapi.document(build_app(Runtime(object(), Settings()), manage_runtime=False).routes)  # type: ignore[arg-type]
+OPS = [(m.upper(), p, op) for p, item in DOC["paths"].items() for m, op in item.items()]
+JSON_BODY = [(m, p) for m, p, op in OPS if "application/json" in op.get("requestBody", {}).get("content", {})]
+WITH_IDS = [(m, p) for m, p, op in OPS if "{" in p]
+INT_PARAMS = [(m, p, q["name"], q["schema"]) for m, p, op in OPS for q in op.get("parameters", [])
+              if q["in"] == "query" and q["schema"].get("type") == "integer"]
+
+
+def ident(route: tuple[str, ...]) -> str:
+    return " ".join(route)
+
+
+def url(path: str, value: str | None = None) -> str:
+    """The path with its parameters filled: an unknown id (or ``value``), a valid agent name for addresses."""
+    return re.sub(r"\{(\w+)\}", lambda m: value or ("inventory" if m.group(1) == "address" else str(uuid.uuid4())),
+                  path)
+
+
+def post(api: httpx.Client, method: str, path: str, content: bytes | Any, **kwargs: Any) -> httpx.Response:
+    return api.request(method, url(path), content=content, headers={"content-type": "application/json"}, **kwargs)
+
+
+def test_the_matrix_covers_the_api() -> None:
+    assert len(JSON_BODY) >= 20 and len(WITH_IDS) >= 25 and len(INT_PARAMS) >= 8
+    assert ("POST", "/v1/auth/login-intent") in JSON_BODY  # routes without a key too
+
+
+# ---------------------------------------------------------------------------------------------
+# bodies
+
+
+@pytest.mark.parametrize("route", JSON_BODY, ids=ident)
+def test_malformed_json_is_400_invalid_json(api: httpx.Client, route: tuple[str, str]) -> None:
+    for body in (b'{"a":', b"{'a': 1}", b'{"a": 1,}', b"\xff\xfe\x00{}", b'{"a": NaN x}', b"nul\x00l"):
+        assert_error(post(api, *route, body), 400, code="invalid_json")
+
+
+@pytest.mark.parametrize("route", JSON_BODY, ids=ident)
+def test_a_body_that_is_not_an_object_is_422(api: httpx.Client, route: tuple[str, str]) -> None:
+    for body in ([], [{}], "text", 42, 1.5, True, None):
+        assert_error(post(api, *route, json.dumps(body).encode()), 422)
+
+
+@pytest.mark.parametrize("route", JSON_BODY, ids=ident)
+def test_a_body_over_the_limit_is_413_with_or_without_content_length(api: httpx.Client,
+                                                                     route: tuple[str, str]) -> None:
+    raw = b'{"pad": "' + b"x" * MAX_BODY + b'"}'
+
+    def chunks() -> Iterator[bytes]:
+        for i in range(0, len(raw), 16384):
+            yield raw[i : i + 16384]
+
+    body = assert_error(post(api, *route, raw), 413, code="payload_too_large")
+    assert body["error"]["details"]["limit_bytes"] == MAX_BODY
+    streamed = post(api, *route, chunks())
+    assert "content-length" not in streamed.request.headers
+    assert_error(streamed, 413, code="payload_too_large")
+
+
+def _nested(depth: int, opener: str = "[", closer: str = "]") -> str:
+    return opener * depth + closer * depth
+
+
+@pytest.mark.parametrize("route", JSON_BODY, ids=ident)
+def test_deep_nesting_is_a_4xx_not_a_recursion_error(api: httpx.Client, route: tuple[str, str]) -> None:
+    for inner in (_nested(10_000), '{"a":' * 10_000 + "1" + "}" * 10_000, _nested(MAX_DEPTH)):
+        raw = ('{"payload": ' + inner + "}").encode()
+        r = post(api, *route, raw)
+        assert 400 <= r.status_code < 500, f"{r.status_code}: {r.text[:300]}"
+        assert_error(r, r.status_code)
+    # Just past the limit: orjson and pydantic could still parse it, the runtime refuses it by name.
+    body = new_intent(payload={"x": json.loads(_nested(MAX_DEPTH - 1))})
+    if route != ("POST", "/v1/intents"):
+        body = {"x": json.loads(_nested(MAX_DEPTH))}
+    assert_error(post(api, *route, json.dumps(body).encode()), 422, code="too_deeply_nested")
+
+
+def test_nesting_within_the_limit_is_stored_and_shown(api: httpx.Client) -> None:
+    deep = json.loads(_nested(MAX_DEPTH - 2))
+    r = api.post("/v1/intents", json=new_intent(unique("deep"), payload={"x": deep}))
+    assert r.status_code == 200, r.text
+    got = api.get(f"/v1/intents/{r.json()['intent_id']}")
+    assert got.status_code == 200 and got.json()["intent"]["payload"] == {"x": deep}
+
+
+WRONG_TYPES: dict[tuple[str, str], list[dict[str, Any]]] = {
+    ("POST", "/v1/intents"): [new_intent(payload=5), new_intent(to_agent=["inventory"]),
+                              new_intent(max_delivery_attempts="3"), new_intent(human_task=[]),
+                              new_intent(deadline_at=1_900_000_000), new_intent(payload={"n": 10**40})],
+    ("POST", "/v1/intents/bulk-cancel"): [{"older_than_hours": "old"}, {"limit": []}, {"older_than_hours": 1e300}],
+    ("POST", "/v1/intents/{intent_id}/resolve"): [{"status": 5}, {"status": "COMPLETED", "result": "ok"},
+                                                  {"status": "DONE"}],
+    ("POST", "/v1/scenarios/apply"): [{"scenario_id": 5, "intent": {"type": "a.b.v1"}},
+                                      {"scenario_id": "abc", "intent": "x"},
+                                      {"scenario_id": "abc", "intent": {"type": "a.b.v1", "deadline_at": "soon"}},
+                                      {"scenario_id": "abc", "intent": {"type": "a.b.v1", "deadline_at": 5}}],
+    ("POST", "/v1/service-accounts"): [{"name": 7}, {"name": None}, {"name": ["a"]}],
+    ("POST", "/v1/service-accounts/{sa_id}/keys"): [{"expires_at": "soon"}, {"expires_at": "0001-01-01T00:00:00+14:00"},
+                                                   {"expires_at": []}],
+    ("POST", "/v1/auth/login-intent"): [{"email": 5}, {"email": None}, {"email": "not an email"}],
+    ("POST", "/v1/auth/login-intent/{intent_id}/verify"): [{"code": []}, {"code": None}],
+    ("POST", "/v1/auth/refresh"): [{"refresh_token": 1}, {}],
+    ("POST", "/v1/auth/sessions/revoke"): [{"session_id": {}}, {}],
+    ("POST", "/v1/webhooks/subscriptions"): [{"callback_url": 5, "event_types": ["inbox.thread_created"]},
+                                             {"callback_url": "http://example.com/x", "event_types": "x"},
+                                             {"callback_url": "http://example.com/x",
+                                              "event_types": ["inbox.thread_created"], "active": "yes"}],
+    ("POST", "/v1/webhooks/events"): [{"event_type": 5, "source": "s1", "payload": {}},
+                                      {"event_type": "inbox.thread_created", "source": "s1", "payload": []}],
+    ("PATCH", "/v1/service-accounts/{sa_id}/delivery"): [{"delivery_mode": 1}, {"delivery_mode": "pigeon"}],
+    ("PUT", "/v1/service-accounts/{sa_id}/delivery"): [{"delivery_mode": "http", "callback_url": 5}],
+    ("POST", "/v1/inbox/{thread_id}/reply"): [{"message": []}, {"message": ""}, {}],
+    ("POST", "/v1/inbox/{thread_id}/delegate"): [{"delegate_to": 5}, {"note": []}],
+    ("POST", "/v1/inbox/{thread_id}/approve"): [{"comment": 5}],
+    ("POST", "/v1/inbox/{thread_id}/reject"): [{"comment": {}}],
+    ("POST", "/v1/inbox/{thread_id}/messages/delete"): [{"mode": "everyone"}, {"mode": "self", "limit": "3"}],
+    ("POST", "/v1/approvals/{approval_id}/decision"): [{"decision": True}, {"decision": "maybe"}, {}],
+}
+
+
+def test_wrong_types_cover_every_body_with_fields() -> None:
+    free = {("POST", "/v1/intents/{intent_id}/resume"), ("POST", "/v1/scenarios/validate")}  # open bodies
+    assert set(JSON_BODY) - set(WRONG_TYPES) == free
+
+
+@pytest.mark.parametrize("route", sorted(WRONG_TYPES), ids=ident)
+def test_wrong_types_are_422(api: httpx.Client, route: tuple[str, str]) -> None:
+    for body in WRONG_TYPES[route]:
+        r = post(api, *route, json.dumps(body).encode())
+        assert_error(r, 422)
+
+
+@pytest.mark.parametrize("bad", ["", "a", "order", "order.v1", "Order.reserve.v1", "order.reserve.V1",
+                                 "order..reserve.v1", "order.reserve.v1 ", " order.reserve.v1", "ordér.reserve.v1",
+                                 "order.reserve.v1\n", "order-x.reserve.v1", "order.reserve.v", 5, None, ["a.b.v1"]])
+def test_invalid_intent_types_are_422(api: httpx.Client, bad: Any) -> None:
+    assert_error(api.post("/v1/intents", json=new_intent(intent_type=bad)), 422, code="schema_invalid",
+                 names="intent_type")
+    bundle = {"scenario_id": "hostile", "agents": [{"role": "a", "address": "inventory"}], "intent": {"type": bad}}
+    assert_error(api.post("/v1/scenarios/apply", json=bundle), 422, code="scenario_invalid")
+    verdict = api.post("/v1/scenarios/validate", json=bundle)
+    assert verdict.status_code == 200 and verdict.json()["valid"] is False
+
+
+BAD_ADDRESSES = ["a b", "http://example.com", "agent://", "no/such/deep/path", "UPPER CASE", "tab\there",
+                 "x\x00y", "a" * 400 + " b"]
+
+
+@pytest.mark.parametrize("bad", BAD_ADDRESSES)
+def test_invalid_addresses_are_422_invalid_agent_address(api: httpx.Client, bad: str) -> None:
+    for field in ("to_agent", "reply_to", "from_agent"):
+        body = new_intent(**{field: bad})
+        r = api.post("/v1/intents", json=body)
+        assert_error(r, 422)
+        if len(bad) <= 383 and len(bad) >= 3:  # within the schema's lengths: the address rule refuses it
+            assert r.json()["error"]["code"] == "invalid_agent_address", r.text
+    # in a URL, a NUL byte is refused before anything else (400 invalid_value), on every backend
+    in_url = (400, "invalid_value") if "\x00" in bad else (422, "invalid_agent_address")
+    for path in ("/v1/inbox", "/v1/inbox/changes", "/v1/webhooks/subscriptions", "/v1/webhooks/deliveries"):
+        assert_error(api.get(path, params={"owner_agent": bad}), *in_url)
+        if "\x00" not in bad and "\t" not in bad:  # headers cannot carry those
+            assert_error(api.get(path, headers={"x-owner-agent": bad}), 422, code="invalid_agent_address")
+    if "/" not in bad:
+        quoted = "/v1/agents/" + quote(bad, safe="")
+        assert_error(api.get(quoted), *in_url)
+        assert_error(api.get(f"{quoted}/intents/stream", params={"wait_seconds": 1}), *in_url)
+
+
+def test_delegating_to_an_invalid_address_is_422(quiet: RuntimeProcess, api: httpx.Client) -> None:
+    owner, _ = make_agent(api, unique("owner"))
+    r = api.post("/v1/intents", json=new_intent(unique("worker"), reply_to=owner))
+    intent_id = r.json()["intent_id"]
+    api.post(f"/v1/intents/{intent_id}/resolve", json={"status": "COMPLETED", "result": {}})
+    for bad in ("a b", "agent://", "x/y/z/w"):
+        r = api.post(f"/v1/inbox/{intent_id}/delegate", params={"owner_agent": owner}, json={"delegate_to": bad})
+        assert_error(r, 422, code="invalid_agent_address")
+
+
+# ---------------------------------------------------------------------------------------------
+# ids and query parameters
+
+
+@pytest.mark.parametrize("route", [r for r in WITH_IDS if r[1] != "/v1/agents/{address}/intents/stream"], ids=ident)
+def test_unknown_ids_are_404(api: httpx.Client, route: tuple[str, str]) -> None:
+    """Listening to the feed of an agent that does not exist (yet) is allowed: the admin sees an empty stream."""
+    method, path = route
+    body = _valid_body(path) if method in ("POST", "PUT", "PATCH") else None
+    for value in (str(uuid.uuid4()), "not-an-id", "%C3%A9t%C3%A9", "0" * 300, "%00"):
+        r = api.request(method, url(path, value), json=body)
+        if path.startswith("/t/"):  # the task-mail page answers people in HTML
+            assert r.status_code == 404 and r.headers["content-type"].startswith("text/html"), r.text
+            continue
+        if value == "%00":  # on every backend (PostgreSQL could not even look it up)
+            assert_error(r, 400, code="invalid_value")
+            continue
+        if path.startswith("/v1/agents/") and value not in ("not-an-id",) and "-" not in value:
+            assert_error(r, 422, code="invalid_agent_address")  # not even an agent name
+            continue
+        assert_error(r, 404)
+
+
+def _valid_body(path: str) -> dict[str, Any]:
+    last = path.rstrip("}").rsplit("/", 1)[-1]
+    return {"resume": {"action": "complete"}, "resolve": {"status": "CANCELED", "reason": "x"},
+            "delivery": {"delivery_mode": "poll"}, "reply": {"message": "x"}, "delegate": {"delegate_to": "someone"},
+            "delete": {"mode": "self"}, "decision": {"decision": "approve"}, "verify": {"code": "123456"},
+            }.get(last, {})
+
+
+@pytest.mark.parametrize("param", INT_PARAMS, ids=lambda p: f"{p[0]} {p[1]} {p[2]}")
+def test_bad_integer_query_parameters_are_422(api: httpx.Client, param: tuple[str, str, str, dict[str, Any]]) -> None:
+    method, path, name, schema = param
+    target = url(path, str(uuid.uuid4()) if "intent_id" in path else None)
+    if "{intent_id}" in path:  # an intent that exists: the parameter is what is wrong
+        target = url(path, api.post("/v1/intents", json=new_intent(unique("q"))).json()["intent_id"])
+    values = ["-1", "x", "1.5", "1e3", str(10**30), "9" * 5000, "\x00", "٣x", "0x10", "true",
+              str(schema["maximum"] + 1), str(schema["minimum"] - 1)]
+    for value in values:
+        extra = {"wait_seconds": 1} if path.endswith("/stream") and name != "wait_seconds" else {}
+        r = api.request(method, target, params={name: value, **extra})
+        if value == "\x00":
+            assert_error(r, 400, code="invalid_value")
+        else:
+            assert_error(r, 422, code="invalid_parameter", names=name)
+
+
+@pytest.mark.parametrize(("path", "name", "value"), [
+    ("/v1/intents", "status", "DONE"), ("/v1/intents", "status", "SUBMITTED,,X"),
+    ("/v1/agents/inventory/intents/stream", "status", "bogus"),
+    ("/v1/inbox", "status", "closed"), ("/v1/webhooks/deliveries", "status", "sent"),
+    ("/v1/auth/sessions", "include_revoked", "maybe"),
+    ("/v1/inbox/changes", "cursor", "x"), ("/v1/inbox/changes", "cursor", "99999999999999999999999:x"),
+    ("/v1/inbox/changes", "cursor", "9" * 5000), ("/v1/inbox/changes", "cursor", "²:x"),
+    ("/v1/inbox/changes", "cursor", "-5:x"),
+])
+def test_bad_query_values_are_422(api: httpx.Client, path: str, name: str, value: str) -> None:
+    assert_error(api.get(path, params={name: value, "wait_seconds": 1} if "stream" in path else {name: value}),
+                 422, code="invalid_parameter", names=name)
+
+
+def test_a_too_long_idempotency_key_is_422(api: httpx.Client) -> None:
+    key = "k" * 256
+    assert_error(api.post("/v1/intents", json=new_intent(), headers={"Idempotency-Key": key}), 422,
+                 names="Idempotency-Key")
+    r = api.post(f"/v1/approvals/{uuid.uuid4()}/decision", json={"decision": "approve"},
+                 headers={"Idempotency-Key": key})
+    assert_error(r, 422, names="Idempotency-Key")
+
+
+def test_nul_bytes_and_odd_text_never_500(api: httpx.Client) -> None:
+    """PostgreSQL cannot hold NUL in text: such values are refused (4xx) or kept inside JSON, never a 500."""
+    odd = ["\x00", "a\x00b", "\ud7ff\ue000", "😀" * 100, "\u202e\u200b", "\\u0000"]
+    for text in odd:
+        answers = [
+            api.post("/v1/intents", json=new_intent(unique("nul"), payload={"t": text, text: 1})),
+            api.post("/v1/service-accounts", json={"name": text}),
+            api.post("/v1/service-accounts", json={"name": unique("nul"), "description": text}),
+            api.post("/v1/webhooks/events", json={"event_type": "inbox.thread_created", "source": text + "xy",
+                                                  "payload": {"t": text}}),
+            api.post("/v1/auth/login-intent", json={"email": f"a{text}@example.com"}),
+            api.post("/v1/scenarios/validate", json={"scenario_id": text, "intent": {"type": "a.b.v1"}}),
+            api.get("/v1/intents", params={"before": text}),
+            api.get(f"/v1/intents/{quote(text, safe='')}"),
+            api.get("/v1/webhooks/deliveries", params={"event_id": text}),
+        ]
+        for r in answers:
+            assert r.status_code < 500, f"{r.request.method} {r.request.url}: {r.status_code} {r.text[:300]}"
+            if r.status_code >= 400:
+                assert_error(r, r.status_code)
+    created = answers[0]
+    assert created.status_code == 200, created.text
+    shown = api.get(f"/v1/intents/{created.json()['intent_id']}").json()["intent"]["payload"]
+    assert shown == {"t": odd[-1], odd[-1]: 1}
+
+
+# ---------------------------------------------------------------------------------------------
+# the per-key rate limit
+
+
+def test_the_token_bucket() -> None:
+    bucket = RateLimiter(5.0)  # bursts of 10
+    assert [bucket.wait_for("a", now=100.0) for _ in range(10)] == [0.0] * 10
+    assert bucket.wait_for("a", now=100.0) == pytest.approx(0.2)
+    assert bucket.wait_for("b", now=100.0) == 0.0  # per key
+    assert bucket.wait_for("a", now=100.2) == 0.0  # one token back after 1/rate seconds
+    assert bucket.wait_for("a", now=100.2) > 0
+    assert [bucket.wait_for("a", now=110.0) for _ in range(10)] == [0.0] * 10  # refilled up to the burst only
+    assert bucket.wait_for("a", now=110.0) > 0
+
+
+@pytest.fixture(scope="module")
+def limited(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
+    proc = RuntimeProcess(tmp_path_factory.mktemp("limited"), extra_args=["--rate-limit", "2"], backend=backend)
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+def test_past_its_rate_a_key_gets_429_with_retry_after(limited: RuntimeProcess) -> None:
+    with limited.client() as admin:
+        # the admin key is limited like any other: its burst (4) goes on making the agents
+        _, alice_token = make_agent(admin, unique("alice"))
+        _, bob_token = make_agent(admin, unique("bob"))
+    with limited.client(alice_token) as alice, limited.client(bob_token) as bob:
+        answers = [alice.get("/v1/agents") for _ in range(12)]
+        codes = [r.status_code for r in answers]
+        assert codes[:3] == [200, 200, 200], codes  # a burst of 2 x 2 (one token may be gone by the third)
+        assert 429 in codes, codes
+        refused = next(r for r in answers if r.status_code == 429)
+        body = assert_error(refused, 429, code="rate_limit_exceeded")
+        retry = int(refused.headers["retry-after"])
+        assert 1 <= retry <= 2
+        assert body["error"]["details"]["retryable"] is True
+        assert body["error"]["details"]["limit_per_second"] == 2
+        assert refused.headers["x-ratelimit-limit"] == "2"
+        assert bob.get("/v1/agents").status_code == 200  # another key has its own bucket
+        with httpx.Client(base_url=limited.url) as anon:  # no key: nothing to count (and /health needs none)
+            assert anon.get("/health").status_code == 200
+            assert_error(anon.get("/v1/agents"), 401)
+        deadline = time.monotonic() + 30  # the bucket refills (a refused request takes no token)
+        while (again := alice.get("/v1/agents")).status_code == 429 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert again.status_code == 200, again.text
+
+
+def test_rate_limit_flag_is_documented(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    for command in ("dev", "server"):
+        out = subprocess.run([sys.executable, "-m", "axme_cli", command, "--help"], capture_output=True, text=True,
+                             env={"COLUMNS": "200", "NO_COLOR": "1", "PATH": "/usr/bin:/bin"}, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert "--rate-limit" in out.stdout and "1000" in out.stdout, out.stdout

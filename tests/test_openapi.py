@@ -1,0 +1,376 @@
+"""GET /openapi.json: every route documented, the document valid, and the runtime answering as it says.
+
+Three layers, each against a real runtime started here (on every backend):
+- the document itself: every (method, path) of the Starlette route table is in it, it is valid OpenAPI 3.1,
+  and every axp-spec schema it names loads;
+- a walk through every operation with real data (service accounts, intents, a thread, a webhook, a login, a task
+  mail link...): each answer is checked against the document by schemathesis' checks, and against the axp-spec
+  schema the operation names (``x-axp-schema``);
+- schemathesis fuzzing of every operation (seeded, bounded: a few examples per operation, coverage cases):
+  never a 5xx, every answer documented and matching its schema.
+"""
+
+from __future__ import annotations
+
+import email
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from axme_cli.runtime.api.app import build_app
+from axme_cli.runtime.api.openapi import NOT_API
+from axme_cli.runtime.core import Runtime
+from axme_cli.runtime.settings import Settings
+from tests.auth_helpers import bearer, read_code
+from tests.conftest import ADMIN_KEY, new_intent, unique
+from tests.runtime_proc import RuntimeProcess
+from tests.test_protocol_conformance import SCHEMAS, schema_errors, validator
+
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+SEED = 20260808
+# Operations that only read: fuzzing them with the admin key cannot change what the walk set up.
+HTTP_METHODS = ("get", "post", "put", "patch", "delete")
+
+
+@pytest.fixture(scope="module")
+def served(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
+    """A runtime of its own: fuzzing creates and cancels things the other tests must not see."""
+    work = tmp_path_factory.mktemp("openapi")
+    proc = RuntimeProcess(work, extra_args=["--redelivery-seconds", "600", "--mail-dir", str(work / "mail")],
+                          backend=backend)
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def document(served: RuntimeProcess) -> dict[str, Any]:
+    r = httpx.get(f"{served.url}/openapi.json", timeout=10)  # no key
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    return dict(r.json())
+
+
+def operations(doc: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            if method in HTTP_METHODS:
+                yield method.upper(), path, op
+
+
+# ---------------------------------------------------------------------------------------------
+# the document
+
+
+def _route_table() -> set[tuple[str, str]]:
+    app = build_app(Runtime(object(), Settings()), manage_runtime=False)  # type: ignore[arg-type]
+    table = set()
+    for route in app.routes:
+        if route.path.startswith(NOT_API):  # type: ignore[attr-defined]
+            continue  # the dashboard's pages (tests/test_ui.py)
+        path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)  # type: ignore[attr-defined]
+        for method in route.methods or ():  # type: ignore[attr-defined]
+            if method != "HEAD":
+                table.add((method, path))
+    return table
+
+
+def test_every_route_is_documented_and_nothing_else(document: dict[str, Any]) -> None:
+    documented = {(method, path) for method, path, _ in operations(document)}
+    table = _route_table()
+    assert len(table) > 50
+    assert table - documented == set(), "routes missing from /openapi.json"
+    assert documented - table == set(), "documented operations without a route"
+    undocumented = [(m, p) for m, p, op in operations(document) if op.get("x-undocumented")]
+    assert undocumented == []
+    for method, path, op in operations(document):
+        assert op["summary"] and op["responses"]["200"], (method, path)
+        ids = [p["name"] for p in op.get("parameters", []) if p["in"] == "path"]
+        assert ids == re.findall(r"\{(\w+)\}", path), (method, path)
+
+
+def test_the_document_is_valid_openapi_3_1(document: dict[str, Any]) -> None:
+    assert document["openapi"] == "3.1.0"
+    schemathesis.openapi.from_dict(document).validate()  # the OpenAPI 3.1 meta-schema
+    assert document["components"]["schemas"]["IntentCreateRequest"]["additionalProperties"] is False
+
+
+def test_every_error_answer_has_the_axp_error_shape(document: dict[str, Any]) -> None:
+    error = document["components"]["schemas"]["Error"]
+    assert error["required"] == ["error", "detail"]
+    assert error["properties"]["error"]["required"] == ["code", "message", "details"]
+    for method, path, op in operations(document):
+        codes = [int(c) for c in op["responses"]]
+        assert 401 in codes or op.get("security") == [], (method, path)
+        assert 500 not in codes, (method, path)
+        for code, response in op["responses"].items():
+            if int(code) < 400:
+                continue
+            if "$ref" in response:
+                response = document["components"]["responses"][response["$ref"].rsplit("/", 1)[1]]
+            content = response["content"]
+            if path.startswith("/t/") and code != "503":  # the task-mail page answers people with HTML
+                assert list(content) == ["text/html"], (method, path, code)
+            else:
+                assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+
+
+def test_named_axp_schemas_exist_and_load(document: dict[str, Any]) -> None:
+    named = {op["x-axp-schema"] for _, _, op in operations(document) if "x-axp-schema" in op}
+    assert len(named) >= 10
+    for relative in named:
+        assert (SCHEMAS / relative).exists(), relative
+        validator(relative)  # parses and passes Draft 2020-12's meta-schema
+
+
+def test_openapi_json_needs_no_key_and_is_built_once(served: RuntimeProcess) -> None:
+    first = httpx.get(f"{served.url}/openapi.json", timeout=10)
+    second = httpx.get(f"{served.url}/openapi.json", headers={"x-api-key": "wrong"}, timeout=10)
+    assert first.status_code == second.status_code == 200
+    assert first.content == second.content
+
+
+# ---------------------------------------------------------------------------------------------
+# every operation with real data
+
+
+class Walk:
+    """Calls operations through schemathesis (so each answer gets its checks) and remembers what answered 2xx."""
+
+    def __init__(self, served: RuntimeProcess, doc: dict[str, Any]) -> None:
+        self.url = served.url
+        self.doc = doc
+        self.schema = schemathesis.openapi.from_dict(doc)
+        self.ok: set[tuple[str, str]] = set()
+
+    def __call__(self, method: str, path: str, status: int = 200, *, key: str | None = ADMIN_KEY,
+                 token: str | None = None, params: dict[str, Any] | None = None, query: dict[str, Any] | None = None,
+                 body: Any = None, form: dict[str, str] | None = None,
+                 headers: dict[str, str] | None = None) -> schemathesis.Response:
+        op = self.schema[path][method]
+        sent = dict(headers or {})
+        if key:
+            sent["x-api-key"] = key
+        if token:
+            sent.update(bearer(token))
+        kwargs: dict[str, Any] = {}
+        if form is not None:
+            kwargs = {"body": form, "media_type": "application/x-www-form-urlencoded"}
+        elif body is not None:
+            kwargs = {"body": body, "media_type": "application/json"}
+        case = op.Case(path_parameters=params or {}, query=query or {}, headers=sent, **kwargs)
+        response = case.call_and_validate(base_url=self.url, checks=CHECKS, timeout=30)
+        assert response.status_code == status, f"{method} {path}: {response.status_code} {response.text[:500]}"
+        if status < 300:
+            self.ok.add((method, path))
+        axp = self.doc["paths"][path][method.lower()].get("x-axp-schema")
+        if axp and status == 200:
+            errors = schema_errors(axp, response.json())
+            assert not errors, f"{method} {path} vs {axp}: {errors}"
+        return response
+
+
+def _wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _task_link(mail: Path, intent_id: str) -> str:
+    path = _wait_for("the task mail", lambda: sorted(mail.glob(f"*-task-{intent_id}-*.eml")))[0]
+    body = email.message_from_bytes(path.read_bytes()).get_payload(decode=True)
+    assert isinstance(body, bytes)
+    found = re.search(r"http://\S+/t/([A-Za-z0-9_-]{43})", body.decode())
+    assert found, body
+    return found.group(1)
+
+
+def test_every_operation_answers_as_documented(served: RuntimeProcess, document: dict[str, Any]) -> None:
+    call = Walk(served, document)
+    for path in ("/health", "/v1/health", "/openapi.json", "/v1/capabilities", "/v1/auth/whoami", "/v1/me/tasks",
+                 "/metrics"):
+        call("GET", path)
+
+    # service accounts, keys, agents
+    worker, requester, spare = unique("worker"), unique("requester"), unique("spare")
+    sa = call("POST", "/v1/service-accounts", body={"name": worker, "display_name": "Worker"}).json()
+    sa_id, worker_address = sa["service_account"]["service_account_id"], sa["service_account"]["agent_address"]
+    worker_key = call("POST", "/v1/service-accounts/{sa_id}/keys", params={"sa_id": sa_id}, body={}).json()["key"]
+    req_sa = call("POST", "/v1/service-accounts", body={"name": requester}).json()["service_account"]
+    spare_id = call("POST", "/v1/service-accounts", body={"name": spare}).json()["service_account"][
+        "service_account_id"]
+    call("GET", "/v1/service-accounts")
+    call("GET", "/v1/service-accounts/{sa_id}", params={"sa_id": sa_id})
+    call("GET", "/v1/agents", query={"limit": 5})
+    call("GET", "/v1/agents/{address}", params={"address": worker})
+    call("GET", "/v1/service-accounts/{sa_id}/delivery", params={"sa_id": sa_id})
+    for method in ("PATCH", "PUT"):
+        call(method, "/v1/service-accounts/{sa_id}/delivery", params={"sa_id": spare_id},
+             body={"delivery_mode": "poll"})
+    other_key = call("POST", "/v1/service-accounts/{sa_id}/keys", params={"sa_id": spare_id}).json()["key"]
+    call("POST", "/v1/service-accounts/{sa_id}/keys/{key_id}/revoke",
+         params={"sa_id": spare_id, "key_id": other_key["key_id"]})
+    call("DELETE", "/v1/service-accounts/{sa_id}", params={"sa_id": spare_id})
+
+    # intents: create, read, the agent's feed, resume, resolve (with reply_to: a thread)
+    created = call("POST", "/v1/intents", body=new_intent(worker, reply_to=req_sa["agent_address"]),
+                   headers={"Idempotency-Key": uuid.uuid4().hex}).json()
+    intent_id = created["intent_id"]
+    call("GET", "/v1/intents", query={"limit": 10, "status": "SUBMITTED,DELIVERED"})
+    call("GET", "/v1/agents/{address}/intents/stream", key=worker_key["token"], params={"address": worker},
+         query={"since": 0, "wait_seconds": 1})
+    call("GET", "/v1/intents/{intent_id}", params={"intent_id": intent_id})
+    call("POST", "/v1/intents/{intent_id}/resume", key=worker_key["token"], params={"intent_id": intent_id},
+         body={"action": "in_progress"})
+    call("POST", "/v1/intents/{intent_id}/resolve", params={"intent_id": intent_id},
+         body={"status": "COMPLETED", "result": {"done": True}})
+    call("GET", "/v1/intents/{intent_id}/events", params={"intent_id": intent_id}, query={"since": 0})
+    call("GET", "/v1/intents/{intent_id}/events/stream", params={"intent_id": intent_id},
+         query={"since": 0, "wait_seconds": 1})
+    call("POST", "/v1/intents/bulk-cancel", body={"older_than_hours": 0, "dry_run": True})
+
+    # the requester's inbox
+    owner = {"owner_agent": req_sa["agent_address"]}
+    thread = {"thread_id": intent_id}
+    call("GET", "/v1/inbox", query=owner)
+    changes = call("GET", "/v1/inbox/changes", query={**owner, "limit": 5}).json()
+    call("GET", "/v1/inbox/changes", query={**owner, "cursor": changes["next_cursor"]})
+    call("GET", "/v1/inbox/{thread_id}", params=thread, query=owner)
+    call("POST", "/v1/inbox/{thread_id}/read", params=thread, query=owner)
+    message = call("POST", "/v1/inbox/{thread_id}/reply", params=thread, query=owner, body={"message": "thanks"})
+    call("POST", "/v1/inbox/{thread_id}/messages/delete", params=thread, query=owner,
+         body={"mode": "self", "message_ids": [message.json()["message_id"]]})
+    call("POST", "/v1/inbox/{thread_id}/delegate", params=thread, query=owner,
+         body={"delegate_to": worker_address, "note": "yours"})
+    call("POST", "/v1/inbox/{thread_id}/approve", params=thread, query=owner, body={"comment": "ok"})
+    second = call("POST", "/v1/intents", body=new_intent(worker, reply_to=req_sa["agent_address"])).json()
+    call("POST", "/v1/intents/{intent_id}/resolve", params={"intent_id": second["intent_id"]},
+         body={"status": "CANCELED", "reason": "not needed"})
+    call("POST", "/v1/inbox/{thread_id}/reject", params={"thread_id": second["intent_id"]}, query=owner)
+
+    # human tasks: an approval, and a task mail's link page
+    task = {"title": "Approve the refund", "task_type": "approval", "allowed_outcomes": ["approve", "reject"]}
+    waiting = call("POST", "/v1/intents", body=new_intent("agent://agent_core", human_task=task)).json()
+    assert call("GET", "/v1/me/tasks").json()["tasks"]
+    call("POST", "/v1/approvals/{approval_id}/decision", params={"approval_id": waiting["intent_id"]},
+         body={"decision": "approve", "comment": "fine"})
+    mailed = call("POST", "/v1/intents", body=new_intent(
+        "agent://agent_core", human_task={**task, "notify_email": "approver@example.com"})).json()
+    link = {"token": _task_link(served.workdir / "mail", mailed["intent_id"])}
+    page = call("GET", "/t/{token}", params=link, key=None).text
+    hidden = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', page))
+    call("POST", "/t/{token}", params=link, key=None, form={**hidden, "outcome": "approve"})
+    call("GET", "/t/{token}", 410, params=link, key=None)
+
+    # webhooks
+    sub = call("POST", "/v1/webhooks/subscriptions", body={
+        "callback_url": "http://127.0.0.1:9/hook", "event_types": ["inbox.thread_created"]}).json()
+    call("GET", "/v1/webhooks/subscriptions")
+    event = call("POST", "/v1/webhooks/events", body={
+        "event_type": "inbox.thread_created", "source": "tests", "payload": {"n": 1}}).json()
+    call("GET", "/v1/webhooks/events/{event_id}", params={"event_id": event["event_id"]})
+    call("POST", "/v1/webhooks/events/{event_id}/replay", params={"event_id": event["event_id"]})
+    call("GET", "/v1/webhooks/deliveries", query={"limit": 5})
+    call("DELETE", "/v1/webhooks/subscriptions/{subscription_id}",
+         params={"subscription_id": sub["subscription"]["subscription_id"]})
+
+    # scenarios
+    bundle = {"scenario_id": "openapi.walk", "agents": [{"role": "worker", "address": worker}],
+              "intent": {"type": "order.reserve.v1", "payload": {}}}
+    assert call("POST", "/v1/scenarios/validate", body=bundle).json()["valid"]
+    call("POST", "/v1/scenarios/apply", body=bundle)
+
+    # people: login, refresh, sessions, logout
+    def sign_in() -> dict[str, Any]:
+        who = f"{unique('walker')}@example.com"
+        login = call("POST", "/v1/auth/login-intent", key=None, body={"email": who}).json()
+        code = _wait_for("the login code", lambda: _code(served.workdir / "mail", who))
+        return dict(call("POST", "/v1/auth/login-intent/{intent_id}/verify", key=None,
+                         params={"intent_id": login["intent_id"]}, body={"code": code}).json())
+
+    first = sign_in()
+    tokens = call("POST", "/v1/auth/refresh", key=None, body={"refresh_token": first["refresh_token"]}).json()
+    call("GET", "/v1/auth/sessions", key=None, token=tokens["access_token"], query={"include_revoked": "true"})
+    call("POST", "/v1/auth/sessions/revoke", body={"session_id": first["session_id"]})
+    call("POST", "/v1/auth/logout", key=None, token=sign_in()["access_token"])
+    call("POST", "/v1/auth/logout-all", key=None, token=sign_in()["access_token"])
+
+    assert {(m, p) for m, p, _ in operations(document)} - call.ok == set()
+
+
+def _code(mail: Path, address: str) -> str | None:
+    try:
+        return read_code(mail, address)
+    except AssertionError:  # no mail yet
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# fuzzing
+
+FUZZ_CONFIG: dict[str, Any] = {
+    "seed": SEED,
+    "headers": {"x-api-key": ADMIN_KEY},
+    "request-timeout": 30,
+    "workers": 1,
+    # deterministic: the same cases on every run; no example database written next to the tests
+    "generation": {"max-examples": 6, "deterministic": True, "database": "none", "no-shrink": True},
+    "phases": {"stateful": {"enabled": False}},
+    "checks": {"enabled": False, **{check.__name__: {"enabled": True} for check in CHECKS}},
+    # with few examples per operation, hypothesis' "filtered too much" / "too slow" checks only add noise
+    "suppress-health-check": ["filter_too_much", "too_slow", "data_too_large", "large_base_example"],
+    "operations": [
+        # a stream stays open until wait_seconds: 1 s, and few cases (bad values: tests/test_api_intents.py)
+        {"include-path-regex": "/stream$", "parameters": {"wait_seconds": 1},
+         "phases": {"coverage": {"enabled": False}}, "generation": {"max-examples": 3}},
+    ],
+}
+
+
+def test_fuzzing_finds_no_5xx_and_no_undocumented_answer(served: RuntimeProcess, document: dict[str, Any]) -> None:
+    """schemathesis' engine (examples, coverage and fuzzing phases) with the admin key: every answer is documented
+    (status, content type, body schema) and none is a 5xx."""
+    from schemathesis.engine import events, from_schema
+
+    config = schemathesis.Config.from_dict({**FUZZ_CONFIG, "base-url": served.url})
+    schema = schemathesis.openapi.from_dict(document, config=config)
+    failures: list[str] = []
+    errors: list[str] = []
+    tested = 0
+    finished = None
+    for event in from_schema(schema).execute():
+        if isinstance(event, events.ScenarioFinished):
+            tested += 1
+            for check in event.recorder.checks.values():
+                for result in check:
+                    if result.failure_info is not None:
+                        failures.append(f"{event.recorder.label}: {result.failure_info.failure.title}\n"
+                                        f"{result.failure_info.failure.message}\n{result.failure_info.code_sample}")
+        elif isinstance(event, events.NonFatalError):
+            errors.append(f"{event.label}: {event.info.format()}")
+        elif isinstance(event, events.FatalError):
+            raise event.exception
+        elif isinstance(event, events.EngineFinished):
+            finished = event
+    assert finished is not None
+    assert not failures, f"{len(failures)} failures:\n" + "\n\n".join(failures[:20])
+    assert not errors, "\n".join(errors)
+    assert not finished.failures, finished.failures
+    assert tested >= 50, tested
