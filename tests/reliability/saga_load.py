@@ -73,6 +73,7 @@ class Journal:
     plans: dict[str, str] = field(default_factory=dict)  # parent intent id -> plan
     taken: dict[str, str] = field(default_factory=dict)  # intent id -> "complete" | "fail"
     deliveries: int = 0
+    per_intent: Counter[str] = field(default_factory=Counter)  # deliveries handed to the handlers, per intent
     answers: Counter[int] = field(default_factory=Counter)  # resume status -> count
     in_hand: dict[str, int] = field(default_factory=lambda: Counter())  # "step" | "compensation" -> in progress
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -83,6 +84,7 @@ class Journal:
         with self.lock:
             self.seen[key].add(intent_id)
             self.deliveries += 1
+            self.per_intent[intent_id] += 1
             if payload.get("plan"):
                 self.plans[key[0]] = str(payload["plan"])
 
@@ -362,6 +364,9 @@ class Figures:
     intents_checked: int = 0
     events_checked: int = 0
     answers_taken: int = 0
+    deliveries: int = 0
+    repeated_deliveries: int = 0  # the same intent handed to an agent again (at-least-once)
+    most_deliveries_of_one: int = 0
     lost: int = 0
     duplicates: int = 0
 
@@ -396,7 +401,9 @@ def dense_log(admin: httpx.Client, intent_id: str) -> tuple[dict[str, Any], list
 
 def verify(admin: httpx.Client, sagas: list[Saga], journal: Journal) -> Figures:
     """Every saga ended as its plan says; see the module docstring."""
-    figures = Figures(sagas=len(sagas), by_plan=Counter(s.plan for s in sagas))
+    figures = Figures(sagas=len(sagas), by_plan=Counter(s.plan for s in sagas), deliveries=journal.deliveries,
+                      repeated_deliveries=journal.deliveries - len(journal.per_intent),
+                      most_deliveries_of_one=max(journal.per_intent.values(), default=0))
     ids = [s.intent_id for s in sagas]
     assert len(set(ids)) == len(ids), "two applies answered with one intent id"
     wait_all_terminal(admin, ids)

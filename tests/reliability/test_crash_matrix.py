@@ -48,6 +48,8 @@ def summary(kind: str, backend: str, seed: int, load: Load, figures, started: fl
         "matrix": kind, "backend": backend, "seed": seed, "kills": KILLS, "sagas": figures.sagas,
         "plans": dict(figures.by_plan), "intents_checked": figures.intents_checked,
         "events_checked": figures.events_checked, "answers_taken": figures.answers_taken,
+        "deliveries": figures.deliveries, "repeated_deliveries": figures.repeated_deliveries,
+        "most_deliveries_of_one_intent": figures.most_deliveries_of_one,
         "creates_retried": sum(1 for s in load.sagas if s.tries > 1),
         "creates_found_committed": sum(1 for s in load.sagas if s.replayed),
         **{f"kills_during_{k}": v for k, v in during.items()},
