@@ -348,9 +348,27 @@ def wait_until_up(url: str, timeout: float = 30) -> None:
         time.sleep(0.1)
 
 
-def kill_moments(rng: random.Random, count: int = KILLS) -> list[float]:
-    """The pauses before each kill: spread so kills land at every point of a saga's life."""
-    return [rng.uniform(0.05, 0.6) for _ in range(count)]
+AIMS = ("any", "any", "create", "answer")
+
+
+def kill_moments(rng: random.Random, count: int = KILLS) -> list[tuple[float, str]]:
+    """The pause before each kill (0.05-0.6 s) and what it aims at: "any" moment, or the first moment after the
+    pause when a create ("create") or an agent's answer ("answer") is in flight, so that some kills surely land
+    inside those short windows; the others land wherever the load is (deliveries, timers, the restart itself)."""
+    return [(rng.uniform(0.05, 0.6), rng.choice(AIMS)) for _ in range(count)]
+
+
+def wait_for_moment(aim: str, load: Load, journal: Journal, timeout: float = 1.0) -> None:
+    """Until what ``aim`` names is in flight (at most ``timeout``: then the kill lands where the load is)."""
+    if aim == "any":
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if aim == "create" and load.in_flight > 0:
+            return
+        if aim == "answer" and journal.in_hand["step"] + journal.in_hand["compensation"] > 0:
+            return
+        time.sleep(0.0005)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from tests.reliability.saga_load import (
     record,
     verify,
     wait_all_terminal,
+    wait_for_moment,
 )
 from tests.runtime_proc import RuntimeProcess
 
@@ -76,8 +77,9 @@ def test_runtime_kill_9_under_saga_load(backend: str, tmp_path: Path,
             agent.start()
         load.start()
         time.sleep(1.0)  # sagas in every phase before the first kill
-        for pause in kill_moments(rng):
+        for pause, aim in kill_moments(rng):
             time.sleep(pause)
+            wait_for_moment(aim, load, journal)
             with load.lock, journal.lock:
                 during["creates"] += load.in_flight > 0
                 during["step_answers"] += journal.in_hand["step"] > 0
@@ -120,7 +122,7 @@ def test_agents_kill_9_under_saga_load(backend: str, tmp_path: Path,
             agent.start()
         load.start()
         time.sleep(1.5)  # the agent processes are up and sagas are in every phase
-        for pause in kill_moments(rng):
+        for pause, _ in kill_moments(rng):
             time.sleep(pause)
             victim = rng.choice(agents)
             during["work_in_hand"] += victim.unanswered() > 0
@@ -150,7 +152,7 @@ def test_agents_kill_9_under_saga_load(backend: str, tmp_path: Path,
 def test_the_seed_is_taken_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(SEED_ENV, "1234")
     assert crash_seed() == 1234 and kill_moments(random.Random(1234)) == kill_moments(random.Random(crash_seed()))
-    assert all(0.05 <= p <= 0.6 for p in kill_moments(random.Random(1234)))
+    assert all(0.05 <= p <= 0.6 and aim in ("any", "create", "answer") for p, aim in kill_moments(random.Random(1234)))
     monkeypatch.delenv(SEED_ENV)
     assert crash_seed() == 8
     with pytest.raises(ValueError):
