@@ -122,9 +122,12 @@ def test_agents_kill_9_under_saga_load(backend: str, tmp_path: Path,
             agent.start()
         load.start()
         time.sleep(1.5)  # the agent processes are up and sagas are in every phase
-        for pause, _ in kill_moments(rng):
+        for pause, aim in kill_moments(rng):
             time.sleep(pause)
             victim = rng.choice(agents)
+            deadline = time.monotonic() + (1.0 if aim != "any" else 0)  # aimed: wait until it holds work
+            while not victim.unanswered() and time.monotonic() < deadline:
+                time.sleep(0.005)
             during["work_in_hand"] += victim.unanswered() > 0
             victim.kill()
             victim.start()

@@ -54,6 +54,8 @@ class Traffic(threading.Thread):
 
     def _keep(self, kind: str, r: httpx.Response) -> None:
         body = r.json()
+        if r.status_code == 503:
+            body["_retry_after"] = r.headers.get("retry-after")
         with self.lock:
             self.answers.append((kind, r.status_code, body))
             if kind == "create" and r.status_code == 200:
@@ -89,7 +91,7 @@ def assert_503_or_ok(answers: list[tuple[str, int, Any]]) -> Counter[int]:
         if status == 503:
             assert body["error"]["code"] == "storage_unavailable", body
             assert body["error"]["details"]["retryable"] is True and isinstance(body["error"]["message"], str), body
-            assert isinstance(body["detail"], str), body
+            assert isinstance(body["detail"], str) and body["_retry_after"] == "1", body
     return Counter(status for _, status, _ in answers)
 
 
