@@ -14,4 +14,5 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
 .venv/bin/ruff check axme_cli tests bench
 .venv/bin/mypy
-exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+# Two workers (AXME_TEST_WORKERS=0 runs in one process): each starts its own runtimes and databases.
+exec .venv/bin/python -m pytest -q -p no:cacheprovider -n "${AXME_TEST_WORKERS:-2}" "$@"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,3 +100,14 @@ def make_agent(client: httpx.Client, name: str) -> tuple[str, str]:
 
 
 __all__ = ["ADMIN_KEY", "SHARED", "make_agent", "new_intent", "unique"]
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str) -> str | None:
+    """Test ids stay the same from one collection to the next (random ids in parameters read as <id>), so the
+    parallel workers of `pytest -n` collect the same tests."""
+    if isinstance(val, str) and _UUID.search(val):
+        return _UUID.sub("<id>", val)
+    return None
