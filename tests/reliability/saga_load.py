@@ -32,6 +32,7 @@ import httpx
 
 from tests.agents_helper import sse_frames
 from tests.reliability.plans import CHILD_STATUS, EXPECTED, PLANS, decide
+from tests.test_workflows import saga as order_saga
 
 ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = ("COMPLETED", "FAILED", "CANCELED", "TIMED_OUT")
@@ -47,13 +48,7 @@ def crash_seed() -> int:
 def saga_bundle(suffix: str, plan: str, order_id: str) -> dict[str, Any]:
     """The order saga for ``plan``: agents ``inventory-<suffix>`` ..., short retry delays, delivery attempts that
     outlast any number of crashes, and for "timeout" a 2 s deadline on the ship step with no retry."""
-    bundle = json.loads((ROOT / "scenarios" / "order-saga.json").read_text())
-    for agent in bundle["agents"]:
-        agent["address"] = f"{agent['address']}-{suffix}"
-    for step in bundle["workflow"]["steps"]:
-        step["retry"]["retry_delay_seconds"] = 0.2
-        if "compensate" in step:
-            step["compensate"]["retry"]["retry_delay_seconds"] = 0.2
+    bundle = order_saga(suffix)
     if plan == "timeout":
         bundle["workflow"]["steps"][2].update(step_deadline_seconds=2, retry={"max_retries": 0})
     bundle["intent"]["max_delivery_attempts"] = 100

@@ -328,8 +328,12 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def list_intents(
-        self, *, statuses: list[str] | None, agent: str | None, limit: int, before: str | None = None
-    ) -> list[Row]: ...
+        self, *, statuses: list[str] | None, agent: str | None, limit: int, before: str | None = None,
+        intent_type: str | None = None, scope: str | None = None, created_after: str | None = None,
+        created_before: str | None = None, id_prefix: str | None = None,
+    ) -> list[Row]:
+        """Intents newest first. ``agent`` and ``scope`` (an agent key's own address) each keep those to or
+        from that address; ``id_prefix`` matches the start of the id."""
 
     @abc.abstractmethod
     async def feed_entries(self, address: str, since: int, limit: int) -> list[Row]:
@@ -413,11 +417,6 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def ui_session(self, session_id: str) -> Row | None:
         """The session with the API key (``key_*``) or the person's login session (``actor_*``) it stands for."""
-
-    @abc.abstractmethod
-    async def ui_intents(self, *, statuses: list[str] | None, intent_type: str | None, agent: str | None,
-                         scope: str | None, created_after: str | None, created_before: str | None,
-                         id_prefix: str | None, before: str | None, limit: int) -> list[Row]: ...
 
     @abc.abstractmethod
     async def intent_counts(self, scope: str | None) -> dict[str, int]: ...

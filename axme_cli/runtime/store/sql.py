@@ -281,16 +281,31 @@ class SqlReads(OutboundReadSql, InboxReadSql, TaskLinksReadSql, UiReadSql):
         return [r["data"] for r in rows]
 
     async def list_intents(
-        self, *, statuses: list[str] | None, agent: str | None, limit: int, before: str | None = None
+        self, *, statuses: list[str] | None, agent: str | None, limit: int, before: str | None = None,
+        intent_type: str | None = None, scope: str | None = None, created_after: str | None = None,
+        created_before: str | None = None, id_prefix: str | None = None,
     ) -> list[Row]:
         where: list[str] = []
         args: list[Any] = []
         if statuses:
             where.append(f"status IN ({_marks(statuses)})")
             args.extend(statuses)
-        if agent is not None:
-            where.append("(to_agent = ? OR from_agent = ?)")
-            args.extend([agent, agent])
+        if intent_type:
+            where.append("intent_type = ?")
+            args.append(intent_type)
+        for address in (agent, scope):
+            if address is not None:
+                where.append("(to_agent = ? OR from_agent = ?)")
+                args.extend([address, address])
+        if created_after:
+            where.append("created_at >= ?")
+            args.append(created_after)
+        if created_before:
+            where.append("created_at < ?")
+            args.append(created_before)
+        if id_prefix:
+            where.append("intent_id LIKE ?")
+            args.append(id_prefix + "%")
         if before is not None:
             where.append("intent_id < ?")
             args.append(before)

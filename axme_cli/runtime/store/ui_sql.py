@@ -61,41 +61,6 @@ class UiReadSql:
 
         return await self._read(read)
 
-    async def ui_intents(self, *, statuses: list[str] | None, intent_type: str | None, agent: str | None,
-                         scope: str | None, created_after: str | None, created_before: str | None,
-                         id_prefix: str | None, before: str | None, limit: int) -> list[Row]:
-        """Intents newest first, filtered; ``scope`` (an agent key's address) keeps only its own."""
-        where: list[str] = []
-        args: list[Any] = []
-        if statuses:
-            where.append(f"status IN ({_marks(statuses)})")
-            args.extend(statuses)
-        if intent_type:
-            where.append("intent_type = ?")
-            args.append(intent_type)
-        for address in (agent, scope):
-            if address is not None:
-                where.append("(to_agent = ? OR from_agent = ?)")
-                args.extend([address, address])
-        if created_after:
-            where.append("created_at >= ?")
-            args.append(created_after)
-        if created_before:
-            where.append("created_at < ?")
-            args.append(created_before)
-        if id_prefix:
-            where.append("intent_id LIKE ?")
-            args.append(id_prefix + "%")
-        if before:
-            where.append("intent_id < ?")
-            args.append(before)
-        sql = "SELECT * FROM intents"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY intent_id DESC LIMIT ?"
-        args.append(limit)
-        return await self._read(lambda c: [dict(r) for r in c.execute(sql, args).fetchall()])
-
     async def intent_counts(self, scope: str | None) -> dict[str, int]:
         """status -> number of intents (an agent key's own only, with ``scope``)."""
         sql = "SELECT status, count(*) AS n FROM intents"

@@ -112,9 +112,10 @@ async def _intents(request: Request, sess: UiSession) -> Response:
         search = ""
     rows: list[Row] = []
     if not problems:
-        rows = await rt.store.ui_intents(statuses=statuses, intent_type=q.get("type") or None, agent=agent,
-                                         scope=scope, created_after=created_after, created_before=created_before,
-                                         id_prefix=search or None, before=q.get("before") or None, limit=PAGE_SIZE)
+        rows = await rt.store.list_intents(statuses=statuses, intent_type=q.get("type") or None, agent=agent,
+                                           scope=scope, created_after=created_after, created_before=created_before,
+                                           id_prefix=search or None, before=q.get("before") or None,
+                                           limit=PAGE_SIZE)
     counts = await rt.store.intent_counts(scope)
     now = time.time()
     body = [f"<h1>Intents</h1>{counts_bar(counts)}{_filters(q)}"]
