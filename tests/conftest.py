@@ -11,7 +11,15 @@ import pytest
 
 from tests.runtime_proc import ADMIN_KEY, BACKENDS, RuntimeProcess, drop_databases
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+# The AXP spec, reference and examples the tests check against: ../shared beside the checkout (or AXME_SHARED_DIR).
+SHARED = Path(os.environ.get("AXME_SHARED_DIR") or Path(__file__).resolve().parents[1].parent / "shared")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not (SHARED / "axp-spec").is_dir():
+        raise pytest.UsageError(
+            f"the tests read the AXP spec and examples from {SHARED}, which is not there: clone this repository "
+            "beside the project's shared/ folder, or point AXME_SHARED_DIR at it")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
