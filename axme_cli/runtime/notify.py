@@ -92,10 +92,11 @@ class Hub:
 
 async def wait(event: asyncio.Event, timeout: float) -> bool:
     """Wait for ``event`` at most ``timeout`` seconds; True if it was set."""
-    if timeout <= 0:
+    if event.is_set() or timeout <= 0:
         return event.is_set()
     try:
-        await asyncio.wait_for(event.wait(), timeout)
+        async with asyncio.timeout(timeout):  # no task per wait, unlike asyncio.wait_for
+            await event.wait()
     except TimeoutError:
         return False
     return True
