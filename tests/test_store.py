@@ -118,3 +118,49 @@ def test_locked_database_is_503_not_a_crash(tmp_path: Path) -> None:
         await store.close()
 
     run(main())
+
+
+def test_migration_10_keeps_intents_and_workflows_in_rowid_tables(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database made before migration 0010 (intents and workflows WITHOUT ROWID) keeps every row and index."""
+    from axme_cli.runtime.store import sql
+    from axme_cli.runtime.store import sqlite as sqlite_store
+
+    path = str(tmp_path / "old.db")
+    every = sql.load_migrations("sqlite")
+    monkeypatch.setattr(sqlite_store, "load_migrations", lambda dialect: [m for m in every if m[0] < 10])
+
+    async def make_old() -> list[str]:
+        store = open_store(path)
+        await store.open()
+        made = [await store.write(lambda tx, n=n: engine.op_create(tx, S, ADMIN, request(n), time.time()))
+                for n in range(5)]
+        await store.close()
+        return [m["intent_id"] for m in made]
+
+    ids = run(make_old())
+    conn = sqlite3.connect(path)
+    assert "WITHOUT ROWID" in conn.execute("SELECT sql FROM sqlite_master WHERE name = 'intents'").fetchone()[0]
+    conn.close()
+    monkeypatch.setattr(sqlite_store, "load_migrations", lambda dialect: every)
+
+    async def reopen() -> None:
+        store = open_store(path)
+        await store.open()
+        for intent_id in ids:
+            row = await store.get_intent(intent_id)
+            assert row is not None and row["status"] == "SUBMITTED" and row["timer_ts"] is None
+            assert len(await store.list_events(intent_id, 0)) == 2
+        assert [r["intent_id"] for r in await store.list_intents(statuses=["SUBMITTED"], agent=None, limit=10)] \
+            == sorted(ids, reverse=True)
+        await store.close()
+
+    run(reopen())
+    conn = sqlite3.connect(path)
+    for table in ("intents", "workflows"):
+        ddl = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0]
+        assert "WITHOUT ROWID" not in ddl
+    indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?",
+                                          ("intents",))}
+    assert {"intents_wake", "intents_to", "intents_from", "intents_status"} <= indexes
+    conn.close()

@@ -1,0 +1,1 @@
+-- Nothing to do: the SQLite migration 0010 turns WITHOUT ROWID tables into rowid tables; PostgreSQL has neither.
