@@ -164,3 +164,87 @@ def test_migration_10_keeps_intents_and_workflows_in_rowid_tables(tmp_path: Path
                                           ("intents",))}
     assert {"intents_wake", "intents_to", "intents_from", "intents_status"} <= indexes
     conn.close()
+
+
+def test_the_writers_row_cache_always_matches_the_database(tmp_path: Path) -> None:
+    """SQLite's writer answers reads of intents, workflows and service accounts from its RowCache: after a mix of
+    operations (some refused after writing, so undone), every cached row equals the database's row."""
+    from axme_cli.protocol.scenario import check
+    from axme_cli.runtime.engine import workflows
+    from axme_cli.runtime.store.sqlite import SqliteStore
+    from tests.test_workflows import saga
+
+    agent = Principal("service_account", "k2", "agent://local/dev/inventory")
+
+    async def main() -> None:
+        store = open_store(str(tmp_path / "cache.db"))
+        assert isinstance(store, SqliteStore)
+        await store.open()
+        bundle, errors, _ = check(saga("cache"))
+        assert bundle is not None and not errors, errors
+        applied = [await store.write(lambda tx: workflows.op_apply(tx, S, ADMIN, bundle, time.time(), None))
+                   for _ in range(3)]
+        created = [await store.write(lambda tx, n=n: engine.op_create(tx, S, ADMIN, request(n), time.time()))
+                   for n in range(3)]
+
+        def undone_after_writing(tx):  # type: ignore[no-untyped-def]
+            engine.op_create(tx, S, ADMIN, request(99), time.time())
+            raise Conflict("refused after it wrote")
+
+        deliveries = [(c["intent_id"], 1) for c in created]
+        await store.write(lambda tx: engine.op_mark_delivered_many(tx, S, deliveries, agent.address, time.time()))
+        outcomes = await asyncio.gather(
+            store.write(undone_after_writing),
+            store.write(lambda tx: engine.op_resume(tx, S, ADMIN, created[0]["intent_id"], {"action": "complete"},
+                                                    time.time())),
+            store.write(lambda tx: engine.op_resume(tx, S, ADMIN, created[1]["intent_id"], {"action": "bogus"},
+                                                    time.time())),
+            return_exceptions=True,
+        )
+        assert isinstance(outcomes[0], Conflict) and isinstance(outcomes[2], Exception)
+        # the workflows' first steps end (read through the cache), the next steps start
+        for answer in applied:
+            parent = await store.get_intent(answer["intent_id"])
+            assert parent is not None
+            wf = await store.get_workflow(engine.loads(parent["doc"])["workflow_id"])
+            assert wf is not None
+            child = engine.loads(wf["state"])["child"]
+            await store.write(lambda tx, child=child: engine.op_resume(tx, S, ADMIN, child, {"action": "complete"},
+                                                                      time.time()))
+        applied.append(await store.write(lambda tx: workflows.op_apply(tx, S, ADMIN, bundle, time.time(), None)))
+        cache = store._cache
+        assert cache.intents and cache.workflows, "the operations above went through the cache"
+        db = sqlite3.connect(store.location)
+        db.row_factory = sqlite3.Row
+        for table, key, rows in (("intents", "intent_id", cache.intents), ("workflows", "workflow_id",
+                                                                           cache.workflows)):
+            for ident, row in rows.items():
+                stored = db.execute(f"SELECT * FROM {table} WHERE {key} = ?", (ident,)).fetchone()
+                assert stored is not None and dict(stored) == row, (table, ident)
+        assert {kind for kind, _ in cache.accounts} == {"active", "http"}
+        for (kind, address), row in cache.accounts.items():
+            sql = ("SELECT * FROM service_accounts WHERE address = ? AND status = 'active'" if kind == "active" else
+                   "SELECT service_account_id, address, callback_url, delivery_secret FROM service_accounts "
+                   "WHERE address = ? AND status = 'active' AND delivery_mode = 'http'")
+            stored = db.execute(sql, (address,)).fetchone()
+            assert (dict(stored) if stored is not None else None) == row, (kind, address)
+        assert len(applied) == 4
+        db.close()
+        await store.close()
+
+    run(main())
+
+
+def test_a_second_runtime_on_the_same_sqlite_database_is_refused(tmp_path: Path) -> None:
+    async def main() -> None:
+        path = str(tmp_path / "one.db")
+        first = open_store(path)
+        await first.open()
+        second = open_store(path)
+        with pytest.raises(StoreUnavailable, match="another axme runtime .pid \\d+. is using the database"):
+            await second.open()
+        await first.close()
+        await second.open()  # free again once the first one closed
+        await second.close()
+
+    run(main())
