@@ -6,6 +6,7 @@ other ``test_api_*`` modules.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -355,3 +356,32 @@ def test_an_agent_reading_an_intent_it_just_received_sees_it_delivered(quiet: Ru
             if len(seen) == len(ids):
                 break
     assert seen == ids
+
+
+def test_a_stream_sends_handed_over_events_only_when_they_follow_on() -> None:
+    """What the hub hands a stream after a commit is sent as is only if it continues from the last event sent;
+    a gap (or nothing for this intent) makes the stream read the events instead."""
+    from axme_cli.runtime.api.intents import _following
+    from axme_cli.runtime.notify import Hub
+    from axme_cli.runtime.store.base import Notes
+
+    assert _following([(3, "c"), (4, "d")], 2) == ["c", "d"]
+    assert _following([(1, "a"), (2, "b"), (3, "c")], 2) == ["c"]  # already sent before the hand-over
+    assert _following([(4, "d")], 2) is None  # a gap: event 3 came from elsewhere
+    assert _following([(3, "c"), (5, "e")], 2) is None
+    assert _following([], 2) is None and _following([(2, "b")], 2) is None
+
+    async def main() -> None:
+        hub = Hub()
+        with hub.watch_intent("i1") as watch, hub.watch_intent("i2") as other:
+            first, second = Notes(intents={"i1", "i2"}), Notes()
+            first.event("i1", 3, "c")
+            second.event("i1", 4, "d")
+            first.merge(second)
+            hub.publish(first)
+            assert watch.is_set() and other.is_set()
+            assert watch.take() == [(3, "c"), (4, "d")] and watch.pending == []
+            assert other.take() == []  # woken, nothing handed over: it reads
+        assert hub.open_streams == 0
+
+    asyncio.run(main())

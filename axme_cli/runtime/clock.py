@@ -12,12 +12,16 @@ def now_ts() -> float:
 
 
 _second: tuple[int, str] = (-1, "")  # the last whole second formatted (most timestamps share it)
+_last: tuple[float, str] = (-1.0, "")  # the last timestamp formatted (an operation stamps all it writes with one)
 
 
 def iso(ts: float | None = None) -> str:
     """``2026-11-28T04:48:06.123456Z`` (UTC, microseconds). Formatting the second once per second keeps this
     cheap on the hot path (it runs for every event)."""
-    global _second
+    global _second, _last
+    last = _last
+    if ts == last[0]:
+        return last[1]
     frac, whole = math.modf(time.time() if ts is None else ts)
     micro, sec = round(frac * 1e6), int(whole)  # rounded as datetime.fromtimestamp rounds
     if micro >= 1_000_000:
@@ -27,7 +31,10 @@ def iso(ts: float | None = None) -> str:
     cached = _second
     if cached[0] != sec:
         cached = _second = (sec, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec)))
-    return f"{cached[1]}{micro:06d}Z"
+    text = f"{cached[1]}{micro:06d}Z"
+    if ts is not None:
+        _last = (ts, text)
+    return text
 
 
 def parse_iso(value: str) -> float:

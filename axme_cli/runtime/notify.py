@@ -13,13 +13,27 @@ import contextlib
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from typing import Any
 
 from axme_cli.runtime.store.base import Notes
 
 
+class Watch(asyncio.Event):
+    """Set when a commit touched what a stream follows; ``pending`` holds the events of its intent those commits
+    appended in this process (seq, data), in order, for the stream to send without reading them back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending: list[tuple[int, str]] = []
+
+    def take(self) -> list[tuple[int, str]]:
+        pending, self.pending = self.pending, []
+        return pending
+
+
 class Hub:
     def __init__(self) -> None:
-        self._intents: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
+        self._intents: defaultdict[str, set[Watch]] = defaultdict(set)
         self._feeds: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
         self.open_streams = 0
         # The dashboard (issue 9): streams that want to hear of any intent change (live counts), and which agent
@@ -30,8 +44,8 @@ class Hub:
         self.feed_seen: dict[str, float] = {}
 
     @contextlib.contextmanager
-    def _watch(self, table: defaultdict[str, set[asyncio.Event]], key: str) -> Iterator[asyncio.Event]:
-        event = asyncio.Event()
+    def _watch(self, table: defaultdict[str, set[Any]], key: str) -> Iterator[Any]:
+        event = Watch()
         table[key].add(event)
         self.open_streams += 1
         try:
@@ -44,7 +58,7 @@ class Hub:
                 if not waiters:
                     del table[key]
 
-    def watch_intent(self, intent_id: str) -> contextlib.AbstractContextManager[asyncio.Event]:
+    def watch_intent(self, intent_id: str) -> contextlib.AbstractContextManager[Watch]:
         return self._watch(self._intents, intent_id)
 
     @contextlib.contextmanager
@@ -82,9 +96,15 @@ class Hub:
                     for event in events:
                         event.set()
             return
+        appended_to = notes.events or {}
         for intent_id in notes.intents:
-            for event in self._intents.get(intent_id, ()):
-                event.set()
+            watches = self._intents.get(intent_id)
+            if watches:
+                appended = appended_to.get(intent_id)
+                for watch in watches:
+                    if appended:
+                        watch.pending.extend(appended)
+                    watch.set()
         for address in notes.feeds:
             for event in self._feeds.get(address, ()):
                 event.set()

@@ -213,31 +213,54 @@ async def stream_events(request: Request) -> Response:
 async def event_frames(rt: Runtime, intent_id: str, since: int, wait_seconds: float) -> AsyncIterator[dict[str, Any]]:
     """The SSE frames of an intent's events after ``since`` (the caller checked that it may see the intent): they
     end after a terminal event, or with a ``stream.timeout`` frame after ``wait_seconds`` without one. Also the
-    dashboard's live timeline (runtime/ui)."""
+    dashboard's live timeline (runtime/ui).
+
+    The stream reads the events once, then sends what later commits of this process appended as the hub hands
+    them over (``Watch.pending``), reading again only when those do not follow on from what it sent (a gap, or a
+    commit of another replica)."""
     cursor = since
     deadline = time.monotonic() + wait_seconds
+    limit = 500
     with rt.hub.watch_intent(intent_id) as changed:
+        rows = await rt.store.list_events(intent_id, cursor, limit)
+        if not rows:
+            row = await rt.store.get_intent(intent_id)
+            if row is not None and row["status"] in lc.TERMINAL and row["last_seq"] <= cursor:
+                yield _timeout_frame(cursor, row["status"])
+                return
         while True:
-            changed.clear()
-            rows = await rt.store.list_events(intent_id, cursor, 500)
             for data in rows:
                 event = orjson.loads(data)
                 cursor = event["seq"]
                 yield {"id": str(cursor), "event": event["event_type"], "data": data}
                 if event["status"] in lc.TERMINAL:
                     return
-            if rows:
+            if len(rows) >= limit:
+                rows = await rt.store.list_events(intent_id, cursor, limit)
                 continue
-            if cursor == since:
-                row = await rt.store.get_intent(intent_id)
-                if row is not None and row["status"] in lc.TERMINAL and row["last_seq"] <= cursor:
-                    yield _timeout_frame(cursor, row["status"])
-                    return
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not await wait(changed, remaining):
                 row = await rt.store.get_intent(intent_id)
                 yield _timeout_frame(cursor, row["status"] if row else None)
                 return
+            changed.clear()
+            handed = _following(changed.take(), cursor)
+            rows = handed if handed is not None else await rt.store.list_events(intent_id, cursor, limit)
+
+
+def _following(pending: list[tuple[int, str]], cursor: int) -> list[str] | None:
+    """The events handed over that come after ``cursor``, if they follow on from it without a gap (else None:
+    read them)."""
+    expected = cursor + 1
+    out: list[str] = []
+    for seq, data in pending:
+        if seq <= cursor:
+            continue  # already sent (read before the commit was handed over)
+        if seq != expected:
+            return None
+        out.append(data)
+        expected += 1
+    return out or None
 
 
 async def resume_intent(request: Request) -> Response:

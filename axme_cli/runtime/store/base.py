@@ -36,6 +36,17 @@ class Notes:
     # ``on_commit`` only if the transaction commits (a rerun starts from a fresh Tx), so nothing is counted
     # twice; they stay in this process (never sent to other replicas).
     seen: list[tuple[Any, ...]] | None = None
+    # The events the transaction appended, per intent in ``seq`` order, as stored: the streams of those intents
+    # send them without reading them back (issue 10). In this process only; other replicas' streams read.
+    events: dict[str, list[tuple[int, str]]] | None = None
+
+    def event(self, intent_id: str, seq: int, data: str) -> None:
+        if self.events is None:
+            self.events = {intent_id: [(seq, data)]}
+        elif intent_id in self.events:
+            self.events[intent_id].append((seq, data))
+        else:
+            self.events[intent_id] = [(seq, data)]
 
     def see(self, fact: tuple[Any, ...]) -> None:
         if self.seen is None:
@@ -56,6 +67,12 @@ class Notes:
         self.everything = self.everything or other.everything
         self.outbound = self.outbound or other.outbound
         self.mail = self.mail or other.mail
+        if other.events:
+            if self.events is None:
+                self.events = dict(other.events)
+            else:
+                for intent_id, added in other.events.items():
+                    self.events.setdefault(intent_id, []).extend(added)
         if other.seen:
             if self.seen is None:
                 self.seen = list(other.seen)

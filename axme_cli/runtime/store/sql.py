@@ -96,6 +96,7 @@ class SqlTx(OutboundTxSql, InboxTxSql, TaskLinksTxSql, UiTxSql, Tx):
 
     def insert_event(self, intent_id: str, seq: int, data: str) -> None:
         self._c.execute("INSERT INTO events (intent_id, seq, data) VALUES (?, ?, ?)", (intent_id, seq, data))
+        self.notes.event(intent_id, seq, data)
 
     def append_feed(self, address: str, intent_id: str, attempt: int, at: str) -> int:
         # The upsert locks the head row until commit, so cursors of one address are dense in commit order.
