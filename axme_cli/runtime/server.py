@@ -165,7 +165,11 @@ def serve(opts: ServeOptions, on_ready: Callable[[ReadyInfo], None] | None = Non
 
     app.router.lifespan_context = lifespan
     loop = "uvloop" if _has("uvloop") else "asyncio"
-    http = "httptools" if _has("httptools") else "h11"
+    http: Any = "h11"
+    if _has("httptools"):
+        from axme_cli.runtime.http1 import OneWriteProtocol
+
+        http = OneWriteProtocol
     config = uvicorn.Config(
         app,
         loop=loop,
