@@ -242,6 +242,15 @@ class Runner:
         return 0
 
 
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when it is installed (it comes with uvicorn[standard]), as the runtime uses."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvicorn[standard] brings it
+        return None
+    return uvloop.new_event_loop
+
+
 def run_forever(runner: Runner) -> int:
     """Run until SIGINT/SIGTERM (or ``max_intents``); returns the exit code."""
     import signal
@@ -254,7 +263,8 @@ def run_forever(runner: Runner) -> int:
         await runner.run()
 
     try:
-        asyncio.run(main())
+        with asyncio.Runner(loop_factory=_loop_factory()) as loop_runner:
+            loop_runner.run(main())
     except PermissionError:
         return 2
     except KeyboardInterrupt:
