@@ -230,6 +230,31 @@ def test_stream_of_finished_intent(quiet: RuntimeProcess, admin: httpx.Client) -
     assert_timeout(frames[0], 3)
 
 
+def streams_open(client: httpx.Client) -> int:
+    """The runtime's ``axme_sse_streams_open`` gauge: hub watches held by open streams (intent streams, feeds)."""
+    r = client.get("/metrics")
+    assert r.status_code == 200, r.text
+    return next(int(float(line.split()[1])) for line in r.text.splitlines()
+                if line.startswith("axme_sse_streams_open "))
+
+
+def test_a_stream_the_client_hangs_up_releases_its_watch_at_once(quiet: RuntimeProcess, admin: httpx.Client) -> None:
+    """Hanging up stops the stream's frames (the hub watch of the intent or feed is released) long before
+    ``wait_seconds``, which nothing else would cut short here: no event comes and the intent stays open."""
+    name, _, bot = agent(quiet, admin, "hangup")
+    intent_id = create(admin, name)
+    eventually(lambda: streams_open(admin) == 0, what="no stream open before")
+    for client, path in ((admin, f"/v1/intents/{intent_id}/events/stream"), (bot, feed_path(name))):
+        with client.stream("GET", path, params={"since": 0, "wait_seconds": 60}) as r:
+            assert r.status_code == 200
+            frames = iter_frames(r)  # held: a dropped generator would close the connection already
+            assert next(frames).json["intent_id"] == intent_id  # the stream runs and now waits
+            eventually(lambda: streams_open(admin) == 1, what=f"{path} holds one watch")
+        # leaving the block closes the connection
+        eventually(lambda: streams_open(admin) == 0, what=f"{path} released its watch after the hang-up")
+    assert admin.get(f"/v1/intents/{intent_id}").json()["intent"]["status"] == "DELIVERED"
+
+
 # ---------------------------------------------------------------------------------------------
 # agent feed
 

@@ -94,9 +94,17 @@ def serve(opts: ServeOptions, on_ready: Callable[[ReadyInfo], None] | None = Non
     """Run until SIGINT/SIGTERM. Raises AddressInUse before anything else happens if the port is busy."""
     import uvicorn
 
+    from axme_cli.runtime.api import sse
     from axme_cli.runtime.api.app import build_app
     from axme_cli.runtime.core import Runtime
     from axme_cli.runtime.store import open_store
+
+    class _Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            # Open SSE streams end now (cleanly; clients reconnect with their cursor) instead of holding the
+            # shutdown for timeout_graceful_shutdown: close_all runs before uvicorn starts waiting for them.
+            sse.close_all()
+            await super().shutdown(sockets)
 
     sock = bind(opts.host, opts.port)
     host, port = sock.getsockname()[:2]
@@ -179,7 +187,7 @@ def serve(opts: ServeOptions, on_ready: Callable[[ReadyInfo], None] | None = Non
         lifespan="on",
         timeout_graceful_shutdown=3,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     logging.getLogger("axme").setLevel(logging.INFO)
     # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal; with these
     # no-op handlers in place that re-raise returns here, and the command exits 0.

@@ -10,7 +10,6 @@ from urllib.parse import unquote
 
 import orjson
 from pydantic import ValidationError
-from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -28,6 +27,7 @@ from axme_cli.runtime.api.common import (
     runtime,
 )
 from axme_cli.runtime.api.intents import validation_failed
+from axme_cli.runtime.api.sse import EventStream, Last
 from axme_cli.runtime.clock import to_iso
 from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.engine import agents as engine
@@ -189,7 +189,7 @@ async def stream_agent_intents(request: Request) -> Response:
         wanted = set(lc.STATUSES) - lc.TERMINAL
     actor = principal.address
 
-    async def frames() -> AsyncIterator[dict[str, str]]:
+    async def frames() -> AsyncIterator[dict[str, str] | list[dict[str, str]]]:
         cursor = since
         deadline = time.monotonic() + wait_seconds
         with rt.hub.watch_feed(address) as changed:
@@ -213,16 +213,17 @@ async def stream_agent_intents(request: Request) -> Response:
                                                deliveries=deliveries, actor=actor, now=time.time())
                     if not rt.deliver_behind([d[0] for d in deliveries], record):
                         await rt.write(record)
-                for frame in batch:
-                    yield frame
+                if batch:
+                    yield batch  # one message
                 if rows:
                     continue
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not await wait(changed, remaining):
-                    yield {"event": "stream.timeout", "data": orjson.dumps({"ok": True, "next_seq": cursor}).decode()}
+                    yield Last([{"event": "stream.timeout",
+                                 "data": orjson.dumps({"ok": True, "next_seq": cursor}).decode()}])
                     return
 
-    return EventSourceResponse(frames(), sep="\n", headers={"Cache-Control": "no-store"})
+    return EventStream(frames())
 
 
 routes = [

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -35,6 +34,7 @@ from axme_cli.runtime.api.common import (
     respond_raw,
     runtime,
 )
+from axme_cli.runtime.api.sse import EventStream, Last
 from axme_cli.runtime.clock import to_iso
 from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.engine import intents as engine
@@ -206,14 +206,14 @@ async def stream_events(request: Request) -> Response:
     since = int_param(request, "since", 0, 0, 2**53)
     wait_seconds = int_param(request, "wait_seconds", 15, 1, 60)
     await _visible(request, principal, intent_id)
-    frames = event_frames(runtime(request), intent_id, since, wait_seconds)
-    return EventSourceResponse(frames, sep="\n", headers={"Cache-Control": "no-store"})
+    return EventStream(event_frames(runtime(request), intent_id, since, wait_seconds))
 
 
-async def event_frames(rt: Runtime, intent_id: str, since: int, wait_seconds: float) -> AsyncIterator[dict[str, Any]]:
-    """The SSE frames of an intent's events after ``since`` (the caller checked that it may see the intent): they
-    end after a terminal event, or with a ``stream.timeout`` frame after ``wait_seconds`` without one. Also the
-    dashboard's live timeline (runtime/ui).
+async def event_frames(rt: Runtime, intent_id: str, since: int,
+                       wait_seconds: float) -> AsyncGenerator[list[dict[str, Any]], None]:
+    """The SSE frames of an intent's events after ``since`` (the caller checked that it may see the intent), a
+    list per read (sent as one message): they end after a terminal event, or with a ``stream.timeout`` frame
+    after ``wait_seconds`` without one. Also the dashboard's live timeline (runtime/ui).
 
     The stream reads the events once, then sends what later commits of this process appended as the hub hands
     them over (``Watch.pending``), reading again only when those do not follow on from what it sent (a gap, or a
@@ -226,22 +226,26 @@ async def event_frames(rt: Runtime, intent_id: str, since: int, wait_seconds: fl
         if not rows:
             row = await rt.store.get_intent(intent_id)
             if row is not None and row["status"] in lc.TERMINAL and row["last_seq"] <= cursor:
-                yield _timeout_frame(cursor, row["status"])
+                yield Last([_timeout_frame(cursor, row["status"])])
                 return
         while True:
+            batch: list[dict[str, Any]] = []
             for data in rows:
                 event = orjson.loads(data)
                 cursor = event["seq"]
-                yield {"id": str(cursor), "event": event["event_type"], "data": data}
+                batch.append({"id": str(cursor), "event": event["event_type"], "data": data})
                 if event["status"] in lc.TERMINAL:
+                    yield Last(batch)
                     return
+            if batch:
+                yield batch
             if len(rows) >= limit:
                 rows = await rt.store.list_events(intent_id, cursor, limit)
                 continue
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not await wait(changed, remaining):
                 row = await rt.store.get_intent(intent_id)
-                yield _timeout_frame(cursor, row["status"] if row else None)
+                yield Last([_timeout_frame(cursor, row["status"] if row else None)])
                 return
             changed.clear()
             handed = _following(changed.take(), cursor)

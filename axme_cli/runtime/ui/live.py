@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import Response
 
 from axme_cli.runtime.api import intents as intents_api
 from axme_cli.runtime.api.common import int_param, runtime
+from axme_cli.runtime.api.sse import EventStream, Last
 from axme_cli.runtime.notify import wait
 from axme_cli.runtime.ui import session
 from axme_cli.runtime.ui.render import mask, static_file
@@ -39,14 +40,19 @@ async def intent_events(request: Request) -> Response:
     await intents_api._visible(request, sess.principal, intent_id)
     rt = runtime(request)
 
-    async def frames() -> AsyncIterator[dict[str, Any]]:
-        async for frame in intents_api.event_frames(rt, intent_id, since, STREAM_SECONDS):
-            if frame.get("event") == "stream.timeout":
-                yield frame
-            else:
-                yield {"id": frame["id"], "data": orjson.dumps(mask(orjson.loads(frame["data"]))).decode()}
+    def masked(frame: dict[str, Any]) -> dict[str, Any]:
+        if frame.get("event") == "stream.timeout":
+            return frame
+        return {"id": frame["id"], "data": orjson.dumps(mask(orjson.loads(frame["data"]))).decode()}
 
-    return EventSourceResponse(frames(), sep="\n", headers={"Cache-Control": "no-store"})
+    async def frames() -> AsyncIterator[list[dict[str, Any]]]:
+        # aclosing: stopped while this waits at its yield, the inner iterator's hub watch is released at once too
+        async with contextlib.aclosing(intents_api.event_frames(rt, intent_id, since, STREAM_SECONDS)) as batches:
+            async for batch in batches:
+                out = [masked(frame) for frame in batch]
+                yield Last(out) if isinstance(batch, Last) else out
+
+    return EventStream(frames())
 
 
 async def live_counts(request: Request) -> Response:
@@ -75,7 +81,7 @@ async def live_counts(request: Request) -> Response:
                     return
                 await asyncio.sleep(0.2)  # a burst of commits makes one update
 
-    return EventSourceResponse(frames(), sep="\n", headers={"Cache-Control": "no-store"})
+    return EventStream(frames())
 
 
 async def static(request: Request) -> Response:

@@ -1,0 +1,210 @@
+"""The runtime's one SSE writer: ``EventStream``, an ASGI response over an async iterator of frames.
+
+A frame is a dict ``{"id"?, "event"?, "data"}``; the iterator may also yield a list of frames (one read's
+worth), which leaves in one ``http.response.body`` message. The wire format is the one sse-starlette wrote with
+``sep="\\n"``: ``id: ``, ``event: ``, then one ``data: `` line per line of data, then a blank line.
+
+Cost per stream: the request's own task pulls the frames and sends them (no lock, no timeout scope per send);
+ONE watcher task waits on ``receive()`` for ``http.disconnect`` and, when no frame went out for
+``PING_SECONDS``, sends the keep-alive comment. A disconnect (or the server shutting down, ``close_all``)
+cancels the request's task, so the iterator's ``finally`` blocks (the hub watches) run at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
+
+Frame = dict[str, Any]
+
+PING_SECONDS = 15.0
+# The order and values sse-starlette sent (its defaults plus our Cache-Control); extra headers replace these.
+HEADERS = (
+    ("cache-control", "no-store"),
+    ("connection", "keep-alive"),
+    ("x-accel-buffering", "no"),
+    ("content-type", "text/event-stream; charset=utf-8"),
+)
+_END: Message = {"type": "http.response.body", "body": b"", "more_body": False}
+_BREAK = re.compile(r"\r\n|\r|\n")
+_open: set[_Stream] = set()
+log = logging.getLogger("axme.api")  # the logger of the app's other unexpected errors (api/app.py)
+
+
+def _one_line(value: Any) -> str:
+    text = str(value)
+    return _BREAK.sub("", text) if "\n" in text or "\r" in text else text
+
+
+def encode(frame: Mapping[str, Any]) -> str:
+    """One frame as text (sse-starlette's ``ServerSentEvent.encode`` with ``sep="\\n"``)."""
+    text = ""
+    value = frame.get("id")
+    if value is not None:
+        text = f"id: {_one_line(value)}\n"
+    value = frame.get("event")
+    if value is not None:
+        text += f"event: {_one_line(value)}\n"
+    value = frame.get("data")
+    if value is not None:
+        data = str(value)
+        if "\n" in data or "\r" in data:
+            text += "".join(f"data: {line}\n" for line in _BREAK.split(data))
+        else:
+            text += f"data: {data}\n"
+    return text + "\n"
+
+
+def ping() -> bytes:
+    """The keep-alive comment, as sse-starlette wrote it."""
+    return f": ping - {datetime.now(UTC)}\n\n".encode()
+
+
+def close_all() -> None:
+    """End every stream open now (the server is shutting down): each iterator is stopped (its ``finally``
+    runs) and the response ends cleanly; clients reconnect with their cursor. Call it on the event loop."""
+    for stream in list(_open):
+        stream.stop(disconnected=False)
+
+
+class Last(list[Frame]):
+    """The last frames of a stream: they leave with the end of the response, in one message (one socket write
+    fewer for every stream that knows where it ends, like an intent's after its terminal event)."""
+
+
+class EventStream(Response):
+    """``200 text/event-stream`` with the frames of ``frames`` (dicts, or lists of dicts sent as one message).
+
+    The response ends (``more_body: False``) when the iterator ends. The iterator is stopped when the client
+    disconnects; an exception from it is logged and the connection is dropped without completing the chunked
+    body, so clients see a broken stream (not a clean end they would reconnect from at once)."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, frames: AsyncIterator[Frame | list[Frame]], headers: Mapping[str, str] | None = None, *,
+                 ping_seconds: float = PING_SECONDS) -> None:
+        self.frames = frames
+        self.ping_seconds = ping_seconds
+        self.status_code = 200
+        self.background = None
+        merged = dict(HEADERS)
+        if headers:
+            merged.update((k.lower(), v) for k, v in headers.items())
+        self.raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in merged.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        if scope.get("method") == "HEAD":  # headers only; the iterator never starts (as sse-starlette did)
+            await send(_END)
+            await _close(self.frames)
+            return
+        await _Stream(scope, receive, send, self.ping_seconds).run(self.frames)
+
+
+async def _close(frames: AsyncIterator[Any]) -> None:
+    aclose = getattr(frames, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+class _Stream:
+    __slots__ = ("scope", "receive", "send", "ping_seconds", "loop", "task", "last_sent", "sending", "pinging",
+                 "stopping", "disconnected", "done")
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send, ping_seconds: float) -> None:
+        self.scope, self.receive, self.send, self.ping_seconds = scope, receive, send, ping_seconds
+        self.loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        self.task = task
+        self.last_sent = self.loop.time()  # when the last frame (or ping) went out
+        self.sending = False  # the request's task is inside send(): the watcher does not ping then
+        self.pinging: asyncio.Future[None] | None = None  # set while the watcher sends a ping
+        self.stopping = False  # stop() cancelled the request's task
+        self.disconnected = False
+        self.done = False  # the iterator ended: nothing may cancel the task any more
+
+    def stop(self, *, disconnected: bool) -> None:
+        if self.stopping or self.done:
+            return
+        self.stopping = True
+        self.disconnected = disconnected
+        self.task.cancel()
+
+    async def run(self, frames: AsyncIterator[Frame | list[Frame]]) -> None:
+        send, loop = self.send, self.loop
+        watcher = loop.create_task(self._watch())
+        _open.add(self)
+        failed = ended = False
+        try:
+            async for item in frames:
+                if isinstance(item, list):
+                    if not item:
+                        continue
+                    body = "".join(map(encode, item)).encode()
+                else:
+                    body = encode(item).encode()
+                ended = isinstance(item, Last)
+                self.sending = True
+                if self.pinging is not None:
+                    await self.pinging
+                await send({"type": "http.response.body", "body": body, "more_body": not ended})
+                self.sending = False
+                self.last_sent = loop.time()
+                if ended:
+                    self.done = True  # nothing may cancel the task from here on
+                    break
+        except asyncio.CancelledError:
+            if not self.stopping or self.task.uncancel() > 0:
+                raise  # cancelled from outside (e.g. uvicorn's graceful-shutdown timeout)
+        except Exception:
+            failed = True
+            log.exception("unexpected error on %s %s", self.scope.get("method"), self.scope.get("path"))
+        finally:
+            self.done = True
+            _open.discard(self)
+            if self.pinging is not None:  # a ping in flight finishes first: two sends never overlap
+                await self.pinging
+            watcher.cancel()
+            await _close(frames)  # a no-op when the iterator ended; runs its finally when stopped mid-send
+        if not failed and not self.disconnected and not ended:
+            await send(_END)
+
+    async def _watch(self) -> None:
+        receive = self.receive
+        try:
+            while True:
+                since = self.last_sent
+                try:
+                    async with asyncio.timeout_at(since + self.ping_seconds):
+                        message = await receive()
+                except TimeoutError:
+                    if self.last_sent == since and not self.sending:
+                        await self._ping()
+                    continue
+                if message["type"] == "http.disconnect":
+                    self.stop(disconnected=True)
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a send that failed: the client is gone
+            log.debug("SSE watcher stopped", exc_info=True)
+            self.stop(disconnected=True)
+
+    async def _ping(self) -> None:
+        future = self.loop.create_future()
+        self.pinging = future
+        try:
+            await self.send({"type": "http.response.body", "body": ping(), "more_body": True})
+            self.last_sent = self.loop.time()
+        finally:
+            self.pinging = None
+            if not future.done():
+                future.set_result(None)
