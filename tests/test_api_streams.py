@@ -384,11 +384,14 @@ def test_an_agent_reading_an_intent_it_just_received_sees_it_delivered(quiet: Ru
 
 
 def test_a_stream_sends_handed_over_events_only_when_they_follow_on() -> None:
-    """What the hub hands a stream after a commit is sent as is only if it continues from the last event sent;
-    a gap (or nothing for this intent) makes the stream read the events instead."""
-    from axme_cli.runtime.api.intents import _following
-    from axme_cli.runtime.notify import Hub
+    """What the hub hands a stream after a commit (an intent's events, a feed's rows) is sent as is only if it
+    continues from the last one sent; a gap (or nothing handed over) makes the stream read instead."""
+    from axme_cli.runtime.notify import Hub, following
     from axme_cli.runtime.store.base import Notes
+
+    def _following(handed: list[tuple[int, str]], cursor: int) -> list[str] | None:
+        out = following(handed, cursor, lambda event: event[0])
+        return None if out is None else [data for _, data in out]
 
     assert _following([(3, "c"), (4, "d")], 2) == ["c", "d"]
     assert _following([(1, "a"), (2, "b"), (3, "c")], 2) == ["c"]  # already sent before the hand-over
@@ -407,6 +410,11 @@ def test_a_stream_sends_handed_over_events_only_when_they_follow_on() -> None:
             assert watch.is_set() and other.is_set()
             assert watch.take() == [(3, "c"), (4, "d")] and watch.pending == []
             assert other.take() == []  # woken, nothing handed over: it reads
+        with hub.watch_feed("agent://local/dev/a") as feed:
+            notes = Notes(feeds={"agent://local/dev/a"})
+            notes.feed_row("agent://local/dev/a", {"cursor": 7, "intent_id": "i7"})
+            hub.publish(notes)
+            assert feed.is_set() and [r["cursor"] for r in feed.take()] == [7]
         assert hub.open_streams == 0
 
     asyncio.run(main())

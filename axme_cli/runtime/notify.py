@@ -12,29 +12,32 @@ import asyncio
 import contextlib
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
 
-from axme_cli.runtime.store.base import Notes
+from axme_cli.runtime.store.base import Notes, Row
+
+T = TypeVar("T")
 
 
-class Watch(asyncio.Event):
-    """Set when a commit touched what a stream follows; ``pending`` holds the events of its intent those commits
-    appended in this process (seq, data), in order, for the stream to send without reading them back."""
+class Watch(asyncio.Event, Generic[T]):
+    """Set when a commit touched what a stream follows; ``pending`` holds what those commits of this process
+    handed over, in order, for the stream to send without reading it back: an intent's events (seq, data), or
+    the rows put on an agent's feed."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.pending: list[tuple[int, str]] = []
+        self.pending: list[T] = []
 
-    def take(self) -> list[tuple[int, str]]:
+    def take(self) -> list[T]:
         pending, self.pending = self.pending, []
         return pending
 
 
 class Hub:
     def __init__(self) -> None:
-        self._intents: defaultdict[str, set[Watch]] = defaultdict(set)
-        self._feeds: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
+        self._intents: defaultdict[str, set[Watch[tuple[int, str]]]] = defaultdict(set)
+        self._feeds: defaultdict[str, set[Watch[Row]]] = defaultdict(set)
         self.open_streams = 0
         # The dashboard (issue 9): streams that want to hear of any intent change (live counts), and which agent
         # feeds have a listener now (feed_listeners) or had one last (feed_seen, epoch seconds). In memory, per
@@ -45,7 +48,7 @@ class Hub:
 
     @contextlib.contextmanager
     def _watch(self, table: defaultdict[str, set[Any]], key: str) -> Iterator[Any]:
-        event = Watch()
+        event: Watch[Any] = Watch()
         table[key].add(event)
         self.open_streams += 1
         try:
@@ -58,11 +61,11 @@ class Hub:
                 if not waiters:
                     del table[key]
 
-    def watch_intent(self, intent_id: str) -> contextlib.AbstractContextManager[Watch]:
+    def watch_intent(self, intent_id: str) -> contextlib.AbstractContextManager[Watch[tuple[int, str]]]:
         return self._watch(self._intents, intent_id)
 
     @contextlib.contextmanager
-    def watch_feed(self, address: str) -> Iterator[asyncio.Event]:
+    def watch_feed(self, address: str) -> Iterator[Watch[Row]]:
         self.feed_listeners[address] += 1
         self.feed_seen[address] = time.time()
         try:
@@ -96,18 +99,36 @@ class Hub:
                     for event in events:
                         event.set()
             return
-        appended_to = notes.events or {}
-        for intent_id in notes.intents:
-            watches = self._intents.get(intent_id)
-            if watches:
-                appended = appended_to.get(intent_id)
-                for watch in watches:
-                    if appended:
-                        watch.pending.extend(appended)
-                    watch.set()
-        for address in notes.feeds:
-            for event in self._feeds.get(address, ()):
-                event.set()
+        _hand_over(self._intents, notes.intents, notes.events or {})
+        _hand_over(self._feeds, notes.feeds, notes.fed or {})
+
+
+def _hand_over(table: defaultdict[str, set[Watch[Any]]], keys: set[str], handed: dict[str, list[Any]]) -> None:
+    """Wake the watches of ``keys``, handing each what this commit appended for its key."""
+    for key in keys:
+        watches = table.get(key)
+        if watches:
+            items = handed.get(key)
+            for watch in watches:
+                if items:
+                    watch.pending.extend(items)
+                watch.set()
+
+
+def following(handed: list[T], cursor: int, position: Callable[[T], int]) -> list[T] | None:
+    """What a stream was handed (``Watch.take``) after ``cursor``, if it follows on from there without a gap;
+    else None, and the stream reads instead (a gap: a commit of another replica, or one that handed nothing)."""
+    expected = cursor + 1
+    out: list[T] = []
+    for item in handed:
+        at = position(item)
+        if at <= cursor:
+            continue  # already sent: read before that commit was handed over
+        if at != expected:
+            return None
+        out.append(item)
+        expected += 1
+    return out or None
 
 
 async def wait(event: asyncio.Event, timeout: float) -> bool:

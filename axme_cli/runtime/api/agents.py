@@ -33,7 +33,7 @@ from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.engine import agents as engine
 from axme_cli.runtime.engine import intents as intents_engine
 from axme_cli.runtime.errors import Forbidden, NotFound, Unprocessable
-from axme_cli.runtime.notify import wait
+from axme_cli.runtime.notify import following, wait
 from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.store.base import Row
 
@@ -142,6 +142,10 @@ async def get_agent(request: Request) -> Response:
     return respond({"ok": True, "agent": engine.agent_view(rows[-1])}, request=request)
 
 
+def _cursor_of(row: Row) -> int:
+    return int(row["cursor"])
+
+
 def _feed_frame(row: Row) -> tuple[dict[str, str], str, bool]:
     """The SSE frame for one feed row, the status it shows, and whether sending it records a delivery."""
     status = row["status"]
@@ -190,12 +194,14 @@ async def stream_agent_intents(request: Request) -> Response:
     actor = principal.address
 
     async def frames() -> AsyncIterator[dict[str, str] | list[dict[str, str]]]:
+        # Read once, then send what this process's commits put on the feed as the hub hands it over; read again
+        # after a gap (a redelivery, another replica's commit) or a full page.
         cursor = since
         deadline = time.monotonic() + wait_seconds
+        limit = 200
         with rt.hub.watch_feed(address) as changed:
+            rows = await rt.store.feed_entries(address, cursor, limit)
             while True:
-                changed.clear()
-                rows = await rt.store.feed_entries(address, cursor, 200)
                 batch: list[dict[str, str]] = []
                 deliveries: list[tuple[str, int]] = []
                 for row in rows:
@@ -215,13 +221,17 @@ async def stream_agent_intents(request: Request) -> Response:
                         await rt.write(record)
                 if batch:
                     yield batch  # one message
-                if rows:
+                if len(rows) >= limit:
+                    rows = await rt.store.feed_entries(address, cursor, limit)
                     continue
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not await wait(changed, remaining):
                     yield Last([{"event": "stream.timeout",
                                  "data": orjson.dumps({"ok": True, "next_seq": cursor}).decode()}])
                     return
+                changed.clear()
+                handed = following(changed.take(), cursor, _cursor_of)
+                rows = handed if handed is not None else await rt.store.feed_entries(address, cursor, limit)
 
     return EventStream(frames())
 

@@ -40,7 +40,7 @@ from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.engine import intents as engine
 from axme_cli.runtime.engine.workflows import workflow_view
 from axme_cli.runtime.errors import BadRequest, NotFound, Unprocessable
-from axme_cli.runtime.notify import wait
+from axme_cli.runtime.notify import following, wait
 from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.settings import Settings
 
@@ -209,6 +209,10 @@ async def stream_events(request: Request) -> Response:
     return EventStream(event_frames(runtime(request), intent_id, since, wait_seconds))
 
 
+def _seq_of(event: tuple[int, str]) -> int:
+    return event[0]
+
+
 async def event_frames(rt: Runtime, intent_id: str, since: int,
                        wait_seconds: float) -> AsyncGenerator[list[dict[str, Any]], None]:
     """The SSE frames of an intent's events after ``since`` (the caller checked that it may see the intent), a
@@ -248,23 +252,9 @@ async def event_frames(rt: Runtime, intent_id: str, since: int,
                 yield Last([_timeout_frame(cursor, row["status"] if row else None)])
                 return
             changed.clear()
-            handed = _following(changed.take(), cursor)
-            rows = handed if handed is not None else await rt.store.list_events(intent_id, cursor, limit)
-
-
-def _following(pending: list[tuple[int, str]], cursor: int) -> list[str] | None:
-    """The events handed over that come after ``cursor``, if they follow on from it without a gap (else None:
-    read them)."""
-    expected = cursor + 1
-    out: list[str] = []
-    for seq, data in pending:
-        if seq <= cursor:
-            continue  # already sent (read before the commit was handed over)
-        if seq != expected:
-            return None
-        out.append(data)
-        expected += 1
-    return out or None
+            handed = following(changed.take(), cursor, _seq_of)
+            rows = [data for _, data in handed] if handed is not None else await rt.store.list_events(
+                intent_id, cursor, limit)
 
 
 async def resume_intent(request: Request) -> Response:

@@ -246,7 +246,7 @@ def insert_new_intent(
     tx.notes.intents.add(intent_id)
     tx.notes.see(("created", doc))
     if on_feed:
-        outbound.dispatch_intent(tx, to_agent, intent_id, 1, now)
+        outbound.dispatch_intent(tx, to_agent, intent_id, 1, now, row)
     tx.notes.timer(row["wake_ts"])
     return row
 

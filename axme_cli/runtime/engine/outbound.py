@@ -144,13 +144,17 @@ def _queue(tx: Tx, now: float, **fields: Any) -> Row:
     return row
 
 
-def dispatch_intent(tx: Tx, to_agent: str, intent_id: str, attempt: int, now: float) -> None:
+def dispatch_intent(tx: Tx, to_agent: str, intent_id: str, attempt: int, now: float, row: Row | None = None) -> None:
     """Hand delivery attempt ``attempt`` of an intent to its agent: a POST to the callback_url of an http agent,
-    else a row on the agent's feed."""
+    else a row on the agent's feed. ``row``: the intent as just inserted, handed to the feed's streams after the
+    commit so they need not read it back."""
     binding = tx.http_binding(to_agent)
     if binding is None:
-        tx.append_feed(to_agent, intent_id, attempt, iso(now))
+        at = iso(now)
+        cursor = tx.append_feed(to_agent, intent_id, attempt, at)
         tx.notes.feeds.add(to_agent)
+        if row is not None:
+            tx.notes.feed_row(to_agent, {**row, "cursor": cursor, "attempt": attempt, "fed_at": at})
         return
     _queue(tx, now, kind="intent", owner_agent=to_agent, callback_url=binding["callback_url"], intent_id=intent_id,
            intent_attempt=attempt, max_attempts=1)

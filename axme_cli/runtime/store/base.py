@@ -40,13 +40,15 @@ class Notes:
     # send them without reading them back (issue 10). In this process only; other replicas' streams read.
     events: dict[str, list[tuple[int, str]]] | None = None
 
+    # Intents put on an agent's feed, per address in cursor order, as the row the feed reads (intent columns plus
+    # ``cursor``, ``attempt``, ``fed_at``): the feed sends them without reading them back. In this process only.
+    fed: dict[str, list[Row]] | None = None
+
+    def feed_row(self, address: str, row: Row) -> None:
+        self.fed = _joined(self.fed, {address: [row]})
+
     def event(self, intent_id: str, seq: int, data: str) -> None:
-        if self.events is None:
-            self.events = {intent_id: [(seq, data)]}
-        elif intent_id in self.events:
-            self.events[intent_id].append((seq, data))
-        else:
-            self.events[intent_id] = [(seq, data)]
+        self.events = _joined(self.events, {intent_id: [(seq, data)]})
 
     def see(self, fact: tuple[Any, ...]) -> None:
         if self.seen is None:
@@ -67,17 +69,27 @@ class Notes:
         self.everything = self.everything or other.everything
         self.outbound = self.outbound or other.outbound
         self.mail = self.mail or other.mail
+        if other.fed:
+            self.fed = _joined(self.fed, other.fed)
         if other.events:
-            if self.events is None:
-                self.events = dict(other.events)
-            else:
-                for intent_id, added in other.events.items():
-                    self.events.setdefault(intent_id, []).extend(added)
+            self.events = _joined(self.events, other.events)
         if other.seen:
             if self.seen is None:
                 self.seen = list(other.seen)
             else:
                 self.seen.extend(other.seen)
+
+
+def _joined(mine: dict[str, list[Any]] | None, more: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """``mine`` with the lists of ``more`` appended, key by key (``mine`` is changed; None starts a new dict)."""
+    if mine is None:
+        return {key: list(items) for key, items in more.items()}
+    for key, items in more.items():
+        if key in mine:
+            mine[key].extend(items)
+        else:
+            mine[key] = list(items)
+    return mine
 
 
 class Tx(abc.ABC):
