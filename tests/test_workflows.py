@@ -124,6 +124,29 @@ def run_saga(rt: RuntimeProcess, **behaviour: Any) -> tuple[dict[str, Any], Serv
     return intent, services, events
 
 
+def test_applying_one_scenario_again_checks_each_intent(wf_runtime: RuntimeProcess) -> None:
+    """The runtime validates a scenario it has seen once only in its intent and idempotency key (the rest is
+    remembered): each apply still gets its own payload, and a bad intent or key is still named."""
+    bundle = saga(uuid.uuid4().hex[:8])
+    with wf_runtime.client() as admin:
+        firsts = []
+        for n in range(3):
+            body = {**bundle, "idempotency_key": f"k-{n}-{uuid.uuid4().hex}",
+                    "intent": {**bundle["intent"], "payload": {"order_id": f"o-{n}"}}}
+            r = admin.post("/v1/scenarios/apply", json=body)
+            assert r.status_code == 200, r.text
+            firsts.append(r.json()["intent_id"])
+        payloads = [admin.get(f"/v1/intents/{i}").json()["intent"]["payload"] for i in firsts]
+        assert payloads == [{"order_id": "o-0"}, {"order_id": "o-1"}, {"order_id": "o-2"}]
+        bad_type = admin.post("/v1/scenarios/apply", json={**bundle, "intent": {**bundle["intent"], "type": "Bad"}})
+        assert bad_type.status_code == 422 and bad_type.json()["error"]["code"] == "scenario_invalid"
+        assert any(e.startswith("intent.type") for e in bad_type.json()["error"]["details"]["errors"]), bad_type.text
+        bad_key = admin.post("/v1/scenarios/apply", json={**bundle, "idempotency_key": "k" * 300})
+        assert bad_key.status_code == 422 and "idempotency_key" in bad_key.text
+        unknown = admin.post("/v1/scenarios/apply", json={**bundle, "intent": {**bundle["intent"], "extra": 1}})
+        assert unknown.status_code == 422 and "intent.extra" in unknown.text
+
+
 def test_happy_path(wf_runtime: RuntimeProcess) -> None:
     intent, services, events = run_saga(wf_runtime)
     assert intent["status"] == "COMPLETED"

@@ -6,11 +6,13 @@ import hashlib
 import time
 from typing import Any
 
+import orjson
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from axme_cli.protocol.scenario import check
+from axme_cli.protocol.scenario import IntentSpec, ScenarioBundle, check
 from axme_cli.runtime import tracing
 from axme_cli.runtime.api.common import authenticate, parse_object, read_body, respond, runtime
 from axme_cli.runtime.engine import workflows
@@ -20,6 +22,31 @@ from axme_cli.runtime.errors import Unprocessable
 def _verdict(raw: Any) -> tuple[Any, list[str], list[str]]:
     bundle, errors, warnings = check(raw)
     return bundle, [str(e) for e in errors], [str(w) for w in warnings]
+
+
+# Valid bundles seen lately, without their ``intent`` and ``idempotency_key`` (what changes from one apply of a
+# scenario to the next): the rest is not validated again. No check of a bundle looks at its intent.
+_VALID: dict[bytes, tuple[ScenarioBundle, list[str]]] = {}
+_VALID_MAX = 256
+
+
+def _verdict_of_apply(raw: dict[str, Any]) -> tuple[Any, list[str], list[str]]:
+    intent, key = raw.get("intent"), raw.get("idempotency_key")
+    rest = orjson.dumps({k: v for k, v in raw.items() if k not in ("intent", "idempotency_key")})
+    seen = _VALID.get(rest)
+    if seen is not None and isinstance(intent, dict) and (key is None or isinstance(key, str) and len(key) <= 255):
+        try:
+            spec = IntentSpec.model_validate(intent)
+        except ValidationError:
+            return _verdict(raw)  # the whole check names the fields
+        bundle, warnings = seen
+        return bundle.model_copy(update={"intent": spec, "idempotency_key": key}), [], warnings
+    bundle, errors, warnings = _verdict(raw)
+    if bundle is not None and not errors:
+        if len(_VALID) >= _VALID_MAX:
+            _VALID.clear()
+        _VALID[rest] = (bundle, warnings)
+    return bundle, errors, warnings
 
 
 async def validate(request: Request) -> Response:
@@ -33,7 +60,7 @@ async def apply(request: Request) -> Response:
     principal = await authenticate(request)
     raw = await read_body(request)
     body = parse_object(raw)
-    bundle, errors, warnings = _verdict(body)
+    bundle, errors, warnings = _verdict_of_apply(body)
     if errors or bundle is None:
         raise Unprocessable(f"the scenario bundle is invalid: {errors[0]}" + (
             f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""),

@@ -98,6 +98,13 @@ class SqlTx(OutboundTxSql, InboxTxSql, TaskLinksTxSql, UiTxSql, Tx):
         self._c.execute("INSERT INTO events (intent_id, seq, data) VALUES (?, ?, ?)", (intent_id, seq, data))
         self.notes.event(intent_id, seq, data)
 
+    def insert_two_events(self, intent_id: str, first: tuple[int, str], second: tuple[int, str]) -> None:
+        """A new intent's ``intent.created`` and ``intent.submitted``, in one statement."""
+        self._c.execute("INSERT INTO events (intent_id, seq, data) VALUES (?, ?, ?), (?, ?, ?)",
+                        (intent_id, *first, intent_id, *second))
+        self.notes.event(intent_id, *first)
+        self.notes.event(intent_id, *second)
+
     def append_feed(self, address: str, intent_id: str, attempt: int, at: str) -> int:
         # The upsert locks the head row until commit, so cursors of one address are dense in commit order.
         row = self._c.execute(
