@@ -256,6 +256,9 @@ def run_forever(runner: Runner) -> int:
     import signal
 
     async def main() -> None:
+        from axme_cli.runtime.server import tune_gc
+
+        tune_gc()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
