@@ -220,8 +220,8 @@ async def event_frames(rt: Runtime, intent_id: str, since: int,
     after ``wait_seconds`` without one. Also the dashboard's live timeline (runtime/ui).
 
     The stream reads the events once, then sends what later commits of this process appended as the hub hands
-    them over (``Watch.pending``), reading again only when those do not follow on from what it sent (a gap, or a
-    commit of another replica)."""
+    them over (``Watch.pending``, SQLite only), reading again only when those do not follow on from what it sent
+    (a gap), or when nothing was handed over (PostgreSQL)."""
     cursor = since
     deadline = time.monotonic() + wait_seconds
     limit = 500

@@ -37,11 +37,11 @@ class Notes:
     # twice; they stay in this process (never sent to other replicas).
     seen: list[tuple[Any, ...]] | None = None
     # The events the transaction appended, per intent in ``seq`` order, as stored: the streams of those intents
-    # send them without reading them back (issue 10). In this process only; other replicas' streams read.
+    # send them without reading them back (issue 10). SQLite only: the PostgreSQL store drops them.
     events: dict[str, list[tuple[int, str]]] | None = None
 
     # Intents put on an agent's feed, per address in cursor order, as the row the feed reads (intent columns plus
-    # ``cursor``, ``attempt``, ``fed_at``): the feed sends them without reading them back. In this process only.
+    # ``cursor``, ``attempt``, ``fed_at``): the feed sends them without reading them back. SQLite only.
     fed: dict[str, list[Row]] | None = None
 
     def feed_row(self, address: str, row: Row) -> None:

@@ -239,6 +239,9 @@ class PostgresStore(SqlReads, Store):
             if self.on_batch is not None:  # one operation per transaction
                 self.on_batch(1, took)
             if self.on_commit is not None:
+                # Streams here read what they send: with several replicas committing, a stream handed this
+                # replica's events (Notes.events, Notes.fed) was seen to miss a wake-up now and then.
+                tx.notes.events = tx.notes.fed = None
                 self._loop.call_soon_threadsafe(self.on_commit, tx.notes)
             return result
         raise AssertionError("unreachable")
