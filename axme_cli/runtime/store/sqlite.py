@@ -94,7 +94,7 @@ def _hold(path: str) -> IO[str] | None:
 class RowCache:
     """The rows the one writer lately wrote or read: intents, workflows, and agents' service accounts by address.
 
-    Only the writer thread uses it, and it holds the database alone (``<database>.lock``), so a cached row is what
+    Only the writer uses it, and it holds the database alone (``<database>.lock``), so a cached row is what
     the database holds: every write of these tables goes through ``SqliteTx`` and updates it. An operation that is
     undone after it wrote, or a batch that fails, empties it. Saves the writer a third of its reads (issue 10)."""
 
@@ -126,14 +126,24 @@ class SqliteTx(SqlTx):
         self._cache = cache
         self.wrote = False  # whether this operation changed a cached table (undoing it must empty the cache)
 
-    def get_intent(self, intent_id: str) -> Row | None:
-        row = self._cache.intents.get(intent_id)
+    def _cached(self, table: dict[str, Row], key: str, read: Callable[[str], Row | None]) -> Row | None:
+        """A copy of the cached row, read (and kept) if it is not there."""
+        row = table.get(key)
         if row is None:
-            row = super().get_intent(intent_id)
+            row = read(key)
             if row is None:
                 return None
-            self._cache.put(self._cache.intents, intent_id, row)
+            self._cache.put(table, key, row)
         return dict(row)
+
+    def _changed(self, table: dict[str, Row], key: str, fields: Row) -> None:
+        self.wrote = True
+        cached = table.get(key)
+        if cached is not None:
+            cached.update(fields)
+
+    def get_intent(self, intent_id: str) -> Row | None:
+        return self._cached(self._cache.intents, intent_id, super().get_intent)
 
     def insert_intent(self, row: Row) -> None:
         super().insert_intent(row)
@@ -142,19 +152,10 @@ class SqliteTx(SqlTx):
 
     def update_intent(self, intent_id: str, fields: Row) -> None:
         super().update_intent(intent_id, fields)
-        self.wrote = True
-        cached = self._cache.intents.get(intent_id)
-        if cached is not None:
-            cached.update(fields)
+        self._changed(self._cache.intents, intent_id, fields)
 
     def get_workflow(self, workflow_id: str) -> Row | None:
-        row = self._cache.workflows.get(workflow_id)
-        if row is None:
-            row = super().get_workflow(workflow_id)
-            if row is None:
-                return None
-            self._cache.put(self._cache.workflows, workflow_id, row)
-        return dict(row)
+        return self._cached(self._cache.workflows, workflow_id, super().get_workflow)
 
     def insert_workflow(self, row: Row) -> None:
         super().insert_workflow(row)
@@ -163,10 +164,7 @@ class SqliteTx(SqlTx):
 
     def update_workflow(self, workflow_id: str, fields: Row) -> None:
         super().update_workflow(workflow_id, fields)
-        self.wrote = True
-        cached = self._cache.workflows.get(workflow_id)
-        if cached is not None:
-            cached.update(fields)
+        self._changed(self._cache.workflows, workflow_id, fields)
 
     def active_service_account_by_address(self, address: str) -> Row | None:
         return self._account("active", address, super().active_service_account_by_address)
