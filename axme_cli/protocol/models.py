@@ -45,6 +45,7 @@ _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 _LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 # Longest delay (reminders, step deadlines) the runtime takes: 100 years.
 MAX_SECONDS = 100 * 365 * 86400
+MAX_REMINDERS = 10_000
 
 
 def _in_range(value: datetime) -> datetime:
@@ -140,7 +141,7 @@ class IntentCreateRequest(_Strict):
     deadline_at: DateTime | None = None
     remind_after_seconds: Seconds | None = None
     remind_interval_seconds: Seconds | None = None
-    max_reminders: Annotated[JsonInt, Field(ge=1, le=10_000)] | None = None
+    max_reminders: Annotated[JsonInt, Field(ge=1, le=MAX_REMINDERS)] | None = None
     escalate_to: Annotated[str, StringConstraints(max_length=383)] | None = None
     max_delivery_attempts: Annotated[JsonInt, Field(ge=1, le=1_000_000)] | None = None
     human_task: HumanTaskSpec | None = None

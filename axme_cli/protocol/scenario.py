@@ -11,10 +11,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from axme_cli.protocol.models import INTENT_TYPE_PATTERN, MAX_SECONDS, HumanTaskSpec, IsoDateTime
+from axme_cli.protocol.models import INTENT_TYPE_PATTERN, MAX_REMINDERS, MAX_SECONDS, HumanTaskSpec, IsoDateTime
 
 Seconds = Annotated[int, Field(ge=1, le=MAX_SECONDS)]
-Reminders = Annotated[int, Field(ge=1, le=10_000)]
+Reminders = Annotated[int, Field(ge=1, le=MAX_REMINDERS)]
 
 AGENT_TOOL = "tool.agent.task.v1"
 HUMAN_TOOLS = frozenset({"tool.approval.human_signoff", "tool.human.approval.v1", "tool.human.task.v1"})
