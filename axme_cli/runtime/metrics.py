@@ -117,7 +117,7 @@ class Metrics:
                 self._redeliveries.inc()
 
     def commit(self, operations: int, seconds: float) -> None:
-        """From the store's writer thread, after each commit."""
+        """From the store after each commit: on the event loop (SQLite) or a writer thread (PostgreSQL)."""
         self._batch.observe(operations)
         self._commit.observe(seconds)
 
