@@ -1,4 +1,5 @@
-"""bench/create_throughput.py --smoke runs end to end: servers start, creates succeed, JSON is written."""
+"""bench/create_throughput.py --smoke runs end to end: servers start, creates succeed, JSON is written; and
+bench/writer.py runs the saga's writes to the end."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "create_throughput.py"
+WRITER = BENCH.with_name("writer.py")
 
 
 def test_create_throughput_smoke(tmp_path: Path) -> None:
@@ -28,3 +30,12 @@ def test_create_throughput_smoke(tmp_path: Path) -> None:
         assert row["requests"] > 0 and row["per_s"] > 0, row
     # the temp dir (databases, logs) is removed afterwards
     assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
+
+
+def test_writer_bench_runs_the_sagas_writes_to_the_end() -> None:
+    """bench/writer.py: the saga's operations in one process; it checks every workflow COMPLETED itself."""
+    proc = subprocess.run([sys.executable, str(WRITER), "--count", "6", "--clients", "3"], capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    fields = dict(part.split("=") for part in proc.stdout.split())
+    assert fields["workflows"] == "6" and float(fields["cpu_ms_per_wf"]) > 0, fields

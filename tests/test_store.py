@@ -77,6 +77,42 @@ def test_a_refused_operation_does_not_undo_its_batch(backend: str, tmp_path: Pat
     run(main())
 
 
+def test_an_operations_events_are_written_together_and_undone_with_it(backend: str, tmp_path: Path) -> None:
+    """An operation's events go to the database in one INSERT per 64 when it ends (tx.finish): 150 deliveries in
+    one operation keep every event, and an event that collides with a stored one fails that operation alone."""
+    async def main() -> None:
+        store = open_store(new_database(backend, tmp_path))
+        await store.open()
+        now = time.time()
+        created = [await store.write(lambda tx, n=n: engine.op_create(tx, S, ADMIN, request(n), now))
+                   for n in range(150)]
+        deliveries = [(c["intent_id"], 1) for c in created]
+        await store.write(lambda tx: engine.op_mark_delivered_many(tx, S, deliveries, "agent://x", now))
+        for c in created:
+            events = [engine.loads(e) for e in await store.list_events(c["intent_id"], 0)]
+            assert [(e["seq"], e["event_type"]) for e in events] == [
+                (1, "intent.created"), (2, "intent.submitted"), (3, "intent.delivered")]
+        first = created[0]["intent_id"]
+
+        def colliding(tx):  # type: ignore[no-untyped-def]
+            engine.op_create(tx, S, ADMIN, request(999), now)
+            tx.insert_event(first, 3, "{}")  # seq 3 of that intent is stored already
+
+        outcomes = await asyncio.gather(
+            store.write(colliding),
+            store.write(lambda tx: engine.op_create(tx, S, ADMIN, request(1000), now)),
+            return_exceptions=True,
+        )
+        assert isinstance(outcomes[0], Exception) and not isinstance(outcomes[1], Exception)
+        assert await store.get_intent(outcomes[1]["intent_id"]) is not None
+        assert len(await store.list_events(first, 0)) == 3
+        stored = await store.list_intents(statuses=None, agent=None, limit=2000)
+        assert len(stored) == 151  # the colliding operation's intent was undone with it
+        await store.close()
+
+    run(main())
+
+
 def test_timers_fire_redelivery_then_delivery_failed(backend: str, tmp_path: Path) -> None:
     async def main() -> None:
         store = open_store(new_database(backend, tmp_path))
@@ -229,6 +265,13 @@ def test_the_writers_row_cache_always_matches_the_database(tmp_path: Path) -> No
             stored = db.execute(sql, (address,)).fetchone()
             assert (dict(stored) if stored is not None else None) == row, (kind, address)
         assert len(applied) == 4
+        from axme_cli.runtime.store.sqlite import WORKFLOW_COLUMNS
+
+        assert {r[1] for r in db.execute("PRAGMA table_info(workflows)")} == WORKFLOW_COLUMNS
+        # the operation undone after it wrote left no intent and no event behind
+        assert db.execute("SELECT count(*) FROM intents WHERE correlation_id = 'c-99'").fetchone()[0] == 0
+        orphans = db.execute("SELECT count(*) FROM events WHERE intent_id NOT IN (SELECT intent_id FROM intents)")
+        assert orphans.fetchone()[0] == 0
         db.close()
         await store.close()
 

@@ -94,6 +94,28 @@ def _new_state() -> dict[str, Any]:
     }
 
 
+class Compiled:
+    """A workflow's runnable form, parsed once: ``compiled`` never changes after ``op_apply`` stores it, so the
+    parsed form (and its steps by id) is kept by workflow id (the newest 4,096) instead of parsed at every step.
+    Read-only: nothing may change what it holds."""
+
+    SIZE = 4096
+    _kept: dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]]]] = {}
+
+    @classmethod
+    def keep(cls, workflow_id: str, compiled: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        kept = cls._kept
+        if len(kept) >= cls.SIZE:
+            del kept[next(iter(kept))]  # the oldest
+        entry = kept[workflow_id] = (compiled, {st["step_id"]: st for st in compiled["steps"]})
+        return entry
+
+    @classmethod
+    def of(cls, workflow_id: str, text: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        entry = cls._kept.get(workflow_id)
+        return entry if entry is not None else cls.keep(workflow_id, loads(text))
+
+
 @dataclass
 class Run:
     """One workflow as loaded inside a transaction."""
@@ -105,10 +127,7 @@ class Run:
     compiled: dict[str, Any]
     state: dict[str, Any]
     now: float
-
-    @property
-    def steps(self) -> dict[str, dict[str, Any]]:
-        return {st["step_id"]: st for st in self.compiled["steps"]}
+    steps: dict[str, dict[str, Any]]  # the compiled steps by id
 
     def save(self) -> None:
         self.tx.update_workflow(self.workflow_id, {"state": dumps(self.state), "updated_at": iso(self.now)})
@@ -138,7 +157,8 @@ def _load(tx: Tx, s: Settings, parent: Row, workflow_id: str, now: float) -> Run
     wf = tx.get_workflow(workflow_id)
     if wf is None:
         return None
-    return Run(tx, s, parent, workflow_id, loads(wf["compiled"]), loads(wf["state"]), now)
+    compiled, steps = Compiled.of(workflow_id, wf["compiled"])
+    return Run(tx, s, parent, workflow_id, compiled, loads(wf["state"]), now, steps)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -200,7 +220,7 @@ def op_apply(tx: Tx, s: Settings, principal: Principal, bundle: ScenarioBundle, 
         "workflow_id": workflow_id, "workflow_parent": True, "scenario_id": bundle.scenario_id,
         "pending_with": {"type": "internal", "ref": PARENT_TARGET, "name": "agent_core"},
     })
-    run = Run(tx, s, parent, workflow_id, compiled, _new_state(), now)
+    run = Run(tx, s, parent, workflow_id, compiled, _new_state(), now, Compiled.keep(workflow_id, compiled)[1])
     tx.insert_workflow({
         "workflow_id": workflow_id, "parent_intent_id": parent["intent_id"], "scenario_id": bundle.scenario_id,
         "compiled": dumps(compiled), "state": dumps(run.state), "created_at": iso(now), "updated_at": iso(now),

@@ -222,6 +222,7 @@ class PostgresStore(SqlReads, Store):
                     with conn.transaction():
                         tx = PostgresTx(_Conn(conn))
                         result = op(tx)
+                        tx.finish()
                         for payload in encode_notes(self.replica_id, tx.notes):
                             conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
                     took = time.perf_counter() - started

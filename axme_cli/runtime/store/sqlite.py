@@ -160,7 +160,8 @@ class SqliteTx(SqlTx):
     def insert_workflow(self, row: Row) -> None:
         super().insert_workflow(row)
         self.wrote = True
-        # not cached here: the row as read back has every column, whatever the caller passed
+        if set(row) == WORKFLOW_COLUMNS:  # cached only when it is the row as a read would give it
+            self._cache.put(self._cache.workflows, row["workflow_id"], dict(row))
 
     def update_workflow(self, workflow_id: str, fields: Row) -> None:
         super().update_workflow(workflow_id, fields)
@@ -193,6 +194,9 @@ class SqliteTx(SqlTx):
         self.wrote = True
         self._cache.accounts.clear()
 
+
+WORKFLOW_COLUMNS = frozenset(
+    {"workflow_id", "parent_intent_id", "scenario_id", "compiled", "state", "created_at", "updated_at"})
 
 _Job = tuple[Callable[[Tx], Any], "asyncio.Future[Any]"]
 
@@ -344,6 +348,7 @@ class SqliteStore(SqlReads, Store):
                 conn.execute("SAVEPOINT op")
                 try:
                     result = op(tx)
+                    tx.finish()
                 except sqlite3.OperationalError:
                     raise
                 except Exception as exc:  # the operation refused: undo it alone
