@@ -231,10 +231,10 @@ def insert_new_intent(
     row["wake_ts"] = wake_of(row)
     actor = req["from_agent"]
     tx.insert_intent(row)
-    created = dumps({
+    tx.insert_event(intent_id, 1, dumps({
         "intent_id": intent_id, "seq": 1, "event_type": "intent.created", "status": lc.CREATED, "at": at,
         "actor": actor, "details": {"intent_type": req["intent_type"], "to_agent": to_agent},
-    })
+    }))
     submitted: dict[str, Any] = {
         "intent_id": intent_id, "seq": 2, "event_type": "intent.submitted", "status": row["status"], "at": at,
         "actor": actor, "details": {"delivery_attempt": row["delivery_attempt"]},
@@ -242,7 +242,7 @@ def insert_new_intent(
     holder = pending_with(row, doc)
     if holder is not None:
         submitted["pending_with"] = holder
-    tx.insert_two_events(intent_id, (1, created), (2, dumps(submitted)))
+    tx.insert_event(intent_id, 2, dumps(submitted))
     tx.notes.intents.add(intent_id)
     tx.notes.see(("created", doc))
     if on_feed:

@@ -117,9 +117,6 @@ class Tx(abc.ABC):
     def insert_event(self, intent_id: str, seq: int, data: str) -> None: ...
 
     @abc.abstractmethod
-    def insert_two_events(self, intent_id: str, first: tuple[int, str], second: tuple[int, str]) -> None: ...
-
-    @abc.abstractmethod
     def append_feed(self, address: str, intent_id: str, attempt: int, at: str) -> int:
         """Put the intent on ``address``'s feed; returns the new per-agent cursor."""
 

@@ -118,12 +118,6 @@ class SqlTx(OutboundTxSql, InboxTxSql, TaskLinksTxSql, UiTxSql, Tx):
         self._events += (intent_id, seq, data)
         self.notes.event(intent_id, seq, data)
 
-    def insert_two_events(self, intent_id: str, first: tuple[int, str], second: tuple[int, str]) -> None:
-        """A new intent's ``intent.created`` and ``intent.submitted``."""
-        self._events += (intent_id, *first, intent_id, *second)
-        self.notes.event(intent_id, *first)
-        self.notes.event(intent_id, *second)
-
     def append_feed(self, address: str, intent_id: str, attempt: int, at: str) -> int:
         # The upsert locks the head row until commit, so cursors of one address are dense in commit order.
         row = self._c.execute(
