@@ -265,7 +265,7 @@ def test_the_writers_row_cache_always_matches_the_database(tmp_path: Path) -> No
             stored = db.execute(sql, (address,)).fetchone()
             assert (dict(stored) if stored is not None else None) == row, (kind, address)
         assert len(applied) == 4
-        from axme_cli.runtime.store.sqlite import WORKFLOW_COLUMNS
+        from axme_cli.runtime.store.sql import WORKFLOW_COLUMNS
 
         assert {r[1] for r in db.execute("PRAGMA table_info(workflows)")} == WORKFLOW_COLUMNS
         # the operation undone after it wrote left no intent and no event behind

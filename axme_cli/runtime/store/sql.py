@@ -48,6 +48,8 @@ INTENT_COLUMNS = (
     "payload",
     "doc",
 )
+WORKFLOW_COLUMNS = frozenset(
+    {"workflow_id", "parent_intent_id", "scenario_id", "compiled", "state", "created_at", "updated_at"})
 _INSERT_INTENT = (
     f"INSERT INTO intents ({', '.join(INTENT_COLUMNS)}) VALUES ({', '.join('?' for _ in INTENT_COLUMNS)})"
 )

@@ -27,7 +27,7 @@ from typing import IO, Any, TypeVar
 
 from axme_cli.runtime.errors import StoreUnavailable
 from axme_cli.runtime.store.base import Notes, Row, Store, Tx
-from axme_cli.runtime.store.sql import INTENT_COLUMNS, SqlReads, SqlTx, load_migrations, split_sql
+from axme_cli.runtime.store.sql import INTENT_COLUMNS, WORKFLOW_COLUMNS, SqlReads, SqlTx, load_migrations, split_sql
 
 T = TypeVar("T")
 log = logging.getLogger("axme.store")
@@ -194,9 +194,6 @@ class SqliteTx(SqlTx):
         self.wrote = True
         self._cache.accounts.clear()
 
-
-WORKFLOW_COLUMNS = frozenset(
-    {"workflow_id", "parent_intent_id", "scenario_id", "compiled", "state", "created_at", "updated_at"})
 
 _Job = tuple[Callable[[Tx], Any], "asyncio.Future[Any]"]
 
