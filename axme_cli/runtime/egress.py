@@ -61,8 +61,9 @@ def kind_of(ip: IPAddress) -> str | None:
     if isinstance(ip, IPv6Address):
         if ip.ipv4_mapped is not None:
             return kind_of(ip.ipv4_mapped)
-        carried = (IPv4Address(int(ip) & 0xFFFFFFFF) if ip in _NAT64 else
-                   ip.sixtofour or (ip.teredo[1] if ip.teredo else None))
+        if ip in _NAT64:  # what DNS64 answers for an IPv4-only name on an IPv6-only network
+            return kind_of(IPv4Address(int(ip) & 0xFFFFFFFF))
+        carried = ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
         if carried is not None and (kind := kind_of(carried)) is not None:
             return kind
     if ip.is_unspecified:
