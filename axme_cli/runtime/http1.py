@@ -36,8 +36,8 @@ from axme_cli.runtime.settings import Settings
 # The uvicorn names the classes below rely on that are not its public API: methods they override or call and
 # attributes they read, on a protocol and on a request cycle (tests/security/test_slow_clients.py checks them).
 PROTOCOL_NAMES = ("connection_made", "connection_lost", "on_headers_complete", "on_message_complete",
-                  "on_response_complete", "_start_asgi_task", "pipeline", "loop", "transport")
-CYCLE_NAMES = ("send", "transport", "response_started", "disconnected")
+                  "on_response_complete", "_start_asgi_task", "pipeline", "cycle", "loop", "transport")
+CYCLE_NAMES = ("send", "transport", "response_started", "response_complete", "disconnected", "more_body")
 
 
 class _Collect:
@@ -131,17 +131,31 @@ class OneWriteProtocol(Deadlines, HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
-        self._arm("body")
+        if self.pipeline:  # queued behind a request being answered, its reading paused: its turn comes later
+            self._disarm()
+        else:
+            self._arm("body")
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self._disarm()
+        # The app may have answered before the body was in (a 401, a 413): then the connection is idle now.
+        if self.cycle.response_complete:
+            self._arm("head")
+        else:
+            self._disarm()
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
-        # A pipelined request already in hand is answered next (its head and body are in); else wait for a head.
-        if not self.pipeline and not self.transport.is_closing() and self._phase != "body":
+        super().on_response_complete()  # starts the next pipelined request, if one is queued
+        if self.transport.is_closing() or self.pipeline:
+            return
+        cycle = self.cycle  # the last request whose head came: answered now, or the pipelined one just started
+        if cycle.more_body:  # its body is still arriving (reading was paused while it was queued)
+            if self._phase != "body":
+                self._arm("body")
+        elif cycle.response_complete:
             self._arm("head")
+        else:
+            self._disarm()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()

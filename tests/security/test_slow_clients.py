@@ -56,6 +56,10 @@ async def slow_app(scope: Any, receive: Any, send: Any) -> None:
     """Reads the whole body, then streams its answer slowly: longer than every deadline of the tests below."""
     if scope["type"] != "http":
         return
+    if scope["path"] == "/early":  # answers without reading the body (as a 401 or a 413 does)
+        await send({"type": "http.response.start", "status": 401, "headers": [(b"content-length", b"0")]})
+        await send({"type": "http.response.body", "body": b""})
+        return
     while True:
         message = await receive()
         if message["type"] == "http.disconnect" or not message.get("more_body"):
@@ -160,6 +164,36 @@ def test_a_body_that_trickles_is_cut_and_one_sent_in_pieces_in_time_is_not() -> 
         while proto.cycle is None or not proto.cycle.response_complete:
             assert not transport.closed
             await asyncio.sleep(0.01)
+        proto.connection_lost(None)
+
+    asyncio.run(main())
+
+
+def test_an_answer_before_the_body_then_the_rest_of_the_body_leaves_an_idle_connection_that_is_closed() -> None:
+    async def main() -> None:
+        proto, transport = connection(SHORT)
+        proto.data_received(b"POST /early HTTP/1.1\r\nHost: x\r\ncontent-length: 4\r\n\r\nab")
+        while proto.cycle is None or not proto.cycle.response_complete:
+            await asyncio.sleep(0.01)
+        assert b"".join(transport.writes).startswith(b"HTTP/1.1 401 ")
+        proto.data_received(b"cd")  # the body ends after the answer: the connection is idle from here
+        assert await closed_within(transport, 10)
+        proto.connection_lost(None)
+
+    asyncio.run(main())
+
+
+def test_pipelined_requests_are_answered_in_turn_and_not_cut() -> None:
+    async def main() -> None:
+        proto, transport = connection(SHORT)
+        proto.data_received(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+                            b"POST /b HTTP/1.1\r\nHost: x\r\ncontent-length: 2\r\n\r\nok")
+        # two slow streams, one after the other: 2 s, more than six times each deadline
+        while b"".join(transport.writes).count(b"HTTP/1.1 200 ") < 2 or not proto.cycle.response_complete:
+            assert not transport.closed, "a pipelined request was cut while the one before it was answered"
+            await asyncio.sleep(0.01)
+        assert b"".join(transport.writes).count(b"data: ") == 8
+        assert await closed_within(transport, 10)
         proto.connection_lost(None)
 
     asyncio.run(main())
