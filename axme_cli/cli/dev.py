@@ -58,6 +58,12 @@ RateLimit = Annotated[
     float, typer.Option("--rate-limit", help="Requests a second per key (bursts of twice as many; counted per "
                         "replica); 0 turns the limit off.", min=0.0)
 ]
+AllowPrivateCallbacks = Annotated[
+    list[str] | None,
+    typer.Option("--allow-private-callbacks", metavar="CIDR", show_default=False,
+                 help="Let webhooks and http agents call internal addresses in this network (repeatable), e.g. "
+                 "10.0.0.0/8; refused by default (`axme dev` on loopback allows loopback, never link-local)."),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -94,6 +100,7 @@ def register(app: typer.Typer) -> None:
         public_url: PublicUrl = None,
         metrics_public: MetricsPublic = False,
         rate_limit: RateLimit = 1000.0,
+        allow_private_callbacks: AllowPrivateCallbacks = None,
     ) -> None:
         """Run the local AXP runtime (SQLite, one process). Data persists across restarts."""
         from axme_cli.config import paths
@@ -108,7 +115,7 @@ def register(app: typer.Typer) -> None:
             mail_dir=mail_dir, allow_email=allow_email, login_code_ttl=login_code_ttl,
             access_token_ttl=access_token_ttl, replica_id=None, webhook_retry_base=webhook_retry_base,
             webhook_max_attempts=webhook_max_attempts, outbound_timeout=outbound_timeout, public_url=public_url,
-            metrics_public=metrics_public, rate_limit=rate_limit,
+            metrics_public=metrics_public, rate_limit=rate_limit, allow_private_callbacks=allow_private_callbacks,
         )
 
     @app.command("server")
@@ -144,6 +151,7 @@ def register(app: typer.Typer) -> None:
         public_url: PublicUrl = None,
         metrics_public: MetricsPublic = False,
         rate_limit: RateLimit = 1000.0,
+        allow_private_callbacks: AllowPrivateCallbacks = None,
     ) -> None:
         """Run the AXP runtime for a team: PostgreSQL, as many replicas as you like behind a load balancer."""
         from axme_cli.errors import UsageError
@@ -158,7 +166,7 @@ def register(app: typer.Typer) -> None:
             access_token_ttl=access_token_ttl, replica_id=replica_id or f"{socket.gethostname()}-{os.getpid()}",
             webhook_retry_base=webhook_retry_base, webhook_max_attempts=webhook_max_attempts,
             outbound_timeout=outbound_timeout, public_url=public_url, metrics_public=metrics_public,
-            rate_limit=rate_limit,
+            rate_limit=rate_limit, allow_private_callbacks=allow_private_callbacks,
         )
 
 
@@ -166,7 +174,7 @@ def _run(command: str, *, database: str, api_key: str | None, org: str, workspac
          mail_dir: Path | None, allow_email: list[str] | None, redelivery_seconds: float, login_code_ttl: float,
          access_token_ttl: float, ready_file: Path | None, replica_id: str | None, webhook_retry_base: float,
          webhook_max_attempts: int, outbound_timeout: float, metrics_public: bool = False, rate_limit: float = 1000.0,
-         **serve: Any) -> None:
+         allow_private_callbacks: list[str] | None = None, **serve: Any) -> None:
     from axme_cli.errors import UsageError
     from axme_cli.protocol.addresses import is_valid_slug
     from axme_cli.runtime.server import AddressInUse, ServeOptions, StartupFailed
@@ -204,11 +212,15 @@ def _run(command: str, *, database: str, api_key: str | None, org: str, workspac
         except ValueError as exc:
             raise UsageError(f"--smtp-url: {exc}") from None
     emails = tuple(sorted({e.strip().lower() for e in allow_email or [] if e.strip()}))
+    callback_networks = _networks(allow_private_callbacks or [])
+    # `axme dev` on loopback serves agents on the same machine; bound elsewhere (or `axme server`) it is closed
+    loopback_callbacks = command == "dev" and _is_loopback(serve["host"])
     settings = Settings(org=org, workspace=workspace, redelivery_seconds=redelivery_seconds,
                         login_code_ttl_seconds=login_code_ttl, access_token_ttl_seconds=access_token_ttl,
                         allowed_emails=emails, webhook_retry_base_seconds=webhook_retry_base,
                         webhook_max_attempts=webhook_max_attempts, outbound_timeout_seconds=outbound_timeout,
-                        metrics_public=metrics_public, rate_limit_per_second=rate_limit)
+                        metrics_public=metrics_public, rate_limit_per_second=rate_limit,
+                        callback_networks=callback_networks, loopback_callbacks=loopback_callbacks)
     opts = ServeOptions(
         database=database,
         settings=settings,
@@ -232,6 +244,27 @@ def _run(command: str, *, database: str, api_key: str | None, org: str, workspac
         from axme_cli.errors import CliError
 
         raise CliError(f"the runtime could not start: {exc}") from None
+
+
+def _networks(cidrs: list[str]) -> tuple[str, ...]:
+    from ipaddress import ip_network
+
+    from axme_cli.errors import UsageError
+
+    try:
+        return tuple(str(ip_network(c.strip(), strict=False)) for c in cidrs)
+    except ValueError as exc:
+        raise UsageError(f"--allow-private-callbacks: {exc}", fix="give a network such as 10.0.0.0/8 or fd00::/8") \
+            from None
+
+
+def _is_loopback(host: str) -> bool:
+    from ipaddress import ip_address
+
+    try:
+        return host == "localhost" or ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _shown(database: str) -> str:

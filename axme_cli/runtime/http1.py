@@ -9,13 +9,35 @@ still get their head at once, so a client sees the stream open before its first 
 
 Everything else is uvicorn's own code: the protocol and its request cycle are subclassed, and the cycle only
 redirects uvicorn's writes of those two messages into a buffer for the moment it formats them.
+
+Slow clients: uvicorn closes a keep-alive connection that stays idle (``timeout_keep_alive``) but has no bound on
+the time a request's head or body takes, and stops its keep-alive timer at the first byte of a request: a client
+that sends ``GET / HTTP/1.1\r\nX-a: `` and nothing more holds a socket (and a descriptor) for ever. ``Deadlines``
+adds two timers: the head must be complete within ``header_timeout`` of the connection or of the previous
+response, and the body within ``body_timeout`` of the head, else the connection is closed. Nothing runs while a
+request is being answered, so a long response (an SSE stream) is never cut. Only the httptools protocol is
+served: uvicorn[standard], which the package requires, requires httptools on every platform, so uvicorn's h11
+protocol is never the one in use.
+
+These subclasses use uvicorn names that are not its public API (the parser callbacks, ``pipeline``,
+``_start_asgi_task``): pyproject.toml bounds uvicorn's version, and tests/security/test_slow_clients.py checks
+that each name is still there.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+from axme_cli.runtime.settings import Settings
+
+# The uvicorn names the classes below rely on that are not its public API: methods they override or call and
+# attributes they read, on a protocol and on a request cycle (tests/security/test_slow_clients.py checks them).
+PROTOCOL_NAMES = ("connection_made", "connection_lost", "on_headers_complete", "on_message_complete",
+                  "on_response_complete", "_start_asgi_task", "pipeline", "cycle", "loop", "transport")
+CYCLE_NAMES = ("send", "transport", "response_started", "response_complete", "disconnected", "more_body")
 
 
 class _Collect:
@@ -65,9 +87,82 @@ class OneWriteCycle(RequestResponseCycle):
         return collected
 
 
-class OneWriteProtocol(HttpToolsProtocol):
+class Deadlines:
+    """One timer per connection: the head's deadline while a request head is awaited, the body's while its body
+    arrives, none while a request is answered. When it fires the connection is closed (no answer: the client
+    has not finished asking)."""
+
+    header_timeout = 10.0
+    body_timeout = 30.0
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
+    _deadline: asyncio.TimerHandle | None = None
+    _phase = ""  # "head", "body" or "" (none)
+
+    def _arm(self, phase: str) -> None:
+        self._disarm()
+        self._phase = phase
+        seconds = self.header_timeout if phase == "head" else self.body_timeout
+        self._deadline = self.loop.call_later(seconds, self._expired)
+
+    def _disarm(self) -> None:
+        self._phase = ""
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self) -> None:
+        self._deadline = None
+        self._phase = ""
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+class OneWriteProtocol(Deadlines, HttpToolsProtocol):
     """``uvicorn.Config(http=OneWriteProtocol)``: each request's cycle becomes a ``OneWriteCycle``."""
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         cycle.__class__ = OneWriteCycle
         super()._start_asgi_task(cycle, app)
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm("head")
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        if self.pipeline:  # queued behind a request being answered, its reading paused: its turn comes later
+            self._disarm()
+        else:
+            self._arm("body")
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        # The app may have answered before the body was in (a 401, a 413): then the connection is idle now.
+        if self.cycle.response_complete:
+            self._arm("head")
+        else:
+            self._disarm()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # starts the next pipelined request, if one is queued
+        if self.transport.is_closing() or self.pipeline:
+            return
+        cycle = self.cycle  # the last request whose head came: answered now, or the pipelined one just started
+        if cycle.more_body:  # its body is still arriving (reading was paused while it was queued)
+            if self._phase != "body":
+                self._arm("body")
+        elif cycle.response_complete:
+            self._arm("head")
+        else:
+            self._disarm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+
+def protocol(settings: Settings) -> type[OneWriteProtocol]:
+    """The protocol class for ``uvicorn.Config(http=...)``, with the settings' deadlines."""
+    return type("OneWriteProtocol", (OneWriteProtocol,), {"header_timeout": settings.header_timeout_seconds,
+                                                           "body_timeout": settings.body_timeout_seconds})

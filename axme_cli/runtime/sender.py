@@ -22,9 +22,8 @@ from axme_cli.runtime.engine import outbound as engine
 from axme_cli.runtime.errors import StoreUnavailable
 
 if TYPE_CHECKING:
-    import aiohttp
-
     from axme_cli.runtime.core import Runtime
+    from axme_cli.runtime.egress import Egress
 
 log = logging.getLogger("axme.outbound")
 
@@ -38,14 +37,14 @@ class OutboundSender(Background):
         super().__init__()
         self.rt = rt
         self._in_flight: set[asyncio.Task[None]] = set()
-        self._session: aiohttp.ClientSession | None = None
+        self._egress: Egress | None = None
         self._full = False
 
     def start(self) -> None:
-        import aiohttp
+        from axme_cli.runtime.egress import Egress, Policy
 
-        timeout = aiohttp.ClientTimeout(total=self.rt.settings.outbound_timeout_seconds)
-        self._session = aiohttp.ClientSession(timeout=timeout, headers={"User-Agent": "axme-runtime"})
+        s = self.rt.settings
+        self._egress = Egress(Policy.of(s), timeout_seconds=s.outbound_timeout_seconds, user_agent="axme-runtime")
         super().start()
 
     async def stop(self) -> None:
@@ -56,9 +55,9 @@ class OutboundSender(Background):
         for task in tasks:  # an interrupted POST keeps its lease; the row is taken again once it runs out
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._egress is not None:
+            await self._egress.close()
+            self._egress = None
 
     async def step(self) -> float:
         room = MAX_IN_FLIGHT - len(self._in_flight)
@@ -83,17 +82,20 @@ class OutboundSender(Background):
     async def _send(self, job: dict[str, Any]) -> None:
         import aiohttp
 
-        assert self._session is not None
+        from axme_cli.runtime.egress import EgressRefused
+
+        assert self._egress is not None
         body: bytes = job["body"]
         headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(job["secret"], body),
                    "X-Axme-Event": job["event_type"], "X-Axme-Delivery": job["delivery_id"]}
         status_code: int | None = None
         error: str | None = None
         try:
-            async with self._session.post(job["url"], data=body, headers=headers, allow_redirects=False) as resp:
-                status_code = resp.status
-                if not 200 <= status_code < 300:
-                    error = f"HTTP {status_code}"
+            status_code = await self._egress.post(job["url"], body, headers)
+            if not 200 <= status_code < 300:
+                error = f"HTTP {status_code}"
+        except EgressRefused as exc:  # nothing was sent: the error names the kind of address, nothing more
+            error = str(exc)
         except TimeoutError:
             error = f"no answer within {self.rt.settings.outbound_timeout_seconds:g} s"
         except (aiohttp.ClientError, ValueError) as exc:

@@ -173,19 +173,18 @@ def serve(opts: ServeOptions, on_ready: Callable[[ReadyInfo], None] | None = Non
             await rt.stop()
 
     app.router.lifespan_context = lifespan
-    loop = "uvloop" if _has("uvloop") else "asyncio"
-    http: Any = "h11"
-    if _has("httptools"):
-        from axme_cli.runtime.http1 import OneWriteProtocol
+    from axme_cli.runtime.http1 import protocol
 
-        http = OneWriteProtocol
+    loop = "uvloop" if _has("uvloop") else "asyncio"
     config = uvicorn.Config(
         app,
         loop=loop,
-        http=http,
+        http=protocol(opts.settings),  # with the head and body deadlines (slow clients)
+        ws="none",  # no route speaks WebSocket: an upgrade request is a plain request
         log_level=opts.log_level,
         access_log=False,
         lifespan="on",
+        timeout_keep_alive=opts.settings.keep_alive_seconds,  # type: ignore[arg-type]  # a float works
         timeout_graceful_shutdown=3,
     )
     server = _Server(config)

@@ -27,6 +27,17 @@ class Settings:
     webhook_retry_base_seconds: float = 30.0
     webhook_max_attempts: int = 4
     outbound_timeout_seconds: float = 10.0  # one POST; longer counts as a failed attempt
+    # Where outbound HTTP may connect (runtime/egress.py): never to internal addresses (loopback, private,
+    # link-local, ...) except those in callback_networks (CIDRs, --allow-private-callbacks), plus loopback when
+    # loopback_callbacks (`axme dev` bound to loopback, whose agents run on the same machine).
+    callback_networks: tuple[str, ...] = ()
+    loopback_callbacks: bool = False
+    # Slow clients (runtime/http1.py): a request's head must arrive within header_timeout_seconds (of the
+    # connection, or of the previous response), its body within body_timeout_seconds of the head; a keep-alive
+    # connection with no new request is closed after keep_alive_seconds.
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
+    keep_alive_seconds: float = 5.0
     metrics_public: bool = False  # GET /metrics without a key (else the workspace admin key) (issue 9)
     # requests a second per key (token bucket, bursts of twice as many, per replica); 0 turns the limit off
     rate_limit_per_second: float = 1000.0

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -55,6 +55,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, ClientDisconnect):  # gone mid-body (or cut off for sending too slowly): no one to answer
+        return error_response(BadRequest("the client went away before its request was complete"), request)
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     err = ApiError("internal error; the runtime logged the details", code="internal_error", status_code=500)
     return error_response(err, request)

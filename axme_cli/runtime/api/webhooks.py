@@ -14,6 +14,7 @@ from starlette.routing import Route
 from axme_cli.protocol.webhooks import DeliveryConfigRequest, EventRequest, SubscriptionRequest
 from axme_cli.runtime.api.common import authenticate, int_param, read_object, respond, runtime
 from axme_cli.runtime.api.intents import _check_owner_params, resolve_target, validation_failed
+from axme_cli.runtime.egress import Policy, check_callback_url
 from axme_cli.runtime.engine import outbound as engine
 from axme_cli.runtime.errors import Forbidden, NotFound, Unprocessable
 from axme_cli.runtime.principals import Principal
@@ -39,10 +40,17 @@ def _parse(model: type[BaseModel], body: dict[str, Any]) -> dict[str, Any]:
         raise validation_failed(exc) from None
 
 
+def _check_callback(request: Request, req: dict[str, Any]) -> None:
+    """A literal internal address (or localhost) the runtime would refuse to call is refused now (422)."""
+    if req.get("callback_url"):
+        check_callback_url(Policy.of(runtime(request).settings), req["callback_url"])
+
+
 async def create_subscription(request: Request) -> Response:
     principal = await authenticate(request)
     owner = owner_scope(request, principal) or principal.address
     req = _parse(SubscriptionRequest, await read_object(request))
+    _check_callback(request, req)
     now = time.time()
     result = await runtime(request).write(lambda tx: engine.op_upsert_subscription(tx, owner, req, now))
     return respond(result, request=request)
@@ -120,6 +128,7 @@ async def set_delivery(request: Request) -> Response:
     principal = await authenticate(request)
     sa_id = request.path_params["sa_id"]
     req = _parse(DeliveryConfigRequest, await read_object(request))
+    _check_callback(request, req)
     now = time.time()
     result = await runtime(request).write(lambda tx: engine.op_set_delivery(tx, principal, sa_id, req, now))
     return respond(result, request=request)
