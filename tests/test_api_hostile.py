@@ -39,17 +39,6 @@ INT_PARAMS = [(m, p, q["name"], q["schema"]) for m, p, op in OPS for q in op.get
               if q["in"] == "query" and q["schema"].get("type") == "integer"]
 
 
-@pytest.fixture(scope="module")
-def quiet(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
-    """conftest's ``quiet`` without the limits on calls without a credential: every route, the login routes
-    too, gets hundreds of hostile bodies from this one address (tests/security/test_login.py tests the limits)."""
-    rt = RuntimeProcess(tmp_path_factory.mktemp("quiet"), extra_args=["--redelivery-seconds", "600",
-                                                                       "--login-rate-limit", "0"], backend=backend)
-    rt.start()
-    yield rt
-    rt.stop()
-
-
 def ident(route: tuple[str, ...]) -> str:
     return " ".join(route)
 
