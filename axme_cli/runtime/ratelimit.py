@@ -18,6 +18,9 @@ from axme_cli.runtime.settings import Settings
 
 
 class Throttle:
+    """The three budgets (Settings ``login_*``): every such call per address, checks of a secret per address,
+    codes asked for per email. Each check takes a token or raises 429 with ``Retry-After``."""
+
     def __init__(self, s: Settings) -> None:
         self.enabled = s.login_calls_per_minute > 0
         self._calls = RateLimiter(s.login_calls_per_minute / 60.0, burst=s.login_calls_per_minute)
