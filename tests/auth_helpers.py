@@ -14,8 +14,10 @@ from tests.runtime_proc import RuntimeProcess
 
 
 def auth_runtime(workdir: Path, *extra: str, backend: str = "sqlite") -> RuntimeProcess:
-    """`axme dev` with its login mails in ``workdir/mail`` (and its own CLI context files in ``workdir``)."""
-    rt = RuntimeProcess(workdir, extra_args=["--mail-dir", str(workdir / "mail"), *extra], backend=backend)
+    """`axme dev` with its login mails in ``workdir/mail`` (and its own CLI context files in ``workdir``), without
+    the limits on login calls (these tests log in from one address far more often than a person does)."""
+    rt = RuntimeProcess(workdir, extra_args=["--mail-dir", str(workdir / "mail"), "--login-rate-limit", "0", *extra],
+                        backend=backend)
     rt.env["AXME_CLI_SECRET_STORAGE"] = "file"
     return rt
 

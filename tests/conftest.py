@@ -50,11 +50,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     drop_databases()
 
 
+# The shared runtimes serve many tests' logins and hostile bodies from this one address; the limits on calls
+# without a credential are tested on runtimes of their own (tests/security/test_login.py).
+NO_LOGIN_LIMITS = ("--login-rate-limit", "0")
+
+
 @pytest.fixture(scope="session")
 def runtime(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
     """One `axme dev` for the read-mostly tests of a session (short redelivery for timer tests)."""
-    rt = RuntimeProcess(tmp_path_factory.mktemp("runtime"), extra_args=["--redelivery-seconds", "0.5"],
-                        backend=backend)
+    rt = RuntimeProcess(tmp_path_factory.mktemp("runtime"),
+                        extra_args=["--redelivery-seconds", "0.5", *NO_LOGIN_LIMITS], backend=backend)
     rt.start()
     yield rt
     rt.stop()
@@ -69,8 +74,8 @@ def admin(runtime: RuntimeProcess) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="module")
 def quiet(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
     """A runtime per test module whose redelivery timer does not fire during it, so statuses stay put."""
-    rt = RuntimeProcess(tmp_path_factory.mktemp("quiet"), extra_args=["--redelivery-seconds", "600"],
-                        backend=backend)
+    rt = RuntimeProcess(tmp_path_factory.mktemp("quiet"),
+                        extra_args=["--redelivery-seconds", "600", *NO_LOGIN_LIMITS], backend=backend)
     rt.start()
     yield rt
     rt.stop()

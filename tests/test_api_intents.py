@@ -309,6 +309,8 @@ def test_to_agent_forms_are_qualified(api: httpx.Client, given: str, expected: s
 def test_from_agent_comes_from_the_agent_key(quiet: RuntimeProcess, api: httpx.Client) -> None:
     address, bot = with_agent(quiet, api, "sender")
     r = bot.post("/v1/intents", json=new_intent(unique("receiver"), from_agent="agent://local/dev/impostor"))
+    assert_error(r, 403, code="actor_mismatch")
+    r = bot.post("/v1/intents", json=new_intent(unique("receiver"), from_agent=address))
     assert r.status_code == 200, r.text
     intent = get(api, r.json()["intent_id"])
     assert intent["from_agent"] == address

@@ -230,10 +230,13 @@ def test_actor_acts_on_intents_but_not_on_service_accounts(rt: RuntimeProcess, a
     assert r.status_code == 200, r.text
     mine = anon.get(f"/v1/intents/{r.json()['intent_id']}", headers=h).json()["intent"]
     assert mine["from_agent"] == f"actor://local/dev/{who}"
-    # an intent of the workspace the actor did not send: visible, and it may resolve it
+    # an intent of the workspace the actor did not send: visible; it may cancel it (not complete it: that is
+    # the addressed agent's), as itself
     assert anon.get(f"/v1/intents/{created['intent_id']}", headers=h).status_code == 200
     r = anon.post(f"/v1/intents/{created['intent_id']}/resolve", json={"status": "COMPLETED", "result": {}},
                   headers=h)
+    assert r.status_code == 403 and error_code(r) == "policy_denied"
+    r = anon.post(f"/v1/intents/{created['intent_id']}/resolve", json={"status": "CANCELED"}, headers=h)
     assert r.status_code == 200, r.text
     assert r.json()["event"]["actor"] == f"actor://local/dev/{who}"
 

@@ -31,7 +31,15 @@ MailDir = Annotated[
 ]
 AllowEmail = Annotated[
     list[str] | None,
-    typer.Option("--allow-email", help="Only this email may log in (repeatable) [default: any].", show_default=False),
+    typer.Option("--allow-email", help="Who may log in by email: an address, or @example.com for any address "
+                 "at that domain (repeatable; '*': anyone) [default: nobody; anyone on `axme dev` bound to "
+                 "loopback].", show_default=False),
+]
+LoginRateLimit = Annotated[
+    float, typer.Option("--login-rate-limit", help="Calls without a credential (login codes asked for and "
+                        "checked, refreshes, dashboard logins, task-mail links) a minute per client address; besides, "
+                        "10 code checks a minute per address and 5 codes per email per 10 min. 0 turns these limits "
+                        "off.", min=0.0)
 ]
 LoginCodeTtl = Annotated[float, typer.Option(help="Seconds a login code stays valid.", min=1.0)]
 AccessTokenTtl = Annotated[
@@ -101,6 +109,7 @@ def register(app: typer.Typer) -> None:
         metrics_public: MetricsPublic = False,
         rate_limit: RateLimit = 1000.0,
         allow_private_callbacks: AllowPrivateCallbacks = None,
+        login_rate_limit: LoginRateLimit = 30.0,
     ) -> None:
         """Run the local AXP runtime (SQLite, one process). Data persists across restarts."""
         from axme_cli.config import paths
@@ -116,6 +125,7 @@ def register(app: typer.Typer) -> None:
             access_token_ttl=access_token_ttl, replica_id=None, webhook_retry_base=webhook_retry_base,
             webhook_max_attempts=webhook_max_attempts, outbound_timeout=outbound_timeout, public_url=public_url,
             metrics_public=metrics_public, rate_limit=rate_limit, allow_private_callbacks=allow_private_callbacks,
+            login_rate_limit=login_rate_limit,
         )
 
     @app.command("server")
@@ -152,6 +162,7 @@ def register(app: typer.Typer) -> None:
         metrics_public: MetricsPublic = False,
         rate_limit: RateLimit = 1000.0,
         allow_private_callbacks: AllowPrivateCallbacks = None,
+        login_rate_limit: LoginRateLimit = 30.0,
     ) -> None:
         """Run the AXP runtime for a team: PostgreSQL, as many replicas as you like behind a load balancer."""
         from axme_cli.errors import UsageError
@@ -166,7 +177,7 @@ def register(app: typer.Typer) -> None:
             access_token_ttl=access_token_ttl, replica_id=replica_id or f"{socket.gethostname()}-{os.getpid()}",
             webhook_retry_base=webhook_retry_base, webhook_max_attempts=webhook_max_attempts,
             outbound_timeout=outbound_timeout, public_url=public_url, metrics_public=metrics_public,
-            rate_limit=rate_limit, allow_private_callbacks=allow_private_callbacks,
+            rate_limit=rate_limit, allow_private_callbacks=allow_private_callbacks, login_rate_limit=login_rate_limit,
         )
 
 
@@ -174,7 +185,7 @@ def _run(command: str, *, database: str, api_key: str | None, org: str, workspac
          mail_dir: Path | None, allow_email: list[str] | None, redelivery_seconds: float, login_code_ttl: float,
          access_token_ttl: float, ready_file: Path | None, replica_id: str | None, webhook_retry_base: float,
          webhook_max_attempts: int, outbound_timeout: float, metrics_public: bool = False, rate_limit: float = 1000.0,
-         allow_private_callbacks: list[str] | None = None, **serve: Any) -> None:
+         allow_private_callbacks: list[str] | None = None, login_rate_limit: float = 30.0, **serve: Any) -> None:
     from axme_cli.errors import UsageError
     from axme_cli.protocol.addresses import is_valid_slug
     from axme_cli.runtime.server import AddressInUse, ServeOptions, StartupFailed
@@ -211,16 +222,19 @@ def _run(command: str, *, database: str, api_key: str | None, org: str, workspac
             SmtpMailer(smtp_url)
         except ValueError as exc:
             raise UsageError(f"--smtp-url: {exc}") from None
-    emails = tuple(sorted({e.strip().lower() for e in allow_email or [] if e.strip()}))
+    # `axme dev` on loopback is reached only from this machine, where its agents and its user are: it lets any
+    # email log in and its agents be called on loopback. Bound elsewhere, or `axme server`, both are closed.
+    convenient = command == "dev" and _is_loopback(str(serve["host"]))
+    emails = _allowed_emails(allow_email, open_by_default=convenient)
     callback_networks = _networks(allow_private_callbacks or [])
-    # `axme dev` on loopback serves agents on the same machine; bound elsewhere (or `axme server`) it is closed
-    loopback_callbacks = command == "dev" and _is_loopback(serve["host"])
     settings = Settings(org=org, workspace=workspace, redelivery_seconds=redelivery_seconds,
                         login_code_ttl_seconds=login_code_ttl, access_token_ttl_seconds=access_token_ttl,
-                        allowed_emails=emails, webhook_retry_base_seconds=webhook_retry_base,
+                        allowed_emails=emails, show_login_codes=command == "dev",
+                        webhook_retry_base_seconds=webhook_retry_base,
                         webhook_max_attempts=webhook_max_attempts, outbound_timeout_seconds=outbound_timeout,
                         metrics_public=metrics_public, rate_limit_per_second=rate_limit,
-                        callback_networks=callback_networks, loopback_callbacks=loopback_callbacks)
+                        callback_networks=callback_networks, loopback_callbacks=convenient,
+                        login_calls_per_minute=login_rate_limit)
     opts = ServeOptions(
         database=database,
         settings=settings,
@@ -267,6 +281,35 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _allowed_emails(given: list[str] | None, *, open_by_default: bool) -> tuple[str, ...]:
+    """``--allow-email`` as ``Settings.allowed_emails``. Without it nobody may log in by email, unless
+    ``open_by_default`` (`axme dev` bound to loopback, where only this machine reaches the runtime and reads its
+    console)."""
+    from axme_cli.errors import UsageError
+    from axme_cli.runtime.engine.auth import normalize_email
+    from axme_cli.runtime.errors import ApiError
+
+    entries = sorted({e.strip().lower() for e in given or [] if e.strip()})
+    for entry in entries:
+        try:
+            if entry != "*":
+                normalize_email("x" + entry if entry.startswith("@") else entry)
+        except ApiError:
+            raise UsageError(f"--allow-email {entry!r} is neither an email address nor an @domain",
+                             fix="e.g. --allow-email ann@example.com or --allow-email @example.com") from None
+    if entries or not open_by_default:
+        return tuple(entries)
+    return ("*",)
+
+
+def _logins(s: Any, login_codes: str) -> str:
+    """The banner's line on email login."""
+    if not s.allowed_emails:
+        return "email login off (--allow-email names who may log in)"
+    who = "any email" if "*" in s.allowed_emails else ", ".join(s.allowed_emails)
+    return f"by email ({who}); codes {login_codes}"
+
+
 def _shown(database: str) -> str:
     from axme_cli.runtime.store import redact
 
@@ -283,8 +326,7 @@ def _announce_server(info: object) -> None:
     out(f"  Dashboard  {info.url}/ui/")
     out(f"  Database   {info.database} ({info.storage})")
     out(f"  Agents     agent://{s.org}/{s.workspace}/<name>")
-    if info.login_codes:
-        out(f"  Logins     by email; codes {info.login_codes}")
+    out(f"  Logins     {_logins(s, info.login_codes)}")
 
 
 def _announce(info: object) -> None:
@@ -324,8 +366,6 @@ def _announce(info: object) -> None:
     out(f"  Database   {info.database} ({info.storage}; {persists})")
     out(f"  Agents     agent://{s.org}/{s.workspace}/<name>")
     out(f"  Admin key  {key_note}")
-    if info.login_codes:
-        who = ", ".join(s.allowed_emails) if s.allowed_emails else "any email"
-        out(f"  Logins     by email ({who}); codes {info.login_codes}")
+    out(f"  Logins     {_logins(s, info.login_codes)}")
     out(f"  CLI        {context_note}; try `axme status`")
     out("Press Ctrl+C to stop.")

@@ -22,6 +22,7 @@ from axme_cli.runtime.mailer import DevMailer, Mailer
 from axme_cli.runtime.metrics import Metrics
 from axme_cli.runtime.notify import Hub
 from axme_cli.runtime.principals import Principal
+from axme_cli.runtime.ratelimit import Throttle
 from axme_cli.runtime.sender import OutboundSender
 from axme_cli.runtime.settings import Settings
 from axme_cli.runtime.store.base import Notes, Store, Tx
@@ -39,6 +40,7 @@ class Runtime:
         self.keys = pr.KeyCache()
         rate = settings.rate_limit_per_second
         self.limiter = pr.RateLimiter(rate) if rate > 0 else None
+        self.throttle = Throttle(settings)  # calls without a credential (logins, task-mail links)
         self.mailer: Mailer = DevMailer()  # server.py sets the configured one (dev console + folder, or SMTP)
         self.started_at = time.time()
         self.timers = Timers(self)

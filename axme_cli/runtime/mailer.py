@@ -61,25 +61,30 @@ class Mailer:
 
 
 class DevMailer(Mailer):
-    """Print the code on the runtime's console and keep each mail as an .eml file in ``folder``."""
+    """Keep each mail as an .eml file in ``folder``; with ``show_codes`` (``axme dev`` only) also print login
+    codes on the runtime's console. ``axme server`` never does: its output goes to logs, and a log that holds
+    codes lets whoever reads it log in as anyone."""
 
     sender = "axme dev <axme-dev@localhost>"
 
-    def __init__(self, folder: str | os.PathLike[str] | None = None, stream: TextIO | None = None) -> None:
+    def __init__(self, folder: str | os.PathLike[str] | None = None, stream: TextIO | None = None, *,
+                 show_codes: bool = False) -> None:
         self.folder = Path(folder) if folder is not None else None
         self.stream = stream
+        self.show_codes = show_codes
 
     def describe(self) -> str:
-        where = f" and written to {self.folder}" if self.folder is not None else ""
-        return f"printed here{where}"
+        where = f"written to {self.folder}" if self.folder is not None else "not kept"
+        return f"printed here and {where}" if self.show_codes else where
 
     async def send_login_code(self, email: str, code: str, ttl_seconds: float, intent_id: str) -> None:
         await asyncio.to_thread(self._send, email, code, ttl_seconds, intent_id)
 
     def _send(self, email: str, code: str, ttl_seconds: float, intent_id: str) -> None:
-        stream = self.stream or sys.stdout
-        stream.write(f"login code for {email}: {code} (expires in {_ttl_text(ttl_seconds)})\n")
-        stream.flush()
+        if self.show_codes:
+            stream = self.stream or sys.stdout
+            stream.write(f"login code for {email}: {code} (expires in {_ttl_text(ttl_seconds)})\n")
+            stream.flush()
         if self.folder is None:
             return
         from axme_cli.config.files import write_atomic
@@ -166,7 +171,7 @@ def _redact(url: str) -> str:
     return url
 
 
-def build_mailer(smtp_url: str | None, mail_dir: str | os.PathLike[str] | None) -> Mailer:
+def build_mailer(smtp_url: str | None, mail_dir: str | os.PathLike[str] | None, *, show_codes: bool = False) -> Mailer:
     if smtp_url:
         return SmtpMailer(smtp_url)
-    return DevMailer(mail_dir)
+    return DevMailer(mail_dir, show_codes=show_codes)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import secrets
 import time
@@ -40,8 +41,12 @@ class Principal:
         return self.kind in ("workspace", "actor")
 
     def may_see(self, row: dict) -> bool:
-        """An agent key sees only intents addressed to it or sent by it; members see every intent."""
-        return self.is_member or row["to_agent"] == self.address or row["from_agent"] == self.address
+        """An agent key sees only intents addressed to it, sent by it or replying to it; members see every
+        intent."""
+        if self.is_member or row["to_agent"] == self.address or row["from_agent"] == self.address:
+            return True
+        doc = row.get("doc")
+        return doc is not None and json.loads(doc).get("reply_to") == self.address
 
 
 def hash_token(token: str) -> str:
@@ -131,7 +136,8 @@ class KeyCache:
 
 
 class RateLimiter:
-    """A token bucket per principal: ``rate`` requests a second on average, bursts of ``2 * rate``.
+    """A token bucket per key (a principal, a client address, an email): ``rate`` requests a second on average,
+    bursts of ``burst`` (default ``2 * rate``).
 
     In memory and per process (each replica counts on its own). Only the event loop thread calls it, so
     there is no lock; a check is one dict lookup and a little arithmetic.
@@ -139,9 +145,9 @@ class RateLimiter:
 
     MAX_BUCKETS = 100_000  # past that, start over rather than grow without bound
 
-    def __init__(self, rate: float) -> None:
+    def __init__(self, rate: float, burst: float | None = None) -> None:
         self.rate = rate
-        self.burst = 2.0 * rate
+        self.burst = 2.0 * rate if burst is None else burst
         self._buckets: dict[str, list[float]] = {}  # key -> [tokens, last refill (monotonic)]
 
     def wait_for(self, key: str, now: float | None = None) -> float:

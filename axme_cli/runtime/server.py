@@ -116,7 +116,8 @@ def serve(opts: ServeOptions, on_ready: Callable[[ReadyInfo], None] | None = Non
 
     if opts.mail_dir is None and store.kind != "sqlite" and not opts.smtp_url:
         raise StartupFailed("give a folder for the dev mailer (mail_dir) or an SMTP URL")
-    rt.mailer = build_mailer(opts.smtp_url, opts.mail_dir or store.location + ".mail")
+    rt.mailer = build_mailer(opts.smtp_url, opts.mail_dir or store.location + ".mail",
+                             show_codes=opts.settings.show_login_codes)
     rt.public_url = (opts.public_url or url).rstrip("/")
     app = build_app(rt, manage_runtime=False)
 

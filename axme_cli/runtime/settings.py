@@ -19,7 +19,9 @@ class Settings:
     login_code_ttl_seconds: float = 300.0
     access_token_ttl_seconds: float = 900.0
     refresh_token_ttl_seconds: float = 30 * 24 * 3600.0
-    allowed_emails: tuple[str, ...] = ()  # empty: anyone who can read the code may log in
+    # who may ask for a login code: addresses, "@domain" (any address there) or "*" (anyone); empty: nobody
+    allowed_emails: tuple[str, ...] = ()
+    show_login_codes: bool = False  # also print codes on the console (`axme dev` only: a log must not hold them)
     max_open_login_codes: int = 5
     max_login_code_tries: int = 5
     # outbound HTTP (webhooks, the http binding): a webhook delivery is tried up to webhook_max_attempts times,
@@ -41,6 +43,12 @@ class Settings:
     metrics_public: bool = False  # GET /metrics without a key (else the workspace admin key) (issue 9)
     # requests a second per key (token bucket, bursts of twice as many, per replica); 0 turns the limit off
     rate_limit_per_second: float = 1000.0
+    # calls that carry no credential (login, the dashboard's login forms, task-mail links), counted per client
+    # address and per email in token buckets per replica; login_calls_per_minute 0 turns all three limits off
+    login_calls_per_minute: float = 30.0  # every such call from one address
+    login_guesses_per_minute: float = 10.0  # code checks and unknown task-link tokens from one address
+    login_codes_per_email: int = 5  # code requests for one email ...
+    login_codes_window_seconds: float = 600.0  # ... within this many seconds
 
     @property
     def admin_address(self) -> str:

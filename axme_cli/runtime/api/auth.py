@@ -1,7 +1,8 @@
 """/v1/auth: email + code login, token refresh, sessions, logout, whoami.
 
-Login needs no API key: on ``axme dev`` the code reaches only whoever reads the runtime's console or
-its mail folder (or the mailbox, with --smtp-url); ``--allow-email`` narrows who may ask for one.
+Login needs no API key: the code reaches only whoever reads the mailbox (--smtp-url) or the runtime's mail
+folder (and, on ``axme dev`` only, its console). Only the emails ``--allow-email`` names may ask for one
+(``axme dev`` on loopback: anyone); the calls without a credential are rate-limited (``runtime/ratelimit.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ log = logging.getLogger("axme.auth")
 def _client(request: Request) -> str | None:
     value = request.headers.get("x-axme-client") or request.headers.get("user-agent")
     return value[:200] if value else None
+
+
+def client_address(request: Request) -> str | None:
+    """The caller's network address, which the limits on calls without a credential count by."""
+    return request.client.host if request.client else None
 
 
 def _string(body: dict[str, Any], field: str, example: str) -> str:
@@ -58,9 +64,11 @@ def principal_view(p: Principal) -> dict[str, Any]:
 
 async def send_login_code(rt: Runtime, raw_email: Any, client: str | None) -> tuple[str, dict[str, Any]]:
     """Open a login intent for the email and mail its code: (normalized email, the login intent row). Also the
-    dashboard's login (runtime/ui)."""
+    dashboard's login (runtime/ui). The caller counted the call against its address (``Throttle.call``)."""
     s = rt.settings
     email = engine.normalize_email(raw_email)
+    engine.check_email_allowed(s, email)
+    rt.throttle.code_request(email)
     code = pr.new_login_code()
     now = time.time()
     row = await rt.write(lambda tx: engine.op_open_login_intent(tx, s, email, code, client, now))
@@ -77,6 +85,7 @@ async def send_login_code(rt: Runtime, raw_email: Any, client: str | None) -> tu
 
 async def open_login_intent(request: Request) -> Response:
     rt = runtime(request)
+    rt.throttle.call(client_address(request))
     s = rt.settings
     body = await read_object(request)
     email, row = await send_login_code(rt, body.get("email"), _client(request))
@@ -94,6 +103,9 @@ async def open_login_intent(request: Request) -> Response:
 
 async def verify_login_intent(request: Request) -> Response:
     rt = runtime(request)
+    address = client_address(request)
+    rt.throttle.call(address)
+    rt.throttle.guess(address)
     s = rt.settings
     body = await read_object(request)
     code = _string(body, "code", "123456")
@@ -106,6 +118,7 @@ async def verify_login_intent(request: Request) -> Response:
 
 async def refresh(request: Request) -> Response:
     rt = runtime(request)
+    rt.throttle.call(client_address(request))
     s = rt.settings
     body = await read_object(request)
     token = _string(body, "refresh_token", "axme_rt_...")

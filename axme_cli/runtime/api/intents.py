@@ -125,10 +125,11 @@ def create_request(s: Settings, principal: Principal, model: Any) -> dict[str, A
         "escalate_to": model.escalate_to,
         "human_task": model.human_task.model_dump(exclude_none=True) if model.human_task else None,
     }
-    if principal.is_admin and model.from_agent:
-        req["from_agent"] = resolve_target(s, model.from_agent, "from_agent")
-    else:
-        req["from_agent"] = principal.address
+    named = model.from_agent
+    if named and named != principal.address:
+        named = resolve_target(s, named, "from_agent")
+    req["from_agent"], acted = engine.acting_as(s, principal, named, "from_agent")
+    req.update(acted)
     return req
 
 
@@ -259,7 +260,7 @@ async def event_frames(rt: Runtime, intent_id: str, since: int,
 
 async def resume_intent(request: Request) -> Response:
     principal = await authenticate(request)
-    _check_owner_params(request)
+    _check_owner(request, principal)
     body = await read_object(request)
     intent_id = request.path_params["intent_id"]
     now = time.time()
@@ -270,7 +271,7 @@ async def resume_intent(request: Request) -> Response:
 
 async def resolve_intent(request: Request) -> Response:
     principal = await authenticate(request)
-    _check_owner_params(request)
+    _check_owner(request, principal)
     body = await read_object(request)
     try:
         model = ResolveRequest.model_validate(body)
@@ -312,6 +313,15 @@ def _check_owner_params(request: Request) -> None:
     header = request.headers.get("x-owner-agent")
     if query and header and query != header:
         raise BadRequest("owner_agent query parameter and x-owner-agent header disagree", code="owner_agent_mismatch")
+
+
+def _check_owner(request: Request, principal: Principal) -> None:
+    """An agent key names only itself as ``owner_agent`` (403 ``actor_mismatch``); people and the admin key act
+    for the workspace, and their events record who they are."""
+    _check_owner_params(request)
+    owner = request.query_params.get("owner_agent") or request.headers.get("x-owner-agent")
+    if owner and principal.kind == "service_account":
+        engine.acting_as(runtime(request).settings, principal, owner, "owner_agent")
 
 
 routes = [

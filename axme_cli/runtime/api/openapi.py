@@ -403,10 +403,10 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         errors=(403, 429)),
     ("POST", "/v1/auth/login-intent/{intent_id}/verify"): Op(
         "Trade the code for a session", "auth", ref("SessionTokens"), body=_CODE_REQUEST, auth=False,
-        errors=(404, 409, 410)),
+        errors=(404, 409, 410, 429)),
     ("POST", "/v1/auth/refresh"): Op(
         "Trade a refresh token for new tokens (single use)", "auth", ref("SessionTokens"),
-        body=_REFRESH_REQUEST, auth=False, errors=(401,)),
+        body=_REFRESH_REQUEST, auth=False, errors=(401, 429)),
     ("GET", "/v1/auth/sessions"): Op(
         "A person's sessions (the workspace key: everyone's)", "auth",
         _ok(sessions=array(ref("Session")), current_session_id=nullable(STR)),
@@ -502,12 +502,12 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         axp="api.capabilities.get.response.v1"),
     # task pages
     ("GET", "/t/{token}"): Op(
-        "The page of a task mail's link (HTML)", "task-pages", "html", auth=False, errors=(404, 410),
+        "The page of a task mail's link (HTML)", "task-pages", "html", auth=False, errors=(404, 410, 429),
         description="The token is the credential. Refusals are HTML pages too."),
     ("POST", "/t/{token}"): Op(
         "Answer the task of a task mail's link (an HTML form post)", "task-pages", "html", auth=False,
         body={"type": "object", "properties": {"outcome": STR, "comment": STR, "ts": STR, "nonce": STR}},
-        errors=(400, 403, 404, 410, 413, 415, 422),
+        errors=(400, 403, 404, 410, 413, 415, 422, 429),
         description="`application/x-www-form-urlencoded` from the page itself; answers are HTML pages."),
 }
 
@@ -522,7 +522,8 @@ _ERROR_TEXT = {
     413: "The body is larger than the runtime accepts",
     415: "Unsupported media type",
     422: "The request is well-formed but invalid (schema, address, parameter)",
-    429: "Too many requests for this key: wait `Retry-After` seconds",
+    429: "Too many requests for this key (or, without one, from this address or for this email): wait "
+         "`Retry-After` seconds",
     503: "The database is unavailable; retry (details.retryable is true)",
 }
 

@@ -37,10 +37,11 @@ from starlette.routing import Route
 from axme_cli.protocol import lifecycle as lc
 from axme_cli.protocol.task_forms import FormField, form_fields, parse_value, place
 from axme_cli.protocol.tasks import with_defaults
+from axme_cli.runtime.api.auth import client_address
 from axme_cli.runtime.api.common import read_body, runtime
 from axme_cli.runtime.engine import human
 from axme_cli.runtime.engine.intents import loads
-from axme_cli.runtime.errors import ApiError, Unprocessable
+from axme_cli.runtime.errors import ApiError, TooManyRequests, Unprocessable
 from axme_cli.runtime.store.base import Row
 
 NONCE_TTL_SECONDS = 3600
@@ -213,8 +214,18 @@ def _nonce_ok(key: str, link_id: str, form: dict[str, str], now: float) -> bool:
 
 async def task_page(request: Request) -> Response:
     rt = runtime(request)
+    address = client_address(request)
     token_hash = human.hash_link_token(request.path_params["token"])
-    link = await rt.store.task_link(token_hash)
+    try:
+        if request.method == "POST":
+            rt.throttle.call(address)
+        link = await rt.store.task_link(token_hash)
+        if link is None:  # a wrong token: how fast tokens may be guessed
+            rt.throttle.guess(address)
+    except TooManyRequests as exc:
+        response = _message("Too many tries", exc.message, exc.status_code)
+        response.headers.update(exc.headers)
+        return response
     row = await rt.store.get_intent(link["intent_id"]) if link is not None else None
     problem = human.link_problem(link, row, time.time())
     if problem is not None or link is None or row is None:

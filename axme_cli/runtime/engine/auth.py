@@ -32,6 +32,15 @@ def normalize_email(raw: Any) -> str:
     return email
 
 
+def check_email_allowed(s: Settings, email: str) -> None:
+    """403 unless ``--allow-email`` lets ``email`` in: the address itself, its ``@domain``, or ``*``. The same
+    answer whether or not the email ever logged in, and when email login is off altogether."""
+    domain = "@" + email.rsplit("@", 1)[-1]
+    if not any(entry in ("*", email, domain) for entry in s.allowed_emails):
+        raise Forbidden(f"{email} may not log in to this runtime", code="email_not_allowed",
+                        details={"field": "email"})
+
+
 def actor_address(s: Settings, email: str) -> str:
     return f"actor://{s.org}/{s.workspace}/{email}"
 
@@ -68,10 +77,8 @@ def session_view(row: Row, current: str | None) -> dict[str, Any]:
 def op_open_login_intent(
     tx: Tx, s: Settings, email: str, code: str, client: str | None, now: float
 ) -> dict[str, Any]:
-    """Record a login intent for ``email`` with the (hashed) code; at most ``max_open_login_codes`` open."""
-    if s.allowed_emails and email not in s.allowed_emails:
-        raise Forbidden(f"{email} may not log in to this runtime", code="email_not_allowed",
-                        details={"field": "email"})
+    """Record a login intent for ``email`` (allowed: ``check_email_allowed``) with the (hashed) code; at most
+    ``max_open_login_codes`` open."""
     open_ = tx.open_login_intents(email, now, s.max_login_code_tries)
     if len(open_) >= s.max_open_login_codes:
         retry = max(1, int(open_[0]["expires_ts"] - now) + 1)

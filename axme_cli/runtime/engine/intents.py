@@ -11,8 +11,8 @@ from typing import Any
 
 import orjson
 
+from axme_cli.protocol import addresses, tasks
 from axme_cli.protocol import lifecycle as lc
-from axme_cli.protocol import tasks
 from axme_cli.protocol.ids import uuid7
 from axme_cli.runtime.clock import iso, parse_iso
 from axme_cli.runtime.engine import outbound
@@ -230,14 +230,15 @@ def insert_new_intent(
     }
     row["wake_ts"] = wake_of(row)
     actor = req["from_agent"]
+    acted = {"acted_by": req["acted_by"]} if req.get("acted_by") else {}  # the admin key sent it as from_agent
     tx.insert_intent(row)
     tx.insert_event(intent_id, 1, dumps({
         "intent_id": intent_id, "seq": 1, "event_type": "intent.created", "status": lc.CREATED, "at": at,
-        "actor": actor, "details": {"intent_type": req["intent_type"], "to_agent": to_agent},
+        "actor": actor, "details": {"intent_type": req["intent_type"], "to_agent": to_agent, **acted},
     }))
     submitted: dict[str, Any] = {
         "intent_id": intent_id, "seq": 2, "event_type": "intent.submitted", "status": row["status"], "at": at,
-        "actor": actor, "details": {"delivery_attempt": row["delivery_attempt"]},
+        "actor": actor, "details": {"delivery_attempt": row["delivery_attempt"], **acted},
     }
     holder = pending_with(row, doc)
     if holder is not None:
@@ -393,6 +394,43 @@ def check_task_result(task: dict[str, Any] | None, body: dict[str, Any]) -> None
         raise Unprocessable(f"{field}: {message}", details={"field": field, **details})
 
 
+def acting_as(s: Settings, principal: Principal, named: Any, field: str = "actor") -> tuple[str, dict[str, Any]]:
+    """Who an event records as acting, and what its ``details`` add. The credential decides (design.md §9): a
+    principal named in the body (``actor``, ``from_agent``, ``owner_agent``) must be the caller itself, else 403
+    ``actor_mismatch``; only the workspace admin key may name another (AXME's contract suite sends ``from_agent``
+    with it), and then the event records the one named as ``actor`` and the admin key as ``details.acted_by``."""
+    if named is None or named == "":
+        return principal.address, {}
+    if not isinstance(named, str):
+        raise Unprocessable(f"{field}: must be a string (an address)", details={"field": field})
+    name = named.strip()
+    if principal.address in (name, addresses.qualify(name, s.org, s.workspace)) or (
+            principal.email is not None and name.lower() == principal.email):
+        return principal.address, {}
+    if principal.is_admin:
+        return name, {"acted_by": principal.address}
+    shown = name if len(name) <= 100 else name[:100] + "..."
+    raise Forbidden(f"{field}: this credential acts as {principal.address}, not as {shown!r}", code="actor_mismatch",
+                    details={"field": field, "allowed": [principal.address]})
+
+
+def check_may_end(principal: Principal, row: Row, *, cancel: bool) -> None:
+    """Who may move an intent on (design.md §9): the agent it is addressed to and the workspace admin key may
+    resume, complete, fail or cancel it; its sender and people may only cancel it (people answer human tasks
+    through ``op_answer_task``)."""
+    if principal.is_admin or row["to_agent"] == principal.address:
+        return
+    if cancel and (principal.is_actor or row["from_agent"] == principal.address):
+        return
+    if cancel:
+        raise Forbidden("only the intent's sender, the agent it is addressed to, a person or the workspace admin key "
+                        "may cancel it", code="policy_denied")
+    hint = "; as its sender you may cancel it" if row["from_agent"] == principal.address else ""
+    raise Forbidden(f"only {row['to_agent']} (the agent the intent is addressed to) or the workspace admin key may "
+                    f"resume, complete or fail it{hint}", code="policy_denied",
+                    details={"allowed": [row["to_agent"]]})
+
+
 def owned_row(tx: Tx, principal: Principal, intent_id: str) -> Row:
     row = tx.get_intent(intent_id)
     if row is None or not principal.may_see(row):
@@ -403,6 +441,7 @@ def owned_row(tx: Tx, principal: Principal, intent_id: str) -> Row:
 def op_resume(tx: Tx, s: Settings, principal: Principal, intent_id: str, body: dict[str, Any],
               now: float) -> dict[str, Any]:
     row = owned_row(tx, principal, intent_id)
+    actor, acted = acting_as(s, principal, body.get("actor"))
     doc = loads(row["doc"])
     if doc.get("workflow_parent"):
         import axme_cli.runtime.engine.workflows as workflows
@@ -410,8 +449,7 @@ def op_resume(tx: Tx, s: Settings, principal: Principal, intent_id: str, body: d
         return workflows.resume_parent(tx, s, principal, row, doc, body, now)
     if doc.get("human_task") and row["waiting_reason"] == "WAITING_FOR_HUMAN":
         return op_answer_task(tx, s, principal, row, doc, body, now)
-    if not principal.is_member and row["to_agent"] != principal.address:
-        raise Forbidden("only the agent the intent is addressed to may resume it", code="policy_denied")
+    check_may_end(principal, row, cancel=False)
     event_type, rest = _resume_event(body)
     target = lc.EVENT_TRANSITIONS[event_type][1]
     status = row["status"]
@@ -430,7 +468,7 @@ def op_resume(tx: Tx, s: Settings, principal: Principal, intent_id: str, body: d
     elif event_type == "intent.failed":
         error = rest.get("error") if isinstance(rest.get("error"), dict) else rest
         doc_updates["error"] = error or {"reason": "failed by agent"}
-    apply_event(tx, s, row, event_type, now, actor=principal.address, details={"via": "resume", **_summary(rest)},
+    apply_event(tx, s, row, event_type, now, actor=actor, details={"via": "resume", **acted, **_summary(rest)},
                 doc_updates=doc_updates)
     return {"ok": True, "applied": True, "intent": intent_view(row)}
 
@@ -444,6 +482,8 @@ def op_resolve(tx: Tx, s: Settings, principal: Principal, intent_id: str, req: d
                now: float) -> dict[str, Any]:
     row = owned_row(tx, principal, intent_id)
     status = req["status"]
+    actor, acted = acting_as(s, principal, req.get("actor"))
+    check_may_end(principal, row, cancel=status == lc.CANCELED)
     if row["status"] in lc.TERMINAL:
         raise Conflict(f"intent {intent_id} is already {row['status']}", code="intent_terminal",
                        details={"status": row["status"]})
@@ -451,7 +491,7 @@ def op_resolve(tx: Tx, s: Settings, principal: Principal, intent_id: str, req: d
     if not lc.can_apply(row["status"], event_type):
         raise Conflict(f"cannot resolve an intent in status {row['status']}", code="invalid_transition")
     doc_updates: dict[str, Any] = {}
-    details: dict[str, Any] = {"via": "resolve"}
+    details: dict[str, Any] = {"via": "resolve", **acted}
     if status == lc.COMPLETED:
         doc_updates["result"] = req.get("result") or {}
     elif status == lc.FAILED:
@@ -461,8 +501,7 @@ def op_resolve(tx: Tx, s: Settings, principal: Principal, intent_id: str, req: d
         details["reason"] = req["reason"]
         if status == lc.CANCELED:
             doc_updates["error"] = {"reason": req["reason"]}
-    event = apply_event(tx, s, row, event_type, now, actor=req.get("actor") or principal.address,
-                        details=details, doc_updates=doc_updates)
+    event = apply_event(tx, s, row, event_type, now, actor=actor, details=details, doc_updates=doc_updates)
     import axme_cli.runtime.engine.inbox as inbox
 
     completion = inbox.completion_delivery(tx, s, row)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from axme_cli.runtime.api.auth import send_login_code
+from axme_cli.runtime.api.auth import client_address, send_login_code
 from axme_cli.runtime.api.common import runtime
 from axme_cli.runtime.engine import auth as auth_engine
 from axme_cli.runtime.errors import ApiError
@@ -53,6 +54,13 @@ def _login_page(request: Request, *, error: str | None = None, status: int = 200
     return response
 
 
+def _refused(request: Request, exc: ApiError, **page: Any) -> Response:
+    """The login page with what was refused, and the refusal's status and headers (a 429's Retry-After)."""
+    response = _login_page(request, error=exc.message, status=exc.status_code, **page)
+    response.headers.update(exc.headers)
+    return response
+
+
 async def login(request: Request) -> Response:
     next_url = safe_next(request.query_params.get("next"))
     if request.method == "GET":
@@ -67,10 +75,12 @@ async def login(request: Request) -> Response:
     key = form.get("api_key", "").strip()
     if not key:
         return _login_page(request, error="Enter an API key.", status=422, next_url=next_url)
+    rt = runtime(request)
     try:
-        principal = await runtime(request).authenticate(key)
+        rt.throttle.call(client_address(request))
+        principal = await rt.authenticate(key)
     except ApiError as exc:
-        return _login_page(request, error=exc.message, status=exc.status_code, next_url=next_url)
+        return _refused(request, exc, next_url=next_url)
     return await _logged_in(request, principal, next_url)
 
 
@@ -90,10 +100,12 @@ async def login_email(request: Request) -> Response:
     next_url = safe_next(form.get("next"))
     raw = form.get("email", "")
     agent = request.headers.get("user-agent")
+    rt = runtime(request)
     try:
-        email, row = await send_login_code(runtime(request), raw, ("axme-ui " + agent)[:200] if agent else "axme-ui")
+        rt.throttle.call(client_address(request))
+        email, row = await send_login_code(rt, raw, ("axme-ui " + agent)[:200] if agent else "axme-ui")
     except ApiError as exc:
-        return _login_page(request, error=exc.message, status=exc.status_code, email=raw, next_url=next_url)
+        return _refused(request, exc, email=raw, next_url=next_url)
     return _login_page(request, email=email, login_intent=row["intent_id"], next_url=next_url)
 
 
@@ -108,10 +120,16 @@ async def login_code(request: Request) -> Response:
     code = form.get("code", "").strip()
     s = rt.settings
     now = time.time()
+    address = client_address(request)
+    try:
+        rt.throttle.call(address)
+        rt.throttle.guess(address)
+    except ApiError as exc:  # the code was not checked: the same login intent may try again later
+        return _refused(request, exc, email=email, login_intent=intent_id, next_url=next_url)
     try:
         result = await rt.write(lambda tx: auth_engine.op_verify_login(tx, s, intent_id, code, "axme-ui", now))
     except ApiError as exc:
-        return _login_page(request, error=exc.message, status=exc.status_code, email=email, next_url=next_url)
+        return _refused(request, exc, email=email, next_url=next_url)
     if isinstance(result, ApiError):  # a wrong code, counted: try again with the same login intent
         return _login_page(request, error=result.message, status=result.status_code, email=email,
                            login_intent=intent_id, next_url=next_url)

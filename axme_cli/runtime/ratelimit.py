@@ -1,0 +1,84 @@
+"""Limits on the calls that carry no credential: asking for a login code, checking one, refreshing a session,
+the dashboard's login forms, and task-mail links (``/t/{token}``).
+
+Without them a stranger could try half of the 6-digit code space in minutes, or make the runtime mail anybody
+as fast as it can. Token buckets (``principals.RateLimiter``, the mechanism of the per-key limit), in memory and
+per replica, keyed by the client address (an IPv6 client by its /64, which one host usually holds whole) and,
+for code requests, by the email.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+
+from axme_cli.runtime.errors import TooManyRequests
+from axme_cli.runtime.principals import RateLimiter
+from axme_cli.runtime.settings import Settings
+
+
+class Throttle:
+    """The three budgets (Settings ``login_*``): every such call per address, checks of a secret per address,
+    codes asked for per email. Each check takes a token or raises 429 with ``Retry-After``."""
+
+    def __init__(self, s: Settings) -> None:
+        self.enabled = s.login_calls_per_minute > 0
+        self._calls = RateLimiter(s.login_calls_per_minute / 60.0, burst=s.login_calls_per_minute)
+        self._guesses = RateLimiter(s.login_guesses_per_minute / 60.0, burst=s.login_guesses_per_minute)
+        self._codes = RateLimiter(s.login_codes_per_email / s.login_codes_window_seconds,
+                                  burst=float(s.login_codes_per_email))
+        self._settings = s
+
+    def call(self, client: str | None) -> None:
+        """One call without a credential from ``client`` (its address): 429 past the limit."""
+        s = self._settings
+        self._take(self._calls, _client_key(client), "too many login calls from your address",
+                   "login_calls_per_address", s.login_calls_per_minute, 60.0)
+
+    def guess(self, client: str | None) -> None:
+        """One check of a secret (a login code, a task-link token) from ``client``: 429 past the limit."""
+        s = self._settings
+        self._take(self._guesses, _client_key(client), "too many code checks from your address",
+                   "code_checks_per_address", s.login_guesses_per_minute, 60.0)
+
+    def code_request(self, email: str) -> None:
+        """One login code asked for ``email``: 429 past the limit (whoever asks)."""
+        s = self._settings
+        self._take(self._codes, email, "too many login codes asked for this email", "login_codes_per_email",
+                   s.login_codes_per_email, s.login_codes_window_seconds)
+
+    def _take(self, bucket: RateLimiter, key: str, what: str, dimension: str, limit: float, window: float) -> None:
+        if not self.enabled:
+            return
+        wait_s = bucket.wait_for(key)
+        if wait_s <= 0:
+            return
+        retry = max(1, math.ceil(wait_s))
+        raise TooManyRequests(
+            f"{what} ({limit:g} per {_window_text(window)}); retry in {retry} s",
+            details={"dimension": dimension, "limit": limit, "window_seconds": window, "retry_after_seconds": retry,
+                     "retryable": True},
+            headers={"Retry-After": str(retry)},
+        )
+
+
+def _client_key(client: str | None) -> str:
+    if not client:
+        return "unknown"
+    try:
+        ip = ipaddress.ip_address(client)
+    except ValueError:
+        return client
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def _window_text(seconds: float) -> str:
+    if seconds == 60:
+        return "minute"
+    if seconds % 60 == 0:
+        return f"{int(seconds // 60)} min"
+    return f"{seconds:g} s"
