@@ -68,6 +68,12 @@ class DevMailer(Mailer):
     def __init__(self, folder: str | os.PathLike[str] | None = None, stream: TextIO | None = None) -> None:
         self.folder = Path(folder) if folder is not None else None
         self.stream = stream
+        if self.folder is not None and self.folder.is_dir():  # mails hold login codes and task links
+            from axme_cli.config.files import make_private
+
+            make_private(self.folder, 0o700)
+            for mail in self.folder.glob("*.eml"):
+                make_private(mail, 0o600)
 
     def describe(self) -> str:
         where = f" and written to {self.folder}" if self.folder is not None else ""

@@ -108,7 +108,8 @@ def _hold(path: str) -> IO[str] | None:
     except ImportError:  # pragma: no cover - not on POSIX
         return None
     try:
-        handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - kept open while the store is
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        handle = open(fd, "a+", encoding="utf-8")  # noqa: SIM115 - kept open while the store is
     except OSError as exc:
         raise StoreUnavailable(f"cannot open the lock file {path}: {exc.strerror}") from None
     try:
@@ -119,11 +120,24 @@ def _hold(path: str) -> IO[str] | None:
         handle.close()
         raise StoreUnavailable(f"another axme runtime{f' (pid {holder})' if holder else ''} is using the database "
                                f"{path.removesuffix('.lock')}; stop it, or give this one another --db") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(str(os.getpid()))
-    handle.flush()
+    with contextlib.suppress(OSError):  # the pid is for the message above; a full disk must not stop the start
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
     return handle
+
+
+def _private_files(database: str) -> None:
+    """The database and the files beside it readable by this user only. A new database is made 0600 here, and
+    SQLite gives the -wal and -shm files it creates the database file's mode (whatever the umask); files an older
+    version left looser are made 0600, with a warning each."""
+    from axme_cli.config.files import make_private
+
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for path in (database, database + "-wal", database + "-shm", database + ".lock"):
+        make_private(path, 0o600)
 
 
 class RowCache:
@@ -262,8 +276,12 @@ class SqliteStore(SqlReads, Store):
     # lifecycle
     async def open(self) -> None:
         folder = os.path.dirname(self.location)
-        if folder:
-            os.makedirs(folder, exist_ok=True)
+        try:
+            if folder:
+                os.makedirs(folder, mode=0o700, exist_ok=True)  # a folder it makes is private; one given is not changed
+            _private_files(self.location)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot open the database {self.location}: {exc}") from None
         self._loop = asyncio.get_running_loop()
         self._lock = _hold(self.location + ".lock")
         try:
