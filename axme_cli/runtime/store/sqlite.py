@@ -6,12 +6,14 @@ on the loop, then commits (``synchronous=FULL``) in the committer thread, whose 
 only then answers the callers. An operation that raises rolls back to its savepoint alone; a database error
 (disk full, file locked) fails the whole batch with ``StoreUnavailable`` and nothing of it is answered as done.
 
-The write-ahead log stays small: a checkpoint task polls its size and, past ``WAL_SOFT`` (or past the free space
-left on the disk, or after a second of quiet), empties it with a TRUNCATE checkpoint between two batches (the
-writer waits for that, a few ms). PASSIVE checkpoints alone never reset a WAL that is written to all the time:
-41k creates in 20 s left a 1.1 GB WAL beside a 63 MB database. A write that fails for lack of space (or any I/O
-error) stops the writer until a checkpoint has emptied the WAL: otherwise the WAL takes every byte freed on the
-disk and the checkpoint, which needs room to grow the database, never succeeds again.
+The write-ahead log stays small. PASSIVE checkpoints alone never reset a WAL that is written to all the time (41k
+creates in 20 s left a 1.1 GB WAL beside a 63 MB database), so a checkpoint task looks at its size every 50 ms:
+past ``WAL_SOFT`` it runs a RESTART checkpoint between two batches (the writer waits for it, ~5-10 ms; the next
+commit then writes the WAL from its start, in place, and trims it to ``WAL_SOFT``); after a second of quiet, or
+when the WAL is larger than the space left on the disk, a TRUNCATE gives the space back. A write that fails for
+lack of space (or any I/O error) holds the writes until a checkpoint has emptied the WAL: otherwise the WAL takes
+every byte freed on the disk, and the checkpoint, which needs room to grow the database, never succeeds again.
+Past ``WAL_CAP`` (checkpoints failing, e.g. another process holding a read transaction) writes are held too.
 
 Why the operations run on the loop and not on a writer thread of their own (issue 10): each statement releases
 the GIL and takes it back, and a writer thread doing that some 60 times per workflow waited behind the event
@@ -271,7 +273,7 @@ class SqliteStore(SqlReads, Store):
         self._gate = asyncio.Lock()  # held by the writer for a batch and by a TRUNCATE checkpoint
         self._wal_ok = asyncio.Event()  # clear: writes wait for a checkpoint to empty the WAL (disk full, cap)
         self._refusal = ""
-        self.wal_emptied = 0  # TRUNCATE checkpoints done
+        self.wal_emptied = 0  # RESTART and TRUNCATE checkpoints done
 
     # lifecycle
     async def open(self) -> None:
@@ -289,6 +291,8 @@ class SqliteStore(SqlReads, Store):
             self._migrate(self._write)
             # Checkpoints run on their own thread and connection (below), never inside a commit of the writer.
             self._write.execute("PRAGMA wal_autocheckpoint=0")
+            # A commit that starts the WAL over trims the file to this (it is written over in place, not regrown).
+            self._write.execute(f"PRAGMA journal_size_limit={WAL_SOFT}")
             # The loop never waits for the file lock: a BEGIN that would is retried on the committer thread.
             self._write.execute("PRAGMA busy_timeout=0")
             self._reader = _connect(self.location)
@@ -314,6 +318,7 @@ class SqliteStore(SqlReads, Store):
         folder = os.path.dirname(self.location) or "."
         passive_at, passive_batches = time.monotonic(), self.batches
         seen_batches, quiet_since, retry_at = self.batches, float("-inf"), 0.0  # at start: empty a WAL left over
+        restarted = -1  # the WAL's size at the last RESTART (until the next commit gives the file back its space)
         while True:
             await asyncio.sleep(_POLL)
             try:
@@ -323,14 +328,20 @@ class SqliteStore(SqlReads, Store):
                 size = _size(wal)
                 if size > WAL_CAP and self._wal_ok.is_set():
                     self._refuse(f"its write-ahead log reached {size // 2**20} MB and could not be checkpointed")
-                if size and (not self._wal_ok.is_set() or size > WAL_SOFT or now - quiet_since >= 1.0
-                             or size > _free_bytes(folder)):
-                    if now >= retry_at:
-                        emptied = await self._empty_wal()
-                        retry_at = 0.0 if emptied else time.monotonic() + (1.0 if self._wal_ok.is_set() else 0.25)
-                        passive_at, passive_batches = time.monotonic(), self.batches
-                elif not size and not self._wal_ok.is_set():
-                    self._resume()  # nothing to give back: the failed write found the disk full beside an empty WAL
+                if not size:
+                    if not self._wal_ok.is_set():
+                        self._resume()  # nothing to give back: the write found the disk full beside an empty WAL
+                    continue
+                mode = ""
+                if not self._wal_ok.is_set() or now - quiet_since >= 1.0 or size > _free_bytes(folder):
+                    mode = "TRUNCATE"  # the space back on the disk now
+                elif size > WAL_SOFT and size != restarted:
+                    mode = "RESTART"  # the next commit writes from the WAL's start and trims it to WAL_SOFT
+                if mode and now >= retry_at:
+                    emptied = await self._empty_wal(mode)
+                    restarted = size if emptied and mode == "RESTART" else -1
+                    retry_at = 0.0 if emptied else time.monotonic() + (1.0 if self._wal_ok.is_set() else 0.25)
+                    passive_at, passive_batches = time.monotonic(), self.batches
                 elif self.batches - passive_batches >= 256 or now - passive_at >= 1.0:
                     passive_at, passive_batches = now, self.batches
                     with contextlib.suppress(sqlite3.Error):  # a failure shows up again in the next TRUNCATE
@@ -344,13 +355,14 @@ class SqliteStore(SqlReads, Store):
         row = await self._loop.run_in_executor(self._checkpoint_thread, _checkpoint, self._checkpoint_conn, mode)
         return not row[0]
 
-    async def _empty_wal(self) -> bool:
-        """Copy the WAL into the database and truncate it to 0 bytes: a PASSIVE checkpoint while the writer goes
-        on, then a TRUNCATE between two of its batches (it needs the write lock and waits for readers)."""
+    async def _empty_wal(self, mode: str) -> bool:
+        """Copy the whole WAL into the database so that it starts over (RESTART) or is cut to 0 bytes (TRUNCATE):
+        a PASSIVE checkpoint while the writer goes on, then ``mode`` between two of its batches (it needs the
+        write lock, and waits for readers)."""
         try:
             await self._checkpoint("PASSIVE")
             async with self._gate:
-                done = await self._checkpoint("TRUNCATE")
+                done = await self._checkpoint(mode)
         except sqlite3.Error as exc:
             problem = str(exc)
         else:
