@@ -47,9 +47,14 @@ def make_private(path: Path | str, mode: int) -> bool:
         return False
     if not current & ~mode:
         return False
-    os.chmod(path, current & mode)
-    logging.getLogger("axme.files").warning("%s was mode %04o (others could read it); it is %04o now", path,
-                                            current, current & mode)
+    log = logging.getLogger("axme.files")
+    try:
+        os.chmod(path, current & mode)
+    except OSError as exc:  # not ours (another user's folder): say so, and go on
+        log.warning("%s is mode %04o (others can read it) and could not be made %04o: %s", path, current,
+                    current & mode, exc.strerror)
+        return False
+    log.warning("%s was mode %04o (others could read it); it is %04o now", path, current, current & mode)
     return True
 
 
