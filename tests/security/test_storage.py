@@ -15,6 +15,8 @@ import socket
 import stat
 import statistics
 import struct
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -113,6 +115,68 @@ def test_wal_stays_bounded_under_a_write_flood(tmp_path: Path, tmp_path_factory:
         "creates_per_s": round(statuses[200] / took), "wal_peak_mb": round(sampler.peak / 2**20, 1),
         "wal_restarts": sampler.resets, "wal_after_mb": round(after / 2**20, 2),
         "db_mb": round(rt.db.stat().st_size / 2**20, 1)})
+
+
+def test_wal_cap_holds_writes_while_another_process_keeps_a_snapshot(tmp_path: Path,
+                                                                     tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A read transaction held open by another process (a backup, a forgotten `sqlite3` shell) keeps every
+    checkpoint from finishing: the WAL grows to WAL_CAP, then writes get 503 instead of growing it further; once
+    the reader lets go, writes resume and the WAL is given back."""
+    rt = RuntimeProcess(tmp_path, extra_args=["--redelivery-seconds", "600", "--rate-limit", "0"]).start()
+    code = ("import sqlite3, sys\n"
+            "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+            "c.execute('BEGIN')\n"
+            "c.execute('SELECT count(*) FROM intents').fetchone()\n"
+            "print('reading', flush=True)\n"
+            "sys.stdin.readline()\n"
+            "c.execute('COMMIT')\n")
+    reader = subprocess.Popen([sys.executable, "-c", code, str(rt.db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    sampler = WalSampler(rt.db)
+    flows: list[Traffic] = []
+    try:
+        assert reader.stdout is not None and reader.stdout.readline().strip() == "reading"
+        with rt.client() as admin:
+            make_agent(admin, "cap-sink")
+        sampler.start()
+        flows = [Traffic(rt, "cap-sink", payload_bytes=4000, pause=0) for _ in range(4)]
+        for t in flows:
+            t.start()
+        deadline = time.monotonic() + 120
+        while sum(1 for t in flows for k, s, _ in t.since(0) if k == "create" and s == 503) < 20:
+            assert all(t.is_alive() for t in flows) and time.monotonic() < deadline, sampler.peak
+            time.sleep(0.1)
+        time.sleep(2.0)  # writes stay held: the WAL does not grow past the cap
+        held_peak = sampler.peak
+        assert reader.stdin is not None
+        reader.stdin.write("\n")
+        reader.stdin.flush()
+        assert reader.wait(30) == 0
+        marks = [t.mark() for t in flows]
+        let_go = time.monotonic()
+        while sum(1 for t, m in zip(flows, marks, strict=True) for k, s, _ in t.since(m)
+                  if k == "create" and s == 200) < 20:
+            assert all(t.is_alive() for t in flows) and time.monotonic() < let_go + 30, "writes did not resume"
+            time.sleep(0.05)
+        resumed = time.monotonic() - let_go
+        for t in flows:
+            t.stop()
+        deadline = time.monotonic() + 30
+        while sampler.size() > 2**20:
+            assert time.monotonic() < deadline, f"the WAL stayed at {sampler.size()} bytes"
+            time.sleep(0.1)
+        assert_503_or_ok([a for t in flows for a in t.since(0)])
+        kept = assert_all_kept(rt, [i for t in flows for i in t.accepted])
+    finally:
+        reader.kill()
+        sampler.stop_event.set()
+        for t in flows:
+            t.stop_event.set()
+        rt.stop()
+    # the cap, and what 50 ms of writes (between two looks at the WAL's size) may add to it
+    assert WAL_CAP < held_peak <= WAL_CAP + 8 * 2**20, held_peak
+    record(tmp_path_factory.getbasetemp(), {"attack": "sqlite WAL cap, a reader holding a snapshot", "accepted": kept,
+                                            "wal_peak_mb": round(held_peak / 2**20, 1), "resumed_s": round(resumed, 2)})
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -296,9 +296,10 @@ class SqliteStore(SqlReads, Store):
             # The loop never waits for the file lock: a BEGIN that would is retried on the committer thread.
             self._write.execute("PRAGMA busy_timeout=0")
             self._reader = _connect(self.location)
-            # Checkpoints have a connection of their own, which waits at most 1 s for readers (holding the writer).
+            # Checkpoints have a connection of their own. A RESTART or TRUNCATE holds the writer while it waits for
+            # readers: ours read for a few ms at most; one that reads longer (another process) makes it fail soon.
             self._checkpoint_conn = _connect(self.location)
-            self._checkpoint_conn.execute("PRAGMA busy_timeout=1000")
+            self._checkpoint_conn.execute("PRAGMA busy_timeout=200")
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open the database {self.location}: {exc}") from exc
         self._stopping = False
