@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,33 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600, dir_mode: int = 0o7
             os.fsync(dfd)
         finally:
             os.close(dfd)
+
+
+def make_private(path: Path | str, mode: int) -> bool:
+    """Take from ``path`` (if it exists) any access beyond ``mode`` (0600 for a file, 0700 for a folder), saying so
+    in one warning line: files an older version or another tool made readable by others. True if it changed."""
+    try:
+        current = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return False
+    if not current & ~mode:
+        return False
+    log = logging.getLogger("axme.files")
+    try:
+        os.chmod(path, current & mode)
+    except OSError as exc:  # not ours (another user's folder): say so, and go on
+        log.warning("%s is mode %04o (others can read it) and could not be made %04o: %s", path, current,
+                    current & mode, exc.strerror)
+        return False
+    log.warning("%s was mode %04o (others could read it); it is %04o now", path, current, current & mode)
+    return True
+
+
+def private_folder(path: Path) -> Path:
+    """``path`` as a folder only its owner can enter: made 0700, or made so if it was looser."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private(path, 0o700)
+    return path
 
 
 def write_json(path: Path, value: Any, mode: int = 0o600) -> None:

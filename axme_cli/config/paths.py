@@ -16,12 +16,15 @@ def config_dir() -> Path:
 
 
 def data_dir() -> Path:
+    """The runtime's data folder (the dev database, its key, mails), created 0700 or made so if it was looser."""
+    from axme_cli.config.files import private_folder
+
     override = os.environ.get("AXME_DATA_DIR")
     if override:
-        return Path(override).expanduser()
+        return private_folder(Path(override).expanduser())
     import platformdirs
 
-    return Path(platformdirs.user_data_dir("axme", appauthor=False))
+    return private_folder(Path(platformdirs.user_data_dir("axme", appauthor=False)))
 
 
 def config_file() -> Path:

@@ -72,6 +72,12 @@ class DevMailer(Mailer):
         self.folder = Path(folder) if folder is not None else None
         self.stream = stream
         self.show_codes = show_codes
+        if self.folder is not None and self.folder.is_dir():  # mails hold login codes and task links
+            from axme_cli.config.files import make_private
+
+            make_private(self.folder, 0o700)
+            for mail in self.folder.glob("*.eml"):
+                make_private(mail, 0o600)
 
     def describe(self) -> str:
         where = f"written to {self.folder}" if self.folder is not None else "not kept"

@@ -77,12 +77,14 @@ def _key_file(database: str) -> Path:
 
 def _load_or_make_admin_key(database: str) -> tuple[str, str]:
     """The workspace key kept next to the database (0600), or a new one."""
+    from axme_cli.config.files import make_private, write_atomic
+
     path = _key_file(database)
     with contextlib.suppress(FileNotFoundError):
         token = path.read_text(encoding="utf-8").strip()
         if token:
+            make_private(path, 0o600)
             return token, "kept"
-    from axme_cli.config.files import write_atomic
     from axme_cli.runtime.principals import new_workspace_token
 
     _, token = new_workspace_token()

@@ -201,7 +201,7 @@ def test_sqlite_disk_full(tmp_path: Path, tmp_path_factory: pytest.TempPathFacto
                 assert traffic.is_alive() and time.monotonic() < deadline, Counter(s for _, s, _ in traffic.since(full))
                 time.sleep(0.05)
             reads = traffic.mark()
-            time.sleep(0.5)  # more writes refused (and reads answered) while the disk stays full
+            time.sleep(1.5)  # more writes refused (and reads answered) while the disk stays full
             freed = traffic.mark()
             filler.unlink()
             traffic.wait_for(20, after=freed)  # back by itself once there is room

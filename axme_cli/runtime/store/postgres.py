@@ -14,6 +14,10 @@
   replicas' notifications into ``on_commit`` calls on this replica, which wake its streams and scheduler.
   If that connection drops, the replica reconnects and wakes everything once (it may have missed some).
 - Reads run on a second pool, on their own threads, in autocommit mode.
+- An outage fails fast: a request waits at most ``POOL_TIMEOUT`` for a connection (``DOWN_TIMEOUT`` once one
+  has failed, until one succeeds) and gets 503 ``storage_unavailable``; TCP keepalives and ``tcp_user_timeout``
+  bound a query on a connection whose peer vanished; the pools retry connecting at least every second, so
+  writes resume within about a second of the database coming back.
 - Migrations run under an advisory lock, so replicas starting together apply each one once.
 """
 
@@ -35,6 +39,7 @@ from typing import Any, TypeVar
 import psycopg
 import psycopg_pool
 from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
 from axme_cli.runtime.errors import BadRequest, StoreUnavailable
@@ -52,6 +57,13 @@ _NOTIFY_LIMIT = 7000  # bytes per notification payload (PostgreSQL allows < 8000
 _RETRY = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure, pg_errors.UniqueViolation,
           pg_errors.LockNotAvailable)
 _DOWN = (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout)
+POOL_TIMEOUT = 1.0  # seconds a request waits for a pooled connection before its 503
+DOWN_TIMEOUT = 0.1  # the same while the database is known to be down (the last request found it so)
+RECONNECT_TIMEOUT = 2.0  # a pool gives up a reconnect attempt after this; the next request starts a new one
+# libpq settings unless the URL sets them: connect attempts, and the connection whose peer vanished without a
+# word (a query waits at most tcp_user_timeout ms for its bytes to be acknowledged; an idle one is probed).
+NETWORK_DEFAULTS = {"connect_timeout": "2", "keepalives": "1", "keepalives_idle": "5", "keepalives_interval": "1",
+                    "keepalives_count": "3", "tcp_user_timeout": "2000"}
 
 
 @functools.lru_cache(maxsize=4096)
@@ -137,6 +149,8 @@ class PostgresStore(SqlReads, Store):
         self._closing = threading.Event()
         self._listening = threading.Event()
         self._app_name = f"axme-{self.replica_id}"[:63]
+        self._conninfo = url  # the URL with the NETWORK_DEFAULTS it does not set itself
+        self._down = False  # the last request found the database unreachable: the next ones wait less
         self.retries = 0  # operations run again after a deadlock or race (for tests and metrics)
 
     # lifecycle
@@ -150,16 +164,20 @@ class PostgresStore(SqlReads, Store):
 
     def _open_sync(self) -> None:
         try:
-            with psycopg.connect(self.url, autocommit=True, connect_timeout=10) as conn:
+            given = conninfo_to_dict(self.url)
+            self._conninfo = make_conninfo(self.url, **{k: v for k, v in NETWORK_DEFAULTS.items() if k not in given})
+            with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=10) as conn:
                 self._migrate(conn)
             kwargs = {"autocommit": True, "row_factory": dict_row, "application_name": self._app_name}
             self._wpool = psycopg_pool.ConnectionPool(
-                self.url, min_size=1, max_size=self.writers, kwargs=kwargs, name="axme-write",
-                check=psycopg_pool.ConnectionPool.check_connection, timeout=5.0, open=True,
+                self._conninfo, min_size=1, max_size=self.writers, kwargs=kwargs, name="axme-write",
+                check=psycopg_pool.ConnectionPool.check_connection, timeout=POOL_TIMEOUT, open=True,
+                reconnect_timeout=RECONNECT_TIMEOUT,
             )
             self._rpool = psycopg_pool.ConnectionPool(
-                self.url, min_size=1, max_size=self.readers, kwargs=kwargs, name="axme-read",
-                check=psycopg_pool.ConnectionPool.check_connection, timeout=5.0, open=True,
+                self._conninfo, min_size=1, max_size=self.readers, kwargs=kwargs, name="axme-read",
+                check=psycopg_pool.ConnectionPool.check_connection, timeout=POOL_TIMEOUT, open=True,
+                reconnect_timeout=RECONNECT_TIMEOUT,
             )
             self._wpool.wait(10.0)
             self._rpool.wait(10.0)
@@ -217,7 +235,7 @@ class PostgresStore(SqlReads, Store):
             raise StoreUnavailable("the store is closed")
         for attempt in range(1, MAX_TRIES + 1):
             try:
-                with pool.connection() as conn:
+                with pool.connection(self._wait()) as conn:
                     started = time.perf_counter()
                     with conn.transaction():
                         tx = PostgresTx(_Conn(conn))
@@ -233,9 +251,11 @@ class PostgresStore(SqlReads, Store):
                 time.sleep(random.uniform(0.001, 0.004 * attempt))
                 continue
             except _DOWN as exc:
+                self._down = True
                 raise StoreUnavailable(f"the database is unavailable ({exc}); retry shortly") from exc
             except psycopg.DataError as exc:
                 raise _unstorable(exc) from exc
+            self._down = False
             assert self._loop is not None
             if self.on_batch is not None:  # one operation per transaction
                 self.on_batch(1, took)
@@ -252,8 +272,7 @@ class PostgresStore(SqlReads, Store):
         missed = False
         while not self._closing.is_set():
             try:
-                with psycopg.connect(self.url, autocommit=True, connect_timeout=5,
-                                     application_name=self._app_name) as conn:
+                with psycopg.connect(self._conninfo, autocommit=True, application_name=self._app_name) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     self._listening.set()
                     if missed:  # changes made while we were not listening: everyone looks again
@@ -290,12 +309,20 @@ class PostgresStore(SqlReads, Store):
         if pool is None:
             raise StoreUnavailable("the store is closed")
         try:
-            with pool.connection() as conn:
-                return fn(_Conn(conn))
+            with pool.connection(self._wait()) as conn:
+                result = fn(_Conn(conn))
         except _DOWN as exc:
+            self._down = True
             raise StoreUnavailable(f"the database could not be read ({exc}); retry shortly") from exc
         except psycopg.DataError as exc:
             raise _unstorable(exc) from exc
+        self._down = False
+        return result
+
+    def _wait(self) -> float:
+        """How long a request waits for a pooled connection: the pool keeps trying to connect in the background,
+        so once the database is known to be down a request only looks for one it may have made meanwhile."""
+        return DOWN_TIMEOUT if self._down else POOL_TIMEOUT
 
 
 def _unstorable(exc: psycopg.DataError) -> BadRequest:

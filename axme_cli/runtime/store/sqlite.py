@@ -6,6 +6,15 @@ on the loop, then commits (``synchronous=FULL``) in the committer thread, whose 
 only then answers the callers. An operation that raises rolls back to its savepoint alone; a database error
 (disk full, file locked) fails the whole batch with ``StoreUnavailable`` and nothing of it is answered as done.
 
+The write-ahead log stays small. PASSIVE checkpoints alone never reset a WAL that is written to all the time (41k
+creates in 20 s left a 1.1 GB WAL beside a 63 MB database), so a checkpoint task looks at its size every 50 ms:
+past ``WAL_SOFT`` it runs a RESTART checkpoint between two batches (the writer waits for it, ~5-10 ms; the next
+commit then writes the WAL from its start, in place, and trims it to ``WAL_SOFT``); after a second of quiet, or
+when the WAL is larger than the space left on the disk, a TRUNCATE gives the space back. A write that fails for
+lack of space (or any I/O error) holds the writes until a checkpoint has emptied the WAL: otherwise the WAL takes
+every byte freed on the disk, and the checkpoint, which needs room to grow the database, never succeeds again.
+Past ``WAL_CAP`` (checkpoints failing, e.g. another process holding a read transaction) writes are held too.
+
 Why the operations run on the loop and not on a writer thread of their own (issue 10): each statement releases
 the GIL and takes it back, and a writer thread doing that some 60 times per workflow waited behind the event
 loop's thread each time. Measured with ``bench/saga.py`` (32 clients): the writer thread was busy 98% of the
@@ -16,10 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +42,11 @@ T = TypeVar("T")
 log = logging.getLogger("axme.store")
 
 MAX_BATCH = 512
+WAL_SOFT = 16 * 2**20  # bytes of WAL past which the checkpoint task empties it, holding the writer a moment
+WAL_CAP = 64 * 2**20  # bytes of WAL past which nothing more is written until a checkpoint has emptied it
+_POLL = 0.05  # seconds between two looks at the WAL's size
+_ROOM_WAIT = 0.25  # seconds a batch waits for the WAL to be emptied before its callers get 503
+_NEED_EMPTY_WAL = (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR)  # a write failed like this: empty the WAL first
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -65,6 +79,29 @@ def _begin_waiting(conn: sqlite3.Connection) -> None:
         conn.execute("PRAGMA busy_timeout=0")
 
 
+def _checkpoint(conn: sqlite3.Connection, mode: str) -> tuple[int, int, int]:
+    """``PRAGMA wal_checkpoint(mode)``: (1 if it could not finish, frames in the WAL, frames copied)."""
+    busy, frames, copied = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+    return busy, frames, copied
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _free_bytes(folder: str) -> int:
+    """Space left on the filesystem of ``folder``: a checkpoint may need as much as the WAL holds to grow the
+    database, so a WAL that outgrows it is emptied at once."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return 2**63
+    return st.f_bavail * st.f_frsize
+
+
 def _hold(path: str) -> IO[str] | None:
     """Hold ``path`` locked while the runtime runs (released by the kernel if the process dies): a second runtime
     on the same database stops at start instead of writing beside this one, whose writer trusts its RowCache."""
@@ -73,7 +110,8 @@ def _hold(path: str) -> IO[str] | None:
     except ImportError:  # pragma: no cover - not on POSIX
         return None
     try:
-        handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - kept open while the store is
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        handle = open(fd, "a+", encoding="utf-8")  # noqa: SIM115 - kept open while the store is
     except OSError as exc:
         raise StoreUnavailable(f"cannot open the lock file {path}: {exc.strerror}") from None
     try:
@@ -84,11 +122,24 @@ def _hold(path: str) -> IO[str] | None:
         handle.close()
         raise StoreUnavailable(f"another axme runtime{f' (pid {holder})' if holder else ''} is using the database "
                                f"{path.removesuffix('.lock')}; stop it, or give this one another --db") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(str(os.getpid()))
-    handle.flush()
+    with contextlib.suppress(OSError):  # the pid is for the message above; a full disk must not stop the start
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
     return handle
+
+
+def _private_files(database: str) -> None:
+    """The database and the files beside it readable by this user only. A new database is made 0600 here, and
+    SQLite gives the -wal and -shm files it creates the database file's mode (whatever the umask); files an older
+    version left looser are made 0600, with a warning each."""
+    from axme_cli.config.files import make_private
+
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for path in (database, database + "-wal", database + "-shm", database + ".lock"):
+        make_private(path, 0o600)
 
 
 class RowCache:
@@ -215,15 +266,24 @@ class SqliteStore(SqlReads, Store):
         self.ops = 0
         self._cache = RowCache()
         self._lock: IO[str] | None = None
-        self._checkpointer: threading.Thread | None = None
-        self._checkpoint_due = threading.Event()
-        self._closing = threading.Event()
+        self._checkpointer: asyncio.Task[None] | None = None
+        self._checkpoint_thread: ThreadPoolExecutor | None = None
+        self._checkpoint_conn: sqlite3.Connection | None = None
+        self._checkpoint_problem = ""  # the last failure logged (logged again only when it changes)
+        self._gate = asyncio.Lock()  # held by the writer for a batch and by a TRUNCATE checkpoint
+        self._wal_ok = asyncio.Event()  # clear: writes wait for a checkpoint to empty the WAL (disk full, cap)
+        self._refusal = ""
+        self.wal_emptied = 0  # RESTART and TRUNCATE checkpoints done
 
     # lifecycle
     async def open(self) -> None:
         folder = os.path.dirname(self.location)
-        if folder:
-            os.makedirs(folder, exist_ok=True)
+        try:
+            if folder:
+                os.makedirs(folder, mode=0o700, exist_ok=True)  # a folder it makes is private; one given is not changed
+            _private_files(self.location)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot open the database {self.location}: {exc}") from None
         self._loop = asyncio.get_running_loop()
         self._lock = _hold(self.location + ".lock")
         try:
@@ -231,34 +291,104 @@ class SqliteStore(SqlReads, Store):
             self._migrate(self._write)
             # Checkpoints run on their own thread and connection (below), never inside a commit of the writer.
             self._write.execute("PRAGMA wal_autocheckpoint=0")
+            # A commit that starts the WAL over trims the file to this (it is written over in place, not regrown).
+            self._write.execute(f"PRAGMA journal_size_limit={WAL_SOFT}")
             # The loop never waits for the file lock: a BEGIN that would is retried on the committer thread.
             self._write.execute("PRAGMA busy_timeout=0")
             self._reader = _connect(self.location)
+            # Checkpoints have a connection of their own. A RESTART or TRUNCATE holds the writer while it waits for
+            # readers: ours read for a few ms at most; one that reads longer (another process) makes it fail soon.
+            self._checkpoint_conn = _connect(self.location)
+            self._checkpoint_conn.execute("PRAGMA busy_timeout=200")
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open the database {self.location}: {exc}") from exc
-        self._closing.clear()
         self._stopping = False
         self._wake = asyncio.Event()
+        self._gate = asyncio.Lock()
+        self._wal_ok = asyncio.Event()
+        self._wal_ok.set()
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="axme-sqlite-commit")
+        self._checkpoint_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="axme-sqlite-checkpoint")
         self._writer = asyncio.create_task(self._batches(), name="axme-sqlite-writer")
-        self._checkpointer = threading.Thread(target=self._checkpoints, name="axme-sqlite-checkpoint", daemon=True)
-        self._checkpointer.start()
+        self._checkpointer = asyncio.create_task(self._checkpoints(), name="axme-sqlite-checkpoints")
 
-    def _checkpoints(self) -> None:
-        """PASSIVE checkpoints every 256 batches or second: the WAL stays small and commits stay short."""
+    async def _checkpoints(self) -> None:
+        """Looks at the WAL every ``_POLL`` s (on the loop: one stat, no SQL); the SQL runs on the checkpoint
+        thread. A PASSIVE checkpoint every 256 batches or second keeps what a TRUNCATE has left to copy small."""
+        wal = self.location + "-wal"
+        folder = os.path.dirname(self.location) or "."
+        passive_at, passive_batches = time.monotonic(), self.batches
+        seen_batches, quiet_since, retry_at = self.batches, float("-inf"), 0.0  # at start: empty a WAL left over
+        restarted = -1  # the WAL's size at the last RESTART (until the next commit gives the file back its space)
+        while True:
+            await asyncio.sleep(_POLL)
+            try:
+                now = time.monotonic()
+                if self.batches != seen_batches:
+                    seen_batches, quiet_since = self.batches, now
+                size = _size(wal)
+                if size > WAL_CAP and self._wal_ok.is_set():
+                    self._refuse(f"its write-ahead log reached {size // 2**20} MB and could not be checkpointed")
+                if not size:
+                    if not self._wal_ok.is_set():
+                        self._resume()  # nothing to give back: the write found the disk full beside an empty WAL
+                    continue
+                mode = ""
+                if not self._wal_ok.is_set() or now - quiet_since >= 1.0 or size > _free_bytes(folder):
+                    mode = "TRUNCATE"  # the space back on the disk now
+                elif size > WAL_SOFT and size != restarted:
+                    mode = "RESTART"  # the next commit writes from the WAL's start and trims it to WAL_SOFT
+                if mode and now >= retry_at:
+                    emptied = await self._empty_wal(mode)
+                    restarted = size if emptied and mode == "RESTART" else -1
+                    retry_at = 0.0 if emptied else time.monotonic() + (1.0 if self._wal_ok.is_set() else 0.25)
+                    passive_at, passive_batches = time.monotonic(), self.batches
+                elif self.batches - passive_batches >= 256 or now - passive_at >= 1.0:
+                    passive_at, passive_batches = now, self.batches
+                    with contextlib.suppress(sqlite3.Error):  # a failure shows up again in the next TRUNCATE
+                        await self._checkpoint("PASSIVE")
+            except Exception:  # a bug here must not end the checkpoints
+                log.exception("checkpoint of %s failed", self.location)
+
+    async def _checkpoint(self, mode: str) -> bool:
+        """One checkpoint on the checkpoint thread; False if a reader kept it from copying everything."""
+        assert self._loop is not None and self._checkpoint_conn is not None
+        row = await self._loop.run_in_executor(self._checkpoint_thread, _checkpoint, self._checkpoint_conn, mode)
+        return not row[0]
+
+    async def _empty_wal(self, mode: str) -> bool:
+        """Copy the whole WAL into the database so that it starts over (RESTART) or is cut to 0 bytes (TRUNCATE):
+        a PASSIVE checkpoint while the writer goes on, then ``mode`` between two of its batches (it needs the
+        write lock, and waits for readers)."""
         try:
-            conn = _connect(self.location)
+            await self._checkpoint("PASSIVE")
+            async with self._gate:
+                done = await self._checkpoint(mode)
         except sqlite3.Error as exc:
-            log.error("checkpoint connection failed: %s", exc)
-            return
-        with contextlib.closing(conn):
-            while not self._closing.is_set():
-                self._checkpoint_due.wait(1.0)
-                self._checkpoint_due.clear()
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                except sqlite3.Error as exc:
-                    log.warning("checkpoint failed: %s", exc)
+            problem = str(exc)
+        else:
+            problem = "" if done else "another connection was reading it"
+        if not problem:
+            self.wal_emptied += 1
+            self._resume()
+            return True
+        if problem != self._checkpoint_problem:
+            self._checkpoint_problem = problem
+            log.warning("checkpoint of %s failed: %s", self.location, problem)
+        return False
+
+    def _refuse(self, why: str) -> None:
+        """No more writes until a checkpoint has emptied the WAL."""
+        if self._wal_ok.is_set():
+            log.error("writes to %s wait for a checkpoint: %s", self.location, why)
+        self._refusal = f"the database cannot take writes now: {why}; retry shortly"
+        self._wal_ok.clear()
+
+    def _resume(self) -> None:
+        if not self._wal_ok.is_set():
+            log.warning("writes to %s resume: the write-ahead log was checkpointed", self.location)
+        self._wal_ok.set()
+        self._checkpoint_problem = ""
 
     async def close(self) -> None:
         if self._writer is not None and self._wake is not None:
@@ -271,14 +401,18 @@ class SqliteStore(SqlReads, Store):
             self._committer.shutdown(wait=True)
             self._committer = None
         if self._checkpointer is not None:
-            self._closing.set()
-            self._checkpoint_due.set()
-            await asyncio.get_running_loop().run_in_executor(None, self._checkpointer.join)
+            self._checkpointer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpointer
             self._checkpointer = None
-        for conn in (self._reader, self._write):
+        if self._checkpoint_thread is not None:  # a checkpoint under way ends before its connection closes
+            await asyncio.get_running_loop().run_in_executor(
+                None, functools.partial(self._checkpoint_thread.shutdown, wait=True))
+            self._checkpoint_thread = None
+        for conn in (self._reader, self._checkpoint_conn, self._write):
             if conn is not None:
                 conn.close()
-        self._reader = self._write = None
+        self._reader = self._checkpoint_conn = self._write = None
         if self._lock is not None:
             self._lock.close()  # and with it the lock
             self._lock = None
@@ -315,17 +449,25 @@ class SqliteStore(SqlReads, Store):
             await self._wake.wait()
             self._wake.clear()
             while self._pending:
+                if not self._wal_ok.is_set():  # back-pressure: the WAL is emptied before it grows any more
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wal_ok.wait(), _ROOM_WAIT)
+                    if not self._wal_ok.is_set():
+                        failure = StoreUnavailable(self._refusal)
+                        refused = [(fut, False, failure) for _, fut in self._pending]
+                        self._pending.clear()
+                        self._finish(refused, Notes())
+                        continue
                 batch = self._pending[:MAX_BATCH]
                 del self._pending[:MAX_BATCH]
-                try:
-                    outcomes, notes = await self._run_batch(batch)
-                except Exception as exc:  # a bug here must not stop every later write
-                    log.exception("write batch of %d failed", len(batch))
-                    failure = StoreUnavailable(f"the write failed ({type(exc).__name__}); retry shortly")
-                    outcomes, notes = [(fut, False, failure) for _, fut in batch], Notes()
+                async with self._gate:
+                    try:
+                        outcomes, notes = await self._run_batch(batch)
+                    except Exception as exc:  # a bug here must not stop every later write
+                        log.exception("write batch of %d failed", len(batch))
+                        failure = StoreUnavailable(f"the write failed ({type(exc).__name__}); retry shortly")
+                        outcomes, notes = [(fut, False, failure) for _, fut in batch], Notes()
                 self.batches += 1
-                if self.batches % 256 == 0:
-                    self._checkpoint_due.set()
                 self.ops += len(batch)
                 self._finish(outcomes, notes)
             if self._stopping:
@@ -367,6 +509,8 @@ class SqliteStore(SqlReads, Store):
             with contextlib.suppress(sqlite3.Error):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF in _NEED_EMPTY_WAL:
+                self._refuse(f"{exc} (writes resume once the write-ahead log is checkpointed)")
             failure = StoreUnavailable(f"the database refused the write ({exc}); retry shortly")
             return [(fut, False, failure) for _, fut in batch], Notes()
         if self.on_batch is not None:
