@@ -7,6 +7,9 @@ and updates the intent row in the same transaction.
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import orjson
@@ -382,12 +385,55 @@ def _resume_event(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     )
 
 
+# Verdicts of answers' forms under their tasks' form_schemas, by sha256 of (schema, form): ``judge_form`` fills
+# it before the write (on a worker thread, see api.common.check_answer_form), ``check_task_result`` only looks
+# here. Validating a caller's schema costs what the caller makes it cost (up to its size limits, times the
+# answer's size), which must not be paid while the writer holds a transaction (on SQLite, on the event loop).
+_FORM_VERDICTS: OrderedDict[bytes, tuple[str, str, dict[str, Any]] | None] = OrderedDict()
+_FORM_VERDICTS_KEPT = 4096
+_FORM_LOCK = threading.Lock()
+
+
+def _form_key(schema: dict[str, Any], form: dict[str, Any]) -> bytes:
+    return hashlib.sha256(dumps([schema, form]).encode()).digest()
+
+
+def judge_form(schema: dict[str, Any], form: dict[str, Any]) -> None:
+    """Validate ``form`` against ``schema`` and keep the verdict for the write that follows."""
+    verdict = tasks.form_problem(schema, form)
+    key = _form_key(schema, form)
+    with _FORM_LOCK:
+        _FORM_VERDICTS[key] = verdict
+        _FORM_VERDICTS.move_to_end(key)
+        while len(_FORM_VERDICTS) > _FORM_VERDICTS_KEPT:
+            _FORM_VERDICTS.popitem(last=False)
+
+
+def form_to_judge(row: Row, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """(form_schema, form) a resume ``body`` of intent ``row`` will be checked against, if any."""
+    doc = loads(row["doc"])
+    task = doc.get("human_task")
+    if not isinstance(task, dict):
+        return None
+    answer = tasks.answer_of(task, body) if doc.get("workflow_parent") else body.get("task_result")
+    return tasks.form_to_check(task, answer) if isinstance(answer, dict) else None
+
+
 def check_task_result(task: dict[str, Any] | None, body: dict[str, Any]) -> None:
-    """Refuse a human answer that does not fit its task (422); the task stays open."""
+    """Refuse a human answer that does not fit its task (422); the task stays open. The form's verdict comes
+    from ``judge_form``, run before the write; without one (the task changed since), 409: send it again."""
     result = body.get("task_result")
     if not task or not isinstance(result, dict):
         return
     problem = tasks.answer_problem(task, result)
+    pending = tasks.form_to_check(task, result) if problem is None else None
+    if pending is not None:
+        key = _form_key(*pending)
+        with _FORM_LOCK:
+            if key not in _FORM_VERDICTS:
+                raise Conflict("the answer was not checked against the task's form_schema (the task changed "
+                               "meanwhile); send it again", code="answer_not_checked")
+            problem = _FORM_VERDICTS[key]
     if problem is not None:
         field, message, details = problem
         raise Unprocessable(f"{field}: {message}", details={"field": field, **details})
