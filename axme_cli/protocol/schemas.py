@@ -114,7 +114,7 @@ def _additional_properties(validator: Any, aP: Any, instance: Any, schema: Any) 
                               f"{patterns}")
 
 
-_Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, {
+VALIDATOR = jsonschema.validators.extend(jsonschema.Draft202012Validator, {
     "pattern": _pattern,
     "patternProperties": _pattern_properties,
     "additionalProperties": _additional_properties,
@@ -135,7 +135,7 @@ def _refuse_retrieval(uri: str) -> Resource[Any]:
 
 
 # Nothing outside the schema itself can be found through this registry (jsonschema's default one fetches).
-_REGISTRY: Registry[Any] = Registry(retrieve=_refuse_retrieval)  # type: ignore[call-arg]
+REGISTRY: Registry[Any] = Registry(retrieve=_refuse_retrieval)  # type: ignore[call-arg]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -151,7 +151,7 @@ class _Walk:
     """Every subschema, depth-first, following each ``$ref`` where it is used."""
 
     def __init__(self, root: dict[str, Any]) -> None:
-        self.resolver = _REGISTRY.resolver_with_root(DRAFT202012.create_resource(root))
+        self.resolver = REGISTRY.resolver_with_root(DRAFT202012.create_resource(root))
         self.root = root
         self.keywords = 0
         self.patterns = False
@@ -255,7 +255,7 @@ def _compiled(text: bytes) -> Any:
         raise SchemaRefused("unevaluatedProperties", "not supported together with patternProperties in a "
                             "form_schema")
     schema.pop("$schema", None)  # the validator is 2020-12 whatever it says (see the module's doc)
-    return _Validator(schema, registry=_REGISTRY)
+    return VALIDATOR(schema, registry=REGISTRY)
 
 
 def _text(schema: Any) -> bytes:

@@ -131,9 +131,9 @@ def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
     return False
 
 
-# A run of 20 digits or more somewhere in a body: maybe an integer beyond 64 bits (orjson reads those as a
+# A run of 19 digits or more somewhere in a body: maybe an integer beyond 64 bits (orjson reads those as a
 # double, losing digits), so only then is the body read again to find out (``_refuse_long_integers``).
-_LONG_DIGITS = re.compile(rb"[0-9]{20}")
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
 _INT_RANGE = (-(2**63), 2**64 - 1)  # what orjson reads and writes as an integer
 
 
