@@ -82,16 +82,3 @@ def form_problem(schema: dict[str, Any], form: dict[str, Any]) -> tuple[str, str
         return None
     where, message = found
     return (f"task_result.{where}" if where else "task_result", message, {"form_schema": schema})
-
-
-def answer_of(task: dict[str, Any], body: dict[str, Any]) -> dict[str, Any] | None:
-    """The answer a resume body gives a workflow's human step: its ``task_result``, or what
-    ``approve_current_step`` / ``action`` stand for; None when it gives none."""
-    answer = body.get("task_result")
-    if isinstance(answer, dict):
-        return answer
-    if body.get("approve_current_step") is True or body.get("action") in ("complete", "approve"):
-        return {"outcome": (task.get("allowed_outcomes") or ["approved"])[0]}
-    if body.get("action") in ("fail", "reject"):
-        return {"outcome": "rejected", "comment": body.get("reason")}
-    return None

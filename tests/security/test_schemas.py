@@ -23,6 +23,8 @@ import pytest
 from referencing.exceptions import Unresolvable
 
 from axme_cli.protocol import schemas
+from axme_cli.runtime.engine import intents as intents_engine
+from axme_cli.runtime.errors import Unprocessable
 from tests.runtime_proc import RuntimeProcess
 from tests.test_api_intents import assert_error
 
@@ -284,3 +286,19 @@ def test_workflow_steps_and_approvals_validate_forms_before_the_write(api: httpx
     assert_error(api.post(decide, json={"decision": "approve"}), 422, names="task_result")
     r = api.post(decide, json={"decision": "reject", "comment": "no"})
     assert r.status_code == 200, r.text
+
+
+def test_the_write_only_reads_verdicts() -> None:
+    """The operation never validates a form itself: without a verdict it stops before changing anything
+    (api.common.write_answer then judges the form on a worker thread and runs it again)."""
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}}
+    task_doc = {"allowed_outcomes": ["approved", "rejected"], "form_schema": schema}
+    body = {"task_result": {"outcome": "approved", "n": f"unjudged-{uuid.uuid4()}"}}
+    with pytest.raises(intents_engine.FormUnjudged) as unjudged:
+        intents_engine.check_task_result(task_doc, body)
+    assert (unjudged.value.status_code, unjudged.value.code) == (409, "answer_not_checked")
+    intents_engine.judge_form(unjudged.value.schema, unjudged.value.form)
+    with pytest.raises(Unprocessable) as refused:
+        intents_engine.check_task_result(task_doc, body)
+    assert refused.value.details["field"] == "task_result.n"
+    intents_engine.check_task_result(task_doc, {"task_result": {"outcome": "rejected", "n": "no form needed"}})

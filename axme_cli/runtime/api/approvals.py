@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from axme_cli.protocol import capabilities as caps
 from axme_cli.protocol.inbox import ApprovalDecisionRequest
-from axme_cli.runtime.api.common import authenticate, check_answer_form, read_object, respond, runtime
+from axme_cli.runtime.api.common import authenticate, read_object, respond, runtime, write_answer
 from axme_cli.runtime.api.inbox import idempotency_of
 from axme_cli.runtime.api.intents import validation_failed
 from axme_cli.runtime.engine import approvals as engine
@@ -29,9 +29,8 @@ async def decide(request: Request) -> Response:
     approval_id = request.path_params["approval_id"]
     idem = idempotency_of(request, principal, f"{req.decision}\n{req.comment or ''}".encode())
     rt = runtime(request)
-    await check_answer_form(rt, approval_id, lambda task: engine.decision_body(task, req.decision, req.comment))
     now = time.time()
-    result = await rt.write(lambda tx: idempotent(tx, idem, now, lambda: engine.op_decide(
+    result = await write_answer(rt, lambda tx: idempotent(tx, idem, now, lambda: engine.op_decide(
         tx, rt.settings, principal, approval_id, req.decision, req.comment, now)))
     return respond(result, request=request)
 

@@ -6,7 +6,7 @@ import json
 import os
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import orjson
@@ -17,6 +17,9 @@ from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.engine import intents as intents_engine
 from axme_cli.runtime.errors import ApiError, BadRequest, PayloadTooLarge, Unprocessable
 from axme_cli.runtime.principals import Principal, parse_session_token
+from axme_cli.runtime.store.base import Tx
+
+T = TypeVar("T")
 
 JSON = "application/json"
 
@@ -220,21 +223,14 @@ def idempotency_key(request: Request) -> str | None:
 _FORM_THREADS = anyio.CapacityLimiter(2)
 
 
-async def check_answer_form(rt: Runtime, intent_id: str,
-                            body: dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]]) -> None:
-    """Before an answer to a human task is written: validate its form against the task's form_schema off the
-    event loop and outside any transaction (engine.intents.judge_form keeps the verdict for the write, which
-    refuses or applies it). ``body``: the resume body, or a function of the task that makes it. Refuses
-    nothing itself: the write checks who may answer first, then says what is wrong."""
-    row = await rt.store.get_intent(intent_id)
-    if row is None:
-        return
-    if callable(body):
-        try:
-            body = body(intents_engine.loads(row["doc"]).get("human_task") or {})
-        except ApiError:
-            return  # the write refuses it the same way
-    pending = intents_engine.form_to_judge(row, body)
-    if pending is not None:
-        await anyio.to_thread.run_sync(intents_engine.judge_form, *pending, limiter=_FORM_THREADS)
-
+async def write_answer(rt: Runtime, op: Callable[[Tx], T]) -> T:
+    """``rt.write(op)`` for an operation that may answer a human task. The operation only reads the verdict on
+    the answer's form (engine.intents.check_task_result); when there is none yet it stops (FormUnjudged, before
+    changing anything, after checking who may answer), the form is validated against the task's form_schema
+    here, on a worker thread outside any transaction, and the operation runs again."""
+    try:
+        return await rt.write(op)
+    except intents_engine.FormUnjudged as unjudged:
+        await anyio.to_thread.run_sync(intents_engine.judge_form, unjudged.schema, unjudged.form,
+                                       limiter=_FORM_THREADS)
+    return await rt.write(op)

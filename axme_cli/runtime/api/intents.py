@@ -24,7 +24,6 @@ from axme_cli.protocol.models import (
 from axme_cli.runtime import tracing
 from axme_cli.runtime.api.common import (
     authenticate,
-    check_answer_form,
     idempotency_key,
     int_param,
     parse_json,
@@ -34,6 +33,7 @@ from axme_cli.runtime.api.common import (
     respond,
     respond_raw,
     runtime,
+    write_answer,
 )
 from axme_cli.runtime.api.sse import EventStream, Last
 from axme_cli.runtime.clock import to_iso
@@ -251,10 +251,9 @@ async def resume_intent(request: Request) -> Response:
     _check_owner_params(request)
     body = await read_object(request)
     intent_id = request.path_params["intent_id"]
-    rt = runtime(request)
-    await check_answer_form(rt, intent_id, body)
     now = time.time()
-    result = await rt.write(lambda tx: engine.op_resume(tx, rt.settings, principal, intent_id, body, now))
+    rt = runtime(request)
+    result = await write_answer(rt, lambda tx: engine.op_resume(tx, rt.settings, principal, intent_id, body, now))
     return respond(result, request=request)
 
 

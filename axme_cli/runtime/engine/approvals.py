@@ -34,14 +34,6 @@ def outcome_for(task: dict[str, Any], approve: bool) -> str:
     return fitting[0]
 
 
-def decision_body(task: dict[str, Any], decision: str, comment: str | None) -> dict[str, Any]:
-    """The resume body a decision stands for: the task's first approving (or rejecting) outcome."""
-    answer: dict[str, Any] = {"outcome": outcome_for(task, decision == "approve")}
-    if comment:
-        answer["comment"] = comment
-    return {"task_result": answer}
-
-
 def op_decide(tx: Tx, s: Settings, principal: Principal, approval_id: str, decision: str, comment: str | None,
               now: float) -> dict[str, Any]:
     row = intents.owned_row(tx, principal, approval_id)
@@ -53,6 +45,9 @@ def op_decide(tx: Tx, s: Settings, principal: Principal, approval_id: str, decis
                        code="approval_not_pending",
                        details={"status": row["status"], "waiting_reason": row["waiting_reason"]})
     task = intents.loads(row["doc"]).get("human_task") or {}
-    intents.op_resume(tx, s, principal, approval_id, decision_body(task, decision, comment), now)
+    answer: dict[str, Any] = {"outcome": outcome_for(task, decision == "approve")}
+    if comment:
+        answer["comment"] = comment
+    intents.op_resume(tx, s, principal, approval_id, {"task_result": answer}, now)
     return {"ok": True, "approval": {"approval_id": approval_id, "decision": decision, "comment": comment,
                                      "decided_at": iso(now)}}

@@ -386,7 +386,7 @@ def _resume_event(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 # Verdicts of answers' forms under their tasks' form_schemas, by sha256 of (schema, form): ``judge_form`` fills
-# it before the write (on a worker thread, see api.common.check_answer_form), ``check_task_result`` only looks
+# it outside any transaction (on a worker thread, see api.common.write_answer), ``check_task_result`` only looks
 # here. Validating a caller's schema costs what the caller makes it cost (up to its size limits, times the
 # answer's size), which must not be paid while the writer holds a transaction (on SQLite, on the event loop).
 _FORM_VERDICTS: OrderedDict[bytes, tuple[str, str, dict[str, Any]] | None] = OrderedDict()
@@ -409,19 +409,20 @@ def judge_form(schema: dict[str, Any], form: dict[str, Any]) -> None:
             _FORM_VERDICTS.popitem(last=False)
 
 
-def form_to_judge(row: Row, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """(form_schema, form) a resume ``body`` of intent ``row`` will be checked against, if any."""
-    doc = loads(row["doc"])
-    task = doc.get("human_task")
-    if not isinstance(task, dict):
-        return None
-    answer = tasks.answer_of(task, body) if doc.get("workflow_parent") else body.get("task_result")
-    return tasks.form_to_check(task, answer) if isinstance(answer, dict) else None
+class FormUnjudged(Conflict):
+    """An answer's form has no verdict yet: the caller judges it (``judge_form``) and runs the operation again.
+    Reaching a client (409), it means the task changed between the two runs."""
+
+    def __init__(self, schema: dict[str, Any], form: dict[str, Any]) -> None:
+        super().__init__("the answer could not be checked against the task's form_schema (the task changed "
+                         "meanwhile); send it again", code="answer_not_checked")
+        self.schema = schema
+        self.form = form
 
 
 def check_task_result(task: dict[str, Any] | None, body: dict[str, Any]) -> None:
     """Refuse a human answer that does not fit its task (422); the task stays open. The form's verdict comes
-    from ``judge_form``, run before the write; without one (the task changed since), 409: send it again."""
+    from ``judge_form``; without one, FormUnjudged (raised before the operation changed anything)."""
     result = body.get("task_result")
     if not task or not isinstance(result, dict):
         return
@@ -431,8 +432,7 @@ def check_task_result(task: dict[str, Any] | None, body: dict[str, Any]) -> None
         key = _form_key(*pending)
         with _FORM_LOCK:
             if key not in _FORM_VERDICTS:
-                raise Conflict("the answer was not checked against the task's form_schema (the task changed "
-                               "meanwhile); send it again", code="answer_not_checked")
+                raise FormUnjudged(*pending)
             problem = _FORM_VERDICTS[key]
     if problem is not None:
         field, message, details = problem

@@ -22,7 +22,7 @@ from axme_cli.protocol import addresses
 from axme_cli.protocol import lifecycle as lc
 from axme_cli.protocol.ids import uuid7
 from axme_cli.protocol.scenario import ScenarioBundle, next_step_id, step_kind
-from axme_cli.protocol.tasks import HUMAN_TARGET, answer_of, is_rejection, with_defaults
+from axme_cli.protocol.tasks import HUMAN_TARGET, is_rejection, with_defaults
 from axme_cli.runtime.clock import iso
 from axme_cli.runtime.engine import agents as agents_engine
 from axme_cli.runtime.engine import human
@@ -638,13 +638,19 @@ def resume_parent(tx: Tx, s: Settings, principal: Principal, parent: Row, doc: d
 def _task_answer(task: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
     """The ``task_result`` of a resume body (or what ``approve_current_step`` / ``action`` stand for), checked
     against the task (422 when it does not fit; the task stays open)."""
-    answer = answer_of(task, body)
-    if answer is None:
-        from axme_cli.runtime.errors import Unprocessable
+    answer = body.get("task_result")
+    if not isinstance(answer, dict):
+        if body.get("approve_current_step") is True or body.get("action") in ("complete", "approve"):
+            answer = {"outcome": (task.get("allowed_outcomes") or ["approved"])[0]}
+        elif body.get("action") in ("fail", "reject"):
+            answer = {"outcome": "rejected", "comment": body.get("reason")}
+        else:
+            from axme_cli.runtime.errors import Unprocessable
 
-        raise Unprocessable('answer the task with {"task_result": {"outcome": ...}}',
-                            details={"field": "task_result", "allowed": task.get("allowed_outcomes")})
-    check_task_result(task, {"task_result": answer})
+            raise Unprocessable('answer the task with {"task_result": {"outcome": ...}}',
+                                details={"field": "task_result", "allowed": task.get("allowed_outcomes")})
+        body = {"task_result": answer}
+    check_task_result(task, body)
     return answer
 
 
