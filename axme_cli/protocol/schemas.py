@@ -19,6 +19,9 @@ answers are validated by ``problem``, which builds the validator from a checked 
 - size: at most MAX_BYTES serialized, MAX_DEPTH levels of subschemas and MAX_KEYWORDS keywords, both
   counted with every ``$ref`` expanded where it is used (so a small schema cannot reference its way to an
   exponential one).
+- work: the cost of validating is the schema's size times the answer's, so ``problem`` gives up after
+  MAX_EVALUATIONS keyword evaluations (an ``enum`` counts its values) and says so; ``uniqueItems`` runs in
+  linear time (jsonschema's falls back to comparing every pair).
 - it must be a valid JSON Schema 2020-12 (the metaschema), so a broken schema is refused at create time, not
   when somebody answers.
 """
@@ -26,6 +29,8 @@ answers are validated by ``problem``, which builds the validator from a checked 
 from __future__ import annotations
 
 import functools
+import itertools
+import threading
 from typing import Any
 
 import jsonschema
@@ -40,6 +45,8 @@ from referencing.jsonschema import DRAFT202012
 MAX_BYTES = 65_536
 MAX_DEPTH = 32
 MAX_KEYWORDS = 1_000
+# About a second of CPU in the worst case (~7 us each); a form of a few dozen fields needs a few hundred.
+MAX_EVALUATIONS = 100_000
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _DYNAMIC = ("$dynamicRef", "$recursiveRef", "$dynamicAnchor", "$recursiveAnchor")
@@ -114,11 +121,55 @@ def _additional_properties(validator: Any, aP: Any, instance: Any, schema: Any) 
                               f"{patterns}")
 
 
-VALIDATOR = jsonschema.validators.extend(jsonschema.Draft202012Validator, {
-    "pattern": _pattern,
-    "patternProperties": _pattern_properties,
-    "additionalProperties": _additional_properties,
-})
+def _unique_key(value: Any) -> Any:
+    """Equal for values JSON Schema calls equal (1 and 1.0, not true and 1), hashable."""
+    if isinstance(value, bool) or value is None:
+        return ("literal", value)
+    if isinstance(value, int | float):
+        return ("number", value)
+    if isinstance(value, str):
+        return ("string", value)
+    if isinstance(value, list):
+        return ("array", tuple(_unique_key(v) for v in value))
+    return ("object", frozenset((k, _unique_key(v)) for k, v in value.items()))
+
+
+def _unique_items(validator: Any, uI: Any, instance: Any, schema: Any) -> Any:
+    if uI and validator.is_type(instance, "array"):
+        seen: set[Any] = set()
+        for i, item in enumerate(instance):
+            key = _unique_key(item)
+            if key in seen:
+                yield ValidationError(f"item {i} repeats an earlier one: the items must be unique")
+                return
+            seen.add(key)
+
+
+class _TooCostly(Exception):
+    pass
+
+
+_BUDGET = threading.local()  # evaluations left to the validation running on this thread (``problem``)
+
+
+def _budgeted(keyword: str, check: Any) -> Any:
+    def evaluate(validator: Any, value: Any, instance: Any, schema: Any) -> Any:
+        left = getattr(_BUDGET, "left", None)
+        if left is not None:
+            left -= len(value) if keyword == "enum" and isinstance(value, list) else 1
+            if left < 0:
+                raise _TooCostly
+            _BUDGET.left = left
+        return check(validator, value, instance, schema)
+
+    return evaluate
+
+
+_KEYWORDS = {**jsonschema.Draft202012Validator.VALIDATORS, "pattern": _pattern,
+             "patternProperties": _pattern_properties, "additionalProperties": _additional_properties,
+             "uniqueItems": _unique_items}
+VALIDATOR = jsonschema.validators.extend(jsonschema.Draft202012Validator,
+                                         {k: _budgeted(k, v) for k, v in _KEYWORDS.items()})
 
 _FORMATS = jsonschema.FormatChecker(formats=())
 
@@ -279,5 +330,15 @@ def problem(schema: dict[str, Any], instance: Any) -> tuple[str, str] | None:
     """What is wrong with ``instance`` under ``schema``: (dotted path in the instance, message), or None.
     Raises SchemaRefused for a schema ``check`` refuses (one stored before these checks existed)."""
     validator = _compiled(_text(schema))
-    error = best_match(validator.iter_errors(instance))
-    return None if error is None else (_error_path(error), error.message)
+    _BUDGET.left = MAX_EVALUATIONS
+    try:
+        error = best_match(itertools.islice(validator.iter_errors(instance), 100))
+    except _TooCostly:
+        return ("", f"too large to check against this form_schema (more than {MAX_EVALUATIONS} evaluations); "
+                "send a smaller answer")
+    finally:
+        _BUDGET.left = None
+    if error is None:
+        return None
+    message = error.message if len(error.message) <= 500 else error.message[:500] + "..."
+    return _error_path(error), message

@@ -261,6 +261,23 @@ def test_an_invalid_schema_is_refused_at_create_not_at_answer(api: httpx.Client,
     assert api.post("/v1/intents", json=task({"$schema": schemas.DIALECT, "type": "object"})).status_code == 200
 
 
+def test_the_work_of_one_answer_is_bounded(rt: RuntimeProcess, api: httpx.Client) -> None:
+    """Within the schema's bounds, schema size times answer size could still keep a worker busy for minutes:
+    validation stops after MAX_EVALUATIONS, and uniqueItems is linear (it compared every pair)."""
+    alternatives = [{"type": "string", "pattern": f"^z{i}$"} for i in range(50)] + [{"type": "string"}]
+    schema = {"type": "object", "properties": {"xs": {"type": "array", "items": {"anyOf": alternatives},
+                                                      "uniqueItems": True},
+                                               "objs": {"type": "array", "uniqueItems": True}}}
+    intent_id = api.post("/v1/intents", json=task(schema)).json()["intent_id"]
+    with httpx.Client(base_url=rt.url, headers=api.headers, timeout=30) as slow:  # measured ~0.6 s
+        r = answer(slow, intent_id, xs=[f"v{i}" for i in range(3000)])
+        assert_error(r, 422, names="too large to check")
+        r = answer(slow, intent_id, xs=["a"], objs=[{"a": i} for i in range(8000)] + [{"a": 7}])
+        assert_error(r, 422, names="task_result.objs")
+    ok = answer(api, intent_id, xs=["a", "b"], objs=[{"a": 1}, {"a": 1.5}, [1], 1, True])
+    assert ok.status_code == 200, ok.text
+
+
 # ---------------------------------------------------------------------------------------------
 # every way to answer goes through the same validation
 
