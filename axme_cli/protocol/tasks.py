@@ -69,16 +69,16 @@ def form_to_check(task: dict[str, Any], result: dict[str, Any]) -> tuple[dict[st
     return schema, {k: v for k, v in result.items() if k not in ("outcome", "comment")}
 
 
-def form_problem(schema: dict[str, Any], form: dict[str, Any]) -> tuple[str, str, dict[str, Any]] | None:
+def form_problem(schema: dict[str, Any], form: dict[str, Any]) -> tuple[str, str] | None:
     """What is wrong with ``form`` under the task's ``form_schema`` (JSON Schema, protocol/schemas.py):
-    (field, message, details), or None when it fits."""
+    (field, message), or None when it fits."""
     from axme_cli.protocol import schemas
 
     try:
         found = schemas.problem(schema, form)
     except schemas.SchemaRefused as exc:  # a task stored before schemas were checked at create time
-        return ("human_task.form_schema", f"the task's form_schema is refused: {exc}", {})
+        return ("human_task.form_schema", f"the task's form_schema is refused: {exc}")
     if found is None:
         return None
     where, message = found
-    return (f"task_result.{where}" if where else "task_result", message, {"form_schema": schema})
+    return (f"task_result.{where}" if where else "task_result", message)

@@ -116,7 +116,8 @@ async def read_body(request: Request) -> bytes:
 
 
 # Deepest JSON nesting a body may have: what the runtime parses it must also be able to store and write
-# back (orjson writes at most 255 levels; pydantic's JSON parser, used for POST /v1/intents, about 200).
+# back (orjson writes at most 255 levels; the json module, which reads a body again in _refuse_long_integers,
+# recurses).
 MAX_DEPTH = 128
 
 

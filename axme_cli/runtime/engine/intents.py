@@ -39,7 +39,7 @@ _DOC_FIELDS = (
 def dumps(value: Any) -> str:
     try:
         return orjson.dumps(value).decode()
-    except orjson.JSONEncodeError as exc:  # an integer beyond 64 bits (pydantic's JSON parser keeps those)
+    except orjson.JSONEncodeError as exc:  # an integer beyond 64 bits (api.common.parse_json refuses those)
         raise Unprocessable(f"a value cannot be stored: {exc}", code="invalid_value") from None
 
 
@@ -389,7 +389,7 @@ def _resume_event(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 # it outside any transaction (on a worker thread, see api.common.write_answer), ``check_task_result`` only looks
 # here. Validating a caller's schema costs what the caller makes it cost (up to its size limits, times the
 # answer's size), which must not be paid while the writer holds a transaction (on SQLite, on the event loop).
-_FORM_VERDICTS: OrderedDict[bytes, tuple[str, str, dict[str, Any]] | None] = OrderedDict()
+_FORM_VERDICTS: OrderedDict[bytes, tuple[str, str] | None] = OrderedDict()
 _FORM_VERDICTS_KEPT = 4096
 _FORM_LOCK = threading.Lock()
 
@@ -433,7 +433,10 @@ def check_task_result(task: dict[str, Any] | None, body: dict[str, Any]) -> None
         with _FORM_LOCK:
             if key not in _FORM_VERDICTS:
                 raise FormUnjudged(*pending)
-            problem = _FORM_VERDICTS[key]
+            verdict = _FORM_VERDICTS[key]
+        if verdict is not None:
+            field, message = verdict
+            problem = (field, message, {"form_schema": pending[0]} if field.startswith("task_result") else {})
     if problem is not None:
         field, message, details = problem
         raise Unprocessable(f"{field}: {message}", details={"field": field, **details})
