@@ -17,6 +17,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
 )
+from pydantic_core import PydanticCustomError
 
 INTENT_TYPE_PATTERN = r"^[a-z0-9_]+(?:\.[a-z0-9_]+)+\.v[0-9]+$"
 
@@ -71,12 +72,26 @@ def _iso_date_time(value: str) -> str:
     return value
 
 
+def _form_schema(value: dict[str, Any]) -> dict[str, Any]:
+    """A form_schema the runtime will evaluate (protocol/schemas.py), refused when the task is created rather
+    than when somebody answers it."""
+    from axme_cli.protocol import schemas
+
+    try:
+        schemas.check(value)
+    except schemas.SchemaRefused as exc:
+        raise PydanticCustomError("form_schema_refused", "{reason}", {"reason": str(exc)}) from None
+    return value
+
+
 JsonInt = Annotated[int, BeforeValidator(_json_int)]
 # RFC 3339 date-time with a zone; a number or a bare date is refused (as JSON Schema's format does).
 DateTime = Annotated[AwareDatetime, BeforeValidator(_json_str), AfterValidator(_in_range)]
 IsoDateTime = Annotated[str, AfterValidator(_iso_date_time)]
 Seconds = Annotated[JsonInt, Field(ge=1, le=MAX_SECONDS)]
-IntentType = Annotated[str, StringConstraints(pattern=INTENT_TYPE_PATTERN)]
+# The spec gives intent_type a pattern but no maxLength; 255 is the spec's usual bound for names.
+INTENT_TYPE_MAX = 255
+IntentType = Annotated[str, StringConstraints(max_length=INTENT_TYPE_MAX, pattern=INTENT_TYPE_PATTERN)]
 Uuid = Annotated[str, StringConstraints(pattern=UUID_PATTERN)]
 Address = Annotated[str, StringConstraints(min_length=3, max_length=383)]
 
@@ -124,9 +139,9 @@ class HumanTaskSpec(_Strict):
         | None
     ) = None
     evidence_required: StrictBool = False
-    form_schema: dict[str, Any] | None = None
-    # Not in the spec, but in every AXME example.
-    notify_email: str | None = None
+    form_schema: Annotated[dict[str, Any], AfterValidator(_form_schema)] | None = None
+    # Not in the spec, but in every AXME example. 254: the longest address SMTP carries (RFC 5321).
+    notify_email: Annotated[str, StringConstraints(max_length=254)] | None = None
 
 
 class IntentCreateRequest(_Strict):

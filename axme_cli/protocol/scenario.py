@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from axme_cli.protocol.models import INTENT_TYPE_PATTERN, MAX_REMINDERS, MAX_SECONDS, HumanTaskSpec, IsoDateTime
+from axme_cli.protocol.models import MAX_REMINDERS, MAX_SECONDS, HumanTaskSpec, IntentType, IsoDateTime
 
 Seconds = Annotated[int, Field(ge=1, le=MAX_SECONDS)]
 Reminders = Annotated[int, Field(ge=1, le=MAX_REMINDERS)]
@@ -40,7 +40,7 @@ class CompensateSpec(_Model):
     """Our extension: how to undo a completed step when a later one fails for good."""
 
     assigned_to: Annotated[str, StringConstraints(min_length=1, max_length=383)]
-    intent_type: Annotated[str, StringConstraints(pattern=INTENT_TYPE_PATTERN)] | None = None
+    intent_type: IntentType | None = None
     input: dict[str, Any] = Field(default_factory=dict)
     step_deadline_seconds: Seconds | None = None
     retry: RetryPolicy | None = None
@@ -80,7 +80,7 @@ class StepSpec(_Model):
     on_failure: Annotated[str, StringConstraints(max_length=100)] | None = None
     input: dict[str, Any] | None = None
     # Our extensions.
-    intent_type: Annotated[str, StringConstraints(pattern=INTENT_TYPE_PATTERN)] | None = None
+    intent_type: IntentType | None = None
     max_delivery_attempts: Annotated[int, Field(ge=1, le=100)] | None = None
     compensate: CompensateSpec | None = None
 
@@ -93,7 +93,7 @@ class WorkflowSpec(_Model):
 
 
 class IntentSpec(_Model):
-    type: Annotated[str, StringConstraints(pattern=INTENT_TYPE_PATTERN)]
+    type: IntentType
     payload: dict[str, Any] = Field(default_factory=dict)
     deadline_at: IsoDateTime | None = None
     remind_after_seconds: Seconds | None = None

@@ -37,11 +37,11 @@ def is_rejection(outcome: str) -> bool:
 
 
 def answer_problem(task: dict[str, Any], result: dict[str, Any]) -> tuple[str, str, dict[str, Any]] | None:
-    """What is wrong with an answer to ``task``: (field, message, details), or None when it fits.
+    """What is wrong with an answer to ``task`` short of its form: (field, message, details), or None.
 
     The outcome must be allowed; a required comment must be there; an approving answer must carry the
-    evidence a task asks for and must match its ``form_schema`` (JSON Schema; the answer's fields sit at
-    the top level of ``task_result``, as `axme tasks --data` puts them).
+    evidence a task asks for. Whether it matches the task's ``form_schema`` is ``form_problem``'s question,
+    asked before the answer is written (see engine.intents.judge_form).
     """
     allowed = task.get("allowed_outcomes")
     outcome = result.get("outcome")
@@ -55,17 +55,30 @@ def answer_problem(task: dict[str, Any], result: dict[str, Any]) -> tuple[str, s
         data = result.get("data")
         if not (result.get("evidence") or (isinstance(data, dict) and data.get("evidence"))):
             return ("task_result.evidence", "this task requires evidence (e.g. --data evidence=LINK)", {})
-    schema = task.get("form_schema")
-    if isinstance(schema, dict) and schema:
-        import jsonschema
-
-        form = {k: v for k, v in result.items() if k not in ("outcome", "comment")}
-        try:
-            validator = jsonschema.Draft202012Validator(schema)
-            error = jsonschema.exceptions.best_match(validator.iter_errors(form))
-        except jsonschema.exceptions.SchemaError as exc:
-            return ("human_task.form_schema", f"the task's form_schema is not a valid JSON Schema: {exc.message}", {})
-        if error is not None:
-            where = ".".join(str(p) for p in error.absolute_path)
-            return (f"task_result.{where}" if where else "task_result", error.message, {"form_schema": schema})
     return None
+
+
+def form_to_check(task: dict[str, Any], result: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """(form_schema, form) when ``result`` must match the task's form_schema: an approving answer to a task that
+    has one. The form is the answer's fields at the top level of ``task_result``, as `axme tasks --data` puts
+    them."""
+    schema = task.get("form_schema")
+    outcome = result.get("outcome")
+    if not isinstance(schema, dict) or not schema or (isinstance(outcome, str) and is_rejection(outcome)):
+        return None
+    return schema, {k: v for k, v in result.items() if k not in ("outcome", "comment")}
+
+
+def form_problem(schema: dict[str, Any], form: dict[str, Any]) -> tuple[str, str] | None:
+    """What is wrong with ``form`` under the task's ``form_schema`` (JSON Schema, protocol/schemas.py):
+    (field, message), or None when it fits."""
+    from axme_cli.protocol import schemas
+
+    try:
+        found = schemas.problem(schema, form)
+    except schemas.SchemaRefused as exc:  # a task stored before schemas were checked at create time
+        return ("human_task.form_schema", f"the task's form_schema is refused: {exc}")
+    if found is None:
+        return None
+    where, message = found
+    return (f"task_result.{where}" if where else "task_result", message)

@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from axme_cli.protocol import capabilities as caps
 from axme_cli.protocol.inbox import ApprovalDecisionRequest
-from axme_cli.runtime.api.common import authenticate, read_object, respond, runtime
+from axme_cli.runtime.api.common import authenticate, read_object, respond, runtime, write_answer
 from axme_cli.runtime.api.inbox import idempotency_of
 from axme_cli.runtime.api.intents import validation_failed
 from axme_cli.runtime.engine import approvals as engine
@@ -30,7 +30,7 @@ async def decide(request: Request) -> Response:
     idem = idempotency_of(request, principal, f"{req.decision}\n{req.comment or ''}".encode())
     rt = runtime(request)
     now = time.time()
-    result = await rt.write(lambda tx: idempotent(tx, idem, now, lambda: engine.op_decide(
+    result = await write_answer(rt, lambda tx: idempotent(tx, idem, now, lambda: engine.op_decide(
         tx, rt.settings, principal, approval_id, req.decision, req.comment, now)))
     return respond(result, request=request)
 

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import os
-from typing import Any
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+import anyio
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from axme_cli.runtime.core import Runtime
+from axme_cli.runtime.engine import intents as intents_engine
 from axme_cli.runtime.errors import ApiError, BadRequest, PayloadTooLarge, Unprocessable
 from axme_cli.runtime.principals import Principal, parse_session_token
+from axme_cli.runtime.store.base import Tx
+
+T = TypeVar("T")
 
 JSON = "application/json"
 
@@ -20,12 +28,22 @@ def runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
+# What a caller's request or trace id may be for the runtime to send it back: short printable ASCII, so an
+# echoed header can carry no control characters, markup or kilobytes of someone else's text into logs.
+_ECHOABLE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def _echoable(value: str | None) -> str | None:
+    return value if value is not None and _ECHOABLE.fullmatch(value) else None
+
+
 def _echo_headers(request: Request | None) -> dict[str, str] | None:
-    """``x-trace-id`` echoed; ``x-request-id`` propagated, or made up when the caller sent none."""
+    """``x-trace-id`` echoed and ``x-request-id`` propagated when they look like ids (``_ECHOABLE``); a request id
+    is made up when the caller sent none (or one that does not), a trace id is then left out."""
     if request is None:
         return None
-    headers = {"x-request-id": request.headers.get("x-request-id") or os.urandom(8).hex()}
-    trace = request.headers.get("x-trace-id")
+    headers = {"x-request-id": _echoable(request.headers.get("x-request-id")) or os.urandom(8).hex()}
+    trace = _echoable(request.headers.get("x-trace-id"))
     if trace:
         headers["x-trace-id"] = trace
     return headers
@@ -98,7 +116,8 @@ async def read_body(request: Request) -> bytes:
 
 
 # Deepest JSON nesting a body may have: what the runtime parses it must also be able to store and write
-# back (orjson writes at most 255 levels; pydantic's JSON parser, used for POST /v1/intents, about 200).
+# back (orjson writes at most 255 levels; the json module, which reads a body again in _refuse_long_integers,
+# recurses).
 MAX_DEPTH = 128
 
 
@@ -116,16 +135,43 @@ def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
     return False
 
 
-def parse_object(raw: bytes) -> dict[str, Any]:
+# A run of 19 digits or more somewhere in a body: maybe an integer beyond 64 bits (orjson reads those as a
+# double, losing digits), so only then is the body read again to find out (``_refuse_long_integers``).
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+_INT_RANGE = (-(2**63), 2**64 - 1)  # what orjson reads and writes as an integer
+
+
+def _exact_int(text: str) -> int:
+    value = int(text)
+    if not _INT_RANGE[0] <= value <= _INT_RANGE[1]:
+        raise Unprocessable("a number in the request body is an integer beyond 64 bits, which the runtime cannot "
+                            "keep exactly; send it as a string", code="invalid_value", details={"field": "(body)"})
+    return value
+
+
+def _refuse_long_integers(raw: bytes) -> None:
+    if _LONG_DIGITS.search(raw):
+        json.loads(raw, parse_int=_exact_int)
+
+
+def parse_json(raw: bytes) -> Any:
+    """The one reading of a JSON request body: strict JSON (no NaN or Infinity, and a number must fit a double:
+    400 ``invalid_json``), at most MAX_DEPTH deep and with no integer beyond 64 bits (422)."""
     if not raw.strip():
         raise BadRequest("request body is empty; send a JSON object", code="invalid_json")
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}", code="invalid_json") from None
+    refuse_deep(raw, value)
+    _refuse_long_integers(raw)  # after refuse_deep: the json module recurses
+    return value
+
+
+def parse_object(raw: bytes) -> dict[str, Any]:
+    value = parse_json(raw)
     if not isinstance(value, dict):
         raise Unprocessable("request body must be a JSON object", details={"field": "(body)"})
-    refuse_deep(raw, value)
     return value
 
 
@@ -160,3 +206,32 @@ def int_param(request: Request, name: str, default: int, low: int, high: int) ->
             f"{name}: must be from {low} to {high}, got {value}", code="invalid_parameter", details={"field": name}
         )
     return value
+
+
+IDEMPOTENCY_KEY_MAX = 255
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The ``Idempotency-Key`` header, at most IDEMPOTENCY_KEY_MAX characters (422 otherwise)."""
+    key = request.headers.get("idempotency-key")
+    if key and len(key) > IDEMPOTENCY_KEY_MAX:
+        raise Unprocessable(f"Idempotency-Key: at most {IDEMPOTENCY_KEY_MAX} characters",
+                            details={"field": "Idempotency-Key"})
+    return key or None
+
+
+# Answers validated against form_schemas at once, each on a worker thread: the event loop goes on serving.
+_FORM_THREADS = anyio.CapacityLimiter(2)
+
+
+async def write_answer(rt: Runtime, op: Callable[[Tx], T]) -> T:
+    """``rt.write(op)`` for an operation that may answer a human task. The operation only reads the verdict on
+    the answer's form (engine.intents.check_task_result); when there is none yet it stops (FormUnjudged, before
+    changing anything, after checking who may answer), the form is validated against the task's form_schema
+    here, on a worker thread outside any transaction, and the operation runs again."""
+    try:
+        return await rt.write(op)
+    except intents_engine.FormUnjudged as unjudged:
+        await anyio.to_thread.run_sync(intents_engine.judge_form, unjudged.schema, unjudged.form,
+                                       limiter=_FORM_THREADS)
+    return await rt.write(op)

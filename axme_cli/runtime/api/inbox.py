@@ -18,7 +18,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from axme_cli.protocol import inbox as wire
-from axme_cli.runtime.api.common import authenticate, int_param, parse_object, read_body, respond, runtime
+from axme_cli.runtime.api.common import (
+    authenticate,
+    idempotency_key,
+    int_param,
+    parse_object,
+    read_body,
+    respond,
+    runtime,
+)
 from axme_cli.runtime.api.intents import resolve_target, validation_failed
 from axme_cli.runtime.engine import inbox as engine
 from axme_cli.runtime.errors import BadRequest, Forbidden, NotFound, Unprocessable
@@ -112,11 +120,9 @@ async def _body(request: Request, model: type[BaseModel], *, optional: bool) -> 
 
 def idempotency_of(request: Request, principal: Principal, fingerprint: bytes) -> tuple[str, str, str] | None:
     """(scope, key, body hash) of an ``Idempotency-Key`` sent to this route by this caller, or None."""
-    key = request.headers.get("idempotency-key")
+    key = idempotency_key(request)
     if not key:
         return None
-    if len(key) > 255:
-        raise Unprocessable("Idempotency-Key: at most 255 characters", details={"field": "Idempotency-Key"})
     return f"{principal.key_id}:POST {request.url.path}", key, hashlib.sha256(fingerprint).hexdigest()
 
 

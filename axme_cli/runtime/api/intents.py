@@ -23,16 +23,17 @@ from axme_cli.protocol.models import (
 )
 from axme_cli.runtime import tracing
 from axme_cli.runtime.api.common import (
-    MAX_DEPTH,
     authenticate,
+    idempotency_key,
     int_param,
+    parse_json,
     parse_object,
     read_body,
     read_object,
-    refuse_deep,
     respond,
     respond_raw,
     runtime,
+    write_answer,
 )
 from axme_cli.runtime.api.sse import EventStream, Last
 from axme_cli.runtime.clock import to_iso
@@ -72,11 +73,6 @@ def _raise(exc: Exception) -> str:
 
 def validation_failed(exc: ValidationError) -> Exception:
     errors = exc.errors(include_url=False, include_input=False)
-    if errors and errors[0].get("type") == "json_invalid" and "recursion limit" in str(errors[0].get("msg")):
-        return Unprocessable(f"request body nests arrays and objects more than {MAX_DEPTH} levels deep",
-                             code="too_deeply_nested", details={"field": "(body)", "max_depth": MAX_DEPTH})
-    if errors and errors[0].get("type") == "json_invalid":
-        return BadRequest(f"request body is not valid JSON: {errors[0].get('msg')}", code="invalid_json")
     if errors and errors[0].get("type") == "model_type":
         return Unprocessable("request body must be a JSON object", details={"field": "(body)"})
     message, details = describe_validation_error(exc)
@@ -87,22 +83,15 @@ async def create_intent(request: Request) -> Response:
     principal = await authenticate(request)
     rt = runtime(request)
     raw = await read_body(request)
-    if not raw.strip():
-        raise BadRequest("request body is empty; send a JSON object", code="invalid_json")
     try:
-        model = create_request_adapter.validate_json(raw)
+        model = create_request_adapter.validate_python(parse_json(raw))
     except ValidationError as exc:
         raise validation_failed(exc) from None
-    refuse_deep(raw)
     req = create_request(rt.settings, principal, model)
     if rt.tracing is not None:
         req["trace"] = tracing.context_from(request.headers)
-    idem = None
-    key = request.headers.get("idempotency-key")
-    if key:
-        if len(key) > 255:
-            raise Unprocessable("Idempotency-Key: at most 255 characters", details={"field": "Idempotency-Key"})
-        idem = (f"{principal.key_id}:POST /v1/intents", key, hashlib.sha256(raw).hexdigest())
+    key = idempotency_key(request)
+    idem = (f"{principal.key_id}:POST /v1/intents", key, hashlib.sha256(raw).hexdigest()) if key else None
     now = time.time()
     s = rt.settings
     body = await rt.write(lambda tx: engine.op_create(tx, s, principal, req, now, idem))
@@ -265,7 +254,7 @@ async def resume_intent(request: Request) -> Response:
     intent_id = request.path_params["intent_id"]
     now = time.time()
     rt = runtime(request)
-    result = await rt.write(lambda tx: engine.op_resume(tx, rt.settings, principal, intent_id, body, now))
+    result = await write_answer(rt, lambda tx: engine.op_resume(tx, rt.settings, principal, intent_id, body, now))
     return respond(result, request=request)
 
 

@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from axme_cli.protocol.scenario import IntentSpec, ScenarioBundle, check
 from axme_cli.runtime import tracing
-from axme_cli.runtime.api.common import authenticate, parse_object, read_body, respond, runtime
+from axme_cli.runtime.api.common import authenticate, idempotency_key, parse_object, read_body, respond, runtime
 from axme_cli.runtime.engine import workflows
 from axme_cli.runtime.errors import Unprocessable
 
@@ -65,7 +65,7 @@ async def apply(request: Request) -> Response:
         raise Unprocessable(f"the scenario bundle is invalid: {errors[0]}" + (
             f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""),
             code="scenario_invalid", details={"errors": errors, "warnings": warnings})
-    key = request.headers.get("idempotency-key") or bundle.idempotency_key
+    key = idempotency_key(request) or bundle.idempotency_key
     idem = (f"{principal.key_id}:POST /v1/scenarios/apply", key, hashlib.sha256(raw).hexdigest()) if key else None
     rt = runtime(request)
     now = time.time()

@@ -38,7 +38,7 @@ from axme_cli.protocol import lifecycle as lc
 from axme_cli.protocol.task_forms import FormField, form_fields, parse_value, place
 from axme_cli.protocol.tasks import with_defaults
 from axme_cli.runtime.api.auth import client_address
-from axme_cli.runtime.api.common import read_body, runtime
+from axme_cli.runtime.api.common import read_body, runtime, write_answer
 from axme_cli.runtime.engine import human
 from axme_cli.runtime.engine.intents import loads
 from axme_cli.runtime.errors import ApiError, TooManyRequests, Unprocessable
@@ -253,7 +253,7 @@ async def task_page(request: Request) -> Response:
         return _form_page(row, link, key, values=form, error=error, status=422)
     s = rt.settings
     try:
-        answer = await rt.write(lambda tx: human.op_answer_by_link(tx, s, token_hash, result, now))
+        answer = await write_answer(rt, lambda tx: human.op_answer_by_link(tx, s, token_hash, result, now))
     except human.LinkRefused as exc:
         fresh = await rt.store.get_intent(row["intent_id"])
         return _refused(str(exc.details.get("reason")), fresh)

@@ -7,6 +7,9 @@ and updates the intent row in the same transaction.
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import orjson
@@ -36,7 +39,7 @@ _DOC_FIELDS = (
 def dumps(value: Any) -> str:
     try:
         return orjson.dumps(value).decode()
-    except orjson.JSONEncodeError as exc:  # an integer beyond 64 bits (pydantic's JSON parser keeps those)
+    except orjson.JSONEncodeError as exc:  # an integer beyond 64 bits (api.common.parse_json refuses those)
         raise Unprocessable(f"a value cannot be stored: {exc}", code="invalid_value") from None
 
 
@@ -383,12 +386,58 @@ def _resume_event(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     )
 
 
+# Verdicts of answers' forms under their tasks' form_schemas, by sha256 of (schema, form): ``judge_form`` fills
+# it outside any transaction (on a worker thread, see api.common.write_answer), ``check_task_result`` only looks
+# here. Validating a caller's schema costs what the caller makes it cost (up to its size limits, times the
+# answer's size), which must not be paid while the writer holds a transaction (on SQLite, on the event loop).
+_FORM_VERDICTS: OrderedDict[bytes, tuple[str, str] | None] = OrderedDict()
+_FORM_VERDICTS_KEPT = 4096
+_FORM_LOCK = threading.Lock()
+
+
+def _form_key(schema: dict[str, Any], form: dict[str, Any]) -> bytes:
+    return hashlib.sha256(dumps([schema, form]).encode()).digest()
+
+
+def judge_form(schema: dict[str, Any], form: dict[str, Any]) -> None:
+    """Validate ``form`` against ``schema`` and keep the verdict for the write that follows."""
+    verdict = tasks.form_problem(schema, form)
+    key = _form_key(schema, form)
+    with _FORM_LOCK:
+        _FORM_VERDICTS[key] = verdict
+        _FORM_VERDICTS.move_to_end(key)
+        while len(_FORM_VERDICTS) > _FORM_VERDICTS_KEPT:
+            _FORM_VERDICTS.popitem(last=False)
+
+
+class FormUnjudged(Conflict):
+    """An answer's form has no verdict yet: the caller judges it (``judge_form``) and runs the operation again.
+    Reaching a client (409), it means the task changed between the two runs."""
+
+    def __init__(self, schema: dict[str, Any], form: dict[str, Any]) -> None:
+        super().__init__("the answer could not be checked against the task's form_schema (the task changed "
+                         "meanwhile); send it again", code="answer_not_checked")
+        self.schema = schema
+        self.form = form
+
+
 def check_task_result(task: dict[str, Any] | None, body: dict[str, Any]) -> None:
-    """Refuse a human answer that does not fit its task (422); the task stays open."""
+    """Refuse a human answer that does not fit its task (422); the task stays open. The form's verdict comes
+    from ``judge_form``; without one, FormUnjudged (raised before the operation changed anything)."""
     result = body.get("task_result")
     if not task or not isinstance(result, dict):
         return
     problem = tasks.answer_problem(task, result)
+    pending = tasks.form_to_check(task, result) if problem is None else None
+    if pending is not None:
+        key = _form_key(*pending)
+        with _FORM_LOCK:
+            if key not in _FORM_VERDICTS:
+                raise FormUnjudged(*pending)
+            verdict = _FORM_VERDICTS[key]
+        if verdict is not None:
+            field, message = verdict
+            problem = (field, message, {"form_schema": pending[0]} if field.startswith("task_result") else {})
     if problem is not None:
         field, message, details = problem
         raise Unprocessable(f"{field}: {message}", details={"field": field, **details})

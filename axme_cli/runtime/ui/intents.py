@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from axme_cli.protocol import lifecycle as lc
 from axme_cli.protocol.models import HumanTaskSpec, create_request_adapter, describe_validation_error
 from axme_cli.runtime.api import intents as intents_api
-from axme_cli.runtime.api.common import runtime
+from axme_cli.runtime.api.common import runtime, write_answer
 from axme_cli.runtime.clock import iso
 from axme_cli.runtime.engine import intents as engine
 from axme_cli.runtime.engine.workflows import workflow_view
@@ -382,7 +382,7 @@ async def _action(request: Request, sess: UiSession) -> Response:
             return _confirm_page(sess, ctx, action, form=form, status=422, error="Result fields: use a JSON object")
         body = {**extra, "action": form.get("action") or "complete"}
         try:
-            await rt.write(lambda tx: engine.op_resume(tx, s, p, intent_id, body, now))
+            await write_answer(rt, lambda tx: engine.op_resume(tx, s, p, intent_id, body, now))
         except Unprocessable as exc:
             return _confirm_page(sess, ctx, action, form=form, status=422, error=exc.message)
     else:

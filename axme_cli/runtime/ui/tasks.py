@@ -12,7 +12,7 @@ from starlette.responses import RedirectResponse, Response
 
 from axme_cli.protocol.task_forms import form_fields
 from axme_cli.protocol.tasks import is_rejection, with_defaults
-from axme_cli.runtime.api.common import runtime
+from axme_cli.runtime.api.common import runtime, write_answer
 from axme_cli.runtime.api.task_pages import _input, answer_from_form
 from axme_cli.runtime.api.tasks import task_entry
 from axme_cli.runtime.engine import intents as engine
@@ -118,7 +118,7 @@ async def _answer(request: Request, sess: UiSession) -> Response:
         return await _render(request, sess, failed=intent_id, values=form, error=problem, status=422)
     s, p, now = rt.settings, sess.principal, time.time()
     try:
-        answer = await rt.write(lambda tx: engine.op_resume(tx, s, p, intent_id, {"task_result": result}, now))
+        answer = await write_answer(rt, lambda tx: engine.op_resume(tx, s, p, intent_id, {"task_result": result}, now))
     except Unprocessable as exc:
         return await _render(request, sess, failed=intent_id, values=form, error=exc.message, status=422)
     query = urlencode({"answered": intent_id, "outcome": result["outcome"],
