@@ -36,7 +36,6 @@ from typing import Any
 import jsonschema
 import orjson
 import re2
-from jsonschema import _keywords
 from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 from referencing.exceptions import Unresolvable
@@ -104,11 +103,15 @@ def _additional(instance: dict[str, Any], schema: dict[str, Any]) -> list[str]:
     return [k for k in instance if k not in properties and not any(_search(p, k) for p in patterns)]
 
 
+# jsonschema's own keyword, through its public VALIDATORS table
+_STANDARD_ADDITIONAL = jsonschema.Draft202012Validator.VALIDATORS["additionalProperties"]
+
+
 def _additional_properties(validator: Any, aP: Any, instance: Any, schema: Any) -> Any:
     if not validator.is_type(instance, "object"):
         return
     if "patternProperties" not in schema:  # no pattern involved: jsonschema's own keyword
-        yield from _keywords.additionalProperties(validator, aP, instance, schema)
+        yield from _STANDARD_ADDITIONAL(validator, aP, instance, schema)
         return
     extras = _additional(instance, schema)
     if validator.is_type(aP, "object"):
