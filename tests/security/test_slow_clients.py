@@ -23,33 +23,9 @@ from axme_cli.runtime.http1 import CYCLE_NAMES, PROTOCOL_NAMES, protocol
 from axme_cli.runtime.settings import Settings
 from tests.conftest import make_agent
 from tests.runtime_proc import RuntimeProcess
+from tests.test_http1 import RecordingTransport as Transport
 
 HALF_OPEN = b"GET / HTTP/1.1\r\nHost: x\r\nX-a: "
-
-
-class Transport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.writes: list[bytes] = []
-        self.closed = False
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"sockname": ("127.0.0.1", 8100), "peername": ("127.0.0.1", 50000)}.get(name, default)
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.writes.append(bytes(data))
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        self.closed = True
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
 
 
 async def slow_app(scope: Any, receive: Any, send: Any) -> None:
