@@ -7,8 +7,6 @@ Tokens: ``keys create`` prints the new token once and also puts it in ``--json``
 of that command). ``register --with-key`` prints it once but leaves it out of ``--json`` unless ``--show-key``.
 Keys kept with ``--save`` / ``--with-key`` go to scenario-agents.json (0600), the file `axme scenarios apply`
 writes; ``delete`` and ``keys revoke`` drop the agent's (or that key's) entry for the current base URL.
-
-``register(app)`` returns the ``agents`` sub-app so other modules can add commands to it.
 """
 
 from __future__ import annotations
@@ -17,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from axme_cli.cli import agents_run
 from axme_cli.cli.common import ApiKeyOpt, BaseUrlOpt, ContextOpt
 
 if TYPE_CHECKING:
@@ -52,8 +51,6 @@ def _looks_like_id(ref: str) -> bool:
 
 def resolve_agent(c: Client, ref: str | None, agent_id: str | None = None) -> dict[str, Any]:
     """``GET /v1/agents/...`` for ADDRESS, a service-account id, or ``--agent-id``: ``{ok, agent}``."""
-    from urllib.parse import quote
-
     from axme_cli.errors import CliError, UsageError
 
     if ref and agent_id:
@@ -66,12 +63,12 @@ def resolve_agent(c: Client, ref: str | None, agent_id: str | None = None) -> di
         sa_id = agent_id or (ref if ref and _looks_like_id(ref) else None)
         if sa_id:
             try:
-                address = c.get(f"/v1/service-accounts/{quote(sa_id.strip(), safe='')}")["service_account"]["address"]
+                address = c.get_service_account(sa_id.strip())["service_account"]["address"]
             except CliError as exc:  # a positional id may still be an agent's name
                 if agent_id or exc.code not in NOT_FOUND_CODES:
                     raise
         assert address is not None
-        return dict(c.get(f"/v1/agents/{agent_path(address)}"))
+        return c.get_agent(agent_path(address))
     except CliError as exc:
         if exc.code in NOT_FOUND_CODES:
             raise CliError(exc.message, code=exc.code, fix="list agents with `axme agents list`, and check the "
@@ -139,7 +136,7 @@ def _forget(address: str, base_url: str, *, key_id: str | None = None) -> int:
     Runs after the server-side change succeeded, so a broken file is a warning, not a failure.
     """
     from axme_cli.config import agents_file
-    from axme_cli.config.files import ConfigFileError
+    from axme_cli.errors import ConfigFileError
     from axme_cli.render.console import err
 
     try:
@@ -169,115 +166,111 @@ def _token_lines(key: dict[str, Any], saved: str | None) -> list[tuple[str, Any]
 
 
 # --------------------------------------------------------------------------------------------- commands
-def register(app: typer.Typer) -> typer.Typer:
-    agents = typer.Typer(help="Agents (service accounts) and their API keys.", no_args_is_help=True,
-                         rich_markup_mode=None)
-    app.add_typer(agents, name="agents")
-    keys = typer.Typer(help="Mint and revoke an agent's API keys.", no_args_is_help=True, rich_markup_mode=None)
-    agents.add_typer(keys, name="keys")
+app = typer.Typer(help="Agents (service accounts) and their API keys.", no_args_is_help=True,
+                     rich_markup_mode=None)
+keys = typer.Typer(help="Mint and revoke an agent's API keys.", no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(keys, name="keys")
 
-    @agents.command("list")
-    def list_(
-        limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="At most this many agents.")] = 100,
-        base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
-    ) -> None:
-        """List agents, oldest first (--json: an array of agents)."""
-        from axme_cli.cli.common import client, emit, json_mode
-        from axme_cli.render.tables import table
+@app.command("list")
+def list_(
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="At most this many agents.")] = 100,
+    base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
+) -> None:
+    """List agents, oldest first (--json: an array of agents)."""
+    from axme_cli.cli.common import client, output
+    from axme_cli.render.tables import table
 
-        with client(base_url, api_key, context) as c:
-            rows = c.get("/v1/agents", params={"limit": limit}).get("agents", [])
-        if json_mode():
-            emit(rows)
-            return
-        table(["ADDRESS", "DISPLAY_NAME", "STATUS", "CREATED_AT"],
-              [[r.get("address"), r.get("display_name"), r.get("status"), r.get("created_at")] for r in rows],
-              empty="No agents yet: register one with `axme agents register --name NAME`.", status_column=None)
+    with client(base_url, api_key, context) as c:
+        rows = c.list_agents(limit=limit)
+    output().result(rows, lambda: table(
+        ["ADDRESS", "DISPLAY_NAME", "STATUS", "CREATED_AT"],
+        [[r.get("address"), r.get("display_name"), r.get("status"), r.get("created_at")] for r in rows],
+        empty="No agents yet: register one with `axme agents register --name NAME`.", status_column=None))
 
-    @agents.command("show")
-    def show(agent: AgentArg, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
-             context: ContextOpt = None) -> None:
-        """Show an agent and its keys (never their tokens). --json: the API body {ok, agent} plus "keys"."""
-        from urllib.parse import quote
+@app.command("show")
+def show(agent: AgentArg, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
+         context: ContextOpt = None) -> None:
+    """Show an agent and its keys (never their tokens). --json: the API body {ok, agent} plus "keys"."""
+    from axme_cli.cli.common import client, output
 
-        from axme_cli.cli.common import client, emit, json_mode
-        from axme_cli.render.console import key_values, out
-        from axme_cli.render.tables import table
+    with client(base_url, api_key, context) as c:
+        body = resolve_agent(c, agent)
+        sa_body = c.get_service_account(body["agent"]["service_account_id"])
+    key_list = sa_body.get("keys", [])
+    output().result({**body, "keys": key_list}, lambda: _show_agent(body["agent"], sa_body, key_list))
 
-        with client(base_url, api_key, context) as c:
-            body = resolve_agent(c, agent)
-            sa_id = body["agent"]["service_account_id"]
-            sa_body = c.get(f"/v1/service-accounts/{quote(sa_id, safe='')}")
-        key_list = sa_body.get("keys", [])
-        if json_mode():
-            emit({**body, "keys": key_list})
-            return
-        view, sa = body["agent"], sa_body.get("service_account", {})
-        rows: list[tuple[str, Any]] = [(k, view.get(k)) for k in ("address", "service_account_id",
-                                                                  "service_account_name", "display_name")]
-        rows += [("description", sa.get("description")), ("status", view.get("status")),
-                 ("created_at", view.get("created_at")), ("updated_at", view.get("updated_at")),
-                 ("keys", f"{len(key_list)} ({sum(_key_status(k) == 'active' for k in key_list)} active)")]
-        key_values([(f"{k}:", "" if v is None else v) for k, v in rows])
-        out()
-        table(["KEY_ID", "HINT", "STATUS", "CREATED_AT", "EXPIRES_AT"],
-              [[k.get("key_id"), k.get("key_hint"), _key_status(k), k.get("created_at"), k.get("expires_at") or "never"]
-               for k in key_list],
-              empty=f"No keys: mint one with `axme agents keys create {view['address']} --save`.", status_column=None)
 
-    @agents.command("register")
-    def register_(
-        name: Annotated[str, typer.Option("--name", help="Agent name (lowercase letters, digits, '.', '_', '-'); "
-                                          "its address is agent://<org>/<workspace>/<name>.", show_default=False)],
-        display_name: Annotated[str | None, typer.Option("--display-name", show_default=False)] = None,
-        description: Annotated[str | None, typer.Option("--description", show_default=False)] = None,
-        with_key: Annotated[bool, typer.Option("--with-key", help="Also mint an API key and keep it in "
-                                               "scenario-agents.json (the token is printed once).")] = False,
-        show_key: Annotated[bool, typer.Option("--show-key", help="With --with-key and --json: include the token "
-                                               "in the JSON.")] = False,
-        base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
-    ) -> None:
-        """Register an agent (a service account). --json: the API body; the token only with --show-key."""
-        from axme_cli.cli.common import client, emit, json_mode
-        from axme_cli.errors import CliError, UsageError
-        from axme_cli.render.console import key_values, out
+def _show_agent(view: dict[str, Any], sa_body: dict[str, Any], key_list: list[dict[str, Any]]) -> None:
+    from axme_cli.render.console import key_values, out
+    from axme_cli.render.tables import table
 
-        if show_key and not with_key:
-            raise UsageError("--show-key only applies with --with-key", fix="add --with-key, or drop --show-key")
+    sa = sa_body.get("service_account", {})
+    rows: list[tuple[str, Any]] = [(k, view.get(k)) for k in ("address", "service_account_id",
+                                                              "service_account_name", "display_name")]
+    rows += [("description", sa.get("description")), ("status", view.get("status")),
+             ("created_at", view.get("created_at")), ("updated_at", view.get("updated_at")),
+             ("keys", f"{len(key_list)} ({sum(_key_status(k) == 'active' for k in key_list)} active)")]
+    key_values([(f"{k}:", "" if v is None else v) for k, v in rows])
+    out()
+    table(["KEY_ID", "HINT", "STATUS", "CREATED_AT", "EXPIRES_AT"],
+          [[k.get("key_id"), k.get("key_hint"), _key_status(k), k.get("created_at"), k.get("expires_at") or "never"]
+           for k in key_list],
+          empty=f"No keys: mint one with `axme agents keys create {view['address']} --save`.", status_column=None)
+
+@app.command("register")
+def register_(
+    name: Annotated[str, typer.Option("--name", help="Agent name (lowercase letters, digits, '.', '_', '-'); "
+                                      "its address is agent://<org>/<workspace>/<name>.", show_default=False)],
+    display_name: Annotated[str | None, typer.Option("--display-name", show_default=False)] = None,
+    description: Annotated[str | None, typer.Option("--description", show_default=False)] = None,
+    with_key: Annotated[bool, typer.Option("--with-key", help="Also mint an API key and keep it in "
+                                           "scenario-agents.json (the token is printed once).")] = False,
+    show_key: Annotated[bool, typer.Option("--show-key", help="With --with-key and --json: include the token "
+                                           "in the JSON.")] = False,
+    base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
+) -> None:
+    """Register an agent (a service account). --json: the API body; the token only with --show-key."""
+    from axme_cli.cli.common import client, output
+    from axme_cli.errors import CliError, ConfigFileError, UsageError
+    from axme_cli.render.console import key_values, out
+
+    if show_key and not with_key:
+        raise UsageError("--show-key only applies with --with-key", fix="add --with-key, or drop --show-key")
+    if with_key:
+        _check_agents_file()
+    body: dict[str, Any] = {"name": name}
+    if display_name is not None:
+        body["display_name"] = display_name
+    if description is not None:
+        body["description"] = description
+    key: dict[str, Any] | None = None
+    saved: str | None = None
+    with client(base_url, api_key, context) as c:
+        try:
+            created = c.create_service_account(body)
+        except CliError as exc:
+            if exc.code == "service_account_exists":
+                raise CliError(exc.message, code=exc.code, fix=f"see it with `axme agents show {name}`; mint "
+                               f"a key with `axme agents keys create {name} --save`") from None
+            raise
+        sa = created["service_account"]
+        address, sa_id = sa["agent_address"], sa["service_account_id"]
         if with_key:
-            _check_agents_file()
-        body: dict[str, Any] = {"name": name}
-        if display_name is not None:
-            body["display_name"] = display_name
-        if description is not None:
-            body["description"] = description
-        key: dict[str, Any] | None = None
-        saved: str | None = None
-        with client(base_url, api_key, context) as c:
             try:
-                created = c.post("/v1/service-accounts", json=body)
-            except CliError as exc:
-                if exc.code == "service_account_exists":
-                    raise CliError(exc.message, code=exc.code, fix=f"see it with `axme agents show {name}`; mint "
-                                   f"a key with `axme agents keys create {name} --save`") from None
+                key = c.create_key(sa_id)["key"]
+            except ConfigFileError:
                 raise
-            sa = created["service_account"]
-            address, sa_id = sa["agent_address"], sa["service_account_id"]
-            if with_key:
-                try:
-                    key = c.post(f"/v1/service-accounts/{sa_id}/keys", json={})["key"]
-                except CliError as exc:
-                    raise CliError(f"agent {address} is registered, but minting its key failed: {exc.message}",
-                                   fix=f"mint one with `axme agents keys create {address} --save`",
-                                   exit_code=exc.exit_code, code=exc.code) from None
-                saved = _save_key(c.base_url, address, sa_id, key)
-        if json_mode():
-            result: dict[str, Any] = dict(created)
-            if key is not None:
-                result["key"] = key if show_key else {k: v for k, v in key.items() if k != "token"}
-                result["saved_to"] = saved
-            emit(result)
-            return
+            except CliError as exc:
+                raise CliError(f"agent {address} is registered, but minting its key failed: {exc.message}",
+                               fix=f"mint one with `axme agents keys create {address} --save`",
+                               exit_code=exc.exit_code, code=exc.code) from None
+            saved = _save_key(c.base_url, address, sa_id, key)
+    result: dict[str, Any] = dict(created)
+    if key is not None:
+        result["key"] = key if show_key else {k: v for k, v in key.items() if k != "token"}
+        result["saved_to"] = saved
+
+    def text() -> None:
         out("Agent registered.")
         rows: list[tuple[str, Any]] = [("  Name:", sa.get("name")), ("  Service account:", sa_id),
                                        ("  Agent address:", address)]
@@ -292,109 +285,100 @@ def register(app: typer.Typer) -> typer.Typer:
         out(f"  Send it an intent:  axme intents send --to {address}")
         out(f"  See it:             axme agents show {address}")
 
-    @agents.command("delete")
-    def delete(
-        agent: AgentArg,
-        yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (needed when not on a "
-                                          "terminal).")] = False,
-        base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
-    ) -> None:
-        """Delete an agent: revokes all its keys and drops it from scenario-agents.json for this base URL."""
-        import sys
+    output().result(result, text)
 
-        from axme_cli.cli.common import client, emit, json_mode
-        from axme_cli.errors import CliError, UsageError
-        from axme_cli.render.console import out
+@app.command("delete")
+def delete(
+    agent: AgentArg,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (needed when not on a "
+                                      "terminal).")] = False,
+    base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
+) -> None:
+    """Delete an agent: revokes all its keys and drops it from scenario-agents.json for this base URL."""
+    import sys
 
-        if not yes and not sys.stdin.isatty():
-            raise UsageError(f"not deleting agent {agent!r} without confirmation (no terminal to ask on)",
-                             fix=f"pass --yes: `axme agents delete {agent} --yes`", code="confirmation_required")
-        with client(base_url, api_key, context) as c:
-            view = resolve_agent(c, agent)["agent"]
-            address, sa_id = view["address"], view["service_account_id"]
-            if not yes and not _confirm(f"Delete agent {address} (service account {sa_id}) and revoke all its keys?"):
-                raise CliError(f"agent {address} was not deleted", code="not_confirmed")
-            body = c.delete(f"/v1/service-accounts/{sa_id}")
-            removed = _forget(address, c.base_url)
-        if json_mode():
-            emit({**body, "removed_from_agents_file": removed})
-            return
-        out(f"Agent {address} deleted (service account {sa_id}); its keys are revoked.")
-        if removed:
-            from axme_cli.config import agents_file
+    from axme_cli.cli.common import client, output
+    from axme_cli.config import agents_file
+    from axme_cli.errors import CliError, UsageError
 
-            out(f"Removed its key from {agents_file.path()}.")
+    if not yes and not sys.stdin.isatty():
+        raise UsageError(f"not deleting agent {agent!r} without confirmation (no terminal to ask on)",
+                         fix=f"pass --yes: `axme agents delete {agent} --yes`", code="confirmation_required")
+    with client(base_url, api_key, context) as c:
+        view = resolve_agent(c, agent)["agent"]
+        address, sa_id = view["address"], view["service_account_id"]
+        if not yes and not _confirm(f"Delete agent {address} (service account {sa_id}) and revoke all its keys?"):
+            raise CliError(f"agent {address} was not deleted", code="not_confirmed")
+        body = c.delete_service_account(sa_id)
+        removed = _forget(address, c.base_url)
+    output().result({**body, "removed_from_agents_file": removed},
+                    [f"Agent {address} deleted (service account {sa_id}); its keys are revoked.",
+                     *([f"Removed its key from {agents_file.path()}."] if removed else [])])
 
-    @keys.command("create")
-    def keys_create(
-        agent: OptAgentArg = None,
-        agent_id: AgentIdOpt = None,
-        expires_at: Annotated[str | None, typer.Option("--expires-at", help="RFC 3339 expiry, e.g. "
-                                                       "2030-01-01T00:00:00Z (default: never).",
-                                                       show_default=False)] = None,
-        save: Annotated[bool, typer.Option("--save", help="Also keep the key in scenario-agents.json (0600).")]
-        = False,
-        base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
-    ) -> None:
-        """Mint an API key for an agent. The token is shown once, and --json includes it (that is the point of
-        this command): keep that output out of logs."""
-        from axme_cli.cli.common import client, emit, json_mode
-        from axme_cli.render.console import key_values, out
+@keys.command("create")
+def keys_create(
+    agent: OptAgentArg = None,
+    agent_id: AgentIdOpt = None,
+    expires_at: Annotated[str | None, typer.Option("--expires-at", help="RFC 3339 expiry, e.g. "
+                                                   "2030-01-01T00:00:00Z (default: never).",
+                                                   show_default=False)] = None,
+    save: Annotated[bool, typer.Option("--save", help="Also keep the key in scenario-agents.json (0600).")]
+    = False,
+    base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
+) -> None:
+    """Mint an API key for an agent. The token is shown once, and --json includes it (that is the point of
+    this command): keep that output out of logs."""
+    from axme_cli.cli.common import client, output
+    from axme_cli.render.console import key_values, out
 
-        body: dict[str, Any] = {}
-        if expires_at is not None:
-            body["expires_at"] = _expiry(expires_at)
+    body: dict[str, Any] = {}
+    if expires_at is not None:
+        body["expires_at"] = _expiry(expires_at)
+    if save:
+        _check_agents_file()
+    saved: str | None = None
+    with client(base_url, api_key, context) as c:
+        view = resolve_agent(c, agent, agent_id)["agent"]
+        address, sa_id = view["address"], view["service_account_id"]
+        created = c.create_key(sa_id, body)
+        key = created["key"]
         if save:
-            _check_agents_file()
-        saved: str | None = None
-        with client(base_url, api_key, context) as c:
-            view = resolve_agent(c, agent, agent_id)["agent"]
-            address, sa_id = view["address"], view["service_account_id"]
-            created = c.post(f"/v1/service-accounts/{sa_id}/keys", json=body)
-            key = created["key"]
-            if save:
-                saved = _save_key(c.base_url, address, sa_id, key)
-        if json_mode():
-            emit({**created, "address": address, "saved_to": saved})
-            return
+            saved = _save_key(c.base_url, address, sa_id, key)
+    def text() -> None:
         out(f"Key created for {address}.")
         key_values(_token_lines(key, saved))
         out("The API key is shown only this once" + (" here; it is kept in the file above." if saved else
                                                      ": store it now (or mint the key with --save)."))
 
-    @keys.command("revoke")
-    def keys_revoke(
-        key_id: Annotated[str, typer.Option("--key-id", help="The key to revoke (see `axme agents show`).",
-                                            show_default=False)],
-        agent: OptAgentArg = None,
-        agent_id: AgentIdOpt = None,
-        base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
-    ) -> None:
-        """Revoke one of an agent's keys (it is refused from then on)."""
-        from urllib.parse import quote
+    output().result({**created, "address": address, "saved_to": saved}, text)
 
-        from axme_cli.cli.common import client, emit, json_mode
-        from axme_cli.errors import CliError
-        from axme_cli.render.console import out
+@keys.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Option("--key-id", help="The key to revoke (see `axme agents show`).",
+                                        show_default=False)],
+    agent: OptAgentArg = None,
+    agent_id: AgentIdOpt = None,
+    base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
+) -> None:
+    """Revoke one of an agent's keys (it is refused from then on)."""
+    from axme_cli.cli.common import client, output
+    from axme_cli.config import agents_file
+    from axme_cli.errors import CliError
 
-        with client(base_url, api_key, context) as c:
-            view = resolve_agent(c, agent, agent_id)["agent"]
-            address, sa_id = view["address"], view["service_account_id"]
-            try:
-                body = c.post(f"/v1/service-accounts/{sa_id}/keys/{quote(key_id.strip(), safe='')}/revoke", json={})
-            except CliError as exc:
-                if exc.code == "key_not_found":
-                    raise CliError(exc.message, code=exc.code,
-                                   fix=f"list its keys with `axme agents show {address}`") from None
-                raise
-            removed = _forget(address, c.base_url, key_id=body["key"]["key_id"])
-        if json_mode():
-            emit({**body, "address": address, "removed_from_agents_file": removed})
-            return
-        out(f"Key {body['key']['key_id']} of {address} revoked.")
-        if removed:
-            from axme_cli.config import agents_file
+    with client(base_url, api_key, context) as c:
+        view = resolve_agent(c, agent, agent_id)["agent"]
+        address, sa_id = view["address"], view["service_account_id"]
+        try:
+            body = c.revoke_key(sa_id, key_id.strip())
+        except CliError as exc:
+            if exc.code == "key_not_found":
+                raise CliError(exc.message, code=exc.code,
+                               fix=f"list its keys with `axme agents show {address}`") from None
+            raise
+        removed = _forget(address, c.base_url, key_id=body["key"]["key_id"])
+    output().result({**body, "address": address, "removed_from_agents_file": removed},
+                    [f"Key {body['key']['key_id']} of {address} revoked.",
+                     *([f"Removed it from {agents_file.path()}."] if removed else [])])
 
-            out(f"Removed it from {agents_file.path()}.")
 
-    return agents
+app.command("run", context_settings=agents_run.SETTINGS)(agents_run.run)

@@ -1,19 +1,33 @@
-"""The typer application. Command modules register themselves; their bodies import lazily."""
+"""The root of the `axme` command: global options, `--json` anywhere before `--`, and the one place where an
+error becomes output and an exit code. Each command group is a module-level typer app added here; their
+bodies import what they need lazily."""
 
 from __future__ import annotations
 
-import copy
-import functools
-from collections.abc import Callable, Iterator, MutableMapping
-from typing import TYPE_CHECKING, Any
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
 
 import typer
-from typer.core import TyperGroup
 
-from axme_cli.cli.common import STATE, ApiKeyOpt, BaseUrlOpt, ContextOpt
-
-if TYPE_CHECKING:
-    from typer.models import CommandInfo, TyperInfo
+from axme_cli.cli import (
+    agents,
+    auth,
+    contexts,
+    dev,
+    doctor,
+    examples,
+    inbox,
+    intents,
+    scenarios,
+    status,
+    tasks,
+    ui,
+    webhooks,
+)
+from axme_cli.cli.common import ApiKeyOpt, BaseUrlOpt, ContextOpt, Options
+from axme_cli.cli.typer_internals import ClickException, LazyGroup, LazyTyper, merge_commands
 
 HELP = """axme: the CLI and local runtime for the AXP intent protocol.
 
@@ -22,205 +36,94 @@ Start a runtime with `axme dev`, then check it with `axme status`.
 Exit codes: 0 ok, 1 the request failed or the awaited intent ended badly, 2 usage, configuration
 or credentials problem. Precedence: flags > AXME_* environment > the active context."""
 
-
-class LazyTyper(typer.Typer):
-    """A Typer whose commands become click commands only when they are looked up.
-
-    typer turns every registered function into a click command by inspecting its signature (type hints,
-    defaults, typer.Option metadata), and `typer.main.get_command` does that for every command of every
-    group before parsing a single argument: tens of milliseconds for this CLI. Here typer itself still
-    builds each group (name, help, callback and its options, --install-completion on the root) and each
-    command, but a group's `commands` mapping builds an entry on first lookup, so `axme version` builds
-    one command. A group's help lists the commands it has not built from stand-ins that typer builds from
-    the same registration without the parameters (see LazyGroup). Parsing, help text and completion stay
-    typer's. (typer.testing.CliRunner and `typer.main.get_command(app)` still work: they build everything
-    eagerly, as typer always does.)
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("cls", LazyGroup)
-        super().__init__(*args, **kwargs)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        # Typer.__call__ only adds its pretty-exception hook, which this app disables anyway.
-        return lazy_command(self)(*args, **kwargs)
+JSON_FLAG = "--json"
+_JSON_SEEN = "axme.json"  # ctx.meta key: --json was given somewhere after the command name
 
 
-class LazyGroup(TyperGroup):
-    """A TyperGroup whose help lists commands not built yet by their stand-ins (`_stand_in`)."""
+def json_requested(args: Sequence[str]) -> bool:
+    """Whether --json stands on the line before `--` (after it, the words belong to another program)."""
+    words = list(args)
+    return JSON_FLAG in (words[:words.index("--")] if "--" in words else words)
 
-    def format_commands(self, ctx: Any, formatter: Any) -> None:
-        commands = self.commands
-        if not isinstance(commands, _LazyCommands):
-            super().format_commands(ctx, formatter)
-            return
-        self.commands = commands.listing()
+
+class Root(LazyGroup):
+    """The `axme` group: takes --json from anywhere before `--`, and maps every error to output + exit code."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        # Click parses a group's options before the command name only; --json may follow any command,
+        # so it is taken out here (up to `--`) and handed to the root callback.
+        cut = args.index("--") if "--" in args else len(args)
+        head = [a for a in args[:cut] if a != JSON_FLAG]
+        if len(head) != cut:
+            ctx.meta[_JSON_SEEN] = True
+        return super().parse_args(ctx, head + args[cut:])
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, windows_expand_args: bool = True, **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        as_json = json_requested(argv)
         try:
-            super().format_commands(ctx, formatter)
-        finally:
-            self.commands = commands
+            # Not standalone: usage errors come back here, so --json reports them as JSON too.
+            code = super().main(argv, prog_name or "axme", complete_var, False, windows_expand_args, **extra)
+        except Exception as exc:
+            code = exit_code_for(exc, as_json=as_json)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
-def lazy_command(app: typer.Typer) -> Any:
-    """`typer.main.get_command(app)`, with each group's commands built on first lookup."""
-    from typer.main import get_command
+def exit_code_for(exc: Exception, *, as_json: bool) -> int:
+    """Report an error (one sentence and the fix on stderr; with --json also the JSON error document) and
+    return the exit code: the one place where errors become output."""
+    from axme_cli.errors import CliError
+    from axme_cli.render.console import print_json, report_error
 
-    if app.registered_callback is None:  # not a group of ours: typer's own conversion
-        return get_command(app)
-    commands, groups = app.registered_commands, app.registered_groups
-    app.registered_commands, app.registered_groups = [], []
-    try:
-        root: Any = get_command(app)  # a TyperGroup (the app has a callback), with --install-completion
-    finally:
-        app.registered_commands, app.registered_groups = commands, groups
-    root.commands = _LazyCommands(app, commands, groups)
-    return root
-
-
-class _LazyCommands(MutableMapping[str, Any]):
-    """A click group's `commands`: name -> command, each built on first lookup; named and ordered as
-    typer's get_group_from_info names and orders them."""
-
-    def __init__(self, app: typer.Typer, commands: list[CommandInfo], groups: list[TyperInfo]) -> None:
-        from typer.main import get_command_from_info, get_command_name, get_group_from_info, solve_typer_info_defaults
-
-        options: dict[str, Any] = {"pretty_exceptions_short": app.pretty_exceptions_short,
-                                   "rich_markup_mode": app.rich_markup_mode}
-        self._makers: dict[str, Callable[[], Any]] = {}
-        self._stand_ins: dict[str, Callable[[], Any]] = {}
-        self._made: dict[str, Any] = {}
-        for info in commands:
-            name = info.name or get_command_name(getattr(info.callback, "__name__", ""))
-            self._makers[name] = functools.partial(get_command_from_info, info, **options)
-            self._stand_ins[name] = functools.partial(_stand_in, info, options)
-        for group_info in groups:
-            group_name = solve_typer_info_defaults(group_info).name
-            if group_name:
-                self._makers[group_name] = functools.partial(_lazy_group, app, group_info)
-                continue
-            # add_typer() without a name: typer merges the sub-app's commands into this group; build it eagerly.
-            merged = get_group_from_info(group_info, suggest_commands=app.suggest_commands, **options)
-            for name, command in merged.commands.items():
-                self[name] = command
-
-    def __getitem__(self, name: str) -> Any:
-        if name not in self._made:
-            maker = self._makers[name]  # KeyError: no such command (click's `get` turns it into None)
-            try:
-                self._made[name] = maker()
-            except KeyError as exc:  # not "no such command": a bug while building it
-                raise RuntimeError(f"could not build the command {name!r}") from exc
-        return self._made[name]
-
-    def __setitem__(self, name: str, command: Any) -> None:
-        self._makers[name] = functools.partial(lambda c: c, command)
-        self._stand_ins.pop(name, None)
-        self._made[name] = command
-
-    def __delitem__(self, name: str) -> None:
-        del self._makers[name]
-        self._stand_ins.pop(name, None)
-        self._made.pop(name, None)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._makers
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._makers)
-
-    def __len__(self) -> int:
-        return len(self._makers)
-
-    def listing(self) -> dict[str, Any]:
-        """For a help's command list: built commands as they are, unbuilt commands as their stand-ins."""
-        return {name: self[name] if name in self._made or name not in self._stand_ins else self._stand_ins[name]()
-                for name in self._makers}
+    if isinstance(exc, CliError):
+        report_error(exc, as_json=as_json)
+        return exc.exit_code
+    if isinstance(exc, typer.Abort):
+        return 130
+    if isinstance(exc, ClickException):  # click's usage errors: its own text (usage line and hint) on stderr
+        if as_json:
+            print_json({"ok": False, "error": {"code": "usage_error", "message": exc.format_message()}})
+        exc.show()
+        return exc.exit_code
+    if os.environ.get("AXME_DEBUG"):
+        raise exc
+    report_error(CliError(f"unexpected error: {exc.__class__.__name__}: {exc}",
+                          fix="rerun with AXME_DEBUG=1 for the traceback and report it"), as_json=as_json)
+    return 1
 
 
-def _stand_in(info: CommandInfo, options: dict[str, Any]) -> Any:
-    """The command as typer builds it from its registration, only without parameters: its name, help,
-    short help, hidden and deprecated flags are the real ones, which is all a command list shows. Only
-    listed, never invoked."""
-    from typer.main import get_command_from_info
-
-    def placeholder() -> None:
-        raise RuntimeError("a help stand-in was invoked")
-
-    placeholder.__name__ = getattr(info.callback, "__name__", "command")
-    placeholder.__doc__ = getattr(info.callback, "__doc__", None)
-    stand_in = copy.copy(info)
-    stand_in.callback = placeholder
-    return get_command_from_info(stand_in, **options)
+app = LazyTyper(
+    name="axme",
+    help=HELP,
+    cls=Root,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 
 
-def _lazy_group(app: typer.Typer, info: TyperInfo) -> Any:
-    """The sub-group as typer builds it (help, callback, options), minus its commands, which come lazily."""
-    from typer.main import get_group_from_info, solve_typer_info_defaults
-
-    sub = info.typer_instance
-    assert sub is not None, "add_typer() always records the sub-app"
-    shell = copy.copy(sub)
-    shell.registered_commands, shell.registered_groups = [], []
-    shell_info = copy.copy(info)
-    shell_info.typer_instance = shell
-    if solve_typer_info_defaults(info).cls in (None, TyperGroup):  # keep a group class a module chose
-        shell_info.cls = LazyGroup
-    group = get_group_from_info(shell_info, pretty_exceptions_short=app.pretty_exceptions_short,
-                                suggest_commands=app.suggest_commands, rich_markup_mode=app.rich_markup_mode)
-    group.commands = _LazyCommands(app, sub.registered_commands, sub.registered_groups)
-    return group
+@app.callback()
+def root(
+    ctx: typer.Context,
+    json_out: bool = typer.Option(False, JSON_FLAG, help="Print one JSON document (also after any command)."),
+    base_url: BaseUrlOpt = None,
+    api_key: ApiKeyOpt = None,
+    context: ContextOpt = None,
+) -> None:
+    ctx.obj = Options(json=json_out or bool(ctx.meta.get(_JSON_SEEN)), base_url=base_url, api_key=api_key,
+                      context=context)
 
 
-def build() -> typer.Typer:
-    app = LazyTyper(
-        name="axme",
-        help=HELP,
-        rich_markup_mode=None,
-        pretty_exceptions_enable=False,
-        no_args_is_help=True,
-        context_settings={"help_option_names": ["-h", "--help"]},
-    )
-
-    @app.callback()
-    def root(
-        json_out: bool = typer.Option(False, "--json", help="Print one JSON document (also after any command)."),
-        base_url: BaseUrlOpt = None,
-        api_key: ApiKeyOpt = None,
-        context: ContextOpt = None,
-    ) -> None:
-        STATE.json = STATE.json or json_out
-        STATE.base_url = base_url
-        STATE.api_key = api_key
-        STATE.context = context
-
-    from axme_cli.cli import (
-        agents,
-        agents_run,
-        auth,
-        contexts,
-        dev,
-        doctor,
-        examples,
-        inbox,
-        intents,
-        scenarios,
-        status,
-        tasks,
-        ui,
-        webhooks,
-    )
-
-    dev.register(app)
-    status.register(app)
-    intents.register(app)
-    contexts.register(app)
-    auth.register(app)
-    doctor.register(app)
-    scenarios.register(app)
-    examples.register(app)
-    agents_run.register(agents.register(app))
-    tasks.register(app)
-    webhooks.register(app)
-    inbox.register(app)
-    ui.register(app)
-    return app
+# The order is the order of `axme --help`: commands, then groups.
+for commands in (dev.app, status.app, intents.top, auth.app, doctor.app, ui.app):
+    merge_commands(app, commands)
+app.add_typer(intents.app, name="intents")
+app.add_typer(contexts.app, name="context")
+app.add_typer(scenarios.app, name="scenarios")
+app.add_typer(examples.app, name="examples")
+app.add_typer(agents.app, name="agents")
+app.add_typer(tasks.app, name="tasks")
+app.add_typer(webhooks.app, name="webhooks")
+app.add_typer(inbox.app, name="inbox")

@@ -25,10 +25,10 @@ LOCAL_ADOPTED = "Signed in to the local runtime through the context `local` that
 def _context_name(context: str | None) -> str:
     import os
 
-    from axme_cli.cli.common import STATE
+    from axme_cli.cli.common import options
     from axme_cli.config import contexts
 
-    explicit = context or STATE.context or os.environ.get("AXME_CONTEXT")
+    explicit = context or options().context or os.environ.get("AXME_CONTEXT")
     return explicit or contexts.load().get("active_context") or "default"
 
 
@@ -36,11 +36,11 @@ def _base_url_for(name: str, flag: str | None) -> tuple[str, bool]:
     """(base URL, whether it was given explicitly) for signing in to context ``name``."""
     import os
 
-    from axme_cli.cli.common import STATE
+    from axme_cli.cli.common import options
     from axme_cli.config import contexts
     from axme_cli.errors import UsageError
 
-    given = flag or STATE.base_url or os.environ.get("AXME_BASE_URL") or os.environ.get("AXME_GATEWAY_BASE_URL")
+    given = flag or options().base_url or os.environ.get("AXME_BASE_URL") or os.environ.get("AXME_GATEWAY_BASE_URL")
     if given and not given.startswith(("http://", "https://")):
         raise UsageError(f"--base-url {given!r} must start with http:// or https://")
     if given:
@@ -78,8 +78,7 @@ def _set_config(**values: Any) -> None:
 
 
 def _whoami(c: Client) -> dict[str, Any]:
-    body = c.get("/v1/auth/whoami")
-    return dict(body.get("principal") or {})
+    return dict(c.whoami().get("principal") or {})
 
 
 def _describe(principal: dict[str, Any]) -> str:
@@ -98,7 +97,7 @@ def _revoke_stored_session(name: str, base_url: str) -> dict[str, Any]:
     from axme_cli.client.http import Client
     from axme_cli.config import secrets
     from axme_cli.config.resolve import Target
-    from axme_cli.errors import CliError
+    from axme_cli.errors import CliError, ConfigFileError
 
     stored = secrets.get(name)
     result: dict[str, Any] = {"attempted": False, "revoked": False, "session_id": None, "error": None}
@@ -113,8 +112,10 @@ def _revoke_stored_session(name: str, base_url: str) -> dict[str, Any]:
             if not c.actor_token:
                 result["error"] = "the session could not be refreshed (already ended?)"
                 return result
-            body = c.post("/v1/auth/logout", json={})
+            body = c.logout()
         result.update(revoked=bool(body.get("revoked")), session_id=body.get("session_id"))
+    except ConfigFileError:
+        raise
     except CliError as exc:
         result["error"] = exc.message
     return result
@@ -136,11 +137,10 @@ def _no_credentials(message: str) -> Exception:
 
 # --------------------------------------------------------------------------------------------- login flows
 def _login_with_key(name: str, base_url: str, explicit_url: bool, key: str, verify: bool) -> None:
-    from axme_cli.cli.common import emit, json_mode
+    from axme_cli.cli.common import output
     from axme_cli.client.http import Client
     from axme_cli.config import secrets
     from axme_cli.errors import CliError
-    from axme_cli.render.console import out
 
     principal: dict[str, Any] | None = None
     if verify:
@@ -160,20 +160,16 @@ def _login_with_key(name: str, base_url: str, explicit_url: bool, key: str, veri
               "principal": principal}
     if server_logout["attempted"]:
         result["replaced_session"] = server_logout
-    if json_mode():
-        emit(result)
-        return
     who = _describe(principal) if principal else "(not checked)"
-    out(f"Signed in to {base_url} as {who}; the key is kept in context {name}.")
+    output().result(result, f"Signed in to {base_url} as {who}; the key is kept in context {name}.")
 
 
 def _adopt_local(name: str, base_url: str) -> bool:
     """`axme dev` wrote context `local` with a working admin key: nothing to do."""
-    from axme_cli.cli.common import emit, json_mode
+    from axme_cli.cli.common import output
     from axme_cli.client.http import Client
     from axme_cli.config import secrets
     from axme_cli.errors import CliError
-    from axme_cli.render.console import out
 
     key = secrets.get(name).get("api_key")
     if not key:
@@ -185,22 +181,19 @@ def _adopt_local(name: str, base_url: str) -> bool:
             if exc.code == "unreachable":
                 raise
             return False
-    if json_mode():
-        emit({"ok": True, "context": name, "base_url": base_url, "method": "local_context", "principal": principal,
-              "message": LOCAL_ADOPTED})
-    else:
-        out(LOCAL_ADOPTED + f" ({base_url}, {_describe(principal)}).")
+    output().result({"ok": True, "context": name, "base_url": base_url, "method": "local_context",
+                     "principal": principal, "message": LOCAL_ADOPTED},
+                    LOCAL_ADOPTED + f" ({base_url}, {_describe(principal)}).")
     return True
 
 
 def _refresh_existing(name: str, base_url: str) -> bool:
     """A stored session that still refreshes: already signed in."""
-    from axme_cli.cli.common import emit, json_mode
+    from axme_cli.cli.common import output
     from axme_cli.client.http import Client
     from axme_cli.config import secrets
     from axme_cli.config.resolve import Target
-    from axme_cli.errors import CliError
-    from axme_cli.render.console import out
+    from axme_cli.errors import CliError, ConfigFileError
 
     stored = secrets.get(name)
     if not stored.get("refresh_token"):
@@ -210,6 +203,8 @@ def _refresh_existing(name: str, base_url: str) -> bool:
     with Client.for_target(t, timeout=15.0) as c:
         try:
             principal = _whoami(c)  # no access token: the client refreshes first (and saves both new tokens)
+        except ConfigFileError:
+            raise
         except CliError as exc:
             if exc.code == "unreachable":
                 raise
@@ -217,12 +212,10 @@ def _refresh_existing(name: str, base_url: str) -> bool:
     if principal.get("kind") != "actor":
         secrets.update(name, dict.fromkeys(SESSION_FIELDS))
         return False
-    if json_mode():
-        emit({"ok": True, "context": name, "base_url": base_url, "method": "refresh", "refreshed": True,
-              "principal": principal})
-    else:
-        out(f"Session refreshed. Already signed in to {base_url} as {principal.get('email')} (context {name}).")
-        out("Sign in as someone else with `axme login --email EMAIL` (or --force).")
+    output().result({"ok": True, "context": name, "base_url": base_url, "method": "refresh", "refreshed": True,
+                     "principal": principal},
+                    [f"Session refreshed. Already signed in to {base_url} as {principal.get('email')} (context "
+                     f"{name}).", "Sign in as someone else with `axme login --email EMAIL` (or --force)."])
     return True
 
 
@@ -234,7 +227,7 @@ def _request_code(name: str, base_url: str, email: str) -> dict[str, Any]:
     from axme_cli.render.console import err
 
     with Client(base_url, timeout=30.0) as c:
-        body = c.post("/v1/auth/login-intent", json={"email": email}, expect=(403, 429))
+        body = c.request_login_code(email)
     if not body or not body.get("ok"):
         error = (body or {}).get("error") or {}
         raise CliError(f"{base_url} would not send a code to {email}: {error.get('message', 'refused')}",
@@ -274,8 +267,7 @@ def _verify(base_url: str, pending: dict[str, Any], code: str) -> dict[str, Any]
     from axme_cli.errors import CliError
 
     with Client(base_url, timeout=30.0) as c:
-        body = c.post(f"/v1/auth/login-intent/{pending['intent_id']}/verify", json={"code": code},
-                      expect=(404, 409, 410, 422))
+        body = c.verify_login_code(pending["intent_id"], code)
     if body and body.get("ok"):
         return dict(body)
     error = (body or {}).get("error") or {}
@@ -287,10 +279,9 @@ def _verify(base_url: str, pending: dict[str, Any], code: str) -> dict[str, Any]
 
 
 def _login_with_email(name: str, base_url: str, explicit_url: bool, email: str | None, code: str | None) -> None:
-    from axme_cli.cli.common import emit, json_mode
+    from axme_cli.cli.common import output
     from axme_cli.config import contexts, secrets
     from axme_cli.errors import CliError, UsageError
-    from axme_cli.render.console import out
 
     interactive = _interactive()
     if email:
@@ -310,12 +301,11 @@ def _login_with_email(name: str, base_url: str, explicit_url: bool, email: str |
         pending = _request_code(name, base_url, email)
         _save_context(name, base_url, explicit_url)  # so `axme login --code CODE --context NAME` finds it
         if not interactive:
-            if json_mode():
-                emit({"ok": True, "context": name, "base_url": base_url, "method": "email", "pending": True,
-                      "email": email, "next": "axme login --code CODE"})
-            else:
-                out(f"Code sent to {email}. Finish with: axme login --code CODE"
-                    + (f" --context {name}" if name != contexts.load().get("active_context") else ""))
+            elsewhere = name != contexts.load().get("active_context")
+            output().result({"ok": True, "context": name, "base_url": base_url, "method": "email", "pending": True,
+                             "email": email, "next": "axme login --code CODE"},
+                            f"Code sent to {email}. Finish with: axme login --code CODE"
+                            + (f" --context {name}" if elsewhere else ""))
             return
     body: dict[str, Any] = {}
     while True:
@@ -342,134 +332,129 @@ def _login_with_email(name: str, base_url: str, explicit_url: bool, email: str |
               "workspace_id": body.get("workspace_id"), "expires_at": body.get("expires_at")}
     if server_logout["attempted"]:
         result["replaced_session"] = server_logout
-    if json_mode():
-        emit(result)
-        return
-    out(f"Signed in to {base_url} as {body.get('email')} (context {name}, session {body.get('session_id')}).")
+    output().result(result, f"Signed in to {base_url} as {body.get('email')} (context {name}, session "
+                            f"{body.get('session_id')}).")
 
 
 # --------------------------------------------------------------------------------------------- commands
-def register(app: typer.Typer) -> None:
-    @app.command("login")
-    def login(
-        api_key: Annotated[str | None, typer.Option("--api-key", help="Store this API key in the context.",
-                                                    show_default=False)] = None,
-        with_token: Annotated[bool, typer.Option("--with-token", help="Read the API key from stdin (CI).")] = False,
-        email: Annotated[str | None, typer.Option("--email", help="Sign in by email: a 6-digit code is sent there.",
-                                                  show_default=False)] = None,
-        code: Annotated[str | None, typer.Option("--code", help="The code from the mail (finishes a pending login).",
-                                                 show_default=False)] = None,
-        force: Annotated[bool, typer.Option("--force", help="Sign in again even if already signed in.")] = False,
-        no_verify: Annotated[bool, typer.Option("--no-verify", help="Store the API key without checking it.")]
-        = False,
-        base_url: BaseUrlOpt = None,
-        context: LoginContextOpt = None,
-    ) -> None:
-        """Sign in: store an API key, or log in by email with a one-time code (access + refresh tokens)."""
-        import sys
+app = typer.Typer()  # commands of the root (see app.py)
 
-        from axme_cli.cli.common import STATE
-        from axme_cli.errors import UsageError
 
-        name = _context_name(context)
-        url, explicit_url = _base_url_for(name, base_url)
-        if with_token:
-            if api_key:
-                raise UsageError("--with-token reads the key from stdin; do not pass --api-key too")
-            api_key = next((ln.strip() for ln in sys.stdin.read().splitlines() if ln.strip()), "")
-            if not api_key:
-                raise UsageError("--with-token: stdin was empty",
-                                 fix='echo "$AXME_API_KEY" | axme login --with-token')
-        api_key = api_key or STATE.api_key
+@app.command("login")
+def login(
+    api_key: Annotated[str | None, typer.Option("--api-key", help="Store this API key in the context.",
+                                                show_default=False)] = None,
+    with_token: Annotated[bool, typer.Option("--with-token", help="Read the API key from stdin (CI).")] = False,
+    email: Annotated[str | None, typer.Option("--email", help="Sign in by email: a 6-digit code is sent there.",
+                                              show_default=False)] = None,
+    code: Annotated[str | None, typer.Option("--code", help="The code from the mail (finishes a pending login).",
+                                             show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Sign in again even if already signed in.")] = False,
+    no_verify: Annotated[bool, typer.Option("--no-verify", help="Store the API key without checking it.")]
+    = False,
+    base_url: BaseUrlOpt = None,
+    context: LoginContextOpt = None,
+) -> None:
+    """Sign in: store an API key, or log in by email with a one-time code (access + refresh tokens)."""
+    import sys
+
+    from axme_cli.cli.common import options
+    from axme_cli.errors import UsageError
+
+    name = _context_name(context)
+    url, explicit_url = _base_url_for(name, base_url)
+    if with_token:
         if api_key:
-            if email or code:
-                raise UsageError("--api-key and --email/--code are two ways to sign in; pick one")
-            _login_with_key(name, url, explicit_url, api_key.strip(), verify=not no_verify)
+            raise UsageError("--with-token reads the key from stdin; do not pass --api-key too")
+        api_key = next((ln.strip() for ln in sys.stdin.read().splitlines() if ln.strip()), "")
+        if not api_key:
+            raise UsageError("--with-token: stdin was empty",
+                             fix='echo "$AXME_API_KEY" | axme login --with-token')
+    api_key = api_key or options().api_key
+    if api_key:
+        if email or code:
+            raise UsageError("--api-key and --email/--code are two ways to sign in; pick one")
+        _login_with_key(name, url, explicit_url, api_key.strip(), verify=not no_verify)
+        return
+    if not (email or code or force):
+        from axme_cli.config import contexts
+
+        if name == "local" and name in contexts.load()["contexts"] and _adopt_local(name, url):
             return
-        if not (email or code or force):
-            from axme_cli.config import contexts
-
-            if name == "local" and name in contexts.load()["contexts"] and _adopt_local(name, url):
-                return
-            if _refresh_existing(name, url):
-                return
-        _login_with_email(name, url, explicit_url, email, code)
-
-    @app.command("logout")
-    def logout(
-        all_: Annotated[bool, typer.Option("--all", help="Also delete the context's API key.")] = False,
-        context: Annotated[str | None, typer.Option("--context", help="Sign out of this context.",
-                                                    show_default=False)] = None,
-    ) -> None:
-        """Sign out: revoke the session on the runtime (best effort) and delete its tokens."""
-        from axme_cli.cli.common import emit, json_mode
-        from axme_cli.config import contexts, secrets
-        from axme_cli.errors import UsageError
-        from axme_cli.render.console import out
-
-        name = _context_name(context)
-        data = contexts.load()
-        if name not in data["contexts"]:
-            raise UsageError(f"no context named {name!r}", fix="list them with `axme context list`")
-        base_url = str(data["contexts"][name].get("base_url") or contexts.DEFAULT_BASE_URL).rstrip("/")
-        stored = secrets.get(name)
-        had_session = bool(stored.get("actor_token") or stored.get("refresh_token"))
-        server = _revoke_stored_session(name, base_url)
-        changes: dict[str, str | None] = dict.fromkeys(SESSION_FIELDS)
-        if all_:
-            changes["api_key"] = None
-        secrets.update(name, changes)
-        if data.get("pending_login", {}).get("context") == name:
-            _set_config(pending_login=None)
-        key_cleared = all_ and bool(stored.get("api_key"))
-        key_remaining = bool(stored.get("api_key")) and not all_
-        result = {"ok": True, "context": name, "account_session_cleared": had_session, "api_key_cleared": key_cleared,
-                  "api_key_remaining": key_remaining, "server_logout": server}
-        if json_mode():
-            emit(result)
+        if _refresh_existing(name, url):
             return
-        if had_session:
-            note = ("session revoked on the runtime" if server["revoked"]
-                    else f"the runtime did not confirm ({server['error'] or 'no answer'}); tokens deleted here")
-            out(f"Signed out of context {name}: {note}.")
-        else:
-            out(f"No login session in context {name}.")
-        if key_cleared:
-            out(f"Deleted the API key of context {name}.")
-        elif key_remaining:
-            out(f"The API key of context {name} stays (`axme logout --all` deletes it too).")
+    _login_with_email(name, url, explicit_url, email, code)
 
-    @app.command("whoami")
-    def whoami(
-        base_url: BaseUrlOpt = None,
-        context: Annotated[str | None, typer.Option("--context", help="Use this context instead of the active one.",
-                                                    show_default=False)] = None,
-    ) -> None:
-        """Who the runtime sees with your credentials (GET /v1/auth/whoami)."""
-        from axme_cli.cli.common import client, emit, json_mode, target
-        from axme_cli.config import secrets
-        from axme_cli.render.console import key_values
+@app.command("logout")
+def logout(
+    all_: Annotated[bool, typer.Option("--all", help="Also delete the context's API key.")] = False,
+    context: Annotated[str | None, typer.Option("--context", help="Sign out of this context.",
+                                                show_default=False)] = None,
+) -> None:
+    """Sign out: revoke the session on the runtime (best effort) and delete its tokens."""
+    from axme_cli.cli.common import output
+    from axme_cli.config import contexts, secrets
+    from axme_cli.errors import UsageError
 
-        t = target(base_url, None, context)
-        with client(base_url, None, context, timeout=15.0) as c:
-            body = c.get("/v1/auth/whoami")
-        principal = body.get("principal") or {}
-        mode, detail = secrets.storage()
-        credentials = {k: t.sources[k] for k in ("api_key", "actor_token", "refresh_token") if k in t.sources}
-        result = {"ok": True, "context": t.context, "base_url": t.base_url, "principal": principal,
-                  "org_id": body.get("org_id"), "workspace_id": body.get("workspace_id"),
-                  "credentials": credentials, "secret_storage": {"mode": mode, "detail": detail}}
-        if json_mode():
-            emit(result)
-            return
-        rows: list[tuple[str, Any]] = [("Context", t.context), ("Runtime", t.base_url),
-                                       ("Signed in as", _describe(principal)),
-                                       ("Address", principal.get("address"))]
-        if principal.get("kind") == "actor":
-            rows += [("Email", principal.get("email")), ("Session", principal.get("session_id"))]
-        else:
-            rows.append(("Key id", principal.get("key_id")))
-        rows += [("Workspace", f"{body.get('org_id')}/{body.get('workspace_id')}"),
-                 ("Credentials", ", ".join(f"{k} from {v}" for k, v in credentials.items()) or "none"),
-                 ("Secret storage", f"{mode} ({detail})")]
-        key_values(rows)
+    name = _context_name(context)
+    data = contexts.load()
+    if name not in data["contexts"]:
+        raise UsageError(f"no context named {name!r}", fix="list them with `axme context list`")
+    base_url = str(data["contexts"][name].get("base_url") or contexts.DEFAULT_BASE_URL).rstrip("/")
+    stored = secrets.get(name)
+    had_session = bool(stored.get("actor_token") or stored.get("refresh_token"))
+    server = _revoke_stored_session(name, base_url)
+    changes: dict[str, str | None] = dict.fromkeys(SESSION_FIELDS)
+    if all_:
+        changes["api_key"] = None
+    secrets.update(name, changes)
+    if data.get("pending_login", {}).get("context") == name:
+        _set_config(pending_login=None)
+    key_cleared = all_ and bool(stored.get("api_key"))
+    key_remaining = bool(stored.get("api_key")) and not all_
+    result = {"ok": True, "context": name, "account_session_cleared": had_session, "api_key_cleared": key_cleared,
+              "api_key_remaining": key_remaining, "server_logout": server}
+    lines = []
+    if had_session:
+        note = ("session revoked on the runtime" if server["revoked"]
+                else f"the runtime did not confirm ({server['error'] or 'no answer'}); tokens deleted here")
+        lines.append(f"Signed out of context {name}: {note}.")
+    else:
+        lines.append(f"No login session in context {name}.")
+    if key_cleared:
+        lines.append(f"Deleted the API key of context {name}.")
+    elif key_remaining:
+        lines.append(f"The API key of context {name} stays (`axme logout --all` deletes it too).")
+    output().result(result, lines)
+
+@app.command("whoami")
+def whoami(
+    base_url: BaseUrlOpt = None,
+    context: Annotated[str | None, typer.Option("--context", help="Use this context instead of the active one.",
+                                                show_default=False)] = None,
+) -> None:
+    """Who the runtime sees with your credentials (GET /v1/auth/whoami)."""
+    from axme_cli.cli.common import client, output, target
+    from axme_cli.config import secrets
+    from axme_cli.render.console import key_values
+
+    t = target(base_url, None, context)
+    with client(base_url, None, context, timeout=15.0) as c:
+        body = c.whoami()
+    principal = body.get("principal") or {}
+    mode, detail = secrets.storage()
+    credentials = {k: t.sources[k] for k in ("api_key", "actor_token", "refresh_token") if k in t.sources}
+    result = {"ok": True, "context": t.context, "base_url": t.base_url, "principal": principal,
+              "org_id": body.get("org_id"), "workspace_id": body.get("workspace_id"),
+              "credentials": credentials, "secret_storage": {"mode": mode, "detail": detail}}
+    rows: list[tuple[str, Any]] = [("Context", t.context), ("Runtime", t.base_url),
+                                   ("Signed in as", _describe(principal)),
+                                   ("Address", principal.get("address"))]
+    if principal.get("kind") == "actor":
+        rows += [("Email", principal.get("email")), ("Session", principal.get("session_id"))]
+    else:
+        rows.append(("Key id", principal.get("key_id")))
+    rows += [("Workspace", f"{body.get('org_id')}/{body.get('workspace_id')}"),
+             ("Credentials", ", ".join(f"{k} from {v}" for k, v in credentials.items()) or "none"),
+             ("Secret storage", f"{mode} ({detail})")]
+    output().result(result, lambda: key_values(rows))

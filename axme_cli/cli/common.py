@@ -1,32 +1,28 @@
-"""What every command shares: the global flags, the effective target, output mode."""
+"""What every command shares: the global options (the root callback's ``ctx.obj``), the effective target, the
+client and the output."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 if TYPE_CHECKING:
     from axme_cli.client.http import Client
     from axme_cli.config.resolve import Target
+    from axme_cli.render.output import Output
 
 
 @dataclass
-class State:
-    """Global options given before the command (``axme --context prod intents list``).
-
-    ``--json`` is taken out of argv wherever it stands (cli/__init__.py), so it works after any
-    command too.
-    """
+class Options:
+    """Global options (``axme --context prod intents list``; ``--json`` also after any command, up to ``--``)."""
 
     json: bool = False
     base_url: str | None = None
     api_key: str | None = None
     context: str | None = None
 
-
-STATE = State()
 
 BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="Runtime URL (overrides env and context).",
                                                 show_default=False)]
@@ -36,11 +32,27 @@ ContextOpt = Annotated[str | None, typer.Option("--context", help="Use this cont
                                                 show_default=False)]
 
 
+def options() -> Options:
+    """The global options of the command being run."""
+    from axme_cli.cli.typer_internals import current_context
+
+    obj = current_context().find_root().obj
+    return obj if isinstance(obj, Options) else Options()
+
+
+def output() -> Output:
+    """How the command being run prints its results: text, or JSON with --json."""
+    from axme_cli.render.output import Output
+
+    return Output(json=options().json)
+
+
 def target(base_url: str | None = None, api_key: str | None = None, context: str | None = None) -> Target:
     from axme_cli.config.resolve import effective
 
-    return effective(base_url=base_url or STATE.base_url, api_key=api_key or STATE.api_key,
-                     context=context or STATE.context)
+    given = options()
+    return effective(base_url=base_url or given.base_url, api_key=api_key or given.api_key,
+                     context=context or given.context)
 
 
 def client(base_url: str | None = None, api_key: str | None = None, context: str | None = None,
@@ -53,14 +65,3 @@ def client(base_url: str | None = None, api_key: str | None = None, context: str
         raise UsageError(f"no credentials for context {t.context!r} ({t.base_url})",
                          fix="run `axme login`, pass --api-key, or set AXME_API_KEY")
     return Client.for_target(t, timeout=timeout)
-
-
-def json_mode() -> bool:
-    return STATE.json
-
-
-def emit(value: Any) -> None:
-    """Print the JSON document in --json mode (callers print their human form otherwise)."""
-    from axme_cli.render.console import print_json
-
-    print_json(value)

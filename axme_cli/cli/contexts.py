@@ -23,146 +23,129 @@ def _fields(base_url: str | None, org_id: str | None, workspace_id: str | None, 
             "environment": environment}
 
 
-def register(app: typer.Typer) -> None:
-    ctx_app = typer.Typer(help="Named targets: base URL, org, workspace, credentials.", no_args_is_help=True,
-                          rich_markup_mode=None)
-    app.add_typer(ctx_app, name="context")
+app = typer.Typer(help="Named targets: base URL, org, workspace, credentials.", no_args_is_help=True,
+                      rich_markup_mode=None)
 
-    @ctx_app.command("list")
-    def list_() -> None:
-        """List contexts; the active one is marked."""
-        from axme_cli.cli.common import emit, json_mode
-        from axme_cli.config import contexts, secrets
-        from axme_cli.render.tables import table
+@app.command("list")
+def list_() -> None:
+    """List contexts; the active one is marked."""
+    from axme_cli.cli.common import output
+    from axme_cli.config import contexts, secrets
+    from axme_cli.render.tables import table
 
-        data = contexts.load()
-        rows = []
-        for name, ctx in sorted(data["contexts"].items()):
-            stored = secrets.get(name)
-            rows.append({"name": name, "active": name == data.get("active_context"),
-                         "base_url": ctx.get("base_url"), "org_id": ctx.get("org_id"),
-                         "workspace_id": ctx.get("workspace_id"), "owner_agent": ctx.get("owner_agent"),
-                         "environment": ctx.get("environment"), "has_api_key": bool(stored.get("api_key")),
-                         "has_session": bool(stored.get("refresh_token") or stored.get("actor_token"))})
-        if json_mode():
-            emit(rows)
-            return
-        table(["NAME", "ACTIVE", "BASE_URL", "ORG", "WORKSPACE", "ENV", "API_KEY", "SESSION"],
-              [[r["name"], "*" if r["active"] else "", r["base_url"], r["org_id"], r["workspace_id"],
-                r["environment"], "yes" if r["has_api_key"] else "no", "yes" if r["has_session"] else "no"]
-               for r in rows], empty="No contexts yet: `axme dev` writes one, or `axme context create NAME`.",
-              status_column=None)
-
-    @ctx_app.command("show")
-    def show(name: Annotated[str | None, typer.Argument(help="Context (default: the active one).",
-                                                        show_default=False)] = None,
-             show_key: Annotated[bool, typer.Option("--show-key", help="Include the API key.")] = False) -> None:
-        """Show a context; the API key only with --show-key."""
-        from axme_cli.cli.common import emit, json_mode
-        from axme_cli.config import contexts, secrets
-        from axme_cli.errors import UsageError
-        from axme_cli.render.console import key_values
-
-        data = contexts.load()
-        name = name or data.get("active_context")
-        if not name or name not in data["contexts"]:
-            raise UsageError(f"no context named {name!r}" if name else "no active context",
-                             fix="list them with `axme context list`")
-        ctx = data["contexts"][name]
+    data = contexts.load()
+    rows = []
+    for name, ctx in sorted(data["contexts"].items()):
         stored = secrets.get(name)
-        mode, detail = secrets.storage()
-        result: dict[str, Any] = {"name": name, "active": name == data.get("active_context"),
-                                  **{k: ctx.get(k) for k in contexts.CONTEXT_FIELDS},
-                                  "has_api_key": bool(stored.get("api_key")),
-                                  "has_actor_token": bool(stored.get("actor_token")),
-                                  "has_refresh_token": bool(stored.get("refresh_token")),
-                                  "secret_storage": {"mode": mode, "detail": detail}}
-        if show_key:
-            result["api_key"] = stored.get("api_key")
-        if json_mode():
-            emit(result)
-            return
-        rows = [(f"{k}:", v) for k, v in result.items() if k != "secret_storage"]
-        rows.append(("secret_storage:", f"{mode} ({detail})"))
-        key_values([(k, "" if v is None else v) for k, v in rows])
+        rows.append({"name": name, "active": name == data.get("active_context"),
+                     "base_url": ctx.get("base_url"), "org_id": ctx.get("org_id"),
+                     "workspace_id": ctx.get("workspace_id"), "owner_agent": ctx.get("owner_agent"),
+                     "environment": ctx.get("environment"), "has_api_key": bool(stored.get("api_key")),
+                     "has_session": bool(stored.get("refresh_token") or stored.get("actor_token"))})
+    output().result(rows, lambda: table(
+        ["NAME", "ACTIVE", "BASE_URL", "ORG", "WORKSPACE", "ENV", "API_KEY", "SESSION"],
+        [[r["name"], "*" if r["active"] else "", r["base_url"], r["org_id"], r["workspace_id"],
+          r["environment"], "yes" if r["has_api_key"] else "no", "yes" if r["has_session"] else "no"]
+         for r in rows], empty="No contexts yet: `axme dev` writes one, or `axme context create NAME`.",
+        status_column=None))
 
-    @ctx_app.command("use")
-    def use(name: NameArg) -> None:
-        """Make a context the active one."""
-        from axme_cli.cli.common import emit, json_mode
-        from axme_cli.config import contexts
-        from axme_cli.errors import UsageError
-        from axme_cli.render.console import out
+@app.command("show")
+def show(name: Annotated[str | None, typer.Argument(help="Context (default: the active one).",
+                                                    show_default=False)] = None,
+         show_key: Annotated[bool, typer.Option("--show-key", help="Include the API key.")] = False) -> None:
+    """Show a context; the API key only with --show-key."""
+    from axme_cli.cli.common import output
+    from axme_cli.config import contexts, secrets
+    from axme_cli.errors import UsageError
+    from axme_cli.render.console import key_values
 
-        data = contexts.load()
-        if name not in data["contexts"]:
-            raise UsageError(f"no context named {name!r}", fix="list them with `axme context list`")
+    data = contexts.load()
+    name = name or data.get("active_context")
+    if not name or name not in data["contexts"]:
+        raise UsageError(f"no context named {name!r}" if name else "no active context",
+                         fix="list them with `axme context list`")
+    ctx = data["contexts"][name]
+    stored = secrets.get(name)
+    mode, detail = secrets.storage()
+    result: dict[str, Any] = {"name": name, "active": name == data.get("active_context"),
+                              **{k: ctx.get(k) for k in contexts.CONTEXT_FIELDS},
+                              "has_api_key": bool(stored.get("api_key")),
+                              "has_actor_token": bool(stored.get("actor_token")),
+                              "has_refresh_token": bool(stored.get("refresh_token")),
+                              "secret_storage": {"mode": mode, "detail": detail}}
+    if show_key:
+        result["api_key"] = stored.get("api_key")
+    rows = [(f"{k}:", v) for k, v in result.items() if k != "secret_storage"]
+    rows.append(("secret_storage:", f"{mode} ({detail})"))
+    output().result(result, lambda: key_values([(k, "" if v is None else v) for k, v in rows]))
+
+@app.command("use")
+def use(name: NameArg) -> None:
+    """Make a context the active one."""
+    from axme_cli.cli.common import output
+    from axme_cli.config import contexts
+    from axme_cli.errors import UsageError
+
+    data = contexts.load()
+    if name not in data["contexts"]:
+        raise UsageError(f"no context named {name!r}", fix="list them with `axme context list`")
+    data["active_context"] = name
+    contexts.save(data)
+    output().result({"ok": True, "active_context": name},
+                    f"Active context: {name} ({data['contexts'][name].get('base_url')})")
+
+def _write(name: str, fields: dict[str, Any], api_key: str | None, *, create: bool, must_exist: bool) -> None:
+    from axme_cli.cli.common import output
+    from axme_cli.config import contexts, secrets
+    from axme_cli.errors import UsageError
+
+    data = contexts.load()
+    exists = name in data["contexts"]
+    if create and exists:
+        raise UsageError(f"context {name!r} already exists", fix=f"change it with `axme context set {name} ...`")
+    if must_exist and not exists:
+        raise UsageError(f"no context named {name!r}", fix=f"create it with `axme context create {name}`")
+    if fields.get("base_url") and not str(fields["base_url"]).startswith(("http://", "https://")):
+        raise UsageError(f"--base-url {fields['base_url']!r} must start with http:// or https://")
+    ctx = data["contexts"].setdefault(name, {})
+    if create:
+        ctx.setdefault("base_url", contexts.DEFAULT_BASE_URL)
+    ctx.update({k: v for k, v in fields.items() if v is not None})
+    if not data.get("active_context") or data["active_context"] not in data["contexts"]:
         data["active_context"] = name
-        contexts.save(data)
-        if json_mode():
-            emit({"ok": True, "active_context": name})
-        else:
-            out(f"Active context: {name} ({data['contexts'][name].get('base_url')})")
+    if api_key is not None:  # the secret first: a failure then leaves config.json as it was
+        secrets.set_secret(name, "api_key", api_key)
+    contexts.save(data)
+    output().result({"ok": True, "context": name, "active": data["active_context"] == name},
+                    f"{'Created' if create or not exists else 'Updated'} context {name}.")
 
-    def _write(name: str, fields: dict[str, Any], api_key: str | None, *, create: bool, must_exist: bool) -> None:
-        from axme_cli.cli.common import emit, json_mode
-        from axme_cli.config import contexts, secrets
-        from axme_cli.errors import UsageError
-        from axme_cli.render.console import out
+@app.command("set")
+def set_(name: NameArg, base_url: BaseUrl = None, api_key: ApiKey = None, org_id: Org = None,
+         workspace_id: Ws = None, owner_agent: Owner = None, environment: Env = None) -> None:
+    """Change (or create) a context."""
+    _write(name, _fields(base_url, org_id, workspace_id, owner_agent, environment), api_key, create=False,
+           must_exist=False)
 
-        data = contexts.load()
-        exists = name in data["contexts"]
-        if create and exists:
-            raise UsageError(f"context {name!r} already exists", fix=f"change it with `axme context set {name} ...`")
-        if must_exist and not exists:
-            raise UsageError(f"no context named {name!r}", fix=f"create it with `axme context create {name}`")
-        if fields.get("base_url") and not str(fields["base_url"]).startswith(("http://", "https://")):
-            raise UsageError(f"--base-url {fields['base_url']!r} must start with http:// or https://")
-        ctx = data["contexts"].setdefault(name, {})
-        if create:
-            ctx.setdefault("base_url", contexts.DEFAULT_BASE_URL)
-        ctx.update({k: v for k, v in fields.items() if v is not None})
-        if not data.get("active_context") or data["active_context"] not in data["contexts"]:
-            data["active_context"] = name
-        if api_key is not None:  # the secret first: a failure then leaves config.json as it was
-            secrets.set_secret(name, "api_key", api_key)
-        contexts.save(data)
-        if json_mode():
-            emit({"ok": True, "context": name, "active": data["active_context"] == name})
-        else:
-            out(f"{'Created' if create or not exists else 'Updated'} context {name}.")
+@app.command("create")
+def create(name: NameArg, base_url: BaseUrl = None, api_key: ApiKey = None, org_id: Org = None,
+           workspace_id: Ws = None, owner_agent: Owner = None, environment: Env = None) -> None:
+    """Create a context (error if it exists)."""
+    _write(name, _fields(base_url, org_id, workspace_id, owner_agent, environment), api_key, create=True,
+           must_exist=False)
 
-    @ctx_app.command("set")
-    def set_(name: NameArg, base_url: BaseUrl = None, api_key: ApiKey = None, org_id: Org = None,
-             workspace_id: Ws = None, owner_agent: Owner = None, environment: Env = None) -> None:
-        """Change (or create) a context."""
-        _write(name, _fields(base_url, org_id, workspace_id, owner_agent, environment), api_key, create=False,
-               must_exist=False)
+@app.command("delete")
+def delete(name: NameArg) -> None:
+    """Delete a context and its stored secrets."""
+    from axme_cli.cli.common import output
+    from axme_cli.config import contexts, secrets
+    from axme_cli.errors import UsageError
 
-    @ctx_app.command("create")
-    def create(name: NameArg, base_url: BaseUrl = None, api_key: ApiKey = None, org_id: Org = None,
-               workspace_id: Ws = None, owner_agent: Owner = None, environment: Env = None) -> None:
-        """Create a context (error if it exists)."""
-        _write(name, _fields(base_url, org_id, workspace_id, owner_agent, environment), api_key, create=True,
-               must_exist=False)
-
-    @ctx_app.command("delete")
-    def delete(name: NameArg) -> None:
-        """Delete a context and its stored secrets."""
-        from axme_cli.cli.common import emit, json_mode
-        from axme_cli.config import contexts, secrets
-        from axme_cli.errors import UsageError
-        from axme_cli.render.console import out
-
-        data = contexts.load()
-        if name not in data["contexts"]:
-            raise UsageError(f"no context named {name!r}", fix="list them with `axme context list`")
-        del data["contexts"][name]
-        if data.get("active_context") == name:
-            data.pop("active_context")
-        secrets.clear(name)  # first: if the secret store fails, the context stays
-        contexts.save(data)
-        if json_mode():
-            emit({"ok": True, "deleted": name})
-        else:
-            out(f"Deleted context {name}.")
+    data = contexts.load()
+    if name not in data["contexts"]:
+        raise UsageError(f"no context named {name!r}", fix="list them with `axme context list`")
+    del data["contexts"][name]
+    if data.get("active_context") == name:
+        data.pop("active_context")
+    secrets.clear(name)  # first: if the secret store fails, the context stays
+    contexts.save(data)
+    output().result({"ok": True, "deleted": name}, f"Deleted context {name}.")

@@ -74,111 +74,113 @@ AllowPrivateCallbacks = Annotated[
 ]
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("dev")
-    def dev(
-        host: Host = "127.0.0.1",
-        port: Port = 8100,
-        db: Annotated[Path | None, typer.Option(help="SQLite database file [default: the data dir's dev.db].")] = None,
-        database_url: Annotated[
-            str | None,
-            typer.Option(help="sqlite:///PATH or postgresql://USER@HOST:PORT/DB instead of --db.", show_default=False),
-        ] = None,
-        api_key: Annotated[
-            str | None,
-            typer.Option(
-                "--api-key",
-                help="Fix the workspace admin key (scripts, CI); else one is generated and kept.",
-                envvar="AXME_DEV_API_KEY",
-            ),
-        ] = None,
-        org: Org = "local",
-        workspace: Workspace = "dev",
-        ready_file: ReadyFile = None,
-        redelivery_seconds: Redelivery = 30.0,
-        log_level: LogLevel = "warning",
-        smtp_url: SmtpUrl = None,
-        mail_dir: MailDir = None,
-        allow_email: AllowEmail = None,
-        login_code_ttl: LoginCodeTtl = 300.0,
-        access_token_ttl: AccessTokenTtl = 900.0,
-        webhook_retry_base: WebhookRetryBase = 30.0,
-        webhook_max_attempts: WebhookMaxAttempts = 4,
-        outbound_timeout: OutboundTimeout = 10.0,
-        public_url: PublicUrl = None,
-        metrics_public: MetricsPublic = False,
-        rate_limit: RateLimit = 1000.0,
-        allow_private_callbacks: AllowPrivateCallbacks = None,
-        login_rate_limit: LoginRateLimit = 30.0,
-    ) -> None:
-        """Run the local AXP runtime (SQLite, one process). Data persists across restarts."""
-        from axme_cli.config import paths
-        from axme_cli.errors import UsageError
+app = typer.Typer()  # commands of the root (see app.py)
 
-        if db is not None and database_url:
-            raise UsageError("give --db or --database-url, not both")
-        database = database_url or (str(db) if db is not None else str(paths.default_database()))
-        _run(
-            "dev", host=host, port=port, database=database, api_key=api_key, org=org, workspace=workspace,
-            ready_file=ready_file, redelivery_seconds=redelivery_seconds, log_level=log_level, smtp_url=smtp_url,
-            mail_dir=mail_dir, allow_email=allow_email, login_code_ttl=login_code_ttl,
-            access_token_ttl=access_token_ttl, replica_id=None, webhook_retry_base=webhook_retry_base,
-            webhook_max_attempts=webhook_max_attempts, outbound_timeout=outbound_timeout, public_url=public_url,
-            metrics_public=metrics_public, rate_limit=rate_limit, allow_private_callbacks=allow_private_callbacks,
-            login_rate_limit=login_rate_limit,
-        )
 
-    @app.command("server")
-    def server(
-        database_url: Annotated[
-            str | None,
-            typer.Option(help="postgresql://USER@HOST:PORT/DB (several replicas may share it) or sqlite:///PATH.",
-                         envvar="AXME_DATABASE_URL", show_default=False),
-        ] = None,
-        host: Host = "127.0.0.1",
-        port: Port = 8100,
-        api_key: Annotated[
-            str | None,
-            typer.Option("--api-key", help="The workspace admin key (the same on every replica). Required with "
-                         "PostgreSQL.", envvar="AXME_SERVER_API_KEY", show_default=False),
-        ] = None,
-        replica_id: Annotated[
-            str | None, typer.Option(help="Name of this replica in logs [default: host-pid].", show_default=False)
-        ] = None,
-        org: Org = "local",
-        workspace: Workspace = "dev",
-        ready_file: ReadyFile = None,
-        redelivery_seconds: Redelivery = 30.0,
-        log_level: LogLevel = "warning",
-        smtp_url: SmtpUrl = None,
-        mail_dir: MailDir = None,
-        allow_email: AllowEmail = None,
-        login_code_ttl: LoginCodeTtl = 300.0,
-        access_token_ttl: AccessTokenTtl = 900.0,
-        webhook_retry_base: WebhookRetryBase = 30.0,
-        webhook_max_attempts: WebhookMaxAttempts = 4,
-        outbound_timeout: OutboundTimeout = 10.0,
-        public_url: PublicUrl = None,
-        metrics_public: MetricsPublic = False,
-        rate_limit: RateLimit = 1000.0,
-        allow_private_callbacks: AllowPrivateCallbacks = None,
-        login_rate_limit: LoginRateLimit = 30.0,
-    ) -> None:
-        """Run the AXP runtime for a team: PostgreSQL, as many replicas as you like behind a load balancer."""
-        from axme_cli.errors import UsageError
+@app.command("dev")
+def dev(
+    host: Host = "127.0.0.1",
+    port: Port = 8100,
+    db: Annotated[Path | None, typer.Option(help="SQLite database file [default: the data dir's dev.db].")] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="sqlite:///PATH or postgresql://USER@HOST:PORT/DB instead of --db.", show_default=False),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            help="Fix the workspace admin key (scripts, CI); else one is generated and kept.",
+            envvar="AXME_DEV_API_KEY",
+        ),
+    ] = None,
+    org: Org = "local",
+    workspace: Workspace = "dev",
+    ready_file: ReadyFile = None,
+    redelivery_seconds: Redelivery = 30.0,
+    log_level: LogLevel = "warning",
+    smtp_url: SmtpUrl = None,
+    mail_dir: MailDir = None,
+    allow_email: AllowEmail = None,
+    login_code_ttl: LoginCodeTtl = 300.0,
+    access_token_ttl: AccessTokenTtl = 900.0,
+    webhook_retry_base: WebhookRetryBase = 30.0,
+    webhook_max_attempts: WebhookMaxAttempts = 4,
+    outbound_timeout: OutboundTimeout = 10.0,
+    public_url: PublicUrl = None,
+    metrics_public: MetricsPublic = False,
+    rate_limit: RateLimit = 1000.0,
+    allow_private_callbacks: AllowPrivateCallbacks = None,
+    login_rate_limit: LoginRateLimit = 30.0,
+) -> None:
+    """Run the local AXP runtime (SQLite, one process). Data persists across restarts."""
+    from axme_cli.config import paths
+    from axme_cli.errors import UsageError
 
-        if not database_url:
-            raise UsageError("axme server needs a database", fix="pass --database-url postgresql://USER@HOST:PORT/DB "
-                             "(or set AXME_DATABASE_URL)")
-        _run(
-            "server", host=host, port=port, database=database_url, api_key=api_key, org=org, workspace=workspace,
-            ready_file=ready_file, redelivery_seconds=redelivery_seconds, log_level=log_level, smtp_url=smtp_url,
-            mail_dir=mail_dir, allow_email=allow_email, login_code_ttl=login_code_ttl,
-            access_token_ttl=access_token_ttl, replica_id=replica_id or f"{socket.gethostname()}-{os.getpid()}",
-            webhook_retry_base=webhook_retry_base, webhook_max_attempts=webhook_max_attempts,
-            outbound_timeout=outbound_timeout, public_url=public_url, metrics_public=metrics_public,
-            rate_limit=rate_limit, allow_private_callbacks=allow_private_callbacks, login_rate_limit=login_rate_limit,
-        )
+    if db is not None and database_url:
+        raise UsageError("give --db or --database-url, not both")
+    database = database_url or (str(db) if db is not None else str(paths.default_database()))
+    _run(
+        "dev", host=host, port=port, database=database, api_key=api_key, org=org, workspace=workspace,
+        ready_file=ready_file, redelivery_seconds=redelivery_seconds, log_level=log_level, smtp_url=smtp_url,
+        mail_dir=mail_dir, allow_email=allow_email, login_code_ttl=login_code_ttl,
+        access_token_ttl=access_token_ttl, replica_id=None, webhook_retry_base=webhook_retry_base,
+        webhook_max_attempts=webhook_max_attempts, outbound_timeout=outbound_timeout, public_url=public_url,
+        metrics_public=metrics_public, rate_limit=rate_limit, allow_private_callbacks=allow_private_callbacks,
+        login_rate_limit=login_rate_limit,
+    )
+
+@app.command("server")
+def server(
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="postgresql://USER@HOST:PORT/DB (several replicas may share it) or sqlite:///PATH.",
+                     envvar="AXME_DATABASE_URL", show_default=False),
+    ] = None,
+    host: Host = "127.0.0.1",
+    port: Port = 8100,
+    api_key: Annotated[
+        str | None,
+        typer.Option("--api-key", help="The workspace admin key (the same on every replica). Required with "
+                     "PostgreSQL.", envvar="AXME_SERVER_API_KEY", show_default=False),
+    ] = None,
+    replica_id: Annotated[
+        str | None, typer.Option(help="Name of this replica in logs [default: host-pid].", show_default=False)
+    ] = None,
+    org: Org = "local",
+    workspace: Workspace = "dev",
+    ready_file: ReadyFile = None,
+    redelivery_seconds: Redelivery = 30.0,
+    log_level: LogLevel = "warning",
+    smtp_url: SmtpUrl = None,
+    mail_dir: MailDir = None,
+    allow_email: AllowEmail = None,
+    login_code_ttl: LoginCodeTtl = 300.0,
+    access_token_ttl: AccessTokenTtl = 900.0,
+    webhook_retry_base: WebhookRetryBase = 30.0,
+    webhook_max_attempts: WebhookMaxAttempts = 4,
+    outbound_timeout: OutboundTimeout = 10.0,
+    public_url: PublicUrl = None,
+    metrics_public: MetricsPublic = False,
+    rate_limit: RateLimit = 1000.0,
+    allow_private_callbacks: AllowPrivateCallbacks = None,
+    login_rate_limit: LoginRateLimit = 30.0,
+) -> None:
+    """Run the AXP runtime for a team: PostgreSQL, as many replicas as you like behind a load balancer."""
+    from axme_cli.errors import UsageError
+
+    if not database_url:
+        raise UsageError("axme server needs a database", fix="pass --database-url postgresql://USER@HOST:PORT/DB "
+                         "(or set AXME_DATABASE_URL)")
+    _run(
+        "server", host=host, port=port, database=database_url, api_key=api_key, org=org, workspace=workspace,
+        ready_file=ready_file, redelivery_seconds=redelivery_seconds, log_level=log_level, smtp_url=smtp_url,
+        mail_dir=mail_dir, allow_email=allow_email, login_code_ttl=login_code_ttl,
+        access_token_ttl=access_token_ttl, replica_id=replica_id or f"{socket.gethostname()}-{os.getpid()}",
+        webhook_retry_base=webhook_retry_base, webhook_max_attempts=webhook_max_attempts,
+        outbound_timeout=outbound_timeout, public_url=public_url, metrics_public=metrics_public,
+        rate_limit=rate_limit, allow_private_callbacks=allow_private_callbacks, login_rate_limit=login_rate_limit,
+    )
 
 
 def _run(command: str, *, database: str, api_key: str | None, org: str, workspace: str, smtp_url: str | None,
@@ -331,7 +333,7 @@ def _announce_server(info: object) -> None:
 
 def _announce(info: object) -> None:
     from axme_cli.config import contexts, secrets
-    from axme_cli.config.files import ConfigFileError
+    from axme_cli.errors import ConfigFileError
     from axme_cli.render.console import err, out
     from axme_cli.runtime.server import ReadyInfo
 

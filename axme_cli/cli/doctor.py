@@ -32,8 +32,7 @@ def _config_checks(context: str | None, base_url: str | None) -> tuple[list[Chec
 
     from axme_cli.cli.common import target
     from axme_cli.config import contexts, paths, secrets
-    from axme_cli.config.files import ConfigFileError
-    from axme_cli.errors import CliError
+    from axme_cli.errors import CliError, ConfigFileError
 
     checks: list[Check] = []
     path = paths.config_file()
@@ -48,6 +47,8 @@ def _config_checks(context: str | None, base_url: str | None) -> tuple[list[Chec
     t: Target | None = None
     try:
         t = target(base_url, None, context)
+    except ConfigFileError:
+        raise
     except CliError as exc:
         checks.append(Check("context", "fail", exc.message, exc.fix or "axme context list"))
     if t is not None:
@@ -94,14 +95,14 @@ def _runtime_checks(t: Target) -> list[Check]:
 
     from axme_cli import __version__
     from axme_cli.client.http import Client
-    from axme_cli.errors import CliError
+    from axme_cli.errors import CliError, ConfigFileError
 
     checks: list[Check] = []
     later = ("server_version", "clock_skew", "credentials_accepted")
     with Client(t.base_url, timeout=5.0) as c:
         try:
             start = time.time()
-            health = c.get("/health")
+            health = c.health()
             local = (start + time.time()) / 2
         except CliError as exc:
             fix = exc.fix or "check the URL; `axme status` shows what answers there"
@@ -128,35 +129,37 @@ def _runtime_checks(t: Target) -> list[Check]:
         return checks
     try:
         with Client.for_target(t, timeout=10.0) as c:
-            principal = c.get("/v1/auth/whoami").get("principal") or {}
+            principal = c.whoami().get("principal") or {}
         who = principal.get("email") or principal.get("address")
         checks.append(Check("credentials_accepted", "ok", f"{principal.get('kind')} {who}"))
+    except ConfigFileError:
+        raise
     except CliError as exc:
         checks.append(Check("credentials_accepted", "fail", exc.message,
                             exc.fix or "run `axme login` (or pass a valid --api-key)"))
     return checks
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("doctor")
-    def doctor(
-        base_url: BaseUrlOpt = None,
-        context: Annotated[str | None, typer.Option("--context", help="Check this context instead of the active one.",
-                                                    show_default=False)] = None,
-    ) -> None:
-        """Check config, context, credentials, secret storage, the runtime, its version and clock."""
-        from axme_cli.cli.common import emit, json_mode
-        from axme_cli.render.tables import table
+app = typer.Typer()  # commands of the root (see app.py)
 
-        checks, t = _config_checks(context, base_url)
-        if t is not None:
-            checks += _runtime_checks(t)
-        failed = any(c.status == "fail" for c in checks)
-        if json_mode():
-            emit([c.as_dict() for c in checks])
-        else:
-            table(["CHECK", "OK", "DETAIL", "FIX"],
-                  [[c.check, {"ok": "ok", "warn": "WARN", "fail": "FAIL", "skip": "-"}[c.status], c.detail, c.fix]
-                   for c in checks], status_column=None)
-        if failed:
-            raise typer.Exit(1)
+
+@app.command("doctor")
+def doctor(
+    base_url: BaseUrlOpt = None,
+    context: Annotated[str | None, typer.Option("--context", help="Check this context instead of the active one.",
+                                                show_default=False)] = None,
+) -> None:
+    """Check config, context, credentials, secret storage, the runtime, its version and clock."""
+    from axme_cli.cli.common import output
+    from axme_cli.render.tables import table
+
+    checks, t = _config_checks(context, base_url)
+    if t is not None:
+        checks += _runtime_checks(t)
+    failed = any(c.status == "fail" for c in checks)
+    output().result([c.as_dict() for c in checks], lambda: table(
+        ["CHECK", "OK", "DETAIL", "FIX"],
+        [[c.check, {"ok": "ok", "warn": "WARN", "fail": "FAIL", "skip": "-"}[c.status], c.detail, c.fix]
+         for c in checks], status_column=None))
+    if failed:
+        raise typer.Exit(1)

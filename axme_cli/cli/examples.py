@@ -8,49 +8,42 @@ import typer
 
 from axme_cli.cli.common import ApiKeyOpt, BaseUrlOpt, ContextOpt
 
+app = typer.Typer(help="Ready-made scenarios you can run at once.", no_args_is_help=True, rich_markup_mode=None)
 
-def register(app: typer.Typer) -> None:
-    ex = typer.Typer(help="Ready-made scenarios you can run at once.", no_args_is_help=True, rich_markup_mode=None)
-    app.add_typer(ex, name="examples")
+@app.command("list")
+def list_() -> None:
+    """List the examples."""
+    from axme_cli.cli.common import output
+    from axme_cli.examples import CATALOG
 
-    @ex.command("list")
-    def list_() -> None:
-        """List the examples."""
-        from axme_cli.cli.common import emit, json_mode
-        from axme_cli.examples import CATALOG
-        from axme_cli.render.console import out
+    output().result([{"name": k, "description": v} for k, v in CATALOG.items()],
+                    [*(f"{name:28} {text}" for name, text in CATALOG.items()),
+                     "Run one: axme examples run order-saga [--fail-at shipping]"])
 
-        if json_mode():
-            emit([{"name": k, "description": v} for k, v in CATALOG.items()])
-            return
-        for name, text in CATALOG.items():
-            out(f"{name:28} {text}")
-        out("Run one: axme examples run order-saga [--fail-at shipping]")
+@app.command("run")
+def run(
+    name: Annotated[str, typer.Argument(help="Example name (see `axme examples list`).", show_default=False)],
+    fail_at: Annotated[str | None, typer.Option(
+        "--fail-at", help="Make this step (or role) fail, to see compensation.", show_default=False)] = None,
+    delay: Annotated[float, typer.Option("--delay", help="Seconds each demo step takes.", min=0)] = 0.3,
+    base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
+) -> None:
+    """Run an example: uses the runtime of your context, or starts a temporary one; starts the demo
+    agents as separate processes; applies the scenario and shows it live. Exit 0 if it COMPLETED."""
+    from axme_cli.errors import UsageError
+    from axme_cli.examples import CATALOG, load
 
-    @ex.command("run")
-    def run(
-        name: Annotated[str, typer.Argument(help="Example name (see `axme examples list`).", show_default=False)],
-        fail_at: Annotated[str | None, typer.Option(
-            "--fail-at", help="Make this step (or role) fail, to see compensation.", show_default=False)] = None,
-        delay: Annotated[float, typer.Option("--delay", help="Seconds each demo step takes.", min=0)] = 0.3,
-        base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
-    ) -> None:
-        """Run an example: uses the runtime of your context, or starts a temporary one; starts the demo
-        agents as separate processes; applies the scenario and shows it live. Exit 0 if it COMPLETED."""
-        from axme_cli.errors import UsageError
-        from axme_cli.examples import CATALOG, load
-
-        if name not in CATALOG:
-            raise UsageError(f"no example named {name!r}", fix="see `axme examples list`")
-        bundle = load(name)
-        steps = [s["step_id"] for s in bundle["workflow"]["steps"]]
-        roles = [a["role"] for a in bundle["agents"]]
-        if fail_at and fail_at not in steps and fail_at not in roles:
-            raise UsageError(f"--fail-at {fail_at!r} is neither a step ({', '.join(steps)}) nor a role "
-                             f"({', '.join(roles)}) of {name}")
-        status = _run(name, bundle, fail_at, delay, base_url, api_key, context)
-        if status != "COMPLETED":
-            raise typer.Exit(1)
+    if name not in CATALOG:
+        raise UsageError(f"no example named {name!r}", fix="see `axme examples list`")
+    bundle = load(name)
+    steps = [s["step_id"] for s in bundle["workflow"]["steps"]]
+    roles = [a["role"] for a in bundle["agents"]]
+    if fail_at and fail_at not in steps and fail_at not in roles:
+        raise UsageError(f"--fail-at {fail_at!r} is neither a step ({', '.join(steps)}) nor a role "
+                         f"({', '.join(roles)}) of {name}")
+    status = _run(name, bundle, fail_at, delay, base_url, api_key, context)
+    if status != "COMPLETED":
+        raise typer.Exit(1)
 
 
 def _run(name: str, bundle: dict[str, Any], fail_at: str | None, delay: float, base_url: str | None,
@@ -61,14 +54,12 @@ def _run(name: str, bundle: dict[str, Any], fail_at: str | None, delay: float, b
     import sys
     import tempfile
 
-    from axme_cli.cli.common import client, json_mode, target
+    from axme_cli.cli.common import client, output, target
     from axme_cli.cli.scenarios import provision, run_and_follow
     from axme_cli.client.http import Client
     from axme_cli.config import agents_file
     from axme_cli.errors import CliError
-    from axme_cli.render.console import err, out
-
-    say = err if json_mode() else out
+    say = output().say
     started: list[subprocess.Popen[bytes]] = []
     scratch = tempfile.TemporaryDirectory(prefix="axme-example-")
     try:
@@ -97,7 +88,7 @@ def _run(name: str, bundle: dict[str, Any], fail_at: str | None, delay: float, b
                      entry["api_key"], "--base-url", c.base_url, "--handler", "axme_cli.agents.demo:handle"],
                     env=env, stdout=log, stderr=subprocess.STDOUT))
                 say(f"  agent {agent['role']:10} {entry['address']}  (pid {started[-1].pid})")
-            answer = c.post("/v1/scenarios/apply", json=bundle)
+            answer = c.apply_scenario(bundle)
             say(f"  intent {answer['intent_id']}" + (f"  (failing at {fail_at})" if fail_at else ""))
             return run_and_follow(c, answer["intent_id"], title=bundle.get("title") or name, watch=True)
     finally:
@@ -113,7 +104,7 @@ def _run(name: str, bundle: dict[str, Any], fail_at: str | None, delay: float, b
 
 
 def _answers(base_url: str) -> bool:
-    from axme_cli.client.http import httpx  # through the client module: it keeps httpx's own CLI unloaded
+    from axme_cli.client.lean_httpx import httpx
 
     try:
         return httpx.get(base_url.rstrip("/") + "/health", timeout=2.0).status_code == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any
 
 import typer
@@ -17,318 +18,272 @@ def _exit_for(status: str) -> None:
         raise typer.Exit(1)
 
 
-def _get(c: Any, intent_id: str) -> dict[str, Any]:
-    return c.get(f"/v1/intents/{intent_id}")
+top = typer.Typer()  # `axme observe`, a command of the root
+app = typer.Typer(help="Send, inspect, follow and manage intents.", no_args_is_help=True,
+                      rich_markup_mode=None)
 
-
-def register(app: typer.Typer) -> None:
-    intents = typer.Typer(help="Send, inspect, follow and manage intents.", no_args_is_help=True,
-                          rich_markup_mode=None)
-    app.add_typer(intents, name="intents")
-
-    @intents.command("send")
-    def send(
-        to: Annotated[str, typer.Option("--to", help="Target agent: agent://org/ws/name or a bare name.",
-                                        show_default=False)],
-        intent_type: Annotated[str, typer.Option("--type", "--intent-type", help="Intent type.")] = "intent.ask.v1",
-        data_json: Annotated[str | None, typer.Option("--data-json", help="Payload as a JSON object (or @file).",
-                                                      show_default=False)] = None,
-        data: Annotated[list[str] | None, typer.Option("--data", help="Payload field key=value (repeatable).",
-                                                       show_default=False)] = None,
-        idempotency_key: Annotated[str | None, typer.Option("--idempotency-key", show_default=False,
-                                                            help="Same key + same body: the same intent.")] = None,
-        deadline: Annotated[str | None, typer.Option("--deadline-at", help="RFC 3339 deadline.",
-                                                     show_default=False)] = None,
-        max_attempts: Annotated[int | None, typer.Option("--max-delivery-attempts", min=1,
-                                                         show_default=False)] = None,
-        wait: Annotated[bool, typer.Option("--wait", help="Wait for a terminal status; exit 1 unless COMPLETED.")]
-        = False,
-        base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
-    ) -> None:
-        """Send an intent to an agent."""
-        import uuid
-
-        from axme_cli.cli.common import client, emit, json_mode
-        from axme_cli.cli.inputs import merged_data
-        from axme_cli.render.console import out
-
-        # With an idempotency key the correlation id derives from it, so sending again is the same request.
-        correlation = (uuid.uuid5(uuid.NAMESPACE_URL, f"axme-idem:{idempotency_key}") if idempotency_key
-                       else uuid.uuid4())
-        body: dict[str, Any] = {"intent_type": intent_type, "to_agent": to, "correlation_id": str(correlation),
-                                "payload": merged_data(data_json, data)}
-        if deadline:
-            body["deadline_at"] = deadline
-        if max_attempts:
-            body["max_delivery_attempts"] = max_attempts
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        with client(base_url, api_key, context) as c:
-            created = c.post("/v1/intents", json=body, headers=headers)
-            intent_id = created["intent_id"]
-            if not wait:
-                if json_mode():
-                    emit(created)
-                else:
-                    out(f"Sent intent {intent_id} ({created.get('status')}).")
-                    out(f"Follow it: axme observe {intent_id}")
-                return
-            final = None
-            for event in c.follow_intent(intent_id):
-                final = event
-            got = _get(c, intent_id)
-        status = got["intent"]["status"]
-        if json_mode():
-            emit(got)
-        else:
-            out(f"Intent {intent_id} ended {status}" + ("" if final else " (no terminal event seen)"))
-        _exit_for(status)
-
-    @intents.command("list")
-    def list_(
-        status: Annotated[str | None, typer.Option("--status", help="Only these statuses (comma separated).",
+@app.command("send")
+def send(
+    to: Annotated[str, typer.Option("--to", help="Target agent: agent://org/ws/name or a bare name.",
+                                    show_default=False)],
+    intent_type: Annotated[str, typer.Option("--type", "--intent-type", help="Intent type.")] = "intent.ask.v1",
+    data_json: Annotated[str | None, typer.Option("--data-json", help="Payload as a JSON object (or @file).",
+                                                  show_default=False)] = None,
+    data: Annotated[list[str] | None, typer.Option("--data", help="Payload field key=value (repeatable).",
                                                    show_default=False)] = None,
-        limit: Annotated[int, typer.Option("--limit", min=1, max=500)] = 50,
-        base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
-    ) -> None:
-        """List recent intents, newest first."""
-        from axme_cli.cli.common import client, emit, json_mode
-        from axme_cli.render.events import age
-        from axme_cli.render.tables import table
+    idempotency_key: Annotated[str | None, typer.Option("--idempotency-key", show_default=False,
+                                                        help="Same key + same body: the same intent.")] = None,
+    deadline: Annotated[str | None, typer.Option("--deadline-at", help="RFC 3339 deadline.",
+                                                 show_default=False)] = None,
+    max_attempts: Annotated[int | None, typer.Option("--max-delivery-attempts", min=1,
+                                                     show_default=False)] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for a terminal status; exit 1 unless COMPLETED.")]
+    = False,
+    base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
+) -> None:
+    """Send an intent to an agent."""
+    import uuid
 
-        params: dict[str, Any] = {"limit": limit}
-        if status:
-            params["status"] = status.upper()
-        with client(base_url, api_key, context) as c:
-            body = c.get("/v1/intents", params=params)
-        rows = body.get("intents", [])
-        if json_mode():
-            emit(rows)
+    from axme_cli.cli.common import client, output
+    from axme_cli.cli.inputs import merged_data
+
+    # With an idempotency key the correlation id derives from it, so sending again is the same request.
+    correlation = (uuid.uuid5(uuid.NAMESPACE_URL, f"axme-idem:{idempotency_key}") if idempotency_key
+                   else uuid.uuid4())
+    body: dict[str, Any] = {"intent_type": intent_type, "to_agent": to, "correlation_id": str(correlation),
+                            "payload": merged_data(data_json, data)}
+    if deadline:
+        body["deadline_at"] = deadline
+    if max_attempts:
+        body["max_delivery_attempts"] = max_attempts
+    with client(base_url, api_key, context) as c:
+        created = c.create_intent(body, idempotency_key=idempotency_key)
+        intent_id = created["intent_id"]
+        if not wait:
+            output().result(created, [f"Sent intent {intent_id} ({created.get('status')}).",
+                                      f"Follow it: axme observe {intent_id}"])
             return
-        table(["ID", "STATUS", "TYPE", "TO", "AGE"],
-              [[r["intent_id"], r["status"], r["intent_type"], r["to_agent"], age(r.get("updated_at"))] for r in rows],
-              empty="No intents.")
+        final = None
+        for event in c.follow_intent(intent_id):
+            final = event
+        got = c.get_intent(intent_id)
+    status = got["intent"]["status"]
+    output().result(got, f"Intent {intent_id} ended {status}" + ("" if final else " (no terminal event seen)"))
+    _exit_for(status)
 
-    @intents.command("get")
-    def get(intent_id: IdArg, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
+@app.command("list")
+def list_(
+    status: Annotated[str | None, typer.Option("--status", help="Only these statuses (comma separated).",
+                                               show_default=False)] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=500)] = 50,
+    base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
+) -> None:
+    """List recent intents, newest first."""
+    from axme_cli.cli.common import client, output
+    from axme_cli.render.events import age
+    from axme_cli.render.tables import table
+
+    with client(base_url, api_key, context) as c:
+        rows = c.list_intents(limit=limit, status=status.upper() if status else None)
+    output().result(rows, lambda: table(
+        ["ID", "STATUS", "TYPE", "TO", "AGE"],
+        [[r["intent_id"], r["status"], r["intent_type"], r["to_agent"], age(r.get("updated_at"))] for r in rows],
+        empty="No intents."))
+
+@app.command("get")
+def get(intent_id: IdArg, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
+        context: ContextOpt = None) -> None:
+    """Show one intent (key: value lines; --json for the API body)."""
+    import json
+
+    from axme_cli.cli.common import client, output
+    from axme_cli.render.console import key_values
+
+    with client(base_url, api_key, context) as c:
+        body = c.get_intent(intent_id)
+    intent = body["intent"]
+    rows = []
+    for key in ("intent_id", "intent_type", "status", "lifecycle_status", "waiting_reason", "from_agent",
+                "to_agent", "delivery_attempt", "max_delivery_attempts", "created_at", "updated_at",
+                "deadline_at", "correlation_id", "seq"):
+        rows.append((key, "" if intent.get(key) is None else intent.get(key)))
+    pending = intent.get("pending_with")
+    rows.append(("pending_with", f"{pending.get('type')}:{pending.get('name')}" if pending else ""))
+    for key in ("payload", "result", "error"):
+        if intent.get(key) is not None:
+            rows.append((key, json.dumps(intent[key], ensure_ascii=False)))
+    output().result(body, lambda: key_values([(f"{k}:", v) for k, v in rows]))
+
+def _follow(intent_id: str, *, since: int, follow: bool, rich_header: bool, base_url: str | None,
+            api_key: str | None, context: str | None) -> None:
+    from axme_cli.cli.common import client, output
+    from axme_cli.render.console import err
+    from axme_cli.render.events import EventLines, final_line, header
+
+    shown = output()
+    with client(base_url, api_key, context) as c:
+        intent = c.get_intent(intent_id)["intent"]
+        lines = EventLines()
+        shown.text(header(intent) if rich_header else lambda: err(f"Streaming events of {intent_id} (Ctrl+C to stop)"))
+        last: dict[str, Any] | None = None
+        for event in c.follow_intent(intent_id, since=since, follow=follow):
+            last = event
+            shown.item(event, functools.partial(lines.show, event))
+        status = last["status"] if last else c.get_intent(intent_id)["intent"]["status"]
+    if status in TERMINAL and rich_header:
+        shown.text(final_line(status, intent.get("created_at"), last.get("at") if last else intent.get("updated_at")))
+    _exit_for(status)
+
+@app.command("watch")
+def watch(
+    intent_id: IdArg,
+    follow: Annotated[bool, typer.Option("--follow", help="Keep streaming after a terminal status.")] = False,
+    since: Annotated[int, typer.Option("--since", min=0, help="Only events after this seq.")] = 0,
+    base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
+) -> None:
+    """Stream an intent's events live; stops at a terminal status unless --follow."""
+    _follow(intent_id, since=since, follow=follow, rich_header=False, base_url=base_url, api_key=api_key,
+            context=context)
+
+@top.command("observe")
+def observe(intent_id: IdArg, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
             context: ContextOpt = None) -> None:
-        """Show one intent (key: value lines; --json for the API body)."""
-        import json
+    """Watch one intent live until it ends: exit 0 if COMPLETED, 1 if FAILED/CANCELED/TIMED_OUT."""
+    _follow(intent_id, since=0, follow=False, rich_header=True, base_url=base_url, api_key=api_key,
+            context=context)
 
-        from axme_cli.cli.common import client, emit, json_mode
-        from axme_cli.render.console import key_values
+@app.command("log")
+def log(intent_id: IdArg, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
+        context: ContextOpt = None) -> None:
+    """Print an intent's whole event log."""
+    from axme_cli.cli.common import client, output
+    from axme_cli.render.console import out
+    from axme_cli.render.events import EventLines, header
 
-        with client(base_url, api_key, context) as c:
-            body = _get(c, intent_id)
-        if json_mode():
-            emit(body)
-            return
-        intent = body["intent"]
-        rows = []
-        for key in ("intent_id", "intent_type", "status", "lifecycle_status", "waiting_reason", "from_agent",
-                    "to_agent", "delivery_attempt", "max_delivery_attempts", "created_at", "updated_at",
-                    "deadline_at", "correlation_id", "seq"):
-            rows.append((key, "" if intent.get(key) is None else intent.get(key)))
-        pending = intent.get("pending_with")
-        rows.append(("pending_with", f"{pending.get('type')}:{pending.get('name')}" if pending else ""))
-        for key in ("payload", "result", "error"):
-            if intent.get(key) is not None:
-                rows.append((key, json.dumps(intent[key], ensure_ascii=False)))
-        key_values([(f"{k}:", v) for k, v in rows])
+    with client(base_url, api_key, context) as c:
+        intent = c.get_intent(intent_id)["intent"]
+        events = c.intent_events(intent_id)
 
-    def _follow(intent_id: str, *, since: int, follow: bool, rich_header: bool, base_url: str | None,
-                api_key: str | None, context: str | None) -> None:
-        from axme_cli.cli.common import client, json_mode
-        from axme_cli.render.console import err, out, print_json
-        from axme_cli.render.events import EventLines, final_line, header
-
-        with client(base_url, api_key, context) as c:
-            intent = _get(c, intent_id)["intent"]
-            lines = EventLines()
-            if not json_mode():
-                if rich_header:
-                    out(header(intent))
-                else:
-                    err(f"Streaming events of {intent_id} (Ctrl+C to stop)")
-            last: dict[str, Any] | None = None
-            for event in c.follow_intent(intent_id, since=since, follow=follow):
-                last = event
-                if json_mode():
-                    print_json(event)
-                else:
-                    lines.show(event)
-            status = last["status"] if last else _get(c, intent_id)["intent"]["status"]
-        if status in TERMINAL and not json_mode() and rich_header:
-            out(final_line(status, intent.get("created_at"), last.get("at") if last else intent.get("updated_at")))
-        _exit_for(status)
-
-    @intents.command("watch")
-    def watch(
-        intent_id: IdArg,
-        follow: Annotated[bool, typer.Option("--follow", help="Keep streaming after a terminal status.")] = False,
-        since: Annotated[int, typer.Option("--since", min=0, help="Only events after this seq.")] = 0,
-        base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
-    ) -> None:
-        """Stream an intent's events live; stops at a terminal status unless --follow."""
-        _follow(intent_id, since=since, follow=follow, rich_header=False, base_url=base_url, api_key=api_key,
-                context=context)
-
-    @app.command("observe")
-    def observe(intent_id: IdArg, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
-                context: ContextOpt = None) -> None:
-        """Watch one intent live until it ends: exit 0 if COMPLETED, 1 if FAILED/CANCELED/TIMED_OUT."""
-        _follow(intent_id, since=0, follow=False, rich_header=True, base_url=base_url, api_key=api_key,
-                context=context)
-
-    @intents.command("log")
-    def log(intent_id: IdArg, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
-            context: ContextOpt = None) -> None:
-        """Print an intent's whole event log."""
-        from axme_cli.cli.common import client, emit, json_mode
-        from axme_cli.render.console import out
-        from axme_cli.render.events import EventLines, header
-
-        with client(base_url, api_key, context) as c:
-            intent = _get(c, intent_id)["intent"]
-            events = c.get(f"/v1/intents/{intent_id}/events")["events"]
-        if json_mode():
-            emit(events)
-            return
+    def text() -> None:
         out(header(intent))
         lines = EventLines()
         for event in events:
             lines.show(event)
         out(f"Final status: {intent['status']}   Intent ID: {intent_id}   Events: {len(events)}")
 
-    @intents.command("cancel")
-    def cancel(
-        intent_id: IdArg,
-        reason: Annotated[str, typer.Option("--reason")] = "canceled via axme cli",
-        base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
-    ) -> None:
-        """Cancel an intent (resolve it CANCELED)."""
-        from axme_cli.cli.common import client, emit, json_mode
-        from axme_cli.render.console import out
+    output().result(events, text)
 
-        with client(base_url, api_key, context) as c:
-            body = c.post(f"/v1/intents/{intent_id}/resolve", json={"status": "CANCELED", "reason": reason})
-        if json_mode():
-            emit(body)
-        else:
-            out(f"Canceled {intent_id}.")
+@app.command("cancel")
+def cancel(
+    intent_id: IdArg,
+    reason: Annotated[str, typer.Option("--reason")] = "canceled via axme cli",
+    base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
+) -> None:
+    """Cancel an intent (resolve it CANCELED)."""
+    from axme_cli.cli.common import client, output
 
-    @intents.command("retry")
-    def retry(intent_id: IdArg, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
-              context: ContextOpt = None) -> None:
-        """Send a FAILED, CANCELED or TIMED_OUT intent again as a new intent (same type, target, payload)."""
-        import uuid
+    with client(base_url, api_key, context) as c:
+        body = c.resolve_intent(intent_id, {"status": "CANCELED", "reason": reason})
+    output().result(body, f"Canceled {intent_id}.")
 
-        from axme_cli.cli.common import client, emit, json_mode
-        from axme_cli.errors import CliError
-        from axme_cli.render.console import out
+@app.command("retry")
+def retry(intent_id: IdArg, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
+          context: ContextOpt = None) -> None:
+    """Send a FAILED, CANCELED or TIMED_OUT intent again as a new intent (same type, target, payload)."""
+    import uuid
 
-        with client(base_url, api_key, context) as c:
-            old = _get(c, intent_id)["intent"]
-            if old["status"] not in ("FAILED", "CANCELED", "TIMED_OUT"):
-                raise CliError(f"intent {intent_id} is {old['status']}; only FAILED, CANCELED or TIMED_OUT "
-                               "intents can be retried", fix=f"follow it with `axme observe {intent_id}`")
-            body = {"intent_type": old["intent_type"], "to_agent": old["to_agent"], "payload": old["payload"],
-                    "correlation_id": str(uuid.uuid4())}
-            for key in ("reply_to", "max_delivery_attempts", "human_task"):
-                if old.get(key) is not None:
-                    body[key] = old[key]
-            created = c.post("/v1/intents", json=body)
-        result = {"ok": True, "mode": "retry", "retried_intent_id": intent_id, "new_intent": created}
-        if json_mode():
-            emit(result)
-        else:
-            out(f"Sent again as {created['intent_id']} (the old intent {intent_id} stays {old['status']}).")
+    from axme_cli.cli.common import client, output
+    from axme_cli.errors import CliError
 
-    @intents.command("resume")
-    def resume(
-        intent_id: IdArg,
-        action: Annotated[str, typer.Option("--action", help="complete | fail | in_progress")] = "complete",
-        data_json: Annotated[str | None, typer.Option("--data-json", help="Result fields as a JSON object.",
-                                                      show_default=False)] = None,
-        data: Annotated[list[str] | None, typer.Option("--data", help="Result field key=value (repeatable).",
-                                                       show_default=False)] = None,
-        base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
-    ) -> None:
-        """Resume an intent for real (POST /v1/intents/{id}/resume) as its agent or the workspace admin."""
-        from axme_cli.cli.common import client, emit, json_mode
-        from axme_cli.cli.inputs import merged_data
-        from axme_cli.errors import UsageError
-        from axme_cli.render.console import out
+    with client(base_url, api_key, context) as c:
+        old = c.get_intent(intent_id)["intent"]
+        if old["status"] not in ("FAILED", "CANCELED", "TIMED_OUT"):
+            raise CliError(f"intent {intent_id} is {old['status']}; only FAILED, CANCELED or TIMED_OUT "
+                           "intents can be retried", fix=f"follow it with `axme observe {intent_id}`")
+        body = {"intent_type": old["intent_type"], "to_agent": old["to_agent"], "payload": old["payload"],
+                "correlation_id": str(uuid.uuid4())}
+        for key in ("reply_to", "max_delivery_attempts", "human_task"):
+            if old.get(key) is not None:
+                body[key] = old[key]
+        created = c.create_intent(body)
+    result = {"ok": True, "mode": "retry", "retried_intent_id": intent_id, "new_intent": created}
+    output().result(result, f"Sent again as {created['intent_id']} (the old intent {intent_id} stays "
+                            f"{old['status']}).")
 
-        if action not in ("complete", "fail", "in_progress"):
-            raise UsageError(f"--action {action!r} is not one of complete, fail, in_progress")
-        body = {**merged_data(data_json, data), "action": action}
-        with client(base_url, api_key, context) as c:
-            result = c.post(f"/v1/intents/{intent_id}/resume", json=body)
-        if json_mode():
-            emit(result)
-        else:
-            state = "applied" if result.get("applied") else "already applied"
-            out(f"Resumed {intent_id} ({action}, {state}); now {result['intent']['status']}.")
-
-    @intents.command("cleanup")
-    def cleanup(
-        older_than: Annotated[float, typer.Option("--older-than", help="Hours since creation.", min=0)] = 24.0,
-        dry_run: Annotated[bool, typer.Option("--dry-run/--no-dry-run", help="Only list what would go.")] = True,
-        status: Annotated[str | None, typer.Option("--status", help="Statuses to cancel (comma separated).",
+@app.command("resume")
+def resume(
+    intent_id: IdArg,
+    action: Annotated[str, typer.Option("--action", help="complete | fail | in_progress")] = "complete",
+    data_json: Annotated[str | None, typer.Option("--data-json", help="Result fields as a JSON object.",
+                                                  show_default=False)] = None,
+    data: Annotated[list[str] | None, typer.Option("--data", help="Result field key=value (repeatable).",
                                                    show_default=False)] = None,
-        limit: Annotated[int, typer.Option("--limit", min=1, max=10000)] = 500,
-        reason: Annotated[str, typer.Option("--reason")] = "zombie cleanup via CLI",
-        base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
-    ) -> None:
-        """Cancel stuck intents in bulk (a dry run unless --no-dry-run)."""
-        from axme_cli.cli.common import client, emit, json_mode
-        from axme_cli.render.console import out
+    base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
+) -> None:
+    """Resume an intent for real (POST /v1/intents/{id}/resume) as its agent or the workspace admin."""
+    from axme_cli.cli.common import client, output
+    from axme_cli.cli.inputs import merged_data
+    from axme_cli.errors import UsageError
 
-        body: dict[str, Any] = {"older_than_hours": older_than, "dry_run": dry_run, "reason": reason,
-                                "limit": limit}
-        if status:
-            body["status_filter"] = [s.strip().upper() for s in status.split(",") if s.strip()]
-        with client(base_url, api_key, context, timeout=300.0) as c:
-            result = c.post("/v1/intents/bulk-cancel", json=body)
-        if json_mode():
-            emit(result)
-            return
-        if dry_run:
-            out(f"Dry run: {result['would_cancel']} intents would be canceled.")
-            for intent_id in result.get("intent_ids", []):
-                out(f"  {intent_id}")
-            if result["would_cancel"]:
-                out("Run with --no-dry-run to cancel them.")
-        else:
-            out(f"Canceled {result['canceled']} intents (reason: {reason}).")
+    if action not in ("complete", "fail", "in_progress"):
+        raise UsageError(f"--action {action!r} is not one of complete, fail, in_progress")
+    body = {**merged_data(data_json, data), "action": action}
+    with client(base_url, api_key, context) as c:
+        result = c.resume_intent(intent_id, body)
+    state = "applied" if result.get("applied") else "already applied"
+    output().result(result, f"Resumed {intent_id} ({action}, {state}); now {result['intent']['status']}.")
 
-    @intents.command("trace")
-    def trace(intent_id: IdArg, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
-              context: ContextOpt = None) -> None:
-        """Why an intent waits: its status, holder, last event and the next thing to do."""
-        from axme_cli.cli.common import client, emit, json_mode
-        from axme_cli.render.console import key_values
+@app.command("cleanup")
+def cleanup(
+    older_than: Annotated[float, typer.Option("--older-than", help="Hours since creation.", min=0)] = 24.0,
+    dry_run: Annotated[bool, typer.Option("--dry-run/--no-dry-run", help="Only list what would go.")] = True,
+    status: Annotated[str | None, typer.Option("--status", help="Statuses to cancel (comma separated).",
+                                               show_default=False)] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10000)] = 500,
+    reason: Annotated[str, typer.Option("--reason")] = "zombie cleanup via CLI",
+    base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
+) -> None:
+    """Cancel stuck intents in bulk (a dry run unless --no-dry-run)."""
+    from axme_cli.cli.common import client, output
 
-        with client(base_url, api_key, context) as c:
-            intent = _get(c, intent_id)["intent"]
-            events = c.get(f"/v1/intents/{intent_id}/events")["events"]
-        last = events[-1] if events else {}
-        result = {
-            "intent_id": intent_id,
-            "status": intent["status"],
-            "waiting_reason": intent.get("waiting_reason"),
-            "holder": (intent.get("pending_with") or {}).get("name"),
-            "delivery_attempt": intent.get("delivery_attempt"),
-            "max_delivery_attempts": intent.get("max_delivery_attempts"),
-            "last_event": last.get("event_type"),
-            "last_event_at": last.get("at"),
-            "events_count": len(events),
-            "next_action": next_action(intent),
-        }
-        if json_mode():
-            emit(result)
-        else:
-            key_values([(f"{k}:", "" if v is None else v) for k, v in result.items()])
+    body: dict[str, Any] = {"older_than_hours": older_than, "dry_run": dry_run, "reason": reason,
+                            "limit": limit}
+    if status:
+        body["status_filter"] = [s.strip().upper() for s in status.split(",") if s.strip()]
+    with client(base_url, api_key, context, timeout=300.0) as c:
+        result = c.bulk_cancel(body)
+    if dry_run:
+        lines = [f"Dry run: {result['would_cancel']} intents would be canceled.",
+                 *(f"  {intent_id}" for intent_id in result.get("intent_ids", [])),
+                 *(["Run with --no-dry-run to cancel them."] if result["would_cancel"] else [])]
+    else:
+        lines = [f"Canceled {result['canceled']} intents (reason: {reason})."]
+    output().result(result, lines)
+
+@app.command("trace")
+def trace(intent_id: IdArg, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
+          context: ContextOpt = None) -> None:
+    """Why an intent waits: its status, holder, last event and the next thing to do."""
+    from axme_cli.cli.common import client, output
+    from axme_cli.render.console import key_values
+
+    with client(base_url, api_key, context) as c:
+        intent = c.get_intent(intent_id)["intent"]
+        events = c.intent_events(intent_id)
+    last = events[-1] if events else {}
+    result = {
+        "intent_id": intent_id,
+        "status": intent["status"],
+        "waiting_reason": intent.get("waiting_reason"),
+        "holder": (intent.get("pending_with") or {}).get("name"),
+        "delivery_attempt": intent.get("delivery_attempt"),
+        "max_delivery_attempts": intent.get("max_delivery_attempts"),
+        "last_event": last.get("event_type"),
+        "last_event_at": last.get("at"),
+        "events_count": len(events),
+        "next_action": next_action(intent),
+    }
+    output().result(result, lambda: key_values([(f"{k}:", "" if v is None else v) for k, v in result.items()]))
 
 
 def next_action(intent: dict[str, Any]) -> str:

@@ -32,77 +32,73 @@ def read_bundle(path: Path) -> tuple[Any, str | None]:
         return None, f"not valid JSON at line {line} column {col}: {getattr(exc, 'msg', exc)}"
 
 
-def register(app: typer.Typer) -> None:
-    sc = typer.Typer(help="Validate and run ScenarioBundle files.", no_args_is_help=True, rich_markup_mode=None)
-    app.add_typer(sc, name="scenarios")
+app = typer.Typer(help="Validate and run ScenarioBundle files.", no_args_is_help=True, rich_markup_mode=None)
 
-    @sc.command("validate")
-    def validate(file: FileArg) -> None:
-        """Check a bundle offline: exit 1 when invalid, 0 when valid (warnings allowed)."""
-        from axme_cli.cli.common import emit, json_mode
-        from axme_cli.protocol.scenario import check
-        from axme_cli.render.console import err, out
+@app.command("validate")
+def validate(file: FileArg) -> None:
+    """Check a bundle offline: exit 1 when invalid, 0 when valid (warnings allowed)."""
+    from axme_cli.cli.common import output
+    from axme_cli.protocol.scenario import check
+    from axme_cli.render.console import err, out
 
-        raw, syntax = read_bundle(file)
-        if syntax is not None:
-            errors, warnings = [syntax], []
-        else:
-            _, problems, notes = check(raw)
-            errors, warnings = [str(p) for p in problems], [str(w) for w in notes]
-        if json_mode():
-            emit({"ok": not errors, "valid": not errors, "file": str(file), "errors": errors, "warnings": warnings})
-        else:
-            for e in errors:
-                err(f"{file}: {e}")
-            for w in warnings:
-                err(f"{file}: warning: {w}")
-            if not errors:
-                out(f"{file}: valid" + (f" ({len(warnings)} warnings)" if warnings else ""))
-        if errors:
-            raise typer.Exit(1)
+    raw, syntax = read_bundle(file)
+    if syntax is not None:
+        errors, warnings = [syntax], []
+    else:
+        _, problems, notes = check(raw)
+        errors, warnings = [str(p) for p in problems], [str(w) for w in notes]
+    def text() -> None:
+        for e in errors:
+            err(f"{file}: {e}")
+        for w in warnings:
+            err(f"{file}: warning: {w}")
+        if not errors:
+            out(f"{file}: valid" + (f" ({len(warnings)} warnings)" if warnings else ""))
 
-    @sc.command("apply")
-    def apply(
-        file: FileArg,
-        watch: Annotated[bool, typer.Option("--watch", "-w", help="Show the run live until it ends.")] = False,
-        wait: Annotated[bool, typer.Option("--wait", help="Block until it ends (silently).")] = False,
-        base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
-    ) -> None:
-        """Provision the bundle's agents, start its workflow, and (with --watch/--wait) follow it to the end."""
-        from axme_cli.cli.common import client, emit, json_mode
-        from axme_cli.errors import CliError
-        from axme_cli.protocol.scenario import check
-        from axme_cli.render.console import err, out
+    output().result({"ok": not errors, "valid": not errors, "file": str(file), "errors": errors,
+                     "warnings": warnings}, text)
+    if errors:
+        raise typer.Exit(1)
 
-        raw, syntax = read_bundle(file)
-        if syntax is not None:
-            raise CliError(f"{file}: {syntax}", fix=f"check it with `axme scenarios validate {file}`")
-        bundle, problems, _ = check(raw)
-        if problems or bundle is None:
-            for p in problems:
-                err(f"{file}: {p}")
-            raise CliError(f"{file} is not a valid scenario bundle", fix=f"see `axme scenarios validate {file}`",
-                           code="scenario_invalid")
-        with client(base_url, api_key, context) as c:
-            provisioned = provision(c, raw)
-            answer = c.post("/v1/scenarios/apply", json=raw)
-            intent_id = answer["intent_id"]
-            answer["agents_provisioned"] = provisioned
-            keep_delivery_secrets(c.base_url, answer.get("agents") or [])
-            if not watch and not wait:
-                if json_mode():
-                    emit(answer)
-                    return
-                out(f"axme scenarios apply · {answer['scenario_id']}")
-                for agent in provisioned:
-                    out(f"  [agent:assign] {agent['address']}  key {agent['key']}")
-                out(f"  [intent:create] intent_id={intent_id}")
-                out(f"  [intent:create] workflow compile_id={answer['compile_id']}")
-                out(f"Follow it: axme observe {intent_id}   (or: axme intents get {intent_id})")
-                return
-            status = run_and_follow(c, intent_id, title=bundle.title or bundle.scenario_id, watch=watch)
-        if status != "COMPLETED":
-            raise typer.Exit(1)
+@app.command("apply")
+def apply(
+    file: FileArg,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Show the run live until it ends.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Block until it ends (silently).")] = False,
+    base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
+) -> None:
+    """Provision the bundle's agents, start its workflow, and (with --watch/--wait) follow it to the end."""
+    from axme_cli.cli.common import client, output
+    from axme_cli.errors import CliError
+    from axme_cli.protocol.scenario import check
+    from axme_cli.render.console import err
+
+    raw, syntax = read_bundle(file)
+    if syntax is not None:
+        raise CliError(f"{file}: {syntax}", fix=f"check it with `axme scenarios validate {file}`")
+    bundle, problems, _ = check(raw)
+    if problems or bundle is None:
+        for p in problems:
+            err(f"{file}: {p}")
+        raise CliError(f"{file} is not a valid scenario bundle", fix=f"see `axme scenarios validate {file}`",
+                       code="scenario_invalid")
+    with client(base_url, api_key, context) as c:
+        provisioned = provision(c, raw)
+        answer = c.apply_scenario(raw)
+        intent_id = answer["intent_id"]
+        answer["agents_provisioned"] = provisioned
+        keep_delivery_secrets(c.base_url, answer.get("agents") or [])
+        if not watch and not wait:
+            output().result(answer, [
+                f"axme scenarios apply · {answer['scenario_id']}",
+                *(f"  [agent:assign] {agent['address']}  key {agent['key']}" for agent in provisioned),
+                f"  [intent:create] intent_id={intent_id}",
+                f"  [intent:create] workflow compile_id={answer['compile_id']}",
+                f"Follow it: axme observe {intent_id}   (or: axme intents get {intent_id})"])
+            return
+        status = run_and_follow(c, intent_id, title=bundle.title or bundle.scenario_id, watch=watch)
+    if status != "COMPLETED":
+        raise typer.Exit(1)
 
 
 def keep_delivery_secrets(base_url: str, agents: list[dict[str, Any]]) -> None:
@@ -126,7 +122,7 @@ def provision(c: Any, raw: dict[str, Any]) -> list[dict[str, Any]]:
     from axme_cli.config import agents_file
     from axme_cli.protocol.addresses import qualify
 
-    health = c.get("/health")
+    health = c.health()
     org, ws = health.get("org_id") or "local", health.get("workspace_id") or "dev"
     out: list[dict[str, Any]] = []
     existing: list[dict[str, Any]] = []
@@ -149,15 +145,15 @@ def _provision_one(c: Any, agent: dict[str, Any], address: str, org: str, ws: st
     if agents_file.find(address, c.base_url):
         return {"address": address, "key": "kept in scenario-agents.json", "created": False}
     if not existing:
-        existing.extend(c.get("/v1/service-accounts")["service_accounts"])
+        existing.extend(c.list_service_accounts())
     sa = next((s for s in existing if s.get("agent_address") == address), None)
     created = sa is None
     if sa is None:
         body = {"name": address, "org_id": org, "workspace_id": ws}
         if agent.get("display_name"):
             body["display_name"] = agent["display_name"]
-        sa = c.post("/v1/service-accounts", json=body)["service_account"]
-    key = c.post(f"/v1/service-accounts/{sa['service_account_id']}/keys", json={})["key"]
+        sa = c.create_service_account(body)["service_account"]
+    key = c.create_key(sa["service_account_id"])["key"]
     agents_file.upsert({
         "address": address, "service_account_id": sa["service_account_id"], "key_id": key["key_id"],
         "api_key": key["token"], "base_url": c.base_url,
@@ -168,28 +164,27 @@ def _provision_one(c: Any, agent: dict[str, Any], address: str, org: str, ws: st
 
 def run_and_follow(c: Any, intent_id: str, *, title: str, watch: bool) -> str:
     """Follow a workflow parent to its end: live view with --watch, silent otherwise. Returns the status."""
-    from axme_cli.cli.common import emit, json_mode
-    from axme_cli.render.console import out, print_json
+    from axme_cli.cli.common import output
     from axme_cli.render.workflow import WorkflowView, follow
 
+    shown = output()
     events = c.follow_intent(intent_id, wait_seconds=15)
     view = WorkflowView(intent_id, title=title)
-    if watch and json_mode():
-        for event in events:
-            print_json(event)
-    elif watch:
-        out(f"{title}  (intent {intent_id})")
-        follow(events, view)
-    else:
+    if not watch:
         for _ in events:
             pass
-    final = c.get(f"/v1/intents/{intent_id}")
+    elif shown.json:  # the live view is for people; a script gets the events, one JSON line each
+        for event in events:
+            shown.item(event)
+    else:
+        shown.text(f"{title}  (intent {intent_id})")
+        follow(events, view)
+    final = c.get_intent(intent_id)
     intent = final["intent"]
-    if json_mode() and not watch:
-        emit(final)
-    elif watch and not json_mode():
+    if not watch:
+        shown.result(final)  # --wait: the final intent with --json, nothing without
+    else:
         view.final = intent["status"]
         view.final_error = intent.get("error") if intent["status"] != "COMPLETED" else None
-        for line in view.summary():
-            out(line)
+        shown.text(view.summary())
     return str(intent["status"])

@@ -6,40 +6,37 @@ import typer
 
 from axme_cli.cli.common import BaseUrlOpt, ContextOpt
 
+app = typer.Typer()  # commands of the root (see app.py)
 
-def register(app: typer.Typer) -> None:
-    @app.command("version")
-    def version() -> None:
-        """Print the version of axme."""
-        import platform
 
-        from axme_cli import __version__
-        from axme_cli.cli.common import emit, json_mode
-        from axme_cli.render.console import out
+@app.command("version")
+def version() -> None:
+    """Print the version of axme."""
+    import platform
 
-        if json_mode():
-            emit({"version": __version__, "python": platform.python_version()})
-        else:
-            out(f"axme {__version__} (python {platform.python_version()})")
+    from axme_cli import __version__
+    from axme_cli.cli.common import output
 
-    @app.command("status")
-    def status(base_url: BaseUrlOpt = None, context: ContextOpt = None) -> None:
-        """Check that the runtime of the active context answers (GET /health)."""
-        from axme_cli.cli.common import client, emit, json_mode, target
-        from axme_cli.render.console import key_values
+    output().result({"version": __version__, "python": platform.python_version()},
+                    f"axme {__version__} (python {platform.python_version()})")
 
-        t = target(base_url=base_url, context=context)
-        with client(base_url, None, context, timeout=10.0, need_auth=False) as c:
-            body = c.get("/health")
-        if json_mode():
-            emit(body)
-            return
-        key_values([
-            ("Runtime", f"{t.base_url} ({'ok' if body.get('ok') else 'not ok'})"),
-            ("Context", t.context),
-            ("Service", body.get("service", "?")),
-            ("Version", body.get("version", "?")),
-            ("Profile", body.get("deployment_profile", "?")),
-            ("Storage", body.get("storage", "?")),
-            ("Workspace", f"{body.get('org_id', '?')}/{body.get('workspace_id', '?')}"),
-        ])
+@app.command("status")
+def status(base_url: BaseUrlOpt = None, context: ContextOpt = None) -> None:
+    """Check that the runtime of the active context answers (GET /health)."""
+    from functools import partial
+
+    from axme_cli.cli.common import client, output, target
+    from axme_cli.render.console import key_values
+
+    t = target(base_url=base_url, context=context)
+    with client(base_url, None, context, timeout=10.0, need_auth=False) as c:
+        body = c.health()
+    output().result(body, partial(key_values, [
+        ("Runtime", f"{t.base_url} ({'ok' if body.get('ok') else 'not ok'})"),
+        ("Context", t.context),
+        ("Service", body.get("service", "?")),
+        ("Version", body.get("version", "?")),
+        ("Profile", body.get("deployment_profile", "?")),
+        ("Storage", body.get("storage", "?")),
+        ("Workspace", f"{body.get('org_id', '?')}/{body.get('workspace_id', '?')}"),
+    ]))

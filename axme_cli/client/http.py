@@ -1,27 +1,19 @@
-"""The CLI's one HTTP client (httpx). Every transport and HTTP error becomes a CliError here."""
+"""The CLI's one HTTP client (httpx): one typed method per route of the runtime; every transport and HTTP error
+becomes a CliError (of the kind its status says) here."""
 
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
-import types
 from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-
-if "httpx" not in sys.modules:
-    # On import, httpx loads its own command-line tool (rich, click, pygments) whenever those are installed,
-    # ~70 ms that every axme command would pay for nothing; a stand-in for that one module avoids it.
-    _stub = types.ModuleType("httpx._main")
-    _stub.main = lambda: None  # type: ignore[attr-defined]
-    sys.modules.setdefault("httpx._main", _stub)
-
-import httpx  # noqa: E402
+from urllib.parse import quote
 
 from axme_cli import __version__
 from axme_cli.client import sse
-from axme_cli.errors import EXIT_USAGE, CliError
+from axme_cli.client.lean_httpx import httpx
+from axme_cli.errors import AuthError, CliError, ConflictError, NotFoundError, UnreachableError
 
 if TYPE_CHECKING:
     from axme_cli.config.resolve import Target
@@ -70,11 +62,11 @@ class Client:
         try:
             yield
         except httpx.ConnectError:
-            raise CliError(f"cannot reach {self.base_url}", fix="start it with `axme dev`",
-                           code="unreachable") from None
+            raise UnreachableError(f"cannot reach {self.base_url}", fix="start it with `axme dev`",
+                                   code="unreachable") from None
         except httpx.TimeoutException:
-            raise CliError(f"{self.base_url} did not answer in time", fix="check it with `axme status`",
-                           code="timeout") from None
+            raise UnreachableError(f"{self.base_url} did not answer in time", fix="check it with `axme status`",
+                                   code="timeout") from None
         except httpx.HTTPError as exc:
             raise CliError(f"request to {self.base_url} failed: {exc}", code="transport_error") from None
 
@@ -99,6 +91,124 @@ class Client:
 
     def delete(self, path: str, **kwargs: Any) -> Any:
         return self.request("DELETE", path, **kwargs)
+
+    # ------------------------------------------------------------------ routes: the runtime
+    def health(self) -> dict[str, Any]:
+        return dict(self.get("/health"))
+
+    # ------------------------------------------------------------------ routes: intents
+    def create_intent(self, body: dict[str, Any], *, idempotency_key: str | None = None) -> dict[str, Any]:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return dict(self.post("/v1/intents", json=body, headers=headers))
+
+    def list_intents(self, *, limit: int, status: str | None = None) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit}
+        if status:
+            params["status"] = status
+        return list(self.get("/v1/intents", params=params).get("intents", []))
+
+    def get_intent(self, intent_id: str) -> dict[str, Any]:
+        """``{ok, intent}``."""
+        return dict(self.get(f"/v1/intents/{intent_id}"))
+
+    def intent_events(self, intent_id: str) -> list[dict[str, Any]]:
+        return list(self.get(f"/v1/intents/{intent_id}/events")["events"])
+
+    def resolve_intent(self, intent_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.post(f"/v1/intents/{intent_id}/resolve", json=body))
+
+    def resume_intent(self, intent_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.post(f"/v1/intents/{intent_id}/resume", json=body))
+
+    def bulk_cancel(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.post("/v1/intents/bulk-cancel", json=body))
+
+    def my_tasks(self) -> list[dict[str, Any]]:
+        return list(self.get("/v1/me/tasks")["tasks"])
+
+    def apply_scenario(self, bundle: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.post("/v1/scenarios/apply", json=bundle))
+
+    # ------------------------------------------------------------------ routes: agents and their keys
+    def list_agents(self, *, limit: int) -> list[dict[str, Any]]:
+        return list(self.get("/v1/agents", params={"limit": limit}).get("agents", []))
+
+    def get_agent(self, address_path: str) -> dict[str, Any]:
+        """``{ok, agent}`` for an address already in its path form (see cli.agents.agent_path)."""
+        return dict(self.get(f"/v1/agents/{address_path}"))
+
+    def list_service_accounts(self) -> list[dict[str, Any]]:
+        return list(self.get("/v1/service-accounts")["service_accounts"])
+
+    def get_service_account(self, sa_id: str) -> dict[str, Any]:
+        return dict(self.get(f"/v1/service-accounts/{quote(sa_id, safe='')}"))
+
+    def create_service_account(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.post("/v1/service-accounts", json=body))
+
+    def delete_service_account(self, sa_id: str) -> dict[str, Any]:
+        return dict(self.delete(f"/v1/service-accounts/{sa_id}"))
+
+    def create_key(self, sa_id: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        return dict(self.post(f"/v1/service-accounts/{sa_id}/keys", json=body or {}))
+
+    def revoke_key(self, sa_id: str, key_id: str) -> dict[str, Any]:
+        return dict(self.post(f"/v1/service-accounts/{sa_id}/keys/{quote(key_id, safe='')}/revoke", json={}))
+
+    # ------------------------------------------------------------------ routes: sign-in
+    def whoami(self) -> dict[str, Any]:
+        return dict(self.get("/v1/auth/whoami"))
+
+    def logout(self) -> dict[str, Any]:
+        return dict(self.post("/v1/auth/logout", json={}))
+
+    def request_login_code(self, email: str) -> dict[str, Any] | None:
+        """The answer, also when it is a refusal (403 not allowed, 429 too many): the caller explains it."""
+        return self.post("/v1/auth/login-intent", json={"email": email}, expect=(403, 429))
+
+    def verify_login_code(self, login_intent_id: str, code: str) -> dict[str, Any] | None:
+        """The answer, also when the code or login intent is refused (404, 409, 410, 422)."""
+        return self.post(f"/v1/auth/login-intent/{login_intent_id}/verify",
+                         json={"code": code}, expect=(404, 409, 410, 422))
+
+    # ------------------------------------------------------------------ routes: webhooks
+    def list_subscriptions(self, *, owner_agent: str | None) -> list[dict[str, Any]]:
+        return list(self.get("/v1/webhooks/subscriptions", params=_owner(owner_agent))["subscriptions"])
+
+    def create_subscription(self, body: dict[str, Any], *, owner_agent: str | None) -> dict[str, Any]:
+        return dict(self.post("/v1/webhooks/subscriptions", json=body, params=_owner(owner_agent)))
+
+    def delete_subscription(self, subscription_id: str) -> dict[str, Any]:
+        return dict(self.delete(f"/v1/webhooks/subscriptions/{subscription_id}"))
+
+    def publish_event(self, body: dict[str, Any], *, owner_agent: str | None) -> dict[str, Any]:
+        return dict(self.post("/v1/webhooks/events", json=body, params=_owner(owner_agent)))
+
+    def replay_event(self, event_id: str) -> dict[str, Any]:
+        return dict(self.post(f"/v1/webhooks/events/{event_id}/replay"))
+
+    def list_deliveries(self, **filters: Any) -> list[dict[str, Any]]:
+        params = {k: v for k, v in filters.items() if v is not None}
+        return list(self.get("/v1/webhooks/deliveries", params=params)["deliveries"])
+
+    # ------------------------------------------------------------------ routes: the inbox (x-owner-agent: whose)
+    def list_threads(self, *, owner: str | None, limit: int, status: str | None = None) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit}
+        if status:
+            params["status"] = status
+        return list(self.get("/v1/inbox", params=params, headers=_as_owner(owner))["threads"])
+
+    def get_thread(self, thread_id: str, *, owner: str | None) -> dict[str, Any]:
+        return dict(self.get(f"/v1/inbox/{thread_id}", headers=_as_owner(owner))["thread"])
+
+    def reply_thread(self, thread_id: str, message: str, *, owner: str | None) -> dict[str, Any]:
+        return dict(self.post(f"/v1/inbox/{thread_id}/reply", json={"message": message}, headers=_as_owner(owner)))
+
+    def decide_thread(self, thread_id: str, decision: str, comment: str | None, *,
+                      owner: str | None) -> dict[str, Any]:
+        """``decision``: approve or reject."""
+        body = {"comment": comment} if comment else {}
+        return dict(self.post(f"/v1/inbox/{thread_id}/{decision}", json=body, headers=_as_owner(owner)))
 
     def follow_intent(self, intent_id: str, *, since: int = 0, wait_seconds: int = 15,
                       follow: bool = False) -> Iterator[dict[str, Any]]:
@@ -176,13 +286,12 @@ class Client:
         code = _error_code(response) or f"http_{status}"
         message = _error_message(body) or f"HTTP {status}"
         if status == 401:
-            raise CliError(f"not signed in or the key was refused: {message}",
-                           fix="run `axme login` (or pass --api-key / set AXME_API_KEY)",
-                           exit_code=EXIT_USAGE, code=code)
+            raise AuthError(f"not signed in or the key was refused: {message}",
+                            fix="run `axme login` (or pass --api-key / set AXME_API_KEY)", code=code)
         if status == 403:
             raise CliError(f"permission denied: {message}", fix="use a key that may do this", code=code)
         if status == 404:
-            raise CliError(f"not found: {message}", fix="check the id or name (e.g. `axme intents list`) and the "
+            raise NotFoundError(f"not found: {message}", fix="check the id or name (e.g. `axme intents list`) and the "
                            "context you are using (`axme context show`)", code=code)
         if status == 429:
             retry = response.headers.get("retry-after")
@@ -190,7 +299,17 @@ class Client:
         if status >= 500:
             raise CliError(f"the runtime failed ({status}): {message}", fix="retry shortly; see the runtime's log",
                            code=code)
+        if status == 409:
+            raise ConflictError(f"request refused ({status}): {message}", code=code)
         raise CliError(f"request refused ({status}): {message}", code=code)
+
+
+def _owner(owner_agent: str | None) -> dict[str, str] | None:
+    return {"owner_agent": owner_agent} if owner_agent else None
+
+
+def _as_owner(owner: str | None) -> dict[str, str] | None:
+    return {"x-owner-agent": owner} if owner else None
 
 
 def _json_or_none(response: httpx.Response) -> Any:

@@ -7,8 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
+from axme_cli.client.lean_httpx import httpx
 from axme_cli.protocol.lifecycle import TERMINAL
 
 

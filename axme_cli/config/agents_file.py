@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from axme_cli.config import paths
-from axme_cli.config.files import ConfigFileError, read_json, write_json
+from axme_cli.config.files import read_json, write_json
+from axme_cli.errors import ConfigFileError
 
 
 def path() -> Path:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from axme_cli.config import paths
-from axme_cli.config.files import ConfigFileError, read_json, write_json
+from axme_cli.config.files import read_json, write_json
+from axme_cli.errors import ConfigFileError
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8100"
 CONTEXT_FIELDS = ("base_url", "org_id", "workspace_id", "owner_agent", "environment")

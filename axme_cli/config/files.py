@@ -11,9 +11,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from axme_cli.errors import ConfigFileError
 
-class ConfigFileError(Exception):
-    """A config file exists but cannot be read or parsed; the message names the file and the fix."""
+__all__ = ["ConfigFileError", "make_private", "private_folder", "read_json", "write_atomic", "write_json"]
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o600, dir_mode: int = 0o700) -> None:

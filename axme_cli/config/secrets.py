@@ -13,7 +13,8 @@ from functools import lru_cache
 from typing import Any
 
 from axme_cli.config import paths
-from axme_cli.config.files import ConfigFileError, read_json, write_json
+from axme_cli.config.files import read_json, write_json
+from axme_cli.errors import ConfigFileError
 
 FIELDS = ("api_key", "actor_token", "refresh_token", "token_expires_at")
 SERVICE = "axme-cli"
