@@ -142,7 +142,7 @@ class Runtime:
             f"too many requests for this key (limit {rate:g}/s, bursts of {self.limiter.burst:g}); retry in {retry} s",
             details={"limit_per_second": rate, "burst": self.limiter.burst, "retry_after_seconds": retry,
                      "retryable": True},
-            headers={"Retry-After": str(retry), "X-RateLimit-Limit": f"{rate:g}"},
+            retry_after=retry, limit_per_second=rate,
         )
 
     async def _principal(self, token: str | None) -> Principal:

@@ -58,7 +58,7 @@ class Throttle:
             f"{what} ({limit:g} per {_window_text(window)}); retry in {retry} s",
             details={"dimension": dimension, "limit": limit, "window_seconds": window, "retry_after_seconds": retry,
                      "retryable": True},
-            headers={"Retry-After": str(retry)},
+            retry_after=retry,
         )
 
 

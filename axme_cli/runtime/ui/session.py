@@ -27,11 +27,12 @@ from starlette.responses import Response
 from axme_cli.protocol.ids import uuid7
 from axme_cli.runtime import principals as pr
 from axme_cli.runtime.api.common import read_body, runtime
+from axme_cli.runtime.api.errors import status_of
 from axme_cli.runtime.api.task_pages import _cross_site
 from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.engine import auth as auth_engine
 from axme_cli.runtime.engine import ui as engine
-from axme_cli.runtime.errors import ApiError, Unauthorized
+from axme_cli.runtime.errors import DomainError, Unauthorized
 from axme_cli.runtime.principals import Principal
 
 COOKIE = "axme_ui"
@@ -165,8 +166,8 @@ async def read_form(request: Request) -> dict[str, str]:
         raise Refused(415, "Send this with the form on the page.")
     try:
         raw = await read_body(request)
-    except ApiError as exc:
-        raise Refused(exc.status_code, exc.message) from None
+    except DomainError as exc:
+        raise Refused(status_of(exc), exc.message) from None
     return {k: v[-1] for k, v in parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True).items()}
 
 
