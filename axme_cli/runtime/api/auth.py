@@ -150,7 +150,7 @@ async def list_sessions(request: Request) -> Response:
     principal = await authenticate(request)
     holder = _session_holder(principal)
     include_revoked = _bool_param(request, "include_revoked")
-    rows = await runtime(request).store.list_sessions(holder, include_revoked=include_revoked)
+    rows = await runtime(request).reads.list_sessions(holder, include_revoked=include_revoked)
     sessions = [engine.session_view(r, principal.session_id) for r in rows]
     return respond({"ok": True, "sessions": sessions, "current_session_id": principal.session_id}, request=request)
 
@@ -187,7 +187,7 @@ async def logout(request: Request) -> Response:
 async def logout_all(request: Request) -> Response:
     principal = _actor(await authenticate(request))
     rt = runtime(request)
-    rows = await rt.store.list_sessions(principal.key_id, include_revoked=False)
+    rows = await rt.reads.list_sessions(principal.key_id, include_revoked=False)
     ids = [r["session_id"] for r in rows]
     now = time.time()
 

@@ -78,7 +78,7 @@ def credential_of(request: Request) -> str | None:
 
 
 async def authenticate(request: Request) -> Principal:
-    return await runtime(request).authenticate(credential_of(request))
+    return await runtime(request).auth.authenticate(credential_of(request))
 
 
 async def read_body(request: Request) -> bytes:

@@ -220,14 +220,14 @@ async def task_page(request: Request) -> Response:
     try:
         if request.method == "POST":
             rt.throttle.call(address)
-        link = await rt.store.task_link(token_hash)
+        link = await rt.reads.task_link(token_hash)
         if link is None:  # a wrong token: how fast tokens may be guessed
             rt.throttle.guess(address)
     except TooManyRequests as exc:
         response = _message("Too many tries", exc.message, status_of(exc))
         response.headers.update(headers_of(exc))
         return response
-    row = await rt.store.get_intent(link["intent_id"]) if link is not None else None
+    row = await rt.reads.get_intent(link["intent_id"]) if link is not None else None
     problem = human.link_problem(link, row, time.time())
     if problem is not None or link is None or row is None:
         return _refused(problem or "unknown", row)
@@ -256,7 +256,7 @@ async def task_page(request: Request) -> Response:
     try:
         answer = await write_answer(rt, lambda tx: human.op_answer_by_link(tx, s, token_hash, result, now))
     except human.LinkRefused as exc:
-        fresh = await rt.store.get_intent(row["intent_id"])
+        fresh = await rt.reads.get_intent(row["intent_id"])
         return _refused(str(exc.details.get("reason")), fresh)
     except Unprocessable as exc:
         return _form_page(row, link, key, values=form, error=exc.message, status=422)

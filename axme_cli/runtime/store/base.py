@@ -327,27 +327,11 @@ class Tx(abc.ABC):
     def prune_ui_sessions(self, before_ts: float) -> int: ...
 
 
-class Store(abc.ABC):
-    """A database behind the runtime. Reads are coroutines; writes go through ``write``."""
+class Reads(abc.ABC):
+    """Everything the runtime reads outside a write operation: the API's and the dashboard's queries, the key
+    lookups of authentication, and what the background services look at to know when to wake. Both stores
+    implement it with the same SQL (``sql.SqlReads``); each read sees committed data only."""
 
-    kind = "abstract"
-    location = ""
-
-    on_commit: Callable[[Notes], None] | None = None
-    # Called by the writer after each commit with (operations in the transaction, seconds it took); metrics.
-    on_batch: Callable[[int, float], None] | None = None
-
-    @abc.abstractmethod
-    async def open(self) -> None: ...
-
-    @abc.abstractmethod
-    async def close(self) -> None: ...
-
-    @abc.abstractmethod
-    async def write(self, op: Callable[[Tx], T]) -> T:
-        """Run ``op`` in a transaction; return its result once the transaction is durable."""
-
-    # reads
     @abc.abstractmethod
     async def get_intent(self, intent_id: str) -> Row | None: ...
 
@@ -367,9 +351,6 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def feed_entries(self, address: str, since: int, limit: int) -> list[Row]:
         """Feed rows with cursor > since joined with their intent (only the newest attempt)."""
-
-    @abc.abstractmethod
-    async def feed_head(self, address: str) -> int: ...
 
     @abc.abstractmethod
     async def next_wake(self) -> float | None: ...
@@ -456,3 +437,24 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def ui_workflows(self, scope: str | None, limit: int) -> list[Row]: ...
+
+
+class Store(Reads):
+    """A database behind the runtime: its reads (``Reads``), and writes as operations through ``write``."""
+
+    kind = "abstract"
+    location = ""
+
+    on_commit: Callable[[Notes], None] | None = None
+    # Called by the writer after each commit with (operations in the transaction, seconds it took); metrics.
+    on_batch: Callable[[int, float], None] | None = None
+
+    @abc.abstractmethod
+    async def open(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def write(self, op: Callable[[Tx], T]) -> T:
+        """Run ``op`` in a transaction; return its result once the transaction is durable."""

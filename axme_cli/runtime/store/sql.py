@@ -19,7 +19,7 @@ from collections.abc import Callable
 from importlib import resources
 from typing import Any, TypeVar
 
-from axme_cli.runtime.store.base import Row, Tx
+from axme_cli.runtime.store.base import Reads, Row, Tx
 from axme_cli.runtime.store.inbox_sql import InboxReadSql, InboxTxSql
 from axme_cli.runtime.store.outbound_sql import OutboundReadSql, OutboundTxSql
 from axme_cli.runtime.store.task_links_sql import TaskLinksReadSql, TaskLinksTxSql
@@ -284,8 +284,9 @@ def _all(c: Any, sql: str, args: tuple[Any, ...] | list[Any]) -> list[Row]:
     return [dict(r) for r in c.execute(sql, args).fetchall()]
 
 
-class SqlReads(OutboundReadSql, InboxReadSql, TaskLinksReadSql, UiReadSql):
-    """The store's reads. A backend provides ``_read(fn)``, which runs ``fn(connection)`` somewhere safe."""
+class SqlReads(OutboundReadSql, InboxReadSql, TaskLinksReadSql, UiReadSql, Reads):
+    """The store's reads (``base.Reads``). A backend provides ``_read(fn)``, which runs ``fn(connection)``
+    somewhere safe."""
 
     async def _read(self, fn: Callable[[Any], T]) -> T:
         raise NotImplementedError
@@ -350,10 +351,6 @@ class SqlReads(OutboundReadSql, InboxReadSql, TaskLinksReadSql, UiReadSql):
                 (address, since, limit),
             )
         )
-
-    async def feed_head(self, address: str) -> int:
-        row = await self._read(lambda c: _one(c, "SELECT last_cursor FROM feed_heads WHERE address = ?", (address,)))
-        return int(row["last_cursor"]) if row is not None else 0
 
     async def next_wake(self) -> float | None:
         row = await self._read(lambda c: _one(c, "SELECT min(wake_ts) AS w FROM intents WHERE wake_ts IS NOT NULL", ()))

@@ -79,7 +79,7 @@ async def login(request: Request) -> Response:
     rt = runtime(request)
     try:
         rt.throttle.call(client_address(request))
-        principal = await rt.authenticate(key)
+        principal = await rt.auth.authenticate(key)
     except DomainError as exc:
         return _refused(request, exc, next_url=next_url)
     return await _logged_in(request, principal, next_url)
@@ -134,7 +134,7 @@ async def login_code(request: Request) -> Response:
     if isinstance(result, DomainError):  # a wrong code, counted: try again with the same login intent
         return _login_page(request, error=result.message, status=status_of(result), email=email,
                            login_intent=intent_id, next_url=next_url)
-    principal = await rt.authenticate(result["access_token"])
+    principal = await rt.auth.authenticate(result["access_token"])
     return await _logged_in(request, principal, next_url)
 
 
