@@ -24,7 +24,7 @@ from axme_cli.runtime.api import openapi
 from axme_cli.runtime.api.app import build_app
 from axme_cli.runtime.api.common import MAX_DEPTH
 from axme_cli.runtime.core import Runtime
-from axme_cli.runtime.principals import RateLimiter
+from axme_cli.runtime.ratelimit import RateLimiter
 from axme_cli.runtime.settings import Settings
 from tests.conftest import make_agent, new_intent, unique
 from tests.runtime_proc import RuntimeProcess

@@ -145,7 +145,7 @@ def test_locked_database_is_503_not_a_crash(tmp_path: Path) -> None:
         try:
             with pytest.raises(StoreUnavailable) as info:
                 await store.write(lambda tx: engine.op_create(tx, S, ADMIN, request(1), time.time()))
-            assert info.value.status_code == 503 and info.value.details == {"retryable": True}
+            assert info.value.retry_after == 1 and info.value.details == {"retryable": True}
         finally:
             blocker.execute("ROLLBACK")
             blocker.close()

@@ -135,7 +135,7 @@ def test_connections_cut_by_the_server_come_back(tmp_path: Path) -> None:
                 await a.write(lambda tx, n=n: engine.op_create(tx, S, ADMIN, request(n), time.time()))
                 outcomes.append("ok")
             except StoreUnavailable as exc:
-                assert exc.status_code == 503 and exc.details == {"retryable": True}
+                assert exc.retry_after == 1 and exc.details == {"retryable": True}
                 outcomes.append("503")
         assert outcomes[-1] == "ok", outcomes
         assert len(await b.feed_entries(AGENT, 0, 100)) >= 2

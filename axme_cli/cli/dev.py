@@ -289,14 +289,14 @@ def _allowed_emails(given: list[str] | None, *, open_by_default: bool) -> tuple[
     console)."""
     from axme_cli.errors import UsageError
     from axme_cli.runtime.engine.auth import normalize_email
-    from axme_cli.runtime.errors import ApiError
+    from axme_cli.runtime.errors import DomainError
 
     entries = sorted({e.strip().lower() for e in given or [] if e.strip()})
     for entry in entries:
         try:
             if entry != "*":
                 normalize_email("x" + entry if entry.startswith("@") else entry)
-        except ApiError:
+        except DomainError:
             raise UsageError(f"--allow-email {entry!r} is neither an email address nor an @domain",
                              fix="e.g. --allow-email ann@example.com or --allow-email @example.com") from None
     if entries or not open_by_default:

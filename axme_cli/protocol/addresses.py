@@ -7,11 +7,8 @@ import re
 SCHEME = "agent://"
 _SLUG = r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]"
 _NAME = r"[a-z0-9](?:[a-z0-9._-]{0,61}[a-z0-9])?"
-CANONICAL_RE = re.compile(rf"^agent://{_SLUG}/{_SLUG}/{_NAME}$")
 NAME_RE = re.compile(rf"^{_NAME}$")
 SLUG_RE = re.compile(rf"^{_SLUG}$")
-# Any agent:// address the protocol accepts as a target: 3-383 characters, no spaces.
-TARGET_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^\s]{1,370}$")
 
 
 def is_valid_name(name: str) -> bool:
@@ -36,6 +33,3 @@ def qualify(address: str, org: str, workspace: str) -> str:
 def agent_address(org: str, workspace: str, name: str) -> str:
     return f"{SCHEME}{org}/{workspace}/{name}"
 
-
-def short_name(address: str) -> str:
-    return address.rstrip("/").rsplit("/", 1)[-1]

@@ -42,10 +42,6 @@ WAITING_REASONS: tuple[str, ...] = (
     "WAITING_FOR_TIME",
 )
 
-TERMINAL_EVENT_TYPES: frozenset[str] = frozenset(
-    {"intent.completed", "intent.failed", "intent.canceled", "intent.timed_out"}
-)
-
 _NOT_TERMINAL = frozenset(STATUSES) - TERMINAL
 
 # event type -> (statuses it may be applied in, resulting status or None to keep it)

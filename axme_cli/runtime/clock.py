@@ -6,11 +6,6 @@ import math
 import time
 from datetime import UTC, datetime
 
-
-def now_ts() -> float:
-    return time.time()
-
-
 _second: tuple[int, str] = (-1, "")  # the last whole second formatted (most timestamps share it)
 _last: tuple[float, str] = (-1.0, "")  # the last timestamp formatted (an operation stamps all it writes with one)
 

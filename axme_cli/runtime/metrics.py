@@ -1,4 +1,4 @@
-"""Prometheus metrics of one runtime process (``GET /metrics``, issue 9).
+"""Prometheus metrics of one runtime process (``GET /metrics``).
 
 Operations note what happened in their transaction (``tx.notes.see``: an intent created, an intent ended, a
 delivery, a redelivery). Those facts reach ``Runtime._on_commit`` only when the transaction committed, and a
@@ -14,7 +14,7 @@ read when Prometheus scrapes. Each runtime has its own registry (tests start sev
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily
@@ -23,9 +23,8 @@ from prometheus_client.registry import Collector
 
 from axme_cli.protocol import lifecycle as lc
 from axme_cli.runtime.clock import parse_iso
-
-if TYPE_CHECKING:
-    from axme_cli.runtime.core import Runtime
+from axme_cli.runtime.notify import Hub
+from axme_cli.runtime.store.base import Store
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -53,19 +52,19 @@ def kind_of(doc: dict[str, Any]) -> str:
 class _Scraped(Collector):
     """Values read when Prometheus scrapes: reruns of PostgreSQL transactions."""
 
-    def __init__(self, rt: Runtime) -> None:
-        self._rt = rt
+    def __init__(self, store: Store) -> None:
+        self._store = store
 
     def collect(self) -> Iterable[Any]:
         retries = CounterMetricFamily(
             "axme_store_retries", "Write operations run again after a deadlock, serialization failure or "
             "unique-key race (PostgreSQL; always 0 on SQLite).")
-        retries.add_metric([], float(getattr(self._rt.store, "retries", 0)))
+        retries.add_metric([], float(getattr(self._store, "retries", 0)))
         yield retries
 
 
 class Metrics:
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, store: Store, hub: Hub) -> None:
         disable_created_metrics()  # no ``*_created`` timestamp series next to every counter
         self.registry = r = CollectorRegistry(auto_describe=False)
         created = Counter("axme_intents_created", "Intents created, by kind (direct, task, parent, step, "
@@ -86,14 +85,14 @@ class Metrics:
                                      "(the agent did not pick the intent up in time).", registry=r)
         streams = Gauge("axme_sse_streams_open", "SSE streams open now (intent event streams and agent feeds).",
                         registry=r)
-        streams.set_function(lambda: rt.hub.open_streams)
+        streams.set_function(lambda: hub.open_streams)
         self._batch = Histogram("axme_store_commit_batch_size", "Write operations per committed transaction "
                                 "(SQLite group commit; always 1 on PostgreSQL).", buckets=_BATCH, registry=r)
         self._commit = Histogram("axme_store_commit_seconds", "Seconds of one write transaction, from BEGIN to "
                                  "the end of COMMIT.", buckets=_COMMIT, registry=r)
         self._lag = Histogram("axme_timer_lag_seconds", "Seconds between when the earliest due timer was due "
                               "and when the scheduler fired it.", buckets=_LAG, registry=r)
-        r.register(_Scraped(rt))
+        r.register(_Scraped(store))
 
     # the hot path
     def observe(self, seen: list[tuple[Any, ...]]) -> None:

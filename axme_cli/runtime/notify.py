@@ -39,7 +39,7 @@ class Hub:
         self._intents: defaultdict[str, set[Watch[tuple[int, str]]]] = defaultdict(set)
         self._feeds: defaultdict[str, set[Watch[Row]]] = defaultdict(set)
         self.open_streams = 0
-        # The dashboard (issue 9): streams that want to hear of any intent change (live counts), and which agent
+        # The dashboard: streams that want to hear of any intent change (live counts), and which agent
         # feeds have a listener now (feed_listeners) or had one last (feed_seen, epoch seconds). In memory, per
         # process: with PostgreSQL replicas each knows the agents connected to it.
         self._any: set[asyncio.Event] = set()

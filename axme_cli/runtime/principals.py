@@ -133,37 +133,3 @@ class KeyCache:
 
     def clear(self) -> None:
         self._entries.clear()
-
-
-class RateLimiter:
-    """A token bucket per key (a principal, a client address, an email): ``rate`` requests a second on average,
-    bursts of ``burst`` (default ``2 * rate``).
-
-    In memory and per process (each replica counts on its own). Only the event loop thread calls it, so
-    there is no lock; a check is one dict lookup and a little arithmetic.
-    """
-
-    MAX_BUCKETS = 100_000  # past that, start over rather than grow without bound
-
-    def __init__(self, rate: float, burst: float | None = None) -> None:
-        self.rate = rate
-        self.burst = 2.0 * rate if burst is None else burst
-        self._buckets: dict[str, list[float]] = {}  # key -> [tokens, last refill (monotonic)]
-
-    def wait_for(self, key: str, now: float | None = None) -> float:
-        """Take a token for ``key``: 0.0 when there was one, else the seconds until there will be."""
-        if now is None:
-            now = time.monotonic()
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            if len(self._buckets) >= self.MAX_BUCKETS:
-                self._buckets.clear()
-            self._buckets[key] = [self.burst - 1.0, now]
-            return 0.0
-        tokens = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
-        bucket[1] = now
-        if tokens >= 1.0:
-            bucket[0] = tokens - 1.0
-            return 0.0
-        bucket[0] = tokens
-        return (1.0 - tokens) / self.rate

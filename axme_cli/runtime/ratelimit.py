@@ -1,20 +1,75 @@
-"""Limits on the calls that carry no credential: asking for a login code, checking one, refreshing a session,
-the dashboard's login forms, and task-mail links (``/t/{token}``).
+"""Rate limits: token buckets (``RateLimiter``), in memory and per replica.
 
-Without them a stranger could try half of the 6-digit code space in minutes, or make the runtime mail anybody
-as fast as it can. Token buckets (``principals.RateLimiter``, the mechanism of the per-key limit), in memory and
-per replica, keyed by the client address (an IPv6 client by its /64, which one host usually holds whole) and,
-for code requests, by the email.
+- The per-key limit (``KeyLimit``): every authenticated call counts against its key (a person: the actor),
+  ``--rate-limit N`` per second, bursts of 2N.
+- Limits on the calls that carry no credential (``Throttle``): asking for a login code, checking one,
+  refreshing a session, the dashboard's login forms, and task-mail links (``/t/{token}``). Without them a
+  stranger could try half of the 6-digit code space in minutes, or make the runtime mail anybody as fast as it
+  can. Keyed by the client address (an IPv6 client by its /64, which one host usually holds whole) and, for code
+  requests, by the email.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import math
+import time
 
 from axme_cli.runtime.errors import TooManyRequests
-from axme_cli.runtime.principals import RateLimiter
 from axme_cli.runtime.settings import Settings
+
+
+class RateLimiter:
+    """A token bucket per key (a principal, a client address, an email): ``rate`` requests a second on average,
+    bursts of ``burst`` (default ``2 * rate``).
+
+    In memory and per process (each replica counts on its own). Only the event loop thread calls it, so
+    there is no lock; a check is one dict lookup and a little arithmetic.
+    """
+
+    MAX_BUCKETS = 100_000  # past that, start over rather than grow without bound
+
+    def __init__(self, rate: float, burst: float | None = None) -> None:
+        self.rate = rate
+        self.burst = 2.0 * rate if burst is None else burst
+        self._buckets: dict[str, list[float]] = {}  # key -> [tokens, last refill (monotonic)]
+
+    def wait_for(self, key: str, now: float | None = None) -> float:
+        """Take a token for ``key``: 0.0 when there was one, else the seconds until there will be."""
+        if now is None:
+            now = time.monotonic()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= self.MAX_BUCKETS:
+                self._buckets.clear()
+            self._buckets[key] = [self.burst - 1.0, now]
+            return 0.0
+        tokens = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
+        bucket[1] = now
+        if tokens >= 1.0:
+            bucket[0] = tokens - 1.0
+            return 0.0
+        bucket[0] = tokens
+        return (1.0 - tokens) / self.rate
+
+
+class KeyLimit:
+    """The per-key limit: one token per authenticated call, from the bucket of the caller's key id."""
+
+    def __init__(self, rate: float) -> None:
+        self._bucket = RateLimiter(rate)
+
+    def take(self, key_id: str) -> None:
+        wait_s = self._bucket.wait_for(key_id)
+        if wait_s <= 0:
+            return
+        retry = max(1, math.ceil(wait_s))
+        rate, burst = self._bucket.rate, self._bucket.burst
+        raise TooManyRequests(
+            f"too many requests for this key (limit {rate:g}/s, bursts of {burst:g}); retry in {retry} s",
+            details={"limit_per_second": rate, "burst": burst, "retry_after_seconds": retry, "retryable": True},
+            retry_after=retry, limit_per_second=rate,
+        )
 
 
 class Throttle:
@@ -58,7 +113,7 @@ class Throttle:
             f"{what} ({limit:g} per {_window_text(window)}); retry in {retry} s",
             details={"dimension": dimension, "limit": limit, "window_seconds": window, "retry_after_seconds": retry,
                      "retryable": True},
-            headers={"Retry-After": str(retry)},
+            retry_after=retry,
         )
 
 

@@ -20,9 +20,10 @@ from axme_cli.protocol.webhooks import SIGNATURE_HEADER, sign
 from axme_cli.runtime.background import Background
 from axme_cli.runtime.engine import outbound as engine
 from axme_cli.runtime.errors import StoreUnavailable
+from axme_cli.runtime.settings import Settings
+from axme_cli.runtime.store.base import Store
 
 if TYPE_CHECKING:
-    from axme_cli.runtime.core import Runtime
     from axme_cli.runtime.egress import Egress
 
 log = logging.getLogger("axme.outbound")
@@ -33,9 +34,10 @@ MAX_IN_FLIGHT = 64
 class OutboundSender(Background):
     name = "outbound"
 
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, store: Store, settings: Settings) -> None:
         super().__init__()
-        self.rt = rt
+        self._store = store
+        self._settings = settings
         self._in_flight: set[asyncio.Task[None]] = set()
         self._egress: Egress | None = None
         self._full = False
@@ -43,7 +45,7 @@ class OutboundSender(Background):
     def start(self) -> None:
         from axme_cli.runtime.egress import Egress, Policy
 
-        s = self.rt.settings
+        s = self._settings
         self._egress = Egress(Policy.of(s), timeout_seconds=s.outbound_timeout_seconds, user_agent="axme-runtime")
         super().start()
 
@@ -64,13 +66,13 @@ class OutboundSender(Background):
         if room <= 0:
             self._full = True  # the next finished send wakes us
             return 60.0
-        due = await self.rt.store.next_outbound_due()
+        due = await self._store.next_outbound_due()
         now = time.time()
         if due is None:
             return 60.0
         if due > now:
             return min(60.0, due - now)
-        jobs = await self.rt.write(functools.partial(engine.op_claim, s=self.rt.settings, now=now, limit=room))
+        jobs = await self._store.write(functools.partial(engine.op_claim, s=self._settings, now=now, limit=room))
         for job in jobs:
             task = asyncio.create_task(self._send(job))
             self._in_flight.add(task)
@@ -97,12 +99,13 @@ class OutboundSender(Background):
         except EgressRefused as exc:  # nothing was sent: the error names the kind of address, nothing more
             error = str(exc)
         except TimeoutError:
-            error = f"no answer within {self.rt.settings.outbound_timeout_seconds:g} s"
+            error = f"no answer within {self._settings.outbound_timeout_seconds:g} s"
         except (aiohttp.ClientError, ValueError) as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
         try:
-            await self.rt.write(functools.partial(engine.op_record, s=self.rt.settings, delivery_id=job["delivery_id"],
-                                                  now=time.time(), status_code=status_code, error=error))
+            await self._store.write(functools.partial(engine.op_record, s=self._settings,
+                                                      delivery_id=job["delivery_id"], now=time.time(),
+                                                      status_code=status_code, error=error))
         except StoreUnavailable as exc:  # the lease runs out and the row is sent again
             log.warning("outbound: could not record delivery %s: %s", job["delivery_id"], exc.message)
         finally:

@@ -113,14 +113,13 @@ def serve(opts: ServeOptions, on_ready: Callable[[ReadyInfo], None] | None = Non
     url_host = f"[{host}]" if ":" in host else host
     url = f"http://{url_host}:{port}"
     store = open_store(opts.database, replica_id=opts.replica_id)
-    rt = Runtime(store, opts.settings)
     from axme_cli.runtime.mailer import build_mailer
 
     if opts.mail_dir is None and store.kind != "sqlite" and not opts.smtp_url:
         raise StartupFailed("give a folder for the dev mailer (mail_dir) or an SMTP URL")
-    rt.mailer = build_mailer(opts.smtp_url, opts.mail_dir or store.location + ".mail",
-                             show_codes=opts.settings.show_login_codes)
-    rt.public_url = (opts.public_url or url).rstrip("/")
+    mailer = build_mailer(opts.smtp_url, opts.mail_dir or store.location + ".mail",
+                          show_codes=opts.settings.show_login_codes)
+    rt = Runtime(store, opts.settings, mailer=mailer, public_url=(opts.public_url or url).rstrip("/"))
     app = build_app(rt, manage_runtime=False)
 
     failure: list[BaseException] = []

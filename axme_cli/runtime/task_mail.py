@@ -16,13 +16,12 @@ import secrets
 import time
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from axme_cli.runtime.background import Background
 from axme_cli.runtime.engine import human
-
-if TYPE_CHECKING:
-    from axme_cli.runtime.core import Runtime
+from axme_cli.runtime.mailer import Mailer
+from axme_cli.runtime.store.base import Store
 
 log = logging.getLogger("axme.mail")
 BATCH = 20
@@ -83,12 +82,14 @@ def task_message(sender: str, claimed: dict[str, Any], link: str) -> EmailMessag
 class TaskMailSender(Background):
     name = "task-mail"
 
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, store: Store, mailer: Mailer, public_url: str) -> None:
         super().__init__()
-        self.rt = rt
+        self._store = store
+        self._mailer = mailer
+        self._public_url = public_url  # the base of the links in mails
 
     async def step(self) -> float:
-        store = self.rt.store
+        store = self._store
         ids = await store.due_task_mail(time.time(), BATCH)
         if ids:
             done = await asyncio.gather(*(self._send_one(mail_id) for mail_id in ids))
@@ -97,23 +98,23 @@ class TaskMailSender(Background):
         return 60.0 if nxt is None else min(60.0, nxt - time.time())
 
     async def _send_one(self, mail_id: str) -> bool:
-        rt = self.rt
+        store, mailer = self._store, self._mailer
         token = secrets.token_urlsafe(32)  # 256 random bits; only its sha256 is stored
         now = time.time()
         try:
-            claimed = await rt.write(lambda tx: human.op_claim_mail(tx, mail_id, token, now))
+            claimed = await store.write(lambda tx: human.op_claim_mail(tx, mail_id, token, now))
         except Exception:
             log.exception("task mail %s: claim failed", mail_id)
             return False
         if claimed is None:
             return True
-        msg = task_message(rt.mailer.sender, claimed, f"{rt.public_url}/t/{token}")
+        msg = task_message(mailer.sender, claimed, f"{self._public_url}/t/{token}")
         try:
-            await rt.mailer.send_message(msg, f"task-{claimed['intent']['intent_id']}-{mail_id}")
+            await mailer.send_message(msg, f"task-{claimed['intent']['intent_id']}-{mail_id}")
         except Exception as exc:
             log.warning("task mail to %s not sent: %s", claimed["email"], exc)
             error = str(exc) or type(exc).__name__
-            await rt.write(lambda tx: human.op_mail_failed(tx, mail_id, error, time.time()))
+            await store.write(lambda tx: human.op_mail_failed(tx, mail_id, error, time.time()))
             return True
-        await rt.write(lambda tx: human.op_mail_sent(tx, mail_id, time.time()))
+        await store.write(lambda tx: human.op_mail_sent(tx, mail_id, time.time()))
         return True

@@ -23,6 +23,7 @@ import pytest
 from referencing.exceptions import Unresolvable
 
 from axme_cli.protocol import schemas
+from axme_cli.runtime.api.errors import status_of
 from axme_cli.runtime.engine import intents as intents_engine
 from axme_cli.runtime.errors import Unprocessable
 from tests.runtime_proc import RuntimeProcess
@@ -313,7 +314,7 @@ def test_the_write_only_reads_verdicts() -> None:
     body = {"task_result": {"outcome": "approved", "n": f"unjudged-{uuid.uuid4()}"}}
     with pytest.raises(intents_engine.FormUnjudged) as unjudged:
         intents_engine.check_task_result(task_doc, body)
-    assert (unjudged.value.status_code, unjudged.value.code) == (409, "answer_not_checked")
+    assert (status_of(unjudged.value), unjudged.value.code) == (409, "answer_not_checked")
     intents_engine.judge_form(unjudged.value.schema, unjudged.value.form)
     with pytest.raises(Unprocessable) as refused:
         intents_engine.check_task_result(task_doc, body)

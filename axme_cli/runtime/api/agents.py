@@ -53,7 +53,7 @@ async def create_service_account(request: Request) -> Response:
 
 
 async def _visible_sa(request: Request, principal: Principal, sa_id: str) -> Row:
-    row = await runtime(request).store.get_service_account(sa_id)
+    row = await runtime(request).reads.get_service_account(sa_id)
     if row is None or row["status"] == "deleted" or (not principal.is_member and principal.service_account_id != sa_id):
         raise NotFound(f"service account {sa_id} not found", code="service_account_not_found")
     return row
@@ -61,7 +61,7 @@ async def _visible_sa(request: Request, principal: Principal, sa_id: str) -> Row
 
 async def list_service_accounts(request: Request) -> Response:
     principal = await authenticate(request)
-    rows = await runtime(request).store.list_service_accounts()
+    rows = await runtime(request).reads.list_service_accounts()
     if not principal.is_member:
         rows = [r for r in rows if r["service_account_id"] == principal.service_account_id]
     return respond({"ok": True, "service_accounts": [engine.service_account_view(r) for r in rows]}, request=request)
@@ -71,7 +71,7 @@ async def get_service_account(request: Request) -> Response:
     principal = await authenticate(request)
     sa_id = request.path_params["sa_id"]
     row = await _visible_sa(request, principal, sa_id)
-    keys = await runtime(request).store.list_keys(sa_id)
+    keys = await runtime(request).reads.list_keys(sa_id)
     return respond(
         {"ok": True, "service_account": engine.service_account_view(row), "keys": [engine.key_view(k) for k in keys]},
         request=request,
@@ -112,7 +112,7 @@ async def revoke_key(request: Request) -> Response:
 async def list_agents(request: Request) -> Response:
     principal = await authenticate(request)
     limit = int_param(request, "limit", 100, 1, 1000)
-    rows = await runtime(request).store.list_service_accounts()
+    rows = await runtime(request).reads.list_service_accounts()
     if not principal.is_member:
         rows = [r for r in rows if r["service_account_id"] == principal.service_account_id]
     return respond({"ok": True, "agents": [engine.agent_view(r) for r in rows[:limit]]}, request=request)
@@ -136,7 +136,7 @@ async def get_agent(request: Request) -> Response:
     principal = await authenticate(request)
     rt = runtime(request)
     address = address_from_path(rt, request.path_params["address"])
-    rows = [r for r in await rt.store.list_service_accounts() if r["address"] == address]
+    rows = [r for r in await rt.reads.list_service_accounts() if r["address"] == address]
     if not rows or (not principal.is_member and principal.address != address):
         raise NotFound(f"agent {address} not found", code="agent_not_found")
     return respond({"ok": True, "agent": engine.agent_view(rows[-1])}, request=request)
@@ -200,7 +200,7 @@ async def stream_agent_intents(request: Request) -> Response:
         deadline = time.monotonic() + wait_seconds
         limit = 200
         with rt.hub.watch_feed(address) as changed:
-            rows = await rt.store.feed_entries(address, cursor, limit)
+            rows = await rt.reads.feed_entries(address, cursor, limit)
             while True:
                 batch: list[dict[str, str]] = []
                 deliveries: list[tuple[str, int]] = []
@@ -222,7 +222,7 @@ async def stream_agent_intents(request: Request) -> Response:
                 if batch:
                     yield batch  # one message
                 if len(rows) >= limit:
-                    rows = await rt.store.feed_entries(address, cursor, limit)
+                    rows = await rt.reads.feed_entries(address, cursor, limit)
                     continue
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not await wait(changed, remaining):
@@ -231,7 +231,7 @@ async def stream_agent_intents(request: Request) -> Response:
                     return
                 changed.clear()
                 handed = following(changed.take(), cursor, _cursor_of)
-                rows = handed if handed is not None else await rt.store.feed_entries(address, cursor, limit)
+                rows = handed if handed is not None else await rt.reads.feed_entries(address, cursor, limit)
 
     return EventStream(frames())
 

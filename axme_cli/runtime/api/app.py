@@ -29,9 +29,10 @@ from axme_cli.runtime.api import (
     tasks,
     webhooks,
 )
-from axme_cli.runtime.api.common import error_response, respond_raw
+from axme_cli.runtime.api.common import respond_raw
+from axme_cli.runtime.api.errors import answer, error_response
 from axme_cli.runtime.core import Runtime
-from axme_cli.runtime.errors import ApiError, BadRequest
+from axme_cli.runtime.errors import BadRequest, DomainError
 from axme_cli.runtime.ui import routes as ui_routes
 
 log = logging.getLogger("axme.api")
@@ -39,8 +40,8 @@ log = logging.getLogger("axme.api")
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
 
 
-async def _api_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
+async def _domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DomainError)
     return error_response(exc, request)
 
 
@@ -50,16 +51,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         404: f"no route {request.method} {request.url.path}",
         405: f"method {request.method} is not allowed on {request.url.path}",
     }.get(exc.status_code, str(exc.detail))
-    err = ApiError(message, code=_HTTP_CODES.get(exc.status_code, "http_error"), status_code=exc.status_code)
-    return error_response(err, request)
+    return answer(exc.status_code, _HTTP_CODES.get(exc.status_code, "http_error"), message, request=request)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     if isinstance(exc, ClientDisconnect):  # gone mid-body (or cut off for sending too slowly): no one to answer
         return error_response(BadRequest("the client went away before its request was complete"), request)
     log.exception("unexpected error on %s %s", request.method, request.url.path)
-    err = ApiError("internal error; the runtime logged the details", code="internal_error", status_code=500)
-    return error_response(err, request)
+    return answer(500, "internal_error", "internal error; the runtime logged the details", request=request)
 
 
 class _RefuseNulInUrl:
@@ -107,7 +106,7 @@ class _HotPaths:
         request = Request(scope, receive, send)
         try:
             response = await route.endpoint(request)
-        except ApiError as exc:
+        except DomainError as exc:
             response = error_response(exc, request)
         except Exception as exc:
             response = await _unexpected(request, exc)
@@ -153,7 +152,7 @@ def build_app(rt: Runtime, *, manage_runtime: bool = True) -> Starlette:
     routes = route_table(openapi_json)
     app = _App(
         routes=routes,
-        exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected},
+        exception_handlers={DomainError: _domain_error, HTTPException: _http_error, Exception: _unexpected},
         lifespan=lifespan,
     )
     # Ahead of Starlette's layers (after the NUL check): the hot routes, in the route table's order.

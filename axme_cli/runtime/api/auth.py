@@ -19,7 +19,7 @@ from axme_cli.runtime import principals as pr
 from axme_cli.runtime.api.common import authenticate, read_object, respond, runtime
 from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.engine import auth as engine
-from axme_cli.runtime.errors import ApiError, Forbidden, Unauthorized, Unprocessable
+from axme_cli.runtime.errors import DomainError, Forbidden, Unauthorized, Unavailable, Unprocessable
 from axme_cli.runtime.mailer import MailError
 from axme_cli.runtime.principals import Principal
 
@@ -46,7 +46,7 @@ def _string(body: dict[str, Any], field: str, example: str) -> str:
 
 
 def _raise_if_refused(result: Any) -> Any:
-    if isinstance(result, ApiError):
+    if isinstance(result, DomainError):
         raise result
     return result
 
@@ -78,8 +78,8 @@ async def send_login_code(rt: Runtime, raw_email: Any, client: str | None) -> tu
         log.warning("login code for %s not sent: %s", email, exc)
         intent_id = row["intent_id"]
         await rt.write(lambda tx: engine.op_kill_login_intent(tx, intent_id, time.time()))
-        raise ApiError(f"the login code could not be sent: {exc}", code="mail_delivery_failed", status_code=503,
-                       details={"retryable": True}, headers={"Retry-After": "5"}) from None
+        raise Unavailable(f"the login code could not be sent: {exc}", code="mail_delivery_failed",
+                          details={"retryable": True}, retry_after=5) from None
     return email, row
 
 
@@ -150,7 +150,7 @@ async def list_sessions(request: Request) -> Response:
     principal = await authenticate(request)
     holder = _session_holder(principal)
     include_revoked = _bool_param(request, "include_revoked")
-    rows = await runtime(request).store.list_sessions(holder, include_revoked=include_revoked)
+    rows = await runtime(request).reads.list_sessions(holder, include_revoked=include_revoked)
     sessions = [engine.session_view(r, principal.session_id) for r in rows]
     return respond({"ok": True, "sessions": sessions, "current_session_id": principal.session_id}, request=request)
 
@@ -187,7 +187,7 @@ async def logout(request: Request) -> Response:
 async def logout_all(request: Request) -> Response:
     principal = _actor(await authenticate(request))
     rt = runtime(request)
-    rows = await rt.store.list_sessions(principal.key_id, include_revoked=False)
+    rows = await rt.reads.list_sessions(principal.key_id, include_revoked=False)
     ids = [r["session_id"] for r in rows]
     now = time.time()
 

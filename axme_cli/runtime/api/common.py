@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.engine import intents as intents_engine
-from axme_cli.runtime.errors import ApiError, BadRequest, PayloadTooLarge, Unprocessable
+from axme_cli.runtime.errors import BadRequest, PayloadTooLarge, Unprocessable
 from axme_cli.runtime.principals import Principal, parse_session_token
 from axme_cli.runtime.store.base import Tx
 
@@ -37,7 +37,7 @@ def _echoable(value: str | None) -> str | None:
     return value if value is not None and _ECHOABLE.fullmatch(value) else None
 
 
-def _echo_headers(request: Request | None) -> dict[str, str] | None:
+def echo_headers(request: Request | None) -> dict[str, str] | None:
     """``x-trace-id`` echoed and ``x-request-id`` propagated when they look like ids (``_ECHOABLE``); a request id
     is made up when the caller sent none (or one that does not), a trace id is then left out."""
     if request is None:
@@ -50,26 +50,11 @@ def _echo_headers(request: Request | None) -> dict[str, str] | None:
 
 
 def respond(body: Any, status: int = 200, request: Request | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type=JSON, headers=_echo_headers(request))
+    return Response(orjson.dumps(body), status_code=status, media_type=JSON, headers=echo_headers(request))
 
 
 def respond_raw(body: bytes, request: Request | None = None) -> Response:
-    return Response(body, media_type=JSON, headers=_echo_headers(request))
-
-
-def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "details": details or {}}, "detail": message}
-
-
-def error_response(exc: ApiError, request: Request | None = None) -> Response:
-    headers = dict(exc.headers)
-    headers.update(_echo_headers(request) or {})
-    return Response(
-        orjson.dumps(error_body(exc.code, exc.message, exc.details)),
-        status_code=exc.status_code,
-        media_type=JSON,
-        headers=headers,
-    )
+    return Response(body, media_type=JSON, headers=echo_headers(request))
 
 
 def api_key_of(request: Request) -> str | None:
@@ -93,7 +78,7 @@ def credential_of(request: Request) -> str | None:
 
 
 async def authenticate(request: Request) -> Principal:
-    return await runtime(request).authenticate(credential_of(request))
+    return await runtime(request).auth.authenticate(credential_of(request))
 
 
 async def read_body(request: Request) -> bytes:

@@ -68,7 +68,7 @@ async def list_threads(request: Request) -> Response:
     owner = owner_of(request, principal, rt.settings)
     statuses = _statuses(request.query_params.get("status"))
     limit = int_param(request, "limit", 100, 1, 500)
-    rows = await rt.store.list_inbox(owner, statuses, limit)
+    rows = await rt.reads.list_inbox(owner, statuses, limit)
     return respond({"ok": True, "threads": [engine.thread_view(r, r) for r in rows]}, request=request)
 
 
@@ -77,7 +77,7 @@ async def get_thread(request: Request) -> Response:
     rt = runtime(request)
     owner = owner_of(request, principal, rt.settings)
     thread_id = request.path_params["thread_id"]
-    row = await rt.store.get_inbox_thread(owner, thread_id)
+    row = await rt.reads.get_inbox_thread(owner, thread_id)
     if row is None:
         raise NotFound(f"thread {thread_id} is not in the inbox of {owner}", code="thread_not_found",
                        details={"thread_id": thread_id, "owner_agent": owner})
@@ -97,7 +97,7 @@ async def list_changes(request: Request) -> Response:
                                 code="invalid_parameter", details={"field": "cursor"})
         after = parsed
     limit = int_param(request, "limit", wire.CHANGES_DEFAULT_LIMIT, 1, wire.CHANGES_MAX_LIMIT)
-    rows = await rt.store.inbox_changes(owner, after, limit + 1)
+    rows = await rt.reads.inbox_changes(owner, after, limit + 1)
     has_more = len(rows) > limit
     changes = [{"cursor": engine.cursor_of(r), "thread": engine.thread_view(r, r)} for r in rows[:limit]]
     next_cursor = changes[-1]["cursor"] if changes else cursor

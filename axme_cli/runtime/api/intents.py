@@ -125,7 +125,7 @@ def create_request(s: Settings, principal: Principal, model: Any) -> dict[str, A
 async def _visible(request: Request, principal: Principal, intent_id: str) -> dict[str, Any]:
     rt = runtime(request)
     await rt.settled(intent_id)  # a delivery just streamed to an agent is visible to it (Runtime.deliver_behind)
-    row = await rt.store.get_intent(intent_id)
+    row = await rt.reads.get_intent(intent_id)
     if row is None or not principal.may_see(row):
         raise NotFound(f"intent {intent_id} not found", code="intent_not_found")
     return row
@@ -137,7 +137,7 @@ async def get_intent(request: Request) -> Response:
     view = engine.intent_view(row)
     doc = engine.loads(row["doc"])
     if doc.get("workflow_parent"):
-        wf = await runtime(request).store.get_workflow(doc["workflow_id"])
+        wf = await runtime(request).reads.get_workflow(doc["workflow_id"])
         view["workflow"] = workflow_view(wf) if wf is not None else None
     elif doc.get("workflow_id"):
         view["workflow_step"] = {"workflow_id": doc["workflow_id"], "parent_intent_id": doc.get("parent_intent_id"),
@@ -165,7 +165,7 @@ async def list_intents(request: Request) -> Response:
     limit = int_param(request, "limit", 50, 1, 500)
     statuses = _statuses(request.query_params.get("status"))
     before = request.query_params.get("before") or None
-    rows = await runtime(request).store.list_intents(
+    rows = await runtime(request).reads.list_intents(
         statuses=statuses,
         agent=None if principal.is_member else principal.address,
         limit=limit,
@@ -181,7 +181,7 @@ async def list_events(request: Request) -> Response:
     intent_id = request.path_params["intent_id"]
     since = int_param(request, "since", 0, 0, 2**53)
     await _visible(request, principal, intent_id)
-    rows = await runtime(request).store.list_events(intent_id, since, 10_000)
+    rows = await runtime(request).reads.list_events(intent_id, since, 10_000)
     return respond_raw(b'{"ok":true,"events":[' + ",".join(rows).encode() + b"]}", request=request)
 
 
@@ -216,9 +216,9 @@ async def event_frames(rt: Runtime, intent_id: str, since: int,
     deadline = time.monotonic() + wait_seconds
     limit = 500
     with rt.hub.watch_intent(intent_id) as changed:
-        rows = await rt.store.list_events(intent_id, cursor, limit)
+        rows = await rt.reads.list_events(intent_id, cursor, limit)
         if not rows:
-            row = await rt.store.get_intent(intent_id)
+            row = await rt.reads.get_intent(intent_id)
             if row is not None and row["status"] in lc.TERMINAL and row["last_seq"] <= cursor:
                 yield Last([_timeout_frame(cursor, row["status"])])
                 return
@@ -234,16 +234,16 @@ async def event_frames(rt: Runtime, intent_id: str, since: int,
             if batch:
                 yield batch
             if len(rows) >= limit:
-                rows = await rt.store.list_events(intent_id, cursor, limit)
+                rows = await rt.reads.list_events(intent_id, cursor, limit)
                 continue
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not await wait(changed, remaining):
-                row = await rt.store.get_intent(intent_id)
+                row = await rt.reads.get_intent(intent_id)
                 yield Last([_timeout_frame(cursor, row["status"] if row else None)])
                 return
             changed.clear()
             handed = following(changed.take(), cursor, _seq_of)
-            rows = [data for _, data in handed] if handed is not None else await rt.store.list_events(
+            rows = [data for _, data in handed] if handed is not None else await rt.reads.list_events(
                 intent_id, cursor, limit)
 
 

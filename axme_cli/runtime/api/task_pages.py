@@ -39,9 +39,10 @@ from axme_cli.protocol.task_forms import FormField, form_fields, parse_value, pl
 from axme_cli.protocol.tasks import with_defaults
 from axme_cli.runtime.api.auth import client_address
 from axme_cli.runtime.api.common import read_body, runtime, write_answer
+from axme_cli.runtime.api.errors import headers_of, status_of
 from axme_cli.runtime.engine import human
 from axme_cli.runtime.engine.intents import loads
-from axme_cli.runtime.errors import ApiError, TooManyRequests, Unprocessable
+from axme_cli.runtime.errors import DomainError, TooManyRequests, Unprocessable
 from axme_cli.runtime.store.base import Row
 
 NONCE_TTL_SECONDS = 3600
@@ -219,14 +220,14 @@ async def task_page(request: Request) -> Response:
     try:
         if request.method == "POST":
             rt.throttle.call(address)
-        link = await rt.store.task_link(token_hash)
+        link = await rt.reads.task_link(token_hash)
         if link is None:  # a wrong token: how fast tokens may be guessed
             rt.throttle.guess(address)
     except TooManyRequests as exc:
-        response = _message("Too many tries", exc.message, exc.status_code)
-        response.headers.update(exc.headers)
+        response = _message("Too many tries", exc.message, status_of(exc))
+        response.headers.update(headers_of(exc))
         return response
-    row = await rt.store.get_intent(link["intent_id"]) if link is not None else None
+    row = await rt.reads.get_intent(link["intent_id"]) if link is not None else None
     problem = human.link_problem(link, row, time.time())
     if problem is not None or link is None or row is None:
         return _refused(problem or "unknown", row)
@@ -239,8 +240,8 @@ async def task_page(request: Request) -> Response:
         return _message("Refused", "Answer the task with the form on this page.", 415)
     try:
         raw = await read_body(request)
-    except ApiError as exc:
-        return _message("Refused", exc.message, exc.status_code)
+    except DomainError as exc:
+        return _message("Refused", exc.message, status_of(exc))
     form = {k: v[-1] for k, v in parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True).items()}
     now = time.time()
     if not _nonce_ok(key, link["link_id"], form, now):
@@ -255,12 +256,12 @@ async def task_page(request: Request) -> Response:
     try:
         answer = await write_answer(rt, lambda tx: human.op_answer_by_link(tx, s, token_hash, result, now))
     except human.LinkRefused as exc:
-        fresh = await rt.store.get_intent(row["intent_id"])
+        fresh = await rt.reads.get_intent(row["intent_id"])
         return _refused(str(exc.details.get("reason")), fresh)
     except Unprocessable as exc:
         return _form_page(row, link, key, values=form, error=exc.message, status=422)
-    except ApiError as exc:
-        return _message("Not answered", exc.message, exc.status_code)
+    except DomainError as exc:
+        return _message("Not answered", exc.message, status_of(exc))
     status = answer["intent"]["status"]
     return _message("Thank you", f"Your answer ({result['outcome']}) was recorded; the intent is now {status}.", 200)
 

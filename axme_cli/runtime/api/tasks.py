@@ -44,7 +44,7 @@ async def my_tasks(request: Request) -> Response:
     if not principal.is_member:
         raise Forbidden("tasks are for people and the workspace key, not agent keys", code="policy_denied")
     limit = int_param(request, "limit", 100, 1, 500)
-    rows = await runtime(request).store.list_intents(statuses=["WAITING"], agent=None, limit=500)
+    rows = await runtime(request).reads.list_intents(statuses=["WAITING"], agent=None, limit=500)
     tasks = [t for t in (task_entry(r, principal) for r in rows) if t is not None][:limit]
     return respond({"ok": True, "tasks": tasks}, request=request)
 

@@ -61,7 +61,7 @@ async def list_subscriptions(request: Request) -> Response:
     owner = owner_scope(request, principal)
     if owner is None and not principal.is_member:
         owner = principal.address
-    rows = await runtime(request).store.list_subscriptions(owner)
+    rows = await runtime(request).reads.list_subscriptions(owner)
     return respond({"ok": True, "subscriptions": [engine.subscription_view(r) for r in rows]}, request=request)
 
 
@@ -88,7 +88,7 @@ async def get_event(request: Request) -> Response:
     """Our extension: the event and its delivery counters as they are now."""
     principal = await authenticate(request)
     event_id = request.path_params["event_id"]
-    store = runtime(request).store
+    store = runtime(request).reads
     event = engine.visible_event(principal, await store.get_webhook_event(event_id), event_id)
     counts = await store.delivery_counts(event_id)
     return respond({"ok": True, "event_id": event_id, "owner_agent": event["owner_agent"],
@@ -120,7 +120,7 @@ async def list_deliveries(request: Request) -> Response:
     if owner is not None:
         filters["owner_agent"] = owner
     limit = int_param(request, "limit", 100, 1, 1000)
-    rows = await runtime(request).store.list_deliveries(filters, limit)
+    rows = await runtime(request).reads.list_deliveries(filters, limit)
     return respond({"ok": True, "deliveries": [engine.delivery_view(r) for r in rows]}, request=request)
 
 
@@ -137,7 +137,7 @@ async def set_delivery(request: Request) -> Response:
 async def get_delivery(request: Request) -> Response:
     principal = await authenticate(request)
     sa_id = request.path_params["sa_id"]
-    sa = await runtime(request).store.get_service_account(sa_id)
+    sa = await runtime(request).reads.get_service_account(sa_id)
     if sa is None or sa["status"] == "deleted" or not (principal.is_member or principal.service_account_id == sa_id):
         raise NotFound(f"service account {sa_id} not found", code="service_account_not_found")
     return respond({"ok": True, "delivery": engine.delivery_config_view(sa)}, request=request)

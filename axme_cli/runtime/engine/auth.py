@@ -85,7 +85,7 @@ def op_open_login_intent(
         raise TooManyRequests(
             f"{email} already has {len(open_)} open login codes; use one of them or retry in {retry} s",
             details={"dimension": "open_login_codes", "used": len(open_), "limit": s.max_open_login_codes},
-            headers={"Retry-After": str(retry)},
+            retry_after=retry,
         )
     intent_id = uuid7()
     tx.insert_login_intent(

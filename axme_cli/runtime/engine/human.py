@@ -25,7 +25,7 @@ from axme_cli.protocol.ids import uuid7
 from axme_cli.runtime.clock import iso
 from axme_cli.runtime.engine.auth import actor_address
 from axme_cli.runtime.engine.intents import SCHEDULER, apply_event, dumps, intent_view, loads, op_resume, wake_of
-from axme_cli.runtime.errors import ApiError
+from axme_cli.runtime.errors import Gone
 from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.settings import Settings
 from axme_cli.runtime.store.base import Row, Tx
@@ -183,8 +183,7 @@ def link_problem(link: Row | None, row: Row | None, now: float) -> str | None:
     return None
 
 
-class LinkRefused(ApiError):
-    status_code = 410
+class LinkRefused(Gone):
     code = "task_link_refused"
 
 

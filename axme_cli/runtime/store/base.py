@@ -31,17 +31,17 @@ class Notes:
     # connection was down for a while), so everyone looks again.
     everything: bool = False
     outbound: bool = False  # a delivery was queued or is due again: wake the outbound sender
-    mail: bool = False  # a task mail was queued (issue 6)
-    # What happened, for metrics and traces (issue 9): facts an operation noted with ``see``. They reach
+    mail: bool = False  # a task mail was queued: wake the task-mail sender
+    # What happened, for metrics and traces: facts an operation noted with ``see``. They reach
     # ``on_commit`` only if the transaction commits (a rerun starts from a fresh Tx), so nothing is counted
     # twice; they stay in this process (never sent to other replicas).
     seen: list[tuple[Any, ...]] | None = None
     # The events the transaction appended, per intent in ``seq`` order, as stored: the streams of those intents
-    # send them without reading them back (issue 10). SQLite only: the PostgreSQL store drops them.
+    # send them without reading them back. SQLite only: the PostgreSQL store does not collect them.
     events: dict[str, list[tuple[int, str]]] | None = None
 
     # Intents put on an agent's feed, per address in cursor order, as the row the feed reads (intent columns plus
-    # ``cursor``, ``attempt``, ``fed_at``): the feed sends them without reading them back. SQLite only.
+    # ``cursor``, ``attempt``, ``fed_at``): the feed sends them without reading them back. SQLite only (as ``events``).
     fed: dict[str, list[Row]] | None = None
 
     def feed_row(self, address: str, row: Row) -> None:
@@ -223,7 +223,7 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     def set_meta(self, key: str, value: str) -> None: ...
 
-    # outbound (issue 6): webhook subscriptions and events, deliveries, the http binding
+    # outbound: webhook subscriptions and events, deliveries, the http binding
     @abc.abstractmethod
     def http_binding(self, address: str) -> Row | None:
         """The active service account at ``address`` if its delivery_mode is http (callback_url, delivery_secret)."""
@@ -265,7 +265,7 @@ class Tx(abc.ABC):
 
     @abc.abstractmethod
     def update_webhook_event(self, event_id: str, fields: Row) -> None: ...
-    # inbox (issue 6)
+    # inbox
     @abc.abstractmethod
     def inbox_thread(self, thread_id: str) -> Row | None:
         """The thread row, read to be changed in this transaction (a PostgreSQL store locks it)."""
@@ -292,7 +292,7 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     def next_inbox_seq(self, owner_agent: str) -> int:
         """The owner's next change number (dense, starting at 1; its order is the commit order per owner)."""
-    # task links (issue 6): the task-mail outbox and single-use answer links (store/task_links_sql.py)
+    # task links: the task-mail outbox and single-use answer links (store/task_links_sql.py)
     @abc.abstractmethod
     def insert_task_mail(self, row: Row) -> None: ...
 
@@ -315,7 +315,7 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     def update_task_link(self, link_id: str, fields: Row) -> None: ...
 
-    # dashboard (issue 9): its sessions (store/ui_sql.py)
+    # dashboard: its sessions (store/ui_sql.py)
     @abc.abstractmethod
     def insert_ui_session(self, row: Row) -> None: ...
 
@@ -327,27 +327,11 @@ class Tx(abc.ABC):
     def prune_ui_sessions(self, before_ts: float) -> int: ...
 
 
-class Store(abc.ABC):
-    """A database behind the runtime. Reads are coroutines; writes go through ``write``."""
+class Reads(abc.ABC):
+    """Everything the runtime reads outside a write operation: the API's and the dashboard's queries, the key
+    lookups of authentication, and what the background services look at to know when to wake. Both stores
+    implement it with the same SQL (``sql.SqlReads``); each read sees committed data only."""
 
-    kind = "abstract"
-    location = ""
-
-    on_commit: Callable[[Notes], None] | None = None
-    # Called by the writer after each commit with (operations in the transaction, seconds it took); metrics.
-    on_batch: Callable[[int, float], None] | None = None
-
-    @abc.abstractmethod
-    async def open(self) -> None: ...
-
-    @abc.abstractmethod
-    async def close(self) -> None: ...
-
-    @abc.abstractmethod
-    async def write(self, op: Callable[[Tx], T]) -> T:
-        """Run ``op`` in a transaction; return its result once the transaction is durable."""
-
-    # reads
     @abc.abstractmethod
     async def get_intent(self, intent_id: str) -> Row | None: ...
 
@@ -367,9 +351,6 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def feed_entries(self, address: str, since: int, limit: int) -> list[Row]:
         """Feed rows with cursor > since joined with their intent (only the newest attempt)."""
-
-    @abc.abstractmethod
-    async def feed_head(self, address: str) -> int: ...
 
     @abc.abstractmethod
     async def next_wake(self) -> float | None: ...
@@ -400,7 +381,7 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def get_meta(self, key: str) -> str | None: ...
 
-    # outbound (issue 6)
+    # outbound
     @abc.abstractmethod
     async def list_subscriptions(self, owner_agent: str | None) -> list[Row]: ...
 
@@ -420,7 +401,7 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def next_outbound_due(self) -> float | None:
         """When the earliest pending delivery may be taken (its next try, or the end of its lease)."""
-    # inbox (issue 6)
+    # inbox
     @abc.abstractmethod
     async def list_inbox(self, owner_agent: str, statuses: list[str] | None, limit: int) -> list[Row]:
         """The owner's threads (thread columns with the entry's), most recently changed first."""
@@ -431,7 +412,7 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def inbox_changes(self, owner_agent: str, after_seq: int, limit: int) -> list[Row]:
         """The owner's threads with ``change_seq > after_seq``, in change order."""
-    # task links (issue 6)
+    # task links
     @abc.abstractmethod
     async def due_task_mail(self, now: float, limit: int) -> list[str]:
         """Ids of the task mails a sender should take now, oldest due first."""
@@ -442,7 +423,7 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def task_link(self, token_hash: str) -> Row | None: ...
 
-    # dashboard (issue 9)
+    # dashboard
     @abc.abstractmethod
     async def ui_session(self, session_id: str) -> Row | None:
         """The session with the API key (``key_*``) or the person's login session (``actor_*``) it stands for."""
@@ -456,3 +437,24 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def ui_workflows(self, scope: str | None, limit: int) -> list[Row]: ...
+
+
+class Store(Reads):
+    """A database behind the runtime: its reads (``Reads``), and writes as operations through ``write``."""
+
+    kind = "abstract"
+    location = ""
+
+    on_commit: Callable[[Notes], None] | None = None
+    # Called by the writer after each commit with (operations in the transaction, seconds it took); metrics.
+    on_batch: Callable[[int, float], None] | None = None
+
+    @abc.abstractmethod
+    async def open(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def write(self, op: Callable[[Tx], T]) -> T:
+        """Run ``op`` in a transaction; return its result once the transaction is durable."""

@@ -1,4 +1,4 @@
-"""Inbox SQL (issue 6): threads, each owner's entries, and the per-owner change counter.
+"""Inbox SQL: threads, each owner's entries, and the per-owner change counter.
 
 Portable SQL (SQLite and PostgreSQL 15): ``?`` placeholders, columns read by name.
 """

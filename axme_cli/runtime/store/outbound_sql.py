@@ -1,4 +1,4 @@
-"""SQL of outbound HTTP (issue 6): webhook subscriptions and events, deliveries, the http binding.
+"""SQL of outbound HTTP: webhook subscriptions and events, deliveries, the http binding.
 
 Portable SQL only (SQLite and PostgreSQL 15 run the same text): ``?`` placeholders, columns read by name.
 """

@@ -44,7 +44,7 @@ from psycopg.rows import dict_row
 
 from axme_cli.runtime.errors import BadRequest, StoreUnavailable
 from axme_cli.runtime.store import redact
-from axme_cli.runtime.store.base import Notes, Store, Tx
+from axme_cli.runtime.store.base import Notes, Row, Store, Tx
 from axme_cli.runtime.store.sql import SqlReads, SqlTx, load_migrations, split_sql
 
 T = TypeVar("T")
@@ -83,9 +83,25 @@ class _Conn:
         return self._c.execute(_pg_sql(sql), tuple(params))
 
 
+class _ReplicaNotes(Notes):
+    """Notes of a PostgreSQL transaction, which collect no events or feed rows: on SQLite a stream sends those
+    without reading them back, but with several replicas committing, a stream handed this replica's events was
+    seen to miss a wake-up now and then, so here streams read what they send."""
+
+    def feed_row(self, address: str, row: Row) -> None:
+        pass
+
+    def event(self, intent_id: str, seq: int, data: str) -> None:
+        pass
+
+
 class PostgresTx(SqlTx):
     LOCK = " FOR UPDATE"
     CLAIM = " FOR UPDATE SKIP LOCKED"
+
+    def __init__(self, conn: Any) -> None:
+        super().__init__(conn)
+        self.notes = _ReplicaNotes()
 
     def exclusive(self, name: str) -> None:
         self._c.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (name,))
@@ -260,9 +276,6 @@ class PostgresStore(SqlReads, Store):
             if self.on_batch is not None:  # one operation per transaction
                 self.on_batch(1, took)
             if self.on_commit is not None:
-                # Streams here read what they send: with several replicas committing, a stream handed this
-                # replica's events (Notes.events, Notes.fed) was seen to miss a wake-up now and then.
-                tx.notes.events = tx.notes.fed = None
                 self._loop.call_soon_threadsafe(self.on_commit, tx.notes)
             return result
         raise AssertionError("unreachable")

@@ -14,12 +14,11 @@ partial indexes). What differs between the backends is a class attribute here, s
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable
 from importlib import resources
 from typing import Any, TypeVar
 
-from axme_cli.runtime.store.base import Row, Tx
+from axme_cli.runtime.store.base import Reads, Row, Tx
 from axme_cli.runtime.store.inbox_sql import InboxReadSql, InboxTxSql
 from axme_cli.runtime.store.outbound_sql import OutboundReadSql, OutboundTxSql
 from axme_cli.runtime.store.task_links_sql import TaskLinksReadSql, TaskLinksTxSql
@@ -284,8 +283,9 @@ def _all(c: Any, sql: str, args: tuple[Any, ...] | list[Any]) -> list[Row]:
     return [dict(r) for r in c.execute(sql, args).fetchall()]
 
 
-class SqlReads(OutboundReadSql, InboxReadSql, TaskLinksReadSql, UiReadSql):
-    """The store's reads. A backend provides ``_read(fn)``, which runs ``fn(connection)`` somewhere safe."""
+class SqlReads(OutboundReadSql, InboxReadSql, TaskLinksReadSql, UiReadSql, Reads):
+    """The store's reads (``base.Reads``). A backend provides ``_read(fn)``, which runs ``fn(connection)``
+    somewhere safe."""
 
     async def _read(self, fn: Callable[[Any], T]) -> T:
         raise NotImplementedError
@@ -351,10 +351,6 @@ class SqlReads(OutboundReadSql, InboxReadSql, TaskLinksReadSql, UiReadSql):
             )
         )
 
-    async def feed_head(self, address: str) -> int:
-        row = await self._read(lambda c: _one(c, "SELECT last_cursor FROM feed_heads WHERE address = ?", (address,)))
-        return int(row["last_cursor"]) if row is not None else 0
-
     async def next_wake(self) -> float | None:
         row = await self._read(lambda c: _one(c, "SELECT min(wake_ts) AS w FROM intents WHERE wake_ts IS NOT NULL", ()))
         return None if row is None or row["w"] is None else float(row["w"])
@@ -413,29 +409,15 @@ class SqlReads(OutboundReadSql, InboxReadSql, TaskLinksReadSql, UiReadSql):
 
 
 def load_migrations(dialect: str) -> list[tuple[int, str]]:
-    """``(version, script)`` of every migration, in order, in ``dialect`` ("sqlite" or "postgres").
+    """``(version, script)`` of every migration of ``dialect`` ("sqlite" or "postgres"), in order.
 
-    Migrations are written once, in ``migrations/sqlite/NNNN_name.sql``, in the common subset of both
-    dialects; PostgreSQL gets them through ``to_postgres``. A file ``migrations/postgres/NNNN_name.sql``
-    replaces the translation of that number where the dialects really differ."""
-    base = resources.files("axme_cli.runtime.store") / "migrations"
-    scripts: dict[int, str] = {}
-    for folder in ("sqlite", "postgres") if dialect == "postgres" else ("sqlite",):
-        if not (base / folder).is_dir():
-            continue
-        for entry in (base / folder).iterdir():
-            name = entry.name
-            if name.endswith(".sql") and name[:4].isdigit():
-                text = entry.read_text(encoding="utf-8")
-                scripts[int(name[:4])] = to_postgres(text) if dialect == "postgres" and folder == "sqlite" else text
-    return sorted(scripts.items())
-
-
-def to_postgres(script: str) -> str:
-    """SQLite DDL of our migrations as PostgreSQL DDL: 64-bit integers, double precision, no WITHOUT ROWID."""
-    script = re.sub(r"\)\s*WITHOUT ROWID", ")", script)
-    script = re.sub(r"\bINTEGER\b", "BIGINT", script)
-    return re.sub(r"\bREAL\b", "DOUBLE PRECISION", script)
+    Each dialect has its own folder, ``migrations/<dialect>/NNNN_name.sql``, with a file for every number: the
+    same tables in each dialect's own types (PostgreSQL: BIGINT, DOUBLE PRECISION, no WITHOUT ROWID), so what a
+    database runs is the text in the file."""
+    folder = resources.files("axme_cli.runtime.store") / "migrations" / dialect
+    scripts = [(int(entry.name[:4]), entry.read_text(encoding="utf-8")) for entry in folder.iterdir()
+               if entry.name.endswith(".sql") and entry.name[:4].isdigit()]
+    return sorted(scripts)
 
 
 def split_sql(script: str) -> list[str]:

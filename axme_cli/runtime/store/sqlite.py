@@ -15,7 +15,7 @@ lack of space (or any I/O error) holds the writes until a checkpoint has emptied
 every byte freed on the disk, and the checkpoint, which needs room to grow the database, never succeeds again.
 Past ``WAL_CAP`` (checkpoints failing, e.g. another process holding a read transaction) writes are held too.
 
-Why the operations run on the loop and not on a writer thread of their own (issue 10): each statement releases
+Why the operations run on the loop and not on a writer thread of their own: each statement releases
 the GIL and takes it back, and a writer thread doing that some 60 times per workflow waited behind the event
 loop's thread each time. Measured with ``bench/saga.py`` (32 clients): the writer thread was busy 98% of the
 time at about 1.1 ms per operation, against 0.3 ms for the same operations in a process doing nothing else.
@@ -147,7 +147,7 @@ class RowCache:
 
     Only the writer uses it, and it holds the database alone (``<database>.lock``), so a cached row is what
     the database holds: every write of these tables goes through ``SqliteTx`` and updates it. An operation that is
-    undone after it wrote, or a batch that fails, empties it. Saves the writer a third of its reads (issue 10)."""
+    undone after it wrote, or a batch that fails, empties it. Saves the writer a third of its reads."""
 
     SIZE = 8192
 

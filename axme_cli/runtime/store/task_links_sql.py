@@ -1,4 +1,4 @@
-"""SQL of human task mail (issue 6): the task-mail outbox and the single-use answer links.
+"""SQL of human task mail: the task-mail outbox and the single-use answer links.
 
 Portable SQL (SQLite and PostgreSQL): ``?`` placeholders, columns read by name.
 """

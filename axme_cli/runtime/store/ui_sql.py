@@ -1,4 +1,4 @@
-"""SQL of the dashboard (issue 9): its sessions, and the few reads its pages need beyond the API's.
+"""SQL of the dashboard: its sessions, and the few reads its pages need beyond the API's.
 
 Portable SQL (SQLite and PostgreSQL): ``?`` placeholders, columns read by name, aggregates aliased.
 """

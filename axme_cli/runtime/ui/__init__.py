@@ -1,4 +1,4 @@
-"""The dashboard at /ui (issue 9): server-rendered pages on the runtime's own port, a little hand-written
+"""The dashboard at /ui: server-rendered pages on the runtime's own port, a little hand-written
 JavaScript (static/ui.js, EventSource for live updates), no build step and nothing fetched from elsewhere.
 
 It acts with the credential its session stands for (an API key or a person's login; ui/session.py), through the

@@ -9,7 +9,8 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from axme_cli.runtime.errors import ApiError
+from axme_cli.runtime.api.errors import status_of
+from axme_cli.runtime.errors import DomainError
 from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.ui import session
 from axme_cli.runtime.ui.render import message
@@ -46,8 +47,9 @@ def gated(fn: Page) -> Callable[[Request], Awaitable[Response]]:
         except session.Refused as exc:
             return message("Refused", exc.message, exc.status, who=who(sess.principal), csrf=sess.csrf,
                            back=request.url.path)
-        except ApiError as exc:
-            return message(TITLES.get(exc.status_code, "Not done"), exc.message, exc.status_code,
+        except DomainError as exc:
+            status = status_of(exc)
+            return message(TITLES.get(status, "Not done"), exc.message, status,
                            who=who(sess.principal), csrf=sess.csrf, back="/ui/intents")
 
     return endpoint

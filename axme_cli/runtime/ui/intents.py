@@ -104,7 +104,7 @@ async def _intents(request: Request, sess: UiSession) -> Response:
             created_before = iso(time.time() - seconds)
     search = q.get("q", "").lower()
     if len(search) == 36:
-        row = await rt.store.get_intent(search)
+        row = await rt.reads.get_intent(search)
         if row is not None and p.may_see(row):
             return RedirectResponse(f"/ui/intents/{search}", status_code=303)
     if search and not all(c in "0123456789abcdef-" for c in search):
@@ -112,11 +112,11 @@ async def _intents(request: Request, sess: UiSession) -> Response:
         search = ""
     rows: list[Row] = []
     if not problems:
-        rows = await rt.store.list_intents(statuses=statuses, intent_type=q.get("type") or None, agent=agent,
+        rows = await rt.reads.list_intents(statuses=statuses, intent_type=q.get("type") or None, agent=agent,
                                            scope=scope, created_after=created_after, created_before=created_before,
                                            id_prefix=search or None, before=q.get("before") or None,
                                            limit=PAGE_SIZE)
-    counts = await rt.store.intent_counts(scope)
+    counts = await rt.reads.intent_counts(scope)
     now = time.time()
     body = [f"<h1>Intents</h1>{counts_bar(counts)}{_filters(q)}"]
     for problem in problems:
@@ -174,10 +174,10 @@ async def _context(request: Request, sess: UiSession, intent_id: str) -> dict[st
     rt = runtime(request)
     row = await intents_api._visible(request, sess.principal, intent_id)
     doc = orjson.loads(row["doc"])
-    events = [orjson.loads(x) for x in await rt.store.list_events(intent_id, 0, 10_000)]
+    events = [orjson.loads(x) for x in await rt.reads.list_events(intent_id, 0, 10_000)]
     wf = None
     if doc.get("workflow_parent"):
-        wrow = await rt.store.get_workflow(doc["workflow_id"])
+        wrow = await rt.reads.get_workflow(doc["workflow_id"])
         wf = workflow_view(wrow) if wrow is not None else None
     return {"row": row, "doc": doc, "view": engine.intent_view(row), "events": events, "workflow": wf}
 

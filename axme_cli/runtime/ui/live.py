@@ -70,7 +70,7 @@ async def live_counts(request: Request) -> Response:
         with rt.hub.watch_any() as changed:
             while True:
                 changed.clear()
-                counts = await rt.store.intent_counts(scope)
+                counts = await rt.reads.intent_counts(scope)
                 if counts != last:
                     last = counts
                     yield {"event": "counts",

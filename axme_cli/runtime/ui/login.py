@@ -10,8 +10,9 @@ from starlette.responses import RedirectResponse, Response
 
 from axme_cli.runtime.api.auth import client_address, send_login_code
 from axme_cli.runtime.api.common import runtime
+from axme_cli.runtime.api.errors import headers_of, status_of
 from axme_cli.runtime.engine import auth as auth_engine
-from axme_cli.runtime.errors import ApiError
+from axme_cli.runtime.errors import DomainError
 from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.ui import session
 from axme_cli.runtime.ui.common import gated, safe_next
@@ -54,10 +55,10 @@ def _login_page(request: Request, *, error: str | None = None, status: int = 200
     return response
 
 
-def _refused(request: Request, exc: ApiError, **page: Any) -> Response:
+def _refused(request: Request, exc: DomainError, **page: Any) -> Response:
     """The login page with what was refused, and the refusal's status and headers (a 429's Retry-After)."""
-    response = _login_page(request, error=exc.message, status=exc.status_code, **page)
-    response.headers.update(exc.headers)
+    response = _login_page(request, error=exc.message, status=status_of(exc), **page)
+    response.headers.update(headers_of(exc))
     return response
 
 
@@ -78,8 +79,8 @@ async def login(request: Request) -> Response:
     rt = runtime(request)
     try:
         rt.throttle.call(client_address(request))
-        principal = await rt.authenticate(key)
-    except ApiError as exc:
+        principal = await rt.auth.authenticate(key)
+    except DomainError as exc:
         return _refused(request, exc, next_url=next_url)
     return await _logged_in(request, principal, next_url)
 
@@ -104,7 +105,7 @@ async def login_email(request: Request) -> Response:
     try:
         rt.throttle.call(client_address(request))
         email, row = await send_login_code(rt, raw, ("axme-ui " + agent)[:200] if agent else "axme-ui")
-    except ApiError as exc:
+    except DomainError as exc:
         return _refused(request, exc, email=raw, next_url=next_url)
     return _login_page(request, email=email, login_intent=row["intent_id"], next_url=next_url)
 
@@ -124,16 +125,16 @@ async def login_code(request: Request) -> Response:
     try:
         rt.throttle.call(address)
         rt.throttle.guess(address)
-    except ApiError as exc:  # the code was not checked: the same login intent may try again later
+    except DomainError as exc:  # the code was not checked: the same login intent may try again later
         return _refused(request, exc, email=email, login_intent=intent_id, next_url=next_url)
     try:
         result = await rt.write(lambda tx: auth_engine.op_verify_login(tx, s, intent_id, code, "axme-ui", now))
-    except ApiError as exc:
+    except DomainError as exc:
         return _refused(request, exc, email=email, next_url=next_url)
-    if isinstance(result, ApiError):  # a wrong code, counted: try again with the same login intent
-        return _login_page(request, error=result.message, status=result.status_code, email=email,
+    if isinstance(result, DomainError):  # a wrong code, counted: try again with the same login intent
+        return _login_page(request, error=result.message, status=status_of(result), email=email,
                            login_intent=intent_id, next_url=next_url)
-    principal = await rt.authenticate(result["access_token"])
+    principal = await rt.auth.authenticate(result["access_token"])
     return await _logged_in(request, principal, next_url)
 
 

@@ -26,7 +26,7 @@ RECONNECT_GRACE_SECONDS = 5.0
 
 async def _scenarios(request: Request, sess: UiSession) -> Response:
     p = sess.principal
-    rows = await runtime(request).store.ui_workflows(None if p.is_member else p.address, 200)
+    rows = await runtime(request).reads.ui_workflows(None if p.is_member else p.address, 200)
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         groups[r["scenario_id"]].append(r)
@@ -57,8 +57,8 @@ async def _scenarios(request: Request, sess: UiSession) -> Response:
 async def _scenario(request: Request, sess: UiSession) -> Response:
     rt = runtime(request)
     workflow_id = request.path_params["workflow_id"]
-    wf = await rt.store.get_workflow(workflow_id)
-    parent = await rt.store.get_intent(wf["parent_intent_id"]) if wf is not None else None
+    wf = await rt.reads.get_workflow(workflow_id)
+    parent = await rt.reads.get_intent(wf["parent_intent_id"]) if wf is not None else None
     if wf is None or parent is None or not sess.principal.may_see(parent):
         raise NotFound(f"workflow {workflow_id} not found", code="workflow_not_found")
     compiled, state = orjson.loads(wf["compiled"]), orjson.loads(wf["state"])
@@ -79,10 +79,10 @@ async def _scenario(request: Request, sess: UiSession) -> Response:
 async def _agents(request: Request, sess: UiSession) -> Response:
     rt = runtime(request)
     p = sess.principal
-    accounts = {sa["address"]: sa for sa in await rt.store.list_service_accounts()}
+    accounts = {sa["address"]: sa for sa in await rt.reads.list_service_accounts()}
     stats: dict[str, dict[str, Any]] = defaultdict(lambda: {"in_flight": 0, "waiting": 0, "completed": 0,
                                                             "failed": 0, "redelivered": 0, "last_at": ""})
-    for r in await rt.store.agent_intent_stats():
+    for r in await rt.reads.agent_intent_stats():
         st = stats[r["address"]]
         n = int(r["n"])
         if r["status"] in IN_FLIGHT:

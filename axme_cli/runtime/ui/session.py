@@ -3,7 +3,7 @@
 - The cookie ``axme_ui`` holds ``<session_id>.<secret>`` (256 random bits); the ``ui_sessions`` row keeps only
   the secret's sha256 and what the session stands for: an API key's id (never the key) or a person's login
   session. Both are checked again on every request (``current``), with the same rules as the API
-  (``Runtime.key_principal``; a revoked or expired login session ends it), so the dashboard never sees more
+  (``Authenticator.key_principal``; a revoked or expired login session ends it), so the dashboard never sees more
   than the API would show that credential. Cookie flags: ``HttpOnly``, ``SameSite=Strict``, ``Path=/ui``, and
   ``Secure`` when the request came over https (or the runtime's public URL is https).
 - CSRF: every form carries a per-session token in a hidden field, HMAC(secret, "csrf"), so it is known only to
@@ -27,11 +27,12 @@ from starlette.responses import Response
 from axme_cli.protocol.ids import uuid7
 from axme_cli.runtime import principals as pr
 from axme_cli.runtime.api.common import read_body, runtime
+from axme_cli.runtime.api.errors import status_of
 from axme_cli.runtime.api.task_pages import _cross_site
 from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.engine import auth as auth_engine
 from axme_cli.runtime.engine import ui as engine
-from axme_cli.runtime.errors import ApiError, Unauthorized
+from axme_cli.runtime.errors import DomainError, Unauthorized
 from axme_cli.runtime.principals import Principal
 
 COOKIE = "axme_ui"
@@ -83,7 +84,7 @@ async def current(request: Request) -> UiSession | None:
         return None
     session_id, secret = parsed
     rt = runtime(request)
-    row = await rt.store.ui_session(session_id)
+    row = await rt.reads.ui_session(session_id)
     now = time.time()
     if row is None or not pr.matches(_hash(secret), row["token_hash"]):
         return None
@@ -102,7 +103,7 @@ async def _principal(rt: Runtime, row: dict, now: float) -> Principal | None:
         found = {"key_id": row["key_id"], "kind": row["key_kind"], "status": row["key_status"],
                  "expires_at": row["key_expires_at"], "service_account_id": row["key_service_account_id"]}
         try:
-            return await rt.key_principal(found)
+            return await rt.auth.key_principal(found)
         except Unauthorized:
             return None
     if row["actor_id"] is None or row["actor_revoked_at"] is not None or row["actor_expires_ts"] <= now:
@@ -165,8 +166,8 @@ async def read_form(request: Request) -> dict[str, str]:
         raise Refused(415, "Send this with the form on the page.")
     try:
         raw = await read_body(request)
-    except ApiError as exc:
-        raise Refused(exc.status_code, exc.message) from None
+    except DomainError as exc:
+        raise Refused(status_of(exc), exc.message) from None
     return {k: v[-1] for k, v in parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True).items()}
 
 

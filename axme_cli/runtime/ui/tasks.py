@@ -63,7 +63,7 @@ def task_form(task_row: dict[str, Any], csrf: str, *, values: dict[str, str] | N
 
 
 async def _open_tasks(request: Request, sess: UiSession) -> list[dict[str, Any]]:
-    rows = await runtime(request).store.list_intents(statuses=["WAITING"], agent=None, limit=500)
+    rows = await runtime(request).reads.list_intents(statuses=["WAITING"], agent=None, limit=500)
     out = []
     for r in rows:
         entry = task_entry(r, sess.principal)
@@ -107,7 +107,7 @@ async def _answer(request: Request, sess: UiSession) -> Response:
     form = await session.checked_form(request, sess)
     rt = runtime(request)
     intent_id = request.path_params["intent_id"]
-    row = await rt.store.get_intent(intent_id)
+    row = await rt.reads.get_intent(intent_id)
     entry = task_entry(row, sess.principal) if row is not None else None
     if entry is None:
         return message("This task is not open", "It was answered already, or it does not wait for a person now.", 409,

@@ -1,4 +1,4 @@
--- Outbound HTTP (issue 6): webhook subscriptions and events, the deliveries of both webhooks and the
+-- Outbound HTTP: webhook subscriptions and events, the deliveries of both webhooks and the
 -- http binding, and the http binding of a service account.
 -- Secrets here are kept in clear on purpose: the runtime signs every delivery with them (HMAC-SHA256),
 -- so unlike API keys they cannot be stored as hashes.

@@ -1,4 +1,4 @@
--- Inbox (issue 6): completion deliveries to a reply_to owner, kept as threads (thread_id == intent_id).
+-- Inbox: completion deliveries to a reply_to owner, kept as threads (thread_id == intent_id).
 -- inbox_threads: the shared thread; doc holds subject, completion, messages, timeline and decision as JSON.
 CREATE TABLE inbox_threads (
     thread_id  TEXT PRIMARY KEY,

@@ -1,4 +1,4 @@
--- Human task mail (issue 6).
+-- Human task mail.
 -- task_links: the single-use links in task mails. Only the sha256 of each 256-bit token is kept. A link
 -- answers the task it was minted for (intent_id + task_seq, the seq of the event that assigned the task)
 -- while that task is open, once, and until expires_ts (7 days or the task deadline, the earlier).

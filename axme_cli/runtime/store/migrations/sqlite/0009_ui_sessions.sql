@@ -1,4 +1,4 @@
--- Dashboard sessions (issue 9). The dashboard's cookie holds "<session_id>.<secret>"; only the sha256 of the
+-- Dashboard sessions. The dashboard's cookie holds "<session_id>.<secret>"; only the sha256 of the
 -- secret is kept. A session stands for an API key (kind 'key', key_id) or for a person's login session (kind
 -- 'actor', actor_session_id): both are checked again on every request, so revoking the key or the login
 -- ends the dashboard session at once. The raw API key is never stored.

@@ -1,4 +1,4 @@
--- Intents and workflows become rowid tables (issue 10). Their rows carry JSON (payload, doc, compiled workflow,
+-- Intents and workflows become rowid tables. Their rows carry JSON (payload, doc, compiled workflow,
 -- state) of about 0.3-3 kB, more than a WITHOUT ROWID b-tree keeps inside its pages (about 1 kB with 4 kB
 -- pages), so every insert and update of them spilled to overflow pages. Measured in-process (the saga's writer
 -- operations alone, 32 at a time): 342 -> about 400 workflows/s, 3.0 -> 2.5 ms of CPU per workflow.

@@ -1,0 +1,93 @@
+"""Who a request's credential stands for: an API key (workspace or service account) or a person's access token,
+resolved through the store and cached for a few seconds, then held to the per-key rate limit."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from axme_cli.runtime import principals as pr
+from axme_cli.runtime.clock import iso, parse_iso
+from axme_cli.runtime.engine import auth as auth_engine
+from axme_cli.runtime.errors import Unauthorized
+from axme_cli.runtime.principals import Principal
+from axme_cli.runtime.ratelimit import KeyLimit
+from axme_cli.runtime.settings import Settings
+from axme_cli.runtime.store.base import Reads
+
+
+class Authenticator:
+    def __init__(self, reads: Reads, settings: Settings) -> None:
+        self._reads = reads
+        self._settings = settings
+        self.keys = pr.KeyCache()  # cleared after a commit that changed keys or sessions (Runtime's on_commit)
+        rate = settings.rate_limit_per_second
+        self._limit = KeyLimit(rate) if rate > 0 else None
+
+    async def authenticate(self, token: str | None) -> Principal:
+        """The principal of ``token`` (Unauthorized if none), within its rate limit (TooManyRequests past it)."""
+        principal = await self._principal(token)
+        if self._limit is not None:
+            self._limit.take(principal.key_id)
+        return principal
+
+    async def _principal(self, token: str | None) -> Principal:
+        if not token:
+            raise Unauthorized("missing API key: send x-api-key or Authorization: Bearer <key>", code="missing_api_key")
+        token_hash = pr.hash_token(token)
+        cached = self.keys.get(token_hash)
+        if cached is not None:
+            return cached
+        session_token = pr.parse_session_token(token)
+        if session_token is not None:
+            actor = await self._actor(token_hash, *session_token)
+            if actor is not None:
+                return actor
+        lookups = sorted({pr.lookup_of(token), pr.CUSTOM_LOOKUP})
+        found = None
+        for row in await self._reads.keys_by_lookup(lookups):
+            if pr.matches(token_hash, row["hash"]):
+                found = row
+        if found is None and session_token is not None:
+            raise Unauthorized("unknown or revoked access token; run `axme login`", code="invalid_actor_token")
+        if found is None:
+            raise Unauthorized("invalid or revoked API key", code="invalid_platform_api_key")
+        principal = await self.key_principal(found)
+        valid_for = None
+        if found["expires_at"]:  # a cached key must not outlive its expiry
+            valid_for = parse_iso(found["expires_at"]) - time.time()
+        self.keys.put(token_hash, principal, valid_for=valid_for)
+        return principal
+
+    async def key_principal(self, found: dict[str, Any]) -> Principal:
+        """Who an API key's row (``kind``, ``status``, ``expires_at``, ...) stands for, if it still works: also
+        used by the dashboard, whose sessions keep the key's id, never the key."""
+        if found["status"] != "active":
+            raise Unauthorized("invalid or revoked API key", code="invalid_platform_api_key")
+        if found["expires_at"] and found["expires_at"] <= iso():
+            raise Unauthorized("this API key has expired", code="token_expired")
+        if found["kind"] == "workspace":
+            return Principal("workspace", found["key_id"], self._settings.admin_address)
+        sa = await self._reads.get_service_account(found["service_account_id"])
+        if sa is None or sa["status"] != "active":
+            raise Unauthorized("the service account of this key was deleted", code="invalid_platform_api_key")
+        return Principal("service_account", found["key_id"], sa["address"], sa["service_account_id"])
+
+    async def _actor(self, token_hash: str, kind: str, token_id: str) -> Principal | None:
+        """A person's access token (``axme_at_...``); None when no session token has this id."""
+        row = await self._reads.session_token(token_id)
+        if row is None or not pr.matches(token_hash, row["hash"]):
+            return None
+        if kind != pr.ACCESS or row["kind"] != pr.ACCESS:
+            raise Unauthorized("a refresh token is not an access token; send it to POST /v1/auth/refresh",
+                               code="invalid_actor_token")
+        if row["session_revoked_at"] is not None:
+            raise Unauthorized("this session was revoked; run `axme login`", code="invalid_actor_token")
+        left = row["expires_ts"] - time.time()
+        if left <= 0:
+            raise Unauthorized("the access token has expired; refresh it (POST /v1/auth/refresh)",
+                               code="token_expired")
+        address = auth_engine.actor_address(self._settings, row["email"])
+        principal = Principal("actor", row["actor_id"], address, email=row["email"], session_id=row["session_id"])
+        self.keys.put(token_hash, principal, valid_for=left)
+        return principal
