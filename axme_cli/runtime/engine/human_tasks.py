@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from axme_cli.protocol.ids import uuid7
+from axme_cli.runtime.engine import reminders
 from axme_cli.runtime.engine.changes import SCHEDULER, apply_event, arm_timer
 from axme_cli.runtime.engine.codec import dumps, loads
 from axme_cli.runtime.settings import Settings
@@ -25,17 +26,6 @@ from axme_cli.runtime.store.base import Row, Tx
 
 LINK_TTL_SECONDS = 7 * 24 * 3600.0
 WAITING_FOR_HUMAN = "WAITING_FOR_HUMAN"
-
-
-def new_remind(spec: dict[str, Any], now: float, **where: Any) -> dict[str, Any] | None:
-    """Reminder state from ``remind_after_seconds``, ``remind_interval_seconds``, ``max_reminders``,
-    ``escalate_to`` (of a step or a direct intent); None without ``remind_after_seconds``."""
-    after = spec.get("remind_after_seconds")
-    if not after:
-        return None
-    return {**where, "at": now + float(after), "count": 0, "max": int(spec.get("max_reminders") or 1),
-            "interval": float(spec.get("remind_interval_seconds") or after), "escalate_to": spec.get("escalate_to")}
-
 
 
 def _earliest(*times: float | None) -> float | None:
@@ -70,16 +60,12 @@ def email_of(holder: dict[str, Any] | None) -> str | None:
     return ref
 
 
-def fire_reminder(tx: Tx, s: Settings, row: Row, rem: dict[str, Any], now: float, *, actor: str,
+def fire_reminder(tx: Tx, s: Settings, row: Row, rem: dict[str, Any], more: bool, now: float, *, actor: str,
                   details: dict[str, Any], escalation_holder: Callable[[str], dict[str, Any]],
-                  keep_in_doc: bool) -> bool:
+                  keep_in_doc: bool) -> None:
     """Remind the holder of the open task (``intent.reminder``, mail to ``notify_email``); after the last
-    reminder escalate when ``escalate_to`` says to whom. Returns whether more reminders follow (``rem["at"]``
-    is then the next one). ``keep_in_doc``: the reminder state lives in the intent doc (direct tasks)."""
-    rem["count"] += 1
-    more = rem["count"] < rem["max"]
-    if more:
-        rem["at"] = now + rem["interval"]
+    reminder (``more`` false) escalate when ``escalate_to`` says to whom. ``rem``: the reminder state counted by
+    ``reminders.advance``. ``keep_in_doc``: the reminder state lives in the intent doc (direct tasks)."""
     doc = loads(row["doc"])
     holder = doc.get("pending_with") or {}
     doc_updates: dict[str, Any] = {"remind_count": rem["count"]}
@@ -93,7 +79,7 @@ def fire_reminder(tx: Tx, s: Settings, row: Row, rem: dict[str, Any], now: float
         if task.get("notify_email"):  # (a last reminder that escalates at once mails the new assignee instead)
             queue_mail(tx, row, "reminder", str(task["notify_email"]), now,
                        {"reminder": rem["count"], "max_reminders": rem["max"]})
-        return more
+        return
     target = escalation_holder(str(rem["escalate_to"]))
     apply_event(tx, s, row, "intent.escalated", now, actor=actor,
                 details={**details, "escalated_to": rem["escalate_to"], "after_reminders": rem["count"]},
@@ -101,7 +87,6 @@ def fire_reminder(tx: Tx, s: Settings, row: Row, rem: dict[str, Any], now: float
     email = email_of(target)
     if email:
         queue_mail(tx, row, "escalated", email, now, {"escalated_to": rem["escalate_to"]})
-    return False
 
 
 def direct_holder(escalate_to: str) -> dict[str, Any]:
@@ -114,9 +99,12 @@ def on_timer(tx: Tx, s: Settings, row: Row, now: float) -> None:
     rem = doc.get("remind")
     if not rem or row["waiting_reason"] != WAITING_FOR_HUMAN:
         return
-    if rem["at"] <= now and not fire_reminder(tx, s, row, rem, now, actor=SCHEDULER, details={},
-                                              escalation_holder=direct_holder, keep_in_doc=True):
-        return
+    if rem["at"] <= now:
+        rem, more = reminders.advance(rem, now)
+        fire_reminder(tx, s, row, rem, more, now, actor=SCHEDULER, details={}, escalation_holder=direct_holder,
+                      keep_in_doc=True)
+        if not more:
+            return
     arm_timer(tx, row, rem["at"])
 
 

@@ -10,7 +10,6 @@ change feed of each owner that has it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from axme_cli.protocol import addresses
@@ -19,7 +18,6 @@ from axme_cli.protocol.ids import uuid7
 from axme_cli.runtime.clock import iso
 from axme_cli.runtime.engine.codec import dumps, loads
 from axme_cli.runtime.engine.effects import Effect, Ended
-from axme_cli.runtime.engine.idempotency import idempotent_replay
 from axme_cli.runtime.errors import Conflict, Forbidden, NotFound, Unprocessable
 from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.settings import Settings
@@ -308,15 +306,3 @@ def op_delete_messages(tx: Tx, principal: Principal, owner: str, thread_id: str,
         t.entry["hidden"] = dumps(sorted(hidden | set(ids)))
         t.save_entry()
     return t.answer(mode=mode, deleted_count=len(ids), message_ids=ids)
-
-
-def idempotent(tx: Tx, idem: tuple[str, str, str] | None, now: float,
-               op: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Run ``op`` once per Idempotency-Key: a repeat gets the first answer, a different body 409."""
-    replay = idempotent_replay(tx, idem)
-    if replay is not None:
-        return replay
-    result = op()
-    if idem is not None:
-        tx.idem_put(idem[0], idem[1], idem[2], 200, dumps(result), now)
-    return result

@@ -12,12 +12,11 @@ from typing import Any
 from axme_cli.protocol import addresses, tasks
 from axme_cli.protocol import lifecycle as lc
 from axme_cli.runtime.clock import iso
-from axme_cli.runtime.engine import human_tasks, inbox, reactions, runs
+from axme_cli.runtime.engine import human_tasks, idempotency, inbox, reactions, reminders, runs
 from axme_cli.runtime.engine.answers import check_task_result
 from axme_cli.runtime.engine.changes import SCHEDULER, apply_event, arm_timer, insert_new_intent, wake_of
-from axme_cli.runtime.engine.codec import dumps, loads
+from axme_cli.runtime.engine.codec import loads
 from axme_cli.runtime.engine.effects import DeliveryDue, Effect, TimerDue
-from axme_cli.runtime.engine.idempotency import idempotent_replay
 from axme_cli.runtime.engine.views import intent_view
 from axme_cli.runtime.errors import Conflict, Forbidden, NotFound, Unprocessable
 from axme_cli.runtime.principals import Principal
@@ -33,7 +32,7 @@ def _insert_human_task(tx: Tx, s: Settings, req: dict[str, Any], now: float) -> 
     assignees = task.get("assignees") or []
     holder = {"type": "human", "ref": assignees[0] if assignees else "workspace",
               "name": ", ".join(assignees) if assignees else "any member of the workspace"}
-    remind = human_tasks.new_remind(req, now)
+    remind = reminders.new_remind(req, now)
     human_tasks.open_task(tx, s, row, task, holder, now, actor=req["from_agent"],
                     doc_updates={"remind": remind} if remind else None)
     if remind:
@@ -75,22 +74,26 @@ def op_create(
     principal: Principal,
     req: dict[str, Any],
     now: float,
-    idem: tuple[str, str, str] | None = None,
+    idem: idempotency.Key | None = None,
 ) -> dict[str, Any]:
     """Create an intent: rows for the intent, ``intent.created`` and ``intent.submitted``, a feed entry."""
-    replay = idempotent_replay(tx, idem)
-    if replay is not None:
-        return replay
+    return created_view(idempotency.once(tx, idem, now, lambda: _create(tx, s, req, now)).result)
+
+
+def _create(tx: Tx, s: Settings, req: dict[str, Any], now: float) -> dict[str, Any]:
     if req["to_agent"] == tasks.HUMAN_TARGET and req.get("human_task"):
         row = _insert_human_task(tx, s, req, now)
     else:
         fx: list[Effect] = []
         row = insert_new_intent(tx, s, req, now, fx=fx)
         reactions.settle(tx, s, fx)
-    response = {"ok": True, "intent_id": row["intent_id"], "status": row["status"], "created_at": row["created_at"]}
-    if idem is not None:
-        tx.idem_put(idem[0], idem[1], idem[2], 200, dumps(response), now)
-    return response
+    return {"intent_id": row["intent_id"], "status": row["status"], "created_at": row["created_at"]}
+
+
+def created_view(result: dict[str, Any]) -> dict[str, Any]:
+    """The answer to a create, from its result (or an earlier call's)."""
+    return {"ok": True, "intent_id": result["intent_id"], "status": result["status"],
+            "created_at": result["created_at"]}
 
 
 def op_mark_delivered(tx: Tx, s: Settings, intent_id: str, attempt: int, actor: str, now: float) -> None:

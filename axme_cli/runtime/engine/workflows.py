@@ -15,11 +15,10 @@ from axme_cli.protocol.scenario import ScenarioBundle, step_kind
 from axme_cli.protocol.tasks import HUMAN_TARGET
 from axme_cli.runtime.clock import iso
 from axme_cli.runtime.engine import agents as agents_engine
-from axme_cli.runtime.engine import outbound, reactions, runs
+from axme_cli.runtime.engine import idempotency, outbound, reactions, runs, saga
 from axme_cli.runtime.engine.changes import insert_new_intent
 from axme_cli.runtime.engine.codec import dumps, loads
 from axme_cli.runtime.engine.effects import Effect
-from axme_cli.runtime.engine.idempotency import idempotent_replay
 from axme_cli.runtime.engine.runs import qualify
 from axme_cli.runtime.errors import Forbidden
 from axme_cli.runtime.principals import Principal
@@ -61,10 +60,14 @@ def compile_bundle(s: Settings, bundle: ScenarioBundle) -> dict[str, Any]:
 
 
 def op_apply(tx: Tx, s: Settings, principal: Principal, bundle: ScenarioBundle, now: float,
-             idem: tuple[str, str, str] | None, trace: dict[str, Any] | None = None) -> dict[str, Any]:
-    replay = idempotent_replay(tx, idem)
-    if replay is not None:
-        return {**replay, "idempotent": True}
+             idem: idempotency.Key | None, trace: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Apply a scenario once per Idempotency-Key; a repeat answers the first apply (``idempotent: true``)."""
+    outcome = idempotency.once(tx, idem, now, lambda: _apply(tx, s, principal, bundle, now, trace))
+    return applied_view(*outcome)
+
+
+def _apply(tx: Tx, s: Settings, principal: Principal, bundle: ScenarioBundle, now: float,
+           trace: dict[str, Any] | None) -> dict[str, Any]:
     compiled = compile_bundle(s, bundle)
     agents_out = []
     own_prefix = addresses.agent_address(s.org, s.workspace, "")
@@ -114,7 +117,7 @@ def op_apply(tx: Tx, s: Settings, principal: Principal, bundle: ScenarioBundle, 
         "pending_with": {"type": "internal", "ref": PARENT_TARGET, "name": "agent_core"},
     })
     fx: list[Effect] = []
-    run = runs.Run(tx, s, parent, workflow_id, compiled, runs.new_state(), now,
+    run = runs.Run(tx, s, parent, workflow_id, compiled, saga.new_state(), now,
                    runs.Compiled.keep(workflow_id, compiled)[1], fx)
     tx.insert_workflow({
         "workflow_id": workflow_id, "parent_intent_id": parent["intent_id"], "scenario_id": bundle.scenario_id,
@@ -124,22 +127,28 @@ def op_apply(tx: Tx, s: Settings, principal: Principal, bundle: ScenarioBundle, 
     run.save()
     reactions.settle(tx, s, fx)
     pending = loads(parent["doc"]).get("pending_with") or {}
-    response = {
+    return {"intent_id": parent["intent_id"], "scenario_id": bundle.scenario_id, "workflow_id": workflow_id,
+            "status": parent["status"], "pending_with": pending.get("ref"), "agents": agents_out,
+            "deadline_at": intent.get("deadline_at"), "created_at": parent["created_at"]}
+
+
+def applied_view(result: dict[str, Any], replayed: bool) -> dict[str, Any]:
+    """The answer to an apply, from its result (or an earlier apply's: rows cached before results were kept
+    have ``compile_id`` where results have ``workflow_id``)."""
+    workflow_id = result["workflow_id"] if "workflow_id" in result else result["compile_id"]
+    return {
         "ok": True,
-        "intent_id": parent["intent_id"],
-        "scenario_id": bundle.scenario_id,
+        "intent_id": result["intent_id"],
+        "scenario_id": result["scenario_id"],
         "compile_id": workflow_id,
         "workflow_compile_id": workflow_id,
-        "status": parent["status"],
-        "pending_with": pending.get("ref"),
-        "idempotent": False,
-        "agents": agents_out,
-        "deadline_at": intent.get("deadline_at"),
-        "created_at": parent["created_at"],
+        "status": result["status"],
+        "pending_with": result["pending_with"],
+        "idempotent": replayed,
+        "agents": result["agents"],
+        "deadline_at": result["deadline_at"],
+        "created_at": result["created_at"],
     }
-    if idem is not None:
-        tx.idem_put(idem[0], idem[1], idem[2], 200, dumps(response), now)
-    return response
 
 
 def workflow_view(row: Row) -> dict[str, Any]:
