@@ -27,7 +27,7 @@ _DOC_FIELDS = (
     "max_reminders",
     "escalate_to",
     "human_task",
-    "trace",  # the trace context of the request that created it (issue 9; only when tracing is on)
+    "trace",  # the trace context of the request that created it (only when tracing is on)
 )
 
 SCHEDULER = "agent://axme.runtime/scheduler"  # the actor of what timers do
