@@ -24,7 +24,7 @@ from referencing.exceptions import Unresolvable
 
 from axme_cli.protocol import schemas
 from axme_cli.runtime.api.errors import status_of
-from axme_cli.runtime.engine import intents as intents_engine
+from axme_cli.runtime.engine import answers as task_answers
 from axme_cli.runtime.errors import Unprocessable
 from tests.runtime_proc import RuntimeProcess
 from tests.test_api_intents import assert_error
@@ -312,11 +312,11 @@ def test_the_write_only_reads_verdicts() -> None:
     schema = {"type": "object", "properties": {"n": {"type": "integer"}}}
     task_doc = {"allowed_outcomes": ["approved", "rejected"], "form_schema": schema}
     body = {"task_result": {"outcome": "approved", "n": f"unjudged-{uuid.uuid4()}"}}
-    with pytest.raises(intents_engine.FormUnjudged) as unjudged:
-        intents_engine.check_task_result(task_doc, body)
+    with pytest.raises(task_answers.FormUnjudged) as unjudged:
+        task_answers.check_task_result(task_doc, body)
     assert (status_of(unjudged.value), unjudged.value.code) == (409, "answer_not_checked")
-    intents_engine.judge_form(unjudged.value.schema, unjudged.value.form)
+    task_answers.judge_form(unjudged.value.schema, unjudged.value.form)
     with pytest.raises(Unprocessable) as refused:
-        intents_engine.check_task_result(task_doc, body)
+        task_answers.check_task_result(task_doc, body)
     assert refused.value.details["field"] == "task_result.n"
-    intents_engine.check_task_result(task_doc, {"task_result": {"outcome": "rejected", "n": "no form needed"}})
+    task_answers.check_task_result(task_doc, {"task_result": {"outcome": "rejected", "n": "no form needed"}})

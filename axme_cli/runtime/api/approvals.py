@@ -15,7 +15,7 @@ from axme_cli.runtime.api.common import authenticate, read_object, respond, runt
 from axme_cli.runtime.api.inbox import idempotency_of
 from axme_cli.runtime.api.intents import validation_failed
 from axme_cli.runtime.engine import approvals as engine
-from axme_cli.runtime.engine.inbox import idempotent
+from axme_cli.runtime.engine.idempotency import once
 
 
 async def decide(request: Request) -> Response:
@@ -30,8 +30,8 @@ async def decide(request: Request) -> Response:
     idem = idempotency_of(request, principal, f"{req.decision}\n{req.comment or ''}".encode())
     rt = runtime(request)
     now = time.time()
-    result = await write_answer(rt, lambda tx: idempotent(tx, idem, now, lambda: engine.op_decide(
-        tx, rt.settings, principal, approval_id, req.decision, req.comment, now)))
+    result = await write_answer(rt, lambda tx: once(tx, idem, now, lambda: engine.op_decide(
+        tx, rt.settings, principal, approval_id, req.decision, req.comment, now)).result)
     return respond(result, request=request)
 
 

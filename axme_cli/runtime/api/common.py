@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from axme_cli.runtime.core import Runtime
-from axme_cli.runtime.engine import intents as intents_engine
+from axme_cli.runtime.engine import answers
 from axme_cli.runtime.errors import BadRequest, PayloadTooLarge, Unprocessable
 from axme_cli.runtime.principals import Principal, parse_session_token
 from axme_cli.runtime.store.base import Tx
@@ -211,12 +211,12 @@ _FORM_THREADS = anyio.CapacityLimiter(2)
 
 async def write_answer(rt: Runtime, op: Callable[[Tx], T]) -> T:
     """``rt.write(op)`` for an operation that may answer a human task. The operation only reads the verdict on
-    the answer's form (engine.intents.check_task_result); when there is none yet it stops (FormUnjudged, before
+    the answer's form (engine.answers.check_task_result); when there is none yet it stops (FormUnjudged, before
     changing anything, after checking who may answer), the form is validated against the task's form_schema
     here, on a worker thread outside any transaction, and the operation runs again."""
     try:
         return await rt.write(op)
-    except intents_engine.FormUnjudged as unjudged:
-        await anyio.to_thread.run_sync(intents_engine.judge_form, unjudged.schema, unjudged.form,
+    except answers.FormUnjudged as unjudged:
+        await anyio.to_thread.run_sync(answers.judge_form, unjudged.schema, unjudged.form,
                                        limiter=_FORM_THREADS)
     return await rt.write(op)

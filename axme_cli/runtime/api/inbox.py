@@ -28,6 +28,7 @@ from axme_cli.runtime.api.common import (
     runtime,
 )
 from axme_cli.runtime.api.intents import resolve_target, validation_failed
+from axme_cli.runtime.engine import idempotency
 from axme_cli.runtime.engine import inbox as engine
 from axme_cli.runtime.errors import BadRequest, Forbidden, NotFound, Unprocessable
 from axme_cli.runtime.principals import Principal
@@ -131,7 +132,7 @@ async def _write(request: Request, principal: Principal, owner: str, raw: bytes,
     """Run ``op`` in one transaction, once per Idempotency-Key (for this caller, route and owner)."""
     idem = idempotency_of(request, principal, owner.encode() + b"\n" + raw)
     now = time.time()
-    result = await runtime(request).write(lambda tx: engine.idempotent(tx, idem, now, lambda: op(tx, now)))
+    result = await runtime(request).write(lambda tx: idempotency.once(tx, idem, now, lambda: op(tx, now)).result)
     return respond(result, request=request)
 
 

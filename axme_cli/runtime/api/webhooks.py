@@ -16,6 +16,7 @@ from axme_cli.runtime.api.common import authenticate, int_param, read_object, re
 from axme_cli.runtime.api.intents import _check_owner_params, resolve_target, validation_failed
 from axme_cli.runtime.egress import Policy, check_callback_url
 from axme_cli.runtime.engine import outbound as engine
+from axme_cli.runtime.engine.delivery import STATUSES
 from axme_cli.runtime.errors import Forbidden, NotFound, Unprocessable
 from axme_cli.runtime.principals import Principal
 
@@ -111,9 +112,9 @@ async def list_deliveries(request: Request) -> Response:
     principal = await authenticate(request)
     filters = {k: v for k in ("subscription_id", "event_id", "intent_id", "status", "kind")
                if (v := request.query_params.get(k))}
-    if "status" in filters and filters["status"] not in engine.STATUSES:
-        raise Unprocessable(f"status: use one of {', '.join(engine.STATUSES)}", code="invalid_parameter",
-                            details={"field": "status", "allowed": list(engine.STATUSES)})
+    if "status" in filters and filters["status"] not in STATUSES:
+        raise Unprocessable(f"status: use one of {', '.join(STATUSES)}", code="invalid_parameter",
+                            details={"field": "status", "allowed": list(STATUSES)})
     owner = owner_scope(request, principal)
     if owner is None and not principal.is_member:
         owner = principal.address

@@ -14,6 +14,7 @@ from axme_cli.protocol import lifecycle as lc
 from axme_cli.protocol import tasks
 from axme_cli.runtime.clock import iso
 from axme_cli.runtime.engine import intents
+from axme_cli.runtime.engine.codec import loads
 from axme_cli.runtime.errors import Conflict, Forbidden, Unprocessable
 from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.settings import Settings
@@ -44,7 +45,7 @@ def op_decide(tx: Tx, s: Settings, principal: Principal, approval_id: str, decis
         raise Conflict(f"intent {approval_id} is not waiting for an approval (status {row['status']})",
                        code="approval_not_pending",
                        details={"status": row["status"], "waiting_reason": row["waiting_reason"]})
-    task = intents.loads(row["doc"]).get("human_task") or {}
+    task = loads(row["doc"]).get("human_task") or {}
     answer: dict[str, Any] = {"outcome": outcome_for(task, decision == "approve")}
     if comment:
         answer["comment"] = comment

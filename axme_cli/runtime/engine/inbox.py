@@ -1,7 +1,7 @@
 """Inbox operations: completion delivery to a ``reply_to`` owner, and what owners do with a thread.
 
-A thread (``thread_id == intent_id``) is written by ``deliver_completion``, which ``intents.apply_event``
-calls in the transaction that makes an intent with ``reply_to`` terminal: the completion and the thread
+A thread (``thread_id == intent_id``) is written by ``deliver_completion``, the reaction to an intent with
+``reply_to`` becoming terminal (``on_ended``, in that change's transaction): the completion and the thread
 commit together or not at all. Each owner that has the thread (the ``reply_to`` owner, then delegates)
 has an entry with its own read mark, its own hidden messages and its place in its change feed
 (``change_seq``, from a dense per-owner counter). Every change of a thread moves it to the end of the
@@ -10,14 +10,14 @@ change feed of each owner that has it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from axme_cli.protocol import addresses
 from axme_cli.protocol import inbox as wire
 from axme_cli.protocol.ids import uuid7
 from axme_cli.runtime.clock import iso
-from axme_cli.runtime.engine.intents import dumps, idempotent_replay, loads
+from axme_cli.runtime.engine.codec import dumps, loads
+from axme_cli.runtime.engine.effects import Effect, Ended
 from axme_cli.runtime.errors import Conflict, Forbidden, NotFound, Unprocessable
 from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.settings import Settings
@@ -95,7 +95,12 @@ def completion_delivery(tx: Tx, s: Settings, row: Row) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
-# delivery (called by intents.apply_event)
+# delivery (the reaction to an intent that ended)
+
+
+def on_ended(tx: Tx, s: Settings, ended: Ended, fx: list[Effect]) -> None:
+    if ended.doc.get("reply_to"):
+        deliver_completion(tx, s, ended.row, ended.doc, ended.event)
 
 
 def deliver_completion(tx: Tx, s: Settings, row: Row, doc: dict[str, Any], event: dict[str, Any]) -> None:
@@ -301,15 +306,3 @@ def op_delete_messages(tx: Tx, principal: Principal, owner: str, thread_id: str,
         t.entry["hidden"] = dumps(sorted(hidden | set(ids)))
         t.save_entry()
     return t.answer(mode=mode, deleted_count=len(ids), message_ids=ids)
-
-
-def idempotent(tx: Tx, idem: tuple[str, str, str] | None, now: float,
-               op: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Run ``op`` once per Idempotency-Key: a repeat gets the first answer, a different body 409."""
-    replay = idempotent_replay(tx, idem)
-    if replay is not None:
-        return replay
-    result = op()
-    if idem is not None:
-        tx.idem_put(idem[0], idem[1], idem[2], 200, dumps(result), now)
-    return result

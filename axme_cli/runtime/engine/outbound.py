@@ -19,15 +19,16 @@ from axme_cli.protocol import lifecycle as lc
 from axme_cli.protocol.ids import uuid7
 from axme_cli.runtime import principals as pr
 from axme_cli.runtime.clock import iso
-from axme_cli.runtime.engine import intents as intents_engine
+from axme_cli.runtime.engine.codec import dumps, loads
+from axme_cli.runtime.engine.delivery import DEAD_LETTERED, DELIVERED, FAILED, PENDING, SKIPPED, queue_delivery
+from axme_cli.runtime.engine.intents import op_mark_delivered
+from axme_cli.runtime.engine.views import intent_view
 from axme_cli.runtime.errors import NotFound, Unprocessable
 from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.settings import Settings
 from axme_cli.runtime.store.base import Row, Tx
 
 MAX_RETRY_DELAY = 600.0
-PENDING, DELIVERED, FAILED, DEAD_LETTERED, SKIPPED = "pending", "delivered", "failed", "dead_lettered", "skipped"
-STATUSES = (PENDING, DELIVERED, FAILED, DEAD_LETTERED, SKIPPED)
 
 
 def new_secret() -> str:
@@ -59,7 +60,7 @@ def subscription_view(row: Row) -> dict[str, Any]:
         "subscription_id": row["subscription_id"],
         "owner_agent": row["owner_agent"],
         "callback_url": row["callback_url"],
-        "event_types": intents_engine.loads(row["event_types"]),
+        "event_types": loads(row["event_types"]),
         "active": bool(row["active"]),
         "description": row["description"],
         "created_at": row["created_at"],
@@ -119,53 +120,12 @@ def delivery_config_view(sa: Row) -> dict[str, Any]:
 # queueing
 
 
-def _queue(tx: Tx, now: float, **fields: Any) -> Row:
-    at = iso(now)
-    row: Row = {
-        "delivery_id": uuid7(),
-        "subscription_id": None,
-        "event_id": None,
-        "event_type": None,
-        "intent_id": None,
-        "intent_attempt": None,
-        "status": PENDING,
-        "attempts": 0,
-        "next_ts": now,
-        "lease_until_ts": None,
-        "last_status_code": None,
-        "last_error": None,
-        "created_at": at,
-        "updated_at": at,
-        "delivered_at": None,
-        **fields,
-    }
-    tx.insert_outbound(row)
-    tx.notes.outbound = True
-    return row
-
-
-def dispatch_intent(tx: Tx, to_agent: str, intent_id: str, attempt: int, now: float, row: Row | None = None) -> None:
-    """Hand delivery attempt ``attempt`` of an intent to its agent: a POST to the callback_url of an http agent,
-    else a row on the agent's feed. ``row``: the intent as just inserted, handed to the feed's streams after the
-    commit so they need not read it back."""
-    binding = tx.http_binding(to_agent)
-    if binding is None:
-        at = iso(now)
-        cursor = tx.append_feed(to_agent, intent_id, attempt, at)
-        tx.notes.feeds.add(to_agent)
-        if row is not None:
-            tx.notes.feed_row(to_agent, {**row, "cursor": cursor, "attempt": attempt, "fed_at": at})
-        return
-    _queue(tx, now, kind="intent", owner_agent=to_agent, callback_url=binding["callback_url"], intent_id=intent_id,
-           intent_attempt=attempt, max_attempts=1)
-
-
 def _queue_event(tx: Tx, s: Settings, event: Row, now: float) -> int:
     """A delivery of ``event`` to every active subscription of its owner that names its type."""
     queued = 0
     for sub in tx.live_subscriptions(event["owner_agent"]):
-        if sub["active"] and event["event_type"] in intents_engine.loads(sub["event_types"]):
-            _queue(tx, now, kind="webhook", owner_agent=event["owner_agent"], callback_url=sub["callback_url"],
+        if sub["active"] and event["event_type"] in loads(sub["event_types"]):
+            queue_delivery(tx, now, kind="webhook", owner_agent=event["owner_agent"], callback_url=sub["callback_url"],
                    subscription_id=sub["subscription_id"], event_id=event["event_id"],
                    event_type=event["event_type"], max_attempts=s.webhook_max_attempts)
             queued += 1
@@ -177,7 +137,7 @@ def publish(tx: Tx, s: Settings, owner_agent: str, event_type: str, source: str,
     """Record a webhook event and queue its deliveries; returns the event row and how many were queued.
     Any operation may call it, so an event goes out if and only if the change that caused it commits."""
     event: Row = {"event_id": uuid7(), "owner_agent": owner_agent, "event_type": event_type, "source": source,
-                  "payload": intents_engine.dumps(payload), "accepted_at": iso(now), "replayed_at": None}
+                  "payload": dumps(payload), "accepted_at": iso(now), "replayed_at": None}
     tx.insert_webhook_event(event)
     return event, _queue_event(tx, s, event, now)
 
@@ -192,7 +152,7 @@ def op_upsert_subscription(tx: Tx, owner_agent: str, req: dict[str, Any], now: f
     at = iso(now)
     existing = next((r for r in tx.live_subscriptions(owner_agent) if r["callback_url"] == req["callback_url"]),
                     None)
-    fields: Row = {"event_types": intents_engine.dumps(req["event_types"]), "updated_at": at}
+    fields: Row = {"event_types": dumps(req["event_types"]), "updated_at": at}
     if "active" in req:
         fields["active"] = 1 if req["active"] else 0
     if "description" in req:
@@ -309,7 +269,7 @@ def _webhook_job(tx: Tx, row: Row, now: float) -> dict[str, Any] | None:
         return None
     body = {"event_id": event["event_id"], "event_type": event["event_type"], "source": event["source"],
             "owner_agent": event["owner_agent"], "accepted_at": event["accepted_at"],
-            "payload": intents_engine.loads(event["payload"]), "subscription_id": sub["subscription_id"],
+            "payload": loads(event["payload"]), "subscription_id": sub["subscription_id"],
             "delivery_id": row["delivery_id"], "attempt": row["attempts"] + 1}
     return {"delivery_id": row["delivery_id"], "url": sub["callback_url"], "secret": sub["secret"],
             "event_type": event["event_type"], "body": orjson.dumps(body)}
@@ -326,7 +286,7 @@ def _intent_job(tx: Tx, row: Row, now: float) -> dict[str, Any] | None:
         _close(tx, row, now, FAILED, "the agent has no http binding any more")
         return None
     body = {"event_type": "intent.delivered", "delivery_id": row["delivery_id"],
-            **intents_engine.intent_view(intent)}
+            **intent_view(intent)}
     return {"delivery_id": row["delivery_id"], "url": binding["callback_url"], "secret": binding["delivery_secret"],
             "event_type": "intent.delivered", "body": orjson.dumps(body)}
 
@@ -345,7 +305,7 @@ def op_record(tx: Tx, s: Settings, delivery_id: str, now: float, *, status_code:
     if error is None:
         fields.update(status=DELIVERED, delivered_at=at)
         if row["kind"] == "intent":
-            intents_engine.op_mark_delivered(tx, s, row["intent_id"], row["intent_attempt"], row["owner_agent"], now)
+            op_mark_delivered(tx, s, row["intent_id"], row["intent_attempt"], row["owner_agent"], now)
     elif attempts >= row["max_attempts"]:
         fields["status"] = FAILED if row["kind"] == "intent" else DEAD_LETTERED
     else:

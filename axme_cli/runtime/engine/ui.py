@@ -1,4 +1,4 @@
-"""Dashboard sessions (issue 9): opened after a login with an API key or an email code, closed at logout."""
+"""Dashboard sessions: opened after a login with an API key or an email code, closed at logout."""
 
 from __future__ import annotations
 

@@ -128,12 +128,11 @@ class Tx(abc.ABC):
 
     # idempotency
     @abc.abstractmethod
-    def idem_get(self, scope: str, key: str) -> Row | None: ...
+    def idem_get(self, scope: str, key: str) -> Row | None:
+        """The row of an earlier call: ``body_hash`` and ``response``, the JSON of its result."""
 
     @abc.abstractmethod
-    def idem_put(
-        self, scope: str, key: str, body_hash: str, status_code: int, response: str, created_ts: float
-    ) -> None: ...
+    def idem_put(self, scope: str, key: str, body_hash: str, response: str, created_ts: float) -> None: ...
 
     @abc.abstractmethod
     def idem_expire(self, before_ts: float) -> int: ...

@@ -152,13 +152,13 @@ class SqlTx(OutboundTxSql, InboxTxSql, TaskLinksTxSql, UiTxSql, Tx):
     def idem_get(self, scope: str, key: str) -> Row | None:
         return self._one("SELECT * FROM idempotency WHERE scope = ? AND key = ?", (scope, key))
 
-    def idem_put(
-        self, scope: str, key: str, body_hash: str, status_code: int, response: str, created_ts: float
-    ) -> None:
+    def idem_put(self, scope: str, key: str, body_hash: str, response: str, created_ts: float) -> None:
+        # status_code: 200 in rows from when the cache held HTTP answers; 0 since it holds results (read by no one,
+        # kept so that existing databases need no migration)
         self._c.execute(
             "INSERT INTO idempotency (scope, key, body_hash, status_code, response, created_ts) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (scope, key, body_hash, status_code, response, created_ts),
+            "VALUES (?, ?, ?, 0, ?, ?)",
+            (scope, key, body_hash, response, created_ts),
         )
 
     def idem_expire(self, before_ts: float) -> int:

@@ -18,6 +18,7 @@ from axme_cli.runtime.api import intents as intents_api
 from axme_cli.runtime.api.common import runtime, write_answer
 from axme_cli.runtime.clock import iso
 from axme_cli.runtime.engine import intents as engine
+from axme_cli.runtime.engine.views import pending_with
 from axme_cli.runtime.engine.workflows import workflow_view
 from axme_cli.runtime.errors import Conflict, Unprocessable
 from axme_cli.runtime.store.base import Row
@@ -126,7 +127,7 @@ async def _intents(request: Request, sess: UiSession) -> Response:
     trs = []
     for r in rows:
         doc = orjson.loads(r["doc"])
-        holder = engine.pending_with(r, doc)
+        holder = pending_with(r, doc)
         trs.append(
             f'<tr><td><a class="id" href="/ui/intents/{e(r["intent_id"])}">{e(r["intent_id"])}</a></td>'
             f'<td>{e(r["intent_type"])}</td><td>{status_badge(r["status"], r["waiting_reason"])}</td>'

@@ -1,0 +1,193 @@
+"""The one place an intent changes: a lifecycle event applied to its row, or a new intent inserted.
+
+Every change appends exactly one event with the next dense ``seq`` and updates the intent row in the same
+transaction; which event may follow which status is ``protocol.lifecycle``. What follows from a change (the
+intent ended, a delivery is due) is appended to ``fx`` as an effect (``engine/effects.py``) for the caller to
+hand to ``reactions.settle``: nothing here knows who reacts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from axme_cli.protocol import lifecycle as lc
+from axme_cli.protocol.ids import uuid7
+from axme_cli.runtime.clock import iso, parse_iso
+from axme_cli.runtime.engine.codec import dumps, loads
+from axme_cli.runtime.engine.effects import DeliveryDue, Effect, Ended
+from axme_cli.runtime.engine.views import pending_with
+from axme_cli.runtime.settings import Settings
+from axme_cli.runtime.store.base import Row, Tx
+
+_DOC_FIELDS = (
+    "reply_to",
+    "deadline_at",
+    "remind_after_seconds",
+    "remind_interval_seconds",
+    "max_reminders",
+    "escalate_to",
+    "human_task",
+    "trace",  # the trace context of the request that created it (only when tracing is on)
+)
+
+SCHEDULER = "agent://axme.runtime/scheduler"  # the actor of what timers do
+
+
+def _emit(fx: list[Effect] | None, effect: Effect) -> None:
+    if fx is None:  # a caller that cannot react passed no list: losing the effect would lose a reaction
+        raise RuntimeError(f"{type(effect).__name__} with no list to record it: pass fx")
+    fx.append(effect)
+
+
+def wake_of(fields: Row) -> float | None:
+    """When the scheduler must look at this intent next: its earliest timer."""
+    times = [t for t in (fields.get("redeliver_ts"), fields.get("deadline_ts"), fields.get("timer_ts"))
+             if t is not None]
+    return min(times) if times else None
+
+
+def arm_timer(tx: Tx, row: Row, ts: float | None) -> None:
+    """Point the intent's engine timer (``timer_ts``, part of ``wake_ts``) at ``ts``."""
+    row["timer_ts"] = ts
+    wake = wake_of(row)
+    tx.update_intent(row["intent_id"], {"timer_ts": ts, "wake_ts": wake})
+    row["wake_ts"] = wake
+    tx.notes.timer(wake)
+
+
+def apply_event(
+    tx: Tx,
+    s: Settings,
+    row: Row,
+    event_type: str,
+    now: float,
+    *,
+    actor: str,
+    details: dict[str, Any] | None = None,
+    waiting_reason: str | None = None,
+    updates: Row | None = None,
+    doc_updates: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+    fx: list[Effect] | None = None,
+) -> dict[str, Any]:
+    """Apply one lifecycle event to ``row`` (mutated in place) and return the event document.
+
+    A terminal status appends ``Ended`` to ``fx`` (the caller settles it in the same transaction: a workflow
+    moves on, a ``reply_to`` inbox gets the outcome). An event that cannot end the intent needs no ``fx``.
+    """
+    new_status = lc.next_status(row["status"], event_type)
+    seq = row["last_seq"] + 1
+    at = iso(now)
+    fields: Row = {"status": new_status, "last_seq": seq, "updated_at": at}
+    if new_status != lc.WAITING:
+        fields["waiting_reason"] = None
+    elif waiting_reason is not None:
+        fields["waiting_reason"] = waiting_reason
+    if new_status in (lc.IN_PROGRESS, lc.WAITING) or new_status in lc.TERMINAL:
+        fields["redeliver_ts"] = None
+    if new_status in lc.TERMINAL:
+        fields["timer_ts"] = None
+    if updates:
+        fields.update(updates)
+    doc = loads(row["doc"])
+    if doc_updates:
+        doc.update(doc_updates)
+        fields["doc"] = dumps(doc)
+    merged = {**row, **fields}
+    fields["wake_ts"] = None if new_status in lc.TERMINAL else wake_of(merged)
+    merged["wake_ts"] = fields["wake_ts"]
+    event = {
+        "intent_id": row["intent_id"],
+        "seq": seq,
+        "event_type": event_type,
+        "status": new_status,
+        "at": at,
+        "actor": actor,
+        "details": details or {},
+    }
+    if merged.get("waiting_reason"):
+        event["waiting_reason"] = merged["waiting_reason"]
+    holder = pending_with(merged, doc)
+    if holder is not None:
+        event["pending_with"] = holder
+    if extra:
+        event.update(extra)
+    tx.insert_event(row["intent_id"], seq, dumps(event))
+    tx.update_intent(row["intent_id"], fields)
+    # for metrics and traces, counted after the commit (runtime/metrics.py)
+    if new_status in lc.TERMINAL:
+        tx.notes.see(("terminal", row["intent_id"], row["intent_type"], new_status, row["created_at"], doc, now))
+    elif event_type == "intent.delivered":
+        tx.notes.see(("delivered", row["created_at"], doc, not row.get("delivered_attempt"), now))
+    if fields["wake_ts"] != row.get("wake_ts"):
+        tx.notes.timer(fields["wake_ts"])
+    row.update(fields)
+    tx.notes.intents.add(row["intent_id"])
+    if new_status in lc.TERMINAL:
+        _emit(fx, Ended(row, doc, event, now))
+    return event
+
+
+def insert_new_intent(
+    tx: Tx,
+    s: Settings,
+    req: dict[str, Any],
+    now: float,
+    *,
+    doc_extra: dict[str, Any] | None = None,
+    on_feed: bool = True,
+    fx: list[Effect] | None = None,
+) -> Row:
+    """Insert an intent with ``intent.created`` and ``intent.submitted``; ``on_feed``: its first delivery is due
+    (``DeliveryDue`` in ``fx``)."""
+    intent_id = uuid7()
+    at = iso(now)
+    to_agent = req["to_agent"]
+    doc = {k: req[k] for k in _DOC_FIELDS if req.get(k) is not None}
+    if doc_extra:
+        doc.update(doc_extra)
+    deadline_ts = parse_iso(req["deadline_at"]) if req.get("deadline_at") else None
+    row: Row = {
+        "intent_id": intent_id,
+        "intent_type": req["intent_type"],
+        "correlation_id": req["correlation_id"],
+        "from_agent": req["from_agent"],
+        "to_agent": to_agent,
+        # Written once, already SUBMITTED: the two events below record both steps (one row write, not two).
+        "status": lc.next_status(lc.CREATED, "intent.submitted"),
+        "waiting_reason": None,
+        "last_seq": 2,
+        "delivery_attempt": 1 if on_feed else 0,
+        "delivered_attempt": 0,
+        "max_delivery_attempts": req.get("max_delivery_attempts") or s.default_max_delivery_attempts,
+        "created_at": at,
+        "updated_at": at,
+        "deadline_ts": deadline_ts,
+        "redeliver_ts": now + s.redelivery_seconds if on_feed else None,
+        "timer_ts": None,
+        "wake_ts": None,
+        "payload": dumps(req["payload"]),
+        "doc": dumps(doc),
+    }
+    row["wake_ts"] = wake_of(row)
+    actor = req["from_agent"]
+    acted = {"acted_by": req["acted_by"]} if req.get("acted_by") else {}  # the admin key sent it as from_agent
+    tx.insert_intent(row)
+    tx.insert_event(intent_id, 1, dumps({
+        "intent_id": intent_id, "seq": 1, "event_type": "intent.created", "status": lc.CREATED, "at": at,
+        "actor": actor, "details": {"intent_type": req["intent_type"], "to_agent": to_agent, **acted},
+    }))
+    submitted: dict[str, Any] = {
+        "intent_id": intent_id, "seq": 2, "event_type": "intent.submitted", "status": row["status"], "at": at,
+        "actor": actor, "details": {"delivery_attempt": row["delivery_attempt"], **acted},
+    }
+    holder = pending_with(row, doc)
+    if holder is not None:
+        submitted["pending_with"] = holder
+    tx.insert_event(intent_id, 2, dumps(submitted))
+    tx.notes.intents.add(intent_id)
+    tx.notes.see(("created", doc))
+    if on_feed:
+        _emit(fx, DeliveryDue(to_agent, intent_id, 1, now, row))
+    tx.notes.timer(row["wake_ts"])
+    return row
