@@ -43,9 +43,9 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
 from axme_cli.runtime.errors import BadRequest, StoreUnavailable
-from axme_cli.runtime.store import redact
 from axme_cli.runtime.store.base import Notes, Row, Store, Tx
 from axme_cli.runtime.store.sql import SqlReads, SqlTx, load_migrations, split_sql
+from axme_cli.runtime.store.urls import redact
 
 T = TypeVar("T")
 log = logging.getLogger("axme.store")
