@@ -3,15 +3,21 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
-# The dashboard's browser test drives Debian's chromium (never a browser downloaded by `playwright install`).
-if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium) \
-    || echo "test.sh: could not install chromium; the browser test will fail" >&2
+# The dashboard's browser test drives Debian's chromium (never a browser downloaded by `playwright install`);
+# tests/test_durability.py traces the runtime's system calls with strace.
+missing=""
+for tool in chromium strace; do command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"; done
+if [ -n "$missing" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  # shellcheck disable=SC2086  # one word per package
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing) \
+    || echo "test.sh: could not install$missing; the tests that need it will fail" >&2
 fi
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
+# tests/test_bench_saga_smoke.py runs the bench's peers (DBOS, Restate); installed outside the repo, kept if there.
+bash bench/setup.sh
 .venv/bin/ruff check axme_cli tests bench
 .venv/bin/mypy
 # Two workers (AXME_TEST_WORKERS=0 runs in one process): each starts its own runtimes and databases.

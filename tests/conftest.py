@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.runtime_proc import ADMIN_KEY, BACKENDS, RuntimeProcess, drop_databases
+from tests.runtime_thread import RuntimeThread
 
 # The AXP spec, reference and examples the tests check against: ../shared beside the checkout (or AXME_SHARED_DIR).
 SHARED = Path(os.environ.get("AXME_SHARED_DIR") or Path(__file__).resolve().parents[1].parent / "shared")
@@ -32,12 +33,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Every test that uses the `backend` fixture (directly or through `runtime`, `quiet`, ...) runs once per
-    backend. PostgreSQL must be reachable: a missing server fails the run, it is never skipped."""
+    backend, or on those of ``@pytest.mark.backends(...)`` only (a test whose outcome no storage decides, such as
+    a body refused before any handler reads the store). PostgreSQL must be reachable: a missing server fails the
+    run, it is never skipped."""
     if "backend" in metafunc.fixturenames:
         chosen = [b.strip() for b in metafunc.config.getoption("--backends").split(",") if b.strip()]
         unknown = sorted(set(chosen) - set(BACKENDS))
         if unknown:
             raise pytest.UsageError(f"--backends: unknown {unknown}; choose from {list(BACKENDS)}")
+        marker = metafunc.definition.get_closest_marker("backends")
+        if marker is not None:
+            assert set(marker.args) <= set(BACKENDS), marker.args
+            chosen = [b for b in chosen if b in marker.args]
         metafunc.parametrize("backend", chosen, indirect=True, scope="session")
 
 
@@ -57,8 +64,8 @@ NO_LOGIN_LIMITS = ("--login-rate-limit", "0")
 
 @pytest.fixture(scope="session")
 def runtime(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
-    """One `axme dev` for the read-mostly tests of a session (short redelivery for timer tests)."""
-    rt = RuntimeProcess(tmp_path_factory.mktemp("runtime"),
+    """One `axme dev` for the read-mostly tests of a session (short redelivery for timer tests), in-process."""
+    rt = RuntimeThread(tmp_path_factory.mktemp("runtime"),
                         extra_args=["--redelivery-seconds", "0.5", *NO_LOGIN_LIMITS], backend=backend)
     rt.start()
     yield rt
@@ -73,8 +80,9 @@ def admin(runtime: RuntimeProcess) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def quiet(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
-    """A runtime per test module whose redelivery timer does not fire during it, so statuses stay put."""
-    rt = RuntimeProcess(tmp_path_factory.mktemp("quiet"),
+    """A runtime per test module whose redelivery timer does not fire during it, so statuses stay put
+    (in-process)."""
+    rt = RuntimeThread(tmp_path_factory.mktemp("quiet"),
                         extra_args=["--redelivery-seconds", "600", *NO_LOGIN_LIMITS], backend=backend)
     rt.start()
     yield rt

@@ -56,9 +56,11 @@ class RuntimeProcess:
         backend: str = "sqlite",
         database_url: str | None = None,
         command: str = "dev",
+        wrapper: list[str] | None = None,
     ) -> None:
         """``backend`` "postgres" makes a new PostgreSQL database (unless ``database_url`` names one, e.g. to
-        start several replicas on one database); "sqlite" uses ``db`` (default ``workdir/dev.db``)."""
+        start several replicas on one database); "sqlite" uses ``db`` (default ``workdir/dev.db``). ``wrapper``
+        runs the runtime under another program (strace): signals then go to the runtime's own pid."""
         self.workdir = workdir
         self.db = db or workdir / "dev.db"
         self.backend = backend
@@ -66,6 +68,8 @@ class RuntimeProcess:
             database_url = new_database(backend, workdir)
         self.database_url = database_url
         self.command = command
+        self.wrapper = wrapper or []
+        self.pid = 0
         self.api_key = api_key
         self.extra_args = extra_args or []
         self.proc: subprocess.Popen[bytes] | None = None
@@ -76,7 +80,9 @@ class RuntimeProcess:
 
     def start(self, timeout: float = 20.0) -> RuntimeProcess:
         ready = self.workdir / f"ready-{time.monotonic_ns()}.json"
+        self.pid = 0
         args = [
+            *self.wrapper,
             sys.executable,
             "-m",
             "axme_cli",
@@ -101,7 +107,8 @@ class RuntimeProcess:
                 raise RuntimeError(f"axme {self.command} did not become ready:\n{self.log.read_text()}")
             time.sleep(0.02)
         info = json.loads(ready.read_text())
-        assert info["pid"] == self.proc.pid
+        assert self.wrapper or info["pid"] == self.proc.pid
+        self.pid = info["pid"]
         self.url = info["url"]
         self.port = int(self.url.rsplit(":", 1)[1])
         return self
@@ -130,14 +137,14 @@ class RuntimeProcess:
     def kill(self) -> None:
         """kill -9: no shutdown code runs."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
+            os.kill(self.pid or self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
 
     def stop(self) -> int:
         if self.proc is None:
             return 0
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            os.kill(self.pid or self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:

@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import make_agent, new_intent, unique
 from tests.runtime_proc import RuntimeProcess
+from tests.runtime_thread import RuntimeThread
 
 MAX_BODY = 131_072
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
@@ -522,7 +523,7 @@ def test_invalid_resolve_is_422(api: httpx.Client, body: dict[str, Any], names: 
 
 
 def test_bulk_cancel_dry_run_then_real(backend: str, tmp_path) -> None:
-    rt = RuntimeProcess(tmp_path, extra_args=["--redelivery-seconds", "600"], backend=backend).start()
+    rt = RuntimeThread(tmp_path, extra_args=["--redelivery-seconds", "600"], backend=backend).start()
     try:
         with rt.client() as api:
             active = [create(api, "cleanup")["intent_id"] for _ in range(2)]

@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import make_agent, new_intent, unique
 from tests.runtime_proc import RuntimeProcess
+from tests.runtime_thread import RuntimeThread
 from tests.test_api_intents import events_of, get
 from tests.test_api_streams import eventually, feed_path, iter_frames
 
@@ -22,8 +23,8 @@ REDELIVERY = 0.3
 
 @pytest.fixture(scope="module")
 def fast(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
-    rt = RuntimeProcess(tmp_path_factory.mktemp("timers"), extra_args=["--redelivery-seconds", str(REDELIVERY)],
-                        backend=backend)
+    rt = RuntimeThread(tmp_path_factory.mktemp("timers"), extra_args=["--redelivery-seconds", str(REDELIVERY)],
+                       backend=backend)
     rt.start()
     yield rt
     rt.stop()
@@ -151,7 +152,7 @@ def test_deadline_times_out(api: httpx.Client) -> None:
 
 
 def test_timers_survive_a_restart(backend: str, tmp_path) -> None:
-    rt = RuntimeProcess(tmp_path, extra_args=["--redelivery-seconds", "600"], backend=backend).start()
+    rt = RuntimeThread(tmp_path, extra_args=["--redelivery-seconds", "600"], backend=backend).start()
     try:
         with rt.client() as api:
             intent_id = create(api, unique("durable"), deadline_at=in_seconds(2))

@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from tests.runtime_proc import ADMIN_KEY, RuntimeProcess
+from tests.runtime_thread import RuntimeThread
 from tests.test_cli_intents import REPO, Run, assert_snapshot, axme, axme_many, cli_env, write_context
 
 ENTRY_FIELDS = {"address", "service_account_id", "key_id", "api_key", "created_at", "base_url"}
@@ -30,7 +31,7 @@ ENTRY_FIELDS = {"address", "service_account_id", "key_id", "api_key", "created_a
 
 @pytest.fixture(scope="module")
 def rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
-    proc = RuntimeProcess(tmp_path_factory.mktemp("cli-agents-rt"), extra_args=["--redelivery-seconds", "600"])
+    proc = RuntimeThread(tmp_path_factory.mktemp("cli-agents-rt"), extra_args=["--redelivery-seconds", "600"])
     proc.start()
     yield proc
     proc.stop()

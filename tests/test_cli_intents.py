@@ -36,6 +36,7 @@ import pytest
 
 from tests.conftest import make_agent
 from tests.runtime_proc import ADMIN_KEY, RuntimeProcess
+from tests.runtime_thread import RuntimeThread
 
 REPO = Path(__file__).resolve().parents[1]
 SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
@@ -176,7 +177,7 @@ def dead_url() -> str:
 
 @pytest.fixture(scope="module")
 def rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
-    proc = RuntimeProcess(tmp_path_factory.mktemp("cli-intents-rt"), extra_args=["--redelivery-seconds", "600"])
+    proc = RuntimeThread(tmp_path_factory.mktemp("cli-intents-rt"), extra_args=["--redelivery-seconds", "600"])
     proc.env["AXME_CLI_SECRET_STORAGE"] = "file"
     proc.start()
     yield proc

@@ -6,6 +6,7 @@ import json
 import threading
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -18,12 +19,14 @@ pytestmark = pytest.mark.slow
 
 
 class Sender(threading.Thread):
-    """Creates intents until the runtime stops answering; remembers every intent that got a 200 (id -> agent)."""
+    """Creates intents until the runtime stops answering; remembers every intent that got a 200 (id -> agent) and
+    counts every status it got."""
 
-    def __init__(self, url: str, key: str, to_agent: str, accepted: dict[str, str], lock: threading.Lock) -> None:
+    def __init__(self, url: str, key: str, to_agent: str, accepted: dict[str, str], statuses: Counter[int],
+                 lock: threading.Lock) -> None:
         super().__init__(daemon=True)
         self.url, self.key, self.to_agent = url, key, to_agent
-        self.accepted, self.lock = accepted, lock
+        self.accepted, self.statuses, self.lock = accepted, statuses, lock
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -36,6 +39,8 @@ class Sender(threading.Thread):
                     r = client.post("/v1/intents", json=body)
                 except httpx.HTTPError:
                     return  # the runtime died under us: this request may or may not have been accepted
+                with self.lock:
+                    self.statuses[r.status_code] += 1
                 assert r.status_code == 200, r.text
                 with self.lock:
                     self.accepted[r.json()["intent_id"]] = self.to_agent
@@ -96,13 +101,15 @@ def test_kill_9_loses_nothing(backend: str, tmp_path: Path) -> None:
     rt = RuntimeProcess(tmp_path, extra_args=["--redelivery-seconds", "120"], backend=backend).start()
     lock = threading.Lock()
     accepted: dict[str, str] = {}
+    statuses: Counter[int] = Counter()
     completed: set[str] = set()
     try:
         with rt.client() as admin:
             _, token_a = make_agent(admin, "crash-a")  # has a running agent
             make_agent(admin, "crash-b")  # nobody listens until after the crash
         for cycle in range(3):
-            senders = [Sender(rt.url, rt.api_key or "", f"crash-{'ab'[i % 2]}", accepted, lock) for i in range(6)]
+            senders = [Sender(rt.url, rt.api_key or "", f"crash-{'ab'[i % 2]}", accepted, statuses, lock)
+                       for i in range(6)]
             agent = Completer(rt.url, token_a, "crash-a", completed, lock)
             for t in [*senders, agent]:
                 t.start()
@@ -116,6 +123,8 @@ def test_kill_9_loses_nothing(backend: str, tmp_path: Path) -> None:
                 t.join(15)
             rt.start()
             assert len(accepted) >= target, f"cycle {cycle}: only {len(accepted)} accepted"
+            # every answer before the kill was a 200 (never a 500); the rest were cut connections
+            assert set(statuses) == {200} and statuses[200] == len(accepted), statuses
 
         with rt.client() as admin:
             for intent_id in accepted:

@@ -136,8 +136,20 @@ def test_agents_run_without_a_key_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_agents_run_with_a_revoked_key_stops(runtime: RuntimeProcess, tmp_path: Path) -> None:
-    with httpx.Client(base_url=runtime.url, headers={"x-api-key": runtime.api_key or ""}) as admin:
-        _, token = make_agent(admin, f"gone-{uuid.uuid4().hex[:6]}")
-    out = axme(env_for(tmp_path), "agents", "run", "someone-else", "--api-key", token, "--base-url", runtime.url,
+    name = f"gone-{uuid.uuid4().hex[:6]}"
+    with runtime.client() as admin:
+        r = admin.post("/v1/service-accounts", json={"name": name})
+        assert r.status_code == 200, r.text
+        sa_id = r.json()["service_account"]["service_account_id"]
+        r = admin.post(f"/v1/service-accounts/{sa_id}/keys", json={})
+        assert r.status_code == 200, r.text
+        key = r.json()["key"]
+        # the key opens its own agent's feed before the revocation, so the refusal below is the revocation's
+        with httpx.Client(base_url=runtime.url, headers={"x-api-key": key["token"]}) as agent, \
+                agent.stream("GET", f"/v1/agents/{name}/intents/stream", params={"wait_seconds": 1}) as feed:
+            assert feed.status_code == 200
+        r = admin.post(f"/v1/service-accounts/{sa_id}/keys/{key['key_id']}/revoke")
+        assert r.status_code == 200, r.text
+    out = axme(env_for(tmp_path), "agents", "run", name, "--api-key", key["token"], "--base-url", runtime.url,
                "--", "true", timeout=30)
-    assert out.returncode == 2 and "feed refused: HTTP 403" in out.stderr
+    assert out.returncode == 2 and "feed refused: HTTP 401" in out.stderr, out.stderr

@@ -14,12 +14,13 @@ from axme_sdk import AxmeClient, AxmeClientConfig
 from tests.conftest import make_agent, new_intent, unique
 from tests.receiver import Receiver, closed_port_url, poll
 from tests.runtime_proc import RuntimeProcess
+from tests.runtime_thread import RuntimeThread
 
 
 @pytest.fixture(scope="module")
 def rt(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
-    proc = RuntimeProcess(tmp_path_factory.mktemp("http-binding"),
-                          extra_args=["--redelivery-seconds", "1", "--outbound-timeout-seconds", "2"], backend=backend)
+    proc = RuntimeThread(tmp_path_factory.mktemp("http-binding"),
+                         extra_args=["--redelivery-seconds", "1", "--outbound-timeout-seconds", "2"], backend=backend)
     proc.start()
     yield proc
     proc.stop()

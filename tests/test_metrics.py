@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import make_agent, new_intent
 from tests.runtime_proc import RuntimeProcess
+from tests.runtime_thread import RuntimeThread
 from tests.test_workflows import Services, saga, wait_terminal
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -30,8 +31,8 @@ FAMILIES = {
 
 @pytest.fixture(scope="module")
 def mrt(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
-    rt = RuntimeProcess(tmp_path_factory.mktemp("metrics"), extra_args=["--redelivery-seconds", "0.5"],
-                        backend=backend).start()
+    rt = RuntimeThread(tmp_path_factory.mktemp("metrics"), extra_args=["--redelivery-seconds", "0.5"],
+                       backend=backend).start()
     yield rt
     rt.stop()
 
@@ -50,7 +51,10 @@ def scrape(client: httpx.Client) -> tuple[Samples, set[str]]:
 
 
 def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
+    """A sample of the scrape; a missing one fails the test (every series exists from the start, its labels too)."""
+    key = (name, frozenset(labels.items()))
+    assert key in samples, f"no sample {name}{labels or ''} in /metrics"
+    return samples[key]
 
 
 def delta(before: Samples, after: Samples, name: str, **labels: str) -> float:
@@ -100,7 +104,7 @@ def test_metrics_need_the_admin_key(mrt: RuntimeProcess) -> None:
 
 
 def test_metrics_public_flag(tmp_path: Path) -> None:
-    rt = RuntimeProcess(tmp_path, extra_args=["--metrics-public"]).start()
+    rt = RuntimeThread(tmp_path, extra_args=["--metrics-public"]).start()
     try:
         with httpx.Client(base_url=rt.url, timeout=30) as anonymous:
             samples, families = scrape(anonymous)
@@ -112,7 +116,8 @@ def test_metrics_public_flag(tmp_path: Path) -> None:
 
 def test_counters_follow_what_happened(mrt: RuntimeProcess) -> None:
     with mrt.client() as admin:
-        before, _ = scrape(admin)
+        before, families = scrape(admin)
+        assert families >= FAMILIES, FAMILIES - families
         happy, happy_children = run_saga(mrt, admin)
         failed, failed_children = run_saga(mrt, admin, fail={"ship": 99})
         # a direct intent to an agent that never listens: redelivered once, then delivery_failed

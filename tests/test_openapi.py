@@ -37,6 +37,7 @@ from axme_cli.runtime.settings import Settings
 from tests.auth_helpers import bearer, read_code
 from tests.conftest import ADMIN_KEY, new_intent, unique
 from tests.runtime_proc import RuntimeProcess
+from tests.runtime_thread import RuntimeThread
 from tests.test_protocol_conformance import SCHEMAS, schema_errors, validator
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -49,8 +50,8 @@ HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 def served(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
     """A runtime of its own: fuzzing creates and cancels things the other tests must not see."""
     work = tmp_path_factory.mktemp("openapi")
-    proc = RuntimeProcess(work, extra_args=["--redelivery-seconds", "600", "--mail-dir", str(work / "mail")],
-                          backend=backend)
+    proc = RuntimeThread(work, extra_args=["--redelivery-seconds", "600", "--mail-dir", str(work / "mail")],
+                         backend=backend)
     proc.start()
     yield proc
     proc.stop()

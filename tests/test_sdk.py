@@ -12,6 +12,7 @@ from axme_sdk import AxmeClient, AxmeClientConfig, AxmeValidationError
 
 from tests.conftest import ADMIN_KEY, make_agent
 from tests.runtime_proc import RuntimeProcess
+from tests.runtime_thread import RuntimeThread
 
 ACTIONABLE = {"CREATED", "SUBMITTED", "DELIVERED", "ACKNOWLEDGED", "IN_PROGRESS", "WAITING"}
 
@@ -49,8 +50,8 @@ class AgentThread(threading.Thread):
 @pytest.fixture
 def seed_runtime(backend: str, tmp_path) -> Iterator[RuntimeProcess]:
     """A runtime that serves agent://myorg/production/... as the seed page addresses it."""
-    rt = RuntimeProcess(tmp_path, extra_args=["--org", "myorg", "--workspace", "production"],
-                        backend=backend).start()
+    rt = RuntimeThread(tmp_path, extra_args=["--org", "myorg", "--workspace", "production"],
+                       backend=backend).start()
     yield rt
     rt.stop()
 

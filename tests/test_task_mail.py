@@ -29,6 +29,7 @@ from axme_sdk import AxmeClient, AxmeClientConfig, AxmeValidationError
 from tests.agents_helper import FeedAgent, agent_key
 from tests.conftest import SHARED
 from tests.runtime_proc import RuntimeProcess
+from tests.runtime_thread import RuntimeThread
 from tests.test_tasks import axme, task_intent
 
 FORM = {"type": "object", "required": ["approved"],
@@ -62,8 +63,8 @@ REJECTING = {"review"}  # changes_requested says no
 @pytest.fixture(scope="module")
 def rt(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
     work = tmp_path_factory.mktemp("taskmail")
-    proc = RuntimeProcess(work, extra_args=["--redelivery-seconds", "0.5", "--mail-dir", str(work / "mail")],
-                          backend=backend)
+    proc = RuntimeThread(work, extra_args=["--redelivery-seconds", "0.5", "--mail-dir", str(work / "mail")],
+                         backend=backend)
     proc.start()
     yield proc
     proc.stop()
@@ -329,7 +330,7 @@ def test_an_unsent_mail_survives_a_crash_and_is_sent_by_the_next_runtime(tmp_pat
         wait_for("a failed send", tried)
     finally:
         first.kill()
-    second = RuntimeProcess(tmp_path, db=db, extra_args=["--mail-dir", str(tmp_path / "mail")]).start()
+    second = RuntimeThread(tmp_path, db=db, extra_args=["--mail-dir", str(tmp_path / "mail")]).start()
     try:
         sent = wait_for("the retried mail", lambda: sorted((tmp_path / "mail").glob(f"*-task-{intent_id}-*.eml")))
         msg = email.message_from_bytes(sent[0].read_bytes())

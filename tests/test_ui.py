@@ -340,9 +340,13 @@ def test_axme_ui_prints_the_dashboard_url(tmp_path: Path) -> None:
     assert out.returncode == 0 and json.loads(out.stdout)["url"] == "http://127.0.0.1:9/ui/"
 
 
-def test_axme_dev_prints_the_dashboard_link(quiet: RuntimeProcess) -> None:
-    log = quiet.log.read_text()
-    assert f"Dashboard  {quiet.url}/ui/" in log
+def test_axme_dev_prints_the_dashboard_link(tmp_path: Path) -> None:
+    rt = RuntimeProcess(tmp_path).start()  # the banner is the process's own output
+    try:
+        log = rt.log.read_text()
+    finally:
+        rt.stop()
+    assert f"Dashboard  {rt.url}/ui/" in log
 
 
 # ---------------------------------------------------------------------------------------------

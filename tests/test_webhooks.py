@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import make_agent, unique
 from tests.receiver import Receiver, poll
 from tests.runtime_proc import RuntimeProcess
+from tests.runtime_thread import RuntimeThread
 from tests.test_protocol_conformance import assert_valid
 from tests.test_tasks import axme
 
@@ -26,7 +27,7 @@ FAST = ["--redelivery-seconds", "600", "--webhook-retry-base-seconds", "0.2", "-
 
 @pytest.fixture(scope="module")
 def hooks(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
-    rt = RuntimeProcess(tmp_path_factory.mktemp("hooks"), extra_args=FAST, backend=backend)
+    rt = RuntimeThread(tmp_path_factory.mktemp("hooks"), extra_args=FAST, backend=backend)
     rt.start()
     yield rt
     rt.stop()
@@ -215,8 +216,8 @@ def test_cli_create_list_publish_delete(hooks: RuntimeProcess, api: httpx.Client
 
 
 def test_pending_deliveries_survive_a_restart(backend: str, tmp_path: Path) -> None:
-    rt = RuntimeProcess(tmp_path, extra_args=["--webhook-retry-base-seconds", "0.5", "--webhook-max-attempts", "50",
-                                              "--outbound-timeout-seconds", "1"], backend=backend).start()
+    rt = RuntimeThread(tmp_path, extra_args=["--webhook-retry-base-seconds", "0.5", "--webhook-max-attempts", "50",
+                                             "--outbound-timeout-seconds", "1"], backend=backend).start()
     owner = f"agent://local/dev/{unique('owner')}"
     try:
         with Receiver(SECRET, default=503) as receiver, rt.client() as api:

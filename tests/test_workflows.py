@@ -14,6 +14,7 @@ import pytest
 
 from tests.agents_helper import FeedAgent, agent_key
 from tests.runtime_proc import RuntimeProcess
+from tests.runtime_thread import RuntimeThread
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -100,8 +101,8 @@ class Services:
 
 @pytest.fixture(scope="module")
 def wf_runtime(backend: str, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    rt = RuntimeProcess(tmp_path_factory.mktemp("wf"), extra_args=["--redelivery-seconds", "0.5"],
-                        backend=backend).start()
+    rt = RuntimeThread(tmp_path_factory.mktemp("wf"), extra_args=["--redelivery-seconds", "0.5"],
+                       backend=backend).start()
     yield rt
     rt.stop()
 

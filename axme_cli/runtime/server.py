@@ -94,6 +94,26 @@ def _load_or_make_admin_key(database: str) -> tuple[str, str]:
 
 def serve(opts: ServeOptions, on_ready: Callable[[ReadyInfo], None] | None = None) -> None:
     """Run until SIGINT/SIGTERM. Raises AddressInUse before anything else happens if the port is busy."""
+    server, sock = build_server(opts, on_ready)
+    logging.getLogger("axme").setLevel(logging.INFO)
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal; with these
+    # no-op handlers in place that re-raise returns here, and the command exits 0.
+    previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if server.failure:
+        raise StartupFailed(str(server.failure[0])) from server.failure[0]
+
+
+def build_server(opts: ServeOptions, on_ready: Callable[[ReadyInfo], None] | None = None, *,
+                 whole_process: bool = True) -> tuple[Any, socket.socket]:
+    """The runtime's uvicorn server and its bound socket, not yet running (``server.run(sockets=[sock])``; its
+    ``failure`` lists what stopped the start-up). ``whole_process`` False leaves the process's garbage collector
+    alone, for a runtime that shares its process (the tests run it in a thread)."""
     import uvicorn
 
     from axme_cli.runtime.api import sse
@@ -102,6 +122,8 @@ def serve(opts: ServeOptions, on_ready: Callable[[ReadyInfo], None] | None = Non
     from axme_cli.runtime.store import open_store
 
     class _Server(uvicorn.Server):
+        failure: list[BaseException]
+
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
             # Open SSE streams end now (cleanly; clients reconnect with their cursor) instead of holding the
             # shutdown for timeout_graceful_shutdown: close_all runs before uvicorn starts waiting for them.
@@ -122,15 +144,14 @@ def serve(opts: ServeOptions, on_ready: Callable[[ReadyInfo], None] | None = Non
     rt = Runtime(store, opts.settings, mailer=mailer, public_url=(opts.public_url or url).rstrip("/"))
     app = build_app(rt, manage_runtime=False)
 
-    failure: list[BaseException] = []
-
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
         started = False
         try:
             await rt.start()
             started = True
-            tune_gc()
+            if whole_process:
+                tune_gc()
             if opts.api_key:
                 token, source = opts.api_key, "flag"
             elif store.kind != "sqlite":
@@ -163,7 +184,7 @@ def serve(opts: ServeOptions, on_ready: Callable[[ReadyInfo], None] | None = Non
                 )
         except Exception as exc:
             # Stop at once with one clear sentence instead of uvicorn's traceback.
-            failure.append(exc)
+            server.failure.append(exc)
             server.should_exit = True
             if started:
                 await rt.stop()
@@ -190,18 +211,8 @@ def serve(opts: ServeOptions, on_ready: Callable[[ReadyInfo], None] | None = Non
         timeout_graceful_shutdown=3,
     )
     server = _Server(config)
-    logging.getLogger("axme").setLevel(logging.INFO)
-    # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal; with these
-    # no-op handlers in place that re-raise returns here, and the command exits 0.
-    previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        server.run(sockets=[sock])
-    finally:
-        sock.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if failure:
-        raise StartupFailed(str(failure[0])) from failure[0]
+    server.failure = []
+    return server, sock
 
 
 def tune_gc() -> None:

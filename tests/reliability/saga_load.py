@@ -331,6 +331,16 @@ class Load:
             assert not t.is_alive(), "a load client did not finish"
 
 
+def assert_answers(load: Load) -> None:
+    """What the load's clients got, once they have stopped: a 200 per saga, otherwise only 503 (retryable by
+    contract) or a connection cut by a kill; never a 500 or any other status."""
+    statuses = dict(load.statuses)
+    http = {s: n for s, n in statuses.items() if s.isdigit()}
+    assert set(http) <= {"200", "503"}, statuses
+    assert http.get("200", 0) == len(load.sagas) > 0, statuses
+    assert all(hasattr(httpx, name) for name in set(statuses) - set(http)), statuses
+
+
 def wait_until_up(url: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while True:

@@ -17,6 +17,7 @@ import pytest
 
 from tests.auth_helpers import bearer, read_code
 from tests.runtime_proc import RuntimeProcess
+from tests.runtime_thread import RuntimeThread
 
 
 def server(workdir: Path, backend: str, *args: str) -> RuntimeProcess:
@@ -154,7 +155,7 @@ def within(got: int, limit: float, per_minute: float, seconds: float) -> bool:
 
 
 def test_code_checks_per_address_are_limited(tmp_path: Path, started: list[RuntimeProcess]) -> None:
-    rt = start(started, RuntimeProcess(tmp_path))
+    rt = start(started, RuntimeThread(tmp_path))
     with httpx.Client(base_url=rt.url, timeout=30.0) as c:
         intent = f"/v1/auth/login-intent/{uuid.uuid4()}/verify"
         got, refused, seconds = burst(lambda: c.post(intent, json={"code": "123456"}), 100)
@@ -170,7 +171,7 @@ def test_code_checks_per_address_are_limited(tmp_path: Path, started: list[Runti
 
 
 def test_wrong_task_link_tokens_are_limited(tmp_path: Path, started: list[RuntimeProcess]) -> None:
-    rt = start(started, RuntimeProcess(tmp_path))
+    rt = start(started, RuntimeThread(tmp_path))
     with httpx.Client(base_url=rt.url, timeout=30.0) as c:
         got, refused, seconds = burst(lambda: c.get(f"/t/{uuid.uuid4().hex}"), 100)
         assert within(got, 10, 10, seconds) and refused.status_code == 429, (got, seconds)
@@ -178,7 +179,7 @@ def test_wrong_task_link_tokens_are_limited(tmp_path: Path, started: list[Runtim
 
 
 def test_login_calls_per_address_are_limited(tmp_path: Path, started: list[RuntimeProcess]) -> None:
-    rt = start(started, RuntimeProcess(tmp_path))
+    rt = start(started, RuntimeThread(tmp_path))
     with httpx.Client(base_url=rt.url, timeout=30.0) as c:
         got, refused, seconds = burst(lambda: c.post("/v1/auth/refresh", json={"refresh_token": "axme_rt_x"}), 200)
         assert within(got, 30, 30, seconds), (got, seconds)
@@ -191,7 +192,7 @@ def test_login_calls_per_address_are_limited(tmp_path: Path, started: list[Runti
 
 
 def test_codes_per_email_are_limited(tmp_path: Path, started: list[RuntimeProcess]) -> None:
-    rt = start(started, RuntimeProcess(tmp_path, extra_args=["--mail-dir", str(tmp_path / "mail")]))
+    rt = start(started, RuntimeThread(tmp_path, extra_args=["--mail-dir", str(tmp_path / "mail")]))
     who = email()
     with httpx.Client(base_url=rt.url, timeout=30.0) as c:
         for _ in range(5):  # each code used at once, so the open-codes limit is not what refuses the sixth
@@ -203,7 +204,7 @@ def test_codes_per_email_are_limited(tmp_path: Path, started: list[RuntimeProces
 
 
 def test_login_rate_limit_zero_turns_the_limits_off(tmp_path: Path, started: list[RuntimeProcess]) -> None:
-    rt = start(started, RuntimeProcess(tmp_path, extra_args=["--login-rate-limit", "0"]))
+    rt = start(started, RuntimeThread(tmp_path, extra_args=["--login-rate-limit", "0"]))
     with httpx.Client(base_url=rt.url, timeout=30.0) as c:
         intent = f"/v1/auth/login-intent/{uuid.uuid4()}/verify"
         assert {c.post(intent, json={"code": "123456"}).status_code for _ in range(40)} == {404}

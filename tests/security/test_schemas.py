@@ -27,6 +27,7 @@ from axme_cli.runtime.api.errors import status_of
 from axme_cli.runtime.engine import answers as task_answers
 from axme_cli.runtime.errors import Unprocessable
 from tests.runtime_proc import RuntimeProcess
+from tests.runtime_thread import RuntimeThread
 from tests.test_api_intents import assert_error
 
 SECRET = "TOPSECRET-7f3a"
@@ -34,7 +35,7 @@ SECRET = "TOPSECRET-7f3a"
 
 @pytest.fixture(scope="module")
 def rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
-    proc = RuntimeProcess(tmp_path_factory.mktemp("schemas"), extra_args=["--redelivery-seconds", "600"])
+    proc = RuntimeThread(tmp_path_factory.mktemp("schemas"), extra_args=["--redelivery-seconds", "600"])
     proc.start()
     yield proc
     proc.stop()

@@ -21,6 +21,7 @@ from axme_cli.runtime.errors import Unprocessable
 from tests.conftest import make_agent, new_intent, unique
 from tests.receiver import Receiver, poll
 from tests.runtime_proc import RuntimeProcess
+from tests.runtime_thread import RuntimeThread
 
 SERVER = Policy()  # `axme server`, or `axme dev` bound elsewhere than loopback
 DEV = Policy(loopback=True)  # `axme dev` on loopback
@@ -303,7 +304,7 @@ def test_allow_private_callbacks_opens_a_network(tmp_path: Path) -> None:
 
 
 def test_dev_on_loopback_calls_loopback_but_never_link_local(tmp_path: Path) -> None:
-    rt = RuntimeProcess(tmp_path, extra_args=FAST).start()
+    rt = RuntimeThread(tmp_path, extra_args=FAST).start()
     try:
         _, key, sa_id = agent_key(rt)
         with Receiver() as receiver, rt.client(key) as agent:

@@ -69,9 +69,12 @@ def ping() -> bytes:
 
 def close_all() -> None:
     """End every stream open now (the server is shutting down): each iterator is stopped (its ``finally``
-    runs) and the response ends cleanly; clients reconnect with their cursor. Call it on the event loop."""
+    runs) and the response ends cleanly; clients reconnect with their cursor. Call it on the event loop; only
+    that loop's streams end (the tests run several runtimes in one process, each on a loop of its own)."""
+    loop = asyncio.get_running_loop()
     for stream in list(_open):
-        stream.stop(disconnected=False)
+        if stream.loop is loop:
+            stream.stop(disconnected=False)
 
 
 class Last(list[Frame]):
