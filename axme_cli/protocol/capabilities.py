@@ -48,7 +48,7 @@ CAPABILITIES: tuple[str, ...] = (
     "storage.sqlite",
     "storage.postgresql",
     "storage.replicas",  # several runtimes on one PostgreSQL database
-    # seeing the system (issue 9)
+    # seeing the system: metrics, traces, the dashboard
     "observability.metrics",  # GET /metrics, Prometheus text format
 )
 

@@ -40,7 +40,7 @@ class Settings:
     header_timeout_seconds: float = 10.0
     body_timeout_seconds: float = 30.0
     keep_alive_seconds: float = 5.0
-    metrics_public: bool = False  # GET /metrics without a key (else the workspace admin key) (issue 9)
+    metrics_public: bool = False  # GET /metrics without a key (else the workspace admin key)
     # requests a second per key (token bucket, bursts of twice as many, per replica); 0 turns the limit off
     rate_limit_per_second: float = 1000.0
     # calls that carry no credential (login, the dashboard's login forms, task-mail links), counted per client

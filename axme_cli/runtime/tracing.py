@@ -1,4 +1,4 @@
-"""OpenTelemetry traces (the optional extra ``axme-cli[otel]``, issue 9).
+"""OpenTelemetry traces (the optional extra ``axme-cli[otel]``).
 
 On only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set and the packages are installed; otherwise nothing of
 OpenTelemetry is imported (``from_env`` looks in the installed packages' metadata first).
