@@ -409,11 +409,18 @@ def wait_all_terminal(admin: httpx.Client, ids: list[str], timeout: float = 180)
 
 
 def dense_log(admin: httpx.Client, intent_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The intent and its events; the log must exist, be dense (seq 1..n) and agree with the intent row."""
-    r = admin.get(f"/v1/intents/{intent_id}")
-    assert r.status_code == 200, f"intent {intent_id} is missing: {r.text}"
-    intent = r.json()["intent"]
-    events = admin.get(f"/v1/intents/{intent_id}/events").json()["events"]
+    """The intent and its events; the log must exist, be dense (seq 1..n) and agree with the intent row.
+
+    The row and the log are two reads: an agent or a timer still at work may append an event between them, so
+    a row behind its log is read again (a few times); a row that stays out of step with its log fails."""
+    for _ in range(20):
+        r = admin.get(f"/v1/intents/{intent_id}")
+        assert r.status_code == 200, f"intent {intent_id} is missing: {r.text}"
+        intent = r.json()["intent"]
+        events = admin.get(f"/v1/intents/{intent_id}/events").json()["events"]
+        if intent["seq"] == len(events):
+            break
+        time.sleep(0.05)
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1)), (intent_id, events)
     assert [e["event_type"] for e in events[:2]] == ["intent.created", "intent.submitted"], (intent_id, events[:2])
     assert intent["seq"] == len(events) and intent["status"] == events[-1]["status"], (intent_id, intent, events)
