@@ -97,7 +97,7 @@ async def measure(url: str, hops: int) -> tuple[list[float], int]:
         async def feed() -> None:
             since = 0
             while True:
-                params = {"since": str(since), "wait_seconds": "30"}
+                params = {"since": str(since), "wait_seconds": "30", "incremental": "true"}
                 async with agent.get(f"/v1/agents/{name}/intents/stream", params=params) as resp:
                     resp.raise_for_status()
                     event = None

@@ -323,7 +323,8 @@ async def run_axme(root: Path, preset: dict[str, int], procs: list[Any], system:
             since = 0
             for _ in range(20):  # each stream waits up to 30 s
                 async with session.get(f"{url}/v1/intents/{intent_id}/events/stream",
-                                       params={"since": str(since), "wait_seconds": "30"}) as resp:
+                                       params={"since": str(since), "wait_seconds": "30",
+                                               "incremental": "true"}) as resp:
                     if resp.status != 200:
                         return f"stream HTTP {resp.status}"
                     async for raw in resp.content:

@@ -183,7 +183,7 @@ def test_stream_is_live_and_closes_after_the_terminal_event(quiet: RuntimeProces
     _, address, bot = agent(quiet, admin, "live")
     intent_id = create(admin, address)
     path = f"/v1/intents/{intent_id}/events/stream"
-    with admin.stream("GET", path, params={"since": 0, "wait_seconds": 20}) as r:
+    with admin.stream("GET", path, params={"since": 0, "wait_seconds": 20, "incremental": "true"}) as r:
         assert r.status_code == 200
         frames = iter_frames(r)
         first = [next(frames), next(frames)]
@@ -245,7 +245,7 @@ def test_a_stream_the_client_hangs_up_releases_its_watch_at_once(quiet: RuntimeP
     intent_id = create(admin, name)
     eventually(lambda: streams_open(admin) == 0, what="no stream open before")
     for client, path in ((admin, f"/v1/intents/{intent_id}/events/stream"), (bot, feed_path(name))):
-        with client.stream("GET", path, params={"since": 0, "wait_seconds": 60}) as r:
+        with client.stream("GET", path, params={"since": 0, "wait_seconds": 60, "incremental": "true"}) as r:
             assert r.status_code == 200
             frames = iter_frames(r)  # held: a dropped generator would close the connection already
             assert next(frames).json["intent_id"] == intent_id  # the stream runs and now waits
@@ -339,7 +339,7 @@ def test_feed_since_skips_earlier_cursors(quiet: RuntimeProcess, admin: httpx.Cl
 def test_feed_is_live(quiet: RuntimeProcess, admin: httpx.Client) -> None:
     name, address, bot = agent(quiet, admin, "livefeed")
     first = create(admin, address)
-    with bot.stream("GET", feed_path(name), params={"since": 0, "wait_seconds": 20}) as r:
+    with bot.stream("GET", feed_path(name), params={"since": 0, "wait_seconds": 20, "incremental": "true"}) as r:
         assert r.status_code == 200
         frames = iter_frames(r)
         assert next(frames).json["intent_id"] == first

@@ -164,7 +164,7 @@ class Runner:
         self._done.set()
 
     async def _listen(self, session: Any, sem: asyncio.Semaphore, tasks: set[asyncio.Task[None]]) -> None:
-        params = {"since": str(self.cursor), "wait_seconds": str(self.wait_seconds)}
+        params = {"since": str(self.cursor), "wait_seconds": str(self.wait_seconds), "incremental": "true"}
         async with session.get(f"/v1/agents/{self.path}/intents/stream", params=params) as response:
             if response.status in (401, 403, 404):
                 text = await response.text()

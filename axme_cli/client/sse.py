@@ -68,7 +68,7 @@ def follow_intent(http: httpx.Client, intent_id: str, *, since: int = 0, wait_se
     cursor = since
     while True:
         with http.stream("GET", f"/v1/intents/{intent_id}/events/stream",
-                         params={"since": cursor, "wait_seconds": wait_seconds},
+                         params={"since": cursor, "wait_seconds": wait_seconds, "incremental": "true"},
                          headers={"accept": "text/event-stream"},
                          timeout=httpx.Timeout(10.0, read=wait_seconds + 15.0)) as response:
             if response.status_code >= 400:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from axme_cli.protocol.addresses import CORE
+
 # Intents to this address with a `human_task` are tasks for people, not for an agent.
-HUMAN_TARGET = "agent://agent_core"
+HUMAN_TARGET = CORE
 
 DEFAULT_OUTCOMES: dict[str, list[str]] = {
     "approval": ["approved", "rejected"],

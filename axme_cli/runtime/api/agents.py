@@ -27,7 +27,7 @@ from axme_cli.runtime.api.common import (
     runtime,
 )
 from axme_cli.runtime.api.intents import validation_failed
-from axme_cli.runtime.api.sse import EventStream, Last
+from axme_cli.runtime.api.sse import LINGER_SECONDS, EventStream, Last, reads_incrementally
 from axme_cli.runtime.clock import to_iso
 from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.engine import agents as engine
@@ -179,6 +179,7 @@ async def stream_agent_intents(request: Request) -> Response:
         raise Forbidden(f"this key may listen only to {principal.address}", code="policy_denied")
     since = int_param(request, "since", 0, 0, 2**53)
     wait_seconds = int_param(request, "wait_seconds", 15, 1, 60)
+    hold = reads_incrementally(request)
     raw_status = request.query_params.get("status")
     if raw_status:
         wanted = {s.strip().upper() for s in raw_status.split(",") if s.strip()}
@@ -195,7 +196,8 @@ async def stream_agent_intents(request: Request) -> Response:
 
     async def frames() -> AsyncIterator[dict[str, str] | list[dict[str, str]]]:
         # Read once, then send what this process's commits put on the feed as the hub hands it over; read again
-        # after a gap (a redelivery, another replica's commit) or a full page.
+        # after a gap (a redelivery, another replica's commit) or a full page. Unless the client reads incrementally
+        # (`hold`), end shortly after sending, for clients that read the whole response first (api/sse.py).
         cursor = since
         deadline = time.monotonic() + wait_seconds
         limit = 200
@@ -221,6 +223,8 @@ async def stream_agent_intents(request: Request) -> Response:
                         await rt.write(record)
                 if batch:
                     yield batch  # one message
+                    if not hold:
+                        deadline = min(deadline, time.monotonic() + LINGER_SECONDS)
                 if len(rows) >= limit:
                     rows = await rt.reads.feed_entries(address, cursor, limit)
                     continue

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from axme_cli.runtime import principals as pr
-from axme_cli.runtime.api.common import authenticate, read_object, respond, runtime
+from axme_cli.runtime.api.common import authenticate, bool_param, read_object, respond, runtime
 from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.engine import auth as engine
 from axme_cli.runtime.errors import DomainError, Forbidden, Unauthorized, Unavailable, Unprocessable
@@ -127,16 +127,6 @@ async def refresh(request: Request) -> Response:
     return respond(_raise_if_refused(result), request=request)
 
 
-def _bool_param(request: Request, name: str) -> bool:
-    raw = (request.query_params.get(name) or "").strip().lower()
-    if raw in ("", "0", "false", "no"):
-        return False
-    if raw in ("1", "true", "yes"):
-        return True
-    raise Unprocessable(f"{name}: must be true or false, got {raw!r}", code="invalid_parameter",
-                        details={"field": name})
-
-
 def _session_holder(principal: Principal) -> str | None:
     """The actor whose sessions this principal sees (None: every actor's, for the workspace key)."""
     if principal.is_actor:
@@ -149,7 +139,7 @@ def _session_holder(principal: Principal) -> str | None:
 async def list_sessions(request: Request) -> Response:
     principal = await authenticate(request)
     holder = _session_holder(principal)
-    include_revoked = _bool_param(request, "include_revoked")
+    include_revoked = bool_param(request, "include_revoked")
     rows = await runtime(request).reads.list_sessions(holder, include_revoked=include_revoked)
     sessions = [engine.session_view(r, principal.session_id) for r in rows]
     return respond({"ok": True, "sessions": sessions, "current_session_id": principal.session_id}, request=request)

@@ -193,6 +193,16 @@ def int_param(request: Request, name: str, default: int, low: int, high: int) ->
     return value
 
 
+def bool_param(request: Request, name: str) -> bool:
+    raw = (request.query_params.get(name) or "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise Unprocessable(f"{name}: must be true or false, got {raw!r}", code="invalid_parameter",
+                        details={"field": name})
+
+
 IDEMPOTENCY_KEY_MAX = 255
 
 

@@ -35,7 +35,7 @@ from axme_cli.runtime.api.common import (
     runtime,
     write_answer,
 )
-from axme_cli.runtime.api.sse import EventStream, Last
+from axme_cli.runtime.api.sse import LINGER_SECONDS, EventStream, Last, reads_incrementally
 from axme_cli.runtime.clock import to_iso
 from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.engine import intents as engine
@@ -195,19 +195,21 @@ async def stream_events(request: Request) -> Response:
     intent_id = request.path_params["intent_id"]
     since = int_param(request, "since", 0, 0, 2**53)
     wait_seconds = int_param(request, "wait_seconds", 15, 1, 60)
+    hold = reads_incrementally(request)
     await _visible(request, principal, intent_id)
-    return EventStream(event_frames(runtime(request), intent_id, since, wait_seconds))
+    return EventStream(event_frames(runtime(request), intent_id, since, wait_seconds, hold=hold))
 
 
 def _seq_of(event: tuple[int, str]) -> int:
     return event[0]
 
 
-async def event_frames(rt: Runtime, intent_id: str, since: int,
-                       wait_seconds: float) -> AsyncGenerator[list[dict[str, Any]], None]:
+async def event_frames(rt: Runtime, intent_id: str, since: int, wait_seconds: float, *,
+                       hold: bool = True) -> AsyncGenerator[list[dict[str, Any]], None]:
     """The SSE frames of an intent's events after ``since`` (the caller checked that it may see the intent), a
     list per read (sent as one message): they end after a terminal event, or with a ``stream.timeout`` frame
-    after ``wait_seconds`` without one. Also the dashboard's live timeline (runtime/ui).
+    after ``wait_seconds`` without one, or, unless ``hold`` (the client reads incrementally, api/sse.py),
+    ``LINGER_SECONDS`` after the first frames went out. Also the dashboard's live timeline (runtime/ui).
 
     The stream reads the events once, then sends what later commits of this process appended as the hub hands
     them over (``Watch.pending``, SQLite only), reading again only when those do not follow on from what it sent
@@ -233,6 +235,8 @@ async def event_frames(rt: Runtime, intent_id: str, since: int,
                     return
             if batch:
                 yield batch
+                if not hold:
+                    deadline = min(deadline, time.monotonic() + LINGER_SECONDS)
             if len(rows) >= limit:
                 rows = await rt.reads.list_events(intent_id, cursor, limit)
                 continue

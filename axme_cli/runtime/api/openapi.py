@@ -290,6 +290,10 @@ _SINCE = ("since", {"type": "integer", "minimum": 0, "maximum": 2**53, "default"
           "Only events (feed entries) after this seq (cursor); exclusive.")
 _WAIT = ("wait_seconds", {"type": "integer", "minimum": 1, "maximum": 60, "default": 15},
          "Close the stream with a `stream.timeout` frame after this long without anything new.")
+_INCREMENTAL = ("incremental", {"type": "boolean", "default": False},
+                "The client reads frames as they come: keep the stream open up to `wait_seconds`. Without it the "
+                "stream ends a few ms after it sent frames (with `stream.timeout` and the cursor to reconnect from), "
+                "for clients that read the whole response before parsing it.")
 _INTENT_STATUS = ("status", STR, f"Comma-separated statuses ({', '.join(lc.STATUSES)}).")
 
 OPERATIONS: dict[tuple[str, str], Op] = {
@@ -326,7 +330,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         query=(_SINCE,), axp="api.intents.events.list.response.v1"),
     ("GET", "/v1/intents/{intent_id}/events/stream"): Op(
         "Follow the intent's events (Server-Sent Events)", "intents",
-        ("sse", sse_event({"anyOf": [ref("IntentEvent"), ref("StreamTimeout")]})), query=(_SINCE, _WAIT),
+        ("sse", sse_event({"anyOf": [ref("IntentEvent"), ref("StreamTimeout")]})), query=(_SINCE, _WAIT, _INCREMENTAL),
         description="Frames `id: <seq>`, `event: <event_type>`, `data: <event JSON>`; ends after a terminal "
                     "event or with `event: stream.timeout`."),
     ("POST", "/v1/intents/{intent_id}/resume"): Op(
@@ -381,7 +385,8 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/v1/agents/{address}/intents/stream"): Op(
         "An agent's delivery feed (Server-Sent Events)", "agents",
         ("sse", sse_event({"anyOf": [ref("FeedEntry"), ref("StreamTimeout")]})),
-        query=(_SINCE, _WAIT, ("status", STR, "Comma-separated statuses to send [default: every open one].")),
+        query=(_SINCE, _WAIT, _INCREMENTAL,
+               ("status", STR, "Comma-separated statuses to send [default: every open one].")),
         errors=(403,),
         description="Each frame is an intent handed to the agent (`id: <cursor>`); sending it records "
                     "`intent.delivered`. Only the workspace key or the agent's own key may listen."),

@@ -8,6 +8,12 @@ Cost per stream: the request's own task pulls the frames and sends them (no lock
 ONE watcher task waits on ``receive()`` for ``http.disconnect`` and, when no frame went out for
 ``PING_SECONDS``, sends the keep-alive comment. A disconnect (or the server shutting down, ``close_all``)
 cancels the request's task, so the iterator's ``finally`` blocks (the hub watches) run at once.
+
+Which clients a stream waits for (``reads_incrementally``): many read a response whole before parsing it (the
+TypeScript SDK's ``response.text()``, Go's ``io.ReadAll``, curl without ``-N``, ``httpx.get``), so a stream that
+stays open for ``wait_seconds`` after a frame holds that frame back from them. A stream ends ``LINGER_SECONDS``
+after it first sent frames, with its ``stream.timeout`` frame (the cursor to reconnect from), unless the client
+says it reads frames as they come; then it stays open up to ``wait_seconds``, as a long poll.
 """
 
 from __future__ import annotations
@@ -19,10 +25,18 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
+from axme_cli.runtime.api.common import bool_param
+
 Frame = dict[str, Any]
+
+# How long a stream that sent frames stays open for more before it ends (whole-response readers wait this long):
+# what one commit and the next few write reaches the client in one response, not one reconnect each.
+LINGER_SECONDS = 0.005
+INCREMENTAL = "incremental"  # the query parameter by which a client says it reads frames as they come
 
 PING_SECONDS = 15.0
 # The order and values sse-starlette sent (its defaults plus our Cache-Control); extra headers replace these.
@@ -65,6 +79,21 @@ def encode(frame: Mapping[str, Any]) -> str:
 def ping() -> bytes:
     """The keep-alive comment, as sse-starlette wrote it."""
     return f": ping - {datetime.now(UTC)}\n\n".encode()
+
+
+def reads_incrementally(request: Request) -> bool:
+    """Whether the client of a stream request reads its frames as they come (then the stream is a long poll).
+
+    Said with ``?incremental=true`` (``axme agents run``, ``axme observe``, the benches). The official Python SDK
+    (0.2.0) reads incrementally but cannot say so, and after every stream that ends without a terminal event its
+    ``observe()`` polls the event list and sleeps a second when nothing is new: it is known by what its client
+    sends on every request, httpx's user agent with ``Content-Type: application/json`` on a bodiless GET (a plain
+    ``httpx.get`` sends no content type)."""
+    if bool_param(request, INCREMENTAL):
+        return True
+    headers = request.headers
+    return (headers.get("user-agent", "").startswith("python-httpx/")
+            and headers.get("content-type", "").startswith("application/json"))
 
 
 def close_all() -> None:

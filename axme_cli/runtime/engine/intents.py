@@ -81,6 +81,8 @@ def op_create(
 
 
 def _create(tx: Tx, s: Settings, req: dict[str, Any], now: float) -> dict[str, Any]:
+    if addresses.is_core(req["to_agent"], s.org, s.workspace):
+        req = {**req, "to_agent": tasks.HUMAN_TARGET}  # one address however it was written, so lists agree
     if req["to_agent"] == tasks.HUMAN_TARGET and req.get("human_task"):
         row = _insert_human_task(tx, s, req, now)
     else:
