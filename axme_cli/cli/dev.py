@@ -339,20 +339,24 @@ def _announce(info: object) -> None:
 
     assert isinstance(info, ReadyInfo)
     s = info.settings
-    context_note = 'CLI context "local"'
     try:
-        became_active = contexts.upsert(
-            "local",
-            {"base_url": info.url, "org_id": s.org, "workspace_id": s.workspace, "environment": "dev"},
-            activate_if_none=True,
-        )
-        secrets.set_secret("local", "api_key", info.admin_key)
-        data = contexts.load()
-        context_note += (
-            " (active)" if data.get("active_context") == "local" else " (not active: `axme context use local`)"
-        )
-        if became_active:
-            context_note += ", just activated"
+        name = contexts.for_runtime(info.url, int(info.url.rsplit(":", 1)[1]))
+        if name is None:
+            context_note = ("not written: contexts local and the one for this port name other runtimes "
+                            "(`axme context list`)")
+        else:
+            became_active = contexts.upsert(
+                name,
+                {"base_url": info.url, "org_id": s.org, "workspace_id": s.workspace, "environment": "dev"},
+                activate_if_none=True,
+            )
+            secrets.set_secret(name, "api_key", info.admin_key)
+            data = contexts.load()
+            context_note = f'CLI context "{name}"' + (
+                " (active)" if data.get("active_context") == name else f" (not active: `axme context use {name}`)"
+            )
+            if became_active:
+                context_note += ", just activated"
     except (ConfigFileError, OSError) as exc:
         err(f"axme dev: could not write the CLI context: {exc}")
         context_note = "not written (see above)"
