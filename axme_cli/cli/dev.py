@@ -201,6 +201,7 @@ def _run(command: str, *, database: str, api_key: str | None, org: str, workspac
                 f"{label} {slug!r} is not a valid slug",
                 fix="use 3-63 lowercase letters, digits or '-', starting and ending with a letter or digit",
             )
+    _check_host(str(serve["host"]))
     if api_key is not None and len(api_key.strip()) < 16:
         raise UsageError("--api-key is too short", fix="use at least 16 characters")
     if "://" in database and not database.startswith((*POSTGRES_SCHEMES, "sqlite:///")):
@@ -260,6 +261,20 @@ def _run(command: str, *, database: str, api_key: str | None, org: str, workspac
         from axme_cli.errors import CliError
 
         raise CliError(f"the runtime could not start: {exc}") from None
+
+
+def _check_host(host: str) -> None:
+    """--host must name an interface: an address, or a name that resolves (the bind would fail later, worse)."""
+    from axme_cli.errors import UsageError
+
+    try:
+        socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError, ValueError):
+        from axme_cli.cli.inputs import shown
+
+        raise UsageError(f"--host {shown(host)} is not an address of this machine",
+                         fix="e.g. --host 127.0.0.1 (this machine only) or --host 0.0.0.0 (every interface)") \
+            from None
 
 
 def _networks(cidrs: list[str]) -> tuple[str, ...]:
