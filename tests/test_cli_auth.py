@@ -130,7 +130,7 @@ def test_wrong_code_keeps_the_login_pending(rt: RuntimeProcess, tmp_path: Path) 
     code = read_code(mail(rt), "ben@example.com")
     wrong = f"{(int(code) + 1) % 1_000_000:06d}"
     out = axme(env, "login", "--code", wrong)
-    assert out.returncode == 1 and "wrong code; 4 tries left" in out.stderr
+    assert out.returncode == 2 and "wrong code; 4 tries left" in out.stderr  # the input was wrong: exit 2
     out = axme(env, "login", "--code", wrong, "--json")
     assert json.loads(out.stdout)["error"]["code"] == "invalid_login_code"
     out = axme(env, "login", "--code", code)

@@ -46,7 +46,10 @@ def test_context_commands_from_scratch_to_deleting_the_active_one(tmp_path: Path
 
     created = axme("context", "create", "prod", "--base-url", "http://127.0.0.1:9", "--api-key", KEY_PROD,
                    "--org-id", "acme", "--environment", "production", env=env)
-    assert created.code == 0 and created.out == "Created context prod.\n", str(created)
+    assert created.code == 0, str(created)
+    assert created.out == "Created context prod. Make it the active one with `axme context use prod`.\n"
+    assert "active_context" not in read(cfg / "config.json")  # never made active on the side
+    assert axme("context", "use", "prod", env=env).code == 0
     again, stage = axme_many([
         (["context", "create", "prod", "--json"], env),
         (["context", "create", "stage", "--base-url", "https://stage.example", "--api-key", KEY_STAGE, "--json"],

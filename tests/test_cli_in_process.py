@@ -48,7 +48,7 @@ def test_context_commands_in_process(home: Path) -> None:
     code, out, _ = invoke("--json", "context", "list")
     assert code == 0 and json.loads(out) == []
     code, out, _ = invoke("context", "create", "ci", "--base-url", "http://127.0.0.1:9", "--json")
-    assert code == 0 and json.loads(out) == {"ok": True, "context": "ci", "active": True}
+    assert code == 0 and json.loads(out) == {"ok": True, "context": "ci", "active": False}
     code, out, _ = invoke("context", "list", "--json")
     assert [c["name"] for c in json.loads(out)] == ["ci"]
     code, out, err = invoke("context", "use", "nope", "--json")

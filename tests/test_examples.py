@@ -45,19 +45,20 @@ def test_examples_list(tmp_path: Path) -> None:
 
 
 def test_order_saga_runs_on_a_temporary_runtime(tmp_path: Path) -> None:
-    env = env_for(tmp_path)
-    out = axme(env, "examples", "run", "order-saga", "--delay", "0", "--base-url", dead_url())
+    env = dict(env_for(tmp_path), AXME_BASE_URL=dead_url())  # the environment's target, not --base-url
+    out = axme(env, "examples", "run", "order-saga", "--delay", "0")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "started a temporary one" in out.stdout
     assert "[final]         COMPLETED" in out.stdout and "Final status: COMPLETED" in out.stdout
+    # its log went with it: the hint does not offer a command that would fail
+    assert "Audit log: gone with the temporary runtime" in out.stdout and "axme intents log" not in out.stdout
     # nothing of the user's was written: the temporary runtime used its own config dir
     assert not (tmp_path / "cfg" / "config.json").exists()
 
 
 def test_fail_at_shipping_undoes_newest_first(tmp_path: Path) -> None:
-    env = env_for(tmp_path)
-    out = axme(env, "examples", "run", "order-saga", "--fail-at", "shipping", "--delay", "0", "--base-url",
-               dead_url())
+    env = dict(env_for(tmp_path), AXME_BASE_URL=dead_url())
+    out = axme(env, "examples", "run", "order-saga", "--fail-at", "shipping", "--delay", "0")
     assert out.returncode == 1, out.stdout + out.stderr
     text = out.stdout
     assert text.index("undo charge") < text.index("undo reserve")
@@ -74,8 +75,73 @@ def test_examples_run_uses_the_context_runtime_and_json_lines(runtime: RuntimePr
     events = [json.loads(line) for line in out.stdout.splitlines()]
     assert events[-1]["status"] == "COMPLETED"
     assert "Using the runtime at" in out.stderr
-    saved = json.loads((tmp_path / "cfg" / "scenario-agents.json").read_text())["agents"]
-    assert saved[0]["address"].endswith("/order-coordinator-demo") and saved[0]["base_url"] == runtime.url
+    # the run's own agent (order-coordinator-demo-<tag>) is retired at the end: its key forgotten, its account gone
+    assert json.loads((tmp_path / "cfg" / "scenario-agents.json").read_text())["agents"] == []
+    address = next(w for w in out.stderr.split() if "/order-coordinator-demo-" in w)
+    with runtime.client() as admin:
+        accounts = admin.get("/v1/service-accounts").json()["service_accounts"]
+    assert all(a["status"] == "deleted" for a in accounts if a["agent_address"] == address)
+
+
+def test_an_explicit_dead_base_url_is_an_error_not_a_temporary_runtime(tmp_path: Path) -> None:
+    url = dead_url()
+    out = axme(env_for(tmp_path), "examples", "run", "order-saga", "--base-url", url)
+    assert out.returncode == 1 and f"axme: cannot reach {url} (--base-url)" in out.stderr
+    assert "started a temporary one" not in out.stdout + out.stderr
+
+
+def test_the_log_hint_keeps_the_target_it_was_given(runtime: RuntimeProcess, tmp_path: Path) -> None:
+    out = axme(env_for(tmp_path), "examples", "run", "cross-service-coordination", "--delay", "0", "--base-url",
+               runtime.url, "--api-key", runtime.api_key or "")
+    assert out.returncode == 0, out.stdout + out.stderr
+    hint = next(line for line in out.stdout.splitlines() if line.startswith("Audit log: "))
+    intent_id = hint.split()[5]
+    assert hint == f"Audit log: axme intents log {intent_id} --base-url {runtime.url} --api-key <key>"
+    shown = axme(env_for(tmp_path), "intents", "log", intent_id, "--base-url", runtime.url, "--api-key",
+                 runtime.api_key or "")
+    assert shown.returncode == 0 and "Final status: COMPLETED" in shown.stdout
+
+
+def test_concurrent_runs_each_end_as_their_flags_say(runtime: RuntimeProcess, tmp_path: Path) -> None:
+    """Two runs of one example on one runtime at once: each run's demo agents serve only that run."""
+    args = ("examples", "run", "order-saga", "--delay", "0.2", "--base-url", runtime.url, "--api-key",
+            runtime.api_key or "")
+    env = env_for(tmp_path)
+    ok = subprocess.Popen([sys.executable, "-m", "axme_cli", *args], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+    failing = subprocess.Popen([sys.executable, "-m", "axme_cli", *args, "--fail-at", "shipping"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ok_out, ok_err = ok.communicate(timeout=120)
+    bad_out, bad_err = failing.communicate(timeout=120)
+    assert ok.returncode == 0 and "Final status: COMPLETED" in ok_out, ok_out + ok_err
+    assert failing.returncode == 1 and "Final status: FAILED" in bad_out, bad_out + bad_err
+    assert "compensated: charge, reserve" in bad_out
+
+
+def test_a_leftover_agent_on_the_plain_address_takes_no_step(runtime: RuntimeProcess, tmp_path: Path) -> None:
+    """`axme agents run inventory` left running (here one that fails whatever it gets, at once) does not serve
+    the example's steps."""
+    with runtime.client() as admin:
+        accounts = admin.get("/v1/service-accounts").json()["service_accounts"]
+        existing = next((a for a in accounts if a["agent_address"] == "agent://local/dev/inventory"
+                         and a["status"] == "active"), None)
+        if existing is None:
+            _, token = make_agent(admin, "inventory")
+        else:
+            token = admin.post(f"/v1/service-accounts/{existing['service_account_id']}/keys",
+                               json={}).json()["key"]["token"]
+    env = env_for(tmp_path)
+    leftover = subprocess.Popen([sys.executable, "-m", "axme_cli", "agents", "run", "inventory", "--api-key", token,
+                                 "--base-url", runtime.url, "--", "false"], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+    try:
+        out = axme(env, "examples", "run", "order-saga", "--base-url", runtime.url, "--api-key",
+                   runtime.api_key or "")
+    finally:
+        leftover.terminate()
+        _, leftover_err = leftover.communicate(timeout=15)
+    assert out.returncode == 0 and "Final status: COMPLETED" in out.stdout, out.stdout + out.stderr
+    assert "order.inventory" not in leftover_err  # it was handed none of the example's steps
 
 
 SCRIPT = """

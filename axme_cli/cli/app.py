@@ -34,7 +34,8 @@ HELP = """axme: the CLI and local runtime for the AXP intent protocol.
 Start a runtime with `axme dev`, then check it with `axme status`.
 --json (anywhere on the line) prints one JSON document; streams print one JSON object per line.
 Exit codes: 0 ok, 1 the request failed or the awaited intent ended badly, 2 usage, configuration
-or credentials problem. Precedence: flags > AXME_* environment > the active context."""
+or credentials problem, 141 the reader of the output went away (broken pipe).
+Precedence: flags > AXME_* environment > the active context."""
 
 JSON_FLAG = "--json"
 _JSON_SEEN = "axme.json"  # ctx.meta key: --json was given somewhere after the command name
@@ -73,24 +74,36 @@ class Root(LazyGroup):
 def exit_code_for(exc: Exception, *, as_json: bool) -> int:
     """Report an error (one sentence and the fix on stderr; with --json also the JSON error document) and
     return the exit code: the one place where errors become output."""
-    from axme_cli.errors import CliError
-    from axme_cli.render.console import print_json, report_error
+    from axme_cli.errors import CliError, OutputError
+    from axme_cli.render.console import err, print_json, report_error, silence_stdout
 
-    if isinstance(exc, CliError):
-        report_error(exc, as_json=as_json)
+    if isinstance(exc, BrokenPipeError):  # a write that did not go through render/console (rich's)
+        exc = OutputError.of(exc)
+    if isinstance(exc, OutputError):
+        silence_stdout()
+        if not exc.broken_pipe:  # a reader that went away knows; anything else is said on stderr
+            report_error(exc)
         return exc.exit_code
-    if isinstance(exc, typer.Abort):
-        return 130
-    if isinstance(exc, ClickException):  # click's usage errors: its own text (usage line and hint) on stderr
-        if as_json:
-            print_json({"ok": False, "error": {"code": "usage_error", "message": exc.format_message()}})
-        exc.show()
-        return exc.exit_code
-    if os.environ.get("AXME_DEBUG"):
-        raise exc
-    report_error(CliError(f"unexpected error: {exc.__class__.__name__}: {exc}",
-                          fix="rerun with AXME_DEBUG=1 for the traceback and report it"), as_json=as_json)
-    return 1
+    try:
+        if isinstance(exc, CliError):
+            report_error(exc, as_json=as_json)
+            return exc.exit_code
+        if isinstance(exc, typer.Abort):
+            return 130
+        if isinstance(exc, ClickException):  # click's usage errors: its own text (usage line and hint) on stderr
+            if as_json:
+                print_json({"ok": False, "error": {"code": "usage_error", "message": exc.format_message()}})
+            exc.show()
+            return exc.exit_code
+        if os.environ.get("AXME_DEBUG"):
+            raise exc
+        report_error(CliError(f"unexpected error: {exc.__class__.__name__}: {exc}",
+                              fix="rerun with AXME_DEBUG=1 for the traceback and report it"), as_json=as_json)
+        return 1
+    except OutputError:  # the error's JSON document could not be written either: the sentence is on stderr
+        silence_stdout()
+        err(f"axme: {getattr(exc, 'message', exc)}")
+        return getattr(exc, "exit_code", 1) if isinstance(exc, CliError | ClickException) else 1
 
 
 app = LazyTyper(

@@ -264,7 +264,7 @@ def _pending_for(name: str, base_url: str, email: str | None) -> dict[str, Any] 
 def _verify(base_url: str, pending: dict[str, Any], code: str) -> dict[str, Any]:
     """The verify answer; raises CliError for an unusable login intent, returns {"retry": msg} for a wrong code."""
     from axme_cli.client.http import Client
-    from axme_cli.errors import CliError
+    from axme_cli.errors import UsageError
 
     with Client(base_url, timeout=30.0) as c:
         body = c.verify_login_code(pending["intent_id"], code)
@@ -275,13 +275,13 @@ def _verify(base_url: str, pending: dict[str, Any], code: str) -> dict[str, Any]
     if error.get("code") == "invalid_login_code" and (error.get("details") or {}).get("tries_left", 0) > 0:
         return {"retry": message}
     _set_config(pending_login=None)
-    raise CliError(message, fix="run `axme login` again for a new code", code=error.get("code") or "login_failed")
+    raise UsageError(message, fix="run `axme login` again for a new code", code=error.get("code") or "login_failed")
 
 
 def _login_with_email(name: str, base_url: str, explicit_url: bool, email: str | None, code: str | None) -> None:
     from axme_cli.cli.common import output
     from axme_cli.config import contexts, secrets
-    from axme_cli.errors import CliError, UsageError
+    from axme_cli.errors import UsageError
 
     interactive = _interactive()
     if email:
@@ -315,8 +315,8 @@ def _login_with_email(name: str, base_url: str, explicit_url: bool, email: str |
         if "retry" not in body:
             break
         if not interactive:
-            raise CliError(body["retry"], fix="rerun `axme login --code CODE` with the code from the mail",
-                           code="invalid_login_code")
+            raise UsageError(body["retry"], fix="rerun `axme login --code CODE` with the code from the mail",
+                             code="invalid_login_code")
         from axme_cli.render.console import err
 
         err(f"axme: {body['retry']}")

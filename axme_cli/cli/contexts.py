@@ -17,6 +17,18 @@ Env = Annotated[str | None, typer.Option("--environment", show_default=False)]
 
 
 
+def check_name(name: str) -> None:
+    """A context name is a word people type and files hold: 1-64 letters, digits, '.', '_' or '-'."""
+    import re
+
+    from axme_cli.cli.inputs import shown
+    from axme_cli.errors import UsageError
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
+        raise UsageError(f"context name {shown(name)} is not allowed",
+                         fix="use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+
+
 def _fields(base_url: str | None, org_id: str | None, workspace_id: str | None, owner_agent: str | None,
             environment: str | None) -> dict[str, Any]:
     return {"base_url": base_url, "org_id": org_id, "workspace_id": workspace_id, "owner_agent": owner_agent,
@@ -99,6 +111,7 @@ def _write(name: str, fields: dict[str, Any], api_key: str | None, *, create: bo
     from axme_cli.config import contexts, secrets
     from axme_cli.errors import UsageError
 
+    check_name(name)
     data = contexts.load()
     exists = name in data["contexts"]
     if create and exists:
@@ -111,13 +124,14 @@ def _write(name: str, fields: dict[str, Any], api_key: str | None, *, create: bo
     if create:
         ctx.setdefault("base_url", contexts.DEFAULT_BASE_URL)
     ctx.update({k: v for k, v in fields.items() if v is not None})
-    if not data.get("active_context") or data["active_context"] not in data["contexts"]:
-        data["active_context"] = name
     if api_key is not None:  # the secret first: a failure then leaves config.json as it was
         secrets.set_secret(name, "api_key", api_key)
     contexts.save(data)
-    output().result({"ok": True, "context": name, "active": data["active_context"] == name},
-                    f"{'Created' if create or not exists else 'Updated'} context {name}.")
+    active = data.get("active_context") == name
+    # Never made active on the side: which runtime later commands reach changes only with `context use`.
+    output().result({"ok": True, "context": name, "active": active},
+                    f"{'Created' if create or not exists else 'Updated'} context {name}."
+                    + ("" if active else f" Make it the active one with `axme context use {name}`."))
 
 @app.command("set")
 def set_(name: NameArg, base_url: BaseUrl = None, api_key: ApiKey = None, org_id: Org = None,

@@ -201,6 +201,7 @@ def _run(command: str, *, database: str, api_key: str | None, org: str, workspac
                 f"{label} {slug!r} is not a valid slug",
                 fix="use 3-63 lowercase letters, digits or '-', starting and ending with a letter or digit",
             )
+    _check_host(str(serve["host"]))
     if api_key is not None and len(api_key.strip()) < 16:
         raise UsageError("--api-key is too short", fix="use at least 16 characters")
     if "://" in database and not database.startswith((*POSTGRES_SCHEMES, "sqlite:///")):
@@ -260,6 +261,20 @@ def _run(command: str, *, database: str, api_key: str | None, org: str, workspac
         from axme_cli.errors import CliError
 
         raise CliError(f"the runtime could not start: {exc}") from None
+
+
+def _check_host(host: str) -> None:
+    """--host must name an interface: an address, or a name that resolves (the bind would fail later, worse)."""
+    from axme_cli.errors import UsageError
+
+    try:
+        socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError, ValueError):
+        from axme_cli.cli.inputs import shown
+
+        raise UsageError(f"--host {shown(host)} is not an address of this machine",
+                         fix="e.g. --host 127.0.0.1 (this machine only) or --host 0.0.0.0 (every interface)") \
+            from None
 
 
 def _networks(cidrs: list[str]) -> tuple[str, ...]:
@@ -339,20 +354,24 @@ def _announce(info: object) -> None:
 
     assert isinstance(info, ReadyInfo)
     s = info.settings
-    context_note = 'CLI context "local"'
     try:
-        became_active = contexts.upsert(
-            "local",
-            {"base_url": info.url, "org_id": s.org, "workspace_id": s.workspace, "environment": "dev"},
-            activate_if_none=True,
-        )
-        secrets.set_secret("local", "api_key", info.admin_key)
-        data = contexts.load()
-        context_note += (
-            " (active)" if data.get("active_context") == "local" else " (not active: `axme context use local`)"
-        )
-        if became_active:
-            context_note += ", just activated"
+        name = contexts.for_runtime(info.url, int(info.url.rsplit(":", 1)[1]))
+        if name is None:
+            context_note = ("not written: contexts local and the one for this port name other runtimes "
+                            "(`axme context list`)")
+        else:
+            became_active = contexts.upsert(
+                name,
+                {"base_url": info.url, "org_id": s.org, "workspace_id": s.workspace, "environment": "dev"},
+                activate_if_none=True,
+            )
+            secrets.set_secret(name, "api_key", info.admin_key)
+            data = contexts.load()
+            context_note = f'CLI context "{name}"' + (
+                " (active)" if data.get("active_context") == name else f" (not active: `axme context use {name}`)"
+            )
+            if became_active:
+                context_note += ", just activated"
     except (ConfigFileError, OSError) as exc:
         err(f"axme dev: could not write the CLI context: {exc}")
         context_note = "not written (see above)"

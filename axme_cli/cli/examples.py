@@ -48,7 +48,6 @@ def run(
 
 def _run(name: str, bundle: dict[str, Any], fail_at: str | None, delay: float, base_url: str | None,
          api_key: str | None, context: str | None) -> str:
-    import contextlib
     import os
     import subprocess
     import sys
@@ -58,49 +57,114 @@ def _run(name: str, bundle: dict[str, Any], fail_at: str | None, delay: float, b
     from axme_cli.cli.scenarios import provision, run_and_follow
     from axme_cli.client.http import Client
     from axme_cli.config import agents_file
-    from axme_cli.errors import CliError
+    from axme_cli.errors import CliError, UnreachableError
     say = output().say
-    started: list[subprocess.Popen[bytes]] = []
+    agents: list[subprocess.Popen[bytes]] = []
+    runtime: subprocess.Popen[bytes] | None = None
     scratch = tempfile.TemporaryDirectory(prefix="axme-example-")
+    bundle = own_addresses(bundle)
+    provisioned: list[dict[str, Any]] = []
+    c: Client | None = None
     try:
         t = target(base_url, api_key, context)
-        reachable = _answers(t.base_url)
-        if reachable:
+        if _answers(t.base_url):
             c = client(base_url, api_key, context)
             say(f"Using the runtime at {t.base_url} (context {t.context}).")
+        elif base_url:  # asked for by name: a temporary runtime instead would run the example somewhere else
+            raise UnreachableError(f"cannot reach {t.base_url} (--base-url)", code="unreachable",
+                                   fix="start it (`axme dev`), or leave out --base-url to run the example on a "
+                                   "temporary runtime")
         else:
             # A temporary runtime with its own config dir, so nothing of the user's is touched.
             os.environ["AXME_CONFIG_DIR"] = os.path.join(scratch.name, "config")
-            url, key, proc = _start_runtime(scratch.name)
-            started.append(proc)
+            url, key, runtime = _start_runtime(scratch.name)
             c = Client(url, key)
             say(f"No runtime answers at {t.base_url}; started a temporary one at {url} (stopped at the end).")
-        with c:
-            provision(c, bundle)
-            env = dict(os.environ, AXME_DEMO_DELAY=str(delay), AXME_DEMO_FAIL_AT=fail_at or "")
-            for agent in bundle["agents"]:
-                entry = agents_file.lookup(agent["address"], c.base_url)
-                if entry is None:
-                    raise CliError(f"no key for {agent['address']} after provisioning")
-                log = open(os.path.join(scratch.name, f"agent-{agent['role']}.log"), "wb")  # noqa: SIM115
-                started.append(subprocess.Popen(
-                    [sys.executable, "-m", "axme_cli", "agents", "run", entry["address"], "--api-key",
-                     entry["api_key"], "--base-url", c.base_url, "--handler", "axme_cli.agents.demo:handle"],
-                    env=env, stdout=log, stderr=subprocess.STDOUT))
-                say(f"  agent {agent['role']:10} {entry['address']}  (pid {started[-1].pid})")
-            answer = c.apply_scenario(bundle)
-            say(f"  intent {answer['intent_id']}" + (f"  (failing at {fail_at})" if fail_at else ""))
-            return run_and_follow(c, answer["intent_id"], title=bundle.get("title") or name, watch=True)
+        provisioned = provision(c, bundle)
+        env = dict(os.environ, AXME_DEMO_DELAY=str(delay), AXME_DEMO_FAIL_AT=fail_at or "")
+        for agent in bundle["agents"]:
+            entry = agents_file.lookup(agent["address"], c.base_url)
+            if entry is None:
+                raise CliError(f"no key for {agent['address']} after provisioning")
+            log = open(os.path.join(scratch.name, f"agent-{agent['role']}.log"), "wb")  # noqa: SIM115
+            agents.append(subprocess.Popen(
+                [sys.executable, "-m", "axme_cli", "agents", "run", entry["address"], "--api-key",
+                 entry["api_key"], "--base-url", c.base_url, "--handler", "axme_cli.agents.demo:handle"],
+                env=env, stdout=log, stderr=subprocess.STDOUT))
+            say(f"  agent {agent['role']:10} {entry['address']}  (pid {agents[-1].pid})")
+        answer = c.apply_scenario(bundle)
+        say(f"  intent {answer['intent_id']}" + (f"  (failing at {fail_at})" if fail_at else ""))
+        # The log of a temporary runtime goes with it; otherwise the hint names what this run was given.
+        hint = None if runtime else log_hint(answer["intent_id"], t.base_url if base_url else None,
+                                             api_key is not None, context)
+        return run_and_follow(c, answer["intent_id"], title=bundle.get("title") or name, watch=True, hint=hint)
     finally:
-        for proc in reversed(started):
-            with contextlib.suppress(ProcessLookupError):
-                proc.terminate()
-        for proc in started:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        _stop(agents)
+        if c is not None:
+            with c:
+                if runtime is None:
+                    _retire(c, provisioned)
+        if runtime is not None:
+            _stop([runtime])
         scratch.cleanup()
+
+
+def own_addresses(bundle: dict[str, Any]) -> dict[str, Any]:
+    """The bundle with each agent at an address of this run's own (``inventory`` -> ``inventory-3f9a1c``), so two
+    runs on one runtime, or an `axme agents run inventory` left running, never take each other's steps."""
+    import copy
+    import secrets
+
+    tag = secrets.token_hex(3)
+    own = copy.deepcopy(bundle)
+    for agent in own["agents"]:
+        head, _, name = agent["address"].rpartition("/")
+        agent["address"] = f"{head}/{name}-{tag}" if head else f"{name}-{tag}"
+    return own
+
+
+def log_hint(intent_id: str, base_url: str | None, api_key: bool, context: str | None) -> str:
+    """The command that shows the run's audit log, with the target this run was given on its command line (the
+    key as a placeholder: it is not printed)."""
+    words = ["axme", "intents", "log", intent_id]
+    if base_url:
+        words += ["--base-url", base_url]
+    if api_key:
+        words += ["--api-key", "<key>"]
+    if context:
+        words += ["--context", context]
+    return " ".join(words)
+
+
+def _retire(c: Any, provisioned: list[dict[str, Any]]) -> None:
+    """Delete the run's own service accounts (their keys are revoked with them) and forget their keys: each run
+    makes new ones, which would otherwise pile up. Best effort: the run's outcome is already decided."""
+    import contextlib
+
+    from axme_cli.config import agents_file
+    from axme_cli.errors import CliError
+
+    for agent in provisioned:
+        with contextlib.suppress(CliError, OSError):
+            with agents_file.locked():
+                entry = agents_file.find(agent["address"], c.base_url)
+                agents_file.remove(agent["address"], c.base_url)
+            if entry and entry.get("service_account_id"):
+                c.delete_service_account(entry["service_account_id"])
+
+
+def _stop(procs: list[Any]) -> None:
+    import contextlib
+    import subprocess
+
+    for proc in reversed(procs):
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def _answers(base_url: str) -> bool:

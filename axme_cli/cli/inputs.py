@@ -15,7 +15,9 @@ def parse_json_object(raw: str, flag: str = "--data-json") -> dict[str, Any]:
             with open(path, encoding="utf-8") as fh:
                 raw = fh.read()
         except OSError as exc:
-            raise UsageError(f"{flag}: cannot read {path} ({exc.strerror})") from None
+            raise UsageError(f"{flag}: cannot read {path} ({exc.strerror})", fix="check the path after @") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"{flag}: {path} is not UTF-8 text", fix="give it a JSON file (UTF-8)") from None
     try:
         value = json.loads(raw)
     except ValueError as exc:
@@ -28,17 +30,53 @@ def parse_json_object(raw: str, flag: str = "--data-json") -> dict[str, Any]:
 
 
 def parse_pairs(pairs: list[str] | None, flag: str = "--data") -> dict[str, Any]:
-    """``k=v``; v is read as JSON when it parses (numbers, true, null, objects), else kept as text."""
+    """``k=v``: ``v`` as JSON (a number, true, false, null, an object or array) only when nothing of what was
+    typed is lost that way, else as the text typed. So ``quantity=2`` is 2, but ``version=1.10`` stays "1.10",
+    ``phone=5551234567890123456789`` (beyond 64 bits) and ``e=1e400`` (beyond a double) stay text."""
     result: dict[str, Any] = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise UsageError(f"{flag} {pair!r}: expected key=value", fix=f"e.g. {flag} quantity=2")
-        try:
-            result[key] = json.loads(value)
-        except ValueError:
-            result[key] = value
+        result[key] = typed(value, f"{flag} {key}")
     return result
+
+
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def typed(value: str, where: str) -> Any:
+    """``value`` as the JSON value it spells exactly, or as text (see parse_pairs)."""
+    import math
+
+    if value[:1] in ("{", "["):  # meant as JSON: an error in it is the caller's to fix, not text to send
+        try:
+            return json.loads(value, parse_constant=_refuse)
+        except ValueError as exc:
+            raise UsageError(f"{where}: not valid JSON ({exc})", fix="quote it for the shell, or send the text "
+                             "with --data-json") from None
+    try:
+        parsed = json.loads(value, parse_constant=_refuse)
+    except ValueError:
+        return value
+    if isinstance(parsed, bool) or parsed is None:
+        return parsed
+    if isinstance(parsed, int):
+        return parsed if INT64[0] <= parsed <= INT64[1] and str(parsed) == value else value
+    if isinstance(parsed, float):
+        return parsed if math.isfinite(parsed) and repr(parsed) == value else value
+    return value  # a JSON string ("\"x\""): the text as typed
+
+
+def _refuse(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def shown(value: str) -> str:
+    """A command-line word as people can read it back, whatever bytes it held (``$'\\xff'`` -> ``'\\xff'``)."""
+    import os
+
+    return "'" + os.fsencode(value).decode("utf-8", "backslashreplace") + "'"
 
 
 def merged_data(data_json: str | None, pairs: list[str] | None) -> dict[str, Any]:

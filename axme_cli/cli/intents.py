@@ -10,7 +10,56 @@ import typer
 from axme_cli.cli.common import ApiKeyOpt, BaseUrlOpt, ContextOpt
 from axme_cli.protocol.lifecycle import TERMINAL
 
-IdArg = Annotated[str, typer.Argument(help="Intent id.", show_default=False)]
+
+def _intent_id(value: str) -> str:
+    """An intent id is a UUID; anything else is a typo, said here rather than by a 404 (or an encoding error)."""
+    import uuid
+
+    from axme_cli.cli.inputs import shown
+    from axme_cli.errors import UsageError
+
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise UsageError(f"intent id {shown(value)} is not a UUID",
+                         fix="copy the id from `axme intents list`") from None
+
+
+def _statuses(value: str | None) -> str | None:
+    """``--status a,b``: known statuses, upper-cased."""
+    from axme_cli.cli.inputs import shown
+    from axme_cli.errors import UsageError
+    from axme_cli.protocol.lifecycle import STATUSES
+
+    if value is None:
+        return None
+    wanted = [s.strip().upper() for s in value.split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in STATUSES]
+    if unknown or not wanted:
+        named = ", ".join(shown(s) for s in unknown) or shown(value)
+        raise UsageError(f"--status {named}: not a status", fix=f"use one or more of {', '.join(STATUSES)}")
+    return ",".join(wanted)
+
+
+def _deadline(value: str | None) -> str | None:
+    from datetime import datetime
+
+    from axme_cli.cli.inputs import shown
+    from axme_cli.errors import UsageError
+
+    if value is None:
+        return None
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None:
+        raise UsageError(f"--deadline-at {shown(value)} is not an RFC 3339 time with a zone",
+                         fix="e.g. --deadline-at 2030-01-31T17:00:00Z")
+    return value
+
+
+IdArg = Annotated[str, typer.Argument(help="Intent id.", show_default=False, callback=_intent_id)]
 
 
 def _exit_for(status: str) -> None:
@@ -53,7 +102,7 @@ def send(
     body: dict[str, Any] = {"intent_type": intent_type, "to_agent": to, "correlation_id": str(correlation),
                             "payload": merged_data(data_json, data)}
     if deadline:
-        body["deadline_at"] = deadline
+        body["deadline_at"] = _deadline(deadline)
     if max_attempts:
         body["max_delivery_attempts"] = max_attempts
     with client(base_url, api_key, context) as c:
@@ -84,7 +133,7 @@ def list_(
     from axme_cli.render.tables import table
 
     with client(base_url, api_key, context) as c:
-        rows = c.list_intents(limit=limit, status=status.upper() if status else None)
+        rows = c.list_intents(limit=limit, status=_statuses(status))
     output().result(rows, lambda: table(
         ["ID", "STATUS", "TYPE", "TO", "AGE"],
         [[r["intent_id"], r["status"], r["intent_type"], r["to_agent"], age(r.get("updated_at"))] for r in rows],
@@ -249,7 +298,7 @@ def cleanup(
     body: dict[str, Any] = {"older_than_hours": older_than, "dry_run": dry_run, "reason": reason,
                             "limit": limit}
     if status:
-        body["status_filter"] = [s.strip().upper() for s in status.split(",") if s.strip()]
+        body["status_filter"] = (_statuses(status) or "").split(",")
     with client(base_url, api_key, context, timeout=300.0) as c:
         result = c.bulk_cancel(body)
     if dry_run:

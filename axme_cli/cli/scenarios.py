@@ -162,14 +162,16 @@ def _provision_one(c: Any, agent: dict[str, Any], address: str, org: str, ws: st
     return {"address": address, "key": f"saved to {agents_file.path()}", "created": created}
 
 
-def run_and_follow(c: Any, intent_id: str, *, title: str, watch: bool) -> str:
-    """Follow a workflow parent to its end: live view with --watch, silent otherwise. Returns the status."""
+def run_and_follow(c: Any, intent_id: str, *, title: str, watch: bool, hint: str | None | bool = True) -> str:
+    """Follow a workflow parent to its end: live view with --watch, silent otherwise. Returns the status.
+    ``hint``: the command that shows the audit log afterwards (True: `axme intents log ID`; None: none works)."""
     from axme_cli.cli.common import output
     from axme_cli.render.workflow import WorkflowView, follow
 
     shown = output()
     events = c.follow_intent(intent_id, wait_seconds=15)
-    view = WorkflowView(intent_id, title=title)
+    view = WorkflowView(intent_id, title=title,
+                        log_hint=f"axme intents log {intent_id}" if hint is True else hint or None)
     if not watch:
         for _ in events:
             pass

@@ -58,3 +58,15 @@ def upsert(name: str, fields: dict[str, Any], *, activate_if_none: bool = False)
         data["active_context"] = name
     save(data)
     return became_active
+
+
+def for_runtime(base_url: str, port: int) -> str | None:
+    """The context `axme dev` keeps for the runtime at ``base_url``: ``local``, unless that one already names
+    another runtime (which may still be running); then ``local-<port>``; None when that too names another one.
+    A runtime never takes over a context of another: each keeps reaching the runtime it was made for."""
+    known = load()["contexts"]
+    for name in ("local", f"local-{port}"):
+        ctx = known.get(name)
+        if ctx is None or str(ctx.get("base_url") or "").rstrip("/") == base_url.rstrip("/"):
+            return name
+    return None

@@ -66,7 +66,11 @@ def private_folder(path: Path) -> Path:
 
 
 def write_json(path: Path, value: Any, mode: int = 0o600) -> None:
-    write_atomic(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode(), mode)
+    try:
+        write_atomic(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode(), mode)
+    except OSError as exc:
+        raise ConfigFileError(f"{path}: cannot be written ({exc.strerror}); check the folder's permissions, or "
+                              "point AXME_CONFIG_DIR at a folder of yours") from None
 
 
 def read_json(path: Path, default: Any) -> Any:
@@ -76,6 +80,8 @@ def read_json(path: Path, default: Any) -> Any:
         return default
     except OSError as exc:
         raise ConfigFileError(f"{path}: cannot be read ({exc.strerror}); check its permissions") from None
+    except UnicodeDecodeError:
+        raise ConfigFileError(f"{path}: is not UTF-8 text; fix it or move it away to start fresh") from None
     try:
         value = json.loads(text)
     except ValueError as exc:

@@ -79,4 +79,24 @@ def effective(*, base_url: str | None = None, api_key: str | None = None, contex
     if target.refresh_token:
         sources["refresh_token"] = "context"
     sources.setdefault("base_url", "default")
+    _check_url(target.base_url, sources["base_url"], name)
     return target
+
+
+def _check_url(url: str, source: str, context: str) -> None:
+    """A base URL the client can use, else a usage error naming where it came from."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # a port that is not a number raises ValueError
+        url.encode("ascii")
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except (ValueError, UnicodeEncodeError):
+        ok = False
+    if not ok:
+        from axme_cli.errors import UsageError
+
+        where = {"flag": "--base-url", "context": f"context {context!r}"}.get(source, source.removeprefix("env "))
+        raise UsageError(f"{where}: {url!r} is not an http(s) URL",
+                         fix="e.g. http://127.0.0.1:8100 (the scheme, the host and, if not 80/443, the port)")

@@ -7,6 +7,8 @@ import sys
 
 
 def fancy() -> bool:
+    if sys.stdout is None:  # started with stdout closed
+        return False
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
 

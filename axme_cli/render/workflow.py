@@ -43,6 +43,7 @@ class WorkflowView:
     final_error: dict[str, Any] | None = None
     started: float | None = None
     ended: float | None = None
+    log_hint: str | None = None  # the command that shows the audit log, if one can
 
     def _row(self, key: str, label: str) -> Row:
         if key not in self.rows:
@@ -140,7 +141,8 @@ class WorkflowView:
                          f"{', '.join(err.get('compensated') or []) or 'nothing'}"
                          + (f"; compensation failed: {', '.join(err['compensation_failed'])}"
                             if err.get("compensation_failed") else ""))
-        lines.append(f"Audit log: axme intents log {self.intent_id}")
+        lines.append(f"Audit log: {self.log_hint}" if self.log_hint else
+                     "Audit log: gone with the temporary runtime (run `axme dev` first to keep it)")
         return lines
 
 

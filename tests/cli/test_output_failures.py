@@ -1,0 +1,88 @@
+"""stdout closed, full, or a pipe whose reader went away: one sentence on stderr (or, for a broken pipe, silence
+and 141), never a traceback, in every mode (text, --json, a stream of JSON lines)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cli.helpers import axme, env_for, no_traceback
+from tests.runtime_proc import RuntimeProcess
+
+# Commands that write a result to stdout: a single result, a list, a stream of events, text and JSON.
+COMMANDS = [
+    ("status", "--json"),
+    ("status",),
+    ("intents", "list", "--json"),
+    ("intents", "list"),
+    ("version",),
+]
+
+
+def _close_stdout() -> None:
+    os.close(1)
+
+
+@pytest.mark.backends("sqlite")
+@pytest.mark.parametrize("args", COMMANDS, ids=" ".join)
+def test_stdout_closed(runtime: RuntimeProcess, tmp_path: Path, args: tuple[str, ...]) -> None:
+    env = env_for(tmp_path, AXME_BASE_URL=runtime.url, AXME_API_KEY=runtime.api_key or "")
+    result = subprocess.run([sys.executable, "-m", "axme_cli", *args], env=env, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_close_stdout, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.startswith("axme: cannot write the output: stdout is closed\n  fix: "), result.stderr
+    no_traceback(result)
+
+
+@pytest.mark.backends("sqlite")
+@pytest.mark.parametrize("args", COMMANDS, ids=" ".join)
+def test_stdout_full(runtime: RuntimeProcess, tmp_path: Path, args: tuple[str, ...]) -> None:
+    env = env_for(tmp_path, AXME_BASE_URL=runtime.url, AXME_API_KEY=runtime.api_key or "")
+    with open("/dev/full", "w") as full:
+        result = axme(env, *args, stdout=full)
+    assert result.returncode == 1
+    assert result.stderr.startswith("axme: cannot write the output: No space left on device\n"), result.stderr
+    no_traceback(result)
+
+
+@pytest.mark.backends("sqlite")
+@pytest.mark.parametrize("args", COMMANDS, ids=" ".join)
+def test_broken_pipe_is_quiet(runtime: RuntimeProcess, tmp_path: Path, args: tuple[str, ...]) -> None:
+    env = env_for(tmp_path, AXME_BASE_URL=runtime.url, AXME_API_KEY=runtime.api_key or "")
+    proc = subprocess.Popen([sys.executable, "-m", "axme_cli", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader goes away before anything is written (`axme ... | head -0`)
+    code = proc.wait(60)
+    stderr = proc.stderr.read()
+    assert code == 141 and stderr == ""
+
+
+@pytest.mark.backends("sqlite")
+def test_error_report_with_stdout_closed(tmp_path: Path) -> None:
+    """The command fails (nothing listens) and its --json error document cannot be written either."""
+    env = env_for(tmp_path, AXME_BASE_URL="http://127.0.0.1:9")
+    result = subprocess.run([sys.executable, "-m", "axme_cli", "status", "--json"], env=env,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_close_stdout, timeout=60)
+    assert result.returncode == 1 and result.stderr.startswith("axme: cannot reach http://127.0.0.1:9\n")
+    no_traceback(result)
+
+
+@pytest.mark.backends("sqlite")
+def test_stream_of_events_into_a_full_disk(runtime: RuntimeProcess, tmp_path: Path) -> None:
+    import httpx
+
+    from tests.conftest import new_intent
+
+    with httpx.Client(base_url=runtime.url, headers={"x-api-key": runtime.api_key or ""}) as c:
+        intent_id = c.post("/v1/intents", json=new_intent()).json()["intent_id"]
+        c.post(f"/v1/intents/{intent_id}/resolve", json={"status": "CANCELED"}).raise_for_status()
+    env = env_for(tmp_path, AXME_BASE_URL=runtime.url, AXME_API_KEY=runtime.api_key or "")
+    with open("/dev/full", "w") as full:
+        result = axme(env, "intents", "watch", intent_id, "--json", stdout=full)
+    assert result.returncode == 1 and "No space left on device" in result.stderr
+    no_traceback(result)
