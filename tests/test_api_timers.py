@@ -61,7 +61,8 @@ def test_unanswered_intent_is_redelivered_then_fails(fast: RuntimeProcess, api: 
     # and GET shows the same attempt number
     on_feed: list[int] = []
     on_get: list[int] = []
-    with fast.client(token) as bot, bot.stream("GET", feed_path(name), params={"since": 0, "wait_seconds": 20}) as r:
+    with fast.client(token) as bot, bot.stream("GET", feed_path(name),
+                                                  params={"since": 0, "wait_seconds": 20, "incremental": "true"}) as r:
         assert r.status_code == 200
         for frame in iter_frames(r):
             assert frame.event != "stream.timeout", f"feed ended before attempt 3; saw {on_feed}"
