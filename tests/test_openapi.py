@@ -345,6 +345,7 @@ FUZZ_CONFIG: dict[str, Any] = {
 }
 
 
+@pytest.mark.slow
 def test_fuzzing_finds_no_5xx_and_no_undocumented_answer(served: RuntimeProcess, document: dict[str, Any]) -> None:
     """schemathesis' engine (examples, coverage and fuzzing phases) with the admin key: every answer is documented
     (status, content type, body schema) and none is a 5xx."""
