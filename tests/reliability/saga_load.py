@@ -32,7 +32,7 @@ import httpx
 
 from tests.agents_helper import sse_frames
 from tests.reliability.plans import CHILD_STATUS, EXPECTED, PLANS, decide
-from tests.test_workflows import saga as order_saga
+from tests.runtime.engine.test_workflows import saga as order_saga
 
 ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = ("COMPLETED", "FAILED", "CANCELED", "TIMED_OUT")

@@ -24,9 +24,9 @@ from uvicorn.server import ServerState
 from axme_cli.runtime.http1 import CYCLE_NAMES, PROTOCOL_NAMES, protocol
 from axme_cli.runtime.settings import Settings
 from tests.conftest import make_agent
+from tests.runtime.test_http1 import RecordingTransport as Transport
 from tests.runtime_proc import RuntimeProcess
 from tests.runtime_thread import RuntimeThread
-from tests.test_http1 import RecordingTransport as Transport
 
 HALF_OPEN = b"GET / HTTP/1.1\r\nHost: x\r\nX-a: "
 
