@@ -335,6 +335,18 @@ class Load:
         for t in self.threads:
             t.start()
 
+    def wait_for(self, per_plan: int, timeout: float = 120) -> None:
+        """Until every plan has ``per_plan`` sagas answered 200: the checks need that many of each, however few
+        kills the run made or however slowly a loaded machine went."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.lock:
+                counts = Counter(s.plan for s in self.sagas)
+            if all(counts[plan] >= per_plan for plan in PLANS):
+                return
+            assert time.monotonic() < deadline, f"fewer than {per_plan} sagas of a plan after {timeout} s: {counts}"
+            time.sleep(0.05)
+
     def stop(self) -> None:
         self.stop_event.set()
         for t in self.threads:
