@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
 # The dashboard's browser test drives Debian's chromium (never a browser downloaded by `playwright install`);
-# tests/test_durability.py traces the runtime's system calls with strace.
+# tests/runtime/store/test_durability.py traces the runtime's system calls with strace.
 missing=""
 for tool in chromium strace; do command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"; done
 if [ -n "$missing" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -53,6 +53,14 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.hookimpl(trylast=True)  # after pytest grouped the tests by their session-scoped backend
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked slow run first: on two workers a 15 s test that starts last leaves the other worker idle
+    until it ends, while at the start the short tests fill in around it. The order is the same in every
+    worker, as `pytest -n` requires."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: collection order otherwise
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     drop_databases()
 

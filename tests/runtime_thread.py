@@ -8,6 +8,7 @@ environment a process reads (OpenTelemetry), or the console script.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from ipaddress import ip_network
 from pathlib import Path
@@ -68,13 +69,18 @@ def dev_options(args: list[str]) -> tuple[Settings, dict[str, str]]:
 
 class RuntimeThread(RuntimeProcess):
     """Like RuntimeProcess (same constructor, ``url``, ``client()``, ``stop()``, ``mail_dir``, ``stored_bytes()``),
-    served by a thread of this process. It cannot be killed: no kill -9 reaches a thread."""
+    served by a thread of this process. It cannot be killed: no kill -9 reaches a thread.
 
-    def __init__(self, workdir: Path, **kwargs: Any) -> None:
+    ``settings`` sets Settings fields no flag of `axme dev` reaches, e.g. the slow-client deadlines, so a test of a
+    deadline waits a second or two instead of the default 30 s; the server applies them as it applies the
+    defaults (``build_server``)."""
+
+    def __init__(self, workdir: Path, *, settings: dict[str, Any] | None = None, **kwargs: Any) -> None:
         if kwargs.get("command", "dev") != "dev":
             raise ValueError("the in-process runtime is `axme dev`; use RuntimeProcess for `axme server`")
         super().__init__(workdir, **kwargs)
         self.settings, self.serve_fields = dev_options(self.extra_args)
+        self.settings = dataclasses.replace(self.settings, **(settings or {}))
         self._thread: threading.Thread | None = None
         self._server: Any = None
 

@@ -35,6 +35,7 @@ def test_saga_smoke_axme(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["saga.json"]  # the temp dir is removed
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("peer", "systems"), [("dbos", {"dbos (in-process)", "dbos (uvicorn)"}),
                                                ("restate", {"restate"})])
 def test_saga_smoke_peer(peer: str, systems: set[str], tmp_path: Path) -> None:

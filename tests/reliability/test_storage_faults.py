@@ -119,6 +119,7 @@ def lock_from_another_process(db: Path, seconds: float) -> None:
     assert proc.wait(seconds + 30) == 0
 
 
+@pytest.mark.slow
 def test_sqlite_file_locked_by_another_process(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     rt = RuntimeProcess(tmp_path, extra_args=["--redelivery-seconds", "600"]).start()
     pid = rt.proc.pid if rt.proc else 0

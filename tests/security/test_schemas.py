@@ -26,9 +26,9 @@ from axme_cli.protocol import schemas
 from axme_cli.runtime.api.errors import status_of
 from axme_cli.runtime.engine import answers as task_answers
 from axme_cli.runtime.errors import Unprocessable
+from tests.runtime.api.test_intents import assert_error
 from tests.runtime_proc import RuntimeProcess
 from tests.runtime_thread import RuntimeThread
-from tests.test_api_intents import assert_error
 
 SECRET = "TOPSECRET-7f3a"
 

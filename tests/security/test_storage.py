@@ -78,6 +78,7 @@ class WalSampler(threading.Thread):
                 last = sequence
 
 
+@pytest.mark.slow
 def test_wal_stays_bounded_under_a_write_flood(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     rt = RuntimeProcess(tmp_path, extra_args=["--redelivery-seconds", "600", "--rate-limit", "0"]).start()
     sampler = WalSampler(rt.db)
@@ -117,6 +118,7 @@ def test_wal_stays_bounded_under_a_write_flood(tmp_path: Path, tmp_path_factory:
         "db_mb": round(rt.db.stat().st_size / 2**20, 1)})
 
 
+@pytest.mark.slow
 def test_wal_cap_holds_writes_while_another_process_keeps_a_snapshot(tmp_path: Path,
                                                                      tmp_path_factory: pytest.TempPathFactory) -> None:
     """A read transaction held open by another process (a backup, a forgotten `sqlite3` shell) keeps every
@@ -183,9 +185,12 @@ def test_wal_cap_holds_writes_while_another_process_keeps_a_snapshot(tmp_path: P
 # SQLite: the disk full, a crash and a restart while it is, then space freed
 
 
+@pytest.mark.slow
 def test_disk_full_then_freed_writes_resume_without_restart(tmp_path: Path,
                                                            tmp_path_factory: pytest.TempPathFactory) -> None:
-    with small_filesystem(tmp_path / "fs", size="48m") as fs:
+    # Larger than WAL_CAP: the traffic alone must not fill it before the test does (a WAL may grow to the cap
+    # while checkpoints are starved on a busy machine; then there would be no filler to free).
+    with small_filesystem(tmp_path / "fs", size="128m") as fs:
         rt = RuntimeProcess(tmp_path, db=fs / "dev.db", extra_args=["--redelivery-seconds", "600",
                                                                      "--rate-limit", "0"]).start()
         flows: list[Traffic] = []
@@ -397,6 +402,7 @@ def timed(client: httpx.Client, method: str, url: str, **kw: Any) -> tuple[float
     return time.monotonic() - started, r
 
 
+@pytest.mark.slow
 def test_postgres_outage_answers_503_fast_and_writes_resume(tmp_path: Path,
                                                              tmp_path_factory: pytest.TempPathFactory) -> None:
     server = urlsplit(PG_ADMIN_URL)

@@ -20,7 +20,7 @@ from axme_cli.runtime.api.app import build_app
 from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.settings import Settings
 from tests.conftest import new_intent, unique
-from tests.test_api_intents import assert_error
+from tests.runtime.api.test_intents import assert_error
 
 DOC = openapi.document(build_app(Runtime(object(), Settings()), manage_runtime=False).routes)  # type: ignore[arg-type]
 JSON_BODY = [(m.upper(), p) for p, item in DOC["paths"].items() for m, op in item.items()

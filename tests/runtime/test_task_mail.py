@@ -28,9 +28,9 @@ from axme_sdk import AxmeClient, AxmeClientConfig, AxmeValidationError
 
 from tests.agents_helper import FeedAgent, agent_key
 from tests.conftest import SHARED
+from tests.runtime.api.test_tasks import axme, task_intent
 from tests.runtime_proc import RuntimeProcess
 from tests.runtime_thread import RuntimeThread
-from tests.test_tasks import axme, task_intent
 
 FORM = {"type": "object", "required": ["approved"],
         "properties": {"approved": {"type": "boolean"}, "eta_minutes": {"type": "integer"}}}

@@ -16,7 +16,7 @@ from tests.agents_helper import FeedAgent, agent_key
 from tests.runtime_proc import RuntimeProcess
 from tests.runtime_thread import RuntimeThread
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def saga(suffix: str) -> dict[str, Any]:

@@ -22,10 +22,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from tests.runtime.engine.test_workflows import Services, saga, wait_terminal
 from tests.runtime_proc import RuntimeProcess
-from tests.test_workflows import Services, saga, wait_terminal
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Receiver:

@@ -1,7 +1,8 @@
 """Each backend's migrations (``store/migrations/sqlite`` and ``store/migrations/postgres``, written out per
 dialect) make the schema the old single-source migrations made: PostgreSQL's used to be translated from the
-SQLite files by regular expressions at start-up. ``tests/schema/*.txt`` were dumped from databases migrated by
-that old code; a database migrated by it must also open with today's code, which applies nothing again."""
+SQLite files by regular expressions at start-up. ``tests/runtime/store/schema/*.txt`` were dumped from
+databases migrated by that old code; a database migrated by it must also open with today's code, which applies
+nothing again."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from pathlib import Path
 
 from axme_cli.runtime.store import open_store
 from axme_cli.runtime.store.sql import load_migrations, split_sql
+from tests.runtime.store.test_store import run
 from tests.runtime_proc import new_database
-from tests.test_store import run
 
 SNAPSHOTS = Path(__file__).parent / "schema"
 

@@ -208,7 +208,7 @@ def test_the_writers_row_cache_always_matches_the_database(tmp_path: Path) -> No
     from axme_cli.protocol.scenario import check
     from axme_cli.runtime.engine import workflows
     from axme_cli.runtime.store.sqlite import SqliteStore
-    from tests.test_workflows import saga
+    from tests.runtime.engine.test_workflows import saga
 
     agent = Principal("service_account", "k2", "agent://local/dev/inventory")
 

@@ -18,8 +18,8 @@ import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
 from tests.conftest import SHARED, make_agent, new_intent, unique
+from tests.runtime.api.test_streams import read_frames, take_frames
 from tests.runtime_proc import RuntimeProcess
-from tests.test_api_streams import read_frames, take_frames
 
 SCHEMAS = SHARED / "axp-spec" / "schemas"
 

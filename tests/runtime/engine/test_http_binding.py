@@ -140,7 +140,7 @@ def test_delivery_config_rules(rt: RuntimeProcess, api: httpx.Client) -> None:
 def test_a_scenario_binds_its_http_agents(api: httpx.Client) -> None:
     """`agents[]` with delivery_mode http and callback_url: apply sets the binding (secret answered once) and
     the saga runs with every step POSTed to the agents' URL."""
-    from tests.test_workflows import saga, wait_terminal
+    from tests.runtime.engine.test_workflows import saga, wait_terminal
 
     done: list[str] = []
 
@@ -177,8 +177,8 @@ def test_a_scenario_binds_its_http_agents(api: httpx.Client) -> None:
 def test_the_cli_keeps_a_new_delivery_secret_out_of_its_output(rt: RuntimeProcess, tmp_path: Path) -> None:
     import json
 
-    from tests.test_tasks import axme
-    from tests.test_workflows import saga
+    from tests.runtime.api.test_tasks import axme
+    from tests.runtime.engine.test_workflows import saga
 
     bundle = saga(unique("clihttp"))
     bundle["agents"][2].update(delivery_mode="http", callback_url=closed_port_url())

@@ -393,6 +393,7 @@ def _demo_agents(rt: RuntimeProcess, keys: dict[str, tuple[str, str]], tmp_path:
     return procs
 
 
+@pytest.mark.slow
 def test_in_a_browser_compensations_appear_live_and_a_task_is_approved(
         quiet: RuntimeProcess, api: httpx.Client, browser: Any, tmp_path: Path) -> None:
     names = {role: unique(role) for role in ("inventory", "payment", "shipping")}

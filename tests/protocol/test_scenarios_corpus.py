@@ -16,7 +16,7 @@ from axme_cli.protocol.scenario import check
 from tests.conftest import SHARED
 from tests.runtime_proc import RuntimeProcess
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CORPUS = sorted((SHARED / "axme-examples").glob("*/*.json"))
 OURS = sorted((ROOT / "scenarios").glob("*.json"))
 

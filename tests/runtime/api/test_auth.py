@@ -1,22 +1,328 @@
-"""/v1/auth against the real runtime (a subprocess): email + code login, refresh rotation, sessions."""
+"""Authentication against the real runtime: keys, scoping of agent keys, service accounts and agents; then
+/v1/auth for people (email + code login, refresh rotation, sessions) on runtimes of their own."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import socketserver
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.auth_helpers import auth_runtime, bearer, login, read_code
 from tests.auth_helpers import mail_dir as mail
-from tests.conftest import make_agent, new_intent
+from tests.conftest import ADMIN_KEY, make_agent, new_intent, unique
+from tests.runtime.api.test_intents import assert_error
+from tests.runtime.api.test_streams import eventually
 from tests.runtime_proc import RuntimeProcess
+
+
+def create_sa(admin: httpx.Client, name: str, **extra: Any) -> dict[str, Any]:
+    r = admin.post("/v1/service-accounts", json={"name": name, **extra})
+    assert r.status_code == 200, r.text
+    return r.json()["service_account"]
+
+
+def mint_key(admin: httpx.Client, sa_id: str) -> dict[str, Any]:
+    r = admin.post(f"/v1/service-accounts/{sa_id}/keys", json={})
+    assert r.status_code == 200, r.text
+    return r.json()["key"]
+
+
+class Agent:
+    """A service account, one key, and a client that uses it."""
+
+    def __init__(self, runtime: RuntimeProcess, admin: httpx.Client, prefix: str) -> None:
+        self.name = unique(prefix)
+        self.sa = create_sa(admin, self.name)
+        self.sa_id: str = self.sa["service_account_id"]
+        self.address: str = self.sa["agent_address"]
+        self.key = mint_key(admin, self.sa_id)
+        self.token: str = self.key["token"]
+        self.client = runtime.client(self.token)
+
+
+def create(client: httpx.Client, to_agent: str, **extra: Any) -> str:
+    r = client.post("/v1/intents", json=new_intent(to_agent, max_delivery_attempts=100, **extra))
+    assert r.status_code == 200, r.text
+    return r.json()["intent_id"]
+
+
+# ---------------------------------------------------------------------------------------------
+# authentication
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/intents"),
+        ("POST", "/v1/intents"),
+        ("GET", f"/v1/intents/{uuid.uuid4()}"),
+        ("GET", f"/v1/intents/{uuid.uuid4()}/events/stream"),
+        ("GET", "/v1/agents/inventory/intents/stream"),
+        ("GET", "/v1/service-accounts"),
+        ("GET", "/v1/agents"),
+    ],
+)
+def test_no_key_is_401_missing_api_key(runtime: RuntimeProcess, method: str, path: str) -> None:
+    with httpx.Client(base_url=runtime.url, timeout=10) as anon:
+        r = anon.request(method, path, json=new_intent() if method == "POST" else None)
+    assert_error(r, 401, code="missing_api_key")
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "nope",
+        ADMIN_KEY + "x",
+        f"axme_sa_{uuid.uuid4()}_{'A' * 43}",
+        f"axme_ws_{uuid.uuid4()}_{'A' * 43}",
+    ],
+)
+def test_unknown_key_is_401(runtime: RuntimeProcess, key: str) -> None:
+    with runtime.client(key) as client:
+        assert_error(client.get("/v1/intents"), 401)
+    with httpx.Client(base_url=runtime.url, headers={"authorization": f"Bearer {key}"}, timeout=10) as client:
+        assert_error(client.get("/v1/intents"), 401)
+
+
+def test_bearer_key_works(runtime: RuntimeProcess, admin: httpx.Client) -> None:
+    with httpx.Client(base_url=runtime.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=10) as c:
+        r = c.post("/v1/intents", json=new_intent(unique("bearer")))
+        assert r.status_code == 200, r.text
+        assert c.get(f"/v1/intents/{r.json()['intent_id']}").status_code == 200
+    bot = Agent(runtime, admin, "bearer")
+    with httpx.Client(base_url=runtime.url, headers={"Authorization": f"Bearer {bot.token}"}, timeout=10) as c:
+        r = c.get("/v1/service-accounts")
+        assert r.status_code == 200, r.text
+        assert [sa["service_account_id"] for sa in r.json()["service_accounts"]] == [bot.sa_id]
+
+
+def test_revoked_key_is_401(runtime: RuntimeProcess, admin: httpx.Client) -> None:
+    bot = Agent(runtime, admin, "revoked")
+    spare = mint_key(admin, bot.sa_id)
+    assert bot.client.get("/v1/intents").status_code == 200
+    r = admin.post(f"/v1/service-accounts/{bot.sa_id}/keys/{bot.key['key_id']}/revoke")
+    assert r.status_code == 200, r.text
+    assert r.json()["key"]["status"] == "revoked"
+    assert_error(bot.client.get("/v1/intents"), 401)
+    # the account's other key still works
+    with runtime.client(spare["token"]) as other:
+        assert other.get("/v1/intents").status_code == 200
+
+
+def test_key_of_deleted_service_account_is_401(runtime: RuntimeProcess, admin: httpx.Client) -> None:
+    bot = Agent(runtime, admin, "deleted")
+    assert bot.client.get("/v1/service-accounts").status_code == 200
+    r = admin.delete(f"/v1/service-accounts/{bot.sa_id}")
+    assert r.status_code == 200, r.text
+    assert_error(bot.client.get("/v1/service-accounts"), 401)
+    assert_error(bot.client.post("/v1/intents", json=new_intent("inventory")), 401)
+
+
+def test_expired_key_is_401(runtime: RuntimeProcess, admin: httpx.Client) -> None:
+    bot = Agent(runtime, admin, "expired")
+    past = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
+    r = admin.post(f"/v1/service-accounts/{bot.sa_id}/keys", json={"expires_at": past})
+    if r.status_code == 200:  # refusing to mint an already-expired key would be fine too
+        with runtime.client(r.json()["key"]["token"]) as client:
+            assert_error(client.get("/v1/intents"), 401, code="token_expired")
+    else:
+        assert_error(r, 422)
+
+
+def test_key_stops_working_once_it_expires(runtime: RuntimeProcess, admin: httpx.Client) -> None:
+    bot = Agent(runtime, admin, "expiring")
+    expires = datetime.now(UTC) + timedelta(seconds=1)
+    key = admin.post(f"/v1/service-accounts/{bot.sa_id}/keys", json={"expires_at": expires.isoformat()})
+    assert key.status_code == 200, key.text
+    assert key.json()["key"]["expires_at"] is not None
+    with runtime.client(key.json()["key"]["token"]) as client:
+        assert client.get("/v1/intents").status_code == 200  # valid (and now in the key cache)
+        eventually(lambda: datetime.now(UTC) > expires + timedelta(milliseconds=50), what="the expiry time passes")
+        assert_error(client.get("/v1/intents"), 401, code="token_expired")
+
+
+def test_token_format(runtime: RuntimeProcess, admin: httpx.Client) -> None:
+    bot = Agent(runtime, admin, "format")
+    assert re.fullmatch(rf"axme_sa_{re.escape(bot.sa_id)}_[A-Za-z0-9_-]{{16,}}", bot.token), bot.token
+    assert bot.key["service_account_id"] == bot.sa_id
+    assert bot.key["status"] == "active"
+    assert bot.token.endswith(bot.key["key_hint"].lstrip("."))
+    assert bot.key["key_hint"] != bot.token
+
+
+def test_token_is_never_shown_again(runtime: RuntimeProcess, admin: httpx.Client) -> None:
+    bot = Agent(runtime, admin, "shown")
+    secret = bot.token.removeprefix(f"axme_sa_{bot.sa_id}_")  # the whole secret (it may itself contain "_")
+    for path in (f"/v1/service-accounts/{bot.sa_id}", "/v1/service-accounts", "/v1/agents"):
+        r = admin.get(path)
+        assert r.status_code == 200, r.text
+        assert secret not in r.text, path
+    keys = admin.get(f"/v1/service-accounts/{bot.sa_id}").json()["keys"]
+    assert [k["key_id"] for k in keys] == [bot.key["key_id"]]
+    assert "token" not in keys[0]
+    mine = bot.client.get(f"/v1/service-accounts/{bot.sa_id}")
+    assert mine.status_code == 200, mine.text
+    assert secret not in mine.text
+
+
+def test_token_is_not_stored_in_the_database(runtime: RuntimeProcess, admin: httpx.Client) -> None:
+    bot = Agent(runtime, admin, "stored")
+    secret = bot.token.removeprefix(f"axme_sa_{bot.sa_id}_")  # the whole secret (it may itself contain "_")
+    data = runtime.stored_bytes()
+    assert bot.key["key_id"].encode() in data  # sanity: we are reading the file the key was written to
+    assert bot.token.encode() not in data
+    assert secret.encode() not in data
+    assert ADMIN_KEY.encode() not in data
+
+
+# ---------------------------------------------------------------------------------------------
+# what an agent key may do
+
+
+def test_agent_key_sees_only_its_own_intents(runtime: RuntimeProcess, admin: httpx.Client) -> None:
+    alice = Agent(runtime, admin, "alice")
+    bob = Agent(runtime, admin, "bob")
+    to_alice = create(admin, alice.address)
+    from_alice = create(alice.client, bob.address)
+    to_bob = create(admin, bob.address)
+
+    for intent_id in (to_alice, from_alice):
+        assert alice.client.get(f"/v1/intents/{intent_id}").status_code == 200
+    for suffix in ("", "/events", "/events/stream"):
+        assert_error(alice.client.get(f"/v1/intents/{to_bob}{suffix}"), 404)
+
+    listed = {i["intent_id"] for i in alice.client.get("/v1/intents", params={"limit": 500}).json()["intents"]}
+    assert {to_alice, from_alice} <= listed
+    assert to_bob not in listed
+    for intent in alice.client.get("/v1/intents", params={"limit": 500}).json()["intents"]:
+        assert alice.address in (intent["to_agent"], intent["from_agent"])
+
+    r = alice.client.post(f"/v1/intents/{to_bob}/resume", json={"action": "complete"})
+    assert r.status_code in (403, 404), r.text
+    assert_error(r, r.status_code)
+    r = alice.client.post(f"/v1/intents/{to_bob}/resolve", json={"status": "CANCELED", "reason": "mine now"})
+    assert r.status_code in (403, 404), r.text
+    # the sender is not the handler: it may read but not resume its own request
+    r = alice.client.post(f"/v1/intents/{from_alice}/resume", json={"action": "complete"})
+    assert r.status_code in (403, 404), r.text
+    assert admin.get(f"/v1/intents/{to_bob}").json()["intent"]["status"] == "SUBMITTED"
+    assert admin.get(f"/v1/intents/{from_alice}").json()["intent"]["status"] == "SUBMITTED"
+
+
+def test_agent_key_cannot_listen_to_another_feed(runtime: RuntimeProcess, admin: httpx.Client) -> None:
+    alice = Agent(runtime, admin, "listener")
+    bob = Agent(runtime, admin, "private")
+    create(admin, bob.address)
+    for path in (bob.name, f"local/dev/{bob.name}", bob.address.replace("://", "%3A%2F%2F").replace("/", "%2F")):
+        assert_error(alice.client.get(f"/v1/agents/{path}/intents/stream", params={"wait_seconds": 1}), 403)
+
+
+def test_agent_key_cannot_manage_accounts(runtime: RuntimeProcess, admin: httpx.Client) -> None:
+    bot = Agent(runtime, admin, "manager")
+    assert_error(bot.client.post("/v1/service-accounts", json={"name": unique("minion")}), 403)
+    assert_error(bot.client.post(f"/v1/service-accounts/{bot.sa_id}/keys", json={}), 403)
+    r = bot.client.post(f"/v1/service-accounts/{bot.sa_id}/keys/{bot.key['key_id']}/revoke")
+    assert r.status_code in (403, 404), r.text
+    r = bot.client.delete(f"/v1/service-accounts/{bot.sa_id}")
+    assert r.status_code in (403, 404), r.text
+    assert bot.client.get("/v1/intents").status_code == 200  # still alive
+
+
+def test_agent_key_lists_only_itself(runtime: RuntimeProcess, admin: httpx.Client) -> None:
+    bot = Agent(runtime, admin, "solo")
+    Agent(runtime, admin, "neighbour")
+    r = bot.client.get("/v1/service-accounts")
+    assert r.status_code == 200, r.text
+    assert [sa["service_account_id"] for sa in r.json()["service_accounts"]] == [bot.sa_id]
+    r = bot.client.get("/v1/agents")
+    assert r.status_code == 200, r.text
+    assert [a["address"] for a in r.json()["agents"]] == [bot.address]
+
+
+# ---------------------------------------------------------------------------------------------
+# service accounts and agents
+
+
+def test_service_account_lifecycle(runtime: RuntimeProcess, admin: httpx.Client) -> None:
+    name = unique("crud")
+    sa = create_sa(admin, name, description="does things", display_name="Crud Bot")
+    sa_id = sa["service_account_id"]
+    assert sa["name"] == name
+    assert sa["agent_address"] == f"agent://local/dev/{name}"
+    assert sa["status"] == "active"
+    assert sa["description"] == "does things"
+    assert sa["display_name"] == "Crud Bot"
+
+    assert_error(admin.post("/v1/service-accounts", json={"name": name}), 409)
+
+    listed = admin.get("/v1/service-accounts").json()["service_accounts"]
+    assert sa_id in {s["service_account_id"] for s in listed}
+    got = admin.get(f"/v1/service-accounts/{sa_id}")
+    assert got.status_code == 200, got.text
+    assert got.json()["service_account"]["service_account_id"] == sa_id
+    assert got.json()["service_account"]["name"] == name
+
+    r = admin.delete(f"/v1/service-accounts/{sa_id}")
+    assert r.status_code == 200, r.text
+    assert_error(admin.get(f"/v1/service-accounts/{sa_id}"), 404)
+    assert_error(admin.delete(f"/v1/service-accounts/{sa_id}"), 404)
+    assert_error(admin.post(f"/v1/service-accounts/{sa_id}/keys", json={}), 404)
+    listed = admin.get("/v1/service-accounts").json()["service_accounts"]
+    assert sa_id not in {s["service_account_id"] for s in listed}
+    assert_error(admin.get(f"/v1/agents/{name}"), 404, code="agent_not_found")
+
+    # the name is free again
+    again = create_sa(admin, name)
+    assert again["service_account_id"] != sa_id
+
+
+@pytest.mark.parametrize("name", ["Bad Name", "UPPER", "-leading", "trailing-", "a" * 64, "x/y", "", "émile"])
+def test_invalid_service_account_name_is_422(admin: httpx.Client, name: str) -> None:
+    assert_error(admin.post("/v1/service-accounts", json={"name": name}), 422, names="name")
+
+
+def test_unknown_service_account_is_404(admin: httpx.Client) -> None:
+    assert_error(admin.get(f"/v1/service-accounts/{uuid.uuid4()}"), 404)
+    assert_error(admin.delete(f"/v1/service-accounts/{uuid.uuid4()}"), 404)
+
+
+def test_agents_list_and_get(runtime: RuntimeProcess, admin: httpx.Client) -> None:
+    bot = Agent(runtime, admin, "findme")
+    agents = admin.get("/v1/agents").json()["agents"]
+    assert bot.address in {a["address"] for a in agents}
+
+    raw_forms = [
+        f"local/dev/{bot.name}",
+        bot.name,
+        f"agent%3A%2F%2Flocal%2Fdev%2F{bot.name}",
+    ]
+    for form in raw_forms:
+        r = admin.get(f"/v1/agents/{form}")
+        assert r.status_code == 200, f"{form}: {r.text}"
+        agent = r.json()["agent"]
+        assert agent["address"] == bot.address
+        assert agent["service_account_id"] == bot.sa_id
+        assert agent["service_account_name"] == bot.name
+        assert agent["status"] == "active"
+    # the encoded form really went over the wire encoded
+    assert b"%3A%2F%2F" in admin.get(f"/v1/agents/{raw_forms[2]}").request.url.raw_path
+
+    assert_error(admin.get(f"/v1/agents/{unique('ghost')}"), 404, code="agent_not_found")
+    assert_error(admin.get(f"/v1/agents/local/dev/{unique('ghost')}"), 404, code="agent_not_found")
+
+
+# ---------------------------------------------------------------------------------------------
+# people: /v1/auth
 
 SHORT = 2.0  # seconds: login-code and access-token lifetime of the `short` runtime
 
@@ -45,7 +351,7 @@ def anon(rt: RuntimeProcess) -> Iterator[httpx.Client]:
         yield c
 
 
-def unique(prefix: str = "user") -> str:
+def new_email(prefix: str = "user") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}@example.com"
 
 
@@ -57,7 +363,7 @@ def error_code(r: httpx.Response) -> str:
 
 # ------------------------------------------------------------------------------------------ login
 def test_full_login_flow(rt: RuntimeProcess, anon: httpx.Client) -> None:
-    who = unique()
+    who = new_email()
     r = anon.post("/v1/auth/login-intent", json={"email": who.upper()})
     assert r.status_code == 200, r.text
     body = r.json()
@@ -89,7 +395,7 @@ def test_full_login_flow(rt: RuntimeProcess, anon: httpx.Client) -> None:
 
 
 def test_wrong_code_is_422_and_five_wrong_tries_kill_the_intent(rt: RuntimeProcess, anon: httpx.Client) -> None:
-    who = unique()
+    who = new_email()
     intent_id = anon.post("/v1/auth/login-intent", json={"email": who}).json()["intent_id"]
     code = read_code(mail(rt), who)
     wrong = f"{(int(code) + 1) % 1_000_000:06d}"
@@ -102,7 +408,7 @@ def test_wrong_code_is_422_and_five_wrong_tries_kill_the_intent(rt: RuntimeProce
 
 
 def test_code_is_single_use(rt: RuntimeProcess, anon: httpx.Client) -> None:
-    who = unique()
+    who = new_email()
     intent_id = anon.post("/v1/auth/login-intent", json={"email": who}).json()["intent_id"]
     code = read_code(mail(rt), who)
     assert anon.post(f"/v1/auth/login-intent/{intent_id}/verify", json={"code": code}).status_code == 200
@@ -126,13 +432,13 @@ def test_bad_requests(anon: httpx.Client) -> None:
 
 
 def test_at_most_five_open_codes_per_email(anon: httpx.Client) -> None:
-    who = unique()
+    who = new_email()
     for _ in range(5):
         assert anon.post("/v1/auth/login-intent", json={"email": who}).status_code == 200
     r = anon.post("/v1/auth/login-intent", json={"email": who})
     assert r.status_code == 429 and error_code(r) == "rate_limit_exceeded"
     assert 1 <= int(r.headers["retry-after"]) <= 301
-    assert anon.post("/v1/auth/login-intent", json={"email": unique()}).status_code == 200  # per email
+    assert anon.post("/v1/auth/login-intent", json={"email": new_email()}).status_code == 200  # per email
 
 
 def test_expired_code_is_410(short: RuntimeProcess) -> None:
@@ -154,7 +460,7 @@ def test_allow_email_restricts_who_may_log_in(short: RuntimeProcess) -> None:
 
 # ------------------------------------------------------------------------------------------ tokens
 def test_refresh_rotates_and_reuse_revokes_the_session(rt: RuntimeProcess, anon: httpx.Client) -> None:
-    first = login(anon, mail(rt), unique())
+    first = login(anon, mail(rt), new_email())
     r = anon.post("/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
     assert r.status_code == 200, r.text
     second = r.json()
@@ -209,13 +515,13 @@ def test_api_keys_still_work_both_ways(rt: RuntimeProcess, anon: httpx.Client) -
     p = anon.get("/v1/auth/whoami", headers={"x-api-key": token}).json()["principal"]
     assert p["kind"] == "service_account" and p["address"] == address
     # a person's bearer token wins over an API key sent alongside (the CLI sends both)
-    s = login(anon, mail(rt), unique())
+    s = login(anon, mail(rt), new_email())
     r = anon.get("/v1/auth/whoami", headers={"x-api-key": str(rt.api_key), **bearer(s["access_token"])})
     assert r.json()["principal"]["kind"] == "actor"
 
 
 def test_actor_acts_on_intents_but_not_on_service_accounts(rt: RuntimeProcess, anon: httpx.Client) -> None:
-    who = unique()
+    who = new_email()
     h = bearer(login(anon, mail(rt), who)["access_token"])
     r = anon.post("/v1/service-accounts", json={"name": f"nope-{uuid.uuid4().hex[:6]}"}, headers=h)
     assert r.status_code == 403 and error_code(r) == "policy_denied"
@@ -243,10 +549,10 @@ def test_actor_acts_on_intents_but_not_on_service_accounts(rt: RuntimeProcess, a
 
 # ------------------------------------------------------------------------------------------ sessions
 def test_sessions_list_revoke_and_logout(rt: RuntimeProcess, anon: httpx.Client) -> None:
-    who = unique()
+    who = new_email()
     a = login(anon, mail(rt), who)
     b = login(anon, mail(rt), who)
-    other = login(anon, mail(rt), unique())
+    other = login(anon, mail(rt), new_email())
     r = anon.get("/v1/auth/sessions", headers=bearer(a["access_token"]))
     assert r.status_code == 200, r.text
     sessions = {x["session_id"]: x for x in r.json()["sessions"]}
@@ -285,7 +591,7 @@ def test_sessions_list_revoke_and_logout(rt: RuntimeProcess, anon: httpx.Client)
 
 
 def test_logout_all(rt: RuntimeProcess, anon: httpx.Client) -> None:
-    who = unique()
+    who = new_email()
     a, b = login(anon, mail(rt), who), login(anon, mail(rt), who)
     r = anon.post("/v1/auth/logout-all", json={}, headers=bearer(a["access_token"]))
     assert r.status_code == 200 and r.json()["revoked"] == 2
@@ -296,7 +602,7 @@ def test_logout_all(rt: RuntimeProcess, anon: httpx.Client) -> None:
 # ------------------------------------------------------------------------------------------ secrets at rest
 def test_no_token_in_clear_in_the_database_or_the_log(rt: RuntimeProcess, anon: httpx.Client) -> None:
     tokens: list[str] = []
-    emails = [unique() for _ in range(3)]
+    emails = [new_email() for _ in range(3)]
     for email in emails:
         s = login(anon, mail(rt), email)
         r = anon.post("/v1/auth/refresh", json={"refresh_token": s["refresh_token"]}).json()

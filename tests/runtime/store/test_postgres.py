@@ -14,8 +14,8 @@ from axme_cli.runtime.errors import StoreUnavailable
 from axme_cli.runtime.store import open_store
 from axme_cli.runtime.store.base import Notes
 from axme_cli.runtime.store.postgres import PostgresStore, decode_notes, encode_notes
+from tests.runtime.store.test_store import ADMIN, S, request, run
 from tests.runtime_proc import new_database
-from tests.test_store import ADMIN, S, request, run
 
 AGENT = "agent://local/dev/inv"
 

@@ -3,7 +3,7 @@
 The routes come from the runtime's own OpenAPI document (so a new route is covered when it is documented):
 malformed JSON, bodies that are not objects, bodies over the limit (with and without Content-Length), deep
 nesting, wrong types, invalid addresses and intent types, unknown ids, bad query parameters, NUL bytes; and
-the per-key rate limit (429 with Retry-After). Single cases on /v1/intents are in tests/test_api_intents.py.
+the per-key rate limit (429 with Retry-After). Single cases on /v1/intents are in tests/runtime/api/test_intents.py.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.ratelimit import RateLimiter
 from axme_cli.runtime.settings import Settings
 from tests.conftest import make_agent, new_intent, unique
+from tests.runtime.api.test_intents import assert_error
 from tests.runtime_proc import RuntimeProcess
 from tests.runtime_thread import RuntimeThread
-from tests.test_api_intents import assert_error
 
 MAX_BODY = Settings().max_body_bytes
 DOC = openapi.document(build_app(Runtime(object(), Settings()), manage_runtime=False).routes)  # type: ignore[arg-type]

@@ -13,10 +13,10 @@ import httpx
 import pytest
 
 from tests.conftest import make_agent, new_intent, unique
+from tests.runtime.api.test_intents import events_of, get
+from tests.runtime.api.test_streams import eventually, feed_path, iter_frames
 from tests.runtime_proc import RuntimeProcess
 from tests.runtime_thread import RuntimeThread
-from tests.test_api_intents import events_of, get
-from tests.test_api_streams import eventually, feed_path, iter_frames
 
 REDELIVERY = 0.3
 

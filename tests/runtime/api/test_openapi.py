@@ -36,9 +36,9 @@ from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.settings import Settings
 from tests.auth_helpers import bearer, read_code
 from tests.conftest import ADMIN_KEY, new_intent, unique
+from tests.protocol.test_conformance import SCHEMAS, schema_errors, validator
 from tests.runtime_proc import RuntimeProcess
 from tests.runtime_thread import RuntimeThread
-from tests.test_protocol_conformance import SCHEMAS, schema_errors, validator
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 SEED = 20260808
@@ -81,7 +81,7 @@ def _route_table() -> set[tuple[str, str]]:
     table = set()
     for route in app.routes:
         if route.path.startswith(NOT_API):  # type: ignore[attr-defined]
-            continue  # the dashboard's pages (tests/test_ui.py)
+            continue  # the dashboard's pages (tests/runtime/ui/test_ui.py)
         path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)  # type: ignore[attr-defined]
         for method in route.methods or ():  # type: ignore[attr-defined]
             if method != "HEAD":
@@ -338,13 +338,14 @@ FUZZ_CONFIG: dict[str, Any] = {
     # with few examples per operation, hypothesis' "filtered too much" / "too slow" checks only add noise
     "suppress-health-check": ["filter_too_much", "too_slow", "data_too_large", "large_base_example"],
     "operations": [
-        # a stream stays open until wait_seconds: 1 s, and few cases (bad values: tests/test_api_intents.py)
+        # a stream stays open until wait_seconds: 1 s, and few cases (bad values: tests/runtime/api/test_intents.py)
         {"include-path-regex": "/stream$", "parameters": {"wait_seconds": 1},
          "phases": {"coverage": {"enabled": False}}, "generation": {"max-examples": 3}},
     ],
 }
 
 
+@pytest.mark.slow
 def test_fuzzing_finds_no_5xx_and_no_undocumented_answer(served: RuntimeProcess, document: dict[str, Any]) -> None:
     """schemathesis' engine (examples, coverage and fuzzing phases) with the admin key: every answer is documented
     (status, content type, body schema) and none is a 5xx."""

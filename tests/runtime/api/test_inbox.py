@@ -19,8 +19,8 @@ from axme_sdk import AxmeAuthError, AxmeClient, AxmeClientConfig, AxmeValidation
 
 from tests.auth_helpers import bearer, login
 from tests.conftest import ADMIN_KEY, SHARED, make_agent, new_intent, unique
+from tests.protocol.test_conformance import assert_valid
 from tests.runtime_proc import RuntimeProcess
-from tests.test_protocol_conformance import assert_valid
 
 LIST_SCHEMA = "public_api/api.inbox.list.response.v1.json"
 THREAD_SCHEMA = "public_api/api.inbox.thread.response.v1.json"

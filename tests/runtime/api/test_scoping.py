@@ -1,8 +1,9 @@
 """Who may do what, on every route: credentials that do not work, agent keys kept to their own things, and
 secrets kept out of the runtime's log and of every ``--json`` output of a CLI session.
 
-What tests/test_api_auth.py (keys, intents and feeds of agent keys), tests/test_auth_api.py (people's
-sessions), tests/test_inbox.py (inbox owner scope) and tests/test_webhooks.py already check is not repeated:
+What tests/runtime/api/test_auth.py (keys, intents and feeds of agent keys; people's sessions),
+tests/runtime/api/test_inbox.py (inbox owner scope) and tests/runtime/api/test_webhooks.py already check is not
+repeated:
 this file adds every route of the OpenAPI document for the credential checks, and the service-account,
 delivery-config, inbox and webhook routes an agent key must not reach for another agent.
 """
@@ -30,10 +31,10 @@ from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.settings import Settings
 from tests.auth_helpers import bearer, login
 from tests.conftest import ADMIN_KEY, new_intent, unique
+from tests.runtime.api.test_intents import assert_error
 from tests.runtime_proc import RuntimeProcess
-from tests.test_api_intents import assert_error
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 DOC = openapi.document(build_app(Runtime(object(), Settings()), manage_runtime=False).routes)  # type: ignore[arg-type]
 AUTHENTICATED = [(m.upper(), p) for p, item in DOC["paths"].items() for m, op in item.items()
                  if op.get("security") != []]

@@ -17,9 +17,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import make_agent, new_intent
+from tests.runtime.engine.test_workflows import Services, saga, wait_terminal
 from tests.runtime_proc import RuntimeProcess
 from tests.runtime_thread import RuntimeThread
-from tests.test_workflows import Services, saga, wait_terminal
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 FAMILIES = {

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from tests.agents_helper import FeedAgent, agent_key
+from tests.runtime.engine.test_workflows import saga, wait_terminal
 from tests.runtime_proc import RuntimeProcess, new_database
-from tests.test_workflows import saga, wait_terminal
 
 
 class Agents:

@@ -1,6 +1,6 @@
 """The runtime's SSE writer (axme_cli/runtime/api/sse.py) driven through its ASGI interface: the wire format
 (sse-starlette's with ``sep="\\n"``), one message per list of frames, the keep-alive comment, disconnects, errors,
-HEAD and shutdown. The real-server side (a hang-up releases the hub watch) is in tests/test_api_streams.py."""
+HEAD and shutdown. The real-server side (a hang-up releases the hub watch) is in tests/runtime/api/test_streams.py."""
 
 from __future__ import annotations
 

@@ -12,11 +12,11 @@ import httpx
 import pytest
 
 from tests.conftest import make_agent, unique
+from tests.protocol.test_conformance import assert_valid
 from tests.receiver import Receiver, poll
+from tests.runtime.api.test_tasks import axme
 from tests.runtime_proc import RuntimeProcess
 from tests.runtime_thread import RuntimeThread
-from tests.test_protocol_conformance import assert_valid
-from tests.test_tasks import axme
 
 SECRET = "s3cret-for-tests-0123456789"
 EVENT = "inbox.thread_created"
