@@ -138,7 +138,7 @@ _COUNTERS = {"queued_deliveries": INT, "processed_deliveries": INT, "delivered":
              "dead_lettered": INT}
 
 _DELIVERY = obj(
-    {"delivery_id": STR, "kind": {"type": "string", "enum": ["webhook", "intent"]}, "owner_agent": STR,
+    {"delivery_id": STR, "kind": {"type": "string", "enum": ["webhook", "intent", "direct"]}, "owner_agent": STR,
      "callback_url": STR, "status": STR, "attempts": INT, "max_attempts": INT, "created_at": TIME,
      "updated_at": TIME},
     {"subscription_id": STR, "event_id": STR, "event_type": STR, "intent_id": STR, "delivery_attempt": INT,
