@@ -24,6 +24,8 @@ CAPABILITIES: tuple[str, ...] = (
     "delivery.http",  # the http binding: intents POSTed to an agent's callback_url, signed
     "webhooks",  # subscriptions, signed deliveries with retries and dead letters
     "webhooks.replay",
+    "deliveries",  # GET /v1/deliveries[/{id}], replay, POST a payload to an http agent
+    "deliveries.replay",
     # people in the loop (§1.7, §2.4, §2.5)
     "human_tasks",
     "human_tasks.form_schema",
@@ -44,6 +46,7 @@ CAPABILITIES: tuple[str, ...] = (
     "service_accounts",
     "auth.api_keys",
     "auth.email_login",
+    "audit.events",  # GET /v1/audit/events: logins, keys, service accounts, deliveries, resolves
     # storage: this build runs on either (axme dev / axme server --database-url)
     "storage.sqlite",
     "storage.postgresql",

@@ -18,7 +18,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from axme_cli.runtime.api import (
     agents,
     approvals,
+    audit,
     auth,
+    deliveries,
     health,
     inbox,
     intents,
@@ -127,7 +129,8 @@ HOT = {("POST", "/v1/intents"), ("POST", "/v1/scenarios/apply"), ("POST", "/v1/i
 
 def route_table(openapi_json: Any) -> list[BaseRoute]:
     return [*health.routes, *intents.routes, *scenarios.routes, *tasks.routes, *agents.routes, *auth.routes,
-            *webhooks.routes, *inbox.routes, *approvals.routes, *task_pages.routes, *metrics.routes,
+            *webhooks.routes, *deliveries.routes, *audit.routes,
+            *inbox.routes, *approvals.routes, *task_pages.routes, *metrics.routes,
             Route("/openapi.json", openapi_json, methods=["GET"]), *ui_routes]
 
 

@@ -138,11 +138,31 @@ _COUNTERS = {"queued_deliveries": INT, "processed_deliveries": INT, "delivered":
              "dead_lettered": INT}
 
 _DELIVERY = obj(
-    {"delivery_id": STR, "kind": {"type": "string", "enum": ["webhook", "intent"]}, "owner_agent": STR,
+    {"delivery_id": STR, "kind": {"type": "string", "enum": ["webhook", "intent", "direct"]}, "owner_agent": STR,
      "callback_url": STR, "status": STR, "attempts": INT, "max_attempts": INT, "created_at": TIME,
      "updated_at": TIME},
     {"subscription_id": STR, "event_id": STR, "event_type": STR, "intent_id": STR, "delivery_attempt": INT,
      "next_attempt_at": TIME, "last_status_code": INT, "last_error": STR, "delivered_at": TIME},
+)
+
+_SPEC_DELIVERY = obj(
+    {"delivery_id": STR, "replay_of_delivery_id": nullable(STR), "org_id": STR, "workspace_id": STR,
+     "principal_id": STR, "alias": nullable(STR),
+     "transport_type": {"type": "string", "enum": ["matrix", "http", "queue", "webhook"]}, "route_id": STR,
+     "status": {"type": "string", "enum": ["submitted", "delivered", "failed", "pending", "dead_lettered"]},
+     "correlation_id": nullable(STR), "idempotency_key": nullable(STR), "payload": OBJ,
+     "error_detail": nullable(STR), "created_at": TIME, "updated_at": TIME},
+    closed=True,
+    description="A delivery as AXME's api.deliveries.* show it (org_id and workspace_id are this runtime's names). "
+                "principal_id: the agent it belongs to; route_id: the webhook subscription, or the agent's http "
+                "binding.",
+)
+
+_AUDIT_EVENT = obj(
+    {"event_id": STR, "created_at": TIME, "action": STR, "actor": STR, "key_id": nullable(STR),
+     "owner_agent": nullable(STR), "target_type": nullable(STR), "target_id": nullable(STR), "details": OBJ},
+    description="One recorded change: who (actor, the credential's key_id), what (action), about whom "
+                "(owner_agent) and on what (target). Never a secret.",
 )
 
 _DELIVERY_CONFIG = obj({"service_account_id": STR, "agent_address": STR,
@@ -179,6 +199,8 @@ COMPONENTS: dict[str, Schema] = {
     "WebhookSubscription": _SUBSCRIPTION,
     "OutboundDelivery": _DELIVERY,
     "DeliveryConfig": _DELIVERY_CONFIG,
+    "Delivery": _SPEC_DELIVERY,
+    "AuditEvent": _AUDIT_EVENT,
     "Session": _SESSION,
     "SessionTokens": _TOKENS,
 }
@@ -215,7 +237,7 @@ _EVENT_COUNTS = {"event_id": STR, "owner_agent": STR, "event_type": STR, **_COUN
 
 
 def _models() -> dict[str, type[BaseModel]]:
-    from axme_cli.protocol import inbox, models, scenario, webhooks
+    from axme_cli.protocol import deliveries, inbox, models, scenario, webhooks
 
     return {
         "IntentCreateRequest": models.IntentCreateRequest,
@@ -232,6 +254,7 @@ def _models() -> dict[str, type[BaseModel]]:
         "SubscriptionRequest": webhooks.SubscriptionRequest,
         "EventRequest": webhooks.EventRequest,
         "DeliveryConfigRequest": webhooks.DeliveryConfigRequest,
+        "DeliverySubmitRequest": deliveries.DeliverySubmitRequest,
     }
 
 
@@ -464,6 +487,32 @@ OPERATIONS: dict[tuple[str, str], Op] = {
                ("status", {"type": "string", "enum": ["pending", "delivered", "dead_lettered", "failed"]}, ""),
                ("kind", STR, ""), _limit(100, 1000)),
         owner=True, errors=(403,)),
+    # deliveries (AXME's view of the outbound deliveries) and the audit log
+    ("GET", "/v1/deliveries"): Op(
+        "Deliveries, newest first (webhooks, intents to http agents, submitted payloads)", "deliveries",
+        _ok(deliveries=array(ref("Delivery"))),
+        query=(("org_id", STR, "This runtime's (may be left out)."), ("workspace_id", STR, "The same."),
+               ("principal_id", STR, "The agent (address or name) whose deliveries; an agent key: itself."),
+               ("status", {"type": "string", "enum": ["submitted", "delivered", "failed", "pending",
+                                                      "dead_lettered"]}, ""), _limit(200, 1000)),
+        errors=(403, 404)),
+    ("POST", "/v1/deliveries"): Op(
+        "Deliver a payload to an agent with the http binding (signed, retried like a webhook)", "deliveries",
+        _ok(delivery=ref("Delivery")), body=ref("DeliverySubmitRequest"), idempotent=True,
+        errors=(403, 404, 409)),
+    ("GET", "/v1/deliveries/{delivery_id}"): Op("A delivery", "deliveries", _ok(delivery=ref("Delivery")),
+                                                 errors=(404,)),
+    ("POST", "/v1/deliveries/{delivery_id}/replay"): Op(
+        "Deliver again what a delivery carried (a new delivery, replay_of_delivery_id)", "deliveries",
+        _ok(delivery=ref("Delivery")), errors=(404, 409)),
+    ("GET", "/v1/audit/events"): Op(
+        "The audit log, newest first (the admin key: the workspace; others: what they did or is about them)",
+        "audit", _ok(events=array(ref("AuditEvent")), next_before=nullable(STR)),
+        query=(("owner_agent", STR, "Only events about this principal (an agent key or a person: itself)."),
+               ("action_prefix", {"type": "string", "pattern": "^[a-z0-9_.]{1,128}$"},
+                "Only actions starting with this (e.g. `auth.login`)."),
+               ("before", STR, "`next_before` of the previous page."), _limit(100, 1000)),
+        errors=(403,)),
     # inbox and approvals
     ("GET", "/v1/inbox"): Op(
         "The owner's threads", "inbox", _ok(threads=array(ref("InboxThread"))), owner=True, errors=(403,),

@@ -53,7 +53,7 @@ async def create_subscription(request: Request) -> Response:
     req = _parse(SubscriptionRequest, await read_object(request))
     _check_callback(request, req)
     now = time.time()
-    result = await runtime(request).write(lambda tx: engine.op_upsert_subscription(tx, owner, req, now))
+    result = await runtime(request).write(lambda tx: engine.op_upsert_subscription(tx, principal, owner, req, now))
     return respond(result, request=request)
 
 

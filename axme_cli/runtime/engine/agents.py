@@ -8,6 +8,7 @@ from axme_cli.protocol import addresses
 from axme_cli.protocol.ids import uuid7
 from axme_cli.runtime import principals as pr
 from axme_cli.runtime.clock import iso
+from axme_cli.runtime.engine import audit
 from axme_cli.runtime.errors import Conflict, Forbidden, NotFound, Unprocessable
 from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.settings import Settings
@@ -139,12 +140,14 @@ def op_delete_service_account(tx: Tx, principal: Principal, sa_id: str, now: flo
     tx.update_service_account(sa_id, {"status": "deleted", "updated_at": at})
     tx.update_keys({"status": "revoked", "revoked_at": at}, sa_id=sa_id)
     row.update(status="deleted", updated_at=at)
+    audit.by(tx, "service_account.deleted", now, principal, owner_agent=row["address"],
+             target=("service_account", sa_id))
     return {"ok": True, "deleted": True, "service_account": service_account_view(row)}
 
 
 def op_create_key(tx: Tx, principal: Principal, sa_id: str, expires_at: str | None, now: float) -> dict[str, Any]:
     require_admin(principal, "creating an agent key")
-    _live_sa(tx, sa_id)
+    sa = _live_sa(tx, sa_id)
     token = pr.new_service_account_token(sa_id)
     row: Row = {
         "key_id": uuid7(),
@@ -159,6 +162,8 @@ def op_create_key(tx: Tx, principal: Principal, sa_id: str, expires_at: str | No
         "revoked_at": None,
     }
     tx.insert_key(row)
+    audit.by(tx, "service_account.key.created", now, principal, owner_agent=sa["address"],
+             target=("key", row["key_id"]), key_hint=row["key_hint"], expires_at=expires_at)
     return {"ok": True, "key": key_view(row, token)}
 
 
@@ -171,6 +176,9 @@ def op_revoke_key(tx: Tx, principal: Principal, sa_id: str, key_id: str, now: fl
         at = iso(now)
         tx.update_keys({"status": "revoked", "revoked_at": at}, key_id=key_id)
         row.update(status="revoked", revoked_at=at)
+        sa = tx.get_service_account(sa_id)
+        audit.by(tx, "service_account.key.revoked", now, principal, owner_agent=sa["address"] if sa else None,
+                 target=("key", key_id))
     return {"ok": True, "key": key_view(row)}
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from axme_cli.protocol.ids import uuid7
 from axme_cli.runtime import principals as pr
 from axme_cli.runtime.clock import iso
+from axme_cli.runtime.engine import audit
 from axme_cli.runtime.errors import Conflict, Forbidden, Gone, NotFound, TooManyRequests, Unauthorized, Unprocessable
 from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.settings import Settings
@@ -103,6 +104,9 @@ def op_open_login_intent(
     )
     row = tx.get_login_intent(intent_id)
     assert row is not None
+    who = actor_address(s, email)
+    audit.record(tx, "auth.login.requested", now, actor=who, owner_agent=who, target=("login_intent", intent_id),
+                 client=client)
     return row
 
 
@@ -155,6 +159,9 @@ def op_verify_login(tx: Tx, s: Settings, intent_id: str, code: str, client: str 
         tries = row["tries"] + 1
         tx.update_login_intent(intent_id, {"tries": tries})
         left = s.max_login_code_tries - tries
+        who = actor_address(s, row["email"])
+        audit.record(tx, "auth.login.refused", now, actor=who, owner_agent=who, target=("login_intent", intent_id),
+                     reason="wrong_code", tries_left=left)
         return Unprocessable(
             f"wrong code; {left} tries left" if left else "wrong code; no tries left, run `axme login` again",
             code="invalid_login_code",
@@ -182,6 +189,9 @@ def op_verify_login(tx: Tx, s: Settings, intent_id: str, code: str, client: str 
     )
     tokens = _issue_tokens(tx, s, session_id, now)
     tokens.pop("_refresh_expires_ts")
+    who = actor_address(s, email)
+    audit.record(tx, "auth.login.verified", now, actor=who, key_id=actor["actor_id"], owner_agent=who,
+                 target=("session", session_id), client=client or row["client"])
     return {
         "ok": True,
         "access_token": tokens["access_token"],
@@ -220,6 +230,7 @@ def op_refresh(tx: Tx, s: Settings, refresh_token: str, now: float) -> Any:
         return Unauthorized("this session was revoked; run `axme login`", code="session_revoked")
     if row["used_ts"] is not None:
         tx.update_session(session["session_id"], {"revoked_at": iso(now), "revoke_reason": "refresh_token_reused"})
+        _audit_revoked(tx, session, "refresh_token_reused", now, None)
         return Unauthorized(
             "this refresh token was already used; the session is revoked for safety; run `axme login`",
             code="refresh_token_reused",
@@ -231,6 +242,17 @@ def op_refresh(tx: Tx, s: Settings, refresh_token: str, now: float) -> Any:
     exp_ts = tokens.pop("_refresh_expires_ts")
     tx.update_session(session["session_id"], {"expires_at": iso(exp_ts), "expires_ts": exp_ts})
     return {"ok": True, "session_id": session["session_id"], "token_type": "Bearer", **tokens}
+
+
+def _audit_revoked(tx: Tx, session: Row, reason: str, now: float, by: Principal | None) -> None:
+    """A revoked session; ``by`` None: the runtime revoked it (a refresh token presented twice)."""
+    target = ("session", session["session_id"])
+    if by is None:
+        audit.record(tx, "auth.session.revoked", now, actor="runtime", target=target, reason=reason,
+                     actor_id=session["actor_id"])
+    else:
+        audit.by(tx, "auth.session.revoked", now, by, owner_agent=by.address if by.is_actor else None,
+                 target=target, reason=reason, actor_id=session["actor_id"])
 
 
 def op_revoke_session(tx: Tx, principal: Principal, session_id: str, reason: str, now: float) -> dict[str, Any]:
@@ -245,5 +267,6 @@ def op_revoke_session(tx: Tx, principal: Principal, session_id: str, reason: str
         at = iso(now)
         tx.update_session(session_id, {"revoked_at": at, "revoke_reason": reason})
         session.update(revoked_at=at)
+        _audit_revoked(tx, session, reason, now, principal)
     return {"ok": True, "session_id": session_id, "revoked": True, "already_revoked": not revoked,
             "revoked_at": session["revoked_at"]}

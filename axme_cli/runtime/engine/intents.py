@@ -12,7 +12,7 @@ from typing import Any
 from axme_cli.protocol import addresses, tasks
 from axme_cli.protocol import lifecycle as lc
 from axme_cli.runtime.clock import iso
-from axme_cli.runtime.engine import human_tasks, idempotency, inbox, reactions, reminders, runs
+from axme_cli.runtime.engine import audit, human_tasks, idempotency, inbox, reactions, reminders, runs
 from axme_cli.runtime.engine.answers import check_task_result
 from axme_cli.runtime.engine.changes import SCHEDULER, apply_event, arm_timer, insert_new_intent, wake_of
 from axme_cli.runtime.engine.codec import loads
@@ -266,6 +266,8 @@ def op_resolve(tx: Tx, s: Settings, principal: Principal, intent_id: str, req: d
     event = apply_event(tx, s, row, event_type, now, actor=actor, details=details, doc_updates=doc_updates, fx=fx)
     reactions.settle(tx, s, fx)  # before reading the reply_to thread it writes
     completion = inbox.completion_delivery(tx, s, row)
+    audit.by(tx, "intent.resolved", now, principal, owner_agent=row["to_agent"], target=("intent", intent_id),
+             status=status, as_actor=actor if actor != principal.address else None, reason=req.get("reason"))
     return {"ok": True, "intent": intent_view(row), "event": event, "completion_delivery": completion}
 
 
@@ -296,6 +298,9 @@ def op_bulk_cancel(tx: Tx, s: Settings, principal: Principal, req: dict[str, Any
                     doc_updates={"error": {"reason": req["reason"]}}, fx=fx)
         reactions.settle(tx, s, fx)  # before the next row: ending a workflow cancels its running step
         canceled.append(fresh["intent_id"])
+    if canceled:
+        audit.by(tx, "intent.bulk_canceled", now, principal, canceled=len(canceled), intent_ids=canceled[:100],
+                 reason=req["reason"])
     return {"ok": True, "dry_run": False, "canceled": len(canceled), "intent_ids": canceled}
 
 

@@ -3,7 +3,8 @@
 Every delivery is a row (``outbound_deliveries``): ``pending`` until the sender (``runtime/sender.py``) gets a
 2xx (``delivered``) or gives up (a webhook: ``dead_lettered`` after ``webhook_max_attempts`` tries with
 exponential backoff; an intent: ``failed`` after its one try, the intent's own redelivery makes the next row;
-``skipped`` when the intent moved on before it was sent). The operations here only read and write rows; the
+``skipped`` when the intent moved on before it was sent; a ``direct`` delivery, submitted through
+``POST /v1/deliveries`` to an http agent, is retried like a webhook). The operations here only read and write rows; the
 sender claims due rows with a lease (``op_claim``), POSTs outside any transaction, and records the outcome
 (``op_record``).
 """
@@ -19,16 +20,18 @@ from axme_cli.protocol import lifecycle as lc
 from axme_cli.protocol.ids import uuid7
 from axme_cli.runtime import principals as pr
 from axme_cli.runtime.clock import iso
+from axme_cli.runtime.engine import audit
 from axme_cli.runtime.engine.codec import dumps, loads
 from axme_cli.runtime.engine.delivery import DEAD_LETTERED, DELIVERED, FAILED, PENDING, SKIPPED, queue_delivery
 from axme_cli.runtime.engine.intents import op_mark_delivered
 from axme_cli.runtime.engine.views import intent_view
-from axme_cli.runtime.errors import NotFound, Unprocessable
+from axme_cli.runtime.errors import Conflict, NotFound, Unprocessable
 from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.settings import Settings
 from axme_cli.runtime.store.base import Row, Tx
 
 MAX_RETRY_DELAY = 600.0
+DIRECT = "direct"  # a payload submitted through POST /v1/deliveries to an http agent
 
 
 def new_secret() -> str:
@@ -94,6 +97,49 @@ def delivery_view(row: Row) -> dict[str, Any]:
     return {k: v for k, v in view.items() if v is not None}
 
 
+# AXME's delivery statuses (api.deliveries.*): "submitted" is queued and not tried yet, "pending" tried and
+# waiting for its next try; a delivery skipped because its intent moved on is "failed" (error_detail says why).
+SPEC_STATUSES = ("submitted", "delivered", "failed", "pending", "dead_lettered")
+
+
+def spec_status(row: Row) -> str:
+    if row["status"] == PENDING:
+        return "submitted" if row["attempts"] == 0 else "pending"
+    return FAILED if row["status"] == SKIPPED else str(row["status"])
+
+
+def _spec_payload(row: Row) -> dict[str, Any]:
+    """What the delivery carries: a webhook's event payload, a submitted payload, or which intent attempt."""
+    if row["kind"] == "webhook":
+        return loads(row["event_payload"]) if row.get("event_payload") else {}
+    if row["kind"] == DIRECT:
+        return loads(row["payload"]) if row.get("payload") else {}
+    return {"event_type": "intent.delivered", "intent_id": row["intent_id"], "delivery_attempt": row["intent_attempt"]}
+
+
+def spec_delivery_view(s: Settings, row: Row) -> dict[str, Any]:
+    """A delivery as ``api.deliveries.*.response.v1`` shows it. ``principal_id`` is the agent it belongs to (the
+    webhook subscription's owner, the agent an intent or a submitted payload goes to); ``route_id`` the
+    subscription, or the agent's http binding (its service account)."""
+    return {
+        "delivery_id": row["delivery_id"],
+        "replay_of_delivery_id": row.get("replay_of_delivery_id"),
+        "org_id": s.org,
+        "workspace_id": s.workspace,
+        "principal_id": row["owner_agent"],
+        "alias": None,
+        "transport_type": "webhook" if row["kind"] == "webhook" else "http",
+        "route_id": row["subscription_id"] or row["owner_agent"],
+        "status": spec_status(row),
+        "correlation_id": row.get("correlation_id"),
+        "idempotency_key": row.get("idempotency_key"),
+        "payload": _spec_payload(row),
+        "error_detail": row["last_error"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+
+
 def counters(counts: dict[str, int]) -> dict[str, int]:
     """The spec's delivery counters of one event, from status -> number of its deliveries."""
     pending = counts.get(PENDING, 0)
@@ -146,7 +192,8 @@ def publish(tx: Tx, s: Settings, owner_agent: str, event_type: str, source: str,
 # operations behind the routes
 
 
-def op_upsert_subscription(tx: Tx, owner_agent: str, req: dict[str, Any], now: float) -> dict[str, Any]:
+def op_upsert_subscription(tx: Tx, principal: Principal, owner_agent: str, req: dict[str, Any],
+                           now: float) -> dict[str, Any]:
     """Create a subscription, or update the owner's live one with the same callback_url. ``req`` holds only the
     fields the caller sent. A generated secret is answered once, as ``secret``; a given one is never echoed."""
     at = iso(now)
@@ -170,6 +217,9 @@ def op_upsert_subscription(tx: Tx, owner_agent: str, req: dict[str, Any], now: f
         row = {"subscription_id": uuid7(), "owner_agent": owner_agent, "callback_url": req["callback_url"],
                "active": 1, "description": None, "created_at": at, "revoked_at": None, **fields}
         tx.insert_subscription(row)
+    audit.by(tx, "webhook.subscription." + ("updated" if existing is not None else "created"), now, principal,
+             owner_agent=owner_agent, target=("webhook_subscription", row["subscription_id"]),
+             callback_url=row["callback_url"], event_types=req["event_types"])
     answer: dict[str, Any] = {"ok": True, "subscription": subscription_view(row)}
     if generated is not None:
         answer["secret"] = generated
@@ -191,6 +241,8 @@ def op_revoke_subscription(tx: Tx, principal: Principal, subscription_id: str, n
         at = iso(now)
         tx.update_subscription(subscription_id, {"revoked_at": at, "active": 0, "updated_at": at})
         row["revoked_at"] = at
+        audit.by(tx, "webhook.subscription.revoked", now, principal, owner_agent=row["owner_agent"],
+                 target=("webhook_subscription", subscription_id))
     return {"ok": True, "subscription_id": subscription_id, "revoked_at": row["revoked_at"]}
 
 
@@ -234,10 +286,88 @@ def op_set_delivery(tx: Tx, principal: Principal, sa_id: str, req: dict[str, Any
     elif mode == "http" and (req.get("rotate_secret") or not sa.get("delivery_secret")):
         generated = fields["delivery_secret"] = new_secret()
     tx.update_service_account(sa_id, fields)
+    audit.by(tx, "service_account.delivery.updated", now, principal, owner_agent=sa["address"],
+             target=("service_account", sa_id), delivery_mode=mode, callback_url=fields["callback_url"],
+             secret_changed=True if "delivery_secret" in fields else None)
     answer: dict[str, Any] = {"ok": True, "delivery": delivery_config_view({**sa, **fields})}
     if generated is not None:
         answer["delivery_secret"] = generated
     return answer
+
+
+# ---------------------------------------------------------------------------------------------
+# /v1/deliveries: submit a payload to an http agent, replay any delivery
+
+
+def op_submit_delivery(tx: Tx, s: Settings, principal: Principal, owner_agent: str, req: dict[str, Any],
+                       now: float) -> tuple[Row, bool]:
+    """Queue ``req["payload"]`` for the http agent at ``owner_agent`` (POSTed to its callback_url, signed with its
+    delivery secret, retried like a webhook). Returns the row and whether it was queued by an earlier call with
+    the same idempotency key (the same body answers that delivery; another body is a conflict)."""
+    key = req.get("idempotency_key")
+    if key is not None:
+        earlier = tx.outbound_by_idempotency(owner_agent, key)
+        if earlier is not None:
+            if earlier["kind"] != DIRECT or loads(earlier["payload"]) != req["payload"] or \
+                    earlier["correlation_id"] != req.get("correlation_id"):
+                raise Conflict("idempotency key reused with a different delivery", code="idempotency_conflict",
+                               details={"field": "idempotency_key"})
+            return earlier, True
+    binding = tx.http_binding(owner_agent)
+    if binding is None:
+        raise Conflict(f"{owner_agent} has no http delivery binding to deliver to; set one with PATCH "
+                       "/v1/service-accounts/{id}/delivery (delivery_mode http, callback_url)",
+                       code="delivery_binding_missing", details={"principal_id": owner_agent})
+    row = queue_delivery(tx, now, kind=DIRECT, owner_agent=owner_agent, callback_url=binding["callback_url"],
+                         event_type="delivery.submitted", max_attempts=s.webhook_max_attempts,
+                         payload=dumps(req["payload"]), correlation_id=req.get("correlation_id"),
+                         idempotency_key=key, replay_of_delivery_id=None)
+    audit.by(tx, "delivery.submitted", now, principal, owner_agent=owner_agent,
+             target=("delivery", row["delivery_id"]), correlation_id=req.get("correlation_id"))
+    return row, False
+
+
+def op_replay_delivery(tx: Tx, s: Settings, principal: Principal, delivery_id: str, now: float) -> Row:
+    """A new delivery of what ``delivery_id`` carried, to where it went (the old row stays as it ended). A
+    webhook goes again to its subscription if still active; an intent only while it waits for pickup (at its
+    current attempt); a delivery still pending is not doubled (409)."""
+    old = tx.get_outbound(delivery_id)
+    if old is None or not may_act_for(principal, old["owner_agent"]):
+        raise NotFound(f"delivery {delivery_id} not found", code="delivery_not_found")
+    if old["status"] == PENDING:
+        raise Conflict(f"delivery {delivery_id} is still pending; it is tried again by itself",
+                       code="delivery_pending")
+    fields: Row = {"kind": old["kind"], "owner_agent": old["owner_agent"], "replay_of_delivery_id": delivery_id,
+                   "event_type": old["event_type"], "correlation_id": old.get("correlation_id")}
+    if old["kind"] == "webhook":
+        sub = tx.get_subscription(old["subscription_id"])
+        if sub is None or sub["revoked_at"] is not None or not sub["active"]:
+            raise Conflict(f"the subscription of delivery {delivery_id} was revoked or deactivated",
+                           code="subscription_inactive")
+        fields.update(callback_url=sub["callback_url"], subscription_id=sub["subscription_id"],
+                      event_id=old["event_id"], max_attempts=s.webhook_max_attempts)
+    else:
+        binding = tx.http_binding(old["owner_agent"])
+        if binding is None:
+            raise Conflict(f"{old['owner_agent']} has no http delivery binding any more",
+                           code="delivery_binding_missing")
+        fields["callback_url"] = binding["callback_url"]
+        if old["kind"] == DIRECT:
+            fields.update(payload=old["payload"], max_attempts=s.webhook_max_attempts)
+        else:
+            intent = tx.get_intent(old["intent_id"])
+            if intent is None or intent["status"] not in lc.AWAITING_PICKUP:
+                status = intent["status"] if intent is not None else "gone"
+                raise Conflict(f"intent {old['intent_id']} is {status}; only an intent waiting for its agent is "
+                               "delivered again", code="intent_not_awaiting_delivery")
+            fields.update(intent_id=old["intent_id"], intent_attempt=intent["delivery_attempt"], max_attempts=1)
+    row = queue_delivery(tx, now, **fields)
+    if old["kind"] == "webhook":
+        event = tx.get_webhook_event(old["event_id"])
+        row["event_payload"] = event["payload"] if event is not None else None
+    audit.by(tx, "delivery.replayed", now, principal, owner_agent=old["owner_agent"],
+             target=("delivery", row["delivery_id"]), replay_of_delivery_id=delivery_id)
+    return row
 
 
 # ---------------------------------------------------------------------------------------------
@@ -250,7 +380,8 @@ def op_claim(tx: Tx, s: Settings, now: float, limit: int) -> list[dict[str, Any]
     rows = tx.claim_outbound(now, now + lease_seconds(s), limit)
     jobs = []
     for row in rows:
-        job = _webhook_job(tx, row, now) if row["kind"] == "webhook" else _intent_job(tx, row, now)
+        job = (_webhook_job(tx, row, now) if row["kind"] == "webhook" else
+               _direct_job(tx, row, now) if row["kind"] == DIRECT else _intent_job(tx, row, now))
         if job is not None:
             jobs.append(job)
     return jobs
@@ -289,6 +420,18 @@ def _intent_job(tx: Tx, row: Row, now: float) -> dict[str, Any] | None:
             **intent_view(intent)}
     return {"delivery_id": row["delivery_id"], "url": binding["callback_url"], "secret": binding["delivery_secret"],
             "event_type": "intent.delivered", "body": orjson.dumps(body)}
+
+
+def _direct_job(tx: Tx, row: Row, now: float) -> dict[str, Any] | None:
+    binding = tx.http_binding(row["owner_agent"])
+    if binding is None:
+        _close(tx, row, now, DEAD_LETTERED, "the agent has no http binding any more")
+        return None
+    body = {"event_type": "delivery.submitted", "delivery_id": row["delivery_id"],
+            "replay_of_delivery_id": row["replay_of_delivery_id"], "correlation_id": row["correlation_id"],
+            "principal_id": row["owner_agent"], "payload": loads(row["payload"]), "attempt": row["attempts"] + 1}
+    return {"delivery_id": row["delivery_id"], "url": binding["callback_url"], "secret": binding["delivery_secret"],
+            "event_type": "delivery.submitted", "body": orjson.dumps(body)}
 
 
 def op_record(tx: Tx, s: Settings, delivery_id: str, now: float, *, status_code: int | None,

@@ -245,6 +245,14 @@ class Tx(abc.ABC):
         """status -> number of deliveries of a webhook event."""
 
     @abc.abstractmethod
+    def outbound_by_idempotency(self, owner_agent: str, idempotency_key: str) -> Row | None:
+        """The delivery submitted for ``owner_agent`` with this idempotency key, if any."""
+
+    # the audit log
+    @abc.abstractmethod
+    def insert_audit_event(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
     def insert_subscription(self, row: Row) -> None: ...
 
     @abc.abstractmethod
@@ -400,6 +408,18 @@ class Reads(abc.ABC):
     @abc.abstractmethod
     async def next_outbound_due(self) -> float | None:
         """When the earliest pending delivery may be taken (its next try, or the end of its lease)."""
+
+    @abc.abstractmethod
+    async def find_deliveries(self, *, delivery_id: str | None = None, owner_agent: str | None = None,
+                              status: str | None = None, limit: int = 1) -> list[Row]:
+        """Deliveries newest first with their webhook event's payload (``event_payload``); ``status`` is one of
+        AXME's delivery statuses (``engine.outbound.SPEC_STATUSES``)."""
+
+    # the audit log
+    @abc.abstractmethod
+    async def list_audit_events(self, *, about: str | None, owner_agent: str | None, action_prefix: str | None,
+                                before: str | None, limit: int) -> list[Row]:
+        """Newest first; ``about``: only events whose actor or owner_agent it is."""
     # inbox
     @abc.abstractmethod
     async def list_inbox(self, owner_agent: str, statuses: list[str] | None, limit: int) -> list[Row]:

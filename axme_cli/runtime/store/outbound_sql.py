@@ -15,6 +15,17 @@ T = TypeVar("T")
 _DELIVERY_FILTERS = ("owner_agent", "subscription_id", "event_id", "intent_id", "status", "kind")
 
 
+# AXME's delivery statuses over ours: "submitted" is queued and not tried yet, "pending" tried and waiting for its
+# next try; a delivery skipped because its intent moved on counts as failed.
+_SPEC_STATUS = {
+    "submitted": "d.status = 'pending' AND d.attempts = 0",
+    "pending": "d.status = 'pending' AND d.attempts > 0",
+    "delivered": "d.status = 'delivered'",
+    "failed": "d.status IN ('failed', 'skipped')",
+    "dead_lettered": "d.status = 'dead_lettered'",
+}
+
+
 def _counts(rows: Any) -> dict[str, int]:
     return {r["status"]: int(r["n"]) for r in rows}
 
@@ -74,6 +85,10 @@ class OutboundTxSql:
 
     def delivery_counts(self, event_id: str) -> dict[str, int]:
         return _counts(self._c.execute(_COUNTS, (event_id,)).fetchall())
+
+    def outbound_by_idempotency(self, owner_agent: str, idempotency_key: str) -> Row | None:
+        return self._one("SELECT * FROM outbound_deliveries WHERE owner_agent = ? AND idempotency_key = ?",
+                         (owner_agent, idempotency_key))
 
     # subscriptions
     def insert_subscription(self, row: Row) -> None:
@@ -148,6 +163,26 @@ class OutboundReadSql:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY delivery_id DESC LIMIT ?"
+        args.append(limit)
+        return await self._read(lambda c: [dict(r) for r in c.execute(sql, args).fetchall()])
+
+    async def find_deliveries(self, *, delivery_id: str | None = None, owner_agent: str | None = None,
+                              status: str | None = None, limit: int = 1) -> list[Row]:
+        where: list[str] = []
+        args: list[Any] = []
+        if delivery_id is not None:
+            where.append("d.delivery_id = ?")
+            args.append(delivery_id)
+        if owner_agent is not None:
+            where.append("d.owner_agent = ?")
+            args.append(owner_agent)
+        if status is not None:
+            where.append(_SPEC_STATUS[status])
+        sql = ("SELECT d.*, e.payload AS event_payload FROM outbound_deliveries d "
+               "LEFT JOIN webhook_events e ON e.event_id = d.event_id")
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY d.delivery_id DESC LIMIT ?"
         args.append(limit)
         return await self._read(lambda c: [dict(r) for r in c.execute(sql, args).fetchall()])
 

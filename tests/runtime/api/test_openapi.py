@@ -37,6 +37,7 @@ from axme_cli.runtime.settings import Settings
 from tests.auth_helpers import bearer, read_code
 from tests.conftest import ADMIN_KEY, new_intent, unique
 from tests.protocol.test_conformance import SCHEMAS, schema_errors, validator
+from tests.receiver import closed_port_url, poll
 from tests.runtime_proc import RuntimeProcess
 from tests.runtime_thread import RuntimeThread
 
@@ -289,6 +290,20 @@ def test_every_operation_answers_as_documented(served: RuntimeProcess, document:
     call("GET", "/v1/webhooks/events/{event_id}", params={"event_id": event["event_id"]})
     call("POST", "/v1/webhooks/events/{event_id}/replay", params={"event_id": event["event_id"]})
     call("GET", "/v1/webhooks/deliveries", query={"limit": 5})
+    # deliveries: an http agent nobody listens for (its intent's one try fails at once, so it may be replayed)
+    hooked = call("POST", "/v1/service-accounts", body={"name": unique("hooked")}).json()["service_account"]
+    call("PATCH", "/v1/service-accounts/{sa_id}/delivery", params={"sa_id": hooked["service_account_id"]},
+         body={"delivery_mode": "http", "callback_url": closed_port_url()})
+    call("POST", "/v1/intents", body=new_intent(hooked["agent_address"]))
+    delivery = call("GET", "/v1/deliveries", query={"principal_id": hooked["agent_address"]}).json()["deliveries"][0]
+    ids = {"delivery_id": delivery["delivery_id"]}
+    poll(lambda: httpx.get(f"{served.url}/v1/deliveries/{ids['delivery_id']}", headers={"x-api-key": ADMIN_KEY},
+                           timeout=10).json()["delivery"]["status"], lambda status: status == "failed")
+    call("GET", "/v1/deliveries/{delivery_id}", params=ids)
+    call("POST", "/v1/deliveries/{delivery_id}/replay", params=ids)
+    call("POST", "/v1/deliveries", body={"principal_id": hooked["agent_address"], "payload": {"n": 1}},
+         headers={"Idempotency-Key": uuid.uuid4().hex})
+    call("GET", "/v1/audit/events", query={"action_prefix": "service_account", "limit": 5})
     call("DELETE", "/v1/webhooks/subscriptions/{subscription_id}",
          params={"subscription_id": sub["subscription"]["subscription_id"]})
 
