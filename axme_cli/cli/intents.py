@@ -59,7 +59,21 @@ def _deadline(value: str | None) -> str | None:
     return value
 
 
+def _seconds(value: float | None) -> float | None:
+    """``--timeout``: a positive, finite number of seconds."""
+    import math
+
+    from axme_cli.errors import UsageError
+
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise UsageError(f"--timeout {value:g}: not a positive number of seconds", fix="e.g. --timeout 30")
+    return value
+
+
 IdArg = Annotated[str, typer.Argument(help="Intent id.", show_default=False, callback=_intent_id)]
+TimeoutOpt = Annotated[float | None, typer.Option(
+    "--timeout", metavar="SECONDS", show_default=False, callback=_seconds,
+    help="Stop waiting after this many seconds: exit 1 naming the intent (which goes on).")]
 
 
 def _exit_for(status: str) -> None:
@@ -88,6 +102,7 @@ def send(
                                                      show_default=False)] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for a terminal status; exit 1 unless COMPLETED.")]
     = False,
+    timeout: TimeoutOpt = None,
     base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
 ) -> None:
     """Send an intent to an agent."""
@@ -95,7 +110,10 @@ def send(
 
     from axme_cli.cli.common import client, output
     from axme_cli.cli.inputs import merged_data
+    from axme_cli.errors import UsageError
 
+    if timeout is not None and not wait:
+        raise UsageError("--timeout applies to --wait only", fix="add --wait, or drop --timeout")
     # With an idempotency key the correlation id derives from it, so sending again is the same request.
     correlation = (uuid.uuid5(uuid.NAMESPACE_URL, f"axme-idem:{idempotency_key}") if idempotency_key
                    else uuid.uuid4())
@@ -112,12 +130,15 @@ def send(
             output().result(created, [f"Sent intent {intent_id} ({created.get('status')}).",
                                       f"Follow it: axme observe {intent_id}"])
             return
+        # The id before the wait, so stopping (Ctrl+C, --timeout) never loses it; on stderr with --json.
+        shown = output()
+        shown.say(f"Sent intent {intent_id}; waiting for it to end (Ctrl+C stops waiting, not the intent).")
         final = None
-        for event in c.follow_intent(intent_id):
+        for event in c.follow_intent(intent_id, timeout=timeout):
             final = event
         got = c.get_intent(intent_id)
     status = got["intent"]["status"]
-    output().result(got, f"Intent {intent_id} ended {status}" + ("" if final else " (no terminal event seen)"))
+    shown.result(got, f"Intent {intent_id} ended {status}" + ("" if final else " (no terminal event seen)"))
     _exit_for(status)
 
 @app.command("list")
@@ -163,8 +184,8 @@ def get(intent_id: IdArg, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None
             rows.append((key, json.dumps(intent[key], ensure_ascii=False)))
     output().result(body, lambda: key_values([(f"{k}:", v) for k, v in rows]))
 
-def _follow(intent_id: str, *, since: int, follow: bool, rich_header: bool, base_url: str | None,
-            api_key: str | None, context: str | None) -> None:
+def _follow(intent_id: str, *, since: int, follow: bool, rich_header: bool, timeout: float | None,
+            base_url: str | None, api_key: str | None, context: str | None) -> None:
     from axme_cli.cli.common import client, output
     from axme_cli.render.console import err
     from axme_cli.render.events import EventLines, final_line, header
@@ -175,7 +196,7 @@ def _follow(intent_id: str, *, since: int, follow: bool, rich_header: bool, base
         lines = EventLines()
         shown.text(header(intent) if rich_header else lambda: err(f"Streaming events of {intent_id} (Ctrl+C to stop)"))
         last: dict[str, Any] | None = None
-        for event in c.follow_intent(intent_id, since=since, follow=follow):
+        for event in c.follow_intent(intent_id, since=since, follow=follow, timeout=timeout):
             last = event
             shown.item(event, functools.partial(lines.show, event))
         status = last["status"] if last else c.get_intent(intent_id)["intent"]["status"]
@@ -188,18 +209,19 @@ def watch(
     intent_id: IdArg,
     follow: Annotated[bool, typer.Option("--follow", help="Keep streaming after a terminal status.")] = False,
     since: Annotated[int, typer.Option("--since", min=0, help="Only events after this seq.")] = 0,
+    timeout: TimeoutOpt = None,
     base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
 ) -> None:
     """Stream an intent's events live; stops at a terminal status unless --follow."""
-    _follow(intent_id, since=since, follow=follow, rich_header=False, base_url=base_url, api_key=api_key,
-            context=context)
+    _follow(intent_id, since=since, follow=follow, rich_header=False, timeout=timeout, base_url=base_url,
+            api_key=api_key, context=context)
 
 @top.command("observe")
-def observe(intent_id: IdArg, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
-            context: ContextOpt = None) -> None:
+def observe(intent_id: IdArg, timeout: TimeoutOpt = None, base_url: BaseUrlOpt = None,
+            api_key: ApiKeyOpt = None, context: ContextOpt = None) -> None:
     """Watch one intent live until it ends: exit 0 if COMPLETED, 1 if FAILED/CANCELED/TIMED_OUT."""
-    _follow(intent_id, since=0, follow=False, rich_header=True, base_url=base_url, api_key=api_key,
-            context=context)
+    _follow(intent_id, since=0, follow=False, rich_header=True, timeout=timeout, base_url=base_url,
+            api_key=api_key, context=context)
 
 @app.command("log")
 def log(intent_id: IdArg, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
