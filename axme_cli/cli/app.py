@@ -32,7 +32,9 @@ from axme_cli.cli.typer_internals import ClickException, LazyGroup, LazyTyper, m
 HELP = """axme: the CLI and local runtime for the AXP intent protocol.
 
 Start a runtime with `axme dev`, then check it with `axme status`.
---json (anywhere on the line) prints one JSON document; streams print one JSON object per line.
+--json (anywhere on the line) prints one JSON document: {"ok": true, ...}; lists
+{"ok": true, "items": [...], "next_cursor": ...}; errors {"ok": false, "error": {...}}.
+Streams print one JSON object per line.
 Exit codes: 0 ok, 1 the request failed or the awaited intent ended badly, 2 usage, configuration
 or credentials problem, 141 the reader of the output went away (broken pipe).
 Precedence: flags > AXME_* environment > the active context."""

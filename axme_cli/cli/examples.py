@@ -16,7 +16,7 @@ def list_() -> None:
     from axme_cli.cli.common import output
     from axme_cli.examples import CATALOG
 
-    output().result([{"name": k, "description": v} for k, v in CATALOG.items()],
+    output().items([{"name": k, "description": v} for k, v in CATALOG.items()],
                     [*(f"{name:28} {text}" for name, text in CATALOG.items()),
                      "Run one: axme examples run order-saga [--fail-at shipping]"])
 

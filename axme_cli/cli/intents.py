@@ -70,6 +70,20 @@ def _seconds(value: float | None) -> float | None:
     return value
 
 
+def _cursor(value: str | None) -> str | None:
+    """``--cursor``: a page of `intents list` goes on after an intent id (its next_cursor)."""
+    from axme_cli.cli.inputs import shown
+    from axme_cli.errors import UsageError
+
+    if value is None:
+        return None
+    try:
+        return _intent_id(value)
+    except UsageError:
+        raise UsageError(f"--cursor {shown(value)} is not a cursor of `intents list`",
+                         fix="pass the next_cursor of the previous `axme intents list --json`") from None
+
+
 IdArg = Annotated[str, typer.Argument(help="Intent id.", show_default=False, callback=_intent_id)]
 TimeoutOpt = Annotated[float | None, typer.Option(
     "--timeout", metavar="SECONDS", show_default=False, callback=_seconds,
@@ -146,6 +160,9 @@ def list_(
     status: Annotated[str | None, typer.Option("--status", help="Only these statuses (comma separated).",
                                                show_default=False)] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=500)] = 50,
+    cursor: Annotated[str | None, typer.Option("--cursor", show_default=False,
+                                               help="The next page: next_cursor of the last --json answer.")]
+    = None,
     base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
 ) -> None:
     """List recent intents, newest first."""
@@ -154,11 +171,11 @@ def list_(
     from axme_cli.render.tables import table
 
     with client(base_url, api_key, context) as c:
-        rows = c.list_intents(limit=limit, status=_statuses(status))
-    output().result(rows, lambda: table(
+        rows, next_cursor = c.list_intents(limit=limit, status=_statuses(status), before=_cursor(cursor))
+    output().items(rows, lambda: table(
         ["ID", "STATUS", "TYPE", "TO", "AGE"],
         [[r["intent_id"], r["status"], r["intent_type"], r["to_agent"], age(r.get("updated_at"))] for r in rows],
-        empty="No intents."))
+        empty="No intents."), next_cursor=next_cursor)
 
 @app.command("get")
 def get(intent_id: IdArg, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
@@ -242,7 +259,7 @@ def log(intent_id: IdArg, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None
             lines.show(event)
         out(f"Final status: {intent['status']}   Intent ID: {intent_id}   Events: {len(events)}")
 
-    output().result(events, text)
+    output().items(events, text)
 
 @app.command("cancel")
 def cancel(

@@ -101,11 +101,16 @@ class Client:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return dict(self.post("/v1/intents", json=body, headers=headers))
 
-    def list_intents(self, *, limit: int, status: str | None = None) -> list[dict[str, Any]]:
+    def list_intents(self, *, limit: int, status: str | None = None,
+                     before: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of intents, newest first, and the cursor of the next page (None after the last)."""
         params: dict[str, Any] = {"limit": limit}
         if status:
             params["status"] = status
-        return list(self.get("/v1/intents", params=params).get("intents", []))
+        if before:
+            params["before"] = before
+        body = self.get("/v1/intents", params=params)
+        return list(body.get("intents", [])), body.get("next_cursor")
 
     def get_intent(self, intent_id: str) -> dict[str, Any]:
         """``{ok, intent}``."""
