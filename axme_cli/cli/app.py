@@ -119,10 +119,21 @@ app = LazyTyper(
 )
 
 
+def _version(ctx: typer.Context, given: bool) -> None:
+    """``axme --version``: the same answer as `axme version` (with --json too), before any command is looked up."""
+    if not given or ctx.resilient_parsing:
+        return
+    ctx.obj = Options(json=bool(ctx.meta.get(_JSON_SEEN)))
+    status.version()
+    raise typer.Exit()
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
     json_out: bool = typer.Option(False, JSON_FLAG, help="Print one JSON document (also after any command)."),
+    _show_version: bool = typer.Option(False, "--version", is_eager=True, expose_value=True, callback=_version,
+                                       help="Print the version of axme (as `axme version`) and exit."),
     base_url: BaseUrlOpt = None,
     api_key: ApiKeyOpt = None,
     context: ContextOpt = None,
