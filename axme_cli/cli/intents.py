@@ -59,6 +59,19 @@ def _deadline(value: str | None) -> str | None:
     return value
 
 
+def _address(value: str) -> str:
+    """``--to``: text (a word that is no UTF-8 cannot name an agent); the runtime judges the rest."""
+    from axme_cli.cli.inputs import shown
+    from axme_cli.errors import UsageError
+
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"--to {shown(value)} is not an agent address (not UTF-8 text)",
+                         fix="e.g. --to inventory or --to agent://org/workspace/inventory") from None
+    return value
+
+
 def _seconds(value: float | None) -> float | None:
     """``--timeout``: a positive, finite number of seconds."""
     import math
@@ -102,7 +115,7 @@ app = typer.Typer(help="Send, inspect, follow and manage intents.", no_args_is_h
 @app.command("send")
 def send(
     to: Annotated[str, typer.Option("--to", help="Target agent: agent://org/ws/name or a bare name.",
-                                    show_default=False)],
+                                    show_default=False, callback=_address)],
     intent_type: Annotated[str, typer.Option("--type", "--intent-type", help="Intent type.")] = "intent.ask.v1",
     data_json: Annotated[str | None, typer.Option("--data-json", help="Payload as a JSON object (or @file).",
                                                   show_default=False)] = None,
@@ -117,14 +130,18 @@ def send(
     wait: Annotated[bool, typer.Option("--wait", help="Wait for a terminal status; exit 1 unless COMPLETED.")]
     = False,
     timeout: TimeoutOpt = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Refuse (exit 1, nothing sent) when nothing in the "
+                                         "workspace serves --to; without it that is a warning.")] = False,
     base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
 ) -> None:
-    """Send an intent to an agent."""
+    """Send an intent to an agent (a warning first when nothing in the workspace serves --to)."""
     import uuid
 
+    from axme_cli.cli import served
     from axme_cli.cli.common import client, output
     from axme_cli.cli.inputs import merged_data
-    from axme_cli.errors import UsageError
+    from axme_cli.errors import CliError, UsageError
+    from axme_cli.render.console import err
 
     if timeout is not None and not wait:
         raise UsageError("--timeout applies to --wait only", fix="add --wait, or drop --timeout")
@@ -138,6 +155,12 @@ def send(
     if max_attempts:
         body["max_delivery_attempts"] = max_attempts
     with client(base_url, api_key, context) as c:
+        nobody = served.unserved(c, to)
+        if nobody is not None:
+            problem, fix = served.warning(nobody)
+            if strict:
+                raise CliError(problem, fix=fix, code="agent_not_served")
+            err(f"axme: warning: {problem}\n  fix: {fix}")
         created = c.create_intent(body, idempotency_key=idempotency_key)
         intent_id = created["intent_id"]
         if not wait:
