@@ -56,6 +56,12 @@ class UnreachableError(CliError):
     """No answer from the runtime: nothing listens, or it did not answer in time."""
 
 
+class WaitTimeout(CliError):
+    """`--timeout` ran out before the awaited intent ended (exit 1; the intent itself goes on)."""
+
+    default_code = "wait_timeout"
+
+
 class OutputError(CliError):
     """stdout itself failed: closed, full, or a pipe whose reader went away (then quiet, exit 141)."""
 

@@ -142,12 +142,14 @@ def test_register_list_and_show_human_and_json(env: dict[str, str], api: httpx.C
     assert any(re.match(rf"^{addr_a}\s+Inventory bot\s+active\s+\d{{4}}-\d\d-\d\dT", line) for line in lines), lines
     assert any(re.match(rf"^{addr_b}\s+{b}\s+active\s+", line) for line in lines), lines
     assert listed_json.code == 0, str(listed_json)
-    rows = listed_json.doc()
+    page = listed_json.doc()
+    assert page["ok"] is True and page["next_cursor"] is None, str(listed_json)
+    rows = page["items"]
     assert isinstance(rows, list)
     mine = [r for r in rows if r["address"] == addr_a]
     assert len(mine) == 1 and mine[0]["display_name"] == "Inventory bot" and mine[0]["status"] == "active"
     assert_snapshot("agents_list_item", mine)
-    assert limited.code == 0 and len(limited.doc()) == 1, str(limited)
+    assert limited.code == 0 and len(limited.doc()["items"]) == 1, str(limited)
 
     assert show_a.code == 0, str(show_a)
     for field, value in (("address", addr_a), ("service_account_name", a), ("display_name", "Inventory bot"),
@@ -315,7 +317,7 @@ def test_delete_removes_the_agent_and_its_scenario_agents_entry(rt: RuntimeProce
     assert [e["address"] for e in entries(home)] == [addr_a]
 
     listed = axme("agents", "list", "--json", "--limit", "1000", env=env)
-    assert not {addr_a, addr_b} & {r["address"] for r in listed.doc()}
+    assert not {addr_a, addr_b} & {r["address"] for r in listed.doc()["items"]}
 
 
 def test_delete_asks_on_a_terminal(env: dict[str, str], api: httpx.Client) -> None:

@@ -100,7 +100,7 @@ def test_email_login_whoami_doctor_logout(rt: RuntimeProcess, tmp_path: Path) ->
     assert human.returncode == 0 and "ana@example.com" in human.stdout and "Secret storage" in human.stdout
 
     doctor = axme(env, "doctor", "--context", "work", "--json")
-    checks = {c["check"]: c for c in ok_json(doctor)}
+    checks = {c["check"]: c for c in ok_json(doctor)["items"]}
     assert list(checks) == ["config_file", "context", "base_url", "credentials", "secret_storage",
                             "runtime_reachable", "server_version", "clock_skew", "credentials_accepted"]
     assert all(c["ok"] for c in checks.values()), checks
@@ -301,7 +301,9 @@ def test_doctor_when_nothing_listens(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{_free_port()}"
     out = axme(env, "doctor", "--base-url", url, "--json")
     assert out.returncode == 1
-    checks = {c["check"]: c for c in json.loads(out.stdout)}
+    body = json.loads(out.stdout)
+    assert body["ok"] is False and body["next_cursor"] is None  # a failed check: the list reports a failure
+    checks = {c["check"]: c for c in body["items"]}
     assert checks["runtime_reachable"]["ok"] is False
     assert checks["runtime_reachable"]["detail"] == f"cannot reach {url}" and "axme dev" in checks[
         "runtime_reachable"]["fix"]

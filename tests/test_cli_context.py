@@ -41,7 +41,7 @@ def test_context_commands_from_scratch_to_deleting_the_active_one(tmp_path: Path
     empty, empty_json, no_active = axme_many([(["context", "list"], env), (["context", "list", "--json"], env),
                                               (["context", "show"], env)])
     assert empty.code == 0 and "No contexts yet" in empty.out, str(empty)
-    assert empty_json.code == 0 and empty_json.doc() == []
+    assert empty_json.code == 0 and empty_json.doc() == {"ok": True, "items": [], "next_cursor": None}
     assert "no active context" in no_active.human_error(2)
 
     created = axme("context", "create", "prod", "--base-url", "http://127.0.0.1:9", "--api-key", KEY_PROD,
@@ -82,7 +82,9 @@ def test_context_commands_from_scratch_to_deleting_the_active_one(tmp_path: Path
     assert rows[0][:3] == ["NAME", "ACTIVE", "BASE_URL"]
     assert rows[1][:3] == ["prod", "*", "http://127.0.0.1:9"] and rows[2][:2] == ["stage", "https://stage.example"]
     assert listed_json.code == 0, str(listed_json)
-    entries = listed_json.doc()
+    page = listed_json.doc()
+    assert page["ok"] is True and page["next_cursor"] is None
+    entries = page["items"]
     assert [(e["name"], e["active"], e["has_api_key"]) for e in entries] == [("prod", True, True),
                                                                             ("stage", False, True)]
     assert_snapshot("context_list", entries)
@@ -92,7 +94,7 @@ def test_context_commands_from_scratch_to_deleting_the_active_one(tmp_path: Path
     assert shown.code == 0 and re.search(r"^has_api_key:\s+True$", shown.out, re.M), str(shown)
     assert re.search(r"^org_id:\s+acme$", shown.out, re.M), str(shown)
     body = shown_json.doc()
-    assert "api_key" not in body and body["name"] == "prod" and body["active"] is True
+    assert body["ok"] is True and "api_key" not in body and body["name"] == "prod" and body["active"] is True
     assert body["secret_storage"]["mode"] == "file"
     assert_snapshot("context_show", body)
     assert keyed.code == 0 and re.search(rf"^api_key:\s+{KEY_PROD}$", keyed.out, re.M), str(keyed)
@@ -121,7 +123,7 @@ def test_context_commands_from_scratch_to_deleting_the_active_one(tmp_path: Path
     assert "stage" not in secrets and KEY_STAGE_2 not in (cfg / "secrets.json").read_text()
     after, after_show, gone = axme_many([(["context", "list", "--json"], env), (["context", "show"], env),
                                          (["context", "delete", "stage", "--json"], env)])
-    assert [(e["name"], e["active"]) for e in after.doc()] == [("prod", False)]
+    assert [(e["name"], e["active"]) for e in after.doc()["items"]] == [("prod", False)]
     assert "no active context" in after_show.human_error(2)
     assert "no context named 'stage'" in gone.error(2)["message"]
 
@@ -150,13 +152,13 @@ def test_flags_beat_env_beat_the_context(runtime: RuntimeProcess, tmp_path: Path
         (listing, cli_env(tmp_path, AXME_CONTEXT="nope")),                      # 8 unknown context
     ])
     assert runs[0].error(1) == {"code": "unreachable", "message": f"cannot reach {dead}"}
-    assert runs[1].code == 0 and isinstance(runs[1].doc(), list), str(runs[1])
+    assert runs[1].code == 0 and isinstance(runs[1].doc()["items"], list), str(runs[1])
     assert runs[2].error(1)["message"] == f"cannot reach {dead}"
     assert runs[3].error(2)
-    assert runs[4].code == 0 and isinstance(runs[4].doc(), list), str(runs[4])
-    assert runs[5].code == 0 and isinstance(runs[5].doc(), list), str(runs[5])
+    assert runs[4].code == 0 and isinstance(runs[4].doc()["items"], list), str(runs[4])
+    assert runs[5].code == 0 and isinstance(runs[5].doc()["items"], list), str(runs[5])
     assert runs[6].error(1)["message"] == f"cannot reach {dead}"
-    assert runs[7].code == 0 and isinstance(runs[7].doc(), list), str(runs[7])
+    assert runs[7].code == 0 and isinstance(runs[7].doc()["items"], list), str(runs[7])
     assert "no context named 'nope'" in runs[8].error(2)["message"]
 
 

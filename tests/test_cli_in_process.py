@@ -46,11 +46,11 @@ def test_version_json_in_process(home: Path) -> None:
 
 def test_context_commands_in_process(home: Path) -> None:
     code, out, _ = invoke("--json", "context", "list")
-    assert code == 0 and json.loads(out) == []
+    assert code == 0 and json.loads(out) == {"ok": True, "items": [], "next_cursor": None}
     code, out, _ = invoke("context", "create", "ci", "--base-url", "http://127.0.0.1:9", "--json")
     assert code == 0 and json.loads(out) == {"ok": True, "context": "ci", "active": False}
     code, out, _ = invoke("context", "list", "--json")
-    assert [c["name"] for c in json.loads(out)] == ["ci"]
+    assert [c["name"] for c in json.loads(out)["items"]] == ["ci"]
     code, out, err = invoke("context", "use", "nope", "--json")
     assert code == 2 and json.loads(out)["error"]["code"] == "usage_error" and "no context named 'nope'" in err
 

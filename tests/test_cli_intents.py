@@ -367,7 +367,9 @@ def test_get_and_list_human_and_json(env: dict[str, str], api: httpx.Client) -> 
     assert_snapshot("intents_get", body)
 
     assert listed.code == 0, str(listed)
-    rows = listed.doc()
+    page = listed.doc()
+    assert page["ok"] is True and set(page) == {"ok", "items", "next_cursor"}, str(listed)
+    rows = page["items"]
     assert isinstance(rows, list) and all(r["status"] == "SUBMITTED" for r in rows)
     mine = [r for r in rows if r["intent_id"] == intent_id]
     assert len(mine) == 1
@@ -492,7 +494,9 @@ def test_log_human_and_json(env: dict[str, str], api: httpx.Client) -> None:
     assert lines[4] == f"Final status: COMPLETED   Intent ID: {intent_id}   Events: 3"
 
     assert as_json.code == 0, str(as_json)
-    log = as_json.doc()
+    body = as_json.doc()
+    assert body["ok"] is True and body["next_cursor"] is None, str(as_json)
+    log = body["items"]
     assert isinstance(log, list) and [e["seq"] for e in log] == [1, 2, 3]
     assert [e["event_type"] for e in log] == ["intent.created", "intent.submitted", "intent.completed"]
     assert_snapshot("intents_log", log)

@@ -41,7 +41,8 @@ def test_examples_list(tmp_path: Path) -> None:
     out = axme(env_for(tmp_path), "examples", "list")
     assert out.returncode == 0 and "order-saga" in out.stdout
     listed = json.loads(axme(env_for(tmp_path), "examples", "list", "--json").stdout)
-    assert {e["name"] for e in listed} >= {"order-saga", "cross-service-coordination"}
+    assert listed["ok"] is True and listed["next_cursor"] is None
+    assert {e["name"] for e in listed["items"]} >= {"order-saga", "cross-service-coordination"}
 
 
 def test_order_saga_runs_on_a_temporary_runtime(tmp_path: Path) -> None:

@@ -109,7 +109,7 @@ def command_handler(argv: list[str], retry_exit_code: int | None = None, timeout
 class Runner:
     def __init__(self, base_url: str, api_key: str, address: str, handler: Handler, *, concurrency: int = 4,
                  ack_after: float = 2.0, wait_seconds: int = 30, log: Callable[[str], None] | None = None,
-                 max_intents: int | None = None) -> None:
+                 max_intents: int | None = None, on_connected: Callable[[], None] | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.path = address.removeprefix("agent://")
@@ -119,6 +119,7 @@ class Runner:
         self.wait_seconds = wait_seconds
         self.log = log or (lambda line: print(line, flush=True))
         self.max_intents = max_intents
+        self.on_connected = on_connected  # called once, when the feed first answers: intents now reach us at once
         self.handled = 0
         self.cursor = 0
         self._in_flight: set[str] = set()
@@ -171,6 +172,9 @@ class Runner:
                 raise PermissionError(f"HTTP {response.status}: {text[:300]}")
             if response.status != 200:
                 raise ConnectionError(f"HTTP {response.status}")
+            if self.on_connected is not None:
+                connected, self.on_connected = self.on_connected, None
+                connected()
             event: str | None = None
             data: str | None = None
             async for raw in response.content:

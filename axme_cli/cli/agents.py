@@ -176,13 +176,13 @@ def list_(
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="At most this many agents.")] = 100,
     base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
 ) -> None:
-    """List agents, oldest first (--json: an array of agents)."""
+    """List agents, oldest first (--json: {"ok", "items", "next_cursor"})."""
     from axme_cli.cli.common import client, output
     from axme_cli.render.tables import table
 
     with client(base_url, api_key, context) as c:
         rows = c.list_agents(limit=limit)
-    output().result(rows, lambda: table(
+    output().items(rows, lambda: table(
         ["ADDRESS", "DISPLAY_NAME", "STATUS", "CREATED_AT"],
         [[r.get("address"), r.get("display_name"), r.get("status"), r.get("created_at")] for r in rows],
         empty="No agents yet: register one with `axme agents register --name NAME`.", status_column=None))

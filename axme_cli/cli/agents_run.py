@@ -31,6 +31,9 @@ def run(
                             "redelivery); 0 never.")] = 2.0,
     max_intents: Annotated[int | None, typer.Option("--max-intents", help="Stop after handling this many.",
                                                     show_default=False)] = None,
+    ready_file: Annotated[str | None, typer.Option(
+        "--ready-file", hidden=True, show_default=False,
+        help="Create this file once the feed is open (`axme examples run` waits for it).")] = None,
     base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
 ) -> None:
     """Handle every intent delivered to ADDRESS: the step payload goes to COMMAND's stdin as JSON, JSON on
@@ -65,7 +68,8 @@ def run(
         raise UsageError(f"--handler {handler}: {exc}") from None
     err(f"axme agents run: {address} at {t.base_url} (concurrency {concurrency}); Ctrl+C to stop")
     runner = Runner(t.base_url, key, address, handle, concurrency=concurrency, ack_after=ack_after,
-                    max_intents=max_intents, log=err)
+                    max_intents=max_intents, log=err,
+                    on_connected=(lambda: open(ready_file, "a").close()) if ready_file else None)
     code = run_forever(runner)
     if code:
         raise typer.Exit(code)

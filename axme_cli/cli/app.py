@@ -32,7 +32,9 @@ from axme_cli.cli.typer_internals import ClickException, LazyGroup, LazyTyper, m
 HELP = """axme: the CLI and local runtime for the AXP intent protocol.
 
 Start a runtime with `axme dev`, then check it with `axme status`.
---json (anywhere on the line) prints one JSON document; streams print one JSON object per line.
+--json (anywhere on the line) prints one JSON document: {"ok": true, ...}; lists
+{"ok": true, "items": [...], "next_cursor": ...}; errors {"ok": false, "error": {...}}.
+Streams print one JSON object per line.
 Exit codes: 0 ok, 1 the request failed or the awaited intent ended badly, 2 usage, configuration
 or credentials problem, 141 the reader of the output went away (broken pipe).
 Precedence: flags > AXME_* environment > the active context."""
@@ -117,10 +119,21 @@ app = LazyTyper(
 )
 
 
+def _version(ctx: typer.Context, given: bool) -> None:
+    """``axme --version``: the same answer as `axme version` (with --json too), before any command is looked up."""
+    if not given or ctx.resilient_parsing:
+        return
+    ctx.obj = Options(json=bool(ctx.meta.get(_JSON_SEEN)))
+    status.version()
+    raise typer.Exit()
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
     json_out: bool = typer.Option(False, JSON_FLAG, help="Print one JSON document (also after any command)."),
+    _show_version: bool = typer.Option(False, "--version", is_eager=True, expose_value=True, callback=_version,
+                                       help="Print the version of axme (as `axme version`) and exit."),
     base_url: BaseUrlOpt = None,
     api_key: ApiKeyOpt = None,
     context: ContextOpt = None,

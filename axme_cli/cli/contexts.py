@@ -54,7 +54,7 @@ def list_() -> None:
                      "workspace_id": ctx.get("workspace_id"), "owner_agent": ctx.get("owner_agent"),
                      "environment": ctx.get("environment"), "has_api_key": bool(stored.get("api_key")),
                      "has_session": bool(stored.get("refresh_token") or stored.get("actor_token"))})
-    output().result(rows, lambda: table(
+    output().items(rows, lambda: table(
         ["NAME", "ACTIVE", "BASE_URL", "ORG", "WORKSPACE", "ENV", "API_KEY", "SESSION"],
         [[r["name"], "*" if r["active"] else "", r["base_url"], r["org_id"], r["workspace_id"],
           r["environment"], "yes" if r["has_api_key"] else "no", "yes" if r["has_session"] else "no"]

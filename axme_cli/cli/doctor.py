@@ -157,9 +157,9 @@ def doctor(
     if t is not None:
         checks += _runtime_checks(t)
     failed = any(c.status == "fail" for c in checks)
-    output().result([c.as_dict() for c in checks], lambda: table(
+    output().items([c.as_dict() for c in checks], lambda: table(
         ["CHECK", "OK", "DETAIL", "FIX"],
         [[c.check, {"ok": "ok", "warn": "WARN", "fail": "FAIL", "skip": "-"}[c.status], c.detail, c.fix]
-         for c in checks], status_column=None))
+         for c in checks], status_column=None), ok=not failed)
     if failed:
         raise typer.Exit(1)

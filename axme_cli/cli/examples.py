@@ -16,7 +16,7 @@ def list_() -> None:
     from axme_cli.cli.common import output
     from axme_cli.examples import CATALOG
 
-    output().result([{"name": k, "description": v} for k, v in CATALOG.items()],
+    output().items([{"name": k, "description": v} for k, v in CATALOG.items()],
                     [*(f"{name:28} {text}" for name, text in CATALOG.items()),
                      "Run one: axme examples run order-saga [--fail-at shipping]"])
 
@@ -54,7 +54,7 @@ def _run(name: str, bundle: dict[str, Any], fail_at: str | None, delay: float, b
     import tempfile
 
     from axme_cli.cli.common import client, output, target
-    from axme_cli.cli.scenarios import provision, run_and_follow
+    from axme_cli.cli.scenarios import provision, run_and_follow, step_ids
     from axme_cli.client.http import Client
     from axme_cli.config import agents_file
     from axme_cli.errors import CliError, UnreachableError
@@ -89,15 +89,20 @@ def _run(name: str, bundle: dict[str, Any], fail_at: str | None, delay: float, b
             log = open(os.path.join(scratch.name, f"agent-{agent['role']}.log"), "wb")  # noqa: SIM115
             agents.append(subprocess.Popen(
                 [sys.executable, "-m", "axme_cli", "agents", "run", entry["address"], "--api-key",
-                 entry["api_key"], "--base-url", c.base_url, "--handler", "axme_cli.agents.demo:handle"],
+                 entry["api_key"], "--base-url", c.base_url, "--handler", "axme_cli.agents.demo:handle",
+                 "--ready-file", os.path.join(scratch.name, f"agent-{agent['role']}.ready")],
                 env=env, stdout=log, stderr=subprocess.STDOUT))
             say(f"  agent {agent['role']:10} {entry['address']}  (pid {agents[-1].pid})")
+        # Sent before the agents listen, the first step's time would include their start-up.
+        _wait_ready(scratch.name, bundle["agents"], agents)
         answer = c.apply_scenario(bundle)
-        say(f"  intent {answer['intent_id']}" + (f"  (failing at {fail_at})" if fail_at else ""))
+        if fail_at:
+            say(f"  failing at {fail_at}")
         # The log of a temporary runtime goes with it; otherwise the hint names what this run was given.
         hint = None if runtime else log_hint(answer["intent_id"], t.base_url if base_url else None,
                                              api_key is not None, context)
-        return run_and_follow(c, answer["intent_id"], title=bundle.get("title") or name, watch=True, hint=hint)
+        return run_and_follow(c, answer["intent_id"], title=bundle.get("title") or name, watch=True, hint=hint,
+                              steps=step_ids(bundle))
     finally:
         _stop(agents)
         if c is not None:
@@ -151,6 +156,27 @@ def _retire(c: Any, provisioned: list[dict[str, Any]]) -> None:
                 agents_file.remove(agent["address"], c.base_url)
             if entry and entry.get("service_account_id"):
                 c.delete_service_account(entry["service_account_id"])
+
+
+def _wait_ready(folder: str, agents: list[dict[str, Any]], procs: list[Any]) -> None:
+    """Until every demo agent's feed is open (its --ready-file exists); an agent that stops first is an error."""
+    import os
+    import time
+
+    from axme_cli.errors import CliError
+
+    deadline = time.monotonic() + 60
+    for agent, proc in zip(agents, procs, strict=True):
+        ready = os.path.join(folder, f"agent-{agent['role']}.ready")
+        while not os.path.exists(ready):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log = os.path.join(folder, f"agent-{agent['role']}.log")
+                with open(log, errors="replace") as fh:
+                    tail = fh.read()[-500:].strip()
+                raise CliError(f"the demo agent {agent['role']} did not start listening"
+                               + (f": {tail}" if tail else ""), fix="run the example again; if it persists, "
+                               "check the runtime with `axme doctor`")
+            time.sleep(0.02)
 
 
 def _stop(procs: list[Any]) -> None:

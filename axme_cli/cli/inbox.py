@@ -42,7 +42,7 @@ def list_(
     owner = _owner(owner_agent, base_url, api_key, context)
     with client(base_url, api_key, context) as c:
         found = c.list_threads(owner=owner, limit=limit, status=status)
-    output().result(found, lambda: render.threads(found, owner))
+    output().items(found, lambda: render.threads(found, owner))
 
 @app.command("get")
 def get(thread_id: IdArg, owner_agent: OwnerOpt = None, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,

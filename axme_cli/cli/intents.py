@@ -59,7 +59,48 @@ def _deadline(value: str | None) -> str | None:
     return value
 
 
+def _address(value: str) -> str:
+    """``--to``: text (a word that is no UTF-8 cannot name an agent); the runtime judges the rest."""
+    from axme_cli.cli.inputs import shown
+    from axme_cli.errors import UsageError
+
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"--to {shown(value)} is not an agent address (not UTF-8 text)",
+                         fix="e.g. --to inventory or --to agent://org/workspace/inventory") from None
+    return value
+
+
+def _seconds(value: float | None) -> float | None:
+    """``--timeout``: a positive, finite number of seconds."""
+    import math
+
+    from axme_cli.errors import UsageError
+
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise UsageError(f"--timeout {value:g}: not a positive number of seconds", fix="e.g. --timeout 30")
+    return value
+
+
+def _cursor(value: str | None) -> str | None:
+    """``--cursor``: a page of `intents list` goes on after an intent id (its next_cursor)."""
+    from axme_cli.cli.inputs import shown
+    from axme_cli.errors import UsageError
+
+    if value is None:
+        return None
+    try:
+        return _intent_id(value)
+    except UsageError:
+        raise UsageError(f"--cursor {shown(value)} is not a cursor of `intents list`",
+                         fix="pass the next_cursor of the previous `axme intents list --json`") from None
+
+
 IdArg = Annotated[str, typer.Argument(help="Intent id.", show_default=False, callback=_intent_id)]
+TimeoutOpt = Annotated[float | None, typer.Option(
+    "--timeout", metavar="SECONDS", show_default=False, callback=_seconds,
+    help="Stop waiting after this many seconds: exit 1 naming the intent (which goes on).")]
 
 
 def _exit_for(status: str) -> None:
@@ -74,7 +115,7 @@ app = typer.Typer(help="Send, inspect, follow and manage intents.", no_args_is_h
 @app.command("send")
 def send(
     to: Annotated[str, typer.Option("--to", help="Target agent: agent://org/ws/name or a bare name.",
-                                    show_default=False)],
+                                    show_default=False, callback=_address)],
     intent_type: Annotated[str, typer.Option("--type", "--intent-type", help="Intent type.")] = "intent.ask.v1",
     data_json: Annotated[str | None, typer.Option("--data-json", help="Payload as a JSON object (or @file).",
                                                   show_default=False)] = None,
@@ -88,14 +129,22 @@ def send(
                                                      show_default=False)] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for a terminal status; exit 1 unless COMPLETED.")]
     = False,
+    timeout: TimeoutOpt = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Refuse (exit 1, nothing sent) when nothing in the "
+                                         "workspace serves --to; without it that is a warning.")] = False,
     base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
 ) -> None:
-    """Send an intent to an agent."""
+    """Send an intent to an agent (a warning first when nothing in the workspace serves --to)."""
     import uuid
 
+    from axme_cli.cli import served
     from axme_cli.cli.common import client, output
     from axme_cli.cli.inputs import merged_data
+    from axme_cli.errors import CliError, UsageError
+    from axme_cli.render.console import err
 
+    if timeout is not None and not wait:
+        raise UsageError("--timeout applies to --wait only", fix="add --wait, or drop --timeout")
     # With an idempotency key the correlation id derives from it, so sending again is the same request.
     correlation = (uuid.uuid5(uuid.NAMESPACE_URL, f"axme-idem:{idempotency_key}") if idempotency_key
                    else uuid.uuid4())
@@ -106,18 +155,27 @@ def send(
     if max_attempts:
         body["max_delivery_attempts"] = max_attempts
     with client(base_url, api_key, context) as c:
+        nobody = served.unserved(c, to)
+        if nobody is not None:
+            problem, fix = served.warning(nobody)
+            if strict:
+                raise CliError(problem, fix=fix, code="agent_not_served")
+            err(f"axme: warning: {problem}\n  fix: {fix}")
         created = c.create_intent(body, idempotency_key=idempotency_key)
         intent_id = created["intent_id"]
         if not wait:
             output().result(created, [f"Sent intent {intent_id} ({created.get('status')}).",
                                       f"Follow it: axme observe {intent_id}"])
             return
+        # The id before the wait, so stopping (Ctrl+C, --timeout) never loses it; on stderr with --json.
+        shown = output()
+        shown.say(f"Sent intent {intent_id}; waiting for it to end (Ctrl+C stops waiting, not the intent).")
         final = None
-        for event in c.follow_intent(intent_id):
+        for event in c.follow_intent(intent_id, timeout=timeout):
             final = event
         got = c.get_intent(intent_id)
     status = got["intent"]["status"]
-    output().result(got, f"Intent {intent_id} ended {status}" + ("" if final else " (no terminal event seen)"))
+    shown.result(got, f"Intent {intent_id} ended {status}" + ("" if final else " (no terminal event seen)"))
     _exit_for(status)
 
 @app.command("list")
@@ -125,6 +183,9 @@ def list_(
     status: Annotated[str | None, typer.Option("--status", help="Only these statuses (comma separated).",
                                                show_default=False)] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=500)] = 50,
+    cursor: Annotated[str | None, typer.Option("--cursor", show_default=False,
+                                               help="The next page: next_cursor of the last --json answer.")]
+    = None,
     base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
 ) -> None:
     """List recent intents, newest first."""
@@ -133,11 +194,11 @@ def list_(
     from axme_cli.render.tables import table
 
     with client(base_url, api_key, context) as c:
-        rows = c.list_intents(limit=limit, status=_statuses(status))
-    output().result(rows, lambda: table(
+        rows, next_cursor = c.list_intents(limit=limit, status=_statuses(status), before=_cursor(cursor))
+    output().items(rows, lambda: table(
         ["ID", "STATUS", "TYPE", "TO", "AGE"],
         [[r["intent_id"], r["status"], r["intent_type"], r["to_agent"], age(r.get("updated_at"))] for r in rows],
-        empty="No intents."))
+        empty="No intents."), next_cursor=next_cursor)
 
 @app.command("get")
 def get(intent_id: IdArg, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
@@ -163,8 +224,8 @@ def get(intent_id: IdArg, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None
             rows.append((key, json.dumps(intent[key], ensure_ascii=False)))
     output().result(body, lambda: key_values([(f"{k}:", v) for k, v in rows]))
 
-def _follow(intent_id: str, *, since: int, follow: bool, rich_header: bool, base_url: str | None,
-            api_key: str | None, context: str | None) -> None:
+def _follow(intent_id: str, *, since: int, follow: bool, rich_header: bool, timeout: float | None,
+            base_url: str | None, api_key: str | None, context: str | None) -> None:
     from axme_cli.cli.common import client, output
     from axme_cli.render.console import err
     from axme_cli.render.events import EventLines, final_line, header
@@ -175,7 +236,7 @@ def _follow(intent_id: str, *, since: int, follow: bool, rich_header: bool, base
         lines = EventLines()
         shown.text(header(intent) if rich_header else lambda: err(f"Streaming events of {intent_id} (Ctrl+C to stop)"))
         last: dict[str, Any] | None = None
-        for event in c.follow_intent(intent_id, since=since, follow=follow):
+        for event in c.follow_intent(intent_id, since=since, follow=follow, timeout=timeout):
             last = event
             shown.item(event, functools.partial(lines.show, event))
         status = last["status"] if last else c.get_intent(intent_id)["intent"]["status"]
@@ -188,18 +249,19 @@ def watch(
     intent_id: IdArg,
     follow: Annotated[bool, typer.Option("--follow", help="Keep streaming after a terminal status.")] = False,
     since: Annotated[int, typer.Option("--since", min=0, help="Only events after this seq.")] = 0,
+    timeout: TimeoutOpt = None,
     base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
 ) -> None:
     """Stream an intent's events live; stops at a terminal status unless --follow."""
-    _follow(intent_id, since=since, follow=follow, rich_header=False, base_url=base_url, api_key=api_key,
-            context=context)
+    _follow(intent_id, since=since, follow=follow, rich_header=False, timeout=timeout, base_url=base_url,
+            api_key=api_key, context=context)
 
 @top.command("observe")
-def observe(intent_id: IdArg, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
-            context: ContextOpt = None) -> None:
+def observe(intent_id: IdArg, timeout: TimeoutOpt = None, base_url: BaseUrlOpt = None,
+            api_key: ApiKeyOpt = None, context: ContextOpt = None) -> None:
     """Watch one intent live until it ends: exit 0 if COMPLETED, 1 if FAILED/CANCELED/TIMED_OUT."""
-    _follow(intent_id, since=0, follow=False, rich_header=True, base_url=base_url, api_key=api_key,
-            context=context)
+    _follow(intent_id, since=0, follow=False, rich_header=True, timeout=timeout, base_url=base_url,
+            api_key=api_key, context=context)
 
 @app.command("log")
 def log(intent_id: IdArg, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
@@ -220,7 +282,7 @@ def log(intent_id: IdArg, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None
             lines.show(event)
         out(f"Final status: {intent['status']}   Intent ID: {intent_id}   Events: {len(events)}")
 
-    output().result(events, text)
+    output().items(events, text)
 
 @app.command("cancel")
 def cancel(

@@ -96,9 +96,16 @@ def apply(
                 f"  [intent:create] workflow compile_id={answer['compile_id']}",
                 f"Follow it: axme observe {intent_id}   (or: axme intents get {intent_id})"])
             return
-        status = run_and_follow(c, intent_id, title=bundle.title or bundle.scenario_id, watch=watch)
+        status = run_and_follow(c, intent_id, title=bundle.title or bundle.scenario_id, watch=watch,
+                                steps=step_ids(raw))
     if status != "COMPLETED":
         raise typer.Exit(1)
+
+
+def step_ids(raw: dict[str, Any]) -> list[str]:
+    """The workflow's step ids, in the bundle's order."""
+    steps = (raw.get("workflow") or {}).get("steps") or []
+    return [str(s["step_id"]) for s in steps if isinstance(s, dict) and s.get("step_id")]
 
 
 def keep_delivery_secrets(base_url: str, agents: list[dict[str, Any]]) -> None:
@@ -162,9 +169,11 @@ def _provision_one(c: Any, agent: dict[str, Any], address: str, org: str, ws: st
     return {"address": address, "key": f"saved to {agents_file.path()}", "created": created}
 
 
-def run_and_follow(c: Any, intent_id: str, *, title: str, watch: bool, hint: str | None | bool = True) -> str:
+def run_and_follow(c: Any, intent_id: str, *, title: str, watch: bool, hint: str | None | bool = True,
+                   steps: list[str] | None = None) -> str:
     """Follow a workflow parent to its end: live view with --watch, silent otherwise. Returns the status.
-    ``hint``: the command that shows the audit log afterwards (True: `axme intents log ID`; None: none works)."""
+    ``hint``: the command that shows the audit log afterwards (True: `axme intents log ID`; None: none works).
+    ``steps``: the workflow's step ids, shown before they run (and as NOT RUN if they never do)."""
     from axme_cli.cli.common import output
     from axme_cli.render.workflow import WorkflowView, follow
 
@@ -172,6 +181,7 @@ def run_and_follow(c: Any, intent_id: str, *, title: str, watch: bool, hint: str
     events = c.follow_intent(intent_id, wait_seconds=15)
     view = WorkflowView(intent_id, title=title,
                         log_hint=f"axme intents log {intent_id}" if hint is True else hint or None)
+    view.expect(steps or [])
     if not watch:
         for _ in events:
             pass
@@ -179,7 +189,7 @@ def run_and_follow(c: Any, intent_id: str, *, title: str, watch: bool, hint: str
         for event in events:
             shown.item(event)
     else:
-        shown.text(f"{title}  (intent {intent_id})")
+        shown.text([title, f"intent {intent_id}"])  # two short lines: the title once, and the id before the wait
         follow(events, view)
     final = c.get_intent(intent_id)
     intent = final["intent"]

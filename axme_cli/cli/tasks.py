@@ -78,7 +78,7 @@ def list_(base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: Conte
 
     with client(base_url, api_key, context) as c:
         found = c.my_tasks()
-    output().result(found, lambda: table(
+    output().items(found, lambda: table(
         ["INTENT ID", "TASK TYPE", "TITLE", "WAITING"],
         [[x["intent_id"], x["human_task"].get("task_type", ""), x["human_task"].get("title", ""),
           age(x.get("assigned_at"))] for x in found], empty="No pending tasks.", status_column=None))

@@ -29,7 +29,7 @@ def list_(owner_agent: OwnerOpt = None, base_url: BaseUrlOpt = None, api_key: Ap
 
     with client(base_url, api_key, context) as c:
         found = c.list_subscriptions(owner_agent=owner_agent)
-    output().result(found, lambda: table(
+    output().items(found, lambda: table(
         ["SUBSCRIPTION ID", "OWNER", "CALLBACK URL", "EVENT TYPES", "STATE"],
         [[x["subscription_id"], x["owner_agent"], x["callback_url"], ",".join(x["event_types"]),
           "revoked" if x["revoked_at"] else "active" if x["active"] else "inactive"] for x in found],
@@ -121,7 +121,7 @@ def deliveries(
     with client(base_url, api_key, context) as c:
         found = c.list_deliveries(limit=limit, subscription_id=subscription, event_id=event, intent_id=intent,
                                   status=status, owner_agent=owner_agent)
-    output().result(found, lambda: table(
+    output().items(found, lambda: table(
         ["DELIVERY ID", "WHAT", "STATUS", "TRIES", "LAST ANSWER", "CALLBACK URL"],
         [[x["delivery_id"], x.get("event_type") or f"intent {x.get('intent_id')}", x["status"],
           f"{x['attempts']}/{x['max_attempts']}",

@@ -13,7 +13,7 @@ from urllib.parse import quote
 from axme_cli import __version__
 from axme_cli.client import sse
 from axme_cli.client.lean_httpx import httpx
-from axme_cli.errors import AuthError, CliError, ConflictError, NotFoundError, UnreachableError
+from axme_cli.errors import AuthError, CliError, ConflictError, NotFoundError, UnreachableError, WaitTimeout
 
 if TYPE_CHECKING:
     from axme_cli.config.resolve import Target
@@ -101,11 +101,16 @@ class Client:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return dict(self.post("/v1/intents", json=body, headers=headers))
 
-    def list_intents(self, *, limit: int, status: str | None = None) -> list[dict[str, Any]]:
+    def list_intents(self, *, limit: int, status: str | None = None,
+                     before: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of intents, newest first, and the cursor of the next page (None after the last)."""
         params: dict[str, Any] = {"limit": limit}
         if status:
             params["status"] = status
-        return list(self.get("/v1/intents", params=params).get("intents", []))
+        if before:
+            params["before"] = before
+        body = self.get("/v1/intents", params=params)
+        return list(body.get("intents", [])), body.get("next_cursor")
 
     def get_intent(self, intent_id: str) -> dict[str, Any]:
         """``{ok, intent}``."""
@@ -211,16 +216,23 @@ class Client:
         return dict(self.post(f"/v1/inbox/{thread_id}/{decision}", json=body, headers=_as_owner(owner)))
 
     def follow_intent(self, intent_id: str, *, since: int = 0, wait_seconds: int = 15,
-                      follow: bool = False) -> Iterator[dict[str, Any]]:
-        """Events of one intent as they happen (see client.sse.follow_intent)."""
+                      follow: bool = False, timeout: float | None = None) -> Iterator[dict[str, Any]]:
+        """Events of one intent as they happen (see client.sse.follow_intent). ``timeout``: seconds until a
+        WaitTimeout (exit 1) naming the intent, if it has not ended by then."""
         self._refresh_if_due()
-        stream = sse.follow_intent(self._http, intent_id, since=since, wait_seconds=wait_seconds, follow=follow)
+        until = None if timeout is None else time.monotonic() + timeout
+        stream = sse.follow_intent(self._http, intent_id, since=since, wait_seconds=wait_seconds, follow=follow,
+                                   until=until)
         while True:
             try:
                 with self._mapped():
                     event = next(stream)
             except StopIteration:
                 return
+            except sse.TimedOut:
+                raise WaitTimeout(f"intent {intent_id} did not end within {timeout:g} s (it goes on without us)",
+                                  fix=f"follow it again with `axme observe {intent_id}`, or cancel it with "
+                                      f"`axme intents cancel {intent_id}`") from None
             except sse.StreamRefused as exc:
                 self.parse(exc.response)
                 return

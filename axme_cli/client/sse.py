@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +52,10 @@ def is_terminal(event: dict[str, Any]) -> bool:
     return event.get("status") in TERMINAL
 
 
+class TimedOut(Exception):
+    """The intent had not ended by the caller's deadline."""
+
+
 class StreamRefused(Exception):
     """The server answered the stream request with an HTTP error (the client maps it)."""
 
@@ -59,18 +65,26 @@ class StreamRefused(Exception):
 
 
 def follow_intent(http: httpx.Client, intent_id: str, *, since: int = 0, wait_seconds: int = 15,
-                  follow: bool = False) -> Iterator[dict[str, Any]]:
+                  follow: bool = False, until: float | None = None) -> Iterator[dict[str, Any]]:
     """Every event of one intent with ``seq > since``, live, reconnecting with exclusive cursors.
 
     Stops after the terminal event (or when the server says the intent is terminal) unless
-    ``follow``. HTTP errors raise StreamRefused; transport errors propagate as httpx errors.
+    ``follow``. ``until`` (a time.monotonic() deadline) raises TimedOut when it passes first: each stream is
+    asked to end by then (whole seconds, at least one), so the deadline is kept within about a second.
+    HTTP errors raise StreamRefused; transport errors propagate as httpx errors.
     """
     cursor = since
     while True:
+        wait = wait_seconds
+        if until is not None:
+            left = until - time.monotonic()
+            if left <= 0:
+                raise TimedOut(intent_id)
+            wait = max(1, min(wait_seconds, math.ceil(left)))
         with http.stream("GET", f"/v1/intents/{intent_id}/events/stream",
-                         params={"since": cursor, "wait_seconds": wait_seconds, "incremental": "true"},
+                         params={"since": cursor, "wait_seconds": wait, "incremental": "true"},
                          headers={"accept": "text/event-stream"},
-                         timeout=httpx.Timeout(10.0, read=wait_seconds + 15.0)) as response:
+                         timeout=httpx.Timeout(10.0, read=wait + 15.0)) as response:
             if response.status_code >= 400:
                 response.read()
                 raise StreamRefused(response)

@@ -1,7 +1,10 @@
 """The live view of a workflow (`axme scenarios apply --watch`, `axme examples run`).
 
 One row per step (holder, status, attempt, duration) and one per compensation, built from the
-parent intent's events. On a TTY it is a rich.live table; piped, one plain line per change.
+parent intent's events; the bundle's steps are rows from the start (PENDING), so a step that never ran shows as
+NOT RUN instead of missing. On a TTY it is a rich.live table, redrawn four times a second from the rows (so a
+running step's time goes on between events); piped, one plain line per change. The title is the caller's
+heading line, printed once, not part of the table.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from axme_cli.render.console import out
 from axme_cli.render.events import duration, parse_time
 from axme_cli.render.style import fancy
 
-STYLE = {"RUNNING": "cyan", "WAITING": "magenta", "COMPLETED": "green", "FAILED": "red", "RETRYING": "yellow",
+STYLE = {"PENDING": "dim", "NOT RUN": "dim",
+         "RUNNING": "cyan", "WAITING": "magenta", "COMPLETED": "green", "FAILED": "red", "RETRYING": "yellow",
          "UNDOING": "yellow", "UNDONE": "green", "UNDO FAILED": "red"}
 
 
@@ -27,6 +31,9 @@ class Row:
     started: float | None = None
     ended: float | None = None
     note: str = ""
+
+    def shown_attempt(self) -> str:
+        return "" if self.status in ("PENDING", "NOT RUN") else str(self.attempt)
 
     def took(self, now: float) -> str:
         if self.started is None:
@@ -44,6 +51,11 @@ class WorkflowView:
     started: float | None = None
     ended: float | None = None
     log_hint: str | None = None  # the command that shows the audit log, if one can
+
+    def expect(self, steps: list[str]) -> None:
+        """The workflow's steps, in order, as PENDING rows before any event."""
+        for step in steps:
+            self.rows.setdefault(step, Row(step, status="PENDING"))
 
     def _row(self, key: str, label: str) -> Row:
         if key not in self.rows:
@@ -112,7 +124,9 @@ class WorkflowView:
         if status in ("COMPLETED", "FAILED", "CANCELED", "TIMED_OUT"):
             self.final, self.ended = status, at
             for row in self.rows.values():
-                if row.ended is None:
+                if row.status == "PENDING":
+                    row.status = "NOT RUN"
+                elif row.ended is None:
                     row.ended = at
                     if row.status in ("RUNNING", "WAITING"):
                         row.status = "COMPLETED" if status == "COMPLETED" else status
@@ -123,13 +137,13 @@ class WorkflowView:
         from rich.table import Table
 
         now = time.time()
-        table = Table(title=self.title or None, box=None, header_style="bold", pad_edge=False)
+        table = Table(box=None, header_style="bold", pad_edge=False)
         for col in ("STEP", "HOLDER", "STATUS", "ATTEMPT", "TIME", "NOTE"):
             table.add_column(col)
         for row in self.rows.values():
             style = STYLE.get(row.status, "")
             status = f"[{style}]{row.status}[/]" if style else row.status
-            table.add_row(row.label, row.holder, status, str(row.attempt), row.took(now), row.note)
+            table.add_row(row.label, row.holder, status, row.shown_attempt(), row.took(now), row.note)
         return table
 
     def summary(self) -> list[str]:
@@ -161,7 +175,9 @@ def follow(events: Any, view: WorkflowView, *, live: bool | None = None) -> None
     from rich.console import Console
     from rich.live import Live
 
-    with Live(view.renderable(), console=Console(), refresh_per_second=8, transient=False) as screen:
+    # get_renderable: every refresh draws the rows anew, so a RUNNING step's time moves between events too.
+    with Live(console=Console(), get_renderable=view.renderable, auto_refresh=True, refresh_per_second=4,
+              transient=False) as screen:
         for event in events:
             view.apply(event)
-            screen.update(view.renderable())
+            screen.refresh()

@@ -486,7 +486,7 @@ def test_a_failed_compensation_opens_a_manual_action_task(rt: RuntimeProcess, ap
     kinds = [e["event_type"] for e in events(api, intent_id)]
     assert kinds[-2:] == ["intent.compensation_failed", "intent.human_task_assigned"]
     listed = axme(rt, tmp_path, "tasks", "list", "--json")
-    assert intent_id in [t["intent_id"] for t in json.loads(listed.stdout)]
+    assert intent_id in [t["intent_id"] for t in json.loads(listed.stdout)["items"]]
 
     done = axme(rt, tmp_path, "tasks", "complete", intent_id, "--comment", "released the stock by hand")
     assert done.returncode == 0, done.stderr

@@ -442,7 +442,7 @@ def test_cli_inbox_list_get_reply_approve_reject(quiet: RuntimeProcess, api: htt
 
     listed = axme(quiet, tmp_path, "inbox", "list", "--json", key=requester.token)  # the key's own inbox
     assert listed.returncode == 0, listed.stderr
-    assert [t["thread_id"] for t in json.loads(listed.stdout)] == [second, first]
+    assert [t["thread_id"] for t in json.loads(listed.stdout)["items"]] == [second, first]
     plain = axme(quiet, tmp_path, "inbox", "list", "--owner-agent", requester.name)  # the admin, for an owner
     assert plain.returncode == 0, plain.stderr
     assert plain.stdout.splitlines()[0].split() == ["THREAD", "ID", "STATUS", "SUBJECT", "FROM", "READ", "UPDATED"]

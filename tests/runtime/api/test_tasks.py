@@ -68,7 +68,7 @@ def test_cli_tasks_answer_a_workflow_human_step(quiet: RuntimeProcess, api: http
     bundle = json.loads((SHARED / "axme-examples" / "internal" / "human_approval.json").read_text())
     intent_id = api.post("/v1/scenarios/apply", json=bundle).json()["intent_id"]
     listed = axme(quiet, tmp_path, "tasks", "list", "--json")
-    assert listed.returncode == 0 and intent_id in [t["intent_id"] for t in json.loads(listed.stdout)]
+    assert listed.returncode == 0 and intent_id in [t["intent_id"] for t in json.loads(listed.stdout)["items"]]
     shown = axme(quiet, tmp_path, "tasks", "get", intent_id)
     assert "Outcomes:" in shown.stdout and "approved, rejected, deferred" in shown.stdout
     assert f"axme tasks approve {intent_id}" in shown.stdout

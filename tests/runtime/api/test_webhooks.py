@@ -174,7 +174,7 @@ def test_an_always_failing_receiver_is_dead_lettered_and_replay_sends_again(
         # Visible from the CLI too.
         listed = axme(hooks, tmp_path, "webhooks", "deliveries", "--event", event_id, "--json")
         assert listed.returncode == 0, listed.stderr
-        assert [(d["status"], d["attempts"]) for d in json.loads(listed.stdout)] == [("dead_lettered", 3)]
+        assert [(d["status"], d["attempts"]) for d in json.loads(listed.stdout)["items"]] == [("dead_lettered", 3)]
         table = axme(hooks, tmp_path, "webhooks", "deliveries", "--event", event_id, "--status", "dead_lettered")
         assert dead["delivery_id"] in table.stdout and "dead_lettered" in table.stdout and "HTTP 500" in table.stdout
         # The receiver is fixed; a replay (CLI) sends the event again as a new delivery.
@@ -200,7 +200,7 @@ def test_cli_create_list_publish_delete(hooks: RuntimeProcess, api: httpx.Client
         assert "Secret:" in made.stdout and "shown once" in made.stdout
         receiver.secret = next(w for w in made.stdout.split() if w.startswith("whsec_"))
         listed = axme(hooks, tmp_path, "webhooks", "list", "--owner-agent", owner, "--json")
-        subs = json.loads(listed.stdout)
+        subs = json.loads(listed.stdout)["items"]
         assert [(s["callback_url"], s["description"]) for s in subs] == [(receiver.url, "from the CLI")]
         sent = axme(hooks, tmp_path, "webhooks", "publish", "--type", EVENT, "--data", "thread_id=t-9",
                     "--owner-agent", owner)
