@@ -6,6 +6,7 @@ receiver on 127.0.0.1 that records every call."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import Iterator
 from ipaddress import ip_address, ip_network
@@ -336,3 +337,19 @@ def test_a_bad_cidr_is_a_usage_error(tmp_path: Path) -> None:
     rt = RuntimeProcess(tmp_path, extra_args=["--allow-private-callbacks", "10.0.0.0/33"])
     with pytest.raises(RuntimeError, match="--allow-private-callbacks"):
         rt.start(timeout=20)
+
+
+
+def test_server_refuses_an_internal_callback_url_of_an_agent_a_scenario_provisions(server: RuntimeProcess) -> None:
+    bundle = json.loads((Path(__file__).resolve().parents[2] / "scenarios" / "order-saga.json").read_text())
+    bundle["agents"][0].update({"create_if_missing": True, "delivery_mode": "http",
+                                "callback_url": "http://169.254.169.254/latest/meta-data/"})
+    with server.client() as admin:
+        before = admin.get("/v1/service-accounts").json()
+        r = admin.post("/v1/scenarios/apply", json=bundle)
+        assert r.status_code == 422, r.text
+        error = r.json()["error"]
+        assert error["code"] == "callback_url_refused"
+        assert error["details"] == {"field": "agents[0].callback_url"}
+        assert "169.254.169.254 is a link-local address" in error["message"]
+        assert admin.get("/v1/service-accounts").json() == before  # nothing was provisioned

@@ -15,6 +15,7 @@ from starlette.routing import Route
 from axme_cli.protocol.scenario import IntentSpec, ScenarioBundle, check
 from axme_cli.runtime import tracing
 from axme_cli.runtime.api.common import authenticate, idempotency_key, parse_object, read_body, respond, runtime
+from axme_cli.runtime.egress import Policy, check_callback_url
 from axme_cli.runtime.engine import workflows
 from axme_cli.runtime.errors import Unprocessable
 
@@ -65,9 +66,12 @@ async def apply(request: Request) -> Response:
         raise Unprocessable(f"the scenario bundle is invalid: {errors[0]}" + (
             f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""),
             code="scenario_invalid", details={"errors": errors, "warnings": warnings})
+    rt = runtime(request)
+    for i, agent in enumerate(bundle.agents):  # an http agent the apply provisions: the same rule as the PATCH
+        if agent.delivery_mode == "http" and agent.callback_url:
+            check_callback_url(Policy.of(rt.settings), agent.callback_url, field=f"agents[{i}].callback_url")
     key = idempotency_key(request) or bundle.idempotency_key
     idem = (f"{principal.key_id}:POST /v1/scenarios/apply", key, hashlib.sha256(raw).hexdigest()) if key else None
-    rt = runtime(request)
     now = time.time()
     trace = tracing.context_from(request.headers) if rt.tracing is not None else None
     result = await rt.write(lambda tx: workflows.op_apply(tx, rt.settings, principal, bundle, now, idem, trace))
