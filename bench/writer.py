@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 from axme_cli.protocol.scenario import ScenarioBundle  # noqa: E402
 from axme_cli.runtime.engine import intents as intents_engine  # noqa: E402
 from axme_cli.runtime.engine import workflows  # noqa: E402
-from axme_cli.runtime.engine.intents import loads  # noqa: E402
+from axme_cli.runtime.engine.codec import loads  # noqa: E402
 from axme_cli.runtime.principals import Principal  # noqa: E402
 from axme_cli.runtime.settings import Settings  # noqa: E402
 from axme_cli.runtime.store.sqlite import SqliteStore  # noqa: E402

@@ -41,7 +41,7 @@ from axme_cli.runtime.api.auth import client_address
 from axme_cli.runtime.api.common import read_body, runtime, write_answer
 from axme_cli.runtime.api.errors import headers_of, status_of
 from axme_cli.runtime.engine import human
-from axme_cli.runtime.engine.intents import loads
+from axme_cli.runtime.engine.codec import loads
 from axme_cli.runtime.errors import DomainError, TooManyRequests, Unprocessable
 from axme_cli.runtime.store.base import Row
 

@@ -9,7 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from axme_cli.runtime.api.common import authenticate, int_param, respond, runtime
-from axme_cli.runtime.engine.intents import loads
+from axme_cli.runtime.engine.codec import loads
 from axme_cli.runtime.errors import Forbidden
 from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.store.base import Row
