@@ -49,6 +49,8 @@ class Settings:
     login_guesses_per_minute: float = 10.0  # code checks and unknown task-link tokens from one address
     login_codes_per_email: int = 5  # code requests for one email ...
     login_codes_window_seconds: float = 600.0  # ... within this many seconds
+    # POST /mcp: calls a minute of one tool for one owner (AXME's default), per replica; 0 turns the limit off
+    mcp_tool_calls_per_minute: float = 120.0
 
     @property
     def admin_address(self) -> str:
