@@ -48,12 +48,25 @@ def mcp(
 
 def serve(c: Client, owner: str | None) -> None:
     """Serve MCP on this process's stdin/stdout until the client closes them."""
+    import anyio
+    from mcp.server.stdio import stdio_server
+
+    server = build(c, owner)
+
+    async def main() -> None:
+        async with stdio_server() as (read_stream, write_stream):
+            await server.run(read_stream, write_stream, server.create_initialization_options())
+
+    anyio.run(main)
+
+
+def build(c: Client, owner: str | None) -> Any:
+    """The MCP server (the `mcp` package's low-level ``Server``) whose tools are the runtime's, through ``c``."""
     import threading
 
     import anyio
     import mcp_types as types
     from mcp.server.lowlevel import Server
-    from mcp.server.stdio import stdio_server
     from mcp.shared.exceptions import MCPError
 
     from axme_cli import __version__
@@ -66,8 +79,7 @@ def serve(c: Client, owner: str | None) -> None:
             try:
                 answer: dict[str, Any] = call()
             except CliError as exc:  # the runtime cannot be reached, or is not one
-                raise MCPError(-32010, f"{exc.message}" + (f" ({exc.fix})" if exc.fix else ""),
-                               {"code": exc.code}) from None
+                raise MCPError(-32010, exc.message + (f" ({exc.fix})" if exc.fix else ""), {"code": exc.code}) from None
         error = answer.get("error")
         if isinstance(error, dict):
             raise MCPError(int(error.get("code", -32010)), str(error.get("message") or "error"), error.get("data"))
@@ -86,11 +98,5 @@ def serve(c: Client, owner: str | None) -> None:
             content=[types.TextContent.model_validate(block) for block in result.get("content", [])],
             structured_content=result.get("structuredContent"), is_error=bool(result.get("isError")))
 
-    server: Server[Any] = Server("axme", version=__version__, on_list_tools=list_tools, on_call_tool=call_tool,
-                                 instructions="AXME's tools, run on the runtime of the CLI's active context.")
-
-    async def main() -> None:
-        async with stdio_server() as (read_stream, write_stream):
-            await server.run(read_stream, write_stream, server.create_initialization_options())
-
-    anyio.run(main)
+    return Server("axme", version=__version__, on_list_tools=list_tools, on_call_tool=call_tool,
+                  instructions="AXME's tools, run on the runtime of the CLI's active context.")

@@ -276,7 +276,7 @@ OWNER = {"type": "string", "minLength": 1, "maxLength": 383,
                         "agent key may name only itself."}
 IDEMPOTENCY = {"type": "string", "minLength": 1, "maxLength": 255,
                "description": "The same key (and arguments) does it once and answers the first result again."}
-WAIT = {"type": "integer", "minimum": 0, "maximum": MAX_WAIT_SECONDS, "default": 0,
+WAIT = {"type": "number", "minimum": 0, "maximum": MAX_WAIT_SECONDS, "default": 0,
         "description": f"Wait up to this many seconds (at most {MAX_WAIT_SECONDS}) for the intent to end; 0: do "
                        "not wait. It goes on after the wait either way."}
 ATTACHMENTS = {"type": "array", "maxItems": 64, "items": {
@@ -511,12 +511,14 @@ CREATE = ("POST", "/v1/intents")
 
 async def _send_intent(call: Call, to: str, intent_type: str, payload: dict[str, Any],
                        rename: dict[str, str], **extra: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"intent_type": intent_type, "correlation_id": str(uuid.uuid4()), "to_agent": to,
+    key = call.args.get("idempotency_key")
+    # With an idempotency key the same call must make the same body: its correlation id comes from the key.
+    correlation = uuid.uuid5(uuid.NAMESPACE_URL, f"axme-mcp:{call.owner}:{key}") if key else uuid.uuid4()
+    body: dict[str, Any] = {"intent_type": intent_type, "correlation_id": str(correlation), "to_agent": to,
                             "payload": payload, **{k: v for k, v in extra.items() if v is not None}}
     if call.owner_named:
         body["from_agent"] = call.owner
-    return dict(await call.route(*CREATE, body=body, idempotency_key=call.args.get("idempotency_key"),
-                                 rename=rename))
+    return dict(await call.route(*CREATE, body=body, idempotency_key=key, rename=rename))
 
 
 async def _message(call: Call, recipient_field: str, content: dict[str, Any], intent_type: str,
@@ -889,7 +891,7 @@ async def send_intent(call: Call) -> Outcome:
 
 
 @tool("axme.wait_intent", "Wait (at most 60 s) for an intent to end; answers it as it is then.",
-      {"intent_id": UUID_ARG, "wait_seconds": {**WAIT, "minimum": 1, "default": 30}}, ("intent_id",),
+      {"intent_id": UUID_ARG, "wait_seconds": {**WAIT, "default": 30}}, ("intent_id",),
       routes=(GET_INTENT,), read_only=True)
 async def wait_intent(call: Call) -> Outcome:
     started = time.monotonic()
@@ -937,7 +939,7 @@ async def list_tasks(call: Call) -> Outcome:
       {"intent_id": UUID_ARG, "outcome": {"type": "string", "minLength": 1, "maxLength": 64},
        "comment": {"type": "string", "maxLength": 2000},
        "form": {"type": "object", "description": "The answer's fields (the task's form_schema), e.g. evidence."}},
-      ("intent_id", "outcome"), routes=(RESUME,))
+      ("intent_id", "outcome"), routes=(GET_INTENT, RESUME))
 async def answer_task(call: Call) -> Outcome:
     a = call.args
     form = dict(a.get("form") or {})
@@ -947,6 +949,11 @@ async def answer_task(call: Call) -> Outcome:
     result: dict[str, Any] = {"outcome": a["outcome"], **form}
     if a.get("comment") is not None:
         result["comment"] = a["comment"]
+    intent = (await call.route(*GET_INTENT, params={"intent_id": a["intent_id"]}))["intent"]
+    if intent["status"] not in lc.TERMINAL and intent.get("waiting_reason") != "WAITING_FOR_HUMAN":
+        # resume would answer an agent's intent as its agent: this tool answers people's tasks only
+        raise invalid("intent_id", f"intent {a['intent_id']} does not wait for a person (status {intent['status']}); "
+                      "axme.list_tasks shows the open tasks")
     body = await call.route(*RESUME, params={"intent_id": a["intent_id"]}, body={"task_result": result},
                             rename={"task_result.outcome": "outcome", "task_result": "form"})
     return Outcome("completed", _drop_ok(body))
