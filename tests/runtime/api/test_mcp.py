@@ -163,8 +163,10 @@ def _rpc_refusal(r: httpx.Response, status: int, code: int = -32600) -> dict[str
 @STORAGE_FREE
 def test_malformed_bodies_are_json_rpc_errors(api: httpx.Client) -> None:
     json_type = {"content-type": "application/json"}
-    for raw in (b"{", b"", b"   ", b"{'a': 1}", b"\xff\xfe", b'{"a": NaN}', b"nul\x00l", b"[" * 10_000 + b"]" * 10_000,
-                b'{"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"n": 123456789012345678901234567890}}'):
+    ping = '{"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"n": %s}}'
+    numbers = ("NaN", "Infinity", "-Infinity", "1e400", "123456789012345678901234567890")
+    for raw in (b"{", b"", b"   ", b"{'a': 1}", b"\xff\xfe", b"nul\x00l", b"[" * 10_000 + b"]" * 10_000,
+                *[(ping % n).encode() for n in numbers]):
         _rpc_refusal(api.post("/mcp", content=raw, headers=json_type), 400)
     for message in ({"jsonrpc": "1.0", "id": 1, "method": "ping"}, {"id": 1, "method": "ping"},
                     {"jsonrpc": "2.0", "id": 1, "method": 5}, {"jsonrpc": "2.0", "id": {"x": 1}, "method": "ping"},
