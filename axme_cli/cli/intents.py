@@ -65,9 +65,10 @@ def _address(ctx: typer.Context, param: typer.CallbackParam, value: str | None) 
     from axme_cli.errors import UsageError
 
     flag = param.opts[0] if param.opts else "--to"
+    if value is None:
+        return None
     try:
-        if value is not None:
-            value.encode("utf-8")
+        value.encode("utf-8")
     except UnicodeEncodeError:
         raise UsageError(f"{flag} {shown(value)} is not an agent address (not UTF-8 text)",
                          fix=f"e.g. {flag} inventory or {flag} agent://org/workspace/inventory") from None
@@ -111,17 +112,21 @@ def _since(value: str | None, flag: str = "--since") -> str | None:
     if value is None:
         return None
     ago = re.fullmatch(r"(\d{1,7})([smhd])", value.strip())
+    at: datetime | None
     if ago:
         seconds = int(ago[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[ago[2]]
-        at = datetime.fromtimestamp(time.time() - seconds, UTC)
+        try:
+            at = datetime.fromtimestamp(time.time() - seconds, UTC)
+        except (OverflowError, OSError, ValueError):  # before year 1
+            at = None
     else:
         try:
             at = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError:
             at = None
-        if at is None or at.tzinfo is None:
-            raise UsageError(f"{flag} {shown(value)} is neither an age nor an RFC 3339 time with a zone",
-                             fix=f"e.g. {flag} 2h, {flag} 7d or {flag} 2030-01-31T17:00:00Z")
+    if at is None or at.tzinfo is None:
+        raise UsageError(f"{flag} {shown(value)} is neither an age nor an RFC 3339 time with a zone",
+                         fix=f"e.g. {flag} 2h, {flag} 7d or {flag} 2030-01-31T17:00:00Z")
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 

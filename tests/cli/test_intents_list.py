@@ -94,6 +94,7 @@ def test_an_agent_key_sees_only_its_own_whatever_it_asks(runtime: RuntimeProcess
 @pytest.mark.parametrize(("args", "named"), [
     (["--since", "yesterday"], "--since 'yesterday' is neither an age nor an RFC 3339 time"),
     (["--until", "5 weeks"], "--until '5 weeks'"),
+    (["--since", "9999999d"], "--since '9999999d'"),
     (["--search", "xyz"], "--search 'xyz'"),
     (["--status", "bogus"], "--status 'BOGUS': not a status"),
 ])
