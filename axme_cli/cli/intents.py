@@ -290,6 +290,19 @@ def get(intent_id: IdArg, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None
             rows.append((key, json.dumps(intent[key], ensure_ascii=False)))
     output().result(body, lambda: key_values([(f"{k}:", v) for k, v in rows]))
 
+@app.command("describe")
+def describe(intent_id: IdArg, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
+             context: ContextOpt = None) -> None:
+    """Show an intent as a waterfall: each step attempt, retry, compensation, wait and delivery with its time,
+    holder and outcome, and who holds the intent now."""
+    from axme_cli.cli.common import client, output
+    from axme_cli.render import describe as shown
+
+    with client(base_url, api_key, context) as c:
+        body = c.get_intent(intent_id)
+        events = c.intent_events(intent_id)
+    output().result(shown.view(body, events), lambda: shown.show(body, events))
+
 def _follow(intent_id: str, *, since: int, follow: bool, rich_header: bool, timeout: float | None,
             base_url: str | None, api_key: str | None, context: str | None) -> None:
     from axme_cli.cli.common import client, output
