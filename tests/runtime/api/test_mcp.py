@@ -108,6 +108,11 @@ def test_initialize_negotiates_the_version_and_needs_no_key(anon: httpx.Client) 
 
 
 @STORAGE_FREE
+def test_the_capabilities_say_mcp(api: httpx.Client) -> None:
+    assert "mcp" in api.get("/v1/capabilities").json()["capabilities"]
+
+
+@STORAGE_FREE
 def test_tools_list_names_every_tool_with_its_schema(anon: httpx.Client) -> None:
     listed = rpc(anon, "tools/list")["result"]["tools"]
     names = [t["name"] for t in listed]
