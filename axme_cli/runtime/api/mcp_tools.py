@@ -522,16 +522,17 @@ async def _send_intent(call: Call, to: str, intent_type: str, payload: dict[str,
 
 
 async def _message(call: Call, recipient_field: str, content: dict[str, Any], intent_type: str,
-                   intent_extra: dict[str, Any]) -> Outcome:
+                   intent_extra: dict[str, Any], rename: dict[str, str]) -> Outcome:
     query = call.args[recipient_field]
     address, how = await resolve(call, query, recipient_field)
     if address is None:
         return not_found(query, how)
     # The outcome comes back to the sender's inbox, when the sender has one an intent may name (not a person's).
     reply_to = call.owner if call.owner and call.owner.startswith((addresses.SCHEME, "initiator://")) else None
-    created = await _send_intent(call, address, intent_type, content, {"to_agent": recipient_field,
-                                                                       "payload": "message"},
-                                 reply_to=reply_to, **intent_extra)
+    # Attachments travel as the intent's own (the runtime checks the sender may read each and lets the recipient).
+    created = await _send_intent(call, address, intent_type, content, {"to_agent": recipient_field, **rename},
+                                 reply_to=reply_to, attachments=call.args.get("attachments") or None,
+                                 **intent_extra)
     delivery = {"intent_id": created["intent_id"], "status": created.get("status"),
                 "created_at": created.get("created_at"), "reply_to": reply_to}
     return Outcome("accepted", {"delivery": delivery, "resolution": how, "recipient_agent": address},
@@ -556,9 +557,8 @@ async def send_message(call: Call) -> Outcome:
     if text is None:
         raise invalid("message", "required (the text to send)")
     content: dict[str, Any] = {"content_kind": "text", "text": text}
-    if call.args.get("attachments"):
-        content["attachments"] = call.args["attachments"]
-    return await _message(call, "recipient", content, "message.text.v1", {})
+    return await _message(call, "recipient", content, "message.text.v1", {},
+                          {"payload": "message" if call.args.get("message") is not None else "text"})
 
 
 @tool("axme.send", "Send to a person or agent: text, an intent of its own type and payload (content_kind intent), "
@@ -582,7 +582,8 @@ async def send(call: Call) -> Outcome:
     a = call.args
     intent = a.get("intent") or {}
     kind = a.get("content_kind") or ("intent" if intent else "text")
-    extra: dict[str, Any] = {}
+    # schema_mode: how strictly the payload is checked against a schema registered for its type (the route's)
+    extra: dict[str, Any] = {"schema_mode": a.get("schema_mode")}
     if kind == "intent":
         if not intent:
             raise invalid("intent", "required when content_kind is intent ({intent_type, payload})")
@@ -591,15 +592,18 @@ async def send(call: Call) -> Outcome:
         if not intent_type:
             raise invalid("intent.intent_type", "required (or semantic_type)")
         extra["deadline_at"] = intent.get("deadline_at")
+        rename = {"payload": "intent.payload", "deadline_at": "intent.deadline_at",
+                  "intent_type": "intent.intent_type" if intent.get("intent_type") else "semantic_type"}
     else:
         if a.get("message") is None and kind == "text":
             raise invalid("message", "required for a text message")
         content = {"content_kind": kind, **({"text": a["message"]} if a.get("message") is not None else {})}
-        for name in ("attachments", "chat_file", "schema_ref", "schema_mode", "ack"):
+        for name in ("chat_file", "schema_ref", "ack"):
             if a.get(name) is not None:
                 content[name] = a[name]
         intent_type = a.get("semantic_type") or f"message.{kind}.v1"
-    return await _message(call, "to", content, intent_type, extra)
+        rename = {"payload": "message", "intent_type": "semantic_type"}
+    return await _message(call, "to", content, intent_type, extra, rename)
 
 
 @tool("axme.confirm_send", "Confirm a send that asked for confirmation. Not implemented (nor by AXME's own "
@@ -758,7 +762,8 @@ TOKEN_ARG = {"type": "string", "pattern": "^[A-Za-z0-9._~-]{1,256}$"}
 async def generate_invite_link(call: Call) -> Outcome:
     body = {"owner_agent": call.owner, **_given(call, "recipient_hint", "ttl_seconds")}
     answer = _drop_ok(await call.route(*I_CREATE, body=body))
-    return Outcome("completed", {"invite_token": answer.get("token"), "link": answer.get("invite_url"), **answer})
+    token, link = answer.pop("token", None), answer.pop("invite_url", None)
+    return Outcome("completed", {"invite_token": token, "link": link, **answer})
 
 
 @tool("axme.check_invite_status", "Whether an invite is pending, accepted or expired. Works without a credential.",

@@ -9,6 +9,8 @@ tasks answered by the API's rules, scenarios, messages and the inbox, and the fa
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import threading
 import uuid
@@ -233,8 +235,12 @@ def test_without_a_credential_only_the_public_methods_and_tools_answer(anon: htt
     rpc_error(tool(anon, "axme.check_nick", 401, nick="bob", owner_agent="inventory"), -32001, "owner_agent")
     for name, args in (("axme.check_nick", {"nick": "bob"}), ("axme.register_nick", {"nick": "bob"}),
                        ("axme.check_invite_status", {"token": "abc"})):
-        answer = tool(anon, name, **args)
-        assert "result" in answer or answer["error"]["code"] not in (-32001, -32600, -32603), answer
+        # public: the MCP layer lets them through, and each is then as open as its route (a route's refusal
+        # carries its HTTP status in data)
+        r = anon.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                                    "params": {"name": name, "arguments": args}})
+        answer = r.json()
+        assert "result" in answer or "http_status" in answer["error"]["data"], answer
     batch = post(anon, [{"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
                         {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "axme.get_intent"}}])
     assert batch[0]["result"]["tools"] and batch[1]["error"]["code"] == -32001  # a batch is 200 whatever is in it
@@ -444,6 +450,99 @@ def test_recipients_are_resolved_or_reported_not_found(api: httpx.Client) -> Non
     assert got["intent_type"] == "message.text.v1" and got["payload"]["ack"] == "read"
     assert result(tool(api, "axme.confirm_send", intent_id=text["intent_id"], confirm=True),
                   "not_implemented")["ok"] is False
+
+
+# ---------------------------------------------------------------------------------------------
+# the families' tools: users, invites, media
+
+
+def _served(api: httpx.Client) -> set[tuple[str, str]]:
+    paths = api.get("/openapi.json").json()["paths"]
+    return {(m.upper(), p) for p, item in paths.items() for m in item}
+
+
+def _not_implemented(client: httpx.Client, name: str, **args: Any) -> None:
+    """A tool whose routes this runtime lacks says so, naming them, and does nothing."""
+    answer = result(tool(client, name, **args), "not_implemented")
+    assert answer["ok"] is False and answer["data"]["missing_routes"], answer
+
+
+def test_account_and_contact_tools(quiet: RuntimeProcess, api: httpx.Client) -> None:
+    name = unique("nicked")
+    me, token = make_agent(api, name)
+    nick = "@" + unique("n").replace("-", "")
+    with quiet.client(token) as agent:
+        if ("POST", "/v1/users/register-nick") not in _served(api):
+            for tool_name, args in (("axme.check_nick", {"nick": nick}), ("axme.register_nick", {"nick": nick}),
+                                    ("axme.get_profile", {}), ("axme.rename_nick", {"nick": nick}),
+                                    ("axme.update_profile", {"display_name": "A"})):
+                _not_implemented(agent, tool_name, **args)
+            rpc_error(tool(agent, "axme.resolve_contact", query=nick), -32011, "nick")
+            return
+        assert result(tool(agent, "axme.check_nick", nick=nick))["data"]["available"] is True
+        registered = result(tool(agent, "axme.register_nick", nick=nick, display_name="Ann"), "completed")["data"]
+        assert registered["owner_agent"] == me and registered["nick"] == nick
+        assert result(tool(agent, "axme.check_nick", nick=nick))["data"]["available"] is False
+        assert result(tool(agent, "axme.get_profile"))["data"]["display_name"] == "Ann"
+        assert result(tool(agent, "axme.update_profile", display_name="Ann B"))["data"]["display_name"] == "Ann B"
+        renamed = nick + "x"
+        assert result(tool(agent, "axme.rename_nick", nick=renamed))["data"]["nick"] == renamed
+        rpc_error(tool(agent, "axme.get_profile", 403, owner_agent=unique("other")), -32003)
+        rpc_error(tool(agent, "axme.update_profile", email="not an email"), -32602, "email")
+    found = result(tool(api, "axme.resolve_contact", query=renamed))["data"]
+    assert found["agent_address"] == me and found["resolution"]["method"] == "nick"
+    result(tool(api, "axme.resolve_contact", query=nick), "contact_not_found")  # renamed away
+    sent = result(tool(api, "axme.send_message", recipient=renamed, message="hi"), "accepted")
+    assert sent["data"]["recipient_agent"] == me
+
+
+def test_invite_tools(quiet: RuntimeProcess, api: httpx.Client) -> None:
+    _, token = make_agent(api, unique("inviter"))
+    with quiet.client(token) as agent:
+        if ("POST", "/v1/invites/create") not in _served(api):
+            _not_implemented(agent, "axme.generate_invite_link", recipient_hint="bob")
+            _not_implemented(agent, "axme.check_invite_status", token="abc")
+            return
+        made = result(tool(agent, "axme.generate_invite_link", recipient_hint="bob", ttl_seconds=3600))["data"]
+        assert made["invite_token"] and made["link"].endswith(made["invite_token"])
+        status = result(tool(agent, "axme.check_invite_status", token=made["invite_token"]))["data"]
+        assert status["status"] == "pending" and status["recipient_hint"] == "bob"
+        rpc_error(tool(agent, "axme.generate_invite_link", ttl_seconds=10), -32602, "ttl_seconds")
+        rpc_error(tool(agent, "axme.check_invite_status", token="../../v1/intents"), -32602, "token")
+
+
+def test_media_tools(quiet: RuntimeProcess, api: httpx.Client) -> None:
+    sender, token = make_agent(api, unique("uploader"))
+    recipient = unique("viewer")
+    make_agent(api, recipient)
+    content = b"hello, media"
+    with quiet.client(token) as agent:
+        if ("POST", "/v1/media/create-upload") not in _served(api):
+            _not_implemented(agent, "axme.media_upload_inline", filename="a.txt", mime_type="text/plain",
+                             content_base64=base64.b64encode(content).decode())
+            _not_implemented(agent, "axme.media_get_upload", upload_id=str(uuid.uuid4()))
+            return
+        inline = result(tool(agent, "axme.media_upload_inline", filename="a.txt", mime_type="text/plain",
+                             content_base64=base64.b64encode(content).decode()), "ready")["data"]
+        assert inline["size_bytes"] == len(content) and inline["sha256"] == hashlib.sha256(content).hexdigest()
+        got = result(tool(agent, "axme.media_get_upload", upload_id=inline["upload_id"]))["data"]
+        assert "ready" in str(got)
+        rpc_error(tool(agent, "axme.media_upload_inline", filename="a.txt", mime_type="text/plain",
+                       content_base64="not base64!"), -32602, "content_base64")
+        # the two-step way: an upload URL, the bytes PUT there by the client, then finalize (checked)
+        started = result(tool(agent, "axme.media_create_upload", filename="b.bin", mime_type="application/octet-stream",
+                              size_bytes=len(content)), "pending_upload")["data"]
+        r = httpx.put(started["upload_url"], content=content, timeout=30)
+        assert r.status_code == 200, r.text
+        rpc_error(tool(agent, "axme.media_finalize_upload", upload_id=started["upload_id"], size_bytes=len(content),
+                       sha256="0" * 64), -32602)
+        done = result(tool(agent, "axme.media_finalize_upload", upload_id=started["upload_id"],
+                           size_bytes=len(content)), "ready")["data"]
+        assert done["size_bytes"] == len(content)
+        sent = result(tool(agent, "axme.send_message", recipient=recipient, message="a file",
+                           attachments=[{"upload_id": inline["upload_id"]}]), "accepted")
+        intent = api.get(f"/v1/intents/{sent['intent_id']}").json()["intent"]
+        assert inline["upload_id"] in str(intent) and intent["from_agent"] == sender
 
 
 # ---------------------------------------------------------------------------------------------
