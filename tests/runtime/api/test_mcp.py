@@ -545,6 +545,23 @@ def test_media_tools(quiet: RuntimeProcess, api: httpx.Client) -> None:
         assert inline["upload_id"] in str(intent) and intent["from_agent"] == sender
 
 
+def test_send_checks_the_payload_by_its_schema_mode(api: httpx.Client) -> None:
+    name = unique("noted")
+    make_agent(api, name)
+    note_type = f"mcp.{uuid.uuid4().hex[:8]}.v1"
+    intent = {"intent_type": note_type, "payload": {}}
+    if ("POST", "/v1/schemas") not in _served(api):  # nothing checks it: the intent route takes no schema_mode
+        rpc_error(tool(api, "axme.send", to=name, intent=intent, schema_mode="enforce"), -32602, "schema_mode")
+        return
+    r = api.post("/v1/schemas", json={"semantic_type": note_type, "compatibility_mode": "strict", "schema_json": {
+        "type": "object", "required": ["title"], "properties": {"title": {"type": "string"}}}})
+    assert r.status_code == 200, r.text
+    err = rpc_error(tool(api, "axme.send", to=name, intent=intent, schema_mode="enforce"), -32602)
+    assert err["data"]["field"].startswith("intent.payload"), err
+    ok = result(tool(api, "axme.send", to=name, intent={**intent, "payload": {"title": "x"}}, schema_mode="enforce"))
+    assert ok["status"] == "accepted"
+
+
 # ---------------------------------------------------------------------------------------------
 # clients: the official SDK and the mcp package
 
