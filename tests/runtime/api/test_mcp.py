@@ -553,8 +553,9 @@ def test_send_checks_the_payload_by_its_schema_mode(api: httpx.Client) -> None:
     if ("POST", "/v1/schemas") not in _served(api):  # nothing checks it: the intent route takes no schema_mode
         rpc_error(tool(api, "axme.send", to=name, intent=intent, schema_mode="enforce"), -32602, "schema_mode")
         return
-    r = api.post("/v1/schemas", json={"semantic_type": note_type, "compatibility_mode": "strict", "schema_json": {
-        "type": "object", "required": ["title"], "properties": {"title": {"type": "string"}}}})
+    schema = {"type": "object", "required": ["title"], "properties": {"title": {"type": "string"}}}
+    r = api.post("/v1/schemas", json={"semantic_type": note_type, "compatibility_mode": "strict", "scope": "core",
+                                      "schema_json": schema})
     assert r.status_code == 200, r.text
     err = rpc_error(tool(api, "axme.send", to=name, intent=intent, schema_mode="enforce"), -32602)
     assert err["data"]["field"].startswith("intent.payload"), err
