@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from axme_cli.cli import complete
+
 if TYPE_CHECKING:
     from axme_cli.client.http import Client
     from axme_cli.config.resolve import Target
@@ -32,6 +34,7 @@ BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="Runtime URL 
 ApiKeyOpt = Annotated[str | None, typer.Option("--api-key", help="API key (overrides env and context).",
                                                show_default=False)]
 ContextOpt = Annotated[str | None, typer.Option("--context", help="Use this context instead of the active one.",
+                                                autocompletion=complete.context_names,
                                                 show_default=False)]
 
 
@@ -39,7 +42,10 @@ def options() -> Options:
     """The global options of the command being run."""
     from axme_cli.cli.typer_internals import current_context
 
-    obj = current_context().find_root().obj
+    try:
+        obj = current_context().find_root().obj
+    except RuntimeError:  # no command is running: a shell asking for completions
+        return Options()
     return obj if isinstance(obj, Options) else Options()
 
 
