@@ -38,6 +38,13 @@ ContextOpt = Annotated[str | None, typer.Option("--context", help="Use this cont
                                                 show_default=False)]
 
 
+FieldOpt = Annotated[list[str] | None, typer.Option(
+    "--field", "-f", help="A text field key=value, sent exactly as typed (repeatable).", show_default=False)]
+TypedFieldOpt = Annotated[list[str] | None, typer.Option(
+    "--typed-field", "-F", help="A JSON field key=value: 2, true, null, [..], {..} or \"text\"; key=@file sends the "
+    "file's text (repeatable).", show_default=False)]
+
+
 def options() -> Options:
     """The global options of the command being run."""
     from axme_cli.cli.typer_internals import current_context

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from axme_cli.cli import complete
-from axme_cli.cli.common import ApiKeyOpt, BaseUrlOpt, ContextOpt
+from axme_cli.cli.common import ApiKeyOpt, BaseUrlOpt, ContextOpt, FieldOpt, TypedFieldOpt
 from axme_cli.protocol.lifecycle import TERMINAL
 
 
@@ -169,6 +169,7 @@ def send(
                                                   show_default=False)] = None,
     data: Annotated[list[str] | None, typer.Option("--data", help="Payload field key=value (repeatable).",
                                                    show_default=False)] = None,
+    field: FieldOpt = None, typed_field: TypedFieldOpt = None,
     idempotency_key: Annotated[str | None, typer.Option("--idempotency-key", show_default=False,
                                                         help="Same key + same body: the same intent.")] = None,
     deadline: Annotated[str | None, typer.Option("--deadline-at", help="RFC 3339 deadline.",
@@ -197,7 +198,7 @@ def send(
     correlation = (uuid.uuid5(uuid.NAMESPACE_URL, f"axme-idem:{idempotency_key}") if idempotency_key
                    else uuid.uuid4())
     body: dict[str, Any] = {"intent_type": intent_type, "to_agent": to, "correlation_id": str(correlation),
-                            "payload": merged_data(data_json, data)}
+                            "payload": merged_data(data_json, data, field, typed_field)}
     if deadline:
         body["deadline_at"] = _deadline(deadline)
     if max_attempts:
@@ -412,6 +413,7 @@ def resume(
                                                   show_default=False)] = None,
     data: Annotated[list[str] | None, typer.Option("--data", help="Result field key=value (repeatable).",
                                                    show_default=False)] = None,
+    field: FieldOpt = None, typed_field: TypedFieldOpt = None,
     base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
 ) -> None:
     """Resume an intent for real (POST /v1/intents/{id}/resume) as its agent or the workspace admin."""
@@ -421,7 +423,7 @@ def resume(
 
     if action not in ("complete", "fail", "in_progress"):
         raise UsageError(f"--action {action!r} is not one of complete, fail, in_progress")
-    body = {**merged_data(data_json, data), "action": action}
+    body = {**merged_data(data_json, data, field, typed_field), "action": action}
     with client(base_url, api_key, context) as c:
         result = c.resume_intent(intent_id, body)
     state = "applied" if result.get("applied") else "already applied"
