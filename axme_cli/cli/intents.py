@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from axme_cli.cli.common import ApiKeyOpt, BaseUrlOpt, ContextOpt
+from axme_cli.cli import complete
+from axme_cli.cli.common import ApiKeyOpt, BaseUrlOpt, ContextOpt, FieldOpt, TypedFieldOpt
 from axme_cli.protocol.lifecycle import TERMINAL
 
 
@@ -142,7 +143,8 @@ def _search(value: str | None) -> str | None:
     return value.lower() if value else None
 
 
-IdArg = Annotated[str, typer.Argument(help="Intent id.", show_default=False, callback=_intent_id)]
+IdArg = Annotated[str, typer.Argument(help="Intent id.", show_default=False, callback=_intent_id,
+                                      autocompletion=complete.intent_ids)]
 TimeoutOpt = Annotated[float | None, typer.Option(
     "--timeout", metavar="SECONDS", show_default=False, callback=_seconds,
     help="Stop waiting after this many seconds: exit 1 naming the intent (which goes on).")]
@@ -160,12 +162,14 @@ app = typer.Typer(help="Send, inspect, follow and manage intents.", no_args_is_h
 @app.command("send")
 def send(
     to: Annotated[str, typer.Option("--to", help="Target agent: agent://org/ws/name or a bare name.",
-                                    show_default=False, callback=_address)],
+                                    show_default=False, callback=_address,
+                                    autocompletion=complete.agent_addresses)],
     intent_type: Annotated[str, typer.Option("--type", "--intent-type", help="Intent type.")] = "intent.ask.v1",
     data_json: Annotated[str | None, typer.Option("--data-json", help="Payload as a JSON object (or @file).",
                                                   show_default=False)] = None,
     data: Annotated[list[str] | None, typer.Option("--data", help="Payload field key=value (repeatable).",
                                                    show_default=False)] = None,
+    field: FieldOpt = None, typed_field: TypedFieldOpt = None,
     idempotency_key: Annotated[str | None, typer.Option("--idempotency-key", show_default=False,
                                                         help="Same key + same body: the same intent.")] = None,
     deadline: Annotated[str | None, typer.Option("--deadline-at", help="RFC 3339 deadline.",
@@ -194,7 +198,7 @@ def send(
     correlation = (uuid.uuid5(uuid.NAMESPACE_URL, f"axme-idem:{idempotency_key}") if idempotency_key
                    else uuid.uuid4())
     body: dict[str, Any] = {"intent_type": intent_type, "to_agent": to, "correlation_id": str(correlation),
-                            "payload": merged_data(data_json, data)}
+                            "payload": merged_data(data_json, data, field, typed_field)}
     if deadline:
         body["deadline_at"] = _deadline(deadline)
     if max_attempts:
@@ -230,7 +234,8 @@ def list_(
     intent_type: Annotated[str | None, typer.Option("--type", help="Only intents of this type.",
                                                     show_default=False)] = None,
     agent: Annotated[str | None, typer.Option("--agent", help="Only intents to or from this agent.",
-                                              show_default=False, callback=_address)] = None,
+                                              show_default=False, callback=_address,
+                                    autocompletion=complete.agent_addresses)] = None,
     since: Annotated[str | None, typer.Option("--since", help="Only intents created since: an age (90s, 15m, 2h, "
                                               "7d) or an RFC 3339 time.", show_default=False)] = None,
     until: Annotated[str | None, typer.Option("--until", help="Only intents created before: an age or an RFC 3339 "
@@ -408,6 +413,7 @@ def resume(
                                                   show_default=False)] = None,
     data: Annotated[list[str] | None, typer.Option("--data", help="Result field key=value (repeatable).",
                                                    show_default=False)] = None,
+    field: FieldOpt = None, typed_field: TypedFieldOpt = None,
     base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
 ) -> None:
     """Resume an intent for real (POST /v1/intents/{id}/resume) as its agent or the workspace admin."""
@@ -417,7 +423,7 @@ def resume(
 
     if action not in ("complete", "fail", "in_progress"):
         raise UsageError(f"--action {action!r} is not one of complete, fail, in_progress")
-    body = {**merged_data(data_json, data), "action": action}
+    body = {**merged_data(data_json, data, field, typed_field), "action": action}
     with client(base_url, api_key, context) as c:
         result = c.resume_intent(intent_id, body)
     state = "applied" if result.get("applied") else "already applied"
