@@ -32,6 +32,7 @@ from schemathesis.specs.openapi.checks import (
 
 from axme_cli.runtime.api.app import build_app
 from axme_cli.runtime.api.openapi import NOT_API
+from axme_cli.runtime.clock import ManualClock
 from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.settings import Settings
 from tests.auth_helpers import bearer, read_code
@@ -81,7 +82,8 @@ def operations(doc: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]
 
 
 def _route_table() -> set[tuple[str, str]]:
-    app = build_app(Runtime(object(), Settings()), manage_runtime=False)  # type: ignore[arg-type]
+    # On a test clock, as the served runtime: it has POST /dev/clock/advance too.
+    app = build_app(Runtime(object(), Settings(), clock=ManualClock()), manage_runtime=False)  # type: ignore[arg-type]
     table = set()
     for route in app.routes:
         if route.path.startswith(NOT_API):  # type: ignore[attr-defined]
