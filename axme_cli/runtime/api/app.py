@@ -25,11 +25,13 @@ from axme_cli.runtime.api import (
     health,
     inbox,
     intents,
+    invites,
     metrics,
     openapi,
     scenarios,
     task_pages,
     tasks,
+    users,
     webhooks,
 )
 from axme_cli.runtime.api.common import respond_raw
@@ -130,7 +132,7 @@ HOT = {("POST", "/v1/intents"), ("POST", "/v1/scenarios/apply"), ("POST", "/v1/i
 
 def route_table(openapi_json: Any) -> list[BaseRoute]:
     return [*health.routes, *intents.routes, *scenarios.routes, *tasks.routes, *agents.routes, *auth.routes,
-            *webhooks.routes, *deliveries.routes, *audit.routes,
+            *webhooks.routes, *deliveries.routes, *audit.routes, *users.routes, *invites.routes,
             *inbox.routes, *approvals.routes, *task_pages.routes, *metrics.routes, *dev_clock.routes,
             Route("/openapi.json", openapi_json, methods=["GET"]), *ui_routes]
 
