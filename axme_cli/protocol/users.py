@@ -42,7 +42,7 @@ Nick = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=120), AfterValidator(_text)]
 Phone = Annotated[str, StringConstraints(min_length=3, max_length=32), AfterValidator(_phone)]
 Email = Annotated[str, StringConstraints(min_length=3, max_length=255), AfterValidator(_email)]
-OwnerAgent = Annotated[str, StringConstraints(min_length=3, max_length=255)]
+OwnerAgent = Annotated[str, StringConstraints(min_length=3, max_length=255), AfterValidator(_text)]
 
 
 class RegisterNickRequest(_Strict):
