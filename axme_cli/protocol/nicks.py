@@ -1,6 +1,7 @@
 """Nicks: the public names of users (axp-spec ``api.users.*``): ``@`` and 3-32 of ``A-Z a-z 0-9 _ . -`` (the spec's
 ``^@[\\w.-]{3,32}$``, ``\\w`` read as JSON Schema's ASCII class), kept normalized (lowercase, no ``@``), with the
-public address ``<normalized>@ax``. Pure: the runtime and the CLI judge a nick the same way."""
+public address ``<normalized>@ax``; and the profile fields that go with them. Pure (no pydantic): the runtime's
+request models and the CLI judge a nick, a name, a phone number and an email the same way."""
 
 from __future__ import annotations
 
@@ -60,3 +61,26 @@ def of_recipient(raw: str) -> str | None:
         return None
     body = body.lower()
     return body if _NORMALIZED.match(body) else None
+
+
+# ---------------------------------------------------------------------------------------------
+# profile fields: free text the runtime keeps and shows may hold no control characters, and an email and a phone
+# number must look like one (the spec gives only their lengths)
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],;:\"]+$")
+_PHONE = re.compile(r"^\+?[0-9][0-9 ().-]*[0-9]$")
+
+
+def text_problem(value: str) -> str | None:
+    return "must not contain control characters (newlines, tabs, NUL ...)" if _CONTROL.search(value) else None
+
+
+def email_problem(value: str) -> str | None:
+    return None if _EMAIL.match(value) else "must be an email address, e.g. ann@example.com"
+
+
+def phone_problem(value: str) -> str | None:
+    if _PHONE.match(value) and sum(c.isdigit() for c in value) >= 3:
+        return None
+    return "must be a phone number: digits, spaces, ( ) . - and an optional leading +"

@@ -5,37 +5,31 @@ email) may hold no control characters, and email and phone must look like one.""
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
 from typing import Annotated
 
 from pydantic import AfterValidator, Field, StringConstraints
 
+from axme_cli.protocol import nicks
 from axme_cli.protocol.models import JsonInt, _Strict
 
 # ttl_seconds of an invite: the spec's bounds (1 minute .. 14 days), and the default when it is left out.
 INVITE_TTL_MIN, INVITE_TTL_MAX, INVITE_TTL_DEFAULT = 60, 1_209_600, 604_800
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],;:\"]+$")
-_PHONE = re.compile(r"^\+?[0-9][0-9 ().-]*[0-9]$")
+
+def _checked(problem: Callable[[str], str | None]) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        why = problem(value)
+        if why is not None:
+            raise ValueError(why)
+        return value
+
+    return check
 
 
-def _text(value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError("must not contain control characters (newlines, tabs, NUL ...)")
-    return value
-
-
-def _email(value: str) -> str:
-    if not _EMAIL.match(value):
-        raise ValueError("must be an email address, e.g. ann@example.com")
-    return value
-
-
-def _phone(value: str) -> str:
-    if not _PHONE.match(value) or sum(c.isdigit() for c in value) < 3:
-        raise ValueError("must be a phone number: digits, spaces, ( ) . - and an optional leading +")
-    return value
+_text = _checked(nicks.text_problem)
+_email = _checked(nicks.email_problem)
+_phone = _checked(nicks.phone_problem)
 
 
 Nick = Annotated[str, StringConstraints(min_length=1, max_length=64)]
