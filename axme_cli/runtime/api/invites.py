@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
@@ -63,7 +62,7 @@ async def create_invite(request: Request) -> Response:
     key = idempotency_key(request)
     idem = (f"{principal.key_id}:POST /v1/invites/create", key, hashlib.sha256(raw).hexdigest()) if key else None
     token, token_hash = engine.new_token()
-    now = time.time()
+    now = runtime(request).clock.time()
     row = await rt.write(lambda tx: engine.op_create(tx, rt.settings, principal, owner, req, token_hash, now, idem))
     base = rt.public_url or str(request.base_url).rstrip("/")
     return respond(engine.created_view(row, token, f"{base}/v1/invites/{token}", now), request=request)
@@ -78,7 +77,7 @@ async def get_invite(request: Request) -> Response:
     user = None
     if row["accepted_owner_agent"] is not None:
         user = await rt.reads.read_user("owner_agent", row["accepted_owner_agent"])
-    return respond(engine.invite_view(row, token, time.time(), user), request=request)
+    return respond(engine.invite_view(row, token, rt.clock.time(), user), request=request)
 
 
 @_no_path_in_logs("/v1/invites/{token}/accept")
@@ -91,7 +90,7 @@ async def accept_invite(request: Request) -> Response:
     # The scope names the invite by its token's hash: the idempotency cache keeps no token.
     idem = (f"{principal.key_id}:POST /v1/invites/accept:{token_hash}", key,
             hashlib.sha256(raw).hexdigest()) if key else None
-    now = time.time()
+    now = runtime(request).clock.time()
     body = await rt.write(lambda tx: engine.op_accept(tx, rt.settings, principal, token_hash, req, now, idem))
     return respond({"ok": True, "token": token, **body}, request=request)
 

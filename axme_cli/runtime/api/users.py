@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -67,7 +66,7 @@ async def write_once(request: Request, principal: Principal, route: str, raw: by
     route, never a secret of its path)."""
     key = idempotency_key(request)
     idem = (f"{principal.key_id}:{route}", key, hashlib.sha256(raw).hexdigest()) if key else None
-    now = time.time()
+    now = runtime(request).clock.time()
     return await runtime(request).write(lambda tx: idempotency.once(tx, idem, now, lambda: op(tx, now)).result)
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sqlite3
 import threading
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -18,11 +18,12 @@ from axme_sdk import AxmeClient, AxmeClientConfig
 from axme_sdk.exceptions import AxmeHttpError
 
 from tests.auth_helpers import bearer, login
-from tests.conftest import ADMIN_KEY, new_intent, unique
+from tests.conftest import ADMIN_KEY, NO_LOGIN_LIMITS, make_agent, new_intent, unique
 from tests.protocol.test_conformance import assert_valid
 from tests.receiver import Receiver
 from tests.runtime.api.test_users import agent_client, nick, ok, refused
 from tests.runtime_proc import RuntimeProcess
+from tests.runtime_thread import RuntimeThread
 
 CREATED = "public_api/api.invites.create.response.v1.json"
 GOT = "public_api/api.invites.get.response.v1.json"
@@ -33,18 +34,14 @@ def invite(api: httpx.Client, owner: str, **extra: Any) -> dict[str, Any]:
     return ok(api.post("/v1/invites/create", json={"owner_agent": owner, **extra}), CREATED)
 
 
-def age(rt: RuntimeProcess, token: str, seconds: float = 15 * 86400) -> None:
-    """Move the invite's expiry ``seconds`` into the past, as if that much time had gone by (the shortest TTL the
-    spec allows is a minute)."""
-    token_hash = hashlib.sha256(token.encode()).hexdigest()
-    if rt.database_url is None:
-        with sqlite3.connect(rt.db, timeout=10) as conn:
-            conn.execute("UPDATE invites SET expires_ts = expires_ts - ? WHERE token_hash = ?", (seconds, token_hash))
-        return
-    import psycopg
-
-    with psycopg.connect(rt.database_url) as conn:
-        conn.execute("UPDATE invites SET expires_ts = expires_ts - %s WHERE token_hash = %s", (seconds, token_hash))
+@pytest.fixture(scope="module")
+def clocked(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
+    """A runtime on a test clock: an invite expires when the test moves the clock past it, without waiting."""
+    rt = RuntimeThread(tmp_path_factory.mktemp("invites-clock"), extra_args=["--test-clock", *NO_LOGIN_LIMITS],
+                       backend=backend)
+    rt.start()
+    yield rt
+    rt.stop()
 
 
 def test_create_get_accept_once(quiet: RuntimeProcess, api: httpx.Client) -> None:
@@ -82,15 +79,20 @@ def test_create_get_accept_once(quiet: RuntimeProcess, api: httpx.Client) -> Non
     assert ok(api.get(f"/v1/invites/{token}"), GOT)["nick"] == renamed
 
 
-def test_an_expired_invite_is_410_and_says_expired(quiet: RuntimeProcess, api: httpx.Client) -> None:
-    owner, _ = agent_client(quiet, api)
-    created = invite(api, owner)
-    assert _seconds(created["expires_at"]) - _seconds(created["created_at"]) == 604800  # the default: 7 days
-    age(quiet, created["token"])
-    assert ok(api.get(f"/v1/invites/{created['token']}"), GOT)["status"] == "expired"
-    wanted = nick("late")
-    refused(api.post(f"/v1/invites/{created['token']}/accept", json={"nick": wanted}), 410, "invite_expired")
-    assert ok(api.get("/v1/users/check-nick", params={"nick": wanted}))["available"] is True  # nothing was made
+def test_an_expired_invite_is_410_and_says_expired(clocked: RuntimeProcess) -> None:
+    with clocked.client() as api:
+        owner = make_agent(api, unique("clock-owner"))[0]
+        created = invite(api, owner)
+        assert _seconds(created["expires_at"]) - _seconds(created["created_at"]) == 604800  # the default: 7 days
+        short = invite(api, owner, ttl_seconds=60)
+        clocked.advance_clock(60)  # the shortest TTL: gone at its expires_at ...
+        assert ok(api.get(f"/v1/invites/{short['token']}"), GOT)["status"] == "expired"
+        assert ok(api.get(f"/v1/invites/{created['token']}"), GOT)["status"] == "pending"  # ... the other not yet
+        wanted = nick("late")
+        refused(api.post(f"/v1/invites/{short['token']}/accept", json={"nick": wanted}), 410, "invite_expired")
+        assert ok(api.get("/v1/users/check-nick", params={"nick": wanted}))["available"] is True  # nothing was made
+        clocked.advance_clock(604800 - 60 - 1)
+        ok(api.post(f"/v1/invites/{created['token']}/accept", json={"nick": wanted}), ACCEPTED)  # a second left
 
 
 def _seconds(at: str) -> float:
