@@ -310,6 +310,18 @@ def test_every_operation_answers_as_documented(served: RuntimeProcess, document:
     call("POST", "/v1/deliveries", body={"principal_id": hooked["agent_address"], "payload": {"n": 1}},
          headers={"Idempotency-Key": uuid.uuid4().hex})
     call("GET", "/v1/audit/events", query={"action_prefix": "service_account", "limit": 5})
+    # users and invites
+    walker = f"@walk.{uuid.uuid4().hex[:8]}"
+    call("GET", "/v1/users/check-nick", query={"nick": walker})
+    user = call("POST", "/v1/users/register-nick", body={"nick": walker, "display_name": "Walker"},
+                headers={"Idempotency-Key": uuid.uuid4().hex}).json()
+    call("GET", "/v1/users/resolve-nick", query={"nick": walker})
+    call("GET", "/v1/users/profile", query={"owner_agent": user["owner_agent"]})
+    call("POST", "/v1/users/rename-nick", body={"owner_agent": user["owner_agent"], "nick": walker + "2"})
+    call("POST", "/v1/users/profile/update", body={"owner_agent": user["owner_agent"], "phone": "+12025550100"})
+    invited = call("POST", "/v1/invites/create", body={"owner_agent": worker_address, "ttl_seconds": 3600}).json()
+    call("GET", "/v1/invites/{token}", params={"token": invited["token"]})
+    call("POST", "/v1/invites/{token}/accept", params={"token": invited["token"]}, body={"nick": walker + "3"})
     call("DELETE", "/v1/webhooks/subscriptions/{subscription_id}",
          params={"subscription_id": sub["subscription"]["subscription_id"]})
 
