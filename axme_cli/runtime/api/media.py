@@ -10,8 +10,8 @@
 - Finalize checks size and sha256 (422 and nothing changes when they differ); then ``GET /v1/media/{id}``, the
   download (``Content-Disposition: attachment``, a type no browser runs) and the preview (raster images inline)
   are open to whoever may read the upload (``engine/media.py``).
-- Pending uploads past their ``expires_at`` and replaced or failed parts are swept after these routes' writes, at
-  most once a minute per process (``engine.media.op_sweep``).
+- Pending uploads past their ``expires_at`` and replaced or failed parts are swept after a create or a finalize, at
+  most once a minute per process (``Settings.media_sweep_seconds``, ``engine.media.op_sweep``).
 """
 
 from __future__ import annotations
@@ -57,7 +57,6 @@ from axme_cli.runtime.store.base import Row
 log = logging.getLogger("axme.media")
 
 TOKEN_PREFIX = "axme_up_"
-SWEEP_EVERY = 60.0  # seconds between two sweeps of one process
 _UUID = re.compile(UUID_PATTERN)
 _last_sweep: weakref.WeakKeyDictionary[Runtime, float] = weakref.WeakKeyDictionary()
 _sweeps: set[asyncio.Task[None]] = set()
@@ -235,6 +234,7 @@ async def _serve(request: Request, *, preview: bool) -> Response:
     inline = preview and wire.previewable(row["mime_type"])
     media_type = wire.bare_type(row["mime_type"]) if inline else wire.download_type(row["mime_type"])
     headers = {
+        "content-type": media_type,  # as is: Starlette would add a charset to text/* that the file may not have
         "content-length": str(row["received_bytes"]),
         "content-disposition": _disposition("inline" if inline else "attachment", row["filename"]),
         "x-content-type-options": "nosniff",
@@ -243,7 +243,7 @@ async def _serve(request: Request, *, preview: bool) -> Response:
         "cache-control": "private, no-store",
         **(echo_headers(request) or {}),
     }
-    return StreamingResponse(_bytes(blobs_for(rt.store), row["part_id"]), media_type=media_type, headers=headers)
+    return StreamingResponse(_bytes(blobs_for(rt.store), row["part_id"]), headers=headers)
 
 
 async def _bytes(blobs: Blobs, part_id: str) -> AsyncIterator[bytes]:
@@ -265,7 +265,7 @@ async def preview(request: Request) -> Response:
 
 def _sweep_soon(rt: Runtime) -> None:
     now = time.monotonic()
-    if now - _last_sweep.get(rt, float("-inf")) < SWEEP_EVERY:
+    if now - _last_sweep.get(rt, float("-inf")) < rt.settings.media_sweep_seconds:
         return
     _last_sweep[rt] = now
     task = asyncio.get_running_loop().create_task(sweep(rt))
