@@ -20,6 +20,7 @@ from axme_cli.cli import (
     examples,
     inbox,
     intents,
+    media,
     scenarios,
     status,
     tasks,
@@ -153,3 +154,4 @@ app.add_typer(agents.app, name="agents")
 app.add_typer(tasks.app, name="tasks")
 app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(inbox.app, name="inbox")
+app.add_typer(media.app, name="media")

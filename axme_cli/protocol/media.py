@@ -33,14 +33,16 @@ _INERT = frozenset({
 PREVIEWABLE = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/avif", "image/bmp"})
 
 
-def _mime_type(value: str) -> str:
+def check_mime_type(value: str) -> str:
+    """The type lower-cased (ValueError if it is no MIME type)."""
     lowered = value.strip().lower()
     if not _MIME.match(lowered):
         raise ValueError("must be a MIME type such as application/pdf or image/png")
     return lowered
 
 
-def _filename(value: str) -> str:
+def check_filename(value: str) -> str:
+    """The name as given (ValueError if it has control characters or path separators)."""
     if _CONTROL.search(value) or "/" in value or "\\" in value or value.strip() in ("", ".", ".."):
         raise ValueError("must be a file name without control characters or path separators, e.g. contract.pdf")
     return value
@@ -60,8 +62,8 @@ def previewable(mime_type: str) -> bool:
     return bare_type(mime_type) in PREVIEWABLE
 
 
-MimeType = Annotated[str, StringConstraints(min_length=3, max_length=255), AfterValidator(_mime_type)]
-Filename = Annotated[str, StringConstraints(min_length=1, max_length=255), AfterValidator(_filename)]
+MimeType = Annotated[str, StringConstraints(min_length=3, max_length=255), AfterValidator(check_mime_type)]
+Filename = Annotated[str, StringConstraints(min_length=1, max_length=255), AfterValidator(check_filename)]
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[a-f0-9]{64}$")]
 SizeBytes = Annotated[JsonInt, Field(ge=1, le=MAX_BYTES)]
 
