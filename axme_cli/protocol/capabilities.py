@@ -47,6 +47,9 @@ CAPABILITIES: tuple[str, ...] = (
     "auth.api_keys",
     "auth.email_login",
     "audit.events",  # GET /v1/audit/events: logins, keys, service accounts, deliveries, resolves
+    # media (d4): uploads to a URL the runtime serves, finalize with size and sha256, download and preview
+    "media.uploads",
+    "media.attachments",  # attachments: [{upload_id}] on intents and inbox replies
     # storage: this build runs on either (axme dev / axme server --database-url)
     "storage.sqlite",
     "storage.postgresql",

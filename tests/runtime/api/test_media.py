@@ -359,6 +359,16 @@ def test_an_expired_upload_takes_nothing_and_its_bytes_are_deleted(short: Runtim
         assert api.get(f"/v1/media/{created['upload_id']}").json()["upload"]["status"] == "expired"
 
 
+def test_wrong_upload_tokens_count_as_guesses(short: RuntimeProcess) -> None:
+    """The runtime of these tests keeps the default limit on checks of a secret per address (10 a minute)."""
+    with short.client() as api:
+        base = create(api, b"x")["upload_url"].split("?")[0]
+        assert [put(f"{base}?token=axme_up_{n:043d}", b"x").status_code for n in range(10)] == [404] * 10
+        r = put(f"{base}?token=guess", b"x")
+        assert_error(r, 429, "rate_limit_exceeded")
+        assert int(r.headers["retry-after"]) >= 1
+
+
 # ---------------------------------------------------------------------------------------------
 # the official SDK
 
