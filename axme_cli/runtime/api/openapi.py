@@ -89,6 +89,8 @@ _INTENT = obj(
         "reply_to": STR, "deadline_at": TIME, "due_at": TIME,
         "remind_after_seconds": INT, "remind_interval_seconds": INT, "max_reminders": INT, "escalate_to": STR,
         "human_task": OBJ, "pending_with": _PENDING_WITH, "result": {}, "error": {},
+        "attachments": array(obj({"upload_id": UUID, "filename": STR, "mime_type": STR, "size_bytes": INT,
+                                  "sha256": STR})),
         "workflow": nullable(OBJ), "workflow_step": OBJ,
     },
     description="An intent as the runtime shows it (axme-reference.md §2.2); unset optional fields are left out.",

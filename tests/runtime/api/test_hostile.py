@@ -161,6 +161,11 @@ WRONG_TYPES: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("POST", "/v1/inbox/{thread_id}/reject"): [{"comment": {}}],
     ("POST", "/v1/inbox/{thread_id}/messages/delete"): [{"mode": "everyone"}, {"mode": "self", "limit": "3"}],
     ("POST", "/v1/approvals/{approval_id}/decision"): [{"decision": True}, {"decision": "maybe"}, {}],
+    ("POST", "/v1/media/create-upload"): [{"filename": 5, "mime_type": "a/b", "size_bytes": 1},
+                                         {"filename": "a", "mime_type": "a/b", "size_bytes": "1"},
+                                         {"filename": "a", "mime_type": ["a/b"], "size_bytes": 1}],
+    ("POST", "/v1/media/finalize-upload"): [{"upload_id": 5, "size_bytes": 1},
+                                           {"upload_id": "01a24bd1-cc74-7000-91e4-629dbb320455", "size_bytes": 1.5}],
 }
 
 
