@@ -21,6 +21,7 @@ from axme_cli.cli import (
     examples,
     inbox,
     intents,
+    media,
     scenarios,
     status,
     tasks,
@@ -249,3 +250,4 @@ app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(inbox.app, name="inbox")
 app.add_typer(users.app, name="users")
 app.add_typer(users.invites, name="invites")
+app.add_typer(media.app, name="media")

@@ -239,6 +239,34 @@ class Client:
 
     def accept_invite(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
         return dict(self.post(f"/v1/invites/{quote(token, safe='')}/accept", json=body))
+    # ------------------------------------------------------------------ routes: media uploads
+    def create_upload(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.post("/v1/media/create-upload", json=body))
+
+    def put_upload(self, upload_url: str, content: Iterator[bytes], size: int) -> dict[str, Any]:
+        """PUT the bytes to an upload URL, streamed. Only its path and token are used, sent to this client's
+        runtime: the bytes (and the key this client sends) never go to a host the answer named."""
+        path = _upload_path(upload_url)
+        with self._mapped():
+            response = self._http.put(path, content=content, headers={"content-type": "application/octet-stream",
+                                                                       "content-length": str(size)})
+        return dict(self.parse(response))
+
+    def finalize_upload(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.post("/v1/media/finalize-upload", json=body))
+
+    def get_upload(self, upload_id: str) -> dict[str, Any]:
+        """``{ok, upload}``."""
+        return dict(self.get(f"/v1/media/{upload_id}"))
+
+    def download_upload(self, upload_id: str) -> Iterator[bytes]:
+        """The bytes of a finalized upload, as they arrive."""
+        self._refresh_if_due()
+        with self._mapped(), self._http.stream("GET", f"/v1/media/download/{upload_id}") as response:
+            if response.status_code >= 400:
+                response.read()
+                self.parse(response)
+            yield from response.iter_bytes()
 
     def follow_intent(self, intent_id: str, *, since: int = 0, wait_seconds: int = 15,
                       follow: bool = False, timeout: float | None = None) -> Iterator[dict[str, Any]]:
@@ -339,6 +367,17 @@ class Client:
         if status == 409:
             raise ConflictError(f"request refused ({status}): {message}", code=code)
         raise CliError(f"request refused ({status}): {message}", code=code)
+
+
+def _upload_path(upload_url: str) -> str:
+    """``/v1/media/upload/<id>?token=...`` of an upload URL, whatever base URL the runtime put before it."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(upload_url)
+    start = parts.path.find("/v1/media/upload/")
+    if start < 0:
+        raise CliError("the runtime answered an upload URL that is not its own", code="bad_response")
+    return f"{parts.path[start:]}?{parts.query}"
 
 
 def _owner(owner_agent: str | None) -> dict[str, str] | None:

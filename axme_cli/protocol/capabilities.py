@@ -50,6 +50,9 @@ CAPABILITIES: tuple[str, ...] = (
     "users.nicks",  # check, register, rename, resolve; @nick and nick@ax as intent and inbox recipients
     "users.profiles",
     "invites",  # single use, with a TTL; accepting gives the accepter a nick and tells the owner (webhook)
+    # media (d4): uploads to a URL the runtime serves, finalize with size and sha256, download and preview
+    "media.uploads",
+    "media.attachments",  # attachments: [{upload_id}] on intents and inbox replies
     # storage: this build runs on either (axme dev / axme server --database-url)
     "storage.sqlite",
     "storage.postgresql",

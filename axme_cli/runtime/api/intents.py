@@ -40,6 +40,7 @@ from axme_cli.runtime.api.sse import LINGER_SECONDS, EventStream, Last, reads_in
 from axme_cli.runtime.clock import to_iso
 from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.engine import intents as engine
+from axme_cli.runtime.engine import media
 from axme_cli.runtime.engine.workflows import workflow_view
 from axme_cli.runtime.errors import BadRequest, NotFound, Unprocessable
 from axme_cli.runtime.notify import following, wait
@@ -111,7 +112,12 @@ async def create_intent(request: Request) -> Response:
     idem = (f"{principal.key_id}:POST /v1/intents", key, hashlib.sha256(raw).hexdigest()) if key else None
     now = rt.clock.time()
     s = rt.settings
-    body = await rt.write(lambda tx: engine.op_create(tx, s, principal, req, now, idem))
+    if model.attachments:
+        attachments = [a.model_dump() for a in model.attachments]
+        body = await rt.write(lambda tx: media.with_attachments(
+            tx, principal, attachments, req, now, lambda r: engine.op_create(tx, s, principal, r, now, idem)))
+    else:
+        body = await rt.write(lambda tx: engine.op_create(tx, s, principal, req, now, idem))
     return respond(body, request=request)
 
 

@@ -89,6 +89,8 @@ _INTENT = obj(
         "reply_to": STR, "deadline_at": TIME, "due_at": TIME,
         "remind_after_seconds": INT, "remind_interval_seconds": INT, "max_reminders": INT, "escalate_to": STR,
         "human_task": OBJ, "pending_with": _PENDING_WITH, "result": {}, "error": {},
+        "attachments": array(obj({"upload_id": UUID, "filename": STR, "mime_type": STR, "size_bytes": INT,
+                                  "sha256": STR})),
         "workflow": nullable(OBJ), "workflow_step": OBJ,
     },
     description="An intent as the runtime shows it (axme-reference.md §2.2); unset optional fields are left out.",
@@ -204,6 +206,17 @@ ERROR = obj(
     description='The AXP error shape: {"error": {"code", "message", "details"}, "detail"}.',
 )
 
+_UPLOAD = obj(
+    {"upload_id": UUID, "owner_agent": STR, "bucket": STR, "object_path": STR, "mime_type": STR, "filename": STR,
+     "size_bytes": {**INT, "minimum": 1}, "sha256": nullable({**STR, "pattern": "^[a-f0-9]{64}$"}),
+     "status": {"type": "string", "enum": ["pending", "ready", "expired"]}, "created_at": TIME,
+     "expires_at": TIME, "finalized_at": nullable(TIME), "download_url": nullable(STR),
+     "preview_url": nullable(STR)},
+    closed=True,
+    description="A media upload. `expires_at`: when its upload URL ends (a pending upload expires then; a ready one "
+                "stays). `download_url` / `preview_url` (raster images only) are this runtime's routes and need a key.",
+)
+
 COMPONENTS: dict[str, Schema] = {
     "Error": ERROR,
     "Intent": _INTENT,
@@ -219,6 +232,7 @@ COMPONENTS: dict[str, Schema] = {
     "AuditEvent": _AUDIT_EVENT,
     "UserProfile": _PROFILE,
     "Invite": _INVITE,
+    "MediaUpload": _UPLOAD,
     "Session": _SESSION,
     "SessionTokens": _TOKENS,
 }
@@ -255,7 +269,7 @@ _EVENT_COUNTS = {"event_id": STR, "owner_agent": STR, "event_type": STR, **_COUN
 
 
 def _models() -> dict[str, type[BaseModel]]:
-    from axme_cli.protocol import deliveries, inbox, models, scenario, users, webhooks
+    from axme_cli.protocol import deliveries, inbox, media, models, scenario, users, webhooks
 
     return {
         "IntentCreateRequest": models.IntentCreateRequest,
@@ -279,6 +293,8 @@ def _models() -> dict[str, type[BaseModel]]:
         "ProfileUpdateRequest": users.ProfileUpdateRequest,
         "InviteCreateRequest": users.InviteCreateRequest,
         "InviteAcceptRequest": users.InviteAcceptRequest,
+        "MediaCreateUploadRequest": media.CreateUploadRequest,
+        "MediaFinalizeUploadRequest": media.FinalizeUploadRequest,
     }
 
 
@@ -316,8 +332,9 @@ _RESUME_REQUEST = obj(
 class Op:
     summary: str
     tag: str
-    ok: Schema | str | tuple[str, Schema]  # the 200 body, "html", "text", or ("sse", the schema of one event)
+    ok: Schema | str | tuple[str, Schema]  # the 200 body, "html", "text", "file", or ("sse", one event's schema)
     body: Schema | None = None  # the request body's schema
+    body_media: str = "application/json"
     body_required: bool = True
     query: tuple[tuple[str, Schema, str], ...] = ()  # (name, schema, description)
     errors: tuple[int, ...] = ()  # beyond those implied (auth, body, path and query parameters, 503)
@@ -327,6 +344,9 @@ class Op:
     axp: str | None = None  # the axp-spec public_api schema the 200 body conforms to
     description: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+_FILE: Schema = {"type": "string", "contentMediaType": "application/octet-stream", "description": "Bytes."}
 
 
 def _limit(default: int, high: int) -> tuple[str, Schema, str]:
@@ -605,6 +625,49 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         body=ref("InviteAcceptRequest"), idempotent=True, errors=(409, 410), axp="api.invites.accept.response.v1",
         description="The accepter gets a user with the nick (as register-nick), the owner an `invite.accepted` "
                     "webhook event. 409 `invite_already_accepted` (used), 410 `invite_expired`."),
+    # media uploads
+    ("POST", "/v1/media/create-upload"): Op(
+        "Create an upload: its upload_url takes the bytes (PUT)", "media",
+        _ok(upload_id=UUID, owner_agent=STR, bucket=STR, object_path=STR, upload_url=STR,
+            status={"type": "string", "const": "pending"}, expires_at=TIME, max_size_bytes=INT),
+        body=ref("MediaCreateUploadRequest"), idempotent=True, errors=(403, 409),
+        axp="api.media.create_upload.response.v1",
+        description="`owner_agent` [default: the caller]; an agent key or a person names only itself (403 "
+                    "`actor_mismatch`). 413 `media_too_large`: `size_bytes` is more than the runtime takes. "
+                    "`upload_url` carries a token that is the capability to upload (until `expires_at`); it is "
+                    "answered only here (an Idempotency-Key repeat answers a new one and the old one stops working)."),
+    ("PUT", "/v1/media/upload/{upload_id}"): Op(
+        "Upload the bytes (the upload_url of create-upload)", "media",
+        _ok(upload_id=UUID, status={"type": "string", "const": "pending"}, received_bytes=INT,
+            sha256={**STR, "pattern": "^[a-f0-9]{64}$"}, size_bytes=INT),
+        body=_FILE, body_media="application/octet-stream", auth=False,
+        query=(("token", STR, "The upload URL's token (the capability; no API key is needed)."),),
+        errors=(404, 409, 410, 413, 429),
+        description="The body is the file (any Content-Type). Past the upload's `size_bytes` it is 413 "
+                    "`media_too_large` (at once when Content-Length says so: nothing is stored). Answered once the "
+                    "bytes are durable; a new PUT replaces them until the upload is finalized (then 409). A wrong "
+                    "token is 404 and counts as a guess (429 past the limit on such guesses per address)."),
+    ("POST", "/v1/media/finalize-upload"): Op(
+        "Finalize an upload: the bytes must have the size (and sha256) stated", "media",
+        _ok(upload_id=UUID, owner_agent=STR, bucket=STR, object_path=STR, mime_type=STR, size_bytes=INT,
+            sha256=nullable(STR), status={"type": "string", "const": "ready"}, finalized_at=TIME),
+        body=ref("MediaFinalizeUploadRequest"), idempotent=True, errors=(403, 404, 409, 410),
+        axp="api.media.finalize_upload.response.v1",
+        description="422 `size_mismatch` / `sha256_mismatch` when the bytes received differ from what this call or "
+                    "create-upload stated: nothing changes, the upload stays pending and unusable. 409 "
+                    "`upload_incomplete` before any PUT; 410 once the upload URL expired. Only the owner or the "
+                    "workspace admin key."),
+    ("GET", "/v1/media/{upload_id}"): Op(
+        "An upload", "media", _ok(upload=ref("MediaUpload")), axp="api.media.get.response.v1",
+        description="Its owner, the workspace key and people, the participants of an intent that attached it and "
+                    "the holders of an inbox thread whose message attached it may read it; others get 404."),
+    ("GET", "/v1/media/download/{upload_id}"): Op(
+        "Download a finalized upload (Content-Disposition: attachment)", "media", "file", errors=(409,),
+        description="Served as its type only when no browser runs that type (else application/octet-stream), with "
+                    "`X-Content-Type-Options: nosniff` and a sandboxing CSP. 409 `upload_not_ready` before finalize."),
+    ("GET", "/v1/media/preview/{upload_id}"): Op(
+        "Preview a finalized upload (raster images inline, anything else as the download)", "media", "file",
+        errors=(409,)),
     # inbox and approvals
     ("GET", "/v1/inbox"): Op(
         "The owner's threads", "inbox", _ok(threads=array(ref("InboxThread"))), owner=True, errors=(403,),
@@ -731,7 +794,7 @@ def _operation(method: str, path: str, op: Op, endpoint: str) -> Schema:
     if params:
         out["parameters"] = params
     if op.body is not None:
-        media = "application/x-www-form-urlencoded" if op.ok == "html" else "application/json"
+        media = "application/x-www-form-urlencoded" if op.ok == "html" else op.body_media
         out["requestBody"] = {"required": op.body_required, "content": {media: {"schema": op.body}}}
     if isinstance(op.ok, tuple):
         ok: Schema = {"description": "A Server-Sent Events stream (the schema is one event's)",
@@ -740,6 +803,11 @@ def _operation(method: str, path: str, op: Op, endpoint: str) -> Schema:
         ok = {"description": "An HTML page", "content": {"text/html": {"schema": STR}}}
     elif op.ok == "text":
         ok = {"description": "Plain text", "content": {"text/plain": {"schema": STR}}}
+    elif op.ok == "file":
+        ok = {"description": "The file's bytes", "content": {"*/*": {"schema": _FILE}},
+              "headers": {"Content-Disposition": {"schema": STR, "description": "attachment (preview of a raster "
+                                                  "image: inline), with the upload's filename"},
+                          "X-Content-Type-Options": {"schema": {"type": "string", "const": "nosniff"}}}}
     else:
         assert isinstance(op.ok, dict)
         ok = {"description": "OK", "content": {"application/json": {"schema": op.ok}}}

@@ -28,6 +28,7 @@ _DOC_FIELDS = (
     "escalate_to",
     "human_task",
     "trace",  # the trace context of the request that created it (only when tracing is on)
+    "attachments",  # finalized uploads it carries (engine/media.py)
 )
 
 SCHEDULER = "agent://axme.runtime/scheduler"  # the actor of what timers do

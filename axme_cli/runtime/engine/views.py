@@ -48,6 +48,7 @@ def intent_view(row: Row) -> dict[str, Any]:
         "max_delivery_attempts": row["max_delivery_attempts"],
         "delivery_attempt": row["delivery_attempt"],
         "human_task": human_task,
+        "attachments": doc.get("attachments"),
         "pending_with": pending_with(row, doc),
         "seq": row["last_seq"],
         "result": doc.get("result"),

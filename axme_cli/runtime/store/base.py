@@ -299,6 +299,59 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     def next_inbox_seq(self, owner_agent: str) -> int:
         """The owner's next change number (dense, starting at 1; its order is the commit order per owner)."""
+    # media uploads (store/media_sql.py)
+    @abc.abstractmethod
+    def get_media_upload(self, upload_id: str) -> Row | None:
+        """The upload, read to be changed in this transaction (a PostgreSQL store locks it)."""
+
+    @abc.abstractmethod
+    def insert_media_upload(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def update_media_upload(self, upload_id: str, fields: Row) -> None: ...
+
+    @abc.abstractmethod
+    def expired_media_uploads(self, now: float, limit: int) -> list[str]:
+        """Ids of pending uploads whose upload URL ran out by ``now``."""
+
+    @abc.abstractmethod
+    def insert_media_part(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def get_media_part(self, part_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    def media_parts_of(self, upload_id: str) -> list[Row]: ...
+
+    @abc.abstractmethod
+    def set_media_part_state(self, part_ids: list[str], state: str) -> None: ...
+
+    @abc.abstractmethod
+    def dead_media_parts(self, limit: int) -> list[str]: ...
+
+    @abc.abstractmethod
+    def delete_media_parts(self, part_ids: list[str]) -> None: ...
+
+    @abc.abstractmethod
+    def grant_media(self, upload_id: str, address: str, intent_id: str) -> None:
+        """``address`` may read the upload (an intent attached it); a second grant changes nothing."""
+
+    @abc.abstractmethod
+    def link_media_thread(self, upload_id: str, thread_id: str) -> None:
+        """Every owner holding the thread may read the upload (a message in it attached it)."""
+
+    @abc.abstractmethod
+    def media_readable(self, upload_id: str, address: str) -> bool:
+        """Whether a grant or a thread link lets ``address`` read the upload (owners and members aside)."""
+
+    @abc.abstractmethod
+    def insert_media_chunk(self, part_id: str, n: int, data: bytes) -> None:
+        """PostgreSQL only: chunk ``n`` of a part's bytes."""
+
+    @abc.abstractmethod
+    def delete_media_chunks(self, part_id: str) -> None:
+        """PostgreSQL only."""
+
     # task links: the task-mail outbox and single-use answer links (store/task_links_sql.py)
     @abc.abstractmethod
     def insert_task_mail(self, row: Row) -> None: ...
@@ -453,6 +506,17 @@ class Reads(abc.ABC):
     @abc.abstractmethod
     async def inbox_changes(self, owner_agent: str, after_seq: int, limit: int) -> list[Row]:
         """The owner's threads with ``change_seq > after_seq``, in change order."""
+    # media uploads
+    @abc.abstractmethod
+    async def get_media_upload(self, upload_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    async def media_readable(self, upload_id: str, address: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def media_chunk(self, part_id: str, n: int) -> bytes | None:
+        """PostgreSQL only: chunk ``n`` of a part's bytes (None past the last)."""
+
     # task links
     @abc.abstractmethod
     async def due_task_mail(self, now: float, limit: int) -> list[str]:

@@ -167,6 +167,11 @@ WRONG_TYPES: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("POST", "/v1/invites/create"): [{"owner_agent": 5}, {"owner_agent": "abc", "ttl_seconds": "3600"},
                                      {"owner_agent": "abc", "ttl_seconds": 10**40}],
     ("POST", "/v1/invites/{token}/accept"): [{"nick": []}, {"nick": "@ann.lee", "display_name": 1}],
+    ("POST", "/v1/media/create-upload"): [{"filename": 5, "mime_type": "a/b", "size_bytes": 1},
+                                         {"filename": "a", "mime_type": "a/b", "size_bytes": "1"},
+                                         {"filename": "a", "mime_type": ["a/b"], "size_bytes": 1}],
+    ("POST", "/v1/media/finalize-upload"): [{"upload_id": 5, "size_bytes": 1},
+                                           {"upload_id": "01a24bd1-cc74-7000-91e4-629dbb320455", "size_bytes": 1.5}],
 }
 
 

@@ -165,7 +165,7 @@ class Walk:
 
     def __call__(self, method: str, path: str, status: int = 200, *, key: str | None = ADMIN_KEY,
                  token: str | None = None, params: dict[str, Any] | None = None, query: dict[str, Any] | None = None,
-                 body: Any = None, form: dict[str, str] | None = None,
+                 body: Any = None, form: dict[str, str] | None = None, raw: bytes | None = None,
                  headers: dict[str, str] | None = None) -> schemathesis.Response:
         op = self.schema[path][method]
         sent = dict(headers or {})
@@ -176,6 +176,8 @@ class Walk:
         kwargs: dict[str, Any] = {}
         if form is not None:
             kwargs = {"body": form, "media_type": "application/x-www-form-urlencoded"}
+        elif raw is not None:
+            kwargs = {"body": raw, "media_type": "application/octet-stream"}
         elif body is not None:
             kwargs = {"body": body, "media_type": "application/json"}
         case = op.Case(path_parameters=params or {}, query=query or {}, headers=sent, **kwargs)
@@ -324,6 +326,18 @@ def test_every_operation_answers_as_documented(served: RuntimeProcess, document:
     call("POST", "/v1/invites/{token}/accept", params={"token": invited["token"]}, body={"nick": walker + "3"})
     call("DELETE", "/v1/webhooks/subscriptions/{subscription_id}",
          params={"subscription_id": sub["subscription"]["subscription_id"]})
+
+    # media: create, PUT the bytes to the upload URL (no key), finalize, read
+    data = b"%PDF-1.4 walk"
+    upload = call("POST", "/v1/media/create-upload", headers={"Idempotency-Key": uuid.uuid4().hex}, body={
+        "filename": "walk.pdf", "mime_type": "application/pdf", "size_bytes": len(data)}).json()
+    media = {"upload_id": upload["upload_id"]}
+    call("PUT", "/v1/media/upload/{upload_id}", params=media, key=None, raw=data,
+         query={"token": upload["upload_url"].split("?token=")[1]})
+    call("POST", "/v1/media/finalize-upload", body={**media, "size_bytes": len(data)})
+    call("GET", "/v1/media/{upload_id}", params=media)
+    call("GET", "/v1/media/download/{upload_id}", params=media)
+    call("GET", "/v1/media/preview/{upload_id}", params=media)
 
     # scenarios
     bundle = {"scenario_id": "openapi.walk", "agents": [{"role": "worker", "address": worker}],
