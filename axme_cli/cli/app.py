@@ -21,6 +21,7 @@ from axme_cli.cli import (
     inbox,
     intents,
     scenarios,
+    schemas,
     status,
     tasks,
     ui,
@@ -153,3 +154,4 @@ app.add_typer(agents.app, name="agents")
 app.add_typer(tasks.app, name="tasks")
 app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(inbox.app, name="inbox")
+app.add_typer(schemas.app, name="schemas")

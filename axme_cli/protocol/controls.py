@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 
 from axme_cli.protocol.models import MAX_SECONDS, DateTime, JsonInt, Seconds
 
@@ -23,6 +23,16 @@ GRANT_PREFIX = "delegate:"
 MAX_GRANTS = 64  # per intent
 MAX_ATTEMPTS = 1_000_000  # as max_delivery_attempts at create
 
+def _json_number(value: Any) -> Any:
+    """A JSON number (not "3" or true, which pydantic's lax mode would take)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a number")
+    return value
+
+
+# How long the runtime waits for the agent before it delivers again: fractions of a second allowed, as in
+# `axme dev --redelivery-seconds`.
+Backoff = Annotated[float, BeforeValidator(_json_number), Field(ge=0.1, le=MAX_SECONDS)]
 Reason = Annotated[str, StringConstraints(max_length=2000)]
 Actor = Annotated[str, StringConstraints(min_length=3, max_length=255)]
 Generation = Annotated[JsonInt, Field(ge=0, le=2**53)]
@@ -43,7 +53,7 @@ class ControlsPatch(_Strict):
     deadline_at: DateTime | None = None
     max_delivery_attempts: Annotated[JsonInt, Field(ge=1, le=MAX_ATTEMPTS)] | None = None
     max_retries: Annotated[JsonInt, Field(ge=0, le=MAX_ATTEMPTS - 1)] | None = None
-    retry_backoff_seconds: Seconds | None = None
+    retry_backoff_seconds: Backoff | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -66,7 +76,7 @@ class ControlsRequest(_Strict):
 
 class EnvelopePatch(_Strict):
     max_retry_count: Annotated[JsonInt, Field(ge=0, le=MAX_ATTEMPTS - 1)] | None = None
-    retry_backoff_seconds: Seconds | None = None
+    retry_backoff_seconds: Backoff | None = None
     execution_timeout_seconds: Seconds | None = None  # from now
     ttl_seconds: Seconds | None = None  # from the intent's creation
     expires_at: DateTime | None = None

@@ -161,6 +161,14 @@ WRONG_TYPES: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("POST", "/v1/inbox/{thread_id}/reject"): [{"comment": {}}],
     ("POST", "/v1/inbox/{thread_id}/messages/delete"): [{"mode": "everyone"}, {"mode": "self", "limit": "3"}],
     ("POST", "/v1/approvals/{approval_id}/decision"): [{"decision": True}, {"decision": "maybe"}, {}],
+    ("POST", "/v1/intents/{intent_id}/controls"): [{"controls_patch": []}, {"controls_patch": {"max_retries": "2"}},
+                                                   {"controls_patch": {"deadline_at": 5}}],
+    ("POST", "/v1/intents/{intent_id}/policy"): [{"grants_patch": []}, {"envelope_patch": {"ttl_seconds": True}},
+                                                 {"grants_patch": {"delegate:x": {"allow": "resume"}}}],
+    ("POST", "/v1/schemas"): [{"semantic_type": 5, "schema_json": {}, "compatibility_mode": "warn"},
+                              {"semantic_type": "a.b.v1", "schema_json": [], "compatibility_mode": "warn"},
+                              {"semantic_type": "a.b.v1", "schema_json": {}, "compatibility_mode": "warn",
+                               "active": "yes"}],
 }
 
 
@@ -246,7 +254,12 @@ def test_unknown_ids_are_404(api: httpx.Client, route: tuple[str, str]) -> None:
         if path.startswith("/v1/agents/") and value not in ("not-an-id",) and "-" not in value:
             assert_error(r, 422, code="invalid_agent_address")  # not even an agent name
             continue
+        if path.startswith("/v1/schemas/"):  # none of these is a semantic type (an intent type)
+            assert_error(r, 422, code="invalid_parameter")
+            continue
         assert_error(r, 404)
+    if path.startswith("/v1/schemas/"):
+        assert_error(api.request(method, url(path, "no.such.type.v1")), 404, code="schema_not_found")
 
 
 def _valid_body(path: str) -> dict[str, Any]:
@@ -254,6 +267,8 @@ def _valid_body(path: str) -> dict[str, Any]:
     return {"resume": {"action": "complete"}, "resolve": {"status": "CANCELED", "reason": "x"},
             "delivery": {"delivery_mode": "poll"}, "reply": {"message": "x"}, "delegate": {"delegate_to": "someone"},
             "delete": {"mode": "self"}, "decision": {"decision": "approve"}, "verify": {"code": "123456"},
+            "controls": {"controls_patch": {"max_retries": 1}},
+            "policy": {"grants_patch": {"delegate:someone": {"allow": ["resume"]}}},
             }.get(last, {})
 
 
