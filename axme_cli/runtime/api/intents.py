@@ -117,11 +117,15 @@ async def check_payload(rt: Runtime, req: dict[str, Any]) -> schemas.Check | Non
         mode = semantic_schemas.schema_mode(head.compatibility_mode, req.get("schema_mode"))
         if mode == "none":
             return None
-        schema = await rt.schemas.schema(rt.reads, head)
-        if schema is None:  # replaced since the index was read
-            rt.schemas.invalidate()
-            continue
-        problem = await anyio.to_thread.run_sync(schemas.judge, schema, req["payload"], limiter=_SCHEMA_THREADS)
+        key = schemas.verdict_key(head, req["payload"])
+        problem = schemas.known_verdict(key)  # the same payload under the same schema: judged already
+        if problem is schemas.UNKNOWN:
+            schema = await rt.schemas.schema(rt.reads, head)
+            if schema is None:  # replaced since the index was read
+                rt.schemas.invalidate()
+                continue
+            problem = await anyio.to_thread.run_sync(schemas.judge_and_keep, key, schema, req["payload"],
+                                                     limiter=_SCHEMA_THREADS)
         check = schemas.Check(head, req["to_agent"], mode, problem)
         if problem is not None and mode == "enforce":
             raise check.refusal()

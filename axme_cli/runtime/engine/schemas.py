@@ -6,8 +6,9 @@ for A by the workspace key or a person), else the workspace's (``scope: core``, 
 active. How strictly: the intent's ``schema_mode`` (none / warn / enforce), else the schema's default
 (``protocol.semantic_schemas.schema_mode``).
 
-A payload is validated outside any transaction (``judge``, on a worker thread: ``api/intents.create_intent``),
-with the same inert-schema rules as a task's form_schema (``protocol/schemas.py``). The create operation only
+A payload is validated outside any transaction (``judge``, on a worker thread: ``api/intents.check_payload``),
+with the same inert-schema rules as a task's form_schema (``protocol/schemas.py``); its verdict is kept by (schema
+hash, payload), so the same payload is not validated twice. The create operation only
 confirms that the schema it was judged against is still the one that applies (``confirm``: one indexed read, made
 only when a schema applied); otherwise ``SchemaChanged`` and the route judges again. An intent whose type has no
 schema costs no query: ``Registry`` keeps every active schema's head in memory, dropped when a commit changed the
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -125,6 +127,37 @@ class Head:
     schema_hash: str
     schema_ref: str
     compatibility_mode: str
+
+
+# Verdicts of payloads under schemas, by sha256 of (schema_hash, payload): a payload sent again (a retry, the same
+# order twice) is not validated again. Filled on worker threads (``judge_and_keep``), read on the event loop.
+_VERDICTS: OrderedDict[bytes, tuple[str, str] | None] = OrderedDict()
+_VERDICTS_KEPT = 4096
+_VERDICTS_LOCK = threading.Lock()
+UNKNOWN = object()  # no verdict kept
+
+
+def verdict_key(head: Head, payload: Any) -> bytes:
+    return hashlib.sha256(head.schema_hash.encode() + dumps(payload).encode()).digest()
+
+
+def known_verdict(key: bytes) -> Any:
+    """The verdict kept for ``key`` (None: it fits), or ``UNKNOWN``."""
+    with _VERDICTS_LOCK:
+        if key not in _VERDICTS:
+            return UNKNOWN
+        _VERDICTS.move_to_end(key)
+        return _VERDICTS[key]
+
+
+def judge_and_keep(key: bytes, schema: dict[str, Any], payload: Any) -> tuple[str, str] | None:
+    """``judge``, and keep the verdict under ``key`` (``verdict_key``)."""
+    verdict = judge(schema, payload)
+    with _VERDICTS_LOCK:
+        _VERDICTS[key] = verdict
+        while len(_VERDICTS) > _VERDICTS_KEPT:
+            _VERDICTS.popitem(last=False)
+    return verdict
 
 
 def judge(schema: dict[str, Any], payload: Any) -> tuple[str, str] | None:
