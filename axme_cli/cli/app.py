@@ -23,6 +23,7 @@ from axme_cli.cli import (
     intents,
     media,
     scenarios,
+    schemas,
     status,
     tasks,
     ui,
@@ -251,3 +252,4 @@ app.add_typer(inbox.app, name="inbox")
 app.add_typer(users.app, name="users")
 app.add_typer(users.invites, name="invites")
 app.add_typer(media.app, name="media")
+app.add_typer(schemas.app, name="schemas")

@@ -122,6 +122,13 @@ class Client:
     def resume_intent(self, intent_id: str, body: dict[str, Any]) -> dict[str, Any]:
         return dict(self.post(f"/v1/intents/{intent_id}/resume", json=body))
 
+    def update_intent_controls(self, intent_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``{ok, applied, policy_generation, intent, event}``."""
+        return dict(self.post(f"/v1/intents/{intent_id}/controls", json=body))
+
+    def update_intent_policy(self, intent_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.post(f"/v1/intents/{intent_id}/policy", json=body))
+
     def bulk_cancel(self, body: dict[str, Any]) -> dict[str, Any]:
         return dict(self.post("/v1/intents/bulk-cancel", json=body))
 
@@ -192,6 +199,15 @@ class Client:
     def list_deliveries(self, **filters: Any) -> list[dict[str, Any]]:
         params = {k: v for k, v in filters.items() if v is not None}
         return list(self.get("/v1/webhooks/deliveries", params=params)["deliveries"])
+
+    # ------------------------------------------------------------------ routes: the schema registry
+    def upsert_schema(self, body: dict[str, Any], *, owner_agent: str | None = None) -> dict[str, Any]:
+        """``{ok, schema}`` (without its schema_json)."""
+        return dict(self.post("/v1/schemas", json=body, params=_owner(owner_agent)))
+
+    def get_schema(self, semantic_type: str, *, owner_agent: str | None = None) -> dict[str, Any]:
+        """``{ok, schema}``: the owner agent's active schema of the type, else the workspace's."""
+        return dict(self.get(f"/v1/schemas/{quote(semantic_type, safe='')}", params=_owner(owner_agent)))
 
     # ------------------------------------------------------------------ routes: the inbox (x-owner-agent: whose)
     def list_threads(self, *, owner: str | None, limit: int, status: str | None = None) -> list[dict[str, Any]]:

@@ -16,6 +16,9 @@ CAPABILITIES: tuple[str, ...] = (
     "intents.bulk_cancel",
     "intents.deadlines",  # deadline_at -> TIMED_OUT, a durable timer
     "intents.any_intent_type",  # any dotted, versioned intent_type is carried; its payload is not interpreted
+    "intents.controls",  # POST .../controls: deadline, delivery attempts, redelivery wait; policy_generation CAS
+    "intents.policy",  # POST .../policy: grants (resume, update_controls, update_policy) and the envelope
+    "schemas",  # POST /v1/schemas, GET /v1/schemas/{type}: payloads checked per schema_mode (none/warn/enforce)
     # delivery bindings (§5)
     "delivery.stream",
     "delivery.poll",

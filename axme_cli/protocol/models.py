@@ -181,6 +181,9 @@ class IntentCreateRequest(_Strict):
     max_delivery_attempts: Annotated[JsonInt, Field(ge=1, le=1_000_000)] | None = None
     human_task: HumanTaskSpec | None = None
     attachments: Attachments | None = None
+    # From AXME's message envelope (message.envelope.v2): how strictly the payload is checked against the schema
+    # registered for its intent_type, if any (runtime/engine/schemas.py); not in the intent request's spec.
+    schema_mode: Literal["none", "warn", "enforce"] | None = None
 
 
 class ResolveRequest(BaseModel):

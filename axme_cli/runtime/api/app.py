@@ -30,6 +30,7 @@ from axme_cli.runtime.api import (
     metrics,
     openapi,
     scenarios,
+    schemas,
     task_pages,
     tasks,
     users,
@@ -136,6 +137,7 @@ def route_table(openapi_json: Any, *, test_clock: bool = False) -> list[BaseRout
     so no other runtime has it, in its routes or its OpenAPI document."""
     return [*health.routes, *intents.routes, *scenarios.routes, *tasks.routes, *agents.routes, *auth.routes,
             *webhooks.routes, *deliveries.routes, *audit.routes, *users.routes, *invites.routes, *media.routes,
+            *schemas.routes,
             *inbox.routes, *approvals.routes, *task_pages.routes, *metrics.routes,
             *(dev_clock.routes if test_clock else ()),
             Route("/openapi.json", openapi_json, methods=["GET"]), *ui_routes]

@@ -107,7 +107,7 @@ async def create_upload(request: Request) -> Response:
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     idem = _idem(request, principal, raw)
     s = rt.settings
-    row = await rt.write(lambda tx: engine.op_create(tx, s, principal, req, hash_token(token), time.time(), idem))
+    row = await rt.write(lambda tx: engine.op_create(tx, s, principal, req, hash_token(token), rt.clock.time(), idem))
     _sweep_soon(rt)
     url = f"{rt.public_url}/v1/media/upload/{row['upload_id']}?token={token}"
     return respond(engine.created_view(row, url), request=request)
@@ -143,11 +143,11 @@ async def put_bytes(request: Request) -> Response:
             rt.throttle.guess(request.client.host if request.client else None)
             raise engine.not_found(upload_id)
         limit = int(row["size_bytes"])
-        engine.check_pending(row, time.time())
+        engine.check_pending(row, rt.clock.time())
         length = _content_length(request)
         if length is not None and length > limit:
             raise _too_large(limit)
-        await rt.write(lambda tx: engine.op_begin_part(tx, upload_id, token_hash, part_id, time.time()))
+        await rt.write(lambda tx: engine.op_begin_part(tx, upload_id, token_hash, part_id, rt.clock.time()))
     except DomainError as exc:
         return _closing(exc, request)  # nothing read, nothing stored
     extend = request.scope.get("extensions", {}).get(LONG_BODY)
@@ -163,7 +163,7 @@ async def put_bytes(request: Request) -> Response:
         digest = await part.close()
         size = part.size
         done, dead = await rt.write(
-            lambda tx: engine.op_part_done(tx, upload_id, part_id, size, digest, time.time()))
+            lambda tx: engine.op_part_done(tx, upload_id, part_id, size, digest, rt.clock.time()))
     except BaseException as exc:
         part.release()
         if isinstance(exc, Exception):
@@ -200,7 +200,7 @@ async def finalize_upload(request: Request) -> Response:
     raw = await read_body(request)
     req = _model(raw, wire.FinalizeUploadRequest)
     idem = _idem(request, principal, raw)
-    now = time.time()
+    now = rt.clock.time()
     result = await rt.write(
         lambda tx: idempotency.once(tx, idem, now, lambda: engine.op_finalize(tx, principal, req, now)).result)
     _sweep_soon(rt)
@@ -215,7 +215,7 @@ async def get_upload(request: Request) -> Response:
     principal = await authenticate(request)
     rt = runtime(request)
     row = await _readable(rt, principal, _upload_id(request))
-    return respond({"ok": True, "upload": engine.upload_view(row, rt.public_url, time.time())}, request=request)
+    return respond({"ok": True, "upload": engine.upload_view(row, rt.public_url, rt.clock.time())}, request=request)
 
 
 def _disposition(kind: str, filename: str) -> str:
@@ -228,9 +228,9 @@ async def _serve(request: Request, *, preview: bool) -> Response:
     principal = await authenticate(request)
     rt = runtime(request)
     row = await _readable(rt, principal, _upload_id(request))
-    if engine.status_of(row, time.time()) != wire.READY:
+    if engine.status_of(row, rt.clock.time()) != wire.READY:
         raise Conflict(f"upload {row['upload_id']} is not finalized", code="upload_not_ready",
-                       details={"upload_id": row["upload_id"], "status": engine.status_of(row, time.time())})
+                       details={"upload_id": row["upload_id"], "status": engine.status_of(row, rt.clock.time())})
     inline = preview and wire.previewable(row["mime_type"])
     media_type = wire.bare_type(row["mime_type"]) if inline else wire.download_type(row["mime_type"])
     headers = {
@@ -276,7 +276,7 @@ def _sweep_soon(rt: Runtime) -> None:
 async def sweep(rt: Runtime) -> None:
     """Expire pending uploads past their URL's end and delete the bytes of dead parts."""
     try:
-        dead = await rt.write(lambda tx: engine.op_sweep(tx, time.time()))
+        dead = await rt.write(lambda tx: engine.op_sweep(tx, rt.clock.time()))
         await _forget(rt, blobs_for(rt.store), dead)
     except Exception as exc:
         log.warning("media sweep failed (it runs again later): %s", exc)

@@ -92,6 +92,10 @@ _INTENT = obj(
         "attachments": array(obj({"upload_id": UUID, "filename": STR, "mime_type": STR, "size_bytes": INT,
                                   "sha256": STR})),
         "workflow": nullable(OBJ), "workflow_step": OBJ,
+        "policy_generation": {**INT, "minimum": 1, "description": "Changes of its controls or policy (absent: 0)."},
+        "grants": {"type": "object", "additionalProperties": obj({"allow": array(STR)}),
+                   "description": "Who else may act on it: `delegate:<agent address or email>` -> `{allow}`."},
+        "retry_backoff_seconds": {**NUM, "description": "Its own wait before a redelivery (controls)."},
     },
     description="An intent as the runtime shows it (axme-reference.md §2.2); unset optional fields are left out.",
 )
@@ -216,6 +220,15 @@ _UPLOAD = obj(
     description="A media upload. `expires_at`: when its upload URL ends (a pending upload expires then; a ready one "
                 "stays). `download_url` / `preview_url` (raster images only) are this runtime's routes and need a key.",
 )
+_SCHEMA_FIELDS: dict[str, Schema] = {
+    "semantic_type": STR, "schema_ref": STR, "schema_hash": {"type": "string", "pattern": "^[a-f0-9]{64}$"},
+    "compatibility_mode": {"type": "string", "enum": ["strict", "backward", "warn"]},
+    "scope": {"type": "string", "enum": ["tenant", "core"]}, "owner_agent": nullable(STR), "active": BOOL,
+}
+_SCHEMA_RECORD = obj({**_SCHEMA_FIELDS, "created_at": TIME, "updated_at": TIME}, closed=True,
+                     description="A registered schema (api.schemas.upsert.response.v1's `schema`).")
+_SCHEMA_WITH_JSON = obj({**_SCHEMA_FIELDS, "schema_json": OBJ, "created_at": TIME, "updated_at": TIME}, closed=True,
+                        description="A registered schema with its JSON Schema (api.schemas.get.response.v1's).")
 
 COMPONENTS: dict[str, Schema] = {
     "Error": ERROR,
@@ -233,6 +246,8 @@ COMPONENTS: dict[str, Schema] = {
     "UserProfile": _PROFILE,
     "Invite": _INVITE,
     "MediaUpload": _UPLOAD,
+    "SemanticSchema": _SCHEMA_RECORD,
+    "SemanticSchemaWithJson": _SCHEMA_WITH_JSON,
     "Session": _SESSION,
     "SessionTokens": _TOKENS,
 }
@@ -261,6 +276,8 @@ def _ok(**props: Schema) -> Schema:
 
 
 _THREAD_ANSWER = _ok(thread=ref("InboxThread"))
+_CHANGED = _ok(applied=BOOL, policy_generation={**INT, "minimum": 0}, intent=ref("Intent"),
+               event=nullable(ref("IntentEvent")))
 _EVENT_COUNTS = {"event_id": STR, "owner_agent": STR, "event_type": STR, **_COUNTERS}
 
 
@@ -269,7 +286,17 @@ _EVENT_COUNTS = {"event_id": STR, "owner_agent": STR, "event_type": STR, **_COUN
 
 
 def _models() -> dict[str, type[BaseModel]]:
-    from axme_cli.protocol import deliveries, inbox, media, models, scenario, users, webhooks
+    from axme_cli.protocol import (
+        controls,
+        deliveries,
+        inbox,
+        media,
+        models,
+        scenario,
+        semantic_schemas,
+        users,
+        webhooks,
+    )
 
     return {
         "IntentCreateRequest": models.IntentCreateRequest,
@@ -295,6 +322,9 @@ def _models() -> dict[str, type[BaseModel]]:
         "InviteAcceptRequest": users.InviteAcceptRequest,
         "MediaCreateUploadRequest": media.CreateUploadRequest,
         "MediaFinalizeUploadRequest": media.FinalizeUploadRequest,
+        "SchemaUpsertRequest": semantic_schemas.SchemaUpsertRequest,
+        "ControlsRequest": controls.ControlsRequest,
+        "PolicyRequest": controls.PolicyRequest,
     }
 
 
@@ -421,6 +451,33 @@ OPERATIONS: dict[tuple[str, str], Op] = {
             completion_delivery=obj({"delivered": BOOL}, {"reason": STR, "reply_to": STR, "thread_id": STR,
                                                          "message_id": STR, "completion": OBJ})),
         body=ref("ResolveRequest"), errors=(403, 409), owner=True, axp="api.intents.resolve.response.v1"),
+    ("POST", "/v1/intents/{intent_id}/controls"): Op(
+        "Move the intent's timers: deadline, delivery attempts, redelivery wait", "intents", _CHANGED,
+        body=ref("ControlsRequest"), errors=(403, 409), owner=True, idempotent=True,
+        description="The sender, a delegate granted `update_controls` and the workspace key. "
+                    "`expected_policy_generation` other than the intent's is 409 (`details.policy_generation`); "
+                    "a patch that changes nothing answers `applied: false`."),
+    ("POST", "/v1/intents/{intent_id}/policy"): Op(
+        "Grant or take back who else may resume it or change its controls or policy; its envelope's timers",
+        "intents", _CHANGED, body=ref("PolicyRequest"), errors=(403, 409), owner=True, idempotent=True,
+        description="The sender, a delegate granted `update_policy` and the workspace key. Grants: "
+                    '`{"delegate:<agent address or email>": {"allow": ["resume", "update_controls", '
+                    '"update_policy"]}}` (null or an empty allow takes one back)."'),
+    # the schema registry
+    ("POST", "/v1/schemas"): Op(
+        "Register or replace the JSON Schema of a semantic type (an intent_type)", "schemas",
+        _ok(schema=ref("SemanticSchema")), body=ref("SchemaUpsertRequest"), owner=True, idempotent=True,
+        errors=(403,),
+        description="scope tenant (default): the owner agent's (an agent key: its own; the workspace key and people "
+                    "name it, else 400 `owner_agent_required`); scope core: the workspace's, the workspace key only "
+                    "(403). A schema_json the runtime will not evaluate (a `$ref` outside it, a pattern RE2 refuses, "
+                    "over 64 kB / 32 levels / 1,000 keywords, not JSON Schema 2020-12) is 400 `schema_invalid`. The "
+                    "semantic type takes the gateway's pattern (that of intent_type); the axp-spec schema asks for "
+                    "three dotted parts."),
+    ("GET", "/v1/schemas/{semantic_type}"): Op(
+        "The active schema of a semantic type: the owner agent's, else the workspace's", "schemas",
+        _ok(schema=ref("SemanticSchemaWithJson")), owner=True, errors=(403, 422),
+        description="An agent key reads its own and the workspace's; 404 `schema_not_found` when neither is active."),
     # scenarios and tasks
     ("POST", "/v1/scenarios/validate"): Op(
         "Check a ScenarioBundle without running it", "scenarios",

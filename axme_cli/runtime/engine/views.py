@@ -53,6 +53,10 @@ def intent_view(row: Row) -> dict[str, Any]:
         "seq": row["last_seq"],
         "result": doc.get("result"),
         "error": doc.get("error"),
+        # its controls and policy (engine/controls.py): left out while never changed (policy_generation 0)
+        "policy_generation": doc.get("policy_generation") or None,
+        "grants": doc.get("grants") or None,
+        "retry_backoff_seconds": doc.get("retry_backoff_seconds"),
     }
     # Unset optional fields are left out rather than null: the spec's schemas allow no nulls there.
     return {k: v for k, v in view.items() if v is not None}

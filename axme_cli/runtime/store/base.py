@@ -32,6 +32,7 @@ class Notes:
     everything: bool = False
     outbound: bool = False  # a delivery was queued or is due again: wake the outbound sender
     mail: bool = False  # a task mail was queued: wake the task-mail sender
+    schemas: bool = False  # the schema registry changed: every replica drops its in-memory index
     # What happened, for metrics and traces: facts an operation noted with ``see``. They reach
     # ``on_commit`` only if the transaction commits (a rerun starts from a fresh Tx), so nothing is counted
     # twice; they stay in this process (never sent to other replicas).
@@ -69,6 +70,7 @@ class Notes:
         self.everything = self.everything or other.everything
         self.outbound = self.outbound or other.outbound
         self.mail = self.mail or other.mail
+        self.schemas = self.schemas or other.schemas
         if other.fed:
             self.fed = _joined(self.fed, other.fed)
         if other.events:
@@ -407,6 +409,19 @@ class Tx(abc.ABC):
 
     @abc.abstractmethod
     def update_invite(self, invite_id: str, fields: Row) -> None: ...
+    # the schema registry (store/schemas_sql.py); owner_key '' is the workspace's schema
+    @abc.abstractmethod
+    def get_schema_record(self, semantic_type: str, owner_key: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    def insert_schema_record(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def update_schema_record(self, semantic_type: str, owner_key: str, fields: Row) -> None: ...
+
+    @abc.abstractmethod
+    def active_schema_heads(self, semantic_type: str, owner_keys: list[str]) -> list[Row]:
+        """The active schemas of ``semantic_type`` owned by any of ``owner_keys`` (no schema_json)."""
 
 
 class Reads(abc.ABC):
@@ -550,6 +565,14 @@ class Reads(abc.ABC):
 
     @abc.abstractmethod
     async def read_invite(self, token_hash: str) -> Row | None: ...
+    # the schema registry
+    @abc.abstractmethod
+    async def active_schema_index(self) -> list[Row]:
+        """Every active schema's head (semantic_type, owner_key, schema_hash, schema_ref, compatibility_mode)."""
+
+    @abc.abstractmethod
+    async def schema_records(self, semantic_type: str, owner_keys: list[str]) -> list[Row]:
+        """The rows of ``semantic_type`` owned by any of ``owner_keys``, schema_json included."""
 
 
 class Store(Reads):

@@ -23,6 +23,7 @@ from axme_cli.runtime.store.base import Reads, Row, Tx
 from axme_cli.runtime.store.inbox_sql import InboxReadSql, InboxTxSql
 from axme_cli.runtime.store.media_sql import MediaReadSql, MediaTxSql
 from axme_cli.runtime.store.outbound_sql import OutboundReadSql, OutboundTxSql
+from axme_cli.runtime.store.schemas_sql import SchemasReadSql, SchemasTxSql
 from axme_cli.runtime.store.task_links_sql import TaskLinksReadSql, TaskLinksTxSql
 from axme_cli.runtime.store.ui_sql import UiReadSql, UiTxSql
 from axme_cli.runtime.store.users_sql import UsersReadSql, UsersTxSql
@@ -69,7 +70,8 @@ def _marks(values: list[Any] | tuple[Any, ...]) -> str:
     return ", ".join("?" for _ in values)
 
 
-class SqlTx(OutboundTxSql, AuditTxSql, InboxTxSql, MediaTxSql, TaskLinksTxSql, UiTxSql, UsersTxSql, Tx):
+class SqlTx(OutboundTxSql, AuditTxSql, InboxTxSql, MediaTxSql, TaskLinksTxSql, UiTxSql, UsersTxSql, SchemasTxSql,
+            Tx):
     """A write transaction on a DB-API-like connection whose ``execute(sql, params)`` takes ``?``."""
 
     LOCK = ""
@@ -287,7 +289,7 @@ def _all(c: Any, sql: str, args: tuple[Any, ...] | list[Any]) -> list[Row]:
 
 
 class SqlReads(OutboundReadSql, AuditReadSql, InboxReadSql, MediaReadSql, TaskLinksReadSql, UiReadSql,
-               UsersReadSql, Reads):
+               UsersReadSql, SchemasReadSql, Reads):
     """The store's reads (``base.Reads``). A backend provides ``_read(fn)``, which runs ``fn(connection)``
     somewhere safe."""
 

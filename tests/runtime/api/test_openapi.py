@@ -255,6 +255,15 @@ def test_every_operation_answers_as_documented(served: RuntimeProcess, document:
     call("GET", "/v1/intents/{intent_id}/events/stream", params={"intent_id": intent_id},
          query={"since": 0, "wait_seconds": 1})
     call("POST", "/v1/intents/bulk-cancel", body={"older_than_hours": 0, "dry_run": True})
+    # an open intent's controls and policy; the schema registry
+    open_id = call("POST", "/v1/intents", body=new_intent(worker)).json()["intent_id"]
+    call("POST", "/v1/intents/{intent_id}/controls", params={"intent_id": open_id},
+         body={"controls_patch": {"max_retries": 5}, "expected_policy_generation": 0})
+    call("POST", "/v1/intents/{intent_id}/policy", params={"intent_id": open_id},
+         body={"grants_patch": {f"delegate:{worker}": {"allow": ["resume"]}}})
+    call("POST", "/v1/schemas", body={"semantic_type": "openapi.walk.item.v1", "schema_json": {"type": "object"},
+                                      "compatibility_mode": "warn", "scope": "core"})
+    call("GET", "/v1/schemas/{semantic_type}", params={"semantic_type": "openapi.walk.item.v1"})
 
     # the requester's inbox
     owner = {"owner_agent": req_sa["agent_address"]}
