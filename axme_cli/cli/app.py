@@ -21,6 +21,7 @@ from axme_cli.cli import (
     examples,
     inbox,
     intents,
+    mcp,
     media,
     scenarios,
     schemas,
@@ -239,7 +240,7 @@ def root(
 
 
 # The order is the order of `axme --help`: commands, then groups.
-for commands in (dev.app, status.app, intents.top, auth.app, doctor.app, ui.app, complete.app):
+for commands in (dev.app, status.app, intents.top, auth.app, doctor.app, ui.app, complete.app, mcp.app):
     merge_commands(app, commands)
 app.add_typer(intents.app, name="intents")
 app.add_typer(contexts.app, name="context")

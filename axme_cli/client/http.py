@@ -284,6 +284,34 @@ class Client:
                 self.parse(response)
             yield from response.iter_bytes()
 
+    # ------------------------------------------------------------------ routes: MCP (JSON-RPC 2.0 over POST /mcp)
+    def mcp_call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        """One JSON-RPC request to POST /mcp: its answer, ``{"result": ...}`` or ``{"error": {code, message,
+        data}}``, whatever the HTTP status that came with it (401, 429 ... carry JSON-RPC errors too). An answer
+        that is no JSON-RPC (a runtime without /mcp) is a CliError like any route's."""
+        self._refresh_if_due()
+        message = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+        with self._mapped():
+            response = self._http.post("/mcp", json=message)
+        if response.status_code == 401 and _rpc_error_code(response) in REFRESH_CODES and self._refresh():
+            with self._mapped():
+                response = self._http.post("/mcp", json=message)
+        answer = _json_or_none(response)
+        if isinstance(answer, dict) and answer.get("jsonrpc") == "2.0" and ("result" in answer or "error" in answer):
+            return answer
+        self.parse(response)
+        raise CliError(f"{self.base_url}/mcp answered with something that is not JSON-RPC",
+                       fix="check that the URL points at an axme runtime", code="bad_response")
+
+    def mcp_list_tools(self) -> dict[str, Any]:
+        return self.mcp_call("tools/list", {})
+
+    def mcp_call_tool(self, name: str, arguments: dict[str, Any], *, owner_agent: str | None) -> dict[str, Any]:
+        params: dict[str, Any] = {"name": name, "arguments": arguments}
+        if owner_agent and "owner_agent" not in arguments:
+            params["owner_agent"] = owner_agent
+        return self.mcp_call("tools/call", params)
+
     def follow_intent(self, intent_id: str, *, since: int = 0, wait_seconds: int = 15,
                       follow: bool = False, timeout: float | None = None) -> Iterator[dict[str, Any]]:
         """Events of one intent as they happen (see client.sse.follow_intent). ``timeout``: seconds until a
@@ -417,6 +445,15 @@ def _error_code(response: httpx.Response) -> str | None:
         code = body["error"].get("code")
         return code if isinstance(code, str) else None
     return None
+
+
+def _rpc_error_code(response: httpx.Response) -> str | None:
+    """The runtime's own refusal code inside a JSON-RPC error (``error.data.error.code``), if any."""
+    body = _json_or_none(response)
+    data = body.get("error", {}).get("data") if isinstance(body, dict) and isinstance(body.get("error"), dict) else None
+    inner = data.get("error") if isinstance(data, dict) else None
+    code = inner.get("code") if isinstance(inner, dict) else None
+    return code if isinstance(code, str) else None
 
 
 def _error_message(body: Any) -> str | None:

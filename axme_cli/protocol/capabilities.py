@@ -62,6 +62,8 @@ CAPABILITIES: tuple[str, ...] = (
     "storage.replicas",  # several runtimes on one PostgreSQL database
     # seeing the system: metrics, traces, the dashboard
     "observability.metrics",  # GET /metrics, Prometheus text format
+    # assistants
+    "mcp",  # POST /mcp: JSON-RPC 2.0, AXME's tools and the runtime's (also `axme mcp` over stdio)
 )
 
 # Protocol intent types with a payload schema (axp-spec protocol/intent.*.v1) that the runtime carries.

@@ -54,6 +54,8 @@ class Settings:
     media_max_bytes: int = 2**31
     media_ttl_seconds: float = 24 * 3600.0
     media_sweep_seconds: float = 60.0
+    # POST /mcp: calls a minute of one tool for one owner (AXME's default), per replica; 0 turns the limit off
+    mcp_tool_calls_per_minute: float = 120.0
 
     @property
     def admin_address(self) -> str:

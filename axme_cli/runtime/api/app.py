@@ -26,6 +26,7 @@ from axme_cli.runtime.api import (
     inbox,
     intents,
     invites,
+    mcp,
     media,
     metrics,
     openapi,
@@ -139,7 +140,7 @@ def route_table(openapi_json: Any, *, test_clock: bool = False) -> list[BaseRout
             *webhooks.routes, *deliveries.routes, *audit.routes, *users.routes, *invites.routes, *media.routes,
             *schemas.routes,
             *inbox.routes, *approvals.routes, *task_pages.routes, *metrics.routes,
-            *(dev_clock.routes if test_clock else ()),
+            *(dev_clock.routes if test_clock else ()), *mcp.routes,
             Route("/openapi.json", openapi_json, methods=["GET"]), *ui_routes]
 
 

@@ -270,6 +270,49 @@ _FEED_FRAME = obj(
 COMPONENTS["StreamTimeout"] = _TIMEOUT_FRAME
 COMPONENTS["FeedEntry"] = _FEED_FRAME
 
+# POST /mcp speaks JSON-RPC 2.0 (api/mcp.py): its answers, errors included, are JSON-RPC messages, not AXP errors.
+_RPC_ID: Schema = {"type": ["string", "integer", "null"]}
+_RPC_VERSION: Schema = {"type": "string", "const": "2.0"}
+COMPONENTS["JsonRpcRequest"] = obj(
+    {"jsonrpc": _RPC_VERSION, "method": STR}, {"id": _RPC_ID, "params": OBJ},
+    description="A request (a notification without `id`): initialize, ping, tools/list, tools/call "
+                "(`params`: {name, arguments, owner_agent}), resources/list, prompts/list.")
+COMPONENTS["JsonRpcError"] = obj(
+    {"jsonrpc": _RPC_VERSION, "id": _RPC_ID,
+     "error": obj({"code": INT, "message": STR}, {"data": OBJ})},
+    description="-32600 parse error or invalid request, -32601 method not found, -32602 invalid params, -32603 "
+                "internal error, -32001 authentication required, -32002 owner agent required, -32003 owner "
+                "mismatch, -32004 rate limited, -32010 gateway error (a route's refusal, in data.error), -32011 "
+                "resolution error.")
+COMPONENTS["JsonRpcResult"] = obj(
+    {"jsonrpc": _RPC_VERSION, "id": _RPC_ID, "result": {}},
+    description="tools/call: {ok, tool, status, owner_agent, data, content, structuredContent, isError}.")
+_RPC_ANSWER: Schema = {"anyOf": [ref("JsonRpcResult"), ref("JsonRpcError")]}
+_RPC_TEXT = {
+    400: "The body is no JSON or no JSON-RPC message (-32600), or MCP-Protocol-Version is unknown",
+    401: "A lone request that needs a credential had none that works (-32001)",
+    403: "A lone tools/call named an owner the credential may not act for (-32003), or another site's page sent it",
+    413: "The body is larger than the runtime accepts",
+    415: "The body is not application/json",
+    429: "A lone tools/call past the (owner, tool) limit, or the key's limit (-32004): wait `Retry-After` seconds",
+    503: "The database is unavailable (-32010, data.error.details.retryable)",
+}
+
+
+def _rpc_responses() -> Schema:
+    error = {"content": {"application/json": {"schema": ref("JsonRpcError")}}}
+    out: Schema = {
+        "200": {"description": "The answer (an array for a batch; errors of one request among them)",
+                "content": {"application/json": {"schema": {"anyOf": [_RPC_ANSWER, array(_RPC_ANSWER)]}}}},
+        "202": {"description": "Only notifications (or responses): nothing to answer, no body"},
+    }
+    for code, text in _RPC_TEXT.items():
+        out[str(code)] = {"description": text, **error}
+        if code in (429, 503):
+            out[str(code)]["headers"] = {"Retry-After": {"description": "Seconds to wait before retrying",
+                                                         "schema": {"type": "string", "pattern": "^[0-9]+$"}}}
+    return out
+
 
 def _ok(**props: Schema) -> Schema:
     return obj({"ok": TRUE, **props})
@@ -766,6 +809,17 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/v1/capabilities"): Op(
         "What this runtime supports", "meta", _ok(capabilities=array(STR), supported_intent_types=array(STR)),
         axp="api.capabilities.get.response.v1"),
+    # MCP
+    ("POST", "/mcp"): Op(
+        "MCP: JSON-RPC 2.0 (initialize, ping, tools/list, tools/call, resources/list, prompts/list)", "mcp",
+        ref("JsonRpcResult"),
+        body={"anyOf": [ref("JsonRpcRequest"), array(ref("JsonRpcRequest"), minItems=1, maxItems=100)]},
+        description="AXME's MCP surface (docs/mcp-reference.md), stateless: one message or a batch per POST, "
+                    "answered as application/json (GET is 405: no server-sent stream, no session). Without a "
+                    "credential only initialize, ping, tools/list and the tools axme.check_nick, "
+                    "axme.register_nick and axme.check_invite_status answer. A lone request's error sets the HTTP "
+                    "status below; a batch is 200.",
+        extra={"responses": _rpc_responses(), "security": [{}, {"apiKey": []}, {"bearer": []}]}),
     # task pages
     ("GET", "/t/{token}"): Op(
         "The page of a task mail's link (HTML)", "task-pages", "html", auth=False, errors=(404, 410, 429),

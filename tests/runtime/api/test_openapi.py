@@ -131,6 +131,8 @@ def test_every_error_answer_has_the_axp_error_shape(document: dict[str, Any]) ->
             content = response["content"]
             if path.startswith("/t/") and code != "503":  # the task-mail page answers people with HTML
                 assert list(content) == ["text/html"], (method, path, code)
+            elif path == "/mcp":  # JSON-RPC: its errors are JSON-RPC error objects
+                assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/JsonRpcError"}
             else:
                 assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
 
@@ -368,6 +370,13 @@ def test_every_operation_answers_as_documented(served: RuntimeProcess, document:
     call("POST", "/v1/auth/sessions/revoke", body={"session_id": first["session_id"]})
     call("POST", "/v1/auth/logout", key=None, token=sign_in()["access_token"])
     call("POST", "/v1/auth/logout-all", key=None, token=sign_in()["access_token"])
+
+    # MCP (JSON-RPC; tests/runtime/api/test_mcp.py has the rest)
+    call("POST", "/mcp", key=None, body={"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                                         "params": {"protocolVersion": "2024-11-05"}})
+    call("POST", "/mcp", body=[{"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                                "params": {"name": "axme.get_intent", "arguments": {"intent_id": intent_id}}},
+                               {"jsonrpc": "2.0", "method": "notifications/initialized"}])
 
     assert {(m, p) for m, p, _ in operations(document)} - call.ok == set()
 
