@@ -27,6 +27,7 @@ from axme_cli.runtime.api import (
     metrics,
     openapi,
     scenarios,
+    schedules,
     task_pages,
     tasks,
     webhooks,
@@ -129,7 +130,7 @@ HOT = {("POST", "/v1/intents"), ("POST", "/v1/scenarios/apply"), ("POST", "/v1/i
 
 def route_table(openapi_json: Any) -> list[BaseRoute]:
     return [*health.routes, *intents.routes, *scenarios.routes, *tasks.routes, *agents.routes, *auth.routes,
-            *webhooks.routes, *deliveries.routes, *audit.routes,
+            *webhooks.routes, *deliveries.routes, *audit.routes, *schedules.routes,
             *inbox.routes, *approvals.routes, *task_pages.routes, *metrics.routes,
             Route("/openapi.json", openapi_json, methods=["GET"]), *ui_routes]
 

@@ -28,6 +28,7 @@ _DOC_FIELDS = (
     "escalate_to",
     "human_task",
     "trace",  # the trace context of the request that created it (only when tracing is on)
+    "schedule",  # a schedule's run: {schedule_id, trigger, scheduled_for?, catch_up?} (engine/schedules.py)
 )
 
 SCHEDULER = "agent://axme.runtime/scheduler"  # the actor of what timers do
@@ -175,7 +176,8 @@ def insert_new_intent(
     tx.insert_intent(row)
     tx.insert_event(intent_id, 1, dumps({
         "intent_id": intent_id, "seq": 1, "event_type": "intent.created", "status": lc.CREATED, "at": at,
-        "actor": actor, "details": {"intent_type": req["intent_type"], "to_agent": to_agent, **acted},
+        "actor": actor, "details": {"intent_type": req["intent_type"], "to_agent": to_agent, **acted,
+                                    **(req.get("schedule") or {})},
     }))
     submitted: dict[str, Any] = {
         "intent_id": intent_id, "seq": 2, "event_type": "intent.submitted", "status": row["status"], "at": at,

@@ -52,6 +52,7 @@ def intent_view(row: Row) -> dict[str, Any]:
         "seq": row["last_seq"],
         "result": doc.get("result"),
         "error": doc.get("error"),
+        "schedule_id": (doc.get("schedule") or {}).get("schedule_id"),  # a schedule's run
     }
     # Unset optional fields are left out rather than null: the spec's schemas allow no nulls there.
     return {k: v for k, v in view.items() if v is not None}

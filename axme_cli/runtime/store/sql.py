@@ -22,6 +22,7 @@ from axme_cli.runtime.store.audit_sql import AuditReadSql, AuditTxSql
 from axme_cli.runtime.store.base import Reads, Row, Tx
 from axme_cli.runtime.store.inbox_sql import InboxReadSql, InboxTxSql
 from axme_cli.runtime.store.outbound_sql import OutboundReadSql, OutboundTxSql
+from axme_cli.runtime.store.schedules_sql import SchedulesReadSql, SchedulesTxSql
 from axme_cli.runtime.store.task_links_sql import TaskLinksReadSql, TaskLinksTxSql
 from axme_cli.runtime.store.ui_sql import UiReadSql, UiTxSql
 
@@ -67,7 +68,7 @@ def _marks(values: list[Any] | tuple[Any, ...]) -> str:
     return ", ".join("?" for _ in values)
 
 
-class SqlTx(OutboundTxSql, AuditTxSql, InboxTxSql, TaskLinksTxSql, UiTxSql, Tx):
+class SqlTx(OutboundTxSql, AuditTxSql, InboxTxSql, TaskLinksTxSql, UiTxSql, SchedulesTxSql, Tx):
     """A write transaction on a DB-API-like connection whose ``execute(sql, params)`` takes ``?``."""
 
     LOCK = ""
@@ -284,7 +285,7 @@ def _all(c: Any, sql: str, args: tuple[Any, ...] | list[Any]) -> list[Row]:
     return [dict(r) for r in c.execute(sql, args).fetchall()]
 
 
-class SqlReads(OutboundReadSql, AuditReadSql, InboxReadSql, TaskLinksReadSql, UiReadSql, Reads):
+class SqlReads(OutboundReadSql, AuditReadSql, InboxReadSql, TaskLinksReadSql, UiReadSql, SchedulesReadSql, Reads):
     """The store's reads (``base.Reads``). A backend provides ``_read(fn)``, which runs ``fn(connection)``
     somewhere safe."""
 
