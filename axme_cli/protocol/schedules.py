@@ -40,13 +40,14 @@ _CRONSIM_FIELDS = {"minute": "minute (0-59)", "hour": "hour (0-23)", "day-of-mon
 
 
 class ScheduleProblem(ValueError):
-    """A cron expression or time zone the runtime refuses: what is wrong (``message``) and how to fix it."""
+    """A cron expression or time zone the runtime refuses: which field, what is wrong with the value, the fix."""
 
-    def __init__(self, field: str, message: str, fix: str) -> None:
-        super().__init__(f"{field}: {message}")
+    def __init__(self, field: str, value: str, what: str, fix: str) -> None:
         self.field = field
-        self.message = message
+        self.value = value if len(value) <= 60 else value[:60] + "..."
+        self.what = what
         self.fix = fix
+        super().__init__(f"{field} {self.value!r}: {what}")
 
 
 def expanded(cron: str) -> str:
@@ -59,26 +60,26 @@ def cron_problem(cron: str) -> ScheduleProblem | None:
     """Why ``cron`` is not a five-field cron expression the runtime runs (None: it is one)."""
     from cronsim import CronSim
 
-    if not isinstance(cron, str) or not cron.strip():
-        return ScheduleProblem("cron", "is empty", CRON_FIX)
+    def refused(what: str) -> ScheduleProblem:
+        return ScheduleProblem("cron", cron, what, CRON_FIX)
+
+    if not cron.strip():
+        return refused("is empty")
     if len(cron) > MAX_CRON:
-        return ScheduleProblem("cron", f"is longer than {MAX_CRON} characters", CRON_FIX)
-    shown = cron if len(cron) <= 60 else cron[:60] + "..."
+        return refused(f"is longer than {MAX_CRON} characters")
     text = expanded(cron)
     if not text.isascii() or not text.isprintable():
-        return ScheduleProblem("cron", f"{shown!r} holds characters a cron expression has not", CRON_FIX)
+        return refused("holds characters a cron expression has not")
     if text.startswith("@"):
-        return ScheduleProblem("cron", f"{shown!r} is not a shorthand the runtime knows", CRON_FIX)
+        return refused("is not a shorthand the runtime knows")
     fields = text.split()
     if len(fields) != 5:
-        return ScheduleProblem("cron", f"{shown!r} has {len(fields)} fields, not 5", CRON_FIX)
+        return refused(f"has {len(fields)} fields, not 5")
     try:
         CronSim(text, datetime(2000, 1, 1))
     except Exception as exc:  # noqa: BLE001 - cronsim's own CronSimError, or anything odd input provokes
-        bad = str(exc).removeprefix("Bad ").strip()
-        which = _CRONSIM_FIELDS.get(bad)
-        what = f"its {which} field is not valid" if which else "is not a valid cron expression"
-        return ScheduleProblem("cron", f"{shown!r}: {what}", CRON_FIX)
+        which = _CRONSIM_FIELDS.get(str(exc).removeprefix("Bad ").strip())
+        return refused(f"its {which} field is not valid" if which else "is not a valid cron expression")
     return None
 
 
@@ -92,13 +93,10 @@ def _zones() -> frozenset[str]:
 def timezone_problem(name: str) -> ScheduleProblem | None:
     """Why ``name`` is not an IANA time zone of this machine (None: it is one). Only names from the list of
     available zones are taken, so a caller's text never becomes a path to a file."""
-    fix = 'name an IANA time zone, e.g. "UTC", "Europe/Berlin" or "America/New_York"'
-    if not isinstance(name, str) or not name:
-        return ScheduleProblem("timezone", "is empty", fix)
-    if name not in _zones():
-        shown = name if len(name) <= 60 else name[:60] + "..."
-        return ScheduleProblem("timezone", f"{shown!r} is not a time zone this runtime knows", fix)
-    return None
+    if name in _zones():
+        return None
+    return ScheduleProblem("timezone", name, "is empty" if not name else "is not an IANA time zone known here",
+                           'name an IANA time zone, e.g. "UTC", "Europe/Berlin" or "America/New_York"')
 
 
 def zone(name: str) -> Any:

@@ -50,7 +50,7 @@ _PLACEHOLDER = "00000000-0000-4000-8000-000000000000"
 
 
 def _refused(problem: ScheduleProblem) -> Unprocessable:
-    return Unprocessable(f"{problem}; fix: {problem.fix}", code=f"invalid_{problem.field}",
+    return Unprocessable(f"{problem}; {problem.fix}", code=f"invalid_{problem.field}",
                          details={"field": problem.field, "fix": problem.fix})
 
 
@@ -113,7 +113,7 @@ async def create_schedule(request: Request) -> Response:
             raise _refused(problem)
     now = time.time()
     if next_after(model.cron, model.timezone, now) is None:
-        raise Unprocessable(f"cron: {model.cron!r} matches no time in the next 50 years; fix: name a date that "
+        raise Unprocessable(f"cron {model.cron!r}: matches no time in the next 50 years; name a date that "
                             "exists (e.g. not 30 February)", code="invalid_cron", details={"field": "cron"})
     if (model.scenario is None) == (model.intent is None):
         raise Unprocessable("scenario or intent: give exactly one (a ScenarioBundle to apply, or an intent body as "
