@@ -113,8 +113,9 @@ async def create_schedule(request: Request) -> Response:
             raise _refused(problem)
     now = time.time()
     if next_after(model.cron, model.timezone, now) is None:
-        raise Unprocessable(f"cron {model.cron!r}: matches no time in the next 50 years; name a date that "
-                            "exists (e.g. not 30 February)", code="invalid_cron", details={"field": "cron"})
+        fix = "name a date that exists (e.g. not 30 February)"
+        raise Unprocessable(f"cron {model.cron!r}: matches no time in the next 50 years; {fix}", code="invalid_cron",
+                            details={"field": "cron", "fix": fix})
     if (model.scenario is None) == (model.intent is None):
         raise Unprocessable("scenario or intent: give exactly one (a ScenarioBundle to apply, or an intent body as "
                             "POST /v1/intents takes)", details={"field": "scenario"})

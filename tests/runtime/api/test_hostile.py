@@ -161,6 +161,10 @@ WRONG_TYPES: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("POST", "/v1/inbox/{thread_id}/reject"): [{"comment": {}}],
     ("POST", "/v1/inbox/{thread_id}/messages/delete"): [{"mode": "everyone"}, {"mode": "self", "limit": "3"}],
     ("POST", "/v1/approvals/{approval_id}/decision"): [{"decision": True}, {"decision": "maybe"}, {}],
+    ("POST", "/v1/schedules"): [{"cron": 5, "intent": {}}, {"cron": "0 2 * * *", "scenario": "x"},
+                                {"cron": "0 2 * * *", "intent": [], "paused": "no"},
+                                {"cron": "0 2 * * *", "timezone": ["UTC"], "intent": {}}],
+    ("POST", "/v1/schedules/{schedule_id}/trigger"): [{"overlap_policy": 1}, {"overlap_policy": "queue"}],
 }
 
 
