@@ -163,6 +163,7 @@ def test_trigger_runs_an_ordinary_intent_that_names_the_schedule(api: httpx.Clie
     assert parent["payload"] == {"report": "sales", "format": "csv"}
     assert created_event(api, parent_id)["details"]["schedule_id"] == workflow["schedule_id"]
 
+    assert "schedules" in api.get("/v1/capabilities").json()["capabilities"]
     after, families = scrape(api)
     assert {"axme_schedule_runs", "axme_schedule_skips", "axme_schedule_failures"} <= families
     runs = value(after, "axme_schedule_runs_total", trigger="manual") - value(before, "axme_schedule_runs_total",
