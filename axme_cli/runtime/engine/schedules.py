@@ -199,7 +199,10 @@ def op_fire(tx: Tx, s: Settings, schedule_id: str, now: float) -> str | None:
     """Fire the schedule's due occurrence: run it or skip it (``schedule_times.decide``) and move on to the next.
     None when it is not due (another replica fired it, or holds it now)."""
     row = tx.claim_due_schedule(schedule_id, now)
-    if row is None or row["status"] != ACTIVE:
+    if row is None:
+        return None
+    if row["status"] != ACTIVE:  # a paused schedule has no next occurrence: never look at it again until resumed
+        _saved(tx, row, {"next_fire_ts": None})
         return None
     due = float(row["next_fire_ts"])
     previous = _previous_status(tx, row) if row["overlap_policy"] == "skip" else None

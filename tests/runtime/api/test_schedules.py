@@ -392,6 +392,9 @@ def test_schedules_survive_a_restart_and_fire_what_came_due(restartable: Runtime
         s = after[broken["schedule_id"]]
         assert (s["last_outcome"], s["runs"], s["failures"]) == ("failed", 0, 1)
         assert "no longer valid" in s["last_error"] and "intent" in s["last_error"]
+        refused = c.post(f"/v1/schedules/{broken['schedule_id']}/trigger")  # by hand: the caller hears why
+        assert_error(refused, 422, code="scenario_invalid", names="no longer valid")
+        assert get(c, broken["schedule_id"]) == {**s, "scenario": {"scenario_id": "gone"}}  # and nothing changed
 
         p = get(c, paused["schedule_id"])
         assert (p["status"], p["next_fire_at"], p["runs"], p["last_outcome"]) == ("paused", None, 0, None)
