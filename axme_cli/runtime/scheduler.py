@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import time
 
 from axme_cli.runtime.background import Background
+from axme_cli.runtime.clock import SYSTEM, Clock
 from axme_cli.runtime.engine import intents as intents_engine
 from axme_cli.runtime.engine import schedules as schedules_engine
 from axme_cli.runtime.errors import DomainError, StoreUnavailable
@@ -24,23 +24,23 @@ class Scheduler(Background):
 
     name = "scheduler"
 
-    def __init__(self, store: Store, settings: Settings, metrics: Metrics) -> None:
-        super().__init__()
+    def __init__(self, store: Store, settings: Settings, metrics: Metrics, clock: Clock = SYSTEM) -> None:
+        super().__init__(clock)
         self._store = store
         self._settings = settings
         self._metrics = metrics
         self._last_cleanup = 0.0
 
     async def step(self) -> float:
-        store, s = self._store, self._settings
-        now = time.time()
+        store, s, clock = self._store, self._settings, self.clock
+        now = clock.time()
         if now - self._last_cleanup > 3600:
             await store.write(functools.partial(_expire_idempotency, before=now - s.idempotency_ttl_seconds))
             self._last_cleanup = now
         wake = await store.next_wake()
         scheduled = await store.next_schedule_fire()  # schedules' next occurrences are timers too
         nxt = min((t for t in (wake, scheduled) if t is not None), default=None)
-        now = time.time()
+        now = clock.time()
         if nxt is None:
             return 60.0
         if nxt > now:
@@ -48,7 +48,7 @@ class Scheduler(Background):
         self._metrics.timer_lag(now - nxt)
         fired = 0
         if wake is not None and wake <= now:
-            fired += await store.write(lambda tx: intents_engine.op_fire_due(tx, s, time.time()))
+            fired += await store.write(lambda tx: intents_engine.op_fire_due(tx, s, clock.time()))
         if scheduled is not None and scheduled <= now:
             fired += await self._fire_schedules()
         # None fired: another replica holds those rows (PostgreSQL SKIP LOCKED); look again soon, do not spin.
@@ -58,11 +58,11 @@ class Scheduler(Background):
         """Each due schedule in a write of its own, so that a run that cannot start (a scenario the runtime now
         refuses) fails alone: it is recorded on the schedule, which moves on to its next occurrence. The writes are
         issued together (one group commit on SQLite, the writer pool on PostgreSQL)."""
-        due = await self._store.due_schedules(time.time(), 100)
+        due = await self._store.due_schedules(self.clock.time(), 100)
         return sum(await asyncio.gather(*(self._fire_schedule(schedule_id) for schedule_id in due)))
 
     async def _fire_schedule(self, schedule_id: str) -> int:
-        store, s, now = self._store, self._settings, time.time()
+        store, s, now = self._store, self._settings, self.clock.time()
         try:
             outcome = await store.write(functools.partial(schedules_engine.op_fire, s=s, schedule_id=schedule_id,
                                                           now=now))

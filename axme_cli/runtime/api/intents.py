@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -21,7 +22,7 @@ from axme_cli.protocol.models import (
     create_request_adapter,
     describe_validation_error,
 )
-from axme_cli.runtime import tracing
+from axme_cli.runtime import clock, tracing
 from axme_cli.runtime.api.common import (
     authenticate,
     idempotency_key,
@@ -92,7 +93,7 @@ async def create_intent(request: Request) -> Response:
         req["trace"] = tracing.context_from(request.headers)
     key = idempotency_key(request)
     idem = (f"{principal.key_id}:POST /v1/intents", key, hashlib.sha256(raw).hexdigest()) if key else None
-    now = time.time()
+    now = rt.clock.time()
     s = rt.settings
     body = await rt.write(lambda tx: engine.op_create(tx, s, principal, req, now, idem))
     return respond(body, request=request)
@@ -160,16 +161,47 @@ def _statuses(raw: str | None) -> list[str] | None:
     return statuses
 
 
+_TYPE_FILTER = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
+_ID_PREFIX = re.compile(r"^[0-9a-f-]{1,36}$")
+
+
+def _time_param(request: Request, name: str) -> str | None:
+    raw = request.query_params.get(name) or None
+    if raw is None:
+        return None
+    try:
+        return clock.iso(clock.parse_iso(raw))
+    except (ValueError, OverflowError, OSError):
+        raise Unprocessable(f"{name}: {raw!r} is not an RFC 3339 time, e.g. 2026-12-06T14:00:00Z",
+                            code="invalid_parameter", details={"field": name}) from None
+
+
+def _matching(request: Request, name: str, pattern: re.Pattern[str], what: str) -> str | None:
+    raw = request.query_params.get(name) or None
+    if raw is not None and not pattern.match(raw):
+        raise Unprocessable(f"{name}: {what}", code="invalid_parameter", details={"field": name})
+    return raw
+
+
 async def list_intents(request: Request) -> Response:
+    """Newest first, a page at a time (``before``: the ``next_cursor`` of the previous page), filtered by status,
+    type, an agent they are to or from, when they were created and the start of their id. An agent key sees only
+    its own intents, whatever the filters say."""
     principal = await authenticate(request)
     limit = int_param(request, "limit", 50, 1, 500)
     statuses = _statuses(request.query_params.get("status"))
-    before = request.query_params.get("before") or None
+    before = _matching(request, "before", _ID_PREFIX, "the next_cursor of the previous page (an intent id)")
+    agent = request.query_params.get("agent") or None
     rows = await runtime(request).reads.list_intents(
         statuses=statuses,
-        agent=None if principal.is_member else principal.address,
+        agent=resolve_target(runtime(request).settings, agent, "agent") if agent else None,
+        scope=None if principal.is_member else principal.address,
         limit=limit,
         before=before,
+        intent_type=_matching(request, "intent_type", _TYPE_FILTER, "1-200 letters, digits, '_', '.', ':' or '-'"),
+        created_after=_time_param(request, "created_after"),
+        created_before=_time_param(request, "created_before"),
+        id_prefix=_matching(request, "id_prefix", _ID_PREFIX, "the start of an intent id: 0-9, a-f and '-'"),
     )
     intents = [engine.intent_view(r) for r in rows]
     next_cursor = intents[-1]["intent_id"] if len(intents) == limit else None
@@ -256,8 +288,8 @@ async def resume_intent(request: Request) -> Response:
     _check_owner(request, principal)
     body = await read_object(request)
     intent_id = request.path_params["intent_id"]
-    now = time.time()
     rt = runtime(request)
+    now = rt.clock.time()
     result = await write_answer(rt, lambda tx: engine.op_resume(tx, rt.settings, principal, intent_id, body, now))
     return respond(result, request=request)
 
@@ -280,8 +312,8 @@ async def resolve_intent(request: Request) -> Response:
         model.reason = "canceled"
     req = model.model_dump()
     intent_id = request.path_params["intent_id"]
-    now = time.time()
     rt = runtime(request)
+    now = rt.clock.time()
     result = await rt.write(lambda tx: engine.op_resolve(tx, rt.settings, principal, intent_id, req, now))
     return respond(result, request=request)
 
@@ -295,8 +327,8 @@ async def bulk_cancel(request: Request) -> Response:
     except ValidationError as exc:
         raise validation_failed(exc) from None
     req = model.model_dump()
-    now = time.time()
     rt = runtime(request)
+    now = rt.clock.time()
     result = await rt.write(lambda tx: engine.op_bulk_cancel(tx, rt.settings, principal, req, now))
     return respond(result, request=request)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
 from typing import Any
 
 from pydantic import ValidationError
@@ -111,7 +110,7 @@ async def create_schedule(request: Request) -> Response:
     for problem in (cron_problem(model.cron), timezone_problem(model.timezone)):
         if problem is not None:
             raise _refused(problem)
-    now = time.time()
+    now = rt.clock.time()
     if next_after(model.cron, model.timezone, now) is None:
         fix = "name a date that exists (e.g. not 30 February)"
         raise Unprocessable(f"cron {model.cron!r}: matches no time in the next 50 years; {fix}", code="invalid_cron",
@@ -161,7 +160,7 @@ async def get_schedule(request: Request) -> Response:
 async def delete_schedule(request: Request) -> Response:
     principal = await authenticate(request)
     schedule_id = request.path_params["schedule_id"]
-    now = time.time()
+    now = runtime(request).clock.time()
     result = await runtime(request).write(lambda tx: engine.op_delete(tx, principal, schedule_id, now))
     return respond(result, request=request)
 
@@ -169,7 +168,7 @@ async def delete_schedule(request: Request) -> Response:
 async def pause_schedule(request: Request) -> Response:
     principal = await authenticate(request)
     schedule_id = request.path_params["schedule_id"]
-    now = time.time()
+    now = runtime(request).clock.time()
     result = await runtime(request).write(lambda tx: engine.op_pause(tx, principal, schedule_id, now))
     return respond(result, request=request)
 
@@ -177,7 +176,7 @@ async def pause_schedule(request: Request) -> Response:
 async def resume_schedule(request: Request) -> Response:
     principal = await authenticate(request)
     schedule_id = request.path_params["schedule_id"]
-    now = time.time()
+    now = runtime(request).clock.time()
     result = await runtime(request).write(lambda tx: engine.op_resume(tx, principal, schedule_id, now))
     return respond(result, request=request)
 
@@ -193,7 +192,7 @@ async def trigger_schedule(request: Request) -> Response:
         except ValidationError as exc:
             raise validation_failed(exc) from None
     schedule_id = request.path_params["schedule_id"]
-    now, s = time.time(), rt.settings
+    now, s = rt.clock.time(), rt.settings
     result = await rt.write(lambda tx: engine.op_trigger(tx, s, principal, schedule_id, now, overlap))
     return respond(result, request=request)
 

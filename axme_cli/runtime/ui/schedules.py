@@ -20,7 +20,9 @@ async def _schedules(request: Request, sess: UiSession) -> Response:
     if not p.is_member:
         return message("Schedules are workspace configuration", "An agent key may not see them (as GET "
                        "/v1/schedules says).", 403, who=who(p), csrf=sess.csrf)
-    rows = await runtime(request).reads.list_schedules(before=None, limit=LIMIT)
+    rt = runtime(request)
+    rows = await rt.reads.list_schedules(before=None, limit=LIMIT)
+    now = rt.clock.time()
     body = ["<h1>Schedules</h1>"]
     if not rows:
         body.append('<p class="note">No schedule yet: `axme schedules create --cron "0 2 * * *" --scenario '
@@ -32,7 +34,7 @@ async def _schedules(request: Request, sess: UiSession) -> Response:
         last = "—"
         if s["last_intent_id"]:
             last = (f'<a class="id" href="/ui/intents/{e(s["last_intent_id"])}">{e(s["last_intent_id"])}</a> '
-                    f'<span class="note" title="{e(s["last_fire_at"])}">{e(ago(s["last_fire_at"]))}</span>')
+                    f'<span class="note" title="{e(s["last_fire_at"])}">{e(ago(s["last_fire_at"], now))}</span>')
         outcome = e(s["last_outcome"] or "—")
         if s["last_error"]:
             outcome += f'<br><span class="error">{e(s["last_error"])}</span>'
