@@ -4,10 +4,9 @@ and firing: occurrences due while the runtime was stopped fire when it starts ag
 policy, overlapping, a run that cannot start), and on PostgreSQL two replicas on one database fire each occurrence
 once.
 
-Firing at the cron time without waiting for it: the runtime has no test clock yet, so the tests set a schedule's
-``next_fire_ts`` in the database while the runtime is stopped (the downtime the missed-run policy is about), or, with
-replicas running, set it and send the wake-up a replica's commit sends (``pg_notify``). When and what a cron
-expression fires is tested without a database in tests/runtime/engine/test_schedule_times.py."""
+Firing at the cron time without waiting for it: the runtime runs on a test clock (``ManualClock``) the tests move,
+also while it is stopped (the downtime the missed-run policy is about). When and what a cron expression fires is
+tested without a database in tests/runtime/engine/test_schedule_times.py."""
 
 from __future__ import annotations
 
@@ -16,13 +15,14 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from axme_cli.runtime.clock import iso
+from axme_cli.runtime.clock import ManualClock, iso
 from tests.auth_helpers import bearer, login
 from tests.conftest import NO_LOGIN_LIMITS, make_agent, unique
 from tests.receiver import poll
@@ -301,89 +301,142 @@ def test_bad_trigger_bodies_and_cursors(api: httpx.Client) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# firing: occurrences due while the runtime was down
+# firing, on a test clock: at the cron time, across DST, overlapping, missed, across a restart, on two replicas
 
 
-def set_row(rt: RuntimeProcess, schedule_ids: str | list[str], **fields: Any) -> None:
-    """Change schedules' rows in the database of a stopped runtime (or of running PostgreSQL replicas)."""
-    ids = [schedule_ids] if isinstance(schedule_ids, str) else schedule_ids
-    sql = (f"UPDATE schedules SET {', '.join(f'{k} = ?' for k in fields)} "
-           f"WHERE schedule_id IN ({', '.join('?' for _ in ids)})")
-    args = (*fields.values(), *ids)
-    if rt.database_url is None:
-        conn = sqlite3.connect(rt.db)
-        with conn:
-            assert conn.execute(sql, args).rowcount == len(ids)
-        conn.close()
-        return
-    import psycopg
-
-    with psycopg.connect(rt.database_url) as pg:
-        assert pg.execute(sql.replace("?", "%s").encode(), args).rowcount == len(ids)
+def at(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
 
 
-@pytest.fixture
-def restartable(backend: str, tmp_path: Path) -> Iterator[RuntimeProcess]:
-    rt = RuntimeThread(tmp_path, extra_args=["--redelivery-seconds", "600", *NO_LOGIN_LIMITS], backend=backend)
+@pytest.fixture(scope="module")
+def clocked(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeThread]:
+    """A runtime of this module on a test clock that stands still until a test moves it (forward only: each test
+    moves it to its own times)."""
+    rt = RuntimeThread(tmp_path_factory.mktemp("clocked"), backend=backend, clock=ManualClock(at("2026-03-07T12:00Z")),
+                       extra_args=["--redelivery-seconds", "600", *NO_LOGIN_LIMITS])
     rt.start()
     yield rt
     rt.stop()
 
 
-def test_schedules_survive_a_restart_and_fire_what_came_due(restartable: RuntimeProcess) -> None:
-    rt = restartable
+def clock_of(rt: RuntimeThread) -> ManualClock:
+    assert isinstance(rt.clock, ManualClock)
+    return rt.clock
+
+
+def set_row(rt: RuntimeProcess, schedule_id: str, **fields: Any) -> None:
+    """Change a schedule's row in the database of a stopped runtime."""
+    sql = f"UPDATE schedules SET {', '.join(f'{k} = ?' for k in fields)} WHERE schedule_id = ?"
+    args = (*fields.values(), schedule_id)
+    if rt.database_url is None:
+        conn = sqlite3.connect(rt.db)
+        with conn:
+            assert conn.execute(sql, args).rowcount == 1
+        conn.close()
+        return
+    import psycopg
+
+    with psycopg.connect(rt.database_url) as pg:
+        assert pg.execute(sql.replace("?", "%s").encode(), args).rowcount == 1
+
+
+def open_intent(to: str) -> dict[str, Any]:
+    """An intent nobody answers that stays open however far the clock moves (redelivered, never given up)."""
+    return intent_body(to, max_delivery_attempts=1_000_000)
+
+
+def test_occurrences_fire_at_their_time_on_the_test_clock(clocked: RuntimeThread) -> None:
+    clock = clock_of(clocked)
+    clock.set(at("2027-03-13T17:00Z"))  # Saturday noon in New York; the clocks spring forward on Sunday at 02:00
+    with clocked.client() as c:
+        s = create(c, cron="30 2 * * *", timezone="America/New_York", intent=open_intent(unique("dst")))
+        schedule_id = s["schedule_id"]
+        assert s["next_fire_at"] == "2027-03-14T07:00:00.000000Z"  # 02:30 does not exist that day: 03:00 EDT
+
+        clock.set(at("2027-03-14T07:00:00.5Z"))
+        s = poll(lambda: get(c, schedule_id), lambda v: v["runs"] == 1)
+        assert (s["last_outcome"], s["next_fire_at"]) == ("run", "2027-03-15T06:30:00.000000Z")  # 02:30 EDT again
+        first = s["last_intent_id"]
+        details = created_event(c, first)["details"]
+        assert (details["trigger"], details["scheduled_for"]) == ("cron", "2027-03-14T07:00:00.000000Z")
+        assert intent(c, first)["schedule_id"] == schedule_id
+
+        clock.set(at("2027-03-15T06:30:01Z"))  # the first run has not ended: overlap skip
+        s = poll(lambda: get(c, schedule_id), lambda v: v["skipped_overlap"] == 1)
+        assert (s["runs"], s["last_intent_id"], s["next_fire_at"]) == (1, first, "2027-03-16T06:30:00.000000Z")
+
+        r = c.post(f"/v1/intents/{first}/resolve", json={"status": "CANCELED", "reason": "done by hand"})
+        assert r.status_code == 200, r.text
+        clock.set(at("2027-03-16T06:30:01Z"))
+        s = poll(lambda: get(c, schedule_id), lambda v: v["runs"] == 2)
+        second = s["last_intent_id"]
+        assert second != first and s["next_fire_at"] == "2027-03-17T06:30:00.000000Z"
+
+        clock.set(at("2027-03-19T12:00Z"))  # two days late (the second run still open): missed, skip
+        s = poll(lambda: get(c, schedule_id), lambda v: v["skipped_missed"] == 1)
+        assert (s["runs"], s["last_outcome"], s["next_fire_at"]) == (2, "skipped_missed", "2027-03-20T06:30:00.000000Z")
+
+        paused = c.post(f"/v1/schedules/{schedule_id}/pause").json()["schedule"]
+        assert paused["next_fire_at"] is None
+        clock.set(at("2027-03-25T12:00Z"))
+        resumed = c.post(f"/v1/schedules/{schedule_id}/resume").json()["schedule"]
+        assert resumed["next_fire_at"] == "2027-03-26T06:30:00.000000Z"  # nothing of the paused days runs
+        assert (resumed["runs"], resumed["skipped_missed"], resumed["skipped_overlap"]) == (2, 1, 1)
+
+
+def test_schedules_survive_a_restart_and_fire_what_came_due(clocked: RuntimeThread) -> None:
+    """The runtime stops at noon and starts again the next day one second after 03:00: what was due at 03:00 is on
+    time, what was due at 02:00 was missed."""
+    rt, clock = clocked, clock_of(clocked)
+    noon = (int(clock.time()) // 86400 + 1) * 86400 + 12 * 3600
+    clock.set(noon)
     with rt.client() as c:
-        on_time = create(c, intent=intent_body(unique("on-time")), payload={"n": 1})
-        missed_skip = create(c, intent=intent_body(unique("missed")))
-        catch_up = create(c, scenario=bundle(unique("catch-up")), missed_run_policy="catch_up_one")
-        busy = create(c, intent=intent_body(unique("busy")))
+        on_time = create(c, cron="0 3 * * *", intent=open_intent(unique("on-time")), payload={"n": 1})
+        missed_skip = create(c, cron="0 2 * * *", intent=open_intent(unique("missed")))
+        catch_up = create(c, cron="0 2 * * *", scenario=bundle(unique("catch-up")), missed_run_policy="catch_up_one")
+        busy = create(c, cron="0 3 * * *", intent=open_intent(unique("busy")))
         busy_run = trigger(c, busy["schedule_id"])["run"]["intent_id"]  # never answered: still running later
-        paused = create(c, paused=True)
-        broken = create(c, scenario=bundle(unique("broken")))
+        paused = create(c, cron="0 3 * * *", paused=True)
+        broken = create(c, cron="0 3 * * *", scenario=bundle(unique("broken")))
         kept = c.get("/v1/schedules", params={"limit": 200}).json()["schedules"]
     rt.stop()
-    now = time.time()
-    due_now, a_day_ago = now - 1, now - 86400
-    set_row(rt, on_time["schedule_id"], next_fire_ts=due_now)
-    set_row(rt, missed_skip["schedule_id"], next_fire_ts=a_day_ago)
-    set_row(rt, catch_up["schedule_id"], next_fire_ts=a_day_ago)
-    set_row(rt, busy["schedule_id"], next_fire_ts=due_now)
     # a bundle this runtime now refuses (as after an upgrade): the run fails, the schedule says why and goes on
-    set_row(rt, broken["schedule_id"], next_fire_ts=due_now, spec=json.dumps({"scenario_id": "gone"}))
+    set_row(rt, broken["schedule_id"], spec=json.dumps({"scenario_id": "gone"}))
+    three, two = noon + 15 * 3600, noon + 14 * 3600
+    assert on_time["next_fire_at"] == iso(three) and missed_skip["next_fire_at"] == iso(two)
+    clock.set(three + 1)  # the downtime
     rt.start()
     fired = [on_time, missed_skip, catch_up, busy, broken]
     with rt.client() as c:
-        after = {s["schedule_id"]: poll(lambda s=s: get(c, s["schedule_id"]), lambda v: v["last_outcome"] is not None
-                                        and v["next_fire_at"] is not None and v["next_fire_at"] > iso(now), timeout=20)
+        after = {s["schedule_id"]: poll(lambda s=s: get(c, s["schedule_id"]),
+                                        lambda v: v["next_fire_at"] is not None and v["next_fire_at"] > iso(three))
                  for s in fired}
         listed = c.get("/v1/schedules", params={"limit": 200}).json()["schedules"]
         assert [s["schedule_id"] for s in listed] == [s["schedule_id"] for s in kept]
+        same = ("cron", "timezone", "kind", "payload", "missed_run_policy", "overlap_policy", "created_at")
         for s in listed:  # what the schedules are survived the restart as they were
             old = next(k for k in kept if k["schedule_id"] == s["schedule_id"])
-            assert {k: s[k] for k in ("cron", "timezone", "kind", "payload", "missed_run_policy", "overlap_policy",
-                                      "created_at")} == {k: old[k] for k in ("cron", "timezone", "kind", "payload",
-                                                                             "missed_run_policy", "overlap_policy",
-                                                                             "created_at")}
+            assert {k: s[k] for k in same} == {k: old[k] for k in same}
 
         s = after[on_time["schedule_id"]]
-        assert (s["last_outcome"], s["runs"]) == ("run", 1)
+        assert (s["last_outcome"], s["runs"], s["next_fire_at"]) == ("run", 1, iso(three + 86400))
         run = intent(c, s["last_intent_id"])
         assert run["schedule_id"] == on_time["schedule_id"] and run["payload"] == {"report": "sales", "n": 1}
         details = created_event(c, run["intent_id"])["details"]
-        assert details["trigger"] == "cron" and details["scheduled_for"] == iso(due_now) and "catch_up" not in details
-        assert s["next_fire_at"] == on_time["next_fire_at"]  # the occurrence after the one that fired
+        assert details["trigger"] == "cron" and details["scheduled_for"] == iso(three) and "catch_up" not in details
 
-        s = after[missed_skip["schedule_id"]]  # a day of downtime, skip: no run, on from the next occurrence
+        s = after[missed_skip["schedule_id"]]  # an hour late, skip: no run, on from the next occurrence
         assert (s["last_outcome"], s["runs"], s["skipped_missed"], s["last_intent_id"]) == ("skipped_missed", 0, 1,
                                                                                              None)
+        assert s["next_fire_at"] == iso(two + 86400)
 
-        s = after[catch_up["schedule_id"]]  # catch_up_one: one run for the missed day, then the next occurrence
+        s = after[catch_up["schedule_id"]]  # catch_up_one: one run for what was missed, then the next occurrence
         assert (s["last_outcome"], s["runs"], s["skipped_missed"]) == ("run", 1, 0)
         parent = intent(c, s["last_intent_id"])
         assert parent["schedule_id"] == catch_up["schedule_id"]
         assert parent["workflow"]["scenario_id"] == "nightly.report"
         details = created_event(c, parent["intent_id"])["details"]
-        assert details["catch_up"] is True and details["scheduled_for"] == iso(a_day_ago)
+        assert details["catch_up"] is True and details["scheduled_for"] == iso(two)
 
         s = after[busy["schedule_id"]]  # the run triggered before the restart goes on: this occurrence is skipped
         assert (s["last_outcome"], s["runs"], s["skipped_overlap"], s["last_intent_id"]) == ("skipped_overlap", 1, 1,
@@ -407,29 +460,26 @@ def test_schedules_survive_a_restart_and_fire_what_came_due(restartable: Runtime
 
 
 @pytest.mark.backends("postgres")
-def test_two_replicas_fire_each_occurrence_once(quiet: RuntimeProcess, api: httpx.Client, tmp_path: Path) -> None:
-    """The module's runtime and a second replica on its database: each of 20 due occurrences runs once."""
-    import psycopg
-
-    assert quiet.database_url is not None
+def test_two_replicas_fire_each_occurrence_once(clocked: RuntimeThread, tmp_path: Path) -> None:
+    """The module's runtime and a second replica on its database and clock: each of 20 occurrences runs once."""
+    clock = clock_of(clocked)
+    clock.set((int(clock.time()) // 86400 + 1) * 86400 + 12 * 3600)  # noon
     other = RuntimeThread(tmp_path, extra_args=["--redelivery-seconds", "600"], backend="postgres",
-                          database_url=quiet.database_url).start()
+                          database_url=clocked.database_url, clock=clock).start()
     try:
-        with other.client() as b:
-            made = [create(api if i % 2 else b, intent=intent_body(unique("replicated")), overlap_policy="allow")
-                    for i in range(20)]
+        with clocked.client() as a, other.client() as b:
+            made = [create(a if i % 2 else b, cron="0 3 * * *", intent=open_intent(unique("replicated")),
+                           overlap_policy="allow") for i in range(20)]
             ids = {s["schedule_id"] for s in made}
-            due = time.time() - 1
-            set_row(quiet, sorted(ids), next_fire_ts=due)
-            with psycopg.connect(quiet.database_url, autocommit=True) as pg:  # what a commit of a due timer sends
-                pg.execute("SELECT pg_notify('axme', %s)", (json.dumps({"r": "tests", "w": due}),))
-            ran = [poll(lambda s=s: get(api, s["schedule_id"]), lambda v: v["runs"] >= 1, timeout=20) for s in made]
+            due = at(made[0]["next_fire_at"])
+            clock.set(due + 0.5)  # both replicas wake and race for the 20 due schedules
+            ran = [poll(lambda s=s: get(a, s["schedule_id"]), lambda v: v["runs"] >= 1) for s in made]
             assert all(s["runs"] == 1 and s["last_outcome"] == "run" for s in ran)
             runs = [i for i in b.get("/v1/intents", params={"limit": 500}).json()["intents"]
                     if i.get("schedule_id") in ids]
             assert sorted(i["schedule_id"] for i in runs) == sorted(ids)  # one run each, whichever replica fired
             assert {i["intent_id"] for i in runs} == {s["last_intent_id"] for s in ran}
             for i in runs:
-                assert created_event(api, i["intent_id"])["details"]["scheduled_for"] == iso(due)
+                assert created_event(a, i["intent_id"])["details"]["scheduled_for"] == iso(due)
     finally:
         other.stop()
