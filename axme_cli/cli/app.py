@@ -21,11 +21,14 @@ from axme_cli.cli import (
     examples,
     inbox,
     intents,
+    media,
     scenarios,
     schedules,
+    schemas,
     status,
     tasks,
     ui,
+    users,
     webhooks,
 )
 from axme_cli.cli.common import ApiKeyOpt, BaseUrlOpt, ContextOpt, Options
@@ -248,3 +251,7 @@ app.add_typer(agents.app, name="agents")
 app.add_typer(tasks.app, name="tasks")
 app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(inbox.app, name="inbox")
+app.add_typer(users.app, name="users")
+app.add_typer(users.invites, name="invites")
+app.add_typer(media.app, name="media")
+app.add_typer(schemas.app, name="schemas")

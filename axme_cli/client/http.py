@@ -122,6 +122,13 @@ class Client:
     def resume_intent(self, intent_id: str, body: dict[str, Any]) -> dict[str, Any]:
         return dict(self.post(f"/v1/intents/{intent_id}/resume", json=body))
 
+    def update_intent_controls(self, intent_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``{ok, applied, policy_generation, intent, event}``."""
+        return dict(self.post(f"/v1/intents/{intent_id}/controls", json=body))
+
+    def update_intent_policy(self, intent_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.post(f"/v1/intents/{intent_id}/policy", json=body))
+
     def bulk_cancel(self, body: dict[str, Any]) -> dict[str, Any]:
         return dict(self.post("/v1/intents/bulk-cancel", json=body))
 
@@ -223,6 +230,14 @@ class Client:
 
     def delete_schedule(self, schedule_id: str) -> dict[str, Any]:
         return dict(self.delete(f"/v1/schedules/{schedule_id}"))
+    # ------------------------------------------------------------------ routes: the schema registry
+    def upsert_schema(self, body: dict[str, Any], *, owner_agent: str | None = None) -> dict[str, Any]:
+        """``{ok, schema}`` (without its schema_json)."""
+        return dict(self.post("/v1/schemas", json=body, params=_owner(owner_agent)))
+
+    def get_schema(self, semantic_type: str, *, owner_agent: str | None = None) -> dict[str, Any]:
+        """``{ok, schema}``: the owner agent's active schema of the type, else the workspace's."""
+        return dict(self.get(f"/v1/schemas/{quote(semantic_type, safe='')}", params=_owner(owner_agent)))
 
     # ------------------------------------------------------------------ routes: the inbox (x-owner-agent: whose)
     def list_threads(self, *, owner: str | None, limit: int, status: str | None = None) -> list[dict[str, Any]]:
@@ -242,6 +257,62 @@ class Client:
         """``decision``: approve or reject."""
         body = {"comment": comment} if comment else {}
         return dict(self.post(f"/v1/inbox/{thread_id}/{decision}", json=body, headers=_as_owner(owner)))
+
+    # ------------------------------------------------------------------ routes: users (nicks, profiles), invites
+    def check_nick(self, nick: str) -> dict[str, Any]:
+        return dict(self.get("/v1/users/check-nick", params={"nick": nick}))
+
+    def resolve_nick(self, nick: str) -> dict[str, Any]:
+        return dict(self.get("/v1/users/resolve-nick", params={"nick": nick}))
+
+    def register_nick(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.post("/v1/users/register-nick", json=body))
+
+    def rename_nick(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.post("/v1/users/rename-nick", json=body))
+
+    def user_profile(self, owner_agent: str) -> dict[str, Any]:
+        return dict(self.get("/v1/users/profile", params={"owner_agent": owner_agent}))
+
+    def update_user_profile(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.post("/v1/users/profile/update", json=body))
+
+    def create_invite(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.post("/v1/invites/create", json=body))
+
+    def get_invite(self, token: str) -> dict[str, Any]:
+        return dict(self.get(f"/v1/invites/{quote(token, safe='')}"))
+
+    def accept_invite(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.post(f"/v1/invites/{quote(token, safe='')}/accept", json=body))
+    # ------------------------------------------------------------------ routes: media uploads
+    def create_upload(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.post("/v1/media/create-upload", json=body))
+
+    def put_upload(self, upload_url: str, content: Iterator[bytes], size: int) -> dict[str, Any]:
+        """PUT the bytes to an upload URL, streamed. Only its path and token are used, sent to this client's
+        runtime: the bytes (and the key this client sends) never go to a host the answer named."""
+        path = _upload_path(upload_url)
+        with self._mapped():
+            response = self._http.put(path, content=content, headers={"content-type": "application/octet-stream",
+                                                                       "content-length": str(size)})
+        return dict(self.parse(response))
+
+    def finalize_upload(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.post("/v1/media/finalize-upload", json=body))
+
+    def get_upload(self, upload_id: str) -> dict[str, Any]:
+        """``{ok, upload}``."""
+        return dict(self.get(f"/v1/media/{upload_id}"))
+
+    def download_upload(self, upload_id: str) -> Iterator[bytes]:
+        """The bytes of a finalized upload, as they arrive."""
+        self._refresh_if_due()
+        with self._mapped(), self._http.stream("GET", f"/v1/media/download/{upload_id}") as response:
+            if response.status_code >= 400:
+                response.read()
+                self.parse(response)
+            yield from response.iter_bytes()
 
     def follow_intent(self, intent_id: str, *, since: int = 0, wait_seconds: int = 15,
                       follow: bool = False, timeout: float | None = None) -> Iterator[dict[str, Any]]:
@@ -342,6 +413,17 @@ class Client:
         if status == 409:
             raise ConflictError(f"request refused ({status}): {message}", code=code)
         raise CliError(f"request refused ({status}): {message}", code=code)
+
+
+def _upload_path(upload_url: str) -> str:
+    """``/v1/media/upload/<id>?token=...`` of an upload URL, whatever base URL the runtime put before it."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(upload_url)
+    start = parts.path.find("/v1/media/upload/")
+    if start < 0:
+        raise CliError("the runtime answered an upload URL that is not its own", code="bad_response")
+    return f"{parts.path[start:]}?{parts.query}"
 
 
 def _owner(owner_agent: str | None) -> dict[str, str] | None:

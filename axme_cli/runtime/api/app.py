@@ -25,12 +25,16 @@ from axme_cli.runtime.api import (
     health,
     inbox,
     intents,
+    invites,
+    media,
     metrics,
     openapi,
     scenarios,
     schedules,
+    schemas,
     task_pages,
     tasks,
+    users,
     webhooks,
 )
 from axme_cli.runtime.api.common import respond_raw
@@ -133,7 +137,8 @@ def route_table(openapi_json: Any, *, test_clock: bool = False) -> list[BaseRout
     """Every route; POST /dev/clock/advance only on a runtime whose clock tests move (`axme dev --test-clock`),
     so no other runtime has it, in its routes or its OpenAPI document."""
     return [*health.routes, *intents.routes, *scenarios.routes, *tasks.routes, *agents.routes, *auth.routes,
-            *webhooks.routes, *deliveries.routes, *audit.routes, *schedules.routes,
+            *webhooks.routes, *deliveries.routes, *audit.routes, *users.routes, *invites.routes, *media.routes,
+            *schemas.routes, *schedules.routes,
             *inbox.routes, *approvals.routes, *task_pages.routes, *metrics.routes,
             *(dev_clock.routes if test_clock else ()),
             Route("/openapi.json", openapi_json, methods=["GET"]), *ui_routes]
