@@ -86,6 +86,9 @@ def _intent(path: Path) -> dict[str, Any]:
                          "to_agent, payload, ...") from None
     if model.deadline_at is not None:
         raise UsageError(f"{path}: deadline_at: a fixed time would have passed for later runs", fix="leave it out")
+    if model.attachments:
+        raise UsageError(f"{path}: attachments: a schedule's runs carry no uploads",
+                         fix="put what the runs need in the payload")
     return body
 
 

@@ -36,7 +36,7 @@ from axme_cli.runtime.api.common import (
     respond,
     runtime,
 )
-from axme_cli.runtime.api.intents import create_request, validation_failed
+from axme_cli.runtime.api.intents import check_payload, create_request, validation_failed
 from axme_cli.runtime.egress import Policy, check_callback_url
 from axme_cli.runtime.engine import schedules as engine
 from axme_cli.runtime.errors import DomainError, NotFound, Unprocessable
@@ -89,6 +89,9 @@ def _intent_spec(s: Settings, principal: Principal, raw: dict[str, Any]) -> dict
     if model.deadline_at is not None:
         raise Unprocessable("intent.deadline_at: a fixed time would have passed for later runs; leave it out",
                             details={"field": "intent.deadline_at"})
+    if model.attachments:
+        raise Unprocessable("intent.attachments: a schedule's runs carry no uploads; put what they need in the "
+                            "payload", details={"field": "intent.attachments"})
     try:
         req = create_request(s, principal, model)
     except DomainError as exc:
@@ -123,6 +126,8 @@ async def create_schedule(request: Request) -> Response:
     else:
         assert model.intent is not None
         kind, spec = "intent", _intent_spec(rt.settings, principal, model.intent)
+        # the payload the runs send, against the schema registered for it now (as POST /v1/intents checks it)
+        await check_payload(rt, {**spec, "payload": {**spec["payload"], **(model.payload or {})}})
     req = {"cron": model.cron, "timezone": model.timezone, "kind": kind, "spec": spec, "payload": model.payload,
            "missed_run_policy": model.missed_run_policy, "overlap_policy": model.overlap_policy,
            "paused": model.paused, "description": model.description}

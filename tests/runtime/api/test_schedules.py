@@ -289,6 +289,22 @@ def test_bad_input_is_422_naming_the_field(api: httpx.Client, case: int) -> None
     assert len(api.get("/v1/schedules", params={"limit": 200}).json()["schedules"]) == before
 
 
+def test_an_intent_whose_payload_its_registered_schema_refuses_is_422(api: httpx.Client) -> None:
+    stype = f"t{uuid.uuid4().hex[:10]}.report.v1"
+    schema = {"type": "object", "required": ["report"], "properties": {"report": {"enum": ["sales", "stock"]}}}
+    r = api.post("/v1/schemas", json={"semantic_type": stype, "schema_json": schema, "compatibility_mode": "strict",
+                                      "scope": "core"})
+    assert r.status_code == 200, r.text
+    body = {"cron": "0 2 * * *", "intent": {**intent_body(), "intent_type": stype}}
+    err = assert_error(api.post("/v1/schedules", json={**body, "payload": {"report": "hr"}}), 422,
+                       code="schema_validation_failed")["error"]
+    assert err["details"]["field"] == "payload.report"
+    assert api.post("/v1/schedules", json={**body, "payload": {"report": "stock"}}).status_code == 200
+    attached = {**intent_body(), "attachments": [{"upload_id": str(uuid.uuid4())}]}
+    err = assert_error(api.post("/v1/schedules", json={"cron": "0 2 * * *", "intent": attached}), 422)["error"]
+    assert err["details"]["field"] == "intent.attachments" and err["message"].startswith("intent.attachments: ")
+
+
 @STORAGE_FREE
 def test_bad_trigger_bodies_and_cursors(api: httpx.Client) -> None:
     s = create(api)
