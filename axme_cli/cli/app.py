@@ -24,6 +24,7 @@ from axme_cli.cli import (
     mcp,
     media,
     scenarios,
+    schedules,
     schemas,
     status,
     tasks,
@@ -245,6 +246,7 @@ for commands in (dev.app, status.app, intents.top, auth.app, doctor.app, ui.app,
 app.add_typer(intents.app, name="intents")
 app.add_typer(contexts.app, name="context")
 app.add_typer(scenarios.app, name="scenarios")
+app.add_typer(schedules.app, name="schedules")
 app.add_typer(examples.app, name="examples")
 app.add_typer(agents.app, name="agents")
 app.add_typer(tasks.app, name="tasks")

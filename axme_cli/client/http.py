@@ -200,6 +200,36 @@ class Client:
         params = {k: v for k, v in filters.items() if v is not None}
         return list(self.get("/v1/webhooks/deliveries", params=params)["deliveries"])
 
+    # ------------------------------------------------------------------ routes: schedules
+    def create_schedule(self, body: dict[str, Any], *, idempotency_key: str | None = None) -> dict[str, Any]:
+        """``{ok, schedule}``."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return dict(self.post("/v1/schedules", json=body, headers=headers))
+
+    def list_schedules(self, *, limit: int, cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of schedules, newest first, and the cursor of the next page (None after the last)."""
+        params: dict[str, Any] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        body = self.get("/v1/schedules", params=params)
+        return list(body.get("schedules", [])), body.get("next_cursor")
+
+    def get_schedule(self, schedule_id: str) -> dict[str, Any]:
+        return dict(self.get(f"/v1/schedules/{schedule_id}"))
+
+    def pause_schedule(self, schedule_id: str) -> dict[str, Any]:
+        return dict(self.post(f"/v1/schedules/{schedule_id}/pause"))
+
+    def resume_schedule(self, schedule_id: str) -> dict[str, Any]:
+        return dict(self.post(f"/v1/schedules/{schedule_id}/resume"))
+
+    def trigger_schedule(self, schedule_id: str, *, overlap_policy: str | None = None) -> dict[str, Any]:
+        """``{ok, schedule, run: {started, intent_id | skipped}}``."""
+        body = {"overlap_policy": overlap_policy} if overlap_policy else None
+        return dict(self.post(f"/v1/schedules/{schedule_id}/trigger", json=body))
+
+    def delete_schedule(self, schedule_id: str) -> dict[str, Any]:
+        return dict(self.delete(f"/v1/schedules/{schedule_id}"))
     # ------------------------------------------------------------------ routes: the schema registry
     def upsert_schema(self, body: dict[str, Any], *, owner_agent: str | None = None) -> dict[str, Any]:
         """``{ok, schema}`` (without its schema_json)."""

@@ -45,6 +45,7 @@ CAPABILITIES: tuple[str, ...] = (
     "scenarios.apply",
     "workflows.retry",
     "workflows.compensation",
+    "schedules",  # /v1/schedules: a scenario or an intent on a cron schedule, in a time zone
     # identity (§2.1, §2.3)
     "service_accounts",
     "auth.api_keys",

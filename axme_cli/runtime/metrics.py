@@ -92,6 +92,16 @@ class Metrics:
                                  "the end of COMMIT.", buckets=_COMMIT, registry=r)
         self._lag = Histogram("axme_timer_lag_seconds", "Seconds between when the earliest due timer was due "
                               "and when the scheduler fired it.", buckets=_LAG, registry=r)
+        runs = Counter("axme_schedule_runs", "Runs schedules started, by trigger (cron: an occurrence came due; "
+                       "manual: POST /v1/schedules/{id}/trigger).", ["trigger"], registry=r)
+        self._schedule_runs = {t: runs.labels(t) for t in ("cron", "manual")}
+        skips = Counter("axme_schedule_skips", "Schedule occurrences that started no run, by reason (overlap: the "
+                        "previous run had not ended; missed: fired too late, with missed_run_policy skip).",
+                        ["reason"], registry=r)
+        self._schedule_skips = {reason: skips.labels(reason) for reason in ("overlap", "missed")}
+        self._schedule_failures = Counter("axme_schedule_failures", "Schedule occurrences whose run could not "
+                                          "start (the apply or create was refused; the schedule says why).",
+                                          registry=r)
         r.register(_Scraped(store))
 
     # the hot path
@@ -114,6 +124,14 @@ class Metrics:
                     self._steps[kind, status].observe(max(0.0, now - parse_iso(created_at)))
             elif what == "redelivered":
                 self._redeliveries.inc()
+            elif what == "schedule":
+                _, outcome, label = fact
+                if outcome == "run":
+                    self._schedule_runs[label].inc()
+                elif outcome == "skip":
+                    self._schedule_skips[label].inc()
+                else:
+                    self._schedule_failures.inc()
 
     def commit(self, operations: int, seconds: float) -> None:
         """From the store after each commit: on the event loop (SQLite) or a writer thread (PostgreSQL)."""

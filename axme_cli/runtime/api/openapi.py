@@ -171,6 +171,23 @@ _AUDIT_EVENT = obj(
                 "(owner_agent) and on what (target). Never a secret.",
 )
 
+_SCHEDULE = obj(
+    {"schedule_id": UUID, "description": nullable(STR), "cron": STR, "timezone": STR,
+     "kind": {"type": "string", "enum": ["scenario", "intent"]}, "scenario_id": nullable(STR),
+     "intent_type": nullable(STR), "to_agent": nullable(STR), "payload": nullable(OBJ),
+     "missed_run_policy": {"type": "string", "enum": ["skip", "catch_up_one"]},
+     "overlap_policy": {"type": "string", "enum": ["skip", "allow"]},
+     "status": {"type": "string", "enum": ["active", "paused"]}, "paused": BOOL, "next_fire_at": nullable(TIME),
+     "last_fire_at": nullable(TIME), "last_intent_id": nullable(STR),
+     "last_outcome": nullable({"type": "string", "enum": ["run", "skipped_overlap", "skipped_missed", "failed"]}),
+     "last_error": nullable(STR), "runs": INT, "skipped_overlap": INT, "skipped_missed": INT, "failures": INT,
+     "created_by": STR, "created_at": TIME, "updated_at": TIME},
+    {"scenario": OBJ, "intent": OBJ},
+    description="A schedule: a run (`scenario` applied, or `intent` sent) at each occurrence of `cron` in "
+                "`timezone`. `next_fire_at` is null while paused; the counters count occurrences. A single schedule "
+                "also shows what runs (`scenario` or `intent`).",
+)
+
 _DELIVERY_CONFIG = obj({"service_account_id": STR, "agent_address": STR,
                         "delivery_mode": {"type": "string", "enum": ["stream", "poll", "http", "inbox"]},
                         "callback_url": nullable(STR), "secret_hint": nullable(STR)})
@@ -243,6 +260,7 @@ COMPONENTS: dict[str, Schema] = {
     "DeliveryConfig": _DELIVERY_CONFIG,
     "Delivery": _SPEC_DELIVERY,
     "AuditEvent": _AUDIT_EVENT,
+    "Schedule": _SCHEDULE,
     "UserProfile": _PROFILE,
     "Invite": _INVITE,
     "MediaUpload": _UPLOAD,
@@ -336,6 +354,7 @@ def _models() -> dict[str, type[BaseModel]]:
         media,
         models,
         scenario,
+        schedules,
         semantic_schemas,
         users,
         webhooks,
@@ -357,6 +376,8 @@ def _models() -> dict[str, type[BaseModel]]:
         "EventRequest": webhooks.EventRequest,
         "DeliveryConfigRequest": webhooks.DeliveryConfigRequest,
         "DeliverySubmitRequest": deliveries.DeliverySubmitRequest,
+        "ScheduleCreateRequest": schedules.ScheduleCreateRequest,
+        "ScheduleTriggerRequest": schedules.ScheduleTriggerRequest,
         "ClockAdvanceRequest": models.ClockAdvanceRequest,
         "RegisterNickRequest": users.RegisterNickRequest,
         "RenameNickRequest": users.RenameNickRequest,
@@ -669,6 +690,40 @@ OPERATIONS: dict[tuple[str, str], Op] = {
                 "Only actions starting with this (e.g. `auth.login`)."),
                ("before", STR, "`next_before` of the previous page."), _limit(100, 1000)),
         errors=(403,)),
+    # schedules
+    ("POST", "/v1/schedules"): Op(
+        "Create a schedule: a scenario applied, or an intent sent, at each occurrence of a cron expression",
+        "schedules", _ok(schedule=ref("Schedule")), body=ref("ScheduleCreateRequest"), errors=(403, 409),
+        idempotent=True,
+        description="The workspace admin key only. `cron`: five fields (or @hourly, @daily, @weekly, @monthly, "
+                    "@yearly) in `timezone` (IANA, default UTC); an invalid one is 422 `invalid_cron` naming `cron` "
+                    "and the fix. Exactly one of `scenario` (a ScenarioBundle, checked as /v1/scenarios/apply checks "
+                    "it) and `intent` (a body as POST /v1/intents takes; `correlation_id` optional: each run gets a "
+                    "new one). `payload` is merged over the run's intent payload. `missed_run_policy`: `skip` "
+                    "(default) or `catch_up_one` (one run for occurrences missed while the runtime was down); "
+                    "`overlap_policy`: `skip` (default: no run while the previous one has not ended) or `allow`."),
+    ("GET", "/v1/schedules"): Op(
+        "List schedules, newest first", "schedules", _ok(schedules=array(ref("Schedule")), next_cursor=nullable(STR)),
+        query=(_limit(50, 200), ("cursor", STR, "`next_cursor` of the previous page.")), errors=(403,),
+        description="Members (the workspace key and people); agent keys get 403."),
+    ("GET", "/v1/schedules/{schedule_id}"): Op(
+        "Get a schedule and what it runs", "schedules", _ok(schedule=ref("Schedule")), errors=(403,)),
+    ("DELETE", "/v1/schedules/{schedule_id}"): Op(
+        "Delete a schedule (its runs go on)", "schedules", _ok(schedule_id=STR, deleted=BOOL), errors=(403,)),
+    ("POST", "/v1/schedules/{schedule_id}/pause"): Op(
+        "Pause a schedule: no occurrence fires until it is resumed", "schedules", _ok(schedule=ref("Schedule")),
+        errors=(403,)),
+    ("POST", "/v1/schedules/{schedule_id}/resume"): Op(
+        "Resume a schedule from its first occurrence after now", "schedules", _ok(schedule=ref("Schedule")),
+        errors=(403,)),
+    ("POST", "/v1/schedules/{schedule_id}/trigger"): Op(
+        "Run a schedule now (paused or not; the next occurrence stays)", "schedules",
+        _ok(schedule=ref("Schedule"),
+            run=obj({"started": BOOL}, {"intent_id": UUID, "skipped": {"type": "string", "enum": ["overlap"]},
+                                        "previous_intent_id": nullable(STR), "previous_status": nullable(STATUS)})),
+        body=ref("ScheduleTriggerRequest"), body_required=False, errors=(403,),
+        description="The overlap policy applies (the schedule's, or `overlap_policy` given here): with `skip`, "
+                    "while the previous run has not ended nothing starts (`run.started` false, `run.skipped`)."),
     # users and invites
     ("GET", "/v1/users/check-nick"): Op(
         "Is a nick free", "users",

@@ -28,6 +28,7 @@ _DOC_FIELDS = (
     "escalate_to",
     "human_task",
     "trace",  # the trace context of the request that created it (only when tracing is on)
+    "schedule",  # a schedule's run: {schedule_id, trigger, scheduled_for?, catch_up?} (engine/schedules.py)
     "attachments",  # finalized uploads it carries (engine/media.py)
 )
 
@@ -177,7 +178,8 @@ def insert_new_intent(
     tx.insert_intent(row)
     tx.insert_event(intent_id, 1, dumps({
         "intent_id": intent_id, "seq": 1, "event_type": "intent.created", "status": lc.CREATED, "at": at,
-        "actor": actor, "details": {"intent_type": req["intent_type"], "to_agent": to_agent, **acted, **checked},
+        "actor": actor, "details": {"intent_type": req["intent_type"], "to_agent": to_agent, **acted, **checked,
+                                    **(req.get("schedule") or {})},
     }))
     submitted: dict[str, Any] = {
         "intent_id": intent_id, "seq": 2, "event_type": "intent.submitted", "status": row["status"], "at": at,

@@ -60,14 +60,16 @@ def compile_bundle(s: Settings, bundle: ScenarioBundle) -> dict[str, Any]:
 
 
 def op_apply(tx: Tx, s: Settings, principal: Principal, bundle: ScenarioBundle, now: float,
-             idem: idempotency.Key | None, trace: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Apply a scenario once per Idempotency-Key; a repeat answers the first apply (``idempotent: true``)."""
-    outcome = idempotency.once(tx, idem, now, lambda: _apply(tx, s, principal, bundle, now, trace))
+             idem: idempotency.Key | None, trace: dict[str, Any] | None = None,
+             schedule: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Apply a scenario once per Idempotency-Key; a repeat answers the first apply (``idempotent: true``).
+    ``schedule``: the run of a schedule this apply is (kept on the parent intent and in its created event)."""
+    outcome = idempotency.once(tx, idem, now, lambda: _apply(tx, s, principal, bundle, now, trace, schedule))
     return applied_view(*outcome)
 
 
 def _apply(tx: Tx, s: Settings, principal: Principal, bundle: ScenarioBundle, now: float,
-           trace: dict[str, Any] | None) -> dict[str, Any]:
+           trace: dict[str, Any] | None, schedule: dict[str, Any] | None = None) -> dict[str, Any]:
     compiled = compile_bundle(s, bundle)
     agents_out = []
     own_prefix = addresses.agent_address(s.org, s.workspace, "")
@@ -111,6 +113,7 @@ def _apply(tx: Tx, s: Settings, principal: Principal, bundle: ScenarioBundle, no
         "max_reminders": intent.get("max_reminders"),
         "escalate_to": intent.get("escalate_to"),
         "trace": trace,
+        "schedule": schedule,
     }
     parent = insert_new_intent(tx, s, req, now, on_feed=False, doc_extra={
         "workflow_id": workflow_id, "workflow_parent": True, "scenario_id": bundle.scenario_id,

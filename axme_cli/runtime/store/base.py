@@ -423,6 +423,24 @@ class Tx(abc.ABC):
     def active_schema_heads(self, semantic_type: str, owner_keys: list[str]) -> list[Row]:
         """The active schemas of ``semantic_type`` owned by any of ``owner_keys`` (no schema_json)."""
 
+    # schedules (store/schedules_sql.py)
+    @abc.abstractmethod
+    def insert_schedule(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def get_schedule(self, schedule_id: str) -> Row | None:
+        """The schedule, read to be changed in this transaction (a PostgreSQL store locks it)."""
+
+    @abc.abstractmethod
+    def claim_due_schedule(self, schedule_id: str, now: float) -> Row | None:
+        """The schedule if it is due at ``now`` and no other transaction holds it (PostgreSQL: SKIP LOCKED)."""
+
+    @abc.abstractmethod
+    def update_schedule(self, schedule_id: str, fields: Row) -> None: ...
+
+    @abc.abstractmethod
+    def delete_schedule(self, schedule_id: str) -> None: ...
+
 
 class Reads(abc.ABC):
     """Everything the runtime reads outside a write operation: the API's and the dashboard's queries, the key
@@ -573,6 +591,22 @@ class Reads(abc.ABC):
     @abc.abstractmethod
     async def schema_records(self, semantic_type: str, owner_keys: list[str]) -> list[Row]:
         """The rows of ``semantic_type`` owned by any of ``owner_keys``, schema_json included."""
+
+    # schedules
+    @abc.abstractmethod
+    async def list_schedules(self, *, before: str | None, limit: int) -> list[Row]:
+        """Newest first; ``before``: the previous page's last schedule id."""
+
+    @abc.abstractmethod
+    async def get_schedule(self, schedule_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    async def due_schedules(self, now: float, limit: int) -> list[str]:
+        """Ids of the schedules whose next occurrence is due at ``now``, earliest first."""
+
+    @abc.abstractmethod
+    async def next_schedule_fire(self) -> float | None:
+        """The earliest next occurrence of any active schedule (the scheduler sleeps until then at most)."""
 
 
 class Store(Reads):

@@ -26,7 +26,8 @@ HEADERS = {
 MASK = "•••"
 _SECRET_KEY = re.compile(r"pass(word|wd|phrase)?|secret|token|api[_-]?key|apikey|authorization|credential|"
                          r"private[_-]?key|cookie|session[_-]?key", re.IGNORECASE)
-NAV = (("intents", "Intents"), ("tasks", "Tasks"), ("scenarios", "Scenarios"), ("agents", "Agents"))
+NAV = (("intents", "Intents"), ("tasks", "Tasks"), ("scenarios", "Scenarios"), ("schedules", "Schedules"),
+       ("agents", "Agents"))
 
 
 def e(value: Any) -> str:

@@ -356,6 +356,19 @@ def test_every_operation_answers_as_documented(served: RuntimeProcess, document:
     assert call("POST", "/v1/scenarios/validate", body=bundle).json()["valid"]
     call("POST", "/v1/scenarios/apply", body=bundle)
 
+    # schedules
+    made = call("POST", "/v1/schedules", body={"cron": "0 3 * * *", "timezone": "Europe/Berlin", "scenario": bundle},
+                headers={"Idempotency-Key": uuid.uuid4().hex}).json()["schedule"]
+    sched = {"schedule_id": made["schedule_id"]}
+    call("GET", "/v1/schedules", query={"limit": 5})
+    call("GET", "/v1/schedules/{schedule_id}", params=sched)
+    call("POST", "/v1/schedules/{schedule_id}/trigger", params=sched)
+    assert call("POST", "/v1/schedules/{schedule_id}/trigger", params=sched,
+                body={"overlap_policy": "skip"}).json()["run"]["skipped"] == "overlap"
+    call("POST", "/v1/schedules/{schedule_id}/pause", params=sched)
+    call("POST", "/v1/schedules/{schedule_id}/resume", params=sched)
+    call("DELETE", "/v1/schedules/{schedule_id}", params=sched)
+
     # people: login, refresh, sessions, logout
     def sign_in() -> dict[str, Any]:
         who = f"{unique('walker')}@example.com"

@@ -256,6 +256,30 @@ def test_an_agent_key_sees_only_what_the_api_shows_it(quiet: RuntimeProcess, api
         assert "No scenario has run yet" in c.get("/ui/scenarios").text  # the saga runs of others are not shown
 
 
+def test_the_schedules_page_lists_schedules_to_members(quiet: RuntimeProcess, api: httpx.Client) -> None:
+    body = {"cron": "*/15 * * * *", "timezone": "America/New_York", "description": f"nightly {XSS}",
+            "intent": {"intent_type": "report.nightly.v1", "to_agent": unique("reporter"), "payload": {}}}
+    r = api.post("/v1/schedules", json=body)
+    assert r.status_code == 200, r.text
+    schedule = r.json()["schedule"]
+    run = api.post(f"/v1/schedules/{schedule['schedule_id']}/trigger").json()["run"]["intent_id"]
+    with login(quiet) as c:
+        page = c.get("/ui/schedules")
+        assert page.status_code == 200, page.text[:500]
+        text = page.text
+        assert '<a href="/ui/schedules" class="on">Schedules</a>' in text  # in the nav bar, as the current page
+        assert f'data-schedule="{schedule["schedule_id"]}"' in text and "<code>*/15 * * * *</code>" in text
+        assert "America/New_York" in text and "report.nightly.v1 → agent://" in text
+        assert f'href="/ui/intents/{run}"' in text and schedule["next_fire_at"] in text
+        assert "<script>alert" not in text and "nightly &lt;script&gt;" in text
+        assert text.count("<script") == 1
+        assert 'href="/ui/schedules"' in c.get("/ui/intents").text  # every page links to it
+    _, key = make_agent(api, unique("ui-scheduler"))
+    with login(quiet, key) as c:
+        refused = c.get("/ui/schedules")
+        assert refused.status_code == 403 and schedule["schedule_id"] not in refused.text
+
+
 def test_cancel_needs_its_confirmation(quiet: RuntimeProcess, api: httpx.Client) -> None:
     intent_id = create(api, new_intent(unique("to-cancel")))
     with login(quiet) as c:
