@@ -66,9 +66,11 @@ def python_handler(spec: str) -> Handler:
     return handle
 
 
-def command_handler(argv: list[str], retry_exit_code: int | None = None, timeout: float | None = None) -> Handler:
-    """Run ``argv`` per intent: the step payload as JSON on stdin; JSON on stdout is the result; a non-zero exit
-    fails the intent with the tail of stderr; ``retry_exit_code`` leaves it for redelivery."""
+def command_handler(argv: list[str], retry_exit_code: int | None = None, timeout: float | None = None,
+                    cwd: str | None = None) -> Handler:
+    """Run ``argv`` per intent (in ``cwd``, else this process's folder): the step payload as JSON on stdin; JSON on
+    stdout is the result; a non-zero exit fails the intent with the tail of stderr; ``retry_exit_code`` leaves it
+    for redelivery."""
 
     async def handle(delivery: dict[str, Any]) -> Outcome:
         payload = delivery.get("payload") or {}
@@ -80,7 +82,7 @@ def command_handler(argv: list[str], retry_exit_code: int | None = None, timeout
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE, env=env)
+                stderr=asyncio.subprocess.PIPE, env=env, cwd=cwd)
         except OSError as exc:
             return Outcome("fail", reason=f"cannot run {argv[0]}: {exc.strerror}")
         try:

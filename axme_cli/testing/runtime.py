@@ -1,0 +1,84 @@
+"""Where scenario tests run: a throwaway runtime in this process (the real one `axme dev` serves, on a loopback
+port, SQLite in a temporary folder; it starts in milliseconds), or a runtime that already runs (the context's)."""
+
+from __future__ import annotations
+
+import secrets
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class Clock(Protocol):
+    """A runtime's test clock: time moves only when told to (timers fire on it as it moves)."""
+
+    def advance(self, seconds: float) -> None: ...
+
+
+@dataclass
+class Target:
+    base_url: str
+    api_key: str
+    org: str
+    workspace: str
+    clock: Clock | None = None  # None: real time
+    folder: str | None = None  # a throwaway runtime's folder (its database), kept when a case fails
+    keep: list[str] = field(default_factory=list)
+
+
+class Throwaway:
+    """The runtime `axme dev` runs, served by a thread of this process on 127.0.0.1 (a free port), its SQLite
+    database in a temporary folder that ``stop`` deletes unless told to keep it."""
+
+    def __init__(self) -> None:
+        self.folder = tempfile.mkdtemp(prefix="axme-scenario-test-")
+        self.api_key = "axme_test_" + secrets.token_urlsafe(24)
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self.url = ""
+
+    def start(self, timeout: float = 30.0) -> Target:
+        from axme_cli.runtime.server import ReadyInfo, ServeOptions, build_server
+        from axme_cli.runtime.settings import Settings
+
+        # Every stand-in answers with the one admin key: no rate limit on it; loopback agents may be called.
+        settings = Settings(rate_limit_per_second=0, login_calls_per_minute=0, loopback_callbacks=True)
+        opts = ServeOptions(host="127.0.0.1", port=0, database=str(Path(self.folder) / "test.db"),
+                            settings=settings, api_key=self.api_key)
+        ready = threading.Event()
+        info: list[ReadyInfo] = []
+
+        def on_ready(what: ReadyInfo) -> None:
+            info.append(what)
+            ready.set()
+
+        server, sock = build_server(opts, on_ready, whole_process=False)
+
+        def run() -> None:
+            try:
+                server.run(sockets=[sock])
+            finally:
+                sock.close()
+                ready.set()
+
+        self._server = server
+        self._thread = threading.Thread(target=run, name="axme scenario-test runtime", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout) or not info:
+            failure = server.failure[0] if server.failure else "it did not start in time"
+            self.stop(keep=True)
+            raise RuntimeError(f"the test runtime did not start: {failure} (see {self.folder})")
+        self.url = info[0].url
+        return Target(self.url, self.api_key, settings.org, settings.workspace, clock=None, folder=self.folder)
+
+    def stop(self, *, keep: bool = False) -> None:
+        import shutil
+
+        if self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(30)
+            self._thread = None
+        if not keep:
+            shutil.rmtree(self.folder, ignore_errors=True)
