@@ -190,6 +190,7 @@ def check(raw: Any, bundle_raw: dict[str, Any], bundle: ScenarioBundle) -> tuple
         v.problem("description", "must be a string")
     agents = v.agents("agents", raw.get("agents"))
     steps = v.behaviours("steps", raw.get("steps"), agents, compensation=False)
+    v.file_said = set(raw["steps"]) if isinstance(raw.get("steps"), dict) else set()
     comps = v.behaviours("compensations", raw.get("compensations"), agents, compensation=True)
     cases_raw = raw.get("cases")
     cases: list[Case] = []
@@ -243,6 +244,7 @@ class _Checker:
         self.kinds = {sid: step_kind(s, agent_roles, human_roles) for sid, s in self.steps.items()}
         self.agent_roles = [a.role for a in bundle.agents]
         self.compensable = [sid for sid, s in self.steps.items() if s.compensate is not None]
+        self.file_said: set[str] = set()  # the steps the file's own "steps" names
 
     def problem(self, path: str, message: str) -> None:
         self.problems.append(Problem(path, message))
@@ -505,8 +507,9 @@ class _Checker:
         steps = {k: v for k, v in file_steps.items() if self.role_of(k, False) not in served}
         comps = {k: v for k, v in file_comps.items() if self.role_of(k, True) not in served}
         merged = {**steps, **own_steps}
+        said = set(raw["steps"]) if isinstance(raw.get("steps"), dict) else set()  # refused behaviours included
         for sid, kind in self.kinds.items():
-            if kind == "human" and sid not in merged:
+            if kind == "human" and sid not in merged and sid not in said | self.file_said:
                 answer = self.default_answer(f"{base}.steps", sid)
                 if answer is not None:
                     merged[sid] = (answer,)
