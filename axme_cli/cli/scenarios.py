@@ -153,7 +153,7 @@ def test(
     cases = [CaseRun(file, case) for file in loaded for case in file.test.cases]
     started = time.monotonic()
     runtime, target = _test_target(against_context, base_url, api_key, context, loaded)
-    failed = True
+    failed = False
     try:
         hint = _inspect_hint(target, against_context, base_url, api_key, context)
         shown = Output(json=output_format != "text")

@@ -99,8 +99,9 @@ def compare(expect: Expect, actual: Actual) -> list[Mismatch]:
                                 f"{match.describe()} appeared (seq {found.get('seq')})"))
     for name, wanted, got in (("result", expect.result, actual.result), ("error", expect.error, actual.error)):
         if wanted is not None and not contains(got, wanted):
-            out.append(Mismatch(f"expect.{name}", wanted, got, f"expected a {name} containing {show(wanted)}, got "
-                                f"{show(got)}"))
+            article = "an" if name == "error" else "a"
+            out.append(Mismatch(f"expect.{name}", wanted, got, f"expected {article} {name} containing {show(wanted)}, "
+                                f"got {show(got)}"))
     if expect.max_seconds is not None:
         took = actual.seconds()
         if took is None or took > expect.max_seconds:

@@ -12,7 +12,6 @@ import copy
 import secrets
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -145,29 +144,55 @@ class Run:
         self.parallel = max(1, parallel)
         self.case_timeout = case_timeout
         self.clock_now: float = 0.0  # the runtime's clock as last seen (the test clock stands still otherwise)
+        self.stopping = threading.Event()  # set when the run ends or is interrupted: no case starts after it
 
     def run(self, cases: list[CaseRun], on_tick: Any = None, on_done: Any = None) -> None:
         """Run every case; ``on_tick()`` is called a few dozen times a second (a live view), ``on_done(case)``
-        once per case as it ends, both from this thread."""
+        once per case as it ends, both from this thread. The cases run on daemon threads: interrupted (Ctrl+C),
+        this returns at once and what still runs ends with the process."""
+        import queue
+
         loop = AgentLoop()
+        todo: queue.SimpleQueue[CaseRun] = queue.SimpleQueue()
+        for cr in cases:
+            todo.put(cr)
+        failures: list[BaseException] = []
+
+        def worker() -> None:
+            while not self.stopping.is_set():
+                try:
+                    cr = todo.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    self._case(loop, cr)
+                except BaseException as exc:  # a bug in the runner itself, not a failed case: raised below
+                    failures.append(exc)
+                    return
+
+        workers = [threading.Thread(target=worker, name=f"axme scenario-test {i}", daemon=True)
+                   for i in range(min(self.parallel, len(cases)))]
+        for thread in workers:
+            thread.start()
         reported: set[int] = set()
         try:
-            with ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="axme scenario-test") as pool:
-                futures: list[Future[None]] = [pool.submit(self._case, loop, cr) for cr in cases]
-                pending = set(futures)
-                while pending:
-                    _, pending = wait(pending, timeout=0.02, return_when=FIRST_COMPLETED)
-                    self._move_clock(cases)
-                    for i, cr in enumerate(cases):
-                        if cr.done and i not in reported:
-                            reported.add(i)
-                            if on_done is not None:
-                                on_done(cr)
-                    if on_tick is not None:
-                        on_tick()
-                for future in futures:
-                    future.result()  # a bug in the runner itself is not a failed case: let it be seen
+            while True:
+                alive = any(t.is_alive() for t in workers)
+                self._move_clock(cases)
+                for i, cr in enumerate(cases):
+                    if cr.done and i not in reported:
+                        reported.add(i)
+                        if on_done is not None:
+                            on_done(cr)
+                if on_tick is not None:
+                    on_tick()
+                if not alive:
+                    break
+                time.sleep(0.02)
+            if failures:
+                raise failures[0]
         finally:
+            self.stopping.set()
             loop.close()
 
     def _move_clock(self, cases: list[CaseRun]) -> None:

@@ -54,7 +54,11 @@ class Throwaway:
             info.append(what)
             ready.set()
 
-        server, sock = build_server(opts, on_ready, whole_process=False)
+        try:
+            server, sock = build_server(opts, on_ready, whole_process=False)
+        except BaseException:
+            self.stop()
+            raise
 
         def run() -> None:
             try:
@@ -66,7 +70,12 @@ class Throwaway:
         self._server = server
         self._thread = threading.Thread(target=run, name="axme scenario-test runtime", daemon=True)
         self._thread.start()
-        if not ready.wait(timeout) or not info:
+        try:
+            ready.wait(timeout)
+        except BaseException:  # interrupted while it starts: nothing of it stays
+            self.stop()
+            raise
+        if not info:
             failure = server.failure[0] if server.failure else "it did not start in time"
             self.stop(keep=True)
             raise RuntimeError(f"the test runtime did not start: {failure} (see {self.folder})")

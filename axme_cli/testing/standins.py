@@ -26,6 +26,7 @@ class AgentLoop:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
+        self.closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="axme scenario-test agents", daemon=True)
         self._thread.start()
 
@@ -36,9 +37,15 @@ class AgentLoop:
     def submit(self, coro: Any) -> Future[Any]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
+    @property
+    def open(self) -> bool:
+        return not self.closing.is_set()
+
     def close(self) -> None:
-        if self.loop.is_closed():
+        """Cancel whatever still runs on the loop (agents of cases that were interrupted), then stop it."""
+        if self.closing.is_set():
             return
+        self.closing.set()
 
         async def drain() -> None:
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
@@ -47,11 +54,9 @@ class AgentLoop:
             await asyncio.gather(*tasks, return_exceptions=True)
 
         with contextlib.suppress(Exception):
-            self.submit(drain()).result(10)
+            self.submit(drain()).result(5)
         self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
-        if not self._thread.is_alive():
-            self.loop.close()
+        self._thread.join(5)
 
 
 class CaseAgents:
@@ -87,6 +92,9 @@ class CaseAgents:
         return self._release
 
     def stop(self) -> None:
+        if not self.loop.open:  # the run was interrupted: closing the loop ended every agent
+            return
+
         async def stop_all() -> None:
             self.release().set()
             for runner in self.runners:

@@ -63,7 +63,8 @@ def test_the_shipped_scenario_tests_pass(home: Path) -> None:
         assert item["passed"] is True and item["state"] == "passed" and item["failures"] == [] and not item["error"]
         assert re.fullmatch(ID, item["intent_id"]) and item["status"] in ("COMPLETED", "FAILED")
         assert item["file"] in map(str, SHIPPED) and item["steps"] and item["seconds"] > 0
-    saga = {i["case"]: i for i in doc["items"]}["shipping fails for good: the payment is refunded, then the stock released"]
+    by_name = {i["case"]: i for i in doc["items"]}
+    saga = by_name["shipping fails for good: the payment is refunded, then the stock released"]
     assert saga["compensated"] == ["charge", "reserve"] and saga["steps"] == ["reserve", "charge", "ship"]
     suites = ET.parse(report).getroot()
     assert suites.tag == "testsuites" and suites.get("tests") == str(len(cases))
@@ -84,9 +85,9 @@ def test_a_wrong_expectation_fails_showing_expected_actual_and_the_intent(home: 
     assert f"PASS  {test} › right (" in out and f"FAIL  {test} › expects a failure (" in out
     block = out[out.index(f"FAIL {test} › expects a failure"):]
     assert '  expect.status: expected "FAILED", got "COMPLETED"' in block
-    assert '  expect.error: expected a error containing {"reason": "x"}, got null' in block
+    assert '  expect.error: expected an error containing {"reason": "x"}, got null' in block
     assert re.search(rf"  intent {ID}\n", block)
-    assert f"  expect.events[1]: intent.waiting appeared only before intent.completed" in out
+    assert "  expect.events[1]: intent.waiting appeared only before intent.completed" in out
     assert "3 cases: 1 passed, 2 failed in" in out
     kept = re.search(r"The test runtime's database is kept in (\S+): serve it with `axme dev --db \S+/test.db", out)
     assert kept and Path(kept[1]).parent == home and (Path(kept[1]) / "test.db").is_file()
