@@ -22,6 +22,9 @@ class Options:
     base_url: str | None = None
     api_key: str | None = None
     context: str | None = None
+    output: str = "text"  # text | json | jsonl (-o/--output, AXME_OUTPUT; --json is -o json)
+    jq: str | None = None  # a jq program the JSON output goes through (--jq)
+    quiet: bool = False  # results only: no progress, headings or hints (--quiet)
 
 
 BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="Runtime URL (overrides env and context).",
@@ -44,7 +47,8 @@ def output() -> Output:
     """How the command being run prints its results: text, or JSON with --json."""
     from axme_cli.render.output import Output
 
-    return Output(json=options().json)
+    given = options()
+    return Output(json=given.json, lines=given.output == "jsonl", jq=given.jq, quiet=given.quiet)
 
 
 def target(base_url: str | None = None, api_key: str | None = None, context: str | None = None) -> Target:

@@ -1,4 +1,4 @@
-"""`axme context list|show|use|set|create|delete`."""
+"""`axme context list|show|current|use|set|create|rename|delete`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import typer
 NameArg = Annotated[str, typer.Argument(help="Context name.", show_default=False)]
 BaseUrl = Annotated[str | None, typer.Option("--base-url", show_default=False)]
 ApiKey = Annotated[str | None, typer.Option("--api-key", help="Stored in the secret store, never in "
-                                            "config.json.", show_default=False)]
+                                            "config.json; '-' reads it from stdin (keeps it out of the shell "
+                                            "history and the process list).", show_default=False)]
 Org = Annotated[str | None, typer.Option("--org-id", show_default=False)]
 Ws = Annotated[str | None, typer.Option("--workspace-id", show_default=False)]
 Owner = Annotated[str | None, typer.Option("--owner-agent", show_default=False)]
@@ -91,6 +92,21 @@ def show(name: Annotated[str | None, typer.Argument(help="Context (default: the 
     rows.append(("secret_storage:", f"{mode} ({detail})"))
     output().result(result, lambda: key_values([(k, "" if v is None else v) for k, v in rows]))
 
+@app.command("current")
+def current() -> None:
+    """Print the active context's name (and its base URL)."""
+    from axme_cli.cli.common import output
+    from axme_cli.config import contexts
+    from axme_cli.errors import UsageError
+
+    data = contexts.load()
+    name = data.get("active_context")
+    if not name or name not in data["contexts"]:
+        raise UsageError("no active context", fix="pick one with `axme context use NAME` (`axme context list`)")
+    base_url = data["contexts"][name].get("base_url")
+    output().result({"ok": True, "context": name, "base_url": base_url}, name)
+
+
 @app.command("use")
 def use(name: NameArg) -> None:
     """Make a context the active one."""
@@ -106,12 +122,28 @@ def use(name: NameArg) -> None:
     output().result({"ok": True, "active_context": name},
                     f"Active context: {name} ({data['contexts'][name].get('base_url')})")
 
+def _secret_from(value: str | None) -> str | None:
+    """``--api-key -``: the key from the first line of stdin."""
+    import sys
+
+    from axme_cli.errors import UsageError
+
+    if value != "-":
+        return value
+    line = sys.stdin.readline().strip() if sys.stdin is not None else ""
+    if not line:
+        raise UsageError("--api-key -: stdin held no key", fix="pipe the key in, e.g. `printenv KEY | axme context "
+                         "set NAME --api-key -`")
+    return line
+
+
 def _write(name: str, fields: dict[str, Any], api_key: str | None, *, create: bool, must_exist: bool) -> None:
     from axme_cli.cli.common import output
     from axme_cli.config import contexts, secrets
     from axme_cli.errors import UsageError
 
     check_name(name)
+    api_key = _secret_from(api_key)
     data = contexts.load()
     exists = name in data["contexts"]
     if create and exists:
@@ -146,6 +178,33 @@ def create(name: NameArg, base_url: BaseUrl = None, api_key: ApiKey = None, org_
     """Create a context (error if it exists)."""
     _write(name, _fields(base_url, org_id, workspace_id, owner_agent, environment), api_key, create=True,
            must_exist=False)
+
+@app.command("rename")
+def rename(old: Annotated[str, typer.Argument(help="The context's name now.", show_default=False)],
+           new: Annotated[str, typer.Argument(help="Its new name.", show_default=False)]) -> None:
+    """Rename a context, with its stored secrets; the active one stays active."""
+    from axme_cli.cli.common import output
+    from axme_cli.config import contexts, secrets
+    from axme_cli.errors import UsageError
+
+    check_name(new)
+    data = contexts.load()
+    if old not in data["contexts"]:
+        raise UsageError(f"no context named {old!r}", fix="list them with `axme context list`")
+    if new in data["contexts"]:
+        raise UsageError(f"context {new!r} already exists", fix=f"delete it first (`axme context delete {new}`) "
+                         "or pick another name")
+    stored = secrets.get(old)
+    if stored:  # the secrets first under the new name: a failure then leaves config.json as it was
+        secrets.update(new, dict(stored))
+    data["contexts"][new] = data["contexts"].pop(old)
+    if data.get("active_context") == old:
+        data["active_context"] = new
+    contexts.save(data)
+    if stored:
+        secrets.clear(old)
+    output().result({"ok": True, "context": new, "renamed_from": old}, f"Renamed context {old} to {new}.")
+
 
 @app.command("delete")
 def delete(name: NameArg) -> None:

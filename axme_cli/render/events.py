@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from axme_cli.render.console import out
-from axme_cli.render.style import STATUS_STYLE, fancy
+from axme_cli.render.style import STATUS_STYLE, fancy, forced
 
 
 def parse_time(value: str | None) -> float | None:
@@ -63,7 +63,7 @@ class EventLines:
         if self.fancy:
             from rich.console import Console
 
-            self._console = Console(highlight=False)
+            self._console = Console(highlight=False, force_terminal=forced())
 
     def line(self, event: dict[str, Any]) -> str:
         at = parse_time(event.get("at"))

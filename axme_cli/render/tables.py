@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from axme_cli.render.console import out
-from axme_cli.render.style import STATUS_STYLE, fancy
+from axme_cli.render.style import STATUS_STYLE, fancy, forced
 
 
 def table(columns: list[str], rows: list[list[Any]], *, empty: str = "Nothing to show.",
@@ -30,7 +30,7 @@ def table(columns: list[str], rows: list[list[Any]], *, empty: str = "Nothing to
             if idx >= 0 and row[idx] in STATUS_STYLE:
                 styled[idx] = f"[{STATUS_STYLE[row[idx]]}]{row[idx]}[/]"
             t.add_row(*styled)
-        Console().print(t)
+        Console(force_terminal=forced()).print(t)
         return
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     out("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())

@@ -15,7 +15,7 @@ from typing import Any
 
 from axme_cli.render.console import out
 from axme_cli.render.events import duration, parse_time
-from axme_cli.render.style import fancy
+from axme_cli.render.style import fancy, forced
 
 STYLE = {"PENDING": "dim", "NOT RUN": "dim",
          "RUNNING": "cyan", "WAITING": "magenta", "COMPLETED": "green", "FAILED": "red", "RETRYING": "yellow",
@@ -176,8 +176,8 @@ def follow(events: Any, view: WorkflowView, *, live: bool | None = None) -> None
     from rich.live import Live
 
     # get_renderable: every refresh draws the rows anew, so a RUNNING step's time moves between events too.
-    with Live(console=Console(), get_renderable=view.renderable, auto_refresh=True, refresh_per_second=4,
-              transient=False) as screen:
+    with Live(console=Console(force_terminal=forced()), get_renderable=view.renderable, auto_refresh=True,
+              refresh_per_second=4, transient=False) as screen:
         for event in events:
             view.apply(event)
             screen.refresh()
