@@ -110,9 +110,6 @@ def test(
     against_context: Annotated[bool, typer.Option(
         "--against-context", help="Run on the runtime of the active context (or --base-url/--context) instead of a "
         "throwaway one; needs its workspace admin key.")] = False,
-    output_format: Annotated[str, typer.Option(
-        "--output", "-o", help="text (live view), json (one document), jsonl (a line per case as it ends).",
-        show_default=False)] = "text",
     junit_xml: Annotated[Path | None, typer.Option(
         "--junit-xml", help="Also write a JUnit XML report here (for CI).", show_default=False)] = None,
     parallel: Annotated[int, typer.Option("--parallel", help="Cases run at once.", min=1, max=64)] = 8,
@@ -122,20 +119,18 @@ def test(
     base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
 ) -> None:
     """Run each case of the test files against the bundle they name, with stand-in agents, and check what the case
-    expects. Exit 0 when every case passes, 1 when any fails, 2 on a bad file (nothing runs then)."""
+    expects. Exit 0 when every case passes, 1 when any fails, 2 on a bad file (nothing runs then). Output: a live
+    view; -o json one document; -o jsonl a line per case as it ends."""
     import time
 
-    from axme_cli.cli.common import options
+    from axme_cli.cli.common import output
     from axme_cli.errors import UsageError
     from axme_cli.render import scenario_tests as view
-    from axme_cli.render.output import Output
     from axme_cli.testing.load import load
     from axme_cli.testing.runner import CaseRun, Run, real_time_problems
 
-    if output_format not in ("text", "json", "jsonl"):
-        raise UsageError(f"--output {output_format!r}: choose text, json or jsonl", fix="e.g. -o jsonl")
-    if output_format == "text" and options().json:
-        output_format = "json"
+    shown = output()
+    mode = "jsonl" if shown.lines else "json" if shown.json else "text"
     if not against_context and (base_url or api_key or context):
         raise UsageError("--base-url, --api-key and --context choose the runtime of --against-context",
                          fix="add --against-context, or leave them out to test on a throwaway runtime")
@@ -156,17 +151,16 @@ def test(
     failed = False
     try:
         hint = _inspect_hint(target, against_context, base_url, api_key, context)
-        shown = Output(json=output_format != "text")
 
         def done(case: CaseRun) -> None:
-            if output_format == "jsonl":
+            if mode == "jsonl":
                 shown.item(case.as_dict())
-            elif output_format == "text":
+            elif mode == "text":
                 view.ended(case.as_dict())
 
         live = view.LiveView(lambda: [{**c.as_dict(), "at": c.step} for c in cases])
         run = Run(target, parallel=parallel, case_timeout=case_timeout)
-        if output_format == "text":
+        if mode == "text":
             with live.shown() as redraw:
                 run.run(cases, on_tick=redraw, on_done=done)
         else:
@@ -178,9 +172,9 @@ def test(
             from axme_cli.render.junit import report as junit
 
             report.write_bytes(junit(results, seconds=seconds, hint=hint))
-        if output_format == "json":
+        if mode == "json":
             shown.items(results, ok=not failed)
-        elif output_format == "text":
+        elif mode == "text":
             view.failures(results, hint)
             shown.text(["", view.summary(results, seconds)])
         if failed and runtime is not None:

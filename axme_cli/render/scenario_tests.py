@@ -13,7 +13,7 @@ from typing import Any
 
 from axme_cli.render.console import out
 from axme_cli.render.events import duration
-from axme_cli.render.style import fancy
+from axme_cli.render.style import fancy, forced
 
 WORD = {"pending": "PENDING", "running": "RUNNING", "passed": "PASS", "failed": "FAIL", "error": "ERROR"}
 STYLE = {"pending": "dim", "running": "cyan", "passed": "green", "failed": "red", "error": "red"}
@@ -58,8 +58,8 @@ class LiveView:
         from rich.console import Console
         from rich.live import Live
 
-        with Live(console=Console(), get_renderable=self.renderable, auto_refresh=True, refresh_per_second=4,
-                  transient=False) as screen:
+        with Live(console=Console(force_terminal=forced()), get_renderable=self.renderable, auto_refresh=True,
+                  refresh_per_second=4, transient=False) as screen:
             yield screen.refresh
 
 
