@@ -89,6 +89,7 @@ def test_a_wrong_expectation_fails_showing_expected_actual_and_the_intent(home: 
     assert re.search(rf"  intent {ID}\n", block)
     assert "  expect.events[1]: intent.waiting appeared only before intent.completed" in out
     assert "3 cases: 1 passed, 2 failed in" in out
+    assert "axme_test_" not in out + err  # the throwaway runtime's admin key is never shown
     kept = re.search(r"The test runtime's database is kept in (\S+): serve it with `axme dev --db \S+/test.db", out)
     assert kept and Path(kept[1]).parent == home and (Path(kept[1]) / "test.db").is_file()
     suite = ET.parse(report).getroot()[0]
