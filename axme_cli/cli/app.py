@@ -14,6 +14,7 @@ import typer
 from axme_cli.cli import (
     agents,
     auth,
+    complete,
     contexts,
     dev,
     doctor,
@@ -235,7 +236,7 @@ def root(
 
 
 # The order is the order of `axme --help`: commands, then groups.
-for commands in (dev.app, status.app, intents.top, auth.app, doctor.app, ui.app):
+for commands in (dev.app, status.app, intents.top, auth.app, doctor.app, ui.app, complete.app):
     merge_commands(app, commands)
 app.add_typer(intents.app, name="intents")
 app.add_typer(contexts.app, name="context")

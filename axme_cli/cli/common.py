@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from axme_cli.cli import complete
+
 if TYPE_CHECKING:
     from axme_cli.client.http import Client
     from axme_cli.config.resolve import Target
@@ -32,14 +34,25 @@ BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="Runtime URL 
 ApiKeyOpt = Annotated[str | None, typer.Option("--api-key", help="API key (overrides env and context).",
                                                show_default=False)]
 ContextOpt = Annotated[str | None, typer.Option("--context", help="Use this context instead of the active one.",
+                                                autocompletion=complete.context_names,
                                                 show_default=False)]
+
+
+FieldOpt = Annotated[list[str] | None, typer.Option(
+    "--field", "-f", help="A text field key=value, sent exactly as typed (repeatable).", show_default=False)]
+TypedFieldOpt = Annotated[list[str] | None, typer.Option(
+    "--typed-field", "-F", help="A JSON field key=value: 2, true, null, [..], {..} or \"text\"; key=@file sends the "
+    "file's text (repeatable).", show_default=False)]
 
 
 def options() -> Options:
     """The global options of the command being run."""
     from axme_cli.cli.typer_internals import current_context
 
-    obj = current_context().find_root().obj
+    try:
+        obj = current_context().find_root().obj
+    except RuntimeError:  # no command is running: a shell asking for completions
+        return Options()
     return obj if isinstance(obj, Options) else Options()
 
 

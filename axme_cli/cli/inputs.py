@@ -1,4 +1,5 @@
-"""Parsing what people type: --data k=v pairs and --data-json documents."""
+"""Parsing what people type: --data k=v pairs (typed when nothing is lost), -f/--field k=v (always text),
+-F/--typed-field k=v (always JSON) and --data-json documents."""
 
 from __future__ import annotations
 
@@ -79,7 +80,40 @@ def shown(value: str) -> str:
     return "'" + os.fsencode(value).decode("utf-8", "backslashreplace") + "'"
 
 
-def merged_data(data_json: str | None, pairs: list[str] | None) -> dict[str, Any]:
+def merged_data(data_json: str | None, pairs: list[str] | None, fields: list[str] | None = None,
+                typed_fields: list[str] | None = None) -> dict[str, Any]:
+    """--data-json, then --data, then -f, then -F: a later one sets a key an earlier one set."""
     data = parse_json_object(data_json) if data_json else {}
     data.update(parse_pairs(pairs))
+    for pair in fields or []:
+        key, value = _split(pair, "--field")
+        data[key] = value
+    for pair in typed_fields or []:
+        key, value = _split(pair, "--typed-field")
+        data[key] = _json_value(value, f"--typed-field {key}")
     return data
+
+
+def _split(pair: str, flag: str) -> tuple[str, str]:
+    key, sep, value = pair.partition("=")
+    if not sep or not key:
+        raise UsageError(f"{flag} {shown(pair)}: expected key=value", fix=f"e.g. {flag} quantity=2")
+    return key, value
+
+
+def _json_value(value: str, where: str) -> Any:
+    """-F: the JSON value typed, or the text of @file; nothing is guessed, so text must be quoted."""
+    if value.startswith("@"):
+        path = value[1:]
+        try:
+            with open(path, encoding="utf-8") as fh:
+                return fh.read()
+        except OSError as exc:
+            raise UsageError(f"{where}: cannot read {path} ({exc.strerror})", fix="check the path after @") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"{where}: {path} is not UTF-8 text", fix="give it a text file (UTF-8)") from None
+    try:
+        return json.loads(value, parse_constant=_refuse)
+    except ValueError as exc:
+        raise UsageError(f"{where}: {shown(value)} is not a JSON value ({exc})",
+                         fix=f"""quote text as JSON ('{where.split()[-1]}="text"') or send it with -f""") from None

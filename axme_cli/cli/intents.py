@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from axme_cli.cli.common import ApiKeyOpt, BaseUrlOpt, ContextOpt
+from axme_cli.cli import complete
+from axme_cli.cli.common import ApiKeyOpt, BaseUrlOpt, ContextOpt, FieldOpt, TypedFieldOpt
 from axme_cli.protocol.lifecycle import TERMINAL
 
 
@@ -59,16 +60,19 @@ def _deadline(value: str | None) -> str | None:
     return value
 
 
-def _address(value: str) -> str:
-    """``--to``: text (a word that is no UTF-8 cannot name an agent); the runtime judges the rest."""
+def _address(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
+    """``--to`` / ``--agent``: text (a word that is no UTF-8 cannot name an agent); the runtime judges the rest."""
     from axme_cli.cli.inputs import shown
     from axme_cli.errors import UsageError
 
+    flag = param.opts[0] if param.opts else "--to"
+    if value is None:
+        return None
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise UsageError(f"--to {shown(value)} is not an agent address (not UTF-8 text)",
-                         fix="e.g. --to inventory or --to agent://org/workspace/inventory") from None
+        raise UsageError(f"{flag} {shown(value)} is not an agent address (not UTF-8 text)",
+                         fix=f"e.g. {flag} inventory or {flag} agent://org/workspace/inventory") from None
     return value
 
 
@@ -97,7 +101,50 @@ def _cursor(value: str | None) -> str | None:
                          fix="pass the next_cursor of the previous `axme intents list --json`") from None
 
 
-IdArg = Annotated[str, typer.Argument(help="Intent id.", show_default=False, callback=_intent_id)]
+def _since(value: str | None, flag: str = "--since") -> str | None:
+    """``--since 90s|15m|2h|7d`` (that long ago) or an RFC 3339 time: the UTC time the runtime compares with."""
+    import re
+    import time
+    from datetime import UTC, datetime
+
+    from axme_cli.cli.inputs import shown
+    from axme_cli.errors import UsageError
+
+    if value is None:
+        return None
+    ago = re.fullmatch(r"(\d{1,7})([smhd])", value.strip())
+    at: datetime | None
+    if ago:
+        seconds = int(ago[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[ago[2]]
+        try:
+            at = datetime.fromtimestamp(time.time() - seconds, UTC)
+        except (OverflowError, OSError, ValueError):  # before year 1
+            at = None
+    else:
+        try:
+            at = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            at = None
+    if at is None or at.tzinfo is None:
+        raise UsageError(f"{flag} {shown(value)} is neither an age nor an RFC 3339 time with a zone",
+                         fix=f"e.g. {flag} 2h, {flag} 7d or {flag} 2030-01-31T17:00:00Z")
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _search(value: str | None) -> str | None:
+    import re
+
+    from axme_cli.cli.inputs import shown
+    from axme_cli.errors import UsageError
+
+    if value is not None and not re.fullmatch(r"[0-9a-fA-F-]{1,36}", value):
+        raise UsageError(f"--search {shown(value)}: an intent id (or its start) has only 0-9, a-f and '-'",
+                         fix="e.g. --search 0193a1")
+    return value.lower() if value else None
+
+
+IdArg = Annotated[str, typer.Argument(help="Intent id.", show_default=False, callback=_intent_id,
+                                      autocompletion=complete.intent_ids)]
 TimeoutOpt = Annotated[float | None, typer.Option(
     "--timeout", metavar="SECONDS", show_default=False, callback=_seconds,
     help="Stop waiting after this many seconds: exit 1 naming the intent (which goes on).")]
@@ -115,12 +162,14 @@ app = typer.Typer(help="Send, inspect, follow and manage intents.", no_args_is_h
 @app.command("send")
 def send(
     to: Annotated[str, typer.Option("--to", help="Target agent: agent://org/ws/name or a bare name.",
-                                    show_default=False, callback=_address)],
+                                    show_default=False, callback=_address,
+                                    autocompletion=complete.agent_addresses)],
     intent_type: Annotated[str, typer.Option("--type", "--intent-type", help="Intent type.")] = "intent.ask.v1",
     data_json: Annotated[str | None, typer.Option("--data-json", help="Payload as a JSON object (or @file).",
                                                   show_default=False)] = None,
     data: Annotated[list[str] | None, typer.Option("--data", help="Payload field key=value (repeatable).",
                                                    show_default=False)] = None,
+    field: FieldOpt = None, typed_field: TypedFieldOpt = None,
     idempotency_key: Annotated[str | None, typer.Option("--idempotency-key", show_default=False,
                                                         help="Same key + same body: the same intent.")] = None,
     deadline: Annotated[str | None, typer.Option("--deadline-at", help="RFC 3339 deadline.",
@@ -149,7 +198,7 @@ def send(
     correlation = (uuid.uuid5(uuid.NAMESPACE_URL, f"axme-idem:{idempotency_key}") if idempotency_key
                    else uuid.uuid4())
     body: dict[str, Any] = {"intent_type": intent_type, "to_agent": to, "correlation_id": str(correlation),
-                            "payload": merged_data(data_json, data)}
+                            "payload": merged_data(data_json, data, field, typed_field)}
     if deadline:
         body["deadline_at"] = _deadline(deadline)
     if max_attempts:
@@ -182,19 +231,41 @@ def send(
 def list_(
     status: Annotated[str | None, typer.Option("--status", help="Only these statuses (comma separated).",
                                                show_default=False)] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=500)] = 50,
+    intent_type: Annotated[str | None, typer.Option("--type", help="Only intents of this type.",
+                                                    show_default=False)] = None,
+    agent: Annotated[str | None, typer.Option("--agent", help="Only intents to or from this agent.",
+                                              show_default=False, callback=_address,
+                                    autocompletion=complete.agent_addresses)] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Only intents created since: an age (90s, 15m, 2h, "
+                                              "7d) or an RFC 3339 time.", show_default=False)] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Only intents created before: an age or an RFC 3339 "
+                                              "time.", show_default=False)] = None,
+    search: Annotated[str | None, typer.Option("--search", help="Only intents whose id starts with this.",
+                                               show_default=False)] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=500, help="Intents a page.")] = 50,
     cursor: Annotated[str | None, typer.Option("--cursor", show_default=False,
                                                help="The next page: next_cursor of the last --json answer.")]
     = None,
+    every: Annotated[bool, typer.Option("--all", help="Every page, not just the first (--limit a request).")]
+    = False,
     base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
 ) -> None:
-    """List recent intents, newest first."""
+    """List intents, newest first, filtered as the dashboard's list is."""
     from axme_cli.cli.common import client, output
     from axme_cli.render.events import age
     from axme_cli.render.tables import table
 
+    filters = {"status": _statuses(status), "intent_type": intent_type, "agent": agent,
+               "created_after": _since(since), "created_before": _since(until, "--until"),
+               "id_prefix": _search(search)}
+    rows: list[dict[str, Any]] = []
+    next_cursor = _cursor(cursor)
     with client(base_url, api_key, context) as c:
-        rows, next_cursor = c.list_intents(limit=limit, status=_statuses(status), before=_cursor(cursor))
+        while True:
+            page, next_cursor = c.list_intents(limit=limit, before=next_cursor, **filters)
+            rows.extend(page)
+            if not every or next_cursor is None:
+                break
     output().items(rows, lambda: table(
         ["ID", "STATUS", "TYPE", "TO", "AGE"],
         [[r["intent_id"], r["status"], r["intent_type"], r["to_agent"], age(r.get("updated_at"))] for r in rows],
@@ -223,6 +294,19 @@ def get(intent_id: IdArg, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None
         if intent.get(key) is not None:
             rows.append((key, json.dumps(intent[key], ensure_ascii=False)))
     output().result(body, lambda: key_values([(f"{k}:", v) for k, v in rows]))
+
+@app.command("describe")
+def describe(intent_id: IdArg, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
+             context: ContextOpt = None) -> None:
+    """Show an intent as a waterfall: each step attempt, retry, compensation, wait and delivery with its time,
+    holder and outcome, and who holds the intent now."""
+    from axme_cli.cli.common import client, output
+    from axme_cli.render import describe as shown
+
+    with client(base_url, api_key, context) as c:
+        body = c.get_intent(intent_id)
+        events = c.intent_events(intent_id)
+    output().result(shown.view(body, events), lambda: shown.show(body, events))
 
 def _follow(intent_id: str, *, since: int, follow: bool, rich_header: bool, timeout: float | None,
             base_url: str | None, api_key: str | None, context: str | None) -> None:
@@ -329,6 +413,7 @@ def resume(
                                                   show_default=False)] = None,
     data: Annotated[list[str] | None, typer.Option("--data", help="Result field key=value (repeatable).",
                                                    show_default=False)] = None,
+    field: FieldOpt = None, typed_field: TypedFieldOpt = None,
     base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
 ) -> None:
     """Resume an intent for real (POST /v1/intents/{id}/resume) as its agent or the workspace admin."""
@@ -338,7 +423,7 @@ def resume(
 
     if action not in ("complete", "fail", "in_progress"):
         raise UsageError(f"--action {action!r} is not one of complete, fail, in_progress")
-    body = {**merged_data(data_json, data), "action": action}
+    body = {**merged_data(data_json, data, field, typed_field), "action": action}
     with client(base_url, api_key, context) as c:
         result = c.resume_intent(intent_id, body)
     state = "applied" if result.get("applied") else "already applied"

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from axme_cli.cli.common import ApiKeyOpt, BaseUrlOpt, ContextOpt
+from axme_cli.cli.common import ApiKeyOpt, BaseUrlOpt, ContextOpt, FieldOpt, TypedFieldOpt
 
 IdArg = Annotated[str, typer.Argument(help="The intent id of the task.", show_default=False)]
 CommentOpt = Annotated[str | None, typer.Option("--comment", "-c", help="A comment (some tasks require one).",
@@ -28,10 +28,11 @@ HINTS = {
 
 
 def _answer(intent_id: str, outcome: str, comment: str | None, data: list[str] | None, data_json: str | None,
-            base_url: str | None, api_key: str | None, context: str | None) -> None:
+            base_url: str | None, api_key: str | None, context: str | None, fields: list[str] | None = None,
+            typed_fields: list[str] | None = None) -> None:
     from axme_cli.cli.inputs import merged_data
 
-    result: dict[str, Any] = {**merged_data(data_json, data), "outcome": outcome}
+    result: dict[str, Any] = {**merged_data(data_json, data, fields, typed_fields), "outcome": outcome}
     if comment:
         result["comment"] = comment
     _send(intent_id, result, base_url, api_key, context)
@@ -120,9 +121,10 @@ def _show_task(intent_id: str, intent: dict[str, Any]) -> None:
         out(f"Not waiting for a person (status {intent['status']}).")
 
 def shortcut(name: str, outcome: str, doc: str) -> None:
-    def command(intent_id: IdArg, comment: CommentOpt = None, data: DataOpt = None,
-                base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None) -> None:
-        _answer(intent_id, outcome, comment, data, None, base_url, api_key, context)
+    def command(intent_id: IdArg, comment: CommentOpt = None, data: DataOpt = None, field: FieldOpt = None,
+                typed_field: TypedFieldOpt = None, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
+                context: ContextOpt = None) -> None:
+        _answer(intent_id, outcome, comment, data, None, base_url, api_key, context, field, typed_field)
 
     command.__doc__ = doc
     app.command(name)(command)
@@ -163,7 +165,8 @@ def submit(
     comment: CommentOpt = None, data: DataOpt = None,
     data_json: Annotated[str | None, typer.Option("--data-json", help="Answer fields as a JSON object.",
                                                   show_default=False)] = None,
+    field: FieldOpt = None, typed_field: TypedFieldOpt = None,
     base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
 ) -> None:
     """Answer a task with any allowed outcome and fields."""
-    _answer(intent_id, outcome, comment, data, data_json, base_url, api_key, context)
+    _answer(intent_id, outcome, comment, data, data_json, base_url, api_key, context, field, typed_field)

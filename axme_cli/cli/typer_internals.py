@@ -6,7 +6,9 @@ so an upgrade fails that test loudly instead of breaking `axme` at run time:
   and the `registered_*` lists of a Typer: LazyTyper builds each command only when it is looked up.
   Building every command up front (typer's own way) costs ~30 ms of CPU per run, which `axme --help` and
   `axme version` would pay for nothing (bench/cli_startup.py; the budget is 100 ms);
-- `typer._click`: typer vendors click; its exceptions and the current context are not re-exported.
+- `typer._click`: typer vendors click; its exceptions and the current context are not re-exported;
+- `typer._completion_shared.get_completion_script` and `install`: `axme completion SHELL [--install]` prints or
+  installs the same script as typer's hidden --show-completion / --install-completion.
 """
 
 from __future__ import annotations
@@ -24,7 +26,25 @@ from typer.core import TyperGroup
 if TYPE_CHECKING:
     from typer.models import CommandInfo, TyperInfo
 
-__all__ = ["ClickException", "LazyGroup", "LazyTyper", "current_context", "lazy_command", "merge_commands"]
+__all__ = ["ClickException", "LazyGroup", "LazyTyper", "completion_script", "current_context", "install_completion",
+           "lazy_command", "merge_commands"]
+
+COMPLETE_VAR = "_AXME_COMPLETE"  # typer's name for it: _<PROG>_COMPLETE
+
+
+def completion_script(shell: str) -> str:
+    """The script that makes ``shell`` complete `axme` (it calls axme back with COMPLETE_VAR set)."""
+    from typer._completion_shared import get_completion_script
+
+    return get_completion_script(prog_name="axme", complete_var=COMPLETE_VAR, shell=shell)
+
+
+def install_completion(shell: str) -> str:
+    """Install the script where ``shell`` reads it (e.g. ~/.bashrc sources it); returns that path."""
+    from typer._completion_shared import install
+
+    _, path = install(shell=shell, prog_name="axme", complete_var=COMPLETE_VAR)
+    return str(path)
 
 
 def merge_commands(app: typer.Typer, commands: typer.Typer) -> None:

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from axme_cli.cli.common import ApiKeyOpt, BaseUrlOpt, ContextOpt
+from axme_cli.cli.common import ApiKeyOpt, BaseUrlOpt, ContextOpt, FieldOpt, TypedFieldOpt
 
 OwnerOpt = Annotated[str | None, typer.Option("--owner-agent", help="Act for this owner (agent address or name).",
                                               show_default=False)]
@@ -90,6 +90,7 @@ def publish(
                                                    show_default=False)] = None,
     data_json: Annotated[str | None, typer.Option("--data-json", help="Payload as a JSON object (or @file).",
                                                   show_default=False)] = None,
+    field: FieldOpt = None, typed_field: TypedFieldOpt = None,
     owner_agent: OwnerOpt = None, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
     context: ContextOpt = None,
 ) -> None:
@@ -97,7 +98,7 @@ def publish(
     from axme_cli.cli.common import client, output
     from axme_cli.cli.inputs import merged_data
 
-    body = {"event_type": event_type, "source": source, "payload": merged_data(data_json, data)}
+    body = {"event_type": event_type, "source": source, "payload": merged_data(data_json, data, field, typed_field)}
     with client(base_url, api_key, context) as c:
         answer = c.publish_event(body, owner_agent=owner_agent)
     output().result(answer, f"✓ Event {answer['event_id']} ({answer['event_type']}): {_counters(answer)}.")

@@ -101,15 +101,12 @@ class Client:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return dict(self.post("/v1/intents", json=body, headers=headers))
 
-    def list_intents(self, *, limit: int, status: str | None = None,
-                     before: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
-        """A page of intents, newest first, and the cursor of the next page (None after the last)."""
-        params: dict[str, Any] = {"limit": limit}
-        if status:
-            params["status"] = status
-        if before:
-            params["before"] = before
-        body = self.get("/v1/intents", params=params)
+    def list_intents(self, *, limit: int, before: str | None = None,
+                     **filters: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of intents, newest first, and the cursor of the next page (None after the last). ``filters``:
+        status (comma separated), intent_type, agent, created_after, created_before, id_prefix."""
+        params: dict[str, Any] = {"limit": limit, "before": before, **filters}
+        body = self.get("/v1/intents", params={k: v for k, v in params.items() if v is not None})
         return list(body.get("intents", [])), body.get("next_cursor")
 
     def get_intent(self, intent_id: str) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -21,7 +22,7 @@ from axme_cli.protocol.models import (
     create_request_adapter,
     describe_validation_error,
 )
-from axme_cli.runtime import tracing
+from axme_cli.runtime import clock, tracing
 from axme_cli.runtime.api.common import (
     authenticate,
     idempotency_key,
@@ -160,16 +161,47 @@ def _statuses(raw: str | None) -> list[str] | None:
     return statuses
 
 
+_TYPE_FILTER = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
+_ID_PREFIX = re.compile(r"^[0-9a-f-]{1,36}$")
+
+
+def _time_param(request: Request, name: str) -> str | None:
+    raw = request.query_params.get(name) or None
+    if raw is None:
+        return None
+    try:
+        return clock.iso(clock.parse_iso(raw))
+    except (ValueError, OverflowError, OSError):
+        raise Unprocessable(f"{name}: {raw!r} is not an RFC 3339 time, e.g. 2026-12-06T14:00:00Z",
+                            code="invalid_parameter", details={"field": name}) from None
+
+
+def _matching(request: Request, name: str, pattern: re.Pattern[str], what: str) -> str | None:
+    raw = request.query_params.get(name) or None
+    if raw is not None and not pattern.match(raw):
+        raise Unprocessable(f"{name}: {what}", code="invalid_parameter", details={"field": name})
+    return raw
+
+
 async def list_intents(request: Request) -> Response:
+    """Newest first, a page at a time (``before``: the ``next_cursor`` of the previous page), filtered by status,
+    type, an agent they are to or from, when they were created and the start of their id. An agent key sees only
+    its own intents, whatever the filters say."""
     principal = await authenticate(request)
     limit = int_param(request, "limit", 50, 1, 500)
     statuses = _statuses(request.query_params.get("status"))
-    before = request.query_params.get("before") or None
+    before = _matching(request, "before", _ID_PREFIX, "the next_cursor of the previous page (an intent id)")
+    agent = request.query_params.get("agent") or None
     rows = await runtime(request).reads.list_intents(
         statuses=statuses,
-        agent=None if principal.is_member else principal.address,
+        agent=resolve_target(runtime(request).settings, agent, "agent") if agent else None,
+        scope=None if principal.is_member else principal.address,
         limit=limit,
         before=before,
+        intent_type=_matching(request, "intent_type", _TYPE_FILTER, "1-200 letters, digits, '_', '.', ':' or '-'"),
+        created_after=_time_param(request, "created_after"),
+        created_before=_time_param(request, "created_before"),
+        id_prefix=_matching(request, "id_prefix", _ID_PREFIX, "the start of an intent id: 0-9, a-f and '-'"),
     )
     intents = [engine.intent_view(r) for r in rows]
     next_cursor = intents[-1]["intent_id"] if len(intents) == limit else None

@@ -338,7 +338,13 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/v1/intents"): Op(
         "List intents, newest first", "intents",
         _ok(intents=array(ref("Intent")), next_cursor=nullable(STR)),
-        query=(_limit(50, 500), _INTENT_STATUS, ("before", STR, "An intent id: only older intents (paging)."))),
+        query=(_limit(50, 500), _INTENT_STATUS, ("before", STR, "An intent id: only older intents (paging)."),
+               ("intent_type", STR, "Only intents of this type."),
+               ("agent", STR, "Only intents to or from this agent (address or bare name)."),
+               ("created_after", TIME, "Only intents created after this RFC 3339 time."),
+               ("created_before", TIME, "Only intents created before this RFC 3339 time."),
+               ("id_prefix", STR, "Only intents whose id starts with this.")),
+        description="An agent key sees only intents to or from its own address, whatever the filters say."),
     ("POST", "/v1/intents/bulk-cancel"): Op(
         "Cancel old open intents (dry run by default)", "intents",
         obj({"ok": TRUE, "dry_run": BOOL, "intent_ids": array(STR)}, {"would_cancel": INT, "canceled": INT}),
