@@ -179,7 +179,8 @@ def test(
             shown.text(["", view.summary(results, seconds)])
         if failed and runtime is not None:
             shown.say(f"The test runtime's database is kept in {runtime.folder}: serve it with `axme dev --db "
-                      f"{runtime.folder}/test.db --port 0` to inspect the intents named above.")
+                      f"{runtime.folder}/test.db --port 0` and look at an intent named above with `axme intents "
+                      "describe ID --context <the context axme dev names>`.")
     finally:
         if runtime is not None:
             runtime.stop(keep=failed)
@@ -245,12 +246,13 @@ def _test_target(against_context: bool, base_url: str | None, api_key: str | Non
 
 def _inspect_hint(target: Any, against_context: bool, base_url: str | None, api_key: str | None,
                   context: str | None) -> Any:
-    """How to look at a case's workflow intent afterwards: on the context's runtime, its audit log."""
+    """How to look at a case's workflow intent afterwards, on the context's runtime: `axme intents describe` with
+    the target this run was given on its command line (the key as a placeholder: it is not printed)."""
     if not against_context:
         return lambda intent_id: None
-    from axme_cli.cli.examples import log_hint
-
-    return lambda intent_id: log_hint(intent_id, base_url, api_key is not None, context)
+    flags = [*(["--base-url", base_url] if base_url else []), *(["--api-key", "<key>"] if api_key else []),
+             *(["--context", context] if context else [])]
+    return lambda intent_id: " ".join(["axme", "intents", "describe", intent_id, *flags])
 
 
 def step_ids(raw: dict[str, Any]) -> list[str]:

@@ -225,11 +225,14 @@ def test_against_the_context_runtime(runtime: RuntimeProcess, admin: httpx.Clien
                             runtime.api_key or "", "--case-timeout", "30")
     assert code == 1, out + err
     failed = re.search(rf"FAIL {re.escape(test)} › declined\n(?:  .*\n)*  intent ({ID}): "
-                       rf"axme intents log \1 --base-url {re.escape(runtime.url)} --api-key <key>\n", out)
+                       rf"axme intents describe \1 --base-url {re.escape(runtime.url)} --api-key <key>\n", out)
     assert failed, out
     intent = admin.get(f"/v1/intents/{failed[1]}").json()["intent"]
     assert intent["status"] == "FAILED" and intent["payload"] == {"order_id": "ord_ctx"}
     assert intent["error"]["reason"] == "card declined"
+    code, shown, err = invoke("intents", "describe", failed[1], "--base-url", runtime.url, "--api-key",
+                              runtime.api_key or "")  # the command the failure names
+    assert code == 0 and "coordinate_order" in shown and "card declined" in shown, shown + err
     after = {a["service_account_id"] for a in admin.get("/v1/service-accounts").json()["service_accounts"]}
     assert after == accounts
     assert not list(home.glob("axme-scenario-test-*"))  # no throwaway runtime was started
