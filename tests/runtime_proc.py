@@ -151,6 +151,12 @@ class RuntimeProcess:
                 self.kill()
         return self.proc.returncode
 
+    def advance_clock(self, seconds: float) -> None:
+        """Move the test clock of a runtime started with ``--test-clock`` (POST /dev/clock/advance)."""
+        with self.client() as client:
+            r = client.post("/dev/clock/advance", json={"seconds": seconds})
+        assert r.status_code == 200, r.text
+
     def client(self, api_key: str | None = None) -> httpx.Client:
         key = api_key or self.api_key
         headers = {"x-api-key": key} if key else {}

@@ -14,6 +14,7 @@ from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
+from axme_cli.runtime.clock import SYSTEM, Clock, ManualClock
 from axme_cli.runtime.server import ReadyInfo, ServeOptions, build_server
 from axme_cli.runtime.settings import Settings
 from tests.runtime_proc import RuntimeProcess
@@ -73,12 +74,21 @@ class RuntimeThread(RuntimeProcess):
 
     ``settings`` sets Settings fields no flag of `axme dev` reaches, e.g. the slow-client deadlines, so a test of a
     deadline waits a second or two instead of the default 30 s; the server applies them as it applies the
-    defaults (``build_server``)."""
+    defaults (``build_server``).
 
-    def __init__(self, workdir: Path, *, settings: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    ``clock``: what the runtime reads "now" from; a ``ManualClock`` (or ``--test-clock`` among the flags, which
+    makes one) stands still until the test moves it (``clock.advance(seconds)``, or ``advance_clock``), and what
+    became due then fires at once: a timer test waits for no timer."""
+
+    def __init__(self, workdir: Path, *, settings: dict[str, Any] | None = None, clock: Clock | None = None,
+                 **kwargs: Any) -> None:
         if kwargs.get("command", "dev") != "dev":
             raise ValueError("the in-process runtime is `axme dev`; use RuntimeProcess for `axme server`")
         super().__init__(workdir, **kwargs)
+        if "--test-clock" in self.extra_args:
+            self.extra_args = [a for a in self.extra_args if a != "--test-clock"]
+            clock = clock or ManualClock()
+        self.clock: Clock = clock or SYSTEM
         self.settings, self.serve_fields = dev_options(self.extra_args)
         self.settings = dataclasses.replace(self.settings, **(settings or {}))
         self._thread: threading.Thread | None = None
@@ -90,7 +100,7 @@ class RuntimeThread(RuntimeProcess):
         if self.database_url and "mail_dir" not in serve and "smtp_url" not in serve:
             serve["mail_dir"] = str(self.mail_dir)  # where `axme dev` puts them: its data dir
         opts = ServeOptions(host="127.0.0.1", port=self.port, database=database, settings=self.settings,
-                            api_key=self.api_key, **serve)  # type: ignore[arg-type]
+                            api_key=self.api_key, clock=self.clock, **serve)  # type: ignore[arg-type]
         ready = threading.Event()
         info: list[ReadyInfo] = []
 
@@ -126,6 +136,11 @@ class RuntimeThread(RuntimeProcess):
         self._thread = None
         assert not alive, "the in-process runtime did not stop within 30 s"
         return 1 if self._server.failure else 0
+
+    def advance_clock(self, seconds: float) -> None:
+        if not isinstance(self.clock, ManualClock):
+            raise TypeError("this runtime runs on the real clock: start it with clock=ManualClock()")
+        self.clock.advance(seconds)
 
     def kill(self) -> None:
         raise TypeError("an in-process runtime cannot be killed: use RuntimeProcess for crash tests")

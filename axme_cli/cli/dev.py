@@ -72,6 +72,11 @@ AllowPrivateCallbacks = Annotated[
                  help="Let webhooks and http agents call internal addresses in this network (repeatable), e.g. "
                  "10.0.0.0/8; refused by default (`axme dev` on loopback allows loopback, never link-local)."),
 ]
+TestClock = Annotated[
+    bool, typer.Option("--test-clock", help="For tests: the runtime's clock stands still (starting at the real "
+                       "time) and moves only when the admin key calls POST /dev/clock/advance {\"seconds\": N}, "
+                       "which fires what became due (deadlines, retries, reminders) at once.")
+]
 
 
 app = typer.Typer()  # commands of the root (see app.py)
@@ -112,6 +117,7 @@ def dev(
     rate_limit: RateLimit = 1000.0,
     allow_private_callbacks: AllowPrivateCallbacks = None,
     login_rate_limit: LoginRateLimit = 30.0,
+    test_clock: TestClock = False,
 ) -> None:
     """Run the local AXP runtime (SQLite, one process). Data persists across restarts."""
     from axme_cli.config import paths
@@ -127,7 +133,7 @@ def dev(
         access_token_ttl=access_token_ttl, replica_id=None, webhook_retry_base=webhook_retry_base,
         webhook_max_attempts=webhook_max_attempts, outbound_timeout=outbound_timeout, public_url=public_url,
         metrics_public=metrics_public, rate_limit=rate_limit, allow_private_callbacks=allow_private_callbacks,
-        login_rate_limit=login_rate_limit,
+        login_rate_limit=login_rate_limit, test_clock=test_clock,
     )
 
 @app.command("server")
@@ -165,10 +171,14 @@ def server(
     rate_limit: RateLimit = 1000.0,
     allow_private_callbacks: AllowPrivateCallbacks = None,
     login_rate_limit: LoginRateLimit = 30.0,
+    test_clock: Annotated[bool, typer.Option("--test-clock", hidden=True)] = False,
 ) -> None:
     """Run the AXP runtime for a team: PostgreSQL, as many replicas as you like behind a load balancer."""
     from axme_cli.errors import UsageError
 
+    if test_clock:  # a clock anyone with the admin key can move would expire every team's tokens and deadlines
+        raise UsageError("--test-clock is for tests; `axme server` always runs on the real clock",
+                         fix="use `axme dev --test-clock` for a runtime whose clock a test moves")
     if not database_url:
         raise UsageError("axme server needs a database", fix="pass --database-url postgresql://USER@HOST:PORT/DB "
                          "(or set AXME_DATABASE_URL)")
@@ -187,7 +197,8 @@ def _run(command: str, *, database: str, api_key: str | None, org: str, workspac
          mail_dir: Path | None, allow_email: list[str] | None, redelivery_seconds: float, login_code_ttl: float,
          access_token_ttl: float, ready_file: Path | None, replica_id: str | None, webhook_retry_base: float,
          webhook_max_attempts: int, outbound_timeout: float, metrics_public: bool = False, rate_limit: float = 1000.0,
-         allow_private_callbacks: list[str] | None = None, login_rate_limit: float = 30.0, **serve: Any) -> None:
+         allow_private_callbacks: list[str] | None = None, login_rate_limit: float = 30.0, test_clock: bool = False,
+         **serve: Any) -> None:
     from axme_cli.errors import UsageError
     from axme_cli.protocol.addresses import is_valid_slug
     from axme_cli.runtime.server import AddressInUse, ServeOptions, StartupFailed
@@ -248,6 +259,10 @@ def _run(command: str, *, database: str, api_key: str | None, org: str, workspac
         replica_id=replica_id,
         **serve,
     )
+    if test_clock:
+        from axme_cli.runtime.clock import ManualClock
+
+        opts.clock = ManualClock()  # at the real time, then only where POST /dev/clock/advance moves it
     from axme_cli.render.console import out
 
     try:
@@ -389,4 +404,6 @@ def _announce(info: object) -> None:
     out(f"  Admin key  {key_note}")
     out(f"  Logins     {_logins(s, info.login_codes)}")
     out(f"  CLI        {context_note}; try `axme status`")
+    if info.test_clock:
+        out("  Clock      a test clock: it stands still; POST /dev/clock/advance {\"seconds\": N} moves it")
     out("Press Ctrl+C to stop.")

@@ -35,6 +35,13 @@ def _json_int(value: Any) -> Any:
     return value
 
 
+def _json_number(value: Any) -> Any:
+    """JSON Schema numbers: 3 and 2.5, not "3" or true."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a number")
+    return value
+
+
 def _json_str(value: Any) -> Any:
     if not isinstance(value, str):
         raise ValueError("must be a string")
@@ -180,6 +187,12 @@ class BulkCancelRequest(_Strict):
     reason: Annotated[str, StringConstraints(max_length=2000)] = "bulk cancel"
     limit: Annotated[int, Field(ge=1, le=10000)] = 500
     status_filter: list[str] | None = None
+
+
+class ClockAdvanceRequest(_Strict):
+    """POST /dev/clock/advance: how far to move the test clock of `axme dev --test-clock`."""
+
+    seconds: Annotated[float, BeforeValidator(_json_number), Field(ge=0, le=MAX_SECONDS, allow_inf_nan=False)]
 
 
 class ServiceAccountCreateRequest(BaseModel):

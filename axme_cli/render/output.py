@@ -82,11 +82,19 @@ def _show(text: Text) -> None:
         return
     if isinstance(text, str):
         out(text)
-    elif callable(text):
-        text()
+        return
+    from axme_cli.render import pager
+
+    if callable(text):
+        pager.show(text)
     else:
-        for line in text:
-            out(line)
+        lines = list(text)
+
+        def draw() -> None:
+            for line in lines:
+                out(line)
+
+        pager.show(draw)
 
 
 def _compile(program: str) -> Any:

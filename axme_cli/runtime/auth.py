@@ -3,11 +3,10 @@ resolved through the store and cached for a few seconds, then held to the per-ke
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from axme_cli.runtime import principals as pr
-from axme_cli.runtime.clock import iso, parse_iso
+from axme_cli.runtime.clock import SYSTEM, Clock, iso, parse_iso
 from axme_cli.runtime.engine import auth as auth_engine
 from axme_cli.runtime.errors import Unauthorized
 from axme_cli.runtime.principals import Principal
@@ -17,12 +16,14 @@ from axme_cli.runtime.store.base import Reads
 
 
 class Authenticator:
-    def __init__(self, reads: Reads, settings: Settings) -> None:
+    def __init__(self, reads: Reads, settings: Settings, clock: Clock = SYSTEM) -> None:
         self._reads = reads
         self._settings = settings
-        self.keys = pr.KeyCache()  # cleared after a commit that changed keys or sessions (Runtime's on_commit)
+        self._clock = clock
+        # cleared after a commit that changed keys or sessions (Runtime's on_commit)
+        self.keys = pr.KeyCache(clock=clock)
         rate = settings.rate_limit_per_second
-        self._limit = KeyLimit(rate) if rate > 0 else None
+        self._limit = KeyLimit(rate, clock) if rate > 0 else None
 
     async def authenticate(self, token: str | None) -> Principal:
         """The principal of ``token`` (Unauthorized if none), within its rate limit (TooManyRequests past it)."""
@@ -55,7 +56,7 @@ class Authenticator:
         principal = await self.key_principal(found)
         valid_for = None
         if found["expires_at"]:  # a cached key must not outlive its expiry
-            valid_for = parse_iso(found["expires_at"]) - time.time()
+            valid_for = parse_iso(found["expires_at"]) - self._clock.time()
         self.keys.put(token_hash, principal, valid_for=valid_for)
         return principal
 
@@ -64,7 +65,7 @@ class Authenticator:
         used by the dashboard, whose sessions keep the key's id, never the key."""
         if found["status"] != "active":
             raise Unauthorized("invalid or revoked API key", code="invalid_platform_api_key")
-        if found["expires_at"] and found["expires_at"] <= iso():
+        if found["expires_at"] and found["expires_at"] <= iso(self._clock.time()):
             raise Unauthorized("this API key has expired", code="token_expired")
         if found["kind"] == "workspace":
             return Principal("workspace", found["key_id"], self._settings.admin_address)
@@ -83,7 +84,7 @@ class Authenticator:
                                code="invalid_actor_token")
         if row["session_revoked_at"] is not None:
             raise Unauthorized("this session was revoked; run `axme login`", code="invalid_actor_token")
-        left = row["expires_ts"] - time.time()
+        left = row["expires_ts"] - self._clock.time()
         if left <= 0:
             raise Unauthorized("the access token has expired; refresh it (POST /v1/auth/refresh)",
                                code="token_expired")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 
+from axme_cli.runtime.clock import SYSTEM, Clock
 from axme_cli.runtime.errors import StoreUnavailable
 from axme_cli.runtime.notify import wait
 
@@ -23,7 +23,8 @@ RETRY_AFTER_FAILURE = 1.0  # seconds
 class Background:
     name = "background"
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock = SYSTEM) -> None:
+        self.clock = clock  # "now" for what is due; a test clock that jumps wakes the loop (Runtime.start)
         self.woken = asyncio.Event()
         self.next_look = 0.0  # epoch seconds when it plans to look next (0 while it works)
         self._task: asyncio.Task[None] | None = None
@@ -64,5 +65,5 @@ class Background:
                 timeout = RETRY_AFTER_FAILURE
             if timeout <= 0:
                 continue
-            self.next_look = time.time() + timeout
+            self.next_look = self.clock.time() + timeout
             await wait(self.woken, timeout)

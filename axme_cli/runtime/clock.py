@@ -1,10 +1,87 @@
-"""Wall-clock helpers: one timestamp format for every row and event."""
+"""The runtime's clock (``Clock``: the system's; ``ManualClock``: moved by tests) and one timestamp format for
+every row and event."""
 
 from __future__ import annotations
 
 import math
+import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from time import monotonic as _monotonic
+from time import time as _wall_time
+
+
+class Clock:
+    """What the runtime reads "now" from: timers, deadlines, TTLs, retry delays, reminders, rate limits and the
+    timestamps of what it stores. The system clock; ``time`` and ``monotonic`` are the ``time`` module's own
+    functions, so a reading costs what ``time.time()`` does.
+
+    I/O timeouts (a stream's wait, SSE pings, slow clients, storage housekeeping) stay on the real clock: they
+    measure the network and the disk, not the workflows."""
+
+    manual = False
+    time = staticmethod(_wall_time)  # wall seconds (epoch)
+    monotonic = staticmethod(_monotonic)
+
+    def on_change(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` (from whichever thread moved it) each time the clock jumps; returns the undo. The
+        system clock never jumps."""
+        return lambda: None
+
+
+SYSTEM = Clock()
+
+
+class ManualClock(Clock):
+    """A clock that stands still until ``advance`` (or ``set``) moves it: tests and `axme dev --test-clock`.
+
+    Thread-safe. Moving it calls the ``on_change`` callbacks, through which the runtime wakes its background
+    loops (scheduler, senders) so that whatever became due fires at once, with no real wait."""
+
+    manual = True
+
+    def __init__(self, start: float | None = None) -> None:
+        self._lock = threading.Lock()
+        self._wall = time.time() if start is None else float(start)
+        self._mono = 1_000_000.0  # any origin: only differences of monotonic readings mean anything
+        self._callbacks: list[Callable[[], None]] = []
+
+    def time(self) -> float:
+        return self._wall
+
+    def monotonic(self) -> float:
+        return self._mono
+
+    def advance(self, seconds: float) -> None:
+        """Move both readings ``seconds`` forward (>= 0) and wake what waits on the clock."""
+        self._move(lambda: seconds)
+
+    def set(self, ts: float) -> None:
+        """Move the wall reading to ``ts`` (epoch seconds, not before the clock's now)."""
+        self._move(lambda: ts - self._wall)
+
+    def _move(self, by: Callable[[], float]) -> None:
+        with self._lock:
+            seconds = by()
+            if not 0 <= seconds < math.inf:
+                raise ValueError(f"a clock only moves forward by a finite number of seconds, not {seconds!r}")
+            self._wall += seconds
+            self._mono += seconds
+            callbacks = list(self._callbacks)
+        for callback in callbacks:
+            callback()
+
+    def on_change(self, callback: Callable[[], None]) -> Callable[[], None]:
+        with self._lock:
+            self._callbacks.append(callback)
+
+        def undo() -> None:
+            with self._lock:
+                if callback in self._callbacks:
+                    self._callbacks.remove(callback)
+
+        return undo
 
 _second: tuple[int, str] = (-1, "")  # the last whole second formatted (most timestamps share it)
 _last: tuple[float, str] = (-1.0, "")  # the last timestamp formatted (an operation stamps all it writes with one)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from axme_cli.runtime import tracing
 from axme_cli.runtime.auth import Authenticator
+from axme_cli.runtime.clock import SYSTEM, Clock
 from axme_cli.runtime.engine import agents as agents_engine
 from axme_cli.runtime.mailer import DevMailer, Mailer
 from axme_cli.runtime.metrics import Metrics
@@ -29,20 +29,22 @@ log = logging.getLogger("axme.runtime")
 
 class Runtime:
     def __init__(self, store: Store, settings: Settings, *, mailer: Mailer | None = None,
-                 public_url: str = "") -> None:
+                 public_url: str = "", clock: Clock = SYSTEM) -> None:
         self.store = store
         self.reads: Reads = store  # what the API and the dashboard may read (the store's writes go through write)
         self.settings = settings
-        self.hub = Hub()
-        self.auth = Authenticator(store, settings)
-        self.throttle = Throttle(settings)  # calls without a credential (logins, task-mail links)
+        self.clock = clock  # every "now" of timers, expiries, limits and stored times (a ManualClock in tests)
+        self.hub = Hub(clock)
+        self.auth = Authenticator(store, settings, clock)
+        self.throttle = Throttle(settings, clock)  # calls without a credential (logins, task-mail links)
         self.mailer: Mailer = mailer or DevMailer()
         self.public_url = public_url  # the base of links in mails
-        self.started_at = time.time()
+        self.started_at = clock.time()
         self.metrics = Metrics(store, self.hub)
-        self.scheduler = Scheduler(store, settings, self.metrics)
-        self.sender = OutboundSender(store, settings)  # webhooks and http-binding intents
-        self.task_mail = TaskMailSender(store, self.mailer, public_url)
+        self.scheduler = Scheduler(store, settings, self.metrics, clock)
+        self.sender = OutboundSender(store, settings, clock)  # webhooks and http-binding intents
+        self.task_mail = TaskMailSender(store, self.mailer, public_url, clock)
+        self._unhook_clock: Callable[[], None] | None = None
         # intent id -> the write recording its delivery, not committed yet (see deliver_behind)
         self._delivering: dict[str, asyncio.Future[Any]] = {}
         self.tracing: tracing.Tracing | None = None  # set by start() when OTEL_EXPORTER_OTLP_ENDPOINT is set
@@ -55,8 +57,23 @@ class Runtime:
         self.scheduler.start()
         self.sender.start()
         self.task_mail.start()
+        if self.clock.manual:  # a test clock jumps: what became due fires now, not at the next look
+            loop = asyncio.get_running_loop()
+
+            def moved() -> None:  # from the thread that moved the clock
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                    loop.call_soon_threadsafe(self._clock_moved)
+
+            self._unhook_clock = self.clock.on_change(moved)
+
+    def _clock_moved(self) -> None:
+        for background in (self.scheduler, self.sender, self.task_mail):
+            background.wake()
 
     async def stop(self) -> None:
+        if self._unhook_clock is not None:
+            self._unhook_clock()
+            self._unhook_clock = None
         for loop in (self.sender, self.scheduler, self.task_mail):
             await loop.stop()
         await self.store.close()
@@ -116,5 +133,5 @@ class Runtime:
                 await asyncio.shield(task)
 
     async def ensure_workspace_key(self, token: str) -> bool:
-        now = time.time()
+        now = self.clock.time()
         return await self.write(lambda tx: agents_engine.op_ensure_workspace_key(tx, token, now))

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
+from axme_cli.runtime.clock import SYSTEM, Clock
 from axme_cli.runtime.store.base import Notes, Row
 
 T = TypeVar("T")
@@ -35,7 +35,8 @@ class Watch(asyncio.Event, Generic[T]):
 
 
 class Hub:
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock = SYSTEM) -> None:
+        self._clock = clock
         self._intents: defaultdict[str, set[Watch[tuple[int, str]]]] = defaultdict(set)
         self._feeds: defaultdict[str, set[Watch[Row]]] = defaultdict(set)
         self.open_streams = 0
@@ -67,7 +68,7 @@ class Hub:
     @contextlib.contextmanager
     def watch_feed(self, address: str) -> Iterator[Watch[Row]]:
         self.feed_listeners[address] += 1
-        self.feed_seen[address] = time.time()
+        self.feed_seen[address] = self._clock.time()
         try:
             with self._watch(self._feeds, address) as event:
                 yield event
@@ -75,7 +76,7 @@ class Hub:
             self.feed_listeners[address] -= 1
             if self.feed_listeners[address] <= 0:
                 del self.feed_listeners[address]
-            self.feed_seen[address] = time.time()
+            self.feed_seen[address] = self._clock.time()
 
     @contextlib.contextmanager
     def watch_any(self) -> Iterator[asyncio.Event]:

@@ -7,10 +7,10 @@ import hmac
 import json
 import re
 import secrets
-import time
 from dataclasses import dataclass
 
 from axme_cli.protocol.ids import uuid7
+from axme_cli.runtime.clock import SYSTEM, Clock
 
 _TOKEN_RE = re.compile(r"^axme_(sa|ws)_([0-9a-f-]{36})_([A-Za-z0-9_-]{16,})$")
 CUSTOM_LOOKUP = "custom"
@@ -111,15 +111,16 @@ class KeyCache:
     see a revocation within ``ttl`` seconds.
     """
 
-    def __init__(self, ttl: float = 5.0) -> None:
+    def __init__(self, ttl: float = 5.0, clock: Clock = SYSTEM) -> None:
         self.ttl = ttl
+        self._monotonic = clock.monotonic
         self._entries: dict[str, tuple[float, Principal]] = {}
 
     def get(self, token_hash: str) -> Principal | None:
         entry = self._entries.get(token_hash)
         if entry is None:
             return None
-        if entry[0] < time.monotonic():
+        if entry[0] < self._monotonic():
             self._entries.pop(token_hash, None)
             return None
         return entry[1]
@@ -129,7 +130,7 @@ class KeyCache:
         if len(self._entries) > 10_000:
             self._entries.clear()
         ttl = self.ttl if valid_for is None else max(0.0, min(self.ttl, valid_for))
-        self._entries[token_hash] = (time.monotonic() + ttl, principal)
+        self._entries[token_hash] = (self._monotonic() + ttl, principal)
 
     def clear(self) -> None:
         self._entries.clear()

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import ipaddress
 import math
-import time
 
+from axme_cli.runtime.clock import SYSTEM, Clock
 from axme_cli.runtime.errors import TooManyRequests
 from axme_cli.runtime.settings import Settings
 
@@ -29,7 +29,8 @@ class RateLimiter:
 
     MAX_BUCKETS = 100_000  # past that, start over rather than grow without bound
 
-    def __init__(self, rate: float, burst: float | None = None) -> None:
+    def __init__(self, rate: float, burst: float | None = None, clock: Clock = SYSTEM) -> None:
+        self._monotonic = clock.monotonic
         self.rate = rate
         self.burst = 2.0 * rate if burst is None else burst
         self._buckets: dict[str, list[float]] = {}  # key -> [tokens, last refill (monotonic)]
@@ -37,7 +38,7 @@ class RateLimiter:
     def wait_for(self, key: str, now: float | None = None) -> float:
         """Take a token for ``key``: 0.0 when there was one, else the seconds until there will be."""
         if now is None:
-            now = time.monotonic()
+            now = self._monotonic()
         bucket = self._buckets.get(key)
         if bucket is None:
             if len(self._buckets) >= self.MAX_BUCKETS:
@@ -56,8 +57,8 @@ class RateLimiter:
 class KeyLimit:
     """The per-key limit: one token per authenticated call, from the bucket of the caller's key id."""
 
-    def __init__(self, rate: float) -> None:
-        self._bucket = RateLimiter(rate)
+    def __init__(self, rate: float, clock: Clock = SYSTEM) -> None:
+        self._bucket = RateLimiter(rate, clock=clock)
 
     def take(self, key_id: str) -> None:
         wait_s = self._bucket.wait_for(key_id)
@@ -76,12 +77,13 @@ class Throttle:
     """The three budgets (Settings ``login_*``): every such call per address, checks of a secret per address,
     codes asked for per email. Each check takes a token or raises 429 with ``Retry-After``."""
 
-    def __init__(self, s: Settings) -> None:
+    def __init__(self, s: Settings, clock: Clock = SYSTEM) -> None:
         self.enabled = s.login_calls_per_minute > 0
-        self._calls = RateLimiter(s.login_calls_per_minute / 60.0, burst=s.login_calls_per_minute)
-        self._guesses = RateLimiter(s.login_guesses_per_minute / 60.0, burst=s.login_guesses_per_minute)
+        self._calls = RateLimiter(s.login_calls_per_minute / 60.0, burst=s.login_calls_per_minute, clock=clock)
+        self._guesses = RateLimiter(s.login_guesses_per_minute / 60.0, burst=s.login_guesses_per_minute,
+                                    clock=clock)
         self._codes = RateLimiter(s.login_codes_per_email / s.login_codes_window_seconds,
-                                  burst=float(s.login_codes_per_email))
+                                  burst=float(s.login_codes_per_email), clock=clock)
         self._settings = s
 
     def call(self, client: str | None) -> None:

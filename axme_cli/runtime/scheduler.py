@@ -4,9 +4,9 @@ and, once an hour, forgets expired idempotency keys."""
 from __future__ import annotations
 
 import functools
-import time
 
 from axme_cli.runtime.background import Background
+from axme_cli.runtime.clock import SYSTEM, Clock
 from axme_cli.runtime.engine import intents as intents_engine
 from axme_cli.runtime.metrics import Metrics
 from axme_cli.runtime.settings import Settings
@@ -18,27 +18,27 @@ class Scheduler(Background):
 
     name = "scheduler"
 
-    def __init__(self, store: Store, settings: Settings, metrics: Metrics) -> None:
-        super().__init__()
+    def __init__(self, store: Store, settings: Settings, metrics: Metrics, clock: Clock = SYSTEM) -> None:
+        super().__init__(clock)
         self._store = store
         self._settings = settings
         self._metrics = metrics
         self._last_cleanup = 0.0
 
     async def step(self) -> float:
-        store, s = self._store, self._settings
-        now = time.time()
+        store, s, clock = self._store, self._settings, self.clock
+        now = clock.time()
         if now - self._last_cleanup > 3600:
             await store.write(functools.partial(_expire_idempotency, before=now - s.idempotency_ttl_seconds))
             self._last_cleanup = now
         nxt = await store.next_wake()
-        now = time.time()
+        now = clock.time()
         if nxt is None:
             return 60.0
         if nxt > now:
             return min(60.0, nxt - now)
         self._metrics.timer_lag(now - nxt)
-        fired = await store.write(lambda tx: intents_engine.op_fire_due(tx, s, time.time()))
+        fired = await store.write(lambda tx: intents_engine.op_fire_due(tx, s, clock.time()))
         # None fired: another replica holds those rows (PostgreSQL SKIP LOCKED); look again soon, do not spin.
         return 0.0 if fired else 0.05
 

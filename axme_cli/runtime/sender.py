@@ -13,11 +13,11 @@ import asyncio
 import contextlib
 import functools
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
 from axme_cli.protocol.webhooks import SIGNATURE_HEADER, sign
 from axme_cli.runtime.background import Background
+from axme_cli.runtime.clock import SYSTEM, Clock
 from axme_cli.runtime.engine import outbound as engine
 from axme_cli.runtime.errors import StoreUnavailable
 from axme_cli.runtime.settings import Settings
@@ -34,8 +34,8 @@ MAX_IN_FLIGHT = 64
 class OutboundSender(Background):
     name = "outbound"
 
-    def __init__(self, store: Store, settings: Settings) -> None:
-        super().__init__()
+    def __init__(self, store: Store, settings: Settings, clock: Clock = SYSTEM) -> None:
+        super().__init__(clock)
         self._store = store
         self._settings = settings
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -67,7 +67,7 @@ class OutboundSender(Background):
             self._full = True  # the next finished send wakes us
             return 60.0
         due = await self._store.next_outbound_due()
-        now = time.time()
+        now = self.clock.time()
         if due is None:
             return 60.0
         if due > now:
@@ -104,7 +104,7 @@ class OutboundSender(Background):
             error = f"{type(exc).__name__}: {exc}"[:500]
         try:
             await self._store.write(functools.partial(engine.op_record, s=self._settings,
-                                                      delivery_id=job["delivery_id"], now=time.time(),
+                                                      delivery_id=job["delivery_id"], now=self.clock.time(),
                                                       status_code=status_code, error=error))
         except StoreUnavailable as exc:  # the lease runs out and the row is sent again
             log.warning("outbound: could not record delivery %s: %s", job["delivery_id"], exc.message)

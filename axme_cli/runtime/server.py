@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from axme_cli.runtime.clock import SYSTEM, Clock
 from axme_cli.runtime.settings import Settings
 
 
@@ -39,6 +40,9 @@ class ServeOptions:
     mail_dir: str | None = None  # where the dev mailer keeps .eml files [default: <database>.mail/]
     replica_id: str | None = None  # names this process among several on one PostgreSQL database
     public_url: str | None = None  # how people reach this runtime (links in mails) [default: the bound URL]
+    # what the runtime reads "now" from; a ManualClock (`axme dev --test-clock`, the tests) also serves
+    # POST /dev/clock/advance
+    clock: Clock = SYSTEM
 
 
 @dataclass
@@ -53,6 +57,7 @@ class ReadyInfo:
     admin_key_source: str  # "flag" | "kept" | "generated"
     settings: Settings
     login_codes: str = ""  # where login codes go, for the banner
+    test_clock: bool = False  # the runtime runs on a ManualClock (POST /dev/clock/advance)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -141,7 +146,8 @@ def build_server(opts: ServeOptions, on_ready: Callable[[ReadyInfo], None] | Non
         raise StartupFailed("give a folder for the dev mailer (mail_dir) or an SMTP URL")
     mailer = build_mailer(opts.smtp_url, opts.mail_dir or store.location + ".mail",
                           show_codes=opts.settings.show_login_codes)
-    rt = Runtime(store, opts.settings, mailer=mailer, public_url=(opts.public_url or url).rstrip("/"))
+    rt = Runtime(store, opts.settings, mailer=mailer, public_url=(opts.public_url or url).rstrip("/"),
+                 clock=opts.clock)
     app = build_app(rt, manage_runtime=False)
 
     @asynccontextmanager
@@ -170,6 +176,7 @@ def build_server(opts: ServeOptions, on_ready: Callable[[ReadyInfo], None] | Non
                 admin_key_source=source,
                 settings=opts.settings,
                 login_codes=rt.mailer.describe(),
+                test_clock=rt.clock.manual,
             )
             if on_ready is not None:
                 on_ready(info)

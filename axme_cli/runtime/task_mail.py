@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import time
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
 
 from axme_cli.runtime.background import Background
+from axme_cli.runtime.clock import SYSTEM, Clock
 from axme_cli.runtime.engine import human
 from axme_cli.runtime.mailer import Mailer
 from axme_cli.runtime.store.base import Store
@@ -82,25 +82,25 @@ def task_message(sender: str, claimed: dict[str, Any], link: str) -> EmailMessag
 class TaskMailSender(Background):
     name = "task-mail"
 
-    def __init__(self, store: Store, mailer: Mailer, public_url: str) -> None:
-        super().__init__()
+    def __init__(self, store: Store, mailer: Mailer, public_url: str, clock: Clock = SYSTEM) -> None:
+        super().__init__(clock)
         self._store = store
         self._mailer = mailer
         self._public_url = public_url  # the base of the links in mails
 
     async def step(self) -> float:
         store = self._store
-        ids = await store.due_task_mail(time.time(), BATCH)
+        ids = await store.due_task_mail(self.clock.time(), BATCH)
         if ids:
             done = await asyncio.gather(*(self._send_one(mail_id) for mail_id in ids))
             return 0.0 if all(done) else 1.0  # something went wrong: do not spin on the same rows
         nxt = await store.next_task_mail_due()
-        return 60.0 if nxt is None else min(60.0, nxt - time.time())
+        return 60.0 if nxt is None else min(60.0, nxt - self.clock.time())
 
     async def _send_one(self, mail_id: str) -> bool:
         store, mailer = self._store, self._mailer
         token = secrets.token_urlsafe(32)  # 256 random bits; only its sha256 is stored
-        now = time.time()
+        now = self.clock.time()
         try:
             claimed = await store.write(lambda tx: human.op_claim_mail(tx, mail_id, token, now))
         except Exception:
@@ -114,7 +114,7 @@ class TaskMailSender(Background):
         except Exception as exc:
             log.warning("task mail to %s not sent: %s", claimed["email"], exc)
             error = str(exc) or type(exc).__name__
-            await store.write(lambda tx: human.op_mail_failed(tx, mail_id, error, time.time()))
+            await store.write(lambda tx: human.op_mail_failed(tx, mail_id, error, self.clock.time()))
             return True
-        await store.write(lambda tx: human.op_mail_sent(tx, mail_id, time.time()))
+        await store.write(lambda tx: human.op_mail_sent(tx, mail_id, self.clock.time()))
         return True

@@ -47,7 +47,7 @@ async def create_service_account(request: Request) -> Response:
         raise validation_failed(exc) from None
     rt = runtime(request)
     req = model.model_dump()
-    now = time.time()
+    now = rt.clock.time()
     result = await rt.write(lambda tx: engine.op_create_service_account(tx, rt.settings, principal, req, now))
     return respond(result, request=request)
 
@@ -81,7 +81,7 @@ async def get_service_account(request: Request) -> Response:
 async def delete_service_account(request: Request) -> Response:
     principal = await authenticate(request)
     sa_id = request.path_params["sa_id"]
-    now = time.time()
+    now = runtime(request).clock.time()
     result = await runtime(request).write(lambda tx: engine.op_delete_service_account(tx, principal, sa_id, now))
     return respond(result, request=request)
 
@@ -96,7 +96,7 @@ async def create_key(request: Request) -> Response:
         raise validation_failed(exc) from None
     expires_at = to_iso(model.expires_at) if model.expires_at else None
     sa_id = request.path_params["sa_id"]
-    now = time.time()
+    now = runtime(request).clock.time()
     result = await runtime(request).write(lambda tx: engine.op_create_key(tx, principal, sa_id, expires_at, now))
     return respond(result, request=request)
 
@@ -104,7 +104,7 @@ async def create_key(request: Request) -> Response:
 async def revoke_key(request: Request) -> Response:
     principal = await authenticate(request)
     sa_id, key_id = request.path_params["sa_id"], request.path_params["key_id"]
-    now = time.time()
+    now = runtime(request).clock.time()
     result = await runtime(request).write(lambda tx: engine.op_revoke_key(tx, principal, sa_id, key_id, now))
     return respond(result, request=request)
 
@@ -218,7 +218,7 @@ async def stream_agent_intents(request: Request) -> Response:
                     # A GET right after receiving the frame shows DELIVERED: either the write is durable before
                     # the frame leaves, or (one process) reads of these intents wait for it.
                     record = functools.partial(intents_engine.op_mark_delivered_many, s=rt.settings,
-                                               deliveries=deliveries, actor=actor, now=time.time())
+                                               deliveries=deliveries, actor=actor, now=rt.clock.time())
                     if not rt.deliver_behind([d[0] for d in deliveries], record):
                         await rt.write(record)
                 if batch:

@@ -21,6 +21,7 @@ from axme_cli.runtime.api import (
     audit,
     auth,
     deliveries,
+    dev_clock,
     health,
     inbox,
     intents,
@@ -130,7 +131,7 @@ HOT = {("POST", "/v1/intents"), ("POST", "/v1/scenarios/apply"), ("POST", "/v1/i
 def route_table(openapi_json: Any) -> list[BaseRoute]:
     return [*health.routes, *intents.routes, *scenarios.routes, *tasks.routes, *agents.routes, *auth.routes,
             *webhooks.routes, *deliveries.routes, *audit.routes,
-            *inbox.routes, *approvals.routes, *task_pages.routes, *metrics.routes,
+            *inbox.routes, *approvals.routes, *task_pages.routes, *metrics.routes, *dev_clock.routes,
             Route("/openapi.json", openapi_json, methods=["GET"]), *ui_routes]
 
 

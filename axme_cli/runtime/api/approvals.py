@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -29,7 +27,7 @@ async def decide(request: Request) -> Response:
     approval_id = request.path_params["approval_id"]
     idem = idempotency_of(request, principal, f"{req.decision}\n{req.comment or ''}".encode())
     rt = runtime(request)
-    now = time.time()
+    now = rt.clock.time()
     result = await write_answer(rt, lambda tx: once(tx, idem, now, lambda: engine.op_decide(
         tx, rt.settings, principal, approval_id, req.decision, req.comment, now)).result)
     return respond(result, request=request)

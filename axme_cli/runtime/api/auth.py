@@ -8,7 +8,6 @@ folder (and, on ``axme dev`` only, its console). Only the emails ``--allow-email
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from starlette.requests import Request
@@ -70,14 +69,14 @@ async def send_login_code(rt: Runtime, raw_email: Any, client: str | None) -> tu
     engine.check_email_allowed(s, email)
     rt.throttle.code_request(email)
     code = pr.new_login_code()
-    now = time.time()
+    now = rt.clock.time()
     row = await rt.write(lambda tx: engine.op_open_login_intent(tx, s, email, code, client, now))
     try:
         await rt.mailer.send_login_code(email, code, s.login_code_ttl_seconds, row["intent_id"])
     except MailError as exc:
         log.warning("login code for %s not sent: %s", email, exc)
         intent_id = row["intent_id"]
-        await rt.write(lambda tx: engine.op_kill_login_intent(tx, intent_id, time.time()))
+        await rt.write(lambda tx: engine.op_kill_login_intent(tx, intent_id, rt.clock.time()))
         raise Unavailable(f"the login code could not be sent: {exc}", code="mail_delivery_failed",
                           details={"retryable": True}, retry_after=5) from None
     return email, row
@@ -111,7 +110,7 @@ async def verify_login_intent(request: Request) -> Response:
     code = _string(body, "code", "123456")
     intent_id = request.path_params["intent_id"]
     client = _client(request)
-    now = time.time()
+    now = rt.clock.time()
     result = await rt.write(lambda tx: engine.op_verify_login(tx, s, intent_id, code, client, now))
     return respond(_raise_if_refused(result), request=request)
 
@@ -122,7 +121,7 @@ async def refresh(request: Request) -> Response:
     s = rt.settings
     body = await read_object(request)
     token = _string(body, "refresh_token", "axme_rt_...")
-    now = time.time()
+    now = rt.clock.time()
     result = await rt.write(lambda tx: engine.op_refresh(tx, s, token, now))
     return respond(_raise_if_refused(result), request=request)
 
@@ -149,7 +148,7 @@ async def revoke_session(request: Request) -> Response:
     principal = await authenticate(request)
     body = await read_object(request)
     session_id = _string(body, "session_id", "0190...")
-    now = time.time()
+    now = runtime(request).clock.time()
     result = await runtime(request).write(
         lambda tx: engine.op_revoke_session(tx, principal, session_id, "revoked", now)
     )
@@ -167,7 +166,7 @@ async def logout(request: Request) -> Response:
     principal = _actor(await authenticate(request))
     session_id = principal.session_id
     assert session_id is not None
-    now = time.time()
+    now = runtime(request).clock.time()
     result = await runtime(request).write(
         lambda tx: engine.op_revoke_session(tx, principal, session_id, "logout", now)
     )
@@ -179,7 +178,7 @@ async def logout_all(request: Request) -> Response:
     rt = runtime(request)
     rows = await rt.reads.list_sessions(principal.key_id, include_revoked=False)
     ids = [r["session_id"] for r in rows]
-    now = time.time()
+    now = rt.clock.time()
 
     def op(tx: Any) -> list[str]:
         return [sid for sid in ids if not engine.op_revoke_session(tx, principal, sid, "logout_all", now)

@@ -4,7 +4,6 @@ replays only its own deliveries (404 for the rest); members see all."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from pydantic import ValidationError
@@ -73,7 +72,7 @@ async def replay_delivery(request: Request) -> Response:
     principal = await authenticate(request)
     rt = runtime(request)
     delivery_id = request.path_params["delivery_id"]
-    now = time.time()
+    now = rt.clock.time()
     row = await rt.write(lambda tx: engine.op_replay_delivery(tx, rt.settings, principal, delivery_id, now))
     return respond({"ok": True, "delivery": engine.spec_delivery_view(rt.settings, row)}, request=request)
 
@@ -101,7 +100,7 @@ async def submit_delivery(request: Request) -> Response:
                             details={"field": "idempotency_key"})
     if header_key:
         req["idempotency_key"] = header_key
-    now = time.time()
+    now = rt.clock.time()
     row, _ = await rt.write(lambda tx: engine.op_submit_delivery(tx, rt.settings, principal, owner, req, now))
     return respond({"ok": True, "delivery": engine.spec_delivery_view(rt.settings, row)}, request=request)
 

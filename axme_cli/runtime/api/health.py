@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -24,8 +22,8 @@ async def health(request: Request) -> Response:
             "storage": rt.store.kind,
             "org_id": s.org,
             "workspace_id": s.workspace,
-            "uptime_seconds": round(time.time() - rt.started_at, 3),
-            "server_time": time.time(),
+            "uptime_seconds": round(rt.clock.time() - rt.started_at, 3),
+            "server_time": rt.clock.time(),
             "registered_users": 0,
         },
         request=request,

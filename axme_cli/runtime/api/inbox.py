@@ -8,7 +8,6 @@ address (403 otherwise); the workspace key and logged-in people act for any owne
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -131,7 +130,7 @@ async def _write(request: Request, principal: Principal, owner: str, raw: bytes,
                  op: Callable[[Tx, float], dict[str, Any]]) -> Response:
     """Run ``op`` in one transaction, once per Idempotency-Key (for this caller, route and owner)."""
     idem = idempotency_of(request, principal, owner.encode() + b"\n" + raw)
-    now = time.time()
+    now = runtime(request).clock.time()
     result = await runtime(request).write(lambda tx: idempotency.once(tx, idem, now, lambda: op(tx, now)).result)
     return respond(result, request=request)
 
@@ -176,7 +175,7 @@ async def mark_read(request: Request) -> Response:
     principal = await authenticate(request)
     owner = owner_of(request, principal, runtime(request).settings)
     thread_id = request.path_params["thread_id"]
-    now = time.time()
+    now = runtime(request).clock.time()
     result = await runtime(request).write(lambda tx: engine.op_read(tx, principal, owner, thread_id, now))
     return respond(result, request=request)
 

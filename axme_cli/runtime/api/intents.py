@@ -93,7 +93,7 @@ async def create_intent(request: Request) -> Response:
         req["trace"] = tracing.context_from(request.headers)
     key = idempotency_key(request)
     idem = (f"{principal.key_id}:POST /v1/intents", key, hashlib.sha256(raw).hexdigest()) if key else None
-    now = time.time()
+    now = rt.clock.time()
     s = rt.settings
     body = await rt.write(lambda tx: engine.op_create(tx, s, principal, req, now, idem))
     return respond(body, request=request)
@@ -288,8 +288,8 @@ async def resume_intent(request: Request) -> Response:
     _check_owner(request, principal)
     body = await read_object(request)
     intent_id = request.path_params["intent_id"]
-    now = time.time()
     rt = runtime(request)
+    now = rt.clock.time()
     result = await write_answer(rt, lambda tx: engine.op_resume(tx, rt.settings, principal, intent_id, body, now))
     return respond(result, request=request)
 
@@ -312,8 +312,8 @@ async def resolve_intent(request: Request) -> Response:
         model.reason = "canceled"
     req = model.model_dump()
     intent_id = request.path_params["intent_id"]
-    now = time.time()
     rt = runtime(request)
+    now = rt.clock.time()
     result = await rt.write(lambda tx: engine.op_resolve(tx, rt.settings, principal, intent_id, req, now))
     return respond(result, request=request)
 
@@ -327,8 +327,8 @@ async def bulk_cancel(request: Request) -> Response:
     except ValidationError as exc:
         raise validation_failed(exc) from None
     req = model.model_dump()
-    now = time.time()
     rt = runtime(request)
+    now = rt.clock.time()
     result = await rt.write(lambda tx: engine.op_bulk_cancel(tx, rt.settings, principal, req, now))
     return respond(result, request=request)
 

@@ -255,6 +255,7 @@ def _models() -> dict[str, type[BaseModel]]:
         "EventRequest": webhooks.EventRequest,
         "DeliveryConfigRequest": webhooks.DeliveryConfigRequest,
         "DeliverySubmitRequest": deliveries.DeliverySubmitRequest,
+        "ClockAdvanceRequest": models.ClockAdvanceRequest,
     }
 
 
@@ -329,6 +330,12 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "Prometheus metrics (text exposition format)", "meta", "text", errors=(403,),
         description="Needs the workspace admin key (an agent key gets 403), unless the runtime runs with "
                     "`--metrics-public`."),
+    ("POST", "/dev/clock/advance"): Op(
+        "Move the test clock forward (tests only)", "meta", _ok(ok=BOOL, now=TIME),
+        body=ref("ClockAdvanceRequest"), errors=(403, 404),
+        description="Only on `axme dev --test-clock`, whose clock stands still until this moves it: what became "
+                    "due (deadlines, redeliveries, retries, reminders, expiries) fires at once. Any other runtime "
+                    "answers 404. Needs the workspace admin key (another key gets 403)."),
     # intents
     ("POST", "/v1/intents"): Op(
         "Send an intent", "intents", _ok(intent_id=UUID, status=STATUS, created_at=TIME),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 from typing import Any
 
 import orjson
@@ -72,7 +71,7 @@ async def apply(request: Request) -> Response:
             check_callback_url(Policy.of(rt.settings), agent.callback_url, field=f"agents[{i}].callback_url")
     key = idempotency_key(request) or bundle.idempotency_key
     idem = (f"{principal.key_id}:POST /v1/scenarios/apply", key, hashlib.sha256(raw).hexdigest()) if key else None
-    now = time.time()
+    now = rt.clock.time()
     trace = tracing.context_from(request.headers) if rt.tracing is not None else None
     result = await rt.write(lambda tx: workflows.op_apply(tx, rt.settings, principal, bundle, now, idem, trace))
     return respond({**result, "warnings": warnings}, request=request)

@@ -26,7 +26,6 @@ import hmac
 import html
 import json
 import secrets
-import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -142,8 +141,8 @@ def _input(field: FormField, value: str) -> str:
     return f'<input id="{ident}" name="{name}" type="text" value="{_e(value)}">'
 
 
-def _form_page(row: Row, link: Row, key: str, *, values: dict[str, str] | None = None, error: str | None = None,
-               status: int = 200) -> HTMLResponse:
+def _form_page(row: Row, link: Row, key: str, now: float, *, values: dict[str, str] | None = None,
+               error: str | None = None, status: int = 200) -> HTMLResponse:
     doc = loads(row["doc"])
     task = with_defaults(doc.get("human_task") or {"title": row["intent_type"]})
     values = values or {}
@@ -160,7 +159,7 @@ def _form_page(row: Row, link: Row, key: str, *, values: dict[str, str] | None =
     parts.append(f"<h2>Details</h2>\n<pre>{_e(payload)}</pre>")
     if error:
         parts.append(f'<p class="error" role="alert">{_e(error)}</p>')
-    issued = int(time.time())
+    issued = int(now)
     form = ['<form method="post">',
             f'<input type="hidden" name="ts" value="{issued}">',
             f'<input type="hidden" name="nonce" value="{_e(human.form_nonce(key, link["link_id"], issued))}">']
@@ -228,12 +227,13 @@ async def task_page(request: Request) -> Response:
         response.headers.update(headers_of(exc))
         return response
     row = await rt.reads.get_intent(link["intent_id"]) if link is not None else None
-    problem = human.link_problem(link, row, time.time())
+    now = rt.clock.time()
+    problem = human.link_problem(link, row, now)
     if problem is not None or link is None or row is None:
         return _refused(problem or "unknown", row)
     key = await _form_key(request)
     if request.method != "POST":
-        return _form_page(row, link, key)
+        return _form_page(row, link, key, now)
     if _cross_site(request):
         return _message("Refused", "This answer was sent from another site; open the link from the mail.", 403)
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
@@ -243,15 +243,14 @@ async def task_page(request: Request) -> Response:
     except DomainError as exc:
         return _message("Refused", exc.message, status_of(exc))
     form = {k: v[-1] for k, v in parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True).items()}
-    now = time.time()
     if not _nonce_ok(key, link["link_id"], form, now):
-        return _form_page(row, link, key, values=form, status=400,
+        return _form_page(row, link, key, now, values=form, status=400,
                           error="This form is too old or did not come from this page; check your answer and "
                                 "send it again.")
     task = with_defaults(loads(row["doc"]).get("human_task") or {})
     result, error = answer_from_form(task, form)
     if error is not None:
-        return _form_page(row, link, key, values=form, error=error, status=422)
+        return _form_page(row, link, key, now, values=form, error=error, status=422)
     s = rt.settings
     try:
         answer = await write_answer(rt, lambda tx: human.op_answer_by_link(tx, s, token_hash, result, now))
@@ -259,7 +258,7 @@ async def task_page(request: Request) -> Response:
         fresh = await rt.reads.get_intent(row["intent_id"])
         return _refused(str(exc.details.get("reason")), fresh)
     except Unprocessable as exc:
-        return _form_page(row, link, key, values=form, error=exc.message, status=422)
+        return _form_page(row, link, key, now, values=form, error=exc.message, status=422)
     except DomainError as exc:
         return _message("Not answered", exc.message, status_of(exc))
     status = answer["intent"]["status"]

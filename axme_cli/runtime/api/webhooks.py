@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -52,7 +51,7 @@ async def create_subscription(request: Request) -> Response:
     owner = owner_scope(request, principal) or principal.address
     req = _parse(SubscriptionRequest, await read_object(request))
     _check_callback(request, req)
-    now = time.time()
+    now = runtime(request).clock.time()
     result = await runtime(request).write(lambda tx: engine.op_upsert_subscription(tx, principal, owner, req, now))
     return respond(result, request=request)
 
@@ -69,7 +68,7 @@ async def list_subscriptions(request: Request) -> Response:
 async def delete_subscription(request: Request) -> Response:
     principal = await authenticate(request)
     subscription_id = request.path_params["subscription_id"]
-    now = time.time()
+    now = runtime(request).clock.time()
     result = await runtime(request).write(
         lambda tx: engine.op_revoke_subscription(tx, principal, subscription_id, now))
     return respond(result, request=request)
@@ -80,7 +79,7 @@ async def publish_event(request: Request) -> Response:
     owner = owner_scope(request, principal) or principal.address
     req = _parse(EventRequest, await read_object(request))
     rt = runtime(request)
-    now = time.time()
+    now = rt.clock.time()
     result = await rt.write(lambda tx: engine.op_publish(tx, rt.settings, owner, req, now))
     return respond(result, request=request)
 
@@ -102,7 +101,7 @@ async def replay_event(request: Request) -> Response:
     principal = await authenticate(request)
     event_id = request.path_params["event_id"]
     rt = runtime(request)
-    now = time.time()
+    now = rt.clock.time()
     result = await rt.write(lambda tx: engine.op_replay(tx, rt.settings, principal, event_id, now))
     return respond(result, request=request)
 
@@ -130,7 +129,7 @@ async def set_delivery(request: Request) -> Response:
     sa_id = request.path_params["sa_id"]
     req = _parse(DeliveryConfigRequest, await read_object(request))
     _check_callback(request, req)
-    now = time.time()
+    now = runtime(request).clock.time()
     result = await runtime(request).write(lambda tx: engine.op_set_delivery(tx, principal, sa_id, req, now))
     return respond(result, request=request)
 

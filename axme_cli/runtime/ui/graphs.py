@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,10 +89,9 @@ def waterfall_bars(wf: dict[str, Any], events: list[dict[str, Any]], parent_stat
     return bars
 
 
-def waterfall_svg(bars: list[Bar], now: float | None = None) -> str:
+def waterfall_svg(bars: list[Bar], now: float) -> str:
     if not bars:
         return '<p class="note">No step has started yet.</p>'
-    now = now or time.time()
     t0 = min(b.start for b in bars)
     t1 = max(max((b.end or now) for b in bars), t0 + 0.001)
     label_w, bar_w, text_w, row_h = 190, 470, 130, 24
@@ -124,8 +122,7 @@ def waterfall_svg(bars: list[Bar], now: float | None = None) -> str:
     return "".join(parts)
 
 
-def waterfall_table(bars: list[Bar], now: float | None = None) -> str:
-    now = now or time.time()
+def waterfall_table(bars: list[Bar], now: float) -> str:
     rows = []
     for b in bars:
         link = f'<a href="/ui/intents/{e(b.intent_id)}">{e(b.intent_id[-12:])}</a>' if b.intent_id else ""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
 from urllib.parse import urlencode
@@ -100,9 +99,9 @@ async def _intents(request: Request, sess: UiSession) -> Response:
     if q.get("age") in AGES:
         _, seconds, newer = AGES[q["age"]]
         if newer:
-            created_after = iso(time.time() - seconds)
+            created_after = iso(rt.clock.time() - seconds)
         else:
-            created_before = iso(time.time() - seconds)
+            created_before = iso(rt.clock.time() - seconds)
     search = q.get("q", "").lower()
     if len(search) == 36:
         row = await rt.reads.get_intent(search)
@@ -118,7 +117,7 @@ async def _intents(request: Request, sess: UiSession) -> Response:
                                            id_prefix=search or None, before=q.get("before") or None,
                                            limit=PAGE_SIZE)
     counts = await rt.reads.intent_counts(scope)
-    now = time.time()
+    now = rt.clock.time()
     body = [f"<h1>Intents</h1>{counts_bar(counts)}{_filters(q)}"]
     for problem in problems:
         body.append(f'<p class="error" role="alert">{e(problem)}</p>')
@@ -180,13 +179,14 @@ async def _context(request: Request, sess: UiSession, intent_id: str) -> dict[st
     if doc.get("workflow_parent"):
         wrow = await rt.reads.get_workflow(doc["workflow_id"])
         wf = workflow_view(wrow) if wrow is not None else None
-    return {"row": row, "doc": doc, "view": engine.intent_view(row), "events": events, "workflow": wf}
+    return {"row": row, "doc": doc, "view": engine.intent_view(row), "events": events, "workflow": wf,
+            "now": rt.clock.time()}
 
 
 def _header(ctx: dict[str, Any]) -> str:
     v = ctx["view"]
     facts = [("Type", v["intent_type"]), ("From", v["from_agent"]), ("To", v["to_agent"]),
-             ("Created", f'{v["created_at"]} ({ago(v["created_at"])})'), ("Changed", v["updated_at"]),
+             ("Created", f'{v["created_at"]} ({ago(v["created_at"], ctx["now"])})'), ("Changed", v["updated_at"]),
              ("Correlation", v["correlation_id"]), ("Deadline", v.get("deadline_at")),
              ("Delivery attempt", f'{v["delivery_attempt"]} of {v.get("max_delivery_attempts")}'
               if v.get("delivery_attempt") else None),
@@ -253,8 +253,8 @@ def _workflow(ctx: dict[str, Any]) -> str:
         summary.append("compensated: " + e(", ".join(wf["compensated"])))
     if wf.get("compensation_failed"):
         summary.append("compensation failed: " + e(", ".join(wf["compensation_failed"])))
-    return (f'<h2>Steps</h2><p>{" · ".join(summary)}</p>{graphs.waterfall_svg(bars)}'
-            f"{graphs.waterfall_table(bars)}")
+    return (f'<h2>Steps</h2><p>{" · ".join(summary)}</p>{graphs.waterfall_svg(bars, ctx["now"])}'
+            f"{graphs.waterfall_table(bars, ctx['now'])}")
 
 
 def _data(ctx: dict[str, Any]) -> str:
@@ -369,7 +369,7 @@ async def _action(request: Request, sess: UiSession) -> Response:
         return _confirm_page(sess, ctx, action, form=form, status=400,
                              error="Not done: confirm with the button below.")
     rt = runtime(request)
-    s, p, now = rt.settings, sess.principal, time.time()
+    s, p, now = rt.settings, sess.principal, rt.clock.time()
     target = intent_id
     if action == "cancel":
         req = {"status": lc.CANCELED, "reason": form.get("reason", "").strip() or "canceled from the dashboard"}

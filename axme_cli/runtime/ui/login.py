@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from starlette.requests import Request
@@ -120,7 +119,7 @@ async def login_code(request: Request) -> Response:
     intent_id, email = form.get("login_intent", ""), form.get("email", "")
     code = form.get("code", "").strip()
     s = rt.settings
-    now = time.time()
+    now = rt.clock.time()
     address = client_address(request)
     try:
         rt.throttle.call(address)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from typing import Any
 
@@ -25,8 +24,9 @@ RECONNECT_GRACE_SECONDS = 5.0
 
 
 async def _scenarios(request: Request, sess: UiSession) -> Response:
-    p = sess.principal
-    rows = await runtime(request).reads.ui_workflows(None if p.is_member else p.address, 200)
+    p, rt = sess.principal, runtime(request)
+    rows = await rt.reads.ui_workflows(None if p.is_member else p.address, 200)
+    now = rt.clock.time()
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         groups[r["scenario_id"]].append(r)
@@ -44,7 +44,7 @@ async def _scenarios(request: Request, sess: UiSession) -> Response:
             f'<tr><td><a href="/ui/scenarios/{e(r["workflow_id"])}">graph</a></td>'
             f'<td><a class="id" href="/ui/intents/{e(r["parent_intent_id"])}">{e(r["parent_intent_id"])}</a></td>'
             f'<td>{status_badge(r["status"])}</td><td>{e(orjson.loads(r["state"]).get("phase"))}</td>'
-            f'<td title="{e(r["created_at"])}">{e(ago(r["created_at"]))}</td></tr>' for r in runs[:20])
+            f'<td title="{e(r["created_at"])}">{e(ago(r["created_at"], now))}</td></tr>' for r in runs[:20])
         body.append(
             f'<section class="card scenario"><h2><a href="/ui/scenarios/{e(runs[0]["workflow_id"])}">'
             f'{e(scenario_id)}</a></h2><p>{e(compiled.get("title") or "")}</p>'
@@ -98,7 +98,7 @@ async def _agents(request: Request, sess: UiSession) -> Response:
     addresses = list(accounts) + sorted(a for a in stats if a not in accounts and a != HUMAN_TARGET)
     if not p.is_member:
         addresses = [a for a in addresses if a == p.address]
-    hub, now = rt.hub, time.time()
+    hub, now = rt.hub, rt.clock.time()
     trs = []
     for address in addresses:
         sa = accounts.get(address) or {}
@@ -124,7 +124,7 @@ async def _agents(request: Request, sess: UiSession) -> Response:
             f'<td class="num">{st["completed"]}</td>'
             f'<td class="num{" fail" if st["failed"] else ""}">{st["failed"]}</td>'
             f'<td class="num">{st["redelivered"]}</td>'
-            f'<td title="{e(st["last_at"])}">{e(ago(st["last_at"] or None))}</td>'
+            f'<td title="{e(st["last_at"])}">{e(ago(st["last_at"] or None, now))}</td>'
             f'<td><a href="/ui/intents?agent={e(address)}">intents</a></td></tr>')
     body = ["<h1>Agents</h1>",
             '<p class="note">Connected: an open delivery stream to this runtime process now (or a few seconds ago, '

@@ -6,7 +6,6 @@ import hashlib
 import html
 import json
 import re
-import time
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -74,11 +73,12 @@ def short_address(address: str | None) -> str:
     return address.rstrip("/").rsplit("/", 1)[-1]
 
 
-def ago(at: str | None, now: float | None = None) -> str:
+def ago(at: str | None, now: float) -> str:
+    """How long before ``now`` (the runtime's clock) ``at`` was."""
     if not at:
         return ""
     try:
-        seconds = max(0.0, (now or time.time()) - parse_iso(at))
+        seconds = max(0.0, now - parse_iso(at))
     except ValueError:
         return str(at)
     return duration(seconds) + " ago"

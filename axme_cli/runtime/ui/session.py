@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
@@ -85,7 +84,7 @@ async def current(request: Request) -> UiSession | None:
     session_id, secret = parsed
     rt = runtime(request)
     row = await rt.reads.ui_session(session_id)
-    now = time.time()
+    now = rt.clock.time()
     if row is None or not pr.matches(_hash(secret), row["token_hash"]):
         return None
     if row["revoked_ts"] is not None or row["expires_ts"] <= now:
@@ -130,7 +129,7 @@ async def open_session(request: Request, principal: Principal) -> str:
     """A new session for a credential that just worked; returns the cookie value."""
     rt = runtime(request)
     session_id, secret = uuid7(), secrets.token_urlsafe(32)
-    now = time.time()
+    now = rt.clock.time()
     agent = request.headers.get("user-agent")
     row = {
         "session_id": session_id,
@@ -150,7 +149,7 @@ async def open_session(request: Request, principal: Principal) -> str:
 async def close_session(request: Request, sess: UiSession) -> None:
     """Logout: the dashboard session ends, and so does the person's login session it was opened with."""
     rt = runtime(request)
-    now = time.time()
+    now = rt.clock.time()
     await rt.write(lambda tx: engine.op_close_ui_session(tx, sess.session_id, now))
     p = sess.principal
     if sess.kind == "actor" and p.session_id is not None:

@@ -3,7 +3,6 @@ POST /v1/intents/{id}/resume, so the same rules (``protocol.tasks.answer_problem
 
 from __future__ import annotations
 
-import time
 from typing import Any
 from urllib.parse import urlencode
 
@@ -23,14 +22,14 @@ from axme_cli.runtime.ui.render import ago, csrf_field, e, message, page, pretty
 from axme_cli.runtime.ui.session import UiSession
 
 
-def task_form(task_row: dict[str, Any], csrf: str, *, values: dict[str, str] | None = None,
+def task_form(task_row: dict[str, Any], csrf: str, now: float, *, values: dict[str, str] | None = None,
               error: str | None = None) -> str:
     task = with_defaults(task_row["human_task"] or {})
     values = values or {}
     intent_id = task_row["intent_id"]
     title = str(task.get("title") or task_row["intent_type"])
     facts = [("Task type", task.get("task_type")), ("Intent", intent_id), ("From", task_row["from_agent"]),
-             ("Waiting since", f'{task_row["assigned_at"]} ({ago(task_row["assigned_at"])})'),
+             ("Waiting since", f'{task_row["assigned_at"]} ({ago(task_row["assigned_at"], now)})'),
              ("Due", task_row.get("due_at")), ("Assignees", ", ".join(task.get("assignees") or []))]
     parts = [f'<article class="card task" id="task-{e(intent_id)}" data-intent="{e(intent_id)}">',
              f'<h2><a href="/ui/intents/{e(intent_id)}">{e(title)}</a></h2>']
@@ -81,6 +80,7 @@ def _not_for_agents(sess: UiSession) -> Response:
 async def _render(request: Request, sess: UiSession, *, failed: str | None = None, values: dict[str, str] | None = None,
                   error: str | None = None, status: int = 200) -> Response:
     tasks = await _open_tasks(request, sess)
+    now = runtime(request).clock.time()
     q = request.query_params
     body = ["<h1>Tasks</h1>"]
     if q.get("answered"):
@@ -90,7 +90,7 @@ async def _render(request: Request, sess: UiSession, *, failed: str | None = Non
         body.append('<p class="note">No task waits for a person.</p>')
     for t in tasks:
         mine = t["intent_id"] == failed
-        body.append(task_form(t, sess.csrf, values=values if mine else None, error=error if mine else None))
+        body.append(task_form(t, sess.csrf, now, values=values if mine else None, error=error if mine else None))
     return page("Tasks", "\n".join(body), who=who(sess.principal), csrf=sess.csrf, active="tasks", status=status,
                 data={"page": "tasks"})
 
@@ -116,7 +116,7 @@ async def _answer(request: Request, sess: UiSession) -> Response:
     result, problem = answer_from_form(task, form)
     if problem is not None:
         return await _render(request, sess, failed=intent_id, values=form, error=problem, status=422)
-    s, p, now = rt.settings, sess.principal, time.time()
+    s, p, now = rt.settings, sess.principal, rt.clock.time()
     try:
         answer = await write_answer(rt, lambda tx: engine.op_resume(tx, s, p, intent_id, {"task_result": result}, now))
     except Unprocessable as exc:

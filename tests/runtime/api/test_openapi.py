@@ -49,9 +49,12 @@ HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 
 @pytest.fixture(scope="module")
 def served(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
-    """A runtime of its own: fuzzing creates and cancels things the other tests must not see."""
+    """A runtime of its own: fuzzing creates and cancels things the other tests must not see. On a test clock, so
+    that POST /dev/clock/advance answers too; without rate limits, whose buckets refill only as that clock moves
+    (the limits have tests of their own: test_auth.py, tests/security/test_login.py)."""
     work = tmp_path_factory.mktemp("openapi")
-    proc = RuntimeThread(work, extra_args=["--redelivery-seconds", "600", "--mail-dir", str(work / "mail")],
+    proc = RuntimeThread(work, extra_args=["--redelivery-seconds", "600", "--mail-dir", str(work / "mail"),
+                                           "--test-clock", "--rate-limit", "0", "--login-rate-limit", "0"],
                          backend=backend)
     proc.start()
     yield proc
@@ -209,6 +212,7 @@ def test_every_operation_answers_as_documented(served: RuntimeProcess, document:
     for path in ("/health", "/v1/health", "/openapi.json", "/v1/capabilities", "/v1/auth/whoami", "/v1/me/tasks",
                  "/metrics"):
         call("GET", path)
+    call("POST", "/dev/clock/advance", body={"seconds": 1})
 
     # service accounts, keys, agents
     worker, requester, spare = unique("worker"), unique("requester"), unique("spare")
