@@ -127,7 +127,7 @@ def test(
     from axme_cli.errors import UsageError
     from axme_cli.render import scenario_tests as view
     from axme_cli.testing.load import load
-    from axme_cli.testing.runner import CaseRun, Run, real_time_problems
+    from axme_cli.testing.runner import CaseRun, Run
 
     shown = output()
     mode = "jsonl" if shown.lines else "json" if shown.json else "text"
@@ -140,8 +140,6 @@ def test(
         problems += found
         if file is not None:
             loaded.append(file)
-    if not problems and not against_context:
-        problems = real_time_problems(loaded)
     if problems:
         _refuse(problems)
     report = _junit_target(junit_xml) if junit_xml is not None else None
@@ -220,7 +218,7 @@ def _test_target(against_context: bool, base_url: str | None, api_key: str | Non
     """(the throwaway runtime or None, the Target the cases run on)."""
     from axme_cli.errors import CliError, UsageError
     from axme_cli.testing.runner import real_time_problems
-    from axme_cli.testing.runtime import Target, Throwaway
+    from axme_cli.testing.runtime import RemoteClock, Target, Throwaway
 
     if not against_context:
         runtime = Throwaway()
@@ -235,13 +233,16 @@ def _test_target(against_context: bool, base_url: str | None, api_key: str | Non
         raise UsageError(f"--against-context: the stand-in agents answer with the workspace admin key, and context "
                          f"{t.context!r} has none", fix="pass --api-key with the workspace key (axme dev prints "
                          "where it is kept)")
-    with client(base_url, api_key, context) as c:
-        health = c.health()
-    problems = real_time_problems(loaded)
-    if problems:
-        _refuse(problems)
+    c = client(base_url, api_key, context)  # kept open: the test clock, if it has one, is moved through it
+    health = c.health()
+    clock = RemoteClock.of(c)
+    if clock is None:
+        c.close()
+        problems = real_time_problems(loaded)
+        if problems:
+            _refuse(problems)
     return None, Target(t.base_url, t.api_key, str(health.get("org_id") or "local"),
-                        str(health.get("workspace_id") or "dev"))
+                        str(health.get("workspace_id") or "dev"), clock=clock)
 
 
 def _inspect_hint(target: Any, against_context: bool, base_url: str | None, api_key: str | None,

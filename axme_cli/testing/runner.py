@@ -143,7 +143,6 @@ class Run:
         self.target = target
         self.parallel = max(1, parallel)
         self.case_timeout = case_timeout
-        self.clock_now: float = 0.0  # the runtime's clock as last seen (the test clock stands still otherwise)
         self.stopping = threading.Event()  # set when the run ends or is interrupted: no case starts after it
 
     def run(self, cases: list[CaseRun], on_tick: Any = None, on_done: Any = None) -> None:
@@ -196,24 +195,20 @@ class Run:
             loop.close()
 
     def _move_clock(self, cases: list[CaseRun]) -> None:
-        """When every running case waits only on a timer, move the test clock to the earliest one."""
+        """When every running case waits only on a timer, move the test clock to the earliest one (a millisecond
+        past it): the runtime fires it at once, and the case moves on."""
         clock = self.target.clock
         if clock is None:
             return
         running = [cr for cr in cases if cr.state == "running"]
-        for cr in running:
-            with cr.lock:
-                for event in cr.events[-3:]:
-                    self.clock_now = max(self.clock_now, _time(event.get("at")) or 0.0)
         dues = [cr.due() for cr in running]
         if not running or any(d is None for d in dues):
             return
         earliest = min(d for d in dues if d is not None)
-        if earliest <= self.clock_now:
-            return  # due already: the runtime's timers are firing it
-        step = earliest - self.clock_now + 0.001
-        clock.advance(step)
-        self.clock_now += step
+        now = clock.time()
+        if earliest <= now:
+            return  # due already: the runtime is firing it, and the case's next event ends its wait
+        clock.advance(earliest - now + 0.001)
 
     def _case(self, loop: AgentLoop, cr: CaseRun) -> None:
         from axme_cli.client.http import Client

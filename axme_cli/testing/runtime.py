@@ -12,9 +12,42 @@ from typing import Any, Protocol
 
 
 class Clock(Protocol):
-    """A runtime's test clock: time moves only when told to (timers fire on it as it moves)."""
+    """A runtime's test clock: it stands still, and moves only when told to (what became due fires at once)."""
+
+    def time(self) -> float: ...
 
     def advance(self, seconds: float) -> None: ...
+
+
+class RemoteClock:
+    """The test clock of a runtime in another process (`axme dev --test-clock`), moved over HTTP."""
+
+    def __init__(self, client: Any, now: float) -> None:
+        self.client = client
+        self.now = now
+
+    @classmethod
+    def of(cls, client: Any) -> RemoteClock | None:
+        """The runtime's test clock, or None when it runs on the real clock (the route answers 404)."""
+        from axme_cli.errors import NotFoundError
+
+        try:
+            answer = client.advance_clock(0)
+        except NotFoundError:
+            return None
+        return cls(client, _epoch(answer["now"]))
+
+    def time(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now = _epoch(self.client.advance_clock(seconds)["now"])
+
+
+def _epoch(value: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
 @dataclass
@@ -23,14 +56,15 @@ class Target:
     api_key: str
     org: str
     workspace: str
-    clock: Clock | None = None  # None: real time
+    clock: Clock | None = None  # None: the real clock
     folder: str | None = None  # a throwaway runtime's folder (its database), kept when a case fails
     keep: list[str] = field(default_factory=list)
 
 
 class Throwaway:
     """The runtime `axme dev` runs, served by a thread of this process on 127.0.0.1 (a free port), its SQLite
-    database in a temporary folder that ``stop`` deletes unless told to keep it."""
+    database in a temporary folder that ``stop`` deletes unless told to keep it, on a test clock (``ManualClock``:
+    it stands still until the run moves it)."""
 
     def __init__(self) -> None:
         self.folder = tempfile.mkdtemp(prefix="axme-scenario-test-")
@@ -40,13 +74,15 @@ class Throwaway:
         self.url = ""
 
     def start(self, timeout: float = 30.0) -> Target:
+        from axme_cli.runtime.clock import ManualClock
         from axme_cli.runtime.server import ReadyInfo, ServeOptions, build_server
         from axme_cli.runtime.settings import Settings
 
         # Every stand-in answers with the one admin key: no rate limit on it; loopback agents may be called.
         settings = Settings(rate_limit_per_second=0, login_calls_per_minute=0, loopback_callbacks=True)
+        clock = ManualClock()
         opts = ServeOptions(host="127.0.0.1", port=0, database=str(Path(self.folder) / "test.db"),
-                            settings=settings, api_key=self.api_key)
+                            settings=settings, api_key=self.api_key, clock=clock)
         ready = threading.Event()
         info: list[ReadyInfo] = []
 
@@ -80,7 +116,7 @@ class Throwaway:
             self.stop(keep=True)
             raise RuntimeError(f"the test runtime did not start: {failure} (see {self.folder})")
         self.url = info[0].url
-        return Target(self.url, self.api_key, settings.org, settings.workspace, clock=None, folder=self.folder)
+        return Target(self.url, self.api_key, settings.org, settings.workspace, clock=clock, folder=self.folder)
 
     def stop(self, *, keep: bool = False) -> None:
         import shutil

@@ -10,6 +10,7 @@ import re
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -20,6 +21,7 @@ from typer.testing import CliRunner
 
 from axme_cli.cli.app import app
 from tests.runtime_proc import RuntimeProcess
+from tests.runtime_thread import RuntimeThread
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "scenarios").glob("*.test.json"))
@@ -49,7 +51,6 @@ def write(path: Path, value: Any) -> str:
     return str(path)
 
 
-@pytest.mark.slow  # the order saga's retry delays are 2 s each, waited out on the runtime's clock
 def test_the_shipped_scenario_tests_pass(home: Path) -> None:
     """What the project's CI runs: `axme scenarios test scenarios/*.test.json` (here with --json and a report)."""
     report = home / "reports" / "junit.xml"  # its folder is made
@@ -117,8 +118,6 @@ def test_a_wrong_expectation_fails_showing_expected_actual_and_the_intent(home: 
      "happen; add a compensate block to the step, or drop it here"),
     ({"bundle": "nowhere.json", "cases": []}, "bundle: {home}/nowhere.json: no such file"),
     ("{not json", "not valid JSON at line 1 column 2"),
-    ({"cases": [{"name": "a", "steps": {"ship": "timeout"}, "expect": {"status": "FAILED"}}]},
-     "cases[0].steps.ship: times out after step_deadline_seconds 60 of real time: this runtime has no test clock"),
 ])
 def test_a_bad_file_exits_2_naming_the_field_before_anything_runs(home: Path, test: Any, expected: str) -> None:
     path = home / "order-saga.test.json"  # names its bundle by its own name when "bundle" is left out
@@ -157,7 +156,7 @@ REFUND = {
     "agents": [{"role": "payments", "address": "payments", "create_if_missing": True}],
     "humans": [{"role": "manager", "contact": "manager@example.com"}],
     "workflow": {"steps": [
-        {"step_id": "approve", "assigned_to": "manager",
+        {"step_id": "approve", "assigned_to": "manager", "step_deadline_seconds": 3600,
          "human_task": {"title": "Approve the refund", "notify_email": "manager@example.com",
                         "form_schema": {"type": "object", "required": ["amount_cents"],
                                         "properties": {"amount_cents": {"type": "integer"}}}}},
@@ -191,6 +190,9 @@ def test_human_steps_delays_and_a_real_agent(home: Path) -> None:
                     "events": ["intent.human_task_assigned",
                                {"type": "intent.waiting", "details": {"step_id": "cool_off", "delay_seconds": 0.1}},
                                {"type": "intent.waiting", "details": {"step_id": "refund"}}]}},
+        {"name": "nobody answers for an hour", "steps": {"approve": "timeout"},
+         "expect": {"status": "FAILED", "steps": ["approve"], "error": {"failed_step": "approve",
+                                                                         "reason": "step_timeout"}}},
         {"name": "rejected", "steps": {"approve": "reject"},
          "expect": {"status": "FAILED", "steps": ["approve"], "error": {"failed_step": "approve"},
                     "absent_events": [{"type": "intent.waiting", "details": {"step_id": "refund"}}]}},
@@ -206,8 +208,11 @@ def test_human_steps_delays_and_a_real_agent(home: Path) -> None:
     ]})
     code, out, err = invoke("scenarios", "test", test, "--json")
     assert code == 0, out + err
-    assert [(i["case"], i["passed"]) for i in json.loads(out)["items"]] == [
-        ("approved", True), ("rejected", True), ("the real service refunds", True), ("the real service refuses", True)]
+    items = json.loads(out)["items"]
+    assert [(i["case"], i["passed"]) for i in items] == [
+        ("approved", True), ("nobody answers for an hour", True), ("rejected", True),
+        ("the real service refunds", True), ("the real service refuses", True)]
+    assert 3600 <= items[1]["runtime_seconds"] < 3601 and items[1]["seconds"] < 30  # an hour on the test clock
     assert not (home / "mail").exists() and not list(home.glob("axme-scenario-test-*"))  # nothing kept when all pass
 
 
@@ -236,3 +241,37 @@ def test_against_the_context_runtime(runtime: RuntimeProcess, admin: httpx.Clien
     after = {a["service_account_id"] for a in admin.get("/v1/service-accounts").json()["service_accounts"]}
     assert after == accounts
     assert not list(home.glob("axme-scenario-test-*"))  # no throwaway runtime was started
+    # this runtime runs on the real clock: a step that must time out after 120 s is refused before anything runs
+    late = write(home / "late.test.json", {"bundle": "coordination.json", "cases": [
+        {"name": "never answered", "steps": {"coordinate_order": "timeout"}, "expect": {"status": "FAILED"}}]})
+    code, out, err = invoke("scenarios", "test", late, "--against-context", "--base-url", runtime.url, "--api-key",
+                            runtime.api_key or "")
+    assert code == 2 and out == "", out + err
+    assert (f"{late}: cases[0].steps.coordinate_order: times out after step_deadline_seconds 120 of real time: this "
+            "runtime has no test clock to move") in err
+
+
+@pytest.fixture(scope="module")
+def clocked(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeThread]:
+    """`axme dev --test-clock` (in-process): its clock stands still until POST /dev/clock/advance moves it."""
+    rt = RuntimeThread(tmp_path_factory.mktemp("clocked"), extra_args=["--test-clock"], backend=backend)
+    rt.start()
+    yield rt
+    rt.stop()
+
+
+def test_against_a_context_runtime_with_a_test_clock(clocked: RuntimeThread, home: Path) -> None:
+    """Deadlines of minutes, waited out in no time: the run moves the runtime's test clock over HTTP."""
+    shutil.copy(ROOT / "scenarios" / "cross-service-coordination.json", home / "coordination.json")
+    test = write(home / "coordination.test.json", {"cases": [
+        {"name": "never answered", "steps": {"coordinate_order": "timeout"},
+         "expect": {"status": "FAILED", "error": {"reason": "step_timeout"}, "max_seconds": 121}},
+        {"name": "answered", "expect": {"status": "COMPLETED"}},
+    ]})
+    started = clocked.clock.time()
+    code, out, err = invoke("scenarios", "test", test, "--against-context", "--base-url", clocked.url, "--api-key",
+                            clocked.api_key or "", "--json")
+    assert code == 0, out + err
+    items = {i["case"]: i for i in json.loads(out)["items"]}
+    assert 120 <= items["never answered"]["runtime_seconds"] <= 121 and items["answered"]["runtime_seconds"] < 1
+    assert clocked.clock.time() - started >= 120
