@@ -26,6 +26,8 @@ from axme_cli.testing.standins import AgentLoop, CaseAgents, real_agent, stand_i
 
 DEFAULT_MANUAL_UNDO = {"outcome": "completed", "comment": "undone by hand (scenario test)"}
 MAX_LOG_LINES = 50
+NUDGE_AFTER = 1.0  # seconds (real) every case may wait on a timer already due before the test clock moves a second
+REAL_TIME_LIMIT = 1.0  # without a test clock, the longest deadline a case may wait out for real
 
 
 @dataclass
@@ -144,6 +146,8 @@ class Run:
         self.parallel = max(1, parallel)
         self.case_timeout = case_timeout
         self.stopping = threading.Event()  # set when the run ends or is interrupted: no case starts after it
+        self._progress: tuple[int, int] = (0, 0)  # events seen and cases done, when the clock last looked
+        self._still_since = time.monotonic()
 
     def run(self, cases: list[CaseRun], on_tick: Any = None, on_done: Any = None) -> None:
         """Run every case; ``on_tick()`` is called a few dozen times a second (a live view), ``on_done(case)``
@@ -206,9 +210,15 @@ class Run:
             return
         earliest = min(d for d in dues if d is not None)
         now = clock.time()
-        if earliest <= now:
-            return  # due already: the runtime is firing it, and the case's next event ends its wait
-        clock.advance(earliest - now + 0.001)
+        progress = sum(len(cr.events) for cr in cases), sum(cr.done for cr in cases)
+        if progress != self._progress:
+            self._progress, self._still_since = progress, time.monotonic()
+        if earliest > now:
+            clock.advance(earliest - now + 0.001)
+        elif time.monotonic() - self._still_since > NUDGE_AFTER:
+            # Due already, yet nothing moved for a while (a due read a little early from the events): a nudge.
+            clock.advance(1.0)
+            self._still_since = time.monotonic()
 
     def _case(self, loop: AgentLoop, cr: CaseRun) -> None:
         from axme_cli.client.http import Client
@@ -262,9 +272,6 @@ class Run:
         behaviour = cr.case.behaviour(str(step), int(details.get("attempt") or 1))
         if behaviour.kind == "answer":
             c.resume_intent(cr.intent_id, {"task_result": dict(behaviour.result or {})})
-
-
-REAL_TIME_LIMIT = 1.0  # without a test clock, the longest deadline a case may wait out for real
 
 
 def real_time_problems(files: list[LoadedFile]) -> list[str]:
