@@ -91,6 +91,12 @@ def command_handler(argv: list[str], retry_exit_code: int | None = None, timeout
             proc.kill()
             await proc.wait()
             return Outcome("fail", reason=f"{argv[0]} did not finish in {timeout}s")
+        except asyncio.CancelledError:  # the runner is stopping: the program does not outlive it
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(proc.wait(), 5)  # reaped while the loop runs
+            raise
         if retry_exit_code is not None and proc.returncode == retry_exit_code:
             return Outcome("retry", reason=f"exit {proc.returncode}")
         if proc.returncode != 0:

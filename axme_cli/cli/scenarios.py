@@ -182,6 +182,8 @@ def test(
     finally:
         if runtime is not None:
             runtime.stop(keep=failed)
+        if hasattr(target.clock, "close"):  # the client that moves a context runtime's test clock
+            target.clock.close()
     if failed:
         raise typer.Exit(1)
 

@@ -78,6 +78,8 @@ def failures(cases: list[dict[str, Any]], hint: Callable[[str], str | None]) -> 
         out(f"{WORD[case['state']]} {label(case)}")
         if case["state"] == "error":
             out(f"  {case['error']}")
+            for entry in (case.get("agent_log") or [])[-5:]:  # what its agents said last
+                out(f"  agent: {entry}")
         for failure in case["failures"]:
             out(f"  {failure['field']}: {failure['message']}")
         if case.get("events"):

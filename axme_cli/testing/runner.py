@@ -135,6 +135,7 @@ class CaseRun:
             "runtime_seconds": actual.seconds(), "steps": actual.steps(), "compensated": actual.compensated(),
             "failures": [m.as_dict() for m in self.mismatches], "error": self.error,
             "events": [event_line(e) for e in self.events] if self.state != "passed" else None,
+            "agent_log": list(self.log) if self.state != "passed" else None,
         }
 
 
@@ -256,9 +257,9 @@ class Run:
             cr.error = f"{type(exc).__name__}: {exc}"
             cr.state = "error"
         finally:
-            agents.stop()
-            c.close()
             cr.ended = time.monotonic()
+            agents.stop(grace=0 if cr.state == "error" else 2.0)  # a case that ran out of time waits no more
+            c.close()
 
     def _answer(self, c: Any, cr: CaseRun, event: dict[str, Any]) -> None:
         """People's answers: a human step as the case says; the manual undo of failed compensations."""

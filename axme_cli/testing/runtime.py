@@ -43,6 +43,9 @@ class RemoteClock:
     def advance(self, seconds: float) -> None:
         self.now = _epoch(self.client.advance_clock(seconds)["now"])
 
+    def close(self) -> None:
+        self.client.close()
+
 
 def _epoch(value: str) -> float:
     from datetime import datetime

@@ -91,7 +91,9 @@ class CaseAgents:
             self._release = asyncio.Event()
         return self._release
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 2.0) -> None:
+        """Stop every agent of the case; one still handling a step after ``grace`` seconds is cut off (a program it
+        runs is killed)."""
         if not self.loop.open:  # the run was interrupted: closing the loop ended every agent
             return
 
@@ -102,9 +104,10 @@ class CaseAgents:
 
         with contextlib.suppress(Exception):
             self.loop.submit(stop_all()).result(10)
-        for task in self.tasks:
+        for task in self.tasks:  # a runner ends once its handlers do
             with contextlib.suppress(Exception):
-                task.result(15)
+                task.result(grace)
+            task.cancel()
 
 
 def _wait_either(event: threading.Event, task: Future[Any], timeout: float) -> bool:

@@ -6,6 +6,7 @@ runtime (both backends) leaves nothing behind but its intents."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import sys
@@ -275,3 +276,30 @@ def test_against_a_context_runtime_with_a_test_clock(clocked: RuntimeThread, hom
     items = {i["case"]: i for i in json.loads(out)["items"]}
     assert 120 <= items["never answered"]["runtime_seconds"] <= 121 and items["answered"]["runtime_seconds"] < 1
     assert clocked.clock.time() - started >= 120
+
+
+HANGS = """
+import os, sys, time
+open(sys.argv[1], "w").write(str(os.getpid()))
+time.sleep(60)
+"""
+
+
+@pytest.mark.slow  # waits out --case-timeout 1 (real time: the real agent works, so the test clock stands still)
+def test_a_case_that_does_not_end_is_an_error_and_its_agent_is_stopped(home: Path) -> None:
+    shutil.copy(ROOT / "scenarios" / "cross-service-coordination.json", home / "coordination.json")
+    (home / "hangs.py").write_text(HANGS)
+    test = write(home / "hang.test.json", {"bundle": "coordination.json", "cases": [
+        {"name": "hangs", "agents": {"coordinator": {"command": [sys.executable, "hangs.py", str(home / "pid")]}},
+         "expect": {"status": "COMPLETED"}}]})
+    report = home / "junit.xml"
+    code, out, err = invoke("scenarios", "test", test, "--case-timeout", "1", "--junit-xml", str(report))
+    assert code == 1, out + err
+    assert f"ERROR {test} › hangs\n  the workflow did not end within 1 s (it was at: coordinate_order (attempt 1))" \
+        in out
+    assert "1 case: 0 passed, 1 could not run to the end in" in out
+    error = ET.parse(report).getroot()[0][0].find("error")
+    assert error is not None and (error.get("message") or "").startswith("the workflow did not end within 1 s")
+    pid = int((home / "pid").read_text())
+    with pytest.raises(ProcessLookupError):  # the program a real agent ran does not outlive the case
+        os.kill(pid, 0)
