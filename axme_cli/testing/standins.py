@@ -57,6 +57,8 @@ class AgentLoop:
             self.submit(drain()).result(5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
+        if not self._thread.is_alive():
+            self.loop.close()
 
 
 class CaseAgents:
