@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from axme_cli.cli import complete
+from axme_cli.cli import completers
 from axme_cli.cli.common import ApiKeyOpt, BaseUrlOpt, ContextOpt
 
 # Everything after the address and the options is the command to run.
@@ -17,7 +17,7 @@ SETTINGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 def run(
     ctx: typer.Context,
     address: Annotated[str, typer.Argument(help="The agent: a bare name or agent://org/ws/name.",
-                                           show_default=False, autocompletion=complete.agent_addresses)],
+                                           show_default=False, autocompletion=completers.agent_addresses)],
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=1024,
                                              help="Intents handled at once.")] = 4,
     retry_exit_code: Annotated[int | None, typer.Option(

@@ -25,6 +25,7 @@ from axme_cli.cli import (
     status,
     tasks,
     ui,
+    users,
     webhooks,
 )
 from axme_cli.cli.common import ApiKeyOpt, BaseUrlOpt, ContextOpt, Options
@@ -246,3 +247,5 @@ app.add_typer(agents.app, name="agents")
 app.add_typer(tasks.app, name="tasks")
 app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(inbox.app, name="inbox")
+app.add_typer(users.app, name="users")
+app.add_typer(users.invites, name="invites")

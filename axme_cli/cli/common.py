@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from axme_cli.cli import complete
+from axme_cli.cli import completers
 
 if TYPE_CHECKING:
     from axme_cli.client.http import Client
@@ -34,7 +34,7 @@ BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="Runtime URL 
 ApiKeyOpt = Annotated[str | None, typer.Option("--api-key", help="API key (overrides env and context).",
                                                show_default=False)]
 ContextOpt = Annotated[str | None, typer.Option("--context", help="Use this context instead of the active one.",
-                                                autocompletion=complete.context_names,
+                                                autocompletion=completers.context_names,
                                                 show_default=False)]
 
 

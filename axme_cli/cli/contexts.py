@@ -6,10 +6,10 @@ from typing import Annotated, Any
 
 import typer
 
-from axme_cli.cli import complete
+from axme_cli.cli import completers
 
 NameArg = Annotated[str, typer.Argument(help="Context name.", show_default=False,
-                                        autocompletion=complete.context_names)]
+                                        autocompletion=completers.context_names)]
 BaseUrl = Annotated[str | None, typer.Option("--base-url", show_default=False)]
 ApiKey = Annotated[str | None, typer.Option("--api-key", help="Stored in the secret store, never in "
                                             "config.json; '-' reads it from stdin (keeps it out of the shell "

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from axme_cli.cli import complete
+from axme_cli.cli import completers
 from axme_cli.cli.common import ApiKeyOpt, BaseUrlOpt, ContextOpt, FieldOpt, TypedFieldOpt
 from axme_cli.protocol.lifecycle import TERMINAL
 
@@ -144,7 +144,7 @@ def _search(value: str | None) -> str | None:
 
 
 IdArg = Annotated[str, typer.Argument(help="Intent id.", show_default=False, callback=_intent_id,
-                                      autocompletion=complete.intent_ids)]
+                                      autocompletion=completers.intent_ids)]
 TimeoutOpt = Annotated[float | None, typer.Option(
     "--timeout", metavar="SECONDS", show_default=False, callback=_seconds,
     help="Stop waiting after this many seconds: exit 1 naming the intent (which goes on).")]
@@ -163,7 +163,7 @@ app = typer.Typer(help="Send, inspect, follow and manage intents.", no_args_is_h
 def send(
     to: Annotated[str, typer.Option("--to", help="Target agent: agent://org/ws/name or a bare name.",
                                     show_default=False, callback=_address,
-                                    autocompletion=complete.agent_addresses)],
+                                    autocompletion=completers.agent_addresses)],
     intent_type: Annotated[str, typer.Option("--type", "--intent-type", help="Intent type.")] = "intent.ask.v1",
     data_json: Annotated[str | None, typer.Option("--data-json", help="Payload as a JSON object (or @file).",
                                                   show_default=False)] = None,
@@ -235,7 +235,7 @@ def list_(
                                                     show_default=False)] = None,
     agent: Annotated[str | None, typer.Option("--agent", help="Only intents to or from this agent.",
                                               show_default=False, callback=_address,
-                                    autocompletion=complete.agent_addresses)] = None,
+                                    autocompletion=completers.agent_addresses)] = None,
     since: Annotated[str | None, typer.Option("--since", help="Only intents created since: an age (90s, 15m, 2h, "
                                               "7d) or an RFC 3339 time.", show_default=False)] = None,
     until: Annotated[str | None, typer.Option("--until", help="Only intents created before: an age or an RFC 3339 "

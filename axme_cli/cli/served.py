@@ -13,11 +13,18 @@ def unserved(c: Any, address: str) -> str | None:
     from urllib.parse import quote
 
     from axme_cli.errors import CliError, NotFoundError
+    from axme_cli.protocol import nicks
     from axme_cli.protocol.addresses import is_core, qualify
 
     who = c.whoami()
     if (who.get("principal") or {}).get("kind") not in ("workspace", "actor"):
         return None  # an agent's key sees no other agent: a 404 would say nothing
+    nick = nicks.of_recipient(address) if "@" in address else None
+    if nick is not None:  # @nick or nick@ax: the address of its user is what must be served
+        try:
+            address = str(c.resolve_nick(nicks.shown(nick))["owner_agent"])
+        except CliError:  # nobody has it: the send itself is refused (404), naming it
+            return None
     address = qualify(address, who.get("org_id") or "", who.get("workspace_id") or "")
     if is_core(address, who.get("org_id") or "", who.get("workspace_id") or ""):
         return None

@@ -217,6 +217,34 @@ class Client:
         body = {"comment": comment} if comment else {}
         return dict(self.post(f"/v1/inbox/{thread_id}/{decision}", json=body, headers=_as_owner(owner)))
 
+    # ------------------------------------------------------------------ routes: users (nicks, profiles), invites
+    def check_nick(self, nick: str) -> dict[str, Any]:
+        return dict(self.get("/v1/users/check-nick", params={"nick": nick}))
+
+    def resolve_nick(self, nick: str) -> dict[str, Any]:
+        return dict(self.get("/v1/users/resolve-nick", params={"nick": nick}))
+
+    def register_nick(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.post("/v1/users/register-nick", json=body))
+
+    def rename_nick(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.post("/v1/users/rename-nick", json=body))
+
+    def user_profile(self, owner_agent: str) -> dict[str, Any]:
+        return dict(self.get("/v1/users/profile", params={"owner_agent": owner_agent}))
+
+    def update_user_profile(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.post("/v1/users/profile/update", json=body))
+
+    def create_invite(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.post("/v1/invites/create", json=body))
+
+    def get_invite(self, token: str) -> dict[str, Any]:
+        return dict(self.get(f"/v1/invites/{quote(token, safe='')}"))
+
+    def accept_invite(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.post(f"/v1/invites/{quote(token, safe='')}/accept", json=body))
+
     def follow_intent(self, intent_id: str, *, since: int = 0, wait_seconds: int = 15,
                       follow: bool = False, timeout: float | None = None) -> Iterator[dict[str, Any]]:
         """Events of one intent as they happen (see client.sse.follow_intent). ``timeout``: seconds until a

@@ -47,6 +47,9 @@ CAPABILITIES: tuple[str, ...] = (
     "auth.api_keys",
     "auth.email_login",
     "audit.events",  # GET /v1/audit/events: logins, keys, service accounts, deliveries, resolves
+    "users.nicks",  # check, register, rename, resolve; @nick and nick@ax as intent and inbox recipients
+    "users.profiles",
+    "invites",  # single use, with a TTL; accepting gives the accepter a nick and tells the owner (webhook)
     # storage: this build runs on either (axme dev / axme server --database-url)
     "storage.sqlite",
     "storage.postgresql",

@@ -25,11 +25,13 @@ from axme_cli.runtime.api import (
     health,
     inbox,
     intents,
+    invites,
     metrics,
     openapi,
     scenarios,
     task_pages,
     tasks,
+    users,
     webhooks,
 )
 from axme_cli.runtime.api.common import respond_raw
@@ -128,10 +130,13 @@ HOT = {("POST", "/v1/intents"), ("POST", "/v1/scenarios/apply"), ("POST", "/v1/i
        ("GET", "/v1/intents/{intent_id}")}
 
 
-def route_table(openapi_json: Any) -> list[BaseRoute]:
+def route_table(openapi_json: Any, *, test_clock: bool = False) -> list[BaseRoute]:
+    """Every route; POST /dev/clock/advance only on a runtime whose clock tests move (`axme dev --test-clock`),
+    so no other runtime has it, in its routes or its OpenAPI document."""
     return [*health.routes, *intents.routes, *scenarios.routes, *tasks.routes, *agents.routes, *auth.routes,
-            *webhooks.routes, *deliveries.routes, *audit.routes,
-            *inbox.routes, *approvals.routes, *task_pages.routes, *metrics.routes, *dev_clock.routes,
+            *webhooks.routes, *deliveries.routes, *audit.routes, *users.routes, *invites.routes,
+            *inbox.routes, *approvals.routes, *task_pages.routes, *metrics.routes,
+            *(dev_clock.routes if test_clock else ()),
             Route("/openapi.json", openapi_json, methods=["GET"]), *ui_routes]
 
 
@@ -153,7 +158,7 @@ def build_app(rt: Runtime, *, manage_runtime: bool = True) -> Starlette:
     async def openapi_json(request: Request) -> Response:
         return respond_raw(request.app.state.openapi, request=request)
 
-    routes = route_table(openapi_json)
+    routes = route_table(openapi_json, test_clock=rt.clock.manual)
     app = _App(
         routes=routes,
         exception_handlers={DomainError: _domain_error, HTTPException: _http_error, Exception: _unexpected},

@@ -26,7 +26,7 @@ from axme_cli.runtime.api.common import (
     respond,
     runtime,
 )
-from axme_cli.runtime.api.intents import resolve_target, validation_failed
+from axme_cli.runtime.api.intents import resolve_recipient, resolve_target, validation_failed
 from axme_cli.runtime.engine import idempotency
 from axme_cli.runtime.engine import inbox as engine
 from axme_cli.runtime.errors import BadRequest, Forbidden, NotFound, Unprocessable
@@ -152,7 +152,7 @@ async def delegate(request: Request) -> Response:
     if not req.get("delegate_to"):
         raise Unprocessable("delegate_to: field required (the agent address to hand the thread to)",
                             details={"field": "delegate_to"})
-    target = resolve_target(s, req["delegate_to"], "delegate_to")
+    target = await resolve_recipient(runtime(request), req["delegate_to"], "delegate_to")
     thread_id = request.path_params["thread_id"]
     return await _write(request, principal, owner, raw, lambda tx, now: engine.op_delegate(
         tx, principal, owner, thread_id, target, req.get("note"), now))

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from axme_cli.protocol import addresses
+from axme_cli.protocol import addresses, nicks
 from axme_cli.protocol import lifecycle as lc
 from axme_cli.protocol.models import (
     BulkCancelRequest,
@@ -50,7 +50,7 @@ from axme_cli.runtime.settings import Settings
 def resolve_target(s: Settings, raw: str, field: str = "to_agent") -> str:
     value = raw.strip()
     bad = Unprocessable(
-        f"{field}: {raw!r} is not an agent address; use agent://org/workspace/name or a bare agent name",
+        f"{field}: {raw!r} is not an agent address; use agent://org/workspace/name, a bare agent name or @nick",
         code="invalid_agent_address",
         details={"field": field},
     )
@@ -72,6 +72,18 @@ def _raise(exc: Exception) -> str:
     raise exc
 
 
+async def resolve_recipient(rt: Runtime, raw: str, field: str = "to_agent") -> str:
+    """``resolve_target``, and a user's nick (``@name`` or ``name@ax``) as the address it is bound to, looked up
+    when the request is served (a later rename does not move what was already sent); 404 ``nick_not_found``."""
+    nick = nicks.of_recipient(raw) if "@" in raw else None
+    if nick is None:
+        return resolve_target(rt.settings, raw, field)
+    row = await rt.reads.read_user("nick", nick)
+    if row is None:
+        raise NotFound(f"{field}: no user has the nick @{nick}", code="nick_not_found", details={"field": field})
+    return str(row["owner_agent"])
+
+
 def validation_failed(exc: ValidationError) -> Exception:
     errors = exc.errors(include_url=False, include_input=False)
     if errors and errors[0].get("type") == "model_type":
@@ -88,6 +100,10 @@ async def create_intent(request: Request) -> Response:
         model = create_request_adapter.validate_python(parse_json(raw))
     except ValidationError as exc:
         raise validation_failed(exc) from None
+    if "@" in model.to_agent or (model.reply_to and "@" in model.reply_to):  # a nick: the user's address
+        model = model.model_copy(update={
+            "to_agent": await resolve_recipient(rt, model.to_agent),
+            "reply_to": await resolve_recipient(rt, model.reply_to, "reply_to") if model.reply_to else None})
     req = create_request(rt.settings, principal, model)
     if rt.tracing is not None:
         req["trace"] = tracing.context_from(request.headers)

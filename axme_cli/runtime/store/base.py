@@ -333,6 +333,28 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     def prune_ui_sessions(self, before_ts: float) -> int: ...
 
+    # users and invites (store/users_sql.py)
+    @abc.abstractmethod
+    def user_by(self, column: str, value: str) -> Row | None:
+        """The user whose ``column`` (``user_id``, ``owner_agent``, ``nick`` or ``holder``) is ``value``, read to
+        be changed in this transaction (a PostgreSQL store locks it)."""
+
+    @abc.abstractmethod
+    def insert_user(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def update_user(self, user_id: str, fields: Row) -> None: ...
+
+    @abc.abstractmethod
+    def insert_invite(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def invite_by(self, column: str, value: str) -> Row | None:
+        """The invite whose ``column`` (``invite_id`` or ``token_hash``) is ``value``, locked as ``user_by``."""
+
+    @abc.abstractmethod
+    def update_invite(self, invite_id: str, fields: Row) -> None: ...
+
 
 class Reads(abc.ABC):
     """Everything the runtime reads outside a write operation: the API's and the dashboard's queries, the key
@@ -456,6 +478,14 @@ class Reads(abc.ABC):
 
     @abc.abstractmethod
     async def ui_workflows(self, scope: str | None, limit: int) -> list[Row]: ...
+
+    # users and invites
+    @abc.abstractmethod
+    async def read_user(self, column: str, value: str) -> Row | None:
+        """The user whose ``column`` (``owner_agent``, ``nick`` or ``holder``) is ``value``."""
+
+    @abc.abstractmethod
+    async def read_invite(self, token_hash: str) -> Row | None: ...
 
 
 class Store(Reads):

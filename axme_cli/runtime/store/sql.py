@@ -24,6 +24,7 @@ from axme_cli.runtime.store.inbox_sql import InboxReadSql, InboxTxSql
 from axme_cli.runtime.store.outbound_sql import OutboundReadSql, OutboundTxSql
 from axme_cli.runtime.store.task_links_sql import TaskLinksReadSql, TaskLinksTxSql
 from axme_cli.runtime.store.ui_sql import UiReadSql, UiTxSql
+from axme_cli.runtime.store.users_sql import UsersReadSql, UsersTxSql
 
 T = TypeVar("T")
 
@@ -67,7 +68,7 @@ def _marks(values: list[Any] | tuple[Any, ...]) -> str:
     return ", ".join("?" for _ in values)
 
 
-class SqlTx(OutboundTxSql, AuditTxSql, InboxTxSql, TaskLinksTxSql, UiTxSql, Tx):
+class SqlTx(OutboundTxSql, AuditTxSql, InboxTxSql, TaskLinksTxSql, UiTxSql, UsersTxSql, Tx):
     """A write transaction on a DB-API-like connection whose ``execute(sql, params)`` takes ``?``."""
 
     LOCK = ""
@@ -284,7 +285,7 @@ def _all(c: Any, sql: str, args: tuple[Any, ...] | list[Any]) -> list[Row]:
     return [dict(r) for r in c.execute(sql, args).fetchall()]
 
 
-class SqlReads(OutboundReadSql, AuditReadSql, InboxReadSql, TaskLinksReadSql, UiReadSql, Reads):
+class SqlReads(OutboundReadSql, AuditReadSql, InboxReadSql, TaskLinksReadSql, UiReadSql, UsersReadSql, Reads):
     """The store's reads (``base.Reads``). A backend provides ``_read(fn)``, which runs ``fn(connection)``
     somewhere safe."""
 

@@ -161,6 +161,12 @@ WRONG_TYPES: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("POST", "/v1/inbox/{thread_id}/reject"): [{"comment": {}}],
     ("POST", "/v1/inbox/{thread_id}/messages/delete"): [{"mode": "everyone"}, {"mode": "self", "limit": "3"}],
     ("POST", "/v1/approvals/{approval_id}/decision"): [{"decision": True}, {"decision": "maybe"}, {}],
+    ("POST", "/v1/users/register-nick"): [{"nick": 5}, {"nick": None}, {"nick": "@ann.lee", "phone": 5551234}],
+    ("POST", "/v1/users/rename-nick"): [{"owner_agent": [], "nick": "@ann.lee"}, {"owner_agent": "abc", "nick": {}}],
+    ("POST", "/v1/users/profile/update"): [{"owner_agent": 5}, {"owner_agent": "abc", "display_name": True}],
+    ("POST", "/v1/invites/create"): [{"owner_agent": 5}, {"owner_agent": "abc", "ttl_seconds": "3600"},
+                                     {"owner_agent": "abc", "ttl_seconds": 10**40}],
+    ("POST", "/v1/invites/{token}/accept"): [{"nick": []}, {"nick": "@ann.lee", "display_name": 1}],
 }
 
 
@@ -254,7 +260,7 @@ def _valid_body(path: str) -> dict[str, Any]:
     return {"resume": {"action": "complete"}, "resolve": {"status": "CANCELED", "reason": "x"},
             "delivery": {"delivery_mode": "poll"}, "reply": {"message": "x"}, "delegate": {"delegate_to": "someone"},
             "delete": {"mode": "self"}, "decision": {"decision": "approve"}, "verify": {"code": "123456"},
-            }.get(last, {})
+            "accept": {"nick": "@nobody.here"}}.get(last, {})
 
 
 @STORAGE_FREE

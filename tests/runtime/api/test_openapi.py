@@ -32,6 +32,7 @@ from schemathesis.specs.openapi.checks import (
 
 from axme_cli.runtime.api.app import build_app
 from axme_cli.runtime.api.openapi import NOT_API
+from axme_cli.runtime.clock import ManualClock
 from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.settings import Settings
 from tests.auth_helpers import bearer, read_code
@@ -81,7 +82,8 @@ def operations(doc: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]
 
 
 def _route_table() -> set[tuple[str, str]]:
-    app = build_app(Runtime(object(), Settings()), manage_runtime=False)  # type: ignore[arg-type]
+    # On a test clock, as the served runtime: it has POST /dev/clock/advance too.
+    app = build_app(Runtime(object(), Settings(), clock=ManualClock()), manage_runtime=False)  # type: ignore[arg-type]
     table = set()
     for route in app.routes:
         if route.path.startswith(NOT_API):  # type: ignore[attr-defined]
@@ -308,6 +310,18 @@ def test_every_operation_answers_as_documented(served: RuntimeProcess, document:
     call("POST", "/v1/deliveries", body={"principal_id": hooked["agent_address"], "payload": {"n": 1}},
          headers={"Idempotency-Key": uuid.uuid4().hex})
     call("GET", "/v1/audit/events", query={"action_prefix": "service_account", "limit": 5})
+    # users and invites
+    walker = f"@walk.{uuid.uuid4().hex[:8]}"
+    call("GET", "/v1/users/check-nick", query={"nick": walker})
+    user = call("POST", "/v1/users/register-nick", body={"nick": walker, "display_name": "Walker"},
+                headers={"Idempotency-Key": uuid.uuid4().hex}).json()
+    call("GET", "/v1/users/resolve-nick", query={"nick": walker})
+    call("GET", "/v1/users/profile", query={"owner_agent": user["owner_agent"]})
+    call("POST", "/v1/users/rename-nick", body={"owner_agent": user["owner_agent"], "nick": walker + "2"})
+    call("POST", "/v1/users/profile/update", body={"owner_agent": user["owner_agent"], "phone": "+12025550100"})
+    invited = call("POST", "/v1/invites/create", body={"owner_agent": worker_address, "ttl_seconds": 3600}).json()
+    call("GET", "/v1/invites/{token}", params={"token": invited["token"]})
+    call("POST", "/v1/invites/{token}/accept", params={"token": invited["token"]}, body={"nick": walker + "3"})
     call("DELETE", "/v1/webhooks/subscriptions/{subscription_id}",
          params={"subscription_id": sub["subscription"]["subscription_id"]})
 
