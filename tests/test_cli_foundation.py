@@ -33,7 +33,8 @@ def test_help_does_not_import_heavy_modules() -> None:
         "sys.argv = ['axme', '--help']\n"
         "from axme_cli.cli import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in sys.modules if m.split('.')[0] in ('httpx', 'rich', 'pydantic', 'starlette', 'uvicorn')"
+        "heavy = [m for m in sys.modules if m.split('.')[0] in ('httpx', 'rich', 'pydantic', 'starlette', 'uvicorn',"
+        " 'mcp', 'mcp_types', 'httpx2', 'jsonschema')"
         " or m.startswith('axme_cli.runtime')]\n"
         "print('HEAVY=' + ','.join(sorted(heavy)))\n"
     )

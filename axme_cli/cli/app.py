@@ -21,7 +21,10 @@ from axme_cli.cli import (
     examples,
     inbox,
     intents,
+    mcp,
+    media,
     scenarios,
+    schemas,
     status,
     tasks,
     ui,
@@ -237,7 +240,7 @@ def root(
 
 
 # The order is the order of `axme --help`: commands, then groups.
-for commands in (dev.app, status.app, intents.top, auth.app, doctor.app, ui.app, complete.app):
+for commands in (dev.app, status.app, intents.top, auth.app, doctor.app, ui.app, complete.app, mcp.app):
     merge_commands(app, commands)
 app.add_typer(intents.app, name="intents")
 app.add_typer(contexts.app, name="context")
@@ -249,3 +252,5 @@ app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(inbox.app, name="inbox")
 app.add_typer(users.app, name="users")
 app.add_typer(users.invites, name="invites")
+app.add_typer(media.app, name="media")
+app.add_typer(schemas.app, name="schemas")

@@ -497,3 +497,145 @@ def next_action(intent: dict[str, Any]) -> str:
         return (f"waiting for agent {holder} to pick it up (attempt {intent.get('delivery_attempt')} of "
                 f"{intent.get('max_delivery_attempts')}): is that agent running and listening?")
     return f"agent {holder} is working on it; follow with `axme observe {intent_id}`"
+
+
+def _positive(value: float | None, flag: str) -> float | None:
+    import math
+
+    from axme_cli.errors import UsageError
+
+    if value is not None and not (math.isfinite(value) and value >= 0.1):
+        raise UsageError(f"{flag} {value:g}: not a number of seconds of 0.1 or more", fix=f"e.g. {flag} 30")
+    return value
+
+
+def _changed(result: dict[str, Any], what: str, intent_id: str) -> list[str]:
+    """The text of a controls or policy answer: what changed, and the generation to expect next time."""
+    generation = result["policy_generation"]
+    if not result.get("applied"):
+        return [f"Nothing to change: the {what} of {intent_id} already are so (policy_generation {generation})."]
+    details = (result.get("event") or {}).get("details") or {}
+    lines = [f"✓ {what.capitalize()} of {intent_id} changed (policy_generation {generation})."]
+    for field, change in (details.get("changed") or {}).items():
+        lines.append(f"  {field}: {change.get('from')} -> {change.get('to')}")
+    for key, allow in (details.get("grants") or {}).items():
+        lines.append(f"  {key}: {', '.join(allow) if allow else 'taken back'}")
+    return lines
+
+
+@app.command("controls")
+def controls(
+    intent_id: IdArg,
+    timeout: Annotated[int | None, typer.Option(
+        "--timeout", metavar="SECONDS", min=1, show_default=False,
+        help="Time the intent out this many seconds from now (its deadline moves).")] = None,
+    deadline: Annotated[str | None, typer.Option("--deadline-at", show_default=False,
+                                                 help="Its new deadline (RFC 3339 with a zone).")] = None,
+    no_deadline: Annotated[bool, typer.Option("--no-deadline", help="Take its deadline away.")] = False,
+    max_retries: Annotated[int | None, typer.Option(
+        "--max-retries", min=0, show_default=False,
+        help="Deliveries after the first before it fails (delivery_failed).")] = None,
+    max_attempts: Annotated[int | None, typer.Option("--max-delivery-attempts", min=1, show_default=False,
+                                                     help="The same, counting the first.")] = None,
+    backoff: Annotated[float | None, typer.Option(
+        "--retry-backoff", metavar="SECONDS", show_default=False,
+        help="Wait this long for its agent before delivering again (the next redelivery moves).")] = None,
+    expected: Annotated[int | None, typer.Option(
+        "--expected-generation", min=0, show_default=False,
+        help="Change it only if its policy_generation is still this (else exit 1, nothing changed).")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", show_default=False, help="Recorded with the change.")]
+    = None,
+    base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
+) -> None:
+    """Move a running intent's timers: its deadline, its delivery attempts, its redelivery wait (as its sender, a
+    delegate or the workspace admin)."""
+    from axme_cli.cli.common import client, output
+    from axme_cli.errors import UsageError
+
+    given = [flag for flag, value in (("--timeout", timeout), ("--deadline-at", deadline),
+                                      ("--no-deadline", no_deadline or None)) if value is not None]
+    if len(given) > 1:
+        raise UsageError(f"{' and '.join(given)} each set the deadline", fix="give one of them")
+    if max_retries is not None and max_attempts is not None:
+        raise UsageError("--max-retries and --max-delivery-attempts set the same thing", fix="give one of them")
+    patch: dict[str, Any] = {}
+    if timeout is not None:
+        patch["timeout_seconds"] = timeout
+    if deadline is not None:
+        patch["deadline_at"] = _deadline(deadline)
+    if no_deadline:
+        patch["deadline_at"] = None
+    if max_retries is not None:
+        patch["max_retries"] = max_retries
+    if max_attempts is not None:
+        patch["max_delivery_attempts"] = max_attempts
+    if backoff is not None:
+        patch["retry_backoff_seconds"] = _positive(backoff, "--retry-backoff")
+    if not patch:
+        raise UsageError("nothing to change", fix="give --timeout, --deadline-at, --no-deadline, --max-retries, "
+                         "--max-delivery-attempts or --retry-backoff")
+    body: dict[str, Any] = {"controls_patch": patch}
+    if expected is not None:
+        body["expected_policy_generation"] = expected
+    if reason:
+        body["reason"] = reason
+    with client(base_url, api_key, context) as c:
+        result = c.update_intent_controls(intent_id, body)
+    output().result(result, _changed(result, "controls", intent_id))
+
+
+_GRANT_ACTIONS = ("resume", "update_controls", "update_policy")
+
+
+def _grants(grant: list[str] | None, revoke: list[str] | None) -> dict[str, Any]:
+    """``--grant WHO=ACTION[,ACTION]`` and ``--revoke WHO`` as a grants_patch."""
+    from axme_cli.cli.inputs import shown
+    from axme_cli.errors import UsageError
+
+    patch: dict[str, Any] = {}
+    for item in grant or []:
+        who, sep, actions = item.rpartition("=")
+        allow = [a.strip() for a in actions.split(",") if a.strip()]
+        unknown = [a for a in allow if a not in _GRANT_ACTIONS]
+        if not sep or not who.strip() or not allow or unknown:
+            raise UsageError(f"--grant {shown(item)}: expected WHO=ACTION[,ACTION] with actions of "
+                             f"{', '.join(_GRANT_ACTIONS)}", fix="e.g. --grant ops=resume,update_controls")
+        patch[f"delegate:{who.strip()}"] = {"allow": allow}
+    for who in revoke or []:
+        if not who.strip():
+            raise UsageError("--revoke: name the agent (or email) whose grant to take back", fix="e.g. --revoke ops")
+        patch[f"delegate:{who.strip()}"] = None
+    return patch
+
+
+@app.command("policy")
+def policy(
+    intent_id: IdArg,
+    grant: Annotated[list[str] | None, typer.Option(
+        "--grant", metavar="WHO=ACTIONS", show_default=False,
+        help="Let an agent (address or name) or a person (email) resume the intent or change its controls or "
+             "policy, e.g. --grant ops=resume,update_controls (repeatable).")] = None,
+    revoke: Annotated[list[str] | None, typer.Option("--revoke", metavar="WHO", show_default=False,
+                                                     help="Take a grant back (repeatable).")] = None,
+    expected: Annotated[int | None, typer.Option(
+        "--expected-generation", min=0, show_default=False,
+        help="Change it only if its policy_generation is still this (else exit 1, nothing changed).")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", show_default=False, help="Recorded with the change.")]
+    = None,
+    base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
+) -> None:
+    """Grant or take back who else may act on an intent (as its sender, a delegate or the workspace admin)."""
+    from axme_cli.cli.common import client, output
+    from axme_cli.errors import UsageError
+
+    patch = _grants(grant, revoke)
+    if not patch:
+        raise UsageError("nothing to change", fix="give --grant WHO=ACTIONS or --revoke WHO")
+    body: dict[str, Any] = {"grants_patch": patch}
+    if expected is not None:
+        body["expected_policy_generation"] = expected
+    if reason:
+        body["reason"] = reason
+    with client(base_url, api_key, context) as c:
+        result = c.update_intent_policy(intent_id, body)
+    output().result(result, _changed(result, "policy", intent_id))

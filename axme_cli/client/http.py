@@ -122,6 +122,13 @@ class Client:
     def resume_intent(self, intent_id: str, body: dict[str, Any]) -> dict[str, Any]:
         return dict(self.post(f"/v1/intents/{intent_id}/resume", json=body))
 
+    def update_intent_controls(self, intent_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``{ok, applied, policy_generation, intent, event}``."""
+        return dict(self.post(f"/v1/intents/{intent_id}/controls", json=body))
+
+    def update_intent_policy(self, intent_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.post(f"/v1/intents/{intent_id}/policy", json=body))
+
     def bulk_cancel(self, body: dict[str, Any]) -> dict[str, Any]:
         return dict(self.post("/v1/intents/bulk-cancel", json=body))
 
@@ -198,6 +205,15 @@ class Client:
         params = {k: v for k, v in filters.items() if v is not None}
         return list(self.get("/v1/webhooks/deliveries", params=params)["deliveries"])
 
+    # ------------------------------------------------------------------ routes: the schema registry
+    def upsert_schema(self, body: dict[str, Any], *, owner_agent: str | None = None) -> dict[str, Any]:
+        """``{ok, schema}`` (without its schema_json)."""
+        return dict(self.post("/v1/schemas", json=body, params=_owner(owner_agent)))
+
+    def get_schema(self, semantic_type: str, *, owner_agent: str | None = None) -> dict[str, Any]:
+        """``{ok, schema}``: the owner agent's active schema of the type, else the workspace's."""
+        return dict(self.get(f"/v1/schemas/{quote(semantic_type, safe='')}", params=_owner(owner_agent)))
+
     # ------------------------------------------------------------------ routes: the inbox (x-owner-agent: whose)
     def list_threads(self, *, owner: str | None, limit: int, status: str | None = None) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"limit": limit}
@@ -244,6 +260,62 @@ class Client:
 
     def accept_invite(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
         return dict(self.post(f"/v1/invites/{quote(token, safe='')}/accept", json=body))
+    # ------------------------------------------------------------------ routes: media uploads
+    def create_upload(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.post("/v1/media/create-upload", json=body))
+
+    def put_upload(self, upload_url: str, content: Iterator[bytes], size: int) -> dict[str, Any]:
+        """PUT the bytes to an upload URL, streamed. Only its path and token are used, sent to this client's
+        runtime: the bytes (and the key this client sends) never go to a host the answer named."""
+        path = _upload_path(upload_url)
+        with self._mapped():
+            response = self._http.put(path, content=content, headers={"content-type": "application/octet-stream",
+                                                                       "content-length": str(size)})
+        return dict(self.parse(response))
+
+    def finalize_upload(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.post("/v1/media/finalize-upload", json=body))
+
+    def get_upload(self, upload_id: str) -> dict[str, Any]:
+        """``{ok, upload}``."""
+        return dict(self.get(f"/v1/media/{upload_id}"))
+
+    def download_upload(self, upload_id: str) -> Iterator[bytes]:
+        """The bytes of a finalized upload, as they arrive."""
+        self._refresh_if_due()
+        with self._mapped(), self._http.stream("GET", f"/v1/media/download/{upload_id}") as response:
+            if response.status_code >= 400:
+                response.read()
+                self.parse(response)
+            yield from response.iter_bytes()
+
+    # ------------------------------------------------------------------ routes: MCP (JSON-RPC 2.0 over POST /mcp)
+    def mcp_call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        """One JSON-RPC request to POST /mcp: its answer, ``{"result": ...}`` or ``{"error": {code, message,
+        data}}``, whatever the HTTP status that came with it (401, 429 ... carry JSON-RPC errors too). An answer
+        that is no JSON-RPC (a runtime without /mcp) is a CliError like any route's."""
+        self._refresh_if_due()
+        message = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+        with self._mapped():
+            response = self._http.post("/mcp", json=message)
+        if response.status_code == 401 and _rpc_error_code(response) in REFRESH_CODES and self._refresh():
+            with self._mapped():
+                response = self._http.post("/mcp", json=message)
+        answer = _json_or_none(response)
+        if isinstance(answer, dict) and answer.get("jsonrpc") == "2.0" and ("result" in answer or "error" in answer):
+            return answer
+        self.parse(response)
+        raise CliError(f"{self.base_url}/mcp answered with something that is not JSON-RPC",
+                       fix="check that the URL points at an axme runtime", code="bad_response")
+
+    def mcp_list_tools(self) -> dict[str, Any]:
+        return self.mcp_call("tools/list", {})
+
+    def mcp_call_tool(self, name: str, arguments: dict[str, Any], *, owner_agent: str | None) -> dict[str, Any]:
+        params: dict[str, Any] = {"name": name, "arguments": arguments}
+        if owner_agent and "owner_agent" not in arguments:
+            params["owner_agent"] = owner_agent
+        return self.mcp_call("tools/call", params)
 
     def follow_intent(self, intent_id: str, *, since: int = 0, wait_seconds: int = 15,
                       follow: bool = False, timeout: float | None = None) -> Iterator[dict[str, Any]]:
@@ -346,6 +418,17 @@ class Client:
         raise CliError(f"request refused ({status}): {message}", code=code)
 
 
+def _upload_path(upload_url: str) -> str:
+    """``/v1/media/upload/<id>?token=...`` of an upload URL, whatever base URL the runtime put before it."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(upload_url)
+    start = parts.path.find("/v1/media/upload/")
+    if start < 0:
+        raise CliError("the runtime answered an upload URL that is not its own", code="bad_response")
+    return f"{parts.path[start:]}?{parts.query}"
+
+
 def _owner(owner_agent: str | None) -> dict[str, str] | None:
     return {"owner_agent": owner_agent} if owner_agent else None
 
@@ -367,6 +450,15 @@ def _error_code(response: httpx.Response) -> str | None:
         code = body["error"].get("code")
         return code if isinstance(code, str) else None
     return None
+
+
+def _rpc_error_code(response: httpx.Response) -> str | None:
+    """The runtime's own refusal code inside a JSON-RPC error (``error.data.error.code``), if any."""
+    body = _json_or_none(response)
+    data = body.get("error", {}).get("data") if isinstance(body, dict) and isinstance(body.get("error"), dict) else None
+    inner = data.get("error") if isinstance(data, dict) else None
+    code = inner.get("code") if isinstance(inner, dict) else None
+    return code if isinstance(code, str) else None
 
 
 def _error_message(body: Any) -> str | None:

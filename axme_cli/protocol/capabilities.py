@@ -16,6 +16,9 @@ CAPABILITIES: tuple[str, ...] = (
     "intents.bulk_cancel",
     "intents.deadlines",  # deadline_at -> TIMED_OUT, a durable timer
     "intents.any_intent_type",  # any dotted, versioned intent_type is carried; its payload is not interpreted
+    "intents.controls",  # POST .../controls: deadline, delivery attempts, redelivery wait; policy_generation CAS
+    "intents.policy",  # POST .../policy: grants (resume, update_controls, update_policy) and the envelope
+    "schemas",  # POST /v1/schemas, GET /v1/schemas/{type}: payloads checked per schema_mode (none/warn/enforce)
     # delivery bindings (§5)
     "delivery.stream",
     "delivery.poll",
@@ -50,12 +53,17 @@ CAPABILITIES: tuple[str, ...] = (
     "users.nicks",  # check, register, rename, resolve; @nick and nick@ax as intent and inbox recipients
     "users.profiles",
     "invites",  # single use, with a TTL; accepting gives the accepter a nick and tells the owner (webhook)
+    # media (d4): uploads to a URL the runtime serves, finalize with size and sha256, download and preview
+    "media.uploads",
+    "media.attachments",  # attachments: [{upload_id}] on intents and inbox replies
     # storage: this build runs on either (axme dev / axme server --database-url)
     "storage.sqlite",
     "storage.postgresql",
     "storage.replicas",  # several runtimes on one PostgreSQL database
     # seeing the system: metrics, traces, the dashboard
     "observability.metrics",  # GET /metrics, Prometheus text format
+    # assistants
+    "mcp",  # POST /mcp: JSON-RPC 2.0, AXME's tools and the runtime's (also `axme mcp` over stdio)
 )
 
 # Protocol intent types with a payload schema (axp-spec protocol/intent.*.v1) that the runtime carries.

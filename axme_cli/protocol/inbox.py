@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from axme_cli.protocol.models import JsonInt, _Strict
+from axme_cli.protocol.models import Attachments, JsonInt, _Strict
 
 # Thread status: pending (delivered, nobody looked yet), active (read, replied or delegated), done (approved or
 # rejected: reply, delegate, approve and reject answer 409 after that).
@@ -36,6 +36,7 @@ class ReplyRequest(_Strict):
     """``api.inbox.reply.request.v1``."""
 
     message: Annotated[str, StringConstraints(min_length=1, max_length=5000)]
+    attachments: Attachments | None = None  # finalized uploads; every owner holding the thread may then read them
 
 
 class DelegateRequest(_Strict):

@@ -63,6 +63,9 @@ EVENT_TRANSITIONS: dict[str, tuple[frozenset[str], str | None]] = {
     "intent.timeout": (_NOT_TERMINAL, None),
     "intent.reminder": (_NOT_TERMINAL, None),
     "intent.escalated": (_NOT_TERMINAL, None),
+    # Its sender (or a delegate) moved its timers, or changed who may act on it (our extension).
+    "intent.controls_updated": (_NOT_TERMINAL, None),
+    "intent.policy_updated": (_NOT_TERMINAL, None),
     # A person must act: the intent waits (WAITING_FOR_HUMAN) with the task in the event.
     "intent.human_task_assigned": (ACTIVE, WAITING),
     # Workflow parents (our extension): a step failed; compensation of completed steps.

@@ -151,6 +151,19 @@ class HumanTaskSpec(_Strict):
     notify_email: Annotated[str, StringConstraints(max_length=254)] | None = None
 
 
+class MediaAttachment(_Strict):
+    """A finalized upload carried by an intent or an inbox message (message.envelope ``attachments``): the sender
+    must be able to read it, and the recipients then may. ``mime_type`` is taken and ignored: the upload's own
+    type is what recipients see."""
+
+    upload_id: Uuid
+    mime_type: Annotated[str, StringConstraints(min_length=3, max_length=255)] | None = None
+
+
+MAX_ATTACHMENTS = 64
+Attachments = Annotated[list[MediaAttachment], Field(min_length=1, max_length=MAX_ATTACHMENTS)]
+
+
 class IntentCreateRequest(_Strict):
     """``api.intents.create.request.v1``."""
 
@@ -167,6 +180,10 @@ class IntentCreateRequest(_Strict):
     escalate_to: Annotated[str, StringConstraints(max_length=383)] | None = None
     max_delivery_attempts: Annotated[JsonInt, Field(ge=1, le=1_000_000)] | None = None
     human_task: HumanTaskSpec | None = None
+    attachments: Attachments | None = None
+    # From AXME's message envelope (message.envelope.v2): how strictly the payload is checked against the schema
+    # registered for its intent_type, if any (runtime/engine/schemas.py); not in the intent request's spec.
+    schema_mode: Literal["none", "warn", "enforce"] | None = None
 
 
 class ResolveRequest(BaseModel):

@@ -1,5 +1,5 @@
-"""JSON Schemas written by callers (a human task's ``form_schema``): the one place that checks one and builds
-its validator.
+"""JSON Schemas written by callers (a human task's ``form_schema``, a registered ``schema_json``): the one place
+that checks one and builds its validator.
 
 A caller's schema is data from someone we do not trust, and jsonschema is built for schemas we do: left to
 itself it fetches any ``$ref`` it cannot find in the document (``file://``, ``http://``) and runs ``pattern``
@@ -185,7 +185,7 @@ def _is_regex(instance: object) -> bool:
 
 
 def _refuse_retrieval(uri: str) -> Resource[Any]:
-    raise LookupError(f"{uri}: a form_schema may only refer to its own parts")
+    raise LookupError(f"{uri}: a schema may only refer to its own parts")
 
 
 # Nothing outside the schema itself can be found through this registry (jsonschema's default one fetches).
@@ -222,11 +222,11 @@ class _Walk:
                                 "used)")
         for key in _DYNAMIC:
             if key in node:
-                raise SchemaRefused(_path((*at, key)), "not supported in a form_schema; use $ref to a #fragment")
+                raise SchemaRefused(_path((*at, key)), "not supported here; use $ref to a #fragment")
         if node is not self.root:
             for key in ("$id", "$schema"):
                 if key in node:
-                    raise SchemaRefused(_path((*at, key)), "allowed only at the top of a form_schema")
+                    raise SchemaRefused(_path((*at, key)), "allowed only at the top of the schema")
         self.patterns = self.patterns or isinstance(node.get("patternProperties"), dict)
         self.unevaluated = self.unevaluated or "unevaluatedProperties" in node
         ref = node.get("$ref")
@@ -245,7 +245,7 @@ class _Walk:
             raise SchemaRefused(_path(at), f"{ref[:200]!r} points nowhere inside the schema") from None
         if id(target) in refs or target is self.root:
             raise SchemaRefused(_path(at), f"{ref[:200]!r} refers back to a schema that contains it; recursive "
-                                "references are not supported in a form_schema")
+                                "references are not supported")
         self.schema(target, at, depth + 1, (*refs, id(target)))
 
 
@@ -289,7 +289,7 @@ def _compiled(text: bytes) -> Any:
         raise SchemaRefused("", "must be a JSON object (a JSON Schema)")
     dialect = schema.get("$schema")
     if dialect is not None and (not isinstance(dialect, str) or dialect.rstrip("#") != DIALECT):
-        raise SchemaRefused("$schema", f"a form_schema is JSON Schema 2020-12: use {DIALECT!r} or leave it out")
+        raise SchemaRefused("$schema", f"the schema is JSON Schema 2020-12: use {DIALECT!r} or leave it out")
     if _json_depth(schema) > 2 * MAX_DEPTH + 2:  # before anything recursive looks at it
         raise SchemaRefused("", f"nests subschemas more than {MAX_DEPTH} deep")
     try:
@@ -306,8 +306,7 @@ def _compiled(text: bytes) -> Any:
     walk = _Walk(schema)
     walk.schema(schema, (), 1, ())
     if walk.patterns and walk.unevaluated:
-        raise SchemaRefused("unevaluatedProperties", "not supported together with patternProperties in a "
-                            "form_schema")
+        raise SchemaRefused("unevaluatedProperties", "not supported together with patternProperties")
     schema.pop("$schema", None)  # the validator is 2020-12 whatever it says (see the module's doc)
     return VALIDATOR(schema, registry=REGISTRY)
 
@@ -337,8 +336,8 @@ def problem(schema: dict[str, Any], instance: Any) -> tuple[str, str] | None:
     try:
         error = best_match(itertools.islice(validator.iter_errors(instance), 100))
     except _TooCostly:
-        return ("", f"too large to check against this form_schema (more than {MAX_EVALUATIONS} evaluations); "
-                "send a smaller answer")
+        return ("", f"too large to check against this schema (more than {MAX_EVALUATIONS} evaluations); "
+                "send less")
     finally:
         _BUDGET.left = None
     if error is None:

@@ -13,6 +13,7 @@ from axme_cli.runtime import tracing
 from axme_cli.runtime.auth import Authenticator
 from axme_cli.runtime.clock import SYSTEM, Clock
 from axme_cli.runtime.engine import agents as agents_engine
+from axme_cli.runtime.engine.schemas import Registry
 from axme_cli.runtime.mailer import DevMailer, Mailer
 from axme_cli.runtime.metrics import Metrics
 from axme_cli.runtime.notify import Hub
@@ -45,6 +46,7 @@ class Runtime:
         self.sender = OutboundSender(store, settings, clock)  # webhooks and http-binding intents
         self.task_mail = TaskMailSender(store, self.mailer, public_url, clock)
         self._unhook_clock: Callable[[], None] | None = None
+        self.schemas = Registry()  # the schema registry's heads in memory (engine/schemas.py)
         # intent id -> the write recording its delivery, not committed yet (see deliver_behind)
         self._delivering: dict[str, asyncio.Future[Any]] = {}
         self.tracing: tracing.Tracing | None = None  # set by start() when OTEL_EXPORTER_OTLP_ENDPOINT is set
@@ -53,6 +55,9 @@ class Runtime:
         self.tracing = tracing.from_env(self.settings.service)
         self.store.on_commit = self._on_commit
         self.store.on_batch = self.metrics.commit
+        # One process on SQLite sees every registry change in _on_commit; replicas also hear of them through
+        # LISTEN/NOTIFY, and a TTL bounds how long a notification lost anyway leaves one stale.
+        self.schemas.ttl = None if self.store.kind == "sqlite" else 30.0
         await self.store.open()
         self.scheduler.start()
         self.sender.start()
@@ -88,6 +93,8 @@ class Runtime:
                 self.tracing.observe(notes.seen)
         if notes.keys_changed or notes.everything:
             self.auth.keys.clear()
+        if notes.schemas or notes.everything:
+            self.schemas.invalidate()
         if notes.outbound or notes.everything:
             self.sender.wake()
         if notes.mail or notes.everything:

@@ -15,7 +15,11 @@ the time a request's head or body takes, and stops its keep-alive timer at the f
 that sends ``GET / HTTP/1.1\r\nX-a: `` and nothing more holds a socket (and a descriptor) for ever. ``Deadlines``
 adds two timers: the head must be complete within ``header_timeout`` of the connection or of the previous
 response, and the body within ``body_timeout`` of the head, else the connection is closed. Nothing runs while a
-request is being answered, so a long response (an SSE stream) is never cut. Only the httptools protocol is
+request is being answered, so a long response (an SSE stream) is never cut. A route that takes large bodies (a
+media upload's PUT) may say so once it has checked the request (``LONG_BODY``): from then on the body's deadline
+moves ``body_timeout`` further each time another ``body_step`` bytes have arrived, so a large body that keeps
+coming at the pace the plain deadline asks of the largest plain body (128 KiB in 30 s) is not cut, and one that
+trickles slower still is. Only the httptools protocol is
 served: uvicorn[standard], which the package requires, requires httptools on every platform, so uvicorn's h11
 protocol is never the one in use.
 
@@ -27,6 +31,7 @@ that each name is still there.
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
@@ -35,9 +40,11 @@ from axme_cli.runtime.settings import Settings
 
 # The uvicorn names the classes below rely on that are not its public API: methods they override or call and
 # attributes they read, on a protocol and on a request cycle (tests/security/test_slow_clients.py checks them).
-PROTOCOL_NAMES = ("connection_made", "connection_lost", "on_headers_complete", "on_message_complete",
+PROTOCOL_NAMES = ("connection_made", "connection_lost", "on_headers_complete", "on_body", "on_message_complete",
                   "on_response_complete", "_start_asgi_task", "pipeline", "cycle", "loop", "transport")
-CYCLE_NAMES = ("send", "transport", "response_started", "response_complete", "disconnected", "more_body")
+# ``scope["extensions"][LONG_BODY]()``: the route serving this request takes a large body (see the module's text).
+LONG_BODY = "axme.long_body"
+CYCLE_NAMES = ("send", "scope", "transport", "response_started", "response_complete", "disconnected", "more_body")
 
 
 class _Collect:
@@ -94,10 +101,14 @@ class Deadlines:
 
     header_timeout = 10.0
     body_timeout = 30.0
+    body_step = 131_072  # bytes of a long body that buy it another body_timeout
     loop: asyncio.AbstractEventLoop
     transport: asyncio.Transport
+    cycle: Any
     _deadline: asyncio.TimerHandle | None = None
     _phase = ""  # "head", "body" or "" (none)
+    _long = False  # the route took a long body (LONG_BODY): the body's deadline moves while it arrives
+    _since = 0  # bytes of the long body since its deadline last moved
 
     def _arm(self, phase: str) -> None:
         self._disarm()
@@ -107,9 +118,24 @@ class Deadlines:
 
     def _disarm(self) -> None:
         self._phase = ""
+        self._long = False
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
+
+    def allow_long_body(self, cycle: Any) -> None:
+        """The app's ``LONG_BODY`` call for ``cycle``: its body's deadline starts again now and moves on with every
+        ``body_step`` bytes that arrive (only while that body is the one arriving)."""
+        if cycle is self.cycle and self._phase == "body" and not cycle.response_complete:
+            self._arm("body")
+            self._long, self._since = True, 0
+
+    def _counted(self, received: int) -> None:
+        if self._long and self._phase == "body":
+            self._since += received
+            if self._since >= self.body_step:
+                self._arm("body")
+                self._long, self._since = True, 0
 
     def _expired(self) -> None:
         self._deadline = None
@@ -123,6 +149,8 @@ class OneWriteProtocol(Deadlines, HttpToolsProtocol):
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         cycle.__class__ = OneWriteCycle
+        extensions: dict[str, Any] = cycle.scope.setdefault("extensions", {})
+        extensions[LONG_BODY] = functools.partial(self.allow_long_body, cycle)
         super()._start_asgi_task(cycle, app)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -136,6 +164,10 @@ class OneWriteProtocol(Deadlines, HttpToolsProtocol):
         else:
             self._arm("body")
 
+    def on_body(self, body: bytes) -> None:
+        super().on_body(body)
+        self._counted(len(body))
+
     def on_message_complete(self) -> None:
         super().on_message_complete()
         # The app may have answered before the body was in (a 401, a 413): then the connection is idle now.
@@ -145,6 +177,7 @@ class OneWriteProtocol(Deadlines, HttpToolsProtocol):
             self._disarm()
 
     def on_response_complete(self) -> None:
+        self._long = False  # answered: a body still arriving is one nobody reads, with the plain deadline
         super().on_response_complete()  # starts the next pipelined request, if one is queued
         if self.transport.is_closing() or self.pipeline:
             return
@@ -165,4 +198,5 @@ class OneWriteProtocol(Deadlines, HttpToolsProtocol):
 def protocol(settings: Settings) -> type[OneWriteProtocol]:
     """The protocol class for ``uvicorn.Config(http=...)``, with the settings' deadlines."""
     return type("OneWriteProtocol", (OneWriteProtocol,), {"header_timeout": settings.header_timeout_seconds,
-                                                           "body_timeout": settings.body_timeout_seconds})
+                                                           "body_timeout": settings.body_timeout_seconds,
+                                                           "body_step": settings.max_body_bytes})

@@ -41,12 +41,24 @@ class Principal:
         return self.kind in ("workspace", "actor")
 
     def may_see(self, row: dict) -> bool:
-        """An agent key sees only intents addressed to it, sent by it or replying to it; members see every
-        intent."""
+        """An agent key sees only intents addressed to it, sent by it, replying to it or whose policy grants it
+        something (engine/controls.py); members see every intent."""
         if self.is_member or row["to_agent"] == self.address or row["from_agent"] == self.address:
             return True
         doc = row.get("doc")
-        return doc is not None and json.loads(doc).get("reply_to") == self.address
+        if doc is None:
+            return False
+        parsed = json.loads(doc)
+        return parsed.get("reply_to") == self.address or f"delegate:{self.address}" in (parsed.get("grants") or {})
+
+    def granted(self, row: dict, action: str) -> bool:
+        """Whether the intent's policy grants this principal ``action`` (resume, update_controls, update_policy):
+        a grant names an agent address, or a person's email."""
+        grants = json.loads(row["doc"]).get("grants") or {}
+        for who in (self.address, self.email):
+            if who is not None and action in (grants.get(f"delegate:{who}") or {}).get("allow", ()):
+                return True
+        return False
 
 
 def hash_token(token: str) -> str:

@@ -49,6 +49,13 @@ class Settings:
     login_guesses_per_minute: float = 10.0  # code checks and unknown task-link tokens from one address
     login_codes_per_email: int = 5  # code requests for one email ...
     login_codes_window_seconds: float = 600.0  # ... within this many seconds
+    # media uploads (/v1/media/*): the largest file (AXME's limit, 2 GiB), how long an upload URL lasts unless
+    # create-upload says (ttl_seconds 60 .. 7 days), and how often a process sweeps expired uploads and dead parts
+    media_max_bytes: int = 2**31
+    media_ttl_seconds: float = 24 * 3600.0
+    media_sweep_seconds: float = 60.0
+    # POST /mcp: calls a minute of one tool for one owner (AXME's default), per replica; 0 turns the limit off
+    mcp_tool_calls_per_minute: float = 120.0
 
     @property
     def admin_address(self) -> str:

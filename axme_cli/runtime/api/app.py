@@ -26,9 +26,12 @@ from axme_cli.runtime.api import (
     inbox,
     intents,
     invites,
+    mcp,
+    media,
     metrics,
     openapi,
     scenarios,
+    schemas,
     task_pages,
     tasks,
     users,
@@ -134,9 +137,10 @@ def route_table(openapi_json: Any, *, test_clock: bool = False) -> list[BaseRout
     """Every route; POST /dev/clock/advance only on a runtime whose clock tests move (`axme dev --test-clock`),
     so no other runtime has it, in its routes or its OpenAPI document."""
     return [*health.routes, *intents.routes, *scenarios.routes, *tasks.routes, *agents.routes, *auth.routes,
-            *webhooks.routes, *deliveries.routes, *audit.routes, *users.routes, *invites.routes,
+            *webhooks.routes, *deliveries.routes, *audit.routes, *users.routes, *invites.routes, *media.routes,
+            *schemas.routes,
             *inbox.routes, *approvals.routes, *task_pages.routes, *metrics.routes,
-            *(dev_clock.routes if test_clock else ()),
+            *(dev_clock.routes if test_clock else ()), *mcp.routes,
             Route("/openapi.json", openapi_json, methods=["GET"]), *ui_routes]
 
 

@@ -27,7 +27,7 @@ from axme_cli.runtime.api.common import (
     runtime,
 )
 from axme_cli.runtime.api.intents import resolve_recipient, resolve_target, validation_failed
-from axme_cli.runtime.engine import idempotency
+from axme_cli.runtime.engine import idempotency, media
 from axme_cli.runtime.engine import inbox as engine
 from axme_cli.runtime.errors import BadRequest, Forbidden, NotFound, Unprocessable
 from axme_cli.runtime.principals import Principal
@@ -140,8 +140,9 @@ async def reply(request: Request) -> Response:
     owner = owner_of(request, principal, runtime(request).settings)
     raw, req = await _body(request, wire.ReplyRequest, optional=False)
     thread_id = request.path_params["thread_id"]
-    return await _write(request, principal, owner, raw,
-                        lambda tx, now: engine.op_reply(tx, principal, owner, thread_id, req["message"], now))
+    return await _write(request, principal, owner, raw, lambda tx, now: media.reply_with_attachments(
+        tx, principal, req.get("attachments"), thread_id, now,
+        lambda attached: engine.op_reply(tx, principal, owner, thread_id, req["message"], now, attached)))
 
 
 async def delegate(request: Request) -> Response:

@@ -8,14 +8,16 @@ import time
 from collections.abc import AsyncGenerator
 from typing import Any
 
+import anyio
 import orjson
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from axme_cli.protocol import addresses, nicks
+from axme_cli.protocol import addresses, nicks, semantic_schemas
 from axme_cli.protocol import lifecycle as lc
+from axme_cli.protocol.controls import GRANT_PREFIX, ControlsRequest, PolicyRequest
 from axme_cli.protocol.models import (
     BulkCancelRequest,
     ResolveRequest,
@@ -39,12 +41,14 @@ from axme_cli.runtime.api.common import (
 from axme_cli.runtime.api.sse import LINGER_SECONDS, EventStream, Last, reads_incrementally
 from axme_cli.runtime.clock import to_iso
 from axme_cli.runtime.core import Runtime
+from axme_cli.runtime.engine import controls, media, schemas
 from axme_cli.runtime.engine import intents as engine
 from axme_cli.runtime.engine.workflows import workflow_view
 from axme_cli.runtime.errors import BadRequest, NotFound, Unprocessable
 from axme_cli.runtime.notify import following, wait
 from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.settings import Settings
+from axme_cli.runtime.store.base import Tx
 
 
 def resolve_target(s: Settings, raw: str, field: str = "to_agent") -> str:
@@ -109,10 +113,68 @@ async def create_intent(request: Request) -> Response:
         req["trace"] = tracing.context_from(request.headers)
     key = idempotency_key(request)
     idem = (f"{principal.key_id}:POST /v1/intents", key, hashlib.sha256(raw).hexdigest()) if key else None
-    now = rt.clock.time()
-    s = rt.settings
-    body = await rt.write(lambda tx: engine.op_create(tx, s, principal, req, now, idem))
+    attachments = [a.model_dump() for a in model.attachments] if model.attachments else None
+    body = await create_checked(rt, principal, req, rt.clock.time(), idem, attachments)
     return respond(body, request=request)
+
+
+# Payloads validated against their type's registered schema at once, each on a worker thread: the event loop (and
+# on SQLite the writer, which runs on it) goes on meanwhile.
+_SCHEMA_THREADS = anyio.CapacityLimiter(2)
+
+
+async def check_payload(rt: Runtime, req: dict[str, Any]) -> schemas.Check | None:
+    """The payload of a create judged against the schema registered for its type and target (engine/schemas.py),
+    outside any transaction: None when none applies (asked of memory only) or its schema_mode is none; 422 naming
+    the payload's field when it does not fit and the mode is enforce; else the verdict, for the create to record
+    (warn: the problem goes to ``intent.created``'s details)."""
+    for _ in range(2):
+        head = await rt.schemas.head(rt.reads, req["intent_type"], req["to_agent"])
+        if head is None:
+            return None
+        mode = semantic_schemas.schema_mode(head.compatibility_mode, req.get("schema_mode"))
+        if mode == "none":
+            return None
+        key = schemas.verdict_key(head, req["payload"])
+        problem = schemas.known_verdict(key)  # the same payload under the same schema: judged already
+        if problem is schemas.UNKNOWN:
+            schema = await rt.schemas.schema(rt.reads, head)
+            if schema is None:  # replaced since the index was read
+                rt.schemas.invalidate()
+                continue
+            problem = await anyio.to_thread.run_sync(schemas.judge_and_keep, key, schema, req["payload"],
+                                                     limiter=_SCHEMA_THREADS)
+        check = schemas.Check(head, req["to_agent"], mode, problem)
+        if problem is not None and mode == "enforce":
+            raise check.refusal()
+        return check
+    raise schemas.SchemaChanged()
+
+
+async def create_checked(rt: Runtime, principal: Principal, req: dict[str, Any], now: float,
+                         idem: Any = None, attachments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """``engine.op_create`` with the payload checked against its schema first (``check_payload``); when the schema
+    changed between the check and the write, once more. ``attachments``: uploads the sender attaches, checked and
+    recorded in the same transaction (engine/media.py)."""
+    s = rt.settings
+    for attempt in (1, 2):
+        checked = await check_payload(rt, req)
+
+        def create(tx: Tx, checked: schemas.Check | None = checked) -> dict[str, Any]:
+            def make(r: dict[str, Any]) -> dict[str, Any]:
+                return engine.op_create(tx, s, principal, r, now, idem, checked)
+
+            if attachments:
+                return media.with_attachments(tx, principal, attachments, req, now, make)
+            return make(req)
+
+        try:
+            return await rt.write(create)
+        except schemas.SchemaChanged:
+            rt.schemas.invalidate()
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def create_request(s: Settings, principal: Principal, model: Any) -> dict[str, Any]:
@@ -130,6 +192,7 @@ def create_request(s: Settings, principal: Principal, model: Any) -> dict[str, A
         "max_reminders": model.max_reminders,
         "escalate_to": model.escalate_to,
         "human_task": model.human_task.model_dump(exclude_none=True) if model.human_task else None,
+        "schema_mode": model.schema_mode,
     }
     named = model.from_agent
     if named and named != principal.address:
@@ -349,6 +412,75 @@ async def bulk_cancel(request: Request) -> Response:
     return respond(result, request=request)
 
 
+def parse_model(raw: bytes, model: Any) -> dict[str, Any]:
+    """``raw`` validated by the pydantic ``model``, as a dict of the fields that were sent (422 naming a field)."""
+    try:
+        return dict(model.model_validate(parse_object(raw)).model_dump(exclude_unset=True, by_alias=True))
+    except ValidationError as exc:
+        raise validation_failed(exc) from None
+
+
+def _idem(request: Request, principal: Principal, raw: bytes, what: str) -> Any:
+    key = idempotency_key(request)
+    if not key:
+        return None
+    return (f"{principal.key_id}:POST /v1/intents/{request.path_params['intent_id']}/{what}", key,
+            hashlib.sha256(raw).hexdigest())
+
+
+async def update_controls(request: Request) -> Response:
+    """Move the intent's timers (engine/controls.py)."""
+    principal = await authenticate(request)
+    _check_owner(request, principal)
+    raw = await read_body(request)
+    req = parse_model(raw, ControlsRequest)
+    if not req.get("controls_patch"):
+        raise Unprocessable("controls_patch: nothing to change; give timeout_seconds, deadline_at, "
+                            "max_delivery_attempts, max_retries or retry_backoff_seconds",
+                            details={"field": "controls_patch"})
+    rt = runtime(request)
+    intent_id, now, idem = request.path_params["intent_id"], rt.clock.time(), _idem(request, principal, raw,
+                                                                                  "controls")
+    result = await rt.write(lambda tx: controls.op_controls(tx, rt.settings, principal, intent_id, req, now, idem))
+    return respond(result, request=request)
+
+
+def _grant_key(s: Settings, key: str) -> str:
+    """``delegate:<who>`` with ``who`` a full agent address (a bare name or org/ws/name is qualified) or an email
+    (lower-cased)."""
+    field = f"grants_patch.{key[:100]}"
+    if not key.startswith(GRANT_PREFIX):
+        raise Unprocessable(f"{field}: a grant's key is delegate:<agent address or email>, e.g. "
+                            "delegate:agent://org/ws/ops", details={"field": field})
+    who = key[len(GRANT_PREFIX):].strip()
+    if "@" in who and "://" not in who:
+        if any(ch.isspace() for ch in who) or who.count("@") != 1 or not all(who.split("@")):
+            raise Unprocessable(f"{field}: {who!r} is not an email address", details={"field": field})
+        return GRANT_PREFIX + who.lower()
+    if "://" in who and not who.startswith(addresses.SCHEME):
+        raise Unprocessable(f"{field}: a delegate is an agent (agent://...) or a person (an email)",
+                            code="invalid_agent_address", details={"field": field})
+    return GRANT_PREFIX + resolve_target(s, who, field)
+
+
+async def update_policy(request: Request) -> Response:
+    """Change who else may act on the intent, and its envelope's timers (engine/controls.py)."""
+    principal = await authenticate(request)
+    _check_owner(request, principal)
+    raw = await read_body(request)
+    req = parse_model(raw, PolicyRequest)
+    if not req.get("grants_patch") and not req.get("envelope_patch"):
+        raise Unprocessable("grants_patch: nothing to change; give grants_patch or envelope_patch",
+                            details={"field": "grants_patch"})
+    rt = runtime(request)
+    if req.get("grants_patch"):
+        req["grants_patch"] = {_grant_key(rt.settings, k): v for k, v in req["grants_patch"].items()}
+    intent_id, now, idem = request.path_params["intent_id"], rt.clock.time(), _idem(request, principal, raw,
+                                                                                  "policy")
+    result = await rt.write(lambda tx: controls.op_policy(tx, rt.settings, principal, intent_id, req, now, idem))
+    return respond(result, request=request)
+
+
 def _check_owner_params(request: Request) -> None:
     query = request.query_params.get("owner_agent")
     header = request.headers.get("x-owner-agent")
@@ -374,4 +506,6 @@ routes = [
     Route("/v1/intents/{intent_id}/events/stream", stream_events, methods=["GET"]),
     Route("/v1/intents/{intent_id}/resume", resume_intent, methods=["POST"]),
     Route("/v1/intents/{intent_id}/resolve", resolve_intent, methods=["POST"]),
+    Route("/v1/intents/{intent_id}/controls", update_controls, methods=["POST"]),
+    Route("/v1/intents/{intent_id}/policy", update_policy, methods=["POST"]),
 ]

@@ -89,7 +89,13 @@ _INTENT = obj(
         "reply_to": STR, "deadline_at": TIME, "due_at": TIME,
         "remind_after_seconds": INT, "remind_interval_seconds": INT, "max_reminders": INT, "escalate_to": STR,
         "human_task": OBJ, "pending_with": _PENDING_WITH, "result": {}, "error": {},
+        "attachments": array(obj({"upload_id": UUID, "filename": STR, "mime_type": STR, "size_bytes": INT,
+                                  "sha256": STR})),
         "workflow": nullable(OBJ), "workflow_step": OBJ,
+        "policy_generation": {**INT, "minimum": 1, "description": "Changes of its controls or policy (absent: 0)."},
+        "grants": {"type": "object", "additionalProperties": obj({"allow": array(STR)}),
+                   "description": "Who else may act on it: `delegate:<agent address or email>` -> `{allow}`."},
+        "retry_backoff_seconds": {**NUM, "description": "Its own wait before a redelivery (controls)."},
     },
     description="An intent as the runtime shows it (axme-reference.md §2.2); unset optional fields are left out.",
 )
@@ -204,6 +210,26 @@ ERROR = obj(
     description='The AXP error shape: {"error": {"code", "message", "details"}, "detail"}.',
 )
 
+_UPLOAD = obj(
+    {"upload_id": UUID, "owner_agent": STR, "bucket": STR, "object_path": STR, "mime_type": STR, "filename": STR,
+     "size_bytes": {**INT, "minimum": 1}, "sha256": nullable({**STR, "pattern": "^[a-f0-9]{64}$"}),
+     "status": {"type": "string", "enum": ["pending", "ready", "expired"]}, "created_at": TIME,
+     "expires_at": TIME, "finalized_at": nullable(TIME), "download_url": nullable(STR),
+     "preview_url": nullable(STR)},
+    closed=True,
+    description="A media upload. `expires_at`: when its upload URL ends (a pending upload expires then; a ready one "
+                "stays). `download_url` / `preview_url` (raster images only) are this runtime's routes and need a key.",
+)
+_SCHEMA_FIELDS: dict[str, Schema] = {
+    "semantic_type": STR, "schema_ref": STR, "schema_hash": {"type": "string", "pattern": "^[a-f0-9]{64}$"},
+    "compatibility_mode": {"type": "string", "enum": ["strict", "backward", "warn"]},
+    "scope": {"type": "string", "enum": ["tenant", "core"]}, "owner_agent": nullable(STR), "active": BOOL,
+}
+_SCHEMA_RECORD = obj({**_SCHEMA_FIELDS, "created_at": TIME, "updated_at": TIME}, closed=True,
+                     description="A registered schema (api.schemas.upsert.response.v1's `schema`).")
+_SCHEMA_WITH_JSON = obj({**_SCHEMA_FIELDS, "schema_json": OBJ, "created_at": TIME, "updated_at": TIME}, closed=True,
+                        description="A registered schema with its JSON Schema (api.schemas.get.response.v1's).")
+
 COMPONENTS: dict[str, Schema] = {
     "Error": ERROR,
     "Intent": _INTENT,
@@ -219,6 +245,9 @@ COMPONENTS: dict[str, Schema] = {
     "AuditEvent": _AUDIT_EVENT,
     "UserProfile": _PROFILE,
     "Invite": _INVITE,
+    "MediaUpload": _UPLOAD,
+    "SemanticSchema": _SCHEMA_RECORD,
+    "SemanticSchemaWithJson": _SCHEMA_WITH_JSON,
     "Session": _SESSION,
     "SessionTokens": _TOKENS,
 }
@@ -241,12 +270,57 @@ _FEED_FRAME = obj(
 COMPONENTS["StreamTimeout"] = _TIMEOUT_FRAME
 COMPONENTS["FeedEntry"] = _FEED_FRAME
 
+# POST /mcp speaks JSON-RPC 2.0 (api/mcp.py): its answers, errors included, are JSON-RPC messages, not AXP errors.
+_RPC_ID: Schema = {"type": ["string", "integer", "null"]}
+_RPC_VERSION: Schema = {"type": "string", "const": "2.0"}
+COMPONENTS["JsonRpcRequest"] = obj(
+    {"jsonrpc": _RPC_VERSION, "method": STR}, {"id": _RPC_ID, "params": OBJ},
+    description="A request (a notification without `id`): initialize, ping, tools/list, tools/call "
+                "(`params`: {name, arguments, owner_agent}), resources/list, prompts/list.")
+COMPONENTS["JsonRpcError"] = obj(
+    {"jsonrpc": _RPC_VERSION, "id": _RPC_ID,
+     "error": obj({"code": INT, "message": STR}, {"data": OBJ})},
+    description="-32600 parse error or invalid request, -32601 method not found, -32602 invalid params, -32603 "
+                "internal error, -32001 authentication required, -32002 owner agent required, -32003 owner "
+                "mismatch, -32004 rate limited, -32010 gateway error (a route's refusal, in data.error), -32011 "
+                "resolution error.")
+COMPONENTS["JsonRpcResult"] = obj(
+    {"jsonrpc": _RPC_VERSION, "id": _RPC_ID, "result": {}},
+    description="tools/call: {ok, tool, status, owner_agent, data, content, structuredContent, isError}.")
+_RPC_ANSWER: Schema = {"anyOf": [ref("JsonRpcResult"), ref("JsonRpcError")]}
+_RPC_TEXT = {
+    400: "The body is no JSON or no JSON-RPC message (-32600), or MCP-Protocol-Version is unknown",
+    401: "A lone request that needs a credential had none that works (-32001)",
+    403: "A lone tools/call named an owner the credential may not act for (-32003), or another site's page sent it",
+    413: "The body is larger than the runtime accepts",
+    415: "The body is not application/json",
+    429: "A lone tools/call past the (owner, tool) limit, or the key's limit (-32004): wait `Retry-After` seconds",
+    503: "The database is unavailable (-32010, data.error.details.retryable)",
+}
+
+
+def _rpc_responses() -> Schema:
+    error = {"content": {"application/json": {"schema": ref("JsonRpcError")}}}
+    out: Schema = {
+        "200": {"description": "The answer (an array for a batch; errors of one request among them)",
+                "content": {"application/json": {"schema": {"anyOf": [_RPC_ANSWER, array(_RPC_ANSWER)]}}}},
+        "202": {"description": "Only notifications (or responses): nothing to answer, no body"},
+    }
+    for code, text in _RPC_TEXT.items():
+        out[str(code)] = {"description": text, **error}
+        if code in (429, 503):
+            out[str(code)]["headers"] = {"Retry-After": {"description": "Seconds to wait before retrying",
+                                                         "schema": {"type": "string", "pattern": "^[0-9]+$"}}}
+    return out
+
 
 def _ok(**props: Schema) -> Schema:
     return obj({"ok": TRUE, **props})
 
 
 _THREAD_ANSWER = _ok(thread=ref("InboxThread"))
+_CHANGED = _ok(applied=BOOL, policy_generation={**INT, "minimum": 0}, intent=ref("Intent"),
+               event=nullable(ref("IntentEvent")))
 _EVENT_COUNTS = {"event_id": STR, "owner_agent": STR, "event_type": STR, **_COUNTERS}
 
 
@@ -255,7 +329,17 @@ _EVENT_COUNTS = {"event_id": STR, "owner_agent": STR, "event_type": STR, **_COUN
 
 
 def _models() -> dict[str, type[BaseModel]]:
-    from axme_cli.protocol import deliveries, inbox, models, scenario, users, webhooks
+    from axme_cli.protocol import (
+        controls,
+        deliveries,
+        inbox,
+        media,
+        models,
+        scenario,
+        semantic_schemas,
+        users,
+        webhooks,
+    )
 
     return {
         "IntentCreateRequest": models.IntentCreateRequest,
@@ -279,6 +363,11 @@ def _models() -> dict[str, type[BaseModel]]:
         "ProfileUpdateRequest": users.ProfileUpdateRequest,
         "InviteCreateRequest": users.InviteCreateRequest,
         "InviteAcceptRequest": users.InviteAcceptRequest,
+        "MediaCreateUploadRequest": media.CreateUploadRequest,
+        "MediaFinalizeUploadRequest": media.FinalizeUploadRequest,
+        "SchemaUpsertRequest": semantic_schemas.SchemaUpsertRequest,
+        "ControlsRequest": controls.ControlsRequest,
+        "PolicyRequest": controls.PolicyRequest,
     }
 
 
@@ -316,8 +405,9 @@ _RESUME_REQUEST = obj(
 class Op:
     summary: str
     tag: str
-    ok: Schema | str | tuple[str, Schema]  # the 200 body, "html", "text", or ("sse", the schema of one event)
+    ok: Schema | str | tuple[str, Schema]  # the 200 body, "html", "text", "file", or ("sse", one event's schema)
     body: Schema | None = None  # the request body's schema
+    body_media: str = "application/json"
     body_required: bool = True
     query: tuple[tuple[str, Schema, str], ...] = ()  # (name, schema, description)
     errors: tuple[int, ...] = ()  # beyond those implied (auth, body, path and query parameters, 503)
@@ -327,6 +417,9 @@ class Op:
     axp: str | None = None  # the axp-spec public_api schema the 200 body conforms to
     description: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+_FILE: Schema = {"type": "string", "contentMediaType": "application/octet-stream", "description": "Bytes."}
 
 
 def _limit(default: int, high: int) -> tuple[str, Schema, str]:
@@ -401,6 +494,33 @@ OPERATIONS: dict[tuple[str, str], Op] = {
             completion_delivery=obj({"delivered": BOOL}, {"reason": STR, "reply_to": STR, "thread_id": STR,
                                                          "message_id": STR, "completion": OBJ})),
         body=ref("ResolveRequest"), errors=(403, 409), owner=True, axp="api.intents.resolve.response.v1"),
+    ("POST", "/v1/intents/{intent_id}/controls"): Op(
+        "Move the intent's timers: deadline, delivery attempts, redelivery wait", "intents", _CHANGED,
+        body=ref("ControlsRequest"), errors=(403, 409), owner=True, idempotent=True,
+        description="The sender, a delegate granted `update_controls` and the workspace key. "
+                    "`expected_policy_generation` other than the intent's is 409 (`details.policy_generation`); "
+                    "a patch that changes nothing answers `applied: false`."),
+    ("POST", "/v1/intents/{intent_id}/policy"): Op(
+        "Grant or take back who else may resume it or change its controls or policy; its envelope's timers",
+        "intents", _CHANGED, body=ref("PolicyRequest"), errors=(403, 409), owner=True, idempotent=True,
+        description="The sender, a delegate granted `update_policy` and the workspace key. Grants: "
+                    '`{"delegate:<agent address or email>": {"allow": ["resume", "update_controls", '
+                    '"update_policy"]}}` (null or an empty allow takes one back)."'),
+    # the schema registry
+    ("POST", "/v1/schemas"): Op(
+        "Register or replace the JSON Schema of a semantic type (an intent_type)", "schemas",
+        _ok(schema=ref("SemanticSchema")), body=ref("SchemaUpsertRequest"), owner=True, idempotent=True,
+        errors=(403,),
+        description="scope tenant (default): the owner agent's (an agent key: its own; the workspace key and people "
+                    "name it, else 400 `owner_agent_required`); scope core: the workspace's, the workspace key only "
+                    "(403). A schema_json the runtime will not evaluate (a `$ref` outside it, a pattern RE2 refuses, "
+                    "over 64 kB / 32 levels / 1,000 keywords, not JSON Schema 2020-12) is 400 `schema_invalid`. The "
+                    "semantic type takes the gateway's pattern (that of intent_type); the axp-spec schema asks for "
+                    "three dotted parts."),
+    ("GET", "/v1/schemas/{semantic_type}"): Op(
+        "The active schema of a semantic type: the owner agent's, else the workspace's", "schemas",
+        _ok(schema=ref("SemanticSchemaWithJson")), owner=True, errors=(403, 422),
+        description="An agent key reads its own and the workspace's; 404 `schema_not_found` when neither is active."),
     # scenarios and tasks
     ("POST", "/v1/scenarios/validate"): Op(
         "Check a ScenarioBundle without running it", "scenarios",
@@ -605,6 +725,49 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         body=ref("InviteAcceptRequest"), idempotent=True, errors=(409, 410), axp="api.invites.accept.response.v1",
         description="The accepter gets a user with the nick (as register-nick), the owner an `invite.accepted` "
                     "webhook event. 409 `invite_already_accepted` (used), 410 `invite_expired`."),
+    # media uploads
+    ("POST", "/v1/media/create-upload"): Op(
+        "Create an upload: its upload_url takes the bytes (PUT)", "media",
+        _ok(upload_id=UUID, owner_agent=STR, bucket=STR, object_path=STR, upload_url=STR,
+            status={"type": "string", "const": "pending"}, expires_at=TIME, max_size_bytes=INT),
+        body=ref("MediaCreateUploadRequest"), idempotent=True, errors=(403, 409),
+        axp="api.media.create_upload.response.v1",
+        description="`owner_agent` [default: the caller]; an agent key or a person names only itself (403 "
+                    "`actor_mismatch`). 413 `media_too_large`: `size_bytes` is more than the runtime takes. "
+                    "`upload_url` carries a token that is the capability to upload (until `expires_at`); it is "
+                    "answered only here (an Idempotency-Key repeat answers a new one and the old one stops working)."),
+    ("PUT", "/v1/media/upload/{upload_id}"): Op(
+        "Upload the bytes (the upload_url of create-upload)", "media",
+        _ok(upload_id=UUID, status={"type": "string", "const": "pending"}, received_bytes=INT,
+            sha256={**STR, "pattern": "^[a-f0-9]{64}$"}, size_bytes=INT),
+        body=_FILE, body_media="application/octet-stream", auth=False,
+        query=(("token", STR, "The upload URL's token (the capability; no API key is needed)."),),
+        errors=(404, 409, 410, 413, 429),
+        description="The body is the file (any Content-Type). Past the upload's `size_bytes` it is 413 "
+                    "`media_too_large` (at once when Content-Length says so: nothing is stored). Answered once the "
+                    "bytes are durable; a new PUT replaces them until the upload is finalized (then 409). A wrong "
+                    "token is 404 and counts as a guess (429 past the limit on such guesses per address)."),
+    ("POST", "/v1/media/finalize-upload"): Op(
+        "Finalize an upload: the bytes must have the size (and sha256) stated", "media",
+        _ok(upload_id=UUID, owner_agent=STR, bucket=STR, object_path=STR, mime_type=STR, size_bytes=INT,
+            sha256=nullable(STR), status={"type": "string", "const": "ready"}, finalized_at=TIME),
+        body=ref("MediaFinalizeUploadRequest"), idempotent=True, errors=(403, 404, 409, 410),
+        axp="api.media.finalize_upload.response.v1",
+        description="422 `size_mismatch` / `sha256_mismatch` when the bytes received differ from what this call or "
+                    "create-upload stated: nothing changes, the upload stays pending and unusable. 409 "
+                    "`upload_incomplete` before any PUT; 410 once the upload URL expired. Only the owner or the "
+                    "workspace admin key."),
+    ("GET", "/v1/media/{upload_id}"): Op(
+        "An upload", "media", _ok(upload=ref("MediaUpload")), axp="api.media.get.response.v1",
+        description="Its owner, the workspace key and people, the participants of an intent that attached it and "
+                    "the holders of an inbox thread whose message attached it may read it; others get 404."),
+    ("GET", "/v1/media/download/{upload_id}"): Op(
+        "Download a finalized upload (Content-Disposition: attachment)", "media", "file", errors=(409,),
+        description="Served as its type only when no browser runs that type (else application/octet-stream), with "
+                    "`X-Content-Type-Options: nosniff` and a sandboxing CSP. 409 `upload_not_ready` before finalize."),
+    ("GET", "/v1/media/preview/{upload_id}"): Op(
+        "Preview a finalized upload (raster images inline, anything else as the download)", "media", "file",
+        errors=(409,)),
     # inbox and approvals
     ("GET", "/v1/inbox"): Op(
         "The owner's threads", "inbox", _ok(threads=array(ref("InboxThread"))), owner=True, errors=(403,),
@@ -646,6 +809,17 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/v1/capabilities"): Op(
         "What this runtime supports", "meta", _ok(capabilities=array(STR), supported_intent_types=array(STR)),
         axp="api.capabilities.get.response.v1"),
+    # MCP
+    ("POST", "/mcp"): Op(
+        "MCP: JSON-RPC 2.0 (initialize, ping, tools/list, tools/call, resources/list, prompts/list)", "mcp",
+        ref("JsonRpcResult"),
+        body={"anyOf": [ref("JsonRpcRequest"), array(ref("JsonRpcRequest"), minItems=1, maxItems=100)]},
+        description="AXME's MCP surface (docs/mcp-reference.md), stateless: one message or a batch per POST, "
+                    "answered as application/json (GET is 405: no server-sent stream, no session). Without a "
+                    "credential only initialize, ping, tools/list and the tools axme.check_nick, "
+                    "axme.register_nick and axme.check_invite_status answer. A lone request's error sets the HTTP "
+                    "status below; a batch is 200.",
+        extra={"responses": _rpc_responses(), "security": [{}, {"apiKey": []}, {"bearer": []}]}),
     # task pages
     ("GET", "/t/{token}"): Op(
         "The page of a task mail's link (HTML)", "task-pages", "html", auth=False, errors=(404, 410, 429),
@@ -731,7 +905,7 @@ def _operation(method: str, path: str, op: Op, endpoint: str) -> Schema:
     if params:
         out["parameters"] = params
     if op.body is not None:
-        media = "application/x-www-form-urlencoded" if op.ok == "html" else "application/json"
+        media = "application/x-www-form-urlencoded" if op.ok == "html" else op.body_media
         out["requestBody"] = {"required": op.body_required, "content": {media: {"schema": op.body}}}
     if isinstance(op.ok, tuple):
         ok: Schema = {"description": "A Server-Sent Events stream (the schema is one event's)",
@@ -740,6 +914,11 @@ def _operation(method: str, path: str, op: Op, endpoint: str) -> Schema:
         ok = {"description": "An HTML page", "content": {"text/html": {"schema": STR}}}
     elif op.ok == "text":
         ok = {"description": "Plain text", "content": {"text/plain": {"schema": STR}}}
+    elif op.ok == "file":
+        ok = {"description": "The file's bytes", "content": {"*/*": {"schema": _FILE}},
+              "headers": {"Content-Disposition": {"schema": STR, "description": "attachment (preview of a raster "
+                                                  "image: inline), with the upload's filename"},
+                          "X-Content-Type-Options": {"schema": {"type": "string", "const": "nosniff"}}}}
     else:
         assert isinstance(op.ok, dict)
         ok = {"description": "OK", "content": {"application/json": {"schema": op.ok}}}

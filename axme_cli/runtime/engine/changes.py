@@ -28,6 +28,7 @@ _DOC_FIELDS = (
     "escalate_to",
     "human_task",
     "trace",  # the trace context of the request that created it (only when tracing is on)
+    "attachments",  # finalized uploads it carries (engine/media.py)
 )
 
 SCHEDULER = "agent://axme.runtime/scheduler"  # the actor of what timers do
@@ -172,10 +173,11 @@ def insert_new_intent(
     row["wake_ts"] = wake_of(row)
     actor = req["from_agent"]
     acted = {"acted_by": req["acted_by"]} if req.get("acted_by") else {}  # the admin key sent it as from_agent
+    checked = {"schema_validation": req["schema_validation"]} if req.get("schema_validation") else {}
     tx.insert_intent(row)
     tx.insert_event(intent_id, 1, dumps({
         "intent_id": intent_id, "seq": 1, "event_type": "intent.created", "status": lc.CREATED, "at": at,
-        "actor": actor, "details": {"intent_type": req["intent_type"], "to_agent": to_agent, **acted},
+        "actor": actor, "details": {"intent_type": req["intent_type"], "to_agent": to_agent, **acted, **checked},
     }))
     submitted: dict[str, Any] = {
         "intent_id": intent_id, "seq": 2, "event_type": "intent.submitted", "status": row["status"], "at": at,

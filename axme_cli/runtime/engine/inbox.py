@@ -218,12 +218,15 @@ def op_read(tx: Tx, principal: Principal, owner: str, thread_id: str, now: float
     return t.answer()
 
 
-def op_reply(tx: Tx, principal: Principal, owner: str, thread_id: str, message: str, now: float) -> dict[str, Any]:
+def op_reply(tx: Tx, principal: Principal, owner: str, thread_id: str, message: str, now: float,
+             attachments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     t = _Thread(tx, principal, owner, thread_id, now)
     t.require_open("replied to")
     message_id = uuid7()
     entry: dict[str, Any] = {"message_id": message_id, "role": wire.ROLE_OWNER, "author": owner, "content": message,
                              "created_at": t.at}
+    if attachments:
+        entry["attachments"] = attachments  # finalized uploads (engine/media.py checked them)
     if principal.address != owner:
         entry["sent_by"] = principal.address
     t.doc["messages"].append(entry)

@@ -12,7 +12,7 @@ from typing import Any
 from axme_cli.protocol import addresses, tasks
 from axme_cli.protocol import lifecycle as lc
 from axme_cli.runtime.clock import iso
-from axme_cli.runtime.engine import audit, human_tasks, idempotency, inbox, reactions, reminders, runs
+from axme_cli.runtime.engine import audit, human_tasks, idempotency, inbox, reactions, reminders, runs, schemas
 from axme_cli.runtime.engine.answers import check_task_result
 from axme_cli.runtime.engine.changes import SCHEDULER, apply_event, arm_timer, insert_new_intent, wake_of
 from axme_cli.runtime.engine.codec import loads
@@ -75,12 +75,18 @@ def op_create(
     req: dict[str, Any],
     now: float,
     idem: idempotency.Key | None = None,
+    checked: schemas.Check | None = None,
 ) -> dict[str, Any]:
-    """Create an intent: rows for the intent, ``intent.created`` and ``intent.submitted``, a feed entry."""
-    return created_view(idempotency.once(tx, idem, now, lambda: _create(tx, s, req, now)).result)
+    """Create an intent: rows for the intent, ``intent.created`` and ``intent.submitted``, a feed entry.
+    ``checked``: its payload judged against the schema of its type (engine/schemas.py), confirmed still current."""
+    return created_view(idempotency.once(tx, idem, now, lambda: _create(tx, s, req, now, checked)).result)
 
 
-def _create(tx: Tx, s: Settings, req: dict[str, Any], now: float) -> dict[str, Any]:
+def _create(tx: Tx, s: Settings, req: dict[str, Any], now: float,
+            checked: schemas.Check | None = None) -> dict[str, Any]:
+    schemas.confirm(tx, checked)  # no query unless a schema applied
+    if checked is not None:
+        req = {**req, "schema_validation": checked.details()}  # recorded on intent.created
     if addresses.is_core(req["to_agent"], s.org, s.workspace):
         req = {**req, "to_agent": tasks.HUMAN_TARGET}  # one address however it was written, so lists agree
     if req["to_agent"] == tasks.HUMAN_TARGET and req.get("human_task"):
@@ -175,9 +181,11 @@ def acting_as(s: Settings, principal: Principal, named: Any, field: str = "actor
 
 def check_may_end(principal: Principal, row: Row, *, cancel: bool) -> None:
     """Who may move an intent on (design.md §9): the agent it is addressed to and the workspace admin key may
-    resume, complete, fail or cancel it; its sender and people may only cancel it (people answer human tasks
-    through ``op_answer_task``)."""
+    resume, complete, fail or cancel it, and a delegate its policy grants ``resume`` may resume, complete or fail
+    it; its sender and people may only cancel it (people answer human tasks through ``op_answer_task``)."""
     if principal.is_admin or row["to_agent"] == principal.address:
+        return
+    if not cancel and principal.granted(row, "resume"):  # a delegate of its policy (engine/controls.py)
         return
     if cancel and (principal.is_actor or row["from_agent"] == principal.address):
         return
@@ -202,6 +210,9 @@ def op_resume(tx: Tx, s: Settings, principal: Principal, intent_id: str, body: d
     row = owned_row(tx, principal, intent_id)
     actor, acted = acting_as(s, principal, body.get("actor"))
     doc = loads(row["doc"])
+    if "expected_policy_generation" in body:  # the resume's compare-and-set on the intent's policy (controls.py)
+        check_generation(doc, body["expected_policy_generation"])
+        body = {k: v for k, v in body.items() if k != "expected_policy_generation"}  # not part of the result
     fx: list[Effect] = []
     if doc.get("workflow_parent"):
         answer = runs.resume_parent(tx, s, principal, row, doc, body, now, fx)
@@ -232,6 +243,24 @@ def op_resume(tx: Tx, s: Settings, principal: Principal, intent_id: str, body: d
                 doc_updates=doc_updates, fx=fx)
     reactions.settle(tx, s, fx)
     return {"ok": True, "applied": True, "intent": intent_view(row)}
+
+
+def check_generation(doc: dict[str, Any], expected: Any) -> int:
+    """The intent's policy_generation (0, then one more per change of its controls or policy: engine/controls.py),
+    if it is ``expected`` (None: nothing expected); else 409 with the current one."""
+    current = int(doc.get("policy_generation") or 0)
+    if expected is None:
+        return current
+    if isinstance(expected, bool) or not isinstance(expected, int) or expected < 0:
+        raise Unprocessable("expected_policy_generation: must be a whole number from 0",
+                            details={"field": "expected_policy_generation"})
+    if expected != current:
+        raise Conflict(f"expected_policy_generation: the intent's policy_generation is {current}, not {expected} (its "
+                       "controls or policy changed meanwhile); read it again and decide again",
+                       code="policy_generation_mismatch",
+                       details={"field": "expected_policy_generation", "expected": expected,
+                                "policy_generation": current})
+    return current
 
 
 def _summary(rest: dict[str, Any]) -> dict[str, Any]:
@@ -353,7 +382,9 @@ def _fire(tx: Tx, s: Settings, row: Row, now: float, fx: list[Effect]) -> None:
         else:
             attempt = row["delivery_attempt"] + 1
             fx.append(DeliveryDue(row["to_agent"], row["intent_id"], attempt, now))
-            fields = {"delivery_attempt": attempt, "redeliver_ts": now + s.redelivery_seconds}
+            # the intent's own retry_backoff_seconds when its controls set one (engine/controls.py)
+            backoff = loads(row["doc"]).get("retry_backoff_seconds") or s.redelivery_seconds
+            fields = {"delivery_attempt": attempt, "redeliver_ts": now + backoff}
             tx.notes.see(("redelivered",))
         merged = {**row, **fields}
         fields["wake_ts"] = wake_of(merged)

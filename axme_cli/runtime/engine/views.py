@@ -48,10 +48,15 @@ def intent_view(row: Row) -> dict[str, Any]:
         "max_delivery_attempts": row["max_delivery_attempts"],
         "delivery_attempt": row["delivery_attempt"],
         "human_task": human_task,
+        "attachments": doc.get("attachments"),
         "pending_with": pending_with(row, doc),
         "seq": row["last_seq"],
         "result": doc.get("result"),
         "error": doc.get("error"),
+        # its controls and policy (engine/controls.py): left out while never changed (policy_generation 0)
+        "policy_generation": doc.get("policy_generation") or None,
+        "grants": doc.get("grants") or None,
+        "retry_backoff_seconds": doc.get("retry_backoff_seconds"),
     }
     # Unset optional fields are left out rather than null: the spec's schemas allow no nulls there.
     return {k: v for k, v in view.items() if v is not None}

@@ -32,6 +32,7 @@ class Notes:
     everything: bool = False
     outbound: bool = False  # a delivery was queued or is due again: wake the outbound sender
     mail: bool = False  # a task mail was queued: wake the task-mail sender
+    schemas: bool = False  # the schema registry changed: every replica drops its in-memory index
     # What happened, for metrics and traces: facts an operation noted with ``see``. They reach
     # ``on_commit`` only if the transaction commits (a rerun starts from a fresh Tx), so nothing is counted
     # twice; they stay in this process (never sent to other replicas).
@@ -69,6 +70,7 @@ class Notes:
         self.everything = self.everything or other.everything
         self.outbound = self.outbound or other.outbound
         self.mail = self.mail or other.mail
+        self.schemas = self.schemas or other.schemas
         if other.fed:
             self.fed = _joined(self.fed, other.fed)
         if other.events:
@@ -299,6 +301,59 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     def next_inbox_seq(self, owner_agent: str) -> int:
         """The owner's next change number (dense, starting at 1; its order is the commit order per owner)."""
+    # media uploads (store/media_sql.py)
+    @abc.abstractmethod
+    def get_media_upload(self, upload_id: str) -> Row | None:
+        """The upload, read to be changed in this transaction (a PostgreSQL store locks it)."""
+
+    @abc.abstractmethod
+    def insert_media_upload(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def update_media_upload(self, upload_id: str, fields: Row) -> None: ...
+
+    @abc.abstractmethod
+    def expired_media_uploads(self, now: float, limit: int) -> list[str]:
+        """Ids of pending uploads whose upload URL ran out by ``now``."""
+
+    @abc.abstractmethod
+    def insert_media_part(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def get_media_part(self, part_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    def media_parts_of(self, upload_id: str) -> list[Row]: ...
+
+    @abc.abstractmethod
+    def set_media_part_state(self, part_ids: list[str], state: str) -> None: ...
+
+    @abc.abstractmethod
+    def dead_media_parts(self, limit: int) -> list[str]: ...
+
+    @abc.abstractmethod
+    def delete_media_parts(self, part_ids: list[str]) -> None: ...
+
+    @abc.abstractmethod
+    def grant_media(self, upload_id: str, address: str, intent_id: str) -> None:
+        """``address`` may read the upload (an intent attached it); a second grant changes nothing."""
+
+    @abc.abstractmethod
+    def link_media_thread(self, upload_id: str, thread_id: str) -> None:
+        """Every owner holding the thread may read the upload (a message in it attached it)."""
+
+    @abc.abstractmethod
+    def media_readable(self, upload_id: str, address: str) -> bool:
+        """Whether a grant or a thread link lets ``address`` read the upload (owners and members aside)."""
+
+    @abc.abstractmethod
+    def insert_media_chunk(self, part_id: str, n: int, data: bytes) -> None:
+        """PostgreSQL only: chunk ``n`` of a part's bytes."""
+
+    @abc.abstractmethod
+    def delete_media_chunks(self, part_id: str) -> None:
+        """PostgreSQL only."""
+
     # task links: the task-mail outbox and single-use answer links (store/task_links_sql.py)
     @abc.abstractmethod
     def insert_task_mail(self, row: Row) -> None: ...
@@ -354,6 +409,19 @@ class Tx(abc.ABC):
 
     @abc.abstractmethod
     def update_invite(self, invite_id: str, fields: Row) -> None: ...
+    # the schema registry (store/schemas_sql.py); owner_key '' is the workspace's schema
+    @abc.abstractmethod
+    def get_schema_record(self, semantic_type: str, owner_key: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    def insert_schema_record(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def update_schema_record(self, semantic_type: str, owner_key: str, fields: Row) -> None: ...
+
+    @abc.abstractmethod
+    def active_schema_heads(self, semantic_type: str, owner_keys: list[str]) -> list[Row]:
+        """The active schemas of ``semantic_type`` owned by any of ``owner_keys`` (no schema_json)."""
 
 
 class Reads(abc.ABC):
@@ -453,6 +521,17 @@ class Reads(abc.ABC):
     @abc.abstractmethod
     async def inbox_changes(self, owner_agent: str, after_seq: int, limit: int) -> list[Row]:
         """The owner's threads with ``change_seq > after_seq``, in change order."""
+    # media uploads
+    @abc.abstractmethod
+    async def get_media_upload(self, upload_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    async def media_readable(self, upload_id: str, address: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def media_chunk(self, part_id: str, n: int) -> bytes | None:
+        """PostgreSQL only: chunk ``n`` of a part's bytes (None past the last)."""
+
     # task links
     @abc.abstractmethod
     async def due_task_mail(self, now: float, limit: int) -> list[str]:
@@ -486,6 +565,14 @@ class Reads(abc.ABC):
 
     @abc.abstractmethod
     async def read_invite(self, token_hash: str) -> Row | None: ...
+    # the schema registry
+    @abc.abstractmethod
+    async def active_schema_index(self) -> list[Row]:
+        """Every active schema's head (semantic_type, owner_key, schema_hash, schema_ref, compatibility_mode)."""
+
+    @abc.abstractmethod
+    async def schema_records(self, semantic_type: str, owner_keys: list[str]) -> list[Row]:
+        """The rows of ``semantic_type`` owned by any of ``owner_keys``, schema_json included."""
 
 
 class Store(Reads):

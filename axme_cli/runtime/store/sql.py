@@ -21,7 +21,9 @@ from typing import Any, TypeVar
 from axme_cli.runtime.store.audit_sql import AuditReadSql, AuditTxSql
 from axme_cli.runtime.store.base import Reads, Row, Tx
 from axme_cli.runtime.store.inbox_sql import InboxReadSql, InboxTxSql
+from axme_cli.runtime.store.media_sql import MediaReadSql, MediaTxSql
 from axme_cli.runtime.store.outbound_sql import OutboundReadSql, OutboundTxSql
+from axme_cli.runtime.store.schemas_sql import SchemasReadSql, SchemasTxSql
 from axme_cli.runtime.store.task_links_sql import TaskLinksReadSql, TaskLinksTxSql
 from axme_cli.runtime.store.ui_sql import UiReadSql, UiTxSql
 from axme_cli.runtime.store.users_sql import UsersReadSql, UsersTxSql
@@ -68,7 +70,8 @@ def _marks(values: list[Any] | tuple[Any, ...]) -> str:
     return ", ".join("?" for _ in values)
 
 
-class SqlTx(OutboundTxSql, AuditTxSql, InboxTxSql, TaskLinksTxSql, UiTxSql, UsersTxSql, Tx):
+class SqlTx(OutboundTxSql, AuditTxSql, InboxTxSql, MediaTxSql, TaskLinksTxSql, UiTxSql, UsersTxSql, SchemasTxSql,
+            Tx):
     """A write transaction on a DB-API-like connection whose ``execute(sql, params)`` takes ``?``."""
 
     LOCK = ""
@@ -285,7 +288,8 @@ def _all(c: Any, sql: str, args: tuple[Any, ...] | list[Any]) -> list[Row]:
     return [dict(r) for r in c.execute(sql, args).fetchall()]
 
 
-class SqlReads(OutboundReadSql, AuditReadSql, InboxReadSql, TaskLinksReadSql, UiReadSql, UsersReadSql, Reads):
+class SqlReads(OutboundReadSql, AuditReadSql, InboxReadSql, MediaReadSql, TaskLinksReadSql, UiReadSql,
+               UsersReadSql, SchemasReadSql, Reads):
     """The store's reads (``base.Reads``). A backend provides ``_read(fn)``, which runs ``fn(connection)``
     somewhere safe."""
 

@@ -34,7 +34,9 @@ from tests.runtime_thread import RuntimeThread
 MAX_BODY = Settings().max_body_bytes
 DOC = openapi.document(build_app(Runtime(object(), Settings()), manage_runtime=False).routes)  # type: ignore[arg-type]
 OPS = [(m.upper(), p, op) for p, item in DOC["paths"].items() for m, op in item.items()]
-JSON_BODY = [(m, p) for m, p, op in OPS if "application/json" in op.get("requestBody", {}).get("content", {})]
+# POST /mcp answers JSON-RPC errors, not AXP ones: its hostile bodies are in tests/runtime/api/test_mcp.py.
+JSON_BODY = [(m, p) for m, p, op in OPS if "application/json" in op.get("requestBody", {}).get("content", {})
+             and p != "/mcp"]
 WITH_IDS = [(m, p) for m, p, op in OPS if "{" in p]
 INT_PARAMS = [(m, p, q["name"], q["schema"]) for m, p, op in OPS for q in op.get("parameters", [])
               if q["in"] == "query" and q["schema"].get("type") == "integer"]
@@ -167,6 +169,19 @@ WRONG_TYPES: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("POST", "/v1/invites/create"): [{"owner_agent": 5}, {"owner_agent": "abc", "ttl_seconds": "3600"},
                                      {"owner_agent": "abc", "ttl_seconds": 10**40}],
     ("POST", "/v1/invites/{token}/accept"): [{"nick": []}, {"nick": "@ann.lee", "display_name": 1}],
+    ("POST", "/v1/media/create-upload"): [{"filename": 5, "mime_type": "a/b", "size_bytes": 1},
+                                         {"filename": "a", "mime_type": "a/b", "size_bytes": "1"},
+                                         {"filename": "a", "mime_type": ["a/b"], "size_bytes": 1}],
+    ("POST", "/v1/media/finalize-upload"): [{"upload_id": 5, "size_bytes": 1},
+                                           {"upload_id": "01a24bd1-cc74-7000-91e4-629dbb320455", "size_bytes": 1.5}],
+    ("POST", "/v1/intents/{intent_id}/controls"): [{"controls_patch": []}, {"controls_patch": {"max_retries": "2"}},
+                                                   {"controls_patch": {"deadline_at": 5}}],
+    ("POST", "/v1/intents/{intent_id}/policy"): [{"grants_patch": []}, {"envelope_patch": {"ttl_seconds": True}},
+                                                 {"grants_patch": {"delegate:x": {"allow": "resume"}}}],
+    ("POST", "/v1/schemas"): [{"semantic_type": 5, "schema_json": {}, "compatibility_mode": "warn"},
+                              {"semantic_type": "a.b.v1", "schema_json": [], "compatibility_mode": "warn"},
+                              {"semantic_type": "a.b.v1", "schema_json": {}, "compatibility_mode": "warn",
+                               "active": "yes"}],
 }
 
 
@@ -252,7 +267,12 @@ def test_unknown_ids_are_404(api: httpx.Client, route: tuple[str, str]) -> None:
         if path.startswith("/v1/agents/") and value not in ("not-an-id",) and "-" not in value:
             assert_error(r, 422, code="invalid_agent_address")  # not even an agent name
             continue
+        if path.startswith("/v1/schemas/"):  # none of these is a semantic type (an intent type)
+            assert_error(r, 422, code="invalid_parameter")
+            continue
         assert_error(r, 404)
+    if path.startswith("/v1/schemas/"):
+        assert_error(api.request(method, url(path, "no.such.type.v1")), 404, code="schema_not_found")
 
 
 def _valid_body(path: str) -> dict[str, Any]:
@@ -260,7 +280,10 @@ def _valid_body(path: str) -> dict[str, Any]:
     return {"resume": {"action": "complete"}, "resolve": {"status": "CANCELED", "reason": "x"},
             "delivery": {"delivery_mode": "poll"}, "reply": {"message": "x"}, "delegate": {"delegate_to": "someone"},
             "delete": {"mode": "self"}, "decision": {"decision": "approve"}, "verify": {"code": "123456"},
-            "accept": {"nick": "@nobody.here"}}.get(last, {})
+            "accept": {"nick": "@nobody.here"},
+            "controls": {"controls_patch": {"max_retries": 1}},
+            "policy": {"grants_patch": {"delegate:someone": {"allow": ["resume"]}}},
+            }.get(last, {})
 
 
 @STORAGE_FREE

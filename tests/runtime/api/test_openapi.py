@@ -131,6 +131,8 @@ def test_every_error_answer_has_the_axp_error_shape(document: dict[str, Any]) ->
             content = response["content"]
             if path.startswith("/t/") and code != "503":  # the task-mail page answers people with HTML
                 assert list(content) == ["text/html"], (method, path, code)
+            elif path == "/mcp":  # JSON-RPC: its errors are JSON-RPC error objects
+                assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/JsonRpcError"}
             else:
                 assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
 
@@ -165,7 +167,7 @@ class Walk:
 
     def __call__(self, method: str, path: str, status: int = 200, *, key: str | None = ADMIN_KEY,
                  token: str | None = None, params: dict[str, Any] | None = None, query: dict[str, Any] | None = None,
-                 body: Any = None, form: dict[str, str] | None = None,
+                 body: Any = None, form: dict[str, str] | None = None, raw: bytes | None = None,
                  headers: dict[str, str] | None = None) -> schemathesis.Response:
         op = self.schema[path][method]
         sent = dict(headers or {})
@@ -176,6 +178,8 @@ class Walk:
         kwargs: dict[str, Any] = {}
         if form is not None:
             kwargs = {"body": form, "media_type": "application/x-www-form-urlencoded"}
+        elif raw is not None:
+            kwargs = {"body": raw, "media_type": "application/octet-stream"}
         elif body is not None:
             kwargs = {"body": body, "media_type": "application/json"}
         case = op.Case(path_parameters=params or {}, query=query or {}, headers=sent, **kwargs)
@@ -253,6 +257,15 @@ def test_every_operation_answers_as_documented(served: RuntimeProcess, document:
     call("GET", "/v1/intents/{intent_id}/events/stream", params={"intent_id": intent_id},
          query={"since": 0, "wait_seconds": 1})
     call("POST", "/v1/intents/bulk-cancel", body={"older_than_hours": 0, "dry_run": True})
+    # an open intent's controls and policy; the schema registry
+    open_id = call("POST", "/v1/intents", body=new_intent(worker)).json()["intent_id"]
+    call("POST", "/v1/intents/{intent_id}/controls", params={"intent_id": open_id},
+         body={"controls_patch": {"max_retries": 5}, "expected_policy_generation": 0})
+    call("POST", "/v1/intents/{intent_id}/policy", params={"intent_id": open_id},
+         body={"grants_patch": {f"delegate:{worker}": {"allow": ["resume"]}}})
+    call("POST", "/v1/schemas", body={"semantic_type": "openapi.walk.item.v1", "schema_json": {"type": "object"},
+                                      "compatibility_mode": "warn", "scope": "core"})
+    call("GET", "/v1/schemas/{semantic_type}", params={"semantic_type": "openapi.walk.item.v1"})
 
     # the requester's inbox
     owner = {"owner_agent": req_sa["agent_address"]}
@@ -325,6 +338,18 @@ def test_every_operation_answers_as_documented(served: RuntimeProcess, document:
     call("DELETE", "/v1/webhooks/subscriptions/{subscription_id}",
          params={"subscription_id": sub["subscription"]["subscription_id"]})
 
+    # media: create, PUT the bytes to the upload URL (no key), finalize, read
+    data = b"%PDF-1.4 walk"
+    upload = call("POST", "/v1/media/create-upload", headers={"Idempotency-Key": uuid.uuid4().hex}, body={
+        "filename": "walk.pdf", "mime_type": "application/pdf", "size_bytes": len(data)}).json()
+    media = {"upload_id": upload["upload_id"]}
+    call("PUT", "/v1/media/upload/{upload_id}", params=media, key=None, raw=data,
+         query={"token": upload["upload_url"].split("?token=")[1]})
+    call("POST", "/v1/media/finalize-upload", body={**media, "size_bytes": len(data)})
+    call("GET", "/v1/media/{upload_id}", params=media)
+    call("GET", "/v1/media/download/{upload_id}", params=media)
+    call("GET", "/v1/media/preview/{upload_id}", params=media)
+
     # scenarios
     bundle = {"scenario_id": "openapi.walk", "agents": [{"role": "worker", "address": worker}],
               "intent": {"type": "order.reserve.v1", "payload": {}}}
@@ -345,6 +370,13 @@ def test_every_operation_answers_as_documented(served: RuntimeProcess, document:
     call("POST", "/v1/auth/sessions/revoke", body={"session_id": first["session_id"]})
     call("POST", "/v1/auth/logout", key=None, token=sign_in()["access_token"])
     call("POST", "/v1/auth/logout-all", key=None, token=sign_in()["access_token"])
+
+    # MCP (JSON-RPC; tests/runtime/api/test_mcp.py has the rest)
+    call("POST", "/mcp", key=None, body={"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                                         "params": {"protocolVersion": "2024-11-05"}})
+    call("POST", "/mcp", body=[{"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                                "params": {"name": "axme.get_intent", "arguments": {"intent_id": intent_id}}},
+                               {"jsonrpc": "2.0", "method": "notifications/initialized"}])
 
     assert {(m, p) for m, p, _ in operations(document)} - call.ok == set()
 

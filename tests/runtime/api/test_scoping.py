@@ -36,8 +36,9 @@ from tests.runtime_proc import RuntimeProcess
 
 REPO = Path(__file__).resolve().parents[3]
 DOC = openapi.document(build_app(Runtime(object(), Settings()), manage_runtime=False).routes)  # type: ignore[arg-type]
+# POST /mcp answers JSON-RPC (-32001 for a missing or refused credential): tests/runtime/api/test_mcp.py.
 AUTHENTICATED = [(m.upper(), p) for p, item in DOC["paths"].items() for m, op in item.items()
-                 if op.get("security") != []]
+                 if op.get("security") != [] and p != "/mcp"]
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +95,8 @@ def test_every_route_but_the_public_ones_needs_a_key(rt: RuntimeProcess) -> None
               if op.get("security") == []}
     assert public == {("GET", "/health"), ("GET", "/v1/health"), ("GET", "/openapi.json"),
                       ("POST", "/v1/auth/login-intent"), ("POST", "/v1/auth/login-intent/{intent_id}/verify"),
-                      ("POST", "/v1/auth/refresh"), ("GET", "/t/{token}"), ("POST", "/t/{token}")}
+                      ("POST", "/v1/auth/refresh"), ("GET", "/t/{token}"), ("POST", "/t/{token}"),
+                      ("PUT", "/v1/media/upload/{upload_id}")}  # the upload URL's token is the credential
     with httpx.Client(base_url=rt.url, timeout=30) as anon:
         refused_everywhere(anon, code="missing_api_key")
         refused_everywhere(anon, code="missing_api_key", authorization="Basic dXNlcjpwYXNz")
