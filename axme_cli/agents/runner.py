@@ -66,9 +66,11 @@ def python_handler(spec: str) -> Handler:
     return handle
 
 
-def command_handler(argv: list[str], retry_exit_code: int | None = None, timeout: float | None = None) -> Handler:
-    """Run ``argv`` per intent: the step payload as JSON on stdin; JSON on stdout is the result; a non-zero exit
-    fails the intent with the tail of stderr; ``retry_exit_code`` leaves it for redelivery."""
+def command_handler(argv: list[str], retry_exit_code: int | None = None, timeout: float | None = None,
+                    cwd: str | None = None) -> Handler:
+    """Run ``argv`` per intent (in ``cwd``, else this process's folder): the step payload as JSON on stdin; JSON on
+    stdout is the result; a non-zero exit fails the intent with the tail of stderr; ``retry_exit_code`` leaves it
+    for redelivery."""
 
     async def handle(delivery: dict[str, Any]) -> Outcome:
         payload = delivery.get("payload") or {}
@@ -80,7 +82,7 @@ def command_handler(argv: list[str], retry_exit_code: int | None = None, timeout
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE, env=env)
+                stderr=asyncio.subprocess.PIPE, env=env, cwd=cwd)
         except OSError as exc:
             return Outcome("fail", reason=f"cannot run {argv[0]}: {exc.strerror}")
         try:
@@ -89,6 +91,12 @@ def command_handler(argv: list[str], retry_exit_code: int | None = None, timeout
             proc.kill()
             await proc.wait()
             return Outcome("fail", reason=f"{argv[0]} did not finish in {timeout}s")
+        except asyncio.CancelledError:  # the runner is stopping: the program does not outlive it
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(proc.wait(), 5)  # reaped while the loop runs
+            raise
         if retry_exit_code is not None and proc.returncode == retry_exit_code:
             return Outcome("retry", reason=f"exit {proc.returncode}")
         if proc.returncode != 0:

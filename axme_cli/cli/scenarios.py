@@ -102,6 +102,162 @@ def apply(
         raise typer.Exit(1)
 
 
+@app.command("test")
+def test(
+    files: Annotated[list[Path], typer.Argument(
+        help="Scenario test files (e.g. scenarios/order-saga.test.json; docs/scenario-tests.md).", metavar="FILE",
+        show_default=False)],
+    against_context: Annotated[bool, typer.Option(
+        "--against-context", help="Run on the runtime of the active context (or --base-url/--context) instead of a "
+        "throwaway one; needs its workspace admin key.")] = False,
+    junit_xml: Annotated[Path | None, typer.Option(
+        "--junit-xml", help="Also write a JUnit XML report here (for CI).", show_default=False)] = None,
+    parallel: Annotated[int, typer.Option("--parallel", help="Cases run at once.", min=1, max=64)] = 8,
+    case_timeout: Annotated[float, typer.Option(
+        "--case-timeout", help="Seconds (real time) a case may take before it counts as an error.", min=1,
+        max=86400)] = 60.0,
+    base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
+) -> None:
+    """Run each case of the test files against the bundle they name, with stand-in agents, and check what the case
+    expects. Exit 0 when every case passes, 1 when any fails, 2 on a bad file (nothing runs then). Output: a live
+    view; -o json one document; -o jsonl a line per case as it ends."""
+    import time
+
+    from axme_cli.cli.common import output
+    from axme_cli.errors import UsageError
+    from axme_cli.render import scenario_tests as view
+    from axme_cli.testing.load import load
+    from axme_cli.testing.runner import CaseRun, Run
+
+    shown = output()
+    mode = "jsonl" if shown.lines else "json" if shown.json else "text"
+    if not against_context and (base_url or api_key or context):
+        raise UsageError("--base-url, --api-key and --context choose the runtime of --against-context",
+                         fix="add --against-context, or leave them out to test on a throwaway runtime")
+    loaded, problems = [], []
+    for path in files:
+        file, found = load(str(path))
+        problems += found
+        if file is not None:
+            loaded.append(file)
+    if problems:
+        _refuse(problems)
+    report = _junit_target(junit_xml) if junit_xml is not None else None
+    cases = [CaseRun(file, case) for file in loaded for case in file.test.cases]
+    started = time.monotonic()
+    runtime, target = _test_target(against_context, base_url, api_key, context, loaded)
+    failed = False
+    try:
+        hint = _inspect_hint(target, against_context, base_url, api_key, context)
+
+        def done(case: CaseRun) -> None:
+            if mode == "jsonl":
+                shown.item(case.as_dict())
+            elif mode == "text":
+                view.ended(case.as_dict())
+
+        live = view.LiveView(lambda: [{**c.as_dict(), "at": c.step} for c in cases])
+        run = Run(target, parallel=parallel, case_timeout=case_timeout)
+        if mode == "text":
+            with live.shown() as redraw:
+                run.run(cases, on_tick=redraw, on_done=done)
+        else:
+            run.run(cases, on_done=done)
+        seconds = time.monotonic() - started
+        results = [c.as_dict() for c in cases]
+        failed = any(not r["passed"] for r in results)
+        if report is not None:
+            from axme_cli.render.junit import report as junit
+
+            report.write_bytes(junit(results, seconds=seconds, hint=hint))
+        if mode == "json":
+            shown.items(results, ok=not failed)
+        elif mode == "text":
+            view.failures(results, hint)
+            shown.text(["", view.summary(results, seconds)])
+        if failed and runtime is not None:
+            shown.say(f"The test runtime's database is kept in {runtime.folder}: serve it with `axme dev --db "
+                      f"{runtime.folder}/test.db --port 0` and look at an intent named above with `axme intents "
+                      "describe ID --context <the context axme dev names>`.")
+    finally:
+        if runtime is not None:
+            runtime.stop(keep=failed)
+        if hasattr(target.clock, "close"):  # the client that moves a context runtime's test clock
+            target.clock.close()
+    if failed:
+        raise typer.Exit(1)
+
+
+def _refuse(problems: list[str]) -> None:
+    """A bad test file: every problem on stderr, then exit 2 before anything runs."""
+    from axme_cli.errors import UsageError
+    from axme_cli.render.console import err
+
+    for problem in problems:
+        err(problem)
+    first = problems[0] if len(problems) == 1 else f"{len(problems)} problems, the first: {problems[0]}"
+    raise UsageError(f"the scenario tests are not valid ({first}); nothing ran", code="scenario_test_invalid",
+                     fix="fix the fields named above (docs/scenario-tests.md describes the format)")
+
+
+def _junit_target(path: Path) -> Path:
+    """Where the JUnit report goes: checked before anything runs (its folder made), so a run never ends unable to
+    write it."""
+    from axme_cli.errors import UsageError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("ab"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--junit-xml {path}: cannot be written ({exc.strerror})",
+                         fix="give a path in a folder you may write to") from None
+    return path
+
+
+def _test_target(against_context: bool, base_url: str | None, api_key: str | None, context: str | None,
+                 loaded: list[Any]) -> tuple[Any, Any]:
+    """(the throwaway runtime or None, the Target the cases run on)."""
+    from axme_cli.errors import CliError, UsageError
+    from axme_cli.testing.runner import real_time_problems
+    from axme_cli.testing.runtime import RemoteClock, Target, Throwaway
+
+    if not against_context:
+        runtime = Throwaway()
+        try:
+            return runtime, runtime.start()
+        except RuntimeError as exc:
+            raise CliError(str(exc), fix="run it again; if it persists, rerun with AXME_DEBUG=1") from None
+    from axme_cli.cli.common import client, target
+
+    t = target(base_url, api_key, context)
+    if not t.api_key:
+        raise UsageError(f"--against-context: the stand-in agents answer with the workspace admin key, and context "
+                         f"{t.context!r} has none", fix="pass --api-key with the workspace key (axme dev prints "
+                         "where it is kept)")
+    c = client(base_url, api_key, context)  # kept open: the test clock, if it has one, is moved through it
+    health = c.health()
+    clock = RemoteClock.of(c)
+    if clock is None:
+        c.close()
+        problems = real_time_problems(loaded)
+        if problems:
+            _refuse(problems)
+    return None, Target(t.base_url, t.api_key, str(health.get("org_id") or "local"),
+                        str(health.get("workspace_id") or "dev"), clock=clock)
+
+
+def _inspect_hint(target: Any, against_context: bool, base_url: str | None, api_key: str | None,
+                  context: str | None) -> Any:
+    """How to look at a case's workflow intent afterwards, on the context's runtime: `axme intents describe` with
+    the target this run was given on its command line (the key as a placeholder: it is not printed)."""
+    if not against_context:
+        return lambda intent_id: None
+    flags = [*(["--base-url", base_url] if base_url else []), *(["--api-key", "<key>"] if api_key else []),
+             *(["--context", context] if context else [])]
+    return lambda intent_id: " ".join(["axme", "intents", "describe", intent_id, *flags])
+
+
 def step_ids(raw: dict[str, Any]) -> list[str]:
     """The workflow's step ids, in the bundle's order."""
     steps = (raw.get("workflow") or {}).get("steps") or []

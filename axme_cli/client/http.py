@@ -138,6 +138,11 @@ class Client:
     def apply_scenario(self, bundle: dict[str, Any]) -> dict[str, Any]:
         return dict(self.post("/v1/scenarios/apply", json=bundle))
 
+    # ------------------------------------------------------------------ routes: the test clock
+    def advance_clock(self, seconds: float) -> dict[str, Any]:
+        """``{ok, now}``: move the test clock of `axme dev --test-clock` (a NotFoundError on any other runtime)."""
+        return dict(self.post("/dev/clock/advance", json={"seconds": seconds}))
+
     # ------------------------------------------------------------------ routes: agents and their keys
     def list_agents(self, *, limit: int) -> list[dict[str, Any]]:
         return list(self.get("/v1/agents", params={"limit": limit}).get("agents", []))

@@ -1,0 +1,1 @@
+"""`axme scenarios test`: scenario bundles tested against a runtime, with stand-in agents (runner.py)."""
