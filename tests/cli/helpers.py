@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import threading
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -71,28 +72,30 @@ def run(env: Mapping[str, str], *args: str, input: str | None = None,
     overrides: dict[str, str | None] = {name: None for name in os.environ if name not in env}
     overrides.update(env)
     theirs = sys.stdout, sys.stderr
-    with CliRunner().isolation(input=input, env=overrides) as (out, err, _):
-        streams = (sys.stdout, sys.stderr)  # held: a command that drops sys.stdout must not close what it captured
-        sys.stdout = _ThisThread(streams[0], theirs[0]) if stdout is ... else stdout  # type: ignore[assignment]
-        sys.stderr = _ThisThread(streams[1], theirs[1])  # type: ignore[assignment]
-        try:
-            _root().main(list(args), prog_name="axme")
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        except Exception:  # escaped the root (AXME_DEBUG): what the interpreter would print, and exit 1
-            if sys.stderr is not None:
-                traceback.print_exc()
-            code = 1
-        for stream in streams:
-            with contextlib.suppress(ValueError):  # the command closed it
-                stream.flush()
-        printed, said = (part.getvalue().decode("utf-8", "replace") for part in (out, err))
+    # `agents run` hands SIGINT and SIGTERM to its event loop, whose closing (uvloop's) leaves them there
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with CliRunner().isolation(input=input, env=overrides) as (out, err, _):
+            streams = (sys.stdout, sys.stderr)  # held: a command that drops sys.stdout must not close the capture
+            sys.stdout = _ThisThread(streams[0], theirs[0]) if stdout is ... else stdout  # type: ignore[assignment]
+            sys.stderr = _ThisThread(streams[1], theirs[1])  # type: ignore[assignment]
+            try:
+                _root().main(list(args), prog_name="axme")
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            except Exception:  # escaped the root (AXME_DEBUG): what the interpreter would print, and exit 1
+                if sys.stderr is not None:
+                    traceback.print_exc()
+                code = 1
+            for stream in streams:
+                with contextlib.suppress(ValueError):  # the command closed it
+                    stream.flush()
+            printed, said = (part.getvalue().decode("utf-8", "replace") for part in (out, err))
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
     return subprocess.CompletedProcess(["axme", *args], code, printed, said)
-
-
-def run_many(calls: Sequence[tuple[Sequence[str], Mapping[str, str]]]) -> list[subprocess.CompletedProcess[str]]:
-    return [run(env, *args) for args, env in calls]
 
 
 def no_traceback(result: subprocess.CompletedProcess[str]) -> None:
