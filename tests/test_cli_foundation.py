@@ -107,6 +107,7 @@ def test_busy_port_and_bad_flags_exit_2(runtime: RuntimeProcess, tmp_path: Path)
     assert out.returncode == 2
 
 
+@pytest.mark.slow
 def test_dev_writes_the_local_context_and_keeps_its_key(tmp_path: Path) -> None:
     rt = RuntimeProcess(tmp_path, api_key=None).start()
     try:

@@ -715,6 +715,7 @@ def test_cleanup_dry_run_then_for_real(env: dict[str, str], api: httpx.Client) -
 # bench/cli_startup.py runs end to end (the numbers are not checked; two runs of each command show that)
 
 
+@pytest.mark.slow
 def test_cli_startup_bench_quick(tmp_path: Path) -> None:
     out = tmp_path / "cli_startup.json"
     work = tmp_path / "work"

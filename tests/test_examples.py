@@ -51,6 +51,7 @@ def test_examples_list(tmp_path: Path) -> None:
     assert {e["name"] for e in listed["items"]} >= {"order-saga", "cross-service-coordination"}
 
 
+@pytest.mark.slow
 def test_order_saga_runs_on_a_temporary_runtime(tmp_path: Path) -> None:
     env = dict(env_for(tmp_path), AXME_BASE_URL=dead_url())  # the environment's target, not --base-url
     out = axme(env, "examples", "run", "order-saga", "--delay", "0")
@@ -111,6 +112,7 @@ def test_the_log_hint_keeps_the_target_it_was_given(quiet: RuntimeProcess, tmp_p
     assert shown.returncode == 0 and "Final status: COMPLETED" in shown.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.backends("sqlite")  # slow processes; which storage serves the runtime changes nothing here
 def test_concurrent_runs_each_end_as_their_flags_say(quiet: RuntimeProcess, tmp_path: Path) -> None:
     """Two runs of one example on one runtime at once (two processes): each run's demo agents serve only that

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.cli.helpers import no_traceback, run
 from tests.runtime_proc import RuntimeProcess
 
 
+@pytest.mark.slow
 def test_a_second_dev_keeps_a_context_of_its_own(tmp_path: Path) -> None:
     first = RuntimeProcess(tmp_path / "one", api_key=None)
     (tmp_path / "one").mkdir()
