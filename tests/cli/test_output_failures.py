@@ -118,3 +118,9 @@ def test_stream_of_events_into_a_full_disk(runtime: RuntimeProcess, tmp_path: Pa
         result = run(env, "intents", "watch", intent_id, "--json", stdout=full)
     assert result.returncode == 1 and "No space left on device" in result.stderr
     no_traceback(result)
+
+
+def test_usage_error_report_with_stdout_closed(tmp_path: Path) -> None:
+    """A usage error under --json: its JSON document cannot be written, so the sentence alone says it (exit 2)."""
+    result = run(env_for(tmp_path), "nosuch", "--json", stdout=None)
+    assert (result.returncode, result.stderr) == (2, "axme: No such command 'nosuch'.\n")
