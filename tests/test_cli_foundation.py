@@ -1,5 +1,5 @@
 """`axme --help`, `axme version`, `axme status` and `axme dev` as a user runs them: in this process, and as a process
-where the process is what is tested (the import cost of --help, `axme dev` starting, refusing a busy port)."""
+where the process is what is tested (the import cost of --help, `axme dev` starting and stopping)."""
 
 from __future__ import annotations
 
@@ -16,11 +16,6 @@ import pytest
 
 from tests.cli.helpers import run
 from tests.runtime_proc import RuntimeProcess
-
-
-def axme(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "axme_cli", *args], capture_output=True, text=True,
-                          env=env or os.environ.copy(), timeout=timeout)
 
 
 def isolated_env(tmp_path: Path) -> dict[str, str]:
@@ -97,7 +92,7 @@ def test_corrupt_config_is_named_not_a_traceback(tmp_path: Path) -> None:
 @pytest.mark.backends("sqlite")  # the runtime only holds the port
 def test_busy_port_and_bad_flags_exit_2(runtime: RuntimeProcess, tmp_path: Path) -> None:
     port = runtime.url.rsplit(":", 1)[1]
-    out = axme("dev", "--port", port, "--db", str(tmp_path / "x.db"), env=isolated_env(tmp_path))
+    out = run(isolated_env(tmp_path), "dev", "--port", port, "--db", str(tmp_path / "x.db"))
     assert out.returncode == 2
     assert f"127.0.0.1:{port} is already in use" in out.stderr
     assert "Traceback" not in out.stderr
