@@ -9,6 +9,7 @@ module as a process: for what only a process shows (a terminal, a closed or full
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import subprocess
@@ -72,8 +73,10 @@ def run(env: Mapping[str, str], *args: str, input: str | None = None,
     overrides: dict[str, str | None] = {name: None for name in os.environ if name not in env}
     overrides.update(env)
     theirs = sys.stdout, sys.stderr
-    # `agents run` hands SIGINT and SIGTERM to its event loop, whose closing (uvloop's) leaves them there
+    # What `agents run` sets for a whole process: SIGINT and SIGTERM handed to its event loop (whose closing,
+    # uvloop's, leaves them there) and the garbage collector tuned for a server (runtime/server.tune_gc)
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    thresholds, frozen = gc.get_threshold(), gc.get_freeze_count()
     try:
         with CliRunner().isolation(input=input, env=overrides) as (out, err, _):
             streams = (sys.stdout, sys.stderr)  # held: a command that drops sys.stdout must not close the capture
@@ -95,6 +98,9 @@ def run(env: Mapping[str, str], *args: str, input: str | None = None,
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
+        gc.set_threshold(*thresholds)
+        if gc.get_freeze_count() and not frozen:
+            gc.unfreeze()
     return subprocess.CompletedProcess(["axme", *args], code, printed, said)
 
 
