@@ -3,7 +3,8 @@
 ``run`` drives the CLI in this process (typer's CliRunner isolation: stdin, stdout, stderr and the environment
 swapped for the call), the same command tree `axme` builds, and answers as ``axme`` does (a CompletedProcess:
 returncode, stdout, stderr), at a few milliseconds a call instead of a process start. ``axme`` runs the installed
-module as a process: for what only a process shows (a terminal, a closed or full stdout, signals, start-up).
+module as a process: for what only a process shows (a terminal, signals, start-up, what the interpreter does at
+exit with a closed or full stdout).
 """
 
 from __future__ import annotations
