@@ -1,4 +1,5 @@
-"""`axme agents ...` as a user runs them: subprocesses against the real runtime.
+"""`axme agents ...` as a user runs them, in this process (a prompt on a terminal: a process), against the real
+runtime.
 
 Helpers (``cli_env``, ``write_context``, ``axme``, ``axme_many``, ``assert_snapshot``) come from
 test_cli_intents.py; each test has a config dir of its own, so its scenario-agents.json is its own.

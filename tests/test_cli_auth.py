@@ -1,4 +1,6 @@
-"""`axme login / logout / whoami / doctor` as a user runs them (subprocesses) against a real `axme dev`."""
+"""`axme login / logout / whoami / doctor` as a user runs them (in this process; prompts on a terminal: a process)
+against a real `axme dev` (a process: its log and the context it writes are checked) and, for token refresh, a
+runtime in a thread."""
 
 from __future__ import annotations
 
@@ -19,9 +21,11 @@ import pytest
 
 from tests.auth_helpers import auth_runtime, bearer, read_code
 from tests.auth_helpers import mail_dir as mail
+from tests.cli.helpers import run
 from tests.runtime_proc import ADMIN_KEY, RuntimeProcess
+from tests.runtime_thread import RuntimeThread
 
-SHORT = 2.0  # access-token lifetime of the `short` runtime
+SHORT = 1.0  # access-token lifetime of the `short` runtime (the least `axme dev` takes)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +38,9 @@ def rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
 
 @pytest.fixture(scope="module")
 def short(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
-    proc = auth_runtime(tmp_path_factory.mktemp("cli-auth-short"), "--access-token-ttl", str(SHORT))
+    work = tmp_path_factory.mktemp("cli-auth-short")
+    proc = RuntimeThread(work, extra_args=["--mail-dir", str(work / "mail"), "--login-rate-limit", "0",
+                                           "--access-token-ttl", str(SHORT)])
     proc.start()
     yield proc
     proc.stop()
@@ -48,9 +54,8 @@ def cli_env(config_dir: Path) -> dict[str, str]:
 
 
 def axme(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """stdin is a pipe (or /dev/null): never a terminal, so the CLI never prompts."""
-    return subprocess.run([sys.executable, "-m", "axme_cli", *args], env=env, capture_output=True, text=True,
-                          input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL, timeout=60)
+    """In this process; stdin is never a terminal (``stdin``, or empty as /dev/null), so the CLI never prompts."""
+    return run(env, *args, input=stdin)
 
 
 def ok_json(out: subprocess.CompletedProcess[str]) -> Any:

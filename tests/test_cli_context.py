@@ -1,6 +1,6 @@
 """`axme context ...`, where the CLI finds its target (flags > env > context), and broken config files.
 
-Subprocesses with AXME_CONFIG_DIR in a temp folder and file secrets (helpers from test_cli_intents.py).
+In-process runs with AXME_CONFIG_DIR in a temp folder and file secrets (helpers from test_cli_intents.py).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""`axme --help`, `axme version`, `axme status` and `axme dev` as a user runs them (subprocesses)."""
+"""`axme --help`, `axme version`, `axme status` and `axme dev` as a user runs them: in this process, and as a process
+where the process is what is tested (the import cost of --help, `axme dev` starting and stopping)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,10 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
+from tests.cli.helpers import run
 from tests.runtime_proc import RuntimeProcess
-
-
-def axme(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "axme_cli", *args], capture_output=True, text=True,
-                          env=env or os.environ.copy(), timeout=timeout)
 
 
 def isolated_env(tmp_path: Path) -> dict[str, str]:
@@ -46,19 +44,19 @@ def test_help_does_not_import_heavy_modules() -> None:
 def test_version(tmp_path: Path) -> None:
     from axme_cli import __version__
 
-    out = axme("version", env=isolated_env(tmp_path))
+    out = run(isolated_env(tmp_path), "version")
     assert out.returncode == 0 and out.stdout.startswith(f"axme {__version__}")
-    out = axme("version", "--json", env=isolated_env(tmp_path))
+    out = run(isolated_env(tmp_path), "version", "--json")
     assert json.loads(out.stdout)["version"] == __version__
 
 
 def test_status_against_the_runtime(runtime: RuntimeProcess, tmp_path: Path) -> None:
     env = isolated_env(tmp_path)
-    out = axme("status", "--base-url", runtime.url, env=env)
+    out = run(env, "status", "--base-url", runtime.url)
     assert out.returncode == 0, out.stderr
     storage = {"sqlite": "sqlite", "postgres": "postgresql"}[runtime.backend]
     assert f"{runtime.url} (ok)" in out.stdout and storage in out.stdout
-    out = axme("status", "--json", env=dict(env, AXME_BASE_URL=runtime.url))
+    out = run(dict(env, AXME_BASE_URL=runtime.url), "status", "--json")
     assert out.returncode == 0
     body = json.loads(out.stdout)
     assert body["ok"] is True and body["storage"] == storage and body["service"] == "axme-dev"
@@ -72,11 +70,11 @@ def free_port() -> int:
 
 def test_status_when_nothing_listens(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    out = axme("status", "--base-url", url, env=isolated_env(tmp_path))
+    out = run(isolated_env(tmp_path), "status", "--base-url", url)
     assert out.returncode == 1
     assert f"cannot reach {url}" in out.stderr and "axme dev" in out.stderr
     assert "Traceback" not in out.stderr + out.stdout
-    out = axme("status", "--base-url", url, "--json", env=isolated_env(tmp_path))
+    out = run(isolated_env(tmp_path), "status", "--base-url", url, "--json")
     assert out.returncode == 1
     assert json.loads(out.stdout) == {"ok": False, "error": {"code": "unreachable",
                                                              "message": f"cannot reach {url}"}}
@@ -87,23 +85,25 @@ def test_corrupt_config_is_named_not_a_traceback(tmp_path: Path) -> None:
     cfg = tmp_path / "cfg"
     cfg.mkdir()
     (cfg / "config.json").write_text("{not json")
-    out = axme("status", env=env)
+    out = run(env, "status")
     assert out.returncode == 2
     assert str(cfg / "config.json") in out.stderr and "Traceback" not in out.stderr
 
 
+@pytest.mark.backends("sqlite")  # the runtime only holds the port
 def test_busy_port_and_bad_flags_exit_2(runtime: RuntimeProcess, tmp_path: Path) -> None:
     port = runtime.url.rsplit(":", 1)[1]
-    out = axme("dev", "--port", port, "--db", str(tmp_path / "x.db"), env=isolated_env(tmp_path))
+    out = run(isolated_env(tmp_path), "dev", "--port", port, "--db", str(tmp_path / "x.db"))
     assert out.returncode == 2
     assert f"127.0.0.1:{port} is already in use" in out.stderr
     assert "Traceback" not in out.stderr
-    out = axme("dev", "--org", "Not_A_Slug", "--db", str(tmp_path / "x.db"), env=isolated_env(tmp_path))
+    out = run(isolated_env(tmp_path), "dev", "--org", "Not_A_Slug", "--db", str(tmp_path / "x.db"))
     assert out.returncode == 2 and "--org" in out.stderr
-    out = axme("dev", "--no-such-flag", env=isolated_env(tmp_path))
+    out = run(isolated_env(tmp_path), "dev", "--no-such-flag")
     assert out.returncode == 2
 
 
+@pytest.mark.slow
 def test_dev_writes_the_local_context_and_keeps_its_key(tmp_path: Path) -> None:
     rt = RuntimeProcess(tmp_path, api_key=None).start()
     try:
@@ -126,7 +126,7 @@ def test_dev_writes_the_local_context_and_keeps_its_key(tmp_path: Path) -> None:
         with httpx.Client(base_url=rt.url, headers={"x-api-key": key}) as client:
             assert client.get("/v1/intents").status_code == 200
         # the CLI finds the runtime through the context the runtime wrote
-        out = axme("status", env=rt.env)
+        out = run(rt.env, "status")
         assert out.returncode == 0 and rt.url in out.stdout
     finally:
         rt.stop()

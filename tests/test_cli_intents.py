@@ -1,8 +1,10 @@
-"""`axme intents ...` and `axme observe` as a user runs them: subprocesses against the real runtime.
+"""`axme intents ...` and `axme observe` as a user runs them, against the real runtime.
 
-Every command is run with ``sys.executable -m axme_cli`` in an environment of its own (AXME_CONFIG_DIR and
-AXME_DATA_DIR in a temp folder, file secrets, NO_COLOR, no AXME_* from the parent). Agents are played over HTTP
-with service-account keys (``make_agent``), waiting on their delivery feed instead of sleeping.
+Every command runs in this process (tests/cli/helpers.py ``run``: the CLI's own command tree, stdout and stderr
+captured) in an environment of its own (AXME_CONFIG_DIR and AXME_DATA_DIR in a temp folder, file secrets,
+NO_COLOR, no AXME_* from the parent); a live stream and a terminal run ``python -m axme_cli`` as a process. Agents
+are played over HTTP with service-account keys (``make_agent``), waiting on their delivery feed instead of
+sleeping.
 
 ``--json`` shapes are compared with ``tests/snapshots/<name>.json``: keys and value types only (ids and
 timestamps normalised). Rewrite them after a deliberate change with ``AXME_UPDATE_SNAPSHOTS=1``.
@@ -26,7 +28,6 @@ import termios
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.cli.helpers import run as run_cli
 from tests.conftest import make_agent
 from tests.runtime_proc import ADMIN_KEY, RuntimeProcess
 from tests.runtime_thread import RuntimeThread
@@ -111,18 +113,17 @@ class Run:
         return self.err
 
 
-def axme(*args: str, env: dict[str, str], timeout: float = 60) -> Run:
-    proc = subprocess.run([sys.executable, "-m", "axme_cli", *args], capture_output=True, text=True, env=env,
-                          timeout=timeout, stdin=subprocess.DEVNULL, cwd=REPO)
-    run = Run(args, proc.returncode, proc.stdout, proc.stderr)
-    assert "Traceback" not in run.out + run.err, str(run)
-    return run
+def axme(*args: str, env: dict[str, str]) -> Run:
+    """`axme *args` in this process, stdin empty and not a terminal (as /dev/null)."""
+    proc = run_cli(env, *args)
+    result = Run(args, proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in result.out + result.err, str(result)
+    return result
 
 
 def axme_many(calls: Sequence[tuple[Sequence[str], dict[str, str]]]) -> list[Run]:
-    """Run independent commands at the same time (each is a ~0.5 s process start)."""
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        return list(pool.map(lambda call: axme(*call[0], env=call[1]), calls))
+    """Independent commands, one after another (a few milliseconds each in this process)."""
+    return [axme(*args, env=env) for args, env in calls]
 
 
 def shape(value: Any) -> Any:
@@ -625,7 +626,7 @@ def test_trace_says_what_to_do_next(env: dict[str, str], api: httpx.Client) -> N
 
 @pytest.fixture(scope="module")
 def failing(env: dict[str, str]) -> dict[str, Any]:
-    """The error paths, run once at the same time; each test below checks one of them."""
+    """The error paths, run once for the module; each test below checks one of them."""
     dead, unknown = dead_url(), str(uuid.uuid4())
     calls = {
         "down_json": ["intents", "list", "--base-url", dead, "--json"],
@@ -711,15 +712,16 @@ def test_cleanup_dry_run_then_for_real(env: dict[str, str], api: httpx.Client) -
 
 
 # ---------------------------------------------------------------------------------------------
-# bench/cli_startup.py runs end to end (the numbers are not checked)
+# bench/cli_startup.py runs end to end (the numbers are not checked; two runs of each command show that)
 
 
+@pytest.mark.slow
 def test_cli_startup_bench_quick(tmp_path: Path) -> None:
     out = tmp_path / "cli_startup.json"
     work = tmp_path / "work"
     work.mkdir()
-    proc = subprocess.run([sys.executable, str(REPO / "bench" / "cli_startup.py"), "--quick", "--json-out", str(out),
-                           "--tmp-dir", str(work)], capture_output=True, text=True, timeout=180,
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "cli_startup.py"), "--runs", "2", "--json-out",
+                           str(out), "--tmp-dir", str(work)], capture_output=True, text=True, timeout=180,
                           stdin=subprocess.DEVNULL, env={k: v for k, v in os.environ.items()
                                                          if not k.startswith("AXME_")})
     assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
@@ -727,7 +729,7 @@ def test_cli_startup_bench_quick(tmp_path: Path) -> None:
     rows = {row["command"]: row for row in result["rows"]}
     assert set(rows) == {"python -c pass", "axme --help", "axme version", "axme intents get ID --json"}
     for row in rows.values():
-        assert row["runs"] == 5 and len(row["samples_ms"]) == 5 and row["errors"] == 0, row
+        assert row["runs"] == 2 and len(row["samples_ms"]) == 2 and row["errors"] == 0, row
         assert row["median_ms"] > 0 and row["p90_ms"] >= row["median_ms"]
     assert isinstance(result["goal"]["met"], bool) and result["goal"]["limit_ms"] == 100
     assert "axme --help" in proc.stdout and "100 ms" in proc.stdout

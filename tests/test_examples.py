@@ -1,4 +1,9 @@
-"""`axme examples run` and `axme agents run`, as a newcomer runs them (subprocesses, real runtime)."""
+"""`axme examples run` and `axme agents run`, as a newcomer runs them, against a real runtime.
+
+The command runs in this process (tests/cli/helpers.py ``run``) and starts its demo agents (and, with nothing
+answering, its temporary runtime) as processes, as it always does; a process of its own where the process is
+tested (two runs at once, SIGTERM). The runs share the module's runtime whose timer redelivers nothing for
+minutes (``quiet``), so a step a loaded machine is slow to take is not redelivered meanwhile."""
 
 from __future__ import annotations
 
@@ -11,7 +16,9 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
+from tests.cli.helpers import run
 from tests.conftest import make_agent
 from tests.runtime_proc import RuntimeProcess
 
@@ -24,9 +31,8 @@ def env_for(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def axme(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "axme_cli", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+def axme(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return run(env, *args)
 
 
 def dead_url() -> str:
@@ -45,6 +51,7 @@ def test_examples_list(tmp_path: Path) -> None:
     assert {e["name"] for e in listed["items"]} >= {"order-saga", "cross-service-coordination"}
 
 
+@pytest.mark.slow
 def test_order_saga_runs_on_a_temporary_runtime(tmp_path: Path) -> None:
     env = dict(env_for(tmp_path), AXME_BASE_URL=dead_url())  # the environment's target, not --base-url
     out = axme(env, "examples", "run", "order-saga", "--delay", "0")
@@ -57,9 +64,11 @@ def test_order_saga_runs_on_a_temporary_runtime(tmp_path: Path) -> None:
     assert not (tmp_path / "cfg" / "config.json").exists()
 
 
-def test_fail_at_shipping_undoes_newest_first(tmp_path: Path) -> None:
-    env = dict(env_for(tmp_path), AXME_BASE_URL=dead_url())
-    out = axme(env, "examples", "run", "order-saga", "--fail-at", "shipping", "--delay", "0")
+@pytest.mark.backends("sqlite")  # the order of the undo steps; the temporary runtime it ran on was SQLite
+def test_fail_at_shipping_undoes_newest_first(quiet: RuntimeProcess, tmp_path: Path) -> None:
+    env = env_for(tmp_path)
+    out = axme(env, "examples", "run", "order-saga", "--fail-at", "shipping", "--delay", "0", "--base-url",
+               quiet.url, "--api-key", quiet.api_key or "")
     assert out.returncode == 1, out.stdout + out.stderr
     text = out.stdout
     assert text.index("undo charge") < text.index("undo reserve")
@@ -68,10 +77,10 @@ def test_fail_at_shipping_undoes_newest_first(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "--fail-at" in bad.stderr
 
 
-def test_examples_run_uses_the_context_runtime_and_json_lines(runtime: RuntimeProcess, tmp_path: Path) -> None:
+def test_examples_run_uses_the_context_runtime_and_json_lines(quiet: RuntimeProcess, tmp_path: Path) -> None:
     env = env_for(tmp_path)
-    out = axme(env, "examples", "run", "cross-service-coordination", "--delay", "0", "--base-url", runtime.url,
-               "--api-key", runtime.api_key or "", "--json")
+    out = axme(env, "examples", "run", "cross-service-coordination", "--delay", "0", "--base-url", quiet.url,
+               "--api-key", quiet.api_key or "", "--json")
     assert out.returncode == 0, out.stderr
     events = [json.loads(line) for line in out.stdout.splitlines()]
     assert events[-1]["status"] == "COMPLETED"
@@ -79,7 +88,7 @@ def test_examples_run_uses_the_context_runtime_and_json_lines(runtime: RuntimePr
     # the run's own agent (order-coordinator-demo-<tag>) is retired at the end: its key forgotten, its account gone
     assert json.loads((tmp_path / "cfg" / "scenario-agents.json").read_text())["agents"] == []
     address = next(w for w in out.stderr.split() if "/order-coordinator-demo-" in w)
-    with runtime.client() as admin:
+    with quiet.client() as admin:
         accounts = admin.get("/v1/service-accounts").json()["service_accounts"]
     assert all(a["status"] == "deleted" for a in accounts if a["agent_address"] == address)
 
@@ -91,22 +100,25 @@ def test_an_explicit_dead_base_url_is_an_error_not_a_temporary_runtime(tmp_path:
     assert "started a temporary one" not in out.stdout + out.stderr
 
 
-def test_the_log_hint_keeps_the_target_it_was_given(runtime: RuntimeProcess, tmp_path: Path) -> None:
+def test_the_log_hint_keeps_the_target_it_was_given(quiet: RuntimeProcess, tmp_path: Path) -> None:
     out = axme(env_for(tmp_path), "examples", "run", "cross-service-coordination", "--delay", "0", "--base-url",
-               runtime.url, "--api-key", runtime.api_key or "")
+               quiet.url, "--api-key", quiet.api_key or "")
     assert out.returncode == 0, out.stdout + out.stderr
     hint = next(line for line in out.stdout.splitlines() if line.startswith("Audit log: "))
     intent_id = hint.split()[5]
-    assert hint == f"Audit log: axme intents log {intent_id} --base-url {runtime.url} --api-key <key>"
-    shown = axme(env_for(tmp_path), "intents", "log", intent_id, "--base-url", runtime.url, "--api-key",
-                 runtime.api_key or "")
+    assert hint == f"Audit log: axme intents log {intent_id} --base-url {quiet.url} --api-key <key>"
+    shown = axme(env_for(tmp_path), "intents", "log", intent_id, "--base-url", quiet.url, "--api-key",
+                 quiet.api_key or "")
     assert shown.returncode == 0 and "Final status: COMPLETED" in shown.stdout
 
 
-def test_concurrent_runs_each_end_as_their_flags_say(runtime: RuntimeProcess, tmp_path: Path) -> None:
-    """Two runs of one example on one runtime at once: each run's demo agents serve only that run."""
-    args = ("examples", "run", "order-saga", "--delay", "0.2", "--base-url", runtime.url, "--api-key",
-            runtime.api_key or "")
+@pytest.mark.slow
+@pytest.mark.backends("sqlite")  # slow processes; which storage serves the runtime changes nothing here
+def test_concurrent_runs_each_end_as_their_flags_say(quiet: RuntimeProcess, tmp_path: Path) -> None:
+    """Two runs of one example on one runtime at once (two processes): each run's demo agents serve only that
+    run."""
+    args = ("examples", "run", "order-saga", "--delay", "0.2", "--base-url", quiet.url, "--api-key",
+            quiet.api_key or "")
     env = env_for(tmp_path)
     ok = subprocess.Popen([sys.executable, "-m", "axme_cli", *args], env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)
@@ -119,10 +131,11 @@ def test_concurrent_runs_each_end_as_their_flags_say(runtime: RuntimeProcess, tm
     assert "compensated: charge, reserve" in bad_out
 
 
-def test_a_leftover_agent_on_the_plain_address_takes_no_step(runtime: RuntimeProcess, tmp_path: Path) -> None:
+@pytest.mark.backends("sqlite")  # slow processes; which storage serves the runtime changes nothing here
+def test_a_leftover_agent_on_the_plain_address_takes_no_step(quiet: RuntimeProcess, tmp_path: Path) -> None:
     """`axme agents run inventory` left running (here one that fails whatever it gets, at once) does not serve
     the example's steps."""
-    with runtime.client() as admin:
+    with quiet.client() as admin:
         accounts = admin.get("/v1/service-accounts").json()["service_accounts"]
         existing = next((a for a in accounts if a["agent_address"] == "agent://local/dev/inventory"
                          and a["status"] == "active"), None)
@@ -133,11 +146,11 @@ def test_a_leftover_agent_on_the_plain_address_takes_no_step(runtime: RuntimePro
                                json={}).json()["key"]["token"]
     env = env_for(tmp_path)
     leftover = subprocess.Popen([sys.executable, "-m", "axme_cli", "agents", "run", "inventory", "--api-key", token,
-                                 "--base-url", runtime.url, "--", "false"], env=env, stdout=subprocess.DEVNULL,
+                                 "--base-url", quiet.url, "--", "false"], env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True)
     try:
-        out = axme(env, "examples", "run", "order-saga", "--base-url", runtime.url, "--api-key",
-                   runtime.api_key or "")
+        out = axme(env, "examples", "run", "order-saga", "--base-url", quiet.url, "--api-key",
+                   quiet.api_key or "")
     finally:
         leftover.terminate()
         _, leftover_err = leftover.communicate(timeout=15)
@@ -157,6 +170,7 @@ print(json.dumps({"doubled": payload["n"] * 2, "intent": os.environ["AXME_INTENT
 """
 
 
+@pytest.mark.backends("sqlite")  # slow processes; which storage serves the runtime changes nothing here
 def test_agents_run_turns_a_command_into_an_agent(runtime: RuntimeProcess, tmp_path: Path) -> None:
     name = f"cmd-{uuid.uuid4().hex[:8]}"
     with runtime.client() as admin:
@@ -218,5 +232,5 @@ def test_agents_run_with_a_revoked_key_stops(runtime: RuntimeProcess, tmp_path: 
         r = admin.post(f"/v1/service-accounts/{sa_id}/keys/{key['key_id']}/revoke")
         assert r.status_code == 200, r.text
     out = axme(env_for(tmp_path), "agents", "run", name, "--api-key", key["token"], "--base-url", runtime.url,
-               "--", "true", timeout=30)
+               "--", "true")
     assert out.returncode == 2 and "feed refused: HTTP 401" in out.stderr, out.stderr

@@ -24,7 +24,6 @@ class SecretStoreError(ConfigFileError):
     pass
 
 
-@lru_cache(maxsize=1)
 def storage() -> tuple[str, str]:
     """(mode, detail): ``("keyring", backend name)`` or ``("file", path)``."""
     forced = (os.environ.get("AXME_CLI_SECRET_STORAGE") or "").strip().lower()
@@ -44,6 +43,7 @@ def storage() -> tuple[str, str]:
     return "file", str(paths.secrets_file())
 
 
+@lru_cache(maxsize=1)  # the probe imports keyring and asks the OS; the answer does not change within a process
 def _usable_keyring() -> str | None:
     try:
         import keyring

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.cli.helpers import axme, no_traceback
+import pytest
+
+from tests.cli.helpers import no_traceback, run
 from tests.runtime_proc import RuntimeProcess
 
 
+@pytest.mark.slow
 def test_a_second_dev_keeps_a_context_of_its_own(tmp_path: Path) -> None:
     first = RuntimeProcess(tmp_path / "one", api_key=None)
     (tmp_path / "one").mkdir()
@@ -31,14 +34,14 @@ def test_a_second_dev_keeps_a_context_of_its_own(tmp_path: Path) -> None:
                 tmp_path / "two" / "runtime.log").read_text()
             # both are reachable through the CLI, each with its own key
             for args, url in ((("status",), first.url), (("--context", own, "status"), second.url)):
-                out = axme(first.env, *args)
+                out = run(first.env, *args)
                 assert out.returncode == 0 and url in out.stdout, out.stdout + out.stderr
-            listed = axme(first.env, "--context", own, "intents", "list", "--json")
+            listed = run(first.env, "--context", own, "intents", "list", "--json")
             assert listed.returncode == 0, listed.stderr
         finally:
             second.stop()
         # the second stopped: the first is still what the active context reaches
-        out = axme(first.env, "status")
+        out = run(first.env, "status")
         assert out.returncode == 0 and first.url in out.stdout
         no_traceback(out)
         # a restart of the second on its port takes back its own context, not `local`

@@ -8,20 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.helpers import axme, env_for, no_traceback
+from tests.cli.helpers import env_for, no_traceback, run
 from tests.runtime_proc import RuntimeProcess
 
 
 @pytest.mark.backends("sqlite")
 def test_data_pairs_keep_what_was_typed(runtime: RuntimeProcess, tmp_path: Path) -> None:
     env = env_for(tmp_path, AXME_BASE_URL=runtime.url, AXME_API_KEY=runtime.api_key or "")
-    out = axme(env, "intents", "send", "--to", "typed-data", "--json", "--data", "phone=5551234567890123456789",
+    out = run(env, "intents", "send", "--to", "typed-data", "--json", "--data", "phone=5551234567890123456789",
                "--data", "e=1e400", "--data", "version=1.10", "--data", "quantity=2", "--data", "price=9.5",
                "--data", "ok=true", "--data", "none=null", "--data", "name=ann", "--data", "big=9223372036854775807",
                "--data", "tags=[1,2]", "--data", "zip=02134", "--data", "nan=NaN")
     assert out.returncode == 0, out.stderr
     intent_id = json.loads(out.stdout)["intent_id"]
-    got = json.loads(axme(env, "intents", "get", intent_id, "--json").stdout)["intent"]["payload"]
+    got = json.loads(run(env, "intents", "get", intent_id, "--json").stdout)["intent"]["payload"]
     assert got == {"phone": "5551234567890123456789", "e": "1e400", "version": "1.10", "quantity": 2,
                    "price": 9.5, "ok": True, "none": None, "name": "ann", "big": 9223372036854775807,
                    "tags": [1, 2], "zip": "02134", "nan": "NaN"}
@@ -64,7 +64,7 @@ def test_bad_input_exits_2_naming_it(tmp_path: Path, case: int) -> None:
     env.setdefault("AXME_BASE_URL", "http://127.0.0.1:9")  # nothing listens: a request would be exit 1
     if "AXME_BASE_URL" in extra:
         env["AXME_BASE_URL"] = extra["AXME_BASE_URL"]
-    result = axme(env, *argv(tmp_path), timeout=60)
+    result = run(env, *argv(tmp_path))
     assert result.returncode == 2, result.stderr
     assert named in result.stderr and "cannot reach" not in result.stderr, result.stderr
     no_traceback(result)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli.helpers import axme, env_for, no_traceback
+from tests.cli.helpers import env_for, no_traceback, run
 from tests.runtime_proc import RuntimeProcess
 
 LISTS = [
@@ -20,7 +20,7 @@ LISTS = [
 
 
 def _doc(env: dict[str, str], *args: str) -> Any:
-    result = axme(env, *args, "--json")
+    result = run(env, *args, "--json")
     no_traceback(result)
     assert result.returncode == 0, (args, result.stderr)
     assert result.stdout.count("\n") == 1, f"not one JSON document: {result.stdout!r}"
@@ -30,7 +30,7 @@ def _doc(env: dict[str, str], *args: str) -> Any:
 @pytest.mark.backends("sqlite")
 def test_every_list_and_single_result_has_the_envelope(quiet: RuntimeProcess, tmp_path: Path) -> None:
     env = env_for(tmp_path, AXME_BASE_URL=quiet.url, AXME_API_KEY=quiet.api_key or "")
-    axme(env, "context", "create", "spare", "--base-url", quiet.url)
+    run(env, "context", "create", "spare", "--base-url", quiet.url)
     intent_id = _doc(env, "intents", "send", "--to", "envelope-check")["intent_id"]
     for args in [*LISTS, ("intents", "log", intent_id)]:
         body = _doc(env, *args)
@@ -60,14 +60,14 @@ def test_intents_list_pages_with_next_cursor(quiet: RuntimeProcess, tmp_path: Pa
 @pytest.mark.parametrize("cursor", ["garbage", "", "\udcff", "' OR 1=1 --"])
 def test_a_bad_cursor_is_a_usage_error(tmp_path: Path, cursor: str) -> None:
     env = env_for(tmp_path, AXME_BASE_URL="http://127.0.0.1:9", AXME_API_KEY="k")
-    result = axme(env, "intents", "list", "--cursor", cursor)
+    result = run(env, "intents", "list", "--cursor", cursor)
     no_traceback(result)
     assert result.returncode == 2 and "--cursor" in result.stderr and "next_cursor" in result.stderr, result.stderr
 
 
 def test_a_failed_doctor_says_ok_false(tmp_path: Path) -> None:
     env = env_for(tmp_path, AXME_BASE_URL="http://127.0.0.1:9", AXME_API_KEY="k")
-    result = axme(env, "doctor", "--json")
+    result = run(env, "doctor", "--json")
     assert result.returncode == 1
     body = json.loads(result.stdout)
     assert body["ok"] is False and any(c["ok"] is False for c in body["items"])

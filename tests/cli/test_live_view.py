@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.helpers import env_for
+from tests.cli.helpers import env_for, run
 from tests.runtime_proc import RuntimeProcess
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
@@ -46,18 +46,19 @@ def _on_a_terminal(env: dict[str, str], *args: str) -> tuple[int, str]:
     return proc.wait(timeout=120), ANSI.sub("", b"".join(chunks).decode("utf-8", "replace"))
 
 
+@pytest.mark.slow
 @pytest.mark.backends("sqlite")
 def test_live_view_on_a_terminal(runtime: RuntimeProcess, tmp_path: Path) -> None:
     env = env_for(tmp_path, AXME_BASE_URL=runtime.url, AXME_API_KEY=runtime.api_key or "", COLUMNS="200",
                   LINES="60", TERM="xterm-256color")
     env.pop("NO_COLOR")
-    # Each demo step takes 2 s; charge fails, so ship never runs and reserve is undone.
-    code, screen = _on_a_terminal(env, "examples", "run", "order-saga", "--fail-at", "charge", "--delay", "2")
+    # Each demo step takes 1 s (four redraws a second); charge fails, so ship never runs and reserve is undone.
+    code, screen = _on_a_terminal(env, "examples", "run", "order-saga", "--fail-at", "charge", "--delay", "1")
     assert code == 1, screen
     assert "Traceback" not in screen
     assert screen.count(TITLE) == 1, screen  # a heading line, not the table's title redrawn with every refresh
     assert re.search(r"^ship\s+NOT RUN\s*$", screen, re.M), screen  # a step that never ran is shown
-    # reserve runs for 2 s: the table is redrawn meanwhile with its time going up, not frozen at the event's
+    # reserve runs for 1 s: the table is redrawn meanwhile with its time going up, not frozen at the event's
     running = set(re.findall(r"^reserve\s+\S+\s+RUNNING\s+1\s+(\S+)", screen, re.M))
     assert len(running) >= 2, screen
 
@@ -66,8 +67,8 @@ def test_live_view_on_a_terminal(runtime: RuntimeProcess, tmp_path: Path) -> Non
 def test_agents_run_says_when_its_feed_is_open(runtime: RuntimeProcess, tmp_path: Path) -> None:
     """`examples run` sends the intent only once each demo agent's --ready-file exists."""
     env = env_for(tmp_path, AXME_BASE_URL=runtime.url, AXME_API_KEY=runtime.api_key or "")
-    subprocess.run([sys.executable, "-m", "axme_cli", "agents", "register", "--name", "ready-check",
-                    "--with-key"], env=env, check=True, capture_output=True)
+    registered = run(env, "agents", "register", "--name", "ready-check", "--with-key")
+    assert registered.returncode == 0, registered.stderr
     ready = tmp_path / "ready"
     proc = subprocess.Popen([sys.executable, "-m", "axme_cli", "agents", "run", "ready-check", "--handler",
                              "axme_cli.agents.demo:handle", "--ready-file", str(ready)], env=env,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.helpers import axme, env_for, no_traceback
+from tests.cli.helpers import env_for, no_traceback, run
 from tests.conftest import unique
 from tests.runtime_proc import RuntimeProcess
 
@@ -21,18 +21,18 @@ def _env(rt: RuntimeProcess, home: Path) -> dict[str, str]:
 
 
 def _sent_to(env: dict[str, str], address: str) -> list[str]:
-    listed = json.loads(axme(env, "intents", "list", "--limit", "500", "--json").stdout)["items"]
+    listed = json.loads(run(env, "intents", "list", "--limit", "500", "--json").stdout)["items"]
     return [i["intent_id"] for i in listed if i["to_agent"] == address]
 
 
 def test_unserved_addresses_warn_and_strict_refuses(quiet: RuntimeProcess, tmp_path: Path) -> None:
     env = _env(quiet, tmp_path)
-    who = json.loads(axme(env, "whoami", "--json").stdout)
+    who = json.loads(run(env, "whoami", "--json").stdout)
     org, ws = who["org_id"], who["workspace_id"]
     name = unique("nosuchagent")
     for to, named in ((name, f"agent://{org}/{ws}/{name}"),
                       ("agent://myorg/production/order-service", "agent://myorg/production/order-service")):
-        sent = axme(env, "intents", "send", "--to", to, "--json")
+        sent = run(env, "intents", "send", "--to", to, "--json")
         no_traceback(sent)
         assert sent.returncode == 0, sent.stderr
         assert f"axme: warning: nothing serves {named} in this workspace" in sent.stderr
@@ -40,7 +40,7 @@ def test_unserved_addresses_warn_and_strict_refuses(quiet: RuntimeProcess, tmp_p
         assert json.loads(sent.stdout)["ok"] is True  # stdout stays the one document
 
     strict_name = unique("nosuchagent")
-    refused = axme(env, "intents", "send", "--to", strict_name, "--strict", "--json")
+    refused = run(env, "intents", "send", "--to", strict_name, "--strict", "--json")
     no_traceback(refused)
     assert refused.returncode == 1, refused.stderr
     assert json.loads(refused.stdout)["error"]["code"] == "agent_not_served"
@@ -50,16 +50,16 @@ def test_unserved_addresses_warn_and_strict_refuses(quiet: RuntimeProcess, tmp_p
 
 def test_served_addresses_send_quietly(quiet: RuntimeProcess, tmp_path: Path) -> None:
     env = _env(quiet, tmp_path)
-    who = json.loads(axme(env, "whoami", "--json").stdout)
+    who = json.loads(run(env, "whoami", "--json").stdout)
     bot = unique("served-bot")
-    assert axme(env, "agents", "register", "--name", bot).returncode == 0
+    assert run(env, "agents", "register", "--name", bot).returncode == 0
     full = f"agent://{who['org_id']}/{who['workspace_id']}/{bot}"
     for to in (bot, full):
-        sent = axme(env, "intents", "send", "--to", to, "--strict")
+        sent = run(env, "intents", "send", "--to", to, "--strict")
         assert sent.returncode == 0 and "warning" not in sent.stderr, sent.stderr
     core = f"agent://{who['org_id']}/{who['workspace_id']}/agent_core"
     for to in ("agent_core", "agent://agent_core", core):  # the runtime itself (a human task)
-        sent = axme(env, "intents", "send", "--to", to, "--strict", "--type", "intent.ask.v1")
+        sent = run(env, "intents", "send", "--to", to, "--strict", "--type", "intent.ask.v1")
         no_traceback(sent)
         assert "nothing serves" not in sent.stderr, (to, sent.stderr)
 
@@ -67,16 +67,16 @@ def test_served_addresses_send_quietly(quiet: RuntimeProcess, tmp_path: Path) ->
 def test_an_agent_key_cannot_tell_and_does_not_warn(quiet: RuntimeProcess, tmp_path: Path) -> None:
     env = _env(quiet, tmp_path)
     bot = unique("keyed-bot")
-    assert axme(env, "agents", "register", "--name", bot).returncode == 0
-    minted = axme(env, "agents", "keys", "create", bot, "--json")
+    assert run(env, "agents", "register", "--name", bot).returncode == 0
+    minted = run(env, "agents", "keys", "create", bot, "--json")
     token = json.loads(minted.stdout)["key"]["token"]
-    sent = axme(env, "intents", "send", "--to", unique("elsewhere"), "--strict", "--api-key", token)
+    sent = run(env, "intents", "send", "--to", unique("elsewhere"), "--strict", "--api-key", token)
     assert sent.returncode == 0 and "warning" not in sent.stderr, sent.stderr
 
 
 @pytest.mark.parametrize("to", ["", "../x", "a b", "agent://", "\udcff", "x" * 5000, "agent://a/b/c/d/e"])
 def test_hostile_addresses_end_cleanly(quiet: RuntimeProcess, tmp_path: Path, to: str) -> None:
-    sent = axme(_env(quiet, tmp_path), "intents", "send", "--to", to, "--strict")
+    sent = run(_env(quiet, tmp_path), "intents", "send", "--to", to, "--strict")
     no_traceback(sent)
     assert sent.returncode in (1, 2), sent.stderr  # refused: by the check or by the runtime, never sent
     assert sent.stderr.startswith("axme: "), sent.stderr

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.helpers import axme, env_for, no_traceback
+from tests.cli.helpers import env_for, no_traceback, run
 from tests.runtime_proc import RuntimeProcess
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -55,7 +55,7 @@ def test_send_wait_says_the_id_before_waiting(quiet: RuntimeProcess, tmp_path: P
             proc.communicate()
     assert proc.returncode == 130
     assert "Traceback" not in rest
-    got = axme(env, "intents", "get", found.group(0), "--json")
+    got = run(env, "intents", "get", found.group(0), "--json")
     assert got.returncode == 0, got.stderr
     assert json.loads(got.stdout)["intent"]["status"] not in ("COMPLETED", "FAILED")
 
@@ -63,20 +63,21 @@ def test_send_wait_says_the_id_before_waiting(quiet: RuntimeProcess, tmp_path: P
 @pytest.mark.backends("sqlite")
 def test_timeouts_end_the_wait_naming_the_intent(quiet: RuntimeProcess, tmp_path: Path) -> None:
     env = _env(quiet, tmp_path)
-    sent = axme(env, "intents", "send", "--to", "nobody-waits-here", "--wait", "--timeout", "1")
+    # Short timeouts: nothing serves the address and nothing is redelivered, so every wait runs out.
+    sent = run(env, "intents", "send", "--to", "nobody-waits-here", "--wait", "--timeout", "0.2")
     no_traceback(sent)
     assert sent.returncode == 1, sent.stderr
     intent_id = UUID.search(sent.stdout).group(0)  # type: ignore[union-attr]
-    assert f"intent {intent_id} did not end within 1 s" in sent.stderr
+    assert f"intent {intent_id} did not end within 0.2 s" in sent.stderr
     assert f"axme observe {intent_id}" in sent.stderr  # the fix
 
     for args in (["observe", intent_id], ["intents", "watch", intent_id]):
-        waited = axme(env, *args, "--timeout", "1.5")
+        waited = run(env, *args, "--timeout", "0.25")
         no_traceback(waited)
         assert waited.returncode == 1, (args, waited.stderr)
-        assert f"intent {intent_id} did not end within 1.5 s" in waited.stderr
+        assert f"intent {intent_id} did not end within 0.25 s" in waited.stderr
 
-    as_json = axme(env, "observe", intent_id, "--timeout", "1", "--json")
+    as_json = run(env, "observe", intent_id, "--timeout", "0.2", "--json")
     assert as_json.returncode == 1
     lines = [json.loads(line) for line in as_json.stdout.splitlines()]
     assert lines[-1] == {"ok": False, "error": {"code": "wait_timeout", "message": lines[-1]["error"]["message"]}}
@@ -86,9 +87,9 @@ def test_timeouts_end_the_wait_naming_the_intent(quiet: RuntimeProcess, tmp_path
 @pytest.mark.backends("sqlite")
 def test_timeout_is_not_needed_when_the_intent_ends(quiet: RuntimeProcess, tmp_path: Path) -> None:
     env = _env(quiet, tmp_path)
-    intent_id = json.loads(axme(env, "intents", "send", "--to", "ends-soon", "--json").stdout)["intent_id"]
-    assert axme(env, "intents", "cancel", intent_id).returncode == 0
-    waited = axme(env, "observe", intent_id, "--timeout", "30")
+    intent_id = json.loads(run(env, "intents", "send", "--to", "ends-soon", "--json").stdout)["intent_id"]
+    assert run(env, "intents", "cancel", intent_id).returncode == 0
+    waited = run(env, "observe", intent_id, "--timeout", "30")
     assert waited.returncode == 1 and "did not end" not in waited.stderr, waited.stderr  # CANCELED: exit 1
     assert "CANCELED" in waited.stdout
 
@@ -97,7 +98,7 @@ def test_timeout_is_not_needed_when_the_intent_ends(quiet: RuntimeProcess, tmp_p
 def test_bad_timeouts_are_usage_errors(tmp_path: Path, value: str) -> None:
     env = env_for(tmp_path, AXME_BASE_URL="http://127.0.0.1:9", AXME_API_KEY="k")
     for args in (["intents", "send", "--to", "x", "--wait"], ["observe", "0" * 8 + "-0000-0000-0000-" + "0" * 12]):
-        result = axme(env, *args, f"--timeout={value}")
+        result = run(env, *args, f"--timeout={value}")
         no_traceback(result)
         assert result.returncode == 2, (args, value, result.stderr)
         assert "--timeout" in result.stderr
@@ -105,6 +106,6 @@ def test_bad_timeouts_are_usage_errors(tmp_path: Path, value: str) -> None:
 
 def test_timeout_without_wait_is_a_usage_error(tmp_path: Path) -> None:
     env = env_for(tmp_path, AXME_BASE_URL="http://127.0.0.1:9", AXME_API_KEY="k")
-    result = axme(env, "intents", "send", "--to", "x", "--timeout", "5")
+    result = run(env, "intents", "send", "--to", "x", "--timeout", "5")
     assert result.returncode == 2
     assert "--timeout applies to --wait only" in result.stderr

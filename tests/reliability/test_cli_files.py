@@ -88,6 +88,7 @@ def check_complete(path: Path, after_gen: int) -> int:
     return int(doc["gen"])
 
 
+@pytest.mark.slow
 def test_a_write_killed_half_way_leaves_the_old_or_the_new_file(tmp_path: Path,
                                                                 tmp_path_factory: pytest.TempPathFactory) -> None:
     rng = random.Random(crash_seed())

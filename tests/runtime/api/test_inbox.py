@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -18,6 +17,7 @@ import pytest
 from axme_sdk import AxmeAuthError, AxmeClient, AxmeClientConfig, AxmeValidationError
 
 from tests.auth_helpers import bearer, login
+from tests.cli.helpers import run
 from tests.conftest import ADMIN_KEY, SHARED, make_agent, new_intent, unique
 from tests.protocol.test_conformance import assert_valid
 from tests.runtime_proc import RuntimeProcess
@@ -430,8 +430,7 @@ def axme(rt: RuntimeProcess, tmp_path: Path, *args: str, key: str | None = None)
     env = dict(os.environ, AXME_CONFIG_DIR=str(tmp_path / "cfg"), NO_COLOR="1", AXME_CLI_SECRET_STORAGE="file",
                AXME_BASE_URL=rt.url, AXME_API_KEY=key or rt.api_key or "")
     env.pop("AXME_OWNER_AGENT", None)
-    return subprocess.run([sys.executable, "-m", "axme_cli", *args], env=env, capture_output=True, text=True,
-                          timeout=60)
+    return run(env, *args)
 
 
 def test_cli_inbox_list_get_reply_approve_reject(quiet: RuntimeProcess, api: httpx.Client, parties: Any,

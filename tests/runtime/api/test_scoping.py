@@ -14,7 +14,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,11 +29,11 @@ from axme_cli.runtime.api.app import build_app
 from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.settings import Settings
 from tests.auth_helpers import bearer, login
+from tests.cli.helpers import run
 from tests.conftest import ADMIN_KEY, new_intent, unique
 from tests.runtime.api.test_intents import assert_error
 from tests.runtime_proc import RuntimeProcess
 
-REPO = Path(__file__).resolve().parents[3]
 DOC = openapi.document(build_app(Runtime(object(), Settings()), manage_runtime=False).routes)  # type: ignore[arg-type]
 # POST /mcp answers JSON-RPC (-32001 for a missing or refused credential): tests/runtime/api/test_mcp.py.
 AUTHENTICATED = [(m.upper(), p) for p, item in DOC["paths"].items() for m, op in item.items()
@@ -90,6 +89,8 @@ def refused_everywhere(client: httpx.Client, code: str | None = None, **headers:
 # credentials, on every route that needs one
 
 
+# Refused before any handler reads the store; an unknown key and token on each backend: test_auth.py
+@pytest.mark.backends("sqlite")
 def test_every_route_but_the_public_ones_needs_a_key(rt: RuntimeProcess) -> None:
     public = {(m.upper(), p) for p, item in DOC["paths"].items() for m, op in item.items()
               if op.get("security") == []}
@@ -239,8 +240,7 @@ def test_an_agent_key_cannot_touch_another_owners_webhooks(rt: RuntimeProcess, a
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-m", "axme_cli", *args, "--json"], env=env, capture_output=True,
-                          text=True, timeout=120, stdin=subprocess.DEVNULL, cwd=REPO)
+    proc = run(env, *args, "--json")  # in this process: what it prints is what a process of its own would
     assert "Traceback" not in proc.stderr, proc.stderr
     json.loads(proc.stdout or proc.stderr)  # --json: one JSON document, also for errors
     return proc

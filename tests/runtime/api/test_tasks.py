@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from tests.cli.helpers import run
 from tests.conftest import SHARED, make_agent, unique
 from tests.runtime_proc import RuntimeProcess
 
@@ -23,10 +23,10 @@ def task_intent(**task: Any) -> dict[str, Any]:
 
 
 def axme(rt: RuntimeProcess, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`axme *args` (in this process) against ``rt`` with its admin key."""
     env = dict(os.environ, AXME_CONFIG_DIR=str(tmp_path / "cfg"), NO_COLOR="1", AXME_CLI_SECRET_STORAGE="file",
                AXME_BASE_URL=rt.url, AXME_API_KEY=rt.api_key or "")
-    return subprocess.run([sys.executable, "-m", "axme_cli", *args], env=env, capture_output=True, text=True,
-                          timeout=60)
+    return run(env, *args)
 
 
 def test_a_direct_task_waits_for_a_person_and_is_listed(api: httpx.Client) -> None:
