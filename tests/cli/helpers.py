@@ -24,8 +24,8 @@ from typing import Any
 
 def env_for(home: Path, **extra: str) -> dict[str, str]:
     env = dict(os.environ, AXME_CONFIG_DIR=str(home / "cfg"), AXME_DATA_DIR=str(home / "data"),
-               AXME_CLI_SECRET_STORAGE="file", NO_COLOR="1")
-    for name in ("AXME_BASE_URL", "AXME_API_KEY", "AXME_CONTEXT", "AXME_DEBUG"):
+               AXME_CLI_SECRET_STORAGE="file", NO_COLOR="1", AXME_PAGER="")  # a pager on a test's pty would wait
+    for name in ("AXME_BASE_URL", "AXME_API_KEY", "AXME_CONTEXT", "AXME_DEBUG", "AXME_OUTPUT"):
         env.pop(name, None)
     env.update(extra)
     return env
