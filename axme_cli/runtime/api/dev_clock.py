@@ -23,7 +23,7 @@ async def advance(request: Request) -> Response:
     if not isinstance(clock, ManualClock):
         raise NotFound(f"no route {request.method} {request.url.path} (only `axme dev --test-clock` has one)")
     if not principal.is_admin:
-        raise Forbidden("only the workspace admin key may move the test clock")
+        raise Forbidden("only the workspace admin key may move the test clock", code="policy_denied")
     body = await read_object(request)
     try:
         req = ClockAdvanceRequest.model_validate(body)
