@@ -129,14 +129,14 @@ def test_sqlite_file_locked_by_another_process(tmp_path: Path, tmp_path_factory:
             make_agent(admin, "locked-sink")
         traffic.start()
         traffic.wait_for(10)
-        # A short lock (2 s) is waited out inside the busy timeout (5 s): the writes are late, not refused.
+        # A short lock (1 s) is waited out inside the busy timeout (5 s): the writes are late, not refused.
         short = traffic.mark()
-        lock_from_another_process(rt.db, 2.0)
+        lock_from_another_process(rt.db, 1.0)
         traffic.wait_for(5, after=traffic.mark())
         short_answers = assert_503_or_ok(traffic.since(short))
         # A lock held past the busy timeout: the writes caught in it get the retryable 503, reads still work.
         long = traffic.mark()
-        lock_from_another_process(rt.db, 6.5)
+        lock_from_another_process(rt.db, 6.0)
         after = traffic.mark()
         traffic.wait_for(20, after=after)  # back by itself
         traffic.stop()
@@ -151,7 +151,7 @@ def test_sqlite_file_locked_by_another_process(tmp_path: Path, tmp_path_factory:
     assert long_answers[503] >= 1 and long_answers[200] >= 20, long_answers
     reads = Counter(s for k, s, _ in traffic.since(long) if k == "read")
     assert reads[200] >= 1 and set(reads) == {200}, reads  # WAL readers are not blocked by the writer's lock
-    record(tmp_path_factory.getbasetemp(), {"fault": "sqlite locked 2 s + 6.5 s", "backend": "sqlite",
+    record(tmp_path_factory.getbasetemp(), {"fault": "sqlite locked 1 s + 6 s", "backend": "sqlite",
                                             "answered_503": long_answers[503], "accepted": kept, "lost": 0})
 
 
@@ -202,7 +202,12 @@ def test_sqlite_disk_full(tmp_path: Path, tmp_path_factory: pytest.TempPathFacto
                 assert traffic.is_alive() and time.monotonic() < deadline, Counter(s for _, s, _ in traffic.since(full))
                 time.sleep(0.05)
             reads = traffic.mark()
-            time.sleep(1.5)  # more writes refused (and reads answered) while the disk stays full
+            def seen(kind: str) -> int:
+                return sum(1 for k, _, _ in traffic.since(reads) if k == kind)
+
+            while seen("create") < 10 or seen("read") < 10:  # more writes refused, reads answered: the disk is full
+                assert traffic.is_alive() and time.monotonic() < deadline, Counter(s for _, s, _ in traffic.since(full))
+                time.sleep(0.02)
             freed = traffic.mark()
             filler.unlink()
             traffic.wait_for(20, after=freed)  # back by itself once there is room
