@@ -160,6 +160,7 @@ WRONG_TYPES: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("POST", "/v1/inbox/{thread_id}/reject"): [{"comment": {}}],
     ("POST", "/v1/inbox/{thread_id}/messages/delete"): [{"mode": "everyone"}, {"mode": "self", "limit": "3"}],
     ("POST", "/v1/approvals/{approval_id}/decision"): [{"decision": True}, {"decision": "maybe"}, {}],
+    ("POST", "/dev/clock/advance"): [{"seconds": "5"}, {"seconds": -1}, {}],  # (404 after: not a test clock)
 }
 
 
