@@ -144,8 +144,8 @@ def test_wal_cap_holds_writes_while_another_process_keeps_a_snapshot(tmp_path: P
         with rt.client() as admin:
             make_agent(admin, "cap-sink")
         sampler.start()
-        # big rows: the WAL reaches the cap after some 2,000 writes instead of 15,000
-        flows = [Traffic(rt, "cap-sink", payload_bytes=32000, pause=0) for _ in range(4)]
+        # big rows (100 kB, within the 128 kB body limit): the WAL reaches the cap after a few hundred writes
+        flows = [Traffic(rt, "cap-sink", payload_bytes=100_000, pause=0) for _ in range(4)]
         for t in flows:
             t.start()
         deadline = time.monotonic() + 120
