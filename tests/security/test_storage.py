@@ -224,12 +224,16 @@ def test_disk_full_then_freed_writes_resume_without_restart(tmp_path: Path,
                 make_agent(admin, "full-sink")
             first = traffic(4)
             first[0].wait_for(20)
+            full = [t.mark() for t in first]
             filler = fill(fs)
             deadline = time.monotonic() + 60
             while creates(first)[503] < 5:
                 assert time.monotonic() < deadline, creates(first)
                 time.sleep(0.05)
             stop(first)
+            # reads kept working while writes were refused
+            reads_while_full = Counter(s for t, m in zip(first, full, strict=True) for k, s, _ in t.since(m)
+                                       if k == "read")
             # A crash while the disk is full, and a start on the full disk: it serves reads, refuses writes.
             rt.kill()
             rt.start()
@@ -266,7 +270,7 @@ def test_disk_full_then_freed_writes_resume_without_restart(tmp_path: Path,
             wal_mb = wal.stat().st_size / 2**20 if wal.exists() else 0.0
             accepted = [i for t in flows for i in t.accepted]
             kept = assert_all_kept(rt, accepted)
-            rt.stop()  # and a clean restart keeps all of it
+            rt.kill()  # and a crash after the fault keeps all of it
             rt.start()
             assert_all_kept(rt, accepted)
         finally:
@@ -274,6 +278,7 @@ def test_disk_full_then_freed_writes_resume_without_restart(tmp_path: Path,
                 t.stop_event.set()
             rt.stop()
     assert last[200] >= 400 and set(last) == {200}, last
+    assert reads_while_full[200] >= 1 and set(reads_while_full) == {200}, reads_while_full
     assert wal_mb * 2**20 <= WAL_CAP, wal_mb
     record(tmp_path_factory.getbasetemp(), {"attack": "sqlite disk full, crash, restart, freed", "backend": "sqlite",
                                             "recovered_s": round(recovered, 2), "accepted": kept, "lost": 0,
@@ -433,7 +438,7 @@ def test_postgres_outage_answers_503_fast_and_writes_resume(tmp_path: Path,
             before = [admin.post("/v1/intents", json=new_intent("outage-sink")).json()["intent_id"] for _ in range(5)]
             proxy.cut()
             answers = []
-            for n in range(20):
+            for n in range(6):
                 took, r = timed(admin, "POST", "/v1/intents", json=new_intent("outage-sink"))
                 answers.append(("create", r.status_code, r.json() | {"_retry_after": r.headers.get("retry-after")}))
                 latencies.append(took)
@@ -453,7 +458,7 @@ def test_postgres_outage_answers_503_fast_and_writes_resume(tmp_path: Path,
             assert_all_kept(rt, [*before, r.json()["intent_id"]])
     finally:
         rt.stop()
-    assert Counter(s for _, s, _ in answers) == {503: 40}, Counter(s for _, s, _ in answers)
+    assert Counter(s for _, s, _ in answers) == {503: 12}, Counter(s for _, s, _ in answers)
     assert_503_or_ok(answers)
     assert max(latencies) < 3.0, latencies
     record(tmp_path_factory.getbasetemp(), {
