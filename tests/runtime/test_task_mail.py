@@ -136,18 +136,31 @@ def form_post(link: str, page: str, **fields: str) -> httpx.Response:
 # each task type through the CLI (direct task intents) and the SDK (workflow human steps)
 
 
+def in_process(rt: RuntimeProcess, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``axme(...)`` run in this process (typer's CliRunner). Only where nothing of the runtime's own output (a
+    mail it prints) can come while it runs: the runner captures this process's stdout."""
+    from typer.testing import CliRunner
+
+    from axme_cli.cli.app import app
+
+    env = {"AXME_CONFIG_DIR": str(tmp_path / "cfg"), "NO_COLOR": "1", "AXME_CLI_SECRET_STORAGE": "file",
+           "AXME_BASE_URL": rt.url, "AXME_API_KEY": rt.api_key or ""}
+    result = CliRunner().invoke(app, list(args), env=env)
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+
 @pytest.mark.backends("sqlite")  # the CLI's side of each type; the SDK's below runs on both backends
 @pytest.mark.parametrize("task_type", list(CASES))
 def test_each_task_type_through_the_cli(rt: RuntimeProcess, api: httpx.Client, tmp_path: Path,
                                         task_type: str) -> None:
     fields, answer, cli, hint = CASES[task_type]
     intent_id = api.post("/v1/intents", json=task_intent(task_type=task_type, **fields)).json()["intent_id"]
-    shown = axme(rt, tmp_path, "tasks", "get", intent_id)
+    shown = in_process(rt, tmp_path, "tasks", "get", intent_id)
     assert shown.returncode == 0, shown.stderr
     assert re.search(rf"Task type:\s+{task_type}\n", shown.stdout), shown.stdout
     assert hint.format(id=intent_id) in shown.stdout, shown.stdout
     assert f"axme tasks answer {intent_id}" in shown.stdout
-    done = axme(rt, tmp_path, "tasks", cli[0], intent_id, *cli[1:], "--json")
+    done = in_process(rt, tmp_path, "tasks", cli[0], intent_id, *cli[1:], "--json")
     assert done.returncode == 0, done.stderr
     intent = json.loads(done.stdout)["intent"]
     assert intent["status"] == ("CANCELED" if task_type in REJECTING else "COMPLETED")
