@@ -1,7 +1,8 @@
 """POST /dev/clock/advance: move the test clock of `axme dev --test-clock` (tests only).
 
 A runtime on the real clock answers a well-formed request 404 as if the route did not exist; `axme server`
-never runs on a test clock. Only the workspace admin key may move it: a jump expires every token, code and deadline due by then."""
+never runs on a test clock. Only the workspace admin key may move it: a jump expires every token, code and deadline
+due by then."""
 
 from __future__ import annotations
 
