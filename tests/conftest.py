@@ -54,10 +54,20 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.hookimpl(trylast=True)  # after pytest grouped the tests by their session-scoped backend
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked slow run first: on two workers a 15 s test that starts last leaves the other worker idle
-    until it ends, while at the start the short tests fill in around it. The order is the same in every
-    worker, as `pytest -n` requires."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A ``backends`` mark on one parameter (``pytest.param(..., marks=pytest.mark.backends("sqlite"))``) keeps
+    that case to those backends. Tests marked slow run first: on two workers a 15 s test that starts last leaves
+    the other worker idle until it ends, while at the start the short tests fill in around it. The order is the
+    same in every worker, as `pytest -n` requires."""
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("backend") if callspec is not None else None
+        marks = [m.args for m in item.iter_markers("backends")]
+        (dropped if backend is not None and any(backend not in m for m in marks) else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: collection order otherwise
 
 

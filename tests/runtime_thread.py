@@ -9,10 +9,12 @@ environment a process reads (OpenTelemetry), or the console script.
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
+from collections.abc import Callable
 from ipaddress import ip_network
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from axme_cli.runtime.clock import SYSTEM, Clock, ManualClock
 from axme_cli.runtime.server import ReadyInfo, ServeOptions, build_server
@@ -78,7 +80,9 @@ class RuntimeThread(RuntimeProcess):
 
     ``clock``: what the runtime reads "now" from; a ``ManualClock`` (or ``--test-clock`` among the flags, which
     makes one) stands still until the test moves it (``clock.advance(seconds)``, or ``advance_clock``), and what
-    became due then fires at once: a timer test waits for no timer."""
+    became due then fires at once: a timer test waits for no timer. Rate-limit buckets refill only as that clock
+    moves, so on a ManualClock the per-key limit is off unless ``--rate-limit`` is given (a test that polls would
+    otherwise use up its key's burst for good)."""
 
     def __init__(self, workdir: Path, *, settings: dict[str, Any] | None = None, clock: Clock | None = None,
                  **kwargs: Any) -> None:
@@ -89,6 +93,8 @@ class RuntimeThread(RuntimeProcess):
             self.extra_args = [a for a in self.extra_args if a != "--test-clock"]
             clock = clock or ManualClock()
         self.clock: Clock = clock or SYSTEM
+        if self.clock.manual and "--rate-limit" not in self.extra_args:
+            self.extra_args = [*self.extra_args, "--rate-limit", "0"]
         self.settings, self.serve_fields = dev_options(self.extra_args)
         self.settings = dataclasses.replace(self.settings, **(settings or {}))
         self._thread: threading.Thread | None = None
@@ -144,3 +150,91 @@ class RuntimeThread(RuntimeProcess):
 
     def kill(self) -> None:
         raise TypeError("an in-process runtime cannot be killed: use RuntimeProcess for crash tests")
+
+
+T = TypeVar("T")
+TERMINAL = ("COMPLETED", "FAILED", "CANCELED", "TIMED_OUT")
+
+
+class Clockwork(threading.Thread):
+    """Moves the test clock of ``rt`` as a workflow asks for it, so its timers fire at once and no sooner: it
+    follows the events of the workflow's parent intent and, for each event that arms a timer the test wants to
+    pass, advances the clock by that timer's delay. The timer is committed with the event, so it is due then.
+
+    - a retry (``details.retry_in_seconds``: a failed step or compensation tried again): always;
+    - a delay step (``intent.waiting`` WAITING_FOR_TIME, ``details.delay_seconds``): always;
+    - a step that waits for its agent (``intent.waiting`` WAITING_FOR_AGENT): by ``deadlines[step_id]`` if given
+      (its step deadline: the test's agent for it is silent).
+
+    Ends when the parent ends (or ``stop()``); an error in it fails the test (pytest's thread-exception filter)."""
+
+    def __init__(self, rt: RuntimeThread, intent_id: str, deadlines: dict[str, float] | None = None) -> None:
+        super().__init__(daemon=True, name=f"clockwork {intent_id}")
+        self.rt, self.intent_id, self.deadlines = rt, intent_id, deadlines or {}
+        self.stopped = threading.Event()
+        self.moved: list[tuple[str, float]] = []  # (why, seconds)
+
+    def __enter__(self) -> Clockwork:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def run(self) -> None:
+        since = 0
+        with self.rt.client() as client:
+            while not self.stopped.is_set():
+                with client.stream("GET", f"/v1/intents/{self.intent_id}/events/stream",
+                                   params={"since": since, "wait_seconds": 1, "incremental": "true"}) as r:
+                    assert r.status_code == 200, r.read()
+                    for event in _events(r.iter_lines()):
+                        since = event["seq"]
+                        self._react(event)
+                        if event["status"] in TERMINAL:
+                            return
+
+    def _react(self, event: dict[str, Any]) -> None:
+        details = event.get("details") or {}
+        seconds, why = None, ""
+        if details.get("retry_in_seconds") is not None:
+            seconds, why = float(details["retry_in_seconds"]), f"retry {details.get('step_id')}"
+        elif event["event_type"] == "intent.waiting" and event.get("waiting_reason") == "WAITING_FOR_TIME":
+            seconds, why = float(details.get("delay_seconds") or 0), f"delay {details.get('step_id')}"
+        elif event["event_type"] == "intent.waiting" and details.get("step_id") in self.deadlines:
+            seconds, why = self.deadlines[details["step_id"]], f"deadline {details['step_id']}"
+        if seconds is not None:
+            self.moved.append((why, seconds))
+            self.rt.advance_clock(seconds)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(10)
+
+
+def _events(lines: Any) -> Any:
+    """The ``intent.*`` events of an SSE stream's lines, as dicts."""
+    event: str | None = None
+    for line in lines:
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: ") and event and event.startswith("intent."):
+            yield json.loads(line[6:])
+        elif line == "":
+            event = None
+
+
+def tick(rt: RuntimeThread, seconds: float, state: Callable[[], T], timeout: float = 5.0) -> T:
+    """Move the clock ``seconds`` and return ``state()`` once it differs from what it was before the move: what
+    became due has happened. (``timeout`` real seconds for the runtime to do it; no change fails the test.)"""
+    import time
+
+    before = state()
+    rt.advance_clock(seconds)
+    deadline = time.monotonic() + timeout
+    while True:
+        now = state()
+        if now != before:
+            return now
+        assert time.monotonic() < deadline, f"moving the clock {seconds} s changed nothing (still {before!r})"
+        time.sleep(0.01)

@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
 from axme_sdk import AxmeClient, AxmeClientConfig
+from typer.testing import CliRunner
 
+from axme_cli.cli.app import app
 from tests.runtime_proc import RuntimeProcess
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,8 +37,9 @@ def test_seed_flow_end_to_end(tmp_path: Path) -> None:
     env = dict(rt.env, AXME_CLI_SECRET_STORAGE="file", NO_COLOR="1")
     try:
         def axme(*args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run([sys.executable, "-m", "axme_cli", *args], env=env, capture_output=True,
-                                  text=True, timeout=60)
+            """The CLI in-process (typer's CliRunner), with this runtime's config folder."""
+            result = CliRunner().invoke(app, list(args), env=env)
+            return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
 
         applied = axme("scenarios", "apply", str(ROOT / "scenarios" / "cross-service-coordination.json"), "--json")
         assert applied.returncode == 0, applied.stderr

@@ -75,7 +75,8 @@ AllowPrivateCallbacks = Annotated[
 TestClock = Annotated[
     bool, typer.Option("--test-clock", help="For tests: the runtime's clock stands still (starting at the real "
                        "time) and moves only when the admin key calls POST /dev/clock/advance {\"seconds\": N}, "
-                       "which fires what became due (deadlines, retries, reminders) at once.")
+                       "which fires what became due (deadlines, retries, reminders) at once. Rate limits refill "
+                       "only as it moves too (--rate-limit 0 turns the per-key one off).")
 ]
 
 

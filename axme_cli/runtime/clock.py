@@ -37,7 +37,13 @@ class ManualClock(Clock):
     """A clock that stands still until ``advance`` (or ``set``) moves it: tests and `axme dev --test-clock`.
 
     Thread-safe. Moving it calls the ``on_change`` callbacks, through which the runtime wakes its background
-    loops (scheduler, senders) so that whatever became due fires at once, with no real wait."""
+    loops (scheduler, senders) so that whatever became due fires at once, with no real wait.
+
+    Each move lands a microsecond past the instant asked for (``PAST``): stored times have microsecond resolution
+    (a deadline kept as text reads back up to half a microsecond after the instant it was set for, a sum like
+    now + delay may land an ulp past it), and a clock that stood exactly on such a timer would never reach it."""
+
+    PAST = 1e-6
 
     manual = True
 
@@ -54,11 +60,12 @@ class ManualClock(Clock):
         return self._mono
 
     def advance(self, seconds: float) -> None:
-        """Move both readings ``seconds`` forward (>= 0) and wake what waits on the clock."""
+        """Move both readings ``seconds`` (>= 0) forward, and a microsecond past, and wake what waits on the
+        clock."""
         self._move(lambda: seconds)
 
     def set(self, ts: float) -> None:
-        """Move the wall reading to ``ts`` (epoch seconds, not before the clock's now)."""
+        """Move the wall reading to (a microsecond past) ``ts`` (epoch seconds, not before the clock's now)."""
         self._move(lambda: ts - self._wall)
 
     def _move(self, by: Callable[[], float]) -> None:
@@ -66,8 +73,8 @@ class ManualClock(Clock):
             seconds = by()
             if not 0 <= seconds < math.inf:
                 raise ValueError(f"a clock only moves forward by a finite number of seconds, not {seconds!r}")
-            self._wall += seconds
-            self._mono += seconds
+            self._wall += seconds + self.PAST
+            self._mono += seconds + self.PAST
             callbacks = list(self._callbacks)
         for callback in callbacks:
             callback()
@@ -82,6 +89,7 @@ class ManualClock(Clock):
                     self._callbacks.remove(callback)
 
         return undo
+
 
 _second: tuple[int, str] = (-1, "")  # the last whole second formatted (most timestamps share it)
 _last: tuple[float, str] = (-1.0, "")  # the last timestamp formatted (an operation stamps all it writes with one)

@@ -4,14 +4,14 @@ verdict from POST /v1/scenarios/validate, and is accepted by /apply; our own sce
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from axme_cli.cli.app import app
 from axme_cli.protocol.scenario import check
 from tests.conftest import SHARED
 from tests.runtime_proc import RuntimeProcess
@@ -41,23 +41,25 @@ def test_validates_and_applies(runtime: RuntimeProcess, admin: httpx.Client, pat
 
 
 def test_cli_validate_exit_codes(tmp_path: Path) -> None:
-    env = dict(os.environ, AXME_CONFIG_DIR=str(tmp_path))
-    ok = subprocess.run([sys.executable, "-m", "axme_cli", "scenarios", "validate", str(CORPUS[0])], env=env,
-                        capture_output=True, text=True, timeout=30)
+    env = {"AXME_CONFIG_DIR": str(tmp_path), "NO_COLOR": "1"}
+
+    def validate(path: Path) -> subprocess.CompletedProcess[str]:
+        """`axme scenarios validate PATH`, in-process (typer's CliRunner)."""
+        result = CliRunner().invoke(app, ["scenarios", "validate", str(path)], env=env)
+        return subprocess.CompletedProcess([], result.exit_code, result.stdout, result.stderr)
+
+    ok = validate(CORPUS[0])
     assert ok.returncode == 0, ok.stderr
     bad = json.loads(CORPUS[0].read_text())
     bad["workflow"]["steps"][0]["on_failure"] = "nowhere"
     (tmp_path / "bad.json").write_text(json.dumps(bad))
-    out = subprocess.run([sys.executable, "-m", "axme_cli", "scenarios", "validate", str(tmp_path / "bad.json")],
-                         env=env, capture_output=True, text=True, timeout=30)
+    out = validate(tmp_path / "bad.json")
     assert out.returncode == 1
     assert f'{tmp_path / "bad.json"}: steps[0].on_failure: no step "nowhere"' in out.stderr
     (tmp_path / "broken.json").write_text("{")
-    out = subprocess.run([sys.executable, "-m", "axme_cli", "scenarios", "validate", str(tmp_path / "broken.json")],
-                         env=env, capture_output=True, text=True, timeout=30)
+    out = validate(tmp_path / "broken.json")
     assert out.returncode == 1 and "not valid JSON at line 1" in out.stderr
-    out = subprocess.run([sys.executable, "-m", "axme_cli", "scenarios", "validate", str(tmp_path / "none.json")],
-                         env=env, capture_output=True, text=True, timeout=30)
+    out = validate(tmp_path / "none.json")
     assert out.returncode == 2 and "no such file" in out.stderr
 
 

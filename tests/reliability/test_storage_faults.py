@@ -1,5 +1,5 @@
-"""The database under stress while requests come in: the SQLite file locked by another process, the disk full
-(a real size-limited tmpfs), PostgreSQL connections cut by the server. The API answers each request with success
+"""The database under stress while requests come in: the SQLite file locked by another process, PostgreSQL
+connections cut by the server (the disk full: tests/security/test_storage.py). The API answers each request with success
 or 503 ``storage_unavailable`` with ``retryable: true`` in the AXP error shape: never a 500, never a hang (every
 request has a 20 s client timeout), nothing answered 200 is lost, and service comes back by itself (same process,
 no restart)."""
@@ -129,14 +129,14 @@ def test_sqlite_file_locked_by_another_process(tmp_path: Path, tmp_path_factory:
             make_agent(admin, "locked-sink")
         traffic.start()
         traffic.wait_for(10)
-        # A short lock (2 s) is waited out inside the busy timeout (5 s): the writes are late, not refused.
+        # A short lock (1 s) is waited out inside the busy timeout (5 s): the writes are late, not refused.
         short = traffic.mark()
-        lock_from_another_process(rt.db, 2.0)
+        lock_from_another_process(rt.db, 1.0)
         traffic.wait_for(5, after=traffic.mark())
         short_answers = assert_503_or_ok(traffic.since(short))
         # A lock held past the busy timeout: the writes caught in it get the retryable 503, reads still work.
         long = traffic.mark()
-        lock_from_another_process(rt.db, 6.5)
+        lock_from_another_process(rt.db, 6.0)
         after = traffic.mark()
         traffic.wait_for(20, after=after)  # back by itself
         traffic.stop()
@@ -151,12 +151,13 @@ def test_sqlite_file_locked_by_another_process(tmp_path: Path, tmp_path_factory:
     assert long_answers[503] >= 1 and long_answers[200] >= 20, long_answers
     reads = Counter(s for k, s, _ in traffic.since(long) if k == "read")
     assert reads[200] >= 1 and set(reads) == {200}, reads  # WAL readers are not blocked by the writer's lock
-    record(tmp_path_factory.getbasetemp(), {"fault": "sqlite locked 2 s + 6.5 s", "backend": "sqlite",
+    record(tmp_path_factory.getbasetemp(), {"fault": "sqlite locked 1 s + 6 s", "backend": "sqlite",
                                             "answered_503": long_answers[503], "accepted": kept, "lost": 0})
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# SQLite: the disk full (a 4 MB tmpfs filled up)
+# SQLite: the disk full: tests/security/test_storage.py::test_disk_full_then_freed_writes_resume_without_restart
+# (writes refused and reads answered while it is, a crash while it is and after, writes back once space is freed)
 
 
 @contextlib.contextmanager
@@ -183,46 +184,6 @@ def fill(folder: Path) -> Path:
         except OSError as exc:
             assert exc.errno == errno.ENOSPC, exc
     return filler
-
-
-def test_sqlite_disk_full(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
-    with small_filesystem(tmp_path / "fs") as fs:
-        rt = RuntimeProcess(tmp_path, db=fs / "dev.db", extra_args=["--redelivery-seconds", "600"]).start()
-        pid = rt.proc.pid if rt.proc else 0
-        traffic = Traffic(rt, "full-sink", payload_bytes=4000, pause=0.005)
-        try:
-            with rt.client() as admin:
-                make_agent(admin, "full-sink")
-            traffic.start()
-            traffic.wait_for(10)
-            full = traffic.mark()
-            filler = fill(fs)
-            deadline = time.monotonic() + 60
-            while sum(1 for k, s, _ in traffic.since(full) if s == 503) < 5:  # the WAL has to grow at some point
-                assert traffic.is_alive() and time.monotonic() < deadline, Counter(s for _, s, _ in traffic.since(full))
-                time.sleep(0.05)
-            reads = traffic.mark()
-            time.sleep(1.5)  # more writes refused (and reads answered) while the disk stays full
-            freed = traffic.mark()
-            filler.unlink()
-            traffic.wait_for(20, after=freed)  # back by itself once there is room
-            traffic.stop()
-            during = assert_503_or_ok(traffic.since(full)[: freed - full])
-            assert_503_or_ok(traffic.since(freed))
-            assert all(s == 200 for _, s, _ in traffic.since(freed)[-10:]), traffic.since(freed)[-10:]
-            read_while_full = Counter(s for k, s, _ in traffic.since(reads)[: freed - reads] if k == "read")
-            assert rt.proc is not None and rt.proc.pid == pid and rt.proc.poll() is None  # no restart
-            kept = assert_all_kept(rt, traffic.accepted)
-            rt.kill()  # and what was accepted survives a crash after the fault
-            rt.start()
-            assert_all_kept(rt, traffic.accepted)
-        finally:
-            traffic.stop_event.set()
-            rt.stop()
-    assert during[503] >= 5, during
-    assert read_while_full[200] >= 1, read_while_full  # reads keep working while writes are refused
-    record(tmp_path_factory.getbasetemp(), {"fault": "sqlite disk full (tmpfs)", "backend": "sqlite",
-                                            "answered_503": during[503], "accepted": kept, "lost": 0})
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -69,20 +69,22 @@ def test_a_manual_clock_stands_still_until_moved_and_tells_who_listens() -> None
     undo = clock.on_change(lambda: heard.append(clock.time()))
     mono = clock.monotonic()
     assert (clock.time(), clock.monotonic()) == (1_000.0, mono)
-    clock.advance(2.5)
-    assert (clock.time(), clock.monotonic()) == (1_002.5, mono + 2.5)
+    clock.advance(2.5)  # (and a microsecond: see ManualClock.PAST)
+    assert clock.time() == pytest.approx(1_002.5 + 1e-6, abs=1e-9)
+    assert clock.monotonic() - mono == pytest.approx(2.5 + 1e-6, abs=1e-9)
     clock.set(1_010.0)
-    assert (clock.time(), clock.monotonic()) == (1_010.0, mono + 10.0)
-    assert heard == [1_002.5, 1_010.0]
+    assert clock.time() == pytest.approx(1_010.0 + 1e-6, abs=1e-9)
+    assert clock.monotonic() - mono == pytest.approx(10.0 + 1e-6, abs=1e-8)
+    assert heard == pytest.approx([1_002.5, 1_010.0], abs=1e-5)
     for bad in (-1.0, math.inf, math.nan):
         with pytest.raises(ValueError, match="forward"):
             clock.advance(bad)
     with pytest.raises(ValueError, match="forward"):
         clock.set(1_000.0)  # back in time
-    assert clock.time() == 1_010.0
+    assert clock.time() == pytest.approx(1_010.0 + 1e-6, abs=1e-9)
     undo()
     clock.advance(1)
-    assert heard == [1_002.5, 1_010.0]
+    assert len(heard) == 2
     assert ManualClock().time() == pytest.approx(SYSTEM.time(), abs=60)  # starts at the real time
     assert SYSTEM.manual is False and clock.manual is True
 
@@ -231,9 +233,10 @@ def test_the_admin_key_moves_the_clock_over_http(clocked: RuntimeThread, api: ht
     before = clocked.clock.time()
     r = api.post("/dev/clock/advance", json={"seconds": 90.5})
     assert r.status_code == 200, r.text
-    assert r.json() == {"ok": True, "now": iso(before + 90.5)}
-    assert clocked.clock.time() == before + 90.5
-    assert api.get("/health").json()["server_time"] == before + 90.5
+    now = clocked.clock.time()
+    assert now - before == pytest.approx(90.5, abs=1e-5)
+    assert r.json() == {"ok": True, "now": iso(now)}
+    assert api.get("/health").json()["server_time"] == now
     assert api.post("/dev/clock/advance", json={"seconds": 0}).status_code == 200
 
 
@@ -258,7 +261,7 @@ def test_only_the_admin_key_moves_it_and_only_a_test_clock_moves(clocked: Runtim
     _, token = make_agent(api, unique("agent"))
     with clocked.client(token) as bot:
         r = bot.post("/dev/clock/advance", json={"seconds": 5})
-    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden", r.text
+    assert r.status_code == 403 and r.json()["error"]["code"] == "policy_denied", r.text
     r = httpx.post(f"{clocked.url}/dev/clock/advance", json={"seconds": 5})
     assert r.status_code == 401, r.text
     assert clocked.clock.time() == before
@@ -282,7 +285,7 @@ def test_axme_dev_test_clock_serves_the_route_and_axme_server_refuses_it(backend
             rt.advance_clock(7 * 86400 + 1)
             intent = eventually(lambda: status(api, intent_id, "TIMED_OUT"), timeout=5, what="a week-long deadline")
             assert intent["status"] == "TIMED_OUT"
-            assert api.get("/health").json()["server_time"] == start + 7 * 86400 + 1
+            assert api.get("/health").json()["server_time"] == pytest.approx(start + 7 * 86400 + 1, abs=1e-5)
     finally:
         assert rt.stop() == 0
     assert "test clock" in rt.log.read_text()  # the banner says so

@@ -43,7 +43,47 @@ class Agents:
 
     def stop(self) -> None:
         for t in self.threads:
+            t.stop_event.set()
+        for t in self.threads:
             t.stop()
+
+
+def start_together(replicas: list[RuntimeProcess]) -> None:
+    """Start the replicas at once (each migrates under PostgreSQL's advisory lock and ensures the admin key)."""
+    import threading
+
+    failures: list[BaseException] = []
+
+    def start(rt: RuntimeProcess) -> None:
+        try:
+            rt.start()
+        except BaseException as exc:  # reported by the test below, not lost in the thread
+            failures.append(exc)
+
+    for rt in replicas:
+        rt.workdir.mkdir()
+    threads = [threading.Thread(target=start, args=(rt,)) for rt in replicas]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not failures, failures
+
+
+def streams_open(client: httpx.Client) -> float:
+    """The replica's axme_sse_streams_open gauge (its open streams)."""
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("axme_sse_streams_open "):
+            return float(line.split()[1])
+    raise AssertionError("no axme_sse_streams_open in /metrics")
+
+
+def wait_for_streams(client: httpx.Client, count: int) -> None:
+    """Until the replica has exactly ``count`` streams open."""
+    deadline = time.monotonic() + 20
+    while (now := streams_open(client)) != count:
+        assert time.monotonic() < deadline, f"{now} streams open, not {count}"
+        time.sleep(0.02)
 
 
 @pytest.mark.slow
@@ -54,9 +94,7 @@ def test_three_replicas_one_killed(tmp_path: Path) -> None:
                        extra_args=["--redelivery-seconds", "1", "--replica-id", f"r{i}"])
         for i in range(3)
     ]
-    for rt in replicas:
-        rt.workdir.mkdir()
-        rt.start()
+    start_together(replicas)
     urls = [rt.url for rt in replicas]
     groups: list[Agents] = []
     runs: list[tuple[str, bool]] = []  # (parent intent id, ship fails)
@@ -127,9 +165,7 @@ def test_streams_on_one_replica_see_writes_on_another(tmp_path: Path) -> None:
     url = new_database("postgres", tmp_path)
     a, b = (RuntimeProcess(tmp_path / name, backend="postgres", database_url=url, command="server",
                            extra_args=["--redelivery-seconds", "600"]) for name in ("a", "b"))
-    for rt in (a, b):
-        rt.workdir.mkdir()
-        rt.start()
+    start_together([a, b])
     try:
         with a.client() as on_a, b.client() as on_b:
             address, token = make_agent(on_b, "xrep")
@@ -146,7 +182,7 @@ def test_streams_on_one_replica_see_writes_on_another(tmp_path: Path) -> None:
 
             feed = threading.Thread(target=follow_feed)
             feed.start()
-            time.sleep(0.5)  # let A's stream reach its wait, so what it gets next can only come from B's notify
+            wait_for_streams(on_a, 1)  # A's stream is open: what it gets next can only come from B's notify
             created = on_b.post("/v1/intents", json=new_intent(address))  # written by B ...
             assert created.status_code == 200, created.text
             intent_id = created.json()["intent_id"]
@@ -163,8 +199,9 @@ def test_streams_on_one_replica_see_writes_on_another(tmp_path: Path) -> None:
                                 return
 
             watcher = threading.Thread(target=follow_events)
+            wait_for_streams(on_a, 0)  # the feed's stream is closed
             watcher.start()
-            time.sleep(0.5)
+            wait_for_streams(on_a, 1)  # and the watcher's open: the completion reaches it by B's notify
             with b.client(token) as agent_on_b:
                 done = agent_on_b.post(f"/v1/intents/{intent_id}/resume", json={"action": "complete"})
             assert done.status_code == 200, done.text

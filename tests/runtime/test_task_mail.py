@@ -1,6 +1,7 @@
 """Human tasks end to end (issue 6): each task type through the CLI and the SDK, task mail with single-use
 links to the answer page (real HTTP form posts), reminders and escalation of a direct task, `axme tasks
-answer` in a pseudo-terminal, and the manual_action task a failed compensation opens."""
+answer` in a pseudo-terminal, and the manual_action task a failed compensation opens. The runtime runs on a test
+clock: reminders, deadlines and mail retries fire when a test moves it, not after a real wait."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,9 @@ import httpx
 import pytest
 from axme_sdk import AxmeClient, AxmeClientConfig, AxmeValidationError
 
+from axme_cli.runtime.clock import ManualClock, iso
 from tests.agents_helper import FeedAgent, agent_key
-from tests.conftest import SHARED
+from tests.conftest import SHARED, new_intent, unique
 from tests.runtime.api.test_tasks import axme, task_intent
 from tests.runtime_proc import RuntimeProcess
 from tests.runtime_thread import RuntimeThread
@@ -61,10 +62,10 @@ REJECTING = {"review"}  # changes_requested says no
 
 
 @pytest.fixture(scope="module")
-def rt(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
+def rt(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeThread]:
     work = tmp_path_factory.mktemp("taskmail")
-    proc = RuntimeThread(work, extra_args=["--redelivery-seconds", "0.5", "--mail-dir", str(work / "mail")],
-                         backend=backend)
+    proc = RuntimeThread(work, extra_args=["--redelivery-seconds", "30", "--mail-dir", str(work / "mail")],
+                         clock=ManualClock(), backend=backend)
     proc.start()
     yield proc
     proc.stop()
@@ -115,6 +116,15 @@ def intent_of(api: httpx.Client, intent_id: str) -> dict[str, Any]:
     return dict(api.get(f"/v1/intents/{intent_id}").json()["intent"])
 
 
+def all_due_fired(rt: RuntimeThread, api: httpx.Client) -> None:
+    """Return once the scheduler has fired everything due at the clock's now: a sentinel intent whose deadline is
+    a moment from now times out when the clock moves past it, and timers fire in the order they fall due."""
+    r = api.post("/v1/intents", json=new_intent(unique("sentinel"), deadline_at=iso(rt.clock.time() + 1)))
+    assert r.status_code == 200, r.text
+    rt.advance_clock(1)
+    wait_for("the sentinel's deadline", lambda: intent_of(api, r.json()["intent_id"])["status"] == "TIMED_OUT")
+
+
 def form_post(link: str, page: str, **fields: str) -> httpx.Response:
     """Post the page's form as a browser would (its hidden nonce, our own Origin)."""
     hidden = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', page))
@@ -126,17 +136,31 @@ def form_post(link: str, page: str, **fields: str) -> httpx.Response:
 # each task type through the CLI (direct task intents) and the SDK (workflow human steps)
 
 
+def in_process(rt: RuntimeProcess, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``axme(...)`` run in this process (typer's CliRunner). Only where nothing of the runtime's own output (a
+    mail it prints) can come while it runs: the runner captures this process's stdout."""
+    from typer.testing import CliRunner
+
+    from axme_cli.cli.app import app
+
+    env = {"AXME_CONFIG_DIR": str(tmp_path / "cfg"), "NO_COLOR": "1", "AXME_CLI_SECRET_STORAGE": "file",
+           "AXME_BASE_URL": rt.url, "AXME_API_KEY": rt.api_key or ""}
+    result = CliRunner().invoke(app, list(args), env=env)
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+
+@pytest.mark.backends("sqlite")  # the CLI's side of each type; the SDK's below runs on both backends
 @pytest.mark.parametrize("task_type", list(CASES))
 def test_each_task_type_through_the_cli(rt: RuntimeProcess, api: httpx.Client, tmp_path: Path,
                                         task_type: str) -> None:
     fields, answer, cli, hint = CASES[task_type]
     intent_id = api.post("/v1/intents", json=task_intent(task_type=task_type, **fields)).json()["intent_id"]
-    shown = axme(rt, tmp_path, "tasks", "get", intent_id)
+    shown = in_process(rt, tmp_path, "tasks", "get", intent_id)
     assert shown.returncode == 0, shown.stderr
     assert re.search(rf"Task type:\s+{task_type}\n", shown.stdout), shown.stdout
     assert hint.format(id=intent_id) in shown.stdout, shown.stdout
     assert f"axme tasks answer {intent_id}" in shown.stdout
-    done = axme(rt, tmp_path, "tasks", cli[0], intent_id, *cli[1:], "--json")
+    done = in_process(rt, tmp_path, "tasks", cli[0], intent_id, *cli[1:], "--json")
     assert done.returncode == 0, done.stderr
     intent = json.loads(done.stdout)["intent"]
     assert intent["status"] == ("CANCELED" if task_type in REJECTING else "COMPLETED")
@@ -260,15 +284,20 @@ def test_the_page_escapes_what_the_task_and_payload_say(rt: RuntimeProcess, api:
     assert "&lt;img src=x onerror=&quot;alert(2)&quot;&gt;" in page
 
 
-def test_reminders_and_escalation_of_a_direct_task(rt: RuntimeProcess, api: httpx.Client) -> None:
+def test_reminders_and_escalation_of_a_direct_task(rt: RuntimeThread, api: httpx.Client) -> None:
     body = task_intent(notify_email="ops@example.com") | {
-        "remind_after_seconds": 1, "remind_interval_seconds": 1, "max_reminders": 2, "escalate_to": "boss@example.com"}
+        "remind_after_seconds": 60, "remind_interval_seconds": 60, "max_reminders": 2,
+        "escalate_to": "boss@example.com"}
     intent_id = api.post("/v1/intents", json=body).json()["intent_id"]
 
     def escalated() -> list[dict[str, Any]]:
         evs = events(api, intent_id)
         return evs if any(e["event_type"] == "intent.escalated" for e in evs) else []
 
+    mails(rt, intent_id, 1)
+    rt.advance_clock(60)  # the first reminder; its mail goes out before the next (escalation ends those links)
+    mails(rt, intent_id, 2)
+    rt.advance_clock(60)  # the second reminder escalates at once
     evs = wait_for("the escalation", escalated)
     reminders = [e for e in evs if e["event_type"] == "intent.reminder"]
     assert [e["details"]["reminder"] for e in reminders] == [1, 2]
@@ -294,17 +323,19 @@ def test_reminders_and_escalation_of_a_direct_task(rt: RuntimeProcess, api: http
     intent = intent_of(api, intent_id)
     assert intent["status"] == "COMPLETED"
     assert intent["result"]["answered_by"] == "actor://local/dev/boss@example.com"
-    time.sleep(1.2)  # no reminder after the answer: nothing is due any more
+    rt.advance_clock(600)  # no reminder after the answer: nothing of it is due any more
+    all_due_fired(rt, api)
     assert [e["event_type"] for e in events(api, intent_id)][-1] == "intent.completed"
     assert len(list(mail_dir(rt).glob(f"*-task-{intent_id}-*.eml"))) == 3
 
 
-def test_a_direct_task_times_out_at_its_deadline_and_its_link_dies(rt: RuntimeProcess, api: httpx.Client) -> None:
-    deadline = (datetime.now(UTC) + timedelta(seconds=2)).isoformat().replace("+00:00", "Z")
+def test_a_direct_task_times_out_at_its_deadline_and_its_link_dies(rt: RuntimeThread, api: httpx.Client) -> None:
+    deadline = iso(rt.clock.time() + 3600)
     intent_id = api.post("/v1/intents", json=task_intent(notify_email="ops@example.com") | {
         "deadline_at": deadline}).json()["intent_id"]
     link = link_of(mails(rt, intent_id, 1)[0])
     assert httpx.get(link).status_code == 200
+    rt.advance_clock(3600)
     wait_for("the deadline", lambda: intent_of(api, intent_id)["status"] == "TIMED_OUT")
     gone = httpx.get(link)
     assert gone.status_code == 410 and "This task has ended" in gone.text and "TIMED_OUT" in gone.text
@@ -330,8 +361,10 @@ def test_an_unsent_mail_survives_a_crash_and_is_sent_by_the_next_runtime(tmp_pat
         wait_for("a failed send", tried)
     finally:
         first.kill()
-    second = RuntimeThread(tmp_path, db=db, extra_args=["--mail-dir", str(tmp_path / "mail")]).start()
+    second = RuntimeThread(tmp_path, db=db, extra_args=["--mail-dir", str(tmp_path / "mail")],
+                           clock=ManualClock()).start()
     try:
+        second.advance_clock(5)  # the first retry's backoff (engine/human.py: MAIL_RETRY_SECONDS)
         sent = wait_for("the retried mail", lambda: sorted((tmp_path / "mail").glob(f"*-task-{intent_id}-*.eml")))
         msg = email.message_from_bytes(sent[0].read_bytes())
         assert msg["To"] == "ops@example.com" and len(sent) == 1
@@ -499,8 +532,8 @@ def test_a_failed_compensation_opens_a_manual_action_task(rt: RuntimeProcess, ap
 
 def test_links_use_the_public_url(tmp_path: Path) -> None:
     """Behind a proxy or load balancer the mailed link names --public-url, not the address bound."""
-    proc = RuntimeProcess(tmp_path, extra_args=["--mail-dir", str(tmp_path / "mail"),
-                                                "--public-url", "https://axme.example.com/"]).start()
+    proc = RuntimeThread(tmp_path, extra_args=["--mail-dir", str(tmp_path / "mail"),
+                                               "--public-url", "https://axme.example.com/"]).start()
     try:
         with proc.client() as client:
             r = client.post("/v1/intents", json=task_intent(notify_email="ops@example.com"))

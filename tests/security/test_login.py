@@ -7,7 +7,6 @@ runtime mail anyone ~110 times a second, and read codes in the server's log. The
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from axme_cli.runtime.clock import ManualClock
 from tests.auth_helpers import bearer, read_code
 from tests.runtime_proc import RuntimeProcess
 from tests.runtime_thread import RuntimeThread
@@ -129,13 +129,17 @@ def test_dev_bound_beyond_loopback_is_closed_like_a_server(tmp_path: Path, start
 
 
 # ------------------------------------------------------------------------------------- rate limits
-def burst(send: Callable[[], httpx.Response], tries: int) -> tuple[int, httpx.Response, float]:
-    """Call ``send()`` until it answers 429 (at most ``tries`` times): (answers before it, the 429, seconds)."""
-    started_at = time.monotonic()
+# On a test clock the buckets refill only when the test moves it: each limit lets its burst through, exactly.
+def limited(tmp_path: Path, *args: str) -> RuntimeThread:
+    return RuntimeThread(tmp_path, extra_args=list(args), clock=ManualClock())
+
+
+def burst(send: Callable[[], httpx.Response], tries: int) -> tuple[int, httpx.Response]:
+    """Call ``send()`` until it answers 429 (at most ``tries`` times): (answers before it, the 429)."""
     for n in range(tries):
         r = send()
         if r.status_code == 429:
-            return n, r, time.monotonic() - started_at
+            return n, r
     raise AssertionError(f"no 429 in {tries} calls")
 
 
@@ -149,18 +153,13 @@ def refused_for(r: httpx.Response, dimension: str) -> int:
     return retry
 
 
-def within(got: int, limit: float, per_minute: float, seconds: float) -> bool:
-    """``got`` calls went through before the 429: the burst, plus what refilled meanwhile."""
-    return limit <= got <= limit + per_minute * seconds / 60 + 1
-
-
 def test_code_checks_per_address_are_limited(tmp_path: Path, started: list[RuntimeProcess]) -> None:
-    rt = start(started, RuntimeThread(tmp_path))
+    rt = start(started, limited(tmp_path))
     with httpx.Client(base_url=rt.url, timeout=30.0) as c:
         intent = f"/v1/auth/login-intent/{uuid.uuid4()}/verify"
-        got, refused, seconds = burst(lambda: c.post(intent, json={"code": "123456"}), 100)
-        assert within(got, 10, 10, seconds), (got, seconds)
-        assert 1 <= refused_for(refused, "code_checks_per_address") <= 6
+        got, refused = burst(lambda: c.post(intent, json={"code": "123456"}), 100)
+        assert got == 10
+        assert refused_for(refused, "code_checks_per_address") == 6  # 10 a minute: the next in 6 s
         # the dashboard's code form and task-mail links count as the same guesses
         assert c.get("/ui/login").status_code == 200
         r = c.post("/ui/login/code", data={"csrf": c.cookies["axme_ui_login"], "login_intent": str(uuid.uuid4()),
@@ -171,19 +170,19 @@ def test_code_checks_per_address_are_limited(tmp_path: Path, started: list[Runti
 
 
 def test_wrong_task_link_tokens_are_limited(tmp_path: Path, started: list[RuntimeProcess]) -> None:
-    rt = start(started, RuntimeThread(tmp_path))
+    rt = start(started, limited(tmp_path))
     with httpx.Client(base_url=rt.url, timeout=30.0) as c:
-        got, refused, seconds = burst(lambda: c.get(f"/t/{uuid.uuid4().hex}"), 100)
-        assert within(got, 10, 10, seconds) and refused.status_code == 429, (got, seconds)
+        got, refused = burst(lambda: c.get(f"/t/{uuid.uuid4().hex}"), 100)
+        assert got == 10 and refused.status_code == 429, got
         assert int(refused.headers["retry-after"]) >= 1 and "Too many tries" in refused.text
 
 
 def test_login_calls_per_address_are_limited(tmp_path: Path, started: list[RuntimeProcess]) -> None:
-    rt = start(started, RuntimeThread(tmp_path))
+    rt = start(started, limited(tmp_path))
     with httpx.Client(base_url=rt.url, timeout=30.0) as c:
-        got, refused, seconds = burst(lambda: c.post("/v1/auth/refresh", json={"refresh_token": "axme_rt_x"}), 200)
-        assert within(got, 30, 30, seconds), (got, seconds)
-        assert 1 <= refused_for(refused, "login_calls_per_address") <= 2
+        got, refused = burst(lambda: c.post("/v1/auth/refresh", json={"refresh_token": "axme_rt_x"}), 200)
+        assert got == 30
+        assert refused_for(refused, "login_calls_per_address") == 2  # 30 a minute: the next in 2 s
         refused_for(ask_code(c, email()), "login_calls_per_address")  # one budget for every such call
         assert c.get("/ui/login").status_code == 200
         r = c.post("/ui/login", data={"csrf": c.cookies["axme_ui_login"], "api_key": "x" * 40})
@@ -192,15 +191,17 @@ def test_login_calls_per_address_are_limited(tmp_path: Path, started: list[Runti
 
 
 def test_codes_per_email_are_limited(tmp_path: Path, started: list[RuntimeProcess]) -> None:
-    rt = start(started, RuntimeThread(tmp_path, extra_args=["--mail-dir", str(tmp_path / "mail")]))
+    rt = start(started, limited(tmp_path, "--mail-dir", str(tmp_path / "mail")))
     who = email()
     with httpx.Client(base_url=rt.url, timeout=30.0) as c:
         for _ in range(5):  # each code used at once, so the open-codes limit is not what refuses the sixth
             log_in(c, tmp_path / "mail", who)
         retry = refused_for(ask_code(c, who), "login_codes_per_email")
-        assert 60 <= retry <= 120  # one code every 2 min (5 per 10 min)
+        assert retry == 120  # one code every 2 min (5 per 10 min)
+        rt.advance_clock(120)  # and the next one two minutes later
+        assert ask_code(c, who).status_code == 200
         assert ask_code(c, email()).status_code == 200  # per email
-    assert len(list((tmp_path / "mail").glob("*.eml"))) == 6
+    assert len(list((tmp_path / "mail").glob("*.eml"))) == 7
 
 
 def test_login_rate_limit_zero_turns_the_limits_off(tmp_path: Path, started: list[RuntimeProcess]) -> None:

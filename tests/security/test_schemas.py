@@ -8,8 +8,6 @@ Each attack is a real request to a real `axme dev` (SQLite: the checks run at th
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -21,7 +19,9 @@ from typing import Any
 import httpx
 import pytest
 from referencing.exceptions import Unresolvable
+from typer.testing import CliRunner
 
+from axme_cli.cli.app import app
 from axme_cli.protocol import schemas
 from axme_cli.runtime.api.errors import status_of
 from axme_cli.runtime.engine import answers as task_answers
@@ -112,9 +112,8 @@ def refused_everywhere(api: httpx.Client, schema: Any, names: str, tmp_path: Pat
     assert [e for e in verdict["errors"] if "steps[0].human_task.form_schema" in e and names in e], verdict
     path = tmp_path / f"bundle-{uuid.uuid4().hex[:6]}.json"
     path.write_text(json.dumps(bundle(schema)))
-    offline = subprocess.run([sys.executable, "-m", "axme_cli", "scenarios", "validate", str(path)],
-                             capture_output=True, text=True, timeout=60)
-    assert offline.returncode == 1 and "steps[0].human_task.form_schema" in offline.stderr, offline
+    offline = CliRunner().invoke(app, ["scenarios", "validate", str(path)], env={"NO_COLOR": "1"})  # in-process
+    assert offline.exit_code == 1 and "steps[0].human_task.form_schema" in offline.stderr, offline.output
     assert names in offline.stderr and SECRET not in offline.stderr + offline.stdout
 
 

@@ -1,7 +1,8 @@
 """POST /dev/clock/advance: move the test clock of `axme dev --test-clock` (tests only).
 
-A runtime on the real clock answers 404 as if the route did not exist; `axme server` never runs on a test
-clock. Only the workspace admin key may move it: a jump expires every token, code and deadline due by then."""
+A runtime on the real clock answers a well-formed request 404 as if the route did not exist; `axme server`
+never runs on a test clock. Only the workspace admin key may move it: a jump expires every token, code and deadline
+due by then."""
 
 from __future__ import annotations
 
@@ -18,17 +19,18 @@ from axme_cli.runtime.errors import Forbidden, NotFound
 
 
 async def advance(request: Request) -> Response:
+    """Like every JSON route: the key (401), then the body (400/413/422), then whether this may be done here."""
     principal = await authenticate(request)
-    clock = runtime(request).clock
-    if not isinstance(clock, ManualClock):
-        raise NotFound(f"no route {request.method} {request.url.path} (only `axme dev --test-clock` has one)")
-    if not principal.is_admin:
-        raise Forbidden("only the workspace admin key may move the test clock")
     body = await read_object(request)
     try:
         req = ClockAdvanceRequest.model_validate(body)
     except ValidationError as exc:
         raise validation_failed(exc) from None
+    clock = runtime(request).clock
+    if not isinstance(clock, ManualClock):
+        raise NotFound(f"no route {request.method} {request.url.path} (only `axme dev --test-clock` has one)")
+    if not principal.is_admin:
+        raise Forbidden("only the workspace admin key may move the test clock", code="policy_denied")
     clock.advance(req.seconds)
     return respond({"ok": True, "now": iso(clock.time())}, request=request)
 

@@ -472,7 +472,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         body=ref("ClockAdvanceRequest"), errors=(403, 404),
         description="Only on `axme dev --test-clock`, whose clock stands still until this moves it: what became "
                     "due (deadlines, redeliveries, retries, reminders, expiries) fires at once. Any other runtime "
-                    "answers 404. Needs the workspace admin key (another key gets 403)."),
+                    "answers a well-formed request 404. Needs the workspace admin key (another key gets 403)."),
     # intents
     ("POST", "/v1/intents"): Op(
         "Send an intent", "intents", _ok(intent_id=UUID, status=STATUS, created_at=TIME),

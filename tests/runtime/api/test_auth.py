@@ -1,5 +1,6 @@
 """Authentication against the real runtime: keys, scoping of agent keys, service accounts and agents; then
-/v1/auth for people (email + code login, refresh rotation, sessions) on runtimes of their own."""
+/v1/auth for people (email + code login, refresh rotation, sessions) on runtimes of their own, in-process; expiries
+on a test clock, moved past them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import asyncio
 import re
 import socketserver
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,12 +17,13 @@ from typing import Any
 import httpx
 import pytest
 
+from axme_cli.runtime.clock import ManualClock, iso
 from tests.auth_helpers import auth_runtime, bearer, login, read_code
 from tests.auth_helpers import mail_dir as mail
 from tests.conftest import ADMIN_KEY, make_agent, new_intent, unique
 from tests.runtime.api.test_intents import assert_error
-from tests.runtime.api.test_streams import eventually
 from tests.runtime_proc import RuntimeProcess
+from tests.runtime_thread import RuntimeThread
 
 
 def create_sa(admin: httpx.Client, name: str, **extra: Any) -> dict[str, Any]:
@@ -60,6 +61,7 @@ def create(client: httpx.Client, to_agent: str, **extra: Any) -> str:
 # authentication
 
 
+@pytest.mark.backends("sqlite")  # refused before any lookup
 @pytest.mark.parametrize(
     ("method", "path"),
     [
@@ -139,15 +141,15 @@ def test_expired_key_is_401(runtime: RuntimeProcess, admin: httpx.Client) -> Non
         assert_error(r, 422)
 
 
-def test_key_stops_working_once_it_expires(runtime: RuntimeProcess, admin: httpx.Client) -> None:
-    bot = Agent(runtime, admin, "expiring")
-    expires = datetime.now(UTC) + timedelta(seconds=1)
-    key = admin.post(f"/v1/service-accounts/{bot.sa_id}/keys", json={"expires_at": expires.isoformat()})
+def test_key_stops_working_once_it_expires(short: RuntimeThread) -> None:
+    with short.client() as admin:
+        bot = Agent(short, admin, "expiring")
+        key = admin.post(f"/v1/service-accounts/{bot.sa_id}/keys", json={"expires_at": iso(short.clock.time() + 60)})
     assert key.status_code == 200, key.text
     assert key.json()["key"]["expires_at"] is not None
-    with runtime.client(key.json()["key"]["token"]) as client:
+    with short.client(key.json()["key"]["token"]) as client:
         assert client.get("/v1/intents").status_code == 200  # valid (and now in the key cache)
-        eventually(lambda: datetime.now(UTC) > expires + timedelta(milliseconds=50), what="the expiry time passes")
+        short.advance_clock(60)  # the expiry passes
         assert_error(client.get("/v1/intents"), 401, code="token_expired")
 
 
@@ -286,6 +288,7 @@ def test_service_account_lifecycle(runtime: RuntimeProcess, admin: httpx.Client)
     assert again["service_account_id"] != sa_id
 
 
+@pytest.mark.backends("sqlite")  # refused by validation, before the store
 @pytest.mark.parametrize("name", ["Bad Name", "UPPER", "-leading", "trailing-", "a" * 64, "x/y", "", "émile"])
 def test_invalid_service_account_name_is_422(admin: httpx.Client, name: str) -> None:
     assert_error(admin.post("/v1/service-accounts", json={"name": name}), 422, names="name")
@@ -324,22 +327,28 @@ def test_agents_list_and_get(runtime: RuntimeProcess, admin: httpx.Client) -> No
 # ---------------------------------------------------------------------------------------------
 # people: /v1/auth
 
-SHORT = 2.0  # seconds: login-code and access-token lifetime of the `short` runtime
+SHORT = 2.0  # seconds (of its test clock): login-code and access-token lifetime of the `short` runtime
+
+
+def thread_runtime(workdir: Path, *extra: str, backend: str, clock: ManualClock | None = None) -> RuntimeThread:
+    """``auth_runtime``'s `axme dev` (mails in ``workdir/mail``, no limits on login calls), in-process."""
+    return RuntimeThread(workdir, extra_args=["--mail-dir", str(workdir / "mail"), "--login-rate-limit", "0", *extra],
+                         backend=backend, clock=clock)
 
 
 @pytest.fixture(scope="module")
-def rt(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
-    proc = auth_runtime(tmp_path_factory.mktemp("auth"), backend=backend)
+def rt(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeThread]:
+    proc = thread_runtime(tmp_path_factory.mktemp("auth"), backend=backend)
     proc.start()
     yield proc
     proc.stop()
 
 
 @pytest.fixture(scope="module")
-def short(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
-    proc = auth_runtime(tmp_path_factory.mktemp("auth-short"), "--login-code-ttl", str(SHORT),
-                        "--access-token-ttl", str(SHORT), "--allow-email", "Short@Example.com",
-                        "--allow-email", "short2@example.com", backend=backend)
+def short(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeThread]:
+    proc = thread_runtime(tmp_path_factory.mktemp("auth-short"), "--login-code-ttl", str(SHORT),
+                          "--access-token-ttl", str(SHORT), "--allow-email", "Short@Example.com",
+                          "--allow-email", "short2@example.com", backend=backend, clock=ManualClock())
     proc.start()
     yield proc
     proc.stop()
@@ -362,7 +371,7 @@ def error_code(r: httpx.Response) -> str:
 
 
 # ------------------------------------------------------------------------------------------ login
-def test_full_login_flow(rt: RuntimeProcess, anon: httpx.Client) -> None:
+def test_full_login_flow(rt: RuntimeThread, anon: httpx.Client, capfd: pytest.CaptureFixture[str]) -> None:
     who = new_email()
     r = anon.post("/v1/auth/login-intent", json={"email": who.upper()})
     assert r.status_code == 200, r.text
@@ -372,7 +381,7 @@ def test_full_login_flow(rt: RuntimeProcess, anon: httpx.Client) -> None:
     [eml] = [p for p in mail(rt).glob("*.eml") if body["intent_id"] in p.name]
     assert eml.stat().st_mode & 0o777 == 0o600
     code = read_code(mail(rt), who)
-    assert f"login code for {who}: {code} (expires in 5 min)" in rt.log.read_text()
+    assert f"login code for {who}: {code} (expires in 5 min)" in capfd.readouterr().out  # `axme dev` prints it
 
     r = anon.post(f"/v1/auth/login-intent/{body['intent_id']}/verify", json={"code": code})
     assert r.status_code == 200, r.text
@@ -441,11 +450,11 @@ def test_at_most_five_open_codes_per_email(anon: httpx.Client) -> None:
     assert anon.post("/v1/auth/login-intent", json={"email": new_email()}).status_code == 200  # per email
 
 
-def test_expired_code_is_410(short: RuntimeProcess) -> None:
+def test_expired_code_is_410(short: RuntimeThread) -> None:
     with httpx.Client(base_url=short.url) as c:
         intent_id = c.post("/v1/auth/login-intent", json={"email": "short@example.com"}).json()["intent_id"]
         code = read_code(mail(short), "short@example.com")
-        time.sleep(SHORT + 0.2)
+        short.advance_clock(SHORT)
         r = c.post(f"/v1/auth/login-intent/{intent_id}/verify", json={"code": code})
         assert r.status_code == 410 and error_code(r) == "login_code_expired"
 
@@ -485,12 +494,12 @@ def test_refresh_rotates_and_reuse_revokes_the_session(rt: RuntimeProcess, anon:
     assert mine["revoked"] is True and mine["revoked_at"]
 
 
-def test_expired_access_token_is_401_token_expired(short: RuntimeProcess) -> None:
+def test_expired_access_token_is_401_token_expired(short: RuntimeThread) -> None:
     with httpx.Client(base_url=short.url) as c:
         s = login(c, mail(short), "short@example.com")
         assert s["expires_in"] == SHORT
         assert c.get("/v1/auth/whoami", headers=bearer(s["access_token"])).status_code == 200
-        time.sleep(SHORT + 0.2)
+        short.advance_clock(SHORT)
         r = c.get("/v1/auth/whoami", headers=bearer(s["access_token"]))
         assert r.status_code == 401 and error_code(r) == "token_expired"
         unknown = s["access_token"][:-6] + "AAAAAA"
@@ -600,7 +609,9 @@ def test_logout_all(rt: RuntimeProcess, anon: httpx.Client) -> None:
 
 
 # ------------------------------------------------------------------------------------------ secrets at rest
-def test_no_token_in_clear_in_the_database_or_the_log(rt: RuntimeProcess, anon: httpx.Client) -> None:
+def test_no_token_in_clear_in_the_database_or_the_log(rt: RuntimeThread, anon: httpx.Client,
+                                                     capfd: pytest.CaptureFixture[str],
+                                                     caplog: pytest.LogCaptureFixture) -> None:
     tokens: list[str] = []
     emails = [new_email() for _ in range(3)]
     for email in emails:
@@ -611,7 +622,9 @@ def test_no_token_in_clear_in_the_database_or_the_log(rt: RuntimeProcess, anon: 
     # the dump holds what this test wrote (its size depends on which other tests shared this runtime before it)
     for email in emails:
         assert email.encode() in blobs
-    log = rt.log.read_bytes()
+    out, err = capfd.readouterr()  # the in-process runtime's log: what it printed, and its log records
+    log = (out + err + caplog.text).encode()
+    assert b"login code for" in log  # (what `axme dev` prints: the codes of these logins)
     for token in tokens:
         secret = token.split("_", 3)[3]  # axme_at_<id>_<secret>; the secret may contain "_" itself
         for needle in (token.encode(), secret.encode()):

@@ -109,6 +109,7 @@ def test_a_webhook_delivery_is_replayed_to_its_subscription(rt: RuntimeProcess, 
         again = agent.post(f"/v1/deliveries/{d['delivery_id']}/replay").json()["delivery"]
         assert again["payload"] == {"n": 7} and again["replay_of_delivery_id"] == d["delivery_id"]
         assert receiver.wait_posts(2)[1]["json"]["payload"] == {"n": 7} and receiver.posts[1]["signed"]
+        settled(agent, again["delivery_id"], "delivered")  # recorded once the receiver's answer is back
         # a revoked subscription gets nothing again
         agent.delete(f"/v1/webhooks/subscriptions/{sub['subscription']['subscription_id']}")
         r = agent.post(f"/v1/deliveries/{d['delivery_id']}/replay")

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -23,6 +21,7 @@ import pytest
 from axme_cli.runtime.api import openapi
 from axme_cli.runtime.api.app import build_app
 from axme_cli.runtime.api.common import MAX_DEPTH
+from axme_cli.runtime.clock import ManualClock
 from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.ratelimit import RateLimiter
 from axme_cli.runtime.settings import Settings
@@ -375,28 +374,30 @@ def test_the_token_bucket() -> None:
 
 
 @pytest.fixture(scope="module")
-def limited(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
-    proc = RuntimeThread(tmp_path_factory.mktemp("limited"), extra_args=["--rate-limit", "2"], backend=backend)
+def limited(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeThread]:
+    """--rate-limit 2 on a test clock: the buckets refill only when the test moves it, so the counts are exact."""
+    proc = RuntimeThread(tmp_path_factory.mktemp("limited"), extra_args=["--rate-limit", "2"], backend=backend,
+                         clock=ManualClock())
     proc.start()
     yield proc
     proc.stop()
 
 
 @STORAGE_FREE
-def test_past_its_rate_a_key_gets_429_with_retry_after(limited: RuntimeProcess) -> None:
+def test_past_its_rate_a_key_gets_429_with_retry_after(limited: RuntimeThread) -> None:
     with limited.client() as admin:
         # the admin key is limited like any other: its burst (4) goes on making the agents
         _, alice_token = make_agent(admin, unique("alice"))
         _, bob_token = make_agent(admin, unique("bob"))
+        assert_error(admin.get("/v1/agents"), 429, code="rate_limit_exceeded")
     with limited.client(alice_token) as alice, limited.client(bob_token) as bob:
         answers = [alice.get("/v1/agents") for _ in range(12)]
         codes = [r.status_code for r in answers]
-        assert codes[:3] == [200, 200, 200], codes  # a burst of 2 x 2 (one token may be gone by the third)
-        assert 429 in codes, codes
-        refused = next(r for r in answers if r.status_code == 429)
+        assert codes == [200] * 4 + [429] * 8, codes  # a burst of 2 x 2, then nothing until the clock moves
+        refused = answers[4]
         body = assert_error(refused, 429, code="rate_limit_exceeded")
         retry = int(refused.headers["retry-after"])
-        assert 1 <= retry <= 2
+        assert retry == 1  # the next token in 1/2 s, rounded up
         assert body["error"]["details"]["retryable"] is True
         assert body["error"]["details"]["limit_per_second"] == 2
         assert refused.headers["x-ratelimit-limit"] == "2"
@@ -404,18 +405,18 @@ def test_past_its_rate_a_key_gets_429_with_retry_after(limited: RuntimeProcess) 
         with httpx.Client(base_url=limited.url) as anon:  # no key: nothing to count (and /health needs none)
             assert anon.get("/health").status_code == 200
             assert_error(anon.get("/v1/agents"), 401)
-        deadline = time.monotonic() + 30  # the bucket refills (a refused request takes no token)
-        while (again := alice.get("/v1/agents")).status_code == 429 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert again.status_code == 200, again.text
+        limited.advance_clock(0.5)  # the bucket refills at 2 a second (a refused request took no token)
+        assert [alice.get("/v1/agents").status_code for _ in range(2)] == [200, 429]
+        limited.advance_clock(10)  # up to the burst, no more
+        assert [alice.get("/v1/agents").status_code for _ in range(5)] == [200] * 4 + [429]
 
 
-def test_rate_limit_flag_is_documented(tmp_path: Path) -> None:
-    import subprocess
-    import sys
+def test_rate_limit_flag_is_documented() -> None:
+    from typer.testing import CliRunner
+
+    from axme_cli.cli.app import app
 
     for command in ("dev", "server"):
-        out = subprocess.run([sys.executable, "-m", "axme_cli", command, "--help"], capture_output=True, text=True,
-                             env={"COLUMNS": "200", "NO_COLOR": "1", "PATH": "/usr/bin:/bin"}, timeout=60)
-        assert out.returncode == 0, out.stderr
+        out = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"})
+        assert out.exit_code == 0, out.output
         assert "--rate-limit" in out.stdout and "1000" in out.stdout, out.stdout

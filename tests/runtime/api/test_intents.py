@@ -69,6 +69,7 @@ def with_agent(quiet: RuntimeProcess, api: httpx.Client, prefix: str) -> tuple[s
 # errors: shape and status, never a 500
 
 
+@pytest.mark.backends("sqlite")  # refused before any handler reads the store
 def test_malformed_json_is_400(admin: httpx.Client) -> None:
     r = admin.post(
         "/v1/intents", content=b'{"intent_type": "order.reserve.v1",', headers={"content-type": "application/json"}
@@ -77,11 +78,13 @@ def test_malformed_json_is_400(admin: httpx.Client) -> None:
 
 
 @pytest.mark.parametrize("body", [b"", b"   \n"])
+@pytest.mark.backends("sqlite")  # refused before any handler reads the store
 def test_empty_body_is_400(admin: httpx.Client, body: bytes) -> None:
     assert_error(admin.post("/v1/intents", content=body, headers={"content-type": "application/json"}), 400)
 
 
 @pytest.mark.parametrize("body", [[], [new_intent()], "order", 42, None])
+@pytest.mark.backends("sqlite")  # refused before any handler reads the store
 def test_non_object_body_is_422(admin: httpx.Client, body: Any) -> None:
     r = admin.post("/v1/intents", content=json.dumps(body).encode(), headers={"content-type": "application/json"})
     assert_error(r, 422)
@@ -114,11 +117,13 @@ def _without(key: str) -> dict[str, Any]:
     ],
     ids=lambda v: v if isinstance(v, str) else "",
 )
+@pytest.mark.backends("sqlite")  # refused before any handler reads the store
 def test_schema_violation_is_422_naming_the_field(admin: httpx.Client, field: str, body: dict[str, Any]) -> None:
     assert_error(admin.post("/v1/intents", json=body), 422, code="schema_invalid", names=field)
 
 
 @pytest.mark.parametrize("to_agent", ["http://x", "a b", "agent://", "no/such/deep/path", "UPPER CASE"])
+@pytest.mark.backends("sqlite")  # refused before any handler reads the store
 def test_invalid_to_agent_is_422_invalid_agent_address(admin: httpx.Client, to_agent: str) -> None:
     r = admin.post("/v1/intents", json=new_intent(to_agent))
     assert_error(r, 422, code="invalid_agent_address", names="to_agent")
@@ -140,6 +145,7 @@ def test_body_at_the_limit_is_accepted_and_over_it_is_413(admin: httpx.Client) -
     assert str(MAX_BODY) in body["error"]["message"]
 
 
+@pytest.mark.backends("sqlite")  # refused before any handler reads the store
 def test_chunked_body_over_the_limit_is_413(admin: httpx.Client) -> None:
     raw = _body_of_size(MAX_BODY + 10)
 
@@ -162,6 +168,7 @@ def test_unknown_intent_is_404(admin: httpx.Client, method: str, suffix: str) ->
     assert_error(r, 404)
 
 
+@pytest.mark.backends("sqlite")  # refused before any handler reads the store
 def test_unknown_route_is_404(admin: httpx.Client) -> None:
     assert_error(admin.get("/v1/no-such-thing"), 404)
     assert_error(admin.post("/v2/intents", json=new_intent()), 404)
@@ -170,6 +177,7 @@ def test_unknown_route_is_404(admin: httpx.Client) -> None:
 @pytest.mark.parametrize(
     ("method", "path"), [("DELETE", "/v1/intents"), ("PUT", "/v1/intents/x"), ("GET", "/v1/intents/x/resume")]
 )
+@pytest.mark.backends("sqlite")  # refused before any handler reads the store
 def test_wrong_method_is_405(admin: httpx.Client, method: str, path: str) -> None:
     assert_error(admin.request(method, path), 405)
 
@@ -186,6 +194,7 @@ def test_wrong_method_is_405(admin: httpx.Client, method: str, path: str) -> Non
         ("/events/stream", "wait_seconds", "x"),
     ],
 )
+@pytest.mark.backends("sqlite")  # refused before any handler reads the store
 def test_bad_event_query_parameters_are_422(admin: httpx.Client, suffix: str, param: str, value: str) -> None:
     intent_id = create(admin, unique("nobody"), max_delivery_attempts=100)["intent_id"]
     assert_error(admin.get(f"/v1/intents/{intent_id}{suffix}", params={param: value}), 422, names=param)
@@ -195,11 +204,13 @@ def test_bad_event_query_parameters_are_422(admin: httpx.Client, suffix: str, pa
     ("param", "value"),
     [("since", "-1"), ("since", "abc"), ("wait_seconds", "0"), ("wait_seconds", "61"), ("status", "BOGUS")],
 )
+@pytest.mark.backends("sqlite")  # refused before any handler reads the store
 def test_bad_feed_query_parameters_are_422(admin: httpx.Client, param: str, value: str) -> None:
     assert_error(admin.get("/v1/agents/inventory/intents/stream", params={param: value}), 422, names=param)
 
 
 @pytest.mark.parametrize(("param", "value"), [("limit", "0"), ("limit", "many"), ("status", "DONE")])
+@pytest.mark.backends("sqlite")  # refused before any handler reads the store
 def test_bad_list_query_parameters_are_422(admin: httpx.Client, param: str, value: str) -> None:
     assert_error(admin.get("/v1/intents", params={param: value}), 422, names=param)
 
@@ -233,6 +244,7 @@ def test_odd_requests_never_500(admin: httpx.Client, method: str, path: str, con
     assert_error(r, r.status_code)
 
 
+@pytest.mark.backends("sqlite")  # refused before any handler reads the store
 def test_trace_and_request_ids_are_returned(admin: httpx.Client) -> None:
     headers = {"X-Trace-Id": str(uuid.uuid4()), "X-Request-Id": f"req-{uuid.uuid4().hex}"}
     for r in (
@@ -512,6 +524,7 @@ def test_resolve_to_each_terminal_status(
         ({}, "status"),
     ],
 )
+@pytest.mark.backends("sqlite")  # refused before any handler reads the store
 def test_invalid_resolve_is_422(api: httpx.Client, body: dict[str, Any], names: str) -> None:
     intent_id = create(api, unique("badresolve"))["intent_id"]
     assert_error(api.post(f"/v1/intents/{intent_id}/resolve", json=body), 422, names=names)

@@ -1,6 +1,6 @@
 """GET /metrics (issue 9): after order sagas and a redelivered intent, every counter moved by what the API shows
 happened, the histograms have samples, the gauge follows open streams. A runtime of its own per backend, so the
-deltas are exact."""
+deltas are exact, on a test clock moved past each retry delay and redelivery."""
 
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from axme_cli.runtime.clock import ManualClock
 from tests.conftest import make_agent, new_intent
 from tests.runtime.engine.test_workflows import Services, saga, wait_terminal
 from tests.runtime_proc import RuntimeProcess
-from tests.runtime_thread import RuntimeThread
+from tests.runtime_thread import Clockwork, RuntimeThread, tick
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 FAMILIES = {
@@ -29,10 +30,14 @@ FAMILIES = {
 }
 
 
+REDELIVERY = 5.0
+WORK = 0.25  # test-clock seconds an agent takes to answer
+
+
 @pytest.fixture(scope="module")
-def mrt(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
-    rt = RuntimeThread(tmp_path_factory.mktemp("metrics"), extra_args=["--redelivery-seconds", "0.5"],
-                       backend=backend).start()
+def mrt(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeThread]:
+    rt = RuntimeThread(tmp_path_factory.mktemp("metrics"), extra_args=["--redelivery-seconds", str(REDELIVERY)],
+                       clock=ManualClock(), backend=backend).start()
     yield rt
     rt.stop()
 
@@ -77,13 +82,14 @@ def deliveries_of(admin: httpx.Client, intent_id: str) -> int:
     return sum(e["event_type"] == "intent.delivered" for e in events)
 
 
-def run_saga(rt: RuntimeProcess, admin: httpx.Client, **behaviour: Any) -> tuple[dict[str, Any], list[Any]]:
+def run_saga(rt: RuntimeThread, admin: httpx.Client, **behaviour: Any) -> tuple[dict[str, Any], list[Any]]:
     r = admin.post("/v1/scenarios/apply", json=saga(uuid.uuid4().hex[:8]))
     assert r.status_code == 200, r.text
     applied = r.json()
     services = Services(rt, admin, applied, **behaviour)
     try:
-        parent = wait_terminal(admin, applied["intent_id"])
+        with Clockwork(rt, applied["intent_id"]):
+            parent = wait_terminal(admin, applied["intent_id"])
     finally:
         services.stop()
     return parent, children(admin, applied["intent_id"])
@@ -114,15 +120,21 @@ def test_metrics_public_flag(tmp_path: Path) -> None:
         rt.stop()
 
 
-def test_counters_follow_what_happened(mrt: RuntimeProcess) -> None:
+def test_counters_follow_what_happened(mrt: RuntimeThread) -> None:
     with mrt.client() as admin:
         before, families = scrape(admin)
         assert families >= FAMILIES, FAMILIES - families
-        happy, happy_children = run_saga(mrt, admin)
-        failed, failed_children = run_saga(mrt, admin, fail={"ship": 99})
+        happy, happy_children = run_saga(mrt, admin, work=WORK)
+        failed, failed_children = run_saga(mrt, admin, fail={"ship": 99}, work=WORK)
         # a direct intent to an agent that never listens: redelivered once, then delivery_failed
         r = admin.post("/v1/intents", json=new_intent(f"nobody-{uuid.uuid4().hex[:6]}", max_delivery_attempts=2))
         assert r.status_code == 200, r.text
+
+        def attempt() -> tuple[int, str]:
+            i = admin.get(f"/v1/intents/{r.json()['intent_id']}").json()["intent"]
+            return i["delivery_attempt"], i["status"]
+
+        assert [tick(mrt, REDELIVERY, attempt) for _ in range(2)] == [(2, "SUBMITTED"), (2, "FAILED")]
         direct = wait_terminal(admin, r.json()["intent_id"])
         after, _ = scrape(admin)
 
@@ -142,7 +154,9 @@ def test_counters_follow_what_happened(mrt: RuntimeProcess) -> None:
         assert delta(before, after, "axme_intents_terminal_total", kind="parent", status="COMPLETED") == 1
         assert delta(before, after, "axme_intents_terminal_total", kind="parent", status="FAILED") == 1
         assert delta(before, after, "axme_intents_terminal_total", kind="direct", status="FAILED") == 1
-        assert delta(before, after, "axme_step_duration_seconds_sum", kind="step", status="COMPLETED") > 0
+        # each answer took WORK seconds of the test clock
+        assert delta(before, after, "axme_step_duration_seconds_sum", kind="step", status="COMPLETED") >= \
+            WORK * ended["step", "COMPLETED"] > 0
 
         delivered = sum(deliveries_of(admin, child["intent_id"]) for _, child in kids)
         delivered += deliveries_of(admin, direct["intent_id"])  # 0 or 1: nobody listens, nothing is handed out

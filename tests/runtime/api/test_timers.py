@@ -1,40 +1,37 @@
-"""Redelivery, delivery failure and deadlines, on a runtime with a short redelivery interval.
-
-No test sleeps for a fixed time: each polls for the state it expects, with a deadline.
+"""Redelivery, delivery failure and deadlines, on a runtime with a test clock: each test moves the clock past
+the timer it is about and looks for what followed (polling, with a deadline); none waits for a timer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
+from axme_cli.runtime.clock import ManualClock, iso
 from tests.conftest import make_agent, new_intent, unique
 from tests.runtime.api.test_intents import events_of, get
 from tests.runtime.api.test_streams import eventually, feed_path, iter_frames
-from tests.runtime_proc import RuntimeProcess
-from tests.runtime_thread import RuntimeThread
+from tests.runtime_thread import RuntimeThread, tick
 
-REDELIVERY = 0.3
+REDELIVERY = 30.0
 
 
 @pytest.fixture(scope="module")
-def fast(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
+def fast(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeThread]:
     rt = RuntimeThread(tmp_path_factory.mktemp("timers"), extra_args=["--redelivery-seconds", str(REDELIVERY)],
-                       backend=backend)
+                       clock=ManualClock(), backend=backend)
     rt.start()
     yield rt
     rt.stop()
 
 
 @pytest.fixture
-def api(fast: RuntimeProcess) -> Iterator[httpx.Client]:
+def api(fast: RuntimeThread) -> Iterator[httpx.Client]:
     with fast.client() as client:
         yield client
-
 
 
 def create(client: httpx.Client, to_agent: str, **extra: Any) -> str:
@@ -48,17 +45,18 @@ def status_is(client: httpx.Client, intent_id: str, status: str) -> dict[str, An
     return intent if intent["status"] == status else None
 
 
-def in_seconds(seconds: float) -> str:
-    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+def in_seconds(rt: RuntimeThread, seconds: float) -> str:
+    """``seconds`` after the runtime's now, as RFC 3339."""
+    return iso(rt.clock.time() + seconds)
 
 
-def test_unanswered_intent_is_redelivered_then_fails(fast: RuntimeProcess, api: httpx.Client) -> None:
+def test_unanswered_intent_is_redelivered_then_fails(fast: RuntimeThread, api: httpx.Client) -> None:
     name = unique("deaf")
     address, token = make_agent(api, name)
     intent_id = create(api, name, max_delivery_attempts=3)
 
-    # the agent listens but never answers: every attempt shows up on its feed as a new entry,
-    # and GET shows the same attempt number
+    # the agent listens but never answers: every attempt shows up on its feed as a new entry once the redelivery
+    # interval has passed, and GET shows the same attempt number
     on_feed: list[int] = []
     on_get: list[int] = []
     with fast.client(token) as bot, bot.stream("GET", feed_path(name),
@@ -74,11 +72,11 @@ def test_unanswered_intent_is_redelivered_then_fails(fast: RuntimeProcess, api: 
             on_get.append(get(api, intent_id)["delivery_attempt"])
             if data["delivery_attempt"] == 3:
                 break
-    assert on_feed == sorted(set(on_feed)), on_feed  # one entry per attempt, in order
-    assert {2, 3} <= set(on_feed), on_feed
-    assert all(g >= f for f, g in zip(on_feed, on_get, strict=True)), (on_feed, on_get)
-    assert {2, 3} <= set(on_get), on_get
+            fast.advance_clock(REDELIVERY)
+    assert on_feed == [1, 2, 3], on_feed  # one entry per attempt, in order
+    assert on_get == [1, 2, 3], on_get
 
+    fast.advance_clock(REDELIVERY)  # the last attempt runs out too
     failed = eventually(lambda: status_is(api, intent_id, "FAILED"), what="delivery_failed after 3 attempts")
     assert failed["delivery_attempt"] == 3
     assert failed["error"]["code"] == "delivery_failed"
@@ -93,9 +91,15 @@ def test_unanswered_intent_is_redelivered_then_fails(fast: RuntimeProcess, api: 
     assert all(e["actor"] == address for e in delivered)
 
 
-def test_delivery_fails_after_max_attempts(api: httpx.Client) -> None:
+def test_delivery_fails_after_max_attempts(fast: RuntimeThread, api: httpx.Client) -> None:
     intent_id = create(api, unique("nobody"), max_delivery_attempts=2)
-    failed = eventually(lambda: status_is(api, intent_id, "FAILED"), what="delivery_failed after 2 attempts")
+
+    def attempt() -> tuple[int, str]:
+        intent = get(api, intent_id)
+        return intent["delivery_attempt"], intent["status"]
+
+    assert [tick(fast, REDELIVERY, attempt) for _ in range(2)] == [(2, "SUBMITTED"), (2, "FAILED")]
+    failed = get(api, intent_id)
     assert failed["delivery_attempt"] == 2
     assert failed["lifecycle_status"] == "FAILED"
     assert failed.get("pending_with") is None
@@ -111,7 +115,7 @@ def test_delivery_fails_after_max_attempts(api: httpx.Client) -> None:
     assert r.status_code == 409, r.text
 
 
-def test_intent_in_progress_is_not_redelivered(fast: RuntimeProcess, api: httpx.Client) -> None:
+def test_intent_in_progress_is_not_redelivered(fast: RuntimeThread, api: httpx.Client) -> None:
     name = unique("busy")
     _, token = make_agent(api, name)
     intent_id = create(api, name, max_delivery_attempts=2)
@@ -119,10 +123,13 @@ def test_intent_in_progress_is_not_redelivered(fast: RuntimeProcess, api: httpx.
         r = bot.post(f"/v1/intents/{intent_id}/resume", json={"action": "in_progress"})
         assert r.status_code == 200, r.text
 
-        # an intent created afterwards with the same budget runs out of attempts; by then any
+        # an intent created afterwards with the same budget runs out of attempts as the clock moves; by then any
         # redelivery of the first one would have happened too
         sentinel = create(api, unique("sentinel"), max_delivery_attempts=2)
-        eventually(lambda: status_is(api, sentinel, "FAILED"), what="sentinel fails")
+        for _ in range(2):
+            tick(fast, REDELIVERY, lambda: get(api, sentinel)["delivery_attempt"] + (
+                get(api, sentinel)["status"] == "FAILED"))
+        assert get(api, sentinel)["status"] == "FAILED"
 
         intent = get(api, intent_id)
         assert intent["status"] == "IN_PROGRESS"
@@ -141,9 +148,10 @@ def test_intent_in_progress_is_not_redelivered(fast: RuntimeProcess, api: httpx.
     assert frames[0].json["status"] == "IN_PROGRESS"
 
 
-def test_deadline_times_out(api: httpx.Client) -> None:
-    intent_id = create(api, unique("slow"), deadline_at=in_seconds(1), max_delivery_attempts=100)
+def test_deadline_times_out(fast: RuntimeThread, api: httpx.Client) -> None:
+    intent_id = create(api, unique("slow"), deadline_at=in_seconds(fast, REDELIVERY / 2), max_delivery_attempts=100)
     assert get(api, intent_id)["deadline_at"] is not None
+    fast.advance_clock(REDELIVERY / 2)
     intent = eventually(lambda: status_is(api, intent_id, "TIMED_OUT"), what="deadline fires")
     assert intent["lifecycle_status"] == "TIMED_OUT"
     last = events_of(api, intent_id)[-1]
@@ -153,16 +161,17 @@ def test_deadline_times_out(api: httpx.Client) -> None:
 
 
 def test_timers_survive_a_restart(backend: str, tmp_path) -> None:
-    rt = RuntimeThread(tmp_path, extra_args=["--redelivery-seconds", "600"], backend=backend).start()
+    rt = RuntimeThread(tmp_path, extra_args=["--redelivery-seconds", "600"], clock=ManualClock(),
+                       backend=backend).start()
     try:
         with rt.client() as api:
-            intent_id = create(api, unique("durable"), deadline_at=in_seconds(2))
+            intent_id = create(api, unique("durable"), deadline_at=in_seconds(rt, 60))
     finally:
         assert rt.stop() == 0
-    rt.start()  # same database, same key
+    rt.advance_clock(61)  # while it is down
+    rt.start()  # same database, same key, same clock
     try:
         with rt.client() as api:
-            assert get(api, intent_id)["status"] in ("SUBMITTED", "TIMED_OUT")
             intent = eventually(
                 lambda: status_is(api, intent_id, "TIMED_OUT"), timeout=15, what="deadline after restart"
             )

@@ -1,5 +1,6 @@
 """The workflow engine end to end: scenarios/apply, step sub-intents on agent feeds, retries, timeouts,
-compensation. Real runtime, agents over HTTP."""
+compensation. Real runtime, agents over HTTP; the runtime runs on a test clock, moved past each retry delay, step
+deadline and redelivery as the workflow arms it (``Clockwork``, ``tick``), so no test waits for a timer."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
+from axme_cli.runtime.clock import ManualClock
 from tests.agents_helper import FeedAgent, agent_key
 from tests.runtime_proc import RuntimeProcess
-from tests.runtime_thread import RuntimeThread
+from tests.runtime_thread import Clockwork, RuntimeThread, tick
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -31,6 +33,14 @@ def saga(suffix: str) -> dict[str, Any]:
     return bundle
 
 
+def eventually(check: Any, timeout: float = 10.0, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        assert time.monotonic() < deadline, f"no {what} within {timeout} s"
+        time.sleep(0.02)
+    return found
+
+
 def wait_terminal(admin: httpx.Client, intent_id: str, timeout: float = 30) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -41,7 +51,9 @@ def wait_terminal(admin: httpx.Client, intent_id: str, timeout: float = 30) -> d
                           params={"since": 0, "wait_seconds": 2}) as r:
             for _ in r.iter_lines():
                 pass
-    raise AssertionError(f"{intent_id} did not end in {timeout}s")
+    events = admin.get(f"/v1/intents/{intent_id}/events").json()["events"]
+    steps = [(e["event_type"], e["details"].get("step_id"), e["details"].get("reason")) for e in events]
+    raise AssertionError(f"{intent_id} did not end in {timeout}s: {steps}")
 
 
 def answer_manual_undo(admin: httpx.Client, intent_id: str, timeout: float = 30) -> None:
@@ -59,11 +71,13 @@ def answer_manual_undo(admin: httpx.Client, intent_id: str, timeout: float = 30)
 
 
 class Services:
-    """inventory, payment and shipping agents; ``fail`` maps a step id to how many times it fails."""
+    """inventory, payment and shipping agents; ``fail`` maps a step id to how many times it fails. ``work``: test
+    clock seconds each answer takes (the agent moves the clock that much before it answers)."""
 
     def __init__(self, rt: RuntimeProcess, admin: httpx.Client, apply: dict[str, Any],
                  fail: dict[str, int] | None = None, fail_compensation: set[str] | None = None,
-                 silent: set[str] | None = None) -> None:
+                 silent: set[str] | None = None, work: float = 0.0) -> None:
+        self.rt, self.work = rt, work
         self.calls: list[tuple[str, str, bool]] = []  # (role, step_id, compensation)
         self.fail = dict(fail or {})
         self.fail_compensation = fail_compensation or set()
@@ -82,6 +96,8 @@ class Services:
             step, comp = payload["step_id"], bool(payload.get("compensation"))
             self.calls.append((role, step, comp))
             assert payload["parent_payload"]["order_id"] == "ord_98765"
+            if self.work:
+                self.rt.advance_clock(self.work)
             if step in self.silent and not comp:
                 return None
             if comp:
@@ -94,20 +110,28 @@ class Services:
             return {"action": "complete", "step": step, "ref": f"{step}-{payload['attempt']}"}
         return handle
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = False) -> None:
+        """Each agent ends within its feed's wait (1 s); ``wait`` for that (the workflow is over, so nothing more
+        comes to them: a test need not wait)."""
         for t in self.threads:
-            t.stop()
+            t.stop_event.set()
+        if wait:
+            for t in self.threads:
+                t.stop()
+
+
+REDELIVERY = 5.0  # (test clock) seconds; step deadlines are 60
 
 
 @pytest.fixture(scope="module")
 def wf_runtime(backend: str, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    rt = RuntimeThread(tmp_path_factory.mktemp("wf"), extra_args=["--redelivery-seconds", "0.5"],
-                       backend=backend).start()
+    rt = RuntimeThread(tmp_path_factory.mktemp("wf"), extra_args=["--redelivery-seconds", str(REDELIVERY)],
+                       clock=ManualClock(), backend=backend).start()
     yield rt
     rt.stop()
 
 
-def run_saga(rt: RuntimeProcess, **behaviour: Any) -> tuple[dict[str, Any], Services, list[dict[str, Any]]]:
+def run_saga(rt: RuntimeThread, **behaviour: Any) -> tuple[dict[str, Any], Services, list[dict[str, Any]]]:
     with rt.client() as admin:
         r = admin.post("/v1/scenarios/apply", json=saga(uuid.uuid4().hex[:8]))
         assert r.status_code == 200, r.text
@@ -115,9 +139,10 @@ def run_saga(rt: RuntimeProcess, **behaviour: Any) -> tuple[dict[str, Any], Serv
         assert applied["compile_id"] and [a["created"] for a in applied["agents"]] == [True, True, True]
         services = Services(rt, admin, applied, **behaviour)
         try:
-            if behaviour.get("fail_compensation"):
-                answer_manual_undo(admin, applied["intent_id"])
-            intent = wait_terminal(admin, applied["intent_id"])
+            with Clockwork(rt, applied["intent_id"]):
+                if behaviour.get("fail_compensation"):
+                    answer_manual_undo(admin, applied["intent_id"])
+                intent = wait_terminal(admin, applied["intent_id"])
         finally:
             services.stop()
         events = admin.get(f"/v1/intents/{applied['intent_id']}/events").json()["events"]
@@ -193,14 +218,15 @@ def test_a_compensation_that_fails(wf_runtime: RuntimeProcess) -> None:
     assert [c[1] for c in services.calls if c[2]] == ["charge"] * 4 + ["reserve"]  # 1 + 3 retries
 
 
-def test_step_timeout_then_compensation(wf_runtime: RuntimeProcess) -> None:
+def test_step_timeout_then_compensation(wf_runtime: RuntimeThread) -> None:
     bundle = saga(uuid.uuid4().hex[:8])
-    bundle["workflow"]["steps"][2]["step_deadline_seconds"] = 1
+    deadline = bundle["workflow"]["steps"][2]["step_deadline_seconds"]
     with wf_runtime.client() as admin:
         applied = admin.post("/v1/scenarios/apply", json=bundle).json()
         services = Services(wf_runtime, admin, applied, silent={"ship"})
-        try:
-            intent = wait_terminal(admin, applied["intent_id"])
+        try:  # each attempt of ship waits out its deadline
+            with Clockwork(wf_runtime, applied["intent_id"], deadlines={"ship": deadline}):
+                intent = wait_terminal(admin, applied["intent_id"])
         finally:
             services.stop()
         events = admin.get(f"/v1/intents/{applied['intent_id']}/events").json()["events"]
@@ -210,13 +236,30 @@ def test_step_timeout_then_compensation(wf_runtime: RuntimeProcess) -> None:
     assert [e["details"]["reason"] for e in events if e["event_type"] == "intent.step_failed"] == ["step_timeout"] * 2
 
 
-def test_agent_not_running_exhausts_delivery(wf_runtime: RuntimeProcess) -> None:
+def ship_intent(admin: httpx.Client, parent_id: str) -> str | None:
+    """The id of the ship step's sub-intent, once the workflow started it."""
+    for e in admin.get(f"/v1/intents/{parent_id}/events").json()["events"]:
+        if e["event_type"] == "intent.waiting" and e["details"].get("step_id") == "ship":
+            return str(e["details"]["step_intent_id"])
+    return None
+
+
+def test_agent_not_running_exhausts_delivery(wf_runtime: RuntimeThread) -> None:
     bundle = saga(uuid.uuid4().hex[:8])
     bundle["workflow"]["steps"][2]["retry"]["max_retries"] = 0
     with wf_runtime.client() as admin:
         applied = admin.post("/v1/scenarios/apply", json=bundle).json()
         services = Services(wf_runtime, admin, {"agents": applied["agents"][:2]})  # no shipping agent
         try:
+            ship_id = eventually(lambda: ship_intent(admin, applied["intent_id"]), what="the ship step")
+
+            def ship() -> tuple[int, str]:
+                i = admin.get(f"/v1/intents/{ship_id}").json()["intent"]
+                return i["delivery_attempt"], i["status"]
+
+            # each redelivery interval passes with nobody there, until the attempts run out
+            assert [tick(wf_runtime, REDELIVERY, ship) for _ in range(3)] == [
+                (2, "SUBMITTED"), (3, "SUBMITTED"), (3, "FAILED")]
             intent = wait_terminal(admin, applied["intent_id"])
         finally:
             services.stop()
@@ -242,9 +285,11 @@ CRASH_CASES: dict[str, tuple[Any, dict[str, Any], str, str | None, list[str]]] =
 
 
 @pytest.mark.slow
+@pytest.mark.backends("sqlite")  # kill -9 on each backend under a saga load: tests/reliability/test_crash_matrix.py
 def test_kill_9_during_each_kind_of_saga(backend: str, tmp_path: Path) -> None:
     """Sagas of every kind keep going across kill -9 restarts: each ends as it would have without the crashes,
-    no step completes twice and no compensation runs twice to completion."""
+    no step completes twice and no compensation runs twice to completion. Two kills while the six sagas run (each
+    restart is a process start, the bulk of this test's time)."""
     rt = RuntimeProcess(tmp_path, extra_args=["--redelivery-seconds", "1"], backend=backend).start()
     services: list[Services] = []
     try:
@@ -261,7 +306,7 @@ def test_kill_9_during_each_kind_of_saga(backend: str, tmp_path: Path) -> None:
                 agents = applied["agents"][: behaviour.pop("agents", 3)]
                 services.append(Services(rt, admin, {"agents": agents}, **behaviour))
                 runs.append((name, applied, expected))
-        for delay in (0.15, 0.3, 0.45, 0.6):
+        for delay in (0.2, 0.4):
             time.sleep(delay)
             rt.kill()
             rt.start()

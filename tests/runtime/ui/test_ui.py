@@ -7,8 +7,6 @@ import contextlib
 import json
 import os
 import re
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.agents_helper import FeedAgent
 from tests.auth_helpers import read_code
 from tests.conftest import ADMIN_KEY, make_agent, new_intent, unique
 from tests.runtime_proc import RuntimeProcess
@@ -353,15 +352,15 @@ def test_the_live_streams_send_masked_events_and_counts(quiet: RuntimeProcess, a
 
 
 def test_axme_ui_prints_the_dashboard_url(tmp_path: Path) -> None:
-    env = dict(os.environ, AXME_CONFIG_DIR=str(tmp_path / "cfg"), NO_COLOR="1")
-    env.pop("AXME_BASE_URL", None)
-    base = [sys.executable, "-m", "axme_cli"]
-    out = subprocess.run([*base, "ui", "--print", "--base-url", "http://127.0.0.1:9"], env=env, capture_output=True,
-                         text=True, timeout=60)
-    assert out.returncode == 0 and out.stdout.strip() == "http://127.0.0.1:9/ui/"
-    out = subprocess.run([*base, "ui", "--json", "--base-url", "http://127.0.0.1:9/"], env=env, capture_output=True,
-                         text=True, timeout=60)
-    assert out.returncode == 0 and json.loads(out.stdout)["url"] == "http://127.0.0.1:9/ui/"
+    from typer.testing import CliRunner
+
+    from axme_cli.cli.app import app
+
+    env = {"AXME_CONFIG_DIR": str(tmp_path / "cfg"), "NO_COLOR": "1", "AXME_BASE_URL": None}
+    out = CliRunner().invoke(app, ["ui", "--print", "--base-url", "http://127.0.0.1:9"], env=env)
+    assert out.exit_code == 0 and out.stdout.strip() == "http://127.0.0.1:9/ui/", out.output
+    out = CliRunner().invoke(app, ["ui", "--json", "--base-url", "http://127.0.0.1:9/"], env=env)
+    assert out.exit_code == 0 and json.loads(out.stdout)["url"] == "http://127.0.0.1:9/ui/", out.output
 
 
 def test_axme_dev_prints_the_dashboard_link(tmp_path: Path) -> None:
@@ -405,21 +404,31 @@ def _shot(page: Any, name: str, *, full: bool = True, selector: str | None = Non
     assert path.stat().st_size < 300_000, f"{path} is {path.stat().st_size} bytes"
 
 
-def _demo_agents(rt: RuntimeProcess, keys: dict[str, tuple[str, str]], tmp_path: Path) -> list[subprocess.Popen[bytes]]:
-    """The demo services of `axme examples run order-saga --fail-at shipping`, as that command starts them."""
-    env = dict(os.environ, AXME_DEMO_DELAY="0.2", AXME_DEMO_FAIL_AT="shipping", AXME_CONFIG_DIR=str(tmp_path / "c"))
-    procs = []
-    for role, (address, key) in keys.items():
-        log = open(tmp_path / f"agent-{role}.log", "wb")  # noqa: SIM115
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "axme_cli", "agents", "run", address, "--api-key", key, "--base-url", rt.url,
-             "--handler", "axme_cli.agents.demo:handle"], env=env, stdout=log, stderr=subprocess.STDOUT))
-    return procs
+def _demo(delivery: dict[str, Any]) -> dict[str, Any]:
+    """The demo services' handler (axme_cli/agents/demo.py), answered as `axme agents run --handler` answers."""
+    from axme_cli.agents import demo
+
+    try:
+        return {**demo.handle(delivery), "action": "complete"}
+    except RuntimeError as exc:
+        return {"action": "fail", "reason": str(exc)}
+
+
+def _demo_agents(rt: RuntimeProcess, names: dict[str, str], keys: dict[str, tuple[str, str]]) -> list[FeedAgent]:
+    """The demo services of `axme examples run order-saga --fail-at shipping` (AXME_DEMO_* in the environment), as
+    threads of this process: what the page shows comes from the runtime, however the agents run."""
+    agents = [FeedAgent(rt.url, keys[role][1], names[role], _demo) for role in keys]
+    for agent in agents:
+        agent.start()
+    return agents
 
 
 @pytest.mark.slow
+@pytest.mark.backends("sqlite")  # the page and its live parts; the API under it is tested on both backends
 def test_in_a_browser_compensations_appear_live_and_a_task_is_approved(
-        quiet: RuntimeProcess, api: httpx.Client, browser: Any, tmp_path: Path) -> None:
+        quiet: RuntimeProcess, api: httpx.Client, browser: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AXME_DEMO_DELAY", "0.2")
+    monkeypatch.setenv("AXME_DEMO_FAIL_AT", "shipping")
     names = {role: unique(role) for role in ("inventory", "payment", "shipping")}
     keys = {role: make_agent(api, name) for role, name in names.items()}
     applied = api.post("/v1/scenarios/apply", json=saga_bundle(names))
@@ -430,7 +439,7 @@ def test_in_a_browser_compensations_appear_live_and_a_task_is_approved(
                                     form_schema=refund))
     context = browser.new_context(viewport={"width": 1280, "height": 860})
     page = context.new_page()
-    procs: list[subprocess.Popen[bytes]] = []
+    agents: list[FeedAgent] = []
     try:
         page.goto(f"{quiet.url}/ui/intents/{parent}")
         assert "/ui/login" in page.url
@@ -441,7 +450,7 @@ def test_in_a_browser_compensations_appear_live_and_a_task_is_approved(
         page.evaluate("window.__notReloaded = true")
         compensated = "#timeline tr[data-event='intent.compensated']"
         assert page.locator(compensated).count() == 0  # nothing has run: the agents are not started yet
-        procs = _demo_agents(quiet, keys, tmp_path)
+        agents = _demo_agents(quiet, names, keys)
         page.locator(compensated).nth(1).wait_for(timeout=30_000)
         page.wait_for_selector("#timeline tr[data-event='intent.failed']", timeout=15_000)
         assert page.evaluate("window.__notReloaded") is True  # the rows came live, without a reload
@@ -475,13 +484,10 @@ def test_in_a_browser_compensations_appear_live_and_a_task_is_approved(
         assert intent["status"] == "COMPLETED" and intent["result"]["comment"] == "refund it"
         assert intent["result"]["refund_cents"] == 135898
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        for agent in agents:
+            agent.stop_event.set()
+        for agent in agents:
+            agent.stop()
         context.close()
 
 
