@@ -13,5 +13,5 @@ COVERAGE_PROCESS_START="$PWD/tests/coverage.ini" .venv/bin/python -m pytest -q -
   -n "${AXME_TEST_WORKERS:-2}" "$@"
 status=$?
 .venv/bin/coverage combine --rcfile=tests/coverage.ini -q
-.venv/bin/coverage report --rcfile=tests/coverage.ini --precision=2 | tail -1
+.venv/bin/coverage report --rcfile=tests/coverage.ini --precision=2 | grep "^TOTAL"
 exit $status
