@@ -7,6 +7,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 site=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 echo "import coverage; coverage.process_startup()" > "$site/zz_coverage_startup.pth"
+trap 'rm -f "$site/zz_coverage_startup.pth"' EXIT  # only this run's processes measure themselves
 export AXME_COVERAGE_DIR="${AXME_COVERAGE_DIR:-/tmp/axme-coverage}"
 rm -rf "$AXME_COVERAGE_DIR" && mkdir -p "$AXME_COVERAGE_DIR"
 COVERAGE_PROCESS_START="$PWD/tests/coverage.ini" .venv/bin/python -m pytest -q -p no:cacheprovider \
