@@ -14,9 +14,8 @@ FileArg = Annotated[Path, typer.Argument(help="ScenarioBundle JSON file.", show_
 
 def read_bundle(path: Path) -> tuple[Any, str | None]:
     """(parsed JSON or None, a JSON syntax problem). An unreadable file is a usage error (exit 2)."""
-    import json
-
     from axme_cli.errors import UsageError
+    from axme_cli.protocol.scenario import parse_json_text
 
     try:
         text = path.read_text(encoding="utf-8")
@@ -24,12 +23,7 @@ def read_bundle(path: Path) -> tuple[Any, str | None]:
         raise UsageError(f"{path}: no such file", fix="check the path") from None
     except OSError as exc:
         raise UsageError(f"{path}: cannot be read ({exc.strerror})") from None
-    try:
-        return json.loads(text), None
-    except ValueError as exc:
-        line = getattr(exc, "lineno", "?")
-        col = getattr(exc, "colno", "?")
-        return None, f"not valid JSON at line {line} column {col}: {getattr(exc, 'msg', exc)}"
+    return parse_json_text(text)
 
 
 app = typer.Typer(help="Validate and run ScenarioBundle files.", no_args_is_help=True, rich_markup_mode=None)

@@ -125,6 +125,18 @@ class Problem:
         return f"{self.path}: {self.message}" if self.path else self.message
 
 
+def parse_json_text(text: str) -> tuple[Any, str | None]:
+    """A bundle's (or a test file's) text as JSON: (the value, None), or (None, where and why it is not JSON)."""
+    import json
+
+    try:
+        return json.loads(text), None
+    except ValueError as exc:
+        line = getattr(exc, "lineno", "?")
+        col = getattr(exc, "colno", "?")
+        return None, f"not valid JSON at line {line} column {col}: {getattr(exc, 'msg', exc)}"
+
+
 def _loc(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:

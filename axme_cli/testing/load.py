@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,9 +50,4 @@ def _read_json(path: Path) -> tuple[Any, str | None]:
         return None, "is not UTF-8 text"
     except OSError as exc:
         return None, f"cannot be read ({exc.strerror})"
-    try:
-        return json.loads(text), None
-    except ValueError as exc:
-        line = getattr(exc, "lineno", "?")
-        col = getattr(exc, "colno", "?")
-        return None, f"not valid JSON at line {line} column {col}: {getattr(exc, 'msg', exc)}"
+    return scenario.parse_json_text(text)
