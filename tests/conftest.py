@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,11 +10,33 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.runtime_proc import ADMIN_KEY, BACKENDS, RuntimeProcess, drop_databases
+from tests.runtime_proc import ADMIN_KEY, BACKENDS, RuntimeProcess, drop_databases, join_retired
 from tests.runtime_thread import RuntimeThread
 
 # The AXP spec, reference and examples the tests check against: ../shared beside the checkout (or AXME_SHARED_DIR).
 SHARED = Path(os.environ.get("AXME_SHARED_DIR") or Path(__file__).resolve().parents[1].parent / "shared")
+
+
+def _one_certificate_trust_store() -> None:
+    """Every httpx client (the tests', the SDK's, the in-process CLI's, the runtime's own) loads certifi's CA
+    bundle when it is made: ~20 ms each, several times per test. The tests speak plain HTTP to loopback only, so
+    they trust a one-certificate bundle instead, through httpx's documented SSL_CERT_FILE (child processes
+    inherit it)."""
+    if os.environ.get("SSL_CERT_FILE"):
+        return
+    import certifi
+
+    bundle = Path(certifi.where()).read_text()
+    first = bundle[bundle.index("-----BEGIN CERTIFICATE-----"):bundle.index("-----END CERTIFICATE-----") + 25]
+    path = Path(tempfile.gettempdir()) / f"axme-tests-ca-{os.getuid()}.pem"
+    if not path.is_file() or path.read_text() != first + "\n":
+        tmp = path.with_suffix(f".{os.getpid()}")
+        tmp.write_text(first + "\n")
+        tmp.replace(path)
+    os.environ["SSL_CERT_FILE"] = str(path)
+
+
+_one_certificate_trust_store()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -75,6 +98,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     drop_databases()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _retired_runtimes_stop() -> Iterator[None]:
+    """Set up first, torn down last: the runtimes fixtures retired (``RuntimeThread.retire``) have stopped, and
+    cleanly, before the session ends and its databases are dropped."""
+    yield
+    problems = join_retired()
+    assert not problems, problems
+
+
 # The shared runtimes serve many tests' logins and hostile bodies from this one address; the limits on calls
 # without a credential are tested on runtimes of their own (tests/security/test_login.py).
 NO_LOGIN_LIMITS = ("--login-rate-limit", "0")
@@ -87,7 +119,7 @@ def runtime(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                         extra_args=["--redelivery-seconds", "0.5", *NO_LOGIN_LIMITS], backend=backend)
     rt.start()
     yield rt
-    rt.stop()
+    rt.retire()
 
 
 @pytest.fixture
@@ -104,7 +136,7 @@ def quiet(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ru
                         extra_args=["--redelivery-seconds", "600", *NO_LOGIN_LIMITS], backend=backend)
     rt.start()
     yield rt
-    rt.stop()
+    rt.retire()
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -72,6 +73,20 @@ def drop_databases() -> None:
         while _created:
             conn.execute(f"DROP DATABASE IF EXISTS {_created.pop()} WITH (FORCE)".encode())
     _template.clear()
+
+
+# What ``retire`` left stopping: each call waits for one runtime and says what went wrong, if anything.
+RETIRED: list[Callable[[], str | None]] = []
+
+
+def join_retired() -> list[str]:
+    """Wait for every retired runtime; returns the problems (tests/conftest.py fails the session on any)."""
+    problems = []
+    while RETIRED:
+        problem = RETIRED.pop()()
+        if problem:
+            problems.append(problem)
+    return problems
 
 
 class RuntimeProcess:
@@ -180,6 +195,26 @@ class RuntimeProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
         return self.proc.returncode
+
+    def retire(self) -> None:
+        """SIGTERM without waiting for the exit, for a fixture's teardown; ``join_retired`` waits for it at the
+        end of the session (and kills what did not stop in 15 s). Not for a test that restarts on the database."""
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        pid = self.pid or proc.pid
+        os.kill(pid, signal.SIGTERM)
+
+        def finish() -> str | None:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.kill(pid, signal.SIGKILL)
+                proc.wait(10)
+                return f"runtime {pid} did not stop within 15 s of SIGTERM"
+            return None
+
+        RETIRED.append(finish)
 
     def advance_clock(self, seconds: float) -> None:
         """Move the test clock of a runtime started with ``--test-clock`` (POST /dev/clock/advance)."""

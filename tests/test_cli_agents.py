@@ -35,7 +35,7 @@ def rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
     proc = RuntimeThread(tmp_path_factory.mktemp("cli-agents-rt"), extra_args=["--redelivery-seconds", "600"])
     proc.start()
     yield proc
-    proc.stop()
+    proc.retire()
 
 
 @pytest.fixture(scope="module")

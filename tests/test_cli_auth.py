@@ -33,7 +33,7 @@ def rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
     proc = auth_runtime(tmp_path_factory.mktemp("cli-auth"))
     proc.start()
     yield proc
-    proc.stop()
+    proc.retire()
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def short(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
                                            "--access-token-ttl", str(SHORT)])
     proc.start()
     yield proc
-    proc.stop()
+    proc.retire()
 
 
 def cli_env(config_dir: Path) -> dict[str, str]:

@@ -182,7 +182,7 @@ def rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
     proc.env["AXME_CLI_SECRET_STORAGE"] = "file"
     proc.start()
     yield proc
-    proc.stop()
+    proc.retire()
 
 
 @pytest.fixture(scope="module")

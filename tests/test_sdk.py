@@ -53,7 +53,7 @@ def seed_runtime(backend: str, tmp_path) -> Iterator[RuntimeProcess]:
     rt = RuntimeThread(tmp_path, extra_args=["--org", "myorg", "--workspace", "production"],
                        backend=backend).start()
     yield rt
-    rt.stop()
+    rt.retire()
 
 
 def test_seed_page_flow(seed_runtime: RuntimeProcess) -> None:

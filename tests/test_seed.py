@@ -10,9 +10,8 @@ import threading
 from pathlib import Path
 
 from axme_sdk import AxmeClient, AxmeClientConfig
-from typer.testing import CliRunner
 
-from axme_cli.cli.app import app
+from tests.cli.helpers import cli_invoke
 from tests.runtime_proc import RuntimeProcess
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,8 +36,8 @@ def test_seed_flow_end_to_end(tmp_path: Path) -> None:
     env = dict(rt.env, AXME_CLI_SECRET_STORAGE="file", NO_COLOR="1")
     try:
         def axme(*args: str) -> subprocess.CompletedProcess[str]:
-            """The CLI in-process (typer's CliRunner), with this runtime's config folder."""
-            result = CliRunner().invoke(app, list(args), env=env)
+            """The CLI in-process (tests/cli/helpers.cli_invoke), with this runtime's config folder."""
+            result = cli_invoke(list(args), env=env)
             return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
 
         applied = axme("scenarios", "apply", str(ROOT / "scenarios" / "cross-service-coordination.json"), "--json")

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from typer.testing import CliRunner
 
-from axme_cli.cli.app import app
 from axme_cli.cli.typer_internals import COMPLETE_VAR, completion_script
+from tests.cli.helpers import cli_invoke
 from tests.conftest import new_intent, unique
 from tests.runtime_proc import RuntimeProcess
 
@@ -31,7 +30,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args))
+    result = cli_invoke(list(args))
     return result.exit_code, result.stdout, result.stderr
 
 

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from typer.testing import CliRunner
 
-from axme_cli.cli.app import app
 from axme_cli.render.describe import spans, view
+from tests.cli.helpers import cli_invoke
 from tests.conftest import make_agent, new_intent, unique
 from tests.runtime_proc import RuntimeProcess
 
@@ -58,7 +57,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def describe(runtime: RuntimeProcess, intent_id: str, *more: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, ["intents", "describe", intent_id, "--base-url", runtime.url, "--api-key",
+    result = cli_invoke(["intents", "describe", intent_id, "--base-url", runtime.url, "--api-key",
                                       runtime.api_key or "", *more])
     return result.exit_code, result.stdout, result.stderr
 

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from typer.testing import CliRunner
 
-from axme_cli.cli.app import app
 from axme_cli.cli.inputs import merged_data
 from axme_cli.errors import UsageError
+from tests.cli.helpers import cli_invoke
 from tests.conftest import unique
 from tests.runtime_proc import RuntimeProcess
 
@@ -43,7 +42,7 @@ def test_bad_fields_name_the_flag(fields: list[str] | None, typed: list[str] | N
 def test_send_with_fields_reaches_the_payload(runtime: RuntimeProcess, admin: httpx.Client, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AXME_CONFIG_DIR", str(tmp_path / "cfg"))
-    result = CliRunner().invoke(app, [
+    result = cli_invoke([
         "intents", "send", "--to", unique("fielded"), "-f", "phone=5551234567890123456789", "-F", "qty=3",
         "--typed-field", 'tags=["a"]', "--field", "version=1.10", "--json", "--base-url", runtime.url,
         "--api-key", runtime.api_key or ""])
@@ -51,6 +50,6 @@ def test_send_with_fields_reaches_the_payload(runtime: RuntimeProcess, admin: ht
     intent_id = json.loads(result.stdout)["intent_id"]
     payload = admin.get(f"/v1/intents/{intent_id}").json()["intent"]["payload"]
     assert payload == {"phone": "5551234567890123456789", "qty": 3, "tags": ["a"], "version": "1.10"}
-    result = CliRunner().invoke(app, ["intents", "send", "--to", "x", "-F", "qty=three", "--base-url", runtime.url,
+    result = cli_invoke(["intents", "send", "--to", "x", "-F", "qty=three", "--base-url", runtime.url,
                                       "--api-key", runtime.api_key or ""])
     assert result.exit_code == 2 and "--typed-field qty: 'three' is not a JSON value" in result.stderr

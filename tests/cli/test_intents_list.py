@@ -9,9 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from typer.testing import CliRunner
 
-from axme_cli.cli.app import app
+from tests.cli.helpers import cli_invoke
 from tests.conftest import make_agent, new_intent, unique
 from tests.runtime_proc import RuntimeProcess
 
@@ -27,7 +26,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def cli(runtime: RuntimeProcess, *args: str, key: str | None = None) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, ["intents", "list", *args, "--base-url", runtime.url, "--api-key",
+    result = cli_invoke(["intents", "list", *args, "--base-url", runtime.url, "--api-key",
                                       key or runtime.api_key or ""])
     return result.exit_code, result.stdout, result.stderr
 

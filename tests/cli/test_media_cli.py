@@ -12,10 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from typer.testing import CliRunner
 
-from axme_cli.cli.app import app
-from tests.cli.helpers import axme, env_for, no_traceback
+from tests.cli.helpers import axme, cli_invoke, env_for, no_traceback
 from tests.runtime_proc import RuntimeProcess
 
 pytestmark = pytest.mark.backends("sqlite")  # the runtime's side runs on both in tests/runtime/api/test_media.py
@@ -27,7 +25,7 @@ def _env(rt: RuntimeProcess, home: Path) -> dict[str, str]:
 
 def test_upload_then_get_and_download(quiet: RuntimeProcess, api: httpx.Client, tmp_path: Path,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    """The installed command once, then in-process (CliRunner) for the rest."""
+    """The installed command once, then in-process (cli_invoke) for the rest."""
     env = _env(quiet, tmp_path)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -43,7 +41,7 @@ def test_upload_then_get_and_download(quiet: RuntimeProcess, api: httpx.Client, 
     got = api.get(f"/v1/media/{upload_id}").json()["upload"]
     assert (got["status"], got["sha256"]) == ("ready", hashlib.sha256(data).hexdigest())
 
-    result = CliRunner().invoke(app, ["media", "upload", str(source), "--mime-type", "Application/Octet-Stream",
+    result = cli_invoke(["media", "upload", str(source), "--mime-type", "Application/Octet-Stream",
                                       "--name", "q.bin", "--json"])
     assert result.exit_code == 0, result.stderr
     answer = json.loads(result.stdout)
@@ -51,20 +49,20 @@ def test_upload_then_get_and_download(quiet: RuntimeProcess, api: httpx.Client, 
 
     target = tmp_path / "copy.pdf"
     target.write_bytes(b"old contents")  # replaced
-    result = CliRunner().invoke(app, ["media", "get", upload_id, "-o", str(target), "--json"])
+    result = cli_invoke(["media", "get", upload_id, "-o", str(target), "--json"])
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)
     assert doc["ok"] is True and doc["upload"]["filename"] == "Quarterly report.pdf" and doc["bytes"] == len(data)
     assert target.read_bytes() == data and stat.S_IMODE(target.stat().st_mode) == 0o600
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".axme-download-")] == []
 
-    result = CliRunner().invoke(app, ["media", "get", upload_id])
+    result = cli_invoke(["media", "get", upload_id])
     assert result.exit_code == 0 and "Status:  ready" in result.stdout and "application/pdf" in result.stdout
 
 
 def test_bad_input_names_the_file_or_flag_and_exits_2(quiet: RuntimeProcess, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    """In-process (typer's CliRunner: the same root and error mapping, without a process per case)."""
+    """In-process (cli_invoke: the same root and error mapping, without a process per case)."""
     for name, value in _env(quiet, tmp_path).items():
         monkeypatch.setenv(name, value)
     empty = tmp_path / "empty.txt"
@@ -81,11 +79,11 @@ def test_bad_input_names_the_file_or_flag_and_exits_2(quiet: RuntimeProcess, tmp
         (["get", "01a24bd1-cc74-7000-91e4-629dbb320455", "-o", str(tmp_path)], "is a folder"),
     ]
     for args, said in cases:
-        result = CliRunner().invoke(app, ["media", *args, "--json"])
+        result = cli_invoke(["media", *args, "--json"])
         assert result.exit_code == 2, (args, result.stderr)
         assert said in result.stderr and "fix:" in result.stderr, (args, result.stderr)
         assert json.loads(result.stdout)["ok"] is False
-    missing = CliRunner().invoke(app, ["media", "get", "01a24bd1-cc74-7000-91e4-629dbb320455", "-o",
+    missing = cli_invoke(["media", "get", "01a24bd1-cc74-7000-91e4-629dbb320455", "-o",
                                        str(tmp_path / "x")])
     assert missing.exit_code == 1 and "not found" in missing.stderr
     assert not (tmp_path / "x").exists()

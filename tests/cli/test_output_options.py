@@ -1,6 +1,6 @@
 """The output conventions of every command: -o/--output text|json|jsonl (--json is -o json), AXME_OUTPUT, --jq,
 --quiet and --color, taken from anywhere on the line before `--`; and `context current|rename`, a secret from
-stdin. Driven in-process by typer's CliRunner."""
+stdin. Driven in-process (tests/cli/helpers.cli_invoke)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from axme_cli.cli.app import app, take_globals
+from axme_cli.cli.app import take_globals
+from tests.cli.helpers import cli_invoke
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def invoke(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args), input=stdin)
+    result = cli_invoke(list(args), input=stdin)
     return result.exit_code, result.stdout, result.stderr
 
 

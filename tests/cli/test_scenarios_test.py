@@ -1,4 +1,4 @@
-"""`axme scenarios test`, driven in-process (typer's CliRunner): the shipped scenario tests pass on a throwaway
+"""`axme scenarios test`, driven in-process (cli_invoke): the shipped scenario tests pass on a throwaway
 runtime (this is how the project's CI runs them), a wrong expectation fails with expected vs actual and the intent,
 bad files stop everything with exit 2 naming the field, the JUnit report parses, and a run against a context's
 runtime (both backends) leaves nothing behind but its intents."""
@@ -18,9 +18,8 @@ from xml.etree import ElementTree as ET
 
 import httpx
 import pytest
-from typer.testing import CliRunner
 
-from axme_cli.cli.app import app
+from tests.cli.helpers import cli_invoke
 from tests.runtime_proc import RuntimeProcess
 from tests.runtime_thread import RuntimeThread
 
@@ -42,7 +41,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args))
+    result = cli_invoke(list(args))
     assert "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr
     return result.exit_code, result.stdout, result.stderr
 
@@ -258,7 +257,7 @@ def clocked(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     rt = RuntimeThread(tmp_path_factory.mktemp("clocked"), extra_args=["--test-clock"], backend=backend)
     rt.start()
     yield rt
-    rt.stop()
+    rt.retire()
 
 
 def test_against_a_context_runtime_with_a_test_clock(clocked: RuntimeThread, home: Path) -> None:

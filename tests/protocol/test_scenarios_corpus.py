@@ -9,10 +9,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from typer.testing import CliRunner
 
-from axme_cli.cli.app import app
 from axme_cli.protocol.scenario import check
+from tests.cli.helpers import cli_invoke
 from tests.conftest import SHARED
 from tests.runtime_proc import RuntimeProcess
 
@@ -44,8 +43,8 @@ def test_cli_validate_exit_codes(tmp_path: Path) -> None:
     env = {"AXME_CONFIG_DIR": str(tmp_path), "NO_COLOR": "1"}
 
     def validate(path: Path) -> subprocess.CompletedProcess[str]:
-        """`axme scenarios validate PATH`, in-process (typer's CliRunner)."""
-        result = CliRunner().invoke(app, ["scenarios", "validate", str(path)], env=env)
+        """`axme scenarios validate PATH`, in-process (tests/cli/helpers.cli_invoke)."""
+        result = cli_invoke(["scenarios", "validate", str(path)], env=env)
         return subprocess.CompletedProcess([], result.exit_code, result.stdout, result.stderr)
 
     ok = validate(CORPUS[0])

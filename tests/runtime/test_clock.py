@@ -40,7 +40,7 @@ def clocked(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                        extra_args=["--redelivery-seconds", str(HOUR), "--mail-dir", str(work / "mail")])
     rt.start()
     yield rt
-    rt.stop()
+    rt.retire()
 
 
 @pytest.fixture

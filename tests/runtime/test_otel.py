@@ -97,7 +97,7 @@ def traced(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[t
     rt.env.update(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url, OTEL_BSP_SCHEDULE_DELAY="50")
     rt.start()
     yield rt, receiver
-    rt.stop()
+    rt.stop()  # waits: the runtime exports its last spans to the receiver before it closes
     receiver.close()
 
 

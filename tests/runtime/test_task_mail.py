@@ -28,6 +28,7 @@ from axme_sdk import AxmeClient, AxmeClientConfig, AxmeValidationError
 
 from axme_cli.runtime.clock import ManualClock, iso
 from tests.agents_helper import FeedAgent, agent_key
+from tests.cli.helpers import cli_invoke
 from tests.conftest import SHARED, new_intent, unique
 from tests.runtime.api.test_tasks import axme, task_intent
 from tests.runtime_proc import RuntimeProcess
@@ -68,7 +69,7 @@ def rt(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runti
                          clock=ManualClock(), backend=backend)
     proc.start()
     yield proc
-    proc.stop()
+    proc.retire()
 
 
 @pytest.fixture
@@ -137,15 +138,11 @@ def form_post(link: str, page: str, **fields: str) -> httpx.Response:
 
 
 def in_process(rt: RuntimeProcess, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """``axme(...)`` run in this process (typer's CliRunner). Only where nothing of the runtime's own output (a
+    """``axme(...)`` run in this process (cli_invoke). Only where nothing of the runtime's own output (a
     mail it prints) can come while it runs: the runner captures this process's stdout."""
-    from typer.testing import CliRunner
-
-    from axme_cli.cli.app import app
-
     env = {"AXME_CONFIG_DIR": str(tmp_path / "cfg"), "NO_COLOR": "1", "AXME_CLI_SECRET_STORAGE": "file",
            "AXME_BASE_URL": rt.url, "AXME_API_KEY": rt.api_key or ""}
-    result = CliRunner().invoke(app, list(args), env=env)
+    result = cli_invoke(list(args), env=env)
     return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
 
 

@@ -33,7 +33,7 @@ def started() -> Iterator[list[RuntimeProcess]]:
     procs: list[RuntimeProcess] = []
     yield procs
     for proc in procs:
-        proc.stop()
+        proc.retire()
 
 
 def start(started: list[RuntimeProcess], proc: RuntimeProcess) -> RuntimeProcess:

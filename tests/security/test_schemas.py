@@ -19,13 +19,12 @@ from typing import Any
 import httpx
 import pytest
 from referencing.exceptions import Unresolvable
-from typer.testing import CliRunner
 
-from axme_cli.cli.app import app
 from axme_cli.protocol import schemas
 from axme_cli.runtime.api.errors import status_of
 from axme_cli.runtime.engine import answers as task_answers
 from axme_cli.runtime.errors import Unprocessable
+from tests.cli.helpers import cli_invoke
 from tests.runtime.api.test_intents import assert_error
 from tests.runtime_proc import RuntimeProcess
 from tests.runtime_thread import RuntimeThread
@@ -38,7 +37,7 @@ def rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
     proc = RuntimeThread(tmp_path_factory.mktemp("schemas"), extra_args=["--redelivery-seconds", "600"])
     proc.start()
     yield proc
-    proc.stop()
+    proc.retire()
 
 
 @pytest.fixture
@@ -112,7 +111,7 @@ def refused_everywhere(api: httpx.Client, schema: Any, names: str, tmp_path: Pat
     assert [e for e in verdict["errors"] if "steps[0].human_task.form_schema" in e and names in e], verdict
     path = tmp_path / f"bundle-{uuid.uuid4().hex[:6]}.json"
     path.write_text(json.dumps(bundle(schema)))
-    offline = CliRunner().invoke(app, ["scenarios", "validate", str(path)], env={"NO_COLOR": "1"})  # in-process
+    offline = cli_invoke(["scenarios", "validate", str(path)], env={"NO_COLOR": "1"})  # in-process
     assert offline.exit_code == 1 and "steps[0].human_task.form_schema" in offline.stderr, offline.output
     assert names in offline.stderr and SECRET not in offline.stderr + offline.stdout
 

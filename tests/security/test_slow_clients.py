@@ -202,7 +202,7 @@ def rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
                             settings={"header_timeout_seconds": HEAD_S, "body_timeout_seconds": BODY_S,
                                       "keep_alive_seconds": KEEP_ALIVE_S}).start()
     yield runtime
-    runtime.stop()
+    runtime.retire()
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ def paced(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ru
                        settings={"body_timeout_seconds": 1.0, "max_body_bytes": STEP})
     rt.start()
     yield rt
-    rt.stop()
+    rt.retire()
 
 
 def _send(url: str, data: bytes, piece: int) -> tuple[bytes, int]:

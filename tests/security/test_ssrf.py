@@ -210,7 +210,7 @@ def server_runtime(backend: str, workdir: Path, extra: list[str]) -> RuntimeProc
 def server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
     rt = server_runtime(backend, tmp_path_factory.mktemp("ssrf-server"), FAST).start()
     yield rt
-    rt.stop()
+    rt.retire()
 
 
 def agent_key(rt: RuntimeProcess) -> tuple[str, str, str]:

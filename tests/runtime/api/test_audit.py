@@ -26,7 +26,7 @@ def rt(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runti
                                            "--login-rate-limit", "0"], backend=backend)
     proc.start()
     yield proc
-    proc.stop()
+    proc.retire()
 
 
 @pytest.fixture

@@ -341,7 +341,7 @@ def rt(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runti
     proc = thread_runtime(tmp_path_factory.mktemp("auth"), backend=backend)
     proc.start()
     yield proc
-    proc.stop()
+    proc.retire()
 
 
 @pytest.fixture(scope="module")
@@ -351,7 +351,7 @@ def short(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ru
                           "--allow-email", "short2@example.com", backend=backend, clock=ManualClock())
     proc.start()
     yield proc
-    proc.stop()
+    proc.retire()
 
 
 @pytest.fixture

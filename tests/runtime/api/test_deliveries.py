@@ -28,7 +28,7 @@ def rt(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runti
                                      "--webhook-retry-base-seconds", "600"], backend=backend)
     proc.start()
     yield proc
-    proc.stop()
+    proc.retire()
 
 
 @pytest.fixture

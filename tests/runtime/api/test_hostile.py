@@ -25,6 +25,7 @@ from axme_cli.runtime.clock import ManualClock
 from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.ratelimit import RateLimiter
 from axme_cli.runtime.settings import Settings
+from tests.cli.helpers import cli_invoke
 from tests.conftest import make_agent, new_intent, unique
 from tests.runtime.api.test_intents import assert_error
 from tests.runtime_proc import RuntimeProcess
@@ -380,7 +381,7 @@ def limited(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                          clock=ManualClock())
     proc.start()
     yield proc
-    proc.stop()
+    proc.retire()
 
 
 @STORAGE_FREE
@@ -412,11 +413,7 @@ def test_past_its_rate_a_key_gets_429_with_retry_after(limited: RuntimeThread) -
 
 
 def test_rate_limit_flag_is_documented() -> None:
-    from typer.testing import CliRunner
-
-    from axme_cli.cli.app import app
-
     for command in ("dev", "server"):
-        out = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"})
+        out = cli_invoke([command, "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"})
         assert out.exit_code == 0, out.output
         assert "--rate-limit" in out.stdout and "1000" in out.stdout, out.stdout

@@ -41,7 +41,7 @@ def clocked(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                        backend=backend)
     rt.start()
     yield rt
-    rt.stop()
+    rt.retire()
 
 
 def test_create_get_accept_once(quiet: RuntimeProcess, api: httpx.Client) -> None:

@@ -287,7 +287,7 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeThread]
     rt = RuntimeThread(tmp_path_factory.mktemp("mcp-limit"), settings={"mcp_tool_calls_per_minute": 3.0})
     rt.start()
     yield rt
-    rt.stop()
+    rt.retire()
 
 
 @STORAGE_FREE

@@ -334,7 +334,7 @@ def short(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ru
                        settings={"media_max_bytes": 1000, "media_sweep_seconds": 0.0})
     rt.start()
     yield rt
-    rt.stop()
+    rt.retire()
 
 
 def test_a_file_larger_than_the_runtime_takes_is_refused_at_create(short: RuntimeProcess) -> None:

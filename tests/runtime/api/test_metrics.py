@@ -39,7 +39,7 @@ def mrt(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runt
     rt = RuntimeThread(tmp_path_factory.mktemp("metrics"), extra_args=["--redelivery-seconds", str(REDELIVERY)],
                        clock=ManualClock(), backend=backend).start()
     yield rt
-    rt.stop()
+    rt.retire()
 
 
 def scrape(client: httpx.Client) -> tuple[Samples, set[str]]:

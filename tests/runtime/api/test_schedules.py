@@ -332,7 +332,7 @@ def clocked(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                        extra_args=["--redelivery-seconds", "600", *NO_LOGIN_LIMITS])
     rt.start()
     yield rt
-    rt.stop()
+    rt.retire()
 
 
 def clock_of(rt: RuntimeThread) -> ManualClock:

@@ -25,7 +25,7 @@ def fast(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run
                        clock=ManualClock(), backend=backend)
     rt.start()
     yield rt
-    rt.stop()
+    rt.retire()
 
 
 @pytest.fixture

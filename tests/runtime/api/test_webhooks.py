@@ -30,7 +30,7 @@ def hooks(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ru
     rt = RuntimeThread(tmp_path_factory.mktemp("hooks"), extra_args=FAST, backend=backend)
     rt.start()
     yield rt
-    rt.stop()
+    rt.retire()
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ def rt(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runti
                          extra_args=["--redelivery-seconds", "1", "--outbound-timeout-seconds", "2"], backend=backend)
     proc.start()
     yield proc
-    proc.stop()
+    proc.retire()
 
 
 @pytest.fixture

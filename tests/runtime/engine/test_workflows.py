@@ -128,7 +128,7 @@ def wf_runtime(backend: str, tmp_path_factory: pytest.TempPathFactory):  # type:
     rt = RuntimeThread(tmp_path_factory.mktemp("wf"), extra_args=["--redelivery-seconds", str(REDELIVERY)],
                        clock=ManualClock(), backend=backend).start()
     yield rt
-    rt.stop()
+    rt.retire()
 
 
 def run_saga(rt: RuntimeThread, **behaviour: Any) -> tuple[dict[str, Any], Services, list[dict[str, Any]]]:

@@ -17,6 +17,7 @@ import pytest
 
 from tests.agents_helper import FeedAgent
 from tests.auth_helpers import read_code
+from tests.cli.helpers import cli_invoke
 from tests.conftest import ADMIN_KEY, make_agent, new_intent, unique
 from tests.runtime_proc import RuntimeProcess
 
@@ -352,14 +353,10 @@ def test_the_live_streams_send_masked_events_and_counts(quiet: RuntimeProcess, a
 
 
 def test_axme_ui_prints_the_dashboard_url(tmp_path: Path) -> None:
-    from typer.testing import CliRunner
-
-    from axme_cli.cli.app import app
-
     env = {"AXME_CONFIG_DIR": str(tmp_path / "cfg"), "NO_COLOR": "1", "AXME_BASE_URL": None}
-    out = CliRunner().invoke(app, ["ui", "--print", "--base-url", "http://127.0.0.1:9"], env=env)
+    out = cli_invoke(["ui", "--print", "--base-url", "http://127.0.0.1:9"], env=env)
     assert out.exit_code == 0 and out.stdout.strip() == "http://127.0.0.1:9/ui/", out.output
-    out = CliRunner().invoke(app, ["ui", "--json", "--base-url", "http://127.0.0.1:9/"], env=env)
+    out = cli_invoke(["ui", "--json", "--base-url", "http://127.0.0.1:9/"], env=env)
     assert out.exit_code == 0 and json.loads(out.stdout)["url"] == "http://127.0.0.1:9/ui/", out.output
 
 
