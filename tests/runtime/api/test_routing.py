@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import make_agent, new_intent, unique
-from tests.receiver import Receiver, poll
+from tests.receiver import Receiver, poll, signature_ok
 from tests.runtime.api.test_streams import feed_path, take_frames
 from tests.runtime_proc import RuntimeProcess
 from tests.runtime_thread import RuntimeThread
@@ -87,13 +87,16 @@ def test_a_route_takes_an_agents_intents_until_it_is_removed(rt: RuntimeProcess,
     assert [f.json["intent_id"] for f in frames] == [first, third]  # the routed one never was on the feed
 
 
+def signed_with(post: dict[str, Any], secret: str) -> bool:
+    return signature_ok(secret, post["raw"], post["headers"].get("X-Axme-Signature"))
+
+
 def test_the_lowest_priority_number_wins_and_an_unhealthy_route_fails_over(api: httpx.Client) -> None:
     name = unique("rt-failover")
     make_agent(api, name)
-    with Receiver() as primary, Receiver() as backup:
-        main = register(api, name, primary.url, priority=10)
-        spare = register(api, name, backup.url, priority=20, auth_mode="none")
-        primary.secret = main["signing_secret"]
+    with Receiver() as receiver:  # one server, a path per route
+        main = register(api, name, receiver.url + "/primary", priority=10)
+        spare = register(api, name, receiver.url + "/backup", priority=20, auth_mode="none")
         assert "signing_secret" not in spare  # auth_mode none: nothing to sign with
         listed = api.get("/v1/routing/endpoints", params={"principal_id": name}).json()["routes"]
         assert [r["route_id"] for r in listed] == [main["route"]["route_id"], spare["route"]["route_id"]]
@@ -101,12 +104,15 @@ def test_the_lowest_priority_number_wins_and_an_unhealthy_route_fails_over(api: 
         assert [c["route_id"] for c in candidates] == [main["route"]["route_id"], spare["route"]["route_id"]]
 
         one = api.post("/v1/intents", json=new_intent(name)).json()["intent_id"]
-        assert primary.wait_posts(1)[0]["json"]["intent_id"] == one
+        [post] = receiver.wait_posts(1)
+        assert post["path"] == "/hooks/primary" and post["json"]["intent_id"] == one
+        assert signed_with(post, main["signing_secret"])
         r = api.patch(f"/v1/routing/endpoints/{main['route']['route_id']}", json={"health_status": "unhealthy"})
         assert r.status_code == 200 and r.json()["route"]["health_status"] == "unhealthy", r.text
         two = api.post("/v1/intents", json=new_intent(name)).json()["intent_id"]
-        [post] = backup.wait_posts(1)
-        assert post["json"]["intent_id"] == two and "X-Axme-Signature" not in post["headers"]
+        post = receiver.wait_posts(2)[1]
+        assert post["path"] == "/hooks/backup" and post["json"]["intent_id"] == two
+        assert "X-Axme-Signature" not in post["headers"]
         delivered(api, two)
         # healthy again but draining: still not taken; active again: back to the primary
         api.patch(f"/v1/routing/endpoints/{main['route']['route_id']}",
@@ -114,7 +120,9 @@ def test_the_lowest_priority_number_wins_and_an_unhealthy_route_fails_over(api: 
         assert resolve(api, principal_id=name)["selected_route"]["route_id"] == spare["route"]["route_id"]
         api.patch(f"/v1/routing/endpoints/{main['route']['route_id']}", json={"status": "active"})
         three = api.post("/v1/intents", json=new_intent(name)).json()["intent_id"]
-        assert primary.wait_posts(2)[1]["json"]["intent_id"] == three and primary.posts[1]["signed"]
+        post = receiver.wait_posts(3)[2]
+        assert post["path"] == "/hooks/primary" and post["json"]["intent_id"] == three
+        assert signed_with(post, main["signing_secret"])
         # signing turned on for the spare: a secret is made and answered once
         turned = api.patch(f"/v1/routing/endpoints/{spare['route']['route_id']}", json={"auth_mode": "signed_key"})
         assert turned.json()["signing_secret"] and turned.json()["route"]["auth_mode"] == "signed_key"
@@ -125,27 +133,29 @@ def test_the_lowest_priority_number_wins_and_an_unhealthy_route_fails_over(api: 
 def test_a_transport_binding_delivers_after_the_routes(api: httpx.Client) -> None:
     name = unique("rt-binding")
     address, _ = make_agent(api, name)
-    with Receiver() as bound, Receiver() as routed:
+    with Receiver() as receiver:
+        bound_url, routed_url = receiver.url + "/bound", receiver.url + "/routed"
         r = api.post("/v1/transports/bindings", json={"principal_id": name, "transport_type": "webhook",
-                                                      "transport_handle": bound.url, "priority": 7})
+                                                      "transport_handle": bound_url, "priority": 7})
         assert r.status_code == 200, r.text
-        binding, bound.secret = r.json()["binding"], r.json()["signing_secret"]
+        binding, secret = r.json()["binding"], r.json()["signing_secret"]
         assert (binding["address"], binding["transport_type"], binding["status"], binding["priority"]) == (
             address, "webhook", "active", 7)
         assert resolve(api, principal_id=name)["selected_route"]["source"] == "transport_binding"
         one = api.post("/v1/intents", json=new_intent(name)).json()["intent_id"]
-        assert bound.wait_posts(1)[0]["json"]["intent_id"] == one and bound.posts[0]["signed"]
+        [post] = receiver.wait_posts(1)
+        assert post["path"] == "/hooks/bound" and post["json"]["intent_id"] == one and signed_with(post, secret)
         # the same principal and transport again: the binding changes (its secret stays, not answered again)
         r = api.post("/v1/transports/bindings", json={"principal_id": address, "transport_type": "webhook",
-                                                      "transport_handle": bound.url, "status": "inactive"})
+                                                      "transport_handle": bound_url, "status": "inactive"})
         assert r.json()["binding"]["binding_id"] == binding["binding_id"] and "signing_secret" not in r.json()
         assert resolve(api, principal_id=name)["selected_route"]["source"] == "agent_feed"
         api.post("/v1/transports/bindings", json={"principal_id": address, "transport_type": "webhook",
-                                                  "transport_handle": bound.url})
-        made = register(api, name, routed.url, priority=9000)
-        routed.secret = made["signing_secret"]
+                                                  "transport_handle": bound_url})
+        register(api, name, routed_url, priority=9000)
         two = api.post("/v1/intents", json=new_intent(name)).json()["intent_id"]
-        assert routed.wait_posts(1)[0]["json"]["intent_id"] == two  # a route, whatever its priority, goes first
+        post = receiver.wait_posts(2)[1]
+        assert post["path"] == "/hooks/routed" and post["json"]["intent_id"] == two  # a route goes first
         listed = api.get("/v1/transports/bindings", params={"principal_id": name, "org_id": "local"}).json()
         assert [b["binding_id"] for b in listed["bindings"]] == [binding["binding_id"]]
         r = api.delete(f"/v1/transports/bindings/{binding['binding_id']}")
@@ -172,21 +182,24 @@ def test_a_principal_without_a_service_account_is_delivered_over_http(api: httpx
 
 def test_the_service_accounts_own_binding_comes_last(api: httpx.Client) -> None:
     name = unique("rt-sa")
-    _, _ = make_agent(api, name)
+    make_agent(api, name)
     sa_id = api.get(f"/v1/agents/{name}").json()["agent"]["service_account_id"]
-    with Receiver() as own, Receiver() as routed:
+    with Receiver() as receiver:
+        own_url = receiver.url + "/own"
         r = api.patch(f"/v1/service-accounts/{sa_id}/delivery", json={"delivery_mode": "http",
-                                                                       "callback_url": own.url})
-        own.secret = r.json()["delivery_secret"]
+                                                                       "callback_url": own_url})
+        own_secret = r.json()["delivery_secret"]
         chosen = resolve(api, principal_id=name)["selected_route"]
-        assert (chosen["source"], chosen["route_id"], chosen["endpoint_url"]) == ("service_account", sa_id, own.url)
-        route = register(api, name, routed.url)
-        routed.secret = route["signing_secret"]
+        assert (chosen["source"], chosen["route_id"], chosen["endpoint_url"]) == ("service_account", sa_id, own_url)
+        route = register(api, name, receiver.url + "/routed")
         api.post("/v1/intents", json=new_intent(name))
-        assert routed.wait_posts(1)[0]["signed"]
+        [post] = receiver.wait_posts(1)
+        assert post["path"] == "/hooks/routed" and signed_with(post, route["signing_secret"])
         api.delete(f"/v1/routing/endpoints/{route['route']['route_id']}")
         intent_id = api.post("/v1/intents", json=new_intent(name)).json()["intent_id"]
-        assert own.wait_posts(1)[0]["json"]["intent_id"] == intent_id and own.posts[0]["signed"]
+        post = receiver.wait_posts(2)[1]
+        assert post["path"] == "/hooks/own" and post["json"]["intent_id"] == intent_id
+        assert signed_with(post, own_secret)
 
 
 def test_an_agent_key_routes_only_itself(rt: RuntimeProcess, api: httpx.Client) -> None:
