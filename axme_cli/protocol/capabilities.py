@@ -54,6 +54,11 @@ CAPABILITIES: tuple[str, ...] = (
     "users.nicks",  # check, register, rename, resolve; @nick and nick@ax as intent and inbox recipients
     "users.profiles",
     "invites",  # single use, with a TTL; accepting gives the accepter a nick and tells the owner (webhook)
+    "principals",  # /v1/principals: recipients with an address of their own (agents answer as principals too)
+    "aliases",  # /v1/aliases: an intent sent to an alias goes to its principal's address
+    "routing",  # /v1/routing/endpoints and resolve: a principal's intents POSTed to its route's URL, by priority
+    "transports.bindings",  # /v1/transports/bindings: http/webhook handles, after the routes
+    "access_requests",  # join_organization (email login), quota_upgrade, send_permission: approved, granted
     # media (d4): uploads to a URL the runtime serves, finalize with size and sha256, download and preview
     "media.uploads",
     "media.attachments",  # attachments: [{upload_id}] on intents and inbox replies

@@ -13,6 +13,7 @@ from axme_cli.runtime import tracing
 from axme_cli.runtime.auth import Authenticator
 from axme_cli.runtime.clock import SYSTEM, Clock
 from axme_cli.runtime.engine import agents as agents_engine
+from axme_cli.runtime.engine.aliases import AliasBook
 from axme_cli.runtime.engine.schemas import Registry
 from axme_cli.runtime.mailer import DevMailer, Mailer
 from axme_cli.runtime.metrics import Metrics
@@ -47,6 +48,7 @@ class Runtime:
         self.task_mail = TaskMailSender(store, self.mailer, public_url, clock)
         self._unhook_clock: Callable[[], None] | None = None
         self.schemas = Registry()  # the schema registry's heads in memory (engine/schemas.py)
+        self.aliases = AliasBook()  # the workspace's active aliases, as recipients (engine/aliases.py)
         # intent id -> the write recording its delivery, not committed yet (see deliver_behind)
         self._delivering: dict[str, asyncio.Future[Any]] = {}
         self.tracing: tracing.Tracing | None = None  # set by start() when OTEL_EXPORTER_OTLP_ENDPOINT is set
@@ -58,6 +60,8 @@ class Runtime:
         # One process on SQLite sees every registry change in _on_commit; replicas also hear of them through
         # LISTEN/NOTIFY, and a TTL bounds how long a notification lost anyway leaves one stale.
         self.schemas.ttl = None if self.store.kind == "sqlite" else 30.0
+        # Aliases: one process drops its book when it binds or revokes one; replicas read it again within 1 s.
+        self.aliases.ttl = None if self.store.kind == "sqlite" else 1.0
         await self.store.open()
         self.scheduler.start()
         self.sender.start()

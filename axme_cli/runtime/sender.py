@@ -88,8 +88,10 @@ class OutboundSender(Background):
 
         assert self._egress is not None
         body: bytes = job["body"]
-        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(job["secret"], body),
-                   "X-Axme-Event": job["event_type"], "X-Axme-Delivery": job["delivery_id"]}
+        headers = {"Content-Type": "application/json", "X-Axme-Event": job["event_type"],
+                   "X-Axme-Delivery": job["delivery_id"]}
+        if job["secret"]:  # None: a routing endpoint with auth_mode none (engine/routing.py)
+            headers[SIGNATURE_HEADER] = sign(job["secret"], body)
         status_code: int | None = None
         error: str | None = None
         try:

@@ -16,7 +16,9 @@ from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from axme_cli.runtime.api import (
+    access_requests,
     agents,
+    aliases,
     approvals,
     audit,
     auth,
@@ -30,6 +32,8 @@ from axme_cli.runtime.api import (
     media,
     metrics,
     openapi,
+    principals_admin,
+    routing,
     scenarios,
     schedules,
     schemas,
@@ -140,6 +144,7 @@ def route_table(openapi_json: Any, *, test_clock: bool = False) -> list[BaseRout
     return [*health.routes, *intents.routes, *scenarios.routes, *tasks.routes, *agents.routes, *auth.routes,
             *webhooks.routes, *deliveries.routes, *audit.routes, *users.routes, *invites.routes, *media.routes,
             *schemas.routes, *schedules.routes,
+            *principals_admin.routes, *aliases.routes, *routing.routes, *access_requests.routes,
             *inbox.routes, *approvals.routes, *task_pages.routes, *metrics.routes,
             *(dev_clock.routes if test_clock else ()), *mcp.routes,
             Route("/openapi.json", openapi_json, methods=["GET"]), *ui_routes]

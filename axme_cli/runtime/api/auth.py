@@ -17,6 +17,7 @@ from starlette.routing import Route
 from axme_cli.runtime import principals as pr
 from axme_cli.runtime.api.common import authenticate, bool_param, read_object, respond, runtime
 from axme_cli.runtime.core import Runtime
+from axme_cli.runtime.engine import access_requests
 from axme_cli.runtime.engine import auth as engine
 from axme_cli.runtime.errors import DomainError, Forbidden, Unauthorized, Unavailable, Unprocessable
 from axme_cli.runtime.mailer import MailError
@@ -66,7 +67,11 @@ async def send_login_code(rt: Runtime, raw_email: Any, client: str | None) -> tu
     dashboard's login (runtime/ui). The caller counted the call against its address (``Throttle.call``)."""
     s = rt.settings
     email = engine.normalize_email(raw_email)
-    engine.check_email_allowed(s, email)
+    try:
+        engine.check_email_allowed(s, email)
+    except Forbidden:  # an approved join_organization request lets the email in too
+        if not await access_requests.may_log_in(rt.reads, s, email):
+            raise
     rt.throttle.code_request(email)
     code = pr.new_login_code()
     now = rt.clock.time()

@@ -104,11 +104,16 @@ async def create_intent(request: Request) -> Response:
         model = create_request_adapter.validate_python(parse_json(raw))
     except ValidationError as exc:
         raise validation_failed(exc) from None
+    alias = await rt.aliases.lookup(rt.reads, rt.settings, model.to_agent)  # memory only (engine/aliases.py)
+    if alias is not None:  # an alias: the address of its principal
+        model = model.model_copy(update={"to_agent": alias.address})
     if "@" in model.to_agent or (model.reply_to and "@" in model.reply_to):  # a nick: the user's address
         model = model.model_copy(update={
             "to_agent": await resolve_recipient(rt, model.to_agent),
             "reply_to": await resolve_recipient(rt, model.reply_to, "reply_to") if model.reply_to else None})
     req = create_request(rt.settings, principal, model)
+    if alias is not None:
+        req["to_alias"] = alias.recorded()
     if rt.tracing is not None:
         req["trace"] = tracing.context_from(request.headers)
     key = idempotency_key(request)

@@ -395,7 +395,7 @@ def _models() -> dict[str, type[BaseModel]]:
 def _model_components() -> dict[str, Schema]:
     """Each model's JSON Schema, its ``$defs`` lifted into components (one namespace: the names must agree)."""
     out: dict[str, Schema] = {}
-    for name, model in _models().items():
+    for name, model in {**_models(), **_governance_models()}.items():
         schema = model.model_json_schema(ref_template=REF + "{model}", mode="validation")
         for def_name, definition in schema.pop("$defs", {}).items():
             if def_name in out and out[def_name] != definition:
@@ -885,6 +885,185 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         errors=(400, 403, 404, 410, 413, 415, 422, 429),
         description="`application/x-www-form-urlencoded` from the page itself; answers are HTML pages."),
 }
+
+# ---------------------------------------------------------------------------------------------
+# principals, aliases, routing endpoints, transport bindings, access requests (AXME's d6 family)
+
+
+def _governance_models() -> dict[str, type[BaseModel]]:
+    from axme_cli.protocol import access_requests, routing
+
+    return {
+        "PrincipalCreateRequest": routing.PrincipalCreateRequest,
+        "AliasBindRequest": routing.AliasBindRequest,
+        "RoutingEndpointRegisterRequest": routing.RoutingEndpointRegisterRequest,
+        "RoutingEndpointUpdateRequest": routing.RoutingEndpointUpdateRequest,
+        "RoutingResolveRequest": routing.RoutingResolveRequest,
+        "TransportBindingUpsertRequest": routing.TransportBindingUpsertRequest,
+        "AccessRequestCreateRequest": access_requests.AccessRequestCreateRequest,
+        "AccessRequestReviewRequest": access_requests.AccessRequestReviewRequest,
+    }
+
+
+def _enum(*values: str) -> Schema:
+    return {"type": "string", "enum": list(values)}
+
+
+_TENANCY = {"org_id": STR, "workspace_id": STR}
+_TENANCY_QUERY = (("org_id", STR, "This runtime's organisation (may be left out; another is 404)."),
+                  ("workspace_id", STR, "This runtime's workspace (may be left out; another is 404)."))
+_PRINCIPAL_QUERY = ("principal_id", STR, "Only this principal's (its id, or an agent's address or name); an agent "
+                                         "key: only its own.")
+_TRANSPORT = _enum("matrix", "http", "queue", "webhook")
+_AUTH_MODE = _enum("mtls", "jwt", "signed_key", "none")
+COMPONENTS["Principal"] = obj(
+    {"principal_id": STR, **_TENANCY, "principal_type": _enum("user", "service_agent", "service_account"),
+     "display_name": nullable(STR), "status": _enum("active", "suspended", "inactive"), "metadata": OBJ,
+     "created_at": TIME, "updated_at": TIME, "address": STR},
+    description="A principal (api.principals.*; org_id and workspace_id are this runtime's names): a registered one "
+                "(`principal_id` a UUID) or an agent with a service account (`principal_id` its address). `address`: "
+                "where it receives intents.")
+COMPONENTS["Alias"] = obj(
+    {"alias_id": STR, "principal_id": STR, **_TENANCY, "alias": STR,
+     "alias_type": _enum("communication", "service", "external"), "status": _enum("active", "revoked"),
+     "metadata": OBJ, "created_at": TIME, "updated_at": TIME, "revoked_at": nullable(TIME), "address": STR},
+    description="An alias (api.aliases.*): while active, an intent whose `to_agent` is it (any case) goes to "
+                "`address`, and records `to_alias`.")
+_ROUTE_FIELDS: dict[str, Schema] = {
+    "route_id": STR, "principal_id": STR, **_TENANCY, "transport_type": _TRANSPORT, "endpoint_url": STR,
+    "auth_mode": _AUTH_MODE, "region": nullable(STR), "cluster_id": nullable(STR),
+    "failover_policy": _enum("none", "same_region", "cross_region"), "priority": {**INT, "minimum": 1},
+    "health_status": _enum("healthy", "degraded", "unhealthy", "unknown"),
+    "status": _enum("active", "inactive", "draining"), "metadata": OBJ, "created_at": TIME, "updated_at": TIME,
+    "address": STR}
+COMPONENTS["RoutingEndpoint"] = obj(
+    _ROUTE_FIELDS,
+    description="A routing endpoint (api.routing.endpoints.*): the address's intents are POSTed to `endpoint_url` "
+                "while it is active and not unhealthy, the lowest `priority` number first.")
+COMPONENTS["ResolvedRoute"] = obj(
+    _ROUTE_FIELDS,
+    {"source": _enum("routing_endpoint", "transport_binding", "service_account", "agent_feed")},
+    description="Where intents may go, in a route's shape: a routing endpoint, a transport binding (`route_id` its "
+                "binding_id), the service account's http binding (its id), or the agent's feed (`feed:<address>`, "
+                "transport `queue`: no URL is called, the agent reads it).")
+COMPONENTS["TransportBinding"] = obj(
+    {"binding_id": STR, "principal_id": STR, **_TENANCY, "transport_type": _TRANSPORT, "transport_handle": STR,
+     "priority": {**INT, "minimum": 1}, "status": _enum("active", "inactive"), "metadata": OBJ,
+     "created_at": TIME, "updated_at": TIME, "address": STR},
+    description="A transport binding (api.transports.bindings.*): one per principal and transport; `http` / "
+                "`webhook`: the URL intents are POSTed to, after the principal's routing endpoints.")
+COMPONENTS["AccessRequest"] = obj(
+    {"access_request_id": UUID,
+     "request_type": _enum("create_organization", "join_organization", "elevated_role", "quota_upgrade",
+                           "send_permission"),
+     "state": _enum("pending", "under_review", "approved", "rejected", "waitlisted", "expired"),
+     "requester_actor_id": STR, **_TENANCY,
+     "requested_role": nullable(_enum("org_owner", "org_admin", "workspace_admin", "member", "billing_viewer",
+                                      "security_auditor")),
+     "requested_tier": nullable(_enum("starter", "business", "email_verified", "corporate")),
+     "recipient": nullable(STR), "company_name": nullable(STR), "justification": nullable(STR),
+     "expires_at": nullable(TIME), "reviewer_actor_id": nullable(STR), "review_comment": nullable(STR),
+     "reviewed_at": nullable(TIME), "created_at": TIME, "updated_at": TIME},
+    description="An access request (api.access_requests.*, plus AXME CLI's requested_tier and this runtime's "
+                "recipient and expires_at).")
+_SIGNING_SECRET = {"signing_secret": {**STR, "description": "The X-Axme-Signature secret this call made: answered "
+                                                            "once."}}
+_REMOVED = {"removed": TRUE}
+
+OPERATIONS.update({
+    ("POST", "/v1/principals"): Op(
+        "Register a principal: an identity intents may be routed to", "principals", _ok(principal=ref("Principal")),
+        body=ref("PrincipalCreateRequest"), idempotent=True, errors=(403, 404, 409),
+        description="The workspace key or a person (an agent key: 403). `address` (an agent of this workspace) "
+                    "registers that agent; without it the principal gets `agent://<org>/<workspace>/principal-<id>`. "
+                    "One principal per address (409 `principal_exists`). `org_id` / `workspace_id`: this runtime's "
+                    "(another is 404)."),
+    ("GET", "/v1/principals/{principal_id}"): Op(
+        "A principal (its id, or an agent's address or name)", "principals", _ok(principal=ref("Principal")),
+        description="An agent key reads only itself (others: 404)."),
+    ("POST", "/v1/aliases"): Op(
+        "Bind an alias to a principal: intents sent to it go to the principal's address", "aliases",
+        _ok(alias=ref("Alias")), body=ref("AliasBindRequest"), errors=(403, 404, 409),
+        description="The workspace key or a person. Matched without regard to case; an `agent://` address, a nick "
+                    "or the runtime's own address is refused (422 `invalid_alias`). Bound to another principal "
+                    "already: 409 `alias_taken`; to the same: the alias as it is."),
+    ("GET", "/v1/aliases"): Op(
+        "List aliases, newest first", "aliases", _ok(aliases=array(ref("Alias"))),
+        query=(*_TENANCY_QUERY, _PRINCIPAL_QUERY, ("status", _enum("active", "revoked"), ""), _limit(200, 1000)),
+        errors=(404,)),
+    ("POST", "/v1/aliases/{alias_id}/revoke"): Op(
+        "Revoke an alias (intents sent to it from now on no longer resolve it)", "aliases", _ok(alias=ref("Alias")),
+        errors=(403,)),
+    ("GET", "/v1/aliases/resolve"): Op(
+        "Which principal an alias names", "aliases",
+        _ok(resolution=obj({"alias": ref("Alias"), "principal": ref("Principal")})),
+        query=(*_TENANCY_QUERY, ("alias", {**STR, "minLength": 3, "maxLength": 255}, "The alias (required).")),
+        errors=(404,), description="404 `alias_not_found` unless the alias is active."),
+    ("POST", "/v1/routing/endpoints"): Op(
+        "Register a routing endpoint: the principal's intents are POSTed to its URL", "routing",
+        obj({"ok": TRUE, "route": ref("RoutingEndpoint")}, _SIGNING_SECRET),
+        body=ref("RoutingEndpointRegisterRequest"), idempotent=True, errors=(404,),
+        description="`transport_type` http or webhook, `auth_mode` signed_key (a signing secret is made and answered "
+                    "once) or none: what this runtime can run (others: 422 naming the field). A literal internal "
+                    "address in the URL is refused unless the runtime allows it (422). An agent key routes only "
+                    "its own address."),
+    ("GET", "/v1/routing/endpoints"): Op(
+        "List routing endpoints", "routing", _ok(routes=array(ref("RoutingEndpoint"))),
+        query=(*_TENANCY_QUERY, _PRINCIPAL_QUERY, _limit(200, 1000)), errors=(404,)),
+    ("PATCH", "/v1/routing/endpoints/{route_id}"): Op(
+        "Change a routing endpoint (unhealthy, inactive or draining: delivery fails over to the next)", "routing",
+        obj({"ok": TRUE, "route": ref("RoutingEndpoint")}, _SIGNING_SECRET),
+        body=ref("RoutingEndpointUpdateRequest")),
+    ("DELETE", "/v1/routing/endpoints/{route_id}"): Op(
+        "Remove a routing endpoint", "routing", _ok(route=obj({"route_id": STR, **_REMOVED}))),
+    ("POST", "/v1/routing/resolve"): Op(
+        "Where an alias's or principal's intents are delivered", "routing",
+        _ok(resolution=obj({"alias": nullable(ref("Alias")), "principal": ref("Principal"),
+                            "selected_route": ref("ResolvedRoute"), "candidate_routes": array(ref("ResolvedRoute")),
+                            "resolver_chain": array(STR)})),
+        body=ref("RoutingResolveRequest"), errors=(404,),
+        description="`selected_route` is where an intent sent now goes (the first of `candidate_routes`): its "
+                    "routing endpoints, then its transport bindings, then its service account's http binding, else "
+                    "its feed."),
+    ("POST", "/v1/transports/bindings"): Op(
+        "Bind a principal to a transport (one per transport: a repeat changes it)", "transports",
+        obj({"ok": TRUE, "binding": ref("TransportBinding")}, _SIGNING_SECRET),
+        body=ref("TransportBindingUpsertRequest"), errors=(404,),
+        description="http or webhook (others: 422): `transport_handle` is the URL intents are POSTed to, signed with "
+                    "the binding's secret (answered once, when the binding is made)."),
+    ("GET", "/v1/transports/bindings"): Op(
+        "List transport bindings", "transports", _ok(bindings=array(ref("TransportBinding"))),
+        query=(*_TENANCY_QUERY, _PRINCIPAL_QUERY, _limit(200, 1000)), errors=(404,)),
+    ("DELETE", "/v1/transports/bindings/{binding_id}"): Op(
+        "Remove a transport binding", "transports", _ok(binding=obj({"binding_id": STR, **_REMOVED}))),
+    ("POST", "/v1/access-requests"): Op(
+        "Ask for access: to join (an email), a quota tier, or to send to an agent", "access-requests",
+        _ok(access_request=ref("AccessRequest")), body=ref("AccessRequestCreateRequest"), idempotent=True,
+        errors=(403, 404),
+        description="`request_type` join_organization, quota_upgrade or send_permission; create_organization and "
+                    "elevated_role cannot be granted here (422 naming request_type and the types taken). An agent "
+                    "key asks only for itself."),
+    ("GET", "/v1/access-requests"): Op(
+        "List access requests, newest first (an agent key: those it filed)", "access-requests",
+        _ok(access_requests=array(ref("AccessRequest"))),
+        query=(*_TENANCY_QUERY, ("state", _enum("pending", "under_review", "approved", "rejected", "waitlisted",
+                                                "expired"), "")),
+        errors=(404,)),
+    ("GET", "/v1/access-requests/{access_request_id}"): Op(
+        "An access request", "access-requests", _ok(access_request=ref("AccessRequest"))),
+    ("POST", "/v1/access-requests/{access_request_id}/review"): Op(
+        "Approve, reject or waitlist an access request (approving grants it)", "access-requests",
+        _ok(access_request=ref("AccessRequest")), body=ref("AccessRequestReviewRequest"), idempotent=True,
+        errors=(403, 409),
+        description="The workspace key or a person. Only a pending or waitlisted request (409 otherwise)."),
+    ("GET", "/v1/portal/enterprise/access-requests"): Op(
+        "The access-request queue, with counts per state (people and the workspace key)", "access-requests",
+        _ok(org_id=STR, workspace_id=STR, access_requests=array(ref("AccessRequest")),
+            counts={"type": "object", "additionalProperties": INT}),
+        query=(*_TENANCY_QUERY, ("state", _enum("pending", "under_review", "approved", "rejected", "waitlisted",
+                                                "expired"), "")),
+        errors=(403, 404)),
+})
 
 _EXTRA_COMPONENTS = {"HealthResponse": OPERATIONS[("GET", "/health")].ok}
 _ERROR_TEXT = {

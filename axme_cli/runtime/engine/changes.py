@@ -30,6 +30,7 @@ _DOC_FIELDS = (
     "trace",  # the trace context of the request that created it (only when tracing is on)
     "schedule",  # a schedule's run: {schedule_id, trigger, scheduled_for?, catch_up?} (engine/schedules.py)
     "attachments",  # finalized uploads it carries (engine/media.py)
+    "to_alias",  # sent to an alias: {alias_id, alias}; to_agent is where it resolved to (engine/aliases.py)
 )
 
 SCHEDULER = "agent://axme.runtime/scheduler"  # the actor of what timers do
@@ -179,7 +180,8 @@ def insert_new_intent(
     tx.insert_event(intent_id, 1, dumps({
         "intent_id": intent_id, "seq": 1, "event_type": "intent.created", "status": lc.CREATED, "at": at,
         "actor": actor, "details": {"intent_type": req["intent_type"], "to_agent": to_agent, **acted, **checked,
-                                    **(req.get("schedule") or {})},
+                                    **(req.get("schedule") or {}),
+                                    **({"to_alias": req["to_alias"]} if req.get("to_alias") else {})},
     }))
     submitted: dict[str, Any] = {
         "intent_id": intent_id, "seq": 2, "event_type": "intent.submitted", "status": row["status"], "at": at,

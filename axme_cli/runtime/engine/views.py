@@ -54,6 +54,7 @@ def intent_view(row: Row) -> dict[str, Any]:
         "result": doc.get("result"),
         "error": doc.get("error"),
         "schedule_id": (doc.get("schedule") or {}).get("schedule_id"),  # a schedule's run
+        "to_alias": doc.get("to_alias"),  # sent to an alias: {alias_id, alias} (engine/aliases.py)
         # its controls and policy (engine/controls.py): left out while never changed (policy_generation 0)
         "policy_generation": doc.get("policy_generation") or None,
         "grants": doc.get("grants") or None,

@@ -441,6 +441,69 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     def delete_schedule(self, schedule_id: str) -> None: ...
 
+    # principals, aliases, routing endpoints, transport bindings, access requests (store/principals_sql.py,
+    # routing_sql.py, access_requests_sql.py); every read names the org and workspace
+    @abc.abstractmethod
+    def insert_principal(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def get_principal(self, org: str, workspace: str, principal_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    def principal_by_address(self, org: str, workspace: str, address: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    def insert_alias(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def get_alias(self, org: str, workspace: str, alias_id: str) -> Row | None:
+        """The alias, read to be changed in this transaction (a PostgreSQL store locks it)."""
+
+    @abc.abstractmethod
+    def active_alias(self, org: str, workspace: str, alias_key: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    def update_alias(self, alias_id: str, fields: Row) -> None: ...
+
+    @abc.abstractmethod
+    def insert_route(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def get_route(self, org: str, workspace: str, route_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    def update_route(self, route_id: str, fields: Row) -> None: ...
+
+    @abc.abstractmethod
+    def delete_route(self, route_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def insert_binding(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def get_binding(self, org: str, workspace: str, binding_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    def binding_for(self, org: str, workspace: str, address: str, transport_type: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    def update_binding(self, binding_id: str, fields: Row) -> None: ...
+
+    @abc.abstractmethod
+    def delete_binding(self, binding_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def insert_access_request(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def get_access_request(self, org: str, workspace: str, access_request_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    def update_access_request(self, access_request_id: str, fields: Row) -> None: ...
+
+    @abc.abstractmethod
+    def insert_access_grant(self, row: Row) -> None: ...
+
 
 class Reads(abc.ABC):
     """Everything the runtime reads outside a write operation: the API's and the dashboard's queries, the key
@@ -607,6 +670,54 @@ class Reads(abc.ABC):
     @abc.abstractmethod
     async def next_schedule_fire(self) -> float | None:
         """The earliest next occurrence of any active schedule (the scheduler sleeps until then at most)."""
+
+    # principals, aliases, routing endpoints, transport bindings, access requests
+    @abc.abstractmethod
+    async def get_principal(self, org: str, workspace: str, principal_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    async def principal_by_address(self, org: str, workspace: str, address: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    async def active_service_account_at(self, address: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    async def get_alias(self, org: str, workspace: str, alias_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    async def active_alias(self, org: str, workspace: str, alias_key: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    async def active_alias_index(self, org: str, workspace: str) -> list[Row]:
+        """Every active alias: ``alias_id``, ``alias_key``, ``alias``, ``address``."""
+
+    @abc.abstractmethod
+    async def list_aliases(self, org: str, workspace: str, *, address: str | None, status: str | None,
+                           limit: int) -> list[Row]: ...
+
+    @abc.abstractmethod
+    async def list_routes(self, org: str, workspace: str, *, address: str | None, limit: int) -> list[Row]: ...
+
+    @abc.abstractmethod
+    async def get_route(self, org: str, workspace: str, route_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    async def list_bindings(self, org: str, workspace: str, *, address: str | None, limit: int) -> list[Row]: ...
+
+    @abc.abstractmethod
+    async def delivery_targets(self, address: str) -> list[Row]:
+        """Where ``address``'s intents could be POSTed, best first (the first is where they go)."""
+
+    @abc.abstractmethod
+    async def list_access_requests(self, org: str, workspace: str, *, created_by: str | None,
+                                   limit: int) -> list[Row]: ...
+
+    @abc.abstractmethod
+    async def get_access_request(self, org: str, workspace: str, access_request_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    async def access_grants(self, org: str, workspace: str, grant_type: str, subject: str | None = None) -> list[Row]:
+        """Grants in force that approved access requests made (engine/access_requests.py says what each means)."""
 
 
 class Store(Reads):

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from axme_cli.runtime.store.base import Row
+from axme_cli.runtime.store.routing_sql import DELIVERY_TARGETS, delivery_target_args
 
 T = TypeVar("T")
 
@@ -47,11 +48,10 @@ class OutboundTxSql:
 
     # the http binding
     def http_binding(self, address: str) -> Row | None:
-        return self._one(
-            "SELECT service_account_id, address, callback_url, delivery_secret FROM service_accounts "
-            "WHERE address = ? AND status = 'active' AND delivery_mode = 'http'",
-            (address,),
-        )
+        """Where ``address``'s intents are POSTed (callback_url, delivery_secret: None for unsigned), if anywhere:
+        its best routing endpoint or transport binding, else its service account's http binding
+        (store/routing_sql.py)."""
+        return self._one(DELIVERY_TARGETS + " LIMIT 1", delivery_target_args(address))
 
     # deliveries
     def insert_outbound(self, row: Row) -> None:

@@ -245,6 +245,11 @@ class SqliteTx(SqlTx):
         self.wrote = True
         self._cache.accounts.clear()
 
+    def routes_changed(self) -> None:
+        """A routing endpoint or transport binding changed: the cached ``http_binding`` answers may be wrong."""
+        self.wrote = True
+        self._cache.accounts.clear()
+
 
 _Job = tuple[Callable[[Tx], Any], "asyncio.Future[Any]"]
 

@@ -186,6 +186,23 @@ WRONG_TYPES: dict[tuple[str, str], list[dict[str, Any]]] = {
                               {"semantic_type": "a.b.v1", "schema_json": [], "compatibility_mode": "warn"},
                               {"semantic_type": "a.b.v1", "schema_json": {}, "compatibility_mode": "warn",
                                "active": "yes"}],
+    ("POST", "/v1/principals"): [{"principal_type": 5}, {"principal_type": "user", "metadata": "x"},
+                                 {"principal_type": "user", "display_name": ["a"]}],
+    ("POST", "/v1/aliases"): [{"principal_id": 5, "alias": "desk", "alias_type": "service"},
+                              {"principal_id": "inventory", "alias": ["desk"], "alias_type": "service"}],
+    ("POST", "/v1/routing/endpoints"): [{"principal_id": "inventory", "transport_type": "http",
+                                         "endpoint_url": "https://x.example", "auth_mode": "none", "priority": "1"},
+                                        {"principal_id": "inventory", "transport_type": 1,
+                                         "endpoint_url": "https://x.example", "auth_mode": "none"}],
+    ("PATCH", "/v1/routing/endpoints/{route_id}"): [{"priority": True}, {"status": 1}, {"metadata": []}],
+    ("POST", "/v1/routing/resolve"): [{"alias": 5}, {"principal_id": ["inventory"]}],
+    ("POST", "/v1/transports/bindings"): [{"principal_id": "inventory", "transport_type": "http",
+                                           "transport_handle": 5}],
+    ("POST", "/v1/access-requests"): [{"request_type": 1, "requester_actor_id": "x"},
+                                      {"request_type": "quota_upgrade", "requester_actor_id": "x",
+                                       "expires_at": 1_900_000_000}],
+    ("POST", "/v1/access-requests/{access_request_id}/review"): [{"decision": True, "reviewer_actor_id": "x"},
+                                                                 {"decision": "approve", "reviewer_actor_id": 5}],
 }
 
 
@@ -287,6 +304,7 @@ def _valid_body(path: str) -> dict[str, Any]:
             "accept": {"nick": "@nobody.here"},
             "controls": {"controls_patch": {"max_retries": 1}},
             "policy": {"grants_patch": {"delegate:someone": {"allow": ["resume"]}}},
+            "review": {"decision": "approve", "reviewer_actor_id": "someone"},
             }.get(last, {})
 
 

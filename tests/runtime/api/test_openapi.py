@@ -389,6 +389,39 @@ def test_every_operation_answers_as_documented(served: RuntimeProcess, document:
     call("POST", "/v1/auth/logout", key=None, token=sign_in()["access_token"])
     call("POST", "/v1/auth/logout-all", key=None, token=sign_in()["access_token"])
 
+    # principals, aliases, routing endpoints, transport bindings, access requests
+    tenancy = {"org_id": "local", "workspace_id": "dev"}
+    made = call("POST", "/v1/principals", body={**tenancy, "principal_type": "user", "display_name": "Walker"},
+                headers={"Idempotency-Key": uuid.uuid4().hex}).json()["principal"]
+    call("GET", "/v1/principals/{principal_id}", params={"principal_id": made["principal_id"]})
+    walked_alias = f"walk desk {uuid.uuid4().hex[:6]}"
+    alias = call("POST", "/v1/aliases", body={"principal_id": worker_address, "alias": walked_alias,
+                                              "alias_type": "service"}).json()["alias"]
+    call("GET", "/v1/aliases", query={**tenancy, "principal_id": worker, "status": "active", "limit": 5})
+    call("GET", "/v1/aliases/resolve", query={**tenancy, "alias": walked_alias})
+    route = call("POST", "/v1/routing/endpoints", headers={"Idempotency-Key": uuid.uuid4().hex}, body={
+        "principal_id": made["principal_id"], "transport_type": "http", "endpoint_url": closed_port_url(),
+        "auth_mode": "signed_key"}).json()["route"]
+    call("GET", "/v1/routing/endpoints", query={**tenancy, "principal_id": made["principal_id"]})
+    call("PATCH", "/v1/routing/endpoints/{route_id}", params={"route_id": route["route_id"]},
+         body={"health_status": "degraded", "auth_mode": "none"})
+    call("POST", "/v1/routing/resolve", body={**tenancy, "alias": walked_alias})
+    call("DELETE", "/v1/routing/endpoints/{route_id}", params={"route_id": route["route_id"]})
+    binding = call("POST", "/v1/transports/bindings", body={
+        "principal_id": worker, "transport_type": "webhook", "transport_handle": closed_port_url()}).json()["binding"]
+    call("GET", "/v1/transports/bindings", query={**tenancy, "limit": 5})
+    call("DELETE", "/v1/transports/bindings/{binding_id}", params={"binding_id": binding["binding_id"]})
+    call("POST", "/v1/aliases/{alias_id}/revoke", params={"alias_id": alias["alias_id"]})
+    access = call("POST", "/v1/access-requests", headers={"Idempotency-Key": uuid.uuid4().hex}, body={
+        **tenancy, "request_type": "quota_upgrade", "requester_actor_id": "walker", "requested_tier": "business"}
+                  ).json()["access_request"]
+    access_id = {"access_request_id": access["access_request_id"]}
+    call("GET", "/v1/access-requests", query={**tenancy, "state": "pending"})
+    call("GET", "/v1/access-requests/{access_request_id}", params=access_id)
+    call("POST", "/v1/access-requests/{access_request_id}/review", params=access_id,
+         body={"decision": "approve", "reviewer_actor_id": "walker-admin"})
+    call("GET", "/v1/portal/enterprise/access-requests", query=tenancy)
+
     # MCP (JSON-RPC; tests/runtime/api/test_mcp.py has the rest)
     call("POST", "/mcp", key=None, body={"jsonrpc": "2.0", "id": 1, "method": "initialize",
                                          "params": {"protocolVersion": "2024-11-05"}})

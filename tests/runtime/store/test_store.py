@@ -174,7 +174,9 @@ def test_migration_10_keeps_intents_and_workflows_in_rowid_tables(tmp_path: Path
         await store.close()
         return [m["intent_id"] for m in made]
 
-    ids = run(make_old())
+    with monkeypatch.context() as old_build:  # whose http binding was a service account's only (no routes yet)
+        old_build.setattr(sqlite_store.SqliteTx, "http_binding", lambda self, address: None)
+        ids = run(make_old())
     conn = sqlite3.connect(path)
     assert "WITHOUT ROWID" in conn.execute("SELECT sql FROM sqlite_master WHERE name = 'intents'").fetchone()[0]
     conn.close()
