@@ -44,7 +44,6 @@ ENTERPRISE = {
     "transports": {"upsert_transport_binding", "list_transport_bindings", "remove_transport_binding"},
     "quotas": {"update_quota", "get_quota"},
     "usage": {"get_usage_summary", "get_usage_timeseries"},
-    "billing": {"update_billing_plan", "get_billing_plan", "list_billing_invoices", "get_billing_invoice"},
 }
 NOT_WALKED = {
     # a property, not a method: the Agent Mesh client (heartbeats, kill switch: /v1/mesh/*), not part of the
