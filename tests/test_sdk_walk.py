@@ -38,7 +38,6 @@ ENTERPRISE = {
                 "remove_organization_member"},
     "quotas": {"update_quota", "get_quota"},
     "usage": {"get_usage_summary", "get_usage_timeseries"},
-    "billing": {"update_billing_plan", "get_billing_plan", "list_billing_invoices", "get_billing_invoice"},
 }
 # Families whose SDK methods are walked, through the same Recorder and with the same completeness check, in a file
 # of their own (the family's set-up is long): the method names each file must call, checked below.
@@ -47,6 +46,8 @@ ELSEWHERE = {
         "create_principal", "get_principal", "bind_alias", "list_aliases", "revoke_alias", "resolve_alias",
         "register_routing_endpoint", "list_routing_endpoints", "update_routing_endpoint", "remove_routing_endpoint",
         "resolve_routing", "upsert_transport_binding", "list_transport_bindings", "remove_transport_binding"},
+    "tests/runtime/api/test_billing.py": {  # each answers 501 not_available_locally
+        "update_billing_plan", "get_billing_plan", "list_billing_invoices", "get_billing_invoice"},
     "tests/runtime/api/test_access_requests_sdk.py": {
         "create_access_request", "list_access_requests", "get_access_request", "review_access_request"},
 }

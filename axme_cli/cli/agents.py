@@ -1,4 +1,5 @@
-"""`axme agents list|show|register|delete` and `axme agents keys create|revoke`.
+"""`axme agents list|show|register|delete`, `axme agents keys create|revoke`, and an agent's sender policies:
+`axme agents policy get|set|add|remove` and `axme agents receive-override get|set|add|remove`.
 
 An agent is a service account; its address is ``agent://<org>/<workspace>/<name>``. Commands that take an agent
 accept a bare name, ``org/ws/name``, ``agent://org/ws/name`` or the service-account id.
@@ -379,6 +380,130 @@ def keys_revoke(
     output().result({**body, "address": address, "removed_from_agents_file": removed},
                     [f"Key {body['key']['key_id']} of {address} revoked.",
                      *([f"Removed it from {agents_file.path()}."] if removed else [])])
+
+
+# --------------------------------------------------------------------------------------------- sender policies
+policy = typer.Typer(
+    help="An agent's send policy: who may send intents to it. open (anyone), allowlist (only senders matching an "
+         "entry) or denylist (anyone but those). The workspace key and people sending as themselves are not "
+         "judged; a refused intent is 403 policy_denied naming the policy and entry.",
+    no_args_is_help=True, rich_markup_mode=None)
+receive_override = typer.Typer(
+    help="An agent's receive override: which agents of other organizations may send to it, instead of the org's "
+         "receive policy (`axme org receive-policy`). open, allowlist, closed, or use_org_default (no override).",
+    no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(policy, name="policy")
+app.add_typer(receive_override, name="receive-override")
+
+PatternArg = Annotated[str, typer.Argument(metavar="PATTERN", show_default=False,
+                                           help="Sender pattern: agent://org/ws/name, agent://org/ws/*, "
+                                                "agent://org/*, *, or a bare agent name of the workspace.")]
+EntryArg = Annotated[str, typer.Argument(metavar="ENTRY", show_default=False,
+                                         help="The entry's id, or its pattern, as `get` shows them.")]
+SEND_MODES = ("open", "allowlist", "denylist")
+OVERRIDE_MODES = ("open", "allowlist", "closed", "use_org_default")
+
+
+def _policy_base(c: Client, agent: str, what: str) -> str:
+    """The route of the agent's ``what`` (policy, receive-override); a service-account id is looked up first."""
+    address = resolve_agent(c, agent)["agent"]["address"] if _looks_like_id(agent) else agent
+    return c.policy_base(agent_path=agent_path(address), what=what)
+
+
+def _policy(what: str, agent: str, action: str, value: str | None, base_url: str | None, api_key: str | None,
+            context: str | None) -> None:
+    """get / set MODE / add PATTERN / remove ENTRY of an agent's send policy or receive override."""
+    from axme_cli.cli import policies as shared
+    from axme_cli.cli.common import client, output
+
+    name = "send policy" if what == "policy" else "receive override"
+    field = "policy_type" if what == "policy" else "override_type"
+    if action == "set":
+        assert value is not None
+        modes = SEND_MODES if what == "policy" else OVERRIDE_MODES
+        shared.check_mode(value, modes, f"axme agents {what} set {agent} {modes[1]}")
+    elif action == "add":
+        assert value is not None
+        shared.check_pattern(value)
+    with client(base_url, api_key, context) as c:
+        base = _policy_base(c, agent, what)
+        if action == "get":
+            answer = c.get_policy(base)
+            heading = None
+        elif action == "set":
+            answer = c.set_policy(base, {field: str(value)})
+            heading = f"✓ {name.capitalize()} set." if answer.get("changed") else f"{name.capitalize()} unchanged."
+        elif action == "add":
+            answer = c.add_policy_entry(base, str(value))
+            entry = answer["entry"]
+            heading = (f"✓ Added {entry['sender_pattern']} (entry {entry['entry_id']})." if answer.get("created")
+                       else f"{entry['sender_pattern']} is already an entry ({entry['entry_id']}).")
+        else:
+            answer = c.remove_policy_entry(base, shared.entry_id_of(c, base, str(value),
+                                                                    c.target.workspace_id if c.target else None))
+            heading = f"✓ Removed entry {answer['entry_id']}."
+    output().result(answer, lambda: shared.show(answer, heading=heading))
+
+
+@policy.command("get")
+def policy_get(agent: AgentArg, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
+               context: ContextOpt = None) -> None:
+    """Show who may send to the agent: its mode and entries."""
+    _policy("policy", agent, "get", None, base_url, api_key, context)
+
+
+@policy.command("set")
+def policy_set(agent: AgentArg,
+               mode: Annotated[str, typer.Argument(metavar="MODE", show_default=False,
+                                                   help="open, allowlist or denylist (the entries stay).")],
+               base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None) -> None:
+    """Set the agent's send policy mode (the workspace key, a person, or the agent's own key)."""
+    _policy("policy", agent, "set", mode, base_url, api_key, context)
+
+
+@policy.command("add")
+def policy_add(agent: AgentArg, pattern: PatternArg, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
+               context: ContextOpt = None) -> None:
+    """Add a sender pattern to the agent's send policy (the same one again changes nothing)."""
+    _policy("policy", agent, "add", pattern, base_url, api_key, context)
+
+
+@policy.command("remove")
+def policy_remove(agent: AgentArg, entry: EntryArg, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
+                  context: ContextOpt = None) -> None:
+    """Remove an entry (by id or pattern) from the agent's send policy."""
+    _policy("policy", agent, "remove", entry, base_url, api_key, context)
+
+
+@receive_override.command("get")
+def override_get(agent: AgentArg, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
+                 context: ContextOpt = None) -> None:
+    """Show the agent's receive override and its entries."""
+    _policy("receive-override", agent, "get", None, base_url, api_key, context)
+
+
+@receive_override.command("set")
+def override_set(agent: AgentArg,
+                 mode: Annotated[str, typer.Argument(
+                     metavar="MODE", show_default=False,
+                     help="open, allowlist, closed, or use_org_default (the org's receive policy applies).")],
+                 base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None) -> None:
+    """Set the agent's receive override (the workspace key or a person)."""
+    _policy("receive-override", agent, "set", mode, base_url, api_key, context)
+
+
+@receive_override.command("add")
+def override_add(agent: AgentArg, pattern: PatternArg, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
+                 context: ContextOpt = None) -> None:
+    """Add a sender pattern to the agent's receive override."""
+    _policy("receive-override", agent, "add", pattern, base_url, api_key, context)
+
+
+@receive_override.command("remove")
+def override_remove(agent: AgentArg, entry: EntryArg, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
+                    context: ContextOpt = None) -> None:
+    """Remove an entry (by id or pattern) from the agent's receive override."""
+    _policy("receive-override", agent, "remove", entry, base_url, api_key, context)
 
 
 app.command("run", context_settings=agents_run.SETTINGS)(agents_run.run)

@@ -319,6 +319,30 @@ class Client:
                 self.parse(response)
             yield from response.iter_bytes()
 
+    # ------------------------------------------------------------------ routes: sender policies
+    # ``base``: ``policy_base`` of an agent's send policy or receive override, or of the org's receive policy.
+    @staticmethod
+    def policy_base(*, agent_path: str | None = None, what: str = "policy", org_id: str | None = None) -> str:
+        """``/v1/agents/<agent_path>/<what>`` (policy, receive-override), or the org's
+        ``/v1/organizations/<org>/receive-policy``."""
+        if agent_path is not None:
+            return f"/v1/agents/{agent_path}/{what}"
+        return f"/v1/organizations/{quote(org_id or '', safe='')}/receive-policy"
+
+    def get_policy(self, base: str) -> dict[str, Any]:
+        """``{ok, policy}`` (``{ok, override}`` of a receive override)."""
+        return dict(self.get(base))
+
+    def set_policy(self, base: str, body: dict[str, str]) -> dict[str, Any]:
+        return dict(self.request("PUT", base, json=body))
+
+    def add_policy_entry(self, base: str, pattern: str) -> dict[str, Any]:
+        """``{ok, policy|override, entry, created}``."""
+        return dict(self.post(f"{base}/entries", json={"sender_pattern": pattern}))
+
+    def remove_policy_entry(self, base: str, entry_id: str) -> dict[str, Any]:
+        return dict(self.delete(f"{base}/entries/{quote(entry_id, safe='')}"))
+
     # ------------------------------------------------------------------ routes: MCP (JSON-RPC 2.0 over POST /mcp)
     def mcp_call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         """One JSON-RPC request to POST /mcp: its answer, ``{"result": ...}`` or ``{"error": {code, message,

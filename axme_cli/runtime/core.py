@@ -13,6 +13,7 @@ from axme_cli.runtime import tracing
 from axme_cli.runtime.auth import Authenticator
 from axme_cli.runtime.clock import SYSTEM, Clock
 from axme_cli.runtime.engine import agents as agents_engine
+from axme_cli.runtime.engine import policies
 from axme_cli.runtime.engine.aliases import AliasBook
 from axme_cli.runtime.engine.schemas import Registry
 from axme_cli.runtime.mailer import DevMailer, Mailer
@@ -99,6 +100,8 @@ class Runtime:
             self.auth.keys.clear()
         if notes.schemas or notes.everything:
             self.schemas.invalidate()
+        if notes.policies or notes.everything:
+            policies.invalidate(self.store.memo)
         if notes.outbound or notes.everything:
             self.sender.wake()
         if notes.mail or notes.everything:

@@ -22,6 +22,7 @@ from axme_cli.runtime.api import (
     approvals,
     audit,
     auth,
+    billing,
     deliveries,
     dev_clock,
     health,
@@ -32,6 +33,7 @@ from axme_cli.runtime.api import (
     media,
     metrics,
     openapi,
+    policies,
     principals_admin,
     routing,
     scenarios,
@@ -141,7 +143,8 @@ HOT = {("POST", "/v1/intents"), ("POST", "/v1/scenarios/apply"), ("POST", "/v1/i
 def route_table(openapi_json: Any, *, test_clock: bool = False) -> list[BaseRoute]:
     """Every route; POST /dev/clock/advance only on a runtime whose clock tests move (`axme dev --test-clock`),
     so no other runtime has it, in its routes or its OpenAPI document."""
-    return [*health.routes, *intents.routes, *scenarios.routes, *tasks.routes, *agents.routes, *auth.routes,
+    return [*health.routes, *intents.routes, *scenarios.routes, *tasks.routes, *policies.routes, *billing.routes,
+            *agents.routes, *auth.routes,
             *webhooks.routes, *deliveries.routes, *audit.routes, *users.routes, *invites.routes, *media.routes,
             *schemas.routes, *schedules.routes,
             *principals_admin.routes, *aliases.routes, *routing.routes, *access_requests.routes,

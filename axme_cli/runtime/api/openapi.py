@@ -247,8 +247,26 @@ _SCHEMA_RECORD = obj({**_SCHEMA_FIELDS, "created_at": TIME, "updated_at": TIME},
 _SCHEMA_WITH_JSON = obj({**_SCHEMA_FIELDS, "schema_json": OBJ, "created_at": TIME, "updated_at": TIME}, closed=True,
                         description="A registered schema with its JSON Schema (api.schemas.get.response.v1's).")
 
+_POLICY_ENTRY = obj({"entry_id": UUID, "sender_pattern": STR, "created_at": TIME, "created_by": STR}, closed=True,
+                    description="A sender pattern: agent://org/ws/name, agent://org/ws/*, agent://org/* or *.")
+_POLICY_COMMON: dict[str, Schema] = {"org_id": STR, "entries": array(ref("SenderPolicyEntry")),
+                                     "updated_at": nullable(TIME), "updated_by": nullable(STR)}
+_SENDER_POLICY = obj(
+    {**_POLICY_COMMON, "policy_type": {"type": "string", "enum": ["open", "allowlist", "denylist", "closed"]}},
+    {"agent_address": STR, "workspace_id": STR}, closed=True,
+    description="An agent's send policy (with agent_address: who may send to it; open | allowlist | denylist) or "
+                "its org's receive policy (which agents of other organizations may send in; open | allowlist | "
+                "closed). Never set: open, no entries, updated_at null.")
+_RECEIVE_OVERRIDE = obj(
+    {**_POLICY_COMMON, "agent_address": STR, "workspace_id": STR,
+     "override_type": {"type": "string", "enum": ["open", "allowlist", "closed", "use_org_default"]}},
+    closed=True, description="An agent's receive override: its own receive policy instead of the org's.")
+
 COMPONENTS: dict[str, Schema] = {
     "Error": ERROR,
+    "SenderPolicyEntry": _POLICY_ENTRY,
+    "SenderPolicy": _SENDER_POLICY,
+    "ReceiveOverride": _RECEIVE_OVERRIDE,
     "Intent": _INTENT,
     "IntentEvent": _EVENT,
     "ServiceAccount": _SERVICE_ACCOUNT,
@@ -353,6 +371,7 @@ def _models() -> dict[str, type[BaseModel]]:
         inbox,
         media,
         models,
+        policies,
         scenario,
         schedules,
         semantic_schemas,
@@ -389,6 +408,10 @@ def _models() -> dict[str, type[BaseModel]]:
         "SchemaUpsertRequest": semantic_schemas.SchemaUpsertRequest,
         "ControlsRequest": controls.ControlsRequest,
         "PolicyRequest": controls.PolicyRequest,
+        "SendPolicyRequest": policies.SendPolicyRequest,
+        "ReceivePolicyRequest": policies.ReceivePolicyRequest,
+        "ReceiveOverrideRequest": policies.ReceiveOverrideRequest,
+        "PolicyEntryRequest": policies.PolicyEntryRequest,
     }
 
 
@@ -456,6 +479,33 @@ _INCREMENTAL = ("incremental", {"type": "boolean", "default": False},
                 "stream ends a few ms after it sent frames (with `stream.timeout` and the cursor to reconnect from), "
                 "for clients that read the whole response before parsing it.")
 _INTENT_STATUS = ("status", STR, f"Comma-separated statuses ({', '.join(lc.STATUSES)}).")
+
+def _policy_operations(base: str, key: str, component: str, request: str, what: str,
+                       who: str) -> dict[tuple[str, str], Op]:
+    """GET and PUT of a sender policy, POST of an entry, DELETE of one (api/policies.py)."""
+    view = {key: ref(component)}
+    return {
+        ("GET", base): Op(what, "policies", _ok(**view), description=who),
+        ("PUT", base): Op(f"{what}: set its type (its entries stay)", "policies",
+                          obj({"ok": TRUE, **view, "changed": BOOL}), body=ref(request), errors=(403,),
+                          description=who),
+        ("POST", f"{base}/entries"): Op(
+            "Add a sender pattern (the same one again answers its entry, created: false)", "policies",
+            obj({"ok": TRUE, **view, "entry": ref("SenderPolicyEntry"), "created": BOOL}),
+            body=ref("PolicyEntryRequest"), errors=(403, 409),
+            description="A pattern no agent address could match is 422 naming it; 409 `too_many_entries` past "
+                        "1000. " + who),
+        ("DELETE", f"{base}/entries/{{entry_id}}"): Op(
+            "Remove a sender pattern", "policies",
+            obj({"ok": TRUE, **view, "deleted": TRUE, "entry_id": STR}), errors=(403,), description=who),
+    }
+
+
+def _billing(summary: str) -> Op:
+    return Op(summary, "billing", OBJ, errors=(501,),
+              description="Billing is AXME's hosted service's: this runtime answers 501 `not_available_locally` "
+                          "(never 200) to any valid credential; no request body or parameter is read.")
+
 
 OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/health"): Op("Is the runtime up, and what is it", "meta", _ok(
@@ -864,6 +914,22 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/v1/capabilities"): Op(
         "What this runtime supports", "meta", _ok(capabilities=array(STR), supported_intent_types=array(STR)),
         axp="api.capabilities.get.response.v1"),
+    # sender policies (engine/policies.py) and billing
+    **_policy_operations("/v1/agents/{address}/policy", "policy", "SenderPolicy", "SendPolicyRequest",
+                         "An agent's send policy: who may send to it",
+                         "The agent's own key may set it too; another agent's key gets 404."),
+    **_policy_operations("/v1/agents/{address}/receive-override", "override", "ReceiveOverride",
+                         "ReceiveOverrideRequest", "An agent's receive override of its org's receive policy",
+                         "Set by the workspace key or a person (403 for an agent key); the agent reads its own."),
+    **_policy_operations("/v1/organizations/{org_id}/receive-policy", "policy", "SenderPolicy",
+                         "ReceivePolicyRequest",
+                         "The org's receive policy: which agents of other organizations may send to its agents",
+                         "Set by the workspace key or a person (403 for an agent key). Any org_id but the "
+                         "runtime's is 404."),
+    ("PATCH", "/v1/billing/plan"): _billing("Change the billing plan"),
+    ("GET", "/v1/billing/plan"): _billing("The billing plan"),
+    ("GET", "/v1/billing/invoices"): _billing("List invoices"),
+    ("GET", "/v1/billing/invoices/{invoice_id}"): _billing("An invoice"),
     # MCP
     ("POST", "/mcp"): Op(
         "MCP: JSON-RPC 2.0 (initialize, ping, tools/list, tools/call, resources/list, prompts/list)", "mcp",
@@ -1078,6 +1144,7 @@ _ERROR_TEXT = {
     422: "The request is well-formed but invalid (schema, address, parameter)",
     429: "Too many requests for this key (or, without one, from this address or for this email): wait "
          "`Retry-After` seconds",
+    501: "Not available on a local runtime (error.code not_available_locally)",
     503: "The database is unavailable; retry (details.retryable is true)",
 }
 

@@ -12,7 +12,18 @@ from typing import Any
 from axme_cli.protocol import addresses, tasks
 from axme_cli.protocol import lifecycle as lc
 from axme_cli.runtime.clock import iso
-from axme_cli.runtime.engine import aliases, audit, human_tasks, idempotency, inbox, reactions, reminders, runs, schemas
+from axme_cli.runtime.engine import (
+    aliases,
+    audit,
+    human_tasks,
+    idempotency,
+    inbox,
+    policies,
+    reactions,
+    reminders,
+    runs,
+    schemas,
+)
 from axme_cli.runtime.engine.answers import check_task_result
 from axme_cli.runtime.engine.changes import SCHEDULER, apply_event, arm_timer, insert_new_intent, wake_of
 from axme_cli.runtime.engine.codec import loads
@@ -90,6 +101,7 @@ def _create(tx: Tx, s: Settings, req: dict[str, Any], now: float,
         req = {**req, "schema_validation": checked.details()}  # recorded on intent.created
     if addresses.is_core(req["to_agent"], s.org, s.workspace):
         req = {**req, "to_agent": tasks.HUMAN_TARGET}  # one address however it was written, so lists agree
+    policies.check_send(tx, s, req["from_agent"], req["to_agent"])  # no query unless a policy restricts
     if req["to_agent"] == tasks.HUMAN_TARGET and req.get("human_task"):
         row = _insert_human_task(tx, s, req, now)
     else:

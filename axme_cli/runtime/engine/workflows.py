@@ -15,7 +15,7 @@ from axme_cli.protocol.scenario import ScenarioBundle, step_kind
 from axme_cli.protocol.tasks import HUMAN_TARGET
 from axme_cli.runtime.clock import iso
 from axme_cli.runtime.engine import agents as agents_engine
-from axme_cli.runtime.engine import idempotency, outbound, reactions, runs, saga
+from axme_cli.runtime.engine import idempotency, outbound, policies, reactions, runs, saga
 from axme_cli.runtime.engine.changes import insert_new_intent
 from axme_cli.runtime.engine.codec import dumps, loads
 from axme_cli.runtime.engine.effects import Effect
@@ -59,6 +59,23 @@ def compile_bundle(s: Settings, bundle: ScenarioBundle) -> dict[str, Any]:
     }
 
 
+def agent_targets(s: Settings, compiled: dict[str, Any]) -> list[tuple[str, str]]:
+    """(step_id, address) of every agent the workflow's steps and compensations send a sub-intent to (as the run
+    finds its assignee: a role's address, else the name itself qualified), each address once."""
+    roles = compiled["roles"]
+    seen: dict[str, str] = {}
+    for step in compiled["steps"]:
+        for spec in (step if step.get("kind") == "agent" else None, step.get("compensate")):
+            who = (spec or {}).get("assigned_to")
+            if not who:
+                continue
+            role = roles.get(who)
+            if role is not None and role["kind"] != "agent":
+                continue
+            seen.setdefault(role["address"] if role is not None else qualify(s, who), step["step_id"])
+    return [(step_id, address) for address, step_id in seen.items()]
+
+
 def op_apply(tx: Tx, s: Settings, principal: Principal, bundle: ScenarioBundle, now: float,
              idem: idempotency.Key | None, trace: dict[str, Any] | None = None,
              schedule: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -71,6 +88,8 @@ def op_apply(tx: Tx, s: Settings, principal: Principal, bundle: ScenarioBundle, 
 def _apply(tx: Tx, s: Settings, principal: Principal, bundle: ScenarioBundle, now: float,
            trace: dict[str, Any] | None, schedule: dict[str, Any] | None = None) -> dict[str, Any]:
     compiled = compile_bundle(s, bundle)
+    for step_id, address in agent_targets(s, compiled):  # sent as the applier: judged before anything is made
+        policies.check_send(tx, s, principal.address, address, step_id=step_id)
     agents_out = []
     own_prefix = addresses.agent_address(s.org, s.workspace, "")
     for spec in bundle.agents:

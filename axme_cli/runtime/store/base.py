@@ -10,6 +10,7 @@ effects become visible all at once.
 from __future__ import annotations
 
 import abc
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -33,6 +34,7 @@ class Notes:
     outbound: bool = False  # a delivery was queued or is due again: wake the outbound sender
     mail: bool = False  # a task mail was queued: wake the task-mail sender
     schemas: bool = False  # the schema registry changed: every replica drops its in-memory index
+    policies: bool = False  # a sender policy changed: every replica drops its in-memory rules (engine/policies.py)
     # What happened, for metrics and traces: facts an operation noted with ``see``. They reach
     # ``on_commit`` only if the transaction commits (a rerun starts from a fresh Tx), so nothing is counted
     # twice; they stay in this process (never sent to other replicas).
@@ -71,6 +73,7 @@ class Notes:
         self.outbound = self.outbound or other.outbound
         self.mail = self.mail or other.mail
         self.schemas = self.schemas or other.schemas
+        self.policies = self.policies or other.policies
         if other.fed:
             self.fed = _joined(self.fed, other.fed)
         if other.events:
@@ -99,6 +102,9 @@ class Tx(abc.ABC):
 
     def __init__(self) -> None:
         self.notes = Notes()
+        # What operations keep in memory between transactions (engine/policies.py's rules): the store hands every
+        # Tx its own ``Store.memo``; a Tx made without a store gets an empty one (nothing kept, nothing wrong).
+        self.memo: dict[str, Any] = {}
 
     @abc.abstractmethod
     def exclusive(self, name: str) -> None:
@@ -503,6 +509,32 @@ class Tx(abc.ABC):
 
     @abc.abstractmethod
     def insert_access_grant(self, row: Row) -> None: ...
+    # sender policies (store/policies_sql.py): kind agent_send | org_receive | agent_receive, subject an address
+    @abc.abstractmethod
+    def get_sender_policy(self, org_id: str, workspace_id: str, kind: str, subject: str) -> Row | None:
+        """The policy, read to be changed in this transaction (a PostgreSQL store locks it)."""
+
+    @abc.abstractmethod
+    def insert_sender_policy(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def update_sender_policy(self, org_id: str, workspace_id: str, kind: str, subject: str, fields: Row) -> None: ...
+
+    @abc.abstractmethod
+    def sender_policy_entries(self, org_id: str, workspace_id: str, kind: str, subject: str) -> list[Row]: ...
+
+    @abc.abstractmethod
+    def insert_sender_policy_entry(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def delete_sender_policy_entry(self, org_id: str, workspace_id: str, kind: str, subject: str,
+                                   entry_id: str) -> bool:
+        """False when the policy has no such entry."""
+
+    @abc.abstractmethod
+    def sender_rules(self, org_id: str, workspace_ids: list[str]) -> tuple[list[Row], list[Row]]:
+        """(policies, entries) of the org in any of ``workspace_ids``: kind, subject and policy_type; kind,
+        subject, entry_id and sender_pattern."""
 
 
 class Reads(abc.ABC):
@@ -718,6 +750,11 @@ class Reads(abc.ABC):
     @abc.abstractmethod
     async def access_grants(self, org: str, workspace: str, grant_type: str, subject: str | None = None) -> list[Row]:
         """Grants in force that approved access requests made (engine/access_requests.py says what each means)."""
+    # sender policies
+    @abc.abstractmethod
+    async def read_sender_policy(self, org_id: str, workspace_id: str, kind: str,
+                                 subject: str) -> tuple[Row | None, list[Row]]:
+        """The policy's row (None: never set) and its entries, oldest first."""
 
 
 class Store(Reads):
@@ -729,6 +766,11 @@ class Store(Reads):
     on_commit: Callable[[Notes], None] | None = None
     # Called by the writer after each commit with (operations in the transaction, seconds it took); metrics.
     on_batch: Callable[[int, float], None] | None = None
+
+    @functools.cached_property
+    def memo(self) -> dict[str, Any]:
+        """What operations keep in memory between this store's transactions (``Tx.memo``)."""
+        return {}
 
     @abc.abstractmethod
     async def open(self) -> None: ...

@@ -110,7 +110,7 @@ class PostgresTx(SqlTx):
 def encode_notes(replica: str, notes: Notes) -> list[str]:
     """``notes`` as notification payloads of at most ~7 kB each (a big transaction sends several)."""
     if not (notes.intents or notes.feeds or notes.wake_at is not None or notes.keys_changed or notes.everything
-            or notes.outbound or notes.mail or notes.schemas):
+            or notes.outbound or notes.mail or notes.schemas or notes.policies):
         return []
     base: dict[str, Any] = {"r": replica}
     if notes.wake_at is not None:
@@ -125,6 +125,8 @@ def encode_notes(replica: str, notes: Notes) -> list[str]:
         base["m"] = 1
     if notes.schemas:
         base["s"] = 1
+    if notes.policies:
+        base["p"] = 1
     items = [("i", x) for x in sorted(notes.intents)] + [("f", x) for x in sorted(notes.feeds)]
     payloads: list[str] = []
     current: dict[str, Any] = dict(base)
@@ -144,7 +146,7 @@ def decode_notes(payload: str) -> tuple[str, Notes]:
     data = json.loads(payload)
     notes = Notes(intents=set(data.get("i", ())), feeds=set(data.get("f", ())),
                   keys_changed=bool(data.get("k")), everything=bool(data.get("e")), outbound=bool(data.get("o")),
-                  mail=bool(data.get("m")), schemas=bool(data.get("s")))
+                  mail=bool(data.get("m")), schemas=bool(data.get("s")), policies=bool(data.get("p")))
     notes.timer(data.get("w"))
     return str(data.get("r", "")), notes
 
@@ -257,6 +259,7 @@ class PostgresStore(SqlReads, Store):
                     started = time.perf_counter()
                     with conn.transaction():
                         tx = PostgresTx(_Conn(conn))
+                        tx.memo = self.memo
                         result = op(tx)
                         tx.finish()
                         for payload in encode_notes(self.replica_id, tx.notes):

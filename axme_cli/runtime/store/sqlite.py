@@ -489,6 +489,7 @@ class SqliteStore(SqlReads, Store):
                 await loop.run_in_executor(self._committer, _begin_waiting, conn)
             for op, fut in batch:
                 tx = SqliteTx(conn, self._cache)
+                tx.memo = self.memo
                 conn.execute("SAVEPOINT op")
                 try:
                     result = op(tx)
@@ -511,6 +512,7 @@ class SqliteStore(SqlReads, Store):
         except sqlite3.Error as exc:
             log.error("write batch of %d failed: %s", len(batch), exc)
             self._cache.clear()
+            self.memo.clear()  # what operations kept may have come from this batch's writes, now undone
             with contextlib.suppress(sqlite3.Error):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
