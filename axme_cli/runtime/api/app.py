@@ -28,6 +28,7 @@ from axme_cli.runtime.api import (
     invites,
     mcp,
     media,
+    mesh,
     metrics,
     openapi,
     scenarios,
@@ -139,7 +140,7 @@ def route_table(openapi_json: Any, *, test_clock: bool = False) -> list[BaseRout
     so no other runtime has it, in its routes or its OpenAPI document."""
     return [*health.routes, *intents.routes, *scenarios.routes, *tasks.routes, *agents.routes, *auth.routes,
             *webhooks.routes, *deliveries.routes, *audit.routes, *users.routes, *invites.routes, *media.routes,
-            *schemas.routes, *schedules.routes,
+            *schemas.routes, *schedules.routes, *mesh.routes,
             *inbox.routes, *approvals.routes, *task_pages.routes, *metrics.routes,
             *(dev_clock.routes if test_clock else ()), *mcp.routes,
             Route("/openapi.json", openapi_json, methods=["GET"]), *ui_routes]

@@ -109,6 +109,7 @@ async def create_intent(request: Request) -> Response:
             "to_agent": await resolve_recipient(rt, model.to_agent),
             "reply_to": await resolve_recipient(rt, model.reply_to, "reply_to") if model.reply_to else None})
     req = create_request(rt.settings, principal, model)
+    rt.mesh.check_sender(req["from_agent"])  # a killed agent may not send (a set lookup: engine/mesh.py)
     if rt.tracing is not None:
         req["trace"] = tracing.context_from(request.headers)
     key = idempotency_key(request)

@@ -33,6 +33,8 @@ class Notes:
     outbound: bool = False  # a delivery was queued or is due again: wake the outbound sender
     mail: bool = False  # a task mail was queued: wake the task-mail sender
     schemas: bool = False  # the schema registry changed: every replica drops its in-memory index
+    # agent address -> killed (True) or resumed (False): every replica's kill switch follows (engine/mesh.py)
+    killed: dict[str, bool] | None = None
     # What happened, for metrics and traces: facts an operation noted with ``see``. They reach
     # ``on_commit`` only if the transaction commits (a rerun starts from a fresh Tx), so nothing is counted
     # twice; they stay in this process (never sent to other replicas).
@@ -57,6 +59,9 @@ class Notes:
         else:
             self.seen.append(fact)
 
+    def kill_switch(self, address: str, killed: bool) -> None:
+        self.killed = {**(self.killed or {}), address: killed}
+
     def timer(self, ts: float | None) -> None:
         """A timer is now due at ``ts`` (None: a timer went away; the scheduler finds that out by itself)."""
         if ts is not None and (self.wake_at is None or ts < self.wake_at):
@@ -71,6 +76,8 @@ class Notes:
         self.outbound = self.outbound or other.outbound
         self.mail = self.mail or other.mail
         self.schemas = self.schemas or other.schemas
+        if other.killed:
+            self.killed = {**(self.killed or {}), **other.killed}
         if other.fed:
             self.fed = _joined(self.fed, other.fed)
         if other.events:
@@ -441,6 +448,38 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     def delete_schedule(self, schedule_id: str) -> None: ...
 
+    # the agent mesh (store/mesh_sql.py); scope: (org_id, workspace_id)
+    @abc.abstractmethod
+    def mesh_heartbeat(self, scope: tuple[str, str], address: str, now: float, at: str,
+                       metrics: str | None) -> Row:
+        """One UPSERT: the agent's last heartbeat (and metrics, if given); returns its row."""
+
+    @abc.abstractmethod
+    def mesh_delivery_failure(self, scope: tuple[str, str], address: str, now: float, at: str,
+                              window: float) -> Row:
+        """Count a delivery failure in the agent's current window (a new one after ``window`` seconds)."""
+
+    @abc.abstractmethod
+    def mesh_agent(self, scope: tuple[str, str], address: str) -> Row | None:
+        """The agent's row, read to be changed in this transaction (a PostgreSQL store locks it)."""
+
+    @abc.abstractmethod
+    def mesh_update(self, scope: tuple[str, str], address: str, fields: Row, at: str) -> Row: ...
+
+    @abc.abstractmethod
+    def mesh_set_health(self, scope: tuple[str, str], address: str, was: str, health: str, at: str) -> bool:
+        """Record ``health`` if the row still has ``was``; whether it did."""
+
+    @abc.abstractmethod
+    def mesh_killed(self, scope: tuple[str, str], address: str) -> bool: ...
+
+    @abc.abstractmethod
+    def insert_mesh_event(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def release_held_outbound(self, owner_agent: str, now: float) -> int:
+        """Pending deliveries of ``owner_agent`` held while it was killed become due at ``now``."""
+
 
 class Reads(abc.ABC):
     """Everything the runtime reads outside a write operation: the API's and the dashboard's queries, the key
@@ -607,6 +646,21 @@ class Reads(abc.ABC):
     @abc.abstractmethod
     async def next_schedule_fire(self) -> float | None:
         """The earliest next occurrence of any active schedule (the scheduler sleeps until then at most)."""
+
+    # the agent mesh; scope: (org_id, workspace_id)
+    @abc.abstractmethod
+    async def mesh_killed_addresses(self, scope: tuple[str, str]) -> list[str]: ...
+
+    @abc.abstractmethod
+    async def mesh_agents(self, scope: tuple[str, str]) -> list[Row]: ...
+
+    @abc.abstractmethod
+    async def mesh_agent_row(self, scope: tuple[str, str], address: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    async def mesh_events(self, scope: tuple[str, str], *, address: str | None, event_type: str | None,
+                          before: str | None, limit: int) -> list[Row]:
+        """Newest first; ``before``: the previous page's last event id."""
 
 
 class Store(Reads):
