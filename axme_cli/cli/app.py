@@ -23,6 +23,7 @@ from axme_cli.cli import (
     intents,
     mcp,
     media,
+    mesh,
     scenarios,
     schedules,
     schemas,
@@ -256,3 +257,4 @@ app.add_typer(users.app, name="users")
 app.add_typer(users.invites, name="invites")
 app.add_typer(media.app, name="media")
 app.add_typer(schemas.app, name="schemas")
+app.add_typer(mesh.app, name="mesh")
