@@ -190,6 +190,8 @@ def test_a_killed_agent_gets_nothing_sends_nothing_and_gets_what_waited_on_resum
         assert w.get(f"/v1/intents/{waiting}").json()["intent"]["status"] == "DELIVERED"
         assert w.post("/v1/intents", json=new_intent(control)).status_code == 200  # it may send again
 
+    capabilities = api.get("/v1/capabilities").json()["capabilities"]
+    assert {"mesh.heartbeat", "mesh.kill_switch", "mesh.events"} <= set(capabilities)
     kinds = [(e["event_type"], e["actor"]) for e in events(api, worker) if e["event_type"] != "agent.health_changed"]
     assert kinds == [("agent.killed", "initiator://local/dev/admin"), ("agent.resumed", "initiator://local/dev/admin")]
     audit = api.get("/v1/audit/events", params={"owner_agent": worker, "action_prefix": "agent."}).json()["events"]
