@@ -798,7 +798,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
                                    "health)."),
                ("address_id", STR, "Only this agent's (its service account id, address or name)."),
                ("before", STR, "`next_before` of the previous page.")),
-        description="An agent key sees only its own."),
+        errors=(404,), description="An agent key sees only its own; an `address_id` it may not see is 404."),
     # users and invites
     ("GET", "/v1/users/check-nick"): Op(
         "Is a nick free", "users",
