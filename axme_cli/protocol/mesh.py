@@ -75,8 +75,9 @@ class HeartbeatRequest(BaseModel):
 
 
 class KillRequest(BaseModel):
-    """``POST /v1/mesh/agents/{address_id}/kill`` and ``/resume``: the body is optional (the SDK sends none)."""
+    """``POST /v1/mesh/agents/{address_id}/kill`` and ``/resume``: the body is optional (the SDK sends none), and
+    only ``reason`` is read from it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
     reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_REASON)] | None = None

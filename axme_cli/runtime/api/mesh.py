@@ -71,6 +71,12 @@ async def heartbeat(request: Request) -> Response:
     principal = await authenticate(request)
     rt = runtime(request)
     _check_owner_params(request)
+    req = await _body(request, wire.HeartbeatRequest)  # the body first: a malformed one is 400 whoever sends it
+    metrics = req.get("metrics")
+    if metrics is not None:
+        problem = wire.metrics_problem(metrics)
+        if problem is not None:
+            raise Unprocessable(f"{problem[0]}: {problem[1]}", details={"field": problem[0]})
     owner = request.query_params.get("owner_agent") or request.headers.get("x-owner-agent")
     if principal.kind == "service_account":
         if owner:  # it may name only itself
@@ -84,12 +90,6 @@ async def heartbeat(request: Request) -> Response:
         if sa["status"] != "active":
             raise NotFound(f"agent {sa['address']} not found", code="agent_not_found")
         address = sa["address"]
-    req = await _body(request, wire.HeartbeatRequest)
-    metrics = req.get("metrics")
-    if metrics is not None:
-        problem = wire.metrics_problem(metrics)
-        if problem is not None:
-            raise Unprocessable(f"{problem[0]}: {problem[1]}", details={"field": problem[0]})
     now = rt.clock.time()
     result = await rt.write(lambda tx: engine.op_heartbeat(tx, rt.settings, address, metrics, now))
     return respond(result, request=request)

@@ -185,6 +185,9 @@ WRONG_TYPES: dict[tuple[str, str], list[dict[str, Any]]] = {
                               {"semantic_type": "a.b.v1", "schema_json": [], "compatibility_mode": "warn"},
                               {"semantic_type": "a.b.v1", "schema_json": {}, "compatibility_mode": "warn",
                                "active": "yes"}],
+    ("POST", "/v1/mesh/heartbeat"): [{"metrics": []}, {"metrics": "x"}, {"metrics": {"cpu": {"user": 1}}}],
+    ("POST", "/v1/mesh/agents/{address_id}/kill"): [{"reason": 5}, {"reason": ["x"]}],
+    ("POST", "/v1/mesh/agents/{address_id}/resume"): [{"reason": {}}],
 }
 
 

@@ -289,7 +289,7 @@ def test_agents_see_only_themselves_and_only_people_and_the_workspace_key_kill(m
     ("GET", "/v1/mesh/events", {"params": {"limit": "501"}}, "limit"),
     ("GET", "/v1/mesh/events", {"params": {"before": "yesterday"}}, "before"),
     ("POST", "/v1/mesh/agents/anyone/kill", {"json": {"reason": "x" * 501}}, "reason"),
-    ("POST", "/v1/mesh/agents/anyone/resume", {"json": {"why": "x"}}, "why"),
+    ("POST", "/v1/mesh/agents/anyone/resume", {"json": {"reason": 5}}, "reason"),
 ])
 def test_bad_input_is_422_naming_the_field(meshed: RuntimeThread, api: httpx.Client, method: str, path: str,
                                            kwargs: dict[str, Any], field: str) -> None:
