@@ -27,8 +27,8 @@ pytestmark = pytest.mark.backends("sqlite")
 
 
 @pytest.fixture
-def env(tmp_path: Path, quiet: RuntimeProcess) -> dict[str, str]:
-    return env_for(tmp_path, AXME_BASE_URL=quiet.url, AXME_API_KEY=quiet.api_key or "")
+def env(tmp_path: Path, runtime: RuntimeProcess) -> dict[str, str]:
+    return env_for(tmp_path, AXME_BASE_URL=runtime.url, AXME_API_KEY=runtime.api_key or "")
 
 
 def ok_json(env: dict[str, str], *args: str) -> dict[str, Any]:
@@ -37,10 +37,10 @@ def ok_json(env: dict[str, str], *args: str) -> dict[str, Any]:
     return dict(json.loads(done.stdout))
 
 
-def test_list_get_kill_resume_and_events(env: dict[str, str], api: httpx.Client, quiet: RuntimeProcess) -> None:
-    address, key = make_agent(api, unique("cli-mesh"))
+def test_list_get_kill_resume_and_events(env: dict[str, str], admin: httpx.Client, runtime: RuntimeProcess) -> None:
+    address, key = make_agent(admin, unique("cli-mesh"))
     name = address.rsplit("/", 1)[1]
-    assert httpx.post(f"{quiet.url}/v1/mesh/heartbeat", headers={"x-api-key": key},
+    assert httpx.post(f"{runtime.url}/v1/mesh/heartbeat", headers={"x-api-key": key},
                       json={"metrics": {"queue_depth": 4}}).status_code == 200
 
     listed = ok_json(env, "mesh", "agents", "list", "--health", "healthy")
@@ -61,7 +61,7 @@ def test_list_get_kill_resume_and_events(env: dict[str, str], api: httpx.Client,
     assert killed.returncode == 0, killed.stderr
     assert f"Agent {address} killed" in killed.stdout and f"axme mesh resume {name}" in killed.stdout
     assert "already killed" in run(env, "mesh", "kill", name, "--yes").stdout
-    with quiet.client(key) as agent:
+    with runtime.client(key) as agent:
         assert agent.post("/v1/intents", json=new_intent("someone")).json()["error"]["code"] == "agent_killed"
     assert ok_json(env, "mesh", "agents", "list", "--status", "killed")["items"][0]["killed"] is True
 
@@ -82,8 +82,8 @@ def test_list_get_kill_resume_and_events(env: dict[str, str], api: httpx.Client,
     assert as_agent.returncode == 1 and "not an agent key" in as_agent.stderr
 
 
-def test_kill_on_a_terminal_asks_first(env: dict[str, str], api: httpx.Client) -> None:
-    address, _ = make_agent(api, unique("cli-ask"))
+def test_kill_on_a_terminal_asks_first(env: dict[str, str], admin: httpx.Client) -> None:
+    address, _ = make_agent(admin, unique("cli-ask"))
     leader, follower = pty.openpty()
     try:
         proc = subprocess.Popen([sys.executable, "-m", "axme_cli", "mesh", "kill", address], stdin=follower,
@@ -96,13 +96,13 @@ def test_kill_on_a_terminal_asks_first(env: dict[str, str], api: httpx.Client) -
     finally:
         os.close(leader)
     assert proc.returncode == 1 and f"Kill agent {address}?" in err and "was not killed" in err, out + err
-    assert api.get(f"/v1/mesh/agents/{address}").json()["agent"]["status"] == "active"
+    assert admin.get(f"/v1/mesh/agents/{address}").json()["agent"]["status"] == "active"
 
 
-def test_dashboard_opens_the_runtimes_mesh_page(env: dict[str, str], quiet: RuntimeProcess) -> None:
-    assert ok_json(env, "mesh", "dashboard")["url"] == f"{quiet.url}/ui/mesh"
+def test_dashboard_opens_the_runtimes_mesh_page(env: dict[str, str], runtime: RuntimeProcess) -> None:
+    assert ok_json(env, "mesh", "dashboard")["url"] == f"{runtime.url}/ui/mesh"
     printed = run(env, "mesh", "dashboard", "--no-browser")
-    assert printed.returncode == 0 and printed.stdout.strip() == f"{quiet.url}/ui/mesh"
+    assert printed.returncode == 0 and printed.stdout.strip() == f"{runtime.url}/ui/mesh"
 
 
 @pytest.mark.parametrize(("args", "names"), [

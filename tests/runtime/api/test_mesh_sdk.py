@@ -44,10 +44,10 @@ def mesh_of(rt: RuntimeProcess, key: str, called: set[str]) -> Any:
     return Recorder(AxmeClient(AxmeClientConfig(base_url=rt.url, api_key=key, max_retries=0)).mesh, called)
 
 
-def test_every_method_of_the_sdk_mesh_client_gets_a_real_answer(quiet: RuntimeProcess, api: httpx.Client) -> None:
+def test_every_method_of_the_sdk_mesh_client_gets_a_real_answer(runtime: RuntimeProcess, admin: httpx.Client) -> None:
     called: set[str] = set()
-    address, key = make_agent(api, unique("sdk-mesh"))
-    agent, admin = mesh_of(quiet, key, called), mesh_of(quiet, quiet.api_key, called)
+    address, key = make_agent(admin, unique("sdk-mesh"))
+    agent, admin = mesh_of(runtime, key, called), mesh_of(runtime, runtime.api_key, called)
 
     beat = agent.heartbeat(metrics={"intents_total": 2, "avg_latency_ms": 40.0})
     assert beat["ok"] is True and beat["address"] == address and beat["health"] == "healthy"
@@ -76,7 +76,7 @@ def test_every_method_of_the_sdk_mesh_client_gets_a_real_answer(quiet: RuntimePr
     assert killed["changed"] is True and killed["agent"]["status"] == "killed"
     with pytest.raises(AxmeAuthError, match="is killed"):  # its sends are refused (403 agent_killed)
         body = {k: v for k, v in new_intent("someone").items() if k != "correlation_id"}
-        AxmeClient(AxmeClientConfig(base_url=quiet.url, api_key=key, max_retries=0)).send_intent(body)
+        AxmeClient(AxmeClientConfig(base_url=runtime.url, api_key=key, max_retries=0)).send_intent(body)
     with pytest.raises(AxmeAuthError, match="not an agent key"):  # and it may not resume itself
         agent.resume(address)
     resumed = admin.resume(address)

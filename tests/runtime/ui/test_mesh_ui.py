@@ -15,19 +15,20 @@ from tests.runtime.ui.test_ui import XSS, csrf, login
 from tests.runtime_proc import RuntimeProcess
 
 
-def mesh_agent(api: httpx.Client, address: str) -> dict[str, Any]:
-    return dict(api.get(f"/v1/mesh/agents/{address}").json()["agent"])
+def mesh_agent(admin: httpx.Client, address: str) -> dict[str, Any]:
+    return dict(admin.get(f"/v1/mesh/agents/{address}").json()["agent"])
 
 
-def test_the_mesh_page_shows_health_and_kills_behind_a_confirmation(quiet: RuntimeProcess, api: httpx.Client) -> None:
-    r = api.post("/v1/service-accounts", json={"name": unique("ui-mesh"), "display_name": f"Mesh {XSS}"})
+def test_the_mesh_page_shows_health_and_kills_behind_a_confirmation(runtime: RuntimeProcess,
+                                                                   admin: httpx.Client) -> None:
+    r = admin.post("/v1/service-accounts", json={"name": unique("ui-mesh"), "display_name": f"Mesh {XSS}"})
     sa = r.json()["service_account"]
     address, sa_id = sa["agent_address"], sa["service_account_id"]
-    key = api.post(f"/v1/service-accounts/{sa_id}/keys", json={}).json()["key"]["token"]
-    beat = httpx.post(f"{quiet.url}/v1/mesh/heartbeat", headers={"x-api-key": key},
+    key = admin.post(f"/v1/service-accounts/{sa_id}/keys", json={}).json()["key"]["token"]
+    beat = httpx.post(f"{runtime.url}/v1/mesh/heartbeat", headers={"x-api-key": key},
                       json={"metrics": {"queue": 7, "note": XSS}})
     assert beat.status_code == 200, beat.text
-    with login(quiet) as c:
+    with login(runtime) as c:
         page = c.get("/ui/mesh")
         assert page.status_code == 200, page.text[:500]
         text = page.text
@@ -41,28 +42,28 @@ def test_the_mesh_page_shows_health_and_kills_behind_a_confirmation(quiet: Runti
 
         confirm = c.get(f"/ui/mesh/{sa_id}/kill")
         assert confirm.status_code == 200 and "Kill this agent?" in confirm.text and 'value="yes"' in confirm.text
-        assert mesh_agent(api, address)["status"] == "active"  # a GET changes nothing
+        assert mesh_agent(admin, address)["status"] == "active"  # a GET changes nothing
         token = csrf(c, f"/ui/mesh/{sa_id}/kill")
         r = c.post(f"/ui/mesh/{sa_id}/kill", data={"csrf": token, "reason": "no"})
-        assert r.status_code == 400 and "confirm" in r.text and mesh_agent(api, address)["status"] == "active"
+        assert r.status_code == 400 and "confirm" in r.text and mesh_agent(admin, address)["status"] == "active"
         r = c.post(f"/ui/mesh/{sa_id}/kill", data={"reason": "x", "confirm": "yes"})
-        assert r.status_code == 403 and mesh_agent(api, address)["status"] == "active"
+        assert r.status_code == 403 and mesh_agent(admin, address)["status"] == "active"
         r = c.post(f"/ui/mesh/{sa_id}/kill", data={"csrf": token, "reason": "runaway", "confirm": "yes"})
         assert r.status_code == 303 and r.headers["location"] == "/ui/mesh"
-        killed = mesh_agent(api, address)
+        killed = mesh_agent(admin, address)
         assert killed["status"] == "killed" and killed["kill_reason"] == "runaway"
-        assert api.post("/v1/intents", json=new_intent(unique("x"), from_agent=address)).status_code == 403
+        assert admin.post("/v1/intents", json=new_intent(unique("x"), from_agent=address)).status_code == 403
         text = c.get("/ui/mesh").text
         assert f'href="/ui/mesh/{sa_id}/resume"' in text and 'data-event="agent.killed"' in text
         r = c.post(f"/ui/mesh/{sa_id}/resume", data={"csrf": token, "confirm": "yes"})
-        assert r.status_code == 303 and mesh_agent(api, address)["status"] == "active"
+        assert r.status_code == 303 and mesh_agent(admin, address)["status"] == "active"
         assert c.get("/ui/mesh/not-an-id/kill").status_code == 404
         assert c.get(f"/ui/mesh/{sa_id}/explode").status_code == 404
 
-    other, _ = make_agent(api, unique("ui-mesh-other"))
-    with login(quiet, key) as c:  # an agent key: itself only, no kill switch
+    other, _ = make_agent(admin, unique("ui-mesh-other"))
+    with login(runtime, key) as c:  # an agent key: itself only, no kill switch
         text = c.get("/ui/mesh").text
         assert f'data-address="{address}"' in text and other not in text and "/kill" not in text
         assert c.get(f"/ui/mesh/{sa_id}/kill").status_code == 403
         r = c.post(f"/ui/mesh/{sa_id}/kill", data={"csrf": csrf(c, "/ui/mesh"), "confirm": "yes"})
-        assert r.status_code == 403 and mesh_agent(api, address)["status"] == "active"
+        assert r.status_code == 403 and mesh_agent(admin, address)["status"] == "active"
