@@ -23,6 +23,7 @@ from axme_cli.cli import (
     intents,
     mcp,
     media,
+    mesh,
     org,
     scenarios,
     schedules,
@@ -258,3 +259,4 @@ app.add_typer(users.invites, name="invites")
 app.add_typer(media.app, name="media")
 app.add_typer(schemas.app, name="schemas")
 app.add_typer(org.app, name="org")
+app.add_typer(mesh.app, name="mesh")

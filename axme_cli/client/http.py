@@ -205,6 +205,35 @@ class Client:
         params = {k: v for k, v in filters.items() if v is not None}
         return list(self.get("/v1/webhooks/deliveries", params=params)["deliveries"])
 
+    # ------------------------------------------------------------------ routes: the agent mesh
+    def mesh_agents(self, *, limit: int, health: str | None = None,
+                    status: str | None = None) -> dict[str, Any]:
+        """``{ok, agents, total, summary, health_rules}``."""
+        params = {k: v for k, v in (("limit", limit), ("health", health), ("status", status)) if v is not None}
+        return dict(self.get("/v1/mesh/agents", params=params))
+
+    def mesh_agent(self, agent: str) -> dict[str, Any]:
+        """``{ok, agent, events}``; ``agent``: a name, an address or a service-account id."""
+        return dict(self.get(f"/v1/mesh/agents/{quote(agent, safe='')}"))
+
+    def mesh_kill(self, agent: str, *, reason: str | None = None) -> dict[str, Any]:
+        """``{ok, changed, agent}``."""
+        return dict(self.post(f"/v1/mesh/agents/{quote(agent, safe='')}/kill",
+                              json={"reason": reason} if reason else None))
+
+    def mesh_resume(self, agent: str, *, reason: str | None = None) -> dict[str, Any]:
+        """``{ok, changed, agent}``."""
+        return dict(self.post(f"/v1/mesh/agents/{quote(agent, safe='')}/resume",
+                              json={"reason": reason} if reason else None))
+
+    def mesh_events(self, *, limit: int, event_type: str | None = None, agent: str | None = None,
+                    before: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of mesh events, newest first, and the cursor of the next page (None after the last)."""
+        params = {k: v for k, v in (("limit", limit), ("event_type", event_type), ("address_id", agent),
+                                    ("before", before)) if v is not None}
+        body = self.get("/v1/mesh/events", params=params)
+        return list(body.get("events", [])), body.get("next_before")
+
     # ------------------------------------------------------------------ routes: schedules
     def create_schedule(self, body: dict[str, Any], *, idempotency_key: str | None = None) -> dict[str, Any]:
         """``{ok, schedule}``."""

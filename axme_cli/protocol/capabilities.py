@@ -46,6 +46,10 @@ CAPABILITIES: tuple[str, ...] = (
     "workflows.retry",
     "workflows.compensation",
     "schedules",  # /v1/schedules: a scenario or an intent on a cron schedule, in a time zone
+    # the agent mesh (/v1/mesh/*)
+    "mesh.heartbeat",  # heartbeats with metrics; health from their age and the delivery failures seen
+    "mesh.kill_switch",  # a killed agent gets no deliveries and may not send, on every replica, until resumed
+    "mesh.events",  # kills, resumes, health changes
     # identity (§2.1, §2.3)
     "service_accounts",
     "auth.api_keys",

@@ -15,8 +15,10 @@ from axme_cli.runtime.clock import SYSTEM, Clock
 from axme_cli.runtime.engine import agents as agents_engine
 from axme_cli.runtime.engine import policies
 from axme_cli.runtime.engine.aliases import AliasBook
+from axme_cli.runtime.engine.mesh import KillSwitch
 from axme_cli.runtime.engine.schemas import Registry
 from axme_cli.runtime.mailer import DevMailer, Mailer
+from axme_cli.runtime.mesh_watch import MeshWatch
 from axme_cli.runtime.metrics import Metrics
 from axme_cli.runtime.notify import Hub
 from axme_cli.runtime.ratelimit import Throttle
@@ -50,6 +52,9 @@ class Runtime:
         self._unhook_clock: Callable[[], None] | None = None
         self.schemas = Registry()  # the schema registry's heads in memory (engine/schemas.py)
         self.aliases = AliasBook()  # the workspace's active aliases, as recipients (engine/aliases.py)
+        self.mesh = KillSwitch()  # the killed agents, in memory (engine/mesh.py)
+        self.mesh_watch = MeshWatch(store, settings, self.mesh, clock)  # health changes time makes
+        self.sender.held = self.mesh  # a killed agent's POSTs wait
         # intent id -> the write recording its delivery, not committed yet (see deliver_behind)
         self._delivering: dict[str, asyncio.Future[Any]] = {}
         self.tracing: tracing.Tracing | None = None  # set by start() when OTEL_EXPORTER_OTLP_ENDPOINT is set
@@ -64,9 +69,11 @@ class Runtime:
         # Aliases: one process drops its book when it binds or revokes one; replicas read it again within 1 s.
         self.aliases.ttl = None if self.store.kind == "sqlite" else 1.0
         await self.store.open()
+        await self.mesh.load(self.store, self.settings)
         self.scheduler.start()
         self.sender.start()
         self.task_mail.start()
+        self.mesh_watch.start()
         if self.clock.manual:  # a test clock jumps: what became due fires now, not at the next look
             loop = asyncio.get_running_loop()
 
@@ -77,14 +84,14 @@ class Runtime:
             self._unhook_clock = self.clock.on_change(moved)
 
     def _clock_moved(self) -> None:
-        for background in (self.scheduler, self.sender, self.task_mail):
+        for background in (self.scheduler, self.sender, self.task_mail, self.mesh_watch):
             background.wake()
 
     async def stop(self) -> None:
         if self._unhook_clock is not None:
             self._unhook_clock()
             self._unhook_clock = None
-        for loop in (self.sender, self.scheduler, self.task_mail):
+        for loop in (self.sender, self.scheduler, self.task_mail, self.mesh_watch):
             await loop.stop()
         await self.store.close()
         if self.tracing is not None:  # export the spans still queued
@@ -92,6 +99,10 @@ class Runtime:
             self.tracing = None
 
     def _on_commit(self, notes: Notes) -> None:
+        if notes.killed:  # first: the streams woken below look at it
+            self.mesh.apply(notes.killed)
+        if notes.everything:
+            self.mesh_watch.reload()
         if notes.seen:
             self.metrics.observe(notes.seen)
             if self.tracing is not None:

@@ -25,6 +25,7 @@ from axme_cli.runtime.store.base import Store
 
 if TYPE_CHECKING:
     from axme_cli.runtime.egress import Egress
+    from axme_cli.runtime.engine.mesh import KillSwitch
 
 log = logging.getLogger("axme.outbound")
 
@@ -41,6 +42,7 @@ class OutboundSender(Background):
         self._in_flight: set[asyncio.Task[None]] = set()
         self._egress: Egress | None = None
         self._full = False
+        self.held: KillSwitch | None = None  # killed agents: their deliveries wait (engine/mesh.py)
 
     def start(self) -> None:
         from axme_cli.runtime.egress import Egress, Policy
@@ -72,7 +74,9 @@ class OutboundSender(Background):
             return 60.0
         if due > now:
             return min(60.0, due - now)
-        jobs = await self._store.write(functools.partial(engine.op_claim, s=self._settings, now=now, limit=room))
+        held = self.held.killed if self.held is not None else frozenset()
+        jobs = await self._store.write(functools.partial(engine.op_claim, s=self._settings, now=now, limit=room,
+                                                         held=held))
         for job in jobs:
             task = asyncio.create_task(self._send(job))
             self._in_flight.add(task)

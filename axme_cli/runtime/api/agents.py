@@ -198,12 +198,17 @@ async def stream_agent_intents(request: Request) -> Response:
         # Read once, then send what this process's commits put on the feed as the hub hands it over; read again
         # after a gap (a redelivery, another replica's commit) or a full page. Unless the client reads incrementally
         # (`hold`), end shortly after sending, for clients that read the whole response first (api/sse.py).
+        # A killed agent (engine/mesh.py) is sent nothing: the rows stay on its feed, its cursor where it was, and
+        # its resume wakes the stream (Notes.feeds), which then reads them.
         cursor = since
         deadline = time.monotonic() + wait_seconds
         limit = 200
+        killed = rt.mesh.is_killed
         with rt.hub.watch_feed(address) as changed:
-            rows = await rt.reads.feed_entries(address, cursor, limit)
+            rows = [] if killed(address) else await rt.reads.feed_entries(address, cursor, limit)
             while True:
+                if rows and killed(address):  # killed meanwhile (here, or heard from another replica)
+                    rows = []
                 batch: list[dict[str, str]] = []
                 deliveries: list[tuple[str, int]] = []
                 for row in rows:
@@ -235,6 +240,9 @@ async def stream_agent_intents(request: Request) -> Response:
                     return
                 changed.clear()
                 handed = following(changed.take(), cursor, _cursor_of)
+                if killed(address):
+                    rows = []
+                    continue
                 rows = handed if handed is not None else await rt.reads.feed_entries(address, cursor, limit)
 
     return EventStream(frames())

@@ -31,6 +31,7 @@ from axme_cli.runtime.api import (
     invites,
     mcp,
     media,
+    mesh,
     metrics,
     openapi,
     policies,
@@ -148,6 +149,7 @@ def route_table(openapi_json: Any, *, test_clock: bool = False) -> list[BaseRout
             *webhooks.routes, *deliveries.routes, *audit.routes, *users.routes, *invites.routes, *media.routes,
             *schemas.routes, *schedules.routes,
             *principals_admin.routes, *aliases.routes, *routing.routes, *access_requests.routes,
+            *schemas.routes, *schedules.routes, *mesh.routes,
             *inbox.routes, *approvals.routes, *task_pages.routes, *metrics.routes,
             *(dev_clock.routes if test_clock else ()), *mcp.routes,
             Route("/openapi.json", openapi_json, methods=["GET"]), *ui_routes]

@@ -114,6 +114,7 @@ async def create_intent(request: Request) -> Response:
     req = create_request(rt.settings, principal, model)
     if alias is not None:
         req["to_alias"] = alias.recorded()
+    rt.mesh.check_sender(req["from_agent"])  # a killed agent may not send (a set lookup: engine/mesh.py)
     if rt.tracing is not None:
         req["trace"] = tracing.context_from(request.headers)
     key = idempotency_key(request)

@@ -261,6 +261,30 @@ _RECEIVE_OVERRIDE = obj(
     {**_POLICY_COMMON, "agent_address": STR, "workspace_id": STR,
      "override_type": {"type": "string", "enum": ["open", "allowlist", "closed", "use_org_default"]}},
     closed=True, description="An agent's receive override: its own receive policy instead of the org's.")
+_HEALTH: Schema = {"type": "string", "enum": ["healthy", "degraded", "unhealthy", "unknown"]}
+_MESH_STATUS: Schema = {"type": "string", "enum": ["active", "killed"]}
+_MESH_AGENT = obj(
+    {"address_id": STR, "address": STR, "service_account_id": STR, "name": STR, "display_name": STR,
+     "status": _MESH_STATUS, "killed": BOOL, "health": _HEALTH, "health_reason": STR,
+     "last_heartbeat_at": nullable(TIME), "heartbeat_age_seconds": nullable(NUM), "heartbeats": INT,
+     "metrics": OBJ, "metrics_at": nullable(TIME),
+     "delivery_failures": obj({"recent": INT, "window_seconds": NUM, "total": INT, "last_at": nullable(TIME)}),
+     "killed_at": nullable(TIME), "killed_by": nullable(STR), "kill_reason": nullable(STR),
+     "resumed_at": nullable(TIME), "resumed_by": nullable(STR)},
+    description="An agent (a service account) in the mesh. `address_id` is its service account id (a path takes "
+                "it, or the address, or the name). `health`: healthy (a heartbeat within heartbeat_fresh_seconds, no "
+                "delivery failure in the window), degraded (an older heartbeat, or some failures), unhealthy (none for "
+                "heartbeat_stale_seconds, or failures_unhealthy failures), unknown (no heartbeat, no failure). "
+                "`metrics`: what its last heartbeat with metrics reported.",
+)
+_MESH_EVENT = obj(
+    {"event_id": UUID, "event_type": {"type": "string", "enum": ["agent.killed", "agent.resumed",
+                                                                 "agent.health_changed"]},
+     "address": STR, "actor": STR, "details": OBJ, "created_at": TIME},
+    description="A kill, a resume (details.reason) or a health change (details.previous, health, reason).",
+)
+_HEALTH_RULES = obj({"heartbeat_interval_seconds": NUM, "heartbeat_fresh_seconds": NUM,
+                     "heartbeat_stale_seconds": NUM, "failure_window_seconds": NUM, "failures_unhealthy": INT})
 
 COMPONENTS: dict[str, Schema] = {
     "Error": ERROR,
@@ -286,6 +310,8 @@ COMPONENTS: dict[str, Schema] = {
     "SemanticSchemaWithJson": _SCHEMA_WITH_JSON,
     "Session": _SESSION,
     "SessionTokens": _TOKENS,
+    "MeshAgent": _MESH_AGENT,
+    "MeshEvent": _MESH_EVENT,
 }
 
 
@@ -370,6 +396,7 @@ def _models() -> dict[str, type[BaseModel]]:
         deliveries,
         inbox,
         media,
+        mesh,
         models,
         policies,
         scenario,
@@ -412,6 +439,8 @@ def _models() -> dict[str, type[BaseModel]]:
         "ReceivePolicyRequest": policies.ReceivePolicyRequest,
         "ReceiveOverrideRequest": policies.ReceiveOverrideRequest,
         "PolicyEntryRequest": policies.PolicyEntryRequest,
+        "MeshHeartbeatRequest": mesh.HeartbeatRequest,
+        "MeshKillRequest": mesh.KillRequest,
     }
 
 
@@ -774,6 +803,51 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         body=ref("ScheduleTriggerRequest"), body_required=False, errors=(403,),
         description="The overlap policy applies (the schedule's, or `overlap_policy` given here): with `skip`, "
                     "while the previous run has not ended nothing starts (`run.started` false, `run.skipped`)."),
+    # the agent mesh
+    ("POST", "/v1/mesh/heartbeat"): Op(
+        "An agent is alive: its last heartbeat and metrics (one write)", "mesh",
+        _ok(address=STR, received_at=TIME, health=_HEALTH, status=_MESH_STATUS, killed=BOOL, heartbeats=INT,
+            heartbeat_interval_seconds=NUM),
+        body=ref("MeshHeartbeatRequest"), body_required=False, owner=True, errors=(404,),
+        description="An agent key heartbeats for itself; the workspace key or a person for the agent named by "
+                    "`owner_agent` / `x-owner-agent` (required then: 422). `metrics`: at most 64 names (letters, "
+                    "digits, `_.:-`) with a number, boolean, short text or null each (422 naming `metrics.<name>`); "
+                    "the last ones are kept. A killed agent's heartbeat is taken too (`killed: true`)."),
+    ("GET", "/v1/mesh/agents"): Op(
+        "Agents with their health, heartbeat, metrics and kill switch", "mesh",
+        _ok(agents=array(ref("MeshAgent")), total=INT,
+            summary=obj({"healthy": INT, "degraded": INT, "unhealthy": INT, "unknown": INT, "killed": INT}),
+            health_rules=_HEALTH_RULES),
+        query=(_limit(100, 1000), ("health", _HEALTH, "Only agents in this health."),
+               ("status", _MESH_STATUS, "Only active or killed agents.")),
+        description="An agent key sees only itself. `summary` counts every agent the caller sees, before the "
+                    "filters; `total` those that pass them."),
+    ("GET", "/v1/mesh/agents/{address_id}"): Op(
+        "An agent with its health, metrics and its latest mesh events", "mesh",
+        _ok(agent=ref("MeshAgent"), events=array(ref("MeshEvent")), health_rules=_HEALTH_RULES),
+        description="`address_id`: the service account id, the address or the name. Another agent than an agent "
+                    "key's own is 404."),
+    ("POST", "/v1/mesh/agents/{address_id}/kill"): Op(
+        "Kill an agent: no deliveries to it and no sends from it until resumed", "mesh",
+        _ok(changed=BOOL, agent=ref("MeshAgent")), body=ref("MeshKillRequest"), body_required=False, errors=(403,),
+        description="The workspace key or a person (an agent key: 403 `kill_switch_forbidden`). Effective within a "
+                    "second on every replica: its feed streams send nothing, its http and webhook POSTs wait, its "
+                    "sends are 403 `agent_killed`; intents addressed to it wait (no delivery attempt is counted) "
+                    "and go out on resume. Killing a killed agent changes nothing (`changed: false`)."),
+    ("POST", "/v1/mesh/agents/{address_id}/resume"): Op(
+        "Resume a killed agent: what waited for it goes out now", "mesh",
+        _ok(changed=BOOL, agent=ref("MeshAgent")), body=ref("MeshKillRequest"), body_required=False, errors=(403,),
+        description="The workspace key or a person (an agent key: 403 `kill_switch_forbidden`). Resuming an agent "
+                    "that is not killed changes nothing (`changed: false`)."),
+    ("GET", "/v1/mesh/events"): Op(
+        "Mesh events, newest first: kills, resumes, health changes", "mesh",
+        _ok(events=array(ref("MeshEvent")), next_before=nullable(STR)),
+        query=(_limit(50, 500),
+               ("event_type", STR, "agent.killed, agent.resumed or agent.health_changed (or kill, resume, "
+                                   "health)."),
+               ("address_id", STR, "Only this agent's (its service account id, address or name)."),
+               ("before", STR, "`next_before` of the previous page.")),
+        errors=(404,), description="An agent key sees only its own; an `address_id` it may not see is 404."),
     # users and invites
     ("GET", "/v1/users/check-nick"): Op(
         "Is a nick free", "users",

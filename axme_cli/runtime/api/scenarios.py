@@ -66,6 +66,7 @@ async def apply(request: Request) -> Response:
             f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""),
             code="scenario_invalid", details={"errors": errors, "warnings": warnings})
     rt = runtime(request)
+    rt.mesh.check_sender(principal.address)  # a killed agent may not start workflows either
     for i, agent in enumerate(bundle.agents):  # an http agent the apply provisions: the same rule as the PATCH
         if agent.delivery_mode == "http" and agent.callback_url:
             check_callback_url(Policy.of(rt.settings), agent.callback_url, field=f"agents[{i}].callback_url")

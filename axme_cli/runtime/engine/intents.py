@@ -18,6 +18,7 @@ from axme_cli.runtime.engine import (
     human_tasks,
     idempotency,
     inbox,
+    mesh,
     policies,
     reactions,
     reminders,
@@ -381,7 +382,10 @@ def _fire(tx: Tx, s: Settings, row: Row, now: float, fx: list[Effect]) -> None:
     if redeliver is not None and redeliver <= now:
         if status not in lc.AWAITING_PICKUP:
             fields: Row = {"redeliver_ts": None}
+        elif mesh.held(tx, s, row["to_agent"]):  # a killed agent: the intent waits, no attempt counted
+            fields = {"redeliver_ts": now + mesh.HOLD_SECONDS}
         elif row["delivery_attempt"] >= row["max_delivery_attempts"]:
+            mesh.note_delivery_failure(tx, s, row["to_agent"], now)
             apply_event(
                 tx, s, row, "intent.delivery_failed", now, actor=SCHEDULER,
                 details={"delivery_attempt": row["delivery_attempt"],
@@ -393,6 +397,7 @@ def _fire(tx: Tx, s: Settings, row: Row, now: float, fx: list[Effect]) -> None:
             )
             return
         else:
+            mesh.note_delivery_failure(tx, s, row["to_agent"], now)  # the last attempt was not taken in time
             attempt = row["delivery_attempt"] + 1
             fx.append(DeliveryDue(row["to_agent"], row["intent_id"], attempt, now))
             # the intent's own retry_backoff_seconds when its controls set one (engine/controls.py)

@@ -20,7 +20,7 @@ from axme_cli.protocol import lifecycle as lc
 from axme_cli.protocol.ids import uuid7
 from axme_cli.runtime import principals as pr
 from axme_cli.runtime.clock import iso
-from axme_cli.runtime.engine import audit
+from axme_cli.runtime.engine import audit, mesh
 from axme_cli.runtime.engine.codec import dumps, loads
 from axme_cli.runtime.engine.delivery import DEAD_LETTERED, DELIVERED, FAILED, PENDING, SKIPPED, queue_delivery
 from axme_cli.runtime.engine.intents import op_mark_delivered
@@ -374,12 +374,16 @@ def op_replay_delivery(tx: Tx, s: Settings, principal: Principal, delivery_id: s
 # the sender's operations
 
 
-def op_claim(tx: Tx, s: Settings, now: float, limit: int) -> list[dict[str, Any]]:
+def op_claim(tx: Tx, s: Settings, now: float, limit: int, held: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
     """Lease up to ``limit`` due deliveries; for those still worth sending, what to send:
-    ``{delivery_id, url, secret, event_type, body}`` (the body is signed as is)."""
+    ``{delivery_id, url, secret, event_type, body}`` (the body is signed as is). Those of a killed agent (``held``)
+    wait, no try counted, until its resume makes them due (engine/mesh.py)."""
     rows = tx.claim_outbound(now, now + lease_seconds(s), limit)
     jobs = []
     for row in rows:
+        if row["owner_agent"] in held:
+            tx.update_outbound(row["delivery_id"], {"next_ts": now + mesh.HOLD_SECONDS, "lease_until_ts": None})
+            continue
         job = (_webhook_job(tx, row, now) if row["kind"] == "webhook" else
                _direct_job(tx, row, now) if row["kind"] == DIRECT else _intent_job(tx, row, now))
         if job is not None:
@@ -449,9 +453,12 @@ def op_record(tx: Tx, s: Settings, delivery_id: str, now: float, *, status_code:
         fields.update(status=DELIVERED, delivered_at=at)
         if row["kind"] == "intent":
             op_mark_delivered(tx, s, row["intent_id"], row["intent_attempt"], row["owner_agent"], now)
-    elif attempts >= row["max_attempts"]:
-        fields["status"] = FAILED if row["kind"] == "intent" else DEAD_LETTERED
     else:
-        fields["next_ts"] = now + backoff(s, attempts)
-        tx.notes.outbound = True
+        if row["kind"] != "intent":  # an intent's attempt counts when its redelivery timer gives it up
+            mesh.note_delivery_failure(tx, s, row["owner_agent"], now)
+        if attempts >= row["max_attempts"]:
+            fields["status"] = FAILED if row["kind"] == "intent" else DEAD_LETTERED
+        else:
+            fields["next_ts"] = now + backoff(s, attempts)
+            tx.notes.outbound = True
     tx.update_outbound(delivery_id, fields)

@@ -35,6 +35,8 @@ class Notes:
     mail: bool = False  # a task mail was queued: wake the task-mail sender
     schemas: bool = False  # the schema registry changed: every replica drops its in-memory index
     policies: bool = False  # a sender policy changed: every replica drops its in-memory rules (engine/policies.py)
+    # agent address -> killed (True) or resumed (False): every replica's kill switch follows (engine/mesh.py)
+    killed: dict[str, bool] | None = None
     # What happened, for metrics and traces: facts an operation noted with ``see``. They reach
     # ``on_commit`` only if the transaction commits (a rerun starts from a fresh Tx), so nothing is counted
     # twice; they stay in this process (never sent to other replicas).
@@ -59,6 +61,9 @@ class Notes:
         else:
             self.seen.append(fact)
 
+    def kill_switch(self, address: str, killed: bool) -> None:
+        self.killed = {**(self.killed or {}), address: killed}
+
     def timer(self, ts: float | None) -> None:
         """A timer is now due at ``ts`` (None: a timer went away; the scheduler finds that out by itself)."""
         if ts is not None and (self.wake_at is None or ts < self.wake_at):
@@ -74,6 +79,8 @@ class Notes:
         self.mail = self.mail or other.mail
         self.schemas = self.schemas or other.schemas
         self.policies = self.policies or other.policies
+        if other.killed:
+            self.killed = {**(self.killed or {}), **other.killed}
         if other.fed:
             self.fed = _joined(self.fed, other.fed)
         if other.events:
@@ -535,6 +542,37 @@ class Tx(abc.ABC):
     def sender_rules(self, org_id: str, workspace_ids: list[str]) -> tuple[list[Row], list[Row]]:
         """(policies, entries) of the org in any of ``workspace_ids``: kind, subject and policy_type; kind,
         subject, entry_id and sender_pattern."""
+    # the agent mesh (store/mesh_sql.py); scope: (org_id, workspace_id)
+    @abc.abstractmethod
+    def mesh_heartbeat(self, scope: tuple[str, str], address: str, now: float, at: str,
+                       metrics: str | None) -> Row:
+        """One UPSERT: the agent's last heartbeat (and metrics, if given); returns its row."""
+
+    @abc.abstractmethod
+    def mesh_delivery_failure(self, scope: tuple[str, str], address: str, now: float, at: str,
+                              window: float) -> Row:
+        """Count a delivery failure in the agent's current window (a new one after ``window`` seconds)."""
+
+    @abc.abstractmethod
+    def mesh_agent(self, scope: tuple[str, str], address: str) -> Row | None:
+        """The agent's row, read to be changed in this transaction (a PostgreSQL store locks it)."""
+
+    @abc.abstractmethod
+    def mesh_update(self, scope: tuple[str, str], address: str, fields: Row, at: str) -> Row: ...
+
+    @abc.abstractmethod
+    def mesh_set_health(self, scope: tuple[str, str], address: str, was: str, health: str, at: str) -> bool:
+        """Record ``health`` if the row still has ``was``; whether it did."""
+
+    @abc.abstractmethod
+    def mesh_killed(self, scope: tuple[str, str], address: str) -> bool: ...
+
+    @abc.abstractmethod
+    def insert_mesh_event(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def release_held_outbound(self, owner_agent: str, now: float) -> int:
+        """Pending deliveries of ``owner_agent`` held while it was killed become due at ``now``."""
 
 
 class Reads(abc.ABC):
@@ -755,6 +793,20 @@ class Reads(abc.ABC):
     async def read_sender_policy(self, org_id: str, workspace_id: str, kind: str,
                                  subject: str) -> tuple[Row | None, list[Row]]:
         """The policy's row (None: never set) and its entries, oldest first."""
+    # the agent mesh; scope: (org_id, workspace_id)
+    @abc.abstractmethod
+    async def mesh_killed_addresses(self, scope: tuple[str, str]) -> list[str]: ...
+
+    @abc.abstractmethod
+    async def mesh_agents(self, scope: tuple[str, str]) -> list[Row]: ...
+
+    @abc.abstractmethod
+    async def mesh_agent_row(self, scope: tuple[str, str], address: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    async def mesh_events(self, scope: tuple[str, str], *, address: str | None, event_type: str | None,
+                          before: str | None, limit: int) -> list[Row]:
+        """Newest first; ``before``: the previous page's last event id."""
 
 
 class Store(Reads):

@@ -110,7 +110,7 @@ class PostgresTx(SqlTx):
 def encode_notes(replica: str, notes: Notes) -> list[str]:
     """``notes`` as notification payloads of at most ~7 kB each (a big transaction sends several)."""
     if not (notes.intents or notes.feeds or notes.wake_at is not None or notes.keys_changed or notes.everything
-            or notes.outbound or notes.mail or notes.schemas or notes.policies):
+            or notes.outbound or notes.mail or notes.schemas or notes.policies or notes.killed):
         return []
     base: dict[str, Any] = {"r": replica}
     if notes.wake_at is not None:
@@ -127,6 +127,8 @@ def encode_notes(replica: str, notes: Notes) -> list[str]:
         base["s"] = 1
     if notes.policies:
         base["p"] = 1
+    if notes.killed:
+        base["x"] = {address: int(killed) for address, killed in notes.killed.items()}
     items = [("i", x) for x in sorted(notes.intents)] + [("f", x) for x in sorted(notes.feeds)]
     payloads: list[str] = []
     current: dict[str, Any] = dict(base)
@@ -146,7 +148,8 @@ def decode_notes(payload: str) -> tuple[str, Notes]:
     data = json.loads(payload)
     notes = Notes(intents=set(data.get("i", ())), feeds=set(data.get("f", ())),
                   keys_changed=bool(data.get("k")), everything=bool(data.get("e")), outbound=bool(data.get("o")),
-                  mail=bool(data.get("m")), schemas=bool(data.get("s")), policies=bool(data.get("p")))
+                  mail=bool(data.get("m")), schemas=bool(data.get("s")), policies=bool(data.get("p")),
+                  killed={str(a): bool(k) for a, k in data["x"].items()} if data.get("x") else None)
     notes.timer(data.get("w"))
     return str(data.get("r", "")), notes
 

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from axme_cli.runtime.ui import intents, live, login, overview, schedules, tasks
+from axme_cli.runtime.ui import intents, live, login, mesh, overview, schedules, tasks
 
 
 async def _home(request: Request) -> Response:
@@ -38,4 +38,6 @@ routes = [
     Route("/ui/scenarios/{workflow_id}", overview.scenario_page, methods=["GET"]),
     Route("/ui/agents", overview.agents_page, methods=["GET"]),
     Route("/ui/schedules", schedules.schedules_page, methods=["GET"]),
+    Route("/ui/mesh", mesh.mesh_page, methods=["GET"]),
+    Route("/ui/mesh/{address_id}/{action}", mesh.action_page, methods=["GET", "POST"]),
 ]

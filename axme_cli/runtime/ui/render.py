@@ -27,7 +27,7 @@ MASK = "•••"
 _SECRET_KEY = re.compile(r"pass(word|wd|phrase)?|secret|token|api[_-]?key|apikey|authorization|credential|"
                          r"private[_-]?key|cookie|session[_-]?key", re.IGNORECASE)
 NAV = (("intents", "Intents"), ("tasks", "Tasks"), ("scenarios", "Scenarios"), ("schedules", "Schedules"),
-       ("agents", "Agents"))
+       ("agents", "Agents"), ("mesh", "Mesh"))
 
 
 def e(value: Any) -> str:

@@ -210,6 +210,9 @@ WRONG_TYPES: dict[tuple[str, str], list[dict[str, Any]]] = {
                                        "expires_at": 1_900_000_000}],
     ("POST", "/v1/access-requests/{access_request_id}/review"): [{"decision": True, "reviewer_actor_id": "x"},
                                                                  {"decision": "approve", "reviewer_actor_id": 5}],
+    ("POST", "/v1/mesh/heartbeat"): [{"metrics": []}, {"metrics": "x"}, {"metrics": {"cpu": {"user": 1}}}],
+    ("POST", "/v1/mesh/agents/{address_id}/kill"): [{"reason": 5}, {"reason": ["x"]}],
+    ("POST", "/v1/mesh/agents/{address_id}/resume"): [{"reason": {}}],
 }
 
 

@@ -374,6 +374,14 @@ def test_every_operation_answers_as_documented(served: RuntimeProcess, document:
     call("POST", "/v1/schedules/{schedule_id}/resume", params=sched)
     call("DELETE", "/v1/schedules/{schedule_id}", params=sched)
 
+    # the agent mesh: a heartbeat with metrics, the agents, the kill switch, the events
+    call("POST", "/v1/mesh/heartbeat", key=worker_key["token"], body={"metrics": {"intents_total": 1}})
+    call("GET", "/v1/mesh/agents", query={"limit": 5, "health": "healthy"})
+    call("GET", "/v1/mesh/agents/{address_id}", params={"address_id": worker})
+    call("POST", "/v1/mesh/agents/{address_id}/kill", params={"address_id": worker}, body={"reason": "walk"})
+    call("POST", "/v1/mesh/agents/{address_id}/resume", params={"address_id": sa_id})
+    call("GET", "/v1/mesh/events", query={"limit": 5, "event_type": "agent.killed"})
+
     # people: login, refresh, sessions, logout
     def sign_in() -> dict[str, Any]:
         who = f"{unique('walker')}@example.com"

@@ -99,6 +99,8 @@ def test_a_commit_on_one_replica_wakes_the_other(tmp_path: Path) -> None:
 def test_notes_split_into_payloads_postgres_accepts() -> None:
     notes = Notes(intents={f"{i:036d}" for i in range(600)}, feeds={AGENT}, keys_changed=True)
     notes.timer(123.5)
+    notes.kill_switch(AGENT, True)
+    notes.kill_switch("agent://o/w/back", False)
     payloads = encode_notes("r1", notes)
     assert len(payloads) > 1 and all(len(p) < 8000 for p in payloads)
     merged = Notes()
@@ -108,6 +110,7 @@ def test_notes_split_into_payloads_postgres_accepts() -> None:
         merged.merge(part)
     assert merged.intents == notes.intents and merged.feeds == notes.feeds
     assert merged.keys_changed and merged.wake_at == 123.5
+    assert merged.killed == {AGENT: True, "agent://o/w/back": False}  # the kill switch's changes (engine/mesh.py)
     assert encode_notes("r1", Notes()) == []
 
 

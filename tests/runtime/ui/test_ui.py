@@ -480,6 +480,17 @@ def test_in_a_browser_compensations_appear_live_and_a_task_is_approved(
         intent = api.get(f"/v1/intents/{task_id}").json()["intent"]
         assert intent["status"] == "COMPLETED" and intent["result"]["comment"] == "refund it"
         assert intent["result"]["refund_cents"] == 135898
+        # the mesh page's kill switch, through its confirmation (tests/runtime/ui/test_mesh_ui.py has the rest)
+        page.goto(f"{quiet.url}/ui/mesh")
+        row = f"tr[data-address$='/{names['shipping']}']"
+        _shot(page, "mesh")
+        page.click(f"{row} a.button.danger")
+        page.wait_for_selector("form.confirm")
+        assert api.get(f"/v1/mesh/agents/{names['shipping']}").json()["agent"]["status"] == "active"
+        page.fill("#reason", "fails every shipment")
+        page.click("button[value=yes]")
+        page.wait_for_selector(f"{row} [data-status='killed']")
+        assert api.get(f"/v1/mesh/agents/{names['shipping']}").json()["agent"]["kill_reason"] == "fails every shipment"
     finally:
         for agent in agents:
             agent.stop_event.set()
