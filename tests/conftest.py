@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,27 +15,6 @@ from tests.runtime_thread import RuntimeThread
 # The AXP spec, reference and examples the tests check against: ../shared beside the checkout (or AXME_SHARED_DIR).
 SHARED = Path(os.environ.get("AXME_SHARED_DIR") or Path(__file__).resolve().parents[1].parent / "shared")
 
-
-def _one_certificate_trust_store() -> None:
-    """Every httpx client (the tests', the SDK's, the in-process CLI's, the runtime's own) loads certifi's CA
-    bundle when it is made: ~20 ms each, several times per test. The tests speak plain HTTP to loopback only, so
-    they trust a one-certificate bundle instead, through httpx's documented SSL_CERT_FILE (child processes
-    inherit it)."""
-    if os.environ.get("SSL_CERT_FILE"):
-        return
-    import certifi
-
-    bundle = Path(certifi.where()).read_text()
-    first = bundle[bundle.index("-----BEGIN CERTIFICATE-----"):bundle.index("-----END CERTIFICATE-----") + 25]
-    path = Path(tempfile.gettempdir()) / f"axme-tests-ca-{os.getuid()}.pem"
-    if not path.is_file() or path.read_text() != first + "\n":
-        tmp = path.with_suffix(f".{os.getpid()}")
-        tmp.write_text(first + "\n")
-        tmp.replace(path)
-    os.environ["SSL_CERT_FILE"] = str(path)
-
-
-_one_certificate_trust_store()
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -72,10 +72,7 @@ def run(env: Mapping[str, str], *args: str, input: str | None = None,
     Not thread-safe: it swaps sys.stdout and os.environ, so calls run one after another."""
     from typer.testing import CliRunner
 
-    # SSL_CERT_FILE stays: the tests' one-certificate trust store (tests/conftest.py), which only makes the
-    # command's httpx client cheaper to build
-    overrides: dict[str, str | None] = {name: None for name in os.environ
-                                        if name not in env and name != "SSL_CERT_FILE"}
+    overrides: dict[str, str | None] = {name: None for name in os.environ if name not in env}
     overrides.update(env)
     theirs = sys.stdout, sys.stderr
     # What `agents run` sets for a whole process: SIGINT and SIGTERM handed to its event loop (whose closing,
