@@ -33,6 +33,7 @@ class Notes:
     outbound: bool = False  # a delivery was queued or is due again: wake the outbound sender
     mail: bool = False  # a task mail was queued: wake the task-mail sender
     schemas: bool = False  # the schema registry changed: every replica drops its in-memory index
+    quotas: bool = False  # a quota policy changed: every replica reads the limits again (engine/quotas.py)
     # What happened, for metrics and traces: facts an operation noted with ``see``. They reach
     # ``on_commit`` only if the transaction commits (a rerun starts from a fresh Tx), so nothing is counted
     # twice; they stay in this process (never sent to other replicas).
@@ -71,6 +72,7 @@ class Notes:
         self.outbound = self.outbound or other.outbound
         self.mail = self.mail or other.mail
         self.schemas = self.schemas or other.schemas
+        self.quotas = self.quotas or other.quotas
         if other.fed:
             self.fed = _joined(self.fed, other.fed)
         if other.events:
@@ -96,6 +98,10 @@ def _joined(mine: dict[str, list[Any]] | None, more: dict[str, list[Any]]) -> di
 
 class Tx(abc.ABC):
     """The view of one write transaction."""
+
+    # The quota limits in force when the transaction began (engine/quotas.Limits, set by the store from
+    # ``Store.limits``); None: no limit is set, and an operation that would count against one asks nothing.
+    limits: Any = None
 
     def __init__(self) -> None:
         self.notes = Notes()
@@ -441,6 +447,61 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     def delete_schedule(self, schedule_id: str) -> None: ...
 
+    # quotas and usage (store/quotas_sql.py)
+    @abc.abstractmethod
+    def get_quota_policy(self, org_id: str, workspace_id: str) -> Row | None:
+        """The workspace's policy row, locked until the transaction ends (PostgreSQL)."""
+
+    @abc.abstractmethod
+    def put_quota_policy(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def usage_value(self, org_id: str, workspace_id: str, counter: str, period: str) -> int: ...
+
+    @abc.abstractmethod
+    def take_usage(self, org_id: str, workspace_id: str, counter: str, period: str, n: int,
+                   limit: int | None) -> int | None:
+        """Add ``n`` if the counter stays within ``limit``: its new value, else None (nothing added)."""
+
+    @abc.abstractmethod
+    def add_usage(self, org_id: str, workspace_id: str, counter: str, period: str, n: int,
+                  how: str = "sum") -> None: ...
+
+    @abc.abstractmethod
+    def set_usage(self, org_id: str, workspace_id: str, counter: str, period: str, n: int) -> None: ...
+
+    @abc.abstractmethod
+    def has_usage(self, org_id: str, workspace_id: str, counter: str, period: str) -> bool: ...
+
+    @abc.abstractmethod
+    def minute_peaks(self, org_id: str, workspace_id: str, counter: str, before: str) -> list[Row]: ...
+
+    @abc.abstractmethod
+    def drop_minutes(self, org_id: str, workspace_id: str, counter: str, before: str) -> None: ...
+
+    @abc.abstractmethod
+    def lazy_commit(self) -> None:
+        """This transaction's commit need not wait for the disk (a counter a crash may lose)."""
+
+    @abc.abstractmethod
+    def stored_bytes(self) -> int: ...
+
+    @abc.abstractmethod
+    def intents_by_day(self, since: str, before: str) -> list[Row]: ...
+
+    @abc.abstractmethod
+    def count_service_accounts(self, org_id: str, workspace_id: str) -> int: ...
+
+    @abc.abstractmethod
+    def count_actors(self) -> int: ...
+
+    @abc.abstractmethod
+    def streams_elsewhere(self, org_id: str, workspace_id: str, replica_id: str, seen_after: float) -> int: ...
+
+    @abc.abstractmethod
+    def set_streams(self, org_id: str, workspace_id: str, replica_id: str, open_streams: int,
+                    now: float) -> None: ...
+
 
 class Reads(abc.ABC):
     """Everything the runtime reads outside a write operation: the API's and the dashboard's queries, the key
@@ -608,6 +669,23 @@ class Reads(abc.ABC):
     async def next_schedule_fire(self) -> float | None:
         """The earliest next occurrence of any active schedule (the scheduler sleeps until then at most)."""
 
+    # quotas and usage
+    @abc.abstractmethod
+    async def read_quota_policy(self, org_id: str, workspace_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    async def usage_rows(self, org_id: str, workspace_id: str, counters: list[str], since: str,
+                         until: str) -> list[Row]: ...
+
+    @abc.abstractmethod
+    async def usage_counts(self, org_id: str, workspace_id: str, replica_id: str, seen_after: float) -> Row: ...
+
+    @abc.abstractmethod
+    async def service_account_days(self, org_id: str, workspace_id: str) -> list[Row]: ...
+
+    @abc.abstractmethod
+    async def actor_days(self) -> list[str]: ...
+
 
 class Store(Reads):
     """A database behind the runtime: its reads (``Reads``), and writes as operations through ``write``."""
@@ -616,6 +694,7 @@ class Store(Reads):
     location = ""
 
     on_commit: Callable[[Notes], None] | None = None
+    limits: Any = None  # the quota limits each new transaction gets (``Tx.limits``); set by the runtime
     # Called by the writer after each commit with (operations in the transaction, seconds it took); metrics.
     on_batch: Callable[[int, float], None] | None = None
 

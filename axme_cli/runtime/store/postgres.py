@@ -98,6 +98,8 @@ class _ReplicaNotes(Notes):
 class PostgresTx(SqlTx):
     LOCK = " FOR UPDATE"
     CLAIM = " FOR UPDATE SKIP LOCKED"
+    OCTETS = "octet_length({})"
+    LAZY_COMMIT = "SET LOCAL synchronous_commit = off"
 
     def __init__(self, conn: Any) -> None:
         super().__init__(conn)
@@ -110,7 +112,7 @@ class PostgresTx(SqlTx):
 def encode_notes(replica: str, notes: Notes) -> list[str]:
     """``notes`` as notification payloads of at most ~7 kB each (a big transaction sends several)."""
     if not (notes.intents or notes.feeds or notes.wake_at is not None or notes.keys_changed or notes.everything
-            or notes.outbound or notes.mail or notes.schemas):
+            or notes.outbound or notes.mail or notes.schemas or notes.quotas):
         return []
     base: dict[str, Any] = {"r": replica}
     if notes.wake_at is not None:
@@ -125,6 +127,8 @@ def encode_notes(replica: str, notes: Notes) -> list[str]:
         base["m"] = 1
     if notes.schemas:
         base["s"] = 1
+    if notes.quotas:
+        base["q"] = 1
     items = [("i", x) for x in sorted(notes.intents)] + [("f", x) for x in sorted(notes.feeds)]
     payloads: list[str] = []
     current: dict[str, Any] = dict(base)
@@ -144,7 +148,7 @@ def decode_notes(payload: str) -> tuple[str, Notes]:
     data = json.loads(payload)
     notes = Notes(intents=set(data.get("i", ())), feeds=set(data.get("f", ())),
                   keys_changed=bool(data.get("k")), everything=bool(data.get("e")), outbound=bool(data.get("o")),
-                  mail=bool(data.get("m")), schemas=bool(data.get("s")))
+                  mail=bool(data.get("m")), schemas=bool(data.get("s")), quotas=bool(data.get("q")))
     notes.timer(data.get("w"))
     return str(data.get("r", "")), notes
 
@@ -257,6 +261,7 @@ class PostgresStore(SqlReads, Store):
                     started = time.perf_counter()
                     with conn.transaction():
                         tx = PostgresTx(_Conn(conn))
+                        tx.limits = self.limits
                         result = op(tx)
                         tx.finish()
                         for payload in encode_notes(self.replica_id, tx.notes):

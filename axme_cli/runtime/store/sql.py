@@ -23,6 +23,7 @@ from axme_cli.runtime.store.base import Reads, Row, Tx
 from axme_cli.runtime.store.inbox_sql import InboxReadSql, InboxTxSql
 from axme_cli.runtime.store.media_sql import MediaReadSql, MediaTxSql
 from axme_cli.runtime.store.outbound_sql import OutboundReadSql, OutboundTxSql
+from axme_cli.runtime.store.quotas_sql import QuotasReadSql, QuotasTxSql
 from axme_cli.runtime.store.schedules_sql import SchedulesReadSql, SchedulesTxSql
 from axme_cli.runtime.store.schemas_sql import SchemasReadSql, SchemasTxSql
 from axme_cli.runtime.store.task_links_sql import TaskLinksReadSql, TaskLinksTxSql
@@ -72,7 +73,7 @@ def _marks(values: list[Any] | tuple[Any, ...]) -> str:
 
 
 class SqlTx(OutboundTxSql, AuditTxSql, InboxTxSql, MediaTxSql, TaskLinksTxSql, UiTxSql, UsersTxSql, SchemasTxSql,
-            SchedulesTxSql, Tx):
+            SchedulesTxSql, QuotasTxSql, Tx):
     """A write transaction on a DB-API-like connection whose ``execute(sql, params)`` takes ``?``."""
 
     LOCK = ""
@@ -290,7 +291,7 @@ def _all(c: Any, sql: str, args: tuple[Any, ...] | list[Any]) -> list[Row]:
 
 
 class SqlReads(OutboundReadSql, AuditReadSql, InboxReadSql, MediaReadSql, TaskLinksReadSql, UiReadSql,
-               UsersReadSql, SchemasReadSql, SchedulesReadSql, Reads):
+               UsersReadSql, SchemasReadSql, SchedulesReadSql, QuotasReadSql, Reads):
     """The store's reads (``base.Reads``). A backend provides ``_read(fn)``, which runs ``fn(connection)``
     somewhere safe."""
 

@@ -484,6 +484,7 @@ class SqliteStore(SqlReads, Store):
                 await loop.run_in_executor(self._committer, _begin_waiting, conn)
             for op, fut in batch:
                 tx = SqliteTx(conn, self._cache)
+                tx.limits = self.limits
                 conn.execute("SAVEPOINT op")
                 try:
                     result = op(tx)
