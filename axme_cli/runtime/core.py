@@ -13,6 +13,8 @@ from axme_cli.runtime import tracing
 from axme_cli.runtime.auth import Authenticator
 from axme_cli.runtime.clock import SYSTEM, Clock
 from axme_cli.runtime.engine import agents as agents_engine
+from axme_cli.runtime.engine import usage
+from axme_cli.runtime.engine.quotas import Quotas
 from axme_cli.runtime.engine.schemas import Registry
 from axme_cli.runtime.mailer import DevMailer, Mailer
 from axme_cli.runtime.metrics import Metrics
@@ -47,6 +49,10 @@ class Runtime:
         self.task_mail = TaskMailSender(store, self.mailer, public_url, clock)
         self._unhook_clock: Callable[[], None] | None = None
         self.schemas = Registry()  # the schema registry's heads in memory (engine/schemas.py)
+        # usage counted in memory and added to the database every few seconds; the quota limits in force
+        self.usage = usage.Counters(clock, on_refused=self.metrics.quota_refused)
+        self.quotas = Quotas(store, settings, clock, self.usage, self.started_at)
+        self.usage_flusher = usage.Flusher(store, settings, self.usage, clock, also=self.quotas.housekeeping)
         # intent id -> the write recording its delivery, not committed yet (see deliver_behind)
         self._delivering: dict[str, asyncio.Future[Any]] = {}
         self.tracing: tracing.Tracing | None = None  # set by start() when OTEL_EXPORTER_OTLP_ENDPOINT is set
@@ -59,6 +65,10 @@ class Runtime:
         # LISTEN/NOTIFY, and a TTL bounds how long a notification lost anyway leaves one stale.
         self.schemas.ttl = None if self.store.kind == "sqlite" else 30.0
         await self.store.open()
+        await self.quotas.reload()
+        org, workspace = usage.workspace_of(self.settings)
+        await self.store.write(lambda tx: usage.op_count_stored(tx, org, workspace))
+        self.usage_flusher.start()
         self.scheduler.start()
         self.sender.start()
         self.task_mail.start()
@@ -79,8 +89,13 @@ class Runtime:
         if self._unhook_clock is not None:
             self._unhook_clock()
             self._unhook_clock = None
-        for loop in (self.sender, self.scheduler, self.task_mail):
+        for loop in (self.sender, self.scheduler, self.task_mail, self.usage_flusher):
             await loop.stop()
+        try:  # what this process counted and has not written yet
+            await self.usage_flusher.flush()
+            await self.quotas.stop()
+        except Exception as exc:
+            log.warning("the last usage counts could not be written: %s", exc)
         await self.store.close()
         if self.tracing is not None:  # export the spans still queued
             await asyncio.get_running_loop().run_in_executor(None, self.tracing.shutdown)
@@ -89,12 +104,15 @@ class Runtime:
     def _on_commit(self, notes: Notes) -> None:
         if notes.seen:
             self.metrics.observe(notes.seen)
+            self.usage.observe(notes.seen)
             if self.tracing is not None:
                 self.tracing.observe(notes.seen)
         if notes.keys_changed or notes.everything:
             self.auth.keys.clear()
         if notes.schemas or notes.everything:
             self.schemas.invalidate()
+        if notes.quotas or notes.everything:
+            self.quotas.invalidate()
         if notes.outbound or notes.everything:
             self.sender.wake()
         if notes.mail or notes.everything:

@@ -12,7 +12,17 @@ from typing import Any
 from axme_cli.protocol import addresses, tasks
 from axme_cli.protocol import lifecycle as lc
 from axme_cli.runtime.clock import iso
-from axme_cli.runtime.engine import audit, human_tasks, idempotency, inbox, reactions, reminders, runs, schemas
+from axme_cli.runtime.engine import (
+    audit,
+    human_tasks,
+    idempotency,
+    inbox,
+    quotas,
+    reactions,
+    reminders,
+    runs,
+    schemas,
+)
 from axme_cli.runtime.engine.answers import check_task_result
 from axme_cli.runtime.engine.changes import SCHEDULER, apply_event, arm_timer, insert_new_intent, wake_of
 from axme_cli.runtime.engine.codec import loads
@@ -85,6 +95,7 @@ def op_create(
 def _create(tx: Tx, s: Settings, req: dict[str, Any], now: float,
             checked: schemas.Check | None = None) -> dict[str, Any]:
     schemas.confirm(tx, checked)  # no query unless a schema applied
+    quotas.admit_intent(tx, s, req["payload"], now)  # no query unless a quota limits intents
     if checked is not None:
         req = {**req, "schema_validation": checked.details()}  # recorded on intent.created
     if addresses.is_core(req["to_agent"], s.org, s.workspace):

@@ -15,7 +15,7 @@ from axme_cli.protocol.scenario import ScenarioBundle, step_kind
 from axme_cli.protocol.tasks import HUMAN_TARGET
 from axme_cli.runtime.clock import iso
 from axme_cli.runtime.engine import agents as agents_engine
-from axme_cli.runtime.engine import idempotency, outbound, reactions, runs, saga
+from axme_cli.runtime.engine import idempotency, outbound, quotas, reactions, runs, saga
 from axme_cli.runtime.engine.changes import insert_new_intent
 from axme_cli.runtime.engine.codec import dumps, loads
 from axme_cli.runtime.engine.effects import Effect
@@ -71,6 +71,7 @@ def op_apply(tx: Tx, s: Settings, principal: Principal, bundle: ScenarioBundle, 
 def _apply(tx: Tx, s: Settings, principal: Principal, bundle: ScenarioBundle, now: float,
            trace: dict[str, Any] | None, schedule: dict[str, Any] | None = None) -> dict[str, Any]:
     compiled = compile_bundle(s, bundle)
+    quotas.admit_intent(tx, s, compiled["intent"].get("payload") or {}, now)  # a workflow counts as one intent
     agents_out = []
     own_prefix = addresses.agent_address(s.org, s.workspace, "")
     for spec in bundle.agents:
