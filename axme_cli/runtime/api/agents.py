@@ -237,7 +237,8 @@ async def stream_agent_intents(request: Request) -> Response:
                 handed = following(changed.take(), cursor, _cursor_of)
                 rows = handed if handed is not None else await rt.reads.feed_entries(address, cursor, limit)
 
-    return EventStream(frames())
+    closed = await rt.quotas.open_stream()  # within sse_streams_max (engine/quotas.py)
+    return EventStream(frames(), on_close=closed)
 
 
 routes = [

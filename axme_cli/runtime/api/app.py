@@ -30,11 +30,13 @@ from axme_cli.runtime.api import (
     media,
     metrics,
     openapi,
+    quotas,
     scenarios,
     schedules,
     schemas,
     task_pages,
     tasks,
+    usage,
     users,
     webhooks,
 )
@@ -139,7 +141,7 @@ def route_table(openapi_json: Any, *, test_clock: bool = False) -> list[BaseRout
     so no other runtime has it, in its routes or its OpenAPI document."""
     return [*health.routes, *intents.routes, *scenarios.routes, *tasks.routes, *agents.routes, *auth.routes,
             *webhooks.routes, *deliveries.routes, *audit.routes, *users.routes, *invites.routes, *media.routes,
-            *schemas.routes, *schedules.routes,
+            *schemas.routes, *schedules.routes, *quotas.routes, *usage.routes,
             *inbox.routes, *approvals.routes, *task_pages.routes, *metrics.routes,
             *(dev_clock.routes if test_clock else ()), *mcp.routes,
             Route("/openapi.json", openapi_json, methods=["GET"]), *ui_routes]

@@ -185,6 +185,10 @@ WRONG_TYPES: dict[tuple[str, str], list[dict[str, Any]]] = {
                               {"semantic_type": "a.b.v1", "schema_json": [], "compatibility_mode": "warn"},
                               {"semantic_type": "a.b.v1", "schema_json": {}, "compatibility_mode": "warn",
                                "active": "yes"}],
+    ("PATCH", "/v1/quotas"): [{"dimensions": {"intents_per_day": "5"}}, {"dimensions": {"intents_per_day": True}},
+                              {"dimensions": {"intents_per_day": -1}}, {"dimensions": {"intents_per_day": 1.5}},
+                              {"dimensions": []}, {"dimensions": {}, "hard_enforcement": "yes"},
+                              {"dimensions": {}, "overage_mode": "refuse"}],
 }
 
 

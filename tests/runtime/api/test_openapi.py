@@ -396,6 +396,15 @@ def test_every_operation_answers_as_documented(served: RuntimeProcess, document:
                                 "params": {"name": "axme.get_intent", "arguments": {"intent_id": intent_id}}},
                                {"jsonrpc": "2.0", "method": "notifications/initialized"}])
 
+    # quotas and usage (a limit set and taken away again: the other tests of this module run without limits)
+    call("GET", "/v1/quotas", query={"org_id": "local", "workspace_id": "dev"})
+    call("PATCH", "/v1/quotas", body={"dimensions": {"intents_per_day": 1_000_000}, "overage_mode": "block"})
+    call("PATCH", "/v1/quotas", body={"dimensions": {"intents_per_day": None}})
+    call("GET", "/v1/portal/enterprise/overview")
+    call("GET", "/v1/usage/summary", query={"window": "week"})
+    call("GET", "/v1/usage/timeseries", query={"window_days": 3})
+    call("POST", "/v1/usage/rollups/daily", query={"window_days": 2})
+
     assert {(m, p) for m, p, _ in operations(document)} - call.ok == set()
 
 
@@ -424,6 +433,9 @@ FUZZ_CONFIG: dict[str, Any] = {
         # a stream stays open until wait_seconds: 1 s, and few cases (bad values: tests/runtime/api/test_intents.py)
         {"include-path-regex": "/stream$", "parameters": {"wait_seconds": 1},
          "phases": {"coverage": {"enabled": False}}, "generation": {"max-examples": 3}},
+        # the quotas it would set (0 requests a minute...) would refuse every operation fuzzed after it; its bad
+        # input is tested in tests/runtime/api/test_quotas.py
+        {"include-path": "/v1/quotas", "include-method": "PATCH", "enabled": False},
     ],
 }
 
