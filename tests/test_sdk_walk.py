@@ -42,8 +42,6 @@ ENTERPRISE = {
     "routing": {"register_routing_endpoint", "list_routing_endpoints", "update_routing_endpoint",
                 "remove_routing_endpoint", "resolve_routing"},
     "transports": {"upsert_transport_binding", "list_transport_bindings", "remove_transport_binding"},
-    "quotas": {"update_quota", "get_quota"},
-    "usage": {"get_usage_summary", "get_usage_timeseries"},
     "billing": {"update_billing_plan", "get_billing_plan", "list_billing_invoices", "get_billing_invoice"},
 }
 NOT_WALKED = {
