@@ -23,12 +23,14 @@ from axme_cli.cli import (
     intents,
     mcp,
     media,
+    quota,
     scenarios,
     schedules,
     schemas,
     status,
     tasks,
     ui,
+    usage,
     users,
     webhooks,
 )
@@ -256,3 +258,5 @@ app.add_typer(users.app, name="users")
 app.add_typer(users.invites, name="invites")
 app.add_typer(media.app, name="media")
 app.add_typer(schemas.app, name="schemas")
+app.add_typer(quota.app, name="quota")
+app.add_typer(usage.app, name="usage")

@@ -81,3 +81,35 @@ def dimensions_set(model: QuotaPatchRequest) -> dict[str, int | None]:
     ``rate_limit_per_minute``): a value, or None to remove the limit."""
     given = model.dimensions
     return {name: getattr(given, name) for name in DIMENSIONS if name in given.model_fields_set}
+
+
+_UNITS = {"kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+          "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+NO_LIMIT_WORDS = ("none", "unlimited", "null")
+
+
+def parse_assignment(text: str) -> tuple[str, int | None]:
+    """``DIMENSION=LIMIT``, as `axme quota set` and `axme server --quota` take it: LIMIT a whole number (byte
+    dimensions may say 128KiB, 1GB ...), or none / unlimited for no limit. ValueError says what is wrong."""
+    name, sep, raw = text.partition("=")
+    name = ALIASES.get(name.strip(), name.strip())
+    if not sep:
+        raise ValueError(f"{text!r} is not DIMENSION=LIMIT (e.g. intents_per_day=500)")
+    if name not in DIMENSIONS:
+        raise ValueError(f"{name!r} is not a quota dimension; one of {', '.join(DIMENSIONS)}")
+    value = raw.strip().lower().replace("_", "")
+    if value in NO_LIMIT_WORDS:
+        return name, None
+    number, unit = value, 1
+    if name.endswith("_bytes"):
+        for suffix in sorted(_UNITS, key=len, reverse=True):
+            if value.endswith(suffix):
+                number, unit = value[: -len(suffix)].strip(), _UNITS[suffix]
+                break
+    if not number.isdigit() or not number.isascii():
+        units = " (or with KB, MB, GB, KiB, MiB, GiB)" if name.endswith("_bytes") else ""
+        raise ValueError(f"{name}: {raw.strip()!r} is not a whole number{units}, or none for no limit")
+    limit = int(number) * unit
+    if limit > MAX_LIMIT:
+        raise ValueError(f"{name}: {limit} is more than {MAX_LIMIT}")
+    return name, limit
