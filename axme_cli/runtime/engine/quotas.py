@@ -7,7 +7,8 @@ The dimensions are AXME's (its CLI's ``axme quota show``):
   not refused. 429 with ``Retry-After`` until the day ends.
 - ``rate_limit_per_minute``: authenticated API requests of the workspace in a minute (every key and person
   together). 429 with ``Retry-After`` until the minute ends. (The per-key ``--rate-limit`` is another, per
-  replica, limit.) The quota routes themselves are never refused, so an operator can always change a quota.
+  replica, limit.) The quota routes and /metrics are never refused, so an operator can always see and change a
+  quota, and monitoring goes on.
 - ``payload_max_bytes``: the largest payload (its JSON, in bytes) a create or apply may carry: 413.
 - ``storage_bytes``: what the workspace stores: every intent's payload and every finalized upload. A create or an
   upload that would pass it: 409. (Nothing is deleted here, so it only grows.)
@@ -129,8 +130,8 @@ def policy_id(org_id: str, workspace_id: str) -> str:
 
 
 def default_row(s: Settings, at: str) -> Row:
-    """The policy of a workspace nobody changed: the runtime's defaults (``axme server --quota``; none on
-    ``axme dev``)."""
+    """The policy of a workspace nobody changed: the runtime's defaults (``--quota`` of ``axme dev`` and
+    ``axme server``; none unless given)."""
     org, workspace = workspace_of(s)
     return {"org_id": org, "workspace_id": workspace, "quota_policy_id": policy_id(org, workspace),
             "dimensions": dumps(dict(s.quota_defaults)), "soft_threshold_percent": DEFAULT_SOFT_THRESHOLD,
