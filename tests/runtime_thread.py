@@ -36,7 +36,8 @@ SETTINGS_FLAGS: dict[str, tuple[str, type]] = {
     "--login-rate-limit": ("login_calls_per_minute", float),
 }
 SWITCHES = {"--metrics-public": "metrics_public"}
-LISTS = {"--allow-email": "allowed_emails", "--allow-private-callbacks": "callback_networks"}
+LISTS = {"--allow-email": "allowed_emails", "--allow-private-callbacks": "callback_networks",
+         "--quota": "quota_defaults"}
 SERVE_FLAGS = {"--mail-dir": "mail_dir", "--smtp-url": "smtp_url", "--public-url": "public_url"}
 
 
@@ -46,6 +47,7 @@ def dev_options(args: list[str]) -> tuple[Settings, dict[str, str]]:
     and lets its agents be called on loopback."""
     fields: dict[str, Any] = {"allowed_emails": (), "callback_networks": ()}
     serve: dict[str, str] = {}
+    quotas: list[str] = []
     i = 0
     while i < len(args):
         flag = args[i]
@@ -61,12 +63,18 @@ def dev_options(args: list[str]) -> tuple[Settings, dict[str, str]]:
             fields["allowed_emails"] += (value.strip().lower(),)
         elif flag == "--allow-private-callbacks":
             fields["callback_networks"] += (str(ip_network(value.strip(), strict=False)),)
+        elif flag == "--quota":
+            quotas.append(value)
         elif flag in SERVE_FLAGS:
             serve[SERVE_FLAGS[flag]] = value
         else:
             raise ValueError(f"{flag}: not taken by the in-process runtime; use RuntimeProcess")
         i += 2
     fields["allowed_emails"] = tuple(sorted(set(fields["allowed_emails"]))) or ("*",)
+    if quotas:  # parsed as `axme dev` parses them
+        from axme_cli.cli.dev import _quota_defaults
+
+        fields["quota_defaults"] = _quota_defaults(quotas)
     return Settings(**fields, show_login_codes=True, loopback_callbacks=True), serve
 
 

@@ -25,12 +25,14 @@ from axme_cli.cli import (
     media,
     mesh,
     org,
+    quota,
     scenarios,
     schedules,
     schemas,
     status,
     tasks,
     ui,
+    usage,
     users,
     webhooks,
 )
@@ -260,3 +262,5 @@ app.add_typer(media.app, name="media")
 app.add_typer(schemas.app, name="schemas")
 app.add_typer(org.app, name="org")
 app.add_typer(mesh.app, name="mesh")
+app.add_typer(quota.app, name="quota")
+app.add_typer(usage.app, name="usage")

@@ -72,6 +72,13 @@ AllowPrivateCallbacks = Annotated[
                  help="Let webhooks and http agents call internal addresses in this network (repeatable), e.g. "
                  "10.0.0.0/8; refused by default (`axme dev` on loopback allows loopback, never link-local)."),
 ]
+Quota = Annotated[
+    list[str] | None,
+    typer.Option("--quota", metavar="DIMENSION=LIMIT", show_default=False,
+                 help="A quota limit of the workspace while nobody changed its policy (repeatable), e.g. "
+                 "intents_per_day=5000 or payload_max_bytes=128KiB; PATCH /v1/quotas (`axme quota set`) overrides "
+                 "it [default: no limits]."),
+]
 TestClock = Annotated[
     bool, typer.Option("--test-clock", help="For tests: the runtime's clock stands still (starting at the real "
                        "time) and moves only when the admin key calls POST /dev/clock/advance {\"seconds\": N}, "
@@ -118,6 +125,7 @@ def dev(
     rate_limit: RateLimit = 1000.0,
     allow_private_callbacks: AllowPrivateCallbacks = None,
     login_rate_limit: LoginRateLimit = 30.0,
+    quota: Quota = None,
     test_clock: TestClock = False,
 ) -> None:
     """Run the local AXP runtime (SQLite, one process). Data persists across restarts."""
@@ -134,7 +142,7 @@ def dev(
         access_token_ttl=access_token_ttl, replica_id=None, webhook_retry_base=webhook_retry_base,
         webhook_max_attempts=webhook_max_attempts, outbound_timeout=outbound_timeout, public_url=public_url,
         metrics_public=metrics_public, rate_limit=rate_limit, allow_private_callbacks=allow_private_callbacks,
-        login_rate_limit=login_rate_limit, test_clock=test_clock,
+        login_rate_limit=login_rate_limit, test_clock=test_clock, quota=quota,
     )
 
 @app.command("server")
@@ -172,6 +180,7 @@ def server(
     rate_limit: RateLimit = 1000.0,
     allow_private_callbacks: AllowPrivateCallbacks = None,
     login_rate_limit: LoginRateLimit = 30.0,
+    quota: Quota = None,
     test_clock: Annotated[bool, typer.Option("--test-clock", hidden=True)] = False,
 ) -> None:
     """Run the AXP runtime for a team: PostgreSQL, as many replicas as you like behind a load balancer."""
@@ -191,6 +200,7 @@ def server(
         webhook_retry_base=webhook_retry_base, webhook_max_attempts=webhook_max_attempts,
         outbound_timeout=outbound_timeout, public_url=public_url, metrics_public=metrics_public,
         rate_limit=rate_limit, allow_private_callbacks=allow_private_callbacks, login_rate_limit=login_rate_limit,
+        quota=quota,
     )
 
 
@@ -199,7 +209,7 @@ def _run(command: str, *, database: str, api_key: str | None, org: str, workspac
          access_token_ttl: float, ready_file: Path | None, replica_id: str | None, webhook_retry_base: float,
          webhook_max_attempts: int, outbound_timeout: float, metrics_public: bool = False, rate_limit: float = 1000.0,
          allow_private_callbacks: list[str] | None = None, login_rate_limit: float = 30.0, test_clock: bool = False,
-         **serve: Any) -> None:
+         quota: list[str] | None = None, **serve: Any) -> None:
     from axme_cli.errors import UsageError
     from axme_cli.protocol.addresses import is_valid_slug
     from axme_cli.runtime.server import AddressInUse, ServeOptions, StartupFailed
@@ -249,7 +259,7 @@ def _run(command: str, *, database: str, api_key: str | None, org: str, workspac
                         webhook_max_attempts=webhook_max_attempts, outbound_timeout_seconds=outbound_timeout,
                         metrics_public=metrics_public, rate_limit_per_second=rate_limit,
                         callback_networks=callback_networks, loopback_callbacks=convenient,
-                        login_calls_per_minute=login_rate_limit)
+                        login_calls_per_minute=login_rate_limit, quota_defaults=_quota_defaults(quota or []))
     opts = ServeOptions(
         database=database,
         settings=settings,
@@ -277,6 +287,24 @@ def _run(command: str, *, database: str, api_key: str | None, org: str, workspac
         from axme_cli.errors import CliError
 
         raise CliError(f"the runtime could not start: {exc}") from None
+
+
+def _quota_defaults(values: list[str]) -> tuple[tuple[str, int], ...]:
+    """``--quota DIMENSION=LIMIT`` flags as Settings.quota_defaults (a limit of none: no default for it)."""
+    from axme_cli.cli.inputs import shown
+    from axme_cli.errors import UsageError
+    from axme_cli.protocol.quotas import DIMENSIONS, parse_assignment
+
+    chosen: dict[str, int | None] = {}
+    for value in values:
+        try:
+            name, limit = parse_assignment(value)
+        except ValueError as exc:
+            raise UsageError(f"--quota {shown(value)}: {exc}", code="invalid_quota",
+                             fix=f"write --quota DIMENSION=LIMIT, e.g. --quota intents_per_day=5000; dimensions: "
+                                 f"{', '.join(DIMENSIONS)}") from None
+        chosen[name] = limit
+    return tuple((name, limit) for name, limit in chosen.items() if limit is not None)
 
 
 def _check_host(host: str) -> None:

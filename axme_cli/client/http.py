@@ -273,6 +273,24 @@ class Client:
         """``{ok, schema}``: the owner agent's active schema of the type, else the workspace's."""
         return dict(self.get(f"/v1/schemas/{quote(semantic_type, safe='')}", params=_owner(owner_agent)))
 
+    # ------------------------------------------------------------------ routes: quotas and usage
+    def enterprise_overview(self) -> dict[str, Any]:
+        """``{ok, overview: {quota_policy, usage_summary: {dimensions: {<dim>: {used, limit, ...}}}}}``."""
+        return dict(self.get("/v1/portal/enterprise/overview"))
+
+    def update_quota(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``{ok, quota_policy, applies_to, below_current_usage}``."""
+        return dict(self.request("PATCH", "/v1/quotas", json=body))
+
+    def usage_summary(self, window: str) -> dict[str, Any]:
+        return dict(self.get("/v1/usage/summary", params={"window": window}))
+
+    def usage_timeseries(self, window_days: int) -> dict[str, Any]:
+        return dict(self.get("/v1/usage/timeseries", params={"window_days": window_days}))
+
+    def usage_rollup(self, window_days: int) -> dict[str, Any]:
+        return dict(self.post("/v1/usage/rollups/daily", params={"window_days": window_days}))
+
     # ------------------------------------------------------------------ routes: the inbox (x-owner-agent: whose)
     def list_threads(self, *, owner: str | None, limit: int, status: str | None = None) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"limit": limit}
@@ -482,6 +500,10 @@ class Client:
             return body
         code = _error_code(response) or f"http_{status}"
         message = _error_message(body) or f"HTTP {status}"
+        if code == "quota_exceeded":  # 429, 413 or 409: the message says which quota, how much is used, when it resets
+            retry = response.headers.get("retry-after")
+            raise CliError(message, code=code, fix=f"retry in {retry} seconds" if retry else
+                           "see `axme quota show`; the workspace key raises a limit with `axme quota set`")
         if status == 401:
             raise AuthError(f"not signed in or the key was refused: {message}",
                             fix="run `axme login` (or pass --api-key / set AXME_API_KEY)", code=code)

@@ -13,9 +13,10 @@ from axme_cli.runtime import tracing
 from axme_cli.runtime.auth import Authenticator
 from axme_cli.runtime.clock import SYSTEM, Clock
 from axme_cli.runtime.engine import agents as agents_engine
-from axme_cli.runtime.engine import policies
+from axme_cli.runtime.engine import policies, usage
 from axme_cli.runtime.engine.aliases import AliasBook
 from axme_cli.runtime.engine.mesh import KillSwitch
+from axme_cli.runtime.engine.quotas import Quotas
 from axme_cli.runtime.engine.schemas import Registry
 from axme_cli.runtime.mailer import DevMailer, Mailer
 from axme_cli.runtime.mesh_watch import MeshWatch
@@ -55,6 +56,10 @@ class Runtime:
         self.mesh = KillSwitch()  # the killed agents, in memory (engine/mesh.py)
         self.mesh_watch = MeshWatch(store, settings, self.mesh, clock)  # health changes time makes
         self.sender.held = self.mesh  # a killed agent's POSTs wait
+        # usage counted in memory and added to the database every few seconds; the quota limits in force
+        self.usage = usage.Counters(clock, on_refused=self.metrics.quota_refused)
+        self.quotas = Quotas(store, settings, clock, self.usage, self.started_at)
+        self.usage_flusher = usage.Flusher(store, settings, self.usage, clock, also=self.quotas.housekeeping)
         # intent id -> the write recording its delivery, not committed yet (see deliver_behind)
         self._delivering: dict[str, asyncio.Future[Any]] = {}
         self.tracing: tracing.Tracing | None = None  # set by start() when OTEL_EXPORTER_OTLP_ENDPOINT is set
@@ -70,6 +75,10 @@ class Runtime:
         self.aliases.ttl = None if self.store.kind == "sqlite" else 1.0
         await self.store.open()
         await self.mesh.load(self.store, self.settings)
+        await self.quotas.reload()
+        org, workspace = usage.workspace_of(self.settings)
+        await self.store.write(lambda tx: usage.op_count_stored(tx, org, workspace))
+        self.usage_flusher.start()
         self.scheduler.start()
         self.sender.start()
         self.task_mail.start()
@@ -91,8 +100,13 @@ class Runtime:
         if self._unhook_clock is not None:
             self._unhook_clock()
             self._unhook_clock = None
-        for loop in (self.sender, self.scheduler, self.task_mail, self.mesh_watch):
+        for loop in (self.sender, self.scheduler, self.task_mail, self.mesh_watch, self.usage_flusher):
             await loop.stop()
+        try:  # what this process counted and has not written yet
+            await self.usage_flusher.flush()
+            await self.quotas.stop()
+        except Exception as exc:
+            log.warning("the last usage counts could not be written: %s", exc)
         await self.store.close()
         if self.tracing is not None:  # export the spans still queued
             await asyncio.get_running_loop().run_in_executor(None, self.tracing.shutdown)
@@ -105,6 +119,7 @@ class Runtime:
             self.mesh_watch.reload()
         if notes.seen:
             self.metrics.observe(notes.seen)
+            self.usage.observe(notes.seen)
             if self.tracing is not None:
                 self.tracing.observe(notes.seen)
         if notes.keys_changed or notes.everything:
@@ -113,6 +128,8 @@ class Runtime:
             self.schemas.invalidate()
         if notes.policies or notes.everything:
             policies.invalidate(self.store.memo)
+        if notes.quotas or notes.everything:
+            self.quotas.invalidate()
         if notes.outbound or notes.everything:
             self.sender.wake()
         if notes.mail or notes.everything:

@@ -22,6 +22,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
 from axme_cli.protocol import lifecycle as lc
+from axme_cli.protocol import quotas
 from axme_cli.runtime.clock import parse_iso
 from axme_cli.runtime.notify import Hub
 from axme_cli.runtime.store.base import Store
@@ -102,6 +103,10 @@ class Metrics:
         self._schedule_failures = Counter("axme_schedule_failures", "Schedule occurrences whose run could not "
                                           "start (the apply or create was refused; the schedule says why).",
                                           registry=r)
+        refusals = Counter("axme_quota_refusals", "Calls a quota of the workspace refused, by dimension "
+                           "(intents_per_day, rate_limit_per_minute, payload_max_bytes, storage_bytes, actors_total, "
+                           "service_accounts_per_workspace, sse_streams_max).", ["dimension"], registry=r)
+        self._quota_refusals = {d: refusals.labels(d) for d in quotas.DIMENSIONS}
         r.register(_Scraped(store))
 
     # the hot path
@@ -132,6 +137,10 @@ class Metrics:
                     self._schedule_skips[label].inc()
                 else:
                     self._schedule_failures.inc()
+
+    def quota_refused(self, dimension: str) -> None:
+        """A quota refused a call (engine/quotas.py); from the event loop or a writer thread."""
+        self._quota_refusals[dimension].inc()
 
     def commit(self, operations: int, seconds: float) -> None:
         """From the store after each commit: on the event loop (SQLite) or a writer thread (PostgreSQL)."""

@@ -56,6 +56,11 @@ class Settings:
     media_sweep_seconds: float = 60.0
     # POST /mcp: calls a minute of one tool for one owner (AXME's default), per replica; 0 turns the limit off
     mcp_tool_calls_per_minute: float = 120.0
+    # Quotas (engine/quotas.py): the limits of a workspace whose policy nobody changed yet, as (dimension, limit)
+    # pairs (`axme server --quota intents_per_day=5000`); none by default. Usage counted in memory is added to the
+    # database every usage_flush_seconds (real time; a crash loses at most that much).
+    quota_defaults: tuple[tuple[str, int], ...] = ()
+    usage_flush_seconds: float = 2.0
 
     @property
     def admin_address(self) -> str:

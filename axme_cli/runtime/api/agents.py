@@ -245,7 +245,8 @@ async def stream_agent_intents(request: Request) -> Response:
                     continue
                 rows = handed if handed is not None else await rt.reads.feed_entries(address, cursor, limit)
 
-    return EventStream(frames())
+    closed = await rt.quotas.open_stream()  # within sse_streams_max (engine/quotas.py)
+    return EventStream(frames(), on_close=closed)
 
 
 routes = [

@@ -77,8 +77,16 @@ def credential_of(request: Request) -> str | None:
     return api_key_of(request)
 
 
-async def authenticate(request: Request) -> Principal:
-    return await runtime(request).auth.authenticate(credential_of(request))
+async def authenticate(request: Request, *, refusable: bool = True) -> Principal:
+    """Who calls, within the per-key rate limit; the request counts against the workspace's
+    ``rate_limit_per_minute`` quota (engine/quotas.py), which refuses it past the limit unless not ``refusable``
+    (the quota routes: an operator can always change a quota)."""
+    rt = runtime(request)
+    principal = await rt.auth.authenticate(credential_of(request))
+    shared = rt.quotas.request(refusable=refusable)
+    if shared is not None:  # the count replicas share: a write
+        await shared
+    return principal
 
 
 async def read_body(request: Request) -> bytes:

@@ -314,7 +314,9 @@ async def stream_events(request: Request) -> Response:
     wait_seconds = int_param(request, "wait_seconds", 15, 1, 60)
     hold = reads_incrementally(request)
     await _visible(request, principal, intent_id)
-    return EventStream(event_frames(runtime(request), intent_id, since, wait_seconds, hold=hold))
+    rt = runtime(request)
+    closed = await rt.quotas.open_stream()  # within sse_streams_max (engine/quotas.py)
+    return EventStream(event_frames(rt, intent_id, since, wait_seconds, hold=hold), on_close=closed)
 
 
 def _seq_of(event: tuple[int, str]) -> int:

@@ -18,7 +18,7 @@ from axme_cli.runtime.metrics import CONTENT_TYPE
 async def metrics(request: Request) -> Response:
     rt = runtime(request)
     if not rt.settings.metrics_public:
-        principal = await authenticate(request)
+        principal = await authenticate(request, refusable=False)  # a scrape is never refused by the request quota
         if not principal.is_admin:
             raise Forbidden("/metrics needs the workspace admin key (or a runtime started with --metrics-public)",
                             code="policy_denied")

@@ -332,6 +332,38 @@ _FEED_FRAME = obj(
 COMPONENTS["StreamTimeout"] = _TIMEOUT_FRAME
 COMPONENTS["FeedEntry"] = _FEED_FRAME
 
+# quotas and usage (api/quotas.py, api/usage.py)
+_QUOTA_DIMENSIONS = ("intents_per_day", "rate_limit_per_minute", "payload_max_bytes", "storage_bytes", "actors_total",
+                     "service_accounts_per_workspace", "sse_streams_max")
+_LIMIT: Schema = {"type": ["integer", "null"], "minimum": 0, "description": "null: no limit"}
+COMPONENTS["QuotaPolicy"] = obj(
+    {"quota_policy_id": UUID, "org_id": STR, "workspace_id": STR,
+     "dimensions": obj({d: _LIMIT for d in _QUOTA_DIMENSIONS}),
+     "soft_threshold_percent": {**INT, "minimum": 1, "maximum": 100}, "hard_enforcement": BOOL,
+     "overage_mode": {"type": "string", "enum": ["block", "grace", "bill_overage"]},
+     "tier": {"type": "string", "enum": ["unlimited", "custom"]}, "enforced": BOOL,
+     "source": {"type": "string", "enum": ["policy", "defaults"]},
+     "updated_by_actor_id": nullable(STR), "updated_at": TIME},
+    description="A workspace's limits (AXME's quota_policy; org_id and workspace_id are this runtime's names). "
+                "`enforced`: calls past a limit are refused (hard_enforcement and overage_mode block); `source`: "
+                "a stored policy, or the runtime's defaults (`axme server --quota`) while nobody changed them.")
+_USED = {"used": {**INT, "minimum": 0}, "refused": {**INT, "minimum": 0}, "overage": {**INT, "minimum": 0}}
+COMPONENTS["UsageDimension"] = obj(
+    {**_USED, "limit": _LIMIT, "remaining": nullable(INT), "percent": nullable(NUM)},
+    {"peak": {**INT, "minimum": 0}},
+    description="A quota dimension's usage: `used` is what the quota is held to (intents created in the window, "
+                "its busiest minute of requests, its largest payload; bytes stored, people, service accounts and "
+                "streams open now); `refused` and `overage`: calls past the limit, refused or let through.")
+_USAGE_COUNTERS = obj({c: {**INT, "minimum": 0} for c in ("intents_created", "deliveries", "requests",
+                                                         "sse_streams_opened", "payload_bytes", "storage_added")},
+                      description="What the runtime did in the window: every intent (workflow steps too), "
+                                  "deliveries to agents, API requests, streams opened, payload bytes callers sent, "
+                                  "bytes stored.")
+COMPONENTS["UsageSummary"] = obj(
+    {"org_id": STR, "workspace_id": STR, "window": {"type": "string", "enum": ["day", "week", "month"]},
+     "window_start": TIME, "window_end": TIME, "as_of": TIME,
+     "dimensions": obj({d: ref("UsageDimension") for d in _QUOTA_DIMENSIONS}), "counters": _USAGE_COUNTERS})
+
 # POST /mcp speaks JSON-RPC 2.0 (api/mcp.py): its answers, errors included, are JSON-RPC messages, not AXP errors.
 _RPC_ID: Schema = {"type": ["string", "integer", "null"]}
 _RPC_VERSION: Schema = {"type": "string", "const": "2.0"}
@@ -399,6 +431,7 @@ def _models() -> dict[str, type[BaseModel]]:
         mesh,
         models,
         policies,
+        quotas,
         scenario,
         schedules,
         semantic_schemas,
@@ -441,6 +474,7 @@ def _models() -> dict[str, type[BaseModel]]:
         "PolicyEntryRequest": policies.PolicyEntryRequest,
         "MeshHeartbeatRequest": mesh.HeartbeatRequest,
         "MeshKillRequest": mesh.KillRequest,
+        "QuotaPatchRequest": quotas.QuotaPatchRequest,
     }
 
 
@@ -985,6 +1019,59 @@ OPERATIONS: dict[tuple[str, str], Op] = {
                           "decided_at": TIME}, {"comment": nullable(STR)})),
         body=ref("ApprovalDecisionRequest"), idempotent=True, errors=(403, 409),
         axp="api.approvals.decision.response.v1"),
+    # quotas and usage
+    ("GET", "/v1/quotas"): Op(
+        "The workspace's quota policy: a limit per dimension", "quotas", _ok(quota_policy=ref("QuotaPolicy")),
+        query=(("org_id", STR, "This runtime's (may be left out)."), ("workspace_id", STR, "The same.")),
+        errors=(403, 404), description="The workspace key and people; agent keys get 403. Never refused by the "
+                                       "request-rate quota."),
+    ("PATCH", "/v1/quotas"): Op(
+        "Change quota limits (the workspace key)", "quotas",
+        _ok(quota_policy=ref("QuotaPolicy"), applies_to=STR,
+            below_current_usage=array(obj({"dimension": STR, "used": INT, "limit": INT}))),
+        body=ref("QuotaPatchRequest"), errors=(403, 404),
+        description="The dimensions given are set (`null`: no limit), the others kept; an unknown dimension is 422 "
+                    "naming it. A limit below what is used already is accepted and applies to new work only (the "
+                    "answer lists them in `below_current_usage`). Past a limit a call is refused with "
+                    "`quota_exceeded` (429 with Retry-After for intents a day, requests a minute and streams; 413 "
+                    "for a payload; 409 for stored bytes, people and service accounts) unless `hard_enforcement` "
+                    "is false or `overage_mode` is grace or bill_overage: then it is counted as overage."),
+    ("GET", "/v1/portal/enterprise/overview"): Op(
+        "The enterprise overview: the quota policy and today's usage (what `axme quota show` reads)", "quotas",
+        _ok(overview=obj({"org_id": STR, "workspace_id": STR, "quota_policy": ref("QuotaPolicy"),
+                          "usage_summary": obj({"window": STR, "window_start": TIME, "window_end": TIME,
+                                                "dimensions": obj({d: ref("UsageDimension")
+                                                                   for d in _QUOTA_DIMENSIONS}),
+                                                "counters": OBJ})})),
+        query=(("org_id", STR, "This runtime's (may be left out)."), ("workspace_id", STR, "The same.")),
+        errors=(403, 404)),
+    ("GET", "/v1/usage/summary"): Op(
+        "Usage of a calendar window (today, this week from Monday, this month; UTC)", "usage",
+        _ok(summary=ref("UsageSummary")),
+        query=(("org_id", STR, "This runtime's (may be left out)."), ("workspace_id", STR, "The same."),
+               ("window", {"type": "string", "enum": ["day", "week", "month"], "default": "day"}, "")),
+        errors=(403, 404), description="The workspace key and people; agent keys get 403."),
+    ("GET", "/v1/usage/timeseries"): Op(
+        "Usage per UTC day, the last window_days days (today last)", "usage",
+        _ok(series=obj({"org_id": STR, "workspace_id": STR, "granularity": {"type": "string", "const": "day"},
+                        "window_days": INT,
+                        "points": array(obj({"at": TIME, "dimensions": obj({d: {**INT, "minimum": 0}
+                                                                            for d in _QUOTA_DIMENSIONS}),
+                                             "counters": _USAGE_COUNTERS, "refused": OBJ}))})),
+        query=(("org_id", STR, "This runtime's (may be left out)."), ("workspace_id", STR, "The same."),
+               ("window_days", {"type": "integer", "minimum": 1, "maximum": 90, "default": 30}, "")),
+        errors=(403, 404),
+        description="Per day: intents created, the busiest minute's requests, the largest payload, the most streams "
+                    "open at once; stored bytes, people and service accounts at the day's end; and its counters."),
+    ("POST", "/v1/usage/rollups/daily"): Op(
+        "Roll up the ended days of the window: count their intents again from the rows, fold minutes into days",
+        "usage",
+        _ok(rollup=obj({"org_id": STR, "workspace_id": STR, "window_days": INT, "rolled_up_at": TIME,
+                        "days": array(obj({"day": STR, "intents_created": INT, "intent_payload_bytes": INT,
+                                           "requests_peak_minute": INT}))})),
+        query=(("org_id", STR, "This runtime's (may be left out)."), ("workspace_id", STR, "The same."),
+               ("window_days", {"type": "integer", "minimum": 1, "maximum": 90, "default": 30}, "")),
+        errors=(403, 404), description="The workspace key only. No request body is read."),
     ("GET", "/v1/capabilities"): Op(
         "What this runtime supports", "meta", _ok(capabilities=array(STR), supported_intent_types=array(STR)),
         axp="api.capabilities.get.response.v1"),
@@ -1216,8 +1303,8 @@ _ERROR_TEXT = {
     413: "The body is larger than the runtime accepts",
     415: "Unsupported media type",
     422: "The request is well-formed but invalid (schema, address, parameter)",
-    429: "Too many requests for this key (or, without one, from this address or for this email): wait "
-         "`Retry-After` seconds",
+    429: "Too many requests for this key (or, without one, from this address or for this email), or past a quota "
+         "of the workspace (`quota_exceeded`): wait `Retry-After` seconds",
     501: "Not available on a local runtime (error.code not_available_locally)",
     503: "The database is unavailable; retry (details.retryable is true)",
 }

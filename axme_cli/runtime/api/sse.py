@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -121,9 +121,10 @@ class EventStream(Response):
     media_type = "text/event-stream"
 
     def __init__(self, frames: AsyncIterator[Frame | list[Frame]], headers: Mapping[str, str] | None = None, *,
-                 ping_seconds: float = PING_SECONDS) -> None:
+                 ping_seconds: float = PING_SECONDS, on_close: Callable[[], None] | None = None) -> None:
         self.frames = frames
         self.ping_seconds = ping_seconds
+        self.on_close = on_close  # called once when the stream is over, however it ended (a quota's count)
         self.status_code = 200
         self.background = None
         merged = dict(HEADERS)
@@ -132,12 +133,16 @@ class EventStream(Response):
         self.raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in merged.items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-        if scope.get("method") == "HEAD":  # headers only; the iterator never starts (as sse-starlette did)
-            await send(_END)
-            await _close(self.frames)
-            return
-        await _Stream(scope, receive, send, self.ping_seconds).run(self.frames)
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            if scope.get("method") == "HEAD":  # headers only; the iterator never starts (as sse-starlette did)
+                await send(_END)
+                await _close(self.frames)
+                return
+            await _Stream(scope, receive, send, self.ping_seconds).run(self.frames)
+        finally:
+            if self.on_close is not None:
+                self.on_close()
 
 
 async def _close(frames: AsyncIterator[Any]) -> None:

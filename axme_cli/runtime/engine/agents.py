@@ -8,7 +8,7 @@ from axme_cli.protocol import addresses
 from axme_cli.protocol.ids import uuid7
 from axme_cli.runtime import principals as pr
 from axme_cli.runtime.clock import iso
-from axme_cli.runtime.engine import audit
+from axme_cli.runtime.engine import audit, quotas
 from axme_cli.runtime.errors import Conflict, Forbidden, NotFound, Unprocessable
 from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.settings import Settings
@@ -108,6 +108,7 @@ def op_create_service_account(
             code="service_account_exists",
             details={"name": name, "address": address},
         )
+    quotas.admit_service_account(tx, now)  # within service_accounts_per_workspace (no query without that limit)
     at = iso(now)
     row: Row = {
         "service_account_id": uuid7(),

@@ -13,7 +13,7 @@ from typing import Any
 from axme_cli.protocol.ids import uuid7
 from axme_cli.runtime import principals as pr
 from axme_cli.runtime.clock import iso
-from axme_cli.runtime.engine import audit
+from axme_cli.runtime.engine import audit, quotas
 from axme_cli.runtime.errors import Conflict, Forbidden, Gone, NotFound, TooManyRequests, Unauthorized, Unprocessable
 from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.settings import Settings
@@ -172,6 +172,7 @@ def op_verify_login(tx: Tx, s: Settings, intent_id: str, code: str, client: str 
     email = row["email"]
     actor = tx.actor_by_email(email)
     if actor is None:
+        quotas.admit_actor(tx, now)  # within actors_total (no query without that limit)
         actor = {"actor_id": uuid7(), "email": email, "created_at": iso(now)}
         tx.insert_actor(actor)
     session_id = uuid7()

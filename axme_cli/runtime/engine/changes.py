@@ -192,7 +192,8 @@ def insert_new_intent(
         submitted["pending_with"] = holder
     tx.insert_event(intent_id, 2, dumps(submitted))
     tx.notes.intents.add(intent_id)
-    tx.notes.see(("created", doc))
+    payload = row["payload"]  # usage counts the bytes it stores (engine/usage.py)
+    tx.notes.see(("created", doc, len(payload) if payload.isascii() else len(payload.encode())))
     if on_feed:
         _emit(fx, DeliveryDue(to_agent, intent_id, 1, now, row))
     tx.notes.timer(row["wake_ts"])

@@ -20,6 +20,7 @@ from axme_cli.runtime.engine import (
     inbox,
     mesh,
     policies,
+    quotas,
     reactions,
     reminders,
     runs,
@@ -98,6 +99,7 @@ def _create(tx: Tx, s: Settings, req: dict[str, Any], now: float,
             checked: schemas.Check | None = None) -> dict[str, Any]:
     schemas.confirm(tx, checked)  # no query unless a schema applied
     req = aliases.confirm(tx, s, req)  # no query unless it was sent to an alias
+    quotas.admit_intent(tx, s, req["payload"], now)  # no query unless a quota limits intents
     if checked is not None:
         req = {**req, "schema_validation": checked.details()}  # recorded on intent.created
     if addresses.is_core(req["to_agent"], s.org, s.workspace):

@@ -20,7 +20,7 @@ from typing import Any
 from axme_cli.protocol import media as wire
 from axme_cli.protocol.ids import uuid7
 from axme_cli.runtime.clock import iso
-from axme_cli.runtime.engine import audit, idempotency
+from axme_cli.runtime.engine import audit, idempotency, quotas
 from axme_cli.runtime.engine.intents import acting_as
 from axme_cli.runtime.errors import Conflict, Forbidden, Gone, NotFound, PayloadTooLarge, Unprocessable
 from axme_cli.runtime.principals import Principal
@@ -124,6 +124,7 @@ def _create(tx: Tx, s: Settings, principal: Principal, req: dict[str, Any], toke
     if size > s.media_max_bytes:
         raise PayloadTooLarge(f"size_bytes: {size} is more than this runtime takes ({s.media_max_bytes} bytes)",
                               code="media_too_large", details={"field": "size_bytes", "limit_bytes": s.media_max_bytes})
+    quotas.admit_upload(tx, size, now)  # within storage_bytes (no query without that limit)
     upload_id = uuid7()
     expires_ts = now + (req.get("ttl_seconds") or s.media_ttl_seconds)
     tx.insert_media_upload({
@@ -219,6 +220,7 @@ def op_finalize(tx: Tx, principal: Principal, req: dict[str, Any], now: float) -
                                 details={"field": "sha256", "received_sha256": digest})
     fields = {"status": wire.READY, "finalized_at": iso(now), "sha256": digest}
     tx.update_media_upload(upload_id, fields)
+    tx.notes.see(("stored", got))  # usage: the bytes now stored (engine/usage.py)
     row.update(fields)
     others = [p["part_id"] for p in tx.media_parts_of(upload_id) if p["part_id"] != row["part_id"]]
     tx.set_media_part_state(others, DEAD)  # a PUT still streaming fails at its end

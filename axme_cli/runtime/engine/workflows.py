@@ -15,7 +15,7 @@ from axme_cli.protocol.scenario import ScenarioBundle, step_kind
 from axme_cli.protocol.tasks import HUMAN_TARGET
 from axme_cli.runtime.clock import iso
 from axme_cli.runtime.engine import agents as agents_engine
-from axme_cli.runtime.engine import idempotency, outbound, policies, reactions, runs, saga
+from axme_cli.runtime.engine import idempotency, outbound, policies, quotas, reactions, runs, saga
 from axme_cli.runtime.engine.changes import insert_new_intent
 from axme_cli.runtime.engine.codec import dumps, loads
 from axme_cli.runtime.engine.effects import Effect
@@ -90,6 +90,7 @@ def _apply(tx: Tx, s: Settings, principal: Principal, bundle: ScenarioBundle, no
     compiled = compile_bundle(s, bundle)
     for step_id, address in agent_targets(s, compiled):  # sent as the applier: judged before anything is made
         policies.check_send(tx, s, principal.address, address, step_id=step_id)
+    quotas.admit_intent(tx, s, compiled["intent"].get("payload") or {}, now)  # a workflow counts as one intent
     agents_out = []
     own_prefix = addresses.agent_address(s.org, s.workspace, "")
     for spec in bundle.agents:

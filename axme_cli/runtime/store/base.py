@@ -37,6 +37,7 @@ class Notes:
     policies: bool = False  # a sender policy changed: every replica drops its in-memory rules (engine/policies.py)
     # agent address -> killed (True) or resumed (False): every replica's kill switch follows (engine/mesh.py)
     killed: dict[str, bool] | None = None
+    quotas: bool = False  # a quota policy changed: every replica reads the limits again (engine/quotas.py)
     # What happened, for metrics and traces: facts an operation noted with ``see``. They reach
     # ``on_commit`` only if the transaction commits (a rerun starts from a fresh Tx), so nothing is counted
     # twice; they stay in this process (never sent to other replicas).
@@ -81,6 +82,7 @@ class Notes:
         self.policies = self.policies or other.policies
         if other.killed:
             self.killed = {**(self.killed or {}), **other.killed}
+        self.quotas = self.quotas or other.quotas
         if other.fed:
             self.fed = _joined(self.fed, other.fed)
         if other.events:
@@ -106,6 +108,10 @@ def _joined(mine: dict[str, list[Any]] | None, more: dict[str, list[Any]]) -> di
 
 class Tx(abc.ABC):
     """The view of one write transaction."""
+
+    # The quota limits in force when the transaction began (engine/quotas.Limits, set by the store from
+    # ``Store.limits``); None: no limit is set, and an operation that would count against one asks nothing.
+    limits: Any = None
 
     def __init__(self) -> None:
         self.notes = Notes()
@@ -516,6 +522,7 @@ class Tx(abc.ABC):
 
     @abc.abstractmethod
     def insert_access_grant(self, row: Row) -> None: ...
+
     # sender policies (store/policies_sql.py): kind agent_send | org_receive | agent_receive, subject an address
     @abc.abstractmethod
     def get_sender_policy(self, org_id: str, workspace_id: str, kind: str, subject: str) -> Row | None:
@@ -542,6 +549,7 @@ class Tx(abc.ABC):
     def sender_rules(self, org_id: str, workspace_ids: list[str]) -> tuple[list[Row], list[Row]]:
         """(policies, entries) of the org in any of ``workspace_ids``: kind, subject and policy_type; kind,
         subject, entry_id and sender_pattern."""
+
     # the agent mesh (store/mesh_sql.py); scope: (org_id, workspace_id)
     @abc.abstractmethod
     def mesh_heartbeat(self, scope: tuple[str, str], address: str, now: float, at: str,
@@ -573,6 +581,61 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     def release_held_outbound(self, owner_agent: str, now: float) -> int:
         """Pending deliveries of ``owner_agent`` held while it was killed become due at ``now``."""
+
+    # quotas and usage (store/quotas_sql.py)
+    @abc.abstractmethod
+    def get_quota_policy(self, org_id: str, workspace_id: str) -> Row | None:
+        """The workspace's policy row, locked until the transaction ends (PostgreSQL)."""
+
+    @abc.abstractmethod
+    def put_quota_policy(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def usage_value(self, org_id: str, workspace_id: str, counter: str, period: str) -> int: ...
+
+    @abc.abstractmethod
+    def take_usage(self, org_id: str, workspace_id: str, counter: str, period: str, n: int,
+                   limit: int | None) -> int | None:
+        """Add ``n`` if the counter stays within ``limit``: its new value, else None (nothing added)."""
+
+    @abc.abstractmethod
+    def add_usage(self, org_id: str, workspace_id: str, counter: str, period: str, n: int,
+                  how: str = "sum") -> None: ...
+
+    @abc.abstractmethod
+    def set_usage(self, org_id: str, workspace_id: str, counter: str, period: str, n: int) -> None: ...
+
+    @abc.abstractmethod
+    def has_usage(self, org_id: str, workspace_id: str, counter: str, period: str) -> bool: ...
+
+    @abc.abstractmethod
+    def minute_peaks(self, org_id: str, workspace_id: str, counter: str, before: str) -> list[Row]: ...
+
+    @abc.abstractmethod
+    def drop_minutes(self, org_id: str, workspace_id: str, counter: str, before: str) -> None: ...
+
+    @abc.abstractmethod
+    def lazy_commit(self) -> None:
+        """This transaction's commit need not wait for the disk (a counter a crash may lose)."""
+
+    @abc.abstractmethod
+    def stored_bytes(self) -> int: ...
+
+    @abc.abstractmethod
+    def intents_by_day(self, since: str, before: str) -> list[Row]: ...
+
+    @abc.abstractmethod
+    def count_service_accounts(self, org_id: str, workspace_id: str) -> int: ...
+
+    @abc.abstractmethod
+    def count_actors(self) -> int: ...
+
+    @abc.abstractmethod
+    def streams_elsewhere(self, org_id: str, workspace_id: str, replica_id: str, seen_after: float) -> int: ...
+
+    @abc.abstractmethod
+    def set_streams(self, org_id: str, workspace_id: str, replica_id: str, open_streams: int,
+                    now: float) -> None: ...
 
 
 class Reads(abc.ABC):
@@ -788,11 +851,13 @@ class Reads(abc.ABC):
     @abc.abstractmethod
     async def access_grants(self, org: str, workspace: str, grant_type: str, subject: str | None = None) -> list[Row]:
         """Grants in force that approved access requests made (engine/access_requests.py says what each means)."""
+
     # sender policies
     @abc.abstractmethod
     async def read_sender_policy(self, org_id: str, workspace_id: str, kind: str,
                                  subject: str) -> tuple[Row | None, list[Row]]:
         """The policy's row (None: never set) and its entries, oldest first."""
+
     # the agent mesh; scope: (org_id, workspace_id)
     @abc.abstractmethod
     async def mesh_killed_addresses(self, scope: tuple[str, str]) -> list[str]: ...
@@ -808,6 +873,23 @@ class Reads(abc.ABC):
                           before: str | None, limit: int) -> list[Row]:
         """Newest first; ``before``: the previous page's last event id."""
 
+    # quotas and usage
+    @abc.abstractmethod
+    async def read_quota_policy(self, org_id: str, workspace_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    async def usage_rows(self, org_id: str, workspace_id: str, counters: list[str], since: str,
+                         until: str) -> list[Row]: ...
+
+    @abc.abstractmethod
+    async def usage_counts(self, org_id: str, workspace_id: str, replica_id: str, seen_after: float) -> Row: ...
+
+    @abc.abstractmethod
+    async def service_account_days(self, org_id: str, workspace_id: str) -> list[Row]: ...
+
+    @abc.abstractmethod
+    async def actor_days(self) -> list[str]: ...
+
 
 class Store(Reads):
     """A database behind the runtime: its reads (``Reads``), and writes as operations through ``write``."""
@@ -816,6 +898,7 @@ class Store(Reads):
     location = ""
 
     on_commit: Callable[[Notes], None] | None = None
+    limits: Any = None  # the quota limits each new transaction gets (``Tx.limits``); set by the runtime
     # Called by the writer after each commit with (operations in the transaction, seconds it took); metrics.
     on_batch: Callable[[int, float], None] | None = None
 

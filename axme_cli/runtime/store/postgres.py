@@ -98,6 +98,8 @@ class _ReplicaNotes(Notes):
 class PostgresTx(SqlTx):
     LOCK = " FOR UPDATE"
     CLAIM = " FOR UPDATE SKIP LOCKED"
+    OCTETS = "octet_length({})"
+    LAZY_COMMIT = "SET LOCAL synchronous_commit = off"
 
     def __init__(self, conn: Any) -> None:
         super().__init__(conn)
@@ -110,7 +112,7 @@ class PostgresTx(SqlTx):
 def encode_notes(replica: str, notes: Notes) -> list[str]:
     """``notes`` as notification payloads of at most ~7 kB each (a big transaction sends several)."""
     if not (notes.intents or notes.feeds or notes.wake_at is not None or notes.keys_changed or notes.everything
-            or notes.outbound or notes.mail or notes.schemas or notes.policies or notes.killed):
+            or notes.outbound or notes.mail or notes.schemas or notes.policies or notes.killed or notes.quotas):
         return []
     base: dict[str, Any] = {"r": replica}
     if notes.wake_at is not None:
@@ -129,6 +131,8 @@ def encode_notes(replica: str, notes: Notes) -> list[str]:
         base["p"] = 1
     if notes.killed:
         base["x"] = {address: int(killed) for address, killed in notes.killed.items()}
+    if notes.quotas:
+        base["q"] = 1
     items = [("i", x) for x in sorted(notes.intents)] + [("f", x) for x in sorted(notes.feeds)]
     payloads: list[str] = []
     current: dict[str, Any] = dict(base)
@@ -149,7 +153,8 @@ def decode_notes(payload: str) -> tuple[str, Notes]:
     notes = Notes(intents=set(data.get("i", ())), feeds=set(data.get("f", ())),
                   keys_changed=bool(data.get("k")), everything=bool(data.get("e")), outbound=bool(data.get("o")),
                   mail=bool(data.get("m")), schemas=bool(data.get("s")), policies=bool(data.get("p")),
-                  killed={str(a): bool(k) for a, k in data["x"].items()} if data.get("x") else None)
+                  killed={str(a): bool(k) for a, k in data["x"].items()} if data.get("x") else None,
+                  quotas=bool(data.get("q")))
     notes.timer(data.get("w"))
     return str(data.get("r", "")), notes
 
@@ -263,6 +268,7 @@ class PostgresStore(SqlReads, Store):
                     with conn.transaction():
                         tx = PostgresTx(_Conn(conn))
                         tx.memo = self.memo
+                        tx.limits = self.limits
                         result = op(tx)
                         tx.finish()
                         for payload in encode_notes(self.replica_id, tx.notes):

@@ -27,6 +27,7 @@ from axme_cli.runtime.store.mesh_sql import MeshReadSql, MeshTxSql
 from axme_cli.runtime.store.outbound_sql import OutboundReadSql, OutboundTxSql
 from axme_cli.runtime.store.policies_sql import PoliciesReadSql, PoliciesTxSql
 from axme_cli.runtime.store.principals_sql import PrincipalsReadSql, PrincipalsTxSql
+from axme_cli.runtime.store.quotas_sql import QuotasReadSql, QuotasTxSql
 from axme_cli.runtime.store.routing_sql import RoutingReadSql, RoutingTxSql
 from axme_cli.runtime.store.schedules_sql import SchedulesReadSql, SchedulesTxSql
 from axme_cli.runtime.store.schemas_sql import SchemasReadSql, SchemasTxSql
@@ -77,7 +78,8 @@ def _marks(values: list[Any] | tuple[Any, ...]) -> str:
 
 
 class SqlTx(OutboundTxSql, AuditTxSql, InboxTxSql, MediaTxSql, TaskLinksTxSql, UiTxSql, UsersTxSql, SchemasTxSql,
-            SchedulesTxSql, PrincipalsTxSql, RoutingTxSql, AccessRequestsTxSql, PoliciesTxSql, MeshTxSql, Tx):
+            SchedulesTxSql, PrincipalsTxSql, RoutingTxSql, AccessRequestsTxSql, PoliciesTxSql, MeshTxSql,
+            QuotasTxSql, Tx):
     """A write transaction on a DB-API-like connection whose ``execute(sql, params)`` takes ``?``."""
 
     LOCK = ""
@@ -296,7 +298,7 @@ def _all(c: Any, sql: str, args: tuple[Any, ...] | list[Any]) -> list[Row]:
 
 class SqlReads(OutboundReadSql, AuditReadSql, InboxReadSql, MediaReadSql, TaskLinksReadSql, UiReadSql,
                UsersReadSql, SchemasReadSql, SchedulesReadSql, PrincipalsReadSql, RoutingReadSql,
-               AccessRequestsReadSql, PoliciesReadSql, MeshReadSql, Reads):
+               AccessRequestsReadSql, PoliciesReadSql, MeshReadSql, QuotasReadSql, Reads):
     """The store's reads (``base.Reads``). A backend provides ``_read(fn)``, which runs ``fn(connection)``
     somewhere safe."""
 

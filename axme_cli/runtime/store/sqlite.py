@@ -490,6 +490,7 @@ class SqliteStore(SqlReads, Store):
             for op, fut in batch:
                 tx = SqliteTx(conn, self._cache)
                 tx.memo = self.memo
+                tx.limits = self.limits
                 conn.execute("SAVEPOINT op")
                 try:
                     result = op(tx)

@@ -213,6 +213,10 @@ WRONG_TYPES: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("POST", "/v1/mesh/heartbeat"): [{"metrics": []}, {"metrics": "x"}, {"metrics": {"cpu": {"user": 1}}}],
     ("POST", "/v1/mesh/agents/{address_id}/kill"): [{"reason": 5}, {"reason": ["x"]}],
     ("POST", "/v1/mesh/agents/{address_id}/resume"): [{"reason": {}}],
+    ("PATCH", "/v1/quotas"): [{"dimensions": {"intents_per_day": "5"}}, {"dimensions": {"intents_per_day": True}},
+                              {"dimensions": {"intents_per_day": -1}}, {"dimensions": {"intents_per_day": 1.5}},
+                              {"dimensions": []}, {"dimensions": {}, "hard_enforcement": "yes"},
+                              {"dimensions": {}, "overage_mode": "refuse"}],
 }
 
 

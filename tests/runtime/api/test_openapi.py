@@ -448,6 +448,14 @@ def test_every_operation_answers_as_documented(served: RuntimeProcess, document:
         entry = call("POST", f"{base}/entries", params=where, body={"sender_pattern": "agent://partner/*"}).json()
         call("DELETE", f"{base}/entries/{{entry_id}}", params={**where, "entry_id": entry["entry"]["entry_id"]})
         call("PUT", base, params=where, body={"override_type" if "override" in base else "policy_type": "open"})
+    # quotas and usage (a limit set and taken away again: the other tests of this module run without limits)
+    call("GET", "/v1/quotas", query={"org_id": "local", "workspace_id": "dev"})
+    call("PATCH", "/v1/quotas", body={"dimensions": {"intents_per_day": 1_000_000}, "overage_mode": "block"})
+    call("PATCH", "/v1/quotas", body={"dimensions": {"intents_per_day": None}})
+    call("GET", "/v1/portal/enterprise/overview")
+    call("GET", "/v1/usage/summary", query={"window": "week"})
+    call("GET", "/v1/usage/timeseries", query={"window_days": 3})
+    call("POST", "/v1/usage/rollups/daily", query={"window_days": 2})
     # billing: 501 not_available_locally, documented (the one answer of these routes that is a 5xx)
     answers_501 = [check for check in CHECKS if check is not not_a_server_error]
     billing = [("PATCH", "/v1/billing/plan", {}), ("GET", "/v1/billing/plan", {}), ("GET", "/v1/billing/invoices", {}),
@@ -490,6 +498,9 @@ FUZZ_CONFIG: dict[str, Any] = {
         # /v1/scenarios/apply takes the same body and runs the same check first (api/scenarios.py), then applies
         # what passes: its ~900 coverage cases are validate's plus the engine; validate keeps the fuzzing phase.
         {"include-path": "/v1/scenarios/validate", "phases": {"coverage": {"enabled": False}}},
+        # the quotas it would set (0 requests a minute...) would refuse every operation fuzzed after it; its bad
+        # input is tested in tests/runtime/api/test_quotas.py
+        {"include-path": "/v1/quotas", "include-method": "PATCH", "enabled": False},
     ],
 }
 
