@@ -19,8 +19,8 @@ Systems (each step is a trivial function returning a small dict, no retries, so 
                        workflow is ``POST /v1/scenarios/apply`` (order-saga.json with ``max_retries`` 0 and a ``fail``
                        flag in the payload), then the parent intent's event stream until COMPLETED / FAILED.
 ``dbos``               a DBOS workflow (three steps, the compensation in ``except``) on SQLite in WAL mode, behind
-                       uvicorn[standard] (uvloop, httptools) with one worker per core: ``POST /order`` answers with the
-                       workflow's result. Compared with ``axme``.
+                       uvicorn[standard] (uvloop, httptools), one uvicorn process per core with the load spread over
+                       them in turn: ``POST /order`` answers with the workflow's result. Compared with ``axme``.
 ``dbos (in-process)``  the same workflow on SQLite (WAL) called straight from asyncio tasks in one process: no HTTP at
                        all, its CPU includes its own load generator. What DBOS costs without a server in front.
 ``restate``            ``restate-server`` (npm) and the service (restate-sdk under hypercorn, HTTP/2 cleartext, one
@@ -625,11 +625,14 @@ def run_dbos_inproc(root: Path, preset: dict[str, int], procs: list[Any]) -> lis
     return rows
 
 
-async def run_http_peer(system: str, url: str, pids: Callable[[], list[int]], preset: dict[str, int],
+async def run_http_peer(system: str, urls: list[str], pids: Callable[[], list[int]], preset: dict[str, int],
                         sql: Callable[[], Counts] | None = None) -> list[Row]:
+    """POST each workflow to the next of ``urls`` in turn (one URL: all to it)."""
+    turn = iter(range(1 << 62))
     async with _session(headers={"content-type": "application/json"}) as session:
 
         async def one(order_id: str, fail: bool) -> str | None:
+            url = urls[next(turn) % len(urls)]
             async with session.post(url, json={"order_id": order_id, "fail": fail}) as resp:
                 text = await resp.text()
                 if resp.status != 200:
@@ -641,10 +644,12 @@ async def run_http_peer(system: str, url: str, pids: Callable[[], list[int]], pr
         return await run_phases(system, one, pids, preset, sql)
 
 
-def dbos_sql_counts(stats: Path, proc: Proc) -> Counts:
-    """SIGUSR1 to each DBOS worker (each wrote ``worker-<pid>`` when it started); each answers with
+def dbos_sql_counts(stats: Path, servers: list[Proc]) -> Counts:
+    """SIGUSR1 to each DBOS server (each wrote ``worker-<pid>`` when it started); each answers with
     ``stats-<pid>.json``: the statements and commits its SQLAlchemy engine saw so far. Summed."""
     workers = [int(p.name.split("-", 1)[1]) for p in stats.glob("worker-*")]
+    if len(workers) != len(servers):
+        raise ServerFailed(f"{len(workers)} DBOS servers of {len(servers)} said they started")
     asked = time.time()
     for pid in workers:
         os.kill(pid, signal.SIGUSR1)
@@ -657,8 +662,9 @@ def dbos_sql_counts(stats: Path, proc: Proc) -> Counts:
                 data = json.loads(target.read_text())
                 if data["at"] >= asked:
                     break
-            if time.monotonic() > deadline or not proc.alive():
-                raise ServerFailed(f"dbos worker {pid} did not report its statement counts:\n{proc.log_tail()}")
+            if time.monotonic() > deadline:
+                logs = "\n".join(proc.log_tail() for proc in servers)
+                raise ServerFailed(f"dbos server {pid} did not report its statement counts:\n{logs}")
             time.sleep(0.005)
         for key in total:
             total[key] += int(data[key])
@@ -667,30 +673,37 @@ def dbos_sql_counts(stats: Path, proc: Proc) -> Counts:
 
 async def run_dbos_server(root: Path, preset: dict[str, int], procs: list[Any], workers: int,
                           database_url: str | None = None) -> list[Row]:
-    """DBOS behind uvicorn[standard] with ``workers`` workers, on SQLite (WAL) or on ``database_url``."""
+    """DBOS behind uvicorn[standard], ``workers`` worker processes, on SQLite (WAL) or on ``database_url``.
+
+    Each worker is a uvicorn process of its own on its own port, and the client sends the workflows to them in
+    turn, as a load balancer in front of them would. ``uvicorn --workers N`` instead shares one listening socket,
+    and the kernel handed most of this client's 32 keep-alive connections to one worker (measured: 8.95 against
+    0.17 CPU ms/wf on the two workers of dbos-pg), which would leave DBOS one core of two."""
     system = "dbos-pg" if database_url else "dbos"
     work = root / system
     stats = work / "stats"
     stats.mkdir(parents=True)
     db = database_url or sqlite_wal(work / "dbos.sqlite")
-    port = free_port()
-    proc = Proc(system, [str(PEER_PY), "-m", "uvicorn", "--factory", "saga_peers:dbos_app", "--app-dir", str(HERE),
-                         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--loop", "uvloop",
-                         "--http", "httptools", "--no-access-log", "--log-level", "warning"], work,
-                peer_env(AXME_BENCH_DBOS_URL=db, AXME_BENCH_STATS_DIR=str(stats)))
-    procs.append(proc)
-    deadline = time.monotonic() + 60
-    while len(list(stats.glob("worker-*"))) < workers:  # every worker launched DBOS, not just the first
-        if not proc.alive() or time.monotonic() > deadline:
-            raise ServerFailed(f"{system}: {workers} workers did not start:\n{proc.log_tail()}")
-        time.sleep(0.02)
-    wait_http(f"http://127.0.0.1:{port}/health", proc)
+    env = peer_env(AXME_BENCH_DBOS_URL=db, AXME_BENCH_STATS_DIR=str(stats))
+    servers, ports = [], []
+    for i in range(workers):
+        port = free_port()
+        proc = Proc(f"{system}-{i}", [str(PEER_PY), "-m", "uvicorn", "--factory", "saga_peers:dbos_app",
+                                      "--app-dir", str(HERE), "--host", "127.0.0.1", "--port", str(port), "--loop",
+                                      "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"],
+                    work, env)
+        procs.append(proc)
+        servers.append(proc)
+        ports.append(port)
+    for proc, port in zip(servers, ports, strict=True):
+        wait_http(f"http://127.0.0.1:{port}/health", proc)  # answers once DBOS launched (the app's lifespan)
 
     def pids() -> list[int]:
-        return with_descendants([proc.pid]) + (postgres_processes(database_url) if database_url else [])
+        return with_descendants([p.pid for p in servers]) + (postgres_processes(database_url) if database_url
+                                                              else [])
 
-    return await run_http_peer(system, f"http://127.0.0.1:{port}/order", pids, preset,
-                               lambda: dbos_sql_counts(stats, proc))
+    return await run_http_peer(system, [f"http://127.0.0.1:{port}/order" for port in ports], pids, preset,
+                               lambda: dbos_sql_counts(stats, servers))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -736,7 +749,7 @@ async def run_restate(root: Path, preset: dict[str, int], procs: list[Any], work
             if time.monotonic() > deadline or not svc.alive():
                 raise ServerFailed(f"restate: cannot register the service: {exc}\n{svc.log_tail()}") from exc
             time.sleep(0.05)
-    return await run_http_peer("restate", f"http://127.0.0.1:{ingress}/OrderSaga/place",
+    return await run_http_peer("restate", [f"http://127.0.0.1:{ingress}/OrderSaga/place"],
                                lambda: with_descendants([server.pid, svc.pid]), preset)
 
 
@@ -810,10 +823,12 @@ def missing_peers(systems: list[str], versions: dict[str, str | None]) -> list[s
 
 def peer_settings(workers: int) -> dict[str, Any]:
     return {
-        "dbos": {"server": "uvicorn[standard]", "workers": workers, "loop": "uvloop", "http": "httptools",
+        "dbos": {"server": "uvicorn[standard], one process per worker, load round robin", "workers": workers,
+                 "loop": "uvloop", "http": "httptools",
                  "database": "SQLite, journal_mode=WAL, synchronous=FULL (default)", "executor_id": "one per worker"},
         "dbos (in-process)": {"database": "SQLite, journal_mode=WAL, synchronous=FULL (default)", "http": None},
-        "dbos-pg": {"server": "uvicorn[standard]", "workers": workers, "loop": "uvloop", "http": "httptools",
+        "dbos-pg": {"server": "uvicorn[standard], one process per worker, load round robin", "workers": workers,
+                    "loop": "uvloop", "http": "httptools",
                     "database": "PostgreSQL (the server axme-pg uses), DBOS's default pool (20 per process)"},
         "restate": {"server": "restate-server defaults (single node)", "service": "hypercorn, HTTP/2 cleartext",
                     "workers": workers, **RESTATE_HYPERCORN},
@@ -874,6 +889,38 @@ def render_sql(rows: list[Row]) -> str:
     return _table(["system", "statements/wf", "commits/wf", "counted from"], body, 1)
 
 
+def markdown(result: dict[str, Any]) -> str:
+    """The tables of docs/performance.md from one results file: where and when it ran, what each system did."""
+    rows = [Row(**r) for r in result["rows"]]
+    machine = result["machine"]
+    when = result["started_at"][:16].replace("T", " ")
+    lines = [f"One run of `bench/saga.py` ({result['mode']}), {when} UTC, commit "
+             f"{(result['code'].get('commit') or '?')[:10]}{' + changes' if result['code'].get('dirty') else ''}; "
+             f"{machine['cores']} cores, Python {machine['python']}; load average (1, 5, 15 min) "
+             f"{', '.join(str(v) for v in machine['load_before'])} before and "
+             f"{', '.join(str(v) for v in machine['load_after'])} after.", "",
+             "| system | path | clients | wf/s | p50 ms | p99 ms | CPU ms/wf | vs | axme/peer | CPU axme/peer |",
+             "|---|---|---:|---:|---:|---:|---:|---|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r.system} | {r.path} | {r.clients} | {r.per_s:,.1f} | {_num(r.p50_ms, '.1f')} | "
+                     f"{_num(r.p99_ms, '.1f')} | {_num(r.cpu_ms_per_wf, '.2f')} | {r.baseline or ''} | "
+                     f"{_ratio(r.vs_peer)} | {_ratio(r.cpu_vs_peer)} |")
+    counted = [r for r in rows if headline(r.clients, r.path)]
+    if counted:
+        lines += ["", f"Per workflow, ok path at {max(CLIENTS)} clients:", "",
+                  "| system | SQL statements | commits | CPU ms/wf by process |", "|---|---:|---:|---|"]
+        for r in counted:
+            split = ", ".join(f"{label} {ms:.2f}" for label, ms in r.cpu_ms_per_wf_by_process.items())
+            lines.append(f"| {r.system} | {_num(r.statements_per_wf, '.1f').replace('-', 'n/a')} | "
+                         f"{_num(r.commits_per_wf, '.2f').replace('-', 'n/a')} | {split} |")
+    if result.get("postgres_replica_scaling") is not None:
+        lines += ["", f"PostgreSQL, 3 replicas / 1 replica, ok path at {max(CLIENTS)} clients: "
+                      f"{result['postgres_replica_scaling']:.2f}x wf/s."]
+    for line in result.get("skipped") or []:
+        lines.append(f"\nSkipped: {line}")
+    return "\n".join(lines)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="The order saga on axme, DBOS and Restate, same machine, same run.",
                                      epilog="See the module docstring for how to read the table.")
@@ -896,6 +943,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--count-32", type=int, metavar="N", help="workflows at 32 clients (ok path)")
     parser.add_argument("--json-out", type=Path, metavar="PATH", help="write the results here")
     parser.add_argument("--tmp-dir", type=Path, metavar="DIR", help="make the temp dir under DIR")
+    parser.add_argument("--markdown", type=Path, metavar="RESULTS",
+                        help="run nothing: print the tables of docs/performance.md from this results file")
     args = parser.parse_args(argv)
     if args.only:
         args.systems = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -916,6 +965,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.markdown:
+        print(markdown(json.loads(args.markdown.read_text())))
+        return 0
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     preset = dict(PRESETS[mode])
     for n in CLIENTS:
