@@ -3,7 +3,7 @@
 end to end on axme and on its peers, DBOS and Restate, on this machine, in the same run.
 
     .venv/bin/python bench/saga.py                       # full: 200 workflows at 1 client, 2,000 at 32, per path
-    .venv/bin/python bench/saga.py --quick --postgres    # under 4 minutes; the PostgreSQL systems too
+    .venv/bin/python bench/saga.py --quick --postgres    # a few minutes; the PostgreSQL systems too
     .venv/bin/python bench/saga.py --smoke               # axme only, a few workflows; proves it works
     .venv/bin/python bench/saga.py --only dbos,restate   # some systems (axme, axme-pg, dbos, dbos-pg, restate)
 
