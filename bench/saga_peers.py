@@ -1,12 +1,17 @@
 """The peers of bench/saga.py: the same order saga on DBOS and on Restate. Run with the peers' venv (bench/setup.sh).
 
-    python saga_peers.py dbos-inproc --db D.sqlite --phases '[[1, 50, 5, false], ...]'
+    python saga_peers.py dbos-inproc --db URL --phases '[[1, 50, 5, false], ...]'
         DBOS in this process (no HTTP): for each phase [clients, count, warmup, fail] runs the workflows from
-        ``clients`` asyncio tasks and prints one JSON line {latencies, errors, seconds, cpu} (cpu: this process,
-        all threads, load generator included).
-    python saga_peers.py dbos-serve --db D.sqlite --port P       DBOS behind uvicorn: POST /order {"order_id", "fail"}
-    python saga_peers.py restate-serve --port P                  the Restate service (hypercorn, h2c) for restate-server
+        ``clients`` asyncio tasks and prints one JSON line {latencies, errors, seconds, cpu, statements, commits}
+        (cpu: this process, all threads, load generator included).
+    python -m uvicorn --factory saga_peers:dbos_app --workers N ...
+        DBOS behind uvicorn: POST /order {"order_id", "fail"} answers with the workflow's result. The database URL
+        and the folder for the statement counts come from $AXME_BENCH_DBOS_URL and $AXME_BENCH_STATS_DIR; each
+        worker writes ``stats-<pid>.json`` (statements and commits so far) when it gets SIGUSR1.
+    python -m hypercorn --config restate.toml 'saga_peers:restate_app()'
+        The Restate service (HTTP/2 cleartext) for restate-server.
 
+``URL`` is ``sqlite:///path`` (bench/saga.py makes the file and switches it to WAL first) or ``postgresql://...``.
 The flow everywhere: reserve -> charge -> ship, each step a trivial function returning a small dict; when the order
 says ``fail``, ship fails for good (no retries) and the completed steps are undone newest first: refund, release.
 The answer is {"status": "COMPLETED"} or {"status": "FAILED", "compensated": ["charge", "reserve"]}.
@@ -16,8 +21,11 @@ The answer is {"status": "COMPLETED"} or {"status": "FAILED", "compensated": ["c
 import argparse
 import asyncio
 import json
+import os
+import signal
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 
@@ -37,6 +45,38 @@ def _ship(order_id: str, fail: bool) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------------------------
 # DBOS
+
+
+class SqlCounts:
+    """Statements and commits of every SQLAlchemy engine in this process (DBOS's system database is one)."""
+
+    statements = 0
+    commits = 0
+
+    @classmethod
+    def install(cls) -> None:
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+
+        def on_statement(*_: Any) -> None:
+            cls.statements += 1
+
+        def on_commit(*_: Any) -> None:
+            cls.commits += 1
+
+        event.listen(Engine, "before_cursor_execute", on_statement)
+        event.listen(Engine, "commit", on_commit)
+
+    @classmethod
+    def read(cls) -> dict[str, int]:
+        return {"statements": cls.statements, "commits": cls.commits}
+
+
+def dbos_url(db: str) -> str:
+    """DBOS's URL for ``db``: PostgreSQL through psycopg 3 (the driver DBOS installs), SQLite as given."""
+    if db.startswith("postgresql://"):
+        return "postgresql+psycopg://" + db[len("postgresql://"):]
+    return db
 
 
 def dbos_setup(db: str) -> Any:
@@ -74,7 +114,9 @@ def dbos_setup(db: str) -> Any:
             return {"status": "FAILED", "compensated": ["charge", "reserve"]}
         return {"status": "COMPLETED"}
 
-    DBOS(config={"name": "axme-bench-saga", "system_database_url": f"sqlite:///{db}", "log_level": "WARNING"})
+    # Each process its own executor id, as DBOS asks of the processes of one application (recovery is per executor).
+    DBOS(config={"name": "axme-bench-saga", "system_database_url": dbos_url(db), "log_level": "WARNING",
+                 "executor_id": f"bench-{os.getpid()}"})
     DBOS.launch()
     return order_saga
 
@@ -97,13 +139,17 @@ async def _dbos_phase(saga: Any, clients: int, total: int, fail: bool, tag: str)
                 continue
             latencies.append(time.perf_counter() - start)
 
+    sql0 = SqlCounts.read()
     cpu0, t0 = time.process_time(), time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(clients)))
     seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    return {"latencies": latencies, "errors": errors, "seconds": seconds, "cpu": cpu}
+    sql1 = SqlCounts.read()
+    return {"latencies": latencies, "errors": errors, "seconds": seconds, "cpu": cpu,
+            **{k: sql1[k] - sql0[k] for k in sql1}}
 
 
 async def dbos_inproc(db: str, phases: list[list[Any]]) -> None:
+    SqlCounts.install()
     saga = dbos_setup(db)
     for n, (clients, count, warmup, fail) in enumerate(phases):
         await _dbos_phase(saga, clients, warmup, fail, f"p{n}w")
@@ -113,18 +159,34 @@ async def dbos_inproc(db: str, phases: list[list[Any]]) -> None:
     DBOS.destroy()
 
 
-def dbos_serve(db: str, port: int) -> None:
-    import uvicorn
+def dbos_app() -> Any:
+    """The ASGI app of one uvicorn worker: DBOS launched at startup, destroyed at shutdown (as DBOS's FastAPI
+    template does it in its lifespan)."""
+    db = os.environ["AXME_BENCH_DBOS_URL"]
+    stats_dir = Path(os.environ["AXME_BENCH_STATS_DIR"])
+    saga: Any = None
 
-    saga = dbos_setup(db)
+    def dump_stats(*_: Any) -> None:
+        target = stats_dir / f"stats-{os.getpid()}.json"
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"pid": os.getpid(), "at": time.time(), **SqlCounts.read()}))
+        tmp.replace(target)
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        nonlocal saga
         if scope["type"] == "lifespan":
             while True:
                 message = await receive()
                 if message["type"] == "lifespan.startup":
+                    SqlCounts.install()
+                    saga = dbos_setup(db)
+                    signal.signal(signal.SIGUSR1, dump_stats)
+                    (stats_dir / f"worker-{os.getpid()}").touch()
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
+                    from dbos import DBOS
+
+                    DBOS.destroy()
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         body = b""
@@ -133,9 +195,9 @@ def dbos_serve(db: str, port: int) -> None:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        if scope["path"] == "/health":
-            status, out = 200, {"ok": True}
-        else:
+        out: dict[str, Any] = {"ok": True}
+        status = 200
+        if scope["path"] != "/health":
             order = json.loads(body or b"{}")
             try:
                 status, out = 200, await saga(str(order.get("order_id")), bool(order.get("fail")))
@@ -146,7 +208,7 @@ def dbos_serve(db: str, port: int) -> None:
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
         await send({"type": "http.response.body", "body": data})
 
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    return app
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -185,31 +247,13 @@ def restate_app() -> Any:
     return restate.app(services=[service])
 
 
-def restate_serve(port: int) -> None:
-    import hypercorn.asyncio
-    from hypercorn.config import Config
-
-    config = Config()
-    config.bind = [f"127.0.0.1:{port}"]
-    config.accesslog = None
-    config.errorlog = "-"
-    config.loglevel = "WARNING"
-    asyncio.run(hypercorn.asyncio.serve(restate_app(), config))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=["dbos-inproc", "dbos-serve", "restate-serve"])
-    parser.add_argument("--db")
-    parser.add_argument("--port", type=int)
+    parser.add_argument("mode", choices=["dbos-inproc"])
+    parser.add_argument("--db", required=True, help="sqlite:///path or postgresql://...")
     parser.add_argument("--phases", help="JSON list of [clients, count, warmup, fail]")
     args = parser.parse_args(argv)
-    if args.mode == "dbos-inproc":
-        asyncio.run(dbos_inproc(args.db, json.loads(args.phases)))
-    elif args.mode == "dbos-serve":
-        dbos_serve(args.db, args.port)
-    else:
-        restate_serve(args.port)
+    asyncio.run(dbos_inproc(args.db, json.loads(args.phases)))
     return 0
 
 

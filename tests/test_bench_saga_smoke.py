@@ -1,56 +1,87 @@
-"""bench/saga.py --smoke on axme and on each peer, and bench/hop.py, run end to end: workflows finish, nothing
-fails. A peer that is missing or broken fails here instead of dropping out of the comparison (test.sh installs
-the peers with bench/setup.sh, from the package registries)."""
+"""bench/saga.py --smoke on axme and on each peer (DBOS on SQLite in WAL mode and on PostgreSQL, Restate), and
+bench/hop.py, run end to end: workflows finish, nothing fails. A peer that is missing fails the run instead of
+dropping out of the comparison (test.sh installs the peers at their pinned versions with bench/setup.sh, from the
+package registries)."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.runtime_proc import PG_ADMIN_URL
+
 BENCH = Path(__file__).resolve().parents[1] / "bench"
+PATHS_AND_CLIENTS = {(path, clients) for path in ("ok", "fail") for clients in (1, 32)}
 
 
-def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
+def _run(args: list[str], env: dict[str, str] | None = None, status: int = 0) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=180,
-                          stdin=subprocess.DEVNULL)
-    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+                          stdin=subprocess.DEVNULL, env=env)
+    assert proc.returncode == status, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     return proc
 
 
-def test_saga_smoke_axme(tmp_path: Path) -> None:
+def _smoke(tmp_path: Path, *extra: str) -> dict[str, Any]:
     out = tmp_path / "saga.json"
-    _run([str(BENCH / "saga.py"), "--smoke", "--only", "axme", "--json-out", str(out), "--tmp-dir", str(tmp_path)])
-    result = json.loads(out.read_text())
-    assert result["errors"] == 0
-    rows = result["rows"]
-    assert {(r["path"], r["clients"]) for r in rows} == {("ok", 1), ("fail", 1), ("ok", 32), ("fail", 32)}
-    for row in rows:
-        assert row["system"] == "axme"
+    _run([str(BENCH / "saga.py"), "--smoke", *extra, "--json-out", str(out), "--tmp-dir", str(tmp_path)])
+    result: dict[str, Any] = json.loads(out.read_text())
+    assert result["skipped"] == [] and result["errors"] == 0, result
+    for row in result["rows"]:
         assert row["errors"] == 0, row
         assert row["workflows"] > 0 and row["per_s"] > 0, row
+        assert row["cpu_ms_per_wf"] > 0 or (row["clients"] == 1 and row["cpu_ms_per_wf"] == 0), row  # 10 ms ticks
     assert [p.name for p in tmp_path.iterdir()] == ["saga.json"]  # the temp dir is removed
+    return result
+
+
+def test_saga_smoke_axme(tmp_path: Path) -> None:
+    result = _smoke(tmp_path, "--only", "axme")
+    assert {(r["system"], r["path"], r["clients"]) for r in result["rows"]} == \
+        {("axme", path, clients) for path, clients in PATHS_AND_CLIENTS}
+    assert result["machine"]["cores"] >= 1 and len(result["machine"]["load_before"]) == 3
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("peer", "systems"), [("dbos", {"dbos (in-process)", "dbos (uvicorn)"}),
-                                               ("restate", {"restate"})])
-def test_saga_smoke_peer(peer: str, systems: set[str], tmp_path: Path) -> None:
-    out = tmp_path / "saga.json"
-    _run([str(BENCH / "saga.py"), "--smoke", "--only", peer, "--json-out", str(out), "--tmp-dir", str(tmp_path)])
-    result = json.loads(out.read_text())
-    assert result["skipped"] == [], result["skipped"]  # not installed: run bench/setup.sh
-    assert result["errors"] == 0
+@pytest.mark.parametrize(("system", "extra"), [("dbos", ()), ("dbos-pg", ("--postgres", PG_ADMIN_URL)),
+                                               ("restate", ())])
+def test_saga_smoke_peer(system: str, extra: tuple[str, ...], tmp_path: Path) -> None:
+    """Each peer runs the saga, at the versions bench/setup.sh pins (a missing or different one fails here)."""
+    result = _smoke(tmp_path, "--only", system, *extra)
     rows = result["rows"]
     assert {(r["system"], r["path"], r["clients"]) for r in rows} == \
-        {(system, path, clients) for system in systems for path in ("ok", "fail") for clients in (1, 32)}
-    for row in rows:
-        assert row["errors"] == 0, row
-        assert row["workflows"] > 0 and row["per_s"] > 0, row
-    assert [p.name for p in tmp_path.iterdir()] == ["saga.json"]  # the temp dir is removed
+        {(system, path, clients) for path, clients in PATHS_AND_CLIENTS}
+    peers = result["peers"]
+    assert peers["installed"] == {**peers["installed"], **peers["pinned"]}, peers  # every pin, as pinned
+    assert peers["settings"][system]["workers"] == 1  # smoke: one worker each
+    counted = next(r for r in rows if r["path"] == "ok" and r["clients"] == 32)
+    if system.startswith("dbos"):  # DBOS's statements and commits, seen by its SQLAlchemy engine
+        assert counted["statements_per_wf"] > counted["commits_per_wf"] > 0, counted
+    else:  # Restate has no SQL to count
+        assert counted["statements_per_wf"] is None and counted["commits_per_wf"] is None
+        assert result["peers"]["installed"]["restate-server"].startswith("restate-server ")
+
+
+def test_saga_fails_when_a_peer_is_missing(tmp_path: Path) -> None:
+    """No peers installed: the run stops before starting anything (exit 3), naming each peer and the fix; with
+    --allow-missing-peers it skips them and says so."""
+    env = dict(os.environ, AXME_BENCH_PEERS=str(tmp_path / "nothing-here"))
+    out = tmp_path / "saga.json"
+    args = [str(BENCH / "saga.py"), "--smoke", "--only", "dbos,restate", "--json-out", str(out), "--tmp-dir",
+            str(tmp_path)]
+    refused = _run(args, env, status=3)
+    assert "peer missing: dbos: dbos missing (pinned " in refused.stderr
+    assert "peer missing: restate: restate-sdk missing (pinned " in refused.stderr
+    assert "bench/setup.sh" in refused.stderr and "--allow-missing-peers" in refused.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing started, no results
+    _run([*args, "--allow-missing-peers"], env)
+    result = json.loads(out.read_text())
+    assert result["rows"] == [] and [line.split(":")[0] for line in result["skipped"]] == ["dbos", "restate"]
 
 
 def test_hop_quick(tmp_path: Path) -> None:
@@ -60,3 +91,21 @@ def test_hop_quick(tmp_path: Path) -> None:
     assert result["errors"] == 0
     assert result["hops"] == 20 and result["p50_ms"] > 0
     assert [p.name for p in tmp_path.iterdir()] == ["hop.json"]
+
+
+def test_runtime_counters_are_summed_over_labels_and_absent_ones_are_none() -> None:
+    """How bench/saga.py reads the store's counters from GET /metrics: every label set summed, the ``_created``
+    samples and other metrics ignored, None (printed "n/a") for a counter the runtime does not publish."""
+    from bench.saga import AXME_COUNTERS, prometheus_sums
+
+    text = "\n".join([
+        "# HELP axme_store_statements_total SQL statements the store ran.",
+        "# TYPE axme_store_statements_total counter",
+        'axme_store_statements_total{kind="read"} 120.0',
+        'axme_store_statements_total{kind="write"} 30.0',
+        "axme_store_statements_created 1.7e9",
+        "axme_store_statements_total_other 5.0",
+        "axme_intents_created_total 7.0",
+    ])
+    assert prometheus_sums(text, AXME_COUNTERS) == {"statements": 150.0, "commits": None}
+    assert prometheus_sums(text + "\naxme_store_commits_total 12\n", AXME_COUNTERS)["commits"] == 12.0
