@@ -1,32 +1,45 @@
 """PostgreSQL store: several runtime replicas on one database.
 
-- Writes: each operation runs in its own transaction on a pooled connection, on a small thread pool.
-  PostgreSQL groups concurrent commits itself. Rows an operation is about to change are read
-  ``FOR UPDATE`` (``SqlTx.LOCK``), so two replicas changing one intent take turns and its event ``seq``
-  stays dense; the feed head upsert locks the head row, so an agent's cursors stay dense in commit order.
-  A deadlock, a serialization failure or a unique-key race (two replicas answering one idempotency key)
-  rolls the operation back and runs it again (operations are pure functions of the transaction).
+- Writes: group commit, as on SQLite. Operations are queued to one writer thread per replica, with a connection
+  of its own in pipeline mode; it takes everything queued (up to ``MAX_BATCH``) and runs the operations one after
+  the other in one transaction: statements whose results nobody reads go out without waiting for an answer, the
+  events of the whole batch go out in one INSERT, its feed rows in another, its notes in one NOTIFY, then COMMIT;
+  only then are the callers answered. Rows an operation is about to change are read ``FOR UPDATE``
+  (``SqlTx.LOCK``), so two replicas changing one intent take turns and its event ``seq`` stays dense. Reading an
+  intent also locks and keeps its workflow parent and workflow row (``PostgresTx.get_intent``: a step's resume
+  needs all three; one round trip instead of three); rows locked or written by the batch are kept for its other
+  reads (``_Batch``), and agents' service accounts by address for every batch (``_Accounts``).
+  An operation that refuses before writing anything is answered alone; one that refuses after writing, or a
+  database error, rolls the batch back and runs each operation in a transaction of its own (so each caller gets
+  its own outcome). A deadlock, a serialization failure or a unique-key race (two replicas answering one
+  idempotency key) rolls the batch back and runs it again (operations are pure functions of the transaction).
+- Feed cursors: an agent's cursors must be dense in commit order. The feed head row of each address a batch feeds
+  is bumped once, at the end of the batch (addresses in order, so batches of two replicas never deadlock on them),
+  so it is locked only while the batch commits, not while its operations run.
 - Timers are claimed with ``FOR UPDATE SKIP LOCKED`` (``SqlTx.CLAIM``) inside the transaction that fires
   them: the row lock is the lease. A replica that dies loses its connection, PostgreSQL rolls its
   transaction back and releases the rows, and the next replica whose scheduler looks takes them.
-- Wake-ups across replicas: a transaction that changed something also sends ``pg_notify('axme', ...)``
-  with its ``Notes`` (delivered only if it commits). One LISTEN connection per replica turns other
-  replicas' notifications into ``on_commit`` calls on this replica, which wake its streams and scheduler.
-  If that connection drops, the replica reconnects and wakes everything once (it may have missed some).
-- Reads run on a second pool, on their own threads, in autocommit mode.
-- An outage fails fast: a request waits at most ``POOL_TIMEOUT`` for a connection (``DOWN_TIMEOUT`` once one
-  has failed, until one succeeds) and gets 503 ``storage_unavailable``; TCP keepalives and ``tcp_user_timeout``
-  bound a query on a connection whose peer vanished; the pools retry connecting at least every second, so
-  writes resume within about a second of the database coming back.
+- Wake-ups across replicas: a batch that changed something also sends ``pg_notify('axme', ...)`` with its
+  ``Notes`` (delivered only if it commits), the events and feed rows it wrote included, so that streams on other
+  replicas send them without reading them back (``encode_notes``; what does not fit is left out and those streams
+  read). One LISTEN connection per replica turns other replicas' notifications into ``on_commit`` calls on this
+  replica, which wake its streams and scheduler. If that connection drops, the replica reconnects and wakes
+  everything once (it may have missed some).
+- Reads run on a pool, on their own threads, in autocommit mode.
+- An outage fails fast: a read waits at most ``POOL_TIMEOUT`` for a connection (``DOWN_TIMEOUT`` once one has
+  failed, until one succeeds), a batch whose connection is lost is answered 503 ``storage_unavailable`` and the
+  writer connects again for the next one (at most every ``DOWN_TIMEOUT`` while it fails); TCP keepalives and
+  ``tcp_user_timeout`` bound a query on a connection whose peer vanished, so writes resume within about a second
+  of the database coming back. A read that finds its pooled connection dead is tried once more.
 - Migrations run under an advisory lock, so replicas starting together apply each one once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
-import json
 import logging
 import random
 import threading
@@ -36,6 +49,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+import orjson
 import psycopg
 import psycopg_pool
 from psycopg import errors as pg_errors
@@ -44,7 +58,7 @@ from psycopg.rows import dict_row
 
 from axme_cli.runtime.errors import BadRequest, StoreUnavailable
 from axme_cli.runtime.store.base import Notes, Row, Store, Tx
-from axme_cli.runtime.store.sql import SqlReads, SqlTx, load_migrations, split_sql
+from axme_cli.runtime.store.sql import INTENT_COLUMNS, WORKFLOW_COLUMNS, SqlReads, SqlTx, load_migrations, split_sql
 from axme_cli.runtime.store.urls import redact
 
 T = TypeVar("T")
@@ -53,7 +67,11 @@ log = logging.getLogger("axme.store")
 CHANNEL = "axme"
 MIGRATION_LOCK = 0x6178_6D65  # "axme": pg_advisory_lock key held while migrating
 MAX_TRIES = 8
+MAX_BATCH = 256  # operations per write transaction
 _NOTIFY_LIMIT = 7000  # bytes per notification payload (PostgreSQL allows < 8000)
+# What a stream sends of a feed row (api/agents.py): the part of it a notification carries to other replicas.
+_FED_FIELDS = ("intent_id", "cursor", "attempt", "fed_at", "status", "delivered_attempt", "intent_type",
+               "correlation_id", "from_agent", "to_agent", "max_delivery_attempts", "created_at", "payload")
 _RETRY = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure, pg_errors.UniqueViolation,
           pg_errors.LockNotAvailable)
 _DOWN = (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout)
@@ -71,44 +89,203 @@ def _pg_sql(sql: str) -> bytes:
     return sql.replace("?", "%s").encode()
 
 
+class _Result:
+    """A statement's cursor in pipeline mode: its rows are fetched when asked for (psycopg waits for them then), and
+    ``rowcount``, which psycopg does not wait for, waits for every answer still to come."""
+
+    __slots__ = ("_cur", "_pipe")
+
+    def __init__(self, cur: psycopg.Cursor[Any], pipe: psycopg.Pipeline) -> None:
+        self._cur = cur
+        self._pipe = pipe
+
+    def fetchone(self) -> Any:
+        return self._cur.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._cur.fetchall()
+
+    @property
+    def rowcount(self) -> int:
+        self._pipe.sync()
+        return self._cur.rowcount
+
+
 class _Conn:
-    """The connection as the shared SQL sees it: ``execute(sql, params)`` with ``?`` placeholders."""
+    """The connection as the shared SQL sees it: ``execute(sql, params)`` with ``?`` placeholders. Counts the
+    statements in ``store.statements``; ``wrote``: whether a statement other than a SELECT went out through it."""
 
-    __slots__ = ("_c",)
+    __slots__ = ("_c", "_store", "_pipe", "wrote")
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], store: Store, pipe: psycopg.Pipeline | None = None) -> None:
         self._c = conn
+        self._store = store
+        self._pipe = pipe
+        self.wrote = False
 
-    def execute(self, sql: str, params: Any = ()) -> psycopg.Cursor[Any]:
-        return self._c.execute(_pg_sql(sql), tuple(params))
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        self._store.statements += 1
+        if not self.wrote and not sql.startswith("SELECT"):
+            self.wrote = True
+        cur = self._c.execute(_pg_sql(sql), tuple(params))
+        return cur if self._pipe is None else _Result(cur, self._pipe)
 
 
-class _ReplicaNotes(Notes):
-    """Notes of a PostgreSQL transaction, which collect no events or feed rows: on SQLite a stream sends those
-    without reading them back, but with several replicas committing, a stream handed this replica's events was
-    seen to miss a wake-up now and then, so here streams read what they send."""
+class _Accounts:
+    """Agents' service accounts by address (``active_service_account_by_address``, ``http_binding``), kept across
+    batches: every create and every step's dispatch looks one up, and they seldom change. A batch that changes one
+    empties this and reads the database for the rest of the batch; other replicas empty theirs when its notes
+    arrive (``Notes.keys_changed``), like the key cache. ``generation`` keeps a read that raced an emptying from
+    putting back what it read."""
 
-    def feed_row(self, address: str, row: Row) -> None:
-        pass
+    SIZE = 4096
 
-    def event(self, intent_id: str, seq: int, data: str) -> None:
-        pass
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], Row | None] = {}
+        self.generation = 0
+
+    def clear(self) -> None:
+        self.generation += 1
+        self.rows.clear()
+
+
+class _Batch:
+    """What the operations of one write transaction share: the intents and workflows it locked (read FOR UPDATE)
+    or wrote, as they are now in the transaction. No other transaction can change a row this one holds locked or
+    has inserted, so a second read of it needs no round trip."""
+
+    __slots__ = ("intents", "workflows", "accounts_changed")
+
+    def __init__(self) -> None:
+        self.intents: dict[str, Row] = {}
+        self.workflows: dict[str, Row] = {}
+        self.accounts_changed = False  # a service account changed: _Accounts is not used for the rest of the batch
+
+
+# An intent read to be changed, with its workflow parent: locked together, in one round trip with its workflow.
+_FAMILY_INTENTS = (
+    "SELECT * FROM intents WHERE intent_id = ? OR intent_id = "
+    "(SELECT doc::jsonb ->> 'parent_intent_id' FROM intents WHERE intent_id = ?) FOR UPDATE"
+)
+_FAMILY_WORKFLOW = (
+    "SELECT * FROM workflows WHERE workflow_id = "
+    "(SELECT doc::jsonb ->> 'workflow_id' FROM intents WHERE intent_id = ?) FOR UPDATE"
+)
 
 
 class PostgresTx(SqlTx):
     LOCK = " FOR UPDATE"
     CLAIM = " FOR UPDATE SKIP LOCKED"
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, batch: _Batch | None = None, accounts: _Accounts | None = None) -> None:
         super().__init__(conn)
-        self.notes = _ReplicaNotes()
+        self._batch = batch if batch is not None else _Batch()
+        self._accounts = accounts if accounts is not None else _Accounts()
+        self.fed: list[tuple[str, str, int, str]] = []  # feed rows (address, intent_id, attempt, at): at the end
+
+    def changed_anything(self) -> bool:
+        return bool(self._c.wrote or self._events or self.fed)
 
     def exclusive(self, name: str) -> None:
         self._c.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (name,))
 
+    def finish(self) -> None:
+        """The events are written with the rest of the batch's (``PostgresStore._end``)."""
+
+    # intents and workflows: kept in the batch once locked
+    def get_intent(self, intent_id: str) -> Row | None:
+        row = self._batch.intents.get(intent_id)
+        if row is None:
+            self._lock_family(intent_id)
+            row = self._batch.intents.get(intent_id)
+            if row is None:
+                return None
+        return dict(row)
+
+    def _lock_family(self, intent_id: str) -> None:
+        intents = self._c.execute(_FAMILY_INTENTS, (intent_id, intent_id))
+        workflows = self._c.execute(_FAMILY_WORKFLOW, (intent_id,))  # sent before the first answer is read
+        for row in intents.fetchall():
+            self._batch.intents.setdefault(row["intent_id"], dict(row))
+        for row in workflows.fetchall():
+            self._batch.workflows.setdefault(row["workflow_id"], dict(row))
+
+    def insert_intent(self, row: Row) -> None:
+        super().insert_intent(row)
+        self._batch.intents[row["intent_id"]] = {c: row.get(c) for c in INTENT_COLUMNS}
+
+    def update_intent(self, intent_id: str, fields: Row) -> None:
+        super().update_intent(intent_id, fields)
+        kept = self._batch.intents.get(intent_id)
+        if kept is not None:
+            kept.update(fields)
+
+    def get_workflow(self, workflow_id: str) -> Row | None:
+        row = self._batch.workflows.get(workflow_id)
+        if row is None:
+            row = super().get_workflow(workflow_id)
+            if row is None:
+                return None
+            self._batch.workflows[workflow_id] = row
+        return dict(row)
+
+    def insert_workflow(self, row: Row) -> None:
+        super().insert_workflow(row)
+        if set(row) == WORKFLOW_COLUMNS:
+            self._batch.workflows[row["workflow_id"]] = dict(row)
+
+    def update_workflow(self, workflow_id: str, fields: Row) -> None:
+        super().update_workflow(workflow_id, fields)
+        kept = self._batch.workflows.get(workflow_id)
+        if kept is not None:
+            kept.update(fields)
+
+    def append_feed(self, address: str, intent_id: str, attempt: int, at: str) -> int:
+        """Held to the end of the batch, which gives it its cursor (and sets it on the row handed to the notes)."""
+        self.fed.append((address, intent_id, attempt, at))
+        return 0
+
+    # service accounts by address: kept across batches
+    def active_service_account_by_address(self, address: str) -> Row | None:
+        return self._account("active", address, super().active_service_account_by_address)
+
+    def http_binding(self, address: str) -> Row | None:
+        return self._account("http", address, super().http_binding)
+
+    def _account(self, kind: str, address: str, read: Callable[[str], Row | None]) -> Row | None:
+        accounts = self._accounts
+        if self._batch.accounts_changed:
+            return read(address)
+        key = (kind, address)
+        if key in accounts.rows:
+            row = accounts.rows[key]
+        else:
+            generation = accounts.generation
+            row = read(address)
+            if generation == accounts.generation:
+                if len(accounts.rows) >= _Accounts.SIZE:
+                    accounts.rows.clear()
+                accounts.rows[key] = row
+        return dict(row) if row is not None else None
+
+    def insert_service_account(self, row: Row) -> None:
+        super().insert_service_account(row)
+        self._accounts_changed()
+
+    def update_service_account(self, sa_id: str, fields: Row) -> None:
+        super().update_service_account(sa_id, fields)
+        self._accounts_changed()
+
+    def _accounts_changed(self) -> None:
+        self._batch.accounts_changed = True
+        self._accounts.clear()
+        self.notes.keys_changed = True  # other replicas empty their _Accounts (and key caches) too
+
 
 def encode_notes(replica: str, notes: Notes) -> list[str]:
-    """``notes`` as notification payloads of at most ~7 kB each (a big transaction sends several)."""
+    """``notes`` as notification payloads of at most ~7 kB each (a big batch sends several). The events and feed
+    rows of an intent or address go in the payload that names it; those of one that do not fit in a payload alone
+    are left out, and its streams read instead."""
     if not (notes.intents or notes.feeds or notes.wake_at is not None or notes.keys_changed or notes.everything
             or notes.outbound or notes.mail or notes.schemas):
         return []
@@ -125,43 +302,79 @@ def encode_notes(replica: str, notes: Notes) -> list[str]:
         base["m"] = 1
     if notes.schemas:
         base["s"] = 1
-    items = [("i", x) for x in sorted(notes.intents)] + [("f", x) for x in sorted(notes.feeds)]
+    events, fed = notes.events or {}, notes.fed or {}
+    units: list[tuple[str, str, Any]] = []  # (kind, key, what it hands over or None)
+    for intent_id in sorted(notes.intents):
+        units.append(("i", intent_id, events.get(intent_id)))
+    for address in sorted(notes.feeds):
+        rows = fed.get(address)
+        units.append(("f", address, None if rows is None else [{k: r.get(k) for k in _FED_FIELDS} for r in rows]))
     payloads: list[str] = []
     current: dict[str, Any] = dict(base)
-    size = len(json.dumps(current))
-    for kind, value in items:
-        if size + len(value) + 8 > _NOTIFY_LIMIT:
-            payloads.append(json.dumps(current))
+    size = len(orjson.dumps(current))
+    for kind, key, items in units:
+        handed = b"" if items is None else orjson.dumps(items)
+        if len(handed) + len(key) + 64 > _NOTIFY_LIMIT - 64:
+            handed = b""  # too big for any payload: the key alone, and its streams read
+        need = len(key) + 8 + (len(handed) + len(key) + 8 if handed else 0)
+        if size + need > _NOTIFY_LIMIT and len(current) > 1:
+            payloads.append(orjson.dumps(current).decode())
             current = {"r": replica}
-            size = len(json.dumps(current))
-        current.setdefault(kind, []).append(value)
-        size += len(value) + 4
-    payloads.append(json.dumps(current))
+            size = len(orjson.dumps(current))
+        current.setdefault(kind, []).append(key)
+        if handed:
+            current.setdefault("h" + kind, {})[key] = orjson.Fragment(handed)
+        size += need
+    payloads.append(orjson.dumps(current).decode())
     return payloads
 
 
 def decode_notes(payload: str) -> tuple[str, Notes]:
-    data = json.loads(payload)
+    data = orjson.loads(payload)
     notes = Notes(intents=set(data.get("i", ())), feeds=set(data.get("f", ())),
                   keys_changed=bool(data.get("k")), everything=bool(data.get("e")), outbound=bool(data.get("o")),
                   mail=bool(data.get("m")), schemas=bool(data.get("s")))
     notes.timer(data.get("w"))
+    handed_events = data.get("hi")
+    if handed_events:
+        notes.events = {intent_id: [(int(seq), text) for seq, text in items]
+                        for intent_id, items in handed_events.items()}
+    handed_rows = data.get("hf")
+    if handed_rows:
+        notes.fed = handed_rows
     return str(data.get("r", "")), notes
+
+
+_Job = tuple[Callable[[Tx], Any], "asyncio.Future[Any]"]
+_Outcome = tuple["asyncio.Future[Any]", bool, Any]
+
+# The end of a batch, one statement each whatever its size. Feed heads are bumped in address order, so two replicas'
+# batches take their locks in the same order. The arrays go in binary (%b): psycopg escapes every element of a text
+# array with a regular expression, which took 40% of the writer's time.
+_BUMP_HEADS = (b"INSERT INTO feed_heads (address, last_cursor) SELECT * FROM unnest(%b::text[], %b::bigint[]) "
+               b"ON CONFLICT (address) DO UPDATE SET last_cursor = feed_heads.last_cursor + excluded.last_cursor "
+               b"RETURNING address, last_cursor")
+_INSERT_FEED = (b"INSERT INTO feed (address, cursor, intent_id, attempt, at) "
+                b"SELECT * FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::bigint[], %b::text[])")
+_INSERT_EVENTS = b"INSERT INTO events (intent_id, seq, data) SELECT * FROM unnest(%b::text[], %b::bigint[], %b::text[])"
+_NOTIFY = b"SELECT pg_notify('" + CHANNEL.encode() + b"', p) FROM unnest(%b::text[]) AS p"
+
+
+class _Fallback(Exception):
+    """An operation of a batch refused after it had written: the batch is rolled back and each of its operations
+    runs in a transaction of its own."""
 
 
 class PostgresStore(SqlReads, Store):
     kind = "postgresql"
 
-    def __init__(self, url: str, *, replica_id: str | None = None, writers: int = 8, readers: int = 8) -> None:
+    def __init__(self, url: str, *, replica_id: str | None = None, readers: int = 8) -> None:
         self.url = url
         self.location = redact(url)
         self.replica_id = replica_id or uuid.uuid4().hex[:12]
-        self.writers = writers
         self.readers = readers
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._wpool: psycopg_pool.ConnectionPool[Any] | None = None
         self._rpool: psycopg_pool.ConnectionPool[Any] | None = None
-        self._wexec: ThreadPoolExecutor | None = None
         self._rexec: ThreadPoolExecutor | None = None
         self._listener: threading.Thread | None = None
         self._closing = threading.Event()
@@ -170,12 +383,22 @@ class PostgresStore(SqlReads, Store):
         self._conninfo = url  # the URL with the NETWORK_DEFAULTS it does not set itself
         self._down = False  # the last request found the database unreachable: the next ones wait less
         self.retries = 0  # operations run again after a deadlock or race (for tests and metrics)
+        # the writer: a thread with a connection of its own, taking what write() queued
+        self._writer: threading.Thread | None = None
+        self._wconn: psycopg.Connection[Any] | None = None
+        self._pending: collections.deque[_Job] = collections.deque()
+        self._signal = threading.Event()  # set when something was queued
+        self._connect_failed = float("-inf")  # monotonic time of the writer's last failed connect
+        self._accounts = _Accounts()
+        self._own = orjson.dumps({"r": self.replica_id})[:-1].decode()  # how this replica's payloads start
 
     # lifecycle
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._closing.clear()
         await self._loop.run_in_executor(None, self._open_sync)
+        self._writer = threading.Thread(target=self._write_loop, name="axme-pg-write", daemon=True)
+        self._writer.start()
         self._listener = threading.Thread(target=self._listen, name="axme-pg-listen", daemon=True)
         self._listener.start()
         await self._loop.run_in_executor(None, self._listening.wait, 10.0)
@@ -187,23 +410,25 @@ class PostgresStore(SqlReads, Store):
             with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=10) as conn:
                 self._migrate(conn)
             kwargs = {"autocommit": True, "row_factory": dict_row, "application_name": self._app_name}
-            self._wpool = psycopg_pool.ConnectionPool(
-                self._conninfo, min_size=1, max_size=self.writers, kwargs=kwargs, name="axme-write",
-                check=psycopg_pool.ConnectionPool.check_connection, timeout=POOL_TIMEOUT, open=True,
-                reconnect_timeout=RECONNECT_TIMEOUT,
-            )
+            # No check of a connection when it is taken (a round trip per read): a read that finds it dead is tried
+            # again (_read_sync), and the pool replaces what came back broken.
             self._rpool = psycopg_pool.ConnectionPool(
                 self._conninfo, min_size=1, max_size=self.readers, kwargs=kwargs, name="axme-read",
-                check=psycopg_pool.ConnectionPool.check_connection, timeout=POOL_TIMEOUT, open=True,
-                reconnect_timeout=RECONNECT_TIMEOUT,
+                timeout=POOL_TIMEOUT, open=True, reconnect_timeout=RECONNECT_TIMEOUT,
             )
-            self._wpool.wait(10.0)
             self._rpool.wait(10.0)
+            self._wconn = self._connect_writer()
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             self._close_pools()
             raise StoreUnavailable(f"cannot open the database {self.location}: {exc}") from exc
-        self._wexec = ThreadPoolExecutor(self.writers, thread_name_prefix="axme-pg-write")
         self._rexec = ThreadPoolExecutor(self.readers, thread_name_prefix="axme-pg-read")
+
+    def _connect_writer(self) -> psycopg.Connection[Any]:
+        conn = psycopg.connect(self._conninfo, autocommit=True, row_factory=dict_row,
+                               application_name=self._app_name)
+        conn.prepare_threshold = 1  # the writer runs the same few dozen statements all day: prepare them at once
+        conn.prepared_max = 512
+        return conn
 
     def _migrate(self, conn: psycopg.Connection[Any]) -> None:
         conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
@@ -224,63 +449,246 @@ class PostgresStore(SqlReads, Store):
             conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
 
     def _close_pools(self) -> None:
-        for pool in (self._wpool, self._rpool):
-            if pool is not None:
-                pool.close()
-        self._wpool = self._rpool = None
+        if self._rpool is not None:
+            self._rpool.close()
+        self._rpool = None
+        if self._wconn is not None:
+            self._wconn.close()
+        self._wconn = None
 
     async def close(self) -> None:
         self._closing.set()
+        self._signal.set()
         loop = asyncio.get_running_loop()
-        if self._listener is not None:
-            await loop.run_in_executor(None, self._listener.join, 5.0)
-            self._listener = None
-        for ex in (self._wexec, self._rexec):
-            if ex is not None:
-                await loop.run_in_executor(None, functools.partial(ex.shutdown, wait=True))
-        self._wexec = self._rexec = None
+        for thread in (self._writer, self._listener):  # the writer answers what is queued first
+            if thread is not None:
+                await loop.run_in_executor(None, thread.join, 10.0)
+        self._writer = self._listener = None
+        if self._rexec is not None:
+            await loop.run_in_executor(None, functools.partial(self._rexec.shutdown, wait=True))
+        self._rexec = None
         await loop.run_in_executor(None, self._close_pools)
 
     # writes
     async def write(self, op: Callable[[Tx], T]) -> T:
-        if self._wexec is None or self._loop is None:
+        if self._writer is None or self._loop is None or self._closing.is_set():
             raise StoreUnavailable("the store is closed")
-        return await self._loop.run_in_executor(self._wexec, self._run, op)
+        fut: asyncio.Future[T] = self._loop.create_future()
+        self._pending.append((op, fut))
+        if not self._signal.is_set():  # the writer clears it before it looks at what is queued
+            self._signal.set()
+        return await fut
 
-    def _run(self, op: Callable[[Tx], T]) -> T:
-        pool = self._wpool
-        if pool is None:
-            raise StoreUnavailable("the store is closed")
+    def _write_loop(self) -> None:
+        """The writer thread: one batch at a time; what is queued while one commits makes the next."""
+        while True:
+            self._signal.wait()
+            self._signal.clear()
+            while self._pending:
+                batch: list[_Job] = []
+                while self._pending and len(batch) < MAX_BATCH:
+                    batch.append(self._pending.popleft())
+                try:
+                    outcomes, notes = self._run_batch(batch)
+                except Exception as exc:  # a bug here must not stop every later write
+                    log.exception("write batch of %d failed", len(batch))
+                    failure = StoreUnavailable(f"the write failed ({type(exc).__name__}); retry shortly")
+                    outcomes, notes = [(fut, False, failure) for _, fut in batch], Notes()
+                self._answer(outcomes, notes)
+            if self._closing.is_set() and not self._pending:
+                return
+
+    def _answer(self, outcomes: list[_Outcome], notes: Notes) -> None:
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closing
+                loop.call_soon_threadsafe(self._finish, outcomes, notes)
+
+    def _finish(self, outcomes: list[_Outcome], notes: Notes) -> None:
+        """On the loop: answer the callers, then wake what the batch changed."""
+        for fut, ok, value in outcomes:
+            if fut.done():
+                continue
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
+        if self.on_commit is not None:
+            self.on_commit(notes)
+
+    def _writer_conn(self) -> psycopg.Connection[Any] | None:
+        """The writer's connection, connecting again if it was lost (at most every ``DOWN_TIMEOUT`` while that
+        fails); None: the database is unreachable."""
+        conn = self._wconn
+        if conn is not None and not conn.closed and not conn.broken:
+            return conn
+        if conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
+            self._wconn = None
+        if time.monotonic() - self._connect_failed < DOWN_TIMEOUT:
+            return None
+        try:
+            self._wconn = self._connect_writer()
+        except psycopg.Error as exc:
+            self._connect_failed = time.monotonic()
+            self._down = True
+            log.warning("cannot connect to the database (%s)", str(exc).strip())
+            return None
+        return self._wconn
+
+    def _run_batch(self, batch: list[_Job]) -> tuple[list[_Outcome], Notes]:
+        """Run ``batch`` in one transaction, answering each operation; if that cannot be (an operation refused after
+        writing, a database error), each operation in a transaction of its own."""
+        if len(batch) > 1:
+            for attempt in range(1, MAX_TRIES + 1):
+                conn = self._writer_conn()
+                if conn is None:
+                    return self._unavailable(batch, "the database is unavailable; retry shortly"), Notes()
+                try:
+                    return self._transaction(conn, batch, together=True)
+                except _RETRY:
+                    self.retries += 1
+                    self._accounts.clear()
+                    time.sleep(random.uniform(0.001, 0.004 * attempt))
+                except _DOWN as exc:
+                    self._lost(conn)
+                    return self._unavailable(batch, f"the database is unavailable ({exc}); retry shortly"), Notes()
+                except (_Fallback, psycopg.Error):
+                    break
+        outcomes: list[_Outcome] = []
+        notes = Notes()
+        for job in batch:
+            done, more = self._run_alone(job)
+            outcomes += done
+            notes.merge(more)
+        return outcomes, notes
+
+    def _run_alone(self, job: _Job) -> tuple[list[_Outcome], Notes]:
         for attempt in range(1, MAX_TRIES + 1):
+            conn = self._writer_conn()
+            if conn is None:
+                return self._unavailable([job], "the database is unavailable; retry shortly"), Notes()
             try:
-                with pool.connection(self._wait()) as conn:
-                    started = time.perf_counter()
-                    with conn.transaction():
-                        tx = PostgresTx(_Conn(conn))
-                        result = op(tx)
-                        tx.finish()
-                        for payload in encode_notes(self.replica_id, tx.notes):
-                            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
-                    took = time.perf_counter() - started
+                return self._transaction(conn, [job], together=False)
             except _RETRY as exc:
                 self.retries += 1
+                self._accounts.clear()
                 if attempt == MAX_TRIES:
-                    raise StoreUnavailable(f"the write kept conflicting with others ({exc}); retry shortly") from exc
+                    failure = StoreUnavailable(f"the write kept conflicting with others ({exc}); retry shortly")
+                    return [(job[1], False, failure)], Notes()
                 time.sleep(random.uniform(0.001, 0.004 * attempt))
-                continue
             except _DOWN as exc:
-                self._down = True
-                raise StoreUnavailable(f"the database is unavailable ({exc}); retry shortly") from exc
+                self._lost(conn)
+                return self._unavailable([job], f"the database is unavailable ({exc}); retry shortly"), Notes()
             except psycopg.DataError as exc:
-                raise _unstorable(exc) from exc
-            self._down = False
-            assert self._loop is not None
-            if self.on_batch is not None:  # one operation per transaction
-                self.on_batch(1, took)
-            if self.on_commit is not None:
-                self._loop.call_soon_threadsafe(self.on_commit, tx.notes)
-            return result
+                return [(job[1], False, _unstorable(exc))], Notes()
+            except psycopg.Error as exc:
+                log.error("write failed: %s", exc)
+                failure = StoreUnavailable(f"the database refused the write ({exc}); retry shortly")
+                return [(job[1], False, failure)], Notes()
         raise AssertionError("unreachable")
+
+    def _unavailable(self, batch: list[_Job], message: str) -> list[_Outcome]:
+        self._down = True
+        return [(fut, False, StoreUnavailable(message)) for _, fut in batch]
+
+    def _lost(self, conn: psycopg.Connection[Any]) -> None:
+        with contextlib.suppress(psycopg.Error):
+            conn.close()
+        if self._wconn is conn:
+            self._wconn = None
+
+    def _exec(self, conn: psycopg.Connection[Any], sql: bytes, params: Any = None) -> psycopg.Cursor[Any]:
+        self.statements += 1
+        return conn.execute(sql, params)
+
+    def _transaction(self, conn: psycopg.Connection[Any], batch: list[_Job],
+                     together: bool) -> tuple[list[_Outcome], Notes]:
+        """One transaction for ``batch``. ``together``: an operation that refuses after writing raises
+        ``_Fallback``; else (one operation) it rolls the transaction back and is its answer."""
+        shared = _Batch()
+        outcomes: list[_Outcome] = []
+        done: list[PostgresTx] = []
+        started = time.perf_counter()
+        try:
+            with conn.pipeline() as pipe:
+                self._exec(conn, b"BEGIN")
+                for op, fut in batch:
+                    tx = PostgresTx(_Conn(conn, self, pipe), shared, self._accounts)
+                    try:
+                        result = op(tx)
+                    except psycopg.Error:
+                        raise
+                    except Exception as exc:  # the operation refused
+                        if not tx.changed_anything():
+                            outcomes.append((fut, False, exc))
+                            continue
+                        if together:
+                            raise _Fallback from exc
+                        pipe.sync()  # a database error behind the refusal is the answer instead
+                        self._rollback(conn)
+                        return [(fut, False, exc)], Notes()
+                    outcomes.append((fut, True, result))
+                    done.append(tx)
+                notes = self._end(conn, done)
+                self._exec(conn, b"COMMIT")
+                pipe.sync()
+        except BaseException:
+            self._rollback(conn)
+            if shared.accounts_changed:
+                self._accounts.clear()
+            raise
+        if shared.accounts_changed:
+            self._accounts.clear()
+        self.commits += 1
+        self._down = False
+        if self.on_batch is not None:
+            self.on_batch(len(batch), time.perf_counter() - started)
+        return outcomes, notes
+
+    def _rollback(self, conn: psycopg.Connection[Any]) -> None:
+        if conn.closed or conn.broken:
+            return
+        with contextlib.suppress(psycopg.Error):
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                self._exec(conn, b"ROLLBACK")
+
+    def _end(self, conn: psycopg.Connection[Any], done: list[PostgresTx]) -> Notes:
+        """What the batch's operations held back, in a few statements: the feed rows (their heads bumped once per
+        address, which is the one answer waited for), the events, the notification."""
+        notes = Notes()
+        events: list[Any] = []
+        fed: list[tuple[str, str, int, str]] = []
+        for tx in done:
+            notes.merge(tx.notes)
+            events += tx._events
+            fed += tx.fed
+        if fed:
+            counts: dict[str, int] = {}
+            for address, _, _, _ in fed:
+                counts[address] = counts.get(address, 0) + 1
+            addresses = sorted(counts)
+            heads = self._exec(conn, _BUMP_HEADS, (addresses, [counts[a] for a in addresses])).fetchall()
+            following = {r["address"]: int(r["last_cursor"]) - counts[r["address"]] + 1 for r in heads}
+            cursors: dict[tuple[str, str, int], int] = {}
+            columns: tuple[list[Any], ...] = ([], [], [], [], [])
+            for address, intent_id, attempt, at in fed:
+                cursor = following[address]
+                following[address] = cursor + 1
+                cursors[address, intent_id, attempt] = cursor
+                for column, value in zip(columns, (address, cursor, intent_id, attempt, at), strict=True):
+                    column.append(value)
+            self._exec(conn, _INSERT_FEED, columns)
+            for address, rows in (notes.fed or {}).items():  # the rows handed to the streams get their cursors
+                for row in rows:
+                    row["cursor"] = cursors.get((address, row["intent_id"], row["attempt"]), 0)
+        if events:
+            self._exec(conn, _INSERT_EVENTS, (events[0::3], events[1::3], events[2::3]))
+        payloads = encode_notes(self.replica_id, notes)
+        if payloads:
+            self._exec(conn, _NOTIFY, (payloads,))
+        return notes
 
     # notifications from other replicas
     def _listen(self) -> None:
@@ -295,6 +703,8 @@ class PostgresStore(SqlReads, Store):
                         missed = False
                     while not self._closing.is_set():
                         for note in conn.notifies(timeout=0.5):
+                            if note.payload.startswith(self._own):  # this replica's: on_commit had them
+                                continue
                             replica, notes = decode_notes(note.payload)
                             if replica != self.replica_id:
                                 self._deliver(notes)
@@ -307,6 +717,8 @@ class PostgresStore(SqlReads, Store):
                 self._closing.wait(0.5)
 
     def _deliver(self, notes: Notes) -> None:
+        if notes.keys_changed or notes.everything:  # a service account may have changed
+            self._accounts.clear()
         loop, callback = self._loop, self.on_commit
         if loop is None or callback is None:
             return
@@ -320,23 +732,30 @@ class PostgresStore(SqlReads, Store):
         return await self._loop.run_in_executor(self._rexec, self._read_sync, fn)
 
     def _read_sync(self, fn: Callable[[Any], T]) -> T:
-        pool = self._rpool
-        if pool is None:
-            raise StoreUnavailable("the store is closed")
-        try:
-            with pool.connection(self._wait()) as conn:
-                result = fn(_Conn(conn))
-        except _DOWN as exc:
-            self._down = True
-            raise StoreUnavailable(f"the database could not be read ({exc}); retry shortly") from exc
-        except psycopg.DataError as exc:
-            raise _unstorable(exc) from exc
-        self._down = False
-        return result
+        for attempt in range(1, 4):
+            pool = self._rpool
+            if pool is None:
+                raise StoreUnavailable("the store is closed")
+            try:
+                with pool.connection(self._wait()) as conn:
+                    result = fn(_Conn(conn, self))
+            except psycopg_pool.PoolTimeout as exc:
+                self._down = True
+                raise StoreUnavailable(f"the database could not be read ({exc}); retry shortly") from exc
+            except _DOWN as exc:  # a pooled connection the server closed: the pool drops it; try another
+                if attempt < 3:
+                    continue
+                self._down = True
+                raise StoreUnavailable(f"the database could not be read ({exc}); retry shortly") from exc
+            except psycopg.DataError as exc:
+                raise _unstorable(exc) from exc
+            self._down = False
+            return result
+        raise AssertionError("unreachable")
 
     def _wait(self) -> float:
-        """How long a request waits for a pooled connection: the pool keeps trying to connect in the background,
-        so once the database is known to be down a request only looks for one it may have made meanwhile."""
+        """How long a read waits for a pooled connection: the pool keeps trying to connect in the background,
+        so once the database is known to be down a read only looks for one it may have made meanwhile."""
         return DOWN_TIMEOUT if self._down else POOL_TIMEOUT
 
 

@@ -174,9 +174,6 @@ def test_counters_follow_what_happened(mrt: RuntimeThread) -> None:
         assert delta(before, after, "axme_store_commit_seconds_count") == \
             delta(before, after, "axme_store_commit_batch_size_count")
         assert delta(before, after, "axme_timer_lag_seconds_count") >= 1 + 2  # a redelivery, two retry delays
-        if mrt.backend == "postgres":
-            assert value(after, "axme_store_commit_batch_size_bucket", le="1.0") == \
-                value(after, "axme_store_commit_batch_size_count")
         assert value(after, "axme_store_retries_total") >= 0
 
 
