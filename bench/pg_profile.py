@@ -34,7 +34,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from create_throughput import Server, _percentile, process_cpu  # noqa: E402
+from create_throughput import Server, _percentile, process_cpu, thread_cpu  # noqa: E402
 from saga import (  # noqa: E402
     API_KEY,
     DEFAULT_PG,
@@ -68,6 +68,19 @@ def sys_and_switches(pid: int) -> tuple[float, int]:
         return 0.0, 0
 
 
+def thread_names(pid: int) -> dict[int, str]:
+    """Thread id -> its name (the main thread is the event loop; a pool's threads share a name)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm", encoding="utf-8") as f:
+                name = f.read().strip()
+        except OSError:
+            continue
+        out[int(tid)] = "loop" if int(tid) == pid else name.rstrip("0123456789_")
+    return out
+
+
 def scrape(url: str) -> dict[str, float]:
     req = urllib.request.Request(url + "/metrics", headers={"x-api-key": API_KEY})
     with urllib.request.urlopen(req, timeout=10) as resp:
@@ -88,7 +101,12 @@ def db_stats(database_url: str) -> dict[str, float]:
         conn.execute("SELECT pg_stat_force_next_flush()")
         row = conn.execute(f"SELECT {', '.join(DB_STATS)} FROM pg_stat_database WHERE datname = %s",
                            (name,)).fetchone()
-    return dict(zip(DB_STATS, (float(v) for v in row), strict=True)) if row else {}
+        scans = conn.execute("SELECT relname, seq_scan, seq_tup_read FROM pg_stat_user_tables").fetchall()
+    out = dict(zip(DB_STATS, (float(v) for v in row), strict=True)) if row else {}
+    for relname, seq_scan, seq_read in scans:
+        out[f"seq_scan {relname}"] = float(seq_scan or 0)
+        out[f"seq_read {relname}"] = float(seq_read or 0)
+    return out
 
 
 async def run(args: argparse.Namespace, work: Path, database_url: str | None) -> dict[str, Any]:
@@ -159,6 +177,7 @@ async def run(args: argparse.Namespace, work: Path, database_url: str | None) ->
             groups = {"replicas": [s.pid for s in servers], "agents": [a.pid for a in agents]}
             if database_url:
                 groups["postgres"] = postgres_backends(database_url)
+            threads0 = thread_cpu(servers[0].pid)
             sw0 = [sys_and_switches(p) for p in groups["replicas"]]
             cpu0 = {g: [process_cpu(p) or 0.0 for p in pids] for g, pids in groups.items()}
             metrics0 = [scrape(u) for u in urls]
@@ -166,7 +185,7 @@ async def run(args: argparse.Namespace, work: Path, database_url: str | None) ->
             spy = None
             if args.py_spy:
                 beside = Path(sys.executable).parent / "py-spy"
-                gil = ["--gil"] if args.gil else ["--idle"] if os.environ.get("SPY_IDLE") else []
+                gil = ["--gil"] if args.gil else ["--idle"] if os.environ.get("SPY_IDLE") else ["--threads"] if os.environ.get("SPY_THREADS") else []
                 spy = subprocess.Popen([str(beside) if beside.exists() else "py-spy", "record", "-p",
                                         str(servers[0].pid), "-o", args.py_spy, "-f", "raw", "-r", "200",
                                         "--nonblocking", *gil], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -178,6 +197,7 @@ async def run(args: argparse.Namespace, work: Path, database_url: str | None) ->
                 spy.wait(30)
             if database_url:  # backends that came during the run count fully
                 groups["postgres"] = sorted(set(groups["postgres"]) | set(postgres_backends(database_url)))
+            threads1 = thread_cpu(servers[0].pid)
             sw1 = [sys_and_switches(p) for p in groups["replicas"]]
             cpu1 = {g: [process_cpu(p) or 0.0 for p in pids] for g, pids in groups.items()}
             metrics1 = [scrape(u) for u in urls]
@@ -201,6 +221,13 @@ async def run(args: argparse.Namespace, work: Path, database_url: str | None) ->
             sum(b[0] - a[0] for a, b in zip(sw0, sw1, strict=True)) * 1000 / per_wf, 3)
         result["per_wf"]["replica context switches"] = round(
             sum(b[1] - a[1] for a, b in zip(sw0, sw1, strict=True)) / per_wf, 1)
+        names = thread_names(servers[0].pid)
+        by_name: dict[str, float] = {}
+        for tid, used in threads1.items():
+            name = names.get(tid, "?")
+            by_name[name] = by_name.get(name, 0.0) + used - threads0.get(tid, 0.0)
+        result["cpu_ms_per_wf"]["replica 0 threads"] = {
+            k: round(v * 1000 / per_wf, 3) for k, v in sorted(by_name.items(), key=lambda kv: -kv[1]) if v > 0}
         if args.replicas > 1:
             result["cpu_ms_per_wf"]["each replica"] = [
                 round((b - a) * 1000 / per_wf, 3) for a, b in zip(cpu0["replicas"], cpu1["replicas"], strict=True)]
@@ -215,8 +242,8 @@ async def run(args: argparse.Namespace, work: Path, database_url: str | None) ->
                           for m0, m1 in zip(metrics0, metrics1, strict=True))
             if total_n:
                 result.setdefault("mean", {})[name.removeprefix("axme_store_")] = round(total_s / total_n, 4)
-        for name in DB_STATS:
-            if name in stats0 and name in stats1:
+        for name in [*DB_STATS, *(k for k in stats1 if k.startswith("seq_"))]:
+            if name in stats0 and name in stats1 and (name in DB_STATS or stats1[name] != stats0[name]):
                 result["per_wf"]["pg " + name] = round((stats1[name] - stats0[name]) / per_wf, 2)
         return result
     finally:

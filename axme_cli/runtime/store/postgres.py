@@ -46,7 +46,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import orjson
@@ -111,23 +110,73 @@ class _Result:
         return self._cur.rowcount
 
 
+class _Ask(BaseException):  # noqa: N818 - not an error: a read asks for its next statement's answer
+    def __init__(self, sql: bytes, params: tuple[Any, ...]) -> None:
+        self.sql = sql
+        self.params = params
+
+
+class _Answer:
+    """What a statement of a read answered, as its cursor would give it."""
+
+    __slots__ = ("_rows", "rowcount")
+
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+
+    def fetchone(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[Any]:
+        return self._rows
+
+
+class _Replay:
+    """A read's connection (``PostgresStore._read``): the answers of the statements it ran so far, in order; the
+    next statement raises ``_Ask``, the store runs it and runs the read again."""
+
+    __slots__ = ("_answers", "_at")
+
+    def __init__(self, answers: list[tuple[list[Any], int]]) -> None:
+        self._answers = answers
+        self._at = 0
+
+    def execute(self, sql: str, params: Any = ()) -> _Answer:
+        if self._at < len(self._answers):
+            rows, rowcount = self._answers[self._at]
+            self._at += 1
+            return _Answer(rows, rowcount)
+        raise _Ask(_pg_sql(sql), tuple(params))
+
+
 class _Conn:
     """The connection as the shared SQL sees it: ``execute(sql, params)`` with ``?`` placeholders. Counts the
-    statements in ``store.statements``; ``wrote``: whether a statement other than a SELECT went out through it."""
+    statements in ``store.statements``; ``wrote``: whether the operation changed anything (a statement other than a
+    SELECT, or a write held back in ``batch``). In a write batch, the intent and workflow writes the batch holds back
+    go out before any other statement (``_Batch.flush``), so every statement sees what came before it."""
 
-    __slots__ = ("_c", "_store", "_pipe", "wrote")
+    __slots__ = ("_c", "_store", "_pipe", "_batch", "wrote")
 
-    def __init__(self, conn: psycopg.Connection[Any], store: Store, pipe: psycopg.Pipeline | None = None) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], store: Store, pipe: psycopg.Pipeline | None = None,
+                 batch: _Batch | None = None) -> None:
         self._c = conn
         self._store = store
         self._pipe = pipe
+        self._batch = batch
         self.wrote = False
 
     def execute(self, sql: str, params: Any = ()) -> Any:
-        self._store.statements += 1
         if not self.wrote and not sql.startswith("SELECT"):
             self.wrote = True
-        cur = self._c.execute(_pg_sql(sql), tuple(params))
+        if self._batch is not None and self._batch.held:
+            self._batch.flush(self)
+        return self.raw(_pg_sql(sql), tuple(params))
+
+    def raw(self, sql: bytes, params: Any = None, prepare: bool | None = None) -> Any:
+        """A statement as it is (``%s``/``%b`` placeholders), without sending the held-back writes first."""
+        self._store.statements += 1
+        cur = self._c.execute(sql, params, prepare=prepare)
         return cur if self._pipe is None else _Result(cur, self._pipe)
 
 
@@ -152,39 +201,177 @@ class _Accounts:
 class _Batch:
     """What the operations of one write transaction share: the intents and workflows it locked (read FOR UPDATE)
     or wrote, as they are now in the transaction. No other transaction can change a row this one holds locked or
-    has inserted, so a second read of it needs no round trip."""
+    has inserted, so a second read of it needs no round trip, and its writes can wait: inserts and updates of these
+    rows are held back and go out together, one statement per table and set of columns (``flush``), at the end of
+    the batch or before any other statement."""
 
-    __slots__ = ("intents", "workflows", "accounts_changed")
+    __slots__ = ("intents", "workflows", "accounts_changed", "held", "_new", "_dirty", "_types")
 
-    def __init__(self) -> None:
+    def __init__(self, types: dict[str, dict[str, str]] | None = None) -> None:
         self.intents: dict[str, Row] = {}
         self.workflows: dict[str, Row] = {}
         self.accounts_changed = False  # a service account changed: _Accounts is not used for the rest of the batch
+        self.held = False  # writes are held back
+        # per table: ids inserted in this batch, and ids of rows changed (the columns changed)
+        self._new: dict[str, dict[str, None]] = {"intents": {}, "workflows": {}}
+        self._dirty: dict[str, dict[str, set[str]]] = {"intents": {}, "workflows": {}}
+        self._types = types or {}  # table -> column -> its PostgreSQL type (for the arrays of a flush)
+
+    def keep(self, found: list[Row]) -> None:
+        """Rows of ``_FAMILY``/``_FAMILIES``: intents, each with its workflow as JSON (rows kept already win)."""
+        for each in found:
+            row = dict(each)
+            workflow = row.pop("family_workflow")
+            self.intents.setdefault(row["intent_id"], row)
+            if workflow is not None:
+                wf = orjson.loads(workflow)
+                self.workflows.setdefault(wf["workflow_id"], wf)
+
+    def rows(self, table: str) -> dict[str, Row]:
+        return self.intents if table == "intents" else self.workflows
+
+    def inserted(self, table: str, key: str, row: Row) -> None:
+        self.rows(table)[key] = row
+        self._new[table][key] = None
+        self.held = True
+
+    def updated(self, table: str, key: str, fields: Row) -> bool:
+        """Apply ``fields`` to the kept row and hold the write back; False if the row is not kept here."""
+        row = self.rows(table).get(key)
+        if row is None:
+            return False
+        row.update(fields)
+        if key not in self._new[table]:
+            self._dirty[table].setdefault(key, set()).update(fields)
+        self.held = True
+        return True
+
+    def flush(self, conn: _Conn) -> None:
+        """Send the held-back writes: per table, the inserts in one statement, the updates in one per set of
+        columns (arrays unnested: the statement's text is the same whatever the number of rows)."""
+        self.held = False
+        for table, key_column in (("intents", "intent_id"), ("workflows", "workflow_id")):
+            rows, types = self.rows(table), self._types[table]
+            new, dirty = self._new[table], self._dirty[table]
+            if new:
+                columns = list(rows[next(iter(new))])
+                conn.raw(_unnest_insert(table, tuple((c, types[c]) for c in columns)),
+                         [_array([rows[k].get(c) for k in new], types[c]) for c in columns])
+                new.clear()
+            if dirty:
+                shapes: dict[tuple[str, ...], list[str]] = {}
+                for key, changed in dirty.items():
+                    shapes.setdefault(tuple(sorted(changed)), []).append(key)
+                for shape, keys in shapes.items():
+                    params: list[Any] = []
+                    for c in shape:
+                        params += [_array([rows[k][c] for k in keys], types[c]), keys]
+                    # planned each time, for the rows it has: a plan kept from when the table was small would
+                    # scan all of it
+                    conn.raw(_unnest_update(table, key_column, tuple((c, types[c]) for c in shape)), [*params, keys],
+                             prepare=False)
+                dirty.clear()
 
 
-# An intent read to be changed, with its workflow parent: locked together, in one round trip with its workflow.
-_FAMILY_INTENTS = (
-    "SELECT * FROM intents WHERE intent_id = ? OR intent_id = "
-    "(SELECT doc::jsonb ->> 'parent_intent_id' FROM intents WHERE intent_id = ?) FOR UPDATE"
-)
-_FAMILY_WORKFLOW = (
-    "SELECT * FROM workflows WHERE workflow_id = "
-    "(SELECT doc::jsonb ->> 'workflow_id' FROM intents WHERE intent_id = ?) FOR UPDATE"
-)
+def _array(values: list[Any], pg_type: str) -> list[Any]:
+    """Values of one column for a binary array: psycopg wants them all of one Python type."""
+    if pg_type == "double precision":
+        return [None if v is None else float(v) for v in values]
+    if pg_type == "bigint":
+        return [None if v is None else int(v) for v in values]
+    return values
+
+
+@functools.lru_cache(maxsize=256)
+def _unnest_insert(table: str, columns: tuple[tuple[str, str], ...]) -> bytes:
+    names = ", ".join(c for c, _ in columns)
+    arrays = ", ".join(f"%b::{t}[]" for _, t in columns)
+    return f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})".encode()
+
+
+@functools.lru_cache(maxsize=256)
+def _unnest_update(table: str, key: str, columns: tuple[tuple[str, str], ...]) -> bytes:
+    """Rows found by their key in the first array (an index scan whatever the plan: a join with ``unnest`` was
+    planned as a hash join over the whole table), each set to its element of the other arrays."""
+    sets = ", ".join(f"{c} = (%b::{t}[])[array_position(%b::text[], {key})]" for c, t in columns)
+    return f"UPDATE {table} SET {sets} WHERE {key} = ANY(%b::text[])".encode()
+
+
+# An intent read to be changed, with its workflow parent and its workflow row: locked together, in one statement
+# (the workflow as JSON in a column of the intent's row: its columns are all text). Each a lookup by primary key,
+# whatever plan PostgreSQL keeps for the prepared statement: with "intent_id = %s OR intent_id = (...)", the plan
+# made while the table was small, a sequential scan, was kept as it grew.
+_FAMILY = (b"WITH i AS (SELECT * FROM intents WHERE intent_id = %s FOR UPDATE), "
+           b"p AS (SELECT * FROM intents WHERE intent_id = (SELECT doc::jsonb ->> 'parent_intent_id' FROM i) "
+           b"FOR UPDATE), "
+           b"w AS (SELECT * FROM workflows WHERE workflow_id = (SELECT doc::jsonb ->> 'workflow_id' FROM i) "
+           b"FOR UPDATE) "
+           b"SELECT i.*, (SELECT row_to_json(w)::text FROM w) AS family_workflow FROM i "
+           b"UNION ALL SELECT p.*, NULL FROM p")
+# The same for every intent the operations of a batch read first (``_probe``), in one statement, each row locked in
+# key order. Planned for the ids it is given (prepare=False): a plan kept for "= ANY(...)" from when the table was
+# small would scan all of it.
+_FAMILIES = (b"WITH i AS MATERIALIZED (SELECT * FROM intents WHERE intent_id = ANY(%b::text[]) "
+             b"ORDER BY intent_id FOR UPDATE), "
+             b"p AS MATERIALIZED (SELECT * FROM intents WHERE intent_id IN "
+             b"(SELECT doc::jsonb ->> 'parent_intent_id' FROM i) AND NOT intent_id = ANY(%b::text[]) "
+             b"ORDER BY intent_id FOR UPDATE), "
+             b"w AS MATERIALIZED (SELECT * FROM workflows WHERE workflow_id IN "
+             b"(SELECT doc::jsonb ->> 'workflow_id' FROM i) ORDER BY workflow_id FOR UPDATE) "
+             b"SELECT i.*, (SELECT row_to_json(w)::text FROM w WHERE w.workflow_id = i.doc::jsonb ->> 'workflow_id') "
+             b"AS family_workflow FROM i UNION ALL SELECT p.*, NULL FROM p")
+_GET_WORKFLOW = b"SELECT * FROM workflows WHERE workflow_id = %s FOR UPDATE"
+class _Stop(BaseException):  # noqa: N818 - not an error: the probe of an operation ends here
+    """Raised in a probed operation at the first thing it would read from or write to the database. A
+    BaseException, so that no ``except Exception`` of an operation takes it for a refusal."""
+
+
+class _ProbeConn:
+    """The probe's connection: no statement goes out."""
+
+    wrote = False
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        raise _Stop
+
+    def raw(self, sql: bytes, params: Any = None, prepare: bool | None = None) -> Any:
+        raise _Stop
+
+
+class _ProbeBatch(_Batch):
+    """The batch as the probe sees it: its kept rows, read only."""
+
+    def __init__(self, shared: _Batch) -> None:
+        super().__init__()
+        self.intents, self.workflows, self.accounts_changed = shared.intents, shared.workflows, shared.accounts_changed
+
+    def inserted(self, table: str, key: str, row: Row) -> None:
+        raise _Stop
+
+    def updated(self, table: str, key: str, fields: Row) -> bool:
+        raise _Stop
 
 
 class PostgresTx(SqlTx):
     LOCK = " FOR UPDATE"
     CLAIM = " FOR UPDATE SKIP LOCKED"
 
-    def __init__(self, conn: Any, batch: _Batch | None = None, accounts: _Accounts | None = None) -> None:
+    def __init__(self, conn: Any, batch: _Batch | None = None, accounts: _Accounts | None = None,
+                 misses: list[str] | None = None) -> None:
         super().__init__(conn)
         self._batch = batch if batch is not None else _Batch()
         self._accounts = accounts if accounts is not None else _Accounts()
         self.fed: list[tuple[str, str, int, str]] = []  # feed rows (address, intent_id, attempt, at): at the end
+        self._misses = misses  # a probe: the intent it reads first and the batch does not keep goes here
 
     def changed_anything(self) -> bool:
         return bool(self._c.wrote or self._events or self.fed)
+
+    def _held(self, table: str, key: str, fields: Row) -> bool:
+        if self._batch.updated(table, key, fields):
+            self._c.wrote = True
+            return True
+        return False
 
     def exclusive(self, name: str) -> None:
         self._c.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (name,))
@@ -196,6 +383,9 @@ class PostgresTx(SqlTx):
     def get_intent(self, intent_id: str) -> Row | None:
         row = self._batch.intents.get(intent_id)
         if row is None:
+            if self._misses is not None:
+                self._misses.append(intent_id)
+                raise _Stop
             self._lock_family(intent_id)
             row = self._batch.intents.get(intent_id)
             if row is None:
@@ -203,42 +393,37 @@ class PostgresTx(SqlTx):
         return dict(row)
 
     def _lock_family(self, intent_id: str) -> None:
-        intents = self._c.execute(_FAMILY_INTENTS, (intent_id, intent_id))
-        workflows = self._c.execute(_FAMILY_WORKFLOW, (intent_id,))  # sent before the first answer is read
-        for row in intents.fetchall():
-            self._batch.intents.setdefault(row["intent_id"], dict(row))
-        for row in workflows.fetchall():
-            self._batch.workflows.setdefault(row["workflow_id"], dict(row))
+        # A row the batch keeps is never read here, nor is one it inserted: the batch's held-back writes need not go
+        # out first (the parent, if kept, is read again from the database and the kept one wins).
+        self._batch.keep(self._c.raw(_FAMILY, (intent_id,)).fetchall())
 
     def insert_intent(self, row: Row) -> None:
-        super().insert_intent(row)
-        self._batch.intents[row["intent_id"]] = {c: row.get(c) for c in INTENT_COLUMNS}
+        self._batch.inserted("intents", row["intent_id"], {c: row.get(c) for c in INTENT_COLUMNS})
+        self._c.wrote = True
 
     def update_intent(self, intent_id: str, fields: Row) -> None:
-        super().update_intent(intent_id, fields)
-        kept = self._batch.intents.get(intent_id)
-        if kept is not None:
-            kept.update(fields)
+        if not self._held("intents", intent_id, fields):
+            super().update_intent(intent_id, fields)
 
     def get_workflow(self, workflow_id: str) -> Row | None:
         row = self._batch.workflows.get(workflow_id)
         if row is None:
-            row = super().get_workflow(workflow_id)
-            if row is None:
+            found = self._c.raw(_GET_WORKFLOW, (workflow_id,)).fetchone()
+            if found is None:
                 return None
-            self._batch.workflows[workflow_id] = row
+            row = self._batch.workflows[workflow_id] = dict(found)
         return dict(row)
 
     def insert_workflow(self, row: Row) -> None:
-        super().insert_workflow(row)
         if set(row) == WORKFLOW_COLUMNS:
-            self._batch.workflows[row["workflow_id"]] = dict(row)
+            self._batch.inserted("workflows", row["workflow_id"], dict(row))
+            self._c.wrote = True
+        else:
+            super().insert_workflow(row)
 
     def update_workflow(self, workflow_id: str, fields: Row) -> None:
-        super().update_workflow(workflow_id, fields)
-        kept = self._batch.workflows.get(workflow_id)
-        if kept is not None:
-            kept.update(fields)
+        if not self._held("workflows", workflow_id, fields):
+            super().update_workflow(workflow_id, fields)
 
     def append_feed(self, address: str, intent_id: str, attempt: int, at: str) -> int:
         """Held to the end of the batch, which gives it its cursor (and sets it on the row handed to the notes)."""
@@ -374,8 +559,7 @@ class PostgresStore(SqlReads, Store):
         self.replica_id = replica_id or uuid.uuid4().hex[:12]
         self.readers = readers
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._rpool: psycopg_pool.ConnectionPool[Any] | None = None
-        self._rexec: ThreadPoolExecutor | None = None
+        self._rpool: psycopg_pool.AsyncConnectionPool[Any] | None = None
         self._listener: threading.Thread | None = None
         self._closing = threading.Event()
         self._listening = threading.Event()
@@ -390,6 +574,7 @@ class PostgresStore(SqlReads, Store):
         self._signal = threading.Event()  # set when something was queued
         self._connect_failed = float("-inf")  # monotonic time of the writer's last failed connect
         self._accounts = _Accounts()
+        self._types: dict[str, dict[str, str]] = {}  # table -> column -> type, of the tables a batch writes late
         self._own = orjson.dumps({"r": self.replica_id})[:-1].decode()  # how this replica's payloads start
 
     # lifecycle
@@ -397,6 +582,21 @@ class PostgresStore(SqlReads, Store):
         self._loop = asyncio.get_running_loop()
         self._closing.clear()
         await self._loop.run_in_executor(None, self._open_sync)
+        # Reads run on the event loop, on connections of their own: no thread and no GIL hand-over per read.
+        # No check of a connection when it is taken (a round trip per read): a read that finds it dead is tried
+        # again (_read), and the pool replaces what came back broken.
+        kwargs = {"autocommit": True, "row_factory": dict_row, "application_name": self._app_name}
+        self._rpool = psycopg_pool.AsyncConnectionPool(
+            self._conninfo, min_size=1, max_size=self.readers, kwargs=kwargs, name="axme-read",
+            timeout=POOL_TIMEOUT, open=False, reconnect_timeout=RECONNECT_TIMEOUT,
+        )
+        try:
+            await self._rpool.open(wait=True, timeout=10.0)
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            await self._rpool.close()
+            self._rpool = None
+            await self._loop.run_in_executor(None, self._close_pools)
+            raise StoreUnavailable(f"cannot open the database {self.location}: {exc}") from exc
         self._writer = threading.Thread(target=self._write_loop, name="axme-pg-write", daemon=True)
         self._writer.start()
         self._listener = threading.Thread(target=self._listen, name="axme-pg-listen", daemon=True)
@@ -409,19 +609,13 @@ class PostgresStore(SqlReads, Store):
             self._conninfo = make_conninfo(self.url, **{k: v for k, v in NETWORK_DEFAULTS.items() if k not in given})
             with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=10) as conn:
                 self._migrate(conn)
-            kwargs = {"autocommit": True, "row_factory": dict_row, "application_name": self._app_name}
-            # No check of a connection when it is taken (a round trip per read): a read that finds it dead is tried
-            # again (_read_sync), and the pool replaces what came back broken.
-            self._rpool = psycopg_pool.ConnectionPool(
-                self._conninfo, min_size=1, max_size=self.readers, kwargs=kwargs, name="axme-read",
-                timeout=POOL_TIMEOUT, open=True, reconnect_timeout=RECONNECT_TIMEOUT,
-            )
-            self._rpool.wait(10.0)
             self._wconn = self._connect_writer()
+            self._types = {table: {r["column_name"]: r["data_type"] for r in self._wconn.execute(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = "
+                "current_schema() AND table_name = %s", (table,)).fetchall()} for table in ("intents", "workflows")}
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             self._close_pools()
             raise StoreUnavailable(f"cannot open the database {self.location}: {exc}") from exc
-        self._rexec = ThreadPoolExecutor(self.readers, thread_name_prefix="axme-pg-read")
 
     def _connect_writer(self) -> psycopg.Connection[Any]:
         conn = psycopg.connect(self._conninfo, autocommit=True, row_factory=dict_row,
@@ -449,9 +643,6 @@ class PostgresStore(SqlReads, Store):
             conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
 
     def _close_pools(self) -> None:
-        if self._rpool is not None:
-            self._rpool.close()
-        self._rpool = None
         if self._wconn is not None:
             self._wconn.close()
         self._wconn = None
@@ -464,9 +655,9 @@ class PostgresStore(SqlReads, Store):
             if thread is not None:
                 await loop.run_in_executor(None, thread.join, 10.0)
         self._writer = self._listener = None
-        if self._rexec is not None:
-            await loop.run_in_executor(None, functools.partial(self._rexec.shutdown, wait=True))
-        self._rexec = None
+        if self._rpool is not None:
+            await self._rpool.close()
+            self._rpool = None
         await loop.run_in_executor(None, self._close_pools)
 
     # writes
@@ -599,41 +790,56 @@ class PostgresStore(SqlReads, Store):
         if self._wconn is conn:
             self._wconn = None
 
-    def _exec(self, conn: psycopg.Connection[Any], sql: bytes, params: Any = None) -> psycopg.Cursor[Any]:
+    def _exec(self, conn: psycopg.Connection[Any], sql: bytes, params: Any = None,
+              prepare: bool | None = None) -> psycopg.Cursor[Any]:
         self.statements += 1
-        return conn.execute(sql, params)
+        return conn.execute(sql, params, prepare=prepare)
+
+    def _probe(self, batch: list[_Job], shared: _Batch) -> list[str]:
+        """The intents the batch's operations read first, found by running each until it first asks the database
+        for anything (operations are pure functions of the transaction, so this changes nothing): a resume, a
+        delivery, a timer start by reading the intent they change. Fetched together, with their parents and
+        workflows, they cost one round trip for the whole batch instead of one per operation."""
+        misses: list[str] = []
+        probe = _ProbeBatch(shared)
+        for op, _ in batch:
+            with contextlib.suppress(_Stop, Exception):
+                op(PostgresTx(_ProbeConn(), probe, self._accounts, misses))
+        return sorted(set(misses))
 
     def _transaction(self, conn: psycopg.Connection[Any], batch: list[_Job],
                      together: bool) -> tuple[list[_Outcome], Notes]:
         """One transaction for ``batch``. ``together``: an operation that refuses after writing raises
         ``_Fallback``; else (one operation) it rolls the transaction back and is its answer."""
-        shared = _Batch()
+        shared = _Batch(self._types)
         outcomes: list[_Outcome] = []
         done: list[PostgresTx] = []
         started = time.perf_counter()
         try:
-            with conn.pipeline() as pipe:
+            misses = self._probe(batch, shared)
+            if misses:  # BEGIN and the rows the operations will read first, in one round trip
+                with conn.pipeline():
+                    self._exec(conn, b"BEGIN")
+                    shared.keep(self._exec(conn, _FAMILIES, (misses, misses), prepare=False).fetchall())
+            else:
                 self._exec(conn, b"BEGIN")
-                for op, fut in batch:
-                    tx = PostgresTx(_Conn(conn, self, pipe), shared, self._accounts)
-                    try:
-                        result = op(tx)
-                    except psycopg.Error:
-                        raise
-                    except Exception as exc:  # the operation refused
-                        if not tx.changed_anything():
-                            outcomes.append((fut, False, exc))
-                            continue
-                        if together:
-                            raise _Fallback from exc
-                        pipe.sync()  # a database error behind the refusal is the answer instead
-                        self._rollback(conn)
-                        return [(fut, False, exc)], Notes()
-                    outcomes.append((fut, True, result))
-                    done.append(tx)
-                notes = self._end(conn, done)
-                self._exec(conn, b"COMMIT")
-                pipe.sync()
+            for op, fut in batch:
+                tx = PostgresTx(_Conn(conn, self, None, shared), shared, self._accounts)
+                try:
+                    result = op(tx)
+                except psycopg.Error:
+                    raise
+                except Exception as exc:  # the operation refused
+                    if not tx.changed_anything():
+                        outcomes.append((fut, False, exc))
+                        continue
+                    if together:
+                        raise _Fallback from exc
+                    self._rollback(conn)
+                    return [(fut, False, exc)], Notes()
+                outcomes.append((fut, True, result))
+                done.append(tx)
+            notes = self._end(conn, done, shared)
         except BaseException:
             self._rollback(conn)
             if shared.accounts_changed:
@@ -654,9 +860,10 @@ class PostgresStore(SqlReads, Store):
             if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 self._exec(conn, b"ROLLBACK")
 
-    def _end(self, conn: psycopg.Connection[Any], done: list[PostgresTx]) -> Notes:
-        """What the batch's operations held back, in a few statements: the feed rows (their heads bumped once per
-        address, which is the one answer waited for), the events, the notification."""
+    def _end(self, conn: psycopg.Connection[Any], done: list[PostgresTx], shared: _Batch) -> Notes:
+        """What the batch's operations held back, then COMMIT: the feed heads bumped once per address (the one
+        answer waited for: it gives the rows their cursors), then in one round trip (pipeline mode) the intents and
+        workflows written, the feed rows, the events, the notification and the COMMIT."""
         notes = Notes()
         events: list[Any] = []
         fed: list[tuple[str, str, int, str]] = []
@@ -664,6 +871,7 @@ class PostgresStore(SqlReads, Store):
             notes.merge(tx.notes)
             events += tx._events
             fed += tx.fed
+        columns: tuple[list[Any], ...] = ([], [], [], [], [])
         if fed:
             counts: dict[str, int] = {}
             for address, _, _, _ in fed:
@@ -672,22 +880,26 @@ class PostgresStore(SqlReads, Store):
             heads = self._exec(conn, _BUMP_HEADS, (addresses, [counts[a] for a in addresses])).fetchall()
             following = {r["address"]: int(r["last_cursor"]) - counts[r["address"]] + 1 for r in heads}
             cursors: dict[tuple[str, str, int], int] = {}
-            columns: tuple[list[Any], ...] = ([], [], [], [], [])
             for address, intent_id, attempt, at in fed:
                 cursor = following[address]
                 following[address] = cursor + 1
                 cursors[address, intent_id, attempt] = cursor
                 for column, value in zip(columns, (address, cursor, intent_id, attempt, at), strict=True):
                     column.append(value)
-            self._exec(conn, _INSERT_FEED, columns)
             for address, rows in (notes.fed or {}).items():  # the rows handed to the streams get their cursors
                 for row in rows:
                     row["cursor"] = cursors.get((address, row["intent_id"], row["attempt"]), 0)
-        if events:
-            self._exec(conn, _INSERT_EVENTS, (events[0::3], events[1::3], events[2::3]))
         payloads = encode_notes(self.replica_id, notes)
-        if payloads:
-            self._exec(conn, _NOTIFY, (payloads,))
+        with conn.pipeline() as pipe:
+            if shared.held:
+                shared.flush(_Conn(conn, self, pipe))
+            if fed:
+                self._exec(conn, _INSERT_FEED, columns)
+            if events:
+                self._exec(conn, _INSERT_EVENTS, (events[0::3], events[1::3], events[2::3]))
+            if payloads:
+                self._exec(conn, _NOTIFY, (payloads,))
+            self._exec(conn, b"COMMIT")
         return notes
 
     # notifications from other replicas
@@ -727,18 +939,26 @@ class PostgresStore(SqlReads, Store):
 
     # reads
     async def _read(self, fn: Callable[[Any], T]) -> T:
-        if self._rexec is None or self._loop is None:
-            raise StoreUnavailable("the store is closed")
-        return await self._loop.run_in_executor(self._rexec, self._read_sync, fn)
-
-    def _read_sync(self, fn: Callable[[Any], T]) -> T:
+        """``fn(connection)`` as ``SqlReads`` writes it (sync ``execute``, ``fetchone``/``fetchall``), run on the
+        event loop: each statement it runs goes out on an async connection, and ``fn`` (a read: no side effects)
+        runs again with the answers so far until it asks for no more (``_Replay``)."""
         for attempt in range(1, 4):
             pool = self._rpool
-            if pool is None:
+            if pool is None or self._loop is None:
                 raise StoreUnavailable("the store is closed")
             try:
-                with pool.connection(self._wait()) as conn:
-                    result = fn(_Conn(conn, self))
+                async with pool.connection(self._wait()) as conn:
+                    answers: list[tuple[list[Any], int]] = []
+                    while True:
+                        try:
+                            result = fn(_Replay(answers))
+                        except _Ask as ask:
+                            self.statements += 1
+                            cur = await conn.execute(ask.sql, ask.params)
+                            rows = await cur.fetchall() if cur.description is not None else []
+                            answers.append((rows, cur.rowcount))
+                            continue
+                        break
             except psycopg_pool.PoolTimeout as exc:
                 self._down = True
                 raise StoreUnavailable(f"the database could not be read ({exc}); retry shortly") from exc
