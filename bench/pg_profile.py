@@ -185,7 +185,7 @@ async def run(args: argparse.Namespace, work: Path, database_url: str | None) ->
             spy = None
             if args.py_spy:
                 beside = Path(sys.executable).parent / "py-spy"
-                gil = ["--gil"] if args.gil else ["--idle"] if os.environ.get("SPY_IDLE") else ["--threads"] if os.environ.get("SPY_THREADS") else []
+                gil = ["--gil"] if args.gil else ["--idle"] if args.idle else []
                 spy = subprocess.Popen([str(beside) if beside.exists() else "py-spy", "record", "-p",
                                         str(servers[0].pid), "-o", args.py_spy, "-f", "raw", "-r", "200",
                                         "--nonblocking", *gil], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -260,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sqlite", action="store_true", help="axme dev on SQLite instead")
     parser.add_argument("--py-spy", metavar="FILE", help="sample replica 0 with py-spy into FILE (raw format)")
     parser.add_argument("--gil", action="store_true", help="with --py-spy: only the thread holding the GIL")
+    parser.add_argument("--idle", action="store_true", help="with --py-spy: waiting threads too (where time goes)")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="axme-pgprof-"))
     for sub in ("config", "data"):

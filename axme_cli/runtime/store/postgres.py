@@ -67,6 +67,7 @@ CHANNEL = "axme"
 MIGRATION_LOCK = 0x6178_6D65  # "axme": pg_advisory_lock key held while migrating
 MAX_TRIES = 8
 MAX_BATCH = 256  # operations per write transaction
+BATCH_TRIES = 3  # a batch that keeps conflicting runs its operations one transaction each (MAX_TRIES each)
 _NOTIFY_LIMIT = 7000  # bytes per notification payload (PostgreSQL allows < 8000)
 # What a stream sends of a feed row (api/agents.py): the part of it a notification carries to other replicas.
 _FED_FIELDS = ("intent_id", "cursor", "attempt", "fed_at", "status", "delivered_attempt", "intent_type",
@@ -732,14 +733,14 @@ class PostgresStore(SqlReads, Store):
         """Run ``batch`` in one transaction, answering each operation; if that cannot be (an operation refused after
         writing, a database error), each operation in a transaction of its own."""
         if len(batch) > 1:
-            for attempt in range(1, MAX_TRIES + 1):
+            for attempt in range(1, BATCH_TRIES + 1):
                 conn = self._writer_conn()
                 if conn is None:
                     return self._unavailable(batch, "the database is unavailable; retry shortly"), Notes()
                 try:
                     return self._transaction(conn, batch, together=True)
                 except _RETRY:
-                    self.retries += 1
+                    self.retries += len(batch)
                     self._accounts.clear()
                     time.sleep(random.uniform(0.001, 0.004 * attempt))
                 except _DOWN as exc:
@@ -820,7 +821,9 @@ class PostgresStore(SqlReads, Store):
             if misses:  # BEGIN and the rows the operations will read first, in one round trip
                 with conn.pipeline():
                     self._exec(conn, b"BEGIN")
-                    shared.keep(self._exec(conn, _FAMILIES, (misses, misses), prepare=False).fetchall())
+                    found = self._exec(conn, _FAMILY, (misses[0],)) if len(misses) == 1 else self._exec(
+                        conn, _FAMILIES, (misses, misses), prepare=False)
+                    shared.keep(found.fetchall())
             else:
                 self._exec(conn, b"BEGIN")
             for op, fut in batch:
