@@ -22,10 +22,10 @@
 - Wake-ups across replicas: a batch that changed something also sends ``pg_notify('axme', ...)`` with its
   ``Notes`` (delivered only if it commits), the events and feed rows it wrote included, so that streams on other
   replicas send them without reading them back (``encode_notes``; what does not fit is left out and those streams
-  read). One LISTEN connection per replica turns other replicas' notifications into ``on_commit`` calls on this
-  replica, which wake its streams and scheduler. If that connection drops, the replica reconnects and wakes
-  everything once (it may have missed some).
-- Reads run on a pool, on their own threads, in autocommit mode.
+  read). One LISTEN connection per replica, on the event loop, turns other replicas' notifications into
+  ``on_commit`` calls on this replica, which wake its streams and scheduler. If that connection drops, the replica
+  reconnects and wakes everything once (it may have missed some).
+- Reads run on the event loop, on a pool of async connections in autocommit mode (``_read``, ``_Replay``).
 - An outage fails fast: a read waits at most ``POOL_TIMEOUT`` for a connection (``DOWN_TIMEOUT`` once one has
   failed, until one succeeds), a batch whose connection is lost is answered 503 ``storage_unavailable`` and the
   writer connects again for the next one (at most every ``DOWN_TIMEOUT`` while it fails); TCP keepalives and
@@ -203,8 +203,7 @@ class _Batch:
     """What the operations of one write transaction share: the intents and workflows it locked (read FOR UPDATE)
     or wrote, as they are now in the transaction. No other transaction can change a row this one holds locked or
     has inserted, so a second read of it needs no round trip, and its writes can wait: inserts and updates of these
-    rows are held back and go out together, one statement per table and set of columns (``flush``), at the end of
-    the batch or before any other statement."""
+    rows are held back and go out together (``flush``), at the end of the batch or before any other statement."""
 
     __slots__ = ("intents", "workflows", "accounts_changed", "held", "_new", "_dirty", "_types")
 
@@ -248,16 +247,16 @@ class _Batch:
         return True
 
     def flush(self, conn: _Conn) -> None:
-        """Send the held-back writes: per table, the inserts in one statement, the updates in one per set of
-        columns (arrays unnested: the statement's text is the same whatever the number of rows)."""
+        """Send the held-back writes: per table, the inserts in one statement (the rows as one JSON text that
+        PostgreSQL unpacks), the updates in one per set of columns (arrays by column: the statement's text is the
+        same whatever the number of rows)."""
         self.held = False
         for table, key_column in (("intents", "intent_id"), ("workflows", "workflow_id")):
             rows, types = self.rows(table), self._types[table]
             new, dirty = self._new[table], self._dirty[table]
             if new:
-                columns = list(rows[next(iter(new))])
-                conn.raw(_unnest_insert(table, tuple((c, types[c]) for c in columns)),
-                         [_array([rows[k].get(c) for k in new], types[c]) for c in columns])
+                columns = tuple(rows[next(iter(new))])
+                conn.raw(_json_insert(table, columns), (orjson.dumps([rows[k] for k in new]).decode(),))
                 new.clear()
             if dirty:
                 shapes: dict[tuple[str, ...], list[str]] = {}
@@ -284,10 +283,9 @@ def _array(values: list[Any], pg_type: str) -> list[Any]:
 
 
 @functools.lru_cache(maxsize=256)
-def _unnest_insert(table: str, columns: tuple[tuple[str, str], ...]) -> bytes:
-    names = ", ".join(c for c, _ in columns)
-    arrays = ", ".join(f"%b::{t}[]" for _, t in columns)
-    return f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})".encode()
+def _json_insert(table: str, columns: tuple[str, ...]) -> bytes:
+    names = ", ".join(columns)
+    return f"INSERT INTO {table} ({names}) SELECT {names} FROM json_populate_recordset(NULL::{table}, %s)".encode()
 
 
 @functools.lru_cache(maxsize=256)
@@ -561,9 +559,9 @@ class PostgresStore(SqlReads, Store):
         self.readers = readers
         self._loop: asyncio.AbstractEventLoop | None = None
         self._rpool: psycopg_pool.AsyncConnectionPool[Any] | None = None
-        self._listener: threading.Thread | None = None
+        self._listener: asyncio.Task[None] | None = None
         self._closing = threading.Event()
-        self._listening = threading.Event()
+        self._listening = asyncio.Event()
         self._app_name = f"axme-{self.replica_id}"[:63]
         self._conninfo = url  # the URL with the NETWORK_DEFAULTS it does not set itself
         self._down = False  # the last request found the database unreachable: the next ones wait less
@@ -600,9 +598,10 @@ class PostgresStore(SqlReads, Store):
             raise StoreUnavailable(f"cannot open the database {self.location}: {exc}") from exc
         self._writer = threading.Thread(target=self._write_loop, name="axme-pg-write", daemon=True)
         self._writer.start()
-        self._listener = threading.Thread(target=self._listen, name="axme-pg-listen", daemon=True)
-        self._listener.start()
-        await self._loop.run_in_executor(None, self._listening.wait, 10.0)
+        self._listening = asyncio.Event()
+        self._listener = asyncio.create_task(self._listen(), name="axme-pg-listen")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._listening.wait(), 10.0)
 
     def _open_sync(self) -> None:
         try:
@@ -652,10 +651,14 @@ class PostgresStore(SqlReads, Store):
         self._closing.set()
         self._signal.set()
         loop = asyncio.get_running_loop()
-        for thread in (self._writer, self._listener):  # the writer answers what is queued first
-            if thread is not None:
-                await loop.run_in_executor(None, thread.join, 10.0)
-        self._writer = self._listener = None
+        if self._writer is not None:  # it answers what is queued first
+            await loop.run_in_executor(None, self._writer.join, 10.0)
+            self._writer = None
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
         if self._rpool is not None:
             await self._rpool.close()
             self._rpool = None
@@ -906,39 +909,38 @@ class PostgresStore(SqlReads, Store):
         return notes
 
     # notifications from other replicas
-    def _listen(self) -> None:
+    async def _listen(self) -> None:
+        """On the event loop: other replicas' notes, as they commit (no thread, no hand-over between threads)."""
         missed = False
         while not self._closing.is_set():
             try:
-                with psycopg.connect(self._conninfo, autocommit=True, application_name=self._app_name) as conn:
-                    conn.execute(f"LISTEN {CHANNEL}")
+                conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True,
+                                                             application_name=self._app_name)
+                async with conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
                     self._listening.set()
                     if missed:  # changes made while we were not listening: everyone looks again
                         self._deliver(Notes(everything=True))
                         missed = False
-                    while not self._closing.is_set():
-                        for note in conn.notifies(timeout=0.5):
-                            if note.payload.startswith(self._own):  # this replica's: on_commit had them
-                                continue
-                            replica, notes = decode_notes(note.payload)
-                            if replica != self.replica_id:
-                                self._deliver(notes)
+                    async for note in conn.notifies():
+                        if note.payload.startswith(self._own):  # this replica's: on_commit had them
+                            continue
+                        replica, notes = decode_notes(note.payload)
+                        if replica != self.replica_id:
+                            self._deliver(notes)
             except psycopg.Error as exc:
                 if self._closing.is_set():
                     return
                 log.warning("notification connection lost (%s); reconnecting", exc)
                 missed = True
                 self._listening.set()  # do not hold up start-up; the reconnect wakes everyone
-                self._closing.wait(0.5)
+                await asyncio.sleep(0.5)
 
     def _deliver(self, notes: Notes) -> None:
         if notes.keys_changed or notes.everything:  # a service account may have changed
             self._accounts.clear()
-        loop, callback = self._loop, self.on_commit
-        if loop is None or callback is None:
-            return
-        with contextlib.suppress(RuntimeError):  # the loop is closing
-            loop.call_soon_threadsafe(callback, notes)
+        if self.on_commit is not None:
+            self.on_commit(notes)
 
     # reads
     async def _read(self, fn: Callable[[Any], T]) -> T:
