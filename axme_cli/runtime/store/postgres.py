@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import functools
 import logging
 import random
@@ -263,6 +264,10 @@ class _Batch:
                 for key, changed in dirty.items():
                     shapes.setdefault(tuple(sorted(changed)), []).append(key)
                 for shape, keys in shapes.items():
+                    if len(keys) == 1:  # by its key: prepared, the same plan whatever the table's size
+                        row = rows[keys[0]]
+                        conn.raw(_update_by_key(table, key_column, shape), (*[row[c] for c in shape], keys[0]))
+                        continue
                     params: list[Any] = []
                     for c in shape:
                         params += [_array([rows[k][c] for k in keys], types[c]), keys]
@@ -286,6 +291,12 @@ def _array(values: list[Any], pg_type: str) -> list[Any]:
 def _json_insert(table: str, columns: tuple[str, ...]) -> bytes:
     names = ", ".join(columns)
     return f"INSERT INTO {table} ({names}) SELECT {names} FROM json_populate_recordset(NULL::{table}, %s)".encode()
+
+
+@functools.lru_cache(maxsize=512)
+def _update_by_key(table: str, key: str, columns: tuple[str, ...]) -> bytes:
+    sets = ", ".join(f"{c} = %s" for c in columns)
+    return f"UPDATE {table} SET {sets} WHERE {key} = %s".encode()
 
 
 @functools.lru_cache(maxsize=256)
@@ -466,10 +477,12 @@ class PostgresTx(SqlTx):
         self.notes.keys_changed = True  # other replicas empty their _Accounts (and key caches) too
 
 
-def encode_notes(replica: str, notes: Notes) -> list[str]:
+def encode_notes(replica: str, notes: Notes, *, from_heads: int = 0) -> list[str]:
     """``notes`` as notification payloads of at most ~7 kB each (a big batch sends several). The events and feed
     rows of an intent or address go in the payload that names it; those of one that do not fit in a payload alone
-    are left out, and its streams read instead."""
+    are left out, and its streams read instead. ``from_heads``: the number of addresses the batch fed, whose feed
+    rows' cursors are counted back from their address's new head (0 for the last row); PostgreSQL puts the heads in
+    the payload at ``"fc"`` when it sends it (``_FEED_AND_NOTIFY``), so room is kept for them."""
     if not (notes.intents or notes.feeds or notes.wake_at is not None or notes.keys_changed or notes.everything
             or notes.outbound or notes.mail or notes.schemas):
         return []
@@ -493,21 +506,24 @@ def encode_notes(replica: str, notes: Notes) -> list[str]:
     for address in sorted(notes.feeds):
         rows = fed.get(address)
         units.append(("f", address, None if rows is None else [{k: r.get(k) for k in _FED_FIELDS} for r in rows]))
+    limit = _NOTIFY_LIMIT - 64 * from_heads
     payloads: list[str] = []
     current: dict[str, Any] = dict(base)
     size = len(orjson.dumps(current))
     for kind, key, items in units:
         handed = b"" if items is None else orjson.dumps(items)
-        if len(handed) + len(key) + 64 > _NOTIFY_LIMIT - 64:
+        if len(handed) + len(key) + 64 > limit - 64:
             handed = b""  # too big for any payload: the key alone, and its streams read
         need = len(key) + 8 + (len(handed) + len(key) + 8 if handed else 0)
-        if size + need > _NOTIFY_LIMIT and len(current) > 1:
+        if size + need > limit and len(current) > 1:
             payloads.append(orjson.dumps(current).decode())
             current = {"r": replica}
             size = len(orjson.dumps(current))
         current.setdefault(kind, []).append(key)
         if handed:
             current.setdefault("h" + kind, {})[key] = orjson.Fragment(handed)
+            if kind == "f" and from_heads:
+                current["fc"] = "\x01"  # the heads, put here by PostgreSQL
         size += need
     payloads.append(orjson.dumps(current).decode())
     return payloads
@@ -525,6 +541,11 @@ def decode_notes(payload: str) -> tuple[str, Notes]:
                         for intent_id, items in handed_events.items()}
     handed_rows = data.get("hf")
     if handed_rows:
+        heads = data.get("fc")
+        if isinstance(heads, dict):  # cursors counted back from the heads
+            for address, rows in handed_rows.items():
+                for row in rows:
+                    row["cursor"] = int(heads[address]) + int(row["cursor"])
         notes.fed = handed_rows
     return str(data.get("r", "")), notes
 
@@ -532,14 +553,25 @@ def decode_notes(payload: str) -> tuple[str, Notes]:
 _Job = tuple[Callable[[Tx], Any], "asyncio.Future[Any]"]
 _Outcome = tuple["asyncio.Future[Any]", bool, Any]
 
-# The end of a batch, one statement each whatever its size. Feed heads are bumped in address order, so two replicas'
-# batches take their locks in the same order. The arrays go in binary (%b): psycopg escapes every element of a text
-# array with a regular expression, which took 40% of the writer's time.
-_BUMP_HEADS = (b"INSERT INTO feed_heads (address, last_cursor) SELECT * FROM unnest(%b::text[], %b::bigint[]) "
-               b"ON CONFLICT (address) DO UPDATE SET last_cursor = feed_heads.last_cursor + excluded.last_cursor "
-               b"RETURNING address, last_cursor")
-_INSERT_FEED = (b"INSERT INTO feed (address, cursor, intent_id, attempt, at) "
-                b"SELECT * FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::bigint[], %b::text[])")
+# The end of a batch, one statement each whatever its size. The arrays go in binary (%b): psycopg escapes every
+# element of a text array with a regular expression, which took 40% of the writer's time.
+#
+# The feed rows of a batch with their cursors, after the heads of their addresses (``back``: a row's place counted
+# back from its address's new head), and the batch's notification, whose payloads get those heads where they say
+# ``"\u0001"`` (other replicas work the rows' cursors out from them): one statement, sent with the COMMIT. The heads
+# are bumped in address order, so two replicas' batches take their locks in the same order.
+_FEED_AND_NOTIFY = (
+    b"WITH h AS (INSERT INTO feed_heads (address, last_cursor) SELECT * FROM unnest(%b::text[], %b::bigint[]) "
+    b"ON CONFLICT (address) DO UPDATE SET last_cursor = feed_heads.last_cursor + excluded.last_cursor "
+    b"RETURNING address, last_cursor), "
+    b"f AS (INSERT INTO feed (address, cursor, intent_id, attempt, at) "
+    b"SELECT v.address, h.last_cursor + v.back, v.intent_id, v.attempt, v.at "
+    b"FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::bigint[], %b::text[]) AS v(address, back, intent_id, "
+    b"attempt, at) JOIN h ON h.address = v.address), "
+    b"n AS (SELECT pg_notify('" + CHANNEL.encode() + b"', replace(p, '\"\\u0001\"', "
+    b"(SELECT json_object_agg(address, last_cursor) FROM h)::text)) FROM unnest(%b::text[]) AS p) "
+    b"SELECT h.address, h.last_cursor, (SELECT count(*) FROM n) AS notified FROM h")
+_HEADS_IN_PAYLOAD = 16  # addresses whose heads a payload has room for (64 bytes each); past that, feeds read
 _INSERT_EVENTS = b"INSERT INTO events (intent_id, seq, data) SELECT * FROM unnest(%b::text[], %b::bigint[], %b::text[])"
 _NOTIFY = b"SELECT pg_notify('" + CHANNEL.encode() + b"', p) FROM unnest(%b::text[]) AS p"
 
@@ -867,9 +899,9 @@ class PostgresStore(SqlReads, Store):
                 self._exec(conn, b"ROLLBACK")
 
     def _end(self, conn: psycopg.Connection[Any], done: list[PostgresTx], shared: _Batch) -> Notes:
-        """What the batch's operations held back, then COMMIT: the feed heads bumped once per address (the one
-        answer waited for: it gives the rows their cursors), then in one round trip (pipeline mode) the intents and
-        workflows written, the feed rows, the events, the notification and the COMMIT."""
+        """What the batch's operations held back, and COMMIT, in one round trip (pipeline mode): the intents and
+        workflows written, the events, the feed rows with their heads (bumped once per address, in address order)
+        and the notification (``_FEED_AND_NOTIFY``)."""
         notes = Notes()
         events: list[Any] = []
         fed: list[tuple[str, str, int, str]] = []
@@ -877,35 +909,42 @@ class PostgresStore(SqlReads, Store):
             notes.merge(tx.notes)
             events += tx._events
             fed += tx.fed
+        counts: dict[str, int] = {}
         columns: tuple[list[Any], ...] = ([], [], [], [], [])
-        if fed:
-            counts: dict[str, int] = {}
-            for address, _, _, _ in fed:
-                counts[address] = counts.get(address, 0) + 1
-            addresses = sorted(counts)
-            heads = self._exec(conn, _BUMP_HEADS, (addresses, [counts[a] for a in addresses])).fetchall()
-            following = {r["address"]: int(r["last_cursor"]) - counts[r["address"]] + 1 for r in heads}
-            cursors: dict[tuple[str, str, int], int] = {}
-            for address, intent_id, attempt, at in fed:
-                cursor = following[address]
-                following[address] = cursor + 1
-                cursors[address, intent_id, attempt] = cursor
-                for column, value in zip(columns, (address, cursor, intent_id, attempt, at), strict=True):
-                    column.append(value)
-            for address, rows in (notes.fed or {}).items():  # the rows handed to the streams get their cursors
-                for row in rows:
-                    row["cursor"] = cursors.get((address, row["intent_id"], row["attempt"]), 0)
-        payloads = encode_notes(self.replica_id, notes)
+        backs: dict[tuple[str, str, int], int] = {}
+        for address, _, _, _ in fed:
+            counts[address] = counts.get(address, 0) + 1
+        seen: dict[str, int] = {}
+        for address, intent_id, attempt, at in fed:  # each row's place counted back from its address's new head
+            back = seen.get(address, 0) - counts[address] + 1
+            seen[address] = seen.get(address, 0) + 1
+            backs[address, intent_id, attempt] = back
+            for column, value in zip(columns, (address, back, intent_id, attempt, at), strict=True):
+                column.append(value)
+        handed = [(address, row) for address, rows in (notes.fed or {}).items() for row in rows]
+        for address, row in handed:  # until the heads are known (the payloads carry it so)
+            row["cursor"] = backs.get((address, row["intent_id"], row["attempt"]), 0)
+        if len(counts) <= _HEADS_IN_PAYLOAD:
+            payloads = encode_notes(self.replica_id, notes, from_heads=len(counts))
+        else:  # the heads would not fit: the feeds are named alone and their streams read
+            payloads = encode_notes(self.replica_id, dataclasses.replace(notes, fed=None))
+        heads = None
         with conn.pipeline() as pipe:
             if shared.held:
                 shared.flush(_Conn(conn, self, pipe))
-            if fed:
-                self._exec(conn, _INSERT_FEED, columns)
             if events:
                 self._exec(conn, _INSERT_EVENTS, (events[0::3], events[1::3], events[2::3]))
-            if payloads:
+            if fed:
+                addresses = sorted(counts)
+                heads = self._exec(conn, _FEED_AND_NOTIFY, (addresses, [counts[a] for a in addresses], *columns,
+                                                            payloads))
+            elif payloads:
                 self._exec(conn, _NOTIFY, (payloads,))
             self._exec(conn, b"COMMIT")
+        if heads is not None:
+            last = {r["address"]: int(r["last_cursor"]) for r in heads.fetchall()}
+            for address, row in handed:
+                row["cursor"] += last.get(address, 0)
         return notes
 
     # notifications from other replicas
