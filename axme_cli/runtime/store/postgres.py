@@ -1,21 +1,22 @@
 """PostgreSQL store: several runtime replicas on one database.
 
 - Writes: group commit, as on SQLite. Operations are queued to one writer thread per replica, with a connection
-  of its own in pipeline mode; it takes everything queued (up to ``MAX_BATCH``) and runs the operations one after
-  the other in one transaction: statements whose results nobody reads go out without waiting for an answer, the
-  events of the whole batch go out in one INSERT, its feed rows in another, its notes in one NOTIFY, then COMMIT;
-  only then are the callers answered. Rows an operation is about to change are read ``FOR UPDATE``
-  (``SqlTx.LOCK``), so two replicas changing one intent take turns and its event ``seq`` stays dense. Reading an
-  intent also locks and keeps its workflow parent and workflow row (``PostgresTx.get_intent``: a step's resume
-  needs all three; one round trip instead of three); rows locked or written by the batch are kept for its other
-  reads (``_Batch``), and agents' service accounts by address for every batch (``_Accounts``).
+  of its own; it takes everything queued (up to ``MAX_BATCH``) and runs the operations one after the other in one
+  transaction, then answers the callers after COMMIT. A batch is two round trips whatever its size: BEGIN with
+  the rows its operations read first (``_probe``), then, in pipeline mode, the writes it held back, its events,
+  its feed rows and its notification (``_FEED_AND_NOTIFY``) and COMMIT. Rows an operation is about to change are
+  read ``FOR UPDATE`` (``SqlTx.LOCK``), so two replicas changing one intent take turns and its event ``seq``
+  stays dense. Reading an intent also locks and keeps its workflow parent and workflow row (a step's resume needs
+  all three); rows locked or written by the batch are kept for its other reads and their writes held back
+  (``_Batch``), and agents' service accounts by address are kept for every batch (``_Accounts``).
   An operation that refuses before writing anything is answered alone; one that refuses after writing, or a
   database error, rolls the batch back and runs each operation in a transaction of its own (so each caller gets
   its own outcome). A deadlock, a serialization failure or a unique-key race (two replicas answering one
-  idempotency key) rolls the batch back and runs it again (operations are pure functions of the transaction).
+  idempotency key) rolls the batch back and runs it again (operations are pure functions of the transaction);
+  after ``BATCH_TRIES``, each operation alone.
 - Feed cursors: an agent's cursors must be dense in commit order. The feed head row of each address a batch feeds
-  is bumped once, at the end of the batch (addresses in order, so batches of two replicas never deadlock on them),
-  so it is locked only while the batch commits, not while its operations run.
+  is bumped once, in the batch's last round trip (addresses in order, so batches of two replicas never deadlock on
+  them), so it is locked only while the batch commits, not while its operations run.
 - Timers are claimed with ``FOR UPDATE SKIP LOCKED`` (``SqlTx.CLAIM``) inside the transaction that fires
   them: the row lock is the lease. A replica that dies loses its connection, PostgreSQL rolls its
   transaction back and releases the rows, and the next replica whose scheduler looks takes them.
