@@ -653,7 +653,10 @@ class PostgresStore(SqlReads, Store):
     def _connect_writer(self) -> psycopg.Connection[Any]:
         conn = psycopg.connect(self._conninfo, autocommit=True, row_factory=dict_row,
                                application_name=self._app_name)
-        conn.prepare_threshold = 1  # the writer runs the same few dozen statements all day: prepare them at once
+        # the writer runs the same few dozen statements all day: prepare them at once (not BEGIN and COMMIT, sent as
+        # they are: nothing to plan, and the COMMIT stays visible on the wire, as tests/runtime/store/test_durability
+        # looks for it)
+        conn.prepare_threshold = 1
         conn.prepared_max = 512
         return conn
 
@@ -856,12 +859,12 @@ class PostgresStore(SqlReads, Store):
             misses = self._probe(batch, shared)
             if misses:  # BEGIN and the rows the operations will read first, in one round trip
                 with conn.pipeline():
-                    self._exec(conn, b"BEGIN")
+                    self._exec(conn, b"BEGIN", prepare=False)
                     found = self._exec(conn, _FAMILY, (misses[0],)) if len(misses) == 1 else self._exec(
                         conn, _FAMILIES, (misses, misses), prepare=False)
                     shared.keep(found.fetchall())
             else:
-                self._exec(conn, b"BEGIN")
+                self._exec(conn, b"BEGIN", prepare=False)
             for op, fut in batch:
                 tx = PostgresTx(_Conn(conn, self, None, shared), shared, self._accounts)
                 try:
@@ -897,7 +900,7 @@ class PostgresStore(SqlReads, Store):
             return
         with contextlib.suppress(psycopg.Error):
             if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                self._exec(conn, b"ROLLBACK")
+                self._exec(conn, b"ROLLBACK", prepare=False)
 
     def _end(self, conn: psycopg.Connection[Any], done: list[PostgresTx], shared: _Batch) -> Notes:
         """What the batch's operations held back, and COMMIT, in one round trip (pipeline mode): the intents and
@@ -941,7 +944,7 @@ class PostgresStore(SqlReads, Store):
                                                             payloads))
             elif payloads:
                 self._exec(conn, _NOTIFY, (payloads,))
-            self._exec(conn, b"COMMIT")
+            self._exec(conn, b"COMMIT", prepare=False)
         if heads is not None:
             last = {r["address"]: int(r["last_cursor"]) for r in heads.fetchall()}
             for address, row in handed:
