@@ -1328,6 +1328,17 @@ _ORG_WHO = ("The runtime's admin API key, or a person by their membership: org_o
             "who is no member: 404.")
 
 OPERATIONS.update({
+    ("GET", "/v1/portal/personal/context"): Op(
+        "The organizations and workspaces the caller may see, with its roles", "organizations",
+        _ok(context=obj({"org_id": STR, "workspace_id": STR}), account=obj({"email": nullable(STR)}),
+            organizations=array(obj({"org_id": STR, "name": STR, "status": STR, "roles": array(STR),
+                                     "workspaces": array(STR)})),
+            workspaces=array({"allOf": [ref("Workspace"), obj({"org_name": STR, "roles": array(STR)})]}),
+            selected_organization=nullable(OBJ), selected_workspace=nullable(OBJ),
+            guidance=obj({"workspace_count": INT})),
+        errors=(403,),
+        description="The runtime's admin key sees every organization (role `operator`); a person those of their "
+                    "memberships. `context`: the pair the runtime serves the credential in."),
     ("POST", "/v1/organizations"): Op(
         "Create an organization (the runtime's admin key)", "organizations", _ok(organization=ref("Organization")),
         body=ref("OrganizationCreateRequest"), idempotent=True, errors=(403,),

@@ -138,7 +138,44 @@ async def remove_member(request: Request) -> Response:
     return respond(await _write(request, None, op), request=request)
 
 
+async def personal_context(request: Request) -> Response:
+    """AXME's ``/v1/portal/personal/context``: the organizations and workspaces the caller may see, with its roles
+    there (the runtime's admin key: every one, as ``operator``), and the pair its credential works in."""
+    principal = await authenticate(request)
+    rt = runtime(request)
+    engine.require_person_or_admin(principal)
+    if engine.is_operator(rt.settings, principal):
+        roles_by_org: dict[str, dict[str | None, set[str]]] = {
+            o["org_id"]: {None: {"operator"}} for o in await rt.reads.list_organizations()}
+    else:
+        roles_by_org = {}
+        for m in await rt.reads.actor_organizations(engine.actor_keys(principal)):
+            roles_by_org.setdefault(m["org_id"], {}).setdefault(m["workspace_id"], set()).add(m["role"])
+    organizations, workspaces = [], []
+    for org_id, scoped in roles_by_org.items():
+        org = await rt.reads.get_organization(org_id)
+        if org is None:
+            continue
+        org_roles = sorted(scoped.get(None, ()))
+        shown = []
+        for ws in await rt.reads.list_workspaces(org_id):
+            roles = sorted(set(org_roles) | scoped.get(ws["workspace_id"], set()))
+            if org_roles or ws["workspace_id"] in scoped:
+                shown.append(ws["workspace_id"])
+                workspaces.append({**engine.workspace_view(ws), "org_name": org["name"], "roles": roles})
+        organizations.append({"org_id": org_id, "name": org["name"], "status": org["status"],
+                              "roles": sorted({r for rs in scoped.values() for r in rs}), "workspaces": shown})
+    org_id, workspace_id = engine.default_pair(rt.settings)
+    selected_ws = next((w for w in workspaces if (w["org_id"], w["workspace_id"]) == (org_id, workspace_id)), None)
+    selected_org = next((o for o in organizations if o["org_id"] == org_id), None)
+    return respond({"ok": True, "context": {"org_id": org_id, "workspace_id": workspace_id},
+                    "account": {"email": principal.email}, "organizations": organizations, "workspaces": workspaces,
+                    "selected_organization": selected_org, "selected_workspace": selected_ws,
+                    "guidance": {"workspace_count": len(workspaces)}}, request=request)
+
+
 routes = [
+    Route("/v1/portal/personal/context", personal_context, methods=["GET"]),
     Route("/v1/organizations", create_organization, methods=["POST"]),
     Route("/v1/organizations/{org_id}", get_organization, methods=["GET"]),
     Route("/v1/organizations/{org_id}", update_organization, methods=["PATCH"]),

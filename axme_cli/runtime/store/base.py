@@ -933,6 +933,9 @@ class Reads(abc.ABC):
     async def get_organization(self, org_id: str) -> Row | None: ...
 
     @abc.abstractmethod
+    async def list_organizations(self) -> list[Row]: ...
+
+    @abc.abstractmethod
     async def list_workspaces(self, org_id: str) -> list[Row]: ...
 
     @abc.abstractmethod

@@ -92,6 +92,10 @@ class OrgsReadSql:
     async def get_organization(self, org_id: str) -> Row | None:
         return await self._read(lambda c: _one(c, "SELECT * FROM organizations WHERE org_id = ?", (org_id,)))
 
+    async def list_organizations(self) -> list[Row]:
+        """Every organization, oldest first (the operator's view)."""
+        return await self._read(lambda c: _all(c, "SELECT * FROM organizations ORDER BY created_at, org_id", ()))
+
     async def list_workspaces(self, org_id: str) -> list[Row]:
         """Oldest first."""
         return await self._read(lambda c: _all(

@@ -434,6 +434,7 @@ def test_every_operation_answers_as_documented(served: RuntimeProcess, document:
                ).json()["organization"]
     in_org = {"org_id": org["org_id"]}
     call("GET", "/v1/organizations/{org_id}", params=in_org)
+    call("GET", "/v1/portal/personal/context")
     call("PATCH", "/v1/organizations/{org_id}", params=in_org, body={"legal_name": "Walk Org Ltd"})
     ws = call("POST", "/v1/organizations/{org_id}/workspaces", params=in_org,
               body={"name": "staging", "environment": "staging"}).json()["workspace"]

@@ -37,7 +37,8 @@ def _schema(name: str) -> Draft202012Validator:
 def spec(name: str, body: dict[str, Any]) -> dict[str, Any]:
     """``body`` against axp-spec's schema, every error counted (the ids of created organizations, workspaces and
     members are UUIDs, as the schema says)."""
-    problems = [f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in _schema(name).iter_errors(body)]
+    problems = [f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
+                for e in _schema(name).iter_errors(body)]
     assert not problems, f"{name}:\n  " + "\n  ".join(problems)
     return body
 
