@@ -1318,6 +1318,9 @@ COMPONENTS["Workspace"] = obj(
      "updated_at": TIME},
     description="A workspace (api.organizations.workspaces.*); `workspace_id` is the second segment of its agents' "
                 "addresses.")
+COMPONENTS["WorkspaceKey"] = obj(
+    {"key_id": STR, "token": STR, "key_hint": STR, "org_id": STR, "workspace_id": STR, "created_at": TIME},
+    description="An admin key of a workspace: `token` is shown here only (the runtime keeps its sha256).")
 COMPONENTS["Member"] = obj(
     {"member_id": UUID, "org_id": STR, "workspace_id": nullable(STR), "actor_id": STR, "role": _ROLE,
      "status": _enum("active", "invited", "suspended", "removed"), "created_at": TIME, "updated_at": TIME},
@@ -1355,9 +1358,15 @@ OPERATIONS.update({
         axp="api.organizations.update.response.v1",
         description=_ORG_WHO + " The default organization stays active (409)."),
     ("POST", "/v1/organizations/{org_id}/workspaces"): Op(
-        "Create a workspace", "organizations", _ok(workspace=ref("Workspace")), body=ref("WorkspaceCreateRequest"),
-        idempotent=True, errors=(403, 409), axp="api.organizations.workspaces.create.response.v1",
-        description=_ORG_WHO + " A body `org_id` other than the path's: 400; a name the organization has: 409."),
+        "Create a workspace, and an admin key of it", "organizations",
+        _ok(workspace=ref("Workspace"), key=ref("WorkspaceKey")), body=ref("WorkspaceCreateRequest"),
+        idempotent=True, errors=(403, 409),
+        description=_ORG_WHO + " A body `org_id` other than the path's: 400; a name the organization has: 409. "
+                               "`key.token` is answered once (a replay of the Idempotency-Key answers it again)."),
+    ("POST", "/v1/organizations/{org_id}/workspaces/{workspace_id}/keys"): Op(
+        "Make another admin key of a workspace", "organizations", _ok(key=ref("WorkspaceKey")), errors=(403,),
+        description=_ORG_WHO + " So far a key of a workspace other than the runtime's default works on the "
+                               "organization routes only (elsewhere 403 workspace_not_served)."),
     ("GET", "/v1/organizations/{org_id}/workspaces"): Op(
         "List an organization's workspaces, oldest first", "organizations", _ok(workspaces=array(ref("Workspace"))),
         errors=(403,), axp="api.organizations.workspaces.list.response.v1", description=_ORG_WHO),

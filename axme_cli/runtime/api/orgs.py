@@ -24,7 +24,7 @@ from axme_cli.runtime.store.base import Row, Tx
 async def _write(request: Request, model: type | None, op: Callable[[Tx, Settings, Principal, dict[str, Any], float],
                                                                      dict[str, Any]]) -> dict[str, Any]:
     """``op(tx, settings, principal, req, now)`` once per Idempotency-Key, in one transaction."""
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     rt = runtime(request)
     raw = await read_body(request) if model is not None else b""
     req = parse(model, parse_object(raw)) if model is not None else {}
@@ -42,7 +42,7 @@ async def create_organization(request: Request) -> Response:
 
 
 async def get_organization(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     rt = runtime(request)
     org, access = await engine.read_access(rt.reads, rt.settings, principal, request.path_params["org_id"])
     if not access.reads_org:
@@ -65,13 +65,24 @@ async def create_workspace(request: Request) -> Response:
     org_id = request.path_params["org_id"]
 
     def op(tx: Tx, s: Settings, p: Principal, req: dict[str, Any], now: float) -> dict[str, Any]:
-        return {"ok": True, "workspace": engine.workspace_view(engine.op_create_workspace(tx, s, p, org_id, req, now))}
+        row = engine.op_create_workspace(tx, s, p, org_id, req, now)
+        key = engine.op_workspace_key(tx, s, p, org_id, row["workspace_id"], now)
+        return {"ok": True, "workspace": engine.workspace_view(row), "key": key}
 
     return respond(await _write(request, wire.WorkspaceCreateRequest, op), request=request)
 
 
+async def create_workspace_key(request: Request) -> Response:
+    org_id, workspace_id = request.path_params["org_id"], request.path_params["workspace_id"]
+
+    def op(tx: Tx, s: Settings, p: Principal, req: dict[str, Any], now: float) -> dict[str, Any]:
+        return {"ok": True, "key": engine.op_workspace_key(tx, s, p, org_id, workspace_id, now)}
+
+    return respond(await _write(request, None, op), request=request)
+
+
 async def list_workspaces(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     rt = runtime(request)
     org_id = request.path_params["org_id"]
     _, access = await engine.read_access(rt.reads, rt.settings, principal, org_id)
@@ -93,7 +104,7 @@ async def update_workspace(request: Request) -> Response:
 
 
 async def list_members(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     rt = runtime(request)
     org_id = request.path_params["org_id"]
     workspace_id = request.query_params.get("workspace_id") or None
@@ -141,14 +152,15 @@ async def remove_member(request: Request) -> Response:
 async def personal_context(request: Request) -> Response:
     """AXME's ``/v1/portal/personal/context``: the organizations and workspaces the caller may see, with its roles
     there (the runtime's admin key: every one, as ``operator``), and the pair its credential works in."""
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     rt = runtime(request)
     engine.require_person_or_admin(principal)
-    if engine.is_operator(rt.settings, principal):
-        roles_by_org: dict[str, dict[str | None, set[str]]] = {
-            o["org_id"]: {None: {"operator"}} for o in await rt.reads.list_organizations()}
+    roles_by_org: dict[str, dict[str | None, set[str]]] = {}
+    if principal.is_admin and principal.workspace_id is not None:
+        roles_by_org[str(principal.org_id)] = {principal.workspace_id: {"workspace_admin"}}
+    elif engine.is_operator(rt.settings, principal):
+        roles_by_org = {o["org_id"]: {None: {"operator"}} for o in await rt.reads.list_organizations()}
     else:
-        roles_by_org = {}
         for m in await rt.reads.actor_organizations(engine.actor_keys(principal)):
             roles_by_org.setdefault(m["org_id"], {}).setdefault(m["workspace_id"], set()).add(m["role"])
     organizations, workspaces = [], []
@@ -156,7 +168,7 @@ async def personal_context(request: Request) -> Response:
         org = await rt.reads.get_organization(org_id)
         if org is None:
             continue
-        org_roles = sorted(scoped.get(None, ()))
+        org_roles = sorted(scoped.get(None) or ())
         shown = []
         for ws in await rt.reads.list_workspaces(org_id):
             roles = sorted(set(org_roles) | scoped.get(ws["workspace_id"], set()))
@@ -166,6 +178,8 @@ async def personal_context(request: Request) -> Response:
         organizations.append({"org_id": org_id, "name": org["name"], "status": org["status"],
                               "roles": sorted({r for rs in scoped.values() for r in rs}), "workspaces": shown})
     org_id, workspace_id = engine.default_pair(rt.settings)
+    if principal.workspace_id is not None:
+        org_id, workspace_id = str(principal.org_id), principal.workspace_id
     selected_ws = next((w for w in workspaces if (w["org_id"], w["workspace_id"]) == (org_id, workspace_id)), None)
     selected_org = next((o for o in organizations if o["org_id"] == org_id), None)
     return respond({"ok": True, "context": {"org_id": org_id, "workspace_id": workspace_id},
@@ -182,6 +196,7 @@ routes = [
     Route("/v1/organizations/{org_id}/workspaces", create_workspace, methods=["POST"]),
     Route("/v1/organizations/{org_id}/workspaces", list_workspaces, methods=["GET"]),
     Route("/v1/organizations/{org_id}/workspaces/{workspace_id}", update_workspace, methods=["PATCH"]),
+    Route("/v1/organizations/{org_id}/workspaces/{workspace_id}/keys", create_workspace_key, methods=["POST"]),
     Route("/v1/organizations/{org_id}/members", list_members, methods=["GET"]),
     Route("/v1/organizations/{org_id}/members", add_member, methods=["POST"]),
     Route("/v1/organizations/{org_id}/members/{member_id}", update_member, methods=["PATCH"]),

@@ -25,6 +25,7 @@ from typing import Any
 
 from axme_cli.protocol import organizations as wire
 from axme_cli.protocol.ids import uuid7
+from axme_cli.runtime import principals as pr
 from axme_cli.runtime.clock import iso
 from axme_cli.runtime.engine import audit
 from axme_cli.runtime.engine.codec import dumps, loads
@@ -117,6 +118,8 @@ def access_of(s: Settings, principal: Principal, memberships: list[Row], org_id:
     require_person_or_admin(principal)
     if is_operator(s, principal):
         return Access(operator=True)
+    if principal.is_admin and principal.workspace_id is not None and principal.org_id == org_id:
+        return Access(workspace_roles={principal.workspace_id: frozenset({"workspace_admin"})})
     if not principal.is_actor or not memberships:
         raise org_not_found(org_id)
     org_roles = frozenset(m["role"] for m in memberships if m["workspace_id"] is None)
@@ -257,6 +260,29 @@ def op_create_workspace(tx: Tx, s: Settings, principal: Principal, org_id: str, 
     audit.by(tx, "workspace.created", now, principal, target=("workspace", row["workspace_id"]), org_id=org_id,
              name=row["name"])
     return row
+
+
+def op_workspace_key(tx: Tx, s: Settings, principal: Principal, org_id: str, workspace_id: str,
+                     now: float) -> dict[str, Any]:
+    """A new admin key of the workspace (who may change the workspace may make one): its token is in the answer
+    only, its sha256 in the store. A key of the default workspace is the same as the runtime's admin key."""
+    _, access = _tx_access(tx, s, principal, org_id)
+    workspace = tx.get_workspace(org_id, workspace_id)
+    if workspace is None or not (access.reads_org or access.may_manage_workspace(workspace_id)):
+        raise workspace_not_found(workspace_id)
+    if not access.may_manage_workspace(workspace_id):
+        raise refused("making keys of this workspace")
+    key_id, token = pr.new_workspace_token()
+    default = (org_id, workspace_id) == default_pair(s)
+    at = iso(now)
+    tx.insert_key({"key_id": key_id, "kind": "workspace", "service_account_id": None, "lookup": pr.lookup_of(token),
+                   "hash": pr.hash_token(token), "key_hint": pr.hint(token), "status": ACTIVE, "created_at": at,
+                   "expires_at": None, "revoked_at": None, "org_id": None if default else org_id,
+                   "workspace_id": None if default else workspace_id})
+    audit.by(tx, "workspace.key_created", now, principal, target=("api_key", key_id), org_id=org_id,
+             workspace_id=workspace_id)
+    return {"key_id": key_id, "token": token, "key_hint": pr.hint(token), "org_id": org_id,
+            "workspace_id": workspace_id, "created_at": at}
 
 
 def _unique_name(tx: Tx, org_id: str, name: str, workspace_id: str | None) -> None:

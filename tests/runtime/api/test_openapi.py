@@ -439,6 +439,8 @@ def test_every_operation_answers_as_documented(served: RuntimeProcess, document:
     ws = call("POST", "/v1/organizations/{org_id}/workspaces", params=in_org,
               body={"name": "staging", "environment": "staging"}).json()["workspace"]
     call("GET", "/v1/organizations/{org_id}/workspaces", params=in_org)
+    call("POST", "/v1/organizations/{org_id}/workspaces/{workspace_id}/keys",
+         params={**in_org, "workspace_id": ws["workspace_id"]})
     call("PATCH", "/v1/organizations/{org_id}/workspaces/{workspace_id}",
          params={**in_org, "workspace_id": ws["workspace_id"]}, body={"region": "eu-west"})
     member = call("POST", "/v1/organizations/{org_id}/members", params=in_org,

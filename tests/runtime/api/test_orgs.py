@@ -195,3 +195,53 @@ def test_bad_input_names_the_field(rt: RuntimeProcess) -> None:
         err(api.delete(f"{base}/members/0190aaaa-0000-7000-8000-000000000000"), 404, "member_not_found")
         err(api.post(f"{base}/members", content=b"[1]", headers={"content-type": "application/json"}), 422,
             "schema_invalid")
+
+
+def test_a_workspace_key_administers_its_workspace_and_nothing_else_yet(rt: RuntimeProcess) -> None:
+    with rt.client() as api:
+        org_id = api.post("/v1/organizations", json={"name": "Keyed", "requested_by_actor_id": OWNER}).json()[
+            "organization"]["org_id"]
+        base = f"/v1/organizations/{org_id}"
+        made = api.post(f"{base}/workspaces", json={"name": "blue", "environment": "sandbox"}).json()
+        blue, key = made["workspace"], made["key"]
+        assert key["workspace_id"] == blue["workspace_id"] and key["token"].startswith("axme_ws_")
+        assert key["key_hint"] == "..." + key["token"][-4:]
+        green = api.post(f"{base}/workspaces", json={"name": "green", "environment": "sandbox"}).json()["workspace"]
+        as_blue = {"x-api-key": key["token"]}
+
+        # its own workspace: listed, changed, its members managed, another key made
+        assert [w["workspace_id"] for w in api.get(f"{base}/workspaces", headers=as_blue).json()["workspaces"]] == [
+            blue["workspace_id"]]
+        assert api.patch(f"{base}/workspaces/{blue['workspace_id']}", headers=as_blue,
+                         json={"region": "eu"}).json()["workspace"]["region"] == "eu"
+        member = api.post(f"{base}/members", headers=as_blue, json={
+            "actor_id": PLAIN, "role": "member", "workspace_id": blue["workspace_id"]})
+        assert member.status_code == 200, member.text
+        again = api.post(f"{base}/workspaces/{blue['workspace_id']}/keys", headers=as_blue).json()["key"]
+        assert again["token"] != key["token"]
+        context = api.get("/v1/portal/personal/context", headers={"x-api-key": again["token"]}).json()
+        assert context["context"] == {"org_id": org_id, "workspace_id": blue["workspace_id"]}
+        assert [w["workspace_id"] for w in context["workspaces"]] == [blue["workspace_id"]]
+
+        # not the other workspace, not the organization itself, not another organization, not a new one
+        err(api.patch(f"{base}/workspaces/{green['workspace_id']}", headers=as_blue, json={"region": "eu"}), 404,
+            "workspace_not_found")
+        err(api.post(f"{base}/workspaces/{green['workspace_id']}/keys", headers=as_blue), 404, "workspace_not_found")
+        err(api.patch(base, headers=as_blue, json={"name": "Mine now"}), 403, "role_denied")
+        err(api.get("/v1/organizations/local", headers=as_blue), 404, "org_not_found")
+        err(api.post("/v1/organizations", headers=as_blue, json={"name": "More", "requested_by_actor_id": "me"}),
+            403, "role_denied")
+
+        # the rest of the runtime serves the default workspace only so far: refused, never the default's data
+        for method, path in (("GET", "/v1/intents"), ("POST", "/v1/intents"), ("GET", "/v1/service-accounts"),
+                             ("GET", "/v1/agents"), ("GET", "/v1/inbox"), ("GET", "/v1/webhooks/subscriptions"),
+                             ("GET", "/v1/auth/whoami"), ("GET", "/v1/audit/events")):
+            err(api.request(method, path, headers=as_blue, json={} if method == "POST" else None), 403,
+                "workspace_not_served")
+        mcp = api.post("/mcp", headers=as_blue, json={"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+            "name": "axme.list_intents", "arguments": {}}})
+        assert "workspace_not_served" in mcp.text and "intent_id" not in mcp.text, mcp.text[:500]
+
+        # the tokens are nowhere in what the runtime shows afterwards
+        events = api.get("/v1/audit/events", params={"action_prefix": "workspace", "limit": 50}).text
+        assert "workspace.key_created" in events and key["token"] not in events and again["token"] not in events

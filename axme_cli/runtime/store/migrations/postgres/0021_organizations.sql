@@ -45,3 +45,8 @@ CREATE TABLE org_members (
 );
 CREATE INDEX org_members_org ON org_members (org_id, member_id);
 CREATE INDEX org_members_actor ON org_members (actor_key, org_id);
+
+-- The workspace an admin key administers: NULL for the runtime's default workspace (every key made before 0021),
+-- else the organization and workspace it was made for.
+ALTER TABLE api_keys ADD COLUMN org_id TEXT;
+ALTER TABLE api_keys ADD COLUMN workspace_id TEXT;
