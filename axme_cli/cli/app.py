@@ -35,6 +35,7 @@ from axme_cli.cli import (
     usage,
     users,
     webhooks,
+    workspace,
 )
 from axme_cli.cli.common import ApiKeyOpt, BaseUrlOpt, ContextOpt, Options
 from axme_cli.cli.typer_internals import ClickException, LazyGroup, LazyTyper, merge_commands
@@ -261,6 +262,7 @@ app.add_typer(users.invites, name="invites")
 app.add_typer(media.app, name="media")
 app.add_typer(schemas.app, name="schemas")
 app.add_typer(org.app, name="org")
+app.add_typer(workspace.app, name="workspace")
 app.add_typer(mesh.app, name="mesh")
 app.add_typer(quota.app, name="quota")
 app.add_typer(usage.app, name="usage")

@@ -291,6 +291,29 @@ class Client:
     def usage_rollup(self, window_days: int) -> dict[str, Any]:
         return dict(self.post("/v1/usage/rollups/daily", params={"window_days": window_days}))
 
+    # ------------------------------------------------------------------ routes: organizations, workspaces
+    def personal_context(self) -> dict[str, Any]:
+        return dict(self.get("/v1/portal/personal/context"))
+
+    def get_organization(self, org_id: str) -> dict[str, Any]:
+        return dict(self.get(f"/v1/organizations/{quote(org_id, safe='')}"))
+
+    def create_organization(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.post("/v1/organizations", json=body))
+
+    def update_organization(self, org_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.request("PATCH", f"/v1/organizations/{quote(org_id, safe='')}", json=body))
+
+    def list_workspaces(self, org_id: str) -> dict[str, Any]:
+        return dict(self.get(f"/v1/organizations/{quote(org_id, safe='')}/workspaces"))
+
+    def create_workspace(self, org_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.post(f"/v1/organizations/{quote(org_id, safe='')}/workspaces", json=body))
+
+    def update_workspace(self, org_id: str, workspace_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.request("PATCH", f"/v1/organizations/{quote(org_id, safe='')}/workspaces/"
+                                          f"{quote(workspace_id, safe='')}", json=body))
+
     # ------------------------------------------------------------------ routes: the inbox (x-owner-agent: whose)
     def list_threads(self, *, owner: str | None, limit: int, status: str | None = None) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"limit": limit}

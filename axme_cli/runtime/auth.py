@@ -8,7 +8,7 @@ from typing import Any
 from axme_cli.runtime import principals as pr
 from axme_cli.runtime.clock import SYSTEM, Clock, iso, parse_iso
 from axme_cli.runtime.engine import auth as auth_engine
-from axme_cli.runtime.errors import Unauthorized
+from axme_cli.runtime.errors import Forbidden, Unauthorized
 from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.ratelimit import KeyLimit
 from axme_cli.runtime.settings import Settings
@@ -25,9 +25,16 @@ class Authenticator:
         rate = settings.rate_limit_per_second
         self._limit = KeyLimit(rate, clock) if rate > 0 else None
 
-    async def authenticate(self, token: str | None) -> Principal:
-        """The principal of ``token`` (Unauthorized if none), within its rate limit (TooManyRequests past it)."""
+    async def authenticate(self, token: str | None, *, elsewhere_ok: bool = False) -> Principal:
+        """The principal of ``token`` (Unauthorized if none), within its rate limit (TooManyRequests past it).
+
+        A key of a workspace other than the runtime's default one works only where ``elsewhere_ok`` (the routes of
+        organizations and workspaces): the other routes serve the default workspace alone so far (403)."""
         principal = await self._principal(token)
+        if principal.elsewhere and not elsewhere_ok:
+            raise Forbidden(f"this key is workspace {principal.workspace_id}'s; this runtime serves intents, agents "
+                            "and the rest only in its default workspace so far (use its admin key or a person's "
+                            "login there)", code="workspace_not_served")
         if self._limit is not None:
             self._limit.take(principal.key_id)
         return principal
@@ -68,6 +75,10 @@ class Authenticator:
         if found["expires_at"] and found["expires_at"] <= iso(self._clock.time()):
             raise Unauthorized("this API key has expired", code="token_expired")
         if found["kind"] == "workspace":
+            if found.get("workspace_id"):
+                org, workspace = found["org_id"], found["workspace_id"]
+                return Principal("workspace", found["key_id"], f"initiator://{org}/{workspace}/admin",
+                                 org_id=org, workspace_id=workspace)
             return Principal("workspace", found["key_id"], self._settings.admin_address)
         sa = await self._reads.get_service_account(found["service_account_id"])
         if sa is None or sa["status"] != "active":

@@ -13,6 +13,7 @@ from axme_cli.runtime import tracing
 from axme_cli.runtime.auth import Authenticator
 from axme_cli.runtime.clock import SYSTEM, Clock
 from axme_cli.runtime.engine import agents as agents_engine
+from axme_cli.runtime.engine import orgs as orgs_engine
 from axme_cli.runtime.engine import policies, usage
 from axme_cli.runtime.engine.aliases import AliasBook
 from axme_cli.runtime.engine.mesh import KillSwitch
@@ -176,4 +177,9 @@ class Runtime:
 
     async def ensure_workspace_key(self, token: str) -> bool:
         now = self.clock.time()
-        return await self.write(lambda tx: agents_engine.op_ensure_workspace_key(tx, token, now))
+
+        def ensure(tx: Tx) -> bool:
+            orgs_engine.op_ensure_defaults(tx, self.settings, now)
+            return agents_engine.op_ensure_workspace_key(tx, token, now)
+
+        return await self.write(ensure)

@@ -24,6 +24,15 @@ class Principal:
     service_account_id: str | None = None
     email: str | None = None  # actors only
     session_id: str | None = None  # actors only
+    # the organization and workspace of a workspace key made for one (POST /v1/organizations/{org}/workspaces);
+    # None: the runtime's default pair (settings.org / settings.workspace)
+    org_id: str | None = None
+    workspace_id: str | None = None
+
+    @property
+    def elsewhere(self) -> bool:
+        """A credential of a workspace other than the runtime's default one."""
+        return self.workspace_id is not None
 
     @property
     def is_admin(self) -> bool:

@@ -34,6 +34,7 @@ from axme_cli.runtime.api import (
     mesh,
     metrics,
     openapi,
+    orgs,
     policies,
     principals_admin,
     quotas,
@@ -150,7 +151,7 @@ def route_table(openapi_json: Any, *, test_clock: bool = False) -> list[BaseRout
             *agents.routes, *auth.routes,
             *webhooks.routes, *deliveries.routes, *audit.routes, *users.routes, *invites.routes, *media.routes,
             *schemas.routes, *schedules.routes, *mesh.routes, *quotas.routes, *usage.routes,
-            *principals_admin.routes, *aliases.routes, *routing.routes, *access_requests.routes,
+            *principals_admin.routes, *aliases.routes, *routing.routes, *access_requests.routes, *orgs.routes,
             *inbox.routes, *approvals.routes, *task_pages.routes, *metrics.routes,
             *(dev_clock.routes if test_clock else ()), *mcp.routes,
             Route("/openapi.json", openapi_json, methods=["GET"]), *ui_routes]

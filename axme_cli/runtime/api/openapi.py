@@ -481,7 +481,7 @@ def _models() -> dict[str, type[BaseModel]]:
 def _model_components() -> dict[str, Schema]:
     """Each model's JSON Schema, its ``$defs`` lifted into components (one namespace: the names must agree)."""
     out: dict[str, Schema] = {}
-    for name, model in {**_models(), **_governance_models()}.items():
+    for name, model in {**_models(), **_governance_models(), **_org_models()}.items():
         schema = model.model_json_schema(ref_template=REF + "{model}", mode="validation")
         for def_name, definition in schema.pop("$defs", {}).items():
             if def_name in out and out[def_name] != definition:
@@ -1291,6 +1291,109 @@ OPERATIONS.update({
                                                 "expired"), "")),
         errors=(403, 404)),
 })
+
+
+# ---------------------------------------------------------------------------------------------
+# organizations, workspaces, members (AXME's organizations.*)
+
+
+def _org_models() -> dict[str, type[BaseModel]]:
+    from axme_cli.protocol import organizations
+
+    return {name: getattr(organizations, name) for name in (
+        "OrganizationCreateRequest", "OrganizationUpdateRequest", "WorkspaceCreateRequest", "WorkspaceUpdateRequest",
+        "MemberAddRequest", "MemberUpdateRequest")}
+
+
+_ROLE = _enum("org_owner", "org_admin", "workspace_admin", "member", "billing_viewer", "security_auditor")
+COMPONENTS["Organization"] = obj(
+    {"org_id": STR, "name": STR, "legal_name": nullable(STR), "primary_domain": nullable(STR),
+     "status": _enum("pending", "active", "suspended", "archived"), "metadata": OBJ, "created_at": TIME,
+     "updated_at": TIME},
+    description="An organization (api.organizations.*). `org_id` is also the first segment of its agents' addresses: "
+                "the runtime's default organization keeps its name (`local`), a created one is a UUID.")
+COMPONENTS["Workspace"] = obj(
+    {"workspace_id": STR, "org_id": STR, "name": STR, "environment": _enum("sandbox", "staging", "production"),
+     "status": _enum("active", "suspended", "archived"), "region": nullable(STR), "created_at": TIME,
+     "updated_at": TIME},
+    description="A workspace (api.organizations.workspaces.*); `workspace_id` is the second segment of its agents' "
+                "addresses.")
+COMPONENTS["WorkspaceKey"] = obj(
+    {"key_id": STR, "token": STR, "key_hint": STR, "org_id": STR, "workspace_id": STR, "created_at": TIME},
+    description="An admin key of a workspace: `token` is shown here only (the runtime keeps its sha256).")
+COMPONENTS["Member"] = obj(
+    {"member_id": UUID, "org_id": STR, "workspace_id": nullable(STR), "actor_id": STR, "role": _ROLE,
+     "status": _enum("active", "invited", "suspended", "removed"), "created_at": TIME, "updated_at": TIME},
+    description="A member (api.organizations.members.*): a person, by actor id or email, with a role in the "
+                "organization (`workspace_id` null) or in one workspace.")
+_ORG_WHO = ("The runtime's admin API key, or a person by their membership: org_owner / org_admin manage, "
+            "billing_viewer / security_auditor read, a workspace_admin its own workspace. An agent key: 403; a person "
+            "who is no member: 404.")
+
+OPERATIONS.update({
+    ("GET", "/v1/portal/personal/context"): Op(
+        "The organizations and workspaces the caller may see, with its roles", "organizations",
+        _ok(context=obj({"org_id": STR, "workspace_id": STR}), account=obj({"email": nullable(STR)}),
+            organizations=array(obj({"org_id": STR, "name": STR, "status": STR, "roles": array(STR),
+                                     "workspaces": array(STR)})),
+            workspaces=array({"allOf": [ref("Workspace"), obj({"org_name": STR, "roles": array(STR)})]}),
+            selected_organization=nullable(OBJ), selected_workspace=nullable(OBJ),
+            guidance=obj({"workspace_count": INT})),
+        errors=(403,),
+        description="The runtime's admin key sees every organization (role `operator`); a person those of their "
+                    "memberships. `context`: the pair the runtime serves the credential in."),
+    ("POST", "/v1/organizations"): Op(
+        "Create an organization (the runtime's admin key)", "organizations", _ok(organization=ref("Organization")),
+        body=ref("OrganizationCreateRequest"), idempotent=True, errors=(403,),
+        axp="api.organizations.create.response.v1",
+        description="`requested_by_actor_id` (an actor id or an email) becomes its org_owner."),
+    ("GET", "/v1/organizations/{org_id}"): Op(
+        "An organization, with how many workspaces and members (not removed) it has", "organizations",
+        _ok(organization={"allOf": [ref("Organization"), obj({"workspaces_count": INT, "members_count": INT})]}),
+        errors=(403,),
+        axp="api.organizations.get.response.v1", description=_ORG_WHO),
+    ("PATCH", "/v1/organizations/{org_id}"): Op(
+        "Change an organization", "organizations", _ok(organization=ref("Organization")),
+        body=ref("OrganizationUpdateRequest"), idempotent=True, errors=(403, 409),
+        axp="api.organizations.update.response.v1",
+        description=_ORG_WHO + " The default organization stays active (409)."),
+    ("POST", "/v1/organizations/{org_id}/workspaces"): Op(
+        "Create a workspace, and an admin key of it", "organizations",
+        _ok(workspace=ref("Workspace"), key=ref("WorkspaceKey")), body=ref("WorkspaceCreateRequest"),
+        idempotent=True, errors=(403, 409),
+        description=_ORG_WHO + " A body `org_id` other than the path's: 400; a name the organization has: 409. "
+                               "`key.token` is answered once (a replay of the Idempotency-Key answers it again)."),
+    ("POST", "/v1/organizations/{org_id}/workspaces/{workspace_id}/keys"): Op(
+        "Make another admin key of a workspace", "organizations", _ok(key=ref("WorkspaceKey")), errors=(403,),
+        description=_ORG_WHO + " So far a key of a workspace other than the runtime's default works on the "
+                               "organization routes only (elsewhere 403 workspace_not_served)."),
+    ("GET", "/v1/organizations/{org_id}/workspaces"): Op(
+        "List an organization's workspaces, oldest first", "organizations", _ok(workspaces=array(ref("Workspace"))),
+        errors=(403,), axp="api.organizations.workspaces.list.response.v1", description=_ORG_WHO),
+    ("PATCH", "/v1/organizations/{org_id}/workspaces/{workspace_id}"): Op(
+        "Change a workspace", "organizations", _ok(workspace=ref("Workspace")), body=ref("WorkspaceUpdateRequest"),
+        idempotent=True, errors=(403, 409), axp="api.organizations.workspaces.update.response.v1",
+        description=_ORG_WHO + " The default workspace stays active (409)."),
+    ("GET", "/v1/organizations/{org_id}/members"): Op(
+        "List an organization's members (not removed), oldest first", "organizations",
+        _ok(members=array(ref("Member"))), query=(("workspace_id", STR, "Only this workspace's members."),),
+        errors=(403,), axp="api.organizations.members.list.response.v1", description=_ORG_WHO),
+    ("POST", "/v1/organizations/{org_id}/members"): Op(
+        "Add a member", "organizations", _ok(member=ref("Member")), body=ref("MemberAddRequest"), idempotent=True,
+        errors=(403, 409), axp="api.organizations.members.add.response.v1",
+        description=_ORG_WHO + " One live membership per person and scope (409 member_exists)."),
+    ("PATCH", "/v1/organizations/{org_id}/members/{member_id}"): Op(
+        "Change a member's role or status", "organizations", _ok(member=ref("Member")),
+        body=ref("MemberUpdateRequest"), idempotent=True, errors=(403, 409),
+        axp="api.organizations.members.update.response.v1",
+        description=_ORG_WHO + " The last active org_owner stays one (409 last_owner)."),
+    ("DELETE", "/v1/organizations/{org_id}/members/{member_id}"): Op(
+        "Remove a member", "organizations",
+        obj({"ok": TRUE, "removed": TRUE, "org_id": STR, "member_id": UUID, "removed_at": TIME}),
+        errors=(403, 409), axp="api.organizations.members.remove.response.v1",
+        description=_ORG_WHO + " Removing one already removed answers the same."),
+})
+
 
 _EXTRA_COMPONENTS = {"HealthResponse": OPERATIONS[("GET", "/health")].ok}
 _ERROR_TEXT = {

@@ -637,6 +637,44 @@ class Tx(abc.ABC):
     def set_streams(self, org_id: str, workspace_id: str, replica_id: str, open_streams: int,
                     now: float) -> None: ...
 
+    # organizations, workspaces, members (store/orgs_sql.py)
+    @abc.abstractmethod
+    def insert_organization(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def get_organization(self, org_id: str) -> Row | None:
+        """The organization, read to be changed in this transaction (a PostgreSQL store locks it)."""
+
+    @abc.abstractmethod
+    def update_organization(self, org_id: str, fields: Row) -> None: ...
+
+    @abc.abstractmethod
+    def insert_workspace(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def get_workspace(self, org_id: str, workspace_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    def workspace_named(self, org_id: str, name: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    def update_workspace(self, workspace_id: str, fields: Row) -> None: ...
+
+    @abc.abstractmethod
+    def insert_member(self, row: Row) -> None: ...
+
+    @abc.abstractmethod
+    def get_member(self, org_id: str, member_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    def live_members(self, org_id: str) -> list[Row]: ...
+
+    @abc.abstractmethod
+    def update_member(self, member_id: str, fields: Row) -> None: ...
+
+    @abc.abstractmethod
+    def actor_memberships(self, keys: tuple[str, ...], org_id: str) -> list[Row]: ...
+
 
 class Reads(abc.ABC):
     """Everything the runtime reads outside a write operation: the API's and the dashboard's queries, the key
@@ -889,6 +927,28 @@ class Reads(abc.ABC):
 
     @abc.abstractmethod
     async def actor_days(self) -> list[str]: ...
+
+    # organizations, workspaces, members
+    @abc.abstractmethod
+    async def get_organization(self, org_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    async def list_organizations(self) -> list[Row]: ...
+
+    @abc.abstractmethod
+    async def list_workspaces(self, org_id: str) -> list[Row]: ...
+
+    @abc.abstractmethod
+    async def get_workspace(self, org_id: str, workspace_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    async def list_members(self, org_id: str, workspace_id: str | None) -> list[Row]: ...
+
+    @abc.abstractmethod
+    async def actor_memberships(self, keys: tuple[str, ...], org_id: str) -> list[Row]: ...
+
+    @abc.abstractmethod
+    async def actor_organizations(self, keys: tuple[str, ...]) -> list[Row]: ...
 
 
 class Store(Reads):

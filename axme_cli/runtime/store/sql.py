@@ -24,6 +24,7 @@ from axme_cli.runtime.store.base import Reads, Row, Tx
 from axme_cli.runtime.store.inbox_sql import InboxReadSql, InboxTxSql
 from axme_cli.runtime.store.media_sql import MediaReadSql, MediaTxSql
 from axme_cli.runtime.store.mesh_sql import MeshReadSql, MeshTxSql
+from axme_cli.runtime.store.orgs_sql import OrgsReadSql, OrgsTxSql
 from axme_cli.runtime.store.outbound_sql import OutboundReadSql, OutboundTxSql
 from axme_cli.runtime.store.policies_sql import PoliciesReadSql, PoliciesTxSql
 from axme_cli.runtime.store.principals_sql import PrincipalsReadSql, PrincipalsTxSql
@@ -79,7 +80,7 @@ def _marks(values: list[Any] | tuple[Any, ...]) -> str:
 
 class SqlTx(OutboundTxSql, AuditTxSql, InboxTxSql, MediaTxSql, TaskLinksTxSql, UiTxSql, UsersTxSql, SchemasTxSql,
             SchedulesTxSql, PrincipalsTxSql, RoutingTxSql, AccessRequestsTxSql, PoliciesTxSql, MeshTxSql,
-            QuotasTxSql, Tx):
+            QuotasTxSql, OrgsTxSql, Tx):
     """A write transaction on a DB-API-like connection whose ``execute(sql, params)`` takes ``?``."""
 
     LOCK = ""
@@ -298,7 +299,7 @@ def _all(c: Any, sql: str, args: tuple[Any, ...] | list[Any]) -> list[Row]:
 
 class SqlReads(OutboundReadSql, AuditReadSql, InboxReadSql, MediaReadSql, TaskLinksReadSql, UiReadSql,
                UsersReadSql, SchemasReadSql, SchedulesReadSql, PrincipalsReadSql, RoutingReadSql,
-               AccessRequestsReadSql, PoliciesReadSql, MeshReadSql, QuotasReadSql, Reads):
+               AccessRequestsReadSql, PoliciesReadSql, MeshReadSql, QuotasReadSql, OrgsReadSql, Reads):
     """The store's reads (``base.Reads``). A backend provides ``_read(fn)``, which runs ``fn(connection)``
     somewhere safe."""
 

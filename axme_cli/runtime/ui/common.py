@@ -22,11 +22,15 @@ TITLES = {400: "Not done", 403: "Not allowed", 404: "Not found", 409: "Not possi
 
 
 def who(p: Principal) -> str:
+    """Who is logged in, and the workspace they act in (``org/workspace``, from their address)."""
     if p.is_actor:
-        return str(p.email)
-    if p.is_admin:
-        return "workspace key"
-    return p.address
+        label = str(p.email)
+    elif p.is_admin:
+        label = "workspace key"
+    else:
+        return p.address
+    parts = p.address.split("://", 1)[-1].split("/")
+    return f"{label} · {parts[0]}/{parts[1]}" if len(parts) >= 3 else label
 
 
 def login_url(request: Request) -> str:

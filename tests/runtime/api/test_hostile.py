@@ -213,6 +213,15 @@ WRONG_TYPES: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("POST", "/v1/mesh/heartbeat"): [{"metrics": []}, {"metrics": "x"}, {"metrics": {"cpu": {"user": 1}}}],
     ("POST", "/v1/mesh/agents/{address_id}/kill"): [{"reason": 5}, {"reason": ["x"]}],
     ("POST", "/v1/mesh/agents/{address_id}/resume"): [{"reason": {}}],
+    ("POST", "/v1/organizations"): [{"name": 5, "requested_by_actor_id": "x"}, {"name": "Acme"},
+                                    {"name": "Acme", "requested_by_actor_id": "x", "metadata": []}],
+    ("PATCH", "/v1/organizations/{org_id}"): [{"name": ["a"]}, {"status": "closed"}, {"metadata": "x"}],
+    ("POST", "/v1/organizations/{org_id}/workspaces"): [{"name": "qa", "environment": 1}, {"name": 5,
+                                                                                         "environment": "sandbox"}],
+    ("PATCH", "/v1/organizations/{org_id}/workspaces/{workspace_id}"): [{"status": "deleted"}, {"region": 5}],
+    ("POST", "/v1/organizations/{org_id}/members"): [{"actor_id": 5, "role": "member"}, {"actor_id": "a"},
+                                                   {"actor_id": "a", "role": "owner"}],
+    ("PATCH", "/v1/organizations/{org_id}/members/{member_id}"): [{"role": 1}, {"status": "gone"}],
     ("PATCH", "/v1/quotas"): [{"dimensions": {"intents_per_day": "5"}}, {"dimensions": {"intents_per_day": True}},
                               {"dimensions": {"intents_per_day": -1}}, {"dimensions": {"intents_per_day": 1.5}},
                               {"dimensions": []}, {"dimensions": {}, "hard_enforcement": "yes"},
@@ -313,6 +322,10 @@ def test_unknown_ids_are_404(api: httpx.Client, route: tuple[str, str]) -> None:
 
 
 def _valid_body(path: str) -> dict[str, Any]:
+    if path.startswith("/v1/organizations/") and "receive-policy" not in path:  # organizations, workspaces, members
+        last = path.rstrip("}").rsplit("/", 1)[-1]
+        return {"workspaces": {"name": "qa", "environment": "sandbox"}, "members": {"actor_id": "x", "role": "member"},
+                }.get(last, {"name": "Renamed"} if "member" not in path else {"role": "member"})
     if path.startswith(("/v1/agents/", "/v1/organizations/")):  # sender policies
         return {"sender_pattern": "*"} if path.endswith("/entries") else {
             "override_type" if "override" in path else "policy_type": "open"}

@@ -429,6 +429,27 @@ def test_every_operation_answers_as_documented(served: RuntimeProcess, document:
     call("POST", "/v1/access-requests/{access_request_id}/review", params=access_id,
          body={"decision": "approve", "reviewer_actor_id": "walker-admin"})
     call("GET", "/v1/portal/enterprise/access-requests", query=tenancy)
+    # organizations, workspaces, members
+    org = call("POST", "/v1/organizations", body={"name": "Walk Org", "requested_by_actor_id": "owner@walk.example"}
+               ).json()["organization"]
+    in_org = {"org_id": org["org_id"]}
+    call("GET", "/v1/organizations/{org_id}", params=in_org)
+    call("GET", "/v1/portal/personal/context")
+    call("PATCH", "/v1/organizations/{org_id}", params=in_org, body={"legal_name": "Walk Org Ltd"})
+    ws = call("POST", "/v1/organizations/{org_id}/workspaces", params=in_org,
+              body={"name": "staging", "environment": "staging"}).json()["workspace"]
+    call("GET", "/v1/organizations/{org_id}/workspaces", params=in_org)
+    call("POST", "/v1/organizations/{org_id}/workspaces/{workspace_id}/keys",
+         params={**in_org, "workspace_id": ws["workspace_id"]})
+    call("PATCH", "/v1/organizations/{org_id}/workspaces/{workspace_id}",
+         params={**in_org, "workspace_id": ws["workspace_id"]}, body={"region": "eu-west"})
+    member = call("POST", "/v1/organizations/{org_id}/members", params=in_org,
+                  body={"actor_id": "dev@walk.example", "role": "member", "workspace_id": ws["workspace_id"]}
+                  ).json()["member"]
+    call("GET", "/v1/organizations/{org_id}/members", params=in_org, query={"workspace_id": ws["workspace_id"]})
+    in_member = {**in_org, "member_id": member["member_id"]}
+    call("PATCH", "/v1/organizations/{org_id}/members/{member_id}", params=in_member, body={"role": "workspace_admin"})
+    call("DELETE", "/v1/organizations/{org_id}/members/{member_id}", params=in_member)
 
     # MCP (JSON-RPC; tests/runtime/api/test_mcp.py has the rest)
     call("POST", "/mcp", key=None, body={"jsonrpc": "2.0", "id": 1, "method": "initialize",

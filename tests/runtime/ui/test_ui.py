@@ -97,7 +97,7 @@ def test_login_with_the_key_sets_a_strict_httponly_session_cookie(quiet: Runtime
     assert ADMIN_KEY not in value and len(value) > 60  # a session reference, never the key
     assert ADMIN_KEY.encode() not in quiet.stored_bytes()
     page = c.get("/ui/intents")
-    assert page.status_code == 200 and "workspace key" in page.text and "Log out" in page.text
+    assert page.status_code == 200 and "workspace key · local/dev" in page.text and "Log out" in page.text
     for header in ("content-security-policy", "x-frame-options", "referrer-policy"):
         assert header in page.headers
     assert "script-src 'self'" in page.headers["content-security-policy"]

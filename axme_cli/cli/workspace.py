@@ -1,0 +1,126 @@
+"""`axme workspace list|create|update|use`: the workspaces of an organization (AXME CLI §1.4). `list` shows those
+the caller may see in every organization; `use` points the active context at one (its org_id and workspace_id)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from axme_cli.cli.common import ApiKeyOpt, BaseUrlOpt, ContextOpt
+from axme_cli.cli.org import OrgIdOpt
+
+app = typer.Typer(help="Workspaces: list, create, update, use.", no_args_is_help=True, rich_markup_mode=None)
+
+ENVIRONMENTS = ("sandbox", "staging", "production")
+STATUSES = ("active", "suspended", "archived")
+
+
+def _check(value: str | None, allowed: tuple[str, ...], flag: str) -> None:
+    from axme_cli.errors import UsageError
+
+    if value is not None and value not in allowed:
+        raise UsageError(f"{flag} {value!r} is not one of {', '.join(allowed)}", fix=f"e.g. {flag} {allowed[0]}")
+
+
+def _text(ws: dict[str, Any]) -> list[str]:
+    lines = [f"Workspace: {ws['name']} ({ws['workspace_id']})", f"Organization: {ws['org_id']}",
+             f"Environment: {ws['environment']}", f"Status: {ws['status']}"]
+    if ws.get("region"):
+        lines.append(f"Region: {ws['region']}")
+    return lines
+
+
+@app.command("list")
+def list_(base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None) -> None:
+    """The workspaces you may see, in every organization, with your roles there."""
+    from axme_cli.cli.common import client, output
+    from axme_cli.render.tables import table
+
+    with client(base_url, api_key, context) as c:
+        answer = c.personal_context()
+        mine = (c.target.org_id, c.target.workspace_id) if c.target else (None, None)
+    selected = (answer.get("selected_workspace") or {}).get("workspace_id")
+    if mine[1]:
+        selected = mine[1]
+    rows = [["*" if w["workspace_id"] == selected else "", w["workspace_id"], w["name"], w["org_id"],
+             w["org_name"], w["environment"], w["status"], ",".join(w["roles"])] for w in answer["workspaces"]]
+    output().result(answer, lambda: table(
+        ["SELECTED", "WORKSPACE_ID", "NAME", "ORG_ID", "ORG_NAME", "ENV", "STATUS", "ROLES"], rows,
+        empty="No workspaces."))
+
+
+@app.command("create")
+def create(
+    name: Annotated[str, typer.Argument(metavar="NAME", show_default=False, help="2-120 characters.")],
+    environment: Annotated[str, typer.Option("--environment", "--env", help="sandbox, staging or production.")
+                           ] = "sandbox",
+    region: Annotated[str | None, typer.Option("--region", show_default=False)] = None,
+    org_id: OrgIdOpt = None, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
+) -> None:
+    """Create a workspace in the organization (an org_owner or org_admin, or the admin key)."""
+    from axme_cli.cli import policies as shared
+    from axme_cli.cli.common import client, output
+    from axme_cli.errors import UsageError
+
+    _check(environment, ENVIRONMENTS, "--environment")
+    if not 2 <= len(name.strip()) <= 120:
+        raise UsageError("NAME must be 2-120 characters", fix="e.g. axme workspace create staging --env staging")
+    body = {"name": name.strip(), "environment": environment, "region": region}
+    with client(base_url, api_key, context) as c:
+        answer = c.create_workspace(shared.org_id(c, org_id), {k: v for k, v in body.items() if v is not None})
+    output().result(answer, ["✓ Workspace created.", *_text(answer["workspace"])])
+
+
+@app.command("update")
+def update(
+    workspace_id: Annotated[str, typer.Argument(metavar="WORKSPACE_ID", show_default=False)],
+    name: Annotated[str | None, typer.Option("--name", show_default=False)] = None,
+    environment: Annotated[str | None, typer.Option("--environment", "--env", show_default=False)] = None,
+    region: Annotated[str | None, typer.Option("--region", show_default=False)] = None,
+    status: Annotated[str | None, typer.Option("--status", show_default=False,
+                                               help="active, suspended or archived.")] = None,
+    org_id: OrgIdOpt = None, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
+) -> None:
+    """Change a workspace's name, environment, region or status."""
+    from axme_cli.cli import policies as shared
+    from axme_cli.cli.common import client, output
+    from axme_cli.errors import UsageError
+
+    _check(environment, ENVIRONMENTS, "--environment")
+    _check(status, STATUSES, "--status")
+    body = {k: v for k, v in (("name", name), ("environment", environment), ("region", region),
+                              ("status", status)) if v is not None}
+    if not body:
+        raise UsageError("nothing to change", fix="give --name, --environment, --region or --status")
+    with client(base_url, api_key, context) as c:
+        answer = c.update_workspace(shared.org_id(c, org_id), workspace_id, body)
+    output().result(answer, ["✓ Workspace updated.", *_text(answer["workspace"])])
+
+
+@app.command("use")
+def use(
+    workspace: Annotated[str, typer.Argument(metavar="WORKSPACE", show_default=False,
+                                             help="A workspace's id or name, as `axme workspace list` shows.")],
+    base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
+) -> None:
+    """Point the context at a workspace you may see: its org_id and workspace_id are saved in it."""
+    from axme_cli.cli.common import client, output
+    from axme_cli.config import contexts
+    from axme_cli.errors import UsageError
+
+    with client(base_url, api_key, context) as c:
+        answer = c.personal_context()
+        name = c.target.context if c.target else None
+    found = [w for w in answer["workspaces"] if workspace in (w["workspace_id"], w["name"])]
+    if len(found) != 1:
+        known = ", ".join(f"{w['name']} ({w['workspace_id']})" for w in answer["workspaces"]) or "none"
+        raise UsageError(f"WORKSPACE {workspace!r} " + ("names several workspaces" if found else "is not one you see"),
+                         fix=f"use an id from `axme workspace list`; yours: {known}")
+    ws = found[0]
+    if name is None:
+        raise UsageError("no context to save the workspace in", fix="axme context set <name> ... first")
+    contexts.upsert(name, {"org_id": ws["org_id"], "workspace_id": ws["workspace_id"]})
+    result = {"ok": True, "context": name, "selected_workspace": ws,
+              "selected_organization": {"org_id": ws["org_id"], "name": ws["org_name"]}}
+    output().result(result, [f"✓ Switched to workspace: {ws['name']} ({ws['org_name']})"])

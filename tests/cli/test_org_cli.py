@@ -1,0 +1,78 @@
+"""`axme org list|show|create|update` and `axme workspace list|create|update|use` against a real runtime
+(in-process): the tables AXME's CLI prints, --json, `workspace use` saving the pair in the context, and bad input:
+exit 2 naming the argument and the fix before any request."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cli.helpers import env_for, run
+from tests.runtime_thread import RuntimeThread
+
+# What the CLI does with the answers does not depend on the storage (tests/runtime/api/test_orgs.py: both).
+pytestmark = pytest.mark.backends("sqlite")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeThread]:
+    rt = RuntimeThread(tmp_path_factory.mktemp("org-cli"))
+    rt.start()
+    yield rt
+    rt.stop()
+
+
+def test_org_and_workspace_commands(served: RuntimeThread, tmp_path: Path) -> None:
+    env = env_for(tmp_path)
+    saved = run(env, "context", "set", "team", "--base-url", served.url, "--api-key", served.api_key or "")
+    assert saved.returncode == 0, saved.stderr
+    assert run(env, "context", "use", "team").returncode == 0
+
+    listed = run(env, "org", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.split("\n")[0].split() == ["SELECTED", "ORG_ID", "NAME", "STATUS", "ROLES", "WORKSPACES"]
+    assert any(line.split()[:3] == ["*", "local", "local"] for line in listed.stdout.splitlines())
+
+    made = run(env, "org", "create", "Initech", "--owner", "bill@initech.example", "--domain", "initech.example",
+               "--json")
+    assert made.returncode == 0, made.stderr
+    org = json.loads(made.stdout)["organization"]
+    assert org["name"] == "Initech" and org["primary_domain"] == "initech.example"
+    shown = run(env, "org", "show", "--org-id", org["org_id"])
+    assert shown.returncode == 0 and f"Organization: Initech ({org['org_id']})" in shown.stdout
+    assert "Members: 1" in shown.stdout and "Workspaces: 0" in shown.stdout
+    changed = run(env, "org", "update", "--org-id", org["org_id"], "--legal-name", "Initech LLC")
+    assert changed.returncode == 0 and "Legal name: Initech LLC" in changed.stdout
+
+    ws = run(env, "workspace", "create", "qa-floor", "--env", "staging", "--org-id", org["org_id"], "--json")
+    assert ws.returncode == 0, ws.stderr
+    workspace = json.loads(ws.stdout)["workspace"]
+    assert workspace["environment"] == "staging"
+    updated = run(env, "workspace", "update", workspace["workspace_id"], "--org-id", org["org_id"],
+                  "--region", "us-east")
+    assert updated.returncode == 0 and "Region: us-east" in updated.stdout
+    spaces = run(env, "workspace", "list")
+    assert spaces.stdout.split("\n")[0].split() == [
+        "SELECTED", "WORKSPACE_ID", "NAME", "ORG_ID", "ORG_NAME", "ENV", "STATUS", "ROLES"]
+    assert workspace["workspace_id"] in spaces.stdout and "Initech" in spaces.stdout
+
+    used = run(env, "workspace", "use", "qa-floor")
+    assert used.returncode == 0 and "Switched to workspace: qa-floor (Initech)" in used.stdout
+    contexts = json.loads(run(env, "context", "list", "--json").stdout)
+    team = next(c for c in contexts["items"] if c["name"] == "team")
+    assert (team["org_id"], team["workspace_id"]) == (org["org_id"], workspace["workspace_id"])
+    assert run(env, "org", "show").stdout.startswith("Organization: Initech")  # the context's org now
+
+    # bad input: exit 2 naming the argument and the fix
+    for args, named in ((("org", "update", "--status", "gone"), "--status"),
+                        (("org", "update"), "nothing to change"),
+                        (("org", "create", "X", "--owner", "a@b.c"), "NAME"),
+                        (("workspace", "create", "qa", "--env", "moon"), "--environment"),
+                        (("workspace", "use", "no-such-space"), "WORKSPACE")):
+        bad = run(env, *args)
+        assert bad.returncode == 2 and named in bad.stderr, (args, bad.stderr)
+    refused = run(env, "workspace", "update", workspace["workspace_id"], "--org-id", "local", "--region", "eu")
+    assert refused.returncode == 1 and "not found" in refused.stderr.lower()
