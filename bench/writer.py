@@ -3,13 +3,16 @@
 
     .venv/bin/python bench/writer.py                 # 3,000 workflows, 32 at a time
     .venv/bin/python bench/writer.py --count 500 --clients 8 --profile out.prof
+    .venv/bin/python bench/writer.py --postgres postgresql://postgres@127.0.0.1:5432/test  # on a new database there
 
 Each workflow is what ``bench/saga.py`` makes the runtime write for one order (ok path): ``op_apply`` of
 order-saga.json, then for each of its three steps the agent feed's ``op_mark_delivered`` and the agent's
 ``op_resume`` (complete). Every operation goes through ``SqliteStore.write`` (group commit, ``synchronous=FULL``)
 on a fresh database in a temp dir, and every workflow is checked COMPLETED at the end. It prints workflows/s and
 the CPU time of this process per workflow: the part of ``bench/saga.py``'s runtime CPU that is the engine and SQL
-(the rest is HTTP and SSE). ``--profile`` writes cProfile stats of the measured part (slower; for finding where
+(the rest is HTTP and SSE). With ``--postgres`` the store is ``PostgresStore`` on a database made for the run (and
+dropped after it); it also prints the CPU of the PostgreSQL backends serving it, and the store's statements and
+commits, per workflow. ``--profile`` writes cProfile stats of the measured part (slower; for finding where
 the time goes, not for numbers).
 """
 
@@ -49,11 +52,17 @@ def bundles(count: int) -> list[ScenarioBundle]:
         **template, "order_id": f"o-{n}", "fail": False}}}) for n in range(count)]
 
 
-async def run(count: int, clients: int, profile: str | None) -> dict[str, Any]:
+async def run(count: int, clients: int, profile: str | None, database_url: str | None = None) -> dict[str, Any]:
     s = Settings()
     admin = Principal(kind="workspace", key_id="bench", address=s.admin_address)
     with tempfile.TemporaryDirectory(prefix="axme-writer-") as tmp:
-        store = SqliteStore(str(Path(tmp) / "writer.db"))
+        store: Any
+        if database_url:
+            from axme_cli.runtime.store.postgres import PostgresStore
+
+            store = PostgresStore(database_url)
+        else:
+            store = SqliteStore(str(Path(tmp) / "writer.db"))
         await store.open()
         agents: dict[str, Principal] = {}
         parents: list[str] = []  # workflow ids, checked COMPLETED at the end
@@ -106,21 +115,52 @@ async def run(count: int, clients: int, profile: str | None) -> dict[str, Any]:
 
             prof = cProfile.Profile()
             prof.enable()
+        counted0 = store.statements, store.commits
+        backends0 = _backends_cpu(database_url)
         cpu0, wall0 = time.process_time(), time.perf_counter()
         await closed_loop(work)
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        backends = {pid: used - backends0.get(pid, 0.0) for pid, used in _backends_cpu(database_url).items()}
+        statements, commits = store.statements - counted0[0], store.commits - counted0[1]
         if prof is not None:
             prof.disable()
             prof.dump_stats(profile)
-        batches, ops = store.batches, store.ops
+        batches, ops = getattr(store, "batches", commits), getattr(store, "ops", count * 7)
         for workflow_id in parents:  # every workflow ran to its end
             wf = await store.get_workflow(workflow_id)
             parent = await store.get_intent(wf["parent_intent_id"]) if wf is not None else None
             if parent is None or parent["status"] != "COMPLETED":
                 raise SystemExit(f"workflow {workflow_id} did not complete: {parent and parent['status']}")
         await store.close()
-    return {"workflows": count, "clients": clients, "seconds": round(wall, 3), "wf_per_s": round(count / wall, 1),
-            "cpu_ms_per_wf": round(cpu / count * 1000, 3), "ops_per_batch": round(ops / max(1, batches), 1)}
+    result = {"workflows": count, "clients": clients, "seconds": round(wall, 3), "wf_per_s": round(count / wall, 1),
+              "cpu_ms_per_wf": round(cpu / count * 1000, 3), "ops_per_batch": round(ops / max(1, batches), 1),
+              "statements_per_wf": round(statements / count, 2), "commits_per_wf": round(commits / count, 3)}
+    if database_url:
+        result["postgres_cpu_ms_per_wf"] = round(sum(backends.values()) / count * 1000, 3)
+    return result
+
+
+def _backends_cpu(database_url: str | None) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend serving ``database_url``'s database (none without one)."""
+    if not database_url:
+        return {}
+    import os
+
+    import psycopg
+
+    name = database_url.rsplit("/", 1)[1]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        pids = [int(r[0]) for r in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (name,)).fetchall()]
+    out = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=3000)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--profile", metavar="PATH", help="write cProfile stats of the measured part here")
+    parser.add_argument("--postgres", metavar="URL", help="PostgresStore on a new database of this server instead")
     args = parser.parse_args(argv)
     try:
         import uvloop
@@ -138,7 +179,21 @@ def main(argv: list[str] | None = None) -> int:
     from axme_cli.runtime.server import tune_gc
 
     tune_gc()
-    result = runner(run(args.count, args.clients, args.profile))
+    if args.postgres:
+        import uuid
+
+        import psycopg
+
+        name = f"axme_writer_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(args.postgres, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}".encode())
+        try:
+            result = runner(run(args.count, args.clients, args.profile, args.postgres.rsplit("/", 1)[0] + "/" + name))
+        finally:
+            with psycopg.connect(args.postgres, autocommit=True) as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)".encode())
+    else:
+        result = runner(run(args.count, args.clients, args.profile))
     print(" ".join(f"{k}={v}" for k, v in result.items()))
     return 0
 

@@ -266,21 +266,6 @@ def dashboard(
     base_url: BaseUrlOpt = None, context: ContextOpt = None,
 ) -> None:
     """Open the mesh page of the runtime's dashboard (/ui/mesh): agents' health and the kill switch."""
-    from axme_cli.cli.common import output, target
-    from axme_cli.render.console import out
+    from axme_cli.cli.ui import open_page
 
-    t = target(base_url=base_url, context=context)
-    url = t.base_url.rstrip("/") + "/ui/mesh"
-    shown = output()
-    if shown.json:  # a script wants the URL, not a browser
-        shown.result({"ok": True, "url": url, "context": t.context})
-        return
-    if no_browser:
-        out(url)
-        return
-    import webbrowser
-
-    if webbrowser.open(url):
-        out(f"Opened {url} (context {t.context}); log in with your API key or email.")
-    else:
-        out(f"No browser could be started here; open {url}")
+    open_page("/ui/mesh", print_only=no_browser, base_url=base_url, context=context)

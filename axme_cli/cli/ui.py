@@ -18,11 +18,16 @@ def ui(
     context: ContextOpt = None,
 ) -> None:
     """Open the dashboard of the active context's runtime (served at /ui by `axme dev` and `axme server`)."""
+    open_page("/ui/", print_only=print_only, base_url=base_url, context=context)
+
+
+def open_page(path: str, *, print_only: bool, base_url: str | None, context: str | None) -> None:
+    """Open ``path`` of the target runtime's dashboard in a browser (or print its URL; with --json answer it)."""
     from axme_cli.cli.common import output, target
     from axme_cli.render.console import out
 
     t = target(base_url=base_url, context=context)
-    url = t.base_url.rstrip("/") + "/ui/"
+    url = t.base_url.rstrip("/") + path
     shown = output()
     if shown.json:  # a script wants the URL, not a browser
         shown.result({"ok": True, "url": url, "context": t.context})

@@ -7,8 +7,9 @@ back is counted. ``observe`` turns them into counter and histogram samples. Ever
 here, so the hot path does a dict lookup and an ``inc``/``observe``, never a label resolution.
 
 The store's writer reports each commit (``Store.on_batch``: operations in it, seconds it took) from its own
-thread; the scheduler reports how late it fires a due timer. The open SSE streams and the PostgreSQL reruns are
-read when Prometheus scrapes. Each runtime has its own registry (tests start several in one process).
+thread; the scheduler reports how late it fires a due timer. The open SSE streams, the PostgreSQL reruns and the
+store's counts of statements and commits are read when Prometheus scrapes. Each runtime has its own registry
+(tests start several in one process).
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ def kind_of(doc: dict[str, Any]) -> str:
 
 
 class _Scraped(Collector):
-    """Values read when Prometheus scrapes: reruns of PostgreSQL transactions."""
+    """Values read when Prometheus scrapes: reruns of PostgreSQL transactions, and the store's own counts of the
+    SQL statements it ran and the write transactions it committed (``Store.statements``, ``Store.commits``)."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -62,6 +64,15 @@ class _Scraped(Collector):
             "unique-key race (PostgreSQL; always 0 on SQLite).")
         retries.add_metric([], float(getattr(self._store, "retries", 0)))
         yield retries
+        statements = CounterMetricFamily(
+            "axme_store_statements", "SQL statements this process sent to its database: reads and writes, "
+            "BEGIN, COMMIT, savepoints and notifications included.")
+        statements.add_metric([], float(self._store.statements))
+        yield statements
+        commits = CounterMetricFamily(
+            "axme_store_commits", "Write transactions this process committed (one per batch of operations).")
+        commits.add_metric([], float(self._store.commits))
+        yield commits
 
 
 class Metrics:

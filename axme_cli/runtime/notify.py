@@ -21,16 +21,27 @@ T = TypeVar("T")
 
 
 class Watch(asyncio.Event, Generic[T]):
-    """Set when a commit touched what a stream follows; ``pending`` holds what those commits of this process
-    handed over, in order, for the stream to send without reading it back: an intent's events (seq, data), or
-    the rows put on an agent's feed."""
+    """Set when a commit touched what a stream follows; ``pending`` holds what those commits handed over, in order,
+    for the stream to send without reading it back: an intent's events (seq, data), or the rows put on an agent's
+    feed. ``partial``: a commit touched it without handing over what it wrote (a redelivery's feed row, or
+    notes that carry none), so what is pending is not all there is and the stream must read.
+
+    Several commits may wake a stream before it runs again: their hand-overs add up in ``pending``, and one of them
+    without a hand-over makes the lot partial. (Without ``partial``, a commit that handed nothing over and one that
+    did, arriving together, looked like the second alone: the stream sent what it was handed and never read what
+    the first wrote.)"""
 
     def __init__(self) -> None:
         super().__init__()
         self.pending: list[T] = []
+        self.partial = False
 
-    def take(self) -> list[T]:
+    def take(self) -> list[T] | None:
+        """What was handed over since the last take, or None when that is not all that was written."""
         pending, self.pending = self.pending, []
+        if self.partial:
+            self.partial = False
+            return None
         return pending
 
 
@@ -98,6 +109,7 @@ class Hub:
             for table in (self._intents, self._feeds):
                 for events in table.values():
                     for event in events:
+                        event.partial = True
                         event.set()
             return
         _hand_over(self._intents, notes.intents, notes.events or {})
@@ -105,7 +117,8 @@ class Hub:
 
 
 def _hand_over(table: defaultdict[str, set[Watch[Any]]], keys: set[str], handed: dict[str, list[Any]]) -> None:
-    """Wake the watches of ``keys``, handing each what this commit appended for its key."""
+    """Wake the watches of ``keys``, handing each what this commit appended for its key (a key it touched without
+    handing anything over makes the watch partial: the stream reads)."""
     for key in keys:
         watches = table.get(key)
         if watches:
@@ -113,12 +126,17 @@ def _hand_over(table: defaultdict[str, set[Watch[Any]]], keys: set[str], handed:
             for watch in watches:
                 if items:
                     watch.pending.extend(items)
+                else:
+                    watch.partial = True
                 watch.set()
 
 
-def following(handed: list[T], cursor: int, position: Callable[[T], int]) -> list[T] | None:
-    """What a stream was handed (``Watch.take``) after ``cursor``, if it follows on from there without a gap;
-    else None, and the stream reads instead (a gap: a commit of another replica, or one that handed nothing)."""
+def following(handed: list[T] | None, cursor: int, position: Callable[[T], int]) -> list[T] | None:
+    """What a stream was handed (``Watch.take``) after ``cursor``, if it is all there is and follows on from there
+    without a gap; else None, and the stream reads instead (a gap: commits handed over out of order; None: a commit
+    that handed nothing over)."""
+    if handed is None:
+        return None
     expected = cursor + 1
     out: list[T] = []
     for item in handed:

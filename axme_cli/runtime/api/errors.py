@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from axme_cli.runtime import errors
 from axme_cli.runtime.api.common import JSON, echo_headers
+from axme_cli.runtime.engine.quotas import count_refusal
 
 # A refusal's class -> its HTTP status; a subclass takes the status of the nearest class listed.
 STATUS: dict[type[errors.DomainError], int] = {
@@ -64,5 +65,6 @@ def answer(status: int, code: str, message: str, *, details: Any = None, headers
 
 
 def error_response(exc: errors.DomainError, request: Request | None = None) -> Response:
+    count_refusal(exc)  # a quota's refusal is counted once it is answered
     return answer(status_of(exc), exc.code, exc.message, details=exc.details, headers=headers_of(exc),
                   request=request)

@@ -33,6 +33,7 @@ from axme_cli.protocol.models import INTENT_TYPE_PATTERN, UUID_PATTERN
 from axme_cli.runtime.api.errors import status_of
 from axme_cli.runtime.api.intents import resolve_target
 from axme_cli.runtime.core import Runtime
+from axme_cli.runtime.engine.quotas import count_refusal
 from axme_cli.runtime.errors import DomainError
 from axme_cli.runtime.notify import wait
 from axme_cli.runtime.principals import Principal
@@ -78,6 +79,7 @@ def invalid(field: str, message: str, **data: Any) -> RpcError:
 
 def from_domain(exc: DomainError) -> RpcError:
     """A refusal met before any route ran (authentication, the per-key limit, the store)."""
+    count_refusal(exc)
     status = status_of(exc)
     data = {"error": {"code": exc.code, "message": exc.message, "details": exc.details}, "http_status": status}
     code = {401: AUTH_REQUIRED, 403: OWNER_MISMATCH, 429: RATE_LIMITED, 400: INVALID_PARAMS,

@@ -225,9 +225,21 @@ def _past(tx: Tx, limits: Limits, dimension: str, used: int, limit: int, reset_t
     """A call past ``limit``: refused (and counted) when the policy blocks; else let through, counted as
     overage if it commits."""
     if limits.block:
-        limits.counters.refused(dimension)
-        raise exceeded(dimension, used, limit, reset_ts, now)
+        err = exceeded(dimension, used, limit, reset_ts, now)
+        # Counted when the call is answered (``count_refusal``), not here: an operation may run more than once
+        # before its answer (PostgreSQL runs a batch's operations again one by one when one of them refuses).
+        err.refusal = (limits.counters, dimension)  # type: ignore[attr-defined]
+        raise err
     tx.notes.see(("usage", overage(dimension), 1))
+
+
+def count_refusal(exc: Exception) -> None:
+    """Count the refusal ``exc`` carries, once (the API calls this for every error it answers)."""
+    refusal = getattr(exc, "refusal", None)
+    if refusal is not None:
+        exc.refusal = None  # type: ignore[attr-defined]
+        counters, dimension = refusal
+        counters.refused(dimension)
 
 
 def admit_intent(tx: Tx, s: Settings, payload: Any, now: float) -> None:

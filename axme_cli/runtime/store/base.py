@@ -959,6 +959,11 @@ class Store(Reads):
 
     on_commit: Callable[[Notes], None] | None = None
     limits: Any = None  # the quota limits each new transaction gets (``Tx.limits``); set by the runtime
+    # SQL statements sent to the database (reads and writes, BEGIN/COMMIT/savepoints/notifications included) and
+    # write transactions committed, since the store was made (GET /metrics: axme_store_statements_total and
+    # axme_store_commits_total).
+    statements = 0
+    commits = 0
     # Called by the writer after each commit with (operations in the transaction, seconds it took); metrics.
     on_batch: Callable[[int, float], None] | None = None
 

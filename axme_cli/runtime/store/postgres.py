@@ -1,41 +1,56 @@
 """PostgreSQL store: several runtime replicas on one database.
 
-- Writes: each operation runs in its own transaction on a pooled connection, on a small thread pool.
-  PostgreSQL groups concurrent commits itself. Rows an operation is about to change are read
-  ``FOR UPDATE`` (``SqlTx.LOCK``), so two replicas changing one intent take turns and its event ``seq``
-  stays dense; the feed head upsert locks the head row, so an agent's cursors stay dense in commit order.
-  A deadlock, a serialization failure or a unique-key race (two replicas answering one idempotency key)
-  rolls the operation back and runs it again (operations are pure functions of the transaction).
+- Writes: group commit, as on SQLite. Operations are queued to one writer thread per replica, with a connection
+  of its own; it takes everything queued (up to ``MAX_BATCH``) and runs the operations one after the other in one
+  transaction, then answers the callers after COMMIT. A batch is two round trips whatever its size: BEGIN with
+  the rows its operations read first (``_probe``), then, in pipeline mode, the writes it held back, its events,
+  its feed rows and its notification (``_FEED_AND_NOTIFY``) and COMMIT. Rows an operation is about to change are
+  read ``FOR UPDATE`` (``SqlTx.LOCK``), so two replicas changing one intent take turns and its event ``seq``
+  stays dense. Reading an intent also locks and keeps its workflow parent and workflow row (a step's resume needs
+  all three); rows locked or written by the batch are kept for its other reads and their writes held back
+  (``_Batch``), and agents' service accounts by address are kept for every batch (``_Accounts``).
+  An operation that refuses before writing anything is answered alone; one that refuses after writing, or a
+  database error, rolls the batch back and runs each operation in a transaction of its own (so each caller gets
+  its own outcome). A deadlock, a serialization failure or a unique-key race (two replicas answering one
+  idempotency key) rolls the batch back and runs it again (operations are pure functions of the transaction);
+  after ``BATCH_TRIES``, each operation alone.
+- Feed cursors: an agent's cursors must be dense in commit order. The feed head row of each address a batch feeds
+  is bumped once, in the batch's last round trip (addresses in order, so batches of two replicas never deadlock on
+  them), so it is locked only while the batch commits, not while its operations run.
 - Timers are claimed with ``FOR UPDATE SKIP LOCKED`` (``SqlTx.CLAIM``) inside the transaction that fires
   them: the row lock is the lease. A replica that dies loses its connection, PostgreSQL rolls its
   transaction back and releases the rows, and the next replica whose scheduler looks takes them.
-- Wake-ups across replicas: a transaction that changed something also sends ``pg_notify('axme', ...)``
-  with its ``Notes`` (delivered only if it commits). One LISTEN connection per replica turns other
-  replicas' notifications into ``on_commit`` calls on this replica, which wake its streams and scheduler.
-  If that connection drops, the replica reconnects and wakes everything once (it may have missed some).
-- Reads run on a second pool, on their own threads, in autocommit mode.
-- An outage fails fast: a request waits at most ``POOL_TIMEOUT`` for a connection (``DOWN_TIMEOUT`` once one
-  has failed, until one succeeds) and gets 503 ``storage_unavailable``; TCP keepalives and ``tcp_user_timeout``
-  bound a query on a connection whose peer vanished; the pools retry connecting at least every second, so
-  writes resume within about a second of the database coming back.
+- Wake-ups across replicas: a batch that changed something also sends ``pg_notify('axme', ...)`` with its
+  ``Notes`` (delivered only if it commits), the events and feed rows it wrote included, so that streams on other
+  replicas send them without reading them back (``encode_notes``; what does not fit is left out and those streams
+  read). One LISTEN connection per replica, on the event loop, turns other replicas' notifications into
+  ``on_commit`` calls on this replica, which wake its streams and scheduler. If that connection drops, the replica
+  reconnects and wakes everything once (it may have missed some).
+- Reads run on the event loop, on a pool of async connections in autocommit mode (``_read``, ``_Replay``).
+- An outage fails fast: a read waits at most ``POOL_TIMEOUT`` for a connection (``DOWN_TIMEOUT`` once one has
+  failed, until one succeeds), a batch whose connection is lost is answered 503 ``storage_unavailable`` and the
+  writer connects again for the next one (at most every ``DOWN_TIMEOUT`` while it fails); TCP keepalives and
+  ``tcp_user_timeout`` bound a query on a connection whose peer vanished, so writes resume within about a second
+  of the database coming back. A read that finds its pooled connection dead is tried once more.
 - Migrations run under an advisory lock, so replicas starting together apply each one once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import dataclasses
 import functools
-import json
 import logging
 import random
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+import orjson
 import psycopg
 import psycopg_pool
 from psycopg import errors as pg_errors
@@ -44,7 +59,7 @@ from psycopg.rows import dict_row
 
 from axme_cli.runtime.errors import BadRequest, StoreUnavailable
 from axme_cli.runtime.store.base import Notes, Row, Store, Tx
-from axme_cli.runtime.store.sql import SqlReads, SqlTx, load_migrations, split_sql
+from axme_cli.runtime.store.sql import INTENT_COLUMNS, WORKFLOW_COLUMNS, SqlReads, SqlTx, load_migrations, split_sql
 from axme_cli.runtime.store.urls import redact
 
 T = TypeVar("T")
@@ -53,7 +68,12 @@ log = logging.getLogger("axme.store")
 CHANNEL = "axme"
 MIGRATION_LOCK = 0x6178_6D65  # "axme": pg_advisory_lock key held while migrating
 MAX_TRIES = 8
+MAX_BATCH = 256  # operations per write transaction
+BATCH_TRIES = 3  # a batch that keeps conflicting runs its operations one transaction each (MAX_TRIES each)
 _NOTIFY_LIMIT = 7000  # bytes per notification payload (PostgreSQL allows < 8000)
+# What a stream sends of a feed row (api/agents.py): the part of it a notification carries to other replicas.
+_FED_FIELDS = ("intent_id", "cursor", "attempt", "fed_at", "status", "delivered_attempt", "intent_type",
+               "correlation_id", "from_agent", "to_agent", "max_delivery_attempts", "created_at", "payload")
 _RETRY = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure, pg_errors.UniqueViolation,
           pg_errors.LockNotAvailable)
 _DOWN = (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout)
@@ -71,28 +91,279 @@ def _pg_sql(sql: str) -> bytes:
     return sql.replace("?", "%s").encode()
 
 
+class _Result:
+    """A statement's cursor in pipeline mode: its rows are fetched when asked for (psycopg waits for them then), and
+    ``rowcount``, which psycopg does not wait for, waits for every answer still to come."""
+
+    __slots__ = ("_cur", "_pipe")
+
+    def __init__(self, cur: psycopg.Cursor[Any], pipe: psycopg.Pipeline) -> None:
+        self._cur = cur
+        self._pipe = pipe
+
+    def fetchone(self) -> Any:
+        return self._cur.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._cur.fetchall()
+
+    @property
+    def rowcount(self) -> int:
+        self._pipe.sync()
+        return self._cur.rowcount
+
+
+class _Ask(BaseException):  # noqa: N818 - not an error: a read asks for its next statement's answer
+    def __init__(self, sql: bytes, params: tuple[Any, ...]) -> None:
+        self.sql = sql
+        self.params = params
+
+
+class _Answer:
+    """What a statement of a read answered, as its cursor would give it."""
+
+    __slots__ = ("_rows", "rowcount")
+
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+
+    def fetchone(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[Any]:
+        return self._rows
+
+    def __iter__(self) -> Any:
+        return iter(self._rows)
+
+
+class _Replay:
+    """A read's connection (``PostgresStore._read``): the answers of the statements it ran so far, in order; the
+    next statement raises ``_Ask``, the store runs it and runs the read again."""
+
+    __slots__ = ("_answers", "_at")
+
+    def __init__(self, answers: list[tuple[list[Any], int]]) -> None:
+        self._answers = answers
+        self._at = 0
+
+    def execute(self, sql: str, params: Any = ()) -> _Answer:
+        if self._at < len(self._answers):
+            rows, rowcount = self._answers[self._at]
+            self._at += 1
+            return _Answer(rows, rowcount)
+        raise _Ask(_pg_sql(sql), tuple(params))
+
+
 class _Conn:
-    """The connection as the shared SQL sees it: ``execute(sql, params)`` with ``?`` placeholders."""
+    """The connection as the shared SQL sees it: ``execute(sql, params)`` with ``?`` placeholders. Counts the
+    statements in ``store.statements``; ``wrote``: whether the operation changed anything (a statement other than a
+    SELECT, or a write held back in ``batch``). In a write batch, the intent and workflow writes the batch holds back
+    go out before any other statement (``_Batch.flush``), so every statement sees what came before it."""
 
-    __slots__ = ("_c",)
+    __slots__ = ("_c", "_store", "_pipe", "_batch", "wrote")
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], store: Store, pipe: psycopg.Pipeline | None = None,
+                 batch: _Batch | None = None) -> None:
         self._c = conn
+        self._store = store
+        self._pipe = pipe
+        self._batch = batch
+        self.wrote = False
 
-    def execute(self, sql: str, params: Any = ()) -> psycopg.Cursor[Any]:
-        return self._c.execute(_pg_sql(sql), tuple(params))
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        if not self.wrote and not sql.startswith("SELECT"):
+            self.wrote = True
+        if self._batch is not None and self._batch.held:
+            self._batch.flush(self)
+        return self.raw(_pg_sql(sql), tuple(params))
+
+    def raw(self, sql: bytes, params: Any = None, prepare: bool | None = None) -> Any:
+        """A statement as it is (``%s``/``%b`` placeholders), without sending the held-back writes first."""
+        self._store.statements += 1
+        cur = self._c.execute(sql, params, prepare=prepare)
+        return cur if self._pipe is None else _Result(cur, self._pipe)
 
 
-class _ReplicaNotes(Notes):
-    """Notes of a PostgreSQL transaction, which collect no events or feed rows: on SQLite a stream sends those
-    without reading them back, but with several replicas committing, a stream handed this replica's events was
-    seen to miss a wake-up now and then, so here streams read what they send."""
+class _Accounts:
+    """Agents' service accounts by address (``active_service_account_by_address``, ``http_binding``), kept across
+    batches: every create and every step's dispatch looks one up, and they seldom change. A batch that changes one
+    empties this and reads the database for the rest of the batch; other replicas empty theirs when its notes
+    arrive (``Notes.keys_changed``), like the key cache. ``generation`` keeps a read that raced an emptying from
+    putting back what it read."""
 
-    def feed_row(self, address: str, row: Row) -> None:
-        pass
+    SIZE = 4096
 
-    def event(self, intent_id: str, seq: int, data: str) -> None:
-        pass
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], Row | None] = {}
+        self.generation = 0
+
+    def clear(self) -> None:
+        self.generation += 1
+        self.rows.clear()
+
+
+class _Batch:
+    """What the operations of one write transaction share: the intents and workflows it locked (read FOR UPDATE)
+    or wrote, as they are now in the transaction. No other transaction can change a row this one holds locked or
+    has inserted, so a second read of it needs no round trip, and its writes can wait: inserts and updates of these
+    rows are held back and go out together (``flush``), at the end of the batch or before any other statement."""
+
+    __slots__ = ("intents", "workflows", "accounts_changed", "held", "_new", "_dirty", "_types")
+
+    def __init__(self, types: dict[str, dict[str, str]] | None = None) -> None:
+        self.intents: dict[str, Row] = {}
+        self.workflows: dict[str, Row] = {}
+        self.accounts_changed = False  # a service account changed: _Accounts is not used for the rest of the batch
+        self.held = False  # writes are held back
+        # per table: ids inserted in this batch, and ids of rows changed (the columns changed)
+        self._new: dict[str, dict[str, None]] = {"intents": {}, "workflows": {}}
+        self._dirty: dict[str, dict[str, set[str]]] = {"intents": {}, "workflows": {}}
+        self._types = types or {}  # table -> column -> its PostgreSQL type (for the arrays of a flush)
+
+    def keep(self, found: list[Row]) -> None:
+        """Rows of ``_FAMILY``/``_FAMILIES``: intents, each with its workflow as JSON (rows kept already win)."""
+        for each in found:
+            row = dict(each)
+            workflow = row.pop("family_workflow")
+            self.intents.setdefault(row["intent_id"], row)
+            if workflow is not None:
+                wf = orjson.loads(workflow)
+                self.workflows.setdefault(wf["workflow_id"], wf)
+
+    def rows(self, table: str) -> dict[str, Row]:
+        return self.intents if table == "intents" else self.workflows
+
+    def inserted(self, table: str, key: str, row: Row) -> None:
+        self.rows(table)[key] = row
+        self._new[table][key] = None
+        self.held = True
+
+    def updated(self, table: str, key: str, fields: Row) -> bool:
+        """Apply ``fields`` to the kept row and hold the write back; False if the row is not kept here."""
+        row = self.rows(table).get(key)
+        if row is None:
+            return False
+        row.update(fields)
+        if key not in self._new[table]:
+            self._dirty[table].setdefault(key, set()).update(fields)
+        self.held = True
+        return True
+
+    def flush(self, conn: _Conn) -> None:
+        """Send the held-back writes: per table, the inserts in one statement (the rows as one JSON text that
+        PostgreSQL unpacks), the updates in one per set of columns (arrays by column: the statement's text is the
+        same whatever the number of rows)."""
+        self.held = False
+        for table, key_column in (("intents", "intent_id"), ("workflows", "workflow_id")):
+            rows, types = self.rows(table), self._types[table]
+            new, dirty = self._new[table], self._dirty[table]
+            if new:
+                columns = tuple(rows[next(iter(new))])
+                conn.raw(_json_insert(table, columns), (orjson.dumps([rows[k] for k in new]).decode(),))
+                new.clear()
+            if dirty:
+                shapes: dict[tuple[str, ...], list[str]] = {}
+                for key, changed in dirty.items():
+                    shapes.setdefault(tuple(sorted(changed)), []).append(key)
+                for shape, keys in shapes.items():
+                    if len(keys) == 1:  # by its key: prepared, the same plan whatever the table's size
+                        row = rows[keys[0]]
+                        conn.raw(_update_by_key(table, key_column, shape), (*[row[c] for c in shape], keys[0]))
+                        continue
+                    params: list[Any] = []
+                    for c in shape:
+                        params += [_array([rows[k][c] for k in keys], types[c]), keys]
+                    # planned each time, for the rows it has: a plan kept from when the table was small would
+                    # scan all of it
+                    conn.raw(_unnest_update(table, key_column, tuple((c, types[c]) for c in shape)), [*params, keys],
+                             prepare=False)
+                dirty.clear()
+
+
+def _array(values: list[Any], pg_type: str) -> list[Any]:
+    """Values of one column for a binary array: psycopg wants them all of one Python type."""
+    if pg_type == "double precision":
+        return [None if v is None else float(v) for v in values]
+    if pg_type == "bigint":
+        return [None if v is None else int(v) for v in values]
+    return values
+
+
+@functools.lru_cache(maxsize=256)
+def _json_insert(table: str, columns: tuple[str, ...]) -> bytes:
+    names = ", ".join(columns)
+    return f"INSERT INTO {table} ({names}) SELECT {names} FROM json_populate_recordset(NULL::{table}, %s)".encode()
+
+
+@functools.lru_cache(maxsize=512)
+def _update_by_key(table: str, key: str, columns: tuple[str, ...]) -> bytes:
+    sets = ", ".join(f"{c} = %s" for c in columns)
+    return f"UPDATE {table} SET {sets} WHERE {key} = %s".encode()
+
+
+@functools.lru_cache(maxsize=256)
+def _unnest_update(table: str, key: str, columns: tuple[tuple[str, str], ...]) -> bytes:
+    """Rows found by their key in the first array (an index scan whatever the plan: a join with ``unnest`` was
+    planned as a hash join over the whole table), each set to its element of the other arrays."""
+    sets = ", ".join(f"{c} = (%b::{t}[])[array_position(%b::text[], {key})]" for c, t in columns)
+    return f"UPDATE {table} SET {sets} WHERE {key} = ANY(%b::text[])".encode()
+
+
+# An intent read to be changed, with its workflow parent and its workflow row: locked together, in one statement
+# (the workflow as JSON in a column of the intent's row: its columns are all text). Each a lookup by primary key,
+# whatever plan PostgreSQL keeps for the prepared statement: with "intent_id = %s OR intent_id = (...)", the plan
+# made while the table was small, a sequential scan, was kept as it grew.
+_FAMILY = (b"WITH i AS (SELECT * FROM intents WHERE intent_id = %s FOR UPDATE), "
+           b"p AS (SELECT * FROM intents WHERE intent_id = (SELECT doc::jsonb ->> 'parent_intent_id' FROM i) "
+           b"FOR UPDATE), "
+           b"w AS (SELECT * FROM workflows WHERE workflow_id = (SELECT doc::jsonb ->> 'workflow_id' FROM i) "
+           b"FOR UPDATE) "
+           b"SELECT i.*, (SELECT row_to_json(w)::text FROM w) AS family_workflow FROM i "
+           b"UNION ALL SELECT p.*, NULL FROM p")
+# The same for every intent the operations of a batch read first (``_probe``), in one statement, each row locked in
+# key order. Planned for the ids it is given (prepare=False): a plan kept for "= ANY(...)" from when the table was
+# small would scan all of it.
+_FAMILIES = (b"WITH i AS MATERIALIZED (SELECT * FROM intents WHERE intent_id = ANY(%b::text[]) "
+             b"ORDER BY intent_id FOR UPDATE), "
+             b"p AS MATERIALIZED (SELECT * FROM intents WHERE intent_id IN "
+             b"(SELECT doc::jsonb ->> 'parent_intent_id' FROM i) AND NOT intent_id = ANY(%b::text[]) "
+             b"ORDER BY intent_id FOR UPDATE), "
+             b"w AS MATERIALIZED (SELECT * FROM workflows WHERE workflow_id IN "
+             b"(SELECT doc::jsonb ->> 'workflow_id' FROM i) ORDER BY workflow_id FOR UPDATE) "
+             b"SELECT i.*, (SELECT row_to_json(w)::text FROM w WHERE w.workflow_id = i.doc::jsonb ->> 'workflow_id') "
+             b"AS family_workflow FROM i UNION ALL SELECT p.*, NULL FROM p")
+_GET_WORKFLOW = b"SELECT * FROM workflows WHERE workflow_id = %s FOR UPDATE"
+class _Stop(BaseException):  # noqa: N818 - not an error: the probe of an operation ends here
+    """Raised in a probed operation at the first thing it would read from or write to the database. A
+    BaseException, so that no ``except Exception`` of an operation takes it for a refusal."""
+
+
+class _ProbeConn:
+    """The probe's connection: no statement goes out."""
+
+    wrote = False
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        raise _Stop
+
+    def raw(self, sql: bytes, params: Any = None, prepare: bool | None = None) -> Any:
+        raise _Stop
+
+
+class _ProbeBatch(_Batch):
+    """The batch as the probe sees it: its kept rows, read only."""
+
+    def __init__(self, shared: _Batch) -> None:
+        super().__init__()
+        self.intents, self.workflows, self.accounts_changed = shared.intents, shared.workflows, shared.accounts_changed
+
+    def inserted(self, table: str, key: str, row: Row) -> None:
+        raise _Stop
+
+    def updated(self, table: str, key: str, fields: Row) -> bool:
+        raise _Stop
 
 
 class PostgresTx(SqlTx):
@@ -101,16 +372,148 @@ class PostgresTx(SqlTx):
     OCTETS = "octet_length({})"
     LAZY_COMMIT = "SET LOCAL synchronous_commit = off"
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, batch: _Batch | None = None, accounts: _Accounts | None = None,
+                 misses: list[str] | None = None) -> None:
         super().__init__(conn)
-        self.notes = _ReplicaNotes()
+        self._batch = batch if batch is not None else _Batch()
+        self._accounts = accounts if accounts is not None else _Accounts()
+        self.fed: list[tuple[str, str, int, str]] = []  # feed rows (address, intent_id, attempt, at): at the end
+        self._misses = misses  # a probe: the intent it reads first and the batch does not keep goes here
+
+    def changed_anything(self) -> bool:
+        return bool(self._c.wrote or self._events or self.fed)
+
+    def _held(self, table: str, key: str, fields: Row) -> bool:
+        if self._batch.updated(table, key, fields):
+            self._c.wrote = True
+            return True
+        return False
 
     def exclusive(self, name: str) -> None:
         self._c.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (name,))
 
+    def finish(self) -> None:
+        """The events are written with the rest of the batch's (``PostgresStore._end``)."""
 
-def encode_notes(replica: str, notes: Notes) -> list[str]:
-    """``notes`` as notification payloads of at most ~7 kB each (a big transaction sends several)."""
+    # intents and workflows: kept in the batch once locked
+    def get_intent(self, intent_id: str) -> Row | None:
+        row = self._batch.intents.get(intent_id)
+        if row is None:
+            if self._misses is not None:
+                self._misses.append(intent_id)
+                raise _Stop
+            self._lock_family(intent_id)
+            row = self._batch.intents.get(intent_id)
+            if row is None:
+                return None
+        return dict(row)
+
+    def _lock_family(self, intent_id: str) -> None:
+        # A row the batch keeps is never read here, nor is one it inserted: the batch's held-back writes need not go
+        # out first (the parent, if kept, is read again from the database and the kept one wins).
+        self._batch.keep(self._c.raw(_FAMILY, (intent_id,)).fetchall())
+
+    def insert_intent(self, row: Row) -> None:
+        self._batch.inserted("intents", row["intent_id"], {c: row.get(c) for c in INTENT_COLUMNS})
+        self._c.wrote = True
+
+    def update_intent(self, intent_id: str, fields: Row) -> None:
+        if not self._held("intents", intent_id, fields):
+            super().update_intent(intent_id, fields)
+
+    def get_workflow(self, workflow_id: str) -> Row | None:
+        row = self._batch.workflows.get(workflow_id)
+        if row is None:
+            found = self._c.raw(_GET_WORKFLOW, (workflow_id,)).fetchone()
+            if found is None:
+                return None
+            row = self._batch.workflows[workflow_id] = dict(found)
+        return dict(row)
+
+    def insert_workflow(self, row: Row) -> None:
+        if set(row) == WORKFLOW_COLUMNS:
+            self._batch.inserted("workflows", row["workflow_id"], dict(row))
+            self._c.wrote = True
+        else:
+            super().insert_workflow(row)
+
+    def update_workflow(self, workflow_id: str, fields: Row) -> None:
+        if not self._held("workflows", workflow_id, fields):
+            super().update_workflow(workflow_id, fields)
+
+    def append_feed(self, address: str, intent_id: str, attempt: int, at: str) -> int:
+        """Held to the end of the batch, which gives it its cursor (and sets it on the row handed to the notes)."""
+        self.fed.append((address, intent_id, attempt, at))
+        return 0
+
+    # service accounts by address: kept across batches
+    def active_service_account_by_address(self, address: str) -> Row | None:
+        return self._account("active", address, super().active_service_account_by_address)
+
+    def http_binding(self, address: str) -> Row | None:
+        return self._account("http", address, super().http_binding)
+
+    def _account(self, kind: str, address: str, read: Callable[[str], Row | None]) -> Row | None:
+        accounts = self._accounts
+        if self._batch.accounts_changed:
+            return read(address)
+        key = (kind, address)
+        if key in accounts.rows:
+            row = accounts.rows[key]
+        else:
+            generation = accounts.generation
+            row = read(address)
+            if generation == accounts.generation:
+                if len(accounts.rows) >= _Accounts.SIZE:
+                    accounts.rows.clear()
+                accounts.rows[key] = row
+        return dict(row) if row is not None else None
+
+    def insert_service_account(self, row: Row) -> None:
+        super().insert_service_account(row)
+        self._accounts_changed()
+
+    def update_service_account(self, sa_id: str, fields: Row) -> None:
+        super().update_service_account(sa_id, fields)
+        self._accounts_changed()
+
+    # Routes and transport bindings decide ``http_binding`` too (store/routing_sql.DELIVERY_TARGETS).
+    def insert_route(self, row: Row) -> None:
+        super().insert_route(row)
+        self._accounts_changed()
+
+    def update_route(self, route_id: str, fields: Row) -> None:
+        super().update_route(route_id, fields)
+        self._accounts_changed()
+
+    def delete_route(self, route_id: str) -> None:
+        super().delete_route(route_id)
+        self._accounts_changed()
+
+    def insert_binding(self, row: Row) -> None:
+        super().insert_binding(row)
+        self._accounts_changed()
+
+    def update_binding(self, binding_id: str, fields: Row) -> None:
+        super().update_binding(binding_id, fields)
+        self._accounts_changed()
+
+    def delete_binding(self, binding_id: str) -> None:
+        super().delete_binding(binding_id)
+        self._accounts_changed()
+
+    def _accounts_changed(self) -> None:
+        self._batch.accounts_changed = True
+        self._accounts.clear()
+        self.notes.keys_changed = True  # other replicas empty their _Accounts (and key caches) too
+
+
+def encode_notes(replica: str, notes: Notes, *, from_heads: int = 0) -> list[str]:
+    """``notes`` as notification payloads of at most ~7 kB each (a big batch sends several). The events and feed
+    rows of an intent or address go in the payload that names it; those of one that do not fit in a payload alone
+    are left out, and its streams read instead. ``from_heads``: the number of addresses the batch fed, whose feed
+    rows' cursors are counted back from their address's new head (0 for the last row); PostgreSQL puts the heads in
+    the payload at ``"fc"`` when it sends it (``_FEED_AND_NOTIFY``), so room is kept for them."""
     if not (notes.intents or notes.feeds or notes.wake_at is not None or notes.keys_changed or notes.everything
             or notes.outbound or notes.mail or notes.schemas or notes.policies or notes.killed or notes.quotas):
         return []
@@ -133,62 +536,143 @@ def encode_notes(replica: str, notes: Notes) -> list[str]:
         base["x"] = {address: int(killed) for address, killed in notes.killed.items()}
     if notes.quotas:
         base["q"] = 1
-    items = [("i", x) for x in sorted(notes.intents)] + [("f", x) for x in sorted(notes.feeds)]
+    events, fed = notes.events or {}, notes.fed or {}
+    units: list[tuple[str, str, Any]] = []  # (kind, key, what it hands over or None)
+    for intent_id in sorted(notes.intents):
+        units.append(("i", intent_id, events.get(intent_id)))
+    for address in sorted(notes.feeds):
+        rows = fed.get(address)
+        units.append(("f", address, None if rows is None else [{k: r.get(k) for k in _FED_FIELDS} for r in rows]))
+    limit = _NOTIFY_LIMIT - 64 * from_heads
     payloads: list[str] = []
     current: dict[str, Any] = dict(base)
-    size = len(json.dumps(current))
-    for kind, value in items:
-        if size + len(value) + 8 > _NOTIFY_LIMIT:
-            payloads.append(json.dumps(current))
+    size = len(orjson.dumps(current))
+    for kind, key, items in units:
+        handed = b"" if items is None else orjson.dumps(items)
+        if len(handed) + len(key) + 64 > limit - 64:
+            handed = b""  # too big for any payload: the key alone, and its streams read
+        need = len(key) + 8 + (len(handed) + len(key) + 8 if handed else 0)
+        if size + need > limit and len(current) > 1:
+            payloads.append(orjson.dumps(current).decode())
             current = {"r": replica}
-            size = len(json.dumps(current))
-        current.setdefault(kind, []).append(value)
-        size += len(value) + 4
-    payloads.append(json.dumps(current))
+            size = len(orjson.dumps(current))
+        current.setdefault(kind, []).append(key)
+        if handed:
+            current.setdefault("h" + kind, {})[key] = orjson.Fragment(handed)
+            if kind == "f" and from_heads:
+                current["fc"] = "\x01"  # the heads, put here by PostgreSQL
+        size += need
+    payloads.append(orjson.dumps(current).decode())
     return payloads
 
 
 def decode_notes(payload: str) -> tuple[str, Notes]:
-    data = json.loads(payload)
+    data = orjson.loads(payload)
     notes = Notes(intents=set(data.get("i", ())), feeds=set(data.get("f", ())),
                   keys_changed=bool(data.get("k")), everything=bool(data.get("e")), outbound=bool(data.get("o")),
                   mail=bool(data.get("m")), schemas=bool(data.get("s")), policies=bool(data.get("p")),
                   killed={str(a): bool(k) for a, k in data["x"].items()} if data.get("x") else None,
                   quotas=bool(data.get("q")))
     notes.timer(data.get("w"))
+    handed_events = data.get("hi")
+    if handed_events:
+        notes.events = {intent_id: [(int(seq), text) for seq, text in items]
+                        for intent_id, items in handed_events.items()}
+    handed_rows = data.get("hf")
+    if handed_rows:
+        heads = data.get("fc")
+        if isinstance(heads, dict):  # cursors counted back from the heads
+            for address, rows in handed_rows.items():
+                for row in rows:
+                    row["cursor"] = int(heads[address]) + int(row["cursor"])
+        notes.fed = handed_rows
     return str(data.get("r", "")), notes
+
+
+_Job = tuple[Callable[[Tx], Any], "asyncio.Future[Any]"]
+_Outcome = tuple["asyncio.Future[Any]", bool, Any]
+
+# The end of a batch, one statement each whatever its size. The arrays go in binary (%b): psycopg escapes every
+# element of a text array with a regular expression, which took 40% of the writer's time.
+#
+# The feed rows of a batch with their cursors, after the heads of their addresses (``back``: a row's place counted
+# back from its address's new head), and the batch's notification, whose payloads get those heads where they say
+# ``"\u0001"`` (other replicas work the rows' cursors out from them): one statement, sent with the COMMIT. The heads
+# are bumped in address order, so two replicas' batches take their locks in the same order.
+_FEED_AND_NOTIFY = (
+    b"WITH h AS (INSERT INTO feed_heads (address, last_cursor) SELECT * FROM unnest(%b::text[], %b::bigint[]) "
+    b"ON CONFLICT (address) DO UPDATE SET last_cursor = feed_heads.last_cursor + excluded.last_cursor "
+    b"RETURNING address, last_cursor), "
+    b"f AS (INSERT INTO feed (address, cursor, intent_id, attempt, at) "
+    b"SELECT v.address, h.last_cursor + v.back, v.intent_id, v.attempt, v.at "
+    b"FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::bigint[], %b::text[]) AS v(address, back, intent_id, "
+    b"attempt, at) JOIN h ON h.address = v.address), "
+    b"n AS (SELECT pg_notify('" + CHANNEL.encode() + b"', replace(p, '\"\\u0001\"', "
+    b"(SELECT json_object_agg(address, last_cursor) FROM h)::text)) FROM unnest(%b::text[]) AS p) "
+    b"SELECT h.address, h.last_cursor, (SELECT count(*) FROM n) AS notified FROM h")
+_HEADS_IN_PAYLOAD = 16  # addresses whose heads a payload has room for (64 bytes each); past that, feeds read
+_INSERT_EVENTS = b"INSERT INTO events (intent_id, seq, data) SELECT * FROM unnest(%b::text[], %b::bigint[], %b::text[])"
+_NOTIFY = b"SELECT pg_notify('" + CHANNEL.encode() + b"', p) FROM unnest(%b::text[]) AS p"
+
+
+class _Fallback(Exception):
+    """An operation of a batch refused after it had written: the batch is rolled back and each of its operations
+    runs in a transaction of its own."""
 
 
 class PostgresStore(SqlReads, Store):
     kind = "postgresql"
 
-    def __init__(self, url: str, *, replica_id: str | None = None, writers: int = 8, readers: int = 8) -> None:
+    def __init__(self, url: str, *, replica_id: str | None = None, readers: int = 8) -> None:
         self.url = url
         self.location = redact(url)
         self.replica_id = replica_id or uuid.uuid4().hex[:12]
-        self.writers = writers
         self.readers = readers
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._wpool: psycopg_pool.ConnectionPool[Any] | None = None
-        self._rpool: psycopg_pool.ConnectionPool[Any] | None = None
-        self._wexec: ThreadPoolExecutor | None = None
-        self._rexec: ThreadPoolExecutor | None = None
-        self._listener: threading.Thread | None = None
+        self._rpool: psycopg_pool.AsyncConnectionPool[Any] | None = None
+        self._listener: asyncio.Task[None] | None = None
         self._closing = threading.Event()
-        self._listening = threading.Event()
+        self._listening = asyncio.Event()
         self._app_name = f"axme-{self.replica_id}"[:63]
         self._conninfo = url  # the URL with the NETWORK_DEFAULTS it does not set itself
         self._down = False  # the last request found the database unreachable: the next ones wait less
         self.retries = 0  # operations run again after a deadlock or race (for tests and metrics)
+        # the writer: a thread with a connection of its own, taking what write() queued
+        self._writer: threading.Thread | None = None
+        self._wconn: psycopg.Connection[Any] | None = None
+        self._pending: collections.deque[_Job] = collections.deque()
+        self._signal = threading.Event()  # set when something was queued
+        self._connect_failed = float("-inf")  # monotonic time of the writer's last failed connect
+        self._accounts = _Accounts()
+        self._types: dict[str, dict[str, str]] = {}  # table -> column -> type, of the tables a batch writes late
+        self._own = orjson.dumps({"r": self.replica_id})[:-1].decode()  # how this replica's payloads start
 
     # lifecycle
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._closing.clear()
         await self._loop.run_in_executor(None, self._open_sync)
-        self._listener = threading.Thread(target=self._listen, name="axme-pg-listen", daemon=True)
-        self._listener.start()
-        await self._loop.run_in_executor(None, self._listening.wait, 10.0)
+        # Reads run on the event loop, on connections of their own: no thread and no GIL hand-over per read.
+        # No check of a connection when it is taken (a round trip per read): a read that finds it dead is tried
+        # again (_read), and the pool replaces what came back broken.
+        kwargs = {"autocommit": True, "row_factory": dict_row, "application_name": self._app_name}
+        self._rpool = psycopg_pool.AsyncConnectionPool(
+            self._conninfo, min_size=1, max_size=self.readers, kwargs=kwargs, name="axme-read",
+            timeout=POOL_TIMEOUT, open=False, reconnect_timeout=RECONNECT_TIMEOUT,
+        )
+        try:
+            await self._rpool.open(wait=True, timeout=10.0)
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            await self._rpool.close()
+            self._rpool = None
+            await self._loop.run_in_executor(None, self._close_pools)
+            raise StoreUnavailable(f"cannot open the database {self.location}: {exc}") from exc
+        self._writer = threading.Thread(target=self._write_loop, name="axme-pg-write", daemon=True)
+        self._writer.start()
+        self._listening = asyncio.Event()
+        self._listener = asyncio.create_task(self._listen(), name="axme-pg-listen")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._listening.wait(), 10.0)
 
     def _open_sync(self) -> None:
         try:
@@ -196,24 +680,23 @@ class PostgresStore(SqlReads, Store):
             self._conninfo = make_conninfo(self.url, **{k: v for k, v in NETWORK_DEFAULTS.items() if k not in given})
             with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=10) as conn:
                 self._migrate(conn)
-            kwargs = {"autocommit": True, "row_factory": dict_row, "application_name": self._app_name}
-            self._wpool = psycopg_pool.ConnectionPool(
-                self._conninfo, min_size=1, max_size=self.writers, kwargs=kwargs, name="axme-write",
-                check=psycopg_pool.ConnectionPool.check_connection, timeout=POOL_TIMEOUT, open=True,
-                reconnect_timeout=RECONNECT_TIMEOUT,
-            )
-            self._rpool = psycopg_pool.ConnectionPool(
-                self._conninfo, min_size=1, max_size=self.readers, kwargs=kwargs, name="axme-read",
-                check=psycopg_pool.ConnectionPool.check_connection, timeout=POOL_TIMEOUT, open=True,
-                reconnect_timeout=RECONNECT_TIMEOUT,
-            )
-            self._wpool.wait(10.0)
-            self._rpool.wait(10.0)
+            self._wconn = self._connect_writer()
+            self._types = {table: {r["column_name"]: r["data_type"] for r in self._wconn.execute(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = "
+                "current_schema() AND table_name = %s", (table,)).fetchall()} for table in ("intents", "workflows")}
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             self._close_pools()
             raise StoreUnavailable(f"cannot open the database {self.location}: {exc}") from exc
-        self._wexec = ThreadPoolExecutor(self.writers, thread_name_prefix="axme-pg-write")
-        self._rexec = ThreadPoolExecutor(self.readers, thread_name_prefix="axme-pg-read")
+
+    def _connect_writer(self) -> psycopg.Connection[Any]:
+        conn = psycopg.connect(self._conninfo, autocommit=True, row_factory=dict_row,
+                               application_name=self._app_name)
+        # the writer runs the same few dozen statements all day: prepare them at once (not BEGIN and COMMIT, sent as
+        # they are: nothing to plan, and the COMMIT stays visible on the wire, as tests/runtime/store/test_durability
+        # looks for it)
+        conn.prepare_threshold = 1
+        conn.prepared_max = 512
+        return conn
 
     def _migrate(self, conn: psycopg.Connection[Any]) -> None:
         conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
@@ -234,121 +717,357 @@ class PostgresStore(SqlReads, Store):
             conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
 
     def _close_pools(self) -> None:
-        for pool in (self._wpool, self._rpool):
-            if pool is not None:
-                pool.close()
-        self._wpool = self._rpool = None
+        if self._wconn is not None:
+            self._wconn.close()
+        self._wconn = None
 
     async def close(self) -> None:
         self._closing.set()
+        self._signal.set()
         loop = asyncio.get_running_loop()
+        if self._writer is not None:  # it answers what is queued first
+            await loop.run_in_executor(None, self._writer.join, 10.0)
+            self._writer = None
         if self._listener is not None:
-            await loop.run_in_executor(None, self._listener.join, 5.0)
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
             self._listener = None
-        for ex in (self._wexec, self._rexec):
-            if ex is not None:
-                await loop.run_in_executor(None, functools.partial(ex.shutdown, wait=True))
-        self._wexec = self._rexec = None
+        if self._rpool is not None:
+            await self._rpool.close()
+            self._rpool = None
         await loop.run_in_executor(None, self._close_pools)
 
     # writes
     async def write(self, op: Callable[[Tx], T]) -> T:
-        if self._wexec is None or self._loop is None:
+        if self._writer is None or self._loop is None or self._closing.is_set():
             raise StoreUnavailable("the store is closed")
-        return await self._loop.run_in_executor(self._wexec, self._run, op)
+        fut: asyncio.Future[T] = self._loop.create_future()
+        self._pending.append((op, fut))
+        if not self._signal.is_set():  # the writer clears it before it looks at what is queued
+            self._signal.set()
+        return await fut
 
-    def _run(self, op: Callable[[Tx], T]) -> T:
-        pool = self._wpool
-        if pool is None:
-            raise StoreUnavailable("the store is closed")
+    def _write_loop(self) -> None:
+        """The writer thread: one batch at a time; what is queued while one commits makes the next."""
+        while True:
+            self._signal.wait()
+            self._signal.clear()
+            while self._pending:
+                batch: list[_Job] = []
+                while self._pending and len(batch) < MAX_BATCH:
+                    batch.append(self._pending.popleft())
+                try:
+                    outcomes, notes = self._run_batch(batch)
+                except Exception as exc:  # a bug here must not stop every later write
+                    log.exception("write batch of %d failed", len(batch))
+                    failure = StoreUnavailable(f"the write failed ({type(exc).__name__}); retry shortly")
+                    outcomes, notes = [(fut, False, failure) for _, fut in batch], Notes()
+                self._answer(outcomes, notes)
+            if self._closing.is_set() and not self._pending:
+                return
+
+    def _answer(self, outcomes: list[_Outcome], notes: Notes) -> None:
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closing
+                loop.call_soon_threadsafe(self._finish, outcomes, notes)
+
+    def _finish(self, outcomes: list[_Outcome], notes: Notes) -> None:
+        """On the loop: answer the callers, then wake what the batch changed."""
+        for fut, ok, value in outcomes:
+            if fut.done():
+                continue
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
+        if self.on_commit is not None:
+            self.on_commit(notes)
+
+    def _writer_conn(self) -> psycopg.Connection[Any] | None:
+        """The writer's connection, connecting again if it was lost (at most every ``DOWN_TIMEOUT`` while that
+        fails); None: the database is unreachable."""
+        conn = self._wconn
+        if conn is not None and not conn.closed and not conn.broken:
+            return conn
+        if conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
+            self._wconn = None
+        if time.monotonic() - self._connect_failed < DOWN_TIMEOUT:
+            return None
+        try:
+            self._wconn = self._connect_writer()
+        except psycopg.Error as exc:
+            self._connect_failed = time.monotonic()
+            self._down = True
+            log.warning("cannot connect to the database (%s)", str(exc).strip())
+            return None
+        return self._wconn
+
+    def _run_batch(self, batch: list[_Job]) -> tuple[list[_Outcome], Notes]:
+        """Run ``batch`` in one transaction, answering each operation; if that cannot be (an operation refused after
+        writing, a database error), each operation in a transaction of its own."""
+        if len(batch) > 1:
+            for attempt in range(1, BATCH_TRIES + 1):
+                conn = self._writer_conn()
+                if conn is None:
+                    return self._unavailable(batch, "the database is unavailable; retry shortly"), Notes()
+                try:
+                    return self._transaction(conn, batch, together=True)
+                except _RETRY:
+                    self.retries += len(batch)
+                    self._accounts.clear()
+                    time.sleep(random.uniform(0.001, 0.004 * attempt))
+                except _DOWN as exc:
+                    self._lost(conn)
+                    return self._unavailable(batch, f"the database is unavailable ({exc}); retry shortly"), Notes()
+                except (_Fallback, psycopg.Error):
+                    break
+        outcomes: list[_Outcome] = []
+        notes = Notes()
+        for job in batch:
+            done, more = self._run_alone(job)
+            outcomes += done
+            notes.merge(more)
+        return outcomes, notes
+
+    def _run_alone(self, job: _Job) -> tuple[list[_Outcome], Notes]:
         for attempt in range(1, MAX_TRIES + 1):
+            conn = self._writer_conn()
+            if conn is None:
+                return self._unavailable([job], "the database is unavailable; retry shortly"), Notes()
             try:
-                with pool.connection(self._wait()) as conn:
-                    started = time.perf_counter()
-                    with conn.transaction():
-                        tx = PostgresTx(_Conn(conn))
-                        tx.memo = self.memo
-                        tx.limits = self.limits
-                        result = op(tx)
-                        tx.finish()
-                        for payload in encode_notes(self.replica_id, tx.notes):
-                            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
-                    took = time.perf_counter() - started
+                return self._transaction(conn, [job], together=False)
             except _RETRY as exc:
                 self.retries += 1
+                self._accounts.clear()
                 if attempt == MAX_TRIES:
-                    raise StoreUnavailable(f"the write kept conflicting with others ({exc}); retry shortly") from exc
+                    failure = StoreUnavailable(f"the write kept conflicting with others ({exc}); retry shortly")
+                    return [(job[1], False, failure)], Notes()
                 time.sleep(random.uniform(0.001, 0.004 * attempt))
-                continue
             except _DOWN as exc:
-                self._down = True
-                raise StoreUnavailable(f"the database is unavailable ({exc}); retry shortly") from exc
+                self._lost(conn)
+                return self._unavailable([job], f"the database is unavailable ({exc}); retry shortly"), Notes()
             except psycopg.DataError as exc:
-                raise _unstorable(exc) from exc
-            self._down = False
-            assert self._loop is not None
-            if self.on_batch is not None:  # one operation per transaction
-                self.on_batch(1, took)
-            if self.on_commit is not None:
-                self._loop.call_soon_threadsafe(self.on_commit, tx.notes)
-            return result
+                return [(job[1], False, _unstorable(exc))], Notes()
+            except psycopg.Error as exc:
+                log.error("write failed: %s", exc)
+                failure = StoreUnavailable(f"the database refused the write ({exc}); retry shortly")
+                return [(job[1], False, failure)], Notes()
         raise AssertionError("unreachable")
 
+    def _unavailable(self, batch: list[_Job], message: str) -> list[_Outcome]:
+        self._down = True
+        return [(fut, False, StoreUnavailable(message)) for _, fut in batch]
+
+    def _lost(self, conn: psycopg.Connection[Any]) -> None:
+        with contextlib.suppress(psycopg.Error):
+            conn.close()
+        if self._wconn is conn:
+            self._wconn = None
+
+    def _exec(self, conn: psycopg.Connection[Any], sql: bytes, params: Any = None,
+              prepare: bool | None = None) -> psycopg.Cursor[Any]:
+        self.statements += 1
+        return conn.execute(sql, params, prepare=prepare)
+
+    def _probe(self, batch: list[_Job], shared: _Batch) -> list[str]:
+        """The intents the batch's operations read first, found by running each until it first asks the database
+        for anything (operations are pure functions of the transaction, so this changes nothing): a resume, a
+        delivery, a timer start by reading the intent they change. Fetched together, with their parents and
+        workflows, they cost one round trip for the whole batch instead of one per operation."""
+        misses: list[str] = []
+        probe = _ProbeBatch(shared)
+        for op, _ in batch:
+            with contextlib.suppress(_Stop, Exception):
+                tx = PostgresTx(_ProbeConn(), probe, self._accounts, misses)
+                tx.memo, tx.limits = self.memo, self.limits  # kept rules let the probe reach the intent it reads
+                op(tx)
+        return sorted(set(misses))
+
+    def _transaction(self, conn: psycopg.Connection[Any], batch: list[_Job],
+                     together: bool) -> tuple[list[_Outcome], Notes]:
+        """One transaction for ``batch``. ``together``: an operation that refuses after writing raises
+        ``_Fallback``; else (one operation) it rolls the transaction back and is its answer."""
+        shared = _Batch(self._types)
+        outcomes: list[_Outcome] = []
+        done: list[PostgresTx] = []
+        started = time.perf_counter()
+        try:
+            misses = self._probe(batch, shared)
+            if misses:  # BEGIN and the rows the operations will read first, in one round trip
+                with conn.pipeline():
+                    self._exec(conn, b"BEGIN", prepare=False)
+                    found = self._exec(conn, _FAMILY, (misses[0],)) if len(misses) == 1 else self._exec(
+                        conn, _FAMILIES, (misses, misses), prepare=False)
+                    shared.keep(found.fetchall())
+            else:
+                self._exec(conn, b"BEGIN", prepare=False)
+            for op, fut in batch:
+                tx = PostgresTx(_Conn(conn, self, None, shared), shared, self._accounts)
+                tx.memo = self.memo
+                tx.limits = self.limits
+                try:
+                    result = op(tx)
+                except psycopg.Error:
+                    raise
+                except Exception as exc:  # the operation refused
+                    if not tx.changed_anything():
+                        outcomes.append((fut, False, exc))
+                        continue
+                    if together:
+                        raise _Fallback from exc
+                    self._rollback(conn)
+                    self.memo.clear()  # what the operation kept may have come from its writes, now undone
+                    return [(fut, False, exc)], Notes()
+                outcomes.append((fut, True, result))
+                done.append(tx)
+            notes = self._end(conn, done, shared)
+        except BaseException:
+            self._rollback(conn)
+            self.memo.clear()  # what operations kept may have come from this batch's writes, now undone
+            if shared.accounts_changed:
+                self._accounts.clear()
+            raise
+        if shared.accounts_changed:
+            self._accounts.clear()
+        self.commits += 1
+        self._down = False
+        if self.on_batch is not None:
+            self.on_batch(len(batch), time.perf_counter() - started)
+        return outcomes, notes
+
+    def _rollback(self, conn: psycopg.Connection[Any]) -> None:
+        if conn.closed or conn.broken:
+            return
+        with contextlib.suppress(psycopg.Error):
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                self._exec(conn, b"ROLLBACK", prepare=False)
+
+    def _end(self, conn: psycopg.Connection[Any], done: list[PostgresTx], shared: _Batch) -> Notes:
+        """What the batch's operations held back, and COMMIT, in one round trip (pipeline mode): the intents and
+        workflows written, the events, the feed rows with their heads (bumped once per address, in address order)
+        and the notification (``_FEED_AND_NOTIFY``)."""
+        notes = Notes()
+        events: list[Any] = []
+        fed: list[tuple[str, str, int, str]] = []
+        for tx in done:
+            notes.merge(tx.notes)
+            events += tx._events
+            fed += tx.fed
+        counts: dict[str, int] = {}
+        columns: tuple[list[Any], ...] = ([], [], [], [], [])
+        backs: dict[tuple[str, str, int], int] = {}
+        for address, _, _, _ in fed:
+            counts[address] = counts.get(address, 0) + 1
+        seen: dict[str, int] = {}
+        for address, intent_id, attempt, at in fed:  # each row's place counted back from its address's new head
+            back = seen.get(address, 0) - counts[address] + 1
+            seen[address] = seen.get(address, 0) + 1
+            backs[address, intent_id, attempt] = back
+            for column, value in zip(columns, (address, back, intent_id, attempt, at), strict=True):
+                column.append(value)
+        handed = [(address, row) for address, rows in (notes.fed or {}).items() for row in rows]
+        for address, row in handed:  # until the heads are known (the payloads carry it so)
+            row["cursor"] = backs.get((address, row["intent_id"], row["attempt"]), 0)
+        if len(counts) <= _HEADS_IN_PAYLOAD:
+            payloads = encode_notes(self.replica_id, notes, from_heads=len(counts))
+        else:  # the heads would not fit: the feeds are named alone and their streams read
+            payloads = encode_notes(self.replica_id, dataclasses.replace(notes, fed=None))
+        heads = None
+        with conn.pipeline() as pipe:
+            if shared.held:
+                shared.flush(_Conn(conn, self, pipe))
+            if events:
+                self._exec(conn, _INSERT_EVENTS, (events[0::3], events[1::3], events[2::3]))
+            if fed:
+                addresses = sorted(counts)
+                heads = self._exec(conn, _FEED_AND_NOTIFY, (addresses, [counts[a] for a in addresses], *columns,
+                                                            payloads))
+            elif payloads:
+                self._exec(conn, _NOTIFY, (payloads,))
+            self._exec(conn, b"COMMIT", prepare=False)
+        if heads is not None:
+            last = {r["address"]: int(r["last_cursor"]) for r in heads.fetchall()}
+            for address, row in handed:
+                row["cursor"] += last.get(address, 0)
+        return notes
+
     # notifications from other replicas
-    def _listen(self) -> None:
+    async def _listen(self) -> None:
+        """On the event loop: other replicas' notes, as they commit (no thread, no hand-over between threads)."""
         missed = False
         while not self._closing.is_set():
             try:
-                with psycopg.connect(self._conninfo, autocommit=True, application_name=self._app_name) as conn:
-                    conn.execute(f"LISTEN {CHANNEL}")
+                conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True,
+                                                             application_name=self._app_name)
+                async with conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
                     self._listening.set()
                     if missed:  # changes made while we were not listening: everyone looks again
                         self._deliver(Notes(everything=True))
                         missed = False
-                    while not self._closing.is_set():
-                        for note in conn.notifies(timeout=0.5):
-                            replica, notes = decode_notes(note.payload)
-                            if replica != self.replica_id:
-                                self._deliver(notes)
+                    async for note in conn.notifies():
+                        if note.payload.startswith(self._own):  # this replica's: on_commit had them
+                            continue
+                        replica, notes = decode_notes(note.payload)
+                        if replica != self.replica_id:
+                            self._deliver(notes)
             except psycopg.Error as exc:
                 if self._closing.is_set():
                     return
                 log.warning("notification connection lost (%s); reconnecting", exc)
                 missed = True
                 self._listening.set()  # do not hold up start-up; the reconnect wakes everyone
-                self._closing.wait(0.5)
+                await asyncio.sleep(0.5)
 
     def _deliver(self, notes: Notes) -> None:
-        loop, callback = self._loop, self.on_commit
-        if loop is None or callback is None:
-            return
-        with contextlib.suppress(RuntimeError):  # the loop is closing
-            loop.call_soon_threadsafe(callback, notes)
+        if notes.keys_changed or notes.everything:  # a service account may have changed
+            self._accounts.clear()
+        if self.on_commit is not None:
+            self.on_commit(notes)
 
     # reads
     async def _read(self, fn: Callable[[Any], T]) -> T:
-        if self._rexec is None or self._loop is None:
-            raise StoreUnavailable("the store is closed")
-        return await self._loop.run_in_executor(self._rexec, self._read_sync, fn)
-
-    def _read_sync(self, fn: Callable[[Any], T]) -> T:
-        pool = self._rpool
-        if pool is None:
-            raise StoreUnavailable("the store is closed")
-        try:
-            with pool.connection(self._wait()) as conn:
-                result = fn(_Conn(conn))
-        except _DOWN as exc:
-            self._down = True
-            raise StoreUnavailable(f"the database could not be read ({exc}); retry shortly") from exc
-        except psycopg.DataError as exc:
-            raise _unstorable(exc) from exc
-        self._down = False
-        return result
+        """``fn(connection)`` as ``SqlReads`` writes it (sync ``execute``, ``fetchone``/``fetchall``), run on the
+        event loop: each statement it runs goes out on an async connection, and ``fn`` (a read: no side effects)
+        runs again with the answers so far until it asks for no more (``_Replay``)."""
+        for attempt in range(1, 4):
+            pool = self._rpool
+            if pool is None or self._loop is None:
+                raise StoreUnavailable("the store is closed")
+            try:
+                async with pool.connection(self._wait()) as conn:
+                    answers: list[tuple[list[Any], int]] = []
+                    while True:
+                        try:
+                            result = fn(_Replay(answers))
+                        except _Ask as ask:
+                            self.statements += 1
+                            cur = await conn.execute(ask.sql, ask.params)
+                            rows = await cur.fetchall() if cur.description is not None else []
+                            answers.append((rows, cur.rowcount))
+                            continue
+                        break
+            except psycopg_pool.PoolTimeout as exc:
+                self._down = True
+                raise StoreUnavailable(f"the database could not be read ({exc}); retry shortly") from exc
+            except _DOWN as exc:  # a pooled connection the server closed: the pool drops it; try another
+                if attempt < 3:
+                    continue
+                self._down = True
+                raise StoreUnavailable(f"the database could not be read ({exc}); retry shortly") from exc
+            except psycopg.DataError as exc:
+                raise _unstorable(exc) from exc
+            self._down = False
+            return result
+        raise AssertionError("unreachable")
 
     def _wait(self) -> float:
-        """How long a request waits for a pooled connection: the pool keeps trying to connect in the background,
-        so once the database is known to be down a request only looks for one it may have made meanwhile."""
+        """How long a read waits for a pooled connection: the pool keeps trying to connect in the background,
+        so once the database is known to be down a read only looks for one it may have made meanwhile."""
         return DOWN_TIMEOUT if self._down else POOL_TIMEOUT
 
 

@@ -49,13 +49,26 @@ _ROOM_WAIT = 0.25  # seconds a batch waits for the WAL to be emptied before its 
 _NEED_EMPTY_WAL = (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR)  # a write failed like this: empty the WAL first
 
 
-def _connect(path: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0, cached_statements=512)
+class _Counted(sqlite3.Connection):
+    """A connection that counts the statements it runs in its store's ``statements`` (GET /metrics)."""
+
+    store: Store | None = None
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        if self.store is not None:
+            self.store.statements += 1
+        return super().execute(sql, parameters)
+
+
+def _connect(path: str, store: Store | None = None) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0, cached_statements=512,
+                           factory=_Counted)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=OFF")
     conn.execute("PRAGMA busy_timeout=5000")
+    conn.store = store  # counted from here on (the writer's and the reader's statements, not the checkpoints')
     return conn
 
 
@@ -292,7 +305,7 @@ class SqliteStore(SqlReads, Store):
         self._loop = asyncio.get_running_loop()
         self._lock = _hold(self.location + ".lock")
         try:
-            self._write = _connect(self.location)
+            self._write = _connect(self.location, self)
             self._migrate(self._write)
             # Checkpoints run on their own thread and connection (below), never inside a commit of the writer.
             self._write.execute("PRAGMA wal_autocheckpoint=0")
@@ -300,7 +313,7 @@ class SqliteStore(SqlReads, Store):
             self._write.execute(f"PRAGMA journal_size_limit={WAL_SOFT}")
             # The loop never waits for the file lock: a BEGIN that would is retried on the committer thread.
             self._write.execute("PRAGMA busy_timeout=0")
-            self._reader = _connect(self.location)
+            self._reader = _connect(self.location, self)
             # Checkpoints have a connection of their own. A RESTART or TRUNCATE holds the writer while it waits for
             # readers: ours read for a few ms at most; one that reads longer (another process) makes it fail soon.
             self._checkpoint_conn = _connect(self.location)
@@ -510,6 +523,7 @@ class SqliteStore(SqlReads, Store):
             # The fsync, on the committer thread: the loop serves requests meanwhile (nothing else uses this
             # connection until the commit is done: the next batch waits for this one).
             await loop.run_in_executor(self._committer, conn.execute, "COMMIT")
+            self.commits += 1
         except sqlite3.Error as exc:
             log.error("write batch of %d failed: %s", len(batch), exc)
             self._cache.clear()

@@ -409,12 +409,27 @@ def test_a_stream_sends_handed_over_events_only_when_they_follow_on() -> None:
             hub.publish(first)
             assert watch.is_set() and other.is_set()
             assert watch.take() == [(3, "c"), (4, "d")] and watch.pending == []
-            assert other.take() == []  # woken, nothing handed over: it reads
+            assert other.take() is None  # woken, nothing handed over: it reads
+            # Two commits wake the stream before it runs again: one hands event 5 over, the other (another
+            # replica's notes without events, or a commit that handed nothing) does not. Event 5 alone is not all
+            # there is: the stream reads.
+            handed = Notes(intents={"i1"})
+            handed.event("i1", 5, "e")
+            hub.publish(handed)
+            hub.publish(Notes(intents={"i1"}))
+            assert watch.take() is None and watch.pending == []
+            assert watch.take() == []  # read once; nothing came since
+            hub.publish(Notes(everything=True))  # a replica's notification connection came back: everyone reads
+            assert watch.take() is None
         with hub.watch_feed("agent://local/dev/a") as feed:
             notes = Notes(feeds={"agent://local/dev/a"})
             notes.feed_row("agent://local/dev/a", {"cursor": 7, "intent_id": "i7"})
             hub.publish(notes)
-            assert feed.is_set() and [r["cursor"] for r in feed.take()] == [7]
+            assert feed.is_set() and [r["cursor"] for r in (feed.take() or [])] == [7]
+            redelivered = Notes(feeds={"agent://local/dev/a"})  # a redelivery's feed row is not handed over
+            hub.publish(notes)
+            hub.publish(redelivered)
+            assert feed.take() is None
         assert hub.open_streams == 0
 
     asyncio.run(main())

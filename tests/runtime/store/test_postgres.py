@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from pathlib import Path
 
 import psycopg
 
+from axme_cli.runtime.engine import agents
 from axme_cli.runtime.engine import intents as engine
-from axme_cli.runtime.errors import StoreUnavailable
+from axme_cli.runtime.errors import Conflict, StoreUnavailable
 from axme_cli.runtime.store import open_store
 from axme_cli.runtime.store.base import Notes
 from axme_cli.runtime.store.postgres import PostgresStore, decode_notes, encode_notes
@@ -145,3 +147,154 @@ def test_connections_cut_by_the_server_come_back(tmp_path: Path) -> None:
         await asyncio.gather(a.close(), b.close())
 
     run(main())
+
+
+def test_notes_carry_events_and_feed_rows_and_leave_out_what_does_not_fit() -> None:
+    """A notification hands other replicas' streams what the batch wrote (events, feed rows); an intent or feed
+    whose items cannot fit in a payload is named alone, so its streams read instead."""
+    notes = Notes(intents={"i1", "i2"}, feeds={AGENT})
+    notes.event("i1", 3, '{"seq": 3}')
+    notes.event("i2", 1, "x" * 9000)  # too big for any payload
+    notes.feed_row(AGENT, {"intent_id": "i1", "cursor": 7, "attempt": 1, "fed_at": "t", "status": "SUBMITTED",
+                           "payload": "{}", "doc": "not sent"})
+    payloads = encode_notes("r1", notes)
+    assert all(len(p) < 8000 for p in payloads)
+    merged = Notes()
+    for p in payloads:
+        merged.merge(decode_notes(p)[1])
+    assert merged.intents == {"i1", "i2"} and merged.feeds == {AGENT}
+    assert merged.events == {"i1": [(3, '{"seq": 3}')]}  # i2 named without its events: its streams read
+    assert merged.fed is not None and [(r["cursor"], r["intent_id"]) for r in merged.fed[AGENT]] == [(7, "i1")]
+    assert "doc" not in merged.fed[AGENT][0]
+
+
+def test_a_commit_hands_its_events_and_feed_rows_to_the_other_replica(tmp_path: Path) -> None:
+    url = new_database("postgres", tmp_path)
+
+    async def main() -> None:
+        a, b = _replicas(url, 2)
+        await asyncio.gather(a.open(), b.open())
+        heard: asyncio.Queue[Notes] = asyncio.Queue()
+        b.on_commit = heard.put_nowait
+        local: list[Notes] = []
+        a.on_commit = local.append
+        created = await a.write(lambda tx: engine.op_create(tx, S, ADMIN, request(1), time.time()))
+        notes = await asyncio.wait_for(heard.get(), 10)
+        while created["intent_id"] not in notes.intents:
+            notes = await asyncio.wait_for(heard.get(), 10)
+        stored = await b.list_events(created["intent_id"], 0)
+        assert notes.events == {created["intent_id"]: [(1, stored[0]), (2, stored[1])]}
+        feed = await b.feed_entries(AGENT, 0, 10)
+        assert notes.fed is not None and [r["cursor"] for r in notes.fed[AGENT]] == [feed[0]["cursor"]] == [1]
+        assert local[-1].fed is not None and local[-1].fed[AGENT][0]["cursor"] == 1  # and to its own streams
+        await asyncio.gather(a.close(), b.close())
+
+    run(main())
+
+
+def test_a_batch_commits_once_and_an_operation_that_refuses_after_writing_is_undone_alone(tmp_path: Path) -> None:
+    """Operations queued together run in one transaction. One that refuses before writing anything is answered
+    alone and the batch commits; one that refuses after writing makes each operation of its batch run in a
+    transaction of its own, so its writes are undone and the others' kept."""
+    url = new_database("postgres", tmp_path)
+
+    async def main() -> None:
+        (store,) = _replicas(url, 1)
+        await store.open()
+        now = time.time()
+        gate, entered = threading.Event(), threading.Event()
+
+        def hold(tx):  # type: ignore[no-untyped-def]  # keeps the writer busy while the next batch queues
+            entered.set()
+            gate.wait(10)
+
+        async def batch(*ops):  # type: ignore[no-untyped-def]
+            held = asyncio.ensure_future(store.write(hold))
+            await asyncio.get_running_loop().run_in_executor(None, entered.wait, 10)
+            futures = [asyncio.ensure_future(store.write(op)) for op in ops]
+            await asyncio.sleep(0)  # queued behind hold
+            commits = store.commits
+            gate.set()
+            await held
+            outcomes = await asyncio.gather(*futures, return_exceptions=True)
+            gate.clear()
+            entered.clear()
+            return outcomes, store.commits - commits
+
+        def refuse_first(tx):  # type: ignore[no-untyped-def]
+            raise Conflict("no")
+
+        def refuse_after(tx):  # type: ignore[no-untyped-def]
+            engine.op_create(tx, S, ADMIN, request(99), now)
+            raise Conflict("changed my mind")
+
+        create = [lambda tx, n=n: engine.op_create(tx, S, ADMIN, request(n), now) for n in range(4)]
+        outcomes, commits = await batch(create[0], refuse_first, create[1])
+        assert isinstance(outcomes[1], Conflict) and commits == 2  # hold's batch, then the three together
+        outcomes2, _ = await batch(create[2], refuse_after, create[3])
+        assert isinstance(outcomes2[1], Conflict)
+        kept = {r["correlation_id"] for r in await store.list_intents(statuses=None, agent=None, limit=100)}
+        assert kept == {"c-0", "c-1", "c-2", "c-3"}  # c-99 was undone
+        assert [f["cursor"] for f in await store.feed_entries(AGENT, 0, 100)] == [1, 2, 3, 4]
+        await store.close()
+
+    run(main())
+
+
+def test_a_service_account_changed_on_one_replica_is_not_served_stale_by_another(tmp_path: Path) -> None:
+    """Replicas keep agents' service accounts by address across batches; a change on one empties the others'
+    (its notes say keys changed)."""
+    url = new_database("postgres", tmp_path)
+    address = "agent://local/dev/kept"
+
+    async def main() -> None:
+        a, b = _replicas(url, 2)
+        await asyncio.gather(a.open(), b.open())
+        changed = asyncio.Event()
+        b.on_commit = lambda notes: changed.set() if notes.keys_changed else None
+        made = await a.write(lambda tx: agents.op_create_service_account(tx, S, ADMIN, {"name": address}, time.time()))
+        sa_id = made["service_account"]["service_account_id"]
+        await asyncio.wait_for(changed.wait(), 10)
+
+        def lookup(tx):  # type: ignore[no-untyped-def]
+            return tx.active_service_account_by_address(address)
+
+        assert (await b.write(lookup))["service_account_id"] == sa_id  # now kept by b
+        changed.clear()
+        await a.write(lambda tx: agents.op_delete_service_account(tx, ADMIN, sa_id, time.time()))
+        await asyncio.wait_for(changed.wait(), 10)
+        assert await b.write(lookup) is None
+        await asyncio.gather(a.close(), b.close())
+
+    run(main())
+
+
+def test_rows_are_found_by_key_whatever_plan_postgresql_keeps(tmp_path: Path) -> None:
+    """The writer's prepared statements find an intent by primary key even when prepared while the table was small:
+    a plan kept from then (a sequential scan) read the whole table for every operation as it grew."""
+    url = new_database("postgres", tmp_path)
+
+    async def main() -> None:
+        (store,) = _replicas(url, 1)
+        await store.open()
+        now = time.time()
+
+        def deliver(intent_id: str):  # type: ignore[no-untyped-def]
+            return lambda tx: engine.op_mark_delivered(tx, S, intent_id, 1, AGENT, now)
+
+        few = [await store.write(lambda tx, n=n: engine.op_create(tx, S, ADMIN, request(n), now)) for n in range(3)]
+        for n in range(12):  # alone, on a table of three rows: the statements are prepared and their plans kept
+            await store.write(deliver(few[n % 3]["intent_id"]))
+        await asyncio.gather(*[store.write(lambda tx, n=n: engine.op_create(tx, S, ADMIN, request(n), now))
+                               for n in range(3, 603)])  # inserts read nothing
+        for n in range(3, 23):
+            created = await store.write(lambda tx, n=n: engine.op_create(tx, S, ADMIN, request(1000 + n), now))
+            await store.write(deliver(created["intent_id"]))
+        await store.close()  # its sessions' statistics are flushed
+
+    run(main())
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT seq_tup_read, idx_scan FROM pg_stat_user_tables WHERE relname = 'intents'").fetchone()
+    assert row is not None and row[1] >= 20
+    assert row[0] < 600, row  # not even one table's worth (20 scans of 600 rows before)
