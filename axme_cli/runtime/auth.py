@@ -29,12 +29,14 @@ class Authenticator:
         """The principal of ``token`` (Unauthorized if none), within its rate limit (TooManyRequests past it).
 
         A key of a workspace other than the runtime's default one works only where ``elsewhere_ok`` (the routes of
-        organizations and workspaces): the other routes serve the default workspace alone so far (403)."""
+        organizations and workspaces, of service accounts and their keys, and the agent directory, which act in the
+        caller's workspace: ``runtime/scope.py``): the other routes serve the default workspace alone so far (403)."""
         principal = await self._principal(token)
         if principal.elsewhere and not elsewhere_ok:
-            raise Forbidden(f"this key is workspace {principal.workspace_id}'s; this runtime serves intents, agents "
-                            "and the rest only in its default workspace so far (use its admin key or a person's "
-                            "login there)", code="workspace_not_served")
+            raise Forbidden(f"this key is workspace {principal.workspace_id}'s; this runtime serves this route only "
+                            "in its default workspace so far (other workspaces have the organization, service-account "
+                            "and agent-directory routes; use the default workspace's admin key or a person's login "
+                            "here)", code="workspace_not_served")
         if self._limit is not None:
             self._limit.take(principal.key_id)
         return principal
@@ -83,6 +85,9 @@ class Authenticator:
         sa = await self._reads.get_service_account(found["service_account_id"])
         if sa is None or sa["status"] != "active":
             raise Unauthorized("the service account of this key was deleted", code="invalid_platform_api_key")
+        if (sa["org_id"], sa["workspace_id"]) != (self._settings.org, self._settings.workspace):
+            return Principal("service_account", found["key_id"], sa["address"], sa["service_account_id"],
+                             org_id=sa["org_id"], workspace_id=sa["workspace_id"])
         return Principal("service_account", found["key_id"], sa["address"], sa["service_account_id"])
 
     async def _actor(self, token_hash: str, kind: str, token_id: str) -> Principal | None:

@@ -17,6 +17,7 @@ from starlette.routing import Route
 from axme_cli.protocol import addresses
 from axme_cli.protocol import lifecycle as lc
 from axme_cli.protocol.models import KeyCreateRequest, ServiceAccountCreateRequest
+from axme_cli.runtime import scope
 from axme_cli.runtime.api.common import (
     authenticate,
     int_param,
@@ -35,11 +36,12 @@ from axme_cli.runtime.engine import intents as intents_engine
 from axme_cli.runtime.errors import Forbidden, NotFound, Unprocessable
 from axme_cli.runtime.notify import following, wait
 from axme_cli.runtime.principals import Principal
+from axme_cli.runtime.settings import Settings
 from axme_cli.runtime.store.base import Row
 
 
 async def create_service_account(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     body = await read_object(request)
     try:
         model = ServiceAccountCreateRequest.model_validate(body)
@@ -48,27 +50,44 @@ async def create_service_account(request: Request) -> Response:
     rt = runtime(request)
     req = model.model_dump()
     now = rt.clock.time()
-    result = await rt.write(lambda tx: engine.op_create_service_account(tx, rt.settings, principal, req, now))
+    s = scope.settings_for(rt.settings, principal)
+    result = await rt.write(lambda tx: engine.op_create_service_account(tx, s, principal, req, now))
     return respond(result, request=request)
 
 
 async def _visible_sa(request: Request, principal: Principal, sa_id: str) -> Row:
-    row = await runtime(request).reads.get_service_account(sa_id)
-    if row is None or row["status"] == "deleted" or (not principal.is_member and principal.service_account_id != sa_id):
+    rt = runtime(request)
+    row = await rt.reads.get_service_account(sa_id)
+    if row is None or row["status"] == "deleted" or not scope.owns(scope.settings_for(rt.settings, principal), row) or (
+            not principal.is_member and principal.service_account_id != sa_id):
         raise NotFound(f"service account {sa_id} not found", code="service_account_not_found")
     return row
 
 
-async def list_service_accounts(request: Request) -> Response:
-    principal = await authenticate(request)
-    rows = await runtime(request).reads.list_service_accounts()
+async def _accounts(request: Request, principal: Principal) -> list[Row]:
+    """The live service accounts of the caller's workspace that it may see. The SDK names the workspace in the
+    query (``org_id``, ``workspace_id``): another one than the caller's is 404, as one that does not exist."""
+    rt = runtime(request)
+    s = scope.settings_for(rt.settings, principal)
+    for field, mine in (("org_id", s.org), ("workspace_id", s.workspace)):
+        given = request.query_params.get(field)
+        if given not in (None, "", mine):
+            raise NotFound(f"{field} {given[:100]!r} not found", code=f"{field.split('_')[0]}_not_found",
+                           details={"field": field})
+    rows = await rt.reads.list_service_accounts(s.org, s.workspace)
     if not principal.is_member:
         rows = [r for r in rows if r["service_account_id"] == principal.service_account_id]
+    return rows
+
+
+async def list_service_accounts(request: Request) -> Response:
+    principal = await authenticate(request, elsewhere_ok=True)
+    rows = await _accounts(request, principal)
     return respond({"ok": True, "service_accounts": [engine.service_account_view(r) for r in rows]}, request=request)
 
 
 async def get_service_account(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     sa_id = request.path_params["sa_id"]
     row = await _visible_sa(request, principal, sa_id)
     keys = await runtime(request).reads.list_keys(sa_id)
@@ -79,15 +98,16 @@ async def get_service_account(request: Request) -> Response:
 
 
 async def delete_service_account(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     sa_id = request.path_params["sa_id"]
-    now = runtime(request).clock.time()
-    result = await runtime(request).write(lambda tx: engine.op_delete_service_account(tx, principal, sa_id, now))
+    rt = runtime(request)
+    s, now = scope.settings_for(rt.settings, principal), rt.clock.time()
+    result = await rt.write(lambda tx: engine.op_delete_service_account(tx, s, principal, sa_id, now))
     return respond(result, request=request)
 
 
 async def create_key(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     raw = await read_body(request)
     body = parse_object(raw) if raw.strip() else {}
     try:
@@ -96,29 +116,29 @@ async def create_key(request: Request) -> Response:
         raise validation_failed(exc) from None
     expires_at = to_iso(model.expires_at) if model.expires_at else None
     sa_id = request.path_params["sa_id"]
-    now = runtime(request).clock.time()
-    result = await runtime(request).write(lambda tx: engine.op_create_key(tx, principal, sa_id, expires_at, now))
+    rt = runtime(request)
+    s, now = scope.settings_for(rt.settings, principal), rt.clock.time()
+    result = await rt.write(lambda tx: engine.op_create_key(tx, s, principal, sa_id, expires_at, now))
     return respond(result, request=request)
 
 
 async def revoke_key(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     sa_id, key_id = request.path_params["sa_id"], request.path_params["key_id"]
-    now = runtime(request).clock.time()
-    result = await runtime(request).write(lambda tx: engine.op_revoke_key(tx, principal, sa_id, key_id, now))
+    rt = runtime(request)
+    s, now = scope.settings_for(rt.settings, principal), rt.clock.time()
+    result = await rt.write(lambda tx: engine.op_revoke_key(tx, s, principal, sa_id, key_id, now))
     return respond(result, request=request)
 
 
 async def list_agents(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     limit = int_param(request, "limit", 100, 1, 1000)
-    rows = await runtime(request).reads.list_service_accounts()
-    if not principal.is_member:
-        rows = [r for r in rows if r["service_account_id"] == principal.service_account_id]
+    rows = await _accounts(request, principal)
     return respond({"ok": True, "agents": [engine.agent_view(r) for r in rows[:limit]]}, request=request)
 
 
-def address_from_path(rt: Runtime, raw: str) -> str:
+def address_from_path(rt: Runtime, raw: str, s: Settings | None = None) -> str:
     """``org/ws/name``, a bare name, or a (URL-encoded) ``agent://`` address."""
     value = unquote(raw).strip().strip("/")
     if value.startswith("agent:/") and not value.startswith(addresses.SCHEME):
@@ -129,14 +149,16 @@ def address_from_path(rt: Runtime, raw: str) -> str:
             raise Unprocessable(
                 f"{raw!r} is not an agent address", code="invalid_agent_address", details={"field": "address"}
             )
-    return addresses.qualify(value, rt.settings.org, rt.settings.workspace)
+    s = s or rt.settings
+    return addresses.qualify(value, s.org, s.workspace)
 
 
 async def get_agent(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     rt = runtime(request)
-    address = address_from_path(rt, request.path_params["address"])
-    rows = [r for r in await rt.reads.list_service_accounts() if r["address"] == address]
+    s = scope.settings_for(rt.settings, principal)
+    address = address_from_path(rt, request.path_params["address"], s)
+    rows = [r for r in await rt.reads.list_service_accounts(s.org, s.workspace) if r["address"] == address]
     if not rows or (not principal.is_member and principal.address != address):
         raise NotFound(f"agent {address} not found", code="agent_not_found")
     return respond({"ok": True, "agent": engine.agent_view(rows[-1])}, request=request)

@@ -52,7 +52,7 @@ async def _body(request: Request, model: type[BaseModel]) -> dict[str, Any]:
 async def _account(rt: Runtime, principal: Principal, raw: str) -> Row:
     """The service account a path names (its id, address or name), if the caller may see it; else 404."""
     value = unquote(raw).strip()
-    accounts = await rt.reads.list_service_accounts()
+    accounts = await rt.reads.list_service_accounts(rt.settings.org, rt.settings.workspace)
     found = None
     if _UUID.match(value):
         found = next((r for r in accounts if r["service_account_id"] == value), None)
@@ -113,7 +113,7 @@ async def list_agents(request: Request) -> Response:
     limit = int_param(request, "limit", 100, 1, 1000)
     health = _choice(request, "health", wire.HEALTH_STATES)
     status = _choice(request, "status", STATUSES)
-    accounts = await rt.reads.list_service_accounts()
+    accounts = await rt.reads.list_service_accounts(rt.settings.org, rt.settings.workspace)
     if not principal.is_member:
         accounts = [r for r in accounts if r["address"] == principal.address]
     views = await engine.list_agents(rt.reads, rt.settings, accounts, rt.clock.time())

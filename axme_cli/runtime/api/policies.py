@@ -59,7 +59,8 @@ async def _check_exists(request: Request, principal: Principal, kind: str, subje
     if kind == engine.ORG_RECEIVE:
         return
     rt = runtime(request)
-    exists = any(r["address"] == subject for r in await rt.reads.list_service_accounts())
+    accounts = await rt.reads.list_service_accounts(rt.settings.org, rt.settings.workspace)
+    exists = any(r["address"] == subject for r in accounts)
     engine.check_agent(rt.settings, principal, subject, exists)
 
 

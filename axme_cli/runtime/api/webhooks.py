@@ -11,13 +11,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from axme_cli.protocol.webhooks import DeliveryConfigRequest, EventRequest, SubscriptionRequest
+from axme_cli.runtime import scope
 from axme_cli.runtime.api.common import authenticate, int_param, read_object, respond, runtime
 from axme_cli.runtime.api.intents import _check_owner_params, resolve_target, validation_failed
+from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.egress import Policy, check_callback_url
 from axme_cli.runtime.engine import outbound as engine
 from axme_cli.runtime.engine.delivery import STATUSES
 from axme_cli.runtime.errors import Forbidden, NotFound, Unprocessable
 from axme_cli.runtime.principals import Principal
+from axme_cli.runtime.store.base import Row
 
 
 def owner_scope(request: Request, principal: Principal) -> str | None:
@@ -129,15 +132,25 @@ async def set_delivery(request: Request) -> Response:
     sa_id = request.path_params["sa_id"]
     req = _parse(DeliveryConfigRequest, await read_object(request))
     _check_callback(request, req)
-    now = runtime(request).clock.time()
-    result = await runtime(request).write(lambda tx: engine.op_set_delivery(tx, principal, sa_id, req, now))
+    rt = runtime(request)
+    await _sa_of_this_workspace(rt, sa_id)
+    now = rt.clock.time()
+    result = await rt.write(lambda tx: engine.op_set_delivery(tx, principal, sa_id, req, now))
     return respond(result, request=request)
+
+
+async def _sa_of_this_workspace(rt: Runtime, sa_id: str) -> Row | None:
+    """A service account of the workspace these routes serve (the default one); another workspace's is 404."""
+    sa = await rt.reads.get_service_account(sa_id)
+    if sa is not None and not scope.owns(rt.settings, sa):
+        raise NotFound(f"service account {sa_id} not found", code="service_account_not_found")
+    return sa
 
 
 async def get_delivery(request: Request) -> Response:
     principal = await authenticate(request)
     sa_id = request.path_params["sa_id"]
-    sa = await runtime(request).reads.get_service_account(sa_id)
+    sa = await _sa_of_this_workspace(runtime(request), sa_id)
     if sa is None or sa["status"] == "deleted" or not (principal.is_member or principal.service_account_id == sa_id):
         raise NotFound(f"service account {sa_id} not found", code="service_account_not_found")
     return respond({"ok": True, "delivery": engine.delivery_config_view(sa)}, request=request)

@@ -7,6 +7,7 @@ from typing import Any
 from axme_cli.protocol import addresses
 from axme_cli.protocol.ids import uuid7
 from axme_cli.runtime import principals as pr
+from axme_cli.runtime import scope
 from axme_cli.runtime.clock import iso
 from axme_cli.runtime.engine import audit, quotas
 from axme_cli.runtime.errors import Conflict, Forbidden, NotFound, Unprocessable
@@ -108,7 +109,8 @@ def op_create_service_account(
             code="service_account_exists",
             details={"name": name, "address": address},
         )
-    quotas.admit_service_account(tx, now)  # within service_accounts_per_workspace (no query without that limit)
+    if principal.workspace_id is None:  # quotas are the default workspace's so far
+        quotas.admit_service_account(tx, now)  # within service_accounts_per_workspace (no query without a limit)
     at = iso(now)
     row: Row = {
         "service_account_id": uuid7(),
@@ -127,16 +129,17 @@ def op_create_service_account(
     return {"ok": True, "service_account": service_account_view(row)}
 
 
-def _live_sa(tx: Tx, sa_id: str) -> Row:
+def _live_sa(tx: Tx, s: Settings, sa_id: str) -> Row:
+    """A live service account of the workspace of ``s``; another workspace's is as unknown as a missing one."""
     row = tx.get_service_account(sa_id)
-    if row is None or row["status"] == "deleted":
+    if row is None or row["status"] == "deleted" or not scope.owns(s, row):
         raise NotFound(f"service account {sa_id} not found", code="service_account_not_found")
     return row
 
 
-def op_delete_service_account(tx: Tx, principal: Principal, sa_id: str, now: float) -> dict[str, Any]:
+def op_delete_service_account(tx: Tx, s: Settings, principal: Principal, sa_id: str, now: float) -> dict[str, Any]:
     require_admin(principal, "deleting a service account")
-    row = _live_sa(tx, sa_id)
+    row = _live_sa(tx, s, sa_id)
     at = iso(now)
     tx.update_service_account(sa_id, {"status": "deleted", "updated_at": at})
     tx.update_keys({"status": "revoked", "revoked_at": at}, sa_id=sa_id)
@@ -146,9 +149,11 @@ def op_delete_service_account(tx: Tx, principal: Principal, sa_id: str, now: flo
     return {"ok": True, "deleted": True, "service_account": service_account_view(row)}
 
 
-def op_create_key(tx: Tx, principal: Principal, sa_id: str, expires_at: str | None, now: float) -> dict[str, Any]:
+def op_create_key(
+    tx: Tx, s: Settings, principal: Principal, sa_id: str, expires_at: str | None, now: float
+) -> dict[str, Any]:
     require_admin(principal, "creating an agent key")
-    sa = _live_sa(tx, sa_id)
+    sa = _live_sa(tx, s, sa_id)
     token = pr.new_service_account_token(sa_id)
     row: Row = {
         "key_id": uuid7(),
@@ -162,23 +167,25 @@ def op_create_key(tx: Tx, principal: Principal, sa_id: str, expires_at: str | No
         "expires_at": expires_at,
         "revoked_at": None,
     }
+    if principal.workspace_id is not None:  # the key carries its workspace, NULL for the default one's
+        row.update(org_id=sa["org_id"], workspace_id=sa["workspace_id"])
     tx.insert_key(row)
     audit.by(tx, "service_account.key.created", now, principal, owner_agent=sa["address"],
              target=("key", row["key_id"]), key_hint=row["key_hint"], expires_at=expires_at)
     return {"ok": True, "key": key_view(row, token)}
 
 
-def op_revoke_key(tx: Tx, principal: Principal, sa_id: str, key_id: str, now: float) -> dict[str, Any]:
+def op_revoke_key(tx: Tx, s: Settings, principal: Principal, sa_id: str, key_id: str, now: float) -> dict[str, Any]:
     require_admin(principal, "revoking an agent key")
+    sa = tx.get_service_account(sa_id)
     row = tx.get_key(key_id)
-    if row is None or row["service_account_id"] != sa_id:
+    if row is None or row["service_account_id"] != sa_id or sa is None or not scope.owns(s, sa):
         raise NotFound(f"key {key_id} not found for service account {sa_id}", code="key_not_found")
     if row["status"] != "revoked":
         at = iso(now)
         tx.update_keys({"status": "revoked", "revoked_at": at}, key_id=key_id)
         row.update(status="revoked", revoked_at=at)
-        sa = tx.get_service_account(sa_id)
-        audit.by(tx, "service_account.key.revoked", now, principal, owner_agent=sa["address"] if sa else None,
+        audit.by(tx, "service_account.key.revoked", now, principal, owner_agent=sa["address"],
                  target=("key", key_id))
     return {"ok": True, "key": key_view(row)}
 

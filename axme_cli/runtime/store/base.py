@@ -711,7 +711,10 @@ class Reads(abc.ABC):
     async def get_service_account(self, sa_id: str) -> Row | None: ...
 
     @abc.abstractmethod
-    async def list_service_accounts(self, *, include_deleted: bool = False) -> list[Row]: ...
+    async def list_service_accounts(
+        self, org_id: str, workspace_id: str, *, include_deleted: bool = False
+    ) -> list[Row]:
+        """The service accounts of one workspace, oldest first."""
 
     @abc.abstractmethod
     async def list_keys(self, sa_id: str) -> list[Row]: ...

@@ -381,11 +381,13 @@ class SqlReads(OutboundReadSql, AuditReadSql, InboxReadSql, MediaReadSql, TaskLi
             lambda c: _one(c, "SELECT * FROM service_accounts WHERE service_account_id = ?", (sa_id,))
         )
 
-    async def list_service_accounts(self, *, include_deleted: bool = False) -> list[Row]:
-        sql = "SELECT * FROM service_accounts"
+    async def list_service_accounts(
+        self, org_id: str, workspace_id: str, *, include_deleted: bool = False
+    ) -> list[Row]:
+        sql = "SELECT * FROM service_accounts WHERE org_id = ? AND workspace_id = ?"
         if not include_deleted:
-            sql += " WHERE status != 'deleted'"
-        return await self._read(lambda c: _all(c, sql + " ORDER BY created_at", ()))
+            sql += " AND status != 'deleted'"
+        return await self._read(lambda c: _all(c, sql + " ORDER BY created_at", (org_id, workspace_id)))
 
     async def list_keys(self, sa_id: str) -> list[Row]:
         return await self._read(

@@ -10,6 +10,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from axme_cli.runtime import scope
 from axme_cli.runtime.api.common import runtime
 from axme_cli.runtime.engine import mesh as engine
 from axme_cli.runtime.errors import NotFound
@@ -60,7 +61,7 @@ async def _mesh(request: Request, sess: UiSession) -> Response:
     p = sess.principal
     rt = runtime(request)
     now = rt.clock.time()
-    accounts = await rt.reads.list_service_accounts()
+    accounts = await rt.reads.list_service_accounts(rt.settings.org, rt.settings.workspace)
     if not p.is_member:
         accounts = [r for r in accounts if r["address"] == p.address]
     views = await engine.list_agents(rt.reads, rt.settings, accounts, now)
@@ -105,8 +106,10 @@ async def _mesh(request: Request, sess: UiSession) -> Response:
 
 async def _account(request: Request, sess: UiSession) -> Row:
     sa_id = request.path_params["address_id"]
-    row = await runtime(request).reads.get_service_account(sa_id)
-    if row is None or row["status"] == "deleted" or (not sess.principal.is_member and
+    rt = runtime(request)
+    row = await rt.reads.get_service_account(sa_id)
+    if row is None or row["status"] == "deleted" or not scope.owns(rt.settings, row) or (
+            not sess.principal.is_member and
                                                      row["address"] != sess.principal.address):
         raise NotFound(f"agent {sa_id} not found", code="agent_not_found")
     return row

@@ -79,7 +79,8 @@ async def _scenario(request: Request, sess: UiSession) -> Response:
 async def _agents(request: Request, sess: UiSession) -> Response:
     rt = runtime(request)
     p = sess.principal
-    accounts = {sa["address"]: sa for sa in await rt.reads.list_service_accounts()}
+    accounts = {sa["address"]: sa for sa in await rt.reads.list_service_accounts(rt.settings.org,
+                                                                                  rt.settings.workspace)}
     stats: dict[str, dict[str, Any]] = defaultdict(lambda: {"in_flight": 0, "waiting": 0, "completed": 0,
                                                             "failed": 0, "redelivered": 0, "last_at": ""})
     for r in await rt.reads.agent_intent_stats():

@@ -261,7 +261,7 @@ def test_a_service_account_changed_on_one_replica_is_not_served_stale_by_another
 
         assert (await b.write(lookup))["service_account_id"] == sa_id  # now kept by b
         changed.clear()
-        await a.write(lambda tx: agents.op_delete_service_account(tx, ADMIN, sa_id, time.time()))
+        await a.write(lambda tx: agents.op_delete_service_account(tx, S, ADMIN, sa_id, time.time()))
         await asyncio.wait_for(changed.wait(), 10)
         assert await b.write(lookup) is None
         await asyncio.gather(a.close(), b.close())

@@ -1,0 +1,33 @@
+"""Which organization and workspace a request acts in.
+
+The runtime's settings name its default pair (``settings.org`` / ``settings.workspace``); a credential of another
+workspace (a workspace admin key made for it, or a key of one of its service accounts) carries its own pair on the
+``Principal``. ``settings_for`` gives the settings a request acts with, so the engine's uses of ``s.org`` /
+``s.workspace`` (addresses it makes, rows it stamps) follow the caller; for the default workspace it is the runtime's
+own settings object, at no cost. ``owns`` is the check every read of a scoped row makes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from axme_cli.runtime.principals import Principal
+from axme_cli.runtime.settings import Settings
+
+
+def settings_for(settings: Settings, principal: Principal) -> Settings:
+    """The settings of the caller's workspace: the runtime's own ones unless the credential is another's."""
+    if principal.workspace_id is None or principal.org_id is None:
+        return settings
+    return dataclasses.replace(settings, org=principal.org_id, workspace=principal.workspace_id)
+
+
+def owns(s: Settings, row: Mapping[str, Any]) -> bool:
+    """Whether a row with ``org_id`` / ``workspace_id`` columns belongs to the workspace of ``s``."""
+    return row["org_id"] == s.org and row["workspace_id"] == s.workspace
+
+
+def only_mine(s: Settings, rows: Iterable[Mapping[str, Any]]) -> list[Any]:
+    return [r for r in rows if owns(s, r)]
