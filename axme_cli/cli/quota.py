@@ -1,5 +1,6 @@
-"""`axme quota show|set`: the workspace's quotas, AXME's CLI command (`show`), and `set` for the operator of a
-runtime of one's own.
+"""`axme quota show|set|upgrade-request`: the workspace's quotas, AXME's CLI commands (`show`, `upgrade-request`:
+an access request for a higher tier, which a reviewer approves), and `set` for the operator of a runtime of one's
+own.
 
 AXME removed `quota set` from its CLI: on its cloud, users must not set their own quotas (their tier does). Here
 whoever holds the workspace key runs the runtime, so the operator is the one who sets them: `set` needs that key
@@ -84,3 +85,38 @@ def set_(
               f"{amount(b['dimension'], b['limit'])} (kept; it holds for new work)"
               for b in answer.get("below_current_usage", [])]
     output().result(answer, lines)
+
+
+@app.command("upgrade-request")
+def upgrade_request(
+    company: Annotated[str, typer.Option("--company", show_default=False, help="Your company (2 characters or more).")],
+    justification: Annotated[str, typer.Option(
+        "--justification", show_default=False, help="Why the workspace needs more (10 characters or more).")],
+    tier: Annotated[str, typer.Option("--tier", help="The tier asked for: business, starter, corporate or "
+                                                     "email_verified.")] = "business",
+    base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
+) -> None:
+    """Ask for a higher quota tier: an access request (quota_upgrade) a reviewer approves with `POST
+    /v1/access-requests/{id}/review`; approved, the workspace's tier is recorded."""
+    from axme_cli.cli.common import client, output
+    from axme_cli.errors import UsageError
+    from axme_cli.protocol.access_requests import TIERS
+
+    company, justification = company.strip(), justification.strip()
+    if len(company) < 2:
+        raise UsageError("--company: give the company's name (2 characters or more)", fix="e.g. --company Acme")
+    if len(justification) < 10:
+        raise UsageError("--justification: say why the workspace needs more (10 characters or more)",
+                         fix='e.g. --justification "nightly imports need 50,000 intents a day"')
+    if tier not in TIERS:
+        raise UsageError(f"--tier {tier!r} is not one of {', '.join(TIERS)}", fix="e.g. --tier business")
+    with client(base_url, api_key, context) as c:
+        me = c.whoami()
+        answer = c.create_access_request({
+            "request_type": "quota_upgrade", "requester_actor_id": me["principal"]["address"],
+            "requested_tier": tier, "company_name": company, "justification": justification,
+            "org_id": me["org_id"], "workspace_id": me["workspace_id"]})
+    made = answer["access_request"]
+    output().result(answer, [f"✓ Quota upgrade requested: {made['access_request_id']} (tier {made['requested_tier']}, "
+                             f"state {made['state']}); a reviewer approves it (POST "
+                             f"/v1/access-requests/{made['access_request_id']}/review)."])

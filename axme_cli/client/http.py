@@ -278,6 +278,10 @@ class Client:
         """``{ok, overview: {quota_policy, usage_summary: {dimensions: {<dim>: {used, limit, ...}}}}}``."""
         return dict(self.get("/v1/portal/enterprise/overview"))
 
+    def create_access_request(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``{ok, access_request: {access_request_id, request_type, state, requested_tier, ...}}``."""
+        return dict(self.post("/v1/access-requests", json=body))
+
     def update_quota(self, body: dict[str, Any]) -> dict[str, Any]:
         """``{ok, quota_policy, applies_to, below_current_usage}``."""
         return dict(self.request("PATCH", "/v1/quotas", json=body))

@@ -120,11 +120,35 @@ def test_quota_set_is_for_the_workspace_key_and_keeps_a_limit_below_usage(
     (["quota", "set", "intents_per_day=5", "--overage-mode", "refuse"], "--overage-mode 'refuse'"),
     (["usage", "summary", "--window", "year"], "--window 'year'"),
     (["usage", "timeseries", "--days", "91"], "--days"),
+    (["quota", "upgrade-request", "--company", "A", "--justification", "we need far more"], "--company"),
+    (["quota", "upgrade-request", "--company", "Acme", "--justification", "more"], "--justification"),
+    (["quota", "upgrade-request", "--company", "Acme", "--justification", "we need far more", "--tier", "gold"],
+     "--tier 'gold'"),
 ])
 def test_bad_input_is_exit_2_naming_it_before_any_request(tmp_path: Path, args: list[str], named: str) -> None:
     done = run(env_for(tmp_path), *args, "--base-url", closed_port_url(), "--api-key", "k" * 20)
     assert done.returncode == 2, done.stdout + done.stderr
     assert named in done.stderr, done.stderr
+
+
+def test_quota_upgrade_request_files_an_access_request_a_reviewer_approves(
+        served: RuntimeThread, axme: tuple[dict[str, str], list[str]]) -> None:
+    env, target = axme
+    done = run(env, "quota", "upgrade-request", "--company", "Acme", "--justification", "nightly imports need more",
+               "--tier", "corporate", "--json", *target)
+    assert done.returncode == 0, done.stderr
+    made = json.loads(done.stdout)["access_request"]
+    assert (made["request_type"], made["requested_tier"], made["state"]) == ("quota_upgrade", "corporate", "pending")
+    assert (made["company_name"], made["justification"]) == ("Acme", "nightly imports need more")
+    text = run(env, "quota", "upgrade-request", "--company", "Acme", "--justification", "nightly imports need more",
+               *target)
+    assert text.returncode == 0 and "✓ Quota upgrade requested:" in text.stdout and "pending" in text.stdout
+    with served.client() as admin:
+        listed = admin.get("/v1/access-requests").json()["access_requests"]
+        assert made["access_request_id"] in {r["access_request_id"] for r in listed}
+        r = admin.post(f"/v1/access-requests/{made['access_request_id']}/review",
+                       json={"decision": "approve", "reviewer_actor_id": "ops@example.com"})
+        assert r.status_code == 200 and r.json()["access_request"]["state"] == "approved", r.text
 
 
 def test_usage_commands(served: RuntimeThread, axme: tuple[dict[str, str], list[str]]) -> None:
