@@ -73,13 +73,19 @@ async def register_endpoint(request: Request) -> Response:
     return respond(_secret({"ok": True, **result}, made[0]), request=request)
 
 
-async def list_endpoints(request: Request) -> Response:
+async def _listed(request: Request) -> tuple[Any, str, str, str | None, int]:
+    """What a list of routes or bindings reads: (runtime, org, workspace, the address asked about, limit)."""
     principal = await authenticate(request)
     rt = runtime(request)
     check_tenancy(rt.settings, dict(request.query_params))
     limit = int_param(request, "limit", 200, 1, 1000)
     address = await _listed_address(rt, principal, request.query_params.get("principal_id"))
     org, workspace = tenancy(rt.settings)
+    return rt, org, workspace, address, limit
+
+
+async def list_endpoints(request: Request) -> Response:
+    rt, org, workspace, address, limit = await _listed(request)
     rows = await rt.reads.list_routes(org, workspace, address=address, limit=limit)
     return respond({"ok": True, "routes": [engine.route_view(r) for r in rows]}, request=request)
 
@@ -159,12 +165,7 @@ async def upsert_binding(request: Request) -> Response:
 
 
 async def list_bindings(request: Request) -> Response:
-    principal = await authenticate(request)
-    rt = runtime(request)
-    check_tenancy(rt.settings, dict(request.query_params))
-    limit = int_param(request, "limit", 200, 1, 1000)
-    address = await _listed_address(rt, principal, request.query_params.get("principal_id"))
-    org, workspace = tenancy(rt.settings)
+    rt, org, workspace, address, limit = await _listed(request)
     rows = await rt.reads.list_bindings(org, workspace, address=address, limit=limit)
     return respond({"ok": True, "bindings": [engine.binding_view(r) for r in rows]}, request=request)
 

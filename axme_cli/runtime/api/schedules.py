@@ -162,28 +162,22 @@ async def get_schedule(request: Request) -> Response:
     return respond({"ok": True, "schedule": engine.schedule_view(row, full=True)}, request=request)
 
 
-async def delete_schedule(request: Request) -> Response:
-    principal = await authenticate(request)
-    schedule_id = request.path_params["schedule_id"]
-    now = runtime(request).clock.time()
-    result = await runtime(request).write(lambda tx: engine.op_delete(tx, principal, schedule_id, now))
-    return respond(result, request=request)
+def _by_id(op: Any) -> Any:
+    """The route of an operation on one schedule by its id (delete, pause, resume): its answer as it is."""
+
+    async def route(request: Request) -> Response:
+        principal = await authenticate(request)
+        schedule_id = request.path_params["schedule_id"]
+        rt = runtime(request)
+        now = rt.clock.time()
+        return respond(await rt.write(lambda tx: op(tx, principal, schedule_id, now)), request=request)
+
+    return route
 
 
-async def pause_schedule(request: Request) -> Response:
-    principal = await authenticate(request)
-    schedule_id = request.path_params["schedule_id"]
-    now = runtime(request).clock.time()
-    result = await runtime(request).write(lambda tx: engine.op_pause(tx, principal, schedule_id, now))
-    return respond(result, request=request)
-
-
-async def resume_schedule(request: Request) -> Response:
-    principal = await authenticate(request)
-    schedule_id = request.path_params["schedule_id"]
-    now = runtime(request).clock.time()
-    result = await runtime(request).write(lambda tx: engine.op_resume(tx, principal, schedule_id, now))
-    return respond(result, request=request)
+delete_schedule = _by_id(engine.op_delete)
+pause_schedule = _by_id(engine.op_pause)
+resume_schedule = _by_id(engine.op_resume)
 
 
 async def trigger_schedule(request: Request) -> Response:
