@@ -40,10 +40,11 @@ from saga import (  # noqa: E402
     DEFAULT_PG,
     Proc,
     _session,
+    axme_workflow,
     closed_loop,
     http_json,
-    postgres_backends,
     postgres_database,
+    postgres_processes,
     saga_bundle,
 )
 
@@ -142,41 +143,13 @@ async def run(args: argparse.Namespace, work: Path, database_url: str | None) ->
                                                  "--handler", "saga_handlers:handle", "--concurrency", "64",
                                                  "--ack-after", "0"], work, agent_env))
             procs.append(agents[-1])
-        template = bundle["intent"]["payload"]
-        turn = iter(range(1 << 62))
-
         async with _session(headers={**admin, "content-type": "application/json"}) as session:
-
-            async def one(order_id: str, fail: bool) -> str | None:
-                url = urls[next(turn) % len(urls)]
-                body = {**bundle, "intent": {**bundle["intent"], "payload": {**template, "order_id": order_id,
-                                                                                "fail": fail}}}
-                async with session.post(url + "/v1/scenarios/apply", json=body) as resp:
-                    if resp.status != 200:
-                        return f"apply HTTP {resp.status}: {(await resp.text())[:200]}"
-                    intent_id = (await resp.json())["intent_id"]
-                since = 0
-                for _ in range(20):
-                    async with session.get(f"{url}/v1/intents/{intent_id}/events/stream",
-                                           params={"since": str(since), "wait_seconds": "30",
-                                                   "incremental": "true"}) as resp:
-                        async for raw in resp.content:
-                            line = raw.decode().rstrip("\r\n")
-                            if not line.startswith("data:"):
-                                continue
-                            event = json.loads(line[5:])
-                            since = max(since, int(event.get("seq") or 0))
-                            if event.get("status") in ("COMPLETED", "FAILED") and \
-                                    event.get("event_type", "").startswith("intent."):
-                                return None if event["status"] == "COMPLETED" else f"ended {event['status']}"
-                            if event.get("next_seq") is not None:
-                                since = max(since, int(event["next_seq"]))
-                return "no end"
+            one = axme_workflow(session, urls, bundle)
 
             await closed_loop(one, args.clients, max(args.clients, 10), False, "warm")
             groups = {"replicas": [s.pid for s in servers], "agents": [a.pid for a in agents]}
             if database_url:
-                groups["postgres"] = postgres_backends(database_url)
+                groups["postgres"] = postgres_processes(database_url)
             threads0 = thread_cpu(servers[0].pid)
             sw0 = [sys_and_switches(p) for p in groups["replicas"]]
             cpu0 = {g: [process_cpu(p) or 0.0 for p in pids] for g, pids in groups.items()}
@@ -196,7 +169,7 @@ async def run(args: argparse.Namespace, work: Path, database_url: str | None) ->
                 spy.send_signal(2)
                 spy.wait(30)
             if database_url:  # backends that came during the run count fully
-                groups["postgres"] = sorted(set(groups["postgres"]) | set(postgres_backends(database_url)))
+                groups["postgres"] = sorted(set(groups["postgres"]) | set(postgres_processes(database_url)))
             threads1 = thread_cpu(servers[0].pid)
             sw1 = [sys_and_switches(p) for p in groups["replicas"]]
             cpu1 = {g: [process_cpu(p) or 0.0 for p in pids] for g, pids in groups.items()}

@@ -71,7 +71,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -494,6 +494,45 @@ def axme_counters(urls: list[str]) -> Counts:
     return total
 
 
+def axme_workflow(session: Any, urls: list[str], bundle: dict[str, Any]) -> Callable[[str, bool],
+                                                                                  Awaitable[str | None]]:
+    """One order saga on axme as a client runs it: apply the bundle (to each of ``urls`` in turn), then follow the
+    intent's event stream until it ends; answers None, or what went wrong."""
+    template = bundle["intent"]["payload"]
+    turn = iter(range(1 << 62))
+
+    async def one(order_id: str, fail: bool) -> str | None:
+        url = urls[next(turn) % len(urls)]
+        body = {**bundle, "intent": {**bundle["intent"], "payload": {**template, "order_id": order_id,
+                                                                        "fail": fail}}}
+        async with session.post(url + "/v1/scenarios/apply", json=body) as resp:
+            if resp.status != 200:
+                return f"apply HTTP {resp.status}: {(await resp.text())[:200]}"
+            intent_id = (await resp.json())["intent_id"]
+        since = 0
+        for _ in range(20):  # each stream waits up to 30 s
+            async with session.get(f"{url}/v1/intents/{intent_id}/events/stream",
+                                   params={"since": str(since), "wait_seconds": "30",
+                                           "incremental": "true"}) as resp:
+                if resp.status != 200:
+                    return f"stream HTTP {resp.status}"
+                async for raw in resp.content:
+                    line = raw.decode().rstrip("\r\n")
+                    if not line.startswith("data:"):
+                        continue
+                    event = json.loads(line[5:])
+                    since = max(since, int(event.get("seq") or 0))
+                    status = event.get("status")
+                    if status in ("COMPLETED", "FAILED") and event.get("event_type", "").startswith("intent."):
+                        want = "FAILED" if fail else "COMPLETED"
+                        return None if status == want else f"wrong end {status}: {json.dumps(event)[:200]}"
+                    if event.get("next_seq") is not None:
+                        since = max(since, int(event["next_seq"]))
+        return "no terminal status after 600 s"
+
+    return one
+
+
 async def run_axme(root: Path, preset: dict[str, int], procs: list[Any], system: str = "axme",
                    database_url: str | None = None, replicas: int = 1) -> list[Row]:
     """axme dev on SQLite, or ``replicas`` x ``axme server`` on one PostgreSQL database (load spread round robin,
@@ -534,42 +573,12 @@ async def run_axme(root: Path, preset: dict[str, int], procs: list[Any], system:
         procs.append(proc)
         agents.append(proc)
         started.append(proc.pid)
-    template = bundle["intent"]["payload"]
-    turn = iter(range(1 << 62))
-
     def pids() -> list[int]:
         return with_descendants(started) + (postgres_processes(database_url) if database_url else [])
 
     async with _session(headers={**admin, "content-type": "application/json"}) as session:
 
-        async def one(order_id: str, fail: bool) -> str | None:
-            url = urls[next(turn) % len(urls)]
-            body = {**bundle, "intent": {**bundle["intent"], "payload": {**template, "order_id": order_id,
-                                                                            "fail": fail}}}
-            async with session.post(url + "/v1/scenarios/apply", json=body) as resp:
-                if resp.status != 200:
-                    return f"apply HTTP {resp.status}: {(await resp.text())[:200]}"
-                intent_id = (await resp.json())["intent_id"]
-            since = 0
-            for _ in range(20):  # each stream waits up to 30 s
-                async with session.get(f"{url}/v1/intents/{intent_id}/events/stream",
-                                       params={"since": str(since), "wait_seconds": "30",
-                                               "incremental": "true"}) as resp:
-                    if resp.status != 200:
-                        return f"stream HTTP {resp.status}"
-                    async for raw in resp.content:
-                        line = raw.decode().rstrip("\r\n")
-                        if not line.startswith("data:"):
-                            continue
-                        event = json.loads(line[5:])
-                        since = max(since, int(event.get("seq") or 0))
-                        status = event.get("status")
-                        if status in ("COMPLETED", "FAILED") and event.get("event_type", "").startswith("intent."):
-                            want = "FAILED" if fail else "COMPLETED"
-                            return None if status == want else f"wrong end {status}: {json.dumps(event)[:200]}"
-                        if event.get("next_seq") is not None:
-                            since = max(since, int(event["next_seq"]))
-            return "no terminal status after 600 s"
+        one = axme_workflow(session, urls, bundle)
 
         for proc in agents:
             if not proc.alive():

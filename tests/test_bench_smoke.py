@@ -39,3 +39,12 @@ def test_writer_bench_runs_the_sagas_writes_to_the_end() -> None:
     assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     fields = dict(part.split("=") for part in proc.stdout.split())
     assert fields["workflows"] == "6" and float(fields["cpu_ms_per_wf"]) > 0, fields
+
+
+def test_pg_profile_loads_what_it_takes_from_saga() -> None:
+    """bench/pg_profile.py borrows the saga bench's client and helpers: a rename there must fail here, not when
+    someone next profiles (it runs the real thing only by hand: minutes of load)."""
+    proc = subprocess.run([sys.executable, str(BENCH.with_name("pg_profile.py")), "--help"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "--replicas" in proc.stdout
