@@ -291,20 +291,9 @@ def _run(command: str, *, database: str, api_key: str | None, org: str, workspac
 
 def _quota_defaults(values: list[str]) -> tuple[tuple[str, int], ...]:
     """``--quota DIMENSION=LIMIT`` flags as Settings.quota_defaults (a limit of none: no default for it)."""
-    from axme_cli.cli.inputs import shown
-    from axme_cli.errors import UsageError
-    from axme_cli.protocol.quotas import DIMENSIONS, parse_assignment
+    from axme_cli.cli.quota import limits_of
 
-    chosen: dict[str, int | None] = {}
-    for value in values:
-        try:
-            name, limit = parse_assignment(value)
-        except ValueError as exc:
-            raise UsageError(f"--quota {shown(value)}: {exc}", code="invalid_quota",
-                             fix=f"write --quota DIMENSION=LIMIT, e.g. --quota intents_per_day=5000; dimensions: "
-                                 f"{', '.join(DIMENSIONS)}") from None
-        chosen[name] = limit
-    return tuple((name, limit) for name, limit in chosen.items() if limit is not None)
+    return tuple((name, limit) for name, limit in limits_of(values, "--quota").items() if limit is not None)
 
 
 def _check_host(host: str) -> None:

@@ -29,19 +29,23 @@ def show(base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: Contex
     output().result(answer, lambda: quota_table(answer["overview"]))
 
 
-def _limits(values: list[str]) -> dict[str, int | None]:
+def limits_of(values: list[str], flag: str = "") -> dict[str, int | None]:
+    """``DIMENSION=LIMIT`` words as {dimension: limit} (None: none); exit 2 naming the word and the fix. ``flag``:
+    the option they came with (``--quota`` of `axme dev` / `axme server`), named in the message."""
     from axme_cli.cli.inputs import shown
     from axme_cli.errors import UsageError
     from axme_cli.protocol.quotas import DIMENSIONS, parse_assignment
 
+    said = f"{flag} " if flag else ""
+    example = "intents_per_day=5000" if flag else "intents_per_day=500 or sse_streams_max=none"
     limits: dict[str, int | None] = {}
     for value in values:
         try:
             name, limit = parse_assignment(value)
         except ValueError as exc:
-            raise UsageError(f"{shown(value)}: {exc}", code="invalid_quota",
-                             fix=f"write DIMENSION=LIMIT, e.g. intents_per_day=500 or sse_streams_max=none; "
-                                 f"dimensions: {', '.join(DIMENSIONS)}") from None
+            raise UsageError(f"{said}{shown(value)}: {exc}", code="invalid_quota",
+                             fix=f"write {said}DIMENSION=LIMIT, e.g. {said}{example}; dimensions: "
+                                 f"{', '.join(DIMENSIONS)}") from None
         limits[name] = limit
     return limits
 
@@ -68,7 +72,7 @@ def set_(
     from axme_cli.protocol.quotas import OVERAGE_MODES
     from axme_cli.render.quotas import amount
 
-    chosen = _limits(limits)
+    chosen = limits_of(limits)
     if overage_mode is not None and overage_mode not in OVERAGE_MODES:
         raise UsageError(f"--overage-mode {overage_mode!r} is not one of {', '.join(OVERAGE_MODES)}",
                          fix="e.g. --overage-mode block")
