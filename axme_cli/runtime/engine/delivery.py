@@ -45,7 +45,7 @@ def dispatch_intent(tx: Tx, to_agent: str, intent_id: str, attempt: int, now: fl
                     s: Settings | None = None) -> None:
     """Hand delivery attempt ``attempt`` of an intent to its agent: a POST to the callback_url of an http agent,
     else a row on the agent's feed. ``row``: the intent as just inserted, handed to the feed's streams after the
-    commit so they need not read it back. ``s``: the settings of the intent's workspace, whose the POST is."""
+    commit so they need not read it back. ``s``: the settings of the intent's workspace, which the POST belongs to."""
     binding = tx.http_binding(to_agent)
     if binding is None:
         at = iso(now)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -20,7 +21,7 @@ from axme_sdk.exceptions import AxmeHttpError
 
 from tests.agents_helper import FeedAgent, sse_frames
 from tests.conftest import unique
-from tests.receiver import Receiver
+from tests.receiver import Receiver, poll
 from tests.runtime.api.test_workspace_isolation import Space, err, make_sa, rt, spaces
 from tests.runtime_proc import RuntimeProcess
 
@@ -292,6 +293,22 @@ def test_webhooks_and_deliveries(rt: RuntimeProcess, spaces: dict[str, Space], w
             assert len(queued) == 1
             assert api_a.get("/v1/webhooks/deliveries", params={"intent_id": sent}).json()["deliveries"] == []
             api_b.put(f"/v1/service-accounts/{workers['b'].sa_id}/delivery", json={"delivery_mode": "stream"})
+
+
+def test_timers_act_in_the_intents_workspace(rt: RuntimeProcess, spaces: dict[str, Space],
+                                             workers: dict[str, Worker]) -> None:
+    """A deadline the scheduler fires ends B's intent in B: its outcome reaches B's inbox, A sees none of it."""
+    a, b = spaces["a"], spaces["b"]
+    me_b = b.prefix.replace("agent://", "initiator://") + "admin"
+    soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    with rt.client(b.key) as api_b, rt.client(a.key) as api_a:
+        intent_id = created(api_b, new_intent(workers["b"].address, deadline_at=soon, reply_to=me_b))
+        ended = poll(lambda: api_b.get(f"/v1/intents/{intent_id}").json()["intent"],
+                     lambda i: i["status"] == "TIMED_OUT")
+        assert ended["error"]["code"] == "intent_timeout"
+        assert intent_id in {t.get("intent_id") for t in api_b.get("/v1/inbox").json()["threads"]}
+        assert intent_id not in {t.get("intent_id") for t in api_a.get("/v1/inbox").json()["threads"]}
+        err(api_a.get(f"/v1/intents/{intent_id}"), 404, "intent_not_found")
 
 
 def _mcp(api: httpx.Client, tool: str, **args: Any) -> dict[str, Any]:
