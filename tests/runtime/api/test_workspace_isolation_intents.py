@@ -359,3 +359,20 @@ def test_the_sdk_in_another_workspace(rt: RuntimeProcess, spaces: dict[str, Spac
         assert hidden.value.status_code == 404
     resolved = sdk_b.resolve_intent(intent_id, {"status": "CANCELED", "reason": "done with it"})
     assert resolved["intent"]["status"] == "CANCELED"
+    # webhooks, approvals and deliveries through the SDK: each workspace its own
+    with Receiver() as hook:
+        sub = sdk_b.upsert_webhook_subscription({"callback_url": hook.url, "event_types": [PING]})
+        sub_id = sub["subscription"]["subscription_id"]
+        assert sub_id in {x["subscription_id"] for x in sdk_b.list_webhook_subscriptions()["subscriptions"]}
+        assert sub_id not in {x["subscription_id"] for x in sdk_a.list_webhook_subscriptions()["subscriptions"]}
+        body = task_intent()
+        task = sdk_b.create_intent(body, correlation_id=body["correlation_id"])["intent_id"]
+        for call in (lambda: sdk_a.delete_webhook_subscription(sub_id),
+                     lambda: sdk_a.decide_approval(task, decision="approve"),
+                     lambda: sdk_a.list_deliveries(org_id=b.org_id, workspace_id=b.workspace_id)):
+            with pytest.raises(AxmeHttpError) as hidden:
+                call()
+            assert hidden.value.status_code == 404
+        assert sdk_b.decide_approval(task, decision="reject")["approval"]["decision"] == "reject"
+        assert sdk_b.delete_webhook_subscription(sub_id)["revoked_at"]
+        assert sdk_b.list_deliveries(org_id=b.org_id, workspace_id=b.workspace_id)["ok"] is True
