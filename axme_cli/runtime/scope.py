@@ -31,3 +31,20 @@ def owns(s: Settings, row: Mapping[str, Any]) -> bool:
 
 def only_mine(s: Settings, rows: Iterable[Mapping[str, Any]]) -> list[Any]:
     return [r for r in rows if owns(s, r)]
+
+
+# Rows that name their workspace as ``api_keys`` does (``schedules``, ``audit_events``): NULL for the runtime's
+# default pair, so rows made before the runtime served several workspaces need no backfill. A credential carries
+# the same convention (``Principal.org_id`` None for the default workspace), so these compare with no settings.
+Pair = tuple[str | None, str | None]
+
+
+def pair_of(principal: Principal) -> Pair:
+    """The stored pair of the caller's workspace: (None, None) for the runtime's default one."""
+    return principal.org_id, principal.workspace_id
+
+
+def holds(principal: Principal, row: Mapping[str, Any] | None) -> bool:
+    """Whether a row stored with a nullable pair (``pair_of``) is of the caller's workspace; None: no row."""
+    return row is not None and (row.get("org_id"), row.get("workspace_id")) == pair_of(principal)
+
