@@ -29,6 +29,15 @@ def owns(s: Settings, row: Mapping[str, Any]) -> bool:
     return row["org_id"] == s.org and row["workspace_id"] == s.workspace
 
 
+def segments(address: str) -> tuple[str, str] | None:
+    """The organization and workspace an ``agent://`` or ``initiator://`` address names (None: no such two)."""
+    _, sep, rest = address.partition("://")
+    parts = rest.split("/")
+    if not sep or len(parts) < 3 or not parts[0] or not parts[1]:
+        return None
+    return parts[0], parts[1]
+
+
 def only_mine(s: Settings, rows: Iterable[Mapping[str, Any]]) -> list[Any]:
     return [r for r in rows if owns(s, r)]
 
@@ -39,12 +48,12 @@ def only_mine(s: Settings, rows: Iterable[Mapping[str, Any]]) -> list[Any]:
 Pair = tuple[str | None, str | None]
 
 
-def pair_of(principal: Principal) -> Pair:
+def principal_pair(principal: Principal) -> Pair:
     """The stored pair of the caller's workspace: (None, None) for the runtime's default one."""
     return principal.org_id, principal.workspace_id
 
 
-def holds(principal: Principal, row: Mapping[str, Any] | None) -> bool:
-    """Whether a row stored with a nullable pair (``pair_of``) is of the caller's workspace; None: no row."""
-    return row is not None and (row.get("org_id"), row.get("workspace_id")) == pair_of(principal)
+def belongs(principal: Principal, row: Mapping[str, Any] | None) -> bool:
+    """Whether a row stored with a nullable pair (``principal_pair``) is of the caller's workspace; None: no row."""
+    return row is not None and (row.get("org_id"), row.get("workspace_id")) == principal_pair(principal)
 

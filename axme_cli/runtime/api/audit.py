@@ -16,7 +16,7 @@ from axme_cli.runtime.api.common import authenticate, int_param, respond, runtim
 from axme_cli.runtime.api.intents import resolve_target
 from axme_cli.runtime.engine.audit import event_view
 from axme_cli.runtime.errors import Forbidden, Unprocessable
-from axme_cli.runtime.scope import pair_of, settings_for
+from axme_cli.runtime.scope import principal_pair, settings_for
 
 _ACTION_PREFIX = re.compile(r"^[a-z0-9_.]{1,128}$")
 _EVENT_ID = re.compile(r"^[0-9a-f-]{36}$")
@@ -44,7 +44,7 @@ async def list_events(request: Request) -> Response:
                             code="invalid_parameter", details={"field": "before"})
     limit = int_param(request, "limit", 100, 1, 1000)
     about = None if principal.is_admin else principal.address
-    rows = await rt.reads.list_audit_events(*pair_of(principal), about=about, owner_agent=owner,
+    rows = await rt.reads.list_audit_events(*principal_pair(principal), about=about, owner_agent=owner,
                                             action_prefix=prefix, before=before, limit=limit)
     return respond({"ok": True, "events": [event_view(r) for r in rows],
                     "next_before": rows[-1]["event_id"] if len(rows) == limit else None}, request=request)

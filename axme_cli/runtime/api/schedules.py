@@ -41,7 +41,7 @@ from axme_cli.runtime.egress import Policy, check_callback_url
 from axme_cli.runtime.engine import schedules as engine
 from axme_cli.runtime.errors import DomainError, NotFound, Unprocessable
 from axme_cli.runtime.principals import Principal
-from axme_cli.runtime.scope import holds, pair_of, settings_for
+from axme_cli.runtime.scope import belongs, principal_pair, settings_for
 from axme_cli.runtime.settings import Settings
 
 _UUID = re.compile(UUID_PATTERN)
@@ -158,7 +158,7 @@ async def list_schedules(request: Request) -> Response:
     if cursor is not None and not _UUID.match(cursor):
         raise Unprocessable("cursor: not a cursor this list gave (next_cursor of the previous page)",
                             code="invalid_parameter", details={"field": "cursor"})
-    rows = await runtime(request).reads.list_schedules(*pair_of(principal), before=cursor, limit=limit)
+    rows = await runtime(request).reads.list_schedules(*principal_pair(principal), before=cursor, limit=limit)
     next_cursor = rows[-1]["schedule_id"] if len(rows) == limit else None
     return respond({"ok": True, "schedules": [engine.schedule_view(r) for r in rows], "next_cursor": next_cursor},
                    request=request)
@@ -169,7 +169,7 @@ async def get_schedule(request: Request) -> Response:
     engine.check_may_read(principal)
     schedule_id = request.path_params["schedule_id"]
     row = await runtime(request).reads.get_schedule(schedule_id)
-    if row is None or not holds(principal, row):  # another workspace's is as missing
+    if row is None or not belongs(principal, row):  # another workspace's is as missing
         raise NotFound(f"schedule {schedule_id} not found", code="schedule_not_found")
     return respond({"ok": True, "schedule": engine.schedule_view(row, full=True)}, request=request)
 

@@ -13,13 +13,13 @@ from axme_cli.protocol.ids import uuid7
 from axme_cli.runtime.clock import iso
 from axme_cli.runtime.engine.codec import dumps, loads
 from axme_cli.runtime.principals import Principal
-from axme_cli.runtime.scope import Pair, pair_of
+from axme_cli.runtime.scope import Pair, principal_pair
 from axme_cli.runtime.store.base import Row, Tx
 
 
 def record(tx: Tx, action: str, now: float, *, actor: str, key_id: str | None = None, owner_agent: str | None = None,
            target: tuple[str, str] | None = None, workspace: Pair = (None, None), **details: Any) -> None:
-    """``workspace``: the pair the event belongs to (``scope.pair_of``; (None, None) the runtime's default one,
+    """``workspace``: the pair the event belongs to (``scope.principal_pair``; (None, None) the runtime's default one,
     as for logins, which are the runtime's)."""
     tx.insert_audit_event({
         "event_id": uuid7(), "created_at": iso(now), "action": action, "actor": actor, "key_id": key_id,
@@ -32,7 +32,8 @@ def record(tx: Tx, action: str, now: float, *, actor: str, key_id: str | None = 
 
 def by(tx: Tx, action: str, now: float, principal: Principal, **fields: Any) -> None:
     """``record`` with the caller as the actor and its credential's id, in the caller's workspace."""
-    record(tx, action, now, actor=principal.address, key_id=principal.key_id, workspace=pair_of(principal), **fields)
+    record(tx, action, now, actor=principal.address, key_id=principal.key_id, workspace=principal_pair(principal),
+           **fields)
 
 
 def event_view(row: Row) -> dict[str, Any]:

@@ -26,13 +26,13 @@ from __future__ import annotations
 from typing import Any
 
 from axme_cli.protocol import mesh as wire
-from axme_cli.protocol.addresses import SCHEME
 from axme_cli.protocol.ids import uuid7
 from axme_cli.runtime.clock import iso
 from axme_cli.runtime.engine import audit
 from axme_cli.runtime.engine.codec import dumps, loads
 from axme_cli.runtime.errors import Forbidden, NotFound
 from axme_cli.runtime.principals import Principal
+from axme_cli.runtime.scope import segments
 from axme_cli.runtime.settings import Settings
 from axme_cli.runtime.store.base import Reads, Row, Tx
 
@@ -50,11 +50,7 @@ def scope(s: Settings) -> tuple[str, str]:
 def where(s: Settings, address: str) -> tuple[str, str]:
     """The org and workspace of the agent at ``address`` (``agent://<org>/<workspace>/<name>``); else those of
     ``s``."""
-    if address.startswith(SCHEME):
-        parts = address[len(SCHEME):].split("/")
-        if len(parts) == 3:
-            return parts[0], parts[1]
-    return scope(s)
+    return segments(address) or scope(s)
 
 
 # ---------------------------------------------------------------------------------------------

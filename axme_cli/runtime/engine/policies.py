@@ -50,6 +50,7 @@ from axme_cli.runtime.clock import iso
 from axme_cli.runtime.engine import audit
 from axme_cli.runtime.errors import Conflict, Forbidden, NotFound, Unprocessable
 from axme_cli.runtime.principals import Principal
+from axme_cli.runtime.scope import segments
 from axme_cli.runtime.settings import Settings
 from axme_cli.runtime.store.base import Row, Tx
 
@@ -342,14 +343,6 @@ def invalidate(memo: dict[str, Any]) -> None:
         cache.invalidate()
 
 
-def _pair_of(address: str) -> tuple[str, str] | None:
-    """The org and workspace of an ``agent://org/ws/name`` address (None for anything else)."""
-    if not address.startswith(addresses.SCHEME):
-        return None
-    parts = address[len(addresses.SCHEME):].split("/")
-    return (parts[0], parts[1]) if len(parts) == 3 and all(parts) else None
-
-
 def _org_of(address: str) -> str | None:
     """The org of an ``agent://org/ws/name`` address (None for anything else)."""
     if not address.startswith(addresses.SCHEME):
@@ -365,7 +358,7 @@ def check_send(tx: Tx, s: Settings, sender: str, recipient: str, **context: Any)
     and org (an agent's policy lives where the agent does), whatever workspace ``s`` is of."""
     if not sender.startswith(addresses.SCHEME):
         return  # the workspace key or a person, as themselves
-    org, workspace = _pair_of(recipient) or scope_of(s)
+    org, workspace = segments(recipient) or scope_of(s)
     rules = cache_of(tx.memo).rules(tx, org, workspace)
     if rules.empty:
         return

@@ -10,7 +10,7 @@ and ``schedule_id`` in its view. What to do with a missed or overlapping occurre
 Schedules are workspace configuration: the workspace admin key creates, changes, triggers and deletes them; people
 (and the admin key) read them; agent keys may do neither. Runs are sent as the admin key that created the schedule.
 A schedule belongs to the workspace of the key that made it (``org_id`` / ``workspace_id``, NULL for the runtime's
-default one: ``scope.pair_of``): another workspace's schedule is 404, and its runs act in its own workspace. An
+default one: ``scope.principal_pair``): another workspace's schedule is 404, and its runs act in its own workspace. An
 intent schedule sent to an alias (``spec.to_alias``) resolves it again at each run, so a run follows a rebind.
 """
 
@@ -30,7 +30,7 @@ from axme_cli.runtime.engine import schedule_times as times
 from axme_cli.runtime.engine.codec import dumps, loads
 from axme_cli.runtime.errors import Forbidden, NotFound, Unprocessable
 from axme_cli.runtime.principals import Principal
-from axme_cli.runtime.scope import holds, pair_of, settings_for
+from axme_cli.runtime.scope import belongs, principal_pair, settings_for
 from axme_cli.runtime.settings import Settings
 from axme_cli.runtime.store.base import Row, Tx
 
@@ -93,7 +93,7 @@ def schedule_view(row: Row, *, full: bool = False) -> dict[str, Any]:
 def _row(tx: Tx, schedule_id: str, principal: Principal) -> Row:
     """The schedule, if it is of the caller's workspace (another's is 404, as a missing one)."""
     row = tx.get_schedule(schedule_id)
-    if not holds(principal, row):
+    if not belongs(principal, row):
         raise NotFound(f"schedule {schedule_id} not found", code="schedule_not_found")
     assert row is not None
     return row
@@ -128,7 +128,7 @@ def _create(tx: Tx, principal: Principal, req: dict[str, Any], now: float) -> di
         "status": PAUSED if paused else ACTIVE,
         "next_fire_ts": None if paused else next_after(req["cron"], req["timezone"], now),
         "created_by": principal.address, "created_by_key_id": principal.key_id,
-        "org_id": pair_of(principal)[0], "workspace_id": pair_of(principal)[1],
+        "org_id": principal_pair(principal)[0], "workspace_id": principal_pair(principal)[1],
         "created_at": iso(now), "updated_at": iso(now),
     }
     tx.insert_schedule(row)
