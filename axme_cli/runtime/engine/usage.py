@@ -189,8 +189,8 @@ class Counters:
 
     def observe(self, seen: Iterable[tuple[Any, ...]]) -> None:
         """Facts of a committed transaction (``Notes.seen``), on the event loop after the commit. An intent counts
-        in the workspace its doc names (``org_id`` / ``workspace_id``), a fact ``("usage", counter, n, pair)`` in
-        ``pair``; what names none in ``home``."""
+        in the workspace its fact (``("created", doc, size, pair)``) or doc (``org_id`` / ``workspace_id``) names, a
+        fact ``("usage", counter, n, pair)`` in ``pair``; what names none in ``home``."""
         day = ""
         for fact in seen:
             what = fact[0]
@@ -198,9 +198,9 @@ class Counters:
                 continue
             if not day:
                 day = day_of(self._clock.time())
-            if what == "created":
+            if what == "created":  # ("created", doc, size[, pair])
                 doc, size = fact[1], fact[2] if len(fact) > 2 else 0
-                pair = _pair_of_doc(doc)
+                pair = fact[3] if len(fact) > 3 and fact[3] else _pair_of_doc(doc)
                 self.add(INTENTS_CREATED, day, pair=pair)
                 if size:
                     self.add(STORED, EVER, size, pair)

@@ -494,3 +494,24 @@ def test_the_daily_pass_folds_every_workspaces_minutes_and_drops_old_mesh_events
             await store.close()
 
     test_store.run(main())
+
+
+def test_counters_keep_each_workspace_apart() -> None:
+    """usage.Counters: what a committed transaction noted counts in the workspace it names, else the default one."""
+    counters = usage.Counters(ManualClock(START), home=("local", "dev"))
+    b = ("org-b", "ws-b")
+    day = usage.day_of(START)
+    in_c = {"org_id": "org-c", "workspace_id": "c"}
+    counters.observe([("created", {}, 10), ("created", {}, 5, b), ("created", in_c, 7),
+                      ("usage", usage.INTENTS, 1, b), ("usage", usage.INTENTS, 1), ("delivered", {})])
+    counters.refused("intents_per_day", b)
+    home, theirs = counters.snapshot()[0], counters.snapshot(b)[0]
+    assert home == {(usage.INTENTS_CREATED, day): 1, (usage.STORED, usage.EVER): 10, (usage.STORED_ADDED, day): 10,
+                    (usage.PAYLOAD_BYTES, day): 10, (usage.INTENTS, day): 1, (usage.DELIVERIES, day): 1}
+    assert theirs == {(usage.INTENTS_CREATED, day): 1, (usage.STORED, usage.EVER): 5, (usage.STORED_ADDED, day): 5,
+                      (usage.PAYLOAD_BYTES, day): 5, (usage.INTENTS, day): 1, ("refused.intents_per_day", day): 1}
+    assert counters.snapshot(("org-c", "c"))[0][(usage.STORED, usage.EVER)] == 7
+    taken = counters.take()
+    assert set(taken) == {("local", "dev"), b, ("org-c", "c")} and counters.take() == {}
+    counters.put_back(taken)  # a flush that failed: all of it held again, per workspace
+    assert counters.snapshot(b)[0] == theirs
