@@ -6,7 +6,8 @@ token of it (a refreshed one too) then acts in that workspace, where the familie
 it as they serve that workspace's admin key (service accounts: B's, never A's) and the others refuse it
 (403 workspace_not_served); only a workspace of an active membership may be selected (404 as for a missing one,
 whether or not it exists); the selection lapses with the membership; the default pair goes back to the default
-workspace. ``/v1/workspaces/{ws}/members/include`` and ``.../{member}/exclude`` have the gateway's shapes."""
+workspace; a person's own login sessions stay theirs wherever they act. ``/v1/workspaces/{ws}/members/include``
+and ``.../{member}/exclude`` have the gateway's shapes."""
 
 from __future__ import annotations
 
@@ -106,6 +107,11 @@ def test_a_selected_person_acts_in_that_workspace(rt: RuntimeProcess) -> None:
             "service_account_id"]
         # a family not opened to other workspaces refuses her there, as it refuses B's key
         err(api.get("/v1/intents", headers=as_ann), 403, "workspace_not_served")
+        # her login sessions are hers wherever she acts (B's key may not see people's sessions)
+        sessions = ok(api.get("/v1/auth/sessions", headers=as_ann))
+        assert sessions["current_session_id"] == ann["session_id"]
+        err(api.get("/v1/auth/sessions", headers={"x-api-key": made["blue"]["key"]["token"]}), 403,
+            "workspace_not_served")
         # a refreshed access token of the same session acts there too
         refreshed = ok(api.post("/v1/auth/refresh", json={"refresh_token": ann["refresh_token"]}))
         assert ok(api.get("/v1/portal/personal/context", headers=bearer(refreshed["access_token"])))["context"][
