@@ -78,13 +78,16 @@ def credential_of(request: Request) -> str | None:
     return api_key_of(request)
 
 
-async def authenticate(request: Request, *, refusable: bool = True, elsewhere_ok: bool = False) -> Principal:
+async def authenticate(request: Request, *, refusable: bool = True, elsewhere_ok: bool = False,
+                       person_anywhere: bool = False) -> Principal:
     """Who calls, within the per-key rate limit; the request counts against its workspace's
     ``rate_limit_per_minute`` quota (engine/quotas.py), which refuses it past the limit unless not ``refusable``
     (the quota routes: an operator can always change a quota). ``elsewhere_ok``: a key of another workspace than
-    the runtime's default one may call this route (``Authenticator.authenticate``)."""
+    the runtime's default one may call this route; ``person_anywhere``: a person acting in any workspace may
+    (``Authenticator.authenticate``)."""
     rt = runtime(request)
-    principal = await rt.auth.authenticate(credential_of(request), elsewhere_ok=elsewhere_ok)
+    principal = await rt.auth.authenticate(credential_of(request), elsewhere_ok=elsewhere_ok,
+                                           person_anywhere=person_anywhere)
     shared = rt.quotas.request(settings_for(rt.settings, principal), refusable=refusable)
     if shared is not None:  # the count replicas share: a write
         await shared

@@ -408,6 +408,10 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     def prune_ui_sessions(self, before_ts: float) -> int: ...
 
+    @abc.abstractmethod
+    def select_ui_workspace(self, session_id: str, org_id: str | None, workspace_id: str | None) -> None:
+        """The workspace the dashboard session acts in (None, None: the runtime's default one)."""
+
     # users and invites (store/users_sql.py)
     @abc.abstractmethod
     def user_by(self, column: str, value: str) -> Row | None:
@@ -666,6 +670,10 @@ class Tx(abc.ABC):
     def workspace_named(self, org_id: str, name: str) -> Row | None: ...
 
     @abc.abstractmethod
+    def find_workspace(self, workspace_id: str) -> Row | None:
+        """The workspace of this id in whichever organization (ids are unique across them)."""
+
+    @abc.abstractmethod
     def update_workspace(self, workspace_id: str, fields: Row) -> None: ...
 
     @abc.abstractmethod
@@ -678,7 +686,8 @@ class Tx(abc.ABC):
     def live_members(self, org_id: str) -> list[Row]: ...
 
     @abc.abstractmethod
-    def update_member(self, member_id: str, fields: Row) -> None: ...
+    def update_member(self, member_id: str, fields: Row) -> None:
+        """Also marks ``notes.keys_changed``: a person's selected workspace lapses with their membership there."""
 
     @abc.abstractmethod
     def actor_memberships(self, keys: tuple[str, ...], org_id: str) -> list[Row]: ...
@@ -729,7 +738,8 @@ class Reads(abc.ABC):
 
     @abc.abstractmethod
     async def session_token(self, token_id: str) -> Row | None:
-        """A session token with its session (``session_*`` columns) and the actor's email and id."""
+        """A session token with its session (``session_*`` columns, and ``org_id`` / ``workspace_id``: the workspace
+        selected for it, NULL for the default one) and the actor's email and id."""
 
     @abc.abstractmethod
     async def list_sessions(self, actor_id: str | None, *, include_revoked: bool) -> list[Row]:

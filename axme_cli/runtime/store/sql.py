@@ -399,6 +399,7 @@ class SqlReads(OutboundReadSql, AuditReadSql, InboxReadSql, MediaReadSql, TaskLi
             lambda c: _one(
                 c,
                 "SELECT t.*, s.actor_id, s.revoked_at AS session_revoked_at, s.expires_ts AS session_expires_ts, "
+                "s.org_id, s.workspace_id, "
                 "a.email FROM session_tokens t JOIN sessions s ON s.session_id = t.session_id "
                 "JOIN actors a ON a.actor_id = s.actor_id WHERE t.token_id = ?",
                 (token_id,),
