@@ -29,5 +29,31 @@ def owns(s: Settings, row: Mapping[str, Any]) -> bool:
     return row["org_id"] == s.org and row["workspace_id"] == s.workspace
 
 
+def segments(address: str) -> tuple[str, str] | None:
+    """The organization and workspace an ``agent://`` or ``initiator://`` address names (None: no such two)."""
+    _, sep, rest = address.partition("://")
+    parts = rest.split("/")
+    if not sep or len(parts) < 3 or not parts[0] or not parts[1]:
+        return None
+    return parts[0], parts[1]
+
+
 def only_mine(s: Settings, rows: Iterable[Mapping[str, Any]]) -> list[Any]:
     return [r for r in rows if owns(s, r)]
+
+
+# Rows that name their workspace as ``api_keys`` does (``schedules``, ``audit_events``): NULL for the runtime's
+# default pair, so rows made before the runtime served several workspaces need no backfill. A credential carries
+# the same convention (``Principal.org_id`` None for the default workspace), so these compare with no settings.
+Pair = tuple[str | None, str | None]
+
+
+def principal_pair(principal: Principal) -> Pair:
+    """The stored pair of the caller's workspace: (None, None) for the runtime's default one."""
+    return principal.org_id, principal.workspace_id
+
+
+def belongs(principal: Principal, row: Mapping[str, Any] | None) -> bool:
+    """Whether a row stored with a nullable pair (``principal_pair``) is of the caller's workspace; None: no row."""
+    return row is not None and (row.get("org_id"), row.get("workspace_id")) == principal_pair(principal)
+

@@ -1390,9 +1390,10 @@ OPERATIONS.update({
                                "`key.token` is answered once (a replay of the Idempotency-Key answers it again)."),
     ("POST", "/v1/organizations/{org_id}/workspaces/{workspace_id}/keys"): Op(
         "Make another admin key of a workspace", "organizations", _ok(key=ref("WorkspaceKey")), errors=(403,),
-        description=_ORG_WHO + " So far a key of a workspace other than the runtime's default works on the "
-                               "organization routes and the service-account and agent-directory routes, in its "
-                               "own workspace (elsewhere 403 workspace_not_served)."),
+        description=_ORG_WHO + " So far a key of a workspace other than the runtime's default works, in its own "
+                               "workspace, on the organization, service-account, agent-directory, schedule, mesh, "
+                               "quota, usage, sender-policy, alias, routing, transport-binding, access-request, "
+                               "principal and audit routes (elsewhere 403 workspace_not_served)."),
     ("GET", "/v1/organizations/{org_id}/workspaces"): Op(
         "List an organization's workspaces, oldest first", "organizations", _ok(workspaces=array(ref("Workspace"))),
         errors=(403,), axp="api.organizations.workspaces.list.response.v1", description=_ORG_WHO),

@@ -109,8 +109,9 @@ def _joined(mine: dict[str, list[Any]] | None, more: dict[str, list[Any]]) -> di
 class Tx(abc.ABC):
     """The view of one write transaction."""
 
-    # The quota limits in force when the transaction began (engine/quotas.Limits, set by the store from
-    # ``Store.limits``); None: no limit is set, and an operation that would count against one asks nothing.
+    # The quota limits in force when the transaction began, of every workspace (engine/quotas.LimitBook, set by the
+    # store from ``Store.limits``); None: no limit is set anywhere, and an operation that would count against one
+    # asks nothing.
     limits: Any = None
 
     def __init__(self) -> None:
@@ -583,6 +584,10 @@ class Tx(abc.ABC):
     def insert_mesh_event(self, row: Row) -> None: ...
 
     @abc.abstractmethod
+    def prune_mesh_events(self, before_id: str) -> int:
+        """Drop the mesh events with an id below ``before_id`` (older: UUIDv7); how many."""
+
+    @abc.abstractmethod
     def release_held_outbound(self, owner_agent: str, now: float) -> int:
         """Pending deliveries of ``owner_agent`` held while it was killed become due at ``now``."""
 
@@ -614,6 +619,9 @@ class Tx(abc.ABC):
 
     @abc.abstractmethod
     def minute_peaks(self, org_id: str, workspace_id: str, counter: str, before: str) -> list[Row]: ...
+
+    @abc.abstractmethod
+    def minute_workspaces(self, counter: str, before: str) -> list[tuple[str, str]]: ...
 
     @abc.abstractmethod
     def drop_minutes(self, org_id: str, workspace_id: str, counter: str, before: str) -> None: ...
@@ -772,9 +780,11 @@ class Reads(abc.ABC):
 
     # the audit log
     @abc.abstractmethod
-    async def list_audit_events(self, *, about: str | None, owner_agent: str | None, action_prefix: str | None,
+    async def list_audit_events(self, org_id: str | None = None, workspace_id: str | None = None, *,
+                                about: str | None, owner_agent: str | None, action_prefix: str | None,
                                 before: str | None, limit: int) -> list[Row]:
-        """Newest first; ``about``: only events whose actor or owner_agent it is."""
+        """The events of one workspace (None: the default one) newest first; ``about``: only events whose actor
+        or owner_agent it is."""
     # inbox
     @abc.abstractmethod
     async def list_inbox(self, owner_agent: str, statuses: list[str] | None, limit: int) -> list[Row]:
@@ -841,8 +851,10 @@ class Reads(abc.ABC):
 
     # schedules
     @abc.abstractmethod
-    async def list_schedules(self, *, before: str | None, limit: int) -> list[Row]:
-        """Newest first; ``before``: the previous page's last schedule id."""
+    async def list_schedules(self, org_id: str | None = None, workspace_id: str | None = None, *,
+                             before: str | None, limit: int) -> list[Row]:
+        """The schedules of one workspace (None: the default one), newest first; ``before``: the previous page's
+        last schedule id."""
 
     @abc.abstractmethod
     async def get_schedule(self, schedule_id: str) -> Row | None: ...
@@ -911,10 +923,10 @@ class Reads(abc.ABC):
 
     # the agent mesh; scope: (org_id, workspace_id)
     @abc.abstractmethod
-    async def mesh_killed_addresses(self, scope: tuple[str, str]) -> list[str]: ...
+    async def mesh_killed_addresses(self, scope: tuple[str, str] | None) -> list[str]: ...
 
     @abc.abstractmethod
-    async def mesh_agents(self, scope: tuple[str, str]) -> list[Row]: ...
+    async def mesh_agents(self, scope: tuple[str, str] | None) -> list[Row]: ...
 
     @abc.abstractmethod
     async def mesh_agent_row(self, scope: tuple[str, str], address: str) -> Row | None: ...
@@ -927,6 +939,9 @@ class Reads(abc.ABC):
     # quotas and usage
     @abc.abstractmethod
     async def read_quota_policy(self, org_id: str, workspace_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    async def read_quota_policies(self) -> list[Row]: ...
 
     @abc.abstractmethod
     async def usage_rows(self, org_id: str, workspace_id: str, counters: list[str], since: str,

@@ -239,9 +239,8 @@ def test_a_workspace_key_administers_its_workspace_and_nothing_else_yet(rt: Runt
 
         # the families not opened to other workspaces yet (tests/runtime/api/test_workspace_isolation.py has those
         # that are) serve the default workspace only: refused, never the default's data
-        for method, path in (("GET", "/v1/intents"), ("POST", "/v1/intents"), ("GET", "/v1/mesh/agents"),
-                             ("GET", "/v1/inbox"), ("GET", "/v1/webhooks/subscriptions"),
-                             ("GET", "/v1/auth/whoami"), ("GET", "/v1/audit/events")):
+        for method, path in (("GET", "/v1/intents"), ("POST", "/v1/intents"), ("GET", "/v1/inbox"),
+                             ("GET", "/v1/webhooks/subscriptions"), ("GET", "/v1/auth/whoami")):
             err(api.request(method, path, headers=as_blue, json={} if method == "POST" else None), 403,
                 "workspace_not_served")
         mcp = api.post("/mcp", headers=as_blue, json={"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {

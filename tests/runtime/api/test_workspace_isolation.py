@@ -1,5 +1,6 @@
 """Workspace isolation over a real runtime, on both backends: the families opened to other workspaces than the
-runtime's default one (service accounts, their keys and the agent directory) serve a workspace's admin key in its
+runtime's default one (service accounts, their keys and the agent directory here; the governance families in
+test_workspace_isolation_gov.py) serve a workspace's admin key in its
 own workspace, and one workspace sees and changes nothing of another (404 for its ids, lists without its rows), in
 both directions; a service account of a workspace gets that workspace's addresses and its keys carry it; the
 families not opened yet still refuse those keys (403 workspace_not_served)."""
@@ -133,8 +134,9 @@ def test_a_workspaces_agent_key_carries_its_workspace(rt: RuntimeProcess, spaces
         # an agent key manages no service accounts, in its workspace or elsewhere
         err(as_agent.post("/v1/service-accounts", json={"name": unique("more")}), 403, "policy_denied")
         # the families not opened to other workspaces yet refuse it, and show nothing of the default one
+        # (the governance families are open: tests/runtime/api/test_workspace_isolation_gov.py)
         for method, path in (("GET", "/v1/intents"), ("POST", "/v1/intents"), ("GET", "/v1/inbox"),
-                             ("GET", "/v1/webhooks/subscriptions"), ("GET", "/v1/mesh/agents"),
+                             ("GET", "/v1/webhooks/subscriptions"),
                              ("GET", f"/v1/service-accounts/{sa['service_account_id']}/delivery")):
             err(as_agent.request(method, path, json={} if method == "POST" else None), 403, "workspace_not_served")
     # the default workspace's admin cannot reach it through those families either
