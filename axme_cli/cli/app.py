@@ -23,6 +23,7 @@ from axme_cli.cli import (
     intents,
     mcp,
     media,
+    member,
     mesh,
     org,
     quota,
@@ -263,6 +264,7 @@ app.add_typer(media.app, name="media")
 app.add_typer(schemas.app, name="schemas")
 app.add_typer(org.app, name="org")
 app.add_typer(workspace.app, name="workspace")
+app.add_typer(member.app, name="member")
 app.add_typer(mesh.app, name="mesh")
 app.add_typer(quota.app, name="quota")
 app.add_typer(usage.app, name="usage")

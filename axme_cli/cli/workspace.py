@@ -8,9 +8,12 @@ from typing import Annotated, Any
 import typer
 
 from axme_cli.cli.common import ApiKeyOpt, BaseUrlOpt, ContextOpt
+from axme_cli.cli.member import workspace_members
 from axme_cli.cli.org import OrgIdOpt
 
-app = typer.Typer(help="Workspaces: list, create, update, use.", no_args_is_help=True, rich_markup_mode=None)
+app = typer.Typer(help="Workspaces: list, create, update, use; their members.", no_args_is_help=True,
+                  rich_markup_mode=None)
+app.add_typer(workspace_members, name="members")
 
 ENVIRONMENTS = ("sandbox", "staging", "production")
 STATUSES = ("active", "suspended", "archived")
@@ -104,7 +107,8 @@ def use(
                                              help="A workspace's id or name, as `axme workspace list` shows.")],
     base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
 ) -> None:
-    """Point the context at a workspace you may see: its org_id and workspace_id are saved in it."""
+    """Point the context at a workspace you may see: its org_id and workspace_id are saved in it, and a person's
+    session (`axme login`) acts there from now on (the runtime's default workspace: back to it)."""
     from axme_cli.cli.common import client, output
     from axme_cli.config import contexts
     from axme_cli.errors import UsageError
@@ -112,15 +116,18 @@ def use(
     with client(base_url, api_key, context) as c:
         answer = c.personal_context()
         name = c.target.context if c.target else None
-    found = [w for w in answer["workspaces"] if workspace in (w["workspace_id"], w["name"])]
-    if len(found) != 1:
-        known = ", ".join(f"{w['name']} ({w['workspace_id']})" for w in answer["workspaces"]) or "none"
-        raise UsageError(f"WORKSPACE {workspace!r} " + ("names several workspaces" if found else "is not one you see"),
-                         fix=f"use an id from `axme workspace list`; yours: {known}")
-    ws = found[0]
-    if name is None:
-        raise UsageError("no context to save the workspace in", fix="axme context set <name> ... first")
+        found = [w for w in answer["workspaces"] if workspace in (w["workspace_id"], w["name"])]
+        if len(found) != 1:
+            known = ", ".join(f"{w['name']} ({w['workspace_id']})" for w in answer["workspaces"]) or "none"
+            raise UsageError(f"WORKSPACE {workspace!r} " + ("names several workspaces" if found
+                                                            else "is not one you see"),
+                             fix=f"use an id from `axme workspace list`; yours: {known}")
+        ws = found[0]
+        if name is None:
+            raise UsageError("no context to save the workspace in", fix="axme context set <name> ... first")
+        # a person's session acts in the workspace the runtime has selected for it; an API key in its own one
+        selected = c.select_workspace(ws["org_id"], ws["workspace_id"]) if c.actor_token else None
     contexts.upsert(name, {"org_id": ws["org_id"], "workspace_id": ws["workspace_id"]})
-    result = {"ok": True, "context": name, "selected_workspace": ws,
+    result = {"ok": True, "context": name, "selected_workspace": ws, "session_selected": selected is not None,
               "selected_organization": {"org_id": ws["org_id"], "name": ws["org_name"]}}
     output().result(result, [f"✓ Switched to workspace: {ws['name']} ({ws['org_name']})"])

@@ -318,6 +318,32 @@ class Client:
         return dict(self.request("PATCH", f"/v1/organizations/{quote(org_id, safe='')}/workspaces/"
                                           f"{quote(workspace_id, safe='')}", json=body))
 
+    def select_workspace(self, org_id: str, workspace_id: str) -> dict[str, Any]:
+        """``{context, selected_workspace, selected_organization}``: the person's session acts there from now on."""
+        return dict(self.post("/v1/portal/personal/workspace-selection",
+                              json={"org_id": org_id, "workspace_id": workspace_id}))
+
+    def list_members(self, org_id: str, workspace_id: str | None = None) -> dict[str, Any]:
+        params = {"workspace_id": workspace_id} if workspace_id else None
+        return dict(self.get(f"/v1/organizations/{quote(org_id, safe='')}/members", params=params))
+
+    def add_member(self, org_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.post(f"/v1/organizations/{quote(org_id, safe='')}/members", json=body))
+
+    def update_member(self, org_id: str, member_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.request("PATCH", f"/v1/organizations/{quote(org_id, safe='')}/members/"
+                                          f"{quote(member_id, safe='')}", json=body))
+
+    def remove_member(self, org_id: str, member_id: str) -> dict[str, Any]:
+        return dict(self.delete(f"/v1/organizations/{quote(org_id, safe='')}/members/{quote(member_id, safe='')}"))
+
+    def include_member(self, workspace_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.post(f"/v1/workspaces/{quote(workspace_id, safe='')}/members/include", json=body))
+
+    def exclude_member(self, workspace_id: str, member_id: str) -> dict[str, Any]:
+        return dict(self.delete(f"/v1/workspaces/{quote(workspace_id, safe='')}/members/"
+                                f"{quote(member_id, safe='')}/exclude"))
+
     # ------------------------------------------------------------------ routes: the inbox (x-owner-agent: whose)
     def list_threads(self, *, owner: str | None, limit: int, status: str | None = None) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"limit": limit}

@@ -12,6 +12,7 @@ WORKSPACE_STATUSES = ("active", "suspended", "archived")
 ENVIRONMENTS = ("sandbox", "staging", "production")
 ROLES = ("org_owner", "org_admin", "workspace_admin", "member", "billing_viewer", "security_auditor")
 ORG_ROLES = ("org_owner", "org_admin", "billing_viewer", "security_auditor")  # of the whole organization
+WORKSPACE_ROLES = ("workspace_admin", "member")  # of one workspace
 MEMBER_STATUSES = ("active", "invited", "suspended", "removed")
 
 
@@ -72,3 +73,24 @@ class MemberUpdateRequest(BaseModel):
 
     role: Literal[ROLES] | None = None  # type: ignore[valid-type]
     status: Literal[MEMBER_STATUSES] | None = None  # type: ignore[valid-type]
+
+
+class MemberIncludeRequest(BaseModel):
+    """AXME's ``POST /v1/workspaces/{workspace_id}/members/include``: ``org_id`` and ``workspace_id`` may be left
+    out (the path's workspace decides them); given, they must be its."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    actor_id: _text(1, 255)  # type: ignore[valid-type]
+    role: Literal[WORKSPACE_ROLES] = "member"  # type: ignore[valid-type]
+    org_id: _text(1, 255) | None = None  # type: ignore[valid-type]
+    workspace_id: _text(1, 255) | None = None  # type: ignore[valid-type]
+
+
+class WorkspaceSelectionRequest(BaseModel):
+    """AXME's ``POST /v1/portal/personal/workspace-selection``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    org_id: _text(1, 255)  # type: ignore[valid-type]
+    workspace_id: _text(1, 255)  # type: ignore[valid-type]

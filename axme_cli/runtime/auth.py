@@ -3,11 +3,13 @@ resolved through the store and cached for a few seconds, then held to the per-ke
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from axme_cli.runtime import principals as pr
 from axme_cli.runtime.clock import SYSTEM, Clock, iso, parse_iso
 from axme_cli.runtime.engine import auth as auth_engine
+from axme_cli.runtime.engine import orgs
 from axme_cli.runtime.errors import Forbidden, Unauthorized
 from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.ratelimit import KeyLimit
@@ -25,19 +27,25 @@ class Authenticator:
         rate = settings.rate_limit_per_second
         self._limit = KeyLimit(rate, clock) if rate > 0 else None
 
-    async def authenticate(self, token: str | None, *, elsewhere_ok: bool = False) -> Principal:
+    async def authenticate(self, token: str | None, *, elsewhere_ok: bool = False,
+                           person_anywhere: bool = False) -> Principal:
         """The principal of ``token`` (Unauthorized if none), within its rate limit (TooManyRequests past it).
 
-        A key of a workspace other than the runtime's default one works only where ``elsewhere_ok`` (the routes
-        that act in the caller's workspace, ``runtime/scope.py``: organizations and workspaces, service accounts
-        and their keys, the agent directory, intents and workflows, inbox, approvals, tasks, webhooks and
-        deliveries, MCP): the other routes serve the default workspace alone so far (403)."""
+        A key of a workspace other than the runtime's default one works only where ``elsewhere_ok`` (the routes of
+        organizations and workspaces, of service accounts and their keys, the agent directory, the governance
+        families and the intent families, which act in the caller's workspace: ``runtime/scope.py``): the other
+        routes serve the default workspace alone so far (403). ``person_anywhere``: a person acting in any workspace
+        may call it (their own login sessions, which are the runtime's, not a workspace's), a key of another
+        workspace may not."""
         principal = await self._principal(token)
-        if principal.elsewhere and not elsewhere_ok:
-            raise Forbidden(f"this key is workspace {principal.workspace_id}'s; this runtime serves this route only "
-                            "in its default workspace so far (other workspaces have the organization, service-account, "
-                            "agent, intent, workflow, inbox, approval, task, webhook, delivery and MCP routes; use the "
-                            "default workspace's admin key or a person's login here)", code="workspace_not_served")
+        if principal.elsewhere and not elsewhere_ok and not (person_anywhere and principal.is_actor):
+            whose = "you act in" if principal.is_actor else "this key is"
+            raise Forbidden(f"{whose} workspace {principal.workspace_id}; this runtime serves this route only in its "
+                            "default workspace so far (other workspaces have the organization, service-account, "
+                            "agent, governance and intent routes: schedules, mesh, quotas, usage, policies, aliases, "
+                            "routing, access requests, principals, audit, intents, workflows, inbox, approvals, "
+                            "tasks, webhooks, deliveries, MCP; use the default workspace's admin key here, or select "
+                            "the default workspace: `axme workspace use`)", code="workspace_not_served")
         if self._limit is not None:
             self._limit.take(principal.key_id)
         return principal
@@ -105,7 +113,23 @@ class Authenticator:
         if left <= 0:
             raise Unauthorized("the access token has expired; refresh it (POST /v1/auth/refresh)",
                                code="token_expired")
-        address = auth_engine.actor_address(self._settings, row["email"])
-        principal = Principal("actor", row["actor_id"], address, email=row["email"], session_id=row["session_id"])
+        person = Principal("actor", row["actor_id"], "", email=row["email"], session_id=row["session_id"])
+        principal = await self.selected(person, row["org_id"], row["workspace_id"])
         self.keys.put(token_hash, principal, valid_for=left)
         return principal
+
+    async def selected(self, person: Principal, org_id: str | None, workspace_id: str | None) -> Principal:
+        """A person acting in the workspace selected for their session (POST /v1/portal/personal/workspace-selection,
+        or the dashboard's switcher): its pair on the principal, their address in it. The selection lapses (the
+        runtime's default workspace again) once they no longer have an active membership there; a change of a
+        membership empties the key cache (``Tx.update_member``), so that is seen at the next request."""
+        s = self._settings
+        default = Principal("actor", person.key_id, auth_engine.actor_address(s, str(person.email)),
+                            email=person.email, session_id=person.session_id)
+        if org_id is None or workspace_id is None or (org_id, workspace_id) == orgs.default_pair(s):
+            return default
+        if not orgs.may_act_in(await self._reads.actor_memberships(orgs.actor_keys(person), org_id), workspace_id):
+            return default
+        scoped = dataclasses.replace(s, org=org_id, workspace=workspace_id)
+        return dataclasses.replace(default, address=auth_engine.actor_address(scoped, str(person.email)),
+                                   org_id=org_id, workspace_id=workspace_id)

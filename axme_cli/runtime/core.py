@@ -58,7 +58,7 @@ class Runtime:
         self.mesh_watch = MeshWatch(store, settings, self.mesh, clock)  # health changes time makes
         self.sender.held = self.mesh  # a killed agent's POSTs wait
         # usage counted in memory and added to the database every few seconds; the quota limits in force
-        self.usage = usage.Counters(clock, on_refused=self.metrics.quota_refused)
+        self.usage = usage.Counters(clock, on_refused=self.metrics.quota_refused, home=usage.workspace_of(settings))
         self.quotas = Quotas(store, settings, clock, self.usage, self.started_at)
         self.usage_flusher = usage.Flusher(store, settings, self.usage, clock, also=self.quotas.housekeeping)
         # intent id -> the write recording its delivery, not committed yet (see deliver_behind)
@@ -75,7 +75,7 @@ class Runtime:
         # Aliases: one process drops its book when it binds or revokes one; replicas read it again within 1 s.
         self.aliases.ttl = None if self.store.kind == "sqlite" else 1.0
         await self.store.open()
-        await self.mesh.load(self.store, self.settings)
+        await self.mesh.load(self.store)
         await self.quotas.reload()
         org, workspace = usage.workspace_of(self.settings)
         await self.store.write(lambda tx: usage.op_count_stored(tx, org, workspace))

@@ -8,7 +8,7 @@ own settings object, at no cost. ``owns`` is the check every read of a scoped ro
 
 Rows of the intent families (intents and what hangs off them, webhook subscriptions, events and outbound
 deliveries) carry NULL for the default pair, as ``api_keys`` does: ``pair`` is what such a row made in the
-workspace of ``s`` carries, ``holds`` the check of one read by id (``Principal.may_see`` makes it for intents).
+workspace of ``s`` carries, ``belongs`` the check of one read by id (``Principal.may_see`` makes it for intents).
 """
 
 from __future__ import annotations
@@ -19,6 +19,12 @@ from typing import Any
 
 from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.settings import Settings
+from axme_cli.runtime.store.base import Pair as Pair
+
+# Rows that name their workspace as ``api_keys`` does (``schedules``, ``audit_events``, the intent families) carry a
+# ``Pair``: NULL for the runtime's default one, so rows made before the runtime served several workspaces need no
+# backfill. A credential carries the same convention (``Principal.org_id`` None for the default workspace), so
+# these compare with no settings.
 
 
 def settings_for(settings: Settings, principal: Principal) -> Settings:
@@ -36,7 +42,7 @@ def settings_of(settings: Settings, row: Mapping[str, Any]) -> Settings:
     return dataclasses.replace(settings, org=row["org_id"], workspace=row["workspace_id"], scoped=True)
 
 
-def pair(s: Settings) -> tuple[str | None, str | None]:
+def pair(s: Settings) -> Pair:
     """``(org_id, workspace_id)`` of a row of the intent families made in the workspace of ``s``: NULLs for the
     runtime's default one."""
     return (s.org, s.workspace) if s.scoped else (None, None)
@@ -53,13 +59,9 @@ def stamp_of(row: Mapping[str, Any]) -> dict[str, Any]:
     return {"org_id": row["org_id"], "workspace_id": row["workspace_id"]} if row.get("workspace_id") else {}
 
 
-def principal_pair(principal: Principal) -> tuple[str | None, str | None]:
-    return principal.org_id, principal.workspace_id
-
-
-def holds(s: Settings, row: Mapping[str, Any]) -> bool:
-    """Whether a row of the intent families (NULL for the default pair) belongs to the workspace of ``s``."""
-    return (row.get("org_id"), row.get("workspace_id")) == pair(s)
+def owns(s: Settings, row: Mapping[str, Any]) -> bool:
+    """Whether a row with ``org_id`` / ``workspace_id`` columns belongs to the workspace of ``s``."""
+    return row["org_id"] == s.org and row["workspace_id"] == s.workspace
 
 
 def segments(address: str) -> tuple[str, str] | None:
@@ -71,15 +73,16 @@ def segments(address: str) -> tuple[str, str] | None:
     return parts[0], parts[1]
 
 
-def in_workspace(s: Settings, address: str) -> bool:
-    """Whether ``address`` names the workspace of ``s`` (its org and workspace segments)."""
-    return segments(address) == (s.org, s.workspace)
-
-
-def owns(s: Settings, row: Mapping[str, Any]) -> bool:
-    """Whether a row with ``org_id`` / ``workspace_id`` columns belongs to the workspace of ``s``."""
-    return row["org_id"] == s.org and row["workspace_id"] == s.workspace
-
-
 def only_mine(s: Settings, rows: Iterable[Mapping[str, Any]]) -> list[Any]:
     return [r for r in rows if owns(s, r)]
+
+
+def principal_pair(principal: Principal) -> Pair:
+    """The stored pair of the caller's workspace: (None, None) for the runtime's default one."""
+    return principal.org_id, principal.workspace_id
+
+
+def belongs(principal: Principal, row: Mapping[str, Any] | None) -> bool:
+    """Whether a row stored with a nullable pair (``principal_pair``) is of the caller's workspace; None: no row."""
+    return row is not None and (row.get("org_id"), row.get("workspace_id")) == principal_pair(principal)
+

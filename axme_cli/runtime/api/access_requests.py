@@ -20,14 +20,16 @@ from axme_cli.runtime.engine import idempotency
 from axme_cli.runtime.engine.principals_admin import check_tenancy, tenancy
 from axme_cli.runtime.errors import Forbidden, NotFound, Unprocessable
 from axme_cli.runtime.principals import Principal
+from axme_cli.runtime.scope import settings_for
 from axme_cli.runtime.store.base import Tx
 
 LISTED = 500  # the newest this many requests are listed (the queue of one workspace)
 
 
 async def create_request(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     rt = runtime(request)
+    s = settings_for(rt.settings, principal)
     raw = await read_body(request)
     req = parse(wire.AccessRequestCreateRequest, parse_object(raw))
     idem = idempotency_of(request, principal, raw)
@@ -35,14 +37,15 @@ async def create_request(request: Request) -> Response:
 
     def create(tx: Tx) -> dict[str, Any]:
         return idempotency.once(tx, idem, now, lambda: engine.request_view(
-            engine.op_create(tx, rt.settings, principal, req, now), now)).result
+            engine.op_create(tx, s, principal, req, now), now)).result
 
     return respond({"ok": True, "access_request": await rt.write(create)}, request=request)
 
 
 async def review_request(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     rt = runtime(request)
+    s = settings_for(rt.settings, principal)
     raw = await read_body(request)
     req = parse(wire.AccessRequestReviewRequest, parse_object(raw))
     access_request_id = request.path_params["access_request_id"]
@@ -51,16 +54,17 @@ async def review_request(request: Request) -> Response:
 
     def review(tx: Tx) -> dict[str, Any]:
         return idempotency.once(tx, idem, now, lambda: engine.request_view(
-            engine.op_review(tx, rt.settings, principal, access_request_id, req, now), now)).result
+            engine.op_review(tx, s, principal, access_request_id, req, now), now)).result
 
     return respond({"ok": True, "access_request": await rt.write(review)}, request=request)
 
 
 async def get_request(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     rt = runtime(request)
+    s = settings_for(rt.settings, principal)
     access_request_id = request.path_params["access_request_id"]
-    org, workspace = tenancy(rt.settings)
+    org, workspace = tenancy(s)
     row = await rt.reads.get_access_request(org, workspace, access_request_id)
     if row is None or not engine.may_see(principal, row):
         raise NotFound(f"access request {access_request_id} not found", code="access_request_not_found")
@@ -70,12 +74,13 @@ async def get_request(request: Request) -> Response:
 async def _listed(request: Request, principal: Principal) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(the requests the caller may see, newest first; those of them in the ``state`` asked for)."""
     rt = runtime(request)
-    check_tenancy(rt.settings, dict(request.query_params))
+    s = settings_for(rt.settings, principal)
+    check_tenancy(s, dict(request.query_params))
     state = request.query_params.get("state") or None
     if state is not None and state not in wire.STATES:
         raise Unprocessable(f"state: use one of {', '.join(wire.STATES)}", code="invalid_parameter",
                             details={"field": "state", "allowed": list(wire.STATES)})
-    org, workspace = tenancy(rt.settings)
+    org, workspace = tenancy(s)
     rows = await rt.reads.list_access_requests(org, workspace, limit=LISTED,
                                                created_by=None if principal.is_member else principal.address)
     now = rt.clock.time()
@@ -84,19 +89,19 @@ async def _listed(request: Request, principal: Principal) -> tuple[list[dict[str
 
 
 async def list_requests(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     _, shown = await _listed(request, principal)
     return respond({"ok": True, "access_requests": shown}, request=request)
 
 
 async def portal_requests(request: Request) -> Response:
     """The review queue as the enterprise portal shows it: the requests, and how many are in each state."""
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     if not principal.is_member:
         raise Forbidden("the access-request queue is for people and the workspace API key, not an agent key",
                         code="policy_denied")
     views, shown = await _listed(request, principal)
-    org, workspace = tenancy(runtime(request).settings)
+    org, workspace = tenancy(settings_for(runtime(request).settings, principal))
     counts = {state: 0 for state in wire.STATES}
     for view in views:
         counts[view["state"]] += 1

@@ -141,7 +141,7 @@ def _session_holder(principal: Principal) -> str | None:
 
 
 async def list_sessions(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, person_anywhere=True)
     holder = _session_holder(principal)
     include_revoked = bool_param(request, "include_revoked")
     rows = await runtime(request).reads.list_sessions(holder, include_revoked=include_revoked)
@@ -150,7 +150,7 @@ async def list_sessions(request: Request) -> Response:
 
 
 async def revoke_session(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, person_anywhere=True)
     body = await read_object(request)
     session_id = _string(body, "session_id", "0190...")
     now = runtime(request).clock.time()
@@ -168,7 +168,7 @@ def _actor(principal: Principal) -> Principal:
 
 
 async def logout(request: Request) -> Response:
-    principal = _actor(await authenticate(request))
+    principal = _actor(await authenticate(request, person_anywhere=True))
     session_id = principal.session_id
     assert session_id is not None
     now = runtime(request).clock.time()
@@ -179,7 +179,7 @@ async def logout(request: Request) -> Response:
 
 
 async def logout_all(request: Request) -> Response:
-    principal = _actor(await authenticate(request))
+    principal = _actor(await authenticate(request, person_anywhere=True))
     rt = runtime(request)
     rows = await rt.reads.list_sessions(principal.key_id, include_revoked=False)
     ids = [r["session_id"] for r in rows]

@@ -17,6 +17,7 @@ from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.engine import answers
 from axme_cli.runtime.errors import BadRequest, PayloadTooLarge, Unprocessable
 from axme_cli.runtime.principals import Principal, parse_session_token
+from axme_cli.runtime.scope import settings_for
 from axme_cli.runtime.store.base import Tx
 
 T = TypeVar("T")
@@ -77,14 +78,17 @@ def credential_of(request: Request) -> str | None:
     return api_key_of(request)
 
 
-async def authenticate(request: Request, *, refusable: bool = True, elsewhere_ok: bool = False) -> Principal:
-    """Who calls, within the per-key rate limit; the request counts against the workspace's
+async def authenticate(request: Request, *, refusable: bool = True, elsewhere_ok: bool = False,
+                       person_anywhere: bool = False) -> Principal:
+    """Who calls, within the per-key rate limit; the request counts against its workspace's
     ``rate_limit_per_minute`` quota (engine/quotas.py), which refuses it past the limit unless not ``refusable``
     (the quota routes: an operator can always change a quota). ``elsewhere_ok``: a key of another workspace than
-    the runtime's default one may call this route (``Authenticator.authenticate``)."""
+    the runtime's default one may call this route; ``person_anywhere``: a person acting in any workspace may
+    (``Authenticator.authenticate``)."""
     rt = runtime(request)
-    principal = await rt.auth.authenticate(credential_of(request), elsewhere_ok=elsewhere_ok)
-    shared = rt.quotas.request(refusable=refusable)
+    principal = await rt.auth.authenticate(credential_of(request), elsewhere_ok=elsewhere_ok,
+                                           person_anywhere=person_anywhere)
+    shared = rt.quotas.request(settings_for(rt.settings, principal), refusable=refusable)
     if shared is not None:  # the count replicas share: a write
         await shared
     return principal

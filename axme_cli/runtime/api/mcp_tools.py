@@ -121,7 +121,7 @@ class RouteError(Exception):
                 message = message.replace(f"{routed}:", f"{renamed}:", 1)
         if self.status == 401:
             return RpcError(AUTH_REQUIRED, message, data)
-        if self.status == 403 and (self.code == "actor_mismatch" or "owner_agent" in details):
+        if self.status == 403:  # the credential may not do this (AXME's -32003; which refusal: data.error.code)
             return RpcError(OWNER_MISMATCH, message, data)
         if self.status == 429:
             return RpcError(RATE_LIMITED, message, data, retry_after=self.retry_after)

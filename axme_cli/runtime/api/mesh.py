@@ -6,6 +6,9 @@ workspace key and people see every agent, may heartbeat for one (``owner_agent``
 may kill and resume (an agent key gets 403 ``kill_switch_forbidden`` before anything is looked up). An agent in a
 path (``{address_id}``) is its service account id, its address (``agent://org/ws/name``, URL-encoded or not,
 ``org/ws/name``) or its bare name; an unknown one (or one that is no address at all) is 404 ``agent_not_found``.
+
+Every workspace's keys act in their own workspace (``runtime/scope.py``): the agents are the workspace's service
+accounts, another workspace's agent is 404 as an unknown one, and its events are not listed.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from axme_cli.runtime.engine import intents as intents_engine
 from axme_cli.runtime.engine import mesh as engine
 from axme_cli.runtime.errors import NotFound, Unprocessable
 from axme_cli.runtime.principals import Principal
+from axme_cli.runtime.scope import settings_for
+from axme_cli.runtime.settings import Settings
 from axme_cli.runtime.store.base import Row
 
 _UUID = re.compile(UUID_PATTERN)
@@ -49,16 +54,23 @@ async def _body(request: Request, model: type[BaseModel]) -> dict[str, Any]:
         raise validation_failed(exc) from None
 
 
-async def _account(rt: Runtime, principal: Principal, raw: str) -> Row:
-    """The service account a path names (its id, address or name), if the caller may see it; else 404."""
+async def _scoped(request: Request) -> tuple[Runtime, Principal, Settings]:
+    principal = await authenticate(request, elsewhere_ok=True)
+    rt = runtime(request)
+    return rt, principal, settings_for(rt.settings, principal)
+
+
+async def _account(rt: Runtime, s: Settings, principal: Principal, raw: str) -> Row:
+    """The service account of the caller's workspace a path names (its id, address or name), if the caller may see
+    it; else 404."""
     value = unquote(raw).strip()
-    accounts = await rt.reads.list_service_accounts(rt.settings.org, rt.settings.workspace)
+    accounts = await rt.reads.list_service_accounts(s.org, s.workspace)
     found = None
     if _UUID.match(value):
         found = next((r for r in accounts if r["service_account_id"] == value), None)
     if found is None:
         try:
-            address = address_from_path(rt, raw)
+            address = address_from_path(rt, raw, s)
         except Unprocessable:  # no address at all: no agent by that name either
             address = None
         found = next((r for r in accounts if r["address"] == address), None)
@@ -68,8 +80,7 @@ async def _account(rt: Runtime, principal: Principal, raw: str) -> Row:
 
 
 async def heartbeat(request: Request) -> Response:
-    principal = await authenticate(request)
-    rt = runtime(request)
+    rt, principal, s = await _scoped(request)
     _check_owner_params(request)
     req = await _body(request, wire.HeartbeatRequest)  # the body first: a malformed one is 400 whoever sends it
     metrics = req.get("metrics")
@@ -80,18 +91,18 @@ async def heartbeat(request: Request) -> Response:
     owner = request.query_params.get("owner_agent") or request.headers.get("x-owner-agent")
     if principal.kind == "service_account":
         if owner:  # it may name only itself
-            intents_engine.acting_as(rt.settings, principal, owner, "owner_agent")
+            intents_engine.acting_as(s, principal, owner, "owner_agent")
         address = principal.address
     elif not owner:
         raise Unprocessable("owner_agent: a heartbeat is an agent's; send it with the agent's key, or name the agent "
                             "with owner_agent (or x-owner-agent)", details={"field": "owner_agent"})
     else:
-        sa = await _account(rt, principal, owner)
+        sa = await _account(rt, s, principal, owner)
         if sa["status"] != "active":
             raise NotFound(f"agent {sa['address']} not found", code="agent_not_found")
         address = sa["address"]
     now = rt.clock.time()
-    result = await rt.write(lambda tx: engine.op_heartbeat(tx, rt.settings, address, metrics, now))
+    result = await rt.write(lambda tx: engine.op_heartbeat(tx, s, address, metrics, now))
     return respond(result, request=request)
 
 
@@ -108,15 +119,14 @@ def _choice(request: Request, name: str, allowed: dict[str, str] | tuple[str, ..
 
 
 async def list_agents(request: Request) -> Response:
-    principal = await authenticate(request)
-    rt = runtime(request)
+    rt, principal, s = await _scoped(request)
     limit = int_param(request, "limit", 100, 1, 1000)
     health = _choice(request, "health", wire.HEALTH_STATES)
     status = _choice(request, "status", STATUSES)
-    accounts = await rt.reads.list_service_accounts(rt.settings.org, rt.settings.workspace)
+    accounts = await rt.reads.list_service_accounts(s.org, s.workspace)
     if not principal.is_member:
         accounts = [r for r in accounts if r["address"] == principal.address]
-    views = await engine.list_agents(rt.reads, rt.settings, accounts, rt.clock.time())
+    views = await engine.list_agents(rt.reads, s, accounts, rt.clock.time())
     summary = {state: sum(1 for v in views if v["health"] == state) for state in wire.HEALTH_STATES}
     summary["killed"] = sum(1 for v in views if v["killed"])
     chosen = [v for v in views if (health is None or v["health"] == health) and (status is None or
@@ -126,10 +136,9 @@ async def list_agents(request: Request) -> Response:
 
 
 async def get_agent(request: Request) -> Response:
-    principal = await authenticate(request)
-    rt = runtime(request)
-    sa = await _account(rt, principal, request.path_params["address_id"])
-    scope = engine.scope(rt.settings)
+    rt, principal, s = await _scoped(request)
+    sa = await _account(rt, s, principal, request.path_params["address_id"])
+    scope = engine.scope(s)
     row = await rt.reads.mesh_agent_row(scope, sa["address"])
     events = await rt.reads.mesh_events(scope, address=sa["address"], event_type=None, before=None, limit=20)
     return respond({"ok": True, "agent": engine.agent_view(sa, row, rt.clock.time()),
@@ -137,13 +146,12 @@ async def get_agent(request: Request) -> Response:
 
 
 async def _switch(request: Request, op: Any) -> Response:
-    principal = await authenticate(request)
+    rt, principal, s = await _scoped(request)
     engine.may_switch(principal)  # first: an agent key learns nothing of other agents
-    rt = runtime(request)
     reason = (await _body(request, wire.KillRequest)).get("reason") or None
-    sa = await _account(rt, principal, request.path_params["address_id"])
+    sa = await _account(rt, s, principal, request.path_params["address_id"])
     now = rt.clock.time()
-    result = await rt.write(lambda tx: op(tx, rt.settings, principal, sa["address"], reason, now))
+    result = await rt.write(lambda tx: op(tx, s, principal, sa["address"], reason, now))
     return respond(result, request=request)
 
 
@@ -156,8 +164,7 @@ async def resume(request: Request) -> Response:
 
 
 async def list_events(request: Request) -> Response:
-    principal = await authenticate(request)
-    rt = runtime(request)
+    rt, principal, s = await _scoped(request)
     limit = int_param(request, "limit", 50, 1, 500)
     event_type = _choice(request, "event_type", EVENT_ALIASES)
     before = request.query_params.get("before") or None
@@ -165,10 +172,10 @@ async def list_events(request: Request) -> Response:
         raise Unprocessable("before: the next_before of the previous page (an event id)", code="invalid_parameter",
                             details={"field": "before"})
     named = request.query_params.get("address_id") or None
-    address = (await _account(rt, principal, named))["address"] if named else None
+    address = (await _account(rt, s, principal, named))["address"] if named else None
     if address is None and not principal.is_member:
         address = principal.address
-    rows = await rt.reads.mesh_events(engine.scope(rt.settings), address=address, event_type=event_type,
+    rows = await rt.reads.mesh_events(engine.scope(s), address=address, event_type=event_type,
                                       before=before, limit=limit)
     next_before = rows[-1]["event_id"] if len(rows) == limit else None
     return respond({"ok": True, "events": [engine.event_view(r) for r in rows], "next_before": next_before},

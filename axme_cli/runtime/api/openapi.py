@@ -1308,7 +1308,7 @@ def _org_models() -> dict[str, type[BaseModel]]:
 
     return {name: getattr(organizations, name) for name in (
         "OrganizationCreateRequest", "OrganizationUpdateRequest", "WorkspaceCreateRequest", "WorkspaceUpdateRequest",
-        "MemberAddRequest", "MemberUpdateRequest")}
+        "MemberAddRequest", "MemberUpdateRequest", "MemberIncludeRequest", "WorkspaceSelectionRequest")}
 
 
 _ROLE = _enum("org_owner", "org_admin", "workspace_admin", "member", "billing_viewer", "security_auditor")
@@ -1347,7 +1347,32 @@ OPERATIONS.update({
             guidance=obj({"workspace_count": INT})),
         errors=(403,),
         description="The runtime's admin key sees every organization (role `operator`); a person those of their "
-                    "memberships. `context`: the pair the runtime serves the credential in."),
+                    "memberships and the runtime's default workspace (role `member`). `context`: the pair the "
+                    "runtime serves the credential in (a person's: the workspace selected for their session)."),
+    ("POST", "/v1/portal/personal/workspace-selection"): Op(
+        "Act in a workspace: the person's session works there from now on", "organizations",
+        _ok(context=obj({"org_id": STR, "workspace_id": STR}), selected_organization=nullable(OBJ),
+            selected_workspace=nullable(OBJ)),
+        body=ref("WorkspaceSelectionRequest"), errors=(404, 409),
+        description="A person's login (an access token) only: an API key acts in its own workspace (401 "
+                    "missing_actor_token). Only a workspace of one of the person's active memberships (a membership "
+                    "of its organization, or of the workspace): else 404 as for one that does not exist; a "
+                    "suspended or archived one: 409 workspace_not_active. Every access token of the session then "
+                    "acts there (each family the runtime serves in other workspaces, as that workspace's admin key; "
+                    "the others 403 workspace_not_served) until another selection, or until the membership ends. "
+                    "The runtime's default pair goes back to the default workspace."),
+    ("POST", "/v1/workspaces/{workspace_id}/members/include"): Op(
+        "Make a person a member of a workspace", "organizations", _ok(member=ref("Member")),
+        body=ref("MemberIncludeRequest"), idempotent=True, errors=(400, 403, 404, 409),
+        description=_ORG_WHO + " `role`: member (the default) or workspace_admin. A body `org_id` other than the "
+                               "workspace's, or a workspace the caller does not see: 404; a body `workspace_id` "
+                               "other than the path's: 400; a live membership of the person there: 409."),
+    ("DELETE", "/v1/workspaces/{workspace_id}/members/{member_id}/exclude"): Op(
+        "Remove a member of a workspace", "organizations",
+        _ok(result=obj({"member_id": UUID, "org_id": STR, "workspace_id": STR, "status": STR, "excluded": TRUE,
+                        "removed_at": TIME})),
+        errors=(403, 404), description=_ORG_WHO + " A member of the organization or of another workspace: 404. "
+                                                  "Excluding one already removed answers the same."),
     ("POST", "/v1/organizations"): Op(
         "Create an organization (the runtime's admin key)", "organizations", _ok(organization=ref("Organization")),
         body=ref("OrganizationCreateRequest"), idempotent=True, errors=(403,),
@@ -1371,10 +1396,11 @@ OPERATIONS.update({
                                "`key.token` is answered once (a replay of the Idempotency-Key answers it again)."),
     ("POST", "/v1/organizations/{org_id}/workspaces/{workspace_id}/keys"): Op(
         "Make another admin key of a workspace", "organizations", _ok(key=ref("WorkspaceKey")), errors=(403,),
-        description=_ORG_WHO + " So far a key of a workspace other than the runtime's default works on the "
-                               "organization, service-account and agent routes and on intents, workflows, inbox, "
-                               "approvals, tasks, webhooks, deliveries and MCP, in its own workspace (elsewhere "
-                               "403 workspace_not_served)."),
+        description=_ORG_WHO + " So far a key of a workspace other than the runtime's default works, in its own "
+                               "workspace, on the organization, service-account, agent-directory, schedule, mesh, "
+                               "quota, usage, sender-policy, alias, routing, transport-binding, access-request, "
+                               "principal and audit routes, and on intents, workflows, inbox, approvals, tasks, "
+                               "webhooks, deliveries and MCP (elsewhere 403 workspace_not_served)."),
     ("GET", "/v1/organizations/{org_id}/workspaces"): Op(
         "List an organization's workspaces, oldest first", "organizations", _ok(workspaces=array(ref("Workspace"))),
         errors=(403,), axp="api.organizations.workspaces.list.response.v1", description=_ORG_WHO),

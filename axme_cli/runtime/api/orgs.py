@@ -150,46 +150,49 @@ async def remove_member(request: Request) -> Response:
 
 
 async def personal_context(request: Request) -> Response:
-    """AXME's ``/v1/portal/personal/context``: the organizations and workspaces the caller may see, with its roles
-    there (the runtime's admin key: every one, as ``operator``), and the pair its credential works in."""
+    """AXME's ``/v1/portal/personal/context`` (engine/orgs.personal_context)."""
     principal = await authenticate(request, elsewhere_ok=True)
     rt = runtime(request)
-    engine.require_person_or_admin(principal)
-    roles_by_org: dict[str, dict[str | None, set[str]]] = {}
-    if principal.is_admin and principal.workspace_id is not None:
-        roles_by_org[str(principal.org_id)] = {principal.workspace_id: {"workspace_admin"}}
-    elif engine.is_operator(rt.settings, principal):
-        roles_by_org = {o["org_id"]: {None: {"operator"}} for o in await rt.reads.list_organizations()}
-    else:
-        for m in await rt.reads.actor_organizations(engine.actor_keys(principal)):
-            roles_by_org.setdefault(m["org_id"], {}).setdefault(m["workspace_id"], set()).add(m["role"])
-    organizations, workspaces = [], []
-    for org_id, scoped in roles_by_org.items():
-        org = await rt.reads.get_organization(org_id)
-        if org is None:
-            continue
-        org_roles = sorted(scoped.get(None) or ())
-        shown = []
-        for ws in await rt.reads.list_workspaces(org_id):
-            roles = sorted(set(org_roles) | scoped.get(ws["workspace_id"], set()))
-            if org_roles or ws["workspace_id"] in scoped:
-                shown.append(ws["workspace_id"])
-                workspaces.append({**engine.workspace_view(ws), "org_name": org["name"], "roles": roles})
-        organizations.append({"org_id": org_id, "name": org["name"], "status": org["status"],
-                              "roles": sorted({r for rs in scoped.values() for r in rs}), "workspaces": shown})
-    org_id, workspace_id = engine.default_pair(rt.settings)
-    if principal.workspace_id is not None:
-        org_id, workspace_id = str(principal.org_id), principal.workspace_id
-    selected_ws = next((w for w in workspaces if (w["org_id"], w["workspace_id"]) == (org_id, workspace_id)), None)
-    selected_org = next((o for o in organizations if o["org_id"] == org_id), None)
-    return respond({"ok": True, "context": {"org_id": org_id, "workspace_id": workspace_id},
-                    "account": {"email": principal.email}, "organizations": organizations, "workspaces": workspaces,
-                    "selected_organization": selected_org, "selected_workspace": selected_ws,
-                    "guidance": {"workspace_count": len(workspaces)}}, request=request)
+    return respond({"ok": True, **await engine.personal_context(rt.reads, rt.settings, principal)}, request=request)
+
+
+async def select_workspace(request: Request) -> Response:
+    """AXME's ``POST /v1/portal/personal/workspace-selection``: the person's session acts in that workspace; the
+    answer is the personal context as it is now."""
+    principal = await authenticate(request, elsewhere_ok=True)
+    rt = runtime(request)
+    req = parse(wire.WorkspaceSelectionRequest, parse_object(await read_body(request)))
+    now = rt.clock.time()
+    await rt.write(lambda tx: engine.op_select_workspace(tx, rt.settings, principal, req, now))
+    selected = await rt.auth.selected(principal, req["org_id"], req["workspace_id"])
+    answer = await engine.personal_context(rt.reads, rt.settings, selected)
+    return respond({"ok": True, "context": answer["context"], "selected_workspace": answer["selected_workspace"],
+                    "selected_organization": answer["selected_organization"]}, request=request)
+
+
+async def include_member(request: Request) -> Response:
+    workspace_id = request.path_params["workspace_id"]
+
+    def op(tx: Tx, s: Settings, p: Principal, req: dict[str, Any], now: float) -> dict[str, Any]:
+        return engine.include_view(engine.op_include_member(tx, s, p, workspace_id, req, now))
+
+    return respond(await _write(request, wire.MemberIncludeRequest, op), request=request)
+
+
+async def exclude_member(request: Request) -> Response:
+    workspace_id, member_id = request.path_params["workspace_id"], request.path_params["member_id"]
+
+    def op(tx: Tx, s: Settings, p: Principal, req: dict[str, Any], now: float) -> dict[str, Any]:
+        return engine.exclude_view(engine.op_exclude_member(tx, s, p, workspace_id, member_id, now))
+
+    return respond(await _write(request, None, op), request=request)
 
 
 routes = [
     Route("/v1/portal/personal/context", personal_context, methods=["GET"]),
+    Route("/v1/portal/personal/workspace-selection", select_workspace, methods=["POST"]),
+    Route("/v1/workspaces/{workspace_id}/members/include", include_member, methods=["POST"]),
+    Route("/v1/workspaces/{workspace_id}/members/{member_id}/exclude", exclude_member, methods=["DELETE"]),
     Route("/v1/organizations", create_organization, methods=["POST"]),
     Route("/v1/organizations/{org_id}", get_organization, methods=["GET"]),
     Route("/v1/organizations/{org_id}", update_organization, methods=["PATCH"]),

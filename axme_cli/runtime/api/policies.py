@@ -5,6 +5,10 @@ mean and who may set them: engine/policies.py.
 ``{address}`` is read as on ``GET /v1/agents/{address}`` (a bare name, ``org/ws/name`` or ``agent://...``). These
 routes stand ahead of that one in the route table; a GET of an agent that is itself named ``policy`` or
 ``receive-override`` (``/v1/agents/org/ws/policy``) still answers the agent.
+
+Every workspace's keys act in their own workspace (``runtime/scope.py``): an agent policy or override is set on an
+agent of the caller's workspace (another workspace's agent is 404), and the org receive policy on the caller's
+organization (shared by its workspaces; another org is 404).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from axme_cli.runtime.api.common import authenticate, read_object, respond, runt
 from axme_cli.runtime.engine import policies as engine
 from axme_cli.runtime.errors import Unprocessable
 from axme_cli.runtime.principals import Principal
+from axme_cli.runtime.scope import settings_for
+from axme_cli.runtime.settings import Settings
 
 _SUFFIX = {engine.AGENT_SEND: "policy", engine.AGENT_RECEIVE: "receive-override"}
 _SET_MODEL: dict[str, type[BaseModel]] = {engine.AGENT_SEND: wire.SendPolicyRequest,
@@ -43,25 +49,29 @@ async def _body(request: Request, model: type[BaseModel]) -> dict[str, Any]:
         raise _invalid(exc) from None
 
 
-async def _subject(request: Request, principal: Principal, kind: str) -> str:
+async def _scoped(request: Request) -> tuple[Principal, Settings]:
+    principal = await authenticate(request, elsewhere_ok=True)
+    return principal, settings_for(runtime(request).settings, principal)
+
+
+async def _subject(request: Request, s: Settings, principal: Principal, kind: str) -> str:
     """The policy's subject: the agent the path names (422 when it names none; 404 when the caller may not see it
     or it does not exist), or '' for the org (404 for any org but the caller's)."""
     rt = runtime(request)
     if kind == engine.ORG_RECEIVE:
-        engine.check_org(rt.settings, principal, request.path_params["org_id"])
+        engine.check_org(s, principal, request.path_params["org_id"])
         return engine.ORG_WIDE
-    address = agents.address_from_path(rt, request.path_params["address"])
-    engine.check_may_read(rt.settings, principal, kind, address)
+    address = agents.address_from_path(rt, request.path_params["address"], s)
+    engine.check_may_read(s, principal, kind, address)
     return address
 
 
-async def _check_exists(request: Request, principal: Principal, kind: str, subject: str) -> None:
+async def _check_exists(request: Request, s: Settings, principal: Principal, kind: str, subject: str) -> None:
     if kind == engine.ORG_RECEIVE:
         return
-    rt = runtime(request)
-    accounts = await rt.reads.list_service_accounts(rt.settings.org, rt.settings.workspace)
+    accounts = await runtime(request).reads.list_service_accounts(s.org, s.workspace)
     exists = any(r["address"] == subject for r in accounts)
-    engine.check_agent(rt.settings, principal, subject, exists)
+    engine.check_agent(s, principal, subject, exists)
 
 
 def _names_an_agent(raw: str, suffix: str) -> str | None:
@@ -80,14 +90,14 @@ def _reader(kind: str) -> Any:
             if agent is not None:
                 request.scope["path_params"] = {**request.path_params, "address": agent}
                 return await agents.get_agent(request)
-        principal = await authenticate(request)
+        principal, s = await _scoped(request)
         rt = runtime(request)
-        subject = await _subject(request, principal, kind)
-        await _check_exists(request, principal, kind, subject)
-        org, workspace = engine.scope_of(rt.settings, principal)
+        subject = await _subject(request, s, principal, kind)
+        await _check_exists(request, s, principal, kind, subject)
+        org, workspace = engine.scope_of(s, principal)
         row, entries = await rt.reads.read_sender_policy(
             org, engine.ORG_WIDE if kind == engine.ORG_RECEIVE else workspace, kind, subject)
-        return respond(engine.answer(rt.settings, kind, subject, row, entries), request=request)
+        return respond(engine.answer(s, kind, subject, row, entries), request=request)
 
     get.__name__ = f"get_{kind}"
     return get
@@ -95,13 +105,13 @@ def _reader(kind: str) -> Any:
 
 def _setter(kind: str) -> Any:
     async def put(request: Request) -> Response:
-        principal = await authenticate(request)
+        principal, s = await _scoped(request)
         rt = runtime(request)
         body = await _body(request, _SET_MODEL[kind])  # first: a bad body is 400/422 whatever the path names
-        subject = await _subject(request, principal, kind)
+        subject = await _subject(request, s, principal, kind)
         policy_type = body["override_type" if kind == engine.AGENT_RECEIVE else "policy_type"]
         now = rt.clock.time()
-        result = await rt.write(lambda tx: engine.op_set(tx, rt.settings, principal, kind, subject, policy_type, now))
+        result = await rt.write(lambda tx: engine.op_set(tx, s, principal, kind, subject, policy_type, now))
         return respond(result, request=request)
 
     put.__name__ = f"set_{kind}"
@@ -110,14 +120,14 @@ def _setter(kind: str) -> Any:
 
 def _adder(kind: str) -> Any:
     async def post(request: Request) -> Response:
-        principal = await authenticate(request)
+        principal, s = await _scoped(request)
         rt = runtime(request)
         pattern = (await _body(request, wire.PolicyEntryRequest))["sender_pattern"]
-        org, workspace = engine.scope_of(rt.settings, principal)
+        org, workspace = engine.scope_of(s, principal)
         engine.canonical_pattern(pattern, org, workspace)  # 422 before anything is looked up
-        subject = await _subject(request, principal, kind)
+        subject = await _subject(request, s, principal, kind)
         now = rt.clock.time()
-        result = await rt.write(lambda tx: engine.op_add_entry(tx, rt.settings, principal, kind, subject, pattern,
+        result = await rt.write(lambda tx: engine.op_add_entry(tx, s, principal, kind, subject, pattern,
                                                                now))
         return respond(result, request=request)
 
@@ -127,12 +137,12 @@ def _adder(kind: str) -> Any:
 
 def _remover(kind: str) -> Any:
     async def delete(request: Request) -> Response:
-        principal = await authenticate(request)
+        principal, s = await _scoped(request)
         rt = runtime(request)
-        subject = await _subject(request, principal, kind)
+        subject = await _subject(request, s, principal, kind)
         entry_id = request.path_params["entry_id"]
         now = rt.clock.time()
-        result = await rt.write(lambda tx: engine.op_remove_entry(tx, rt.settings, principal, kind, subject,
+        result = await rt.write(lambda tx: engine.op_remove_entry(tx, s, principal, kind, subject,
                                                                   entry_id, now))
         return respond(result, request=request)
 

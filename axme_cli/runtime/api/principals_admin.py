@@ -16,6 +16,7 @@ from axme_cli.runtime.api.inbox import idempotency_of
 from axme_cli.runtime.api.intents import validation_failed
 from axme_cli.runtime.engine import idempotency
 from axme_cli.runtime.engine import principals_admin as engine
+from axme_cli.runtime.scope import settings_for
 from axme_cli.runtime.store.base import Tx
 
 
@@ -28,8 +29,9 @@ def parse(model: type[BaseModel], body: Any) -> dict[str, Any]:
 
 
 async def create_principal(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     rt = runtime(request)
+    s = settings_for(rt.settings, principal)
     raw = await read_body(request)
     req = parse(PrincipalCreateRequest, parse_object(raw))
     idem = idempotency_of(request, principal, raw)
@@ -37,16 +39,17 @@ async def create_principal(request: Request) -> Response:
 
     def create(tx: Tx) -> dict[str, Any]:
         return idempotency.once(tx, idem, now, lambda: engine.principal_view(
-            engine.op_create_principal(tx, rt.settings, principal, req, now))).result
+            engine.op_create_principal(tx, s, principal, req, now))).result
 
     return respond({"ok": True, "principal": await rt.write(create)}, request=request)
 
 
 async def get_principal(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     rt = runtime(request)
+    s = settings_for(rt.settings, principal)
     raw = request.path_params["principal_id"]
-    target = await engine.find_read(rt.reads, rt.settings, raw)
+    target = await engine.find_read(rt.reads, s, raw)
     if not principal.is_member and principal.address != target.address:
         raise engine.not_found(raw)
     return respond({"ok": True, "principal": target.view}, request=request)

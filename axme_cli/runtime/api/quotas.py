@@ -2,7 +2,8 @@
 
 Who may: reading, the workspace key and people; changing, the workspace key only (AXME's org owners and admins).
 These routes count as requests but the request-rate quota never refuses them, so an operator locked out by a
-quota can always see and change it.
+quota can always see and change it. Every workspace's keys see and change their own workspace's policy
+(``runtime/scope.py``).
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from axme_cli.protocol.quotas import QuotaPatchRequest, dimensions_set
-from axme_cli.runtime.api.common import authenticate, read_object, respond, runtime
+from axme_cli.runtime.api.common import read_object, respond, runtime
 from axme_cli.runtime.api.intents import validation_failed
-from axme_cli.runtime.api.usage import check_member, check_scope, policy_row, report, with_limits
+from axme_cli.runtime.api.usage import check_member, check_scope, policy_row, report, scoped, with_limits
 from axme_cli.runtime.engine import quotas, usage
 
 APPLIES_TO = ("new work only: a limit below what is used already is kept, nothing that exists is removed or "
@@ -25,15 +26,15 @@ APPLIES_TO = ("new work only: a limit below what is used already is kept, nothin
 
 
 async def get_quotas(request: Request) -> Response:
-    principal = await authenticate(request, refusable=False)
+    principal, s = await scoped(request, refusable=False)
     check_member(principal, "the quota policy")
-    check_scope(request)
-    row, stored = await policy_row(runtime(request))
+    check_scope(request, s)
+    row, stored = await policy_row(runtime(request), s)
     return respond({"ok": True, "quota_policy": quotas.policy_view(row, stored=stored)}, request=request)
 
 
 async def patch_quotas(request: Request) -> Response:
-    principal = await authenticate(request, refusable=False)
+    principal, s = await scoped(request, refusable=False)
     body = await read_object(request)
     try:
         model = QuotaPatchRequest.model_validate(body)
@@ -43,10 +44,10 @@ async def patch_quotas(request: Request) -> Response:
                            "dimensions": dimensions_set(model)}
     rt = runtime(request)
     now = rt.clock.time()
-    view = await rt.write(lambda tx: quotas.op_update(tx, rt.settings, principal, req, now))
+    view = await rt.write(lambda tx: quotas.op_update(tx, s, principal, req, now))
     await rt.quotas.reload()  # in force here before the answer (other replicas: when they hear of the commit)
     today = usage.day_of(now)
-    used = usage.dimension_usage(await report(rt, today, now), [today])
+    used = usage.dimension_usage(await report(rt, s, today, now), [today])
     below = [{"dimension": name, "used": used[name]["used"], "limit": limit}
              for name, limit in view["dimensions"].items() if limit is not None and used[name]["used"] > limit]
     return respond({"ok": True, "quota_policy": view, "applies_to": APPLIES_TO, "below_current_usage": below},
@@ -55,16 +56,16 @@ async def patch_quotas(request: Request) -> Response:
 
 async def enterprise_overview(request: Request) -> Response:
     """The enterprise portal's overview, as far as this runtime has one: the quota policy and today's usage."""
-    principal = await authenticate(request, refusable=False)
+    principal, s = await scoped(request, refusable=False)
     check_member(principal, "the overview")
-    check_scope(request)
+    check_scope(request, s)
     rt = runtime(request)
     now = rt.clock.time()
     today = usage.day_of(now)
-    found = await report(rt, today, now)
-    row, stored = await policy_row(rt)
+    found = await report(rt, s, today, now)
+    row, stored = await policy_row(rt, s)
     view = quotas.policy_view(row, stored=stored)
-    org, workspace = usage.workspace_of(rt.settings)
+    org, workspace = usage.workspace_of(s)
     overview = {
         "org_id": org, "workspace_id": workspace, "quota_policy": view,
         "usage_summary": {"window": "day", "window_start": f"{today}T00:00:00Z",

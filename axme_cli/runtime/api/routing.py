@@ -27,6 +27,8 @@ from axme_cli.runtime.engine import routing as engine
 from axme_cli.runtime.engine.principals_admin import Target, check_tenancy, find_read, gone_principal_view, tenancy
 from axme_cli.runtime.errors import NotFound, Unprocessable
 from axme_cli.runtime.principals import Principal
+from axme_cli.runtime.scope import settings_for
+from axme_cli.runtime.settings import Settings
 from axme_cli.runtime.store.base import Tx
 
 
@@ -35,9 +37,9 @@ def _secret(answer: dict[str, Any], secret: str | None) -> dict[str, Any]:
     return {**answer, "signing_secret": secret} if secret is not None else answer
 
 
-async def _listed_address(rt: Runtime, principal: Principal, raw: str | None) -> str | None:
+async def _listed_address(rt: Runtime, s: Settings, principal: Principal, raw: str | None) -> str | None:
     """Whose routes or bindings a list shows: ``principal_id`` if given; an agent key only its own."""
-    address = (await find_read(rt.reads, rt.settings, raw)).address if raw else None
+    address = (await find_read(rt.reads, s, raw)).address if raw else None
     if not principal.is_member:
         if address not in (None, principal.address):
             raise NotFound("principal_id: no such principal in this workspace", code="principal_not_found",
@@ -51,20 +53,21 @@ async def _listed_address(rt: Runtime, principal: Principal, raw: str | None) ->
 
 
 async def register_endpoint(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     rt = runtime(request)
+    s = settings_for(rt.settings, principal)
     raw = await read_body(request)
     req = parse(RoutingEndpointRegisterRequest, parse_object(raw))
     engine.check_transport(req["transport_type"])
     engine.check_auth_mode(req["auth_mode"])
-    check_callback_url(Policy.of(rt.settings), req["endpoint_url"], field="endpoint_url")
+    check_callback_url(Policy.of(s), req["endpoint_url"], field="endpoint_url")
     idem = idempotency_of(request, principal, raw)
     now = rt.clock.time()
     made: list[str | None] = [None]
 
     def register(tx: Tx) -> dict[str, Any]:
         def op() -> dict[str, Any]:
-            row, made[0] = engine.op_register_route(tx, rt.settings, principal, req, now)
+            row, made[0] = engine.op_register_route(tx, s, principal, req, now)
             return {"route": engine.route_view(row)}
 
         return idempotency.once(tx, idem, now, op).result
@@ -75,12 +78,13 @@ async def register_endpoint(request: Request) -> Response:
 
 async def _listed(request: Request) -> tuple[Any, str, str, str | None, int]:
     """What a list of routes or bindings reads: (runtime, org, workspace, the address asked about, limit)."""
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     rt = runtime(request)
-    check_tenancy(rt.settings, dict(request.query_params))
+    s = settings_for(rt.settings, principal)
+    check_tenancy(s, dict(request.query_params))
     limit = int_param(request, "limit", 200, 1, 1000)
-    address = await _listed_address(rt, principal, request.query_params.get("principal_id"))
-    org, workspace = tenancy(rt.settings)
+    address = await _listed_address(rt, s, principal, request.query_params.get("principal_id"))
+    org, workspace = tenancy(s)
     return rt, org, workspace, address, limit
 
 
@@ -91,35 +95,38 @@ async def list_endpoints(request: Request) -> Response:
 
 
 async def update_endpoint(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     rt = runtime(request)
+    s = settings_for(rt.settings, principal)
     req = parse(RoutingEndpointUpdateRequest, await read_object(request))
     if "endpoint_url" in req:
-        check_callback_url(Policy.of(rt.settings), req["endpoint_url"], field="endpoint_url")
+        check_callback_url(Policy.of(s), req["endpoint_url"], field="endpoint_url")
     route_id = request.path_params["route_id"]
     now = rt.clock.time()
-    row, secret = await rt.write(lambda tx: engine.op_update_route(tx, rt.settings, principal, route_id, req, now))
+    row, secret = await rt.write(lambda tx: engine.op_update_route(tx, s, principal, route_id, req, now))
     return respond(_secret({"ok": True, "route": engine.route_view(row)}, secret), request=request)
 
 
 async def remove_endpoint(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     rt = runtime(request)
+    s = settings_for(rt.settings, principal)
     route_id = request.path_params["route_id"]
     now = rt.clock.time()
-    gone = await rt.write(lambda tx: engine.op_remove_route(tx, rt.settings, principal, route_id, now))
+    gone = await rt.write(lambda tx: engine.op_remove_route(tx, s, principal, route_id, now))
     return respond({"ok": True, "route": gone}, request=request)
 
 
 async def resolve_route(request: Request) -> Response:
     """Which principal an alias or principal_id names, and where its intents go now (and could go)."""
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     rt = runtime(request)
+    s = settings_for(rt.settings, principal)
     req = parse(RoutingResolveRequest, await read_object(request))
-    check_tenancy(rt.settings, req)
+    check_tenancy(s, req)
     if "alias" not in req and "principal_id" not in req:
         raise Unprocessable("alias: give alias or principal_id", details={"field": "alias"})
-    org, workspace = tenancy(rt.settings)
+    org, workspace = tenancy(s)
     alias = None
     if "alias" in req:
         alias = await rt.reads.active_alias(org, workspace, aliases.alias_key(req["alias"]))
@@ -127,16 +134,16 @@ async def resolve_route(request: Request) -> Response:
             raise NotFound(f"alias: no active alias {req['alias'][:100]!r}", code="alias_not_found",
                            details={"field": "alias"})
     if "principal_id" in req:
-        target = await find_read(rt.reads, rt.settings, req["principal_id"])
+        target = await find_read(rt.reads, s, req["principal_id"])
         if alias is not None and alias["address"] != target.address:
             raise Unprocessable(f"principal_id: the alias names {alias['principal_id']}, not {req['principal_id']}",
                                 details={"field": "principal_id"})
     else:
         assert alias is not None
         try:
-            target = await find_read(rt.reads, rt.settings, alias["principal_id"])
+            target = await find_read(rt.reads, s, alias["principal_id"])
         except NotFound:
-            target = Target(gone_principal_view(rt.settings, alias))
+            target = Target(gone_principal_view(s, alias))
     if not principal.is_member and target.address != principal.address:
         raise NotFound("principal_id: no such principal in this workspace", code="principal_not_found",
                        details={"field": "principal_id" if "principal_id" in req else "alias"})
@@ -153,14 +160,15 @@ async def resolve_route(request: Request) -> Response:
 
 
 async def upsert_binding(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     rt = runtime(request)
+    s = settings_for(rt.settings, principal)
     req = parse(TransportBindingUpsertRequest, await read_object(request))
     engine.check_transport(req["transport_type"])
     engine.check_handle(req["transport_type"], req["transport_handle"])
-    check_callback_url(Policy.of(rt.settings), req["transport_handle"], field="transport_handle")
+    check_callback_url(Policy.of(s), req["transport_handle"], field="transport_handle")
     now = rt.clock.time()
-    row, secret = await rt.write(lambda tx: engine.op_upsert_binding(tx, rt.settings, principal, req, now))
+    row, secret = await rt.write(lambda tx: engine.op_upsert_binding(tx, s, principal, req, now))
     return respond(_secret({"ok": True, "binding": engine.binding_view(row)}, secret), request=request)
 
 
@@ -171,11 +179,12 @@ async def list_bindings(request: Request) -> Response:
 
 
 async def remove_binding(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     rt = runtime(request)
+    s = settings_for(rt.settings, principal)
     binding_id = request.path_params["binding_id"]
     now = rt.clock.time()
-    gone = await rt.write(lambda tx: engine.op_remove_binding(tx, rt.settings, principal, binding_id, now))
+    gone = await rt.write(lambda tx: engine.op_remove_binding(tx, s, principal, binding_id, now))
     return respond({"ok": True, "binding": gone}, request=request)
 
 

@@ -41,6 +41,7 @@ from axme_cli.runtime.egress import Policy, check_callback_url
 from axme_cli.runtime.engine import schedules as engine
 from axme_cli.runtime.errors import DomainError, NotFound, Unprocessable
 from axme_cli.runtime.principals import Principal
+from axme_cli.runtime.scope import belongs, principal_pair, settings_for
 from axme_cli.runtime.settings import Settings
 
 _UUID = re.compile(UUID_PATTERN)
@@ -101,8 +102,14 @@ def _intent_spec(s: Settings, principal: Principal, raw: dict[str, Any]) -> dict
     return {k: v for k, v in req.items() if v is not None}
 
 
+async def _scoped(request: Request) -> tuple[Principal, Settings]:
+    """The caller and the settings of its workspace: every workspace's keys act on their own schedules."""
+    principal = await authenticate(request, elsewhere_ok=True)
+    return principal, settings_for(runtime(request).settings, principal)
+
+
 async def create_schedule(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal, s = await _scoped(request)
     engine.check_may_change(principal)
     rt = runtime(request)
     raw = await read_body(request)
@@ -122,10 +129,16 @@ async def create_schedule(request: Request) -> Response:
         raise Unprocessable("scenario or intent: give exactly one (a ScenarioBundle to apply, or an intent body as "
                             "POST /v1/intents takes)", details={"field": "scenario"})
     if model.scenario is not None:
-        kind, spec = "scenario", _scenario_spec(rt.settings, model.scenario)
+        kind, spec = "scenario", _scenario_spec(s, model.scenario)
     else:
         assert model.intent is not None
-        kind, spec = "intent", _intent_spec(rt.settings, principal, model.intent)
+        to = model.intent.get("to_agent")
+        alias = await rt.aliases.lookup(rt.reads, s, to) if isinstance(to, str) else None
+        # an alias, as POST /v1/intents takes it; each run resolves it again (engine/schedules.py)
+        kind, spec = "intent", _intent_spec(s, principal, model.intent if alias is None else
+                                            {**model.intent, "to_agent": alias.address})
+        if alias is not None:
+            spec["to_alias"] = alias.recorded()
         # the payload the runs send, against the schema registered for it now (as POST /v1/intents checks it)
         await check_payload(rt, {**spec, "payload": {**spec["payload"], **(model.payload or {})}})
     req = {"cron": model.cron, "timezone": model.timezone, "kind": kind, "spec": spec, "payload": model.payload,
@@ -133,31 +146,30 @@ async def create_schedule(request: Request) -> Response:
            "paused": model.paused, "description": model.description}
     key = idempotency_key(request)
     idem = (f"{principal.key_id}:POST /v1/schedules", key, hashlib.sha256(raw).hexdigest()) if key else None
-    s = rt.settings
     result = await rt.write(lambda tx: engine.op_create(tx, s, principal, req, now, idem))
     return respond(result, request=request)
 
 
 async def list_schedules(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal, _ = await _scoped(request)
     engine.check_may_read(principal)
     limit = int_param(request, "limit", 50, 1, 200)
     cursor = request.query_params.get("cursor") or None
     if cursor is not None and not _UUID.match(cursor):
         raise Unprocessable("cursor: not a cursor this list gave (next_cursor of the previous page)",
                             code="invalid_parameter", details={"field": "cursor"})
-    rows = await runtime(request).reads.list_schedules(before=cursor, limit=limit)
+    rows = await runtime(request).reads.list_schedules(*principal_pair(principal), before=cursor, limit=limit)
     next_cursor = rows[-1]["schedule_id"] if len(rows) == limit else None
     return respond({"ok": True, "schedules": [engine.schedule_view(r) for r in rows], "next_cursor": next_cursor},
                    request=request)
 
 
 async def get_schedule(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal, _ = await _scoped(request)
     engine.check_may_read(principal)
     schedule_id = request.path_params["schedule_id"]
     row = await runtime(request).reads.get_schedule(schedule_id)
-    if row is None:
+    if row is None or not belongs(principal, row):  # another workspace's is as missing
         raise NotFound(f"schedule {schedule_id} not found", code="schedule_not_found")
     return respond({"ok": True, "schedule": engine.schedule_view(row, full=True)}, request=request)
 
@@ -166,7 +178,7 @@ def _by_id(op: Any) -> Any:
     """The route of an operation on one schedule by its id (delete, pause, resume): its answer as it is."""
 
     async def route(request: Request) -> Response:
-        principal = await authenticate(request)
+        principal, _ = await _scoped(request)
         schedule_id = request.path_params["schedule_id"]
         rt = runtime(request)
         now = rt.clock.time()
@@ -181,7 +193,7 @@ resume_schedule = _by_id(engine.op_resume)
 
 
 async def trigger_schedule(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal, s = await _scoped(request)
     rt = runtime(request)
     raw = await read_body(request)
     overlap = None
@@ -191,7 +203,7 @@ async def trigger_schedule(request: Request) -> Response:
         except ValidationError as exc:
             raise validation_failed(exc) from None
     schedule_id = request.path_params["schedule_id"]
-    now, s = rt.clock.time(), rt.settings
+    now = rt.clock.time()
     result = await rt.write(lambda tx: engine.op_trigger(tx, s, principal, schedule_id, now, overlap))
     return respond(result, request=request)
 

@@ -2,7 +2,8 @@
 
 Computed from what the runtime counted (engine/usage.py): the counters' rows, after this process added what it
 held in memory, and the levels kept as rows (service accounts, people). Who may read: the workspace key and
-people (AXME's workspace admins and auditors); an agent key gets 403. The rollup: the workspace key.
+people (AXME's workspace admins and auditors); an agent key gets 403. The rollup: the workspace key. Every
+workspace's keys read their own workspace's usage (``runtime/scope.py``); naming another is 404.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.engine import quotas, usage
 from axme_cli.runtime.errors import Forbidden, Unprocessable
 from axme_cli.runtime.principals import Principal
+from axme_cli.runtime.scope import settings_for
+from axme_cli.runtime.settings import Settings
 
 WINDOWS = ("day", "week", "month")
 
@@ -29,18 +32,26 @@ def check_member(principal: Principal, what: str) -> None:
                         code="policy_denied")
 
 
-def check_scope(request: Request) -> None:
-    """The query's ``org_id`` / ``workspace_id``: may be left out; given, this runtime's (404 otherwise)."""
+async def scoped(request: Request, *, refusable: bool = True) -> tuple[Principal, Settings]:
+    """The caller and the settings of its workspace, whose quotas and usage these routes read and change."""
+    principal = await authenticate(request, refusable=refusable, elsewhere_ok=True)
+    return principal, settings_for(runtime(request).settings, principal)
+
+
+def check_scope(request: Request, s: Settings) -> None:
+    """The query's ``org_id`` / ``workspace_id``: may be left out; given, the caller's (404 otherwise)."""
     q = request.query_params
-    quotas.check_workspace(runtime(request).settings, q.get("org_id"), q.get("workspace_id"))
+    quotas.check_workspace(s, q.get("org_id"), q.get("workspace_id"))
 
 
-async def report(rt: Runtime, first_day: str, now: float) -> usage.Report:
-    """The counters from ``first_day`` on, once this process has added what it holds (so what it did is in)."""
+async def report(rt: Runtime, s: Settings, first_day: str, now: float) -> usage.Report:
+    """The workspace's counters from ``first_day`` on, once this process has added what it holds (so what it did
+    is in)."""
     await rt.usage_flusher.flush()
-    org, workspace = usage.workspace_of(rt.settings)
+    org, workspace = usage.workspace_of(s)
     return await usage.read_report(rt.reads, org, workspace, rt.usage, first_day, now,
-                                   replica_id=rt.quotas.replica_id, local_streams=rt.quotas.streams)
+                                   replica_id=rt.quotas.replica_id,
+                                   local_streams=rt.quotas.streams_of((org, workspace)))
 
 
 def with_limits(dims: dict[str, dict[str, int]], limits: dict[str, int | None]) -> dict[str, dict[str, Any]]:
@@ -57,22 +68,22 @@ def with_limits(dims: dict[str, dict[str, int]], limits: dict[str, int | None]) 
     return out
 
 
-async def policy_row(rt: Runtime) -> tuple[dict[str, Any], bool]:
+async def policy_row(rt: Runtime, s: Settings) -> tuple[dict[str, Any], bool]:
     """The workspace's quota policy as stored (read, not the memory of this replica), or the defaults."""
-    org, workspace = usage.workspace_of(rt.settings)
+    org, workspace = usage.workspace_of(s)
     row = await rt.reads.read_quota_policy(org, workspace)
     if row is None:
-        return quotas.default_row(rt.settings, iso(rt.started_at)), False
+        return quotas.default_row(s, iso(rt.started_at)), False
     return row, True
 
 
-async def summary_of(rt: Runtime, window: str, now: float) -> dict[str, Any]:
+async def summary_of(rt: Runtime, s: Settings, window: str, now: float) -> dict[str, Any]:
     start = usage.window_start(now, window)
     days = [d for d in usage.days_back(now, 31) if d >= start]
-    found = await report(rt, start, now)
-    row, stored = await policy_row(rt)
+    found = await report(rt, s, start, now)
+    row, stored = await policy_row(rt, s)
     limits = quotas.policy_view(row, stored=stored)["dimensions"]
-    org, workspace = usage.workspace_of(rt.settings)
+    org, workspace = usage.workspace_of(s)
     return {"org_id": org, "workspace_id": workspace, "window": window, "window_start": f"{start}T00:00:00Z",
             "window_end": f"{usage.window_end(start, window)}T00:00:00Z", "as_of": iso(now),
             "dimensions": with_limits(usage.dimension_usage(found, days), limits),
@@ -80,27 +91,27 @@ async def summary_of(rt: Runtime, window: str, now: float) -> dict[str, Any]:
 
 
 async def get_summary(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal, s = await scoped(request)
     check_member(principal, "usage")
-    check_scope(request)
+    check_scope(request, s)
     window = request.query_params.get("window") or "day"
     if window not in WINDOWS:
         raise Unprocessable(f"window: {window[:20]!r} is not one of {', '.join(WINDOWS)}", code="invalid_parameter",
                             details={"field": "window", "allowed": list(WINDOWS)})
     rt = runtime(request)
-    return respond({"ok": True, "summary": await summary_of(rt, window, rt.clock.time())}, request=request)
+    return respond({"ok": True, "summary": await summary_of(rt, s, window, rt.clock.time())}, request=request)
 
 
 async def get_timeseries(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal, s = await scoped(request)
     check_member(principal, "usage")
-    check_scope(request)
+    check_scope(request, s)
     window_days = int_param(request, "window_days", 30, 1, 90)
     rt = runtime(request)
     now = rt.clock.time()
     days = usage.days_back(now, window_days)
-    found = await report(rt, days[0], now)
-    org, workspace = usage.workspace_of(rt.settings)
+    found = await report(rt, s, days[0], now)
+    org, workspace = usage.workspace_of(s)
     accounts = await rt.reads.service_account_days(org, workspace)
     actors = await rt.reads.actor_days()
     series = {"org_id": org, "workspace_id": workspace, "granularity": "day", "window_days": window_days,
@@ -109,16 +120,16 @@ async def get_timeseries(request: Request) -> Response:
 
 
 async def rollup_daily(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal, s = await scoped(request)
     if not principal.is_admin:
         raise Forbidden("the daily rollup needs the workspace API key", code="policy_denied")
-    check_scope(request)
+    check_scope(request, s)
     window_days = int_param(request, "window_days", 30, 1, 90)
     rt = runtime(request)
     now = rt.clock.time()
     days = usage.days_back(now, window_days)
     await rt.usage_flusher.flush()
-    org, workspace = usage.workspace_of(rt.settings)
+    org, workspace = usage.workspace_of(s)
     rolled = await rt.write(lambda tx: usage.op_rollup(tx, org, workspace, days, now))
     return respond({"ok": True, "rollup": {"org_id": org, "workspace_id": workspace, "window_days": window_days,
                                            "days": rolled, "rolled_up_at": iso(now)}}, request=request)

@@ -109,8 +109,7 @@ def op_create_service_account(
             code="service_account_exists",
             details={"name": name, "address": address},
         )
-    if principal.workspace_id is None:  # quotas are the default workspace's so far
-        quotas.admit_service_account(tx, now)  # within service_accounts_per_workspace (no query without a limit)
+    quotas.admit_service_account(tx, now, s)  # within its workspace's service_accounts_per_workspace
     at = iso(now)
     row: Row = {
         "service_account_id": uuid7(),

@@ -159,47 +159,61 @@ def confirm(tx: Tx, s: Settings, req: dict[str, Any]) -> dict[str, Any]:
     return {**req, "to_agent": row["address"]}
 
 
+def resolve_in(tx: Tx, s: Settings, req: dict[str, Any]) -> dict[str, Any]:
+    """Inside a transaction with no lookup before it (a schedule's run): the alias ``req["to_alias"]`` names, as it
+    is bound now in the workspace of ``s`` (one indexed read). Revoked with none bound again: 409
+    ``alias_changed``."""
+    sent_to = req["to_alias"]
+    org, workspace = tenancy(s)
+    row = tx.active_alias(org, workspace, alias_key(sent_to["alias"]))
+    if row is None:
+        raise AliasChanged(sent_to["alias"])
+    return {**req, "to_agent": row["address"],
+            "to_alias": Hit(row["alias_id"], row["alias"], row["address"]).recorded()}
+
+
 class AliasBook:
-    """Every active alias of the workspace in memory (key -> Hit), so an intent to an ordinary address asks the
-    database nothing. Read once; dropped (``invalidate``) by a bind or revoke in this process; ``ttl`` (seconds,
-    replicas only) is how long a change made by another replica may go unseen."""
+    """Every active alias of each workspace in memory (the workspace's pair -> key -> Hit), so an intent to an
+    ordinary address asks the database nothing. A workspace's aliases are read on its first lookup; all are dropped
+    (``invalidate``) by a bind or revoke in this process; ``ttl`` (seconds, replicas only) is how long a change
+    made by another replica may go unseen."""
 
     def __init__(self, ttl: float | None = None) -> None:
         self.ttl = ttl
-        self._index: dict[str, Hit] | None = None
-        self._loaded_at = 0.0
+        self._index: dict[tuple[str, str], tuple[float, dict[str, Hit]]] = {}
         self._generation = 0  # one more per invalidate: a load that raced one is not kept
         self._lock: asyncio.Lock | None = None
 
     def invalidate(self) -> None:
-        self._index = None
+        self._index = {}
         self._generation += 1
 
-    def _fresh(self) -> dict[str, Hit] | None:
-        if self._index is not None and (self.ttl is None or time.monotonic() - self._loaded_at < self.ttl):
-            return self._index
+    def _fresh(self, pair: tuple[str, str]) -> dict[str, Hit] | None:
+        held = self._index.get(pair)
+        if held is not None and (self.ttl is None or time.monotonic() - held[0] < self.ttl):
+            return held[1]
         return None
 
     async def lookup(self, reads: Reads, s: Settings, raw: str) -> Hit | None:
-        """The alias ``raw`` is, if any (never for an ``agent://`` address)."""
+        """The alias ``raw`` is in the workspace of ``s``, if any (never for an ``agent://`` address)."""
         if raw.startswith(addresses.SCHEME):
             return None
-        index = self._fresh()
+        pair = tenancy(s)
+        index = self._fresh(pair)
         if index is None:
-            index = await self._load(reads, s)
+            index = await self._load(reads, pair)
         return index.get(alias_key(raw)) if index else None
 
-    async def _load(self, reads: Reads, s: Settings) -> dict[str, Hit]:
+    async def _load(self, reads: Reads, pair: tuple[str, str]) -> dict[str, Hit]:
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:  # many creates at once after an invalidate: one of them reads
-            index = self._fresh()
+            index = self._fresh(pair)
             if index is not None:
                 return index
             generation = self._generation
-            org, workspace = tenancy(s)
             index = {r["alias_key"]: Hit(r["alias_id"], r["alias"], r["address"])
-                     for r in await reads.active_alias_index(org, workspace)}
+                     for r in await reads.active_alias_index(*pair)}
             if generation == self._generation:
-                self._index, self._loaded_at = index, time.monotonic()
+                self._index[pair] = (time.monotonic(), index)
             return index

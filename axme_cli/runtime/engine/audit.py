@@ -13,13 +13,17 @@ from axme_cli.protocol.ids import uuid7
 from axme_cli.runtime.clock import iso
 from axme_cli.runtime.engine.codec import dumps, loads
 from axme_cli.runtime.principals import Principal
+from axme_cli.runtime.scope import Pair, principal_pair
 from axme_cli.runtime.store.base import Row, Tx
 
 
 def record(tx: Tx, action: str, now: float, *, actor: str, key_id: str | None = None, owner_agent: str | None = None,
-           target: tuple[str, str] | None = None, **details: Any) -> None:
+           target: tuple[str, str] | None = None, workspace: Pair = (None, None), **details: Any) -> None:
+    """``workspace``: the pair the event belongs to (``scope.principal_pair``; (None, None) the runtime's default one,
+    as for logins, which are the runtime's)."""
     tx.insert_audit_event({
         "event_id": uuid7(), "created_at": iso(now), "action": action, "actor": actor, "key_id": key_id,
+        "org_id": workspace[0], "workspace_id": workspace[1],
         "owner_agent": owner_agent, "target_type": target[0] if target else None,
         "target_id": target[1] if target else None,
         "details": dumps({k: v for k, v in details.items() if v is not None}),
@@ -27,8 +31,9 @@ def record(tx: Tx, action: str, now: float, *, actor: str, key_id: str | None = 
 
 
 def by(tx: Tx, action: str, now: float, principal: Principal, **fields: Any) -> None:
-    """``record`` with the caller as the actor and its credential's id."""
-    record(tx, action, now, actor=principal.address, key_id=principal.key_id, **fields)
+    """``record`` with the caller as the actor and its credential's id, in the caller's workspace."""
+    record(tx, action, now, actor=principal.address, key_id=principal.key_id, workspace=principal_pair(principal),
+           **fields)
 
 
 def event_view(row: Row) -> dict[str, Any]:

@@ -201,7 +201,10 @@ def insert_new_intent(
     tx.insert_event(intent_id, 2, dumps(submitted))
     tx.notes.intents.add(intent_id)
     payload = row["payload"]  # usage counts the bytes it stores (engine/usage.py)
-    tx.notes.see(("created", doc, len(payload) if payload.isascii() else len(payload.encode())))
+    size = len(payload) if payload.isascii() else len(payload.encode())
+    # usage counts it in its workspace (engine/usage.py); the default workspace's fact names none
+    tx.notes.see(("created", doc, size) if row["workspace_id"] is None else
+                 ("created", doc, size, (row["org_id"], row["workspace_id"])))
     if on_feed:
         _emit(fx, DeliveryDue(to_agent, intent_id, 1, now, row))
     tx.notes.timer(row["wake_ts"])

@@ -14,7 +14,11 @@ mesh's events (AXME's ``client.mesh``; the wire rules and the health table are i
   process applies at once and other replicas hear of through LISTEN/NOTIFY (a replica that lost its notification
   connection reads the whole set again when it is back).
 
-Every row belongs to an org and a workspace: ``scope(settings)`` (today the runtime's one pair).
+Every row belongs to the org and workspace of its agent: ``where(s, address)``, the address's own segments, so
+the runtime's loops (the mesh loop, the redelivery timer, the outbound sender), which act for every workspace,
+record and read an agent's row in its workspace. A caller's lists name its workspace: ``scope(s)`` with the
+caller's scoped settings (``runtime/scope.py``). The killed set holds the addresses of every workspace (an address
+names its workspace, so a kill in one never touches a same-named agent of another).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from axme_cli.runtime.engine import audit
 from axme_cli.runtime.engine.codec import dumps, loads
 from axme_cli.runtime.errors import Forbidden, NotFound
 from axme_cli.runtime.principals import Principal
+from axme_cli.runtime.scope import segments
 from axme_cli.runtime.settings import Settings
 from axme_cli.runtime.store.base import Reads, Row, Tx
 
@@ -38,8 +43,14 @@ HOLD_SECONDS = 300.0
 
 
 def scope(s: Settings) -> tuple[str, str]:
-    """The org and workspace the caller's rows belong to (today the runtime's one pair)."""
+    """The org and workspace of the caller (``s``: its scoped settings, ``scope.settings_for``)."""
     return (s.org, s.workspace)
+
+
+def where(s: Settings, address: str) -> tuple[str, str]:
+    """The org and workspace of the agent at ``address`` (``agent://<org>/<workspace>/<name>``); else those of
+    ``s``."""
+    return segments(address) or scope(s)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -141,7 +152,7 @@ async def list_agents(reads: Reads, s: Settings, accounts: list[Row], now: float
 
 
 def _event(tx: Tx, s: Settings, address: str, event_type: str, actor: str, now: float, **details: Any) -> None:
-    org, workspace = scope(s)
+    org, workspace = where(s, address)
     tx.insert_mesh_event({"event_id": uuid7(), "org_id": org, "workspace_id": workspace, "address": address,
                           "event_type": event_type, "actor": actor,
                           "details": dumps({k: v for k, v in details.items() if v is not None}),
@@ -153,7 +164,7 @@ def _record_health(tx: Tx, s: Settings, row: Row, now: float, actor: str) -> str
     whichever replica or transaction sees it first)."""
     state, why = health(row, now)
     was = row["health"]
-    if state != was and tx.mesh_set_health(scope(s), row["address"], was, state, iso(now)):
+    if state != was and tx.mesh_set_health(where(s, row["address"]), row["address"], was, state, iso(now)):
         _event(tx, s, row["address"], wire.HEALTH_CHANGED, actor, now, previous=was, health=state, reason=why)
     return state
 
@@ -162,7 +173,7 @@ def op_heartbeat(tx: Tx, s: Settings, address: str, metrics: dict[str, Any] | No
     """The agent at ``address`` is alive (the route decided the caller may say so); one UPSERT, plus the health
     change and its event when it comes back (or for the first time)."""
     at = iso(now)
-    row = tx.mesh_heartbeat(scope(s), address, now, at, dumps(metrics) if metrics is not None else None)
+    row = tx.mesh_heartbeat(where(s, address), address, now, at, dumps(metrics) if metrics is not None else None)
     state = _record_health(tx, s, row, now, actor=address)
     killed = bool(row["killed"])
     return {"ok": True, "address": address, "received_at": at, "health": state,
@@ -175,20 +186,20 @@ def note_delivery_failure(tx: Tx, s: Settings, address: str, now: float) -> None
     (service accounts) are counted."""
     if tx.active_service_account_by_address(address) is None:
         return
-    row = tx.mesh_delivery_failure(scope(s), address, now, iso(now), wire.FAILURE_WINDOW_SECONDS)
+    row = tx.mesh_delivery_failure(where(s, address), address, now, iso(now), wire.FAILURE_WINDOW_SECONDS)
     _record_health(tx, s, row, now, actor=MESH)
 
 
 def held(tx: Tx, s: Settings, address: str) -> bool:
     """Whether the agent at ``address`` is killed, as this transaction sees it (the redelivery timer asks)."""
-    return tx.mesh_killed(scope(s), address)
+    return tx.mesh_killed(where(s, address), address)
 
 
 def op_sweep(tx: Tx, s: Settings, addresses: list[str], now: float) -> int:
     """Record the health changes time made (the mesh loop found these agents' health changed); how many."""
     changed = 0
     for address in addresses:
-        row = tx.mesh_agent(scope(s), address)
+        row = tx.mesh_agent(where(s, address), address)
         if row is not None and _record_health(tx, s, row, now, actor=MESH) != row["health"]:
             changed += 1
     return changed
@@ -215,12 +226,12 @@ def op_kill(tx: Tx, s: Settings, principal: Principal, address: str, reason: str
     are refused; what is addressed to it waits. Killing a killed agent changes nothing (``changed`` false)."""
     who = may_switch(principal)
     sa = _agent(tx, address)
-    row = tx.mesh_agent(scope(s), address)
+    row = tx.mesh_agent(where(s, address), address)
     if row is not None and row["killed"]:
         return {"ok": True, "changed": False, "agent": agent_view(sa, row, now)}
     at = iso(now)
-    row = tx.mesh_update(scope(s), address, {"killed": 1, "killed_at": at, "killed_by": who, "kill_reason": reason,
-                                              "updated_at": at}, at)
+    fields: Row = {"killed": 1, "killed_at": at, "killed_by": who, "kill_reason": reason, "updated_at": at}
+    row = tx.mesh_update(where(s, address), address, fields, at)
     _event(tx, s, address, wire.KILLED, who, now, reason=reason)
     audit.by(tx, "agent.killed", now, principal, owner_agent=address, target=("agent", address), reason=reason)
     tx.notes.kill_switch(address, True)
@@ -233,12 +244,12 @@ def op_resume(tx: Tx, s: Settings, principal: Principal, address: str, reason: s
     is not killed changes nothing (``changed`` false)."""
     who = may_switch(principal)
     sa = _agent(tx, address)
-    row = tx.mesh_agent(scope(s), address)
+    row = tx.mesh_agent(where(s, address), address)
     if row is None or not row["killed"]:
         return {"ok": True, "changed": False, "agent": agent_view(sa, row, now)}
     at = iso(now)
-    row = tx.mesh_update(scope(s), address, {"killed": 0, "resumed_at": at, "resumed_by": who, "updated_at": at},
-                         at)
+    fields: Row = {"killed": 0, "resumed_at": at, "resumed_by": who, "updated_at": at}
+    row = tx.mesh_update(where(s, address), address, fields, at)
     _event(tx, s, address, wire.RESUMED, who, now, reason=reason, killed_at=row["killed_at"])
     audit.by(tx, "agent.resumed", now, principal, owner_agent=address, target=("agent", address), reason=reason)
     tx.notes.kill_switch(address, False)
@@ -253,7 +264,7 @@ def op_resume(tx: Tx, s: Settings, principal: Principal, address: str, reason: s
 
 
 class KillSwitch:
-    """The killed addresses of this runtime's workspace, in memory: asking costs a set lookup, no query. Read at
+    """The killed addresses of every workspace of this runtime, in memory: asking costs a set lookup, no query. Read at
     start (``load``), then kept by the commits' ``Notes.killed`` (this process's at once, other replicas' through
     LISTEN/NOTIFY), and read again after a replica's notification connection was lost (``Notes.everything``)."""
 
@@ -261,12 +272,12 @@ class KillSwitch:
         self.killed: frozenset[str] = frozenset()
         self._logs: list[list[dict[str, bool]]] = []  # one per load under way: the changes heard meanwhile
 
-    async def load(self, reads: Reads, s: Settings) -> None:
-        """Read the set again; changes heard while reading are applied on top, in order."""
+    async def load(self, reads: Reads, s: Settings | None = None) -> None:
+        """Read the set again (every workspace's); changes heard while reading are applied on top, in order."""
         log: list[dict[str, bool]] = []
         self._logs.append(log)
         try:
-            found = set(await reads.mesh_killed_addresses(scope(s)))
+            found = set(await reads.mesh_killed_addresses(None))
         finally:
             self._logs.remove(log)
         for changes in log:

@@ -29,7 +29,7 @@ from axme_cli.runtime import principals as pr
 from axme_cli.runtime.clock import iso
 from axme_cli.runtime.engine import audit
 from axme_cli.runtime.engine.codec import dumps, loads
-from axme_cli.runtime.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
+from axme_cli.runtime.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
 from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.settings import Settings
 from axme_cli.runtime.store.base import Row, Tx
@@ -38,7 +38,7 @@ ACTIVE = "active"
 REMOVED = "removed"
 MANAGERS = frozenset({"org_owner", "org_admin"})
 READERS = MANAGERS | {"billing_viewer", "security_auditor"}
-WORKSPACE_ROLES = ("workspace_admin", "member")  # the roles a workspace_admin may hand out in its workspace
+WORKSPACE_ROLES = wire.WORKSPACE_ROLES  # the roles a workspace_admin may hand out in its workspace
 
 
 def default_pair(s: Settings) -> tuple[str, str]:
@@ -410,3 +410,147 @@ def op_remove_member(tx: Tx, s: Settings, principal: Principal, org_id: str, mem
 def removal_view(row: Row) -> dict[str, Any]:
     return {"ok": True, "removed": True, "org_id": row["org_id"], "member_id": row["member_id"],
             "removed_at": row["removed_at"]}
+
+
+def include_view(row: Row) -> dict[str, Any]:
+    return {"ok": True, "member": member_view(row)}
+
+
+def exclude_view(row: Row) -> dict[str, Any]:
+    return {"ok": True, "result": {"member_id": row["member_id"], "org_id": row["org_id"],
+                                   "workspace_id": row["workspace_id"], "status": row["status"],
+                                   "excluded": True, "removed_at": row["removed_at"]}}
+
+
+def _workspace_of_path(tx: Tx, s: Settings, principal: Principal, workspace_id: str,
+                       org_id: str | None) -> tuple[Row, Access]:
+    """The workspace a ``/v1/workspaces/{workspace_id}/...`` route names and the caller's ``Access`` to its
+    organization: 404 ``workspace_not_found`` alike for a missing one, one of another organization than the body's
+    ``org_id``, and one whose organization the caller cannot see."""
+    require_person_or_admin(principal)
+    workspace = tx.find_workspace(workspace_id)
+    if workspace is None or org_id not in (None, workspace["org_id"]):
+        raise workspace_not_found(workspace_id)
+    try:
+        _, access = _tx_access(tx, s, principal, workspace["org_id"])
+    except NotFound:
+        raise workspace_not_found(workspace_id) from None
+    if not (access.reads_org or access.admin_of(workspace_id)):
+        raise workspace_not_found(workspace_id)
+    return workspace, access
+
+
+def op_include_member(tx: Tx, s: Settings, principal: Principal, workspace_id: str, req: dict[str, Any],
+                      now: float) -> Row:
+    """AXME's ``POST /v1/workspaces/{workspace_id}/members/include``: a member of this workspace (the body's
+    ``workspace_id``, if given, is the path's; ``org_id`` the workspace's)."""
+    if req.get("workspace_id") not in (None, workspace_id):
+        raise BadRequest(f"workspace_id: the body names {req['workspace_id']!r}, the path {workspace_id!r}",
+                         code="scope_mismatch", details={"field": "workspace_id"})
+    workspace, _ = _workspace_of_path(tx, s, principal, workspace_id, req.get("org_id"))
+    return op_add_member(tx, s, principal, workspace["org_id"], {
+        "actor_id": req["actor_id"], "role": req.get("role") or "member", "workspace_id": workspace_id}, now)
+
+
+def op_exclude_member(tx: Tx, s: Settings, principal: Principal, workspace_id: str, member_id: str,
+                      now: float) -> Row:
+    """AXME's ``DELETE /v1/workspaces/{workspace_id}/members/{member_id}/exclude``: a member of this workspace
+    removed (again: the same answer); a member of the organization or of another workspace is 404 here."""
+    workspace, _ = _workspace_of_path(tx, s, principal, workspace_id, None)
+    member = tx.get_member(workspace["org_id"], member_id)
+    if member is None or member["workspace_id"] != workspace_id:
+        raise member_not_found(member_id)
+    return op_remove_member(tx, s, principal, workspace["org_id"], member_id, now)
+
+
+# ---------------------------------------------------------------------------------------------
+# the workspace a person acts in
+
+
+def may_act_in(memberships: list[Row], workspace_id: str) -> bool:
+    """Whether a person's active memberships of an organization let them act in one of its workspaces: a
+    membership of the whole organization (any role: they see all its workspaces, as the personal context lists
+    them) or of that workspace."""
+    return any(m["workspace_id"] in (None, workspace_id) for m in memberships)
+
+
+def _selectable(tx: Tx, s: Settings, principal: Principal, org_id: str, workspace_id: str) -> bool:
+    """Whether ``org_id`` / ``workspace_id`` is the runtime's default pair (True) or a workspace the person may
+    act in (False); 404 for one they have no membership of, as for one that does not exist, 409 for one that is
+    not active."""
+    if not principal.is_actor or principal.session_id is None:
+        raise Unauthorized("the workspace selection is a person's: log in with `axme login` (an API key acts in its "
+                           "own workspace)", code="missing_actor_token")
+    if (org_id, workspace_id) == default_pair(s):
+        return True
+    org = tx.get_organization(org_id)
+    memberships = tx.actor_memberships(actor_keys(principal), org_id) if org is not None else []
+    if not memberships:
+        raise org_not_found(org_id)
+    workspace = tx.get_workspace(org_id, workspace_id)
+    if workspace is None or not may_act_in(memberships, workspace_id):
+        raise workspace_not_found(workspace_id)
+    assert org is not None
+    for what, row in (("organization", org), ("workspace", workspace)):
+        if row["status"] != ACTIVE:
+            raise Conflict(f"the {what} is {row['status']}; select an active workspace", code="workspace_not_active",
+                           details={"field": "workspace_id" if what == "workspace" else "org_id"})
+    return False
+
+
+def op_select_workspace(tx: Tx, s: Settings, principal: Principal, req: dict[str, Any], now: float) -> None:
+    """AXME's ``POST /v1/portal/personal/workspace-selection``: the person's login session acts in this workspace
+    from now on (its every access token; ``runtime/auth.py``); the default pair goes back to the default one."""
+    org_id, workspace_id = req["org_id"], req["workspace_id"]
+    default = _selectable(tx, s, principal, org_id, workspace_id)
+    assert principal.session_id is not None
+    tx.update_session(principal.session_id, {"org_id": None if default else org_id,
+                                             "workspace_id": None if default else workspace_id})
+    audit.by(tx, "workspace.selected", now, principal, target=("workspace", workspace_id), org_id=org_id)
+
+
+def op_select_ui_workspace(tx: Tx, s: Settings, principal: Principal, ui_session_id: str, org_id: str,
+                           workspace_id: str) -> None:
+    """The dashboard's switcher: the same rule as ``op_select_workspace``, kept on the dashboard session."""
+    default = _selectable(tx, s, principal, org_id, workspace_id)
+    tx.select_ui_workspace(ui_session_id, None if default else org_id, None if default else workspace_id)
+
+
+
+async def personal_context(reads: Any, s: Settings, principal: Principal) -> dict[str, Any]:
+    """AXME's personal context: the organizations and workspaces the caller may see with its roles there (the
+    runtime's admin key: every one, as ``operator``; a person: those of their memberships, and the runtime's default
+    workspace, where every person is a ``member``), and the pair its credential acts in (``context``)."""
+    require_person_or_admin(principal)
+    roles_by_org: dict[str, dict[str | None, set[str]]] = {}
+    if principal.is_admin and principal.workspace_id is not None:
+        roles_by_org[str(principal.org_id)] = {principal.workspace_id: {"workspace_admin"}}
+    elif is_operator(s, principal):
+        roles_by_org = {o["org_id"]: {None: {"operator"}} for o in await reads.list_organizations()}
+    else:
+        default_org, default_workspace = default_pair(s)
+        roles_by_org[default_org] = {default_workspace: {"member"}}
+        for m in await reads.actor_organizations(actor_keys(principal)):
+            roles_by_org.setdefault(m["org_id"], {}).setdefault(m["workspace_id"], set()).add(m["role"])
+    organizations, workspaces = [], []
+    for org_id, scoped in roles_by_org.items():
+        org = await reads.get_organization(org_id)
+        if org is None:
+            continue
+        org_roles = sorted(scoped.get(None) or ())
+        shown = []
+        for ws in await reads.list_workspaces(org_id):
+            roles = sorted(set(org_roles) | scoped.get(ws["workspace_id"], set()))
+            if org_roles or ws["workspace_id"] in scoped:
+                shown.append(ws["workspace_id"])
+                workspaces.append({**workspace_view(ws), "org_name": org["name"], "roles": roles})
+        organizations.append({"org_id": org_id, "name": org["name"], "status": org["status"],
+                              "roles": sorted({r for rs in scoped.values() for r in rs}), "workspaces": shown})
+    org_id, workspace_id = default_pair(s)
+    if principal.workspace_id is not None:
+        org_id, workspace_id = str(principal.org_id), principal.workspace_id
+    selected_ws = next((w for w in workspaces if (w["org_id"], w["workspace_id"]) == (org_id, workspace_id)), None)
+    selected_org = next((o for o in organizations if o["org_id"] == org_id), None)
+    return {"context": {"org_id": org_id, "workspace_id": workspace_id}, "account": {"email": principal.email},
+            "organizations": organizations, "workspaces": workspaces, "selected_organization": selected_org,
+            "selected_workspace": selected_ws, "guidance": {"workspace_count": len(workspaces)}}

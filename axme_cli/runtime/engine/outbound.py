@@ -60,8 +60,7 @@ def may_act_for(principal: Principal, owner_agent: str) -> bool:
 
 def may_reach(principal: Principal, row: Row) -> bool:
     """A subscription, event or delivery of the caller's workspace (NULL: the default one) it may act for."""
-    return ((row.get("org_id"), row.get("workspace_id")) == (principal.org_id, principal.workspace_id)
-            and may_act_for(principal, row["owner_agent"]))
+    return scope.belongs(principal, row) and may_act_for(principal, row["owner_agent"])
 
 
 def subscription_view(row: Row) -> dict[str, Any]:

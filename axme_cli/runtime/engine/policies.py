@@ -31,8 +31,9 @@ when a commit changed a policy (``Notes.policies``: here at once, on other repli
 reconnect drops it too, and ``TTL`` bounds a notification lost anyway). A policy change takes effect for intents
 created after it; intents already created are not touched.
 
-Every row carries the org and workspace it belongs to, taken from ``scope_of`` (today the runtime's one pair); the
-org's receive policy is the org's (workspace_id ''). Every read filters on them.
+Every row carries the org and workspace it belongs to, taken from ``scope_of`` (the caller's workspace: its scoped
+settings); the org's receive policy is the org's (workspace_id ''), shared by its workspaces. Every read filters on
+them; the rules in memory are kept per workspace, and a send is judged by the recipient's workspace's rules.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from axme_cli.runtime.clock import iso
 from axme_cli.runtime.engine import audit
 from axme_cli.runtime.errors import Conflict, Forbidden, NotFound, Unprocessable
 from axme_cli.runtime.principals import Principal
+from axme_cli.runtime.scope import segments
 from axme_cli.runtime.settings import Settings
 from axme_cli.runtime.store.base import Row, Tx
 
@@ -65,8 +67,8 @@ WIRE_POLICY = {AGENT_SEND: "agent_send_policy", ORG_RECEIVE: "org_receive_policy
 
 
 def scope_of(s: Settings, principal: Principal | None = None) -> tuple[str, str]:
-    """The org and workspace the caller acts in, which every row it writes carries and every read filters on: the
-    runtime's one pair today (``--org``, ``--workspace``), whoever the caller is."""
+    """The org and workspace the caller acts in, which every row it writes carries and every read filters on
+    (``s``: the caller's scoped settings, ``scope.settings_for``)."""
     return s.org, s.workspace
 
 
@@ -352,10 +354,11 @@ def _org_of(address: str) -> str | None:
 def check_send(tx: Tx, s: Settings, sender: str, recipient: str, **context: Any) -> None:
     """403 ``policy_denied`` when a policy refuses ``sender`` sending to ``recipient`` (the one to judge an intent
     by, in every way one is created); nothing, and no query, when no policy restricts anything. ``context`` goes
-    into the refusal's details (a workflow's step)."""
+    into the refusal's details (a workflow's step). The policies judged are those of the recipient's workspace
+    and org (an agent's policy lives where the agent does), whatever workspace ``s`` is of."""
     if not sender.startswith(addresses.SCHEME):
         return  # the workspace key or a person, as themselves
-    org, workspace = scope_of(s)
+    org, workspace = segments(recipient) or scope_of(s)
     rules = cache_of(tx.memo).rules(tx, org, workspace)
     if rules.empty:
         return

@@ -24,6 +24,7 @@ from axme_cli.runtime.engine import audit
 from axme_cli.runtime.engine.codec import dumps, loads
 from axme_cli.runtime.errors import Conflict, Forbidden, NotFound, Unprocessable
 from axme_cli.runtime.principals import Principal
+from axme_cli.runtime.scope import owns
 from axme_cli.runtime.settings import Settings
 from axme_cli.runtime.store.base import Row, Tx
 
@@ -32,8 +33,8 @@ SERVICE_ACCOUNT = "service_account"
 
 
 def tenancy(s: Settings) -> tuple[str, str]:
-    """The organisation and workspace a caller's rows belong to and its reads filter on. One pair per runtime for
-    now (``--org``, ``--workspace``); the one place to change when a runtime serves several."""
+    """The organisation and workspace a caller's rows belong to and its reads filter on (``s``: the caller's scoped
+    settings, ``scope.settings_for``)."""
     return s.org, s.workspace
 
 
@@ -157,7 +158,7 @@ def find(tx: Tx, s: Settings, raw: str, field: str = "principal_id") -> Target:
         row = tx.principal_by_address(org, workspace, address)
         if row is None:
             sa = tx.active_service_account_by_address(address)
-            if sa is None:
+            if sa is None or not owns(s, sa):  # another workspace's agent: as none
                 raise not_found(raw, field)
             return Target(agent_principal_view(s, sa))
     return Target(principal_view(row))
@@ -174,7 +175,7 @@ async def find_read(reads: Any, s: Settings, raw: str, field: str = "principal_i
         row = await reads.principal_by_address(org, workspace, address)
         if row is None:
             sa = await reads.active_service_account_at(address)
-            if sa is None:
+            if sa is None or not owns(s, sa):
                 raise not_found(raw, field)
             return Target(agent_principal_view(s, sa))
     return Target(principal_view(row))

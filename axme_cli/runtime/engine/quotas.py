@@ -23,7 +23,11 @@ bill_overage, or ``hard_enforcement`` false, nothing is refused: calls past a li
 set below what is used already is accepted and applies to new work only: nothing that exists is removed or
 stopped.
 
-What it costs: a workspace without limits pays nothing per intent (``Tx.limits`` is None: no query). With a limit
+Every workspace has its own policy, counts and refusals: admission asks the limits of the workspace the work is
+of (the operation's scoped settings ``s``; the runtime's default workspace where none is given: people, uploads),
+and requests and streams count in the caller's workspace.
+
+What it costs: a runtime without limits pays nothing per intent (``Tx.limits`` is None: no query). With a limit
 on intents per day, each create updates one counter row per workspace and day in its transaction (on PostgreSQL
 that row is locked until the commit: the creates of one workspace take turns there). With a request rate limit,
 PostgreSQL replicas update a row per workspace and minute per request (its commit not waiting for the disk);
@@ -54,6 +58,7 @@ from axme_cli.runtime.engine.usage import (
     STREAMS_OPENED,
     STREAMS_PEAK,
     Counters,
+    Pair,
     day_of,
     minute_of,
     next_day,
@@ -129,10 +134,10 @@ def policy_id(org_id: str, workspace_id: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"axme:quota-policy:{org_id}/{workspace_id}"))
 
 
-def default_row(s: Settings, at: str) -> Row:
-    """The policy of a workspace nobody changed: the runtime's defaults (``--quota`` of ``axme dev`` and
-    ``axme server``; none unless given)."""
-    org, workspace = workspace_of(s)
+def default_row(s: Settings, at: str, pair: Pair | None = None) -> Row:
+    """The policy of a workspace nobody changed (that of ``s``, or ``pair``): the runtime's defaults (``--quota``
+    of ``axme dev`` and ``axme server``; none unless given), the same for every workspace."""
+    org, workspace = pair or workspace_of(s)
     return {"org_id": org, "workspace_id": workspace, "quota_policy_id": policy_id(org, workspace),
             "dimensions": dumps(dict(s.quota_defaults)), "soft_threshold_percent": DEFAULT_SOFT_THRESHOLD,
             "hard_enforcement": 1, "overage_mode": "block", "updated_by_actor_id": None, "created_at": at,
@@ -167,6 +172,40 @@ class Limits:
     def get(self, dimension: str) -> int | None:
         return self.dims.get(dimension)
 
+    @property
+    def pair(self) -> Pair:
+        return self.org_id, self.workspace_id
+
+
+class LimitBook:
+    """The limits in force of every workspace (``Store.limits`` -> ``Tx.limits``): a stored policy's, else the
+    runtime's defaults. Made only when some workspace has a limit (else ``Tx.limits`` is None: no cost)."""
+
+    def __init__(self, stored: dict[Pair, Limits | None], defaults: Row | None, counters: Counters) -> None:
+        self._stored = stored
+        self._defaults = defaults  # the default policy's row (its pair is filled in per workspace)
+        self._counters = counters
+        self._made: dict[Pair, Limits | None] = {}
+        self.home = counters.home
+
+    def of(self, pair: Pair | None) -> Limits | None:
+        """The limits of the workspace ``pair`` (None: the runtime's default one); None: it has none."""
+        pair = pair or self.home
+        if pair in self._stored:
+            return self._stored[pair]
+        if self._defaults is None:
+            return None
+        if pair not in self._made:  # one object per workspace (a dict write is atomic: a race makes two alike)
+            self._made[pair] = limits_of({**self._defaults, "org_id": pair[0], "workspace_id": pair[1]},
+                                         self._counters)
+        return self._made[pair]
+
+
+def limits_in(tx: Tx, s: Settings | None) -> Limits | None:
+    """The limits of the workspace of ``s`` (None: the runtime's default one) this transaction sees."""
+    book: LimitBook | None = tx.limits
+    return book.of(workspace_of(s) if s is not None else None) if book is not None else None
+
 
 def limits_of(row: Row, counters: Counters) -> Limits | None:
     dims = {k: int(v) for k, v in loads(row["dimensions"]).items() if k in DIMENSIONS and v is not None}
@@ -192,7 +231,7 @@ def op_update(tx: Tx, s: Settings, principal: Principal, req: dict[str, Any], no
         who = "a person's login" if principal.is_actor else "an agent key"
         raise Forbidden(f"changing quotas needs the workspace API key, not {who}", code="policy_denied")
     check_workspace(s, req.get("org_id"), req.get("workspace_id"))
-    org, workspace = workspace_of(s)
+    org, workspace = workspace_of(s)  # the caller's workspace: its own policy
     at = iso(now)
     row = tx.get_quota_policy(org, workspace) or default_row(s, at)
     dims = loads(row["dimensions"])
@@ -228,9 +267,9 @@ def _past(tx: Tx, limits: Limits, dimension: str, used: int, limit: int, reset_t
         err = exceeded(dimension, used, limit, reset_ts, now)
         # Counted when the call is answered (``count_refusal``), not here: an operation may run more than once
         # before its answer (PostgreSQL runs a batch's operations again one by one when one of them refuses).
-        err.refusal = (limits.counters, dimension)  # type: ignore[attr-defined]
+        err.refusal = (limits.counters, dimension, limits.pair)  # type: ignore[attr-defined]
         raise err
-    tx.notes.see(("usage", overage(dimension), 1))
+    tx.notes.see(("usage", overage(dimension), 1, limits.pair))
 
 
 def count_refusal(exc: Exception) -> None:
@@ -238,17 +277,17 @@ def count_refusal(exc: Exception) -> None:
     refusal = getattr(exc, "refusal", None)
     if refusal is not None:
         exc.refusal = None  # type: ignore[attr-defined]
-        counters, dimension = refusal
-        counters.refused(dimension)
+        counters, dimension, pair = refusal
+        counters.refused(dimension, pair)
 
 
 def admit_intent(tx: Tx, s: Settings, payload: Any, now: float) -> None:
     """An intent a caller creates (``intents.op_create``, ``workflows.op_apply``): its payload's size, the bytes
-    stored, and today's count of intents. With no limit set this asks nothing and writes nothing (the intent is
-    counted in memory when it commits)."""
-    limits: Limits | None = tx.limits
+    stored, and today's count of intents, against the limits of the workspace of ``s``. With no limit set this
+    asks nothing and writes nothing (the intent is counted in memory when it commits)."""
+    limits = limits_in(tx, s)
     if limits is None:
-        tx.notes.see(_ADMITTED)
+        tx.notes.see((*_ADMITTED, workspace_of(s)))
         return
     size_limit, storage_limit = limits.get(PAYLOAD), limits.get(STORAGE)
     if size_limit is not None or storage_limit is not None:
@@ -259,34 +298,37 @@ def admit_intent(tx: Tx, s: Settings, payload: Any, now: float) -> None:
             check_storage(tx, limits, size, storage_limit, now)
     limit = limits.get(INTENTS)
     if limit is None:
-        tx.notes.see(_ADMITTED)
+        tx.notes.see((*_ADMITTED, limits.pair))
         return
     org, workspace, day = limits.org_id, limits.workspace_id, day_of(now)
     taken = tx.take_usage(org, workspace, INTENTS, day, 1, limit if limits.block else None)
     if taken is None:
         _past(tx, limits, INTENTS, tx.usage_value(org, workspace, INTENTS, day), limit, next_day(now), now)
     elif taken > limit:
-        tx.notes.see(("usage", overage(INTENTS), 1))
+        tx.notes.see(("usage", overage(INTENTS), 1, limits.pair))
 
 
 def check_storage(tx: Tx, limits: Limits, size: int, limit: int, now: float) -> None:
     """``size`` more bytes stored: within ``limit``? Against the stored bytes as counted so far (the row, and what
     this process counted and has not added yet; other replicas add theirs every few seconds)."""
-    used = tx.usage_value(limits.org_id, limits.workspace_id, STORED, EVER) + limits.counters.pending(STORED, EVER)
+    used = (tx.usage_value(limits.org_id, limits.workspace_id, STORED, EVER)
+            + limits.counters.pending(STORED, EVER, limits.pair))
     if used + size > limit:
         _past(tx, limits, STORAGE, used, limit, None, now)
 
 
-def admit_upload(tx: Tx, size: int, now: float) -> None:
-    """An upload of ``size`` bytes (as declared at create-upload) against the storage limit."""
-    limits: Limits | None = tx.limits
+def admit_upload(tx: Tx, size: int, now: float, s: Settings | None = None) -> None:
+    """An upload of ``size`` bytes (as declared at create-upload) against the storage limit of the workspace of
+    ``s`` (None: the default one)."""
+    limits = limits_in(tx, s)
     limit = limits.get(STORAGE) if limits is not None else None
     if limits is not None and limit is not None:
         check_storage(tx, limits, size, limit, now)
 
 
-def _admit_one_more(tx: Tx, dimension: str, count: Callable[[Limits], int], now: float) -> None:
-    limits: Limits | None = tx.limits
+def _admit_one_more(tx: Tx, s: Settings | None, dimension: str, count: Callable[[Limits], int],
+                    now: float) -> None:
+    limits = limits_in(tx, s)
     limit = limits.get(dimension) if limits is not None else None
     if limits is None or limit is None:
         return
@@ -296,14 +338,15 @@ def _admit_one_more(tx: Tx, dimension: str, count: Callable[[Limits], int], now:
         _past(tx, limits, dimension, used, limit, None, now)
 
 
-def admit_service_account(tx: Tx, now: float) -> None:
-    """One more active service account (``agents.op_create_service_account``)."""
-    _admit_one_more(tx, SERVICE_ACCOUNTS, lambda lim: tx.count_service_accounts(lim.org_id, lim.workspace_id), now)
+def admit_service_account(tx: Tx, now: float, s: Settings | None = None) -> None:
+    """One more active service account (``agents.op_create_service_account``) in the workspace of ``s``."""
+    _admit_one_more(tx, s, SERVICE_ACCOUNTS, lambda lim: tx.count_service_accounts(lim.org_id, lim.workspace_id), now)
 
 
 def admit_actor(tx: Tx, now: float) -> None:
-    """A person logging in for the first time (``auth.op_verify_login``)."""
-    _admit_one_more(tx, ACTORS, lambda lim: tx.count_actors(), now)
+    """A person logging in for the first time (``auth.op_verify_login``): people are the runtime's, counted
+    against the default workspace's limit."""
+    _admit_one_more(tx, None, ACTORS, lambda lim: tx.count_actors(), now)
 
 
 def op_take_request(tx: Tx, org_id: str, workspace_id: str, minute: str, limit: int | None) -> tuple[bool, int]:
@@ -337,12 +380,13 @@ def op_set_streams(tx: Tx, org_id: str, workspace_id: str, replica_id: str, mine
 
 
 class Quotas:
-    """The limits in force in this process, and the counts that are kept here: requests of the current minute
-    (SQLite: the one process sees them all) and the SSE streams this process holds open.
+    """The limits in force in this process, and the counts that are kept here, per workspace: requests of the
+    current minute (SQLite: the one process sees them all) and the SSE streams this process holds open.
 
-    ``limits`` is also handed to every transaction (``Store.limits`` -> ``Tx.limits``), so operations check the
-    limits without asking the database. It is read again after a commit that changed the policy (``invalidate``),
-    here or on another replica, and every RELOAD_SECONDS on PostgreSQL."""
+    The limits (``LimitBook``) are also handed to every transaction (``Store.limits`` -> ``Tx.limits``), so
+    operations check them without asking the database. They are read again (every workspace's policy, one query)
+    after a commit that changed a policy (``invalidate``), here or on another replica, and every RELOAD_SECONDS
+    on PostgreSQL."""
 
     def __init__(self, store: Store, settings: Settings, clock: Clock, counters: Counters,
                  started_at: float) -> None:
@@ -353,35 +397,52 @@ class Quotas:
         self.shared = getattr(store, "kind", "sqlite") != "sqlite"  # replicas: the counts that enforce are rows
         self.replica_id = str(getattr(store, "replica_id", "") or "local")
         self._started = iso(started_at)
-        self.row: Row = default_row(settings, self._started)
-        self.stored = False  # whether ``row`` is a stored policy (else the runtime's defaults)
-        self.limits: Limits | None = None
+        self.book: LimitBook | None = None
         self._generation = 0
         self._loaded_at = 0.0  # real time
         self._tasks: set[asyncio.Task[None]] = set()
-        self._minute, self._day, self._minute_ends, self._minute_count = "", "", 0.0, 0
-        self.streams = 0  # /v1 SSE streams this process holds open
-        self._streams_written = 0.0  # real time this replica last wrote its count (while streams are limited)
-        self._streams_dirty = False
+        self._minute, self._day, self._minute_ends = "", "", 0.0
+        self._minute_counts: dict[Pair, int] = {}
+        self._streams: dict[Pair, int] = {}  # /v1 SSE streams this process holds open, per workspace
+        self._streams_written: dict[Pair, float] = {}  # real time this replica last wrote a workspace's count
+        self._streams_dirty: set[Pair] = set()
         self._stream_turns: asyncio.Lock | None = None
 
+    @property
+    def streams(self) -> int:
+        """The /v1 SSE streams this process holds open, of every workspace."""
+        return sum(self._streams.values())
+
+    def streams_of(self, pair: Pair) -> int:
+        return self._streams.get(pair, 0)
+
+    def _pair(self, s: Settings | None) -> Pair:
+        return workspace_of(s) if s is not None else self.counters.home
+
+    def limits_of(self, s: Settings | None) -> Limits | None:
+        book = self.book
+        return book.of(self._pair(s)) if book is not None else None
+
     # the limits
-    def _apply(self, row: Row | None) -> None:
-        self.stored = row is not None
-        self.row = row if row is not None else default_row(self._settings, self._started)
-        self.limits = limits_of(self.row, self.counters)
-        self._store.limits = self.limits
+    def _apply(self, rows: list[Row]) -> None:
+        stored = {(r["org_id"], r["workspace_id"]): limits_of(r, self.counters) for r in rows}
+        defaults = default_row(self._settings, self._started)
+        has_defaults = limits_of(defaults, self.counters) is not None
+        if any(v is not None for v in stored.values()) or has_defaults:
+            self.book = LimitBook(stored, defaults if has_defaults else None, self.counters)
+        else:
+            self.book = None
+        self._store.limits = self.book
 
     async def reload(self) -> None:
         generation = self._generation
-        org, workspace = workspace_of(self._settings)
-        row = await self._store.read_quota_policy(org, workspace)
+        rows = await self._store.read_quota_policies()
         if generation == self._generation:  # else a later change is being read: that read decides
-            self._apply(row)
+            self._apply(rows)
             self._loaded_at = real_time()
 
     def invalidate(self) -> None:
-        """A commit changed the policy (here or on another replica): read it again."""
+        """A commit changed a policy (here or on another replica): read them again."""
         self._generation += 1
         task = asyncio.ensure_future(self._reload_logged())
         self._tasks.add(task)
@@ -396,31 +457,34 @@ class Quotas:
             logging.getLogger("axme.runtime").warning("reading the quota policy failed", exc_info=True)
 
     # requests
-    def request(self, *, refusable: bool = True) -> Awaitable[None] | None:
-        """Count an authenticated request; past ``rate_limit_per_minute`` refuse it (QuotaExceeded). None when
-        nothing is left to wait for (SQLite, or no limit: all in memory); else the shared count's write."""
+    def request(self, s: Settings | None = None, *, refusable: bool = True) -> Awaitable[None] | None:
+        """Count an authenticated request of the workspace of ``s`` (None: the default one); past its
+        ``rate_limit_per_minute`` refuse it (QuotaExceeded). None when nothing is left to wait for (SQLite, or no
+        limit: all in memory); else the shared count's write."""
         now = self._clock.time()
         if now >= self._minute_ends:
             self._minute, self._day = minute_of(now), day_of(now)
-            self._minute_ends, self._minute_count = next_minute(now), 0
-        limits = self.limits
+            self._minute_ends, self._minute_counts = next_minute(now), {}
+        pair = self._pair(s)
+        limits = self.limits_of(s)
         limit = limits.get(RATE) if limits is not None and refusable else None
         counters = self.counters
+        used = self._minute_counts.get(pair, 0)
         if limits is None or limit is None:
-            self._minute_count += 1
-            counters.add(REQUESTS, self._day)
-            counters.add(REQUESTS, self._minute)
+            self._minute_counts[pair] = used + 1
+            counters.add(REQUESTS, self._day, pair=pair)
+            counters.add(REQUESTS, self._minute, pair=pair)
             return None
         if self.shared:
             return self._take_shared(limits, limit, self._minute, self._day, now)
-        if self._minute_count + 1 > limit:
+        if used + 1 > limit:
             if limits.block:
-                counters.refused(RATE)
-                raise exceeded(RATE, self._minute_count, limit, self._minute_ends, now)
-            counters.add(overage(RATE), self._day)
-        self._minute_count += 1
-        counters.add(REQUESTS, self._day)
-        counters.add(REQUESTS, self._minute)
+                counters.refused(RATE, pair)
+                raise exceeded(RATE, used, limit, self._minute_ends, now)
+            counters.add(overage(RATE), self._day, pair=pair)
+        self._minute_counts[pair] = used + 1
+        counters.add(REQUESTS, self._day, pair=pair)
+        counters.add(REQUESTS, self._minute, pair=pair)
         return None
 
     async def _take_shared(self, limits: Limits, limit: int, minute: str, day: str, now: float) -> None:
@@ -428,47 +492,54 @@ class Quotas:
                                minute=minute, limit=limit if limits.block else None)
         taken, used = await self._store.write(op)
         if not taken:
-            self.counters.refused(RATE)
+            self.counters.refused(RATE, limits.pair)
             raise exceeded(RATE, used, limit, next_minute(now), now)
         if used > limit:
-            self.counters.add(overage(RATE), day)
-        self.counters.add(REQUESTS, day)
+            self.counters.add(overage(RATE), day, pair=limits.pair)
+        self.counters.add(REQUESTS, day, pair=limits.pair)
 
     # SSE streams
-    async def open_stream(self) -> Callable[[], None]:
-        """Count a stream opening; past ``sse_streams_max`` refuse it (QuotaExceeded). Returns what to call when
-        it closes."""
+    async def open_stream(self, s: Settings | None = None) -> Callable[[], None]:
+        """Count a stream opening in the workspace of ``s`` (None: the default one); past its ``sse_streams_max``
+        refuse it (QuotaExceeded). Returns what to call when it closes."""
         now = self._clock.time()
         day = day_of(now)
-        self.counters.add(STREAMS_OPENED, day)
-        limits = self.limits
+        pair = self._pair(s)
+        self.counters.add(STREAMS_OPENED, day, pair=pair)
+        limits = self.limits_of(s)
         limit = limits.get(STREAMS) if limits is not None else None
         if limits is None or limit is None:
-            self.streams += 1
-            self.counters.peak(STREAMS_PEAK, day, self.streams)
-            return self._closer()
+            self._streams[pair] = self.streams_of(pair) + 1
+            self.counters.peak(STREAMS_PEAK, day, self.streams_of(pair), pair)
+            return self._closer(pair)
         if self._stream_turns is None:
             self._stream_turns = asyncio.Lock()
         async with self._stream_turns:  # this process's opens one at a time: each counts the one before
+            mine = self.streams_of(pair)
             if self.shared:
                 op = functools.partial(op_open_stream, org_id=limits.org_id, workspace_id=limits.workspace_id,
-                                       replica_id=self.replica_id, mine=self.streams,
+                                       replica_id=self.replica_id, mine=mine,
                                        limit=limit if limits.block else None, now=real_time())
                 admitted, total = await self._store.write(op)
-                self._streams_written = real_time()
+                self._streams_written[pair] = real_time()
             else:
-                total = self.streams + 1
+                total = mine + 1
                 admitted = total <= limit or not limits.block
             if not admitted:
-                self.counters.refused(STREAMS)
+                self.counters.refused(STREAMS, pair)
                 raise exceeded(STREAMS, total - 1, limit, None, now)
             if total > limit:
-                self.counters.add(overage(STREAMS), day)
-            self.streams += 1
-            self.counters.peak(STREAMS_PEAK, day, total)
-        return self._closer()
+                self.counters.add(overage(STREAMS), day, pair=pair)
+            self._streams[pair] = self.streams_of(pair) + 1
+            self.counters.peak(STREAMS_PEAK, day, total, pair)
+        return self._closer(pair)
 
-    def _closer(self) -> Callable[[], None]:
+    def _limits_streams(self, pair: Pair) -> bool:
+        book = self.book
+        limits = book.of(pair) if book is not None else None
+        return limits is not None and limits.get(STREAMS) is not None
+
+    def _closer(self, pair: Pair) -> Callable[[], None]:
         closed = False
 
         def close() -> None:
@@ -476,51 +547,54 @@ class Quotas:
             if closed:
                 return
             closed = True
-            self.streams -= 1
-            limits = self.limits
-            if self.shared and limits is not None and limits.get(STREAMS) is not None:
-                task = asyncio.ensure_future(self._write_closed())  # the other replicas count one fewer now
+            self._streams[pair] = self.streams_of(pair) - 1
+            if self.shared and self._limits_streams(pair):
+                task = asyncio.ensure_future(self._write_closed(pair))  # the other replicas count one fewer now
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 
         return close
 
-    async def _write_closed(self) -> None:
+    async def _write_closed(self, pair: Pair) -> None:
         if self._stream_turns is None:
             self._stream_turns = asyncio.Lock()
         try:
             async with self._stream_turns:  # in turn with opens, so the count written last is the latest
-                await self.write_streams()
+                await self.write_streams(pair)
         except Exception:  # the next pass of the flusher writes it
-            self._streams_dirty = True
+            self._streams_dirty.add(pair)
 
     # housekeeping (each pass of the usage flusher)
     async def housekeeping(self) -> None:
-        """Replicas: write this replica's stream count while streams are limited (when it changed, and often enough
-        to count as alive), and read the limits again now and then."""
+        """Replicas: write this replica's stream count of each workspace whose streams are limited (when it
+        changed, and often enough to count as alive), and read the limits again now and then."""
         if not self.shared:
             return
         now = real_time()
-        if self.limits is not None and self.limits.get(STREAMS) is not None and (
-                self._streams_dirty or now - self._streams_written > STREAM_STALE_SECONDS / 3):
+        due = [p for p in set(self._streams) | self._streams_dirty if self._limits_streams(p) and (
+            p in self._streams_dirty or now - self._streams_written.get(p, 0.0) > STREAM_STALE_SECONDS / 3)]
+        if due:
             if self._stream_turns is None:
                 self._stream_turns = asyncio.Lock()
             async with self._stream_turns:
-                await self.write_streams()
+                for pair in due:
+                    await self.write_streams(pair)
         if now - self._loaded_at >= RELOAD_SECONDS:
             await self.reload()
 
-    async def write_streams(self, now: float | None = None, *, mine: int | None = None) -> None:
-        org, workspace = workspace_of(self._settings)
-        self._streams_dirty = False
+    async def write_streams(self, pair: Pair | None = None, now: float | None = None, *,
+                            mine: int | None = None) -> None:
+        org, workspace = pair or self.counters.home
+        self._streams_dirty.discard((org, workspace))
         when = real_time() if now is None else now
-        count = self.streams if mine is None else mine
+        count = self.streams_of((org, workspace)) if mine is None else mine
         await self._store.write(functools.partial(op_set_streams, org_id=org, workspace_id=workspace,
                                                   replica_id=self.replica_id, mine=count, now=when))
-        self._streams_written = when
+        self._streams_written[(org, workspace)] = when
 
     async def stop(self) -> None:
         for task in list(self._tasks):
             task.cancel()
-        if self.shared and self._streams_written:  # this replica holds no stream any more
-            await self.write_streams(mine=0)
+        if self.shared:  # this replica holds no stream any more
+            for pair in list(self._streams_written):
+                await self.write_streams(pair, mine=0)

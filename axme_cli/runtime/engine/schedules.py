@@ -9,6 +9,9 @@ and ``schedule_id`` in its view. What to do with a missed or overlapping occurre
 
 Schedules are workspace configuration: the workspace admin key creates, changes, triggers and deletes them; people
 (and the admin key) read them; agent keys may do neither. Runs are sent as the admin key that created the schedule.
+A schedule belongs to the workspace of the key that made it (``org_id`` / ``workspace_id``, NULL for the runtime's
+default one: ``scope.principal_pair``): another workspace's schedule is 404, and its runs act in its own workspace. An
+intent schedule sent to an alias (``spec.to_alias``) resolves it again at each run, so a run follows a rebind.
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ from axme_cli.protocol.ids import uuid7
 from axme_cli.protocol.scenario import ScenarioBundle
 from axme_cli.protocol.schedules import next_after
 from axme_cli.runtime.clock import iso
-from axme_cli.runtime.engine import audit, idempotency, intents, workflows
+from axme_cli.runtime.engine import aliases, audit, idempotency, intents, workflows
 from axme_cli.runtime.engine import schedule_times as times
 from axme_cli.runtime.engine.codec import dumps, loads
 from axme_cli.runtime.errors import Forbidden, NotFound, Unprocessable
 from axme_cli.runtime.principals import Principal
+from axme_cli.runtime.scope import belongs, principal_pair, settings_for
 from axme_cli.runtime.settings import Settings
 from axme_cli.runtime.store.base import Row, Tx
 
@@ -86,10 +90,12 @@ def schedule_view(row: Row, *, full: bool = False) -> dict[str, Any]:
     return view
 
 
-def _row(tx: Tx, schedule_id: str) -> Row:
+def _row(tx: Tx, schedule_id: str, principal: Principal) -> Row:
+    """The schedule, if it is of the caller's workspace (another's is 404, as a missing one)."""
     row = tx.get_schedule(schedule_id)
-    if row is None:
+    if not belongs(principal, row):
         raise NotFound(f"schedule {schedule_id} not found", code="schedule_not_found")
+    assert row is not None
     return row
 
 
@@ -107,7 +113,7 @@ def op_create(tx: Tx, s: Settings, principal: Principal, req: dict[str, Any], no
     ``api.intents.create_request`` made it), payload, the two policies, paused, description."""
     check_may_change(principal)
     made = idempotency.once(tx, idem, now, lambda: _create(tx, principal, req, now)).result
-    row = _row(tx, made["schedule_id"])
+    row = _row(tx, made["schedule_id"], principal)
     return {"ok": True, "schedule": schedule_view(row, full=True)}
 
 
@@ -122,6 +128,7 @@ def _create(tx: Tx, principal: Principal, req: dict[str, Any], now: float) -> di
         "status": PAUSED if paused else ACTIVE,
         "next_fire_ts": None if paused else next_after(req["cron"], req["timezone"], now),
         "created_by": principal.address, "created_by_key_id": principal.key_id,
+        "org_id": principal_pair(principal)[0], "workspace_id": principal_pair(principal)[1],
         "created_at": iso(now), "updated_at": iso(now),
     }
     tx.insert_schedule(row)
@@ -134,7 +141,7 @@ def _create(tx: Tx, principal: Principal, req: dict[str, Any], now: float) -> di
 def op_pause(tx: Tx, principal: Principal, schedule_id: str, now: float) -> dict[str, Any]:
     """No occurrence fires while paused (a paused schedule may still be triggered)."""
     check_may_change(principal)
-    row = _row(tx, schedule_id)
+    row = _row(tx, schedule_id, principal)
     if row["status"] != PAUSED:
         _saved(tx, row, {"status": PAUSED, "next_fire_ts": None, "updated_at": iso(now)})
         audit.by(tx, "schedule.paused", now, principal, target=("schedule", schedule_id))
@@ -144,7 +151,7 @@ def op_pause(tx: Tx, principal: Principal, schedule_id: str, now: float) -> dict
 def op_resume(tx: Tx, principal: Principal, schedule_id: str, now: float) -> dict[str, Any]:
     """From the first occurrence after now: what was due while paused never runs."""
     check_may_change(principal)
-    row = _row(tx, schedule_id)
+    row = _row(tx, schedule_id, principal)
     if row["status"] != ACTIVE:
         _saved(tx, row, {"status": ACTIVE, "next_fire_ts": next_after(row["cron"], row["timezone"], now),
                          "updated_at": iso(now)})
@@ -155,7 +162,7 @@ def op_resume(tx: Tx, principal: Principal, schedule_id: str, now: float) -> dic
 def op_delete(tx: Tx, principal: Principal, schedule_id: str, now: float) -> dict[str, Any]:
     """The schedule goes; runs it started go on."""
     check_may_change(principal)
-    row = _row(tx, schedule_id)
+    row = _row(tx, schedule_id, principal)
     tx.delete_schedule(schedule_id)
     audit.by(tx, "schedule.deleted", now, principal, target=("schedule", schedule_id), cron=row["cron"])
     return {"ok": True, "schedule_id": schedule_id, "deleted": True}
@@ -170,9 +177,13 @@ def _previous_status(tx: Tx, row: Row) -> str | None:
 
 
 def _start_run(tx: Tx, s: Settings, row: Row, now: float, run: dict[str, Any]) -> str:
-    """Start one run: the bundle applied or the intent sent, as the admin key that made the schedule. Returns the
+    """Start one run: the bundle applied or the intent sent, as the admin key that made the schedule, in the
+    schedule's workspace (``s``: any settings of the runtime; the run's are scoped to the row's pair). Returns the
     run's intent id. Raises what the apply or create refuses (the caller records it as a failed run)."""
-    principal = Principal("workspace", row["created_by_key_id"] or "", row["created_by"])
+    principal = Principal("workspace", row["created_by_key_id"] or "", row["created_by"],
+                          org_id=row.get("org_id"), workspace_id=row.get("workspace_id"))
+    if principal.workspace_id is not None:
+        s = settings_for(s, principal)
     spec = loads(row["spec"])
     extra = loads(row["payload"]) if row["payload"] else {}
     if row["kind"] == "scenario":
@@ -192,6 +203,8 @@ def _start_run(tx: Tx, s: Settings, row: Row, now: float, run: dict[str, Any]) -
         return str(applied["intent_id"])
     req = {**spec, "correlation_id": spec.get("correlation_id") or str(uuid.uuid4()),
            "payload": {**(spec.get("payload") or {}), **extra}, "schedule": run}
+    if spec.get("to_alias"):
+        req = aliases.resolve_in(tx, s, req)
     return str(intents.op_create(tx, s, principal, req, now)["intent_id"])
 
 
@@ -245,7 +258,7 @@ def op_trigger(tx: Tx, s: Settings, principal: Principal, schedule_id: str, now:
     """Run now, paused or not, without moving the next occurrence; the overlap policy (the schedule's, or the one
     given) still applies. A run that cannot start is the caller's error (nothing is recorded)."""
     check_may_change(principal)
-    row = _row(tx, schedule_id)
+    row = _row(tx, schedule_id, principal)
     policy = overlap_policy or row["overlap_policy"]
     previous = _previous_status(tx, row) if policy == "skip" else None
     outcome = times.decide_trigger(policy, previous)

@@ -47,11 +47,11 @@ STREAMS_PEAK = "sse_streams_peak"  # the most open at once (largest value)
 EVER = "*"
 STREAM_STALE_SECONDS = 30.0  # a replica that has not written its stream count for this long (real time) holds none
 MAXED = frozenset({PAYLOAD_MAX, STREAMS_PEAK, REQUESTS_PEAK})  # counters that keep the largest value
+MESH_EVENTS_KEPT_DAYS = 30  # the mesh's events (kills, resumes, health changes) are dropped after this long
 
 
 def workspace_of(s: Settings) -> tuple[str, str]:
-    """The org and workspace a call counts in: the runtime's (it serves one). The one place that says so, for the
-    day a runtime serves several."""
+    """The org and workspace a call counts in (``s``: the caller's scoped settings, ``scope.settings_for``)."""
     return s.org, s.workspace
 
 
@@ -123,61 +123,74 @@ def _admitted(doc: dict[str, Any]) -> bool:
     return not doc.get("workflow_id") or bool(doc.get("workflow_parent"))
 
 
-class Counters:
-    """What this process counted and has not added to the rows yet. Thread-safe: refusals are counted inside
-    operations, which run on the PostgreSQL store's writer threads."""
+Pair = tuple[str, str]  # (org_id, workspace_id)
+Sums = dict[tuple[str, str], int]  # (counter, period) -> value
 
-    def __init__(self, clock: Clock = SYSTEM, on_refused: Callable[[str], None] | None = None) -> None:
+
+class Counters:
+    """What this process counted and has not added to the rows yet, per workspace (``pair``; None: ``home``, the
+    runtime's default workspace, for what names none). Thread-safe: refusals are counted inside operations, which
+    run on the PostgreSQL store's writer threads."""
+
+    def __init__(self, clock: Clock = SYSTEM, on_refused: Callable[[str], None] | None = None,
+                 home: Pair = ("local", "dev")) -> None:
         self._clock = clock
+        self.home = home
         self._lock = threading.Lock()
-        self._sums: dict[tuple[str, str], int] = {}
-        self._maxes: dict[tuple[str, str], int] = {}
+        self._sums: dict[Pair, Sums] = {}
+        self._maxes: dict[Pair, Sums] = {}
         self._on_refused = on_refused
 
-    def add(self, counter: str, period: str, n: int = 1) -> None:
+    def add(self, counter: str, period: str, n: int = 1, pair: Pair | None = None) -> None:
         key = (counter, period)
         with self._lock:
-            self._sums[key] = self._sums.get(key, 0) + n
+            sums = self._sums.setdefault(pair or self.home, {})
+            sums[key] = sums.get(key, 0) + n
 
-    def peak(self, counter: str, period: str, n: int) -> None:
+    def peak(self, counter: str, period: str, n: int, pair: Pair | None = None) -> None:
         key = (counter, period)
         with self._lock:
-            if n > self._maxes.get(key, -1):
-                self._maxes[key] = n
+            maxes = self._maxes.setdefault(pair or self.home, {})
+            if n > maxes.get(key, -1):
+                maxes[key] = n
 
-    def refused(self, dimension: str) -> None:
-        self.add(refused(dimension), day_of(self._clock.time()))
+    def refused(self, dimension: str, pair: Pair | None = None) -> None:
+        self.add(refused(dimension), day_of(self._clock.time()), pair=pair)
         if self._on_refused is not None:
             self._on_refused(dimension)
 
-    def pending(self, counter: str, period: str) -> int:
+    def pending(self, counter: str, period: str, pair: Pair | None = None) -> int:
         with self._lock:
-            return self._sums.get((counter, period), 0)
+            return self._sums.get(pair or self.home, {}).get((counter, period), 0)
 
-    def pending_max(self, counter: str, period: str) -> int:
+    def pending_max(self, counter: str, period: str, pair: Pair | None = None) -> int:
         with self._lock:
-            return self._maxes.get((counter, period), 0)
+            return self._maxes.get(pair or self.home, {}).get((counter, period), 0)
 
-    def snapshot(self) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
-        """Copies of what is held now."""
+    def snapshot(self, pair: Pair | None = None) -> tuple[Sums, Sums]:
+        """Copies of what is held now for one workspace."""
         with self._lock:
-            return dict(self._sums), dict(self._maxes)
+            return dict(self._sums.get(pair or self.home, {})), dict(self._maxes.get(pair or self.home, {}))
 
-    def take(self) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+    def take(self) -> dict[Pair, tuple[Sums, Sums]]:
+        """Everything held, per workspace, now no longer held."""
         with self._lock:
             sums, maxes = self._sums, self._maxes
             self._sums, self._maxes = {}, {}
-        return sums, maxes
+        return {pair: (sums.get(pair, {}), maxes.get(pair, {})) for pair in sums.keys() | maxes.keys()}
 
-    def put_back(self, sums: dict[tuple[str, str], int], maxes: dict[tuple[str, str], int]) -> None:
+    def put_back(self, taken: dict[Pair, tuple[Sums, Sums]]) -> None:
         """What a flush that failed had taken: counted again with what came meanwhile."""
-        for (counter, period), n in sums.items():
-            self.add(counter, period, n)
-        for (counter, period), n in maxes.items():
-            self.peak(counter, period, n)
+        for pair, (sums, maxes) in taken.items():
+            for (counter, period), n in sums.items():
+                self.add(counter, period, n, pair)
+            for (counter, period), n in maxes.items():
+                self.peak(counter, period, n, pair)
 
     def observe(self, seen: Iterable[tuple[Any, ...]]) -> None:
-        """Facts of a committed transaction (``Notes.seen``), on the event loop after the commit."""
+        """Facts of a committed transaction (``Notes.seen``), on the event loop after the commit. An intent counts
+        in the workspace its fact (``("created", doc, size, pair)``) or doc (``org_id`` / ``workspace_id``) names, a
+        fact ``("usage", counter, n, pair)`` in ``pair``; what names none in ``home``."""
         day = ""
         for fact in seen:
             what = fact[0]
@@ -185,39 +198,60 @@ class Counters:
                 continue
             if not day:
                 day = day_of(self._clock.time())
-            if what == "created":
+            if what == "created":  # ("created", doc, size[, pair])
                 doc, size = fact[1], fact[2] if len(fact) > 2 else 0
-                self.add(INTENTS_CREATED, day)
+                pair = fact[3] if len(fact) > 3 and fact[3] else _pair_of_doc(doc)
+                self.add(INTENTS_CREATED, day, pair=pair)
                 if size:
-                    self.add(STORED, EVER, size)
-                    self.add(STORED_ADDED, day, size)
+                    self.add(STORED, EVER, size, pair)
+                    self.add(STORED_ADDED, day, size, pair)
                 if _admitted(doc):
-                    self.add(PAYLOAD_BYTES, day, size)
-                    self.peak(PAYLOAD_MAX, day, size)
+                    self.add(PAYLOAD_BYTES, day, size, pair)
+                    self.peak(PAYLOAD_MAX, day, size, pair)
             elif what == "delivered":
                 self.add(DELIVERIES, day)
             elif what == "stored":
                 self.add(STORED, EVER, fact[1])
                 self.add(STORED_ADDED, day, fact[1])
-            else:  # ("usage", counter, n): counted by an operation in memory (no limit applied to it)
-                self.add(fact[1], day, fact[2])
+            else:  # ("usage", counter, n[, pair]): counted by an operation in memory (no limit applied to it)
+                self.add(fact[1], day, fact[2], fact[3] if len(fact) > 3 else None)
+
+
+def _pair_of_doc(doc: dict[str, Any]) -> Pair | None:
+    org, workspace = doc.get("org_id"), doc.get("workspace_id")
+    return (org, workspace) if isinstance(org, str) and isinstance(workspace, str) else None
 
 
 # ---------------------------------------------------------------------------------------------
 # operations
 
 
-def op_flush(tx: Tx, org_id: str, workspace_id: str, sums: dict[tuple[str, str], int],
-             maxes: dict[tuple[str, str], int], fold_before: str | None = None) -> None:
-    """Add what a process counted to the rows; ``fold_before`` (a day): also keep the busiest minute of each
-    earlier day and drop those days' minutes."""
+def op_flush(tx: Tx, org_id: str, workspace_id: str, sums: Sums, maxes: Sums) -> None:
+    """Add what a process counted for one workspace to its rows."""
     for (counter, period), n in sorted(sums.items()):
         if n:
             tx.add_usage(org_id, workspace_id, counter, period, n)
     for (counter, period), n in sorted(maxes.items()):
         tx.add_usage(org_id, workspace_id, counter, period, n, "max")
+
+
+def op_flush_all(tx: Tx, taken: dict[Pair, tuple[Sums, Sums]], fold_before: str | None, now: float) -> None:
+    """``op_flush`` of each workspace's counts; with ``fold_before`` (once a day) the minutes of every workspace
+    that has some are folded, and mesh events older than MESH_EVENTS_KEPT_DAYS are dropped (retention, as the
+    minutes of requests are)."""
+    for (org_id, workspace_id), (sums, maxes) in sorted(taken.items()):
+        op_flush(tx, org_id, workspace_id, sums, maxes)
     if fold_before is not None:
-        fold_minutes(tx, org_id, workspace_id, fold_before)
+        for org_id, workspace_id in tx.minute_workspaces(REQUESTS, fold_before):
+            fold_minutes(tx, org_id, workspace_id, fold_before)
+        tx.prune_mesh_events(uuid7_floor(now - MESH_EVENTS_KEPT_DAYS * 86400.0))
+
+
+def uuid7_floor(ts: float) -> str:
+    """The lowest UUIDv7 of the millisecond ``ts``: ids below it were made before (their first 48 bits are the
+    time)."""
+    hexed = f"{int(ts * 1000):012x}"
+    return f"{hexed[:8]}-{hexed[8:]}-7000-8000-000000000000"
 
 
 def fold_minutes(tx: Tx, org_id: str, workspace_id: str, before: str) -> list[Row]:
@@ -300,10 +334,10 @@ class Report:
 
 async def read_report(reads: Any, org_id: str, workspace_id: str, counters: Counters, first_day: str, now: float,
                       *, replica_id: str, local_streams: int) -> Report:
-    """The counters from ``first_day`` to now (the rows, plus what this process has not flushed)."""
+    """The workspace's counters from ``first_day`` to now (the rows, plus what this process has not flushed)."""
     rows = await reads.usage_rows(org_id, workspace_id, counters_read(), first_day, minute_of(now))
     values = {(r["counter"], r["period"]): int(r["value"]) for r in rows}
-    pending_sums, pending_maxes = counters.snapshot()
+    pending_sums, pending_maxes = counters.snapshot((org_id, workspace_id))
     for key, n in pending_sums.items():
         values[key] = values.get(key, 0) + n
     for key, n in pending_maxes.items():
@@ -400,16 +434,17 @@ class Flusher(Background):
         return self._settings.usage_flush_seconds
 
     async def flush(self) -> None:
-        sums, maxes = self.counters.take()
-        today = day_of(self.clock.time())
+        taken = self.counters.take()
+        now = self.clock.time()
+        today = day_of(now)
         fold = today if today != self._folded else None
-        if not sums and not maxes and fold is None:
+        if not taken and fold is None:
             return
-        org, workspace = workspace_of(self._settings)
+        # once a day (fold): also the minutes of every workspace are folded, and old mesh events dropped
         try:
-            await self._store.write(lambda tx: op_flush(tx, org, workspace, sums, maxes, fold))
+            await self._store.write(lambda tx: op_flush_all(tx, taken, fold, now))
         except BaseException:
-            self.counters.put_back(sums, maxes)
+            self.counters.put_back(taken)
             raise
         if fold is not None:
             self._folded = fold

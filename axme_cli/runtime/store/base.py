@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 Row = dict[str, Any]
-# The organization and workspace of a row of the intent families: NULLs for the runtime's default pair
-# (runtime/scope.py pair).
+# The organization and workspace a row of a scoped family stores: NULLs for the runtime's default pair
+# (runtime/scope.py).
 Pair = tuple[str | None, str | None]
 
 
@@ -112,8 +112,9 @@ def _joined(mine: dict[str, list[Any]] | None, more: dict[str, list[Any]]) -> di
 class Tx(abc.ABC):
     """The view of one write transaction."""
 
-    # The quota limits in force when the transaction began (engine/quotas.Limits, set by the store from
-    # ``Store.limits``); None: no limit is set, and an operation that would count against one asks nothing.
+    # The quota limits in force when the transaction began, of every workspace (engine/quotas.LimitBook, set by the
+    # store from ``Store.limits``); None: no limit is set anywhere, and an operation that would count against one
+    # asks nothing.
     limits: Any = None
 
     def __init__(self) -> None:
@@ -412,6 +413,10 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     def prune_ui_sessions(self, before_ts: float) -> int: ...
 
+    @abc.abstractmethod
+    def select_ui_workspace(self, session_id: str, org_id: str | None, workspace_id: str | None) -> None:
+        """The workspace the dashboard session acts in (None, None: the runtime's default one)."""
+
     # users and invites (store/users_sql.py)
     @abc.abstractmethod
     def user_by(self, column: str, value: str) -> Row | None:
@@ -584,6 +589,10 @@ class Tx(abc.ABC):
     def insert_mesh_event(self, row: Row) -> None: ...
 
     @abc.abstractmethod
+    def prune_mesh_events(self, before_id: str) -> int:
+        """Drop the mesh events with an id below ``before_id`` (older: UUIDv7); how many."""
+
+    @abc.abstractmethod
     def release_held_outbound(self, owner_agent: str, now: float) -> int:
         """Pending deliveries of ``owner_agent`` held while it was killed become due at ``now``."""
 
@@ -615,6 +624,9 @@ class Tx(abc.ABC):
 
     @abc.abstractmethod
     def minute_peaks(self, org_id: str, workspace_id: str, counter: str, before: str) -> list[Row]: ...
+
+    @abc.abstractmethod
+    def minute_workspaces(self, counter: str, before: str) -> list[tuple[str, str]]: ...
 
     @abc.abstractmethod
     def drop_minutes(self, org_id: str, workspace_id: str, counter: str, before: str) -> None: ...
@@ -663,6 +675,10 @@ class Tx(abc.ABC):
     def workspace_named(self, org_id: str, name: str) -> Row | None: ...
 
     @abc.abstractmethod
+    def find_workspace(self, workspace_id: str) -> Row | None:
+        """The workspace of this id in whichever organization (ids are unique across them)."""
+
+    @abc.abstractmethod
     def update_workspace(self, workspace_id: str, fields: Row) -> None: ...
 
     @abc.abstractmethod
@@ -675,7 +691,8 @@ class Tx(abc.ABC):
     def live_members(self, org_id: str) -> list[Row]: ...
 
     @abc.abstractmethod
-    def update_member(self, member_id: str, fields: Row) -> None: ...
+    def update_member(self, member_id: str, fields: Row) -> None:
+        """Also marks ``notes.keys_changed``: a person's selected workspace lapses with their membership there."""
 
     @abc.abstractmethod
     def actor_memberships(self, keys: tuple[str, ...], org_id: str) -> list[Row]: ...
@@ -728,7 +745,8 @@ class Reads(abc.ABC):
 
     @abc.abstractmethod
     async def session_token(self, token_id: str) -> Row | None:
-        """A session token with its session (``session_*`` columns) and the actor's email and id."""
+        """A session token with its session (``session_*`` columns, and ``org_id`` / ``workspace_id``: the workspace
+        selected for it, NULL for the default one) and the actor's email and id."""
 
     @abc.abstractmethod
     async def list_sessions(self, actor_id: str | None, *, include_revoked: bool) -> list[Row]:
@@ -771,9 +789,11 @@ class Reads(abc.ABC):
 
     # the audit log
     @abc.abstractmethod
-    async def list_audit_events(self, *, about: str | None, owner_agent: str | None, action_prefix: str | None,
+    async def list_audit_events(self, org_id: str | None = None, workspace_id: str | None = None, *,
+                                about: str | None, owner_agent: str | None, action_prefix: str | None,
                                 before: str | None, limit: int) -> list[Row]:
-        """Newest first; ``about``: only events whose actor or owner_agent it is."""
+        """The events of one workspace (None: the default one) newest first; ``about``: only events whose actor
+        or owner_agent it is."""
     # inbox
     @abc.abstractmethod
     async def list_inbox(self, owner_agent: str, statuses: list[str] | None, limit: int) -> list[Row]:
@@ -840,8 +860,10 @@ class Reads(abc.ABC):
 
     # schedules
     @abc.abstractmethod
-    async def list_schedules(self, *, before: str | None, limit: int) -> list[Row]:
-        """Newest first; ``before``: the previous page's last schedule id."""
+    async def list_schedules(self, org_id: str | None = None, workspace_id: str | None = None, *,
+                             before: str | None, limit: int) -> list[Row]:
+        """The schedules of one workspace (None: the default one), newest first; ``before``: the previous page's
+        last schedule id."""
 
     @abc.abstractmethod
     async def get_schedule(self, schedule_id: str) -> Row | None: ...
@@ -910,10 +932,10 @@ class Reads(abc.ABC):
 
     # the agent mesh; scope: (org_id, workspace_id)
     @abc.abstractmethod
-    async def mesh_killed_addresses(self, scope: tuple[str, str]) -> list[str]: ...
+    async def mesh_killed_addresses(self, scope: tuple[str, str] | None) -> list[str]: ...
 
     @abc.abstractmethod
-    async def mesh_agents(self, scope: tuple[str, str]) -> list[Row]: ...
+    async def mesh_agents(self, scope: tuple[str, str] | None) -> list[Row]: ...
 
     @abc.abstractmethod
     async def mesh_agent_row(self, scope: tuple[str, str], address: str) -> Row | None: ...
@@ -926,6 +948,9 @@ class Reads(abc.ABC):
     # quotas and usage
     @abc.abstractmethod
     async def read_quota_policy(self, org_id: str, workspace_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    async def read_quota_policies(self) -> list[Row]: ...
 
     @abc.abstractmethod
     async def usage_rows(self, org_id: str, workspace_id: str, counters: list[str], since: str,

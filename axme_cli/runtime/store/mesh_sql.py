@@ -38,6 +38,10 @@ _FAILURE = (
     "updated_at = excluded.updated_at RETURNING *")
 
 
+def _scoped(sql: str, scope: Scope | None) -> tuple[str, tuple[str, ...]]:
+    return (sql, ()) if scope is None else (sql + " AND org_id = ? AND workspace_id = ?", scope)
+
+
 class MeshTxSql:
     """Write half, mixed into the store's ``Tx``."""
 
@@ -85,6 +89,10 @@ class MeshTxSql:
     def insert_mesh_event(self, row: Row) -> None:
         self._insert("mesh_events", row)
 
+    def prune_mesh_events(self, before_id: str) -> int:
+        """Drop the mesh events older than the event id ``before_id`` (UUIDv7 ids are ordered by time)."""
+        return int(self._c.execute("DELETE FROM mesh_events WHERE event_id < ?", (before_id,)).rowcount)
+
     def release_held_outbound(self, owner_agent: str, now: float) -> int:
         """Pending deliveries of ``owner_agent`` held while it was killed become due now."""
         cur = self._c.execute(
@@ -100,13 +108,15 @@ class MeshReadSql:
 
         async def _read(self, fn: Callable[[Any], T]) -> T: ...
 
-    async def mesh_killed_addresses(self, scope: Scope) -> list[str]:
-        sql = "SELECT address FROM mesh_agents WHERE org_id = ? AND workspace_id = ? AND killed = 1"
-        return await self._read(lambda c: [r["address"] for r in c.execute(sql, scope).fetchall()])
+    async def mesh_killed_addresses(self, scope: Scope | None) -> list[str]:
+        """The killed agents of one workspace, or of all (None: the runtime's killed set)."""
+        sql, args = _scoped("SELECT address FROM mesh_agents WHERE killed = 1", scope)
+        return await self._read(lambda c: [r["address"] for r in c.execute(sql, args).fetchall()])
 
-    async def mesh_agents(self, scope: Scope) -> list[Row]:
-        sql = "SELECT * FROM mesh_agents WHERE org_id = ? AND workspace_id = ?"
-        return await self._read(lambda c: [dict(r) for r in c.execute(sql, scope).fetchall()])
+    async def mesh_agents(self, scope: Scope | None) -> list[Row]:
+        """The mesh rows of one workspace, or of all (None: the mesh loop, which acts for every workspace)."""
+        sql, args = _scoped("SELECT * FROM mesh_agents WHERE 1 = 1", scope)
+        return await self._read(lambda c: [dict(r) for r in c.execute(sql, args).fetchall()])
 
     async def mesh_agent_row(self, scope: Scope, address: str) -> Row | None:
         def one(c: Any) -> Row | None:

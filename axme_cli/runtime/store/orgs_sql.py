@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from axme_cli.runtime.store.base import Row
+from axme_cli.runtime.store.base import Notes, Row
 
 T = TypeVar("T")
 
@@ -34,6 +34,7 @@ class OrgsTxSql:
 
     _c: Any
     LOCK: str
+    notes: Notes
 
     if TYPE_CHECKING:
 
@@ -60,6 +61,9 @@ class OrgsTxSql:
     def workspace_named(self, org_id: str, name: str) -> Row | None:
         return _one(self._c, "SELECT * FROM workspaces WHERE org_id = ? AND name = ?", (org_id, name))
 
+    def find_workspace(self, workspace_id: str) -> Row | None:
+        return _one(self._c, "SELECT * FROM workspaces WHERE workspace_id = ?", (workspace_id,))
+
     def update_workspace(self, workspace_id: str, fields: Row) -> None:
         self._update("workspaces", "workspace_id", workspace_id, fields)
 
@@ -76,6 +80,7 @@ class OrgsTxSql:
 
     def update_member(self, member_id: str, fields: Row) -> None:
         self._update("org_members", "member_id", member_id, fields)
+        self.notes.keys_changed = True  # cached principals of people acting in a workspace are checked again
 
     def actor_memberships(self, keys: tuple[str, ...], org_id: str) -> list[Row]:
         """The active memberships in ``org_id`` of a person known by any of ``keys`` (actor id, email)."""

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from axme_cli.runtime.store.base import Pair, Row
 from axme_cli.runtime.store.routing_sql import DELIVERY_TARGETS, delivery_target_args
-from axme_cli.runtime.store.workspace_sql import of_workspace
+from axme_cli.runtime.store.scope_sql import pair_clause
 
 T = TypeVar("T")
 
@@ -129,7 +129,8 @@ class OutboundReadSql:
         async def _read(self, fn: Callable[[Any], T]) -> T: ...
 
     async def list_subscriptions(self, owner_agent: str | None, workspace: Pair = (None, None)) -> list[Row]:
-        where, args = of_workspace(workspace)
+        mine, args = pair_clause(*workspace)
+        where = [mine]
         if owner_agent is not None:
             where.append("owner_agent = ?")
             args.append(owner_agent)
@@ -157,8 +158,8 @@ class OutboundReadSql:
     async def list_deliveries(self, filters: dict[str, str], limit: int, workspace: Pair = (None, None)) -> list[Row]:
         """Newest first; ``filters`` maps owner_agent / subscription_id / event_id / intent_id / status / kind to
         the value it must have."""
-        where, args = of_workspace(workspace)
-        where += [f"{k} = ?" for k in _DELIVERY_FILTERS if k in filters]
+        mine, args = pair_clause(*workspace)
+        where = [mine, *(f"{k} = ?" for k in _DELIVERY_FILTERS if k in filters)]
         args += [filters[k] for k in _DELIVERY_FILTERS if k in filters]
         sql = "SELECT * FROM outbound_deliveries WHERE " + " AND ".join(where)
         sql += " ORDER BY delivery_id DESC LIMIT ?"
@@ -167,7 +168,8 @@ class OutboundReadSql:
 
     async def find_deliveries(self, *, delivery_id: str | None = None, owner_agent: str | None = None,
                               status: str | None = None, limit: int = 1, workspace: Pair = (None, None)) -> list[Row]:
-        where, args = of_workspace(workspace, "d.")
+        mine, args = pair_clause(*workspace, prefix="d.")
+        where = [mine]
         if delivery_id is not None:
             where.append("d.delivery_id = ?")
             args.append(delivery_id)

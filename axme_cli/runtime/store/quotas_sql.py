@@ -91,6 +91,12 @@ class QuotasTxSql:
             "AND workspace_id = ? AND counter = ? AND length(period) = 16 AND period < ? "
             "GROUP BY substr(period, 1, 10)", (org_id, workspace_id, counter, before))
 
+    def minute_workspaces(self, counter: str, before: str) -> list[tuple[str, str]]:
+        """The workspaces with minute periods of ``counter`` before ``before`` (a day) still to fold."""
+        rows = self._all("SELECT DISTINCT org_id, workspace_id FROM usage_counters WHERE counter = ? "
+                         "AND length(period) = 16 AND period < ?", (counter, before))
+        return [(r["org_id"], r["workspace_id"]) for r in rows]
+
     def drop_minutes(self, org_id: str, workspace_id: str, counter: str, before: str) -> None:
         self._c.execute("DELETE FROM usage_counters WHERE org_id = ? AND workspace_id = ? AND counter = ? "
                         "AND length(period) = 16 AND period < ?", (org_id, workspace_id, counter, before))
@@ -152,6 +158,10 @@ class QuotasReadSql:
             return dict(row) if row is not None else None
 
         return await self._read(one)
+
+    async def read_quota_policies(self) -> list[Row]:
+        """Every workspace's stored quota policy (the runtime keeps them all in memory)."""
+        return await self._read(lambda c: [dict(r) for r in c.execute("SELECT * FROM quota_policies").fetchall()])
 
     async def usage_rows(self, org_id: str, workspace_id: str, counters: list[str], since: str,
                          until: str) -> list[Row]:

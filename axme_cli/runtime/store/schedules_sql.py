@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from axme_cli.runtime.store.base import Row
+from axme_cli.runtime.store.scope_sql import pair_clause
 
 T = TypeVar("T")
 
@@ -52,11 +53,14 @@ class SchedulesReadSql:
 
         async def _read(self, fn: Callable[[Any], T]) -> T: ...
 
-    async def list_schedules(self, *, before: str | None, limit: int) -> list[Row]:
-        """Newest first; ``before``: only schedules created before that one (the previous page's last id)."""
-        sql, args = "SELECT * FROM schedules", list[Any]()
+    async def list_schedules(self, org_id: str | None = None, workspace_id: str | None = None, *, before: str | None,
+                             limit: int) -> list[Row]:
+        """The schedules of one workspace (``scope_sql.pair_clause``), newest first; ``before``: only schedules
+        created before that one (the previous page's last id)."""
+        where, args = pair_clause(org_id, workspace_id)
+        sql = "SELECT * FROM schedules WHERE " + where
         if before is not None:
-            sql += " WHERE schedule_id < ?"
+            sql += " AND schedule_id < ?"
             args.append(before)
         sql += " ORDER BY schedule_id DESC LIMIT ?"
         args.append(limit)

@@ -32,10 +32,10 @@ from axme_cli.runtime.store.quotas_sql import QuotasReadSql, QuotasTxSql
 from axme_cli.runtime.store.routing_sql import RoutingReadSql, RoutingTxSql
 from axme_cli.runtime.store.schedules_sql import SchedulesReadSql, SchedulesTxSql
 from axme_cli.runtime.store.schemas_sql import SchemasReadSql, SchemasTxSql
+from axme_cli.runtime.store.scope_sql import pair_clause
 from axme_cli.runtime.store.task_links_sql import TaskLinksReadSql, TaskLinksTxSql
 from axme_cli.runtime.store.ui_sql import UiReadSql, UiTxSql
 from axme_cli.runtime.store.users_sql import UsersReadSql, UsersTxSql
-from axme_cli.runtime.store.workspace_sql import of_workspace
 
 T = TypeVar("T")
 
@@ -160,9 +160,9 @@ class SqlTx(OutboundTxSql, AuditTxSql, InboxTxSql, MediaTxSql, TaskLinksTxSql, U
 
     def intents_for_cleanup(self, created_before: str, statuses: list[str], limit: int,
                             workspace: Pair = (None, None)) -> list[Row]:
-        terms, args = of_workspace(workspace)
+        mine, args = pair_clause(*workspace)
         return self._all(
-            f"SELECT * FROM intents WHERE status IN ({_marks(statuses)}) AND created_at < ? AND {' AND '.join(terms)} "
+            f"SELECT * FROM intents WHERE status IN ({_marks(statuses)}) AND created_at < ? AND {mine} "
             "ORDER BY intent_id LIMIT ?",
             (*statuses, created_before, *args, limit),
         )
@@ -330,7 +330,8 @@ class SqlReads(OutboundReadSql, AuditReadSql, InboxReadSql, MediaReadSql, TaskLi
         created_before: str | None = None, id_prefix: str | None = None,
         workspace: Pair = (None, None),
     ) -> list[Row]:
-        where, args = of_workspace(workspace)
+        mine, args = pair_clause(*workspace)
+        where = [mine]
         if statuses:
             where.append(f"status IN ({_marks(statuses)})")
             args.extend(statuses)
@@ -404,6 +405,7 @@ class SqlReads(OutboundReadSql, AuditReadSql, InboxReadSql, MediaReadSql, TaskLi
             lambda c: _one(
                 c,
                 "SELECT t.*, s.actor_id, s.revoked_at AS session_revoked_at, s.expires_ts AS session_expires_ts, "
+                "s.org_id, s.workspace_id, "
                 "a.email FROM session_tokens t JOIN sessions s ON s.session_id = t.session_id "
                 "JOIN actors a ON a.actor_id = s.actor_id WHERE t.token_id = ?",
                 (token_id,),

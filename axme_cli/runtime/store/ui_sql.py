@@ -37,6 +37,10 @@ class UiTxSql:
     def prune_ui_sessions(self, before_ts: float) -> int:
         return int(self._c.execute("DELETE FROM ui_sessions WHERE expires_ts < ?", (before_ts,)).rowcount)
 
+    def select_ui_workspace(self, session_id: str, org_id: str | None, workspace_id: str | None) -> None:
+        self._c.execute("UPDATE ui_sessions SET org_id = ?, workspace_id = ? WHERE session_id = ?",
+                        (org_id, workspace_id, session_id))
+
 
 class UiReadSql:
     """Read methods (mixed into the backend's Store, which provides ``_read``)."""
@@ -50,7 +54,8 @@ class UiReadSql:
         def read(c: Any) -> Row | None:
             row = c.execute(
                 "SELECT u.*, k.kind AS key_kind, k.status AS key_status, k.expires_at AS key_expires_at, "
-                "k.service_account_id AS key_service_account_id, s.actor_id AS actor_id, "
+                "k.service_account_id AS key_service_account_id, k.org_id AS key_org_id, "
+                "k.workspace_id AS key_workspace_id, s.actor_id AS actor_id, "
                 "s.revoked_at AS actor_revoked_at, s.expires_ts AS actor_expires_ts, a.email AS actor_email "
                 "FROM ui_sessions u LEFT JOIN api_keys k ON k.key_id = u.key_id "
                 "LEFT JOIN sessions s ON s.session_id = u.actor_session_id "

@@ -11,11 +11,15 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from axme_cli.runtime.ui import intents, live, login, mesh, overview, schedules, tasks
+from axme_cli.runtime.ui import intents, live, login, mesh, overview, schedules, session, tasks, workspaces
 
 
 async def _home(request: Request) -> Response:
-    return RedirectResponse("/ui/intents", status_code=303)
+    """The intents page; for a session acting in a workspace whose intents this runtime does not serve yet, the
+    agents page."""
+    sess = await session.current(request)
+    served = sess is None or not sess.principal.elsewhere
+    return RedirectResponse("/ui/intents" if served else "/ui/agents", status_code=303)
 
 
 routes = [
@@ -25,6 +29,7 @@ routes = [
     Route("/ui/login/email", login.login_email, methods=["POST"]),
     Route("/ui/login/code", login.login_code, methods=["POST"]),
     Route("/ui/logout", login.logout, methods=["POST"]),
+    Route("/ui/workspace", workspaces.switch, methods=["POST"]),
     Route("/ui/static/{name}", live.static, methods=["GET"]),
     Route("/ui/live/counts", live.live_counts, methods=["GET"]),
     Route("/ui/intents", intents.intents_page, methods=["GET"]),

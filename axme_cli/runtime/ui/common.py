@@ -9,11 +9,12 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from axme_cli.runtime.api.common import runtime
 from axme_cli.runtime.api.errors import status_of
+from axme_cli.runtime.engine import orgs
 from axme_cli.runtime.errors import DomainError
-from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.ui import session
-from axme_cli.runtime.ui.render import message
+from axme_cli.runtime.ui.render import Header, message
 from axme_cli.runtime.ui.session import UiSession
 
 Page = Callable[[Request, UiSession], Awaitable[Response]]
@@ -21,16 +22,38 @@ TITLES = {400: "Not done", 403: "Not allowed", 404: "Not found", 409: "Not possi
           415: "Refused", 422: "Not accepted", 429: "Too many tries", 503: "Try again"}
 
 
-def who(p: Principal) -> str:
-    """Who is logged in, and the workspace they act in (``org/workspace``, from their address)."""
+def who(sess: UiSession) -> Header:
+    """Who is logged in and the workspace they act in (``org/workspace``), and a person's workspaces to switch to."""
+    p, st = sess.principal, sess.settings
+    workspace = f"{st.org}/{st.workspace}"
     if p.is_actor:
         label = str(p.email)
     elif p.is_admin:
         label = "workspace key"
     else:
-        return p.address
-    parts = p.address.split("://", 1)[-1].split("/")
-    return f"{label} · {parts[0]}/{parts[1]}" if len(parts) >= 3 else label
+        return Header(p.address, workspace)
+    names = {value: name for value, name in ((f"{o}/{w}", n) for o, w, n in sess.workspaces)}
+    return Header(f"{label} · {names.get(workspace, workspace)}", workspace, tuple(names.items()))
+
+
+async def _switchable(request: Request, sess: UiSession) -> list[tuple[str, str, str]]:
+    """A person's workspaces (those of the personal context: the runtime's default one and their memberships')."""
+    if not sess.principal.is_actor:
+        return []
+    rt = runtime(request)
+    context = await orgs.personal_context(rt.reads, rt.settings, sess.principal)
+    return [(w["org_id"], w["workspace_id"], f"{w['org_name']} / {w['name']}") for w in context["workspaces"]]
+
+
+def not_served(request: Request, sess: UiSession) -> Response:
+    """A page of a family this runtime serves only in its default workspace so far, asked for by a session acting
+    in another one: said plainly (the API answers 403 workspace_not_served there), never the default's data."""
+    where = "Switch to the runtime's default workspace above to see it" if sess.principal.is_actor else (
+        "Log in with a key of the runtime's default workspace (or your email) to see it")
+    return message("Not served in this workspace yet",
+                   f"This runtime serves this page only in its default workspace ({sess.principal.workspace_id} is "
+                   f"another); the Agents page is served in every workspace. {where}.", 403,
+                   who=who(sess), csrf=sess.csrf, back="/ui/agents")
 
 
 def login_url(request: Request) -> str:
@@ -38,23 +61,29 @@ def login_url(request: Request) -> str:
     return "/ui/login?next=" + quote(target, safe="")
 
 
-def gated(fn: Page) -> Callable[[Request], Awaitable[Response]]:
-    """A page for logged-in people only (else to the login page); refusals of the engine become pages."""
+def gated(fn: Page, *, elsewhere_ok: bool = False) -> Callable[[Request], Awaitable[Response]]:
+    """A page for logged-in people only (else to the login page); refusals of the engine become pages.
+    ``elsewhere_ok``: the page reads only what is scoped to the session's workspace (``UiSession.settings``), so
+    it serves a session acting in any workspace; the others serve the runtime's default workspace alone so far, as
+    their API routes do (``Authenticator.authenticate``)."""
 
     @functools.wraps(fn)
     async def endpoint(request: Request) -> Response:
         sess = await session.current(request)
         if sess is None:
             return RedirectResponse(login_url(request), status_code=303)
+        sess.workspaces = await _switchable(request, sess)
+        if sess.principal.elsewhere and not elsewhere_ok:
+            return not_served(request, sess)
         try:
             return await fn(request, sess)
         except session.Refused as exc:
-            return message("Refused", exc.message, exc.status, who=who(sess.principal), csrf=sess.csrf,
+            return message("Refused", exc.message, exc.status, who=who(sess), csrf=sess.csrf,
                            back=request.url.path)
         except DomainError as exc:
             status = status_of(exc)
             return message(TITLES.get(status, "Not done"), exc.message, status,
-                           who=who(sess.principal), csrf=sess.csrf, back="/ui/intents")
+                           who=who(sess), csrf=sess.csrf, back="/ui/")
 
     return endpoint
 
@@ -63,4 +92,4 @@ def safe_next(raw: str | None) -> str:
     """Where to go after login: only a path inside the dashboard."""
     if raw and raw.startswith("/ui/") and not raw.startswith("//") and "\\" not in raw:
         return raw
-    return "/ui/intents"
+    return "/ui/"

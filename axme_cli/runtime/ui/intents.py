@@ -92,7 +92,7 @@ async def _intents(request: Request, sess: UiSession) -> Response:
     agent = None
     if q.get("agent"):
         try:
-            agent = intents_api.resolve_target(rt.settings, q["agent"], "agent")
+            agent = intents_api.resolve_target(sess.settings, q["agent"], "agent")
         except Unprocessable as exc:
             problems.append(exc.message)
     created_after = created_before = None
@@ -145,7 +145,7 @@ async def _intents(request: Request, sess: UiSession) -> Response:
         more = {k: v for k, v in q.items() if v and k != "before"}
         more["before"] = rows[-1]["intent_id"]
         body.append(f'<p><a href="/ui/intents?{e(urlencode(more))}">Older →</a></p>')
-    return page("Intents", "\n".join(body), who=who(p), csrf=sess.csrf, active="intents", data={"page": "intents"})
+    return page("Intents", "\n".join(body), who=who(sess), csrf=sess.csrf, active="intents", data={"page": "intents"})
 
 
 intents_page = gated(_intents)
@@ -298,7 +298,7 @@ async def _intent(request: Request, sess: UiSession) -> Response:
             f"<tbody>{rows}</tbody></table>")
     data = {"page": "intent", "intent": v["intent_id"], "since": str(v.get("seq", 0)),
             "terminal": "1" if is_terminal(v["status"]) else "0"}
-    return page(f"Intent {intent_id}", body, who=who(sess.principal), csrf=sess.csrf, active="intents", data=data)
+    return page(f"Intent {intent_id}", body, who=who(sess), csrf=sess.csrf, active="intents", data=data)
 
 
 intent_page = gated(_intent)
@@ -352,7 +352,7 @@ def _confirm_page(sess: UiSession, ctx: dict[str, Any], action: str, *, error: s
             f'{csrf_field(sess.csrf)}{fields}<div><button type="submit" name="confirm" value="yes" '
             f'class="{"danger" if action == "cancel" else ""}">{e(button)}</button> <a href="{back}">No, go back</a>'
             "</div></form>")
-    return page(question, body, who=who(sess.principal), csrf=sess.csrf, active="intents", status=status)
+    return page(question, body, who=who(sess), csrf=sess.csrf, active="intents", status=status)
 
 
 async def _action(request: Request, sess: UiSession) -> Response:
@@ -369,7 +369,7 @@ async def _action(request: Request, sess: UiSession) -> Response:
         return _confirm_page(sess, ctx, action, form=form, status=400,
                              error="Not done: confirm with the button below.")
     rt = runtime(request)
-    s, p, now = rt.settings, sess.principal, rt.clock.time()
+    s, p, now = sess.settings, sess.principal, rt.clock.time()
     target = intent_id
     if action == "cancel":
         req = {"status": lc.CANCELED, "reason": form.get("reason", "").strip() or "canceled from the dashboard"}
@@ -409,7 +409,7 @@ async def _retry(rt: Any, sess: UiSession, ctx: dict[str, Any], now: float) -> s
     except ValidationError as exc:
         message, _ = describe_validation_error(exc)
         raise Unprocessable(message) from None
-    s, p = rt.settings, sess.principal
+    s, p = sess.settings, sess.principal
     req = intents_api.create_request(s, p, model)
     created = await rt.write(lambda tx: engine.op_create(tx, s, p, req, now))
     return str(created["intent_id"])

@@ -28,6 +28,12 @@ def _unauthorized() -> Response:
     return Response("log in at /ui/login", status_code=401, media_type="text/plain")
 
 
+def _not_served() -> Response:
+    """Intents are served in the runtime's default workspace only so far (ui/common.not_served)."""
+    return Response("intents are served only in the runtime's default workspace so far", status_code=403,
+                    media_type="text/plain")
+
+
 async def intent_events(request: Request) -> Response:
     """The intent's events after ``since``: the same frames as GET /v1/intents/{id}/events/stream (same code),
     authenticated by the dashboard's cookie, unnamed (so the page's ``onmessage`` gets them) and with secrets
@@ -35,6 +41,8 @@ async def intent_events(request: Request) -> Response:
     sess = await session.current(request)
     if sess is None:
         return _unauthorized()
+    if sess.principal.elsewhere:
+        return _not_served()
     intent_id = request.path_params["intent_id"]
     since = int_param(request, "since", 0, 0, 2**53)
     await intents_api._visible(request, sess.principal, intent_id)
@@ -60,6 +68,8 @@ async def live_counts(request: Request) -> Response:
     sess = await session.current(request)
     if sess is None:
         return _unauthorized()
+    if sess.principal.elsewhere:
+        return _not_served()
     p = sess.principal
     scope = None if p.is_member else p.address
     rt = runtime(request)

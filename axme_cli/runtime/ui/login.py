@@ -78,7 +78,7 @@ async def login(request: Request) -> Response:
     rt = runtime(request)
     try:
         rt.throttle.call(client_address(request))
-        principal = await rt.auth.authenticate(key)
+        principal = await rt.auth.authenticate(key, elsewhere_ok=True)  # its pages say what it may see
     except DomainError as exc:
         return _refused(request, exc, next_url=next_url)
     return await _logged_in(request, principal, next_url)

@@ -61,10 +61,10 @@ async def _mesh(request: Request, sess: UiSession) -> Response:
     p = sess.principal
     rt = runtime(request)
     now = rt.clock.time()
-    accounts = await rt.reads.list_service_accounts(rt.settings.org, rt.settings.workspace)
+    accounts = await rt.reads.list_service_accounts(sess.settings.org, sess.settings.workspace)
     if not p.is_member:
         accounts = [r for r in accounts if r["address"] == p.address]
-    views = await engine.list_agents(rt.reads, rt.settings, accounts, now)
+    views = await engine.list_agents(rt.reads, sess.settings, accounts, now)
     trs = []
     for v in views:
         action = ""
@@ -98,17 +98,17 @@ async def _mesh(request: Request, sess: UiSession) -> Response:
     else:
         body.append('<p class="note">No agent yet.</p>')
     address = None if p.is_member else p.address
-    rows = await rt.reads.mesh_events(engine.scope(rt.settings), address=address, event_type=None, before=None,
+    rows = await rt.reads.mesh_events(engine.scope(sess.settings), address=address, event_type=None, before=None,
                                       limit=20)
     body += ["<h2>Latest events</h2>", _events(rows)]
-    return page("Mesh", "\n".join(body), who=who(p), csrf=sess.csrf, active="mesh")
+    return page("Mesh", "\n".join(body), who=who(sess), csrf=sess.csrf, active="mesh")
 
 
 async def _account(request: Request, sess: UiSession) -> Row:
     sa_id = request.path_params["address_id"]
     rt = runtime(request)
     row = await rt.reads.get_service_account(sa_id)
-    if row is None or row["status"] == "deleted" or not scope.owns(rt.settings, row) or (
+    if row is None or row["status"] == "deleted" or not scope.owns(sess.settings, row) or (
             not sess.principal.is_member and
                                                      row["address"] != sess.principal.address):
         raise NotFound(f"agent {sa_id} not found", code="agent_not_found")
@@ -127,7 +127,7 @@ def _confirm_page(sess: UiSession, view: dict[str, Any], action: str, *, error: 
             f'<input id="reason" name="reason" maxlength="500" value="{e(reason)}"><div>'
             f'<button type="submit" name="confirm" value="yes" class="{"danger" if action == "kill" else ""}">'
             f'{e(button)}</button> <a href="/ui/mesh">No, go back</a></div></form>')
-    return page(question, body, who=who(sess.principal), csrf=sess.csrf, active="mesh", status=status)
+    return page(question, body, who=who(sess), csrf=sess.csrf, active="mesh", status=status)
 
 
 async def _action(request: Request, sess: UiSession) -> Response:
@@ -137,7 +137,7 @@ async def _action(request: Request, sess: UiSession) -> Response:
     engine.may_switch(sess.principal)  # an agent key: refused before anything is shown
     rt = runtime(request)
     sa = await _account(request, sess)
-    row = await rt.reads.mesh_agent_row(engine.scope(rt.settings), sa["address"])
+    row = await rt.reads.mesh_agent_row(engine.scope(sess.settings), sa["address"])
     view = engine.agent_view(sa, row, rt.clock.time())
     if request.method == "GET":
         return _confirm_page(sess, view, action)
@@ -147,7 +147,7 @@ async def _action(request: Request, sess: UiSession) -> Response:
         return _confirm_page(sess, view, action, reason=reason, status=400,
                              error="Not done: confirm with the button below.")
     op = engine.op_kill if action == "kill" else engine.op_resume
-    s, p, now, address = rt.settings, sess.principal, rt.clock.time(), sa["address"]
+    s, p, now, address = sess.settings, sess.principal, rt.clock.time(), sa["address"]
     await rt.write(lambda tx: op(tx, s, p, address, reason or None, now))
     return RedirectResponse("/ui/mesh", status_code=303)
 

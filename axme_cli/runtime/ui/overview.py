@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from axme_cli.protocol import lifecycle as lc
+from axme_cli.protocol.addresses import SCHEME
 from axme_cli.protocol.tasks import HUMAN_TARGET
 from axme_cli.runtime.api.common import runtime
 from axme_cli.runtime.errors import NotFound
@@ -51,7 +52,7 @@ async def _scenarios(request: Request, sess: UiSession) -> Response:
             f'<p class="note">{len(runs)} runs: {e(summary)} · steps: {e(chain)}</p>'
             '<table class="grid"><thead><tr><th></th><th>Run (parent intent)</th><th>Status</th><th>Phase</th>'
             f"<th>Started</th></tr></thead><tbody>{trs}</tbody></table></section>")
-    return page("Scenarios", "\n".join(body), who=who(p), csrf=sess.csrf, active="scenarios")
+    return page("Scenarios", "\n".join(body), who=who(sess), csrf=sess.csrf, active="scenarios")
 
 
 async def _scenario(request: Request, sess: UiSession) -> Response:
@@ -72,18 +73,21 @@ async def _scenario(request: Request, sess: UiSession) -> Response:
             '<span class="k fail">on_failure</span><span class="k undo">compensation</span></div>'
             f'{graphs.step_graph_svg(compiled, state)}<h2>Steps</h2>{graphs.step_list(compiled)}'
             f"<h2>Roles</h2><ul>{roles}</ul>")
-    return page(f"Scenario {compiled.get('scenario_id')}", body, who=who(sess.principal), csrf=sess.csrf,
+    return page(f"Scenario {compiled.get('scenario_id')}", body, who=who(sess), csrf=sess.csrf,
                 active="scenarios")
 
 
 async def _agents(request: Request, sess: UiSession) -> Response:
     rt = runtime(request)
     p = sess.principal
-    accounts = {sa["address"]: sa for sa in await rt.reads.list_service_accounts(rt.settings.org,
-                                                                                  rt.settings.workspace)}
+    ws = sess.settings
+    accounts = {sa["address"]: sa for sa in await rt.reads.list_service_accounts(ws.org, ws.workspace)}
+    mine = f"{SCHEME}{ws.org}/{ws.workspace}/"
     stats: dict[str, dict[str, Any]] = defaultdict(lambda: {"in_flight": 0, "waiting": 0, "completed": 0,
                                                             "failed": 0, "redelivered": 0, "last_at": ""})
     for r in await rt.reads.agent_intent_stats():
+        if not str(r["address"]).startswith(mine):  # another workspace's agent
+            continue
         st = stats[r["address"]]
         n = int(r["n"])
         if r["status"] in IN_FLIGHT:
@@ -138,9 +142,9 @@ async def _agents(request: Request, sess: UiSession) -> Response:
                     "</table>")
     else:
         body.append('<p class="note">No agent yet.</p>')
-    return page("Agents", "\n".join(body), who=who(p), csrf=sess.csrf, active="agents")
+    return page("Agents", "\n".join(body), who=who(sess), csrf=sess.csrf, active="agents")
 
 
 scenarios_page = gated(_scenarios)
 scenario_page = gated(_scenario)
-agents_page = gated(_agents)
+agents_page = gated(_agents, elsewhere_ok=True)

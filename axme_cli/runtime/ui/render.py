@@ -6,6 +6,7 @@ import hashlib
 import html
 import json
 import re
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -118,7 +119,29 @@ def csrf_field(token: str) -> str:
     return f'<input type="hidden" name="csrf" value="{e(token)}">'
 
 
-def page(title: str, body: str, *, who: str | None = None, csrf: str | None = None, active: str = "",
+@dataclass(frozen=True)
+class Header:
+    """The header's right side: who is logged in and the workspace they act in, and a person's switcher."""
+
+    label: str
+    workspace: str  # "org/workspace" (ids), the one the session acts in
+    choices: tuple[tuple[str, str], ...] = ()  # ("org_id/workspace_id", what the selector shows)
+
+
+def _switcher(who: Header, csrf: str, active: str) -> str:
+    """A plain form (no script needed): the selector of the person's workspaces and a button; the POST carries the
+    session's CSRF token, like every form of the dashboard."""
+    if len(who.choices) < 2:
+        return ""
+    options = "".join(f'<option value="{e(value)}"{" selected" if value == who.workspace else ""}>{e(label)}</option>'
+                      for value, label in who.choices)
+    return (f'<form method="post" action="/ui/workspace" class="switch">{csrf_field(csrf)}'
+            f'<input type="hidden" name="next" value="/ui/{e(active)}">'
+            f'<select name="workspace" aria-label="Workspace">{options}</select>'
+            '<button type="submit">Switch</button></form>')
+
+
+def page(title: str, body: str, *, who: Header | None = None, csrf: str | None = None, active: str = "",
          status: int = 200, data: dict[str, str] | None = None) -> HTMLResponse:
     """A whole page: the nav bar (when logged in), ``body``, the stylesheet and the one script."""
     attrs = "".join(f' data-{e(k)}="{e(v)}"' for k, v in (data or {}).items())
@@ -128,8 +151,9 @@ def page(title: str, body: str, *, who: str | None = None, csrf: str | None = No
         links = "".join(f'<a href="/ui/{k}"{on if k == active else ""}>{label}</a>' for k, label in NAV)
         logout = (f'<form method="post" action="/ui/logout" class="logout">{csrf_field(csrf or "")}'
                   '<button type="submit">Log out</button></form>')
-        nav = (f'<header class="top"><a class="brand" href="/ui/intents">axme</a><nav>{links}</nav>'
-               f'<span class="who" title="{e(who)}">{e(who)}</span>{logout}</header>')
+        nav = (f'<header class="top"><a class="brand" href="/ui/">axme</a><nav>{links}</nav>'
+               f'<span class="who" title="{e(who.label)}" data-workspace="{e(who.workspace)}">{e(who.label)}</span>'
+               f'{_switcher(who, csrf or "", active)}{logout}</header>')
     doc = (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -141,8 +165,8 @@ def page(title: str, body: str, *, who: str | None = None, csrf: str | None = No
     return HTMLResponse(doc, status_code=status, headers=HEADERS)
 
 
-def message(title: str, text: str, status: int, *, who: str | None = None, csrf: str | None = None,
-            back: str | None = None) -> HTMLResponse:
+def message(title: str, text: str, status: int, *, who: Header | None = None, csrf: str | None = None,
+            back: str | None = None, active: str = "") -> HTMLResponse:
     link = f'<p><a href="{e(back)}">Back</a></p>' if back else ""
     return page(title, f'<h1>{e(title)}</h1>\n<p class="note">{e(text)}</p>{link}', who=who, csrf=csrf,
-                status=status)
+                status=status, active=active)

@@ -19,7 +19,7 @@ async def _schedules(request: Request, sess: UiSession) -> Response:
     p = sess.principal
     if not p.is_member:
         return message("Schedules are workspace configuration", "An agent key may not see them (as GET "
-                       "/v1/schedules says).", 403, who=who(p), csrf=sess.csrf)
+                       "/v1/schedules says).", 403, who=who(sess), csrf=sess.csrf)
     rt = runtime(request)
     rows = await rt.reads.list_schedules(before=None, limit=LIMIT)
     now = rt.clock.time()
@@ -54,7 +54,7 @@ async def _schedules(request: Request, sess: UiSession) -> Response:
                     "</table>")
         if len(rows) == LIMIT:
             body.append(f'<p class="note">The {LIMIT} newest; `axme schedules list` pages through all.</p>')
-    return page("Schedules", "\n".join(body), who=who(p), csrf=sess.csrf, active="schedules")
+    return page("Schedules", "\n".join(body), who=who(sess), csrf=sess.csrf, active="schedules")
 
 
 schedules_page = gated(_schedules)

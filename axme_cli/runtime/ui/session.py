@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
 from starlette.requests import Request
@@ -25,6 +25,7 @@ from starlette.responses import Response
 
 from axme_cli.protocol.ids import uuid7
 from axme_cli.runtime import principals as pr
+from axme_cli.runtime import scope
 from axme_cli.runtime.api.common import read_body, runtime
 from axme_cli.runtime.api.errors import status_of
 from axme_cli.runtime.api.task_pages import _cross_site
@@ -33,6 +34,7 @@ from axme_cli.runtime.engine import auth as auth_engine
 from axme_cli.runtime.engine import ui as engine
 from axme_cli.runtime.errors import DomainError, Unauthorized
 from axme_cli.runtime.principals import Principal
+from axme_cli.runtime.settings import Settings
 
 COOKIE = "axme_ui"
 LOGIN_COOKIE = "axme_ui_login"
@@ -47,6 +49,10 @@ class UiSession:
     kind: str  # "key" | "actor"
     csrf: str
     principal: Principal
+    # the settings of the workspace the session acts in (runtime/scope.py): every page reads and writes through them
+    settings: Settings
+    # a person's: the workspaces the header's switcher offers, (org_id, workspace_id, label), set by ``gated``
+    workspaces: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 class Refused(Exception):
@@ -92,7 +98,7 @@ async def current(request: Request) -> UiSession | None:
     principal = await _principal(rt, row, now)
     if principal is None:
         return None
-    return UiSession(session_id, row["kind"], csrf_of(secret), principal)
+    return UiSession(session_id, row["kind"], csrf_of(secret), principal, scope.settings_for(rt.settings, principal))
 
 
 async def _principal(rt: Runtime, row: dict, now: float) -> Principal | None:
@@ -100,16 +106,16 @@ async def _principal(rt: Runtime, row: dict, now: float) -> Principal | None:
         if row["key_kind"] is None:
             return None
         found = {"key_id": row["key_id"], "kind": row["key_kind"], "status": row["key_status"],
-                 "expires_at": row["key_expires_at"], "service_account_id": row["key_service_account_id"]}
+                 "expires_at": row["key_expires_at"], "service_account_id": row["key_service_account_id"],
+                 "org_id": row["key_org_id"], "workspace_id": row["key_workspace_id"]}
         try:
             return await rt.auth.key_principal(found)
         except Unauthorized:
             return None
     if row["actor_id"] is None or row["actor_revoked_at"] is not None or row["actor_expires_ts"] <= now:
         return None
-    email = row["actor_email"]
-    return Principal("actor", row["actor_id"], auth_engine.actor_address(rt.settings, email), email=email,
-                     session_id=row["actor_session_id"])
+    person = Principal("actor", row["actor_id"], "", email=row["actor_email"], session_id=row["actor_session_id"])
+    return await rt.auth.selected(person, row["org_id"], row["workspace_id"])
 
 
 def _secure(request: Request) -> bool:
@@ -141,6 +147,8 @@ async def open_session(request: Request, principal: Principal) -> str:
         "created_ts": now,
         "expires_ts": now + SESSION_TTL_SECONDS,
         "revoked_ts": None,
+        "org_id": None,
+        "workspace_id": None,
     }
     await rt.write(lambda tx: engine.op_open_ui_session(tx, row, now))
     return f"{session_id}.{secret}"

@@ -74,7 +74,7 @@ async def _open_tasks(request: Request, sess: UiSession) -> list[dict[str, Any]]
 
 def _not_for_agents(sess: UiSession) -> Response:
     return message("Tasks are for people", "Tasks are answered by people and the workspace key, not agent keys "
-                   "(as GET /v1/me/tasks says).", 403, who=who(sess.principal), csrf=sess.csrf)
+                   "(as GET /v1/me/tasks says).", 403, who=who(sess), csrf=sess.csrf)
 
 
 async def _render(request: Request, sess: UiSession, *, failed: str | None = None, values: dict[str, str] | None = None,
@@ -91,7 +91,7 @@ async def _render(request: Request, sess: UiSession, *, failed: str | None = Non
     for t in tasks:
         mine = t["intent_id"] == failed
         body.append(task_form(t, sess.csrf, now, values=values if mine else None, error=error if mine else None))
-    return page("Tasks", "\n".join(body), who=who(sess.principal), csrf=sess.csrf, active="tasks", status=status,
+    return page("Tasks", "\n".join(body), who=who(sess), csrf=sess.csrf, active="tasks", status=status,
                 data={"page": "tasks"})
 
 
@@ -111,12 +111,12 @@ async def _answer(request: Request, sess: UiSession) -> Response:
     entry = task_entry(row, sess.principal) if row is not None else None
     if entry is None:
         return message("This task is not open", "It was answered already, or it does not wait for a person now.", 409,
-                       who=who(sess.principal), csrf=sess.csrf, back="/ui/tasks")
+                       who=who(sess), csrf=sess.csrf, back="/ui/tasks")
     task = with_defaults(entry["human_task"] or {})
     result, problem = answer_from_form(task, form)
     if problem is not None:
         return await _render(request, sess, failed=intent_id, values=form, error=problem, status=422)
-    s, p, now = rt.settings, sess.principal, rt.clock.time()
+    s, p, now = sess.settings, sess.principal, rt.clock.time()
     try:
         answer = await write_answer(rt, lambda tx: engine.op_resume(tx, s, p, intent_id, {"task_result": result}, now))
     except Unprocessable as exc:

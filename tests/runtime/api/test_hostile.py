@@ -222,6 +222,12 @@ WRONG_TYPES: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("POST", "/v1/organizations/{org_id}/members"): [{"actor_id": 5, "role": "member"}, {"actor_id": "a"},
                                                    {"actor_id": "a", "role": "owner"}],
     ("PATCH", "/v1/organizations/{org_id}/members/{member_id}"): [{"role": 1}, {"status": "gone"}],
+    ("POST", "/v1/workspaces/{workspace_id}/members/include"): [{"actor_id": 5}, {"role": "member"},
+                                                                {"actor_id": "a", "role": "org_owner"},
+                                                                {"actor_id": "a", "org_id": 1}],
+    ("POST", "/v1/portal/personal/workspace-selection"): [{"org_id": "local"}, {"workspace_id": "dev"},
+                                                          {"org_id": 1, "workspace_id": "dev"},
+                                                          {"org_id": "local", "workspace_id": ["dev"]}],
     ("PATCH", "/v1/quotas"): [{"dimensions": {"intents_per_day": "5"}}, {"dimensions": {"intents_per_day": True}},
                               {"dimensions": {"intents_per_day": -1}}, {"dimensions": {"intents_per_day": 1.5}},
                               {"dimensions": []}, {"dimensions": {}, "hard_enforcement": "yes"},
@@ -326,6 +332,8 @@ def _valid_body(path: str) -> dict[str, Any]:
         last = path.rstrip("}").rsplit("/", 1)[-1]
         return {"workspaces": {"name": "qa", "environment": "sandbox"}, "members": {"actor_id": "x", "role": "member"},
                 }.get(last, {"name": "Renamed"} if "member" not in path else {"role": "member"})
+    if path.startswith("/v1/workspaces/"):  # a workspace's members
+        return {"actor_id": "x"}
     if path.startswith(("/v1/agents/", "/v1/organizations/")):  # sender policies
         return {"sender_pattern": "*"} if path.endswith("/entries") else {
             "override_type" if "override" in path else "policy_type": "open"}

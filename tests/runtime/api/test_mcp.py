@@ -273,8 +273,8 @@ def test_an_agent_key_acts_only_as_itself(quiet: RuntimeProcess, api: httpx.Clie
         theirs = api.post("/v1/intents", json=new_intent(other)).json()["intent_id"]
         err = rpc_error(tool(agent, "axme.get_intent", intent_id=theirs), -32010)
         assert err["data"]["http_status"] == 404 and err["data"]["error"]["code"] == "intent_not_found"
-        err = rpc_error(tool(agent, "axme.list_tasks"), -32010)  # tasks are for people and the workspace key
-        assert err["data"]["http_status"] == 403
+        err = rpc_error(tool(agent, "axme.list_tasks", http=403), -32003)  # tasks: people and the workspace key
+        assert err["data"]["http_status"] == 403 and err["data"]["error"]["code"] == "policy_denied"
     assert result(tool(api, "axme.list_threads", owner_agent=other))["owner_agent"] == other  # the admin key may
 
 

@@ -450,6 +450,13 @@ def test_every_operation_answers_as_documented(served: RuntimeProcess, document:
     in_member = {**in_org, "member_id": member["member_id"]}
     call("PATCH", "/v1/organizations/{org_id}/members/{member_id}", params=in_member, body={"role": "workspace_admin"})
     call("DELETE", "/v1/organizations/{org_id}/members/{member_id}", params=in_member)
+    in_ws = {"workspace_id": ws["workspace_id"]}
+    included = call("POST", "/v1/workspaces/{workspace_id}/members/include", params=in_ws,
+                    body={"actor_id": "ann@walk.example", "org_id": in_org["org_id"]}).json()["member"]
+    call("DELETE", "/v1/workspaces/{workspace_id}/members/{member_id}/exclude",
+         params={**in_ws, "member_id": included["member_id"]})
+    call("POST", "/v1/portal/personal/workspace-selection", key=None, token=sign_in()["access_token"],
+         body={"org_id": "local", "workspace_id": "dev"})
 
     # MCP (JSON-RPC; tests/runtime/api/test_mcp.py has the rest)
     call("POST", "/mcp", key=None, body={"jsonrpc": "2.0", "id": 1, "method": "initialize",

@@ -140,18 +140,23 @@ def test_roles_decide_who_may_do_what(rt: RuntimeProcess, people: dict[str, dict
             err(api.request(method, path, headers=as_agent, json={"name": "Agents", "requested_by_actor_id": "a"}
                             if method == "POST" else None), 403, "policy_denied")
 
-        # the personal context: a person's organizations and workspaces with their roles; the admin key's: all
+        # the personal context: a person's organizations and workspaces with their roles (and the runtime's default
+        # workspace, where every person is a member); the admin key's: all
         mine = api.get("/v1/portal/personal/context", headers=as_ws).json()
-        assert [(o["org_id"], o["roles"]) for o in mine["organizations"]] == [(org_id, ["workspace_admin"])]
-        assert [(w["workspace_id"], w["org_name"], w["roles"]) for w in mine["workspaces"]] == [
-            (staging["workspace_id"], "Acme", ["workspace_admin"])]
+        assert [(o["org_id"], o["roles"]) for o in mine["organizations"]] == [
+            ("local", ["member"]), (org_id, ["workspace_admin"])]
+        assert [(w["workspace_id"], w["org_id"], w["roles"]) for w in mine["workspaces"]] == [
+            ("dev", "local", ["member"]), (staging["workspace_id"], org_id, ["workspace_admin"])]
+        assert mine["workspaces"][-1]["org_name"] == "Acme"
         assert mine["account"]["email"] == WS_ADMIN and mine["context"] == {"org_id": "local", "workspace_id": "dev"}
         assert {w["workspace_id"] for w in api.get("/v1/portal/personal/context", headers=as_owner).json()[
-            "workspaces"]} == {staging["workspace_id"], prod["workspace_id"]}
+            "workspaces"]} == {"dev", staging["workspace_id"], prod["workspace_id"]}
         everything = api.get("/v1/portal/personal/context").json()
         assert {"local", org_id} <= {o["org_id"] for o in everything["organizations"]}
         assert everything["selected_workspace"]["workspace_id"] == "dev"
-        assert api.get("/v1/portal/personal/context", headers=people[STRANGER]).json()["organizations"] == []
+        stranger = api.get("/v1/portal/personal/context", headers=people[STRANGER]).json()
+        assert [o["org_id"] for o in stranger["organizations"]] == ["local"]
+        assert [w["workspace_id"] for w in stranger["workspaces"]] == ["dev"]
 
         # the last owner stays one; with a second owner the first may step down
         owner_id = members[OWNER]["member_id"]
@@ -234,7 +239,7 @@ def test_a_workspace_key_administers_its_workspace_and_nothing_else_yet(rt: Runt
 
         # the families not opened to other workspaces yet (tests/runtime/api/test_workspace_isolation*.py have
         # those that are) serve the default workspace only: refused, never the default's data
-        for method, path in (("GET", "/v1/mesh/agents"), ("GET", "/v1/auth/whoami"), ("GET", "/v1/audit/events")):
+        for method, path in (("GET", "/v1/auth/whoami"), ("GET", "/v1/users/profile")):
             err(api.request(method, path, headers=as_blue, json={} if method == "POST" else None), 403,
                 "workspace_not_served")
         # the opened ones answer in the new workspace, which has nothing yet

@@ -1,5 +1,6 @@
 """Workspace isolation over a real runtime, on both backends: the families opened to other workspaces than the
-runtime's default one (service accounts, their keys and the agent directory) serve a workspace's admin key in its
+runtime's default one (service accounts, their keys and the agent directory here; the governance families in
+test_workspace_isolation_gov.py) serve a workspace's admin key in its
 own workspace, and one workspace sees and changes nothing of another (404 for its ids, lists without its rows), in
 both directions; a service account of a workspace gets that workspace's addresses and its keys carry it; the
 families not opened yet still refuse those keys (403 workspace_not_served). The intent families (intents,
@@ -134,8 +135,9 @@ def test_a_workspaces_agent_key_carries_its_workspace(rt: RuntimeProcess, spaces
         # an agent key manages no service accounts, in its workspace or elsewhere
         err(as_agent.post("/v1/service-accounts", json={"name": unique("more")}), 403, "policy_denied")
         # the families not opened to other workspaces yet refuse it, and show nothing of the default one
-        # (test_workspace_isolation_intents.py has intents, inbox, webhooks, delivery and the rest that are)
-        for method, path in (("GET", "/v1/mesh/agents"), ("GET", "/v1/audit/events")):
+        # (the governance families are open: test_workspace_isolation_gov.py; intents, inbox, webhooks, delivery
+        # and the rest: test_workspace_isolation_intents.py)
+        for method, path in (("GET", "/v1/auth/whoami"), ("GET", "/v1/users/profile")):
             err(as_agent.request(method, path), 403, "workspace_not_served")
         assert as_agent.get("/v1/intents").json()["intents"] == []
         mine = as_agent.get(f"/v1/service-accounts/{sa['service_account_id']}/delivery")

@@ -89,7 +89,7 @@ def test_login_with_the_key_sets_a_strict_httponly_session_cookie(quiet: Runtime
     c = ui_client(quiet)
     c.get("/ui/login")
     r = c.post("/ui/login", data={"csrf": c.cookies["axme_ui_login"], "api_key": ADMIN_KEY, "next": "//evil.example"})
-    assert r.status_code == 303 and r.headers["location"] == "/ui/intents"  # only paths inside the dashboard
+    assert r.status_code == 303 and r.headers["location"] == "/ui/"  # only paths inside the dashboard
     cookie = next(v for v in r.headers.get_list("set-cookie") if v.startswith("axme_ui="))
     flags = [f.strip().lower() for f in cookie.split(";")]
     assert "httponly" in flags and "samesite=strict" in flags and "path=/ui" in flags and "secure" not in flags
