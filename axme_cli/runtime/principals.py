@@ -51,7 +51,10 @@ class Principal:
 
     def may_see(self, row: dict) -> bool:
         """An agent key sees only intents addressed to it, sent by it, replying to it or whose policy grants it
-        something (engine/controls.py); members see every intent."""
+        something (engine/controls.py); members see every intent of their workspace, and nobody another
+        workspace's (``org_id`` / ``workspace_id``: NULL for the runtime's default one, as the principal's)."""
+        if row.get("workspace_id") != self.workspace_id or row.get("org_id") != self.org_id:
+            return False
         if self.is_member or row["to_agent"] == self.address or row["from_agent"] == self.address:
             return True
         doc = row.get("doc")

@@ -5,6 +5,10 @@ workspace (a workspace admin key made for it, or a key of one of its service acc
 ``Principal``. ``settings_for`` gives the settings a request acts with, so the engine's uses of ``s.org`` /
 ``s.workspace`` (addresses it makes, rows it stamps) follow the caller; for the default workspace it is the runtime's
 own settings object, at no cost. ``owns`` is the check every read of a scoped row makes.
+
+Rows of the intent families (intents and what hangs off them, webhook subscriptions, events and outbound
+deliveries) carry NULL for the default pair, as ``api_keys`` does: ``pair`` is what such a row made in the
+workspace of ``s`` carries, ``belongs`` the check of one read by id (``Principal.may_see`` makes it for intents).
 """
 
 from __future__ import annotations
@@ -15,13 +19,44 @@ from typing import Any
 
 from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.settings import Settings
+from axme_cli.runtime.store.base import Pair as Pair
+
+# Rows that name their workspace as ``api_keys`` does (``schedules``, ``audit_events``, the intent families) carry a
+# ``Pair``: NULL for the runtime's default one, so rows made before the runtime served several workspaces need no
+# backfill. A credential carries the same convention (``Principal.org_id`` None for the default workspace), so
+# these compare with no settings.
 
 
 def settings_for(settings: Settings, principal: Principal) -> Settings:
     """The settings of the caller's workspace: the runtime's own ones unless the credential is another's."""
     if principal.workspace_id is None or principal.org_id is None:
         return settings
-    return dataclasses.replace(settings, org=principal.org_id, workspace=principal.workspace_id)
+    return dataclasses.replace(settings, org=principal.org_id, workspace=principal.workspace_id, scoped=True)
+
+
+def settings_of(settings: Settings, row: Mapping[str, Any]) -> Settings:
+    """The settings of the workspace a row of the intent families belongs to, from the runtime's own ones
+    (background work: a timer acts in its intent's workspace)."""
+    if row.get("workspace_id") is None:
+        return settings
+    return dataclasses.replace(settings, org=row["org_id"], workspace=row["workspace_id"], scoped=True)
+
+
+def pair(s: Settings) -> Pair:
+    """``(org_id, workspace_id)`` of a row of the intent families made in the workspace of ``s``: NULLs for the
+    runtime's default one."""
+    return (s.org, s.workspace) if s.scoped else (None, None)
+
+
+def stamp(s: Settings) -> dict[str, str]:
+    """The columns a new row of the intent families made in the workspace of ``s`` adds: none for the default
+    one (NULL)."""
+    return {"org_id": s.org, "workspace_id": s.workspace} if s.scoped else {}
+
+
+def stamp_of(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The columns that put a new row in the workspace of ``row`` (a delivery of an event, a replay)."""
+    return {"org_id": row["org_id"], "workspace_id": row["workspace_id"]} if row.get("workspace_id") else {}
 
 
 def owns(s: Settings, row: Mapping[str, Any]) -> bool:
@@ -40,12 +75,6 @@ def segments(address: str) -> tuple[str, str] | None:
 
 def only_mine(s: Settings, rows: Iterable[Mapping[str, Any]]) -> list[Any]:
     return [r for r in rows if owns(s, r)]
-
-
-# Rows that name their workspace as ``api_keys`` does (``schedules``, ``audit_events``): NULL for the runtime's
-# default pair, so rows made before the runtime served several workspaces need no backfill. A credential carries
-# the same convention (``Principal.org_id`` None for the default workspace), so these compare with no settings.
-Pair = tuple[str | None, str | None]
 
 
 def principal_pair(principal: Principal) -> Pair:

@@ -61,6 +61,9 @@ class Settings:
     # database every usage_flush_seconds (real time; a crash loses at most that much).
     quota_defaults: tuple[tuple[str, int], ...] = ()
     usage_flush_seconds: float = 2.0
+    # The settings of a workspace other than the runtime's default one (runtime/scope.py settings_for): rows the
+    # engine makes carry org / workspace; False for the runtime's own settings, whose rows carry NULL.
+    scoped: bool = False
 
     @property
     def admin_address(self) -> str:

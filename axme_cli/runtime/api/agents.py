@@ -27,7 +27,7 @@ from axme_cli.runtime.api.common import (
     respond,
     runtime,
 )
-from axme_cli.runtime.api.intents import validation_failed
+from axme_cli.runtime.api.intents import elsewhere_here, validation_failed
 from axme_cli.runtime.api.sse import LINGER_SECONDS, EventStream, Last, reads_incrementally
 from axme_cli.runtime.clock import to_iso
 from axme_cli.runtime.core import Runtime
@@ -194,11 +194,15 @@ def _feed_frame(row: Row) -> tuple[dict[str, str], str, bool]:
 
 
 async def stream_agent_intents(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     rt = runtime(request)
-    address = address_from_path(rt, request.path_params["address"])
+    s = scope.settings_for(rt.settings, principal)
+    address = address_from_path(rt, request.path_params["address"], s)
     if not principal.is_admin and principal.address != address:
         raise Forbidden(f"this key may listen only to {principal.address}", code="policy_denied")
+    if await elsewhere_here(rt, s, address):  # another workspace's agent: as unknown as a missing one
+        raise NotFound(f"agent {address} not found", code="agent_not_found")
+    mine = scope.principal_pair(principal)
     since = int_param(request, "since", 0, 0, 2**53)
     wait_seconds = int_param(request, "wait_seconds", 15, 1, 60)
     hold = reads_incrementally(request)
@@ -236,7 +240,7 @@ async def stream_agent_intents(request: Request) -> Response:
                 for row in rows:
                     cursor = row["cursor"]
                     frame, shown, delivers = _feed_frame(row)
-                    if shown not in wanted:
+                    if shown not in wanted or (row.get("org_id"), row.get("workspace_id")) != mine:
                         continue
                     if delivers:
                         deliveries.append((row["intent_id"], row["attempt"]))

@@ -9,6 +9,7 @@ from starlette.routing import Route
 
 from axme_cli.protocol import capabilities as caps
 from axme_cli.protocol.inbox import ApprovalDecisionRequest
+from axme_cli.runtime import scope
 from axme_cli.runtime.api.common import authenticate, read_object, respond, runtime, write_answer
 from axme_cli.runtime.api.inbox import idempotency_of
 from axme_cli.runtime.api.intents import validation_failed
@@ -18,7 +19,7 @@ from axme_cli.runtime.engine.idempotency import once
 
 async def decide(request: Request) -> Response:
     """Approve or reject the intent ``approval_id`` that waits for a person (see engine/approvals.py)."""
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     body = await read_object(request)
     try:
         req = ApprovalDecisionRequest.model_validate(body)
@@ -29,12 +30,12 @@ async def decide(request: Request) -> Response:
     rt = runtime(request)
     now = rt.clock.time()
     result = await write_answer(rt, lambda tx: once(tx, idem, now, lambda: engine.op_decide(
-        tx, rt.settings, principal, approval_id, req.decision, req.comment, now)).result)
+        tx, scope.settings_for(rt.settings, principal), principal, approval_id, req.decision, req.comment, now)).result)
     return respond(result, request=request)
 
 
 async def capabilities(request: Request) -> Response:
-    await authenticate(request)
+    await authenticate(request, elsewhere_ok=True)
     return respond(caps.document(), request=request)
 
 

@@ -2,7 +2,8 @@
 
 Every route acts for one owner: ``owner_agent`` (query) or ``x-owner-agent`` (header), 400 when both are
 given and differ, the caller's own address when neither is. A service-account key acts only as its own
-address (403 otherwise); the workspace key and logged-in people act for any owner.
+address (403 otherwise); the workspace key and logged-in people act for any owner of their workspace (another
+workspace's: 404 ``agent_not_found``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from axme_cli.protocol import inbox as wire
+from axme_cli.runtime import scope
 from axme_cli.runtime.api.common import (
     authenticate,
     idempotency_key,
@@ -26,17 +28,18 @@ from axme_cli.runtime.api.common import (
     respond,
     runtime,
 )
-from axme_cli.runtime.api.intents import resolve_recipient, resolve_target, validation_failed
+from axme_cli.runtime.api.intents import check_address, resolve_recipient, resolve_target, validation_failed
 from axme_cli.runtime.engine import idempotency, media
 from axme_cli.runtime.engine import inbox as engine
 from axme_cli.runtime.errors import BadRequest, Forbidden, NotFound, Unprocessable
 from axme_cli.runtime.principals import Principal
-from axme_cli.runtime.settings import Settings
 from axme_cli.runtime.store.base import Tx
 
 
-def owner_of(request: Request, principal: Principal, s: Settings) -> str:
+async def owner_of(request: Request, principal: Principal) -> str:
     """The owner the caller acts for (see the module's docstring)."""
+    rt = runtime(request)
+    s = scope.settings_for(rt.settings, principal)
     query = request.query_params.get("owner_agent") or None
     header = request.headers.get("x-owner-agent") or None
     from_query = resolve_target(s, query, "owner_agent") if query else None
@@ -48,7 +51,7 @@ def owner_of(request: Request, principal: Principal, s: Settings) -> str:
     if not principal.is_member and owner != principal.address:
         raise Forbidden(f"this key acts only as {principal.address}, not as {owner}", code="policy_denied",
                         details={"owner_agent": owner, "allowed": [principal.address]})
-    return owner
+    return await check_address(rt, s, owner, "owner_agent")
 
 
 def _statuses(raw: str | None) -> list[str] | None:
@@ -63,9 +66,9 @@ def _statuses(raw: str | None) -> list[str] | None:
 
 
 async def list_threads(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     rt = runtime(request)
-    owner = owner_of(request, principal, rt.settings)
+    owner = await owner_of(request, principal)
     statuses = _statuses(request.query_params.get("status"))
     limit = int_param(request, "limit", 100, 1, 500)
     rows = await rt.reads.list_inbox(owner, statuses, limit)
@@ -73,9 +76,9 @@ async def list_threads(request: Request) -> Response:
 
 
 async def get_thread(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     rt = runtime(request)
-    owner = owner_of(request, principal, rt.settings)
+    owner = await owner_of(request, principal)
     thread_id = request.path_params["thread_id"]
     row = await rt.reads.get_inbox_thread(owner, thread_id)
     if row is None:
@@ -85,9 +88,9 @@ async def get_thread(request: Request) -> Response:
 
 
 async def list_changes(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     rt = runtime(request)
-    owner = owner_of(request, principal, rt.settings)
+    owner = await owner_of(request, principal)
     cursor = request.query_params.get("cursor") or None
     after = 0
     if cursor is not None:
@@ -136,8 +139,8 @@ async def _write(request: Request, principal: Principal, owner: str, raw: bytes,
 
 
 async def reply(request: Request) -> Response:
-    principal = await authenticate(request)
-    owner = owner_of(request, principal, runtime(request).settings)
+    principal = await authenticate(request, elsewhere_ok=True)
+    owner = await owner_of(request, principal)
     raw, req = await _body(request, wire.ReplyRequest, optional=False)
     thread_id = request.path_params["thread_id"]
     return await _write(request, principal, owner, raw, lambda tx, now: media.reply_with_attachments(
@@ -146,14 +149,16 @@ async def reply(request: Request) -> Response:
 
 
 async def delegate(request: Request) -> Response:
-    principal = await authenticate(request)
-    s = runtime(request).settings
-    owner = owner_of(request, principal, s)
+    principal = await authenticate(request, elsewhere_ok=True)
+    rt = runtime(request)
+    s = scope.settings_for(rt.settings, principal)
+    owner = await owner_of(request, principal)
     raw, req = await _body(request, wire.DelegateRequest, optional=False)
     if not req.get("delegate_to"):
         raise Unprocessable("delegate_to: field required (the agent address to hand the thread to)",
                             details={"field": "delegate_to"})
-    target = await resolve_recipient(runtime(request), req["delegate_to"], "delegate_to")
+    target = await check_address(rt, s, await resolve_recipient(rt, req["delegate_to"], "delegate_to", s),
+                                 "delegate_to")
     thread_id = request.path_params["thread_id"]
     return await _write(request, principal, owner, raw, lambda tx, now: engine.op_delegate(
         tx, principal, owner, thread_id, target, req.get("note"), now))
@@ -161,8 +166,8 @@ async def delegate(request: Request) -> Response:
 
 def _decision(approve: bool) -> Callable[[Request], Any]:
     async def decide(request: Request) -> Response:
-        principal = await authenticate(request)
-        owner = owner_of(request, principal, runtime(request).settings)
+        principal = await authenticate(request, elsewhere_ok=True)
+        owner = await owner_of(request, principal)
         raw, req = await _body(request, wire.DecisionRequest, optional=True)
         thread_id = request.path_params["thread_id"]
         return await _write(request, principal, owner, raw, lambda tx, now: engine.op_decide(
@@ -173,8 +178,8 @@ def _decision(approve: bool) -> Callable[[Request], Any]:
 
 
 async def mark_read(request: Request) -> Response:
-    principal = await authenticate(request)
-    owner = owner_of(request, principal, runtime(request).settings)
+    principal = await authenticate(request, elsewhere_ok=True)
+    owner = await owner_of(request, principal)
     thread_id = request.path_params["thread_id"]
     now = runtime(request).clock.time()
     result = await runtime(request).write(lambda tx: engine.op_read(tx, principal, owner, thread_id, now))
@@ -182,8 +187,8 @@ async def mark_read(request: Request) -> Response:
 
 
 async def delete_messages(request: Request) -> Response:
-    principal = await authenticate(request)
-    owner = owner_of(request, principal, runtime(request).settings)
+    principal = await authenticate(request, elsewhere_ok=True)
+    owner = await owner_of(request, principal)
     raw, req = await _body(request, wire.MessagesDeleteRequest, optional=False)
     thread_id = request.path_params["thread_id"]
     return await _write(request, principal, owner, raw,

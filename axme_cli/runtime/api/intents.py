@@ -24,7 +24,7 @@ from axme_cli.protocol.models import (
     create_request_adapter,
     describe_validation_error,
 )
-from axme_cli.runtime import clock, tracing
+from axme_cli.runtime import clock, scope, tracing
 from axme_cli.runtime.api.common import (
     authenticate,
     idempotency_key,
@@ -76,16 +76,47 @@ def _raise(exc: Exception) -> str:
     raise exc
 
 
-async def resolve_recipient(rt: Runtime, raw: str, field: str = "to_agent") -> str:
-    """``resolve_target``, and a user's nick (``@name`` or ``name@ax``) as the address it is bound to, looked up
-    when the request is served (a later rename does not move what was already sent); 404 ``nick_not_found``."""
+async def resolve_recipient(rt: Runtime, raw: str, field: str = "to_agent", s: Settings | None = None) -> str:
+    """``resolve_target`` (in the workspace of ``s``, the runtime's default one if None), and a user's nick
+    (``@name`` or ``name@ax``) as the address it is bound to, looked up when the request is served (a later rename
+    does not move what was already sent); 404 ``nick_not_found``."""
     nick = nicks.of_recipient(raw) if "@" in raw else None
     if nick is None:
-        return resolve_target(rt.settings, raw, field)
+        return resolve_target(s or rt.settings, raw, field)
     row = await rt.reads.read_user("nick", nick)
     if row is None:
         raise NotFound(f"{field}: no user has the nick @{nick}", code="nick_not_found", details={"field": field})
     return str(row["owner_agent"])
+
+
+async def elsewhere_here(rt: Runtime, s: Settings, address: str) -> bool:
+    """Whether ``address`` names a workspace of this runtime other than the one of ``s`` (an address naming
+    none of its workspaces is another deployment's, as before workspaces)."""
+    named = scope.segments(address)
+    if named is None or named == (s.org, s.workspace):
+        return False
+    if named == (rt.settings.org, rt.settings.workspace):
+        return True
+    return await rt.reads.get_workspace(*named) is not None
+
+
+async def check_address(rt: Runtime, s: Settings, address: str, field: str) -> str:
+    """``address``, unless it names another workspace of this runtime than the one of ``s``: 404
+    ``agent_not_found``, as for a missing agent (a workspace sends nothing to another's agents, acts for none of
+    them, and learns nothing of which exist there)."""
+    if await elsewhere_here(rt, s, address):
+        raise NotFound(f"{field}: no agent {address} in this workspace", code="agent_not_found",
+                       details={"field": field})
+    return address
+
+
+async def check_in_workspace(rt: Runtime, s: Settings, req: dict[str, Any],
+                             fields: tuple[str, ...] = ("to_agent", "reply_to", "from_agent")) -> None:
+    """``check_address`` for each address of a create request."""
+    for field in fields:
+        address = req.get(field)
+        if isinstance(address, str):
+            await check_address(rt, s, address, field)
 
 
 def validation_failed(exc: ValidationError) -> Exception:
@@ -97,21 +128,23 @@ def validation_failed(exc: ValidationError) -> Exception:
 
 
 async def create_intent(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     rt = runtime(request)
+    s = scope.settings_for(rt.settings, principal)
     raw = await read_body(request)
     try:
         model = create_request_adapter.validate_python(parse_json(raw))
     except ValidationError as exc:
         raise validation_failed(exc) from None
-    alias = await rt.aliases.lookup(rt.reads, rt.settings, model.to_agent)  # memory only (engine/aliases.py)
+    alias = await rt.aliases.lookup(rt.reads, s, model.to_agent)  # memory only (engine/aliases.py)
     if alias is not None:  # an alias: the address of its principal
         model = model.model_copy(update={"to_agent": alias.address})
     if "@" in model.to_agent or (model.reply_to and "@" in model.reply_to):  # a nick: the user's address
         model = model.model_copy(update={
-            "to_agent": await resolve_recipient(rt, model.to_agent),
-            "reply_to": await resolve_recipient(rt, model.reply_to, "reply_to") if model.reply_to else None})
-    req = create_request(rt.settings, principal, model)
+            "to_agent": await resolve_recipient(rt, model.to_agent, s=s),
+            "reply_to": await resolve_recipient(rt, model.reply_to, "reply_to", s) if model.reply_to else None})
+    req = create_request(s, principal, model)
+    await check_in_workspace(rt, s, req)
     if alias is not None:
         req["to_alias"] = alias.recorded()
     rt.mesh.check_sender(req["from_agent"])  # a killed agent may not send (a set lookup: engine/mesh.py)
@@ -120,7 +153,7 @@ async def create_intent(request: Request) -> Response:
     key = idempotency_key(request)
     idem = (f"{principal.key_id}:POST /v1/intents", key, hashlib.sha256(raw).hexdigest()) if key else None
     attachments = [a.model_dump() for a in model.attachments] if model.attachments else None
-    body = await create_checked(rt, principal, req, rt.clock.time(), idem, attachments)
+    body = await create_checked(rt, principal, req, rt.clock.time(), idem, attachments, s)
     return respond(body, request=request)
 
 
@@ -158,11 +191,13 @@ async def check_payload(rt: Runtime, req: dict[str, Any]) -> schemas.Check | Non
 
 
 async def create_checked(rt: Runtime, principal: Principal, req: dict[str, Any], now: float,
-                         idem: Any = None, attachments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                         idem: Any = None, attachments: list[dict[str, Any]] | None = None,
+                         s: Settings | None = None) -> dict[str, Any]:
     """``engine.op_create`` with the payload checked against its schema first (``check_payload``); when the schema
     changed between the check and the write, once more. ``attachments``: uploads the sender attaches, checked and
-    recorded in the same transaction (engine/media.py)."""
-    s = rt.settings
+    recorded in the same transaction (engine/media.py). ``s``: the caller's workspace's settings
+    (``scope.settings_for``; the runtime's own if None), through which aliases, quotas and policies are read."""
+    s = s or scope.settings_for(rt.settings, principal)
     for attempt in (1, 2):
         checked = await check_payload(rt, req)
 
@@ -218,7 +253,7 @@ async def _visible(request: Request, principal: Principal, intent_id: str) -> di
 
 
 async def get_intent(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     row = await _visible(request, principal, request.path_params["intent_id"])
     view = engine.intent_view(row)
     doc = engine.loads(row["doc"])
@@ -272,14 +307,16 @@ async def list_intents(request: Request) -> Response:
     """Newest first, a page at a time (``before``: the ``next_cursor`` of the previous page), filtered by status,
     type, an agent they are to or from, when they were created and the start of their id. An agent key sees only
     its own intents, whatever the filters say."""
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     limit = int_param(request, "limit", 50, 1, 500)
     statuses = _statuses(request.query_params.get("status"))
     before = _matching(request, "before", _ID_PREFIX, "the next_cursor of the previous page (an intent id)")
     agent = request.query_params.get("agent") or None
     rows = await runtime(request).reads.list_intents(
         statuses=statuses,
-        agent=resolve_target(runtime(request).settings, agent, "agent") if agent else None,
+        agent=resolve_target(scope.settings_for(runtime(request).settings, principal), agent, "agent")
+        if agent else None,
+        workspace=scope.principal_pair(principal),
         scope=None if principal.is_member else principal.address,
         limit=limit,
         before=before,
@@ -294,7 +331,7 @@ async def list_intents(request: Request) -> Response:
 
 
 async def list_events(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     intent_id = request.path_params["intent_id"]
     since = int_param(request, "since", 0, 0, 2**53)
     await _visible(request, principal, intent_id)
@@ -308,7 +345,7 @@ def _timeout_frame(next_seq: int, status: str | None) -> dict[str, str]:
 
 
 async def stream_events(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     intent_id = request.path_params["intent_id"]
     since = int_param(request, "since", 0, 0, 2**53)
     wait_seconds = int_param(request, "wait_seconds", 15, 1, 60)
@@ -371,18 +408,19 @@ async def event_frames(rt: Runtime, intent_id: str, since: int, wait_seconds: fl
 
 
 async def resume_intent(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     _check_owner(request, principal)
     body = await read_object(request)
     intent_id = request.path_params["intent_id"]
     rt = runtime(request)
+    s = scope.settings_for(rt.settings, principal)
     now = rt.clock.time()
-    result = await write_answer(rt, lambda tx: engine.op_resume(tx, rt.settings, principal, intent_id, body, now))
+    result = await write_answer(rt, lambda tx: engine.op_resume(tx, s, principal, intent_id, body, now))
     return respond(result, request=request)
 
 
 async def resolve_intent(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     _check_owner(request, principal)
     body = await read_object(request)
     try:
@@ -400,13 +438,14 @@ async def resolve_intent(request: Request) -> Response:
     req = model.model_dump()
     intent_id = request.path_params["intent_id"]
     rt = runtime(request)
+    s = scope.settings_for(rt.settings, principal)
     now = rt.clock.time()
-    result = await rt.write(lambda tx: engine.op_resolve(tx, rt.settings, principal, intent_id, req, now))
+    result = await rt.write(lambda tx: engine.op_resolve(tx, s, principal, intent_id, req, now))
     return respond(result, request=request)
 
 
 async def bulk_cancel(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     raw = await read_body(request)
     body = parse_object(raw) if raw.strip() else {}
     try:
@@ -415,8 +454,9 @@ async def bulk_cancel(request: Request) -> Response:
         raise validation_failed(exc) from None
     req = model.model_dump()
     rt = runtime(request)
+    s = scope.settings_for(rt.settings, principal)
     now = rt.clock.time()
-    result = await rt.write(lambda tx: engine.op_bulk_cancel(tx, rt.settings, principal, req, now))
+    result = await rt.write(lambda tx: engine.op_bulk_cancel(tx, s, principal, req, now))
     return respond(result, request=request)
 
 
@@ -438,7 +478,7 @@ def _idem(request: Request, principal: Principal, raw: bytes, what: str) -> Any:
 
 async def update_controls(request: Request) -> Response:
     """Move the intent's timers (engine/controls.py)."""
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     _check_owner(request, principal)
     raw = await read_body(request)
     req = parse_model(raw, ControlsRequest)
@@ -447,9 +487,10 @@ async def update_controls(request: Request) -> Response:
                             "max_delivery_attempts, max_retries or retry_backoff_seconds",
                             details={"field": "controls_patch"})
     rt = runtime(request)
+    s = scope.settings_for(rt.settings, principal)
     intent_id, now, idem = request.path_params["intent_id"], rt.clock.time(), _idem(request, principal, raw,
                                                                                   "controls")
-    result = await rt.write(lambda tx: controls.op_controls(tx, rt.settings, principal, intent_id, req, now, idem))
+    result = await rt.write(lambda tx: controls.op_controls(tx, s, principal, intent_id, req, now, idem))
     return respond(result, request=request)
 
 
@@ -473,7 +514,7 @@ def _grant_key(s: Settings, key: str) -> str:
 
 async def update_policy(request: Request) -> Response:
     """Change who else may act on the intent, and its envelope's timers (engine/controls.py)."""
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     _check_owner(request, principal)
     raw = await read_body(request)
     req = parse_model(raw, PolicyRequest)
@@ -481,11 +522,12 @@ async def update_policy(request: Request) -> Response:
         raise Unprocessable("grants_patch: nothing to change; give grants_patch or envelope_patch",
                             details={"field": "grants_patch"})
     rt = runtime(request)
+    s = scope.settings_for(rt.settings, principal)
     if req.get("grants_patch"):
-        req["grants_patch"] = {_grant_key(rt.settings, k): v for k, v in req["grants_patch"].items()}
+        req["grants_patch"] = {_grant_key(s, k): v for k, v in req["grants_patch"].items()}
     intent_id, now, idem = request.path_params["intent_id"], rt.clock.time(), _idem(request, principal, raw,
                                                                                   "policy")
-    result = await rt.write(lambda tx: controls.op_policy(tx, rt.settings, principal, intent_id, req, now, idem))
+    result = await rt.write(lambda tx: controls.op_policy(tx, s, principal, intent_id, req, now, idem))
     return respond(result, request=request)
 
 
@@ -502,7 +544,7 @@ def _check_owner(request: Request, principal: Principal) -> None:
     _check_owner_params(request)
     owner = request.query_params.get("owner_agent") or request.headers.get("x-owner-agent")
     if owner and principal.kind == "service_account":
-        engine.acting_as(runtime(request).settings, principal, owner, "owner_agent")
+        engine.acting_as(scope.settings_for(runtime(request).settings, principal), principal, owner, "owner_agent")
 
 
 routes = [

@@ -37,6 +37,7 @@ from axme_cli.runtime.api.intents import resolve_target
 from axme_cli.runtime.errors import DomainError, PayloadTooLarge
 from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.ratelimit import RateLimiter
+from axme_cli.runtime.scope import settings_for
 from axme_cli.runtime.settings import Settings
 
 log = logging.getLogger("axme.mcp")
@@ -161,7 +162,7 @@ class Session:
                 raise tools.RpcError(tools.AUTH_REQUIRED, "authentication required: send the API key as x-api-key "
                                      "or Authorization: Bearer <key>", {"code": "missing_api_key"})
             try:
-                self._principal = await self.rt.auth.authenticate(self.credential)
+                self._principal = await self.rt.auth.authenticate(self.credential, elsewhere_ok=True)
             except DomainError as exc:
                 raise tools.from_domain(exc) from None
         return self._principal
@@ -244,7 +245,7 @@ class Session:
 
     def owner_of(self, principal: Principal | None, in_params: Any, in_args: Any) -> tuple[str | None, bool]:
         """The owner a call acts for, and whether the caller named it."""
-        s: Settings = self.rt.settings
+        s: Settings = self.rt.settings if principal is None else settings_for(self.rt.settings, principal)
         named = [v for v in (in_params, in_args) if v is not None]
         for value in named:
             if not isinstance(value, str) or not value.strip():

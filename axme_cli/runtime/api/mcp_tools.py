@@ -37,6 +37,8 @@ from axme_cli.runtime.engine.quotas import count_refusal
 from axme_cli.runtime.errors import DomainError
 from axme_cli.runtime.notify import wait
 from axme_cli.runtime.principals import Principal
+from axme_cli.runtime.scope import settings_for
+from axme_cli.runtime.settings import Settings
 
 Schema = dict[str, Any]
 
@@ -193,6 +195,13 @@ class Call:
             return status, (orjson.loads(answer) if answer else None), retry
         except orjson.JSONDecodeError:
             return status, None, retry
+
+    @property
+    def settings(self) -> Settings:
+        """The settings of the caller's workspace (``scope.settings_for``): a bare name is one of its agents."""
+        if self.principal is None:
+            return self.runtime.settings
+        return settings_for(self.runtime.settings, self.principal)
 
     def for_owner(self) -> dict[str, str]:
         """``owner_agent`` as an owner-scoped route takes it, when the caller named one."""
@@ -442,7 +451,7 @@ async def _agent_exists(call: Call, address: str) -> bool | None:
     itself) or the address is not one the agents route looks up."""
     if call.principal is None or (not call.principal.is_member and call.principal.address != address):
         return None
-    if addresses.is_core(address, call.runtime.settings.org, call.runtime.settings.workspace):
+    if addresses.is_core(address, call.settings.org, call.settings.workspace):
         return True  # the runtime itself (human tasks)
     if not _ADDRESS.match(address):
         return None
@@ -478,7 +487,7 @@ async def resolve(call: Call, query: str, field_name: str) -> tuple[str | None, 
                                          "by nick (@name) and agents by address (agent://org/workspace/name or a "
                                          "bare name)", {"field": field_name, "query": query})
     try:
-        address = resolve_target(call.runtime.settings, q, field_name)
+        address = resolve_target(call.settings, q, field_name)
     except DomainError as exc:
         raise RpcError(RESOLUTION_ERROR, exc.message, {"field": field_name, "query": query}) from None
     exists = await _agent_exists(call, address)

@@ -589,9 +589,12 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     # intents
     ("POST", "/v1/intents"): Op(
         "Send an intent", "intents", _ok(intent_id=UUID, status=STATUS, created_at=TIME),
-        body=ref("IntentCreateRequest"), errors=(409,), idempotent=True,
+        body=ref("IntentCreateRequest"), errors=(404, 409), idempotent=True,
         axp="api.intents.create.response.v1",
-        description="An Idempotency-Key replays the first answer for the same body; another body is 409."),
+        description="An Idempotency-Key replays the first answer for the same body; another body is 409. The "
+                    "intent is the caller's workspace's (a bare name is one of its agents); a `to_agent`, "
+                    "`reply_to` or `from_agent` naming another workspace of this runtime is 404 "
+                    "`agent_not_found`."),
     ("GET", "/v1/intents"): Op(
         "List intents, newest first", "intents",
         _ok(intents=array(ref("Intent")), next_cursor=nullable(STR)),
@@ -610,7 +613,8 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "Get an intent", "intents",
         {"allOf": [_ok(intent=ref("Intent")), ref("Intent")],
          "description": "`intent`, and the same fields again at the top level (AXME's examples read them there)."},
-        description="An agent key sees only intents to or from its own address (others: 404)."),
+        description="An agent key sees only intents to or from its own address (others: 404); nobody sees "
+                    "another workspace's (404, as a missing one)."),
     ("GET", "/v1/intents/{intent_id}/events"): Op(
         "The intent's events in seq order", "intents", _ok(events=array(ref("IntentEvent"))),
         query=(_SINCE,), axp="api.intents.events.list.response.v1"),
@@ -665,7 +669,9 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         _ok(intent_id=UUID, scenario_id=STR, compile_id=STR, workflow_compile_id=STR, status=STATUS,
             pending_with=nullable(STR), idempotent=BOOL, agents=array(OBJ), deadline_at=nullable(STR),
             created_at=TIME, warnings=array(STR)),
-        body=ref("ScenarioBundle"), errors=(403, 409), idempotent=True),
+        body=ref("ScenarioBundle"), errors=(403, 404, 409), idempotent=True,
+        description="The workflow, its steps and the agents it provisions are the caller's workspace's; an agent "
+                    "address of another workspace of this runtime is 404 `agent_not_found`."),
     ("GET", "/v1/me/tasks"): Op(
         "Human tasks waiting for the caller (people and the workspace key)", "tasks",
         _ok(tasks=array(obj({"intent_id": UUID, "intent_type": STR, "status": STATUS, "assigned_at": TIME,
@@ -1393,7 +1399,8 @@ OPERATIONS.update({
         description=_ORG_WHO + " So far a key of a workspace other than the runtime's default works, in its own "
                                "workspace, on the organization, service-account, agent-directory, schedule, mesh, "
                                "quota, usage, sender-policy, alias, routing, transport-binding, access-request, "
-                               "principal and audit routes (elsewhere 403 workspace_not_served)."),
+                               "principal and audit routes, and on intents, workflows, inbox, approvals, tasks, "
+                               "webhooks, deliveries and MCP (elsewhere 403 workspace_not_served)."),
     ("GET", "/v1/organizations/{org_id}/workspaces"): Op(
         "List an organization's workspaces, oldest first", "organizations", _ok(workspaces=array(ref("Workspace"))),
         errors=(403,), axp="api.organizations.workspaces.list.response.v1", description=_ORG_WHO),
@@ -1462,7 +1469,7 @@ def _error_codes(op: Op, path: str) -> list[int]:
     if op.query:
         codes.add(422)
     if op.owner:
-        codes |= {400, 403, 422}
+        codes |= {400, 403, 404, 422}  # 404: an owner_agent of another workspace of this runtime
     if op.idempotent:
         codes |= {409, 422}
     return sorted(codes)

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from axme_cli.protocol.scenario import IntentSpec, ScenarioBundle, check
-from axme_cli.runtime import tracing
+from axme_cli.runtime import scope, tracing
 from axme_cli.runtime.api.common import authenticate, idempotency_key, parse_object, read_body, respond, runtime
 from axme_cli.runtime.egress import Policy, check_callback_url
 from axme_cli.runtime.engine import workflows
@@ -50,14 +50,14 @@ def _verdict_of_apply(raw: dict[str, Any]) -> tuple[Any, list[str], list[str]]:
 
 
 async def validate(request: Request) -> Response:
-    await authenticate(request)
+    await authenticate(request, elsewhere_ok=True)
     body = parse_object(await read_body(request))
     _, errors, warnings = _verdict(body)
     return respond({"ok": True, "valid": not errors, "errors": errors, "warnings": warnings}, request=request)
 
 
 async def apply(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     raw = await read_body(request)
     body = parse_object(raw)
     bundle, errors, warnings = _verdict_of_apply(body)
@@ -74,7 +74,8 @@ async def apply(request: Request) -> Response:
     idem = (f"{principal.key_id}:POST /v1/scenarios/apply", key, hashlib.sha256(raw).hexdigest()) if key else None
     now = rt.clock.time()
     trace = tracing.context_from(request.headers) if rt.tracing is not None else None
-    result = await rt.write(lambda tx: workflows.op_apply(tx, rt.settings, principal, bundle, now, idem, trace))
+    s = scope.settings_for(rt.settings, principal)  # a workflow runs in the applier's workspace
+    result = await rt.write(lambda tx: workflows.op_apply(tx, s, principal, bundle, now, idem, trace))
     return respond({**result, "warnings": warnings}, request=request)
 
 

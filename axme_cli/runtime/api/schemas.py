@@ -43,7 +43,7 @@ def _check_schema(schema: dict[str, object]) -> None:
 async def upsert_schema(request: Request) -> Response:
     principal = await authenticate(request)
     rt = runtime(request)
-    owner = owner_scope(request, principal)
+    owner = await owner_scope(request, principal)
     raw = await read_body(request)
     req = parse_model(raw, SchemaUpsertRequest)
     req.setdefault("scope", "tenant")
@@ -68,7 +68,7 @@ async def get_schema(request: Request) -> Response:
         raise Unprocessable(f"semantic_type: {semantic_type[:100]!r} is not a semantic type (lower-case dotted parts "
                             "and a version, e.g. order.place.v1)", code="invalid_parameter",
                             details={"field": "semantic_type"})
-    owner = owner_scope(request, principal)
+    owner = await owner_scope(request, principal)
     if owner is None and principal.kind == "service_account":
         owner = principal.address
     rows = await runtime(request).reads.schema_records(semantic_type, [owner, engine.CORE_OWNER] if owner

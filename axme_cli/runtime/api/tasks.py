@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from axme_cli.runtime import scope
 from axme_cli.runtime.api.common import authenticate, int_param, respond, runtime
 from axme_cli.runtime.engine.codec import loads
 from axme_cli.runtime.errors import Forbidden
@@ -40,11 +41,12 @@ def task_entry(row: Row, principal: Principal) -> dict[str, Any] | None:
 
 
 async def my_tasks(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     if not principal.is_member:
         raise Forbidden("tasks are for people and the workspace key, not agent keys", code="policy_denied")
     limit = int_param(request, "limit", 100, 1, 500)
-    rows = await runtime(request).reads.list_intents(statuses=["WAITING"], agent=None, limit=500)
+    rows = await runtime(request).reads.list_intents(statuses=["WAITING"], agent=None, limit=500,
+                                                     workspace=scope.principal_pair(principal))
     tasks = [t for t in (task_entry(r, principal) for r in rows) if t is not None][:limit]
     return respond({"ok": True, "tasks": tasks}, request=request)
 

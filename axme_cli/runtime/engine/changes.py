@@ -140,9 +140,11 @@ def insert_new_intent(
     doc_extra: dict[str, Any] | None = None,
     on_feed: bool = True,
     fx: list[Effect] | None = None,
+    parent: Row | None = None,
 ) -> Row:
     """Insert an intent with ``intent.created`` and ``intent.submitted``; ``on_feed``: its first delivery is due
-    (``DeliveryDue`` in ``fx``)."""
+    (``DeliveryDue`` in ``fx``). It belongs to the workspace of ``s`` (``scope.pair``), or to its ``parent``'s
+    (a workflow's step or compensation, which timers may create with the runtime's own settings)."""
     intent_id = uuid7()
     at = iso(now)
     to_agent = req["to_agent"]
@@ -172,6 +174,12 @@ def insert_new_intent(
         "payload": dumps(req["payload"]),
         "doc": dumps(doc),
     }
+    if parent is not None:
+        row["org_id"], row["workspace_id"] = parent.get("org_id"), parent.get("workspace_id")
+    elif s.scoped:
+        row["org_id"], row["workspace_id"] = s.org, s.workspace
+    else:  # the row is also handed to feeds as it is (Notes.feed_row): it has every column
+        row["org_id"] = row["workspace_id"] = None
     row["wake_ts"] = wake_of(row)
     actor = req["from_agent"]
     acted = {"acted_by": req["acted_by"]} if req.get("acted_by") else {}  # the admin key sent it as from_agent
@@ -193,7 +201,10 @@ def insert_new_intent(
     tx.insert_event(intent_id, 2, dumps(submitted))
     tx.notes.intents.add(intent_id)
     payload = row["payload"]  # usage counts the bytes it stores (engine/usage.py)
-    tx.notes.see(("created", doc, len(payload) if payload.isascii() else len(payload.encode())))
+    size = len(payload) if payload.isascii() else len(payload.encode())
+    # usage counts it in its workspace (engine/usage.py); the default workspace's fact names none
+    tx.notes.see(("created", doc, size) if row["workspace_id"] is None else
+                 ("created", doc, size, (row["org_id"], row["workspace_id"])))
     if on_feed:
         _emit(fx, DeliveryDue(to_agent, intent_id, 1, now, row))
     tx.notes.timer(row["wake_ts"])

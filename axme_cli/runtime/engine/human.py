@@ -16,6 +16,7 @@ import hmac
 from typing import Any
 
 from axme_cli.protocol.ids import uuid7
+from axme_cli.runtime import scope
 from axme_cli.runtime.clock import iso
 from axme_cli.runtime.engine.auth import actor_address
 from axme_cli.runtime.engine.codec import loads
@@ -114,7 +115,9 @@ def op_answer_by_link(tx: Tx, s: Settings, token_hash: str, result: dict[str, An
     if problem is not None or link is None or row is None:
         raise LinkRefused(f"this task link cannot be used ({problem})", details={"reason": problem})
     email = link["email"]
-    principal = Principal("actor", link["link_id"], actor_address(s, email), email=email)
+    s = scope.settings_of(s, row)  # the person the link was mailed to answers in the task's workspace
+    principal = Principal("actor", link["link_id"], actor_address(s, email), email=email,
+                          org_id=row.get("org_id"), workspace_id=row.get("workspace_id"))
     answer = op_resume(tx, s, principal, row["intent_id"], {"task_result": result}, now)
     tx.update_task_link(link["link_id"], {"used_ts": now})
     return answer

@@ -11,6 +11,7 @@ from typing import Any
 
 from axme_cli.protocol import addresses, tasks
 from axme_cli.protocol import lifecycle as lc
+from axme_cli.runtime import scope
 from axme_cli.runtime.clock import iso
 from axme_cli.runtime.engine import (
     aliases,
@@ -328,7 +329,7 @@ def op_bulk_cancel(tx: Tx, s: Settings, principal: Principal, req: dict[str, Any
         raise Unprocessable(f"status_filter: {', '.join(bad)} cannot be canceled",
                             details={"field": "status_filter", "allowed": CLEANUP_STATUSES})
     cutoff = iso(now - float(req["older_than_hours"]) * 3600.0)
-    rows = tx.intents_for_cleanup(cutoff, statuses, int(req["limit"]))
+    rows = tx.intents_for_cleanup(cutoff, statuses, int(req["limit"]), scope.pair(s))
     ids = [r["intent_id"] for r in rows]
     if req.get("dry_run", True):
         return {"ok": True, "dry_run": True, "would_cancel": len(ids), "intent_ids": ids}
@@ -358,8 +359,9 @@ def op_fire_due(tx: Tx, s: Settings, now: float, limit: int = 200) -> int:
         if row is None:
             continue
         fx: list[Effect] = []
-        _fire(tx, s, row, now, fx)
-        reactions.settle(tx, s, fx)
+        mine = scope.settings_of(s, row)  # a timer acts in its intent's workspace
+        _fire(tx, mine, row, now, fx)
+        reactions.settle(tx, mine, fx)
     return len(ids)
 
 

@@ -19,6 +19,7 @@ import orjson
 from axme_cli.protocol import lifecycle as lc
 from axme_cli.protocol.ids import uuid7
 from axme_cli.runtime import principals as pr
+from axme_cli.runtime import scope
 from axme_cli.runtime.clock import iso
 from axme_cli.runtime.engine import audit, mesh
 from axme_cli.runtime.engine.codec import dumps, loads
@@ -55,6 +56,11 @@ def may_act_for(principal: Principal, owner_agent: str) -> bool:
 
 # ---------------------------------------------------------------------------------------------
 # views
+
+
+def may_reach(principal: Principal, row: Row) -> bool:
+    """A subscription, event or delivery of the caller's workspace (NULL: the default one) it may act for."""
+    return scope.belongs(principal, row) and may_act_for(principal, row["owner_agent"])
 
 
 def subscription_view(row: Row) -> dict[str, Any]:
@@ -173,7 +179,7 @@ def _queue_event(tx: Tx, s: Settings, event: Row, now: float) -> int:
         if sub["active"] and event["event_type"] in loads(sub["event_types"]):
             queue_delivery(tx, now, kind="webhook", owner_agent=event["owner_agent"], callback_url=sub["callback_url"],
                    subscription_id=sub["subscription_id"], event_id=event["event_id"],
-                   event_type=event["event_type"], max_attempts=s.webhook_max_attempts)
+                   event_type=event["event_type"], max_attempts=s.webhook_max_attempts, **scope.stamp_of(event))
             queued += 1
     return queued
 
@@ -183,7 +189,7 @@ def publish(tx: Tx, s: Settings, owner_agent: str, event_type: str, source: str,
     """Record a webhook event and queue its deliveries; returns the event row and how many were queued.
     Any operation may call it, so an event goes out if and only if the change that caused it commits."""
     event: Row = {"event_id": uuid7(), "owner_agent": owner_agent, "event_type": event_type, "source": source,
-                  "payload": dumps(payload), "accepted_at": iso(now), "replayed_at": None}
+                  "payload": dumps(payload), "accepted_at": iso(now), "replayed_at": None, **scope.stamp(s)}
     tx.insert_webhook_event(event)
     return event, _queue_event(tx, s, event, now)
 
@@ -216,6 +222,8 @@ def op_upsert_subscription(tx: Tx, principal: Principal, owner_agent: str, req: 
             fields.update(secret=generated, secret_hint=pr.hint(generated))
         row = {"subscription_id": uuid7(), "owner_agent": owner_agent, "callback_url": req["callback_url"],
                "active": 1, "description": None, "created_at": at, "revoked_at": None, **fields}
+        if principal.workspace_id is not None:  # the caller's workspace (NULL: the default one)
+            row.update(org_id=principal.org_id, workspace_id=principal.workspace_id)
         tx.insert_subscription(row)
     audit.by(tx, "webhook.subscription." + ("updated" if existing is not None else "created"), now, principal,
              owner_agent=owner_agent, target=("webhook_subscription", row["subscription_id"]),
@@ -228,7 +236,7 @@ def op_upsert_subscription(tx: Tx, principal: Principal, owner_agent: str, req: 
 
 def _subscription(tx: Tx, principal: Principal, subscription_id: str) -> Row:
     row = tx.get_subscription(subscription_id)
-    if row is None or not may_act_for(principal, row["owner_agent"]):
+    if row is None or not may_reach(principal, row):
         raise NotFound(f"webhook subscription {subscription_id} not found", code="subscription_not_found")
     return row
 
@@ -254,7 +262,7 @@ def op_publish(tx: Tx, s: Settings, owner_agent: str, req: dict[str, Any], now: 
 
 
 def visible_event(principal: Principal, event: Row | None, event_id: str) -> Row:
-    if event is None or not may_act_for(principal, event["owner_agent"]):
+    if event is None or not may_reach(principal, event):
         raise NotFound(f"webhook event {event_id} not found", code="event_not_found")
     return event
 
@@ -319,6 +327,7 @@ def op_submit_delivery(tx: Tx, s: Settings, principal: Principal, owner_agent: s
                        "/v1/service-accounts/{id}/delivery (delivery_mode http, callback_url)",
                        code="delivery_binding_missing", details={"principal_id": owner_agent})
     row = queue_delivery(tx, now, kind=DIRECT, owner_agent=owner_agent, callback_url=binding["callback_url"],
+                         **scope.stamp(s),
                          event_type="delivery.submitted", max_attempts=s.webhook_max_attempts,
                          payload=dumps(req["payload"]), correlation_id=req.get("correlation_id"),
                          idempotency_key=key, replay_of_delivery_id=None)
@@ -332,13 +341,14 @@ def op_replay_delivery(tx: Tx, s: Settings, principal: Principal, delivery_id: s
     webhook goes again to its subscription if still active; an intent only while it waits for pickup (at its
     current attempt); a delivery still pending is not doubled (409)."""
     old = tx.get_outbound(delivery_id)
-    if old is None or not may_act_for(principal, old["owner_agent"]):
+    if old is None or not may_reach(principal, old):
         raise NotFound(f"delivery {delivery_id} not found", code="delivery_not_found")
     if old["status"] == PENDING:
         raise Conflict(f"delivery {delivery_id} is still pending; it is tried again by itself",
                        code="delivery_pending")
     fields: Row = {"kind": old["kind"], "owner_agent": old["owner_agent"], "replay_of_delivery_id": delivery_id,
-                   "event_type": old["event_type"], "correlation_id": old.get("correlation_id")}
+                   "event_type": old["event_type"], "correlation_id": old.get("correlation_id"),
+                   **scope.stamp_of(old)}
     if old["kind"] == "webhook":
         sub = tx.get_subscription(old["subscription_id"])
         if sub is None or sub["revoked_at"] is not None or not sub["active"]:

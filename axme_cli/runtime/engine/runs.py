@@ -184,7 +184,7 @@ def _dispatch_child(run: Run, step: dict[str, Any], address: str, attempt: int, 
         "deadline_at": iso(run.now + float(deadline)) if deadline else None,
         "trace": loads(parent["doc"]).get("trace"),  # a step's span is a child of the parent's
     }
-    return insert_new_intent(run.tx, run.s, req, run.now, fx=run.fx, doc_extra={
+    return insert_new_intent(run.tx, run.s, req, run.now, fx=run.fx, parent=parent, doc_extra={
         "workflow_id": run.workflow_id, "parent_intent_id": parent["intent_id"], "step_id": step["step_id"],
         "step_attempt": attempt, "compensation": compensation,
     })

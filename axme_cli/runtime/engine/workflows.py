@@ -13,6 +13,7 @@ from axme_cli.protocol import addresses
 from axme_cli.protocol.ids import uuid7
 from axme_cli.protocol.scenario import ScenarioBundle, step_kind
 from axme_cli.protocol.tasks import HUMAN_TARGET
+from axme_cli.runtime import scope
 from axme_cli.runtime.clock import iso
 from axme_cli.runtime.engine import agents as agents_engine
 from axme_cli.runtime.engine import idempotency, outbound, policies, quotas, reactions, runs, saga
@@ -20,7 +21,7 @@ from axme_cli.runtime.engine.changes import insert_new_intent
 from axme_cli.runtime.engine.codec import dumps, loads
 from axme_cli.runtime.engine.effects import Effect
 from axme_cli.runtime.engine.runs import qualify
-from axme_cli.runtime.errors import Forbidden
+from axme_cli.runtime.errors import Forbidden, NotFound
 from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.settings import Settings
 from axme_cli.runtime.store.base import Row, Tx
@@ -76,6 +77,16 @@ def agent_targets(s: Settings, compiled: dict[str, Any]) -> list[tuple[str, str]
     return [(step_id, address) for address, step_id in seen.items()]
 
 
+def _check_in_workspace(tx: Tx, s: Settings, addresses_: list[str]) -> None:
+    """404 ``agent_not_found`` for an agent of another workspace of this runtime: a workflow runs wholly in the
+    workspace it is applied in (an address naming none of the runtime's workspaces is another deployment's)."""
+    for address in addresses_:
+        named = scope.segments(address)
+        if named is not None and named != (s.org, s.workspace) and tx.get_workspace(*named) is not None:
+            raise NotFound(f"no agent {address} in this workspace", code="agent_not_found",
+                           details={"address": address})
+
+
 def op_apply(tx: Tx, s: Settings, principal: Principal, bundle: ScenarioBundle, now: float,
              idem: idempotency.Key | None, trace: dict[str, Any] | None = None,
              schedule: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -88,7 +99,10 @@ def op_apply(tx: Tx, s: Settings, principal: Principal, bundle: ScenarioBundle, 
 def _apply(tx: Tx, s: Settings, principal: Principal, bundle: ScenarioBundle, now: float,
            trace: dict[str, Any] | None, schedule: dict[str, Any] | None = None) -> dict[str, Any]:
     compiled = compile_bundle(s, bundle)
-    for step_id, address in agent_targets(s, compiled):  # sent as the applier: judged before anything is made
+    targets = agent_targets(s, compiled)
+    _check_in_workspace(tx, s, [r["address"] for r in compiled["roles"].values() if r["kind"] == "agent"]
+                        + [address for _, address in targets])
+    for step_id, address in targets:  # sent as the applier: judged before anything is made
         policies.check_send(tx, s, principal.address, address, step_id=step_id)
     quotas.admit_intent(tx, s, compiled["intent"].get("payload") or {}, now)  # a workflow counts as one intent
     agents_out = []

@@ -18,6 +18,9 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 Row = dict[str, Any]
+# The organization and workspace a row of a scoped family stores: NULLs for the runtime's default pair
+# (runtime/scope.py).
+Pair = tuple[str | None, str | None]
 
 
 @dataclass
@@ -146,7 +149,9 @@ class Tx(abc.ABC):
     def due_intents(self, now: float, limit: int) -> list[str]: ...
 
     @abc.abstractmethod
-    def intents_for_cleanup(self, created_before: str, statuses: list[str], limit: int) -> list[Row]: ...
+    def intents_for_cleanup(self, created_before: str, statuses: list[str], limit: int,
+                            workspace: Pair = (None, None)) -> list[Row]:
+        """Intents of one workspace (``scope.pair``) in ``statuses`` created before ``created_before``."""
 
     # idempotency
     @abc.abstractmethod
@@ -710,9 +715,11 @@ class Reads(abc.ABC):
         self, *, statuses: list[str] | None, agent: str | None, limit: int, before: str | None = None,
         intent_type: str | None = None, scope: str | None = None, created_after: str | None = None,
         created_before: str | None = None, id_prefix: str | None = None,
+        workspace: Pair = (None, None),
     ) -> list[Row]:
-        """Intents newest first. ``agent`` and ``scope`` (an agent key's own address) each keep those to or
-        from that address; ``id_prefix`` matches the start of the id."""
+        """Intents of one ``workspace`` (``scope.pair``: NULLs for the runtime's default one) newest first.
+        ``agent`` and ``scope`` (an agent key's own address) each keep those to or from that address;
+        ``id_prefix`` matches the start of the id."""
 
     @abc.abstractmethod
     async def feed_entries(self, address: str, since: int, limit: int) -> list[Row]:
@@ -753,7 +760,8 @@ class Reads(abc.ABC):
 
     # outbound
     @abc.abstractmethod
-    async def list_subscriptions(self, owner_agent: str | None) -> list[Row]: ...
+    async def list_subscriptions(self, owner_agent: str | None, workspace: Pair = (None, None)) -> list[Row]:
+        """The subscriptions of one workspace (``scope.pair``), of ``owner_agent`` if given."""
 
     @abc.abstractmethod
     async def get_subscription(self, subscription_id: str) -> Row | None: ...
@@ -765,8 +773,9 @@ class Reads(abc.ABC):
     async def delivery_counts(self, event_id: str) -> dict[str, int]: ...
 
     @abc.abstractmethod
-    async def list_deliveries(self, filters: dict[str, str], limit: int) -> list[Row]:
-        """Deliveries newest first, filtered by owner_agent, subscription_id, event_id, intent_id, status, kind."""
+    async def list_deliveries(self, filters: dict[str, str], limit: int, workspace: Pair = (None, None)) -> list[Row]:
+        """Deliveries of one workspace (``scope.pair``) newest first, filtered by owner_agent, subscription_id,
+        event_id, intent_id, status, kind."""
 
     @abc.abstractmethod
     async def next_outbound_due(self) -> float | None:
@@ -774,9 +783,9 @@ class Reads(abc.ABC):
 
     @abc.abstractmethod
     async def find_deliveries(self, *, delivery_id: str | None = None, owner_agent: str | None = None,
-                              status: str | None = None, limit: int = 1) -> list[Row]:
-        """Deliveries newest first with their webhook event's payload (``event_payload``); ``status`` is one of
-        AXME's delivery statuses (``engine.outbound.SPEC_STATUSES``)."""
+                              status: str | None = None, limit: int = 1, workspace: Pair = (None, None)) -> list[Row]:
+        """Deliveries of one workspace (``scope.pair``) newest first with their webhook event's payload
+        (``event_payload``); ``status`` is one of AXME's delivery statuses (``engine.outbound.SPEC_STATUSES``)."""
 
     # the audit log
     @abc.abstractmethod

@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from axme_cli.runtime.store.base import Row
+from axme_cli.runtime.store.base import Pair, Row
 from axme_cli.runtime.store.routing_sql import DELIVERY_TARGETS, delivery_target_args
+from axme_cli.runtime.store.scope_sql import pair_clause
 
 T = TypeVar("T")
 
@@ -127,14 +128,14 @@ class OutboundReadSql:
 
         async def _read(self, fn: Callable[[Any], T]) -> T: ...
 
-    async def list_subscriptions(self, owner_agent: str | None) -> list[Row]:
-        sql = "SELECT * FROM webhook_subscriptions"
-        args: tuple[Any, ...] = ()
+    async def list_subscriptions(self, owner_agent: str | None, workspace: Pair = (None, None)) -> list[Row]:
+        mine, args = pair_clause(*workspace)
+        where = [mine]
         if owner_agent is not None:
-            sql += " WHERE owner_agent = ?"
-            args = (owner_agent,)
-        return await self._read(
-            lambda c: [dict(r) for r in c.execute(sql + " ORDER BY subscription_id", args).fetchall()])
+            where.append("owner_agent = ?")
+            args.append(owner_agent)
+        sql = f"SELECT * FROM webhook_subscriptions WHERE {' AND '.join(where)} ORDER BY subscription_id"
+        return await self._read(lambda c: [dict(r) for r in c.execute(sql, args).fetchall()])
 
     async def get_subscription(self, subscription_id: str) -> Row | None:
         def fn(c: Any) -> Row | None:
@@ -154,22 +155,21 @@ class OutboundReadSql:
     async def delivery_counts(self, event_id: str) -> dict[str, int]:
         return await self._read(lambda c: _counts(c.execute(_COUNTS, (event_id,)).fetchall()))
 
-    async def list_deliveries(self, filters: dict[str, str], limit: int) -> list[Row]:
+    async def list_deliveries(self, filters: dict[str, str], limit: int, workspace: Pair = (None, None)) -> list[Row]:
         """Newest first; ``filters`` maps owner_agent / subscription_id / event_id / intent_id / status / kind to
         the value it must have."""
-        where = [f"{k} = ?" for k in _DELIVERY_FILTERS if k in filters]
-        args: list[Any] = [filters[k] for k in _DELIVERY_FILTERS if k in filters]
-        sql = "SELECT * FROM outbound_deliveries"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        mine, args = pair_clause(*workspace)
+        where = [mine, *(f"{k} = ?" for k in _DELIVERY_FILTERS if k in filters)]
+        args += [filters[k] for k in _DELIVERY_FILTERS if k in filters]
+        sql = "SELECT * FROM outbound_deliveries WHERE " + " AND ".join(where)
         sql += " ORDER BY delivery_id DESC LIMIT ?"
         args.append(limit)
         return await self._read(lambda c: [dict(r) for r in c.execute(sql, args).fetchall()])
 
     async def find_deliveries(self, *, delivery_id: str | None = None, owner_agent: str | None = None,
-                              status: str | None = None, limit: int = 1) -> list[Row]:
-        where: list[str] = []
-        args: list[Any] = []
+                              status: str | None = None, limit: int = 1, workspace: Pair = (None, None)) -> list[Row]:
+        mine, args = pair_clause(*workspace, prefix="d.")
+        where = [mine]
         if delivery_id is not None:
             where.append("d.delivery_id = ?")
             args.append(delivery_id)
@@ -179,9 +179,7 @@ class OutboundReadSql:
         if status is not None:
             where.append(_SPEC_STATUS[status])
         sql = ("SELECT d.*, e.payload AS event_payload FROM outbound_deliveries d "
-               "LEFT JOIN webhook_events e ON e.event_id = d.event_id")
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+               "LEFT JOIN webhook_events e ON e.event_id = d.event_id WHERE " + " AND ".join(where))
         sql += " ORDER BY d.delivery_id DESC LIMIT ?"
         args.append(limit)
         return await self._read(lambda c: [dict(r) for r in c.execute(sql, args).fetchall()])

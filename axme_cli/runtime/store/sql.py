@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from axme_cli.runtime.store.access_requests_sql import AccessRequestsReadSql, AccessRequestsTxSql
 from axme_cli.runtime.store.audit_sql import AuditReadSql, AuditTxSql
-from axme_cli.runtime.store.base import Reads, Row, Tx
+from axme_cli.runtime.store.base import Pair, Reads, Row, Tx
 from axme_cli.runtime.store.inbox_sql import InboxReadSql, InboxTxSql
 from axme_cli.runtime.store.media_sql import MediaReadSql, MediaTxSql
 from axme_cli.runtime.store.mesh_sql import MeshReadSql, MeshTxSql
@@ -32,6 +32,7 @@ from axme_cli.runtime.store.quotas_sql import QuotasReadSql, QuotasTxSql
 from axme_cli.runtime.store.routing_sql import RoutingReadSql, RoutingTxSql
 from axme_cli.runtime.store.schedules_sql import SchedulesReadSql, SchedulesTxSql
 from axme_cli.runtime.store.schemas_sql import SchemasReadSql, SchemasTxSql
+from axme_cli.runtime.store.scope_sql import pair_clause
 from axme_cli.runtime.store.task_links_sql import TaskLinksReadSql, TaskLinksTxSql
 from axme_cli.runtime.store.ui_sql import UiReadSql, UiTxSql
 from axme_cli.runtime.store.users_sql import UsersReadSql, UsersTxSql
@@ -58,6 +59,8 @@ INTENT_COLUMNS = (
     "wake_ts",
     "payload",
     "doc",
+    "org_id",  # NULL: the runtime's default workspace (runtime/scope.py)
+    "workspace_id",
 )
 WORKFLOW_COLUMNS = frozenset(
     {"workflow_id", "parent_intent_id", "scenario_id", "compiled", "state", "created_at", "updated_at"})
@@ -155,11 +158,13 @@ class SqlTx(OutboundTxSql, AuditTxSql, InboxTxSql, MediaTxSql, TaskLinksTxSql, U
         )
         return [r["intent_id"] for r in rows]
 
-    def intents_for_cleanup(self, created_before: str, statuses: list[str], limit: int) -> list[Row]:
+    def intents_for_cleanup(self, created_before: str, statuses: list[str], limit: int,
+                            workspace: Pair = (None, None)) -> list[Row]:
+        mine, args = pair_clause(*workspace)
         return self._all(
-            f"SELECT * FROM intents WHERE status IN ({_marks(statuses)}) AND created_at < ? "
+            f"SELECT * FROM intents WHERE status IN ({_marks(statuses)}) AND created_at < ? AND {mine} "
             "ORDER BY intent_id LIMIT ?",
-            (*statuses, created_before, limit),
+            (*statuses, created_before, *args, limit),
         )
 
     # idempotency
@@ -323,9 +328,10 @@ class SqlReads(OutboundReadSql, AuditReadSql, InboxReadSql, MediaReadSql, TaskLi
         self, *, statuses: list[str] | None, agent: str | None, limit: int, before: str | None = None,
         intent_type: str | None = None, scope: str | None = None, created_after: str | None = None,
         created_before: str | None = None, id_prefix: str | None = None,
+        workspace: Pair = (None, None),
     ) -> list[Row]:
-        where: list[str] = []
-        args: list[Any] = []
+        mine, args = pair_clause(*workspace)
+        where = [mine]
         if statuses:
             where.append(f"status IN ({_marks(statuses)})")
             args.extend(statuses)

@@ -3,7 +3,8 @@ runtime's default one (service accounts, their keys and the agent directory here
 test_workspace_isolation_gov.py) serve a workspace's admin key in its
 own workspace, and one workspace sees and changes nothing of another (404 for its ids, lists without its rows), in
 both directions; a service account of a workspace gets that workspace's addresses and its keys carry it; the
-families not opened yet still refuse those keys (403 workspace_not_served)."""
+families not opened yet still refuse those keys (403 workspace_not_served). The intent families (intents,
+workflows, inbox, approvals, tasks, webhooks, deliveries, MCP) are in test_workspace_isolation_intents.py."""
 
 from __future__ import annotations
 
@@ -134,11 +135,13 @@ def test_a_workspaces_agent_key_carries_its_workspace(rt: RuntimeProcess, spaces
         # an agent key manages no service accounts, in its workspace or elsewhere
         err(as_agent.post("/v1/service-accounts", json={"name": unique("more")}), 403, "policy_denied")
         # the families not opened to other workspaces yet refuse it, and show nothing of the default one
-        # (the governance families are open: tests/runtime/api/test_workspace_isolation_gov.py)
-        for method, path in (("GET", "/v1/intents"), ("POST", "/v1/intents"), ("GET", "/v1/inbox"),
-                             ("GET", "/v1/webhooks/subscriptions"),
-                             ("GET", f"/v1/service-accounts/{sa['service_account_id']}/delivery")):
-            err(as_agent.request(method, path, json={} if method == "POST" else None), 403, "workspace_not_served")
+        # (the governance families are open: test_workspace_isolation_gov.py; intents, inbox, webhooks, delivery
+        # and the rest: test_workspace_isolation_intents.py)
+        for method, path in (("GET", "/v1/auth/whoami"), ("GET", "/v1/users/profile")):
+            err(as_agent.request(method, path), 403, "workspace_not_served")
+        assert as_agent.get("/v1/intents").json()["intents"] == []
+        mine = as_agent.get(f"/v1/service-accounts/{sa['service_account_id']}/delivery")
+        assert mine.status_code == 200, mine.text
     # the default workspace's admin cannot reach it through those families either
     with rt.client(a.key) as api:
         err(api.get(f"/v1/service-accounts/{sa['service_account_id']}/delivery"), 404, "service_account_not_found")

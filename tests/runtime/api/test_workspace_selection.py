@@ -105,8 +105,9 @@ def test_a_selected_person_acts_in_that_workspace(rt: RuntimeProcess) -> None:
             "service_account_not_found")
         assert ok(api.get(f"/v1/agents/{in_b['name']}", headers=as_ann))["agent"]["service_account_id"] == in_b[
             "service_account_id"]
-        # a family not opened to other workspaces refuses her there, as it refuses B's key
-        err(api.get("/v1/intents", headers=as_ann), 403, "workspace_not_served")
+        # a family not opened to other workspaces refuses her there, as it refuses B's key; intents are B's
+        err(api.get("/v1/users/profile", headers=as_ann), 403, "workspace_not_served")
+        assert ok(api.get("/v1/intents", headers=as_ann))["intents"] == []
         # her login sessions are hers wherever she acts (B's key may not see people's sessions)
         sessions = ok(api.get("/v1/auth/sessions", headers=as_ann))
         assert sessions["current_session_id"] == ann["session_id"]
@@ -125,7 +126,7 @@ def test_a_selected_person_acts_in_that_workspace(rt: RuntimeProcess) -> None:
 
         # selected again, then excluded from blue: the selection lapses at once (the default workspace again)
         ok(api.post(SELECT, headers=as_ann, json={"org_id": org_id, "workspace_id": blue}))
-        err(api.get("/v1/intents", headers=as_ann), 403, "workspace_not_served")
+        err(api.get("/v1/users/profile", headers=as_ann), 403, "workspace_not_served")
         excluded = ok(api.delete(f"/v1/workspaces/{blue}/members/{member['member_id']}/exclude"))["result"]
         assert (excluded["member_id"], excluded["workspace_id"], excluded["status"]) == (
             member["member_id"], blue, "removed")

@@ -173,8 +173,12 @@ def test_migration_10_keeps_intents_and_workflows_in_rowid_tables(tmp_path: Path
         await store.close()
         return [m["intent_id"] for m in made]
 
-    with monkeypatch.context() as old_build:  # whose http binding was a service account's only (no routes yet)
+    # whose http binding was a service account's only (no routes yet), and whose intents had no workspace (0022)
+    before_0022 = [c for c in sql.INTENT_COLUMNS if c not in ("org_id", "workspace_id")]
+    with monkeypatch.context() as old_build:
         old_build.setattr(sqlite_store.SqliteTx, "http_binding", lambda self, address: None)
+        old_build.setattr(sqlite_store.SqliteTx, "insert_intent",
+                          lambda self, row: self._insert("intents", {c: row.get(c) for c in before_0022}))
         ids = run(make_old())
     conn = sqlite3.connect(path)
     assert "WITHOUT ROWID" in conn.execute("SELECT sql FROM sqlite_master WHERE name = 'intents'").fetchone()[0]
