@@ -20,7 +20,7 @@ from tests.auth_helpers import bearer, login
 from tests.cli.helpers import run
 from tests.conftest import ADMIN_KEY, SHARED, make_agent, new_intent, unique
 from tests.protocol.test_conformance import assert_valid
-from tests.runtime_proc import RuntimeProcess
+from tests.runtime_proc import TLS, RuntimeProcess
 
 LIST_SCHEMA = "public_api/api.inbox.list.response.v1.json"
 THREAD_SCHEMA = "public_api/api.inbox.thread.response.v1.json"
@@ -259,7 +259,7 @@ def test_owner_scoping(quiet: RuntimeProcess, api: httpx.Client, parties: Any) -
     assert requester.http.get("/v1/inbox", params={"owner_agent": requester.address}).status_code == 200
     # a person logged in by email acts for any owner
     mail = quiet.mail_dir
-    with httpx.Client(base_url=quiet.url, timeout=30.0) as anon:
+    with httpx.Client(base_url=quiet.url, timeout=30.0, verify=TLS) as anon:
         token = login(anon, mail, f"{unique('ops')}@example.com")["access_token"]
         person = anon.get(base, params={"owner_agent": requester.address}, headers=bearer(token))
         assert person.status_code == 200, person.text
@@ -370,7 +370,7 @@ def test_capabilities(api: httpx.Client) -> None:
     for expected in ("inbox", "inbox.changes", "approvals.decision", "delivery.inbox", "human_tasks",
                      "scenarios.apply", "storage.sqlite"):
         assert expected in caps
-    assert httpx.get(f"{api.base_url}/v1/capabilities").status_code == 401
+    assert httpx.get(f"{api.base_url}/v1/capabilities", verify=TLS).status_code == 401
 
 
 # ---------------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from tests.auth_helpers import bearer, read_code
 from tests.conftest import ADMIN_KEY, new_intent, unique
 from tests.protocol.test_conformance import SCHEMAS, schema_errors, validator
 from tests.receiver import closed_port_url, poll
-from tests.runtime_proc import BACKENDS, RuntimeProcess
+from tests.runtime_proc import BACKENDS, TLS, RuntimeProcess
 from tests.runtime_thread import RuntimeThread
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -68,7 +68,7 @@ def _fuzzable(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Runtime
 
 @pytest.fixture(scope="module")
 def document(served: RuntimeProcess) -> dict[str, Any]:
-    r = httpx.get(f"{served.url}/openapi.json", timeout=10)  # no key
+    r = httpx.get(f"{served.url}/openapi.json", timeout=10, verify=TLS)  # no key
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("application/json")
     return dict(r.json())
@@ -155,8 +155,8 @@ def test_named_axp_schemas_exist_and_load(document: dict[str, Any]) -> None:
 
 @pytest.mark.backends("sqlite")  # the document is built from the route table alone
 def test_openapi_json_needs_no_key_and_is_built_once(served: RuntimeProcess) -> None:
-    first = httpx.get(f"{served.url}/openapi.json", timeout=10)
-    second = httpx.get(f"{served.url}/openapi.json", headers={"x-api-key": "wrong"}, timeout=10)
+    first = httpx.get(f"{served.url}/openapi.json", timeout=10, verify=TLS)
+    second = httpx.get(f"{served.url}/openapi.json", headers={"x-api-key": "wrong"}, timeout=10, verify=TLS)
     assert first.status_code == second.status_code == 200
     assert first.content == second.content
 
@@ -326,7 +326,7 @@ def test_every_operation_answers_as_documented(served: RuntimeProcess, document:
     delivery = call("GET", "/v1/deliveries", query={"principal_id": hooked["agent_address"]}).json()["deliveries"][0]
     ids = {"delivery_id": delivery["delivery_id"]}
     poll(lambda: httpx.get(f"{served.url}/v1/deliveries/{ids['delivery_id']}", headers={"x-api-key": ADMIN_KEY},
-                           timeout=10).json()["delivery"]["status"], lambda status: status == "failed")
+                           timeout=10, verify=TLS).json()["delivery"]["status"], lambda status: status == "failed")
     call("GET", "/v1/deliveries/{delivery_id}", params=ids)
     call("POST", "/v1/deliveries/{delivery_id}/replay", params=ids)
     call("POST", "/v1/deliveries", body={"principal_id": hooked["agent_address"], "payload": {"n": 1}},
