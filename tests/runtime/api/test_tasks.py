@@ -122,35 +122,31 @@ def clocked(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 def test_reminders_then_escalation_of_a_human_step(clocked: RuntimeThread) -> None:
     with clocked.client() as api:
-        _reminders_then_escalation(clocked, api)
+        bundle = json.loads((SHARED / "axme-examples" / "internal" / "human_approval.json").read_text())
+        bundle["humans"].append({"role": "boss", "contact": "boss@example.com", "display_name": "The boss"})
+        step = bundle["workflow"]["steps"][0]
+        step.update(remind_after_seconds=1, remind_interval_seconds=1, max_reminders=2, escalate_to="boss",
+                    step_deadline_seconds=3600)
+        intent_id = api.post("/v1/scenarios/apply", json=bundle).json()["intent_id"]
 
+        def kinds() -> list[str]:
+            return [e["event_type"] for e in api.get(f"/v1/intents/{intent_id}/events").json()["events"]]
 
-def _reminders_then_escalation(clocked: RuntimeThread, api: httpx.Client) -> None:
-    bundle = json.loads((SHARED / "axme-examples" / "internal" / "human_approval.json").read_text())
-    bundle["humans"].append({"role": "boss", "contact": "boss@example.com", "display_name": "The boss"})
-    step = bundle["workflow"]["steps"][0]
-    step.update(remind_after_seconds=1, remind_interval_seconds=1, max_reminders=2, escalate_to="boss",
-                step_deadline_seconds=3600)
-    intent_id = api.post("/v1/scenarios/apply", json=bundle).json()["intent_id"]
-
-    def kinds() -> list[str]:
-        return [e["event_type"] for e in api.get(f"/v1/intents/{intent_id}/events").json()["events"]]
-
-    poll(kinds, lambda seen: "intent.human_task_assigned" in seen)
-    # two reminders a second apart, then the escalation: each when the clock has moved on (a move that changes
-    # nothing fails the test)
-    for _ in range(6):
-        if "intent.escalated" in kinds():
-            break
-        tick(clocked, 1, kinds)
-    events = api.get(f"/v1/intents/{intent_id}/events").json()["events"]
-    reminders = [e for e in events if e["event_type"] == "intent.reminder"]
-    assert [e["details"]["reminder"] for e in reminders] == [1, 2]
-    escalated = next(e for e in events if e["event_type"] == "intent.escalated")
-    assert escalated["details"]["escalated_to"] == "boss"
-    assert escalated["pending_with"]["name"] == "The boss" and escalated["pending_with"]["type"] == "human"
-    intent = api.get(f"/v1/intents/{intent_id}").json()["intent"]
-    assert intent["status"] == "WAITING" and intent["remind_count"] == 2
-    # the task is still open and can be answered after escalation; no reminder comes after the answer
-    done = api.post(f"/v1/intents/{intent_id}/resume", json={"task_result": {"outcome": "approved"}})
-    assert done.status_code == 200 and done.json()["intent"]["status"] == "COMPLETED"
+        poll(kinds, lambda seen: "intent.human_task_assigned" in seen)
+        # two reminders a second apart, then the escalation: each when the clock has moved on (a move that changes
+        # nothing fails the test)
+        for _ in range(6):
+            if "intent.escalated" in kinds():
+                break
+            tick(clocked, 1, kinds)
+        events = api.get(f"/v1/intents/{intent_id}/events").json()["events"]
+        reminders = [e for e in events if e["event_type"] == "intent.reminder"]
+        assert [e["details"]["reminder"] for e in reminders] == [1, 2]
+        escalated = next(e for e in events if e["event_type"] == "intent.escalated")
+        assert escalated["details"]["escalated_to"] == "boss"
+        assert escalated["pending_with"]["name"] == "The boss" and escalated["pending_with"]["type"] == "human"
+        intent = api.get(f"/v1/intents/{intent_id}").json()["intent"]
+        assert intent["status"] == "WAITING" and intent["remind_count"] == 2
+        # the task is still open and can be answered after escalation; no reminder comes after the answer
+        done = api.post(f"/v1/intents/{intent_id}/resume", json={"task_result": {"outcome": "approved"}})
+        assert done.status_code == 200 and done.json()["intent"]["status"] == "COMPLETED"
