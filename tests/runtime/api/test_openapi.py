@@ -572,7 +572,7 @@ def test_fuzzing_finds_no_5xx_and_no_undocumented_answer(served: RuntimeProcess,
     checks = dict(FUZZ_CONFIG["checks"])
     twins: list[RuntimeThread] = []
     if phase == "fuzzing":
-        chosen = request.config.getoption("--backends").split(",")
+        chosen = [b.strip() for b in request.config.getoption("--backends").split(",")]
         twins = [_fuzzable(b, tmp_path_factory) for b in BACKENDS if b != "sqlite" and b in chosen]
         checks["on_every_backend"] = {"enabled": True}
     TWINS[:] = [twin.url for twin in twins]
