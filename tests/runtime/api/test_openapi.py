@@ -546,7 +546,8 @@ REPLAYED: list[str] = []  # the labels of the cases replayed there
 def on_every_backend(ctx: Any, response: Any, case: Any) -> None:
     """The case just answered, sent to the runtime of each other backend, whose answer gets the same checks.
     Generating the cases is most of the fuzzing phase's time (hypothesis: ~15 ms a case, answering one takes
-    ~3 ms), so the backends share one generation instead of one each."""
+    ~3 ms), so the backends share one generation instead of one each. A failure there is reported like one of the
+    first runtime, its curl line naming the other runtime's URL."""
     checks = CHECKS
     if case.path.startswith("/v1/billing/"):  # 501, documented (FUZZ_CONFIG)
         checks = [check for check in CHECKS if check is not not_a_server_error]
