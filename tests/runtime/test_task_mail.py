@@ -31,7 +31,7 @@ from tests.agents_helper import FeedAgent, agent_key
 from tests.cli.helpers import cli_invoke
 from tests.conftest import SHARED, new_intent, unique
 from tests.runtime.api.test_tasks import axme, task_intent
-from tests.runtime_proc import RuntimeProcess
+from tests.runtime_proc import TLS, RuntimeProcess
 from tests.runtime_thread import RuntimeThread
 
 FORM = {"type": "object", "required": ["approved"],
@@ -130,7 +130,7 @@ def form_post(link: str, page: str, **fields: str) -> httpx.Response:
     """Post the page's form as a browser would (its hidden nonce, our own Origin)."""
     hidden = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', page))
     origin = "/".join(link.split("/")[:3])
-    return httpx.post(link, data={**hidden, **fields}, headers={"Origin": origin})
+    return httpx.post(link, data={**hidden, **fields}, headers={"Origin": origin}, verify=TLS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,7 +212,7 @@ def test_a_workflow_step_mails_a_link_that_answers_once(rt: RuntimeProcess, api:
     (msg,) = mails(rt, intent_id, 1)
     assert msg["To"] == "geobelsky@gmail.com" and msg["Subject"].startswith("Task for you: Direct approval")
     link = link_of(msg)
-    page = httpx.get(link)
+    page = httpx.get(link, verify=TLS)
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
     assert page.headers["referrer-policy"] == "same-origin" and page.headers["x-frame-options"] == "DENY"
@@ -220,9 +220,10 @@ def test_a_workflow_step_mails_a_link_that_answers_once(rt: RuntimeProcess, api:
     assert "INFRA-DA-001" in page.text  # the payload, for the person to decide on
 
     hidden = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', page.text))
-    foreign = httpx.post(link, data={**hidden, "outcome": "approved"}, headers={"Origin": "https://evil.example"})
+    foreign = httpx.post(link, data={**hidden, "outcome": "approved"}, headers={"Origin": "https://evil.example"},
+                         verify=TLS)
     assert foreign.status_code == 403
-    forged = httpx.post(link, data={"ts": hidden["ts"], "nonce": "0" * 64, "outcome": "approved"})
+    forged = httpx.post(link, data={"ts": hidden["ts"], "nonce": "0" * 64, "outcome": "approved"}, verify=TLS)
     assert forged.status_code == 400 and "too old or did not come from this page" in forged.text
     assert intent_of(api, intent_id)["status"] == "WAITING"
 
@@ -235,9 +236,9 @@ def test_a_workflow_step_mails_a_link_that_answers_once(rt: RuntimeProcess, api:
 
     again = form_post(link, page.text, outcome="rejected")
     assert again.status_code == 410 and "This task was answered" in again.text
-    assert httpx.get(link).status_code == 410
+    assert httpx.get(link, verify=TLS).status_code == 410
     assert intent_of(api, intent_id)["status"] == "COMPLETED"
-    assert httpx.get(link.rsplit("/", 1)[0] + "/" + "A" * 43).status_code == 404
+    assert httpx.get(link.rsplit("/", 1)[0] + "/" + "A" * 43, verify=TLS).status_code == 404
 
 
 def test_an_invalid_form_answer_shows_the_error_and_the_task_stays_open(rt: RuntimeProcess,
@@ -249,7 +250,7 @@ def test_an_invalid_form_answer_shows_the_error_and_the_task_stays_open(rt: Runt
                        allowed_outcomes=["submitted", "rejected"])
     intent_id = api.post("/v1/intents", json=body).json()["intent_id"]
     link = link_of(mails(rt, intent_id, 1)[0])
-    page = httpx.get(link).text
+    page = httpx.get(link, verify=TLS).text
     assert 'name="f.approved"' in page and 'type="number"' in page and '<textarea id="field-tags"' in page
 
     missing = form_post(link, page, outcome="submitted", **{"f.eta_minutes": "15"})
@@ -274,7 +275,7 @@ def test_the_page_escapes_what_the_task_and_payload_say(rt: RuntimeProcess, api:
     body["human_task"]["title"] = "Approve <script>alert(1)</script>"
     body["payload"] = {"note": "</pre><script>alert(3)</script>", "<b>key</b>": 1}
     intent_id = api.post("/v1/intents", json=body).json()["intent_id"]
-    page = httpx.get(link_of(mails(rt, intent_id, 1)[0])).text
+    page = httpx.get(link_of(mails(rt, intent_id, 1)[0]), verify=TLS).text
     assert "<script" not in page and "<img" not in page and "<b>" not in page
     assert "Approve &lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "&lt;/pre&gt;&lt;script&gt;alert(3)&lt;/script&gt;" in page
@@ -311,10 +312,10 @@ def test_reminders_and_escalation_of_a_direct_task(rt: RuntimeThread, api: httpx
         ("ops@example.com", "Task for you"), ("ops@example.com", "Reminder 1/2"),
         ("boss@example.com", "Escalated to you")]
     for old in sent[:2]:  # escalation ends the links of the first assignee
-        refused = httpx.get(link_of(old))
+        refused = httpx.get(link_of(old), verify=TLS)
         assert refused.status_code == 410 and "passed on to someone else" in refused.text
     link = link_of(sent[2])
-    page = httpx.get(link)
+    page = httpx.get(link, verify=TLS)
     assert page.status_code == 200 and "boss@example.com" in page.text
     assert form_post(link, page.text, outcome="approved").status_code == 200
     intent = intent_of(api, intent_id)
@@ -331,10 +332,10 @@ def test_a_direct_task_times_out_at_its_deadline_and_its_link_dies(rt: RuntimeTh
     intent_id = api.post("/v1/intents", json=task_intent(notify_email="ops@example.com") | {
         "deadline_at": deadline}).json()["intent_id"]
     link = link_of(mails(rt, intent_id, 1)[0])
-    assert httpx.get(link).status_code == 200
+    assert httpx.get(link, verify=TLS).status_code == 200
     rt.advance_clock(3600)
     wait_for("the deadline", lambda: intent_of(api, intent_id)["status"] == "TIMED_OUT")
-    gone = httpx.get(link)
+    gone = httpx.get(link, verify=TLS)
     assert gone.status_code == 410 and "This task has ended" in gone.text and "TIMED_OUT" in gone.text
 
 
@@ -365,7 +366,7 @@ def test_an_unsent_mail_survives_a_crash_and_is_sent_by_the_next_runtime(tmp_pat
         sent = wait_for("the retried mail", lambda: sorted((tmp_path / "mail").glob(f"*-task-{intent_id}-*.eml")))
         msg = email.message_from_bytes(sent[0].read_bytes())
         assert msg["To"] == "ops@example.com" and len(sent) == 1
-        assert f"{second.url}/t/" in link_of(msg) and httpx.get(link_of(msg)).status_code == 200
+        assert f"{second.url}/t/" in link_of(msg) and httpx.get(link_of(msg), verify=TLS).status_code == 200
     finally:
         second.stop()
 

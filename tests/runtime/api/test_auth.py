@@ -22,7 +22,7 @@ from tests.auth_helpers import auth_runtime, bearer, login, read_code
 from tests.auth_helpers import mail_dir as mail
 from tests.conftest import ADMIN_KEY, make_agent, new_intent, unique
 from tests.runtime.api.test_intents import assert_error
-from tests.runtime_proc import RuntimeProcess
+from tests.runtime_proc import TLS, RuntimeProcess
 from tests.runtime_thread import RuntimeThread
 
 
@@ -75,7 +75,7 @@ def create(client: httpx.Client, to_agent: str, **extra: Any) -> str:
     ],
 )
 def test_no_key_is_401_missing_api_key(runtime: RuntimeProcess, method: str, path: str) -> None:
-    with httpx.Client(base_url=runtime.url, timeout=10) as anon:
+    with httpx.Client(base_url=runtime.url, timeout=10, verify=TLS) as anon:
         r = anon.request(method, path, json=new_intent() if method == "POST" else None)
     assert_error(r, 401, code="missing_api_key")
 
@@ -92,17 +92,20 @@ def test_no_key_is_401_missing_api_key(runtime: RuntimeProcess, method: str, pat
 def test_unknown_key_is_401(runtime: RuntimeProcess, key: str) -> None:
     with runtime.client(key) as client:
         assert_error(client.get("/v1/intents"), 401)
-    with httpx.Client(base_url=runtime.url, headers={"authorization": f"Bearer {key}"}, timeout=10) as client:
+    with httpx.Client(base_url=runtime.url, headers={"authorization": f"Bearer {key}"}, timeout=10,
+                      verify=TLS) as client:
         assert_error(client.get("/v1/intents"), 401)
 
 
 def test_bearer_key_works(runtime: RuntimeProcess, admin: httpx.Client) -> None:
-    with httpx.Client(base_url=runtime.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=10) as c:
+    with httpx.Client(base_url=runtime.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=10,
+                      verify=TLS) as c:
         r = c.post("/v1/intents", json=new_intent(unique("bearer")))
         assert r.status_code == 200, r.text
         assert c.get(f"/v1/intents/{r.json()['intent_id']}").status_code == 200
     bot = Agent(runtime, admin, "bearer")
-    with httpx.Client(base_url=runtime.url, headers={"Authorization": f"Bearer {bot.token}"}, timeout=10) as c:
+    with httpx.Client(base_url=runtime.url, headers={"Authorization": f"Bearer {bot.token}"}, timeout=10,
+                      verify=TLS) as c:
         r = c.get("/v1/service-accounts")
         assert r.status_code == 200, r.text
         assert [sa["service_account_id"] for sa in r.json()["service_accounts"]] == [bot.sa_id]
@@ -356,7 +359,7 @@ def short(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ru
 
 @pytest.fixture
 def anon(rt: RuntimeProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=rt.url, timeout=30.0) as c:
+    with httpx.Client(base_url=rt.url, timeout=30.0, verify=TLS) as c:
         yield c
 
 
@@ -451,7 +454,7 @@ def test_at_most_five_open_codes_per_email(anon: httpx.Client) -> None:
 
 
 def test_expired_code_is_410(short: RuntimeThread) -> None:
-    with httpx.Client(base_url=short.url) as c:
+    with httpx.Client(base_url=short.url, verify=TLS) as c:
         intent_id = c.post("/v1/auth/login-intent", json={"email": "short@example.com"}).json()["intent_id"]
         code = read_code(mail(short), "short@example.com")
         short.advance_clock(SHORT)
@@ -460,7 +463,7 @@ def test_expired_code_is_410(short: RuntimeThread) -> None:
 
 
 def test_allow_email_restricts_who_may_log_in(short: RuntimeProcess) -> None:
-    with httpx.Client(base_url=short.url) as c:
+    with httpx.Client(base_url=short.url, verify=TLS) as c:
         r = c.post("/v1/auth/login-intent", json={"email": "mallory@example.com"})
         assert r.status_code == 403 and error_code(r) == "email_not_allowed"
         assert c.post("/v1/auth/login-intent", json={"email": "SHORT2@example.com"}).status_code == 200
@@ -495,7 +498,7 @@ def test_refresh_rotates_and_reuse_revokes_the_session(rt: RuntimeProcess, anon:
 
 
 def test_expired_access_token_is_401_token_expired(short: RuntimeThread) -> None:
-    with httpx.Client(base_url=short.url) as c:
+    with httpx.Client(base_url=short.url, verify=TLS) as c:
         s = login(c, mail(short), "short@example.com")
         assert s["expires_in"] == SHORT
         assert c.get("/v1/auth/whoami", headers=bearer(s["access_token"])).status_code == 200
@@ -697,7 +700,7 @@ def test_smtp_mailer_through_axme_dev(tmp_path: Path, smtp_server: _SmtpServer) 
     proc = auth_runtime(tmp_path, "--smtp-url", f"smtp://mailer:s3cret-pass@127.0.0.1:{port}?from=axme@test.local")
     proc.start()
     try:
-        with httpx.Client(base_url=proc.url) as c:
+        with httpx.Client(base_url=proc.url, verify=TLS) as c:
             r = c.post("/v1/auth/login-intent", json={"email": "smtp@example.com"})
             assert r.status_code == 200, r.text
             [message] = smtp_server.mails

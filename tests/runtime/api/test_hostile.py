@@ -28,7 +28,7 @@ from axme_cli.runtime.settings import Settings
 from tests.cli.helpers import cli_invoke
 from tests.conftest import make_agent, new_intent, unique
 from tests.runtime.api.test_intents import assert_error
-from tests.runtime_proc import RuntimeProcess
+from tests.runtime_proc import TLS, RuntimeProcess
 from tests.runtime_thread import RuntimeThread
 
 MAX_BODY = Settings().max_body_bytes
@@ -461,7 +461,8 @@ def test_past_its_rate_a_key_gets_429_with_retry_after(limited: RuntimeThread) -
         assert body["error"]["details"]["limit_per_second"] == 2
         assert refused.headers["x-ratelimit-limit"] == "2"
         assert bob.get("/v1/agents").status_code == 200  # another key has its own bucket
-        with httpx.Client(base_url=limited.url) as anon:  # no key: nothing to count (and /health needs none)
+        # no key: nothing to count (and /health needs none)
+        with httpx.Client(base_url=limited.url, verify=TLS) as anon:
             assert anon.get("/health").status_code == 200
             assert_error(anon.get("/v1/agents"), 401)
         limited.advance_clock(0.5)  # the bucket refills at 2 a second (a refused request took no token)

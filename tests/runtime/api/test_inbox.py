@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +14,13 @@ import httpx
 import pytest
 from axme_sdk import AxmeAuthError, AxmeClient, AxmeClientConfig, AxmeValidationError
 
+from axme_cli.runtime.clock import ManualClock, iso
 from tests.auth_helpers import bearer, login
 from tests.cli.helpers import run
 from tests.conftest import ADMIN_KEY, SHARED, make_agent, new_intent, unique
 from tests.protocol.test_conformance import assert_valid
-from tests.runtime_proc import RuntimeProcess
+from tests.runtime_proc import TLS, RuntimeProcess
+from tests.runtime_thread import RuntimeThread, tick
 
 LIST_SCHEMA = "public_api/api.inbox.list.response.v1.json"
 THREAD_SCHEMA = "public_api/api.inbox.thread.response.v1.json"
@@ -126,17 +126,25 @@ def test_resolve_answers_the_completion_delivery_truthfully(api: httpx.Client, p
     assert api.get(f"/v1/inbox/{plain}", params={"owner_agent": requester.address}).status_code == 404
 
 
-def test_a_timed_out_intent_is_delivered_too(api: httpx.Client, parties: Any) -> None:
-    requester, worker = parties
-    soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
-    body = new_intent(worker.name, reply_to=requester.name, deadline_at=soon)
-    intent_id = api.post("/v1/intents", json=body).json()["intent_id"]
-    deadline = time.monotonic() + 30
-    while (r := requester.http.get(f"/v1/inbox/{intent_id}")).status_code == 404 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert r.status_code == 200, r.text
-    assert r.json()["thread"]["completion"]["status"] == "TIMED_OUT"
-    assert api.get(f"/v1/intents/{intent_id}").json()["intent"]["status"] == "TIMED_OUT"
+def test_a_timed_out_intent_is_delivered_too(tmp_path: Path, backend: str) -> None:
+    """On a test clock: the deadline passes when the clock moves past it, not a second later."""
+    rt = RuntimeThread(tmp_path, extra_args=["--redelivery-seconds", "600"], backend=backend, clock=ManualClock())
+    rt.start()
+    try:
+        with rt.client() as api:
+            requester, worker = Party(rt, api, "requester"), Party(rt, api, "worker")
+            soon = iso(rt.clock.time() + 1)
+            body = new_intent(worker.name, reply_to=requester.name, deadline_at=soon)
+            intent_id = api.post("/v1/intents", json=body).json()["intent_id"]
+            assert requester.http.get(f"/v1/inbox/{intent_id}").status_code == 404  # still open: no thread yet
+            assert tick(rt, 1, lambda: requester.http.get(f"/v1/inbox/{intent_id}").status_code) == 200
+            r = requester.http.get(f"/v1/inbox/{intent_id}")
+            assert r.json()["thread"]["completion"]["status"] == "TIMED_OUT"
+            assert api.get(f"/v1/intents/{intent_id}").json()["intent"]["status"] == "TIMED_OUT"
+            requester.http.close()
+            worker.http.close()
+    finally:
+        rt.retire()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,7 +267,7 @@ def test_owner_scoping(quiet: RuntimeProcess, api: httpx.Client, parties: Any) -
     assert requester.http.get("/v1/inbox", params={"owner_agent": requester.address}).status_code == 200
     # a person logged in by email acts for any owner
     mail = quiet.mail_dir
-    with httpx.Client(base_url=quiet.url, timeout=30.0) as anon:
+    with httpx.Client(base_url=quiet.url, timeout=30.0, verify=TLS) as anon:
         token = login(anon, mail, f"{unique('ops')}@example.com")["access_token"]
         person = anon.get(base, params={"owner_agent": requester.address}, headers=bearer(token))
         assert person.status_code == 200, person.text
@@ -370,7 +378,7 @@ def test_capabilities(api: httpx.Client) -> None:
     for expected in ("inbox", "inbox.changes", "approvals.decision", "delivery.inbox", "human_tasks",
                      "scenarios.apply", "storage.sqlite"):
         assert expected in caps
-    assert httpx.get(f"{api.base_url}/v1/capabilities").status_code == 401
+    assert httpx.get(f"{api.base_url}/v1/capabilities", verify=TLS).status_code == 401
 
 
 # ---------------------------------------------------------------------------------------------

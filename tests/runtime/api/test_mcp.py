@@ -26,7 +26,7 @@ from axme_cli.runtime.api.mcp import MAX_BATCH, PROTOCOL_VERSIONS
 from axme_cli.runtime.settings import Settings
 from tests.conftest import ADMIN_KEY, make_agent, new_intent, unique
 from tests.runtime.api.test_intents import assert_error
-from tests.runtime_proc import RuntimeProcess
+from tests.runtime_proc import TLS, RuntimeProcess
 from tests.runtime_thread import RuntimeThread
 
 STORAGE_FREE = pytest.mark.backends("sqlite")  # refused or answered before the store is asked
@@ -86,7 +86,7 @@ def rpc_error(answer: dict[str, Any], code: int, names: str | None = None) -> di
 
 @pytest.fixture
 def anon(quiet: RuntimeProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=quiet.url, timeout=30) as client:
+    with httpx.Client(base_url=quiet.url, timeout=30, verify=TLS) as client:
         yield client
 
 
@@ -248,7 +248,7 @@ def test_without_a_credential_only_the_public_methods_and_tools_answer(anon: htt
 
 def test_unknown_and_revoked_credentials_are_32001(quiet: RuntimeProcess, api: httpx.Client) -> None:
     for headers in ({"x-api-key": "not-a-key"}, {"authorization": f"Bearer axme_at_{uuid.uuid4()}_{'A' * 43}"}):
-        with httpx.Client(base_url=quiet.url, headers=headers, timeout=30) as bad:
+        with httpx.Client(base_url=quiet.url, headers=headers, timeout=30, verify=TLS) as bad:
             err = rpc_error(tool(bad, "axme.list_intents", 401), -32001)
             assert err["data"]["error"]["code"] in ("invalid_platform_api_key", "invalid_actor_token")
             assert rpc(bad, "initialize")["result"]["protocolVersion"] == "2024-11-05"  # public: no key looked at
@@ -505,7 +505,7 @@ def test_media_tools(quiet: RuntimeProcess, api: httpx.Client) -> None:
         # the two-step way: an upload URL, the bytes PUT there by the client, then finalize (checked)
         started = result(tool(agent, "axme.media_create_upload", filename="b.bin", mime_type="application/octet-stream",
                               size_bytes=len(content)), "pending_upload")["data"]
-        r = httpx.put(started["upload_url"], content=content, timeout=30)
+        r = httpx.put(started["upload_url"], content=content, timeout=30, verify=TLS)
         assert r.status_code == 200, r.text
         rpc_error(tool(agent, "axme.media_finalize_upload", upload_id=started["upload_id"], size_bytes=len(content),
                        sha256="0" * 64), -32602)

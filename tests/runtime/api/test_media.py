@@ -25,7 +25,7 @@ from tests.conftest import ADMIN_KEY, make_agent, new_intent, unique
 from tests.protocol.test_conformance import schema_errors
 from tests.receiver import poll
 from tests.runtime.api.test_intents import assert_error
-from tests.runtime_proc import RuntimeProcess
+from tests.runtime_proc import TLS, RuntimeProcess
 from tests.runtime_thread import RuntimeThread
 
 MIB = 2**20
@@ -37,7 +37,7 @@ def spec(name: str, body: dict[str, Any]) -> None:
 
 
 def as_key(rt: RuntimeProcess, key: str) -> httpx.Client:
-    return httpx.Client(base_url=rt.url, headers={"x-api-key": key}, timeout=30)
+    return httpx.Client(base_url=rt.url, headers={"x-api-key": key}, timeout=30, verify=TLS)
 
 
 def create(client: httpx.Client, data: bytes, *, status: int = 200, **extra: Any) -> dict[str, Any]:
@@ -48,7 +48,7 @@ def create(client: httpx.Client, data: bytes, *, status: int = 200, **extra: Any
 
 
 def put(url: str, data: bytes | Iterator[bytes], **kwargs: Any) -> httpx.Response:
-    return httpx.put(url, content=data, timeout=30, **kwargs)
+    return httpx.put(url, content=data, timeout=30, **kwargs, verify=TLS)
 
 
 def finalize(client: httpx.Client, upload_id: str, data: bytes, **extra: Any) -> httpx.Response:
@@ -321,7 +321,7 @@ def test_hostile_finalizes_and_ids_are_refused(api: httpx.Client) -> None:
                  "upload_not_found")
     for path in ("/v1/media/x", "/v1/media/download/..%2F..%2Fetc%2Fpasswd", f"/v1/media/preview/{uuid.uuid4()}"):
         assert_error(api.get(path), 404)
-    assert_error(httpx.get(str(api.base_url) + f"/v1/media/{uuid.uuid4()}"), 401)  # reads need a key
+    assert_error(httpx.get(str(api.base_url) + f"/v1/media/{uuid.uuid4()}", verify=TLS), 401)  # reads need a key
 
 
 # ---------------------------------------------------------------------------------------------
@@ -399,13 +399,13 @@ def test_the_official_sdk_uploads_finalizes_and_reads(quiet: RuntimeProcess) -> 
                                        "mime_type": "image/jpeg", "size_bytes": len(data), "sha256": digest},
                                       idempotency_key=uuid.uuid4().hex)
     assert created["status"] == "pending"
-    r = httpx.put(created["upload_url"], content=data, headers={"content-type": "image/jpeg"}, timeout=30)
+    r = httpx.put(created["upload_url"], content=data, headers={"content-type": "image/jpeg"}, timeout=30, verify=TLS)
     assert r.status_code == 200, r.text
     done = sdk.finalize_media_upload({"upload_id": created["upload_id"], "size_bytes": len(data), "sha256": digest})
     assert done["status"] == "ready" and done["sha256"] == digest
     got = sdk.get_media_upload(created["upload_id"])
     spec("get.response", got)
     assert got["upload"]["preview_url"].endswith(f"/v1/media/preview/{created['upload_id']}")
-    r = httpx.get(got["upload"]["download_url"], headers={"x-api-key": ADMIN_KEY}, timeout=30)
+    r = httpx.get(got["upload"]["download_url"], headers={"x-api-key": ADMIN_KEY}, timeout=30, verify=TLS)
     assert r.content == data
 

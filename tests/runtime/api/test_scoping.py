@@ -32,7 +32,7 @@ from tests.auth_helpers import bearer, login
 from tests.cli.helpers import run
 from tests.conftest import ADMIN_KEY, new_intent, unique
 from tests.runtime.api.test_intents import assert_error
-from tests.runtime_proc import RuntimeProcess
+from tests.runtime_proc import TLS, RuntimeProcess
 
 DOC = openapi.document(build_app(Runtime(object(), Settings()), manage_runtime=False).routes)  # type: ignore[arg-type]
 # POST /mcp answers JSON-RPC (-32001 for a missing or refused credential): tests/runtime/api/test_mcp.py.
@@ -98,7 +98,7 @@ def test_every_route_but_the_public_ones_needs_a_key(rt: RuntimeProcess) -> None
                       ("POST", "/v1/auth/login-intent"), ("POST", "/v1/auth/login-intent/{intent_id}/verify"),
                       ("POST", "/v1/auth/refresh"), ("GET", "/t/{token}"), ("POST", "/t/{token}"),
                       ("PUT", "/v1/media/upload/{upload_id}")}  # the upload URL's token is the credential
-    with httpx.Client(base_url=rt.url, timeout=30) as anon:
+    with httpx.Client(base_url=rt.url, timeout=30, verify=TLS) as anon:
         refused_everywhere(anon, code="missing_api_key")
         refused_everywhere(anon, code="missing_api_key", authorization="Basic dXNlcjpwYXNz")
         refused_everywhere(anon, **{"x-api-key": "not-a-key"})
@@ -125,7 +125,7 @@ def test_revoked_deleted_and_expired_keys_are_refused_everywhere(rt: RuntimeProc
 
 
 def test_a_revoked_session_is_refused_everywhere(rt: RuntimeProcess) -> None:
-    with httpx.Client(base_url=rt.url, timeout=30) as anon:
+    with httpx.Client(base_url=rt.url, timeout=30, verify=TLS) as anon:
         session = login(anon, rt.workdir / "mail", f"{unique('gone')}@example.com")
         assert anon.get("/v1/intents", headers=bearer(session["access_token"])).status_code == 200
         assert anon.post("/v1/auth/logout", headers=bearer(session["access_token"])).status_code == 200
@@ -281,7 +281,7 @@ def test_no_secret_in_the_log_or_in_any_json_output(rt: RuntimeProcess, admin: h
     axme("intents", "get", intent_id, "--api-key", token, ok=False)  # a revoked key: an error, without the key
     axme("intents", "list", "--api-key", ADMIN_KEY + "x", ok=False)
     who = f"{unique('person')}@example.com"
-    with httpx.Client(base_url=rt.url, timeout=30) as anon:
+    with httpx.Client(base_url=rt.url, timeout=30, verify=TLS) as anon:
         person = login(anon, rt.workdir / "mail", who)
         refreshed = anon.post("/v1/auth/refresh", json={"refresh_token": person["refresh_token"]}).json()
     people = [person["access_token"], person["refresh_token"], refreshed["access_token"],

@@ -5,16 +5,20 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from axme_cli.runtime.clock import ManualClock
 from tests.cli.helpers import run
 from tests.conftest import SHARED, make_agent, unique
+from tests.receiver import poll
 from tests.runtime_proc import RuntimeProcess
+from tests.runtime_thread import RuntimeThread, tick
 
 
 def task_intent(**task: Any) -> dict[str, Any]:
@@ -106,28 +110,43 @@ def test_form_schema_and_evidence_are_enforced(api: httpx.Client) -> None:
     assert done.status_code == 200 and done.json()["intent"]["status"] == "COMPLETED"
 
 
-def test_reminders_then_escalation_of_a_human_step(api: httpx.Client) -> None:
-    bundle = json.loads((SHARED / "axme-examples" / "internal" / "human_approval.json").read_text())
-    bundle["humans"].append({"role": "boss", "contact": "boss@example.com", "display_name": "The boss"})
-    step = bundle["workflow"]["steps"][0]
-    step.update(remind_after_seconds=1, remind_interval_seconds=1, max_reminders=2, escalate_to="boss",
-                step_deadline_seconds=3600)
-    intent_id = api.post("/v1/scenarios/apply", json=bundle).json()["intent_id"]
-    deadline = time.monotonic() + 30
-    kinds: list[str] = []
-    while time.monotonic() < deadline and "intent.escalated" not in kinds:
-        with api.stream("GET", f"/v1/intents/{intent_id}/events/stream", params={"since": 0, "wait_seconds": 2}) as r:
-            for _ in r.iter_lines():
-                pass
+@pytest.fixture(scope="module")
+def clocked(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeThread]:
+    """A runtime on a test clock: reminders and escalations come when the test moves it."""
+    proc = RuntimeThread(tmp_path_factory.mktemp("tasks-clock"), extra_args=["--redelivery-seconds", "600"],
+                         backend=backend, clock=ManualClock())
+    proc.start()
+    yield proc
+    proc.retire()
+
+
+def test_reminders_then_escalation_of_a_human_step(clocked: RuntimeThread) -> None:
+    with clocked.client() as api:
+        bundle = json.loads((SHARED / "axme-examples" / "internal" / "human_approval.json").read_text())
+        bundle["humans"].append({"role": "boss", "contact": "boss@example.com", "display_name": "The boss"})
+        step = bundle["workflow"]["steps"][0]
+        step.update(remind_after_seconds=1, remind_interval_seconds=1, max_reminders=2, escalate_to="boss",
+                    step_deadline_seconds=3600)
+        intent_id = api.post("/v1/scenarios/apply", json=bundle).json()["intent_id"]
+
+        def kinds() -> list[str]:
+            return [e["event_type"] for e in api.get(f"/v1/intents/{intent_id}/events").json()["events"]]
+
+        poll(kinds, lambda seen: "intent.human_task_assigned" in seen)
+        # two reminders a second apart, then the escalation: each when the clock has moved on (a move that changes
+        # nothing fails the test)
+        for _ in range(6):
+            if "intent.escalated" in kinds():
+                break
+            tick(clocked, 1, kinds)
         events = api.get(f"/v1/intents/{intent_id}/events").json()["events"]
-        kinds = [e["event_type"] for e in events]
-    reminders = [e for e in events if e["event_type"] == "intent.reminder"]
-    assert [e["details"]["reminder"] for e in reminders] == [1, 2]
-    escalated = next(e for e in events if e["event_type"] == "intent.escalated")
-    assert escalated["details"]["escalated_to"] == "boss"
-    assert escalated["pending_with"]["name"] == "The boss" and escalated["pending_with"]["type"] == "human"
-    intent = api.get(f"/v1/intents/{intent_id}").json()["intent"]
-    assert intent["status"] == "WAITING" and intent["remind_count"] == 2
-    # the task is still open and can be answered after escalation; no reminder comes after the answer
-    done = api.post(f"/v1/intents/{intent_id}/resume", json={"task_result": {"outcome": "approved"}})
-    assert done.status_code == 200 and done.json()["intent"]["status"] == "COMPLETED"
+        reminders = [e for e in events if e["event_type"] == "intent.reminder"]
+        assert [e["details"]["reminder"] for e in reminders] == [1, 2]
+        escalated = next(e for e in events if e["event_type"] == "intent.escalated")
+        assert escalated["details"]["escalated_to"] == "boss"
+        assert escalated["pending_with"]["name"] == "The boss" and escalated["pending_with"]["type"] == "human"
+        intent = api.get(f"/v1/intents/{intent_id}").json()["intent"]
+        assert intent["status"] == "WAITING" and intent["remind_count"] == 2
+        # the task is still open and can be answered after escalation; no reminder comes after the answer
+        done = api.post(f"/v1/intents/{intent_id}/resume", json={"task_result": {"outcome": "approved"}})
+        assert done.status_code == 200 and done.json()["intent"]["status"] == "COMPLETED"

@@ -11,23 +11,25 @@ from typing import Any
 import httpx
 import pytest
 
+from axme_cli.runtime.clock import ManualClock
 from tests.conftest import make_agent, unique
 from tests.protocol.test_conformance import assert_valid
 from tests.receiver import Receiver, poll
 from tests.runtime.api.test_tasks import axme
 from tests.runtime_proc import RuntimeProcess
-from tests.runtime_thread import RuntimeThread
+from tests.runtime_thread import RuntimeThread, tick
 
 SECRET = "s3cret-for-tests-0123456789"
 EVENT = "inbox.thread_created"
-# Short backoff: 0.2 s, 0.8 s; three tries, then the dead letter.
+# Short backoff: 0.2 s, 0.8 s; three tries, then the dead letter. (The module's runtime is on a test clock, which
+# ``settled`` moves to each retry; test_pending_deliveries_survive_a_restart waits real time.)
 FAST = ["--redelivery-seconds", "600", "--webhook-retry-base-seconds", "0.2", "--webhook-max-attempts", "3",
         "--outbound-timeout-seconds", "2"]
 
 
 @pytest.fixture(scope="module")
-def hooks(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
-    rt = RuntimeThread(tmp_path_factory.mktemp("hooks"), extra_args=FAST, backend=backend)
+def hooks(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeThread]:
+    rt = RuntimeThread(tmp_path_factory.mktemp("hooks"), extra_args=FAST, backend=backend, clock=ManualClock())
     rt.start()
     yield rt
     rt.retire()
@@ -59,8 +61,19 @@ def deliveries(api: httpx.Client, **filters: str) -> list[dict[str, Any]]:
     return list(r.json()["deliveries"])
 
 
-def settled(api: httpx.Client, event_id: str) -> dict[str, Any]:
-    """The only delivery of ``event_id`` once it is no longer pending."""
+def settled(api: httpx.Client, event_id: str, rt: RuntimeThread | None = None) -> dict[str, Any]:
+    """The only delivery of ``event_id`` once it is no longer pending. On ``rt``'s test clock, each retry comes
+    when the clock has moved past its backoff: while the delivery is pending the clock moves 1 s at a time (a
+    move after which nothing happens fails the test)."""
+    if rt is not None:
+        def state() -> list[tuple[str, int]]:
+            return [(d["status"], d["attempts"]) for d in deliveries(api, event_id=event_id)]
+
+        for _ in range(10):
+            tried = poll(state, lambda ds: len(ds) == 1 and ds[0][1] >= 1)  # the first attempt needs no move
+            if tried[0][0] != "pending":
+                break
+            tick(rt, 1, state)
     found = poll(lambda: deliveries(api, event_id=event_id),
                  lambda ds: len(ds) == 1 and ds[0]["status"] != "pending")
     return dict(found[0])
@@ -142,12 +155,12 @@ def test_a_signed_delivery_reaches_the_receiver(api: httpx.Client) -> None:
         assert len(receiver.posts) == 1
 
 
-def test_a_receiver_that_fails_twice_gets_it_on_the_third_try(api: httpx.Client) -> None:
+def test_a_receiver_that_fails_twice_gets_it_on_the_third_try(hooks: RuntimeThread, api: httpx.Client) -> None:
     owner = f"agent://local/dev/{unique('owner')}"
     with Receiver(SECRET, statuses=[500, 503]) as receiver:
         subscribe(api, receiver.url, owner)
         event_id = publish(api, owner, n=1)["event_id"]
-        done = settled(api, event_id)
+        done = settled(api, event_id, hooks)
         assert (done["status"], done["attempts"], done["last_status_code"]) == ("delivered", 3, 200)
         assert [p["status"] for p in receiver.posts] == [500, 503, 200]
         assert all(p["signed"] for p in receiver.posts)
@@ -159,13 +172,13 @@ def test_a_receiver_that_fails_twice_gets_it_on_the_third_try(api: httpx.Client)
 
 
 def test_an_always_failing_receiver_is_dead_lettered_and_replay_sends_again(
-    hooks: RuntimeProcess, api: httpx.Client, tmp_path: Path
+    hooks: RuntimeThread, api: httpx.Client, tmp_path: Path
 ) -> None:
     owner = f"agent://local/dev/{unique('owner')}"
     with Receiver(SECRET, default=500) as receiver:
         subscribe(api, receiver.url, owner)
         event_id = publish(api, owner, n=2)["event_id"]
-        dead = settled(api, event_id)
+        dead = settled(api, event_id, hooks)
         assert (dead["status"], dead["attempts"], dead["max_attempts"]) == ("dead_lettered", 3, 3)
         assert dead["last_status_code"] == 500 and dead["last_error"] == "HTTP 500"
         assert len(receiver.posts) == 3

@@ -11,16 +11,28 @@ import httpx
 import pytest
 from axme_sdk import AxmeClient, AxmeClientConfig
 
+from axme_cli.runtime.clock import ManualClock
 from tests.conftest import make_agent, new_intent, unique
 from tests.receiver import Receiver, closed_port_url, poll
 from tests.runtime_proc import RuntimeProcess
-from tests.runtime_thread import RuntimeThread
+from tests.runtime_thread import RuntimeThread, tick
 
 
 @pytest.fixture(scope="module")
 def rt(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
     proc = RuntimeThread(tmp_path_factory.mktemp("http-binding"),
                          extra_args=["--redelivery-seconds", "1", "--outbound-timeout-seconds", "2"], backend=backend)
+    proc.start()
+    yield proc
+    proc.retire()
+
+
+@pytest.fixture(scope="module")
+def clocked(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeThread]:
+    """The same runtime on a test clock: a redelivery comes when a test moves the clock, not a second later."""
+    proc = RuntimeThread(tmp_path_factory.mktemp("http-binding-clock"),
+                         extra_args=["--redelivery-seconds", "1", "--outbound-timeout-seconds", "2"], backend=backend,
+                         clock=ManualClock())
     proc.start()
     yield proc
     proc.retire()
@@ -88,26 +100,47 @@ def test_an_http_agent_gets_a_signed_post_and_completes_the_intent_with_the_sdk(
     assert intent_id not in frames and "stream.timeout" in frames
 
 
-def test_an_http_agent_that_is_down_ends_in_delivery_failed(api: httpx.Client) -> None:
-    address, _, _ = http_agent(api, closed_port_url())
-    intent_id = api.post("/v1/intents", json=new_intent(address, max_delivery_attempts=2)).json()["intent_id"]
-    failed = poll(lambda: api.get(f"/v1/intents/{intent_id}").json()["intent"], lambda i: i["status"] == "FAILED")
-    assert failed["error"]["code"] == "delivery_failed" and failed["delivery_attempt"] == 2
-    events = events_of(api, intent_id)
-    assert "intent.delivered" not in [e["event_type"] for e in events]
-    assert events[-1]["event_type"] == "intent.delivery_failed" and events[-1]["details"]["delivery_attempt"] == 2
-    sent = api.get("/v1/webhooks/deliveries", params={"intent_id": intent_id}).json()["deliveries"]
-    assert sorted((d["delivery_attempt"], d["status"]) for d in sent) == [(1, "failed"), (2, "failed")]
-    assert all("ClientConnectorError" in d["last_error"] for d in sent)
+def test_an_http_agent_that_is_down_ends_in_delivery_failed(clocked: RuntimeThread) -> None:
+    with clocked.client() as api:
+        address, _, _ = http_agent(api, closed_port_url())
+        intent_id = api.post("/v1/intents", json=new_intent(address, max_delivery_attempts=2)).json()["intent_id"]
+
+        def sent() -> list[dict[str, Any]]:
+            return list(api.get("/v1/webhooks/deliveries", params={"intent_id": intent_id}).json()["deliveries"])
+
+        def intent() -> dict[str, Any]:
+            return dict(api.get(f"/v1/intents/{intent_id}").json()["intent"])
+
+        # The first attempt fails at once (nothing listens there). The next comes --redelivery-seconds (1 s)
+        # later, and 1 s after the last one the intent fails: each when the clock has moved so far.
+        poll(sent, lambda ds: [d["status"] for d in ds] == ["failed"])
+        assert tick(clocked, 1, lambda: intent()["delivery_attempt"]) == 2
+        poll(sent, lambda ds: [d["status"] for d in ds] == ["failed", "failed"])
+        assert tick(clocked, 1, lambda: intent()["status"]) == "FAILED"
+        failed = intent()
+        assert failed["error"]["code"] == "delivery_failed" and failed["delivery_attempt"] == 2
+        events = events_of(api, intent_id)
+        assert "intent.delivered" not in [e["event_type"] for e in events]
+        assert events[-1]["event_type"] == "intent.delivery_failed"
+        assert events[-1]["details"]["delivery_attempt"] == 2
+        assert sorted((d["delivery_attempt"], d["status"]) for d in sent()) == [(1, "failed"), (2, "failed")]
+        assert all("ClientConnectorError" in d["last_error"] for d in sent())
 
 
-def test_a_non_2xx_answer_is_a_failed_attempt_and_the_redelivery_gets_through(api: httpx.Client) -> None:
-    with Receiver(statuses=[500]) as receiver:
+def test_a_non_2xx_answer_is_a_failed_attempt_and_the_redelivery_gets_through(clocked: RuntimeThread) -> None:
+    with Receiver(statuses=[500]) as receiver, clocked.client() as api:
         address, _, receiver.secret = http_agent(api, receiver.url)
         intent_id = api.post("/v1/intents", json=new_intent(address)).json()["intent_id"]
-        delivered = poll(lambda: [e for e in events_of(api, intent_id) if e["event_type"] == "intent.delivered"],
-                         lambda found: bool(found))
-        assert (delivered[0]["status"], delivered[0]["details"]["delivery_attempt"]) == ("DELIVERED", 2)
+        receiver.wait_posts(1)
+
+        def delivered() -> list[dict[str, Any]]:
+            return [e for e in events_of(api, intent_id) if e["event_type"] == "intent.delivered"]
+
+        poll(lambda: api.get("/v1/webhooks/deliveries", params={"intent_id": intent_id}).json()["deliveries"],
+             lambda ds: [d["status"] for d in ds] == ["failed"])
+        assert delivered() == []  # the 500 was no delivery; the redelivery comes when the clock has moved 1 s
+        found = tick(clocked, 1, delivered)
+        assert (found[0]["status"], found[0]["details"]["delivery_attempt"]) == ("DELIVERED", 2)
         assert [(p["status"], p["json"]["delivery_attempt"], p["signed"]) for p in receiver.posts[:2]] == [
             (500, 1, True), (200, 2, True)]
 
