@@ -25,7 +25,7 @@ from tests.cli.helpers import run
 from tests.runtime_proc import ADMIN_KEY, RuntimeProcess
 from tests.runtime_thread import RuntimeThread
 
-SHORT = 1.0  # access-token lifetime of the `short` runtime (the least `axme dev` takes)
+SHORT = 1.0  # access-token lifetime of the `short` runtime (the least `axme dev` takes), on its test clock
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
 def short(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
     work = tmp_path_factory.mktemp("cli-auth-short")
     proc = RuntimeThread(work, extra_args=["--mail-dir", str(work / "mail"), "--login-rate-limit", "0",
-                                           "--access-token-ttl", str(SHORT)])
+                                           "--access-token-ttl", str(SHORT), "--test-clock"])
     proc.start()
     yield proc
     proc.retire()
@@ -269,9 +269,9 @@ def test_cli_refreshes_an_expired_access_token(short: RuntimeProcess, tmp_path: 
     env = cli_env(cfg)
     email_login(env, short, "s", "dora@example.com")
     first = secrets_of(cfg)["s"]
-    time.sleep(SHORT + 0.2)
 
-    # ahead of time: the stored expiry says the access token is (about to be) gone
+    # ahead of time: the stored expiry says the access token is (about to be) gone (the CLI renews a token with
+    # less than a minute left, by its own clock)
     assert ok_json(axme(env, "whoami", "--json"))["principal"]["email"] == "dora@example.com"
     second = secrets_of(cfg)["s"]
     assert second["actor_token"] != first["actor_token"] and second["refresh_token"] != first["refresh_token"]
@@ -281,7 +281,7 @@ def test_cli_refreshes_an_expired_access_token(short: RuntimeProcess, tmp_path: 
     data = json.loads((cfg / "secrets.json").read_text())
     data["s"] = lie
     (cfg / "secrets.json").write_text(json.dumps(data))
-    time.sleep(SHORT + 0.2)
+    short.advance_clock(SHORT + 0.2)  # gone by the runtime's clock
     assert ok_json(axme(env, "whoami", "--json"))["principal"]["email"] == "dora@example.com"
     third = secrets_of(cfg)["s"]
     assert third["refresh_token"] != second["refresh_token"]

@@ -129,4 +129,4 @@ def test_dev_writes_the_local_context_and_keeps_its_key(tmp_path: Path) -> None:
         out = run(rt.env, "status")
         assert out.returncode == 0 and rt.url in out.stdout
     finally:
-        rt.stop()
+        rt.retire()

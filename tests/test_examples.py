@@ -149,7 +149,7 @@ def test_a_leftover_agent_on_the_plain_address_takes_no_step(quiet: RuntimeProce
                                  "--base-url", quiet.url, "--", "false"], env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True)
     try:
-        out = axme(env, "examples", "run", "order-saga", "--base-url", quiet.url, "--api-key",
+        out = axme(env, "examples", "run", "order-saga", "--delay", "0", "--base-url", quiet.url, "--api-key",
                    quiet.api_key or "")
     finally:
         leftover.terminate()

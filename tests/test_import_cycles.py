@@ -5,6 +5,7 @@ tests/runtime/engine/test_layers.py.)"""
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,15 +20,27 @@ def _module_of(path: Path) -> str:
 MODULES = {_module_of(p): p for p in PACKAGE.rglob("*.py")}
 
 
+def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Every statement of ``body`` and of the blocks nested in it (functions, classes, if/try/with/match ...),
+    leaving out ``if TYPE_CHECKING:`` blocks. An import is a statement and a statement stands only in a block, so
+    the expressions, most of a tree, need no walk."""
+    for node in body:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            continue
+        yield node
+        for _, value in ast.iter_fields(node):
+            if isinstance(value, list):
+                yield from _statements([v for v in value if isinstance(v, ast.stmt)])
+                for part in value:  # except clauses and match cases hold blocks of their own
+                    if isinstance(part, ast.excepthandler | ast.match_case):
+                        yield from _statements(part.body)
+
+
 def _imports(module: str, path: Path) -> set[str]:
     """The modules of ours that ``module`` imports, wherever the import stands."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    skipped = {id(node) for block in ast.walk(tree) if isinstance(block, ast.If)
-               and "TYPE_CHECKING" in ast.unparse(block.test) for node in ast.walk(block)}
     found: set[str] = set()
-    for node in ast.walk(tree):
-        if id(node) in skipped:
-            continue
+    for node in _statements(tree.body):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names if alias.name in MODULES}
         elif isinstance(node, ast.ImportFrom) and node.module:

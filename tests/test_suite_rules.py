@@ -31,7 +31,10 @@ def test_an_assertion_in_a_thread_fails_the_test(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c",
                           str(ROOT / "pyproject.toml"), "--rootdir", str(tmp_path), "-p", "no:xdist",
                           str(tmp_path / "test_thread.py")], capture_output=True, text=True, timeout=120,
-                         cwd=tmp_path, env=dict(os.environ, AXME_SHARED_DIR=str(tmp_path)))
+                         cwd=tmp_path, env=dict(os.environ, AXME_SHARED_DIR=str(tmp_path),
+                                                # the rule is pyproject's filterwarnings: the installed plugins
+                                                # (schemathesis, hypothesis ...) only take seconds to load
+                                                PYTEST_DISABLE_PLUGIN_AUTOLOAD="1"))
     assert out.returncode == 1, out.stdout + out.stderr
     assert "wrong in the thread" in out.stdout and "1 failed" in out.stdout, out.stdout
 

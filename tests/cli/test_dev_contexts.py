@@ -50,5 +50,5 @@ def test_a_second_dev_keeps_a_context_of_its_own(tmp_path: Path) -> None:
         assert config["contexts"]["local"]["base_url"] == first.url
         assert config["contexts"][f"local-{second.port}"]["base_url"] == second.url
     finally:
-        second.stop()
-        first.stop()
+        second.retire()  # both stopped at the end of the session (nothing reopens their databases)
+        first.retire()

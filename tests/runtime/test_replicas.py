@@ -49,7 +49,9 @@ class Agents:
 
 
 def start_together(replicas: list[RuntimeProcess]) -> None:
-    """Start the replicas at once (each migrates under PostgreSQL's advisory lock and ensures the admin key)."""
+    """Start the replicas at once (each checks the schema under PostgreSQL's advisory lock and ensures the admin
+    key). The database is migrated already: replicas migrating an empty one together are
+    tests/runtime/store/test_postgres.py's."""
     import threading
 
     failures: list[BaseException] = []
@@ -88,7 +90,7 @@ def wait_for_streams(client: httpx.Client, count: int) -> None:
 
 @pytest.mark.slow
 def test_three_replicas_one_killed(tmp_path: Path) -> None:
-    url = new_database("postgres", tmp_path)
+    url = new_database("postgres", tmp_path, migrated=True)
     replicas = [
         RuntimeProcess(tmp_path / f"r{i}", backend="postgres", database_url=url, command="server",
                        extra_args=["--redelivery-seconds", "1", "--replica-id", f"r{i}"])
@@ -149,10 +151,13 @@ def test_three_replicas_one_killed(tmp_path: Path) -> None:
         for g in groups:  # the payment agents were connected to the killed replica and moved on
             assert g.threads[1].url != urls[1] and any(isinstance(e, httpx.HTTPError) for e in g.threads[1].errors)
     finally:
+        for g in groups:  # all told first: each ends within its feed's 1 s wait, together
+            for t in g.threads:
+                t.stop_event.set()
         for g in groups:
             g.stop()
         for rt in replicas:
-            rt.stop()
+            rt.retire()  # stopped at the end of the session: nothing restarts on this database
 
 
 def test_streams_on_one_replica_see_writes_on_another(tmp_path: Path) -> None:
@@ -162,7 +167,7 @@ def test_streams_on_one_replica_see_writes_on_another(tmp_path: Path) -> None:
 
     from tests.conftest import make_agent, new_intent
 
-    url = new_database("postgres", tmp_path)
+    url = new_database("postgres", tmp_path, migrated=True)
     a, b = (RuntimeProcess(tmp_path / name, backend="postgres", database_url=url, command="server",
                            extra_args=["--redelivery-seconds", "600"]) for name in ("a", "b"))
     start_together([a, b])
@@ -209,4 +214,4 @@ def test_streams_on_one_replica_see_writes_on_another(tmp_path: Path) -> None:
             assert any("intent.completed" in e for e in seen["events"]), seen["events"]
     finally:
         for rt in (a, b):
-            rt.stop()
+            rt.retire()
