@@ -92,28 +92,6 @@ def _pg_sql(sql: str) -> bytes:
     return sql.replace("?", "%s").encode()
 
 
-class _Result:
-    """A statement's cursor in pipeline mode: its rows are fetched when asked for (psycopg waits for them then), and
-    ``rowcount``, which psycopg does not wait for, waits for every answer still to come."""
-
-    __slots__ = ("_cur", "_pipe")
-
-    def __init__(self, cur: psycopg.Cursor[Any], pipe: psycopg.Pipeline) -> None:
-        self._cur = cur
-        self._pipe = pipe
-
-    def fetchone(self) -> Any:
-        return self._cur.fetchone()
-
-    def fetchall(self) -> list[Any]:
-        return self._cur.fetchall()
-
-    @property
-    def rowcount(self) -> int:
-        self._pipe.sync()
-        return self._cur.rowcount
-
-
 class _Ask(BaseException):  # noqa: N818 - not an error: a read asks for its next statement's answer
     def __init__(self, sql: bytes, params: tuple[Any, ...]) -> None:
         self.sql = sql
@@ -163,13 +141,11 @@ class _Conn:
     SELECT, or a write held back in ``batch``). In a write batch, the intent and workflow writes the batch holds back
     go out before any other statement (``_Batch.flush``), so every statement sees what came before it."""
 
-    __slots__ = ("_c", "_store", "_pipe", "_batch", "wrote")
+    __slots__ = ("_c", "_store", "_batch", "wrote")
 
-    def __init__(self, conn: psycopg.Connection[Any], store: Store, pipe: psycopg.Pipeline | None = None,
-                 batch: _Batch | None = None) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], store: Store, batch: _Batch | None = None) -> None:
         self._c = conn
         self._store = store
-        self._pipe = pipe
         self._batch = batch
         self.wrote = False
 
@@ -190,8 +166,7 @@ class _Conn:
             with self._c.pipeline():
                 self._c.execute(b"BEGIN", prepare=False)
                 return self._c.execute(sql, params, prepare=prepare)
-        cur = self._c.execute(sql, params, prepare=prepare)
-        return cur if self._pipe is None else _Result(cur, self._pipe)
+        return self._c.execute(sql, params, prepare=prepare)
 
 
 class _Accounts:
@@ -263,33 +238,33 @@ class _Batch:
     def parts(self) -> tuple[tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...], list[str]]:
         """The held-back writes as the row parts of ``_write_statement`` and their parameters (each part's rows as
         one JSON text), and no longer held: per table, the new rows, then the changed ones (whole rows, setting the
-        columns any of them changed)."""
+        columns any of them changed); rows grouped by the columns they have (one group, but for a row read before
+        a column was added and one made after)."""
         self.held = False
         parts: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
         params: list[str] = []
         for table in ("intents", "workflows"):
             rows, new, dirty = self.rows(table), self._new[table], self._dirty[table]
-            if new:
-                columns = tuple(rows[next(iter(new))])
-                parts.append((table, columns, ()))
-                params.append(orjson.dumps([rows[k] for k in new]).decode())
-                new.clear()
-            if dirty:
-                changed: set[str] = set()
-                for each in dirty.values():
-                    changed |= each
-                columns = tuple(rows[next(iter(dirty))])
-                integers = [c for c in changed if self._types.get(table, {}).get(c) == "bigint"]
-                sent = []
-                for key in dirty:
-                    row = rows[key]
-                    for c in integers:  # JSON 1.0 is no bigint to PostgreSQL
-                        if isinstance(row.get(c), float):
-                            row[c] = int(row[c])
-                    sent.append(row)
-                parts.append((table, columns, tuple(sorted(changed))))
-                params.append(orjson.dumps(sent).decode())
-                dirty.clear()
+            groups: dict[tuple[tuple[str, ...], bool], list[Row]] = {}
+            changed: dict[tuple[str, ...], set[str]] = {}
+            for key in new:
+                groups.setdefault((tuple(rows[key]), False), []).append(rows[key])
+            integers = [c for c, t in self._types.get(table, {}).items() if t == "bigint"]
+            for key, fields in dirty.items():
+                row = rows[key]
+                for c in integers:  # JSON 1.0 is no bigint to PostgreSQL
+                    if isinstance(row.get(c), float):
+                        row[c] = int(row[c])
+                columns = tuple(row)
+                groups.setdefault((columns, True), []).append(row)
+                changed.setdefault(columns, set()).update(fields)
+            for (columns, existing), found in groups.items():
+                if existing and not changed[columns]:  # updated with no fields: nothing to write
+                    continue
+                parts.append((table, columns, tuple(sorted(changed[columns])) if existing else ()))
+                params.append(orjson.dumps(found).decode())
+            new.clear()
+            dirty.clear()
         return tuple(parts), params
 
     def flush(self, conn: _Conn) -> None:
@@ -913,11 +888,13 @@ class PostgresStore(SqlReads, Store):
                     self._exec(conn, b"BEGIN", prepare=False)
                     found = self._exec(conn, _FAMILY, (misses[0],)) if len(misses) == 1 else self._exec(
                         conn, _FAMILIES, (misses, misses), prepare=False)
-                    shared.keep(found.fetchall())
+                # read once the pipeline is closed: a fetch inside it waits for the rows, and closing it is a second
+                # round trip (its Sync)
+                shared.keep(found.fetchall())
             else:  # BEGIN goes with the first statement: with the end, if the operations read nothing
                 shared.begun = False
             for op, fut in batch:
-                tx = PostgresTx(_Conn(conn, self, None, shared), shared, self._accounts)
+                tx = PostgresTx(_Conn(conn, self, shared), shared, self._accounts)
                 tx.memo = self.memo
                 tx.limits = self.limits
                 try:
