@@ -204,7 +204,7 @@ class _Batch:
         # per table: ids inserted in this batch, and ids of rows changed (the columns changed)
         self._new: dict[str, dict[str, None]] = {"intents": {}, "workflows": {}}
         self._dirty: dict[str, dict[str, set[str]]] = {"intents": {}, "workflows": {}}
-        self._types = types or {}  # table -> column -> its PostgreSQL type (for the arrays of a flush)
+        self._types = types or {}  # table -> column -> its PostgreSQL type (integers go as JSON)
 
     def keep(self, found: list[Row]) -> None:
         """Rows of ``_FAMILY``/``_FAMILIES``: intents, each with its workflow as JSON (rows kept already win)."""
@@ -270,7 +270,8 @@ class _Batch:
     def flush(self, conn: _Conn) -> None:
         """Send the held-back writes, in one statement (before a statement that may read them)."""
         parts, params = self.parts()
-        conn.raw(_write_statement(parts, False), params)
+        if parts:
+            conn.raw(_write_statement(parts, False), params)
 
 
 _KEYS = {"intents": "intent_id", "workflows": "workflow_id"}
@@ -499,7 +500,7 @@ def encode_notes(replica: str, notes: Notes, *, from_heads: int = 0) -> list[str
     rows of an intent or address go in the payload that names it; those of one that do not fit in a payload alone
     are left out, and its streams read instead. ``from_heads``: the number of addresses the batch fed, whose feed
     rows' cursors are counted back from their address's new head (0 for the last row); PostgreSQL puts the heads in
-    the payload at ``"fc"`` when it sends it (``_FEED_AND_NOTIFY``), so room is kept for them."""
+    the payload at ``"fc"`` when it sends it (``_END``), so room is kept for them."""
     if not (notes.intents or notes.feeds or notes.wake_at is not None or notes.keys_changed or notes.everything
             or notes.outbound or notes.mail or notes.schemas or notes.policies or notes.killed or notes.quotas):
         return []
@@ -581,22 +582,24 @@ _Outcome = tuple["asyncio.Future[Any]", bool, Any]
 # The end of a batch, after its rows (``_write_statement``): its events, its feed rows with their cursors, after the
 # heads of their addresses (``back``: a row's place counted back from its address's new head), and its notification,
 # whose payloads get those heads where they say ``"\u0001"`` (other replicas work the rows' cursors out from them).
-# One statement whatever the batch's size (empty arrays where it has none), sent with the COMMIT; every table is
+# One statement whatever the batch's size (empty lists where it has none), sent with the COMMIT; every table is
 # reached by a key or an insert, so its plan cannot turn into a scan. The heads are bumped in address order, so two
-# replicas' batches take their locks in the same order. The arrays go in binary (%b): psycopg escapes every element
-# of a text array with a regular expression, which took 40% of the writer's time.
+# replicas' batches take their locks in the same order. Each list goes as one JSON text of rows: psycopg's
+# adaptation of a Python list into an array parameter (each element looked at, and a text array's elements
+# escaped) cost more than the statement's planning and running did.
 _END = (
-    b"e AS (INSERT INTO events (intent_id, seq, data) SELECT * FROM unnest(%b::text[], %b::bigint[], %b::text[])), "
-    b"h AS (INSERT INTO feed_heads (address, last_cursor) SELECT * FROM unnest(%b::text[], %b::bigint[]) "
+    b"e AS (INSERT INTO events (intent_id, seq, data) SELECT r->>0, (r->>1)::bigint, r->>2 "
+    b"FROM json_array_elements(%s::json) AS r), "
+    b"h AS (INSERT INTO feed_heads (address, last_cursor) SELECT r->>0, (r->>1)::bigint "
+    b"FROM json_array_elements(%s::json) AS r "
     b"ON CONFLICT (address) DO UPDATE SET last_cursor = feed_heads.last_cursor + excluded.last_cursor "
     b"RETURNING address, last_cursor), "
     b"f AS (INSERT INTO feed (address, cursor, intent_id, attempt, at) "
-    b"SELECT v.address, h.last_cursor + v.back, v.intent_id, v.attempt, v.at "
-    b"FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::bigint[], %b::text[]) AS v(address, back, intent_id, "
-    b"attempt, at) JOIN h ON h.address = v.address), "
+    b"SELECT h.address, h.last_cursor + (r->>1)::bigint, r->>2, (r->>3)::bigint, r->>4 "
+    b"FROM json_array_elements(%s::json) AS r JOIN h ON h.address = r->>0), "
     b"j AS (SELECT coalesce((SELECT json_object_agg(address, last_cursor) FROM h)::text, '{}') AS heads), "
     b"n AS (SELECT pg_notify('" + CHANNEL.encode() + b"', replace(p, '\"\\u0001\"', (SELECT heads FROM j))) "
-    b"FROM unnest(%b::text[]) AS p) "
+    b"FROM json_array_elements_text(%s::json) AS p) "
     b"SELECT (SELECT heads FROM j) AS heads, (SELECT count(*) FROM n) AS notified")
 _HEADS_IN_PAYLOAD = 16  # addresses whose heads a payload has room for (64 bytes each); past that, feeds read
 
@@ -946,7 +949,7 @@ class PostgresStore(SqlReads, Store):
             events += tx._events
             fed += tx.fed
         counts: dict[str, int] = {}
-        columns: tuple[list[Any], ...] = ([], [], [], [], [])
+        feed_rows: list[tuple[str, int, str, int, str]] = []
         backs: dict[tuple[str, str, int], int] = {}
         for address, _, _, _ in fed:
             counts[address] = counts.get(address, 0) + 1
@@ -955,8 +958,7 @@ class PostgresStore(SqlReads, Store):
             back = seen.get(address, 0) - counts[address] + 1
             seen[address] = seen.get(address, 0) + 1
             backs[address, intent_id, attempt] = back
-            for column, value in zip(columns, (address, back, intent_id, attempt, at), strict=True):
-                column.append(value)
+            feed_rows.append((address, back, intent_id, attempt, at))
         handed = [(address, row) for address, rows in (notes.fed or {}).items() for row in rows]
         for address, row in handed:  # until the heads are known (the payloads carry it so)
             row["cursor"] = backs.get((address, row["intent_id"], row["attempt"]), 0)
@@ -970,13 +972,13 @@ class PostgresStore(SqlReads, Store):
         if not (parts or events or fed or payloads):  # it only read: its locks go with the COMMIT
             self._exec(conn, b"COMMIT", prepare=False)
             return notes
-        addresses = sorted(counts)
         with conn.pipeline():
             if not shared.begun:
                 self._exec(conn, b"BEGIN", prepare=False)
             end = self._exec(conn, _write_statement(parts, True), (
-                *params, events[0::3], events[1::3], events[2::3], addresses, [counts[a] for a in addresses],
-                *columns, payloads))
+                *params, orjson.dumps([events[n:n + 3] for n in range(0, len(events), 3)]).decode(),
+                orjson.dumps(sorted(counts.items())).decode(), orjson.dumps(feed_rows).decode(),
+                orjson.dumps(payloads).decode()))
             self._exec(conn, b"COMMIT", prepare=False)
         if handed:
             answer = end.fetchone()

@@ -330,7 +330,8 @@ def test_a_batch_is_its_reads_and_one_statement_with_its_commit(tmp_path: Path) 
             tx.update_intent(intent_id, {})
 
         await store.write(change)
-        await store.write(lambda tx: (tx.get_intent(intent_id), tx.update_intent(intent_id, {})))
+        # an update of no field, then a statement that sends what the batch held back first: nothing to send
+        await store.write(lambda tx: (tx.get_intent(intent_id), tx.update_intent(intent_id, {}), tx.exclusive("t")))
         row = await store.get_intent(intent_id)
         assert row is not None and row["waiting_reason"] == "x" and row["delivery_attempt"] == 3
         assert len(await store.list_events(intent_id, 0)) == row["last_seq"]  # each event written once
