@@ -3,8 +3,9 @@
 - Writes: group commit, as on SQLite. Operations are queued to one writer thread per replica, with a connection
   of its own; it takes everything queued (up to ``MAX_BATCH``) and runs the operations one after the other in one
   transaction, then answers the callers after COMMIT. A batch is two round trips whatever its size: BEGIN with
-  the rows its operations read first (``_probe``), then, in pipeline mode, the writes it held back, its events,
-  its feed rows and its notification (``_FEED_AND_NOTIFY``) and COMMIT. Rows an operation is about to change are
+  the rows its operations read first (``_probe``), then, in pipeline mode, one statement for the writes it held
+  back, its events, its feed rows and its notification (``_write_statement``, ``_END``) and COMMIT; a batch whose
+  operations read nothing sends its BEGIN with that last round trip. Rows an operation is about to change are
   read ``FOR UPDATE`` (``SqlTx.LOCK``), so two replicas changing one intent take turns and its event ``seq``
   stays dense. Reading an intent also locks and keeps its workflow parent and workflow row (a step's resume needs
   all three); rows locked or written by the batch are kept for its other reads and their writes held back
@@ -91,28 +92,6 @@ def _pg_sql(sql: str) -> bytes:
     return sql.replace("?", "%s").encode()
 
 
-class _Result:
-    """A statement's cursor in pipeline mode: its rows are fetched when asked for (psycopg waits for them then), and
-    ``rowcount``, which psycopg does not wait for, waits for every answer still to come."""
-
-    __slots__ = ("_cur", "_pipe")
-
-    def __init__(self, cur: psycopg.Cursor[Any], pipe: psycopg.Pipeline) -> None:
-        self._cur = cur
-        self._pipe = pipe
-
-    def fetchone(self) -> Any:
-        return self._cur.fetchone()
-
-    def fetchall(self) -> list[Any]:
-        return self._cur.fetchall()
-
-    @property
-    def rowcount(self) -> int:
-        self._pipe.sync()
-        return self._cur.rowcount
-
-
 class _Ask(BaseException):  # noqa: N818 - not an error: a read asks for its next statement's answer
     def __init__(self, sql: bytes, params: tuple[Any, ...]) -> None:
         self.sql = sql
@@ -162,13 +141,11 @@ class _Conn:
     SELECT, or a write held back in ``batch``). In a write batch, the intent and workflow writes the batch holds back
     go out before any other statement (``_Batch.flush``), so every statement sees what came before it."""
 
-    __slots__ = ("_c", "_store", "_pipe", "_batch", "wrote")
+    __slots__ = ("_c", "_store", "_batch", "wrote")
 
-    def __init__(self, conn: psycopg.Connection[Any], store: Store, pipe: psycopg.Pipeline | None = None,
-                 batch: _Batch | None = None) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], store: Store, batch: _Batch | None = None) -> None:
         self._c = conn
         self._store = store
-        self._pipe = pipe
         self._batch = batch
         self.wrote = False
 
@@ -180,10 +157,16 @@ class _Conn:
         return self.raw(_pg_sql(sql), tuple(params))
 
     def raw(self, sql: bytes, params: Any = None, prepare: bool | None = None) -> Any:
-        """A statement as it is (``%s``/``%b`` placeholders), without sending the held-back writes first."""
+        """A statement as it is (``%s``/``%b`` placeholders), without sending the held-back writes first. The
+        batch's first statement takes its BEGIN along, in the same round trip."""
         self._store.statements += 1
-        cur = self._c.execute(sql, params, prepare=prepare)
-        return cur if self._pipe is None else _Result(cur, self._pipe)
+        if self._batch is not None and not self._batch.begun:
+            self._batch.begun = True
+            self._store.statements += 1
+            with self._c.pipeline():
+                self._c.execute(b"BEGIN", prepare=False)
+                return self._c.execute(sql, params, prepare=prepare)
+        return self._c.execute(sql, params, prepare=prepare)
 
 
 class _Accounts:
@@ -210,17 +193,18 @@ class _Batch:
     has inserted, so a second read of it needs no round trip, and its writes can wait: inserts and updates of these
     rows are held back and go out together (``flush``), at the end of the batch or before any other statement."""
 
-    __slots__ = ("intents", "workflows", "accounts_changed", "held", "_new", "_dirty", "_types")
+    __slots__ = ("intents", "workflows", "accounts_changed", "held", "begun", "_new", "_dirty", "_types")
 
     def __init__(self, types: dict[str, dict[str, str]] | None = None) -> None:
         self.intents: dict[str, Row] = {}
         self.workflows: dict[str, Row] = {}
         self.accounts_changed = False  # a service account changed: _Accounts is not used for the rest of the batch
         self.held = False  # writes are held back
+        self.begun = True  # BEGIN was sent (``_Conn.raw`` sends it with the first statement when it was not)
         # per table: ids inserted in this batch, and ids of rows changed (the columns changed)
         self._new: dict[str, dict[str, None]] = {"intents": {}, "workflows": {}}
         self._dirty: dict[str, dict[str, set[str]]] = {"intents": {}, "workflows": {}}
-        self._types = types or {}  # table -> column -> its PostgreSQL type (for the arrays of a flush)
+        self._types = types or {}  # table -> column -> its PostgreSQL type (integers go as JSON)
 
     def keep(self, found: list[Row]) -> None:
         """Rows of ``_FAMILY``/``_FAMILIES``: intents, each with its workflow as JSON (rows kept already win)."""
@@ -251,64 +235,67 @@ class _Batch:
         self.held = True
         return True
 
-    def flush(self, conn: _Conn) -> None:
-        """Send the held-back writes: per table, the inserts in one statement (the rows as one JSON text that
-        PostgreSQL unpacks), the updates in one per set of columns (arrays by column: the statement's text is the
-        same whatever the number of rows)."""
+    def parts(self) -> tuple[tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...], list[str]]:
+        """The held-back writes as the row parts of ``_write_statement`` and their parameters (each part's rows as
+        one JSON text), and no longer held: per table, the new rows, then the changed ones (whole rows, setting the
+        columns any of them changed); rows grouped by the columns they have (one group, but for a row read before
+        a column was added and one made after)."""
         self.held = False
-        for table, key_column in (("intents", "intent_id"), ("workflows", "workflow_id")):
-            rows, types = self.rows(table), self._types[table]
-            new, dirty = self._new[table], self._dirty[table]
-            if new:
-                columns = tuple(rows[next(iter(new))])
-                conn.raw(_json_insert(table, columns), (orjson.dumps([rows[k] for k in new]).decode(),))
-                new.clear()
-            if dirty:
-                shapes: dict[tuple[str, ...], list[str]] = {}
-                for key, changed in dirty.items():
-                    shapes.setdefault(tuple(sorted(changed)), []).append(key)
-                for shape, keys in shapes.items():
-                    if len(keys) == 1:  # by its key: prepared, the same plan whatever the table's size
-                        row = rows[keys[0]]
-                        conn.raw(_update_by_key(table, key_column, shape), (*[row[c] for c in shape], keys[0]))
-                        continue
-                    params: list[Any] = []
-                    for c in shape:
-                        params += [_array([rows[k][c] for k in keys], types[c]), keys]
-                    # planned each time, for the rows it has: a plan kept from when the table was small would
-                    # scan all of it
-                    conn.raw(_unnest_update(table, key_column, tuple((c, types[c]) for c in shape)), [*params, keys],
-                             prepare=False)
-                dirty.clear()
+        parts: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
+        params: list[str] = []
+        for table in ("intents", "workflows"):
+            rows, new, dirty = self.rows(table), self._new[table], self._dirty[table]
+            groups: dict[tuple[tuple[str, ...], bool], list[Row]] = {}
+            changed: dict[tuple[str, ...], set[str]] = {}
+            for key in new:
+                groups.setdefault((tuple(rows[key]), False), []).append(rows[key])
+            integers = [c for c, t in self._types.get(table, {}).items() if t == "bigint"]
+            for key, fields in dirty.items():
+                row = rows[key]
+                for c in integers:  # JSON 1.0 is no bigint to PostgreSQL
+                    if isinstance(row.get(c), float):
+                        row[c] = int(row[c])
+                columns = tuple(row)
+                groups.setdefault((columns, True), []).append(row)
+                changed.setdefault(columns, set()).update(fields)
+            for (columns, existing), found in groups.items():
+                if existing and not changed[columns]:  # updated with no fields: nothing to write
+                    continue
+                parts.append((table, columns, tuple(sorted(changed[columns])) if existing else ()))
+                params.append(orjson.dumps(found).decode())
+            new.clear()
+            dirty.clear()
+        return tuple(parts), params
+
+    def flush(self, conn: _Conn) -> None:
+        """Send the held-back writes, in one statement (before a statement that may read them)."""
+        parts, params = self.parts()
+        if parts:
+            conn.raw(_write_statement(parts, False), params)
 
 
-def _array(values: list[Any], pg_type: str) -> list[Any]:
-    """Values of one column for a binary array: psycopg wants them all of one Python type."""
-    if pg_type == "double precision":
-        return [None if v is None else float(v) for v in values]
-    if pg_type == "bigint":
-        return [None if v is None else int(v) for v in values]
-    return values
-
-
-@functools.lru_cache(maxsize=256)
-def _json_insert(table: str, columns: tuple[str, ...]) -> bytes:
-    names = ", ".join(columns)
-    return f"INSERT INTO {table} ({names}) SELECT {names} FROM json_populate_recordset(NULL::{table}, %s)".encode()
-
-
-@functools.lru_cache(maxsize=512)
-def _update_by_key(table: str, key: str, columns: tuple[str, ...]) -> bytes:
-    sets = ", ".join(f"{c} = %s" for c in columns)
-    return f"UPDATE {table} SET {sets} WHERE {key} = %s".encode()
+_KEYS = {"intents": "intent_id", "workflows": "workflow_id"}
 
 
 @functools.lru_cache(maxsize=256)
-def _unnest_update(table: str, key: str, columns: tuple[tuple[str, str], ...]) -> bytes:
-    """Rows found by their key in the first array (an index scan whatever the plan: a join with ``unnest`` was
-    planned as a hash join over the whole table), each set to its element of the other arrays."""
-    sets = ", ".join(f"{c} = (%b::{t}[])[array_position(%b::text[], {key})]" for c, t in columns)
-    return f"UPDATE {table} SET {sets} WHERE {key} = ANY(%b::text[])".encode()
+def _write_statement(parts: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...], end: bool) -> bytes:
+    """One statement of data-modifying CTEs for a batch's rows (``_Batch.parts``) and, with ``end``, everything else
+    its end writes (``_END``). New rows are inserted from a JSON text; changed rows, which exist (the batch locked
+    or inserted them, and intents and workflows are never deleted), are written by ``INSERT ... ON CONFLICT DO
+    UPDATE`` on their primary key: its plan is the key's index whatever the table's size when it was prepared,
+    where an ``UPDATE ... FROM`` a list of keys may be planned as a scan and keep that plan."""
+    ctes = []
+    for n, (table, columns, changed) in enumerate(parts):
+        names = ", ".join(columns)
+        cte = (f"w{n} AS (INSERT INTO {table} ({names}) SELECT {names} "
+               f"FROM json_populate_recordset(NULL::{table}, %s)")
+        if changed:
+            sets = ", ".join(f"{c} = excluded.{c}" for c in changed)
+            cte += f" ON CONFLICT ({_KEYS[table]}) DO UPDATE SET {sets}"
+        ctes.append(cte + ")")
+    if not end:
+        return ("WITH " + ", ".join(ctes) + " SELECT 1").encode()
+    return b"WITH " + "".join(c + ", " for c in ctes).encode() + _END
 
 
 # An intent read to be changed, with its workflow parent and its workflow row: locked together, in one statement
@@ -513,7 +500,7 @@ def encode_notes(replica: str, notes: Notes, *, from_heads: int = 0) -> list[str
     rows of an intent or address go in the payload that names it; those of one that do not fit in a payload alone
     are left out, and its streams read instead. ``from_heads``: the number of addresses the batch fed, whose feed
     rows' cursors are counted back from their address's new head (0 for the last row); PostgreSQL puts the heads in
-    the payload at ``"fc"`` when it sends it (``_FEED_AND_NOTIFY``), so room is kept for them."""
+    the payload at ``"fc"`` when it sends it (``_END``), so room is kept for them."""
     if not (notes.intents or notes.feeds or notes.wake_at is not None or notes.keys_changed or notes.everything
             or notes.outbound or notes.mail or notes.schemas or notes.policies or notes.killed or notes.quotas):
         return []
@@ -592,27 +579,29 @@ def decode_notes(payload: str) -> tuple[str, Notes]:
 _Job = tuple[Callable[[Tx], Any], "asyncio.Future[Any]"]
 _Outcome = tuple["asyncio.Future[Any]", bool, Any]
 
-# The end of a batch, one statement each whatever its size. The arrays go in binary (%b): psycopg escapes every
-# element of a text array with a regular expression, which took 40% of the writer's time.
-#
-# The feed rows of a batch with their cursors, after the heads of their addresses (``back``: a row's place counted
-# back from its address's new head), and the batch's notification, whose payloads get those heads where they say
-# ``"\u0001"`` (other replicas work the rows' cursors out from them): one statement, sent with the COMMIT. The heads
-# are bumped in address order, so two replicas' batches take their locks in the same order.
-_FEED_AND_NOTIFY = (
-    b"WITH h AS (INSERT INTO feed_heads (address, last_cursor) SELECT * FROM unnest(%b::text[], %b::bigint[]) "
+# The end of a batch, after its rows (``_write_statement``): its events, its feed rows with their cursors, after the
+# heads of their addresses (``back``: a row's place counted back from its address's new head), and its notification,
+# whose payloads get those heads where they say ``"\u0001"`` (other replicas work the rows' cursors out from them).
+# One statement whatever the batch's size (empty lists where it has none), sent with the COMMIT; every table is
+# reached by a key or an insert, so its plan cannot turn into a scan. The heads are bumped in address order, so two
+# replicas' batches take their locks in the same order. Each list goes as one JSON text of rows: psycopg's
+# adaptation of a Python list into an array parameter (each element looked at, and a text array's elements
+# escaped) cost more than the statement's planning and running did.
+_END = (
+    b"e AS (INSERT INTO events (intent_id, seq, data) SELECT r->>0, (r->>1)::bigint, r->>2 "
+    b"FROM json_array_elements(%s::json) AS r), "
+    b"h AS (INSERT INTO feed_heads (address, last_cursor) SELECT r->>0, (r->>1)::bigint "
+    b"FROM json_array_elements(%s::json) AS r "
     b"ON CONFLICT (address) DO UPDATE SET last_cursor = feed_heads.last_cursor + excluded.last_cursor "
     b"RETURNING address, last_cursor), "
     b"f AS (INSERT INTO feed (address, cursor, intent_id, attempt, at) "
-    b"SELECT v.address, h.last_cursor + v.back, v.intent_id, v.attempt, v.at "
-    b"FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::bigint[], %b::text[]) AS v(address, back, intent_id, "
-    b"attempt, at) JOIN h ON h.address = v.address), "
-    b"n AS (SELECT pg_notify('" + CHANNEL.encode() + b"', replace(p, '\"\\u0001\"', "
-    b"(SELECT json_object_agg(address, last_cursor) FROM h)::text)) FROM unnest(%b::text[]) AS p) "
-    b"SELECT h.address, h.last_cursor, (SELECT count(*) FROM n) AS notified FROM h")
+    b"SELECT h.address, h.last_cursor + (r->>1)::bigint, r->>2, (r->>3)::bigint, r->>4 "
+    b"FROM json_array_elements(%s::json) AS r JOIN h ON h.address = r->>0), "
+    b"j AS (SELECT coalesce((SELECT json_object_agg(address, last_cursor) FROM h)::text, '{}') AS heads), "
+    b"n AS (SELECT pg_notify('" + CHANNEL.encode() + b"', replace(p, '\"\\u0001\"', (SELECT heads FROM j))) "
+    b"FROM json_array_elements_text(%s::json) AS p) "
+    b"SELECT (SELECT heads FROM j) AS heads, (SELECT count(*) FROM n) AS notified")
 _HEADS_IN_PAYLOAD = 16  # addresses whose heads a payload has room for (64 bytes each); past that, feeds read
-_INSERT_EVENTS = b"INSERT INTO events (intent_id, seq, data) SELECT * FROM unnest(%b::text[], %b::bigint[], %b::text[])"
-_NOTIFY = b"SELECT pg_notify('" + CHANNEL.encode() + b"', p) FROM unnest(%b::text[]) AS p"
 
 
 class _Fallback(Exception):
@@ -902,11 +891,13 @@ class PostgresStore(SqlReads, Store):
                     self._exec(conn, b"BEGIN", prepare=False)
                     found = self._exec(conn, _FAMILY, (misses[0],)) if len(misses) == 1 else self._exec(
                         conn, _FAMILIES, (misses, misses), prepare=False)
-                    shared.keep(found.fetchall())
-            else:
-                self._exec(conn, b"BEGIN", prepare=False)
+                # read once the pipeline is closed: a fetch inside it waits for the rows, and closing it is a second
+                # round trip (its Sync)
+                shared.keep(found.fetchall())
+            else:  # BEGIN goes with the first statement: with the end, if the operations read nothing
+                shared.begun = False
             for op, fut in batch:
-                tx = PostgresTx(_Conn(conn, self, None, shared), shared, self._accounts)
+                tx = PostgresTx(_Conn(conn, self, shared), shared, self._accounts)
                 tx.memo = self.memo
                 tx.limits = self.limits
                 try:
@@ -947,9 +938,9 @@ class PostgresStore(SqlReads, Store):
                 self._exec(conn, b"ROLLBACK", prepare=False)
 
     def _end(self, conn: psycopg.Connection[Any], done: list[PostgresTx], shared: _Batch) -> Notes:
-        """What the batch's operations held back, and COMMIT, in one round trip (pipeline mode): the intents and
-        workflows written, the events, the feed rows with their heads (bumped once per address, in address order)
-        and the notification (``_FEED_AND_NOTIFY``)."""
+        """What the batch's operations held back, and COMMIT, in one round trip (pipeline mode): one statement
+        (``_write_statement``, ``_END``) writes the intents and workflows, the events, the feed rows with their heads
+        (bumped once per address, in address order) and sends the notification."""
         notes = Notes()
         events: list[Any] = []
         fed: list[tuple[str, str, int, str]] = []
@@ -958,7 +949,7 @@ class PostgresStore(SqlReads, Store):
             events += tx._events
             fed += tx.fed
         counts: dict[str, int] = {}
-        columns: tuple[list[Any], ...] = ([], [], [], [], [])
+        feed_rows: list[tuple[str, int, str, int, str]] = []
         backs: dict[tuple[str, str, int], int] = {}
         for address, _, _, _ in fed:
             counts[address] = counts.get(address, 0) + 1
@@ -967,8 +958,7 @@ class PostgresStore(SqlReads, Store):
             back = seen.get(address, 0) - counts[address] + 1
             seen[address] = seen.get(address, 0) + 1
             backs[address, intent_id, attempt] = back
-            for column, value in zip(columns, (address, back, intent_id, attempt, at), strict=True):
-                column.append(value)
+            feed_rows.append((address, back, intent_id, attempt, at))
         handed = [(address, row) for address, rows in (notes.fed or {}).items() for row in rows]
         for address, row in handed:  # until the heads are known (the payloads carry it so)
             row["cursor"] = backs.get((address, row["intent_id"], row["attempt"]), 0)
@@ -976,23 +966,25 @@ class PostgresStore(SqlReads, Store):
             payloads = encode_notes(self.replica_id, notes, from_heads=len(counts))
         else:  # the heads would not fit: the feeds are named alone and their streams read
             payloads = encode_notes(self.replica_id, dataclasses.replace(notes, fed=None))
-        heads = None
-        with conn.pipeline() as pipe:
-            if shared.held:
-                shared.flush(_Conn(conn, self, pipe))
-            if events:
-                self._exec(conn, _INSERT_EVENTS, (events[0::3], events[1::3], events[2::3]))
-            if fed:
-                addresses = sorted(counts)
-                heads = self._exec(conn, _FEED_AND_NOTIFY, (addresses, [counts[a] for a in addresses], *columns,
-                                                            payloads))
-            elif payloads:
-                self._exec(conn, _NOTIFY, (payloads,))
+        parts, params = shared.parts() if shared.held else ((), [])
+        if not (parts or events or fed or payloads or shared.begun):
+            return notes  # nothing was read or written: no transaction to end
+        if not (parts or events or fed or payloads):  # it only read: its locks go with the COMMIT
             self._exec(conn, b"COMMIT", prepare=False)
-        if heads is not None:
-            last = {r["address"]: int(r["last_cursor"]) for r in heads.fetchall()}
+            return notes
+        with conn.pipeline():
+            if not shared.begun:
+                self._exec(conn, b"BEGIN", prepare=False)
+            end = self._exec(conn, _write_statement(parts, True), (
+                *params, orjson.dumps([events[n:n + 3] for n in range(0, len(events), 3)]).decode(),
+                orjson.dumps(sorted(counts.items())).decode(), orjson.dumps(feed_rows).decode(),
+                orjson.dumps(payloads).decode()))
+            self._exec(conn, b"COMMIT", prepare=False)
+        if handed:
+            answer = end.fetchone()
+            last = orjson.loads(answer["heads"]) if answer is not None else {}
             for address, row in handed:
-                row["cursor"] += last.get(address, 0)
+                row["cursor"] += int(last.get(address, 0))
         return notes
 
     # notifications from other replicas

@@ -298,3 +298,43 @@ def test_rows_are_found_by_key_whatever_plan_postgresql_keeps(tmp_path: Path) ->
             "SELECT seq_tup_read, idx_scan FROM pg_stat_user_tables WHERE relname = 'intents'").fetchone()
     assert row is not None and row[1] >= 20
     assert row[0] < 600, row  # not even one table's worth (20 scans of 600 rows before)
+
+
+def test_a_batch_is_its_reads_and_one_statement_with_its_commit(tmp_path: Path) -> None:
+    """A batch's end is one statement (its rows, events, feed and notification) sent with the COMMIT; a batch that
+    reads an intent first sends its BEGIN with that read, and one that reads nothing sends it with the end. Rows it
+    changed are written whatever their values' Python types (a float where the column is an integer) and an update
+    of no field writes nothing."""
+    url = new_database("postgres", tmp_path)
+
+    async def main() -> None:
+        (store,) = _replicas(url, 1)
+        await store.open()
+        now = time.time()
+
+        async def counted(op):  # type: ignore[no-untyped-def]
+            before = store.statements, store.commits
+            result = await store.write(op)
+            return result, store.statements - before[0], store.commits - before[1]
+
+        await store.write(lambda tx: engine.op_create(tx, S, ADMIN, request(0), now))  # its agent is kept now
+        created, statements, commits = await counted(lambda tx: engine.op_create(tx, S, ADMIN, request(1), now))
+        assert (statements, commits) == (3, 1)  # BEGIN, the end, COMMIT: one round trip
+        intent_id = created["intent_id"]
+        _, statements, _ = await counted(lambda tx: engine.op_mark_delivered(tx, S, intent_id, 1, AGENT, now))
+        assert statements == 4  # BEGIN with the intent read, then the end with COMMIT
+
+        def change(tx):  # type: ignore[no-untyped-def]
+            row = tx.get_intent(intent_id)
+            tx.update_intent(intent_id, {"delivery_attempt": float(row["delivery_attempt"] + 2), "waiting_reason": "x"})
+            tx.update_intent(intent_id, {})
+
+        await store.write(change)
+        # an update of no field, then a statement that sends what the batch held back first: nothing to send
+        await store.write(lambda tx: (tx.get_intent(intent_id), tx.update_intent(intent_id, {}), tx.exclusive("t")))
+        row = await store.get_intent(intent_id)
+        assert row is not None and row["waiting_reason"] == "x" and row["delivery_attempt"] == 3
+        assert len(await store.list_events(intent_id, 0)) == row["last_seq"]  # each event written once
+        await store.close()
+
+    run(main())
