@@ -833,14 +833,16 @@ class Reads(abc.ABC):
         """The session with the API key (``key_*``) or the person's login session (``actor_*``) it stands for."""
 
     @abc.abstractmethod
-    async def intent_counts(self, scope: str | None) -> dict[str, int]: ...
+    async def intent_counts(self, scope: str | None, workspace: Pair = (None, None)) -> dict[str, int]:
+        """status -> number of one workspace's intents (``scope.pair``), an agent key's own with ``scope``."""
 
     @abc.abstractmethod
-    async def agent_intent_stats(self) -> list[Row]:
-        """Rows (address, status, n, last_at, redelivered) over intents grouped by target and status."""
+    async def agent_intent_stats(self, workspace: Pair = (None, None)) -> list[Row]:
+        """Rows (address, status, n, last_at, redelivered) over one workspace's intents grouped by target and
+        status."""
 
     @abc.abstractmethod
-    async def ui_workflows(self, scope: str | None, limit: int) -> list[Row]: ...
+    async def ui_workflows(self, scope: str | None, limit: int, workspace: Pair = (None, None)) -> list[Row]: ...
 
     # users and invites
     @abc.abstractmethod

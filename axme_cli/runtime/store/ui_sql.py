@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from axme_cli.runtime.store.base import Row
+from axme_cli.runtime.store.base import Pair, Row
+from axme_cli.runtime.store.scope_sql import pair_clause
 
 T = TypeVar("T")
 
@@ -66,31 +67,54 @@ class UiReadSql:
 
         return await self._read(read)
 
-    async def intent_counts(self, scope: str | None) -> dict[str, int]:
-        """status -> number of intents (an agent key's own only, with ``scope``)."""
-        sql = "SELECT status, count(*) AS n FROM intents"
-        args: tuple[Any, ...] = ()
-        if scope is not None:
-            sql += " WHERE to_agent = ? OR from_agent = ?"
-            args = (scope, scope)
-        sql += " GROUP BY status"
-        return await self._read(lambda c: {r["status"]: int(r["n"]) for r in c.execute(sql, args).fetchall()})
+    async def intent_counts(self, scope: str | None, workspace: Pair = (None, None)) -> dict[str, int]:
+        """status -> number of intents of one ``workspace`` (``scope.pair``: NULLs for the runtime's default one);
+        an agent key's own only, with ``scope``."""
+        if scope is not None:  # an agent's intents, found by address (intents_to / intents_from)
+            where, args = pair_clause(*workspace)
+            sql = f"SELECT status, count(*) AS n FROM intents WHERE (to_agent = ? OR from_agent = ?) AND {where} " \
+                  "GROUP BY status"
+            return await self._read(lambda c: {r["status"]: int(r["n"]) for r in c.execute(
+                sql, [scope, scope, *args]).fetchall()})
+        if None not in workspace:  # another workspace's: its rows alone, from intents_workspace_status
+            where, args = pair_clause(*workspace)
+            sql = f"SELECT status, count(*) AS n FROM intents WHERE {where} GROUP BY status"
+            return await self._read(lambda c: {r["status"]: int(r["n"]) for r in c.execute(sql, args).fetchall()})
+        # The default workspace's rows carry no pair and are in no index of their own: every intent counted from
+        # intents_status (as when the runtime had one workspace) less the other workspaces' (from
+        # intents_workspace_status, which holds theirs only), both from the index alone, in one statement so both
+        # see the same rows. The ORDER BY keeps SQLite from merging the inner select into the GROUP BY, where (with
+        # no statistics) it would walk intents_status and read every row instead.
+        sql = ("SELECT status, count(*) AS n, 0 AS other FROM intents GROUP BY status UNION ALL "
+               "SELECT status, 0 AS n, count(*) AS other FROM (SELECT status FROM intents WHERE workspace_id IS NOT "
+               "NULL ORDER BY workspace_id) elsewhere GROUP BY status")
 
-    async def agent_intent_stats(self) -> list[Row]:
-        """Per target address and status: how many intents, the latest change, and how many were redelivered."""
+        def read(c: Any) -> dict[str, int]:
+            counts: dict[str, int] = {}
+            for r in c.execute(sql, ()).fetchall():
+                counts[r["status"]] = counts.get(r["status"], 0) + int(r["n"]) - int(r["other"])
+            return {status: n for status, n in counts.items() if n > 0}
+
+        return await self._read(read)
+
+    async def agent_intent_stats(self, workspace: Pair = (None, None)) -> list[Row]:
+        """Per target address and status, over one ``workspace``'s intents: how many, the latest change, and how
+        many were redelivered."""
+        where, args = pair_clause(*workspace)
         return await self._read(lambda c: [dict(r) for r in c.execute(
             "SELECT to_agent AS address, status, count(*) AS n, max(updated_at) AS last_at, "
             "sum(CASE WHEN delivery_attempt > 1 THEN 1 ELSE 0 END) AS redelivered "
-            "FROM intents GROUP BY to_agent, status", ()).fetchall()])
+            f"FROM intents WHERE {where} GROUP BY to_agent, status", args).fetchall()])
 
-    async def ui_workflows(self, scope: str | None, limit: int) -> list[Row]:
-        """Workflow runs newest first with their parent intent's status (``scope``: an agent key's own)."""
+    async def ui_workflows(self, scope: str | None, limit: int, workspace: Pair = (None, None)) -> list[Row]:
+        """One ``workspace``'s workflow runs newest first with their parent intent's status (``scope``: an agent
+        key's own)."""
+        where, args = pair_clause(*workspace, prefix="i.")
         sql = ("SELECT w.workflow_id, w.parent_intent_id, w.scenario_id, w.compiled, w.state, w.created_at, "
                "w.updated_at, i.status, i.from_agent, i.to_agent FROM workflows w "
-               "JOIN intents i ON i.intent_id = w.parent_intent_id")
-        args: list[Any] = []
+               f"JOIN intents i ON i.intent_id = w.parent_intent_id WHERE {where}")
         if scope is not None:
-            sql += " WHERE i.to_agent = ? OR i.from_agent = ?"
+            sql += " AND (i.to_agent = ? OR i.from_agent = ?)"
             args.extend([scope, scope])
         sql += " ORDER BY w.workflow_id DESC LIMIT ?"
         args.append(limit)

@@ -11,15 +11,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from axme_cli.runtime.ui import intents, live, login, mesh, overview, schedules, session, tasks, workspaces
+from axme_cli.runtime.ui import intents, live, login, mesh, overview, schedules, tasks, workspaces
 
 
 async def _home(request: Request) -> Response:
-    """The intents page; for a session acting in a workspace whose intents this runtime does not serve yet, the
-    agents page."""
-    sess = await session.current(request)
-    served = sess is None or not sess.principal.elsewhere
-    return RedirectResponse("/ui/intents" if served else "/ui/agents", status_code=303)
+    """The intents page (the login page first, for a browser not logged in)."""
+    return RedirectResponse("/ui/intents", status_code=303)
 
 
 routes = [

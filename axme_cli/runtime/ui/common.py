@@ -45,27 +45,14 @@ async def _switchable(request: Request, sess: UiSession) -> list[tuple[str, str,
     return [(w["org_id"], w["workspace_id"], f"{w['org_name']} / {w['name']}") for w in context["workspaces"]]
 
 
-def not_served(request: Request, sess: UiSession) -> Response:
-    """A page of a family this runtime serves only in its default workspace so far, asked for by a session acting
-    in another one: said plainly (the API answers 403 workspace_not_served there), never the default's data."""
-    where = "Switch to the runtime's default workspace above to see it" if sess.principal.is_actor else (
-        "Log in with a key of the runtime's default workspace (or your email) to see it")
-    return message("Not served in this workspace yet",
-                   f"This runtime serves this page only in its default workspace ({sess.principal.workspace_id} is "
-                   f"another); the Agents page is served in every workspace. {where}.", 403,
-                   who=who(sess), csrf=sess.csrf, back="/ui/agents")
-
-
 def login_url(request: Request) -> str:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return "/ui/login?next=" + quote(target, safe="")
 
 
-def gated(fn: Page, *, elsewhere_ok: bool = False) -> Callable[[Request], Awaitable[Response]]:
-    """A page for logged-in people only (else to the login page); refusals of the engine become pages.
-    ``elsewhere_ok``: the page reads only what is scoped to the session's workspace (``UiSession.settings``), so
-    it serves a session acting in any workspace; the others serve the runtime's default workspace alone so far, as
-    their API routes do (``Authenticator.authenticate``)."""
+def gated(fn: Page) -> Callable[[Request], Awaitable[Response]]:
+    """A page for logged-in people only (else to the login page); refusals of the engine become pages. Every page
+    reads and acts in the session's workspace only (``UiSession.settings``, ``scope.pair``), whichever it is."""
 
     @functools.wraps(fn)
     async def endpoint(request: Request) -> Response:
@@ -73,8 +60,6 @@ def gated(fn: Page, *, elsewhere_ok: bool = False) -> Callable[[Request], Awaita
         if sess is None:
             return RedirectResponse(login_url(request), status_code=303)
         sess.workspaces = await _switchable(request, sess)
-        if sess.principal.elsewhere and not elsewhere_ok:
-            return not_served(request, sess)
         try:
             return await fn(request, sess)
         except session.Refused as exc:

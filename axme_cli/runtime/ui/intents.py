@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from axme_cli.protocol import lifecycle as lc
 from axme_cli.protocol.models import HumanTaskSpec, create_request_adapter, describe_validation_error
+from axme_cli.runtime import scope
 from axme_cli.runtime.api import intents as intents_api
 from axme_cli.runtime.api.common import runtime, write_answer
 from axme_cli.runtime.clock import iso
@@ -78,7 +79,8 @@ def _filters(q: dict[str, str]) -> str:
 async def _intents(request: Request, sess: UiSession) -> Response:
     rt = runtime(request)
     p = sess.principal
-    scope = None if p.is_member else p.address
+    own = None if p.is_member else p.address
+    workspace = scope.pair(sess.settings)
     q = {k: v.strip() for k, v in request.query_params.items()}
     problems: list[str] = []
     statuses: list[str] | None = None
@@ -113,10 +115,10 @@ async def _intents(request: Request, sess: UiSession) -> Response:
     rows: list[Row] = []
     if not problems:
         rows = await rt.reads.list_intents(statuses=statuses, intent_type=q.get("type") or None, agent=agent,
-                                           scope=scope, created_after=created_after, created_before=created_before,
+                                           scope=own, created_after=created_after, created_before=created_before,
                                            id_prefix=search or None, before=q.get("before") or None,
-                                           limit=PAGE_SIZE)
-    counts = await rt.reads.intent_counts(scope)
+                                           limit=PAGE_SIZE, workspace=workspace)
+    counts = await rt.reads.intent_counts(own, workspace)
     now = rt.clock.time()
     body = [f"<h1>Intents</h1>{counts_bar(counts)}{_filters(q)}"]
     for problem in problems:

@@ -12,6 +12,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from axme_cli.runtime import scope
 from axme_cli.runtime.api import intents as intents_api
 from axme_cli.runtime.api.common import int_param, runtime
 from axme_cli.runtime.api.sse import EventStream, Last
@@ -28,12 +29,6 @@ def _unauthorized() -> Response:
     return Response("log in at /ui/login", status_code=401, media_type="text/plain")
 
 
-def _not_served() -> Response:
-    """Intents are served in the runtime's default workspace only so far (ui/common.not_served)."""
-    return Response("intents are served only in the runtime's default workspace so far", status_code=403,
-                    media_type="text/plain")
-
-
 async def intent_events(request: Request) -> Response:
     """The intent's events after ``since``: the same frames as GET /v1/intents/{id}/events/stream (same code),
     authenticated by the dashboard's cookie, unnamed (so the page's ``onmessage`` gets them) and with secrets
@@ -41,8 +36,6 @@ async def intent_events(request: Request) -> Response:
     sess = await session.current(request)
     if sess is None:
         return _unauthorized()
-    if sess.principal.elsewhere:
-        return _not_served()
     intent_id = request.path_params["intent_id"]
     since = int_param(request, "since", 0, 0, 2**53)
     await intents_api._visible(request, sess.principal, intent_id)
@@ -64,14 +57,14 @@ async def intent_events(request: Request) -> Response:
 
 
 async def live_counts(request: Request) -> Response:
-    """Intent counts by status (this session's scope), sent again whenever a commit changed an intent."""
+    """Intent counts by status (of this session's workspace; an agent key's own), sent again whenever a commit
+    changed an intent."""
     sess = await session.current(request)
     if sess is None:
         return _unauthorized()
-    if sess.principal.elsewhere:
-        return _not_served()
     p = sess.principal
-    scope = None if p.is_member else p.address
+    own = None if p.is_member else p.address
+    workspace = scope.pair(sess.settings)
     rt = runtime(request)
 
     async def frames() -> AsyncIterator[dict[str, Any]]:
@@ -80,7 +73,7 @@ async def live_counts(request: Request) -> Response:
         with rt.hub.watch_any() as changed:
             while True:
                 changed.clear()
-                counts = await rt.reads.intent_counts(scope)
+                counts = await rt.reads.intent_counts(own, workspace)
                 if counts != last:
                     last = counts
                     yield {"event": "counts",

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from axme_cli.protocol import lifecycle as lc
 from axme_cli.protocol.addresses import SCHEME
 from axme_cli.protocol.tasks import HUMAN_TARGET
+from axme_cli.runtime import scope
 from axme_cli.runtime.api.common import runtime
 from axme_cli.runtime.errors import NotFound
 from axme_cli.runtime.store.ui_sql import IN_FLIGHT
@@ -26,7 +27,7 @@ RECONNECT_GRACE_SECONDS = 5.0
 
 async def _scenarios(request: Request, sess: UiSession) -> Response:
     p, rt = sess.principal, runtime(request)
-    rows = await rt.reads.ui_workflows(None if p.is_member else p.address, 200)
+    rows = await rt.reads.ui_workflows(None if p.is_member else p.address, 200, scope.pair(sess.settings))
     now = rt.clock.time()
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
@@ -85,7 +86,7 @@ async def _agents(request: Request, sess: UiSession) -> Response:
     mine = f"{SCHEME}{ws.org}/{ws.workspace}/"
     stats: dict[str, dict[str, Any]] = defaultdict(lambda: {"in_flight": 0, "waiting": 0, "completed": 0,
                                                             "failed": 0, "redelivered": 0, "last_at": ""})
-    for r in await rt.reads.agent_intent_stats():
+    for r in await rt.reads.agent_intent_stats(scope.pair(ws)):
         if not str(r["address"]).startswith(mine):  # another workspace's agent
             continue
         st = stats[r["address"]]
@@ -147,4 +148,4 @@ async def _agents(request: Request, sess: UiSession) -> Response:
 
 scenarios_page = gated(_scenarios)
 scenario_page = gated(_scenario)
-agents_page = gated(_agents, elsewhere_ok=True)
+agents_page = gated(_agents)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from axme_cli.runtime import scope
 from axme_cli.runtime.api.common import runtime
 from axme_cli.runtime.engine import schedules as engine
 from axme_cli.runtime.ui.common import gated, who
@@ -21,7 +22,7 @@ async def _schedules(request: Request, sess: UiSession) -> Response:
         return message("Schedules are workspace configuration", "An agent key may not see them (as GET "
                        "/v1/schedules says).", 403, who=who(sess), csrf=sess.csrf)
     rt = runtime(request)
-    rows = await rt.reads.list_schedules(before=None, limit=LIMIT)
+    rows = await rt.reads.list_schedules(*scope.pair(sess.settings), before=None, limit=LIMIT)
     now = rt.clock.time()
     body = ["<h1>Schedules</h1>"]
     if not rows:

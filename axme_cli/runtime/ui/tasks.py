@@ -11,6 +11,7 @@ from starlette.responses import RedirectResponse, Response
 
 from axme_cli.protocol.task_forms import form_fields
 from axme_cli.protocol.tasks import is_rejection, with_defaults
+from axme_cli.runtime import scope
 from axme_cli.runtime.api.common import runtime, write_answer
 from axme_cli.runtime.api.task_pages import _input, answer_from_form
 from axme_cli.runtime.api.tasks import task_entry
@@ -62,7 +63,8 @@ def task_form(task_row: dict[str, Any], csrf: str, now: float, *, values: dict[s
 
 
 async def _open_tasks(request: Request, sess: UiSession) -> list[dict[str, Any]]:
-    rows = await runtime(request).reads.list_intents(statuses=["WAITING"], agent=None, limit=500)
+    rows = await runtime(request).reads.list_intents(statuses=["WAITING"], agent=None, limit=500,
+                                                     workspace=scope.pair(sess.settings))
     out = []
     for r in rows:
         entry = task_entry(r, sess.principal)
@@ -108,7 +110,8 @@ async def _answer(request: Request, sess: UiSession) -> Response:
     rt = runtime(request)
     intent_id = request.path_params["intent_id"]
     row = await rt.reads.get_intent(intent_id)
-    entry = task_entry(row, sess.principal) if row is not None else None
+    # another workspace's task: as not open as a missing one
+    entry = task_entry(row, sess.principal) if row is not None and sess.principal.may_see(row) else None
     if entry is None:
         return message("This task is not open", "It was answered already, or it does not wait for a person now.", 409,
                        who=who(sess), csrf=sess.csrf, back="/ui/tasks")

@@ -28,4 +28,4 @@ async def _switch(request: Request, sess: UiSession) -> Response:
     return RedirectResponse(safe_next(form.get("next")), status_code=303)
 
 
-switch = gated(_switch, elsewhere_ok=True)
+switch = gated(_switch)
