@@ -193,10 +193,10 @@ def op_review(tx: Tx, s: Settings, principal: Principal, access_request_id: str,
 # what the grants mean to the rest of the runtime
 
 
-async def may_log_in(reads: Reads, s: Settings, email: str) -> bool:
-    """Whether an approved join_organization lets ``email`` log in (beside ``--allow-email``)."""
-    org, workspace = tenancy(s)
-    return bool(await reads.access_grants(org, workspace, MEMBER, email))
+async def may_log_in(reads: Reads, email: str) -> bool:
+    """Whether an approved join_organization lets ``email`` log in (beside ``--allow-email``). Logging in is the
+    runtime's, not a workspace's: a join approved in any workspace lets the person in."""
+    return bool(await reads.access_grants_anywhere(MEMBER, email))
 
 
 async def quota_tier(reads: Reads, s: Settings) -> str | None:
