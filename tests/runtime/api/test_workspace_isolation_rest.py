@@ -284,7 +284,7 @@ def test_stored_bytes_are_counted_from_each_workspaces_rows(backend: str, tmp_pa
 # access requests and policy grants
 
 
-def test_a_join_approved_in_b_lets_the_person_log_in(rt: RuntimeThread, spaces: dict[str, Space]) -> None:
+def test_a_join_approved_in_b_lets_the_person_log_in_and_act_in_b(rt: RuntimeThread, spaces: dict[str, Space]) -> None:
     b = spaces["b"]
     newcomer = f"{unique('joiner')}@elsewhere.example"
     with rt.client() as anon:
@@ -298,8 +298,22 @@ def test_a_join_approved_in_b_lets_the_person_log_in(rt: RuntimeThread, spaces: 
                     json={"decision": "approve", "reviewer_actor_id": "b-admin"}))
     with rt.client() as anon:
         person = login(anon, rt.mail_dir, newcomer)
-        me = ok(anon.get("/v1/auth/whoami", headers=bearer(person["access_token"])))
+        as_person = bearer(person["access_token"])
+        me = ok(anon.get("/v1/auth/whoami", headers=as_person))
         assert me["principal"]["email"] == newcomer
+        assert (me["org_id"], me["workspace_id"]) == (spaces["a"].org_id, spaces["a"].workspace_id)
+        # joined B's organization as a member of B: the person may act there (and not in C)
+        ok(anon.post("/v1/portal/personal/workspace-selection", headers=as_person,
+                     json={"org_id": b.org_id, "workspace_id": b.workspace_id}))
+        me = ok(anon.get("/v1/auth/whoami", headers=as_person))
+        assert (me["org_id"], me["workspace_id"]) == (b.org_id, b.workspace_id)
+        c = spaces["c"]
+        err(anon.post("/v1/portal/personal/workspace-selection", headers=as_person,
+                      json={"org_id": c.org_id, "workspace_id": c.workspace_id}), 404, "workspace_not_found")
+    with rt.client(b.key) as api:
+        members = ok(api.get(f"/v1/organizations/{b.org_id}/members"))["members"]
+        assert [(m["role"], m["workspace_id"]) for m in members if m["actor_id"] == newcomer] == [
+            ("member", b.workspace_id)]
 
 
 def test_a_policy_grant_to_another_workspaces_agent_is_refused(rt: RuntimeThread,
