@@ -216,7 +216,7 @@ def test_streams_count_in_their_workspace(rt: RuntimeThread, spaces: dict[str, S
             ok(api.patch("/v1/quotas", json={"dimensions": {"sse_streams_max": None}}))
 
 
-def test_the_daily_rollup_and_stored_bytes_count_per_workspace(rt: RuntimeThread, spaces: dict[str, Space]) -> None:
+def test_the_daily_rollup_recounts_each_workspaces_intents(rt: RuntimeThread, spaces: dict[str, Space]) -> None:
     clock = rt.clock
     assert isinstance(clock, ManualClock)
     day = (int(clock.time()) // 86400 + 1) * 86400  # the next midnight (UTC): a day nothing was made on yet
