@@ -33,19 +33,19 @@ class Authenticator:
 
         A key of a workspace other than the runtime's default one works only where ``elsewhere_ok`` (the routes of
         organizations and workspaces, of service accounts and their keys, the agent directory, the governance
-        families and the intent families, which act in the caller's workspace: ``runtime/scope.py``): the other
-        routes serve the default workspace alone so far (403). ``person_anywhere``: a person acting in any workspace
-        may call it (their own login sessions, which are the runtime's, not a workspace's), a key of another
-        workspace may not."""
+        families, the intent families, media, schemas and whoami, which act in the caller's workspace:
+        ``runtime/scope.py``): the others (users, invites, metrics) serve the default workspace alone (403).
+        ``person_anywhere``: a person acting in any workspace may call it (their own login sessions, which are the
+        runtime's, not a workspace's), a key of another workspace may not."""
         principal = await self._principal(token)
         if principal.elsewhere and not elsewhere_ok and not (person_anywhere and principal.is_actor):
             whose = "you act in" if principal.is_actor else "this key is"
-            raise Forbidden(f"{whose} workspace {principal.workspace_id}; this runtime serves this route only in its "
-                            "default workspace so far (other workspaces have the organization, service-account, "
-                            "agent, governance and intent routes: schedules, mesh, quotas, usage, policies, aliases, "
-                            "routing, access requests, principals, audit, intents, workflows, inbox, approvals, "
-                            "tasks, webhooks, deliveries, MCP; use the default workspace's admin key here, or select "
-                            "the default workspace: `axme workspace use`)", code="workspace_not_served")
+            raise Forbidden(f"{whose} workspace {principal.workspace_id}; this route serves the runtime's default "
+                            "workspace only (users and their nicks, invites and metrics are the runtime's, not a "
+                            "workspace's; every other workspace has the organization, service-account, agent, "
+                            "governance and intent routes, media, schemas and whoami; use the default workspace's "
+                            "admin key here, or select the default workspace: `axme workspace use`)",
+                            code="workspace_not_served")
         if self._limit is not None:
             self._limit.take(principal.key_id)
         return principal

@@ -271,7 +271,7 @@ async def stream_agent_intents(request: Request) -> Response:
                     continue
                 rows = handed if handed is not None else await rt.reads.feed_entries(address, cursor, limit)
 
-    closed = await rt.quotas.open_stream()  # within sse_streams_max (engine/quotas.py)
+    closed = await rt.quotas.open_stream(s)  # within the workspace's sse_streams_max (engine/quotas.py)
     return EventStream(frames(), on_close=closed)
 
 

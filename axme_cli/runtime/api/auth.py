@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from axme_cli.runtime import principals as pr
+from axme_cli.runtime import scope
 from axme_cli.runtime.api.common import authenticate, bool_param, read_object, respond, runtime
 from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.engine import access_requests
@@ -70,7 +71,7 @@ async def send_login_code(rt: Runtime, raw_email: Any, client: str | None) -> tu
     try:
         engine.check_email_allowed(s, email)
     except Forbidden:  # an approved join_organization request lets the email in too
-        if not await access_requests.may_log_in(rt.reads, s, email):
+        if not await access_requests.may_log_in(rt.reads, email):
             raise
     rt.throttle.code_request(email)
     code = pr.new_login_code()
@@ -194,8 +195,8 @@ async def logout_all(request: Request) -> Response:
 
 
 async def whoami(request: Request) -> Response:
-    principal = await authenticate(request)
-    s = runtime(request).settings
+    principal = await authenticate(request, elsewhere_ok=True)
+    s = scope.settings_for(runtime(request).settings, principal)  # the pair the caller acts in
     return respond(
         {"ok": True, "principal": principal_view(principal), "org_id": s.org, "workspace_id": s.workspace},
         request=request,

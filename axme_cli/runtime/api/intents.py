@@ -162,13 +162,15 @@ async def create_intent(request: Request) -> Response:
 _SCHEMA_THREADS = anyio.CapacityLimiter(2)
 
 
-async def check_payload(rt: Runtime, req: dict[str, Any]) -> schemas.Check | None:
+async def check_payload(rt: Runtime, req: dict[str, Any], s: Settings | None = None) -> schemas.Check | None:
     """The payload of a create judged against the schema registered for its type and target (engine/schemas.py),
     outside any transaction: None when none applies (asked of memory only) or its schema_mode is none; 422 naming
     the payload's field when it does not fit and the mode is enforce; else the verdict, for the create to record
-    (warn: the problem goes to ``intent.created``'s details)."""
+    (warn: the problem goes to ``intent.created``'s details). ``s``: the sender's workspace's settings, whose
+    schemas (scope core) apply (the runtime's default workspace's if None)."""
+    core = schemas.core_key(s or rt.settings)
     for _ in range(2):
-        head = await rt.schemas.head(rt.reads, req["intent_type"], req["to_agent"])
+        head = await rt.schemas.head(rt.reads, req["intent_type"], req["to_agent"], core)
         if head is None:
             return None
         mode = semantic_schemas.schema_mode(head.compatibility_mode, req.get("schema_mode"))
@@ -183,7 +185,7 @@ async def check_payload(rt: Runtime, req: dict[str, Any]) -> schemas.Check | Non
                 continue
             problem = await anyio.to_thread.run_sync(schemas.judge_and_keep, key, schema, req["payload"],
                                                      limiter=_SCHEMA_THREADS)
-        check = schemas.Check(head, req["to_agent"], mode, problem)
+        check = schemas.Check(head, req["to_agent"], mode, problem, core)
         if problem is not None and mode == "enforce":
             raise check.refusal()
         return check
@@ -199,7 +201,7 @@ async def create_checked(rt: Runtime, principal: Principal, req: dict[str, Any],
     (``scope.settings_for``; the runtime's own if None), through which aliases, quotas and policies are read."""
     s = s or scope.settings_for(rt.settings, principal)
     for attempt in (1, 2):
-        checked = await check_payload(rt, req)
+        checked = await check_payload(rt, req, s)
 
         def create(tx: Tx, checked: schemas.Check | None = checked) -> dict[str, Any]:
             def make(r: dict[str, Any]) -> dict[str, Any]:
@@ -352,7 +354,8 @@ async def stream_events(request: Request) -> Response:
     hold = reads_incrementally(request)
     await _visible(request, principal, intent_id)
     rt = runtime(request)
-    closed = await rt.quotas.open_stream()  # within sse_streams_max (engine/quotas.py)
+    # within the sse_streams_max of the caller's workspace, where the intent is (engine/quotas.py)
+    closed = await rt.quotas.open_stream(scope.settings_for(rt.settings, principal))
     return EventStream(event_frames(rt, intent_id, since, wait_seconds, hold=hold), on_close=closed)
 
 
@@ -512,6 +515,16 @@ def _grant_key(s: Settings, key: str) -> str:
     return GRANT_PREFIX + resolve_target(s, who, field)
 
 
+async def _grant_key_here(rt: Runtime, s: Settings, key: str) -> str:
+    """``_grant_key``, refusing a delegate agent of another workspace of this runtime (404 ``agent_not_found``
+    naming the grant, as a recipient of another workspace is on create)."""
+    granted = _grant_key(s, key)
+    who = granted[len(GRANT_PREFIX):]
+    if who.startswith(addresses.SCHEME):
+        await check_address(rt, s, who, f"grants_patch.{key[:100]}")
+    return granted
+
+
 async def update_policy(request: Request) -> Response:
     """Change who else may act on the intent, and its envelope's timers (engine/controls.py)."""
     principal = await authenticate(request, elsewhere_ok=True)
@@ -524,7 +537,7 @@ async def update_policy(request: Request) -> Response:
     rt = runtime(request)
     s = scope.settings_for(rt.settings, principal)
     if req.get("grants_patch"):
-        req["grants_patch"] = {_grant_key(s, k): v for k, v in req["grants_patch"].items()}
+        req["grants_patch"] = {await _grant_key_here(rt, s, k): v for k, v in req["grants_patch"].items()}
     intent_id, now, idem = request.path_params["intent_id"], rt.clock.time(), _idem(request, principal, raw,
                                                                                   "policy")
     result = await rt.write(lambda tx: controls.op_policy(tx, s, principal, intent_id, req, now, idem))

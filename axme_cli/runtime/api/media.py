@@ -34,6 +34,7 @@ from starlette.routing import Route
 
 from axme_cli.protocol import media as wire
 from axme_cli.protocol.models import UUID_PATTERN
+from axme_cli.runtime import scope
 from axme_cli.runtime.api.common import (
     authenticate,
     echo_headers,
@@ -44,7 +45,7 @@ from axme_cli.runtime.api.common import (
     runtime,
 )
 from axme_cli.runtime.api.errors import error_response
-from axme_cli.runtime.api.intents import resolve_target, validation_failed
+from axme_cli.runtime.api.intents import check_address, resolve_target, validation_failed
 from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.engine import idempotency
 from axme_cli.runtime.engine import media as engine
@@ -84,10 +85,12 @@ def _upload_id(request: Request) -> str:
 
 
 async def _readable(rt: Runtime, principal: Principal, upload_id: str) -> Row:
-    """The upload if this caller may read it; 404 alike for one that does not exist and one it may not see."""
+    """The upload if this caller may read it; 404 alike for one that does not exist and one it may not see (of
+    another workspace too)."""
     row = await rt.reads.get_media_upload(upload_id)
-    if row is None or not (principal.is_member or row["owner_agent"] == principal.address
-                           or await rt.reads.media_readable(upload_id, principal.address)):
+    if row is None or not scope.belongs(principal, row) or not (
+            principal.is_member or row["owner_agent"] == principal.address
+            or await rt.reads.media_readable(upload_id, principal.address)):
         raise engine.not_found(upload_id)
     return row
 
@@ -97,16 +100,16 @@ async def _readable(rt: Runtime, principal: Principal, upload_id: str) -> Row:
 
 
 async def create_upload(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     rt = runtime(request)
+    s = scope.settings_for(rt.settings, principal)
     raw = await read_body(request)
     req = _model(raw, wire.CreateUploadRequest)
     owner = req.get("owner_agent")
     if owner and owner != principal.address and not (principal.email and owner.strip().lower() == principal.email):
-        req["owner_agent"] = resolve_target(rt.settings, owner, "owner_agent")
+        req["owner_agent"] = await check_address(rt, s, resolve_target(s, owner, "owner_agent"), "owner_agent")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     idem = _idem(request, principal, raw)
-    s = rt.settings
     row = await rt.write(lambda tx: engine.op_create(tx, s, principal, req, hash_token(token), rt.clock.time(), idem))
     _sweep_soon(rt)
     url = f"{rt.public_url}/v1/media/upload/{row['upload_id']}?token={token}"
@@ -195,7 +198,7 @@ async def _forget(rt: Runtime, blobs: Blobs, part_ids: list[str]) -> None:
 
 
 async def finalize_upload(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     rt = runtime(request)
     raw = await read_body(request)
     req = _model(raw, wire.FinalizeUploadRequest)
@@ -212,7 +215,7 @@ async def finalize_upload(request: Request) -> Response:
 
 
 async def get_upload(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     rt = runtime(request)
     row = await _readable(rt, principal, _upload_id(request))
     return respond({"ok": True, "upload": engine.upload_view(row, rt.public_url, rt.clock.time())}, request=request)
@@ -225,7 +228,7 @@ def _disposition(kind: str, filename: str) -> str:
 
 
 async def _serve(request: Request, *, preview: bool) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     rt = runtime(request)
     row = await _readable(rt, principal, _upload_id(request))
     if engine.status_of(row, rt.clock.time()) != wire.READY:

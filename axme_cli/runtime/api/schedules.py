@@ -140,7 +140,7 @@ async def create_schedule(request: Request) -> Response:
         if alias is not None:
             spec["to_alias"] = alias.recorded()
         # the payload the runs send, against the schema registered for it now (as POST /v1/intents checks it)
-        await check_payload(rt, {**spec, "payload": {**spec["payload"], **(model.payload or {})}})
+        await check_payload(rt, {**spec, "payload": {**spec["payload"], **(model.payload or {})}}, s)
     req = {"cron": model.cron, "timezone": model.timezone, "kind": kind, "spec": spec, "payload": model.payload,
            "missed_run_policy": model.missed_run_policy, "overlap_policy": model.overlap_policy,
            "paused": model.paused, "description": model.description}

@@ -2,7 +2,9 @@
 
 Owner-scoped like webhooks: a tenant schema belongs to one agent (an agent key registers and reads its own; the
 workspace key and people name the agent with ``owner_agent`` / ``x-owner-agent``); the workspace's schemas
-(``scope: core``) are registered by the workspace key only and read by anyone. A schema_json the runtime will not
+(``scope: core``) are registered by the workspace key only and read by anyone. The registry is per workspace: a
+tenant schema is its agent's (an agent of the caller's workspace), and each workspace has its own core schemas
+(``engine.core_key``). A schema_json the runtime will not
 evaluate (protocol/schemas.py: remote ``$ref``, non-RE2 patterns, over the bounds, not a JSON Schema) is 400
 ``schema_invalid`` naming where in it, as AXME answers.
 """
@@ -19,6 +21,7 @@ from starlette.routing import Route
 
 from axme_cli.protocol.models import INTENT_TYPE_MAX
 from axme_cli.protocol.semantic_schemas import SEMANTIC_TYPE_PATTERN, SchemaUpsertRequest
+from axme_cli.runtime import scope
 from axme_cli.runtime.api.common import authenticate, idempotency_key, read_body, respond, runtime
 from axme_cli.runtime.api.intents import parse_model
 from axme_cli.runtime.api.webhooks import owner_scope
@@ -41,8 +44,9 @@ def _check_schema(schema: dict[str, object]) -> None:
 
 
 async def upsert_schema(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     rt = runtime(request)
+    core = engine.core_key(scope.settings_for(rt.settings, principal))
     owner = await owner_scope(request, principal)
     raw = await read_body(request)
     req = parse_model(raw, SchemaUpsertRequest)
@@ -57,12 +61,12 @@ async def upsert_schema(request: Request) -> Response:
     key = idempotency_key(request)
     idem = (f"{principal.key_id}:POST /v1/schemas", key, hashlib.sha256(raw).hexdigest()) if key else None
     now = rt.clock.time()
-    result = await rt.write(lambda tx: engine.op_upsert(tx, principal, req, owner, now, idem))
+    result = await rt.write(lambda tx: engine.op_upsert(tx, principal, req, owner, now, idem, core))
     return respond(result, request=request)
 
 
 async def get_schema(request: Request) -> Response:
-    principal = await authenticate(request)
+    principal = await authenticate(request, elsewhere_ok=True)
     semantic_type = request.path_params["semantic_type"]
     if len(semantic_type) > INTENT_TYPE_MAX or not _SEMANTIC_TYPE.match(semantic_type):
         raise Unprocessable(f"semantic_type: {semantic_type[:100]!r} is not a semantic type (lower-case dotted parts "
@@ -71,9 +75,10 @@ async def get_schema(request: Request) -> Response:
     owner = await owner_scope(request, principal)
     if owner is None and principal.kind == "service_account":
         owner = principal.address
-    rows = await runtime(request).reads.schema_records(semantic_type, [owner, engine.CORE_OWNER] if owner
-                                                       else [engine.CORE_OWNER])
-    row = engine.applicable(rows, owner)
+    rt = runtime(request)
+    core = engine.core_key(scope.settings_for(rt.settings, principal))
+    rows = await rt.reads.schema_records(semantic_type, [owner, core] if owner else [core])
+    row = engine.applicable(rows, owner, core)
     if row is None:
         whose = f"{owner} or the workspace" if owner else "the workspace"
         raise NotFound(f"no active schema for {semantic_type} ({whose})", code="schema_not_found",

@@ -130,7 +130,7 @@ async def rollup_daily(request: Request) -> Response:
     days = usage.days_back(now, window_days)
     await rt.usage_flusher.flush()
     org, workspace = usage.workspace_of(s)
-    rolled = await rt.write(lambda tx: usage.op_rollup(tx, org, workspace, days, now))
+    rolled = await rt.write(lambda tx: usage.op_rollup(tx, s, days, now))
     return respond({"ok": True, "rollup": {"org_id": org, "workspace_id": workspace, "window_days": window_days,
                                            "days": rolled, "rolled_up_at": iso(now)}}, request=request)
 

@@ -6,7 +6,9 @@ not: 409). Approving writes the grant in the same transaction, as a row of ``acc
 honours it reads (protocol/access_requests.py lists the types):
 
 - ``member`` (``join_organization``): the email may log in by email as if ``--allow-email`` named it
-  (``may_log_in``, read by the login route);
+  (``may_log_in``, read by the login route, whichever workspace approved it); approved in another workspace than
+  the runtime's default one, the person also becomes a ``member`` of that workspace (``orgs.op_join``), so they may
+  select it;
 - ``quota_tier`` (``quota_upgrade``): the workspace's tier (``quota_tier``; the latest approved one);
 - ``send`` (``send_permission``): that sender may send to that recipient (``send_granted``), an exception the
   send policy honours.
@@ -21,7 +23,7 @@ from typing import Any
 from axme_cli.protocol import access_requests as wire
 from axme_cli.protocol.ids import uuid7
 from axme_cli.runtime.clock import iso, parse_iso
-from axme_cli.runtime.engine import audit
+from axme_cli.runtime.engine import audit, orgs
 from axme_cli.runtime.engine.auth import normalize_email
 from axme_cli.runtime.engine.principals_admin import check_tenancy, tenancy, workspace_address
 from axme_cli.runtime.errors import Conflict, Forbidden, NotFound, Unprocessable
@@ -186,6 +188,8 @@ def op_review(tx: Tx, s: Settings, principal: Principal, access_request_id: str,
         audit.by(tx, "access_grant.created", now, principal, target=("access_grant", grant["grant_id"]),
                  grant_type=grant["grant_type"], subject=grant["subject"], grant_target=grant["target"],
                  value=grant["value"], access_request_id=access_request_id)
+        if grant["grant_type"] == MEMBER:
+            orgs.op_join(tx, s, principal, grant["subject"], now)
     return row
 
 
@@ -193,10 +197,10 @@ def op_review(tx: Tx, s: Settings, principal: Principal, access_request_id: str,
 # what the grants mean to the rest of the runtime
 
 
-async def may_log_in(reads: Reads, s: Settings, email: str) -> bool:
-    """Whether an approved join_organization lets ``email`` log in (beside ``--allow-email``)."""
-    org, workspace = tenancy(s)
-    return bool(await reads.access_grants(org, workspace, MEMBER, email))
+async def may_log_in(reads: Reads, email: str) -> bool:
+    """Whether an approved join_organization lets ``email`` log in (beside ``--allow-email``). Logging in is the
+    runtime's, not a workspace's: a join approved in any workspace lets the person in."""
+    return bool(await reads.access_grants_anywhere(MEMBER, email))
 
 
 async def quota_tier(reads: Reads, s: Settings) -> str | None:

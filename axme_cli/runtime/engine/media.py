@@ -9,6 +9,8 @@ transaction that makes it so, then deleted (``op_sweep`` finds those whose delet
 Who may read an upload (its metadata, its bytes, attach it): the workspace admin key and people (members, who see
 every intent), its owner, the participants of an intent that attached it (sender, addressee, ``reply_to``), and
 every owner holding an inbox thread in which a message attached it. Only the owner and the admin key finalize.
+An upload belongs to the workspace it was created in (``org_id`` / ``workspace_id``, NULL for the default one):
+nobody of another workspace reads, finalizes or attaches it (404, as for one that does not exist).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from axme_cli.protocol import media as wire
 from axme_cli.protocol.ids import uuid7
+from axme_cli.runtime import scope
 from axme_cli.runtime.clock import iso
 from axme_cli.runtime.engine import audit, idempotency, quotas
 from axme_cli.runtime.engine.intents import acting_as
@@ -47,8 +50,8 @@ def owns(principal: Principal, row: Row) -> bool:
 
 
 def tx_may_read(tx: Tx, principal: Principal, row: Row) -> bool:
-    return (principal.is_member or row["owner_agent"] == principal.address
-            or tx.media_readable(row["upload_id"], principal.address))
+    return scope.belongs(principal, row) and (principal.is_member or row["owner_agent"] == principal.address
+                                              or tx.media_readable(row["upload_id"], principal.address))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -124,14 +127,14 @@ def _create(tx: Tx, s: Settings, principal: Principal, req: dict[str, Any], toke
     if size > s.media_max_bytes:
         raise PayloadTooLarge(f"size_bytes: {size} is more than this runtime takes ({s.media_max_bytes} bytes)",
                               code="media_too_large", details={"field": "size_bytes", "limit_bytes": s.media_max_bytes})
-    quotas.admit_upload(tx, size, now)  # within storage_bytes (no query without that limit)
+    quotas.admit_upload(tx, size, now, s)  # within the workspace's storage_bytes (no query without that limit)
     upload_id = uuid7()
     expires_ts = now + (req.get("ttl_seconds") or s.media_ttl_seconds)
     tx.insert_media_upload({
         "upload_id": upload_id, "owner_agent": owner, "created_by": principal.address, "filename": req["filename"],
         "mime_type": req["mime_type"], "size_bytes": size, "sha256": req.get("sha256"), "status": wire.PENDING,
         "token_hash": token_hash, "created_at": iso(now), "expires_at": iso(expires_ts), "expires_ts": expires_ts,
-        "finalized_at": None, "part_id": None, "received_bytes": None, "received_sha256": None,
+        "finalized_at": None, "part_id": None, "received_bytes": None, "received_sha256": None, **scope.stamp(s),
     })
     audit.by(tx, "media.upload.created", now, principal, owner_agent=owner, target=("media_upload", upload_id),
              size_bytes=size, mime_type=req["mime_type"], **acted)
@@ -220,7 +223,8 @@ def op_finalize(tx: Tx, principal: Principal, req: dict[str, Any], now: float) -
                                 details={"field": "sha256", "received_sha256": digest})
     fields = {"status": wire.READY, "finalized_at": iso(now), "sha256": digest}
     tx.update_media_upload(upload_id, fields)
-    tx.notes.see(("stored", got))  # usage: the bytes now stored (engine/usage.py)
+    # usage: the bytes now stored, in the upload's workspace (engine/usage.py)
+    tx.notes.see(("stored", got, (row["org_id"], row["workspace_id"]) if row.get("workspace_id") else None))
     row.update(fields)
     others = [p["part_id"] for p in tx.media_parts_of(upload_id) if p["part_id"] != row["part_id"]]
     tx.set_media_part_state(others, DEAD)  # a PUT still streaming fails at its end

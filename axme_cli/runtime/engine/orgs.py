@@ -346,6 +346,24 @@ def op_add_member(tx: Tx, s: Settings, principal: Principal, org_id: str, req: d
     return row
 
 
+def op_join(tx: Tx, s: Settings, principal: Principal, email: str, now: float) -> Row | None:
+    """What an approved join_organization grants besides the login (engine/access_requests.py): a ``member``
+    membership of the workspace of ``s`` that approved it, so the person may select it. None in the runtime's default
+    workspace, of which every person is a member already, and when the person already has a live membership there
+    or of the whole organization."""
+    if not s.scoped:
+        return None
+    tx.exclusive(f"org-members:{s.org}")
+    key = email.lower()
+    if any(m["actor_key"] == key and m["workspace_id"] in (None, s.workspace) for m in tx.live_members(s.org)):
+        return None
+    row = _member_row(s.org, s.workspace, email, "member", principal.address, iso(now))
+    tx.insert_member(row)
+    audit.by(tx, "member.added", now, principal, target=("member", row["member_id"]), org_id=s.org,
+             workspace_id=s.workspace, role="member")
+    return row
+
+
 def _visible_member(tx: Tx, access: Access, org_id: str, member_id: str) -> Row:
     member = tx.get_member(org_id, member_id)
     if member is None or not (access.reads_org or access.admin_of(member["workspace_id"])):

@@ -32,9 +32,16 @@ from axme_cli.runtime.engine import audit, idempotency
 from axme_cli.runtime.engine.codec import dumps, loads
 from axme_cli.runtime.errors import Conflict, Forbidden, Unprocessable
 from axme_cli.runtime.principals import Principal
+from axme_cli.runtime.settings import Settings
 from axme_cli.runtime.store.base import Reads, Row, Tx
 
-CORE_OWNER = ""  # the owner_key of the workspace's schemas (scope core)
+CORE_OWNER = ""  # the owner_key of the runtime's default workspace's schemas (scope core)
+
+
+def core_key(s: Settings) -> str:
+    """The owner_key of the schemas (scope core) of the workspace of ``s``: another workspace's have their own, so
+    each registers and reads its own (a tenant schema's key is its agent's address, already one workspace's)."""
+    return f"core:{s.org}/{s.workspace}" if s.scoped else CORE_OWNER
 
 
 def schema_hash(schema: dict[str, Any]) -> str:
@@ -60,10 +67,11 @@ def record_view(row: Row, *, with_json: bool) -> dict[str, Any]:
     return view
 
 
-def applicable(rows: list[Row], owner: str | None) -> Row | None:
-    """Of a semantic type's active rows, the one that applies for ``owner``: its own, else the workspace's."""
+def applicable(rows: list[Row], owner: str | None, core: str = CORE_OWNER) -> Row | None:
+    """Of a semantic type's active rows, the one that applies for ``owner``: its own, else the workspace's
+    (``core``: its ``core_key``)."""
     active = {r["owner_key"]: r for r in rows if r["active"]}
-    return (active.get(owner) if owner else None) or active.get(CORE_OWNER)
+    return (active.get(owner) if owner else None) or active.get(core)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -71,20 +79,22 @@ def applicable(rows: list[Row], owner: str | None) -> Row | None:
 
 
 def op_upsert(tx: Tx, principal: Principal, req: dict[str, Any], owner: str | None, now: float,
-              idem: idempotency.Key | None = None) -> dict[str, Any]:
+              idem: idempotency.Key | None = None, core: str = CORE_OWNER) -> dict[str, Any]:
     """Register (or replace) the schema of ``req["semantic_type"]`` for ``owner`` (scope tenant; the route decided
-    who that is and that the caller may act for it) or for the workspace (scope core: the admin key only)."""
-    return idempotency.once(tx, idem, now, lambda: _upsert(tx, principal, req, owner, now)).result
+    who that is and that the caller may act for it) or for the workspace (scope core: the admin key only; ``core``
+    is the workspace's ``core_key``)."""
+    return idempotency.once(tx, idem, now, lambda: _upsert(tx, principal, req, owner, now, core)).result
 
 
-def _upsert(tx: Tx, principal: Principal, req: dict[str, Any], owner: str | None, now: float) -> dict[str, Any]:
+def _upsert(tx: Tx, principal: Principal, req: dict[str, Any], owner: str | None, now: float,
+            core: str) -> dict[str, Any]:
     semantic_type = req["semantic_type"]
     if req["scope"] == "core":
         if not principal.is_admin:
             raise Forbidden("scope core: only the workspace admin key registers the workspace's schemas; register "
                             "your own with scope tenant", code="scope_forbidden",
                             details={"field": "scope", "allowed": ["tenant"]})
-        owner_key, owner_agent = CORE_OWNER, None
+        owner_key, owner_agent = core, None
     else:
         assert owner is not None, "the route names the owner of a tenant schema"
         owner_key = owner_agent = owner
@@ -184,6 +194,7 @@ class Check:
     to_agent: str
     mode: str  # warn | enforce
     problem: tuple[str, str] | None
+    core: str = CORE_OWNER  # the core_key of the sender's workspace
 
     def details(self) -> dict[str, Any]:
         """What ``intent.created`` records of the check (its ``details.schema_validation``)."""
@@ -216,8 +227,8 @@ def confirm(tx: Tx, check: Check | None) -> None:
     if check is None:
         return
     head = check.head
-    rows = tx.active_schema_heads(head.semantic_type, sorted({check.to_agent, CORE_OWNER}))
-    current = applicable([{**r, "active": 1} for r in rows], check.to_agent)
+    rows = tx.active_schema_heads(head.semantic_type, sorted({check.to_agent, check.core}))
+    current = applicable([{**r, "active": 1} for r in rows], check.to_agent, check.core)
     if current is None or (current["owner_key"], current["schema_hash"], current["compatibility_mode"]) != (
             head.owner_key, head.schema_hash, head.compatibility_mode):
         raise SchemaChanged()
@@ -248,13 +259,14 @@ class Registry:
             return self._index
         return None
 
-    async def head(self, reads: Reads, semantic_type: str, to_agent: str) -> Head | None:
-        """The schema that applies to an intent of ``semantic_type`` sent to ``to_agent``, if any."""
+    async def head(self, reads: Reads, semantic_type: str, to_agent: str, core: str = CORE_OWNER) -> Head | None:
+        """The schema that applies to an intent of ``semantic_type`` sent to ``to_agent`` from the workspace whose
+        ``core_key`` is ``core``, if any."""
         index = self._fresh() or await self._load(reads)
         by_owner = index.get(semantic_type)
         if not by_owner:
             return None
-        return by_owner.get(to_agent) or by_owner.get(CORE_OWNER)
+        return by_owner.get(to_agent) or by_owner.get(core)
 
     async def _load(self, reads: Reads) -> dict[str, dict[str, Head]]:
         if self._lock is None:

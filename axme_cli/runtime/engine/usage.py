@@ -25,6 +25,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from axme_cli.protocol import quotas as wire
+from axme_cli.runtime import scope
 from axme_cli.runtime.background import Background
 from axme_cli.runtime.clock import SYSTEM, Clock, iso
 from axme_cli.runtime.store.base import Row, Store, Tx
@@ -210,9 +211,10 @@ class Counters:
                     self.peak(PAYLOAD_MAX, day, size, pair)
             elif what == "delivered":
                 self.add(DELIVERIES, day)
-            elif what == "stored":
-                self.add(STORED, EVER, fact[1])
-                self.add(STORED_ADDED, day, fact[1])
+            elif what == "stored":  # ("stored", n[, pair])
+                pair = fact[2] if len(fact) > 2 else None
+                self.add(STORED, EVER, fact[1], pair)
+                self.add(STORED_ADDED, day, fact[1], pair)
             else:  # ("usage", counter, n[, pair]): counted by an operation in memory (no limit applied to it)
                 self.add(fact[1], day, fact[2], fact[3] if len(fact) > 3 else None)
 
@@ -262,27 +264,29 @@ def fold_minutes(tx: Tx, org_id: str, workspace_id: str, before: str) -> list[Ro
     return peaks
 
 
-def op_count_stored(tx: Tx, org_id: str, workspace_id: str) -> bool:
-    """Start the ever-count of stored bytes from the rows, once per database (the first start that has usage
-    counters): True when it counted. Runs before the runtime serves, so nothing of this process is counted twice;
-    replicas starting together take turns."""
+def op_count_stored(tx: Tx, s: Settings) -> bool:
+    """Start the ever-count of stored bytes of the workspace of ``s`` from its rows, once per database (the first
+    start that has usage counters): True when it counted. Runs before the runtime serves, so nothing of this
+    process is counted twice; replicas starting together take turns."""
+    org_id, workspace_id = workspace_of(s)
     tx.exclusive(f"usage-stored:{org_id}/{workspace_id}")
     if tx.has_usage(org_id, workspace_id, STORED, EVER):
         return False
-    tx.set_usage(org_id, workspace_id, STORED, EVER, tx.stored_bytes())
+    tx.set_usage(org_id, workspace_id, STORED, EVER, tx.stored_bytes(*scope.pair(s)))
     return True
 
 
-def op_rollup(tx: Tx, org_id: str, workspace_id: str, days: list[str], now: float) -> list[dict[str, Any]]:
-    """The daily rollup of the days given that have ended: each day's intents counted again from their rows
-    (``intents_created``: what a process that died before it flushed had not added), and the minutes of
-    requests folded into the day's busiest one."""
+def op_rollup(tx: Tx, s: Settings, days: list[str], now: float) -> list[dict[str, Any]]:
+    """The daily rollup of the workspace of ``s`` for the days given that have ended: each day's intents of that
+    workspace counted again from their rows (``intents_created``: what a process that died before it flushed had
+    not added), and the minutes of requests folded into the day's busiest one."""
     today = day_of(now)
     ended = [d for d in days if d < today]
     if not ended:
         return []
+    org_id, workspace_id = workspace_of(s)
     tx.exclusive(f"usage-rollup:{org_id}/{workspace_id}")
-    from_rows = {r["day"]: r for r in tx.intents_by_day(ended[0], today)}
+    from_rows = {r["day"]: r for r in tx.intents_by_day(*scope.pair(s), ended[0], today)}
     fold_minutes(tx, org_id, workspace_id, today)
     out = []
     for day in ended:

@@ -64,6 +64,12 @@ class AccessRequestsReadSql:
 
         return await self._read(one)
 
+    async def access_grants_anywhere(self, grant_type: str, subject: str) -> list[Row]:
+        """The grants of ``grant_type`` to ``subject`` still in force, of every workspace, oldest first."""
+        sql = ("SELECT * FROM access_grants WHERE subject = ? AND grant_type = ? AND revoked_at IS NULL "
+               "ORDER BY grant_id")
+        return await self._read(lambda c: [dict(r) for r in c.execute(sql, (subject, grant_type)).fetchall()])
+
     async def access_grants(self, org: str, workspace: str, grant_type: str, subject: str | None = None) -> list[Row]:
         """The grants of ``grant_type`` still in force (of ``subject`` only, if given), oldest first."""
         sql = ("SELECT * FROM access_grants WHERE org_id = ? AND workspace_id = ? AND grant_type = ? "

@@ -636,10 +636,10 @@ class Tx(abc.ABC):
         """This transaction's commit need not wait for the disk (a counter a crash may lose)."""
 
     @abc.abstractmethod
-    def stored_bytes(self) -> int: ...
+    def stored_bytes(self, org_id: str | None, workspace_id: str | None) -> int: ...
 
     @abc.abstractmethod
-    def intents_by_day(self, since: str, before: str) -> list[Row]: ...
+    def intents_by_day(self, org_id: str | None, workspace_id: str | None, since: str, before: str) -> list[Row]: ...
 
     @abc.abstractmethod
     def count_service_accounts(self, org_id: str, workspace_id: str) -> int: ...
@@ -921,6 +921,10 @@ class Reads(abc.ABC):
 
     @abc.abstractmethod
     async def get_access_request(self, org: str, workspace: str, access_request_id: str) -> Row | None: ...
+
+    @abc.abstractmethod
+    async def access_grants_anywhere(self, grant_type: str, subject: str) -> list[Row]:
+        """Grants in force of one type to one subject, whichever workspace approved them."""
 
     @abc.abstractmethod
     async def access_grants(self, org: str, workspace: str, grant_type: str, subject: str | None = None) -> list[Row]:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from axme_cli.runtime.store.base import Row
+from axme_cli.runtime.store.scope_sql import pair_clause
 
 T = TypeVar("T")
 
@@ -106,19 +107,26 @@ class QuotasTxSql:
             self._c.execute(self.LAZY_COMMIT)
 
     # what the rows themselves say
-    def stored_bytes(self) -> int:
-        """The bytes of every intent's payload and every finalized upload, counted from the rows."""
-        row = self._one(f"SELECT coalesce(sum({self.OCTETS.format('payload')}), 0) AS n FROM intents", ())
-        media = self._one("SELECT coalesce(sum(size_bytes), 0) AS n FROM media_uploads WHERE status = 'ready'", ())
+    def stored_bytes(self, org_id: str | None, workspace_id: str | None) -> int:
+        """The bytes of every intent's payload and every finalized upload of one workspace (its stored pair: NULLs
+        for the default one), counted from the rows."""
+        where, args = pair_clause(org_id, workspace_id)
+        row = self._one(f"SELECT coalesce(sum({self.OCTETS.format('payload')}), 0) AS n FROM intents WHERE {where}",
+                        tuple(args))
+        media = self._one(f"SELECT coalesce(sum(size_bytes), 0) AS n FROM media_uploads WHERE status = 'ready' "
+                          f"AND {where}", tuple(args))
         return int(row["n"] if row else 0) + int(media["n"] if media else 0)
 
-    def intents_by_day(self, since: str, before: str) -> list[Row]:
-        """``{day, n, bytes}``: intents created on each UTC day from ``since`` to before ``before`` (days), counted
-        from the rows (one pass over the table: no index on created_at)."""
+    def intents_by_day(self, org_id: str | None, workspace_id: str | None, since: str, before: str) -> list[Row]:
+        """``{day, n, bytes}``: the intents of one workspace (its stored pair) created on each UTC day from
+        ``since`` to before ``before`` (days), counted from the rows (one pass over the table: no index on
+        created_at)."""
+        where, args = pair_clause(org_id, workspace_id)
         return self._all(
             f"SELECT substr(created_at, 1, 10) AS day, count(*) AS n, "
             f"coalesce(sum({self.OCTETS.format('payload')}), 0) AS bytes FROM intents "
-            "WHERE created_at >= ? AND created_at < ? GROUP BY substr(created_at, 1, 10)", (since, before))
+            f"WHERE created_at >= ? AND created_at < ? AND {where} GROUP BY substr(created_at, 1, 10)",
+            (since, before, *args))
 
     def count_service_accounts(self, org_id: str, workspace_id: str) -> int:
         row = self._one("SELECT count(*) AS n FROM service_accounts WHERE org_id = ? AND workspace_id = ? "

@@ -270,8 +270,8 @@ def test_what_the_grants_mean_to_the_rest_of_the_runtime(tmp_path: Path) -> None
         assert await engine.send_granted(store, s, "agent://local/dev/a-sender", "agent://local/dev/b-recipient")
         assert not await engine.send_granted(store, s, "agent://local/dev/b-recipient", "agent://local/dev/a-sender")
         await approved(request_type="join_organization", requester_actor_id="Kim@Example.com")
-        assert await engine.may_log_in(store, s, "kim@example.com")
-        assert not await engine.may_log_in(store, s, "lee@example.com")
+        assert await engine.may_log_in(store, "kim@example.com")
+        assert not await engine.may_log_in(store, "lee@example.com")
         await store.close()
 
     asyncio.run(main())

@@ -237,9 +237,9 @@ def test_a_workspace_key_administers_its_workspace_and_nothing_else_yet(rt: Runt
         err(api.post("/v1/organizations", headers=as_blue, json={"name": "More", "requested_by_actor_id": "me"}),
             403, "role_denied")
 
-        # the families not opened to other workspaces yet (tests/runtime/api/test_workspace_isolation*.py have
-        # those that are) serve the default workspace only: refused, never the default's data
-        for method, path in (("GET", "/v1/auth/whoami"), ("GET", "/v1/users/profile")):
+        # the families that stay the default workspace's (tests/runtime/api/test_workspace_isolation*.py have
+        # those open to every workspace) serve it only: refused, never the default's data
+        for method, path in (("GET", "/v1/users/profile"), ("POST", "/v1/invites/create")):
             err(api.request(method, path, headers=as_blue, json={} if method == "POST" else None), 403,
                 "workspace_not_served")
         # the opened ones answer in the new workspace, which has nothing yet

@@ -3,8 +3,9 @@ runtime's default one (service accounts, their keys and the agent directory here
 test_workspace_isolation_gov.py) serve a workspace's admin key in its
 own workspace, and one workspace sees and changes nothing of another (404 for its ids, lists without its rows), in
 both directions; a service account of a workspace gets that workspace's addresses and its keys carry it; the
-families not opened yet still refuse those keys (403 workspace_not_served). The intent families (intents,
-workflows, inbox, approvals, tasks, webhooks, deliveries, MCP) are in test_workspace_isolation_intents.py."""
+families that stay the default workspace's (users, invites, metrics) refuse those keys (403 workspace_not_served).
+The intent families (intents, workflows, inbox, approvals, tasks, webhooks, deliveries, MCP) are in
+test_workspace_isolation_intents.py; media, schemas and whoami in test_workspace_isolation_rest.py."""
 
 from __future__ import annotations
 
@@ -134,10 +135,10 @@ def test_a_workspaces_agent_key_carries_its_workspace(rt: RuntimeProcess, spaces
         assert [x["address"] for x in as_agent.get("/v1/agents").json()["agents"]] == [sa["agent_address"]]
         # an agent key manages no service accounts, in its workspace or elsewhere
         err(as_agent.post("/v1/service-accounts", json={"name": unique("more")}), 403, "policy_denied")
-        # the families not opened to other workspaces yet refuse it, and show nothing of the default one
+        # the families that stay the default workspace's refuse it, and show nothing of the default one
         # (the governance families are open: test_workspace_isolation_gov.py; intents, inbox, webhooks, delivery
-        # and the rest: test_workspace_isolation_intents.py)
-        for method, path in (("GET", "/v1/auth/whoami"), ("GET", "/v1/users/profile")):
+        # and the rest: test_workspace_isolation_intents.py; media, schemas, whoami: test_workspace_isolation_rest.py)
+        for method, path in (("GET", "/v1/users/profile"), ("POST", "/v1/invites/create")):
             err(as_agent.request(method, path), 403, "workspace_not_served")
         assert as_agent.get("/v1/intents").json()["intents"] == []
         mine = as_agent.get(f"/v1/service-accounts/{sa['service_account_id']}/delivery")
