@@ -19,7 +19,7 @@ CODE = "not_available_locally"
 
 def _not_available(operation: str, what: str) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
-        await authenticate(request)
+        await authenticate(request, elsewhere_ok=True)  # every workspace gets the same answer
         return answer(NOT_AVAILABLE, CODE, f"{what} is not available on a local runtime: billing plans and invoices "
                       "are AXME's hosted service's, and this runtime charges nothing",
                       details={"operation": operation, "retryable": False}, request=request)

@@ -173,6 +173,13 @@ def test_whoami_reports_the_callers_own_workspace(rt: RuntimeThread, spaces: dic
         assert me["principal"]["address"] == sa["agent_address"]
 
 
+def test_billing_answers_every_workspace_alike(rt: RuntimeThread, spaces: dict[str, Space]) -> None:
+    """Billing is AXME's hosted service's: every workspace's key learns so (501), none is told its route is refused."""
+    for space in spaces.values():
+        with rt.client(space.key) as api:
+            err(api.get("/v1/billing/plan"), 501, "not_available_locally")
+
+
 def test_users_and_invites_stay_the_default_workspaces(rt: RuntimeThread, spaces: dict[str, Space]) -> None:
     for space in (spaces["b"], spaces["c"]):
         with rt.client(space.key) as api:
