@@ -60,19 +60,43 @@ def create(
                            ] = "sandbox",
     region: Annotated[str | None, typer.Option("--region", show_default=False)] = None,
     org_id: OrgIdOpt = None, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None, context: ContextOpt = None,
+    save_context: Annotated[str | None, typer.Option(
+        "--save-context", metavar="NAME", show_default=False,
+        help="Keep the workspace's admin key in a new CLI context NAME (its URL, org and workspace too).")] = None,
 ) -> None:
-    """Create a workspace in the organization (an org_owner or org_admin, or the admin key)."""
+    """Create a workspace in the organization (an org_owner or org_admin, or the admin key). Its admin key is
+    answered once: printed (and in --json), or kept in a context with --save-context."""
     from axme_cli.cli import policies as shared
     from axme_cli.cli.common import client, output
+    from axme_cli.cli.contexts import check_name
+    from axme_cli.config import contexts, secrets
     from axme_cli.errors import UsageError
 
     _check(environment, ENVIRONMENTS, "--environment")
     if not 2 <= len(name.strip()) <= 120:
         raise UsageError("NAME must be 2-120 characters", fix="e.g. axme workspace create staging --env staging")
+    if save_context is not None:  # checked before the workspace exists: its key is answered only once
+        check_name(save_context)
+        if save_context in contexts.load()["contexts"]:
+            raise UsageError(f"--save-context: context {save_context!r} already exists",
+                             fix="pick a new name, or delete it first with `axme context delete`")
     body = {"name": name.strip(), "environment": environment, "region": region}
     with client(base_url, api_key, context) as c:
         answer = c.create_workspace(shared.org_id(c, org_id), {k: v for k, v in body.items() if v is not None})
-    output().result(answer, ["✓ Workspace created.", *_text(answer["workspace"])])
+        runtime_url = c.base_url
+    ws, key = answer["workspace"], answer.get("key") or {}
+    lines = ["✓ Workspace created.", *_text(ws)]
+    if save_context is not None and key.get("token"):
+        secrets.set_secret(save_context, "api_key", key["token"])  # the secret first, as `axme context create`
+        contexts.upsert(save_context, {"base_url": runtime_url, "org_id": ws["org_id"],
+                                       "workspace_id": ws["workspace_id"], "environment": ws["environment"]})
+        answer = {**answer, "key": {k: v for k, v in key.items() if k != "token"}, "saved_context": save_context}
+        lines += [f"Admin key: kept in context {save_context} (`axme context use {save_context}` acts in it)."]
+    elif key.get("token"):
+        lines += [f"Admin key: {key['token']}",
+                  "The admin key is shown only this once: store it now (or create the workspace with "
+                  "--save-context NAME)."]
+    output().result(answer, lines)
 
 
 @app.command("update")

@@ -76,3 +76,32 @@ def test_org_and_workspace_commands(served: RuntimeThread, tmp_path: Path) -> No
         assert bad.returncode == 2 and named in bad.stderr, (args, bad.stderr)
     refused = run(env, "workspace", "update", workspace["workspace_id"], "--org-id", "local", "--region", "eu")
     assert refused.returncode == 1 and "not found" in refused.stderr.lower()
+
+
+def test_a_new_workspaces_admin_key_is_shown_once_or_kept_in_a_context(served: RuntimeThread, tmp_path: Path) -> None:
+    env = env_for(tmp_path)
+    saved = run(env, "context", "set", "ops", "--base-url", served.url, "--api-key", served.api_key or "")
+    assert saved.returncode == 0, saved.stderr
+    assert run(env, "context", "use", "ops").returncode == 0
+    org_id = json.loads(run(env, "org", "create", "Hooli", "--owner", "gavin@hooli.example", "--json").stdout
+                        )["organization"]["org_id"]
+
+    shown = run(env, "workspace", "create", "hooli-dev", "--org-id", org_id)
+    assert shown.returncode == 0, shown.stderr
+    token = next(line.split(": ", 1)[1] for line in shown.stdout.splitlines() if line.startswith("Admin key: "))
+    assert token.startswith("axme_ws_") and "shown only this once" in shown.stdout
+
+    kept = run(env, "workspace", "create", "hooli-prod", "--org-id", org_id, "--save-context", "hooli-prod", "--json")
+    assert kept.returncode == 0, kept.stderr
+    answer = json.loads(kept.stdout)
+    assert answer["saved_context"] == "hooli-prod" and "token" not in answer["key"]  # kept, so never printed
+    prod = answer["workspace"]
+    # the saved context acts in the new workspace with its own key: a service account made there is prod's
+    assert run(env, "context", "use", "hooli-prod").returncode == 0
+    made = json.loads(run(env, "agents", "register", "--name", "billing", "--json").stdout)
+    assert json.dumps(made).count(f"agent://{org_id}/{prod['workspace_id']}/billing") >= 1, made
+
+    again = run(env, "workspace", "create", "hooli-qa", "--org-id", org_id, "--save-context", "hooli-prod")
+    assert again.returncode == 2 and "--save-context" in again.stderr and "already exists" in again.stderr
+    names = [w["name"] for w in json.loads(run(env, "workspace", "list", "--json").stdout)["workspaces"]]
+    assert "hooli-qa" not in names  # refused before any request: no workspace whose key nobody holds
