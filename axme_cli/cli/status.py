@@ -38,5 +38,14 @@ def status(base_url: BaseUrlOpt = None, context: ContextOpt = None) -> None:
         ("Version", body.get("version", "?")),
         ("Profile", body.get("deployment_profile", "?")),
         ("Storage", body.get("storage", "?")),
-        ("Workspace", f"{body.get('org_id', '?')}/{body.get('workspace_id', '?')}"),
+        ("Workspace", _workspace(t.org_id, t.workspace_id, body)),
     ]))
+
+
+def _workspace(org_id: str | None, workspace_id: str | None, health: dict) -> str:
+    """The context's workspace when it names one (a workspace key or a person's selection acts there), else the
+    runtime's default one, which /health reports."""
+    default = f"{health.get('org_id', '?')}/{health.get('workspace_id', '?')}"
+    if org_id and workspace_id and f"{org_id}/{workspace_id}" != default:
+        return f"{org_id}/{workspace_id} (the context's; the runtime's default is {default})"
+    return default

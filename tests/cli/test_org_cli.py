@@ -98,6 +98,8 @@ def test_a_new_workspaces_admin_key_is_shown_once_or_kept_in_a_context(served: R
     prod = answer["workspace"]
     # the saved context acts in the new workspace with its own key: a service account made there is prod's
     assert run(env, "context", "use", "hooli-prod").returncode == 0
+    status = run(env, "status").stdout
+    assert f"Workspace  {org_id}/{prod['workspace_id']} (the context's; the runtime's default is local/dev)" in status
     made = json.loads(run(env, "agents", "register", "--name", "billing", "--json").stdout)
     assert json.dumps(made).count(f"agent://{org_id}/{prod['workspace_id']}/billing") >= 1, made
 
