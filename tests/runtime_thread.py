@@ -111,6 +111,7 @@ class RuntimeThread(RuntimeProcess):
         self._server: Any = None
 
     def start(self, timeout: float = 20.0) -> RuntimeThread:
+        self.first_start()
         database = self.database_url or str(self.db)
         serve = dict(self.serve_fields)
         if self.database_url and "mail_dir" not in serve and "smtp_url" not in serve:
