@@ -155,6 +155,8 @@ def test_locked_database_is_503_not_a_crash(tmp_path: Path) -> None:
         await store.close()
 
     run(main())
+    # what a runtime waits for a lock when nothing shortens it (ServeOptions.sqlite_busy_timeout, no flag)
+    assert open_store(str(tmp_path / "default.db")).busy_timeout == 5.0  # type: ignore[attr-defined]
 
 
 def test_migration_10_keeps_intents_and_workflows_in_rowid_tables(tmp_path: Path,
