@@ -20,6 +20,7 @@ BACKENDS = ("sqlite", "postgres")
 PG_ADMIN_URL = os.environ.get("AXME_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 _created: list[str] = []
 _template: list[str] = []  # the migrated PostgreSQL database new ones are copied from (one per test process)
+_sqlite_template: list[bytes] = []  # the file of a migrated SQLite database, checkpointed (one per test process)
 # A new httpx client loads the CA bundle into an SSL context of its own: 20-70 ms, more than most tests' calls.
 # The runtimes here speak plain HTTP; their clients share this one context (load it once).
 TLS = httpx.create_ssl_context()
@@ -67,6 +68,53 @@ def _migrated_template() -> str:
     return url.rsplit("/", 1)[1]
 
 
+def migrated_sqlite(path: Path) -> Path:
+    """``path`` made a copy of a SQLite database the runtime's migrations were applied to once in this test process
+    (a runtime on it starts in a third of the time it takes on an empty file); 0600 from its creation, as the
+    store makes a new one. Refuses to write over a file that is there."""
+    if not _sqlite_template:
+        _sqlite_template.append(_migrated_sqlite_template())
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # as the store makes a folder that is not there
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with open(fd, "wb") as out:
+        out.write(_sqlite_template[0])
+    return path
+
+
+def _migrated_sqlite_template() -> bytes:
+    """The bytes of a database the store opened (applying every migration) and closed again, its WAL checkpointed
+    into the file and emptied: the one file holds the whole database, so copying it alone copies it all (SQLite
+    makes a new -wal and -shm beside the copy)."""
+    import asyncio
+    import shutil
+    import sqlite3
+    import tempfile
+
+    from axme_cli.runtime.store import open_store
+
+    folder = Path(tempfile.mkdtemp(prefix="axme-sqlite-template-"))
+    try:
+        db = folder / "template.db"
+
+        async def migrate() -> None:
+            store = open_store(str(db))
+            await store.open()
+            await store.close()
+
+        asyncio.run(migrate())
+        conn = sqlite3.connect(db, isolation_level=None)
+        try:
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            assert busy == 0, "the SQLite template's WAL could not be checkpointed"
+        finally:
+            conn.close()
+        wal = Path(f"{db}-wal")
+        assert not wal.exists() or wal.stat().st_size == 0, "the SQLite template's WAL is not empty"
+        return db.read_bytes()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def drop_databases() -> None:
     if not _created:
         return
@@ -106,12 +154,15 @@ class RuntimeProcess:
         wrapper: list[str] | None = None,
     ) -> None:
         """``backend`` "postgres" makes a new PostgreSQL database, migrated already (unless ``database_url`` names
-        one, e.g. to start several replicas on one database, or an empty one); "sqlite" uses ``db`` (default
-        ``workdir/dev.db``). ``wrapper`` runs the runtime under another program (strace): signals then go to the
-        runtime's own pid."""
+        one, e.g. to start several replicas on one database, or an empty one); "sqlite" uses ``db``, or else
+        ``workdir/dev.db``, made a migrated copy (``migrated_sqlite``) at the first start if it is not there yet
+        (a test of start-up on an empty file names its ``db``). ``wrapper`` runs the runtime under another
+        program (strace): signals then go to the runtime's own pid."""
         self.workdir = workdir
         self.db = db or workdir / "dev.db"
         self.backend = backend
+        # copied at the first start (the test may make the folder after this), unless the file is there then
+        self.migrated_copy = db is None and database_url is None and backend == "sqlite"
         if database_url is None and backend != "sqlite":
             database_url = new_database(backend, workdir, migrated=True)
         self.database_url = database_url
@@ -126,7 +177,15 @@ class RuntimeProcess:
         self.log = workdir / "runtime.log"
         self.port = 0  # fixed after the first start, so agents reconnect to the same URL after a restart
 
+    def first_start(self) -> None:
+        """Before the first start: the default SQLite file made a migrated copy if it is not there."""
+        if self.migrated_copy:
+            self.migrated_copy = False
+            if not self.db.exists():
+                migrated_sqlite(self.db)
+
     def start(self, timeout: float = 20.0) -> RuntimeProcess:
+        self.first_start()
         ready = self.workdir / f"ready-{time.monotonic_ns()}.json"
         self.pid = 0
         args = [

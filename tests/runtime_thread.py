@@ -84,7 +84,8 @@ class RuntimeThread(RuntimeProcess):
 
     ``settings`` sets Settings fields no flag of `axme dev` reaches, e.g. the slow-client deadlines, so a test of a
     deadline waits a second or two instead of the default 30 s; the server applies them as it applies the
-    defaults (``build_server``).
+    defaults (``build_server``). ``serve`` sets ``ServeOptions`` fields no flag reaches, e.g. the SQLite busy
+    timeout, so a test of a lock held past it holds it three seconds instead of six.
 
     ``clock``: what the runtime reads "now" from; a ``ManualClock`` (or ``--test-clock`` among the flags, which
     makes one) stands still until the test moves it (``clock.advance(seconds)``, or ``advance_clock``), and what
@@ -93,7 +94,7 @@ class RuntimeThread(RuntimeProcess):
     otherwise use up its key's burst for good)."""
 
     def __init__(self, workdir: Path, *, settings: dict[str, Any] | None = None, clock: Clock | None = None,
-                 **kwargs: Any) -> None:
+                 serve: dict[str, Any] | None = None, **kwargs: Any) -> None:
         if kwargs.get("command", "dev") != "dev":
             raise ValueError("the in-process runtime is `axme dev`; use RuntimeProcess for `axme server`")
         super().__init__(workdir, **kwargs)
@@ -105,10 +106,12 @@ class RuntimeThread(RuntimeProcess):
             self.extra_args = [*self.extra_args, "--rate-limit", "0"]
         self.settings, self.serve_fields = dev_options(self.extra_args)
         self.settings = dataclasses.replace(self.settings, **(settings or {}))
+        self.serve_fields = {**self.serve_fields, **(serve or {})}
         self._thread: threading.Thread | None = None
         self._server: Any = None
 
     def start(self, timeout: float = 20.0) -> RuntimeThread:
+        self.first_start()
         database = self.database_url or str(self.db)
         serve = dict(self.serve_fields)
         if self.database_url and "mail_dir" not in serve and "smtp_url" not in serve:
@@ -150,6 +153,10 @@ class RuntimeThread(RuntimeProcess):
         self._thread = None
         assert not alive, "the in-process runtime did not stop within 30 s"
         return 1 if self._server.failure else 0
+
+    def serving(self) -> bool:
+        """The server thread runs and nothing stopped it (what "no crash, no restart" means in-process)."""
+        return self._thread is not None and self._thread.is_alive() and not self._server.failure
 
     def retire(self) -> None:
         """Stop without waiting: uvicorn takes 0.2 s to notice and close, PostgreSQL's listener up to 0.5 s more,

@@ -43,6 +43,9 @@ class ServeOptions:
     # what the runtime reads "now" from; a ManualClock (`axme dev --test-clock`, the tests) also serves
     # POST /dev/clock/advance
     clock: Clock = SYSTEM
+    # seconds a SQLite write waits for another process's lock on the file before it answers 503 [default: the
+    # store's, 5 s]; no flag sets it: the tests shorten it to hold a lock past it without waiting 5 s
+    sqlite_busy_timeout: float | None = None
 
 
 @dataclass
@@ -139,7 +142,7 @@ def build_server(opts: ServeOptions, on_ready: Callable[[ReadyInfo], None] | Non
     host, port = sock.getsockname()[:2]
     url_host = f"[{host}]" if ":" in host else host
     url = f"http://{url_host}:{port}"
-    store = open_store(opts.database, replica_id=opts.replica_id)
+    store = open_store(opts.database, replica_id=opts.replica_id, busy_timeout=opts.sqlite_busy_timeout)
     from axme_cli.runtime.mailer import build_mailer
 
     if opts.mail_dir is None and store.kind != "sqlite" and not opts.smtp_url:

@@ -47,6 +47,7 @@ WAL_CAP = 64 * 2**20  # bytes of WAL past which nothing more is written until a 
 _POLL = 0.05  # seconds between two looks at the WAL's size
 _ROOM_WAIT = 0.25  # seconds a batch waits for the WAL to be emptied before its callers get 503
 _NEED_EMPTY_WAL = (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR)  # a write failed like this: empty the WAL first
+BUSY_TIMEOUT = 5.0  # seconds a write waits for another process's lock on the file before its callers get 503
 
 
 class _Counted(sqlite3.Connection):
@@ -60,14 +61,13 @@ class _Counted(sqlite3.Connection):
         return super().execute(sql, parameters)
 
 
-def _connect(path: str, store: Store | None = None) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0, cached_statements=512,
-                           factory=_Counted)
+def _connect(path: str, busy_timeout: float, store: Store | None = None) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=busy_timeout,
+                           cached_statements=512, factory=_Counted)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=OFF")
-    conn.execute("PRAGMA busy_timeout=5000")
     conn.store = store  # counted from here on (the writer's and the reader's statements, not the checkpoints')
     return conn
 
@@ -83,9 +83,10 @@ def _begin_now(conn: sqlite3.Connection) -> bool:
     return True
 
 
-def _begin_waiting(conn: sqlite3.Connection) -> None:
-    """BEGIN IMMEDIATE waiting up to 5 s for another process's lock (on the committer thread, off the loop)."""
-    conn.execute("PRAGMA busy_timeout=5000")
+def _begin_waiting(conn: sqlite3.Connection, busy_timeout: float) -> None:
+    """BEGIN IMMEDIATE waiting up to ``busy_timeout`` s for another process's lock (on the committer thread, off
+    the loop)."""
+    conn.execute(f"PRAGMA busy_timeout={round(busy_timeout * 1000)}")
     try:
         conn.execute("BEGIN IMMEDIATE")
     finally:
@@ -270,8 +271,9 @@ _Job = tuple[Callable[[Tx], Any], "asyncio.Future[Any]"]
 class SqliteStore(SqlReads, Store):
     kind = "sqlite"
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, busy_timeout: float = BUSY_TIMEOUT) -> None:
         self.location = os.path.abspath(os.path.expanduser(path))
+        self.busy_timeout = busy_timeout
         self._pending: list[_Job] = []  # written, not yet in a batch
         self._wake: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -305,7 +307,7 @@ class SqliteStore(SqlReads, Store):
         self._loop = asyncio.get_running_loop()
         self._lock = _hold(self.location + ".lock")
         try:
-            self._write = _connect(self.location, self)
+            self._write = _connect(self.location, self.busy_timeout, self)
             self._migrate(self._write)
             # Checkpoints run on their own thread and connection (below), never inside a commit of the writer.
             self._write.execute("PRAGMA wal_autocheckpoint=0")
@@ -313,10 +315,10 @@ class SqliteStore(SqlReads, Store):
             self._write.execute(f"PRAGMA journal_size_limit={WAL_SOFT}")
             # The loop never waits for the file lock: a BEGIN that would is retried on the committer thread.
             self._write.execute("PRAGMA busy_timeout=0")
-            self._reader = _connect(self.location, self)
+            self._reader = _connect(self.location, self.busy_timeout, self)
             # Checkpoints have a connection of their own. A RESTART or TRUNCATE holds the writer while it waits for
             # readers: ours read for a few ms at most; one that reads longer (another process) makes it fail soon.
-            self._checkpoint_conn = _connect(self.location)
+            self._checkpoint_conn = _connect(self.location, self.busy_timeout)
             self._checkpoint_conn.execute("PRAGMA busy_timeout=200")
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open the database {self.location}: {exc}") from exc
@@ -499,7 +501,7 @@ class SqliteStore(SqlReads, Store):
         started = time.perf_counter()
         try:
             if not _begin_now(conn):
-                await loop.run_in_executor(self._committer, _begin_waiting, conn)
+                await loop.run_in_executor(self._committer, _begin_waiting, conn, self.busy_timeout)
             for op, fut in batch:
                 tx = SqliteTx(conn, self._cache)
                 tx.memo = self.memo

@@ -135,9 +135,11 @@ def test_timers_fire_redelivery_then_delivery_failed(backend: str, tmp_path: Pat
 
 
 def test_locked_database_is_503_not_a_crash(tmp_path: Path) -> None:
+    """A lock held past the busy timeout (here a short one: the lock is held until the write has failed) fails
+    the write with the retryable StoreUnavailable; once the lock is gone, writes go through again."""
     async def main() -> None:
         path = tmp_path / "s.db"
-        store = open_store(str(path))
+        store = open_store(str(path), busy_timeout=0.2)
         await store.open()
         blocker = sqlite3.connect(path, isolation_level=None, timeout=0)
         blocker.execute("BEGIN EXCLUSIVE")
@@ -153,6 +155,8 @@ def test_locked_database_is_503_not_a_crash(tmp_path: Path) -> None:
         await store.close()
 
     run(main())
+    # what a runtime waits for a lock when nothing shortens it (ServeOptions.sqlite_busy_timeout, no flag)
+    assert open_store(str(tmp_path / "default.db")).busy_timeout == 5.0  # type: ignore[attr-defined]
 
 
 def test_migration_10_keeps_intents_and_workflows_in_rowid_tables(tmp_path: Path,
