@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,15 @@ import pytest
 
 from tests.runtime_proc import ADMIN_KEY, BACKENDS, RuntimeProcess, drop_databases, join_retired
 from tests.runtime_thread import RuntimeThread
+
+# With PYTHONDONTWRITEBYTECODE every pytest worker and every runtime or CLI process the tests start compiles
+# axme_cli and the test modules again (and pytest rewrites the tests' asserts again): ~6 s of CPU per worker at
+# collection, ~0.3 s per process. The processes the session starts (workers included) keep their bytecode in the
+# virtual environment instead, out of the source tree.
+if os.environ.get("PYTHONDONTWRITEBYTECODE") and not os.environ.get("PYTHONPYCACHEPREFIX") \
+        and sys.prefix != sys.base_prefix and os.access(sys.prefix, os.W_OK):
+    del os.environ["PYTHONDONTWRITEBYTECODE"]
+    os.environ["PYTHONPYCACHEPREFIX"] = str(Path(sys.prefix) / "pycache")
 
 # The AXP spec, reference and examples the tests check against: ../shared beside the checkout (or AXME_SHARED_DIR).
 SHARED = Path(os.environ.get("AXME_SHARED_DIR") or Path(__file__).resolve().parents[1].parent / "shared")
