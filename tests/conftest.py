@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,15 @@ import pytest
 
 from tests.runtime_proc import ADMIN_KEY, BACKENDS, RuntimeProcess, drop_databases, join_retired
 from tests.runtime_thread import RuntimeThread
+
+# With PYTHONDONTWRITEBYTECODE every pytest worker and every runtime or CLI process the tests start compiles
+# axme_cli and the test modules again (and pytest rewrites the tests' asserts again): ~6 s of CPU per worker at
+# collection, ~0.3 s per process. The processes the session starts (workers included) keep their bytecode in the
+# virtual environment instead, out of the source tree.
+if os.environ.get("PYTHONDONTWRITEBYTECODE") and not os.environ.get("PYTHONPYCACHEPREFIX") \
+        and sys.prefix != sys.base_prefix and os.access(sys.prefix, os.W_OK):
+    del os.environ["PYTHONDONTWRITEBYTECODE"]
+    os.environ["PYTHONPYCACHEPREFIX"] = str(Path(sys.prefix) / "pycache")
 
 # The AXP spec, reference and examples the tests check against: ../shared beside the checkout (or AXME_SHARED_DIR).
 SHARED = Path(os.environ.get("AXME_SHARED_DIR") or Path(__file__).resolve().parents[1].parent / "shared")
@@ -22,6 +32,8 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(
             f"the tests read the AXP spec and examples from {SHARED}, which is not there: clone this repository "
             "beside the project's shared/ folder, or point AXME_SHARED_DIR at it")
+    if os.environ.get("AXME_TEST_CPU"):
+        config.pluginmanager.register(CpuAccount(os.environ["AXME_TEST_CPU"]), "axme-cpu-account")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -160,3 +172,63 @@ def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str)
     if isinstance(val, str) and _UUID.search(val):
         return _UUID.sub("<id>", val)
     return None
+
+
+
+# Opt-in CPU account: AXME_TEST_CPU=path appends one JSON line per test (and one per worker for its start-up, one
+# for its total) with the CPU the test process spent (`time.process_time()`: every thread, so the in-process
+# runtimes too) and what its reaped children spent (process runtimes, CLIs), over the test's setup, call and
+# teardown. PostgreSQL's server processes are not counted. `python -m tests.cpu_report path` sums it up.
+CPU_KINDS = ("runtime", "quiet", "backend", "tmp_path")  # fixtures the report groups the tests by
+
+
+def _cpu_now() -> tuple[float, float]:
+    import resource
+    import time
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time(), children.ru_utime + children.ru_stime
+
+
+class CpuAccount:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.last = (0.0, 0.0)  # what the session's teardown took, not counted to the last test
+
+    def write(self, record: dict[str, object]) -> None:
+        import json
+
+        record["worker"] = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        with open(self.path, "a") as out:  # one short append per line: the workers' lines do not interleave
+            out.write(json.dumps(record) + "\n")
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        own, children = _cpu_now()  # interpreter start, imports, plugins and collection
+        self.write({"startup": True, "cpu": own, "children": children, "tests": len(session.items)})
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+        own, children = _cpu_now()
+        yield
+        own2, children2 = _cpu_now()
+        names = getattr(item, "fixturenames", ())
+        own2, children2 = own2 - self.last[0], children2 - self.last[1]
+        self.write({"nodeid": item.nodeid, "file": item.nodeid.split("::", 1)[0], "cpu": round(own2 - own, 4),
+                    "children": round(children2 - children, 4), "fixtures": [k for k in CPU_KINDS if k in names]})
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+        """The last test's teardown ends the session's fixtures too: the shared runtimes, and the retired ones
+        joined (a process runtime's CPU is counted when it is reaped, there), so it is a line of its own."""
+        own, children = _cpu_now()
+        yield
+        if nextitem is None:
+            own2, children2 = _cpu_now()
+            self.last = (own2 - own, children2 - children)
+            self.write({"session_teardown": True, "cpu": round(self.last[0], 4), "children": round(self.last[1], 4)})
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        own, children = _cpu_now()  # retired runtimes joined, databases dropped: the whole process
+        self.write({"total": True, "cpu": own, "children": children})
