@@ -186,11 +186,11 @@ def fill(folder: Path) -> Path:
     """Write zeros into ``folder`` until the filesystem says it is full."""
     filler = folder / "filler"
     chunk = b"\0" * 65536
-    with open(filler, "wb") as fh:
+    # Unbuffered: a buffered file would hold the chunk the disk refused and fail again, ENOSPC, when closed.
+    with open(filler, "wb", buffering=0) as fh:
         try:
             while True:
                 fh.write(chunk)
-                fh.flush()
         except OSError as exc:
             assert exc.errno == errno.ENOSPC, exc
     return filler
