@@ -426,22 +426,7 @@ def _policy(what: str, agent: str, action: str, value: str | None, base_url: str
         assert value is not None
         shared.check_pattern(value)
     with client(base_url, api_key, context) as c:
-        base = _policy_base(c, agent, what)
-        if action == "get":
-            answer = c.get_policy(base)
-            heading = None
-        elif action == "set":
-            answer = c.set_policy(base, {field: str(value)})
-            heading = f"✓ {name.capitalize()} set." if answer.get("changed") else f"{name.capitalize()} unchanged."
-        elif action == "add":
-            answer = c.add_policy_entry(base, str(value))
-            entry = answer["entry"]
-            heading = (f"✓ Added {entry['sender_pattern']} (entry {entry['entry_id']})." if answer.get("created")
-                       else f"{entry['sender_pattern']} is already an entry ({entry['entry_id']}).")
-        else:
-            answer = c.remove_policy_entry(base, shared.entry_id_of(c, base, str(value),
-                                                                    c.target.workspace_id if c.target else None))
-            heading = f"✓ Removed entry {answer['entry_id']}."
+        answer, heading = shared.act(c, _policy_base(c, agent, what), action, value, field=field, name=name)
     output().result(answer, lambda: shared.show(answer, heading=heading))
 
 

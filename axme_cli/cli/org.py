@@ -39,21 +39,8 @@ def _run(action: str, value: str | None, org_id: str | None, base_url: str | Non
         assert value is not None
         shared.check_pattern(value)
     with client(base_url, api_key, context) as c:
-        base = c.policy_base(org_id=shared.org_id(c, org_id))
-        if action == "get":
-            answer, heading = c.get_policy(base), None
-        elif action == "set":
-            answer = c.set_policy(base, {"policy_type": str(value)})
-            heading = "✓ Receive policy set." if answer.get("changed") else "Receive policy unchanged."
-        elif action == "add":
-            answer = c.add_policy_entry(base, str(value))
-            entry = answer["entry"]
-            heading = (f"✓ Added {entry['sender_pattern']} (entry {entry['entry_id']})." if answer.get("created")
-                       else f"{entry['sender_pattern']} is already an entry ({entry['entry_id']}).")
-        else:
-            workspace = c.target.workspace_id if c.target else None
-            answer = c.remove_policy_entry(base, shared.entry_id_of(c, base, str(value), workspace))
-            heading = f"✓ Removed entry {answer['entry_id']}."
+        answer, heading = shared.act(c, c.policy_base(org_id=shared.org_id(c, org_id)), action, value,
+                                     field="policy_type", name="receive policy")
     output().result(answer, lambda: shared.show(answer, heading=heading))
 
 

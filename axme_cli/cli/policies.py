@@ -1,8 +1,8 @@
 """What `axme agents policy`, `axme agents receive-override` and `axme org receive-policy` share: the check of a
 mode and a sender pattern before any request (exit 2 naming the argument and the fix), finding an entry by its id
-or its pattern, and showing a policy (Agent / Mode / Entries, as AXME's CLI does). The commands themselves live in
-their groups (cli/agents.py, cli/org.py); what the policies mean: docs/cli.md and the runtime's
-engine/policies.py."""
+or its pattern, each action's request and heading (`act`), and showing a policy (Agent / Mode / Entries, as AXME's
+CLI does). The commands themselves live in their groups (cli/agents.py, cli/org.py); what the policies mean:
+docs/cli.md and the runtime's engine/policies.py."""
 
 from __future__ import annotations
 
@@ -94,3 +94,22 @@ def org_id(c: Client, given: str | None) -> str:
     if c.target is not None and c.target.org_id:
         return c.target.org_id
     return str(c.health().get("org_id") or "")
+
+
+def act(c: Client, base: str, action: str, value: str | None, *, field: str, name: str) -> tuple[dict[str, Any],
+                                                                                             str | None]:
+    """get / set MODE / add PATTERN / remove ENTRY on the policy at ``base`` (value checked by the caller): the
+    answer and the heading shown above it. ``field``: the body's mode field; ``name``: what the heading calls it."""
+    if action == "get":
+        return c.get_policy(base), None
+    if action == "set":
+        answer = c.set_policy(base, {field: str(value)})
+        return answer, (f"✓ {name.capitalize()} set." if answer.get("changed") else f"{name.capitalize()} unchanged.")
+    if action == "add":
+        answer = c.add_policy_entry(base, str(value))
+        entry = answer["entry"]
+        return answer, (f"✓ Added {entry['sender_pattern']} (entry {entry['entry_id']})." if answer.get("created")
+                        else f"{entry['sender_pattern']} is already an entry ({entry['entry_id']}).")
+    workspace = c.target.workspace_id if c.target else None
+    answer = c.remove_policy_entry(base, entry_id_of(c, base, str(value), workspace))
+    return answer, f"✓ Removed entry {answer['entry_id']}."

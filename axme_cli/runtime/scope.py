@@ -14,7 +14,7 @@ workspace of ``s`` carries, ``belongs`` the check of one read by id (``Principal
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from axme_cli.runtime.principals import Principal
@@ -71,10 +71,6 @@ def segments(address: str) -> tuple[str, str] | None:
     if not sep or len(parts) < 3 or not parts[0] or not parts[1]:
         return None
     return parts[0], parts[1]
-
-
-def only_mine(s: Settings, rows: Iterable[Mapping[str, Any]]) -> list[Any]:
-    return [r for r in rows if owns(s, r)]
 
 
 def principal_pair(principal: Principal) -> Pair:
