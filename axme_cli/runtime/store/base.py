@@ -1010,6 +1010,19 @@ class Store(Reads):
     # Called by the writer after each commit with (operations in the transaction, seconds it took); metrics.
     on_batch: Callable[[int, float], None] | None = None
 
+    def _finish(self, outcomes: list[tuple[Any, bool, Any]], notes: Notes) -> None:
+        """On the loop, after a batch committed or failed: answer each caller still waiting (a future with its
+        result or exception), then hand the batch's notes to ``on_commit``, which wakes what it changed."""
+        for fut, ok, value in outcomes:
+            if fut.done():
+                continue
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
+        if self.on_commit is not None:
+            self.on_commit(notes)
+
     @functools.cached_property
     def memo(self) -> dict[str, Any]:
         """What operations keep in memory between this store's transactions (``Tx.memo``)."""

@@ -762,18 +762,6 @@ class PostgresStore(SqlReads, Store):
             with contextlib.suppress(RuntimeError):  # the loop is closing
                 loop.call_soon_threadsafe(self._finish, outcomes, notes)
 
-    def _finish(self, outcomes: list[_Outcome], notes: Notes) -> None:
-        """On the loop: answer the callers, then wake what the batch changed."""
-        for fut, ok, value in outcomes:
-            if fut.done():
-                continue
-            if ok:
-                fut.set_result(value)
-            else:
-                fut.set_exception(value)
-        if self.on_commit is not None:
-            self.on_commit(notes)
-
     def _writer_conn(self) -> psycopg.Connection[Any] | None:
         """The writer's connection, connecting again if it was lost (at most every ``DOWN_TIMEOUT`` while that
         fails); None: the database is unreachable."""

@@ -541,17 +541,6 @@ class SqliteStore(SqlReads, Store):
             self.on_batch(len(batch), time.perf_counter() - started)
         return outcomes, notes
 
-    def _finish(self, outcomes: list[tuple[asyncio.Future[Any], bool, Any]], notes: Notes) -> None:
-        for fut, ok, value in outcomes:
-            if fut.done():
-                continue
-            if ok:
-                fut.set_result(value)
-            else:
-                fut.set_exception(value)
-        if self.on_commit is not None:
-            self.on_commit(notes)
-
     # reads (on the event loop thread; WAL readers never block the writer)
     @contextlib.contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
