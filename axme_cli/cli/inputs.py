@@ -80,6 +80,15 @@ def shown(value: str) -> str:
     return "'" + os.fsencode(value).decode("utf-8", "backslashreplace") + "'"
 
 
+def check_choice(value: str | None, allowed: tuple[str, ...], flag: str, example: str | None = None) -> None:
+    """A flag's value, when given, is one of ``allowed``; else exit 2 naming the flag and an example."""
+    from axme_cli.errors import UsageError
+
+    if value is not None and value not in allowed:
+        raise UsageError(f"{flag} {shown(value)} is not one of {', '.join(allowed)}",
+                         fix=f"e.g. {flag} {example or allowed[0]}")
+
+
 def merged_data(data_json: str | None, pairs: list[str] | None, fields: list[str] | None = None,
                 typed_fields: list[str] | None = None) -> dict[str, Any]:
     """--data-json, then --data, then -f, then -F: a later one sets a key an earlier one set."""

@@ -35,14 +35,6 @@ MemberArg = Annotated[str, typer.Argument(metavar="MEMBER", show_default=False,
                                           help="The member's id, as `list` shows it.")]
 
 
-def _check(value: str | None, allowed: tuple[str, ...], flag: str, example: str) -> None:
-    from axme_cli.cli.inputs import shown
-    from axme_cli.errors import UsageError
-
-    if value is not None and value not in allowed:
-        raise UsageError(f"{flag} {shown(value)} is not one of {', '.join(allowed)}", fix=f"e.g. {flag} {example}")
-
-
 def _text(member: dict[str, Any]) -> list[str]:
     where = f"workspace {member['workspace_id']}" if member.get("workspace_id") else "the whole organization"
     return [f"Member: {member['member_id']}", f"Actor: {member['actor_id']}", f"Role: {member['role']} in {where}",
@@ -94,8 +86,9 @@ def add(actor: ActorArg,
     """Make a person a member of the organization, or of one of its workspaces."""
     from axme_cli.cli import policies as shared
     from axme_cli.cli.common import client, output
+    from axme_cli.cli.inputs import check_choice
 
-    _check(role, ROLES, "--role", "member")
+    check_choice(role, ROLES, "--role", "member")
     body = {"actor_id": actor, "role": role, "workspace_id": workspace_id}
     with client(base_url, api_key, context) as c:
         answer = c.add_member(shared.org_id(c, org_id), {k: v for k, v in body.items() if v is not None})
@@ -113,10 +106,11 @@ def update(member_id: MemberArg,
     """Change a member's role or status."""
     from axme_cli.cli import policies as shared
     from axme_cli.cli.common import client, output
+    from axme_cli.cli.inputs import check_choice
     from axme_cli.errors import UsageError
 
-    _check(role, ROLES, "--role", "member")
-    _check(status, STATUSES, "--status", "suspended")
+    check_choice(role, ROLES, "--role", "member")
+    check_choice(status, STATUSES, "--status", "suspended")
     body = {k: v for k, v in (("role", role), ("status", status)) if v is not None}
     if not body:
         raise UsageError("nothing to change", fix="give --role or --status")
@@ -157,8 +151,9 @@ def include(actor: ActorArg,
     """Make a person a member of the workspace."""
     from axme_cli.cli import policies as shared
     from axme_cli.cli.common import client, output
+    from axme_cli.cli.inputs import check_choice
 
-    _check(role, WORKSPACE_ROLES, "--role", "member")
+    check_choice(role, WORKSPACE_ROLES, "--role", "member")
     with client(base_url, api_key, context) as c:
         workspace = _workspace_id(c, workspace_id)
         answer = c.include_member(workspace, {"actor_id": actor, "role": role, "org_id": shared.org_id(c, org_id),

@@ -19,13 +19,6 @@ ENVIRONMENTS = ("sandbox", "staging", "production")
 STATUSES = ("active", "suspended", "archived")
 
 
-def _check(value: str | None, allowed: tuple[str, ...], flag: str) -> None:
-    from axme_cli.errors import UsageError
-
-    if value is not None and value not in allowed:
-        raise UsageError(f"{flag} {value!r} is not one of {', '.join(allowed)}", fix=f"e.g. {flag} {allowed[0]}")
-
-
 def _text(ws: dict[str, Any]) -> list[str]:
     lines = [f"Workspace: {ws['name']} ({ws['workspace_id']})", f"Organization: {ws['org_id']}",
              f"Environment: {ws['environment']}", f"Status: {ws['status']}"]
@@ -69,10 +62,11 @@ def create(
     from axme_cli.cli import policies as shared
     from axme_cli.cli.common import client, output
     from axme_cli.cli.contexts import check_name
+    from axme_cli.cli.inputs import check_choice
     from axme_cli.config import contexts, secrets
     from axme_cli.errors import UsageError
 
-    _check(environment, ENVIRONMENTS, "--environment")
+    check_choice(environment, ENVIRONMENTS, "--environment")
     if not 2 <= len(name.strip()) <= 120:
         raise UsageError("NAME must be 2-120 characters", fix="e.g. axme workspace create staging --env staging")
     if save_context is not None:  # checked before the workspace exists: its key is answered only once
@@ -112,10 +106,11 @@ def update(
     """Change a workspace's name, environment, region or status."""
     from axme_cli.cli import policies as shared
     from axme_cli.cli.common import client, output
+    from axme_cli.cli.inputs import check_choice
     from axme_cli.errors import UsageError
 
-    _check(environment, ENVIRONMENTS, "--environment")
-    _check(status, STATUSES, "--status")
+    check_choice(environment, ENVIRONMENTS, "--environment")
+    check_choice(status, STATUSES, "--status")
     body = {k: v for k, v in (("name", name), ("environment", environment), ("region", region),
                               ("status", status)) if v is not None}
     if not body:
