@@ -58,6 +58,11 @@ def spaces(rt: RuntimeProcess) -> dict[str, Space]:
     return {"a": Space("local", "dev", rt.api_key), **made}
 
 
+def ok(r: httpx.Response) -> dict[str, Any]:
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
 def err(r: httpx.Response, status: int, code: str, field: str | None = None) -> None:
     assert r.status_code == status, r.text
     body = r.json()

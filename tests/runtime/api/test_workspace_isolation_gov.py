@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 import pytest
 from axme_sdk import AxmeClient, AxmeClientConfig
 from axme_sdk.exceptions import AxmeHttpError
@@ -24,7 +23,7 @@ from axme_cli.runtime.store import open_store
 from tests.cli.helpers import env_for, run
 from tests.conftest import NO_LOGIN_LIMITS, unique
 from tests.receiver import poll
-from tests.runtime.api.test_workspace_isolation import Space, err, make_sa, spaces
+from tests.runtime.api.test_workspace_isolation import Space, err, make_sa, ok, spaces
 from tests.runtime.store import test_store
 from tests.runtime_proc import new_database
 from tests.runtime_thread import RuntimeThread
@@ -41,11 +40,6 @@ def rt(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runti
     proc.start()
     yield proc
     proc.stop()
-
-
-def ok(r: httpx.Response) -> dict[str, Any]:
-    assert r.status_code == 200, r.text
-    return dict(r.json())
 
 
 def others(spaces: dict[str, Space], who: str) -> list[Space]:

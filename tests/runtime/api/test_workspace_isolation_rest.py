@@ -25,7 +25,7 @@ from axme_cli.runtime.engine import usage
 from axme_cli.runtime.store import open_store
 from tests.auth_helpers import bearer, login
 from tests.conftest import NO_LOGIN_LIMITS, unique
-from tests.runtime.api.test_workspace_isolation import Space, err, make_sa, spaces
+from tests.runtime.api.test_workspace_isolation import Space, err, make_sa, ok, spaces
 from tests.runtime_proc import TLS
 from tests.runtime_thread import RuntimeThread
 
@@ -42,11 +42,6 @@ def rt(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runti
     proc.start()
     yield proc
     proc.stop()
-
-
-def ok(r: httpx.Response) -> dict[str, Any]:
-    assert r.status_code == 200, r.text
-    return dict(r.json())
 
 
 def upload(api: httpx.Client, data: bytes) -> str:

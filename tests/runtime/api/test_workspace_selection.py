@@ -19,6 +19,7 @@ import pytest
 
 from tests.auth_helpers import bearer, login
 from tests.conftest import unique
+from tests.runtime.api.test_workspace_isolation import ok
 from tests.runtime_proc import RuntimeProcess
 from tests.runtime_thread import RuntimeThread
 
@@ -43,11 +44,6 @@ def err(r: httpx.Response, status: int, code: str, field: str | None = None) -> 
     if field is not None:
         assert body["error"]["details"].get("field") == field or field in body["error"]["message"], body
     return dict(body)
-
-
-def ok(r: httpx.Response) -> dict[str, Any]:
-    assert r.status_code == 200, r.text
-    return dict(r.json())
 
 
 def test_a_selected_person_acts_in_that_workspace(rt: RuntimeProcess) -> None:
