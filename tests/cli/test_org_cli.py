@@ -105,5 +105,8 @@ def test_a_new_workspaces_admin_key_is_shown_once_or_kept_in_a_context(served: R
 
     again = run(env, "workspace", "create", "hooli-qa", "--org-id", org_id, "--save-context", "hooli-prod")
     assert again.returncode == 2 and "--save-context" in again.stderr and "already exists" in again.stderr
+    for hostile in ("../etc/passwd", "", "x" * 65, "a b"):
+        bad = run(env, "workspace", "create", "hooli-qa", "--org-id", org_id, "--save-context", hostile)
+        assert bad.returncode == 2 and "context name" in bad.stderr, (hostile, bad.stderr)
     names = [w["name"] for w in json.loads(run(env, "workspace", "list", "--json").stdout)["workspaces"]]
     assert "hooli-qa" not in names  # refused before any request: no workspace whose key nobody holds
