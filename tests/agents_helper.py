@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 
+from tests.runtime_proc import TLS
+
 Handler = Callable[[dict[str, Any]], dict[str, Any] | None]
 
 
@@ -45,7 +47,7 @@ class FeedAgent(threading.Thread):
     def _follow(self, cursor_box: list[int]) -> None:
         """Follow the feed on ``self.url`` until a connection error (then the caller picks the next URL)."""
         cursor = cursor_box[0]
-        with httpx.Client(base_url=self.url, headers={"x-api-key": self.token}, timeout=15.0) as client:
+        with httpx.Client(verify=TLS, base_url=self.url, headers={"x-api-key": self.token}, timeout=15.0) as client:
             while not self.stop_event.is_set():
                 try:
                     with client.stream("GET", f"/v1/agents/{self.name}/intents/stream",

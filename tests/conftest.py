@@ -190,6 +190,12 @@ def _cpu_now() -> tuple[float, float]:
     return time.process_time(), children.ru_utime + children.ru_stime
 
 
+def _wall_now() -> float:
+    import time
+
+    return time.monotonic()
+
+
 class CpuAccount:
     def __init__(self, path: str) -> None:
         self.path = path
@@ -210,12 +216,15 @@ class CpuAccount:
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
         own, children = _cpu_now()
+        wall = _wall_now()
         yield
         own2, children2 = _cpu_now()
+        wall = _wall_now() - wall
         names = getattr(item, "fixturenames", ())
         own2, children2 = own2 - self.last[0], children2 - self.last[1]
         self.write({"nodeid": item.nodeid, "file": item.nodeid.split("::", 1)[0], "cpu": round(own2 - own, 4),
-                    "children": round(children2 - children, 4), "fixtures": [k for k in CPU_KINDS if k in names]})
+                    "children": round(children2 - children, 4), "wall": round(wall, 4),
+                    "fixtures": [k for k in CPU_KINDS if k in names]})
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:

@@ -22,7 +22,7 @@ import pytest
 from tests.auth_helpers import auth_runtime, bearer, read_code
 from tests.auth_helpers import mail_dir as mail
 from tests.cli.helpers import run
-from tests.runtime_proc import ADMIN_KEY, RuntimeProcess
+from tests.runtime_proc import ADMIN_KEY, TLS, RuntimeProcess
 from tests.runtime_thread import RuntimeThread
 
 SHORT = 1.0  # access-token lifetime of the `short` runtime (the least `axme dev` takes), on its test clock
@@ -123,7 +123,7 @@ def test_email_login_whoami_doctor_logout(rt: RuntimeProcess, tmp_path: Path) ->
     assert out["account_session_cleared"] is True and out["api_key_cleared"] is False
     assert out["server_logout"]["revoked"] is True and out["server_logout"]["session_id"] == done["session_id"]
     assert "work" not in secrets_of(cfg)
-    with httpx.Client(base_url=rt.url) as c:
+    with httpx.Client(verify=TLS, base_url=rt.url) as c:
         assert c.get("/v1/auth/whoami", headers=bearer(tokens[0])).status_code == 401
     after = axme(env, "whoami", "--context", "work")
     assert after.returncode == 2 and "axme login" in after.stderr
@@ -287,7 +287,7 @@ def test_cli_refreshes_an_expired_access_token(short: RuntimeProcess, tmp_path: 
     assert third["refresh_token"] != second["refresh_token"]
 
     # a copied (spent) refresh token ends the session for everyone
-    with httpx.Client(base_url=short.url) as c:
+    with httpx.Client(verify=TLS, base_url=short.url) as c:
         r = c.post("/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
         assert r.status_code == 401 and r.json()["error"]["code"] == "refresh_token_reused"
     out = axme(env, "whoami")

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.cli.helpers import run
-from tests.runtime_proc import RuntimeProcess
+from tests.runtime_proc import TLS, RuntimeProcess
 
 
 def isolated_env(tmp_path: Path) -> dict[str, str]:
@@ -118,12 +118,12 @@ def test_dev_writes_the_local_context_and_keeps_its_key(tmp_path: Path) -> None:
         key_file = Path(str(rt.db) + ".key")
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
         assert key_file.read_text().strip() == key
-        with httpx.Client(base_url=rt.url, headers={"x-api-key": key}) as client:
+        with httpx.Client(verify=TLS, base_url=rt.url, headers={"x-api-key": key}) as client:
             assert client.get("/v1/intents").status_code == 200
         assert key not in (tmp_path / "runtime.log").read_text()  # never in logs or the banner
         assert rt.stop() == 0  # SIGTERM: clean shutdown
         rt.start()  # the same key is kept across restarts
-        with httpx.Client(base_url=rt.url, headers={"x-api-key": key}) as client:
+        with httpx.Client(verify=TLS, base_url=rt.url, headers={"x-api-key": key}) as client:
             assert client.get("/v1/intents").status_code == 200
         # the CLI finds the runtime through the context the runtime wrote
         out = run(rt.env, "status")

@@ -20,7 +20,7 @@ import pytest
 
 from tests.cli.helpers import run
 from tests.conftest import make_agent
-from tests.runtime_proc import RuntimeProcess
+from tests.runtime_proc import TLS, RuntimeProcess
 
 
 def env_for(tmp_path: Path) -> dict[str, str]:
@@ -226,7 +226,7 @@ def test_agents_run_with_a_revoked_key_stops(runtime: RuntimeProcess, tmp_path: 
         assert r.status_code == 200, r.text
         key = r.json()["key"]
         # the key opens its own agent's feed before the revocation, so the refusal below is the revocation's
-        with httpx.Client(base_url=runtime.url, headers={"x-api-key": key["token"]}) as agent, \
+        with httpx.Client(verify=TLS, base_url=runtime.url, headers={"x-api-key": key["token"]}) as agent, \
                 agent.stream("GET", f"/v1/agents/{name}/intents/stream", params={"wait_seconds": 1}) as feed:
             assert feed.status_code == 200
         r = admin.post(f"/v1/service-accounts/{sa_id}/keys/{key['key_id']}/revoke")

@@ -44,12 +44,16 @@ class OutboundSender(Background):
         self._full = False
         self.held: KillSwitch | None = None  # killed agents: their deliveries wait (engine/mesh.py)
 
-    def start(self) -> None:
-        from axme_cli.runtime.egress import Egress, Policy
+    def _client(self) -> Egress:
+        """The outbound client, made at the first send: a runtime that sends nothing never imports aiohttp."""
+        if self._egress is None:
+            from axme_cli.runtime.egress import Egress
+            from axme_cli.runtime.egress_policy import Policy
 
-        s = self._settings
-        self._egress = Egress(Policy.of(s), timeout_seconds=s.outbound_timeout_seconds, user_agent="axme-runtime")
-        super().start()
+            s = self._settings
+            self._egress = Egress(Policy.of(s), timeout_seconds=s.outbound_timeout_seconds,
+                                  user_agent="axme-runtime")
+        return self._egress
 
     async def stop(self) -> None:
         await super().stop()
@@ -88,9 +92,8 @@ class OutboundSender(Background):
     async def _send(self, job: dict[str, Any]) -> None:
         import aiohttp
 
-        from axme_cli.runtime.egress import EgressRefused
+        from axme_cli.runtime.egress_policy import EgressRefused
 
-        assert self._egress is not None
         body: bytes = job["body"]
         headers = {"Content-Type": "application/json", "X-Axme-Event": job["event_type"],
                    "X-Axme-Delivery": job["delivery_id"]}
@@ -99,7 +102,7 @@ class OutboundSender(Background):
         status_code: int | None = None
         error: str | None = None
         try:
-            status_code = await self._egress.post(job["url"], body, headers)
+            status_code = await self._client().post(job["url"], body, headers)
             if not 200 <= status_code < 300:
                 error = f"HTTP {status_code}"
         except EgressRefused as exc:  # nothing was sent: the error names the kind of address, nothing more

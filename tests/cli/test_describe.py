@@ -13,7 +13,7 @@ import pytest
 from axme_cli.render.describe import spans, view
 from tests.cli.helpers import cli_invoke
 from tests.conftest import make_agent, new_intent, unique
-from tests.runtime_proc import RuntimeProcess
+from tests.runtime_proc import TLS, RuntimeProcess
 
 RECORDED = Path(__file__).parent / "data" / "saga-failed-at-shipping.events.jsonl"
 
@@ -71,7 +71,7 @@ def test_describe_an_intent_while_it_waits_and_after_it_ends(runtime: RuntimePro
     assert code == 0, err
     assert f"Intent:       {intent_id}" in out and f"Held by:      agent:{address}" in out
     assert "No steps or deliveries recorded yet." in out
-    with httpx.Client(base_url=runtime.url, headers={"x-api-key": token}, timeout=10) as agent:
+    with httpx.Client(verify=TLS, base_url=runtime.url, headers={"x-api-key": token}, timeout=10) as agent:
         feed = agent.get(f"/v1/agents/{name}/intents/stream", params={"since": 0, "wait_seconds": 1})
         assert intent_id in feed.text
         r = agent.post(f"/v1/intents/{intent_id}/resume", json={"action": "complete", "result": {"ok": 1}})

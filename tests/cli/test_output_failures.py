@@ -17,7 +17,7 @@ from typing import IO
 import pytest
 
 from tests.cli.helpers import axme, env_for, no_traceback, run
-from tests.runtime_proc import RuntimeProcess
+from tests.runtime_proc import TLS, RuntimeProcess
 
 # Commands that write a result to stdout: a single result, a list, a stream of events, text and JSON.
 COMMANDS = [
@@ -110,7 +110,7 @@ def test_stream_of_events_into_a_full_disk(runtime: RuntimeProcess, tmp_path: Pa
 
     from tests.conftest import new_intent
 
-    with httpx.Client(base_url=runtime.url, headers={"x-api-key": runtime.api_key or ""}) as c:
+    with httpx.Client(verify=TLS, base_url=runtime.url, headers={"x-api-key": runtime.api_key or ""}) as c:
         intent_id = c.post("/v1/intents", json=new_intent()).json()["intent_id"]
         c.post(f"/v1/intents/{intent_id}/resolve", json={"status": "CANCELED"}).raise_for_status()
     env = env_for(tmp_path, AXME_BASE_URL=runtime.url, AXME_API_KEY=runtime.api_key or "")

@@ -33,6 +33,7 @@ import httpx
 from tests.agents_helper import sse_frames
 from tests.reliability.plans import CHILD_STATUS, EXPECTED, PLANS, decide
 from tests.runtime.engine.test_workflows import saga as order_saga
+from tests.runtime_proc import TLS
 
 ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = ("COMPLETED", "FAILED", "CANCELED", "TIMED_OUT")
@@ -133,7 +134,7 @@ class ThreadAgent(threading.Thread):
         self.errors = 0
 
     def run(self) -> None:
-        with httpx.Client(base_url=self.url, headers={"x-api-key": self.token}, timeout=15.0) as client:
+        with httpx.Client(verify=TLS, base_url=self.url, headers={"x-api-key": self.token}, timeout=15.0) as client:
             while not self.stop_event.is_set():
                 try:
                     self._follow(client)
@@ -293,7 +294,7 @@ class Load:
                    "idempotency-key": f"apply-{order_id}"}
         deadline = time.monotonic() + 120
         tries = 0
-        with httpx.Client(base_url=self.url, headers=headers, timeout=30.0) as client:
+        with httpx.Client(verify=TLS, base_url=self.url, headers=headers, timeout=30.0) as client:
             while True:
                 tries += 1
                 with self.lock:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.conftest import make_agent
-from tests.runtime_proc import RuntimeProcess
+from tests.runtime_proc import TLS, RuntimeProcess
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +32,7 @@ class Sender(threading.Thread):
         self.stop = threading.Event()
 
     def run(self) -> None:
-        with httpx.Client(base_url=self.url, headers={"x-api-key": self.key}, timeout=5.0) as client:
+        with httpx.Client(verify=TLS, base_url=self.url, headers={"x-api-key": self.key}, timeout=5.0) as client:
             while not self.stop.is_set():
                 correlation = str(uuid.uuid4())
                 body = {"intent_type": "order.place.v1", "correlation_id": correlation,
@@ -59,7 +59,7 @@ class Completer(threading.Thread):
 
     def run(self) -> None:
         cursor = 0
-        with httpx.Client(base_url=self.url, headers={"x-api-key": self.token}, timeout=10.0) as client:
+        with httpx.Client(verify=TLS, base_url=self.url, headers={"x-api-key": self.token}, timeout=10.0) as client:
             while not self.stop.is_set():
                 try:
                     for frame in feed(client, self.name, cursor, wait=1):

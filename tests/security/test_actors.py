@@ -14,7 +14,7 @@ import pytest
 
 from tests.auth_helpers import bearer, login
 from tests.conftest import make_agent, new_intent
-from tests.runtime_proc import RuntimeProcess
+from tests.runtime_proc import TLS, RuntimeProcess
 
 ADMIN = "initiator://local/dev/admin"
 
@@ -148,7 +148,7 @@ def test_a_person_acts_as_the_person(runtime: RuntimeProcess, pair: tuple[Agent,
                                      admin: httpx.Client) -> None:
     alpha, beta = pair
     who = f"person-{uuid.uuid4().hex[:8]}@example.com"
-    with httpx.Client(base_url=runtime.url, timeout=30.0) as anon:
+    with httpx.Client(verify=TLS, base_url=runtime.url, timeout=30.0) as anon:
         person = bearer(str(login(anon, runtime.mail_dir, who)["access_token"]))
         me = f"actor://local/dev/{who}"
         intent_id = send(alpha.client, beta.address)

@@ -16,7 +16,7 @@ import pytest
 
 from axme_cli.runtime.clock import ManualClock
 from tests.auth_helpers import bearer, read_code
-from tests.runtime_proc import RuntimeProcess
+from tests.runtime_proc import TLS, RuntimeProcess
 from tests.runtime_thread import RuntimeThread
 
 
@@ -79,7 +79,7 @@ def test_a_server_without_allow_email_lets_nobody_log_in(backend: str, tmp_path:
                                                          started: list[RuntimeProcess]) -> None:
     rt = start(started, server(tmp_path, backend))
     assert "Logins     email login off (--allow-email names who may log in)" in rt.log.read_text()
-    with httpx.Client(base_url=rt.url, timeout=30.0) as c:
+    with httpx.Client(verify=TLS, base_url=rt.url, timeout=30.0) as c:
         for who in (email(), "admin@localhost", "root@example.com"):
             error = error_of(ask_code(c, who), 403, "email_not_allowed")
             assert error["details"] == {"field": "email"}
@@ -95,7 +95,7 @@ def test_a_server_lets_in_the_emails_and_domains_it_names_and_logs_no_code(
     assert "Logins     by email (@corp.test, ann@example.com); codes written to" in rt.log.read_text()
     mail = tmp_path / "mail"
     codes = []
-    with httpx.Client(base_url=rt.url, timeout=30.0) as c:
+    with httpx.Client(verify=TLS, base_url=rt.url, timeout=30.0) as c:
         for who in ("ann@example.com", "bob@corp.test", "CAROL@CORP.TEST"):
             session = log_in(c, mail, who.lower())
             me = c.get("/v1/auth/whoami", headers=bearer(str(session["access_token"])))
@@ -118,7 +118,7 @@ def test_dev_on_loopback_still_lets_any_email_in_and_prints_its_code(tmp_path: P
     rt = start(started, RuntimeProcess(tmp_path, extra_args=["--mail-dir", str(tmp_path / "mail")]))
     assert "Logins     by email (any email)" in rt.log.read_text()
     who = email()
-    with httpx.Client(base_url=rt.url, timeout=30.0) as c:
+    with httpx.Client(verify=TLS, base_url=rt.url, timeout=30.0) as c:
         log_in(c, tmp_path / "mail", who)
     code = read_code(tmp_path / "mail", who)
     assert f"login code for {who}: {code}" in rt.log.read_text()  # the console of `axme dev` only
@@ -128,7 +128,7 @@ def test_dev_bound_beyond_loopback_is_closed_like_a_server(tmp_path: Path, start
     rt = start(started, RuntimeProcess(tmp_path, extra_args=["--host", "0.0.0.0", "--mail-dir",
                                                              str(tmp_path / "mail")]))
     assert "email login off" in rt.log.read_text()
-    with httpx.Client(base_url=rt.url.replace("0.0.0.0", "127.0.0.1"), timeout=30.0) as c:
+    with httpx.Client(verify=TLS, base_url=rt.url.replace("0.0.0.0", "127.0.0.1"), timeout=30.0) as c:
         error_of(ask_code(c, email()), 403, "email_not_allowed")
 
 
@@ -159,7 +159,7 @@ def refused_for(r: httpx.Response, dimension: str) -> int:
 
 def test_code_checks_per_address_are_limited(tmp_path: Path, started: list[RuntimeProcess]) -> None:
     rt = start(started, limited(tmp_path))
-    with httpx.Client(base_url=rt.url, timeout=30.0) as c:
+    with httpx.Client(verify=TLS, base_url=rt.url, timeout=30.0) as c:
         intent = f"/v1/auth/login-intent/{uuid.uuid4()}/verify"
         got, refused = burst(lambda: c.post(intent, json={"code": "123456"}), 100)
         assert got == 10
@@ -175,7 +175,7 @@ def test_code_checks_per_address_are_limited(tmp_path: Path, started: list[Runti
 
 def test_wrong_task_link_tokens_are_limited(tmp_path: Path, started: list[RuntimeProcess]) -> None:
     rt = start(started, limited(tmp_path))
-    with httpx.Client(base_url=rt.url, timeout=30.0) as c:
+    with httpx.Client(verify=TLS, base_url=rt.url, timeout=30.0) as c:
         got, refused = burst(lambda: c.get(f"/t/{uuid.uuid4().hex}"), 100)
         assert got == 10 and refused.status_code == 429, got
         assert int(refused.headers["retry-after"]) >= 1 and "Too many tries" in refused.text
@@ -183,7 +183,7 @@ def test_wrong_task_link_tokens_are_limited(tmp_path: Path, started: list[Runtim
 
 def test_login_calls_per_address_are_limited(tmp_path: Path, started: list[RuntimeProcess]) -> None:
     rt = start(started, limited(tmp_path))
-    with httpx.Client(base_url=rt.url, timeout=30.0) as c:
+    with httpx.Client(verify=TLS, base_url=rt.url, timeout=30.0) as c:
         got, refused = burst(lambda: c.post("/v1/auth/refresh", json={"refresh_token": "axme_rt_x"}), 200)
         assert got == 30
         assert refused_for(refused, "login_calls_per_address") == 2  # 30 a minute: the next in 2 s
@@ -197,7 +197,7 @@ def test_login_calls_per_address_are_limited(tmp_path: Path, started: list[Runti
 def test_codes_per_email_are_limited(tmp_path: Path, started: list[RuntimeProcess]) -> None:
     rt = start(started, limited(tmp_path, "--mail-dir", str(tmp_path / "mail")))
     who = email()
-    with httpx.Client(base_url=rt.url, timeout=30.0) as c:
+    with httpx.Client(verify=TLS, base_url=rt.url, timeout=30.0) as c:
         for _ in range(5):  # each code used at once, so the open-codes limit is not what refuses the sixth
             log_in(c, tmp_path / "mail", who)
         retry = refused_for(ask_code(c, who), "login_codes_per_email")
@@ -210,6 +210,6 @@ def test_codes_per_email_are_limited(tmp_path: Path, started: list[RuntimeProces
 
 def test_login_rate_limit_zero_turns_the_limits_off(tmp_path: Path, started: list[RuntimeProcess]) -> None:
     rt = start(started, RuntimeThread(tmp_path, extra_args=["--login-rate-limit", "0"]))
-    with httpx.Client(base_url=rt.url, timeout=30.0) as c:
+    with httpx.Client(verify=TLS, base_url=rt.url, timeout=30.0) as c:
         intent = f"/v1/auth/login-intent/{uuid.uuid4()}/verify"
         assert {c.post(intent, json={"code": "123456"}).status_code for _ in range(40)} == {404}

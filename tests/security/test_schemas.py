@@ -26,7 +26,7 @@ from axme_cli.runtime.engine import answers as task_answers
 from axme_cli.runtime.errors import Unprocessable
 from tests.cli.helpers import cli_invoke
 from tests.runtime.api.test_intents import assert_error
-from tests.runtime_proc import RuntimeProcess
+from tests.runtime_proc import TLS, RuntimeProcess
 from tests.runtime_thread import RuntimeThread
 
 SECRET = "TOPSECRET-7f3a"
@@ -191,7 +191,7 @@ def test_a_redos_pattern_is_answered_fast_and_health_keeps_answering(rt: Runtime
     attacker = threading.Thread(target=attack)
     attacker.start()
     probes = []
-    with httpx.Client(base_url=rt.url, timeout=5) as h:  # each probe must answer within 5 s
+    with httpx.Client(verify=TLS, base_url=rt.url, timeout=5) as h:  # each probe must answer within 5 s
         while attacker.is_alive() or len(probes) < 3:
             probes.append(h.get("/health").status_code)
     attacker.join(30)
@@ -269,7 +269,7 @@ def test_the_work_of_one_answer_is_bounded(rt: RuntimeProcess, api: httpx.Client
                                                       "uniqueItems": True},
                                                "objs": {"type": "array", "uniqueItems": True}}}
     intent_id = api.post("/v1/intents", json=task(schema)).json()["intent_id"]
-    with httpx.Client(base_url=rt.url, headers=api.headers, timeout=30) as slow:  # measured ~0.6 s
+    with httpx.Client(verify=TLS, base_url=rt.url, headers=api.headers, timeout=30) as slow:  # measured ~0.6 s
         r = answer(slow, intent_id, xs=[f"v{i}" for i in range(3000)])
         assert_error(r, 422, names="too large to check")
         r = answer(slow, intent_id, xs=["a"], objs=[{"a": i} for i in range(8000)] + [{"a": 7}])

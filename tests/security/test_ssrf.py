@@ -17,7 +17,8 @@ import httpx
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from axme_cli.runtime.egress import Egress, EgressRefused, Policy, _Resolver, check_callback_url, kind_of
+from axme_cli.runtime.egress import Egress, _Resolver
+from axme_cli.runtime.egress_policy import EgressRefused, Policy, check_callback_url, kind_of
 from axme_cli.runtime.errors import Unprocessable
 from tests.conftest import make_agent, new_intent, unique
 from tests.receiver import Receiver, poll

@@ -31,7 +31,7 @@ from axme_cli.runtime.store.sqlite import WAL_CAP
 from tests.conftest import make_agent, new_intent
 from tests.reliability.saga_load import record
 from tests.reliability.test_storage_faults import Traffic, assert_503_or_ok, assert_all_kept, fill, small_filesystem
-from tests.runtime_proc import PG_ADMIN_URL, RuntimeProcess, new_database
+from tests.runtime_proc import PG_ADMIN_URL, TLS, RuntimeProcess, new_database
 
 
 def mode(path: Path) -> int:
@@ -87,7 +87,8 @@ def test_wal_stays_bounded_under_a_write_flood(tmp_path: Path, tmp_path_factory:
     filler = "x" * 4000  # the WAL fills sooner with bigger rows: fewer requests make the same point
 
     async def flood(until: float) -> None:
-        async with httpx.AsyncClient(base_url=rt.url, headers={"x-api-key": rt.api_key or ""}, timeout=30) as c:
+        async with httpx.AsyncClient(verify=TLS, base_url=rt.url, headers={"x-api-key": rt.api_key or ""},
+                                     timeout=30) as c:
             while time.monotonic() < until and sampler.resets < 3:  # until the WAL started over three times
                 body = new_intent("flood-sink", payload={"filler": filler})
                 statuses[(await c.post("/v1/intents", json=body)).status_code] += 1

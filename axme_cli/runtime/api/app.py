@@ -173,6 +173,10 @@ def build_app(rt: Runtime, *, manage_runtime: bool = True) -> Starlette:
                 await rt.stop()
 
     async def openapi_json(request: Request) -> Response:
+        # Built at the first request, not at start: ~0.1 s of CPU (pydantic's schemas of every model) that a
+        # runtime nobody asks for its document would spend at every start. The route table is fixed by then.
+        if request.app.state.openapi is None:
+            request.app.state.openapi = orjson.dumps(openapi.document(request.app.routes))
         return respond_raw(request.app.state.openapi, request=request)
 
     routes = route_table(openapi_json, test_clock=rt.clock.manual)
@@ -184,5 +188,5 @@ def build_app(rt: Runtime, *, manage_runtime: bool = True) -> Starlette:
     # Ahead of Starlette's layers (after the NUL check): the hot routes, in the route table's order.
     app.hot = hot_routes(routes)
     app.state.runtime = rt
-    app.state.openapi = orjson.dumps(openapi.document(app.routes))  # once: the route table is fixed from here on
+    app.state.openapi = None
     return app

@@ -21,7 +21,7 @@ from axme_cli.runtime.api.common import authenticate, int_param, parse_object, r
 from axme_cli.runtime.api.inbox import idempotency_of
 from axme_cli.runtime.api.principals_admin import parse
 from axme_cli.runtime.core import Runtime
-from axme_cli.runtime.egress import Policy, check_callback_url
+from axme_cli.runtime.egress_policy import Policy, check_callback_url
 from axme_cli.runtime.engine import aliases, idempotency
 from axme_cli.runtime.engine import routing as engine
 from axme_cli.runtime.engine.principals_admin import Target, check_tenancy, find_read, gone_principal_view, tenancy

@@ -14,7 +14,7 @@ from starlette.routing import Route
 from axme_cli.protocol.scenario import IntentSpec, ScenarioBundle, check
 from axme_cli.runtime import scope, tracing
 from axme_cli.runtime.api.common import authenticate, idempotency_key, parse_object, read_body, respond, runtime
-from axme_cli.runtime.egress import Policy, check_callback_url
+from axme_cli.runtime.egress_policy import Policy, check_callback_url
 from axme_cli.runtime.engine import workflows
 from axme_cli.runtime.errors import Unprocessable
 

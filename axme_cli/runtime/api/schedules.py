@@ -37,7 +37,7 @@ from axme_cli.runtime.api.common import (
     runtime,
 )
 from axme_cli.runtime.api.intents import check_payload, create_request, validation_failed
-from axme_cli.runtime.egress import Policy, check_callback_url
+from axme_cli.runtime.egress_policy import Policy, check_callback_url
 from axme_cli.runtime.engine import schedules as engine
 from axme_cli.runtime.errors import DomainError, NotFound, Unprocessable
 from axme_cli.runtime.principals import Principal

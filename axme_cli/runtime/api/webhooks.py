@@ -15,7 +15,7 @@ from axme_cli.runtime import scope
 from axme_cli.runtime.api.common import authenticate, int_param, read_object, respond, runtime
 from axme_cli.runtime.api.intents import _check_owner_params, check_address, resolve_target, validation_failed
 from axme_cli.runtime.core import Runtime
-from axme_cli.runtime.egress import Policy, check_callback_url
+from axme_cli.runtime.egress_policy import Policy, check_callback_url
 from axme_cli.runtime.engine import outbound as engine
 from axme_cli.runtime.engine.delivery import STATUSES
 from axme_cli.runtime.errors import Forbidden, NotFound, Unprocessable

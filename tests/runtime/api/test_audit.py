@@ -15,7 +15,7 @@ import pytest
 from tests.auth_helpers import read_code
 from tests.conftest import make_agent, new_intent, unique
 from tests.receiver import poll
-from tests.runtime_proc import RuntimeProcess
+from tests.runtime_proc import TLS, RuntimeProcess
 from tests.runtime_thread import RuntimeThread
 
 
@@ -42,7 +42,7 @@ def events(client: httpx.Client, **params: Any) -> list[dict[str, Any]]:
 
 
 def login(rt: RuntimeProcess, who: str, *, wrong_first: bool = False) -> dict[str, Any]:
-    with httpx.Client(base_url=rt.url, timeout=10) as anon:
+    with httpx.Client(verify=TLS, base_url=rt.url, timeout=10) as anon:
         intent_id = anon.post("/v1/auth/login-intent", json={"email": who}).json()["intent_id"]
         code = poll(lambda: _code(rt, who), lambda c: c is not None)
         if wrong_first:
@@ -74,7 +74,7 @@ def test_logins_are_recorded_without_a_secret(rt: RuntimeProcess, api: httpx.Cli
     for secret in (tokens["code"], tokens["access_token"], tokens["refresh_token"]):
         assert secret not in text
     # the person sees their own logins, and nothing about others
-    as_person = httpx.Client(base_url=rt.url, headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    as_person = httpx.Client(verify=TLS, base_url=rt.url, headers={"Authorization": f"Bearer {tokens['access_token']}"})
     assert {e["owner_agent"] for e in events(as_person)} == {person}
     r = as_person.get("/v1/audit/events", params={"owner_agent": "agent://local/dev/someone"})
     assert r.status_code == 403 and r.json()["error"]["details"]["field"] == "owner_agent", r.text
@@ -105,7 +105,7 @@ def test_keys_service_accounts_bindings_and_resolves_are_recorded(rt: RuntimePro
     text = json.dumps(about)
     assert token not in text and key["token"] not in text and secret not in text
     # the agent's own key sees these (they are about it), not other agents' events, and may not ask for them
-    agent = httpx.Client(base_url=rt.url, headers={"x-api-key": token})
+    agent = httpx.Client(verify=TLS, base_url=rt.url, headers={"x-api-key": token})
     assert [e["event_id"] for e in events(agent)] == [e["event_id"] for e in about]
     r = agent.get("/v1/audit/events", params={"owner_agent": "someone-else"})
     assert r.status_code == 403, r.text

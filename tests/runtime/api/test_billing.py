@@ -12,7 +12,7 @@ import pytest
 from axme_sdk import AxmeClient, AxmeClientConfig, AxmeHttpError
 
 from tests.conftest import ADMIN_KEY, make_agent, unique
-from tests.runtime_proc import RuntimeProcess
+from tests.runtime_proc import TLS, RuntimeProcess
 
 ROUTES = [("PATCH", "/v1/billing/plan"), ("GET", "/v1/billing/plan"), ("GET", "/v1/billing/invoices"),
           ("GET", "/v1/billing/invoices/inv_1")]
@@ -35,7 +35,7 @@ def test_every_billing_route_is_501_in_the_axp_shape(quiet: RuntimeProcess, api:
                 _not_available(r.status_code, r.json())
                 operations.add(r.json()["error"]["details"]["operation"])
     assert operations == {"billing.plan.update", "billing.plan.get", "billing.invoices.list", "billing.invoices.get"}
-    with httpx.Client(base_url=quiet.url, timeout=10) as anon:
+    with httpx.Client(verify=TLS, base_url=quiet.url, timeout=10) as anon:
         for method, url in ROUTES:
             assert anon.request(method, url).status_code == 401
 

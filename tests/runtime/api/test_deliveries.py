@@ -15,7 +15,7 @@ from jsonschema import Draft202012Validator
 
 from tests.conftest import ADMIN_KEY, SHARED, make_agent, new_intent, unique
 from tests.receiver import Receiver, poll
-from tests.runtime_proc import RuntimeProcess
+from tests.runtime_proc import TLS, RuntimeProcess
 from tests.runtime_thread import RuntimeThread
 
 SPEC = SHARED / "axp-spec" / "schemas" / "public_api"
@@ -54,7 +54,7 @@ def http_agent(api: httpx.Client, url: str) -> tuple[str, str, str, str]:
 
 
 def client_for(rt: RuntimeProcess, key: str) -> httpx.Client:
-    return httpx.Client(base_url=rt.url, headers={"x-api-key": key}, timeout=10)
+    return httpx.Client(verify=TLS, base_url=rt.url, headers={"x-api-key": key}, timeout=10)
 
 
 def settled(api: httpx.Client, delivery_id: str, status: str) -> dict[str, Any]:

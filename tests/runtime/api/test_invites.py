@@ -22,7 +22,7 @@ from tests.conftest import ADMIN_KEY, NO_LOGIN_LIMITS, make_agent, new_intent, u
 from tests.protocol.test_conformance import assert_valid
 from tests.receiver import Receiver
 from tests.runtime.api.test_users import agent_client, nick, ok, refused
-from tests.runtime_proc import RuntimeProcess
+from tests.runtime_proc import TLS, RuntimeProcess
 from tests.runtime_thread import RuntimeThread
 
 CREATED = "public_api/api.invites.create.response.v1.json"
@@ -124,7 +124,7 @@ def test_a_person_accepts_and_holds_the_user(quiet: RuntimeProcess, api: httpx.C
     owner, _ = agent_client(quiet, api)
     token = invite(api, owner)["token"]
     who = f"{unique('carol')}@example.com"
-    with httpx.Client(base_url=quiet.url, timeout=30) as anon:
+    with httpx.Client(verify=TLS, base_url=quiet.url, timeout=30) as anon:
         carol = bearer(login(anon, quiet.mail_dir, who)["access_token"])
         name = nick("carol")
         accepted = ok(anon.post(f"/v1/invites/{token}/accept", json={"nick": name}, headers=carol), ACCEPTED)
@@ -271,7 +271,7 @@ def test_bad_accepts_and_missing_keys(quiet: RuntimeProcess, api: httpx.Client) 
     refused(api.post(f"/v1/invites/{token}/accept", content=b"nope", headers={"content-type": "application/json"}),
             400, "invalid_json")
     assert ok(api.get(f"/v1/invites/{token}"))["status"] == "pending"
-    with httpx.Client(base_url=quiet.url, timeout=30) as anon:
+    with httpx.Client(verify=TLS, base_url=quiet.url, timeout=30) as anon:
         refused(anon.post("/v1/invites/create", json={"owner_agent": "agent://local/dev/x"}), 401)
         refused(anon.get(f"/v1/invites/{token}"), 401, "missing_api_key")
         refused(anon.post(f"/v1/invites/{token}/accept", json={"nick": nick()}), 401, "missing_api_key")

@@ -24,6 +24,7 @@ from tests.auth_helpers import bearer, login
 from tests.conftest import NO_LOGIN_LIMITS, make_agent, new_intent, unique
 from tests.receiver import Receiver, poll
 from tests.runtime.api.test_intents import assert_error
+from tests.runtime_proc import TLS
 from tests.runtime_thread import RuntimeThread
 
 STORAGE_FREE = pytest.mark.backends("sqlite")  # refused before anything is read or written
@@ -344,7 +345,8 @@ def test_a_kill_and_a_resume_on_one_replica_hold_on_another(meshed: RuntimeThrea
 
                 def listen() -> None:  # an agent's stream on the second replica, open across the resume
                     params = {"since": 0, "wait_seconds": 30, "incremental": "true"}
-                    with httpx.Client(base_url=other.url, headers={"x-api-key": worker_key}, timeout=60) as s, \
+                    with httpx.Client(verify=TLS, base_url=other.url, headers={"x-api-key": worker_key},
+                                      timeout=60) as s, \
                             s.stream("GET", f"/v1/agents/{name_of(worker)}/intents/stream", params=params) as r:
                         opened.set()
                         for kind, data in sse_frames(r.iter_lines()):

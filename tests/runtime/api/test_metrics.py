@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from axme_cli.runtime.clock import ManualClock
 from tests.conftest import make_agent, new_intent
 from tests.runtime.engine.test_workflows import Services, saga, wait_terminal
-from tests.runtime_proc import RuntimeProcess
+from tests.runtime_proc import TLS, RuntimeProcess
 from tests.runtime_thread import Clockwork, RuntimeThread, tick
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -97,7 +97,7 @@ def run_saga(rt: RuntimeThread, admin: httpx.Client, **behaviour: Any) -> tuple[
 
 
 def test_metrics_need_the_admin_key(mrt: RuntimeProcess) -> None:
-    with httpx.Client(base_url=mrt.url, timeout=30) as anonymous:
+    with httpx.Client(verify=TLS, base_url=mrt.url, timeout=30) as anonymous:
         r = anonymous.get("/metrics")
         assert r.status_code == 401 and r.json()["error"]["code"] == "missing_api_key"
     with mrt.client() as admin:
@@ -113,7 +113,7 @@ def test_metrics_need_the_admin_key(mrt: RuntimeProcess) -> None:
 def test_metrics_public_flag(tmp_path: Path) -> None:
     rt = RuntimeThread(tmp_path, extra_args=["--metrics-public"]).start()
     try:
-        with httpx.Client(base_url=rt.url, timeout=30) as anonymous:
+        with httpx.Client(verify=TLS, base_url=rt.url, timeout=30) as anonymous:
             samples, families = scrape(anonymous)
         assert families >= FAMILIES
         assert value(samples, "axme_sse_streams_open") == 0

@@ -23,7 +23,7 @@ from axme_cli.runtime.store import open_store
 from tests.auth_helpers import bearer, read_code
 from tests.conftest import make_agent, new_intent, unique
 from tests.receiver import poll
-from tests.runtime_proc import RuntimeProcess, new_database
+from tests.runtime_proc import TLS, RuntimeProcess, new_database
 from tests.runtime_thread import RuntimeThread
 
 ORG = "/v1/organizations/local/receive-policy"
@@ -183,7 +183,7 @@ def test_who_may_read_and_set_them(quiet: RuntimeProcess, api: httpx.Client,
                                   ("POST", path(target, "policy/entries"), {"sender_pattern": "*"})):
             refused(stranger.request(method, url, json=body), 404, "agent_not_found")
     # a person sets any of them
-    with httpx.Client(base_url=quiet.url, headers=bearer(_person(quiet)), timeout=30) as person:
+    with httpx.Client(verify=TLS, base_url=quiet.url, headers=bearer(_person(quiet)), timeout=30) as person:
         set_ = ok(person.put(path(target, "receive-override"), json={"override_type": "closed"}))
         assert set_["override"]["override_type"] == "closed" and set_["override"]["updated_by"].startswith("actor://")
         ok(person.put(path(target, "receive-override"), json={"override_type": "use_org_default"}))
@@ -199,7 +199,7 @@ def _person(rt: RuntimeProcess) -> str:
         except AssertionError:  # no mail yet
             return None
 
-    with httpx.Client(base_url=rt.url, timeout=30) as anon:
+    with httpx.Client(verify=TLS, base_url=rt.url, timeout=30) as anon:
         intent_id = ok(anon.post("/v1/auth/login-intent", json={"email": who}))["intent_id"]
         verified = ok(anon.post(f"/v1/auth/login-intent/{intent_id}/verify",
                                 json={"code": poll(code, lambda c: c is not None)}))

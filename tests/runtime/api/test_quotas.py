@@ -26,6 +26,7 @@ from tests.conftest import NO_LOGIN_LIMITS, make_agent, new_intent, unique
 from tests.receiver import poll
 from tests.runtime.api.test_intents import assert_error
 from tests.runtime.api.test_metrics import scrape, value
+from tests.runtime_proc import TLS
 from tests.runtime_thread import RuntimeThread
 
 STORAGE_FREE = pytest.mark.backends("sqlite")  # refused before anything is read or written
@@ -138,7 +139,7 @@ def test_who_may_read_and_change_quotas(limited: RuntimeThread, admin: httpx.Cli
     tokens = admin.post(f"/v1/auth/login-intent/{sent['intent_id']}/verify",
                         json={"code": read_code(limited.mail_dir, person)}).json()
     as_person = {"authorization": f"Bearer {tokens['access_token']}"}
-    with httpx.Client(base_url=limited.url, headers=as_person, timeout=30) as people:
+    with httpx.Client(verify=TLS, base_url=limited.url, headers=as_person, timeout=30) as people:
         assert people.get("/v1/quotas").status_code == 200  # people of the workspace read it
         assert_error(people.patch("/v1/quotas", json={"dimensions": {"intents_per_day": 1}}), 403,
                      code="policy_denied")

@@ -28,7 +28,7 @@ from tests.conftest import NO_LOGIN_LIMITS, make_agent, unique
 from tests.receiver import poll
 from tests.runtime.api.test_intents import assert_error
 from tests.runtime.api.test_metrics import scrape, value
-from tests.runtime_proc import RuntimeProcess
+from tests.runtime_proc import TLS, RuntimeProcess
 from tests.runtime_thread import RuntimeThread
 
 STORAGE_FREE = pytest.mark.backends("sqlite")  # refused before anything is read or written
@@ -221,7 +221,7 @@ def test_pause_resume_and_delete(api: httpx.Client) -> None:
 def test_agent_keys_may_not_and_people_may_only_read(quiet: RuntimeProcess, api: httpx.Client) -> None:
     s = create(api)
     _, key = make_agent(api, unique("scheduler-agent"))
-    with httpx.Client(base_url=quiet.url, headers={"x-api-key": key}, timeout=30) as agent:
+    with httpx.Client(verify=TLS, base_url=quiet.url, headers={"x-api-key": key}, timeout=30) as agent:
         for method, path, body in (("GET", "", None), ("POST", "", {"cron": "0 1 * * *", "intent": intent_body()}),
                                    ("GET", f"/{s['schedule_id']}", None), ("DELETE", f"/{s['schedule_id']}", None),
                                    ("POST", f"/{s['schedule_id']}/pause", None),
@@ -229,7 +229,7 @@ def test_agent_keys_may_not_and_people_may_only_read(quiet: RuntimeProcess, api:
                                    ("POST", f"/{s['schedule_id']}/trigger", None)):
             assert_error(agent.request(method, "/v1/schedules" + path, json=body), 403, code="policy_denied")
     person = login(api, quiet.mail_dir, f"{unique('planner')}@example.com")
-    with httpx.Client(base_url=quiet.url, headers=bearer(person["access_token"]), timeout=30) as people:
+    with httpx.Client(verify=TLS, base_url=quiet.url, headers=bearer(person["access_token"]), timeout=30) as people:
         assert people.get(f"/v1/schedules/{s['schedule_id']}").json()["schedule"]["schedule_id"] == s["schedule_id"]
         assert people.get("/v1/schedules").status_code == 200
         assert_error(people.post("/v1/schedules", json={"cron": "0 1 * * *", "intent": intent_body()}), 403)

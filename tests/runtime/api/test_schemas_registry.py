@@ -23,7 +23,7 @@ from axme_cli.runtime.store import open_store
 from tests.conftest import ADMIN_KEY, make_agent, new_intent, unique
 from tests.protocol.test_conformance import assert_valid
 from tests.receiver import poll
-from tests.runtime_proc import RuntimeProcess, new_database
+from tests.runtime_proc import TLS, RuntimeProcess, new_database
 from tests.runtime_thread import RuntimeThread
 
 ORDER = {"type": "object", "required": ["order_id"], "additionalProperties": False,
@@ -150,7 +150,7 @@ def test_the_target_agents_own_schema_comes_before_the_workspaces(api: httpx.Cli
     own, own_key = make_agent(api, unique("picky"))
     other = unique("relaxed")
     register(api, stype)  # the workspace's: order_id must look like ord_N
-    with httpx.Client(base_url=str(api.base_url), headers={"x-api-key": own_key}, timeout=10) as picky:
+    with httpx.Client(verify=TLS, base_url=str(api.base_url), headers={"x-api-key": own_key}, timeout=10) as picky:
         mine = register(picky, stype, {"type": "object", "required": ["sku"]}, scope="tenant")["schema"]
         assert mine["owner_agent"] == own and mine["scope"] == "tenant"
         assert picky.get(f"/v1/schemas/{stype}").json()["schema"]["owner_agent"] == own  # its own first
@@ -245,7 +245,7 @@ def test_scopes_and_owners(quiet: RuntimeProcess, api: httpx.Client) -> None:
     assert r.status_code == 200 and r.json()["schema"]["owner_agent"] == me, r.text
     with quiet.client(key) as agent:
         assert agent.get(f"/v1/schemas/{stype}").json()["schema"]["owner_agent"] == me
-    with httpx.Client(base_url=quiet.url, timeout=10) as anonymous:
+    with httpx.Client(verify=TLS, base_url=quiet.url, timeout=10) as anonymous:
         assert anonymous.get(f"/v1/schemas/{stype}").status_code == 401
         assert anonymous.post("/v1/schemas", json={}).status_code == 401
 

@@ -18,7 +18,7 @@ from tests.auth_helpers import bearer, login
 from tests.conftest import ADMIN_KEY, make_agent, new_intent, unique
 from tests.protocol.test_conformance import assert_valid
 from tests.runtime.api.test_streams import feed_path, read_frames
-from tests.runtime_proc import RuntimeProcess
+from tests.runtime_proc import TLS, RuntimeProcess
 
 REGISTERED = "public_api/api.users.register_nick.response.v1.json"
 CHECKED = "public_api/api.users.check_nick.response.v1.json"
@@ -52,7 +52,7 @@ def refused(r: httpx.Response, status: int, code: str | None = None, field: str 
 
 def agent_client(rt: RuntimeProcess, api: httpx.Client) -> tuple[str, httpx.Client]:
     address, key = make_agent(api, unique("user-agent"))
-    return address, httpx.Client(base_url=rt.url, headers={"x-api-key": key}, timeout=30)
+    return address, httpx.Client(verify=TLS, base_url=rt.url, headers={"x-api-key": key}, timeout=30)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,7 +218,7 @@ def test_who_manages_which_user(quiet: RuntimeProcess, api: httpx.Client) -> Non
 
 def test_a_person_gets_a_user_of_their_own(quiet: RuntimeProcess, api: httpx.Client) -> None:
     who, other = f"{unique('ann')}@example.com", f"{unique('bob')}@example.com"
-    with httpx.Client(base_url=quiet.url, timeout=30) as anon:
+    with httpx.Client(verify=TLS, base_url=quiet.url, timeout=30) as anon:
         ann = bearer(login(anon, quiet.mail_dir, who)["access_token"])
         bob = bearer(login(anon, quiet.mail_dir, other)["access_token"])
         name = nick("ann")
@@ -291,7 +291,7 @@ def test_bad_queries_bodies_and_missing_keys(quiet: RuntimeProcess, api: httpx.C
                 422, field="(body)")
         refused(api.post(f"/v1/users/{route}", content=b"{nick", headers={"content-type": "application/json"}),
                 400, "invalid_json")
-    with httpx.Client(base_url=quiet.url, timeout=30) as anon:
+    with httpx.Client(verify=TLS, base_url=quiet.url, timeout=30) as anon:
         for method, path, body in (("GET", "/v1/users/check-nick?nick=@abc", None),
                                    ("GET", "/v1/users/resolve-nick?nick=@abc", None),
                                    ("GET", "/v1/users/profile?owner_agent=x", None),

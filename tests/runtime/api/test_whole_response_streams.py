@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.conftest import make_agent, new_intent, unique
-from tests.runtime_proc import RuntimeProcess
+from tests.runtime_proc import TLS, RuntimeProcess
 
 WAIT = 60  # the window a stream would hold its frames for
 PATIENCE = 20.0  # seconds a whole-response client waits for one response
@@ -140,7 +140,7 @@ def test_incremental_readers_keep_one_stream_open(quiet: RuntimeProcess, api: ht
         from axme_sdk import AxmeClient, AxmeClientConfig  # the SDK's own client, as its listen() sends it
 
         headers = dict(AxmeClient(AxmeClientConfig(base_url=quiet.url, api_key=token))._http.headers)
-    with httpx.Client(base_url=quiet.url, headers=headers, timeout=PATIENCE) as bot, \
+    with httpx.Client(verify=TLS, base_url=quiet.url, headers=headers, timeout=PATIENCE) as bot, \
             bot.stream("GET", f"/v1/agents/{name}/intents/stream", params=params) as r:
         assert r.status_code == 200
         seen: list[str] = []

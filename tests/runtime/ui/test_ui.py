@@ -19,7 +19,7 @@ from tests.agents_helper import FeedAgent
 from tests.auth_helpers import read_code
 from tests.cli.helpers import cli_invoke
 from tests.conftest import ADMIN_KEY, make_agent, new_intent, unique
-from tests.runtime_proc import RuntimeProcess
+from tests.runtime_proc import TLS, RuntimeProcess
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = os.environ.get("AXME_UI_SCREENSHOTS")  # a folder: the browser test saves a PNG of each page there
@@ -27,7 +27,7 @@ XSS = "<script>alert('x')</script>"
 
 
 def ui_client(rt: RuntimeProcess, **kwargs: Any) -> httpx.Client:
-    return httpx.Client(base_url=rt.url, timeout=30.0, follow_redirects=False, **kwargs)
+    return httpx.Client(verify=TLS, base_url=rt.url, timeout=30.0, follow_redirects=False, **kwargs)
 
 
 @contextlib.contextmanager
