@@ -224,7 +224,7 @@ class CpuAccount:
         own2, children2 = own2 - self.last[0], children2 - self.last[1]
         self.write({"nodeid": item.nodeid, "file": item.nodeid.split("::", 1)[0], "cpu": round(own2 - own, 4),
                     "children": round(children2 - children, 4), "wall": round(wall, 4),
-                    "fixtures": [k for k in CPU_KINDS if k in names]})
+                    "end": round(_wall_now(), 3), "fixtures": [k for k in CPU_KINDS if k in names]})
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:

@@ -32,8 +32,11 @@ def test_send_wait_says_the_id_before_waiting(quiet: RuntimeProcess, tmp_path: P
     intent that `intents get` finds by that id."""
     env = _env(quiet, tmp_path)
     args = ["intents", "send", "--to", "nobody-waits-here", "--wait", *(["--json"] if as_json else [])]
+    # SIGINT as a terminal gives it: a session started in the background of a shell without job control ignores
+    # SIGINT, and a child inherits that (Python then never raises KeyboardInterrupt).
     proc = subprocess.Popen([sys.executable, "-m", "axme_cli", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         stream = proc.stderr if as_json else proc.stdout
         assert stream is not None
