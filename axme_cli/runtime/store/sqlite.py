@@ -68,6 +68,10 @@ def _connect(path: str, busy_timeout: float, store: Store | None = None) -> sqli
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=OFF")
+    # Each operation runs in a SAVEPOINT, whose undo copies (the sub-journal) spill past 64 KiB into a temporary
+    # file: an open, an unlink and dozens of writes for most operations. In memory they cost no system call; they
+    # only ever undo one operation inside the open transaction (crash recovery is the WAL's).
+    conn.execute("PRAGMA temp_store=MEMORY")
     conn.store = store  # counted from here on (the writer's and the reader's statements, not the checkpoints')
     return conn
 

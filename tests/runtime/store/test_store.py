@@ -300,3 +300,30 @@ def test_a_second_runtime_on_the_same_sqlite_database_is_refused(tmp_path: Path)
         await second.close()
 
     run(main())
+
+
+def test_a_large_operation_undone_keeps_its_undo_copies_in_memory(tmp_path: Path) -> None:
+    """An operation's SAVEPOINT keeps the pages it changes in a sub-journal; past 64 KiB SQLite spills that to a
+    temporary file (an open, an unlink and a write per page) unless ``temp_store`` is memory. Undoing one that
+    changed far more than that must still leave the batch's other operations alone."""
+    async def main() -> None:
+        store = open_store(str(tmp_path / "undo.db"))
+        await store.open()
+        now = time.time()
+        assert store._write.execute("PRAGMA temp_store").fetchone()[0] == 2  # type: ignore[attr-defined]
+
+        def large_then_refused(tx):  # type: ignore[no-untyped-def]
+            for n in range(200):
+                engine.op_create(tx, S, ADMIN, {**request(n), "payload": {"blob": "x" * 2000}}, now)
+            raise Conflict("refused after writing")
+
+        outcomes = await asyncio.gather(store.write(large_then_refused),
+                                        store.write(lambda tx: engine.op_create(tx, S, ADMIN, request(999), now)),
+                                        return_exceptions=True)
+        assert isinstance(outcomes[0], Conflict)
+        assert await store.get_intent(outcomes[1]["intent_id"]) is not None
+        feed = await store.feed_entries("agent://local/dev/inv", 0, 1000)
+        assert [f["intent_id"] for f in feed] == [outcomes[1]["intent_id"]]
+        await store.close()
+
+    run(main())
