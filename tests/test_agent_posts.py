@@ -1,5 +1,5 @@
-"""The agent runner's lean HTTP/1.1 client for /resume (axme_cli/agents/posts.py), against a small server on
-loopback that answers as the test says and records what it got and on which connection."""
+"""The agent runner's lean HTTP/1.1 client for /resume (axme_cli/agents/posts.py) and the resumes it sends, against a
+small server on loopback that answers as the test says and records what it got and on which connection."""
 
 from __future__ import annotations
 
@@ -114,3 +114,31 @@ def test_a_header_with_a_line_break_is_refused() -> None:
         Posts("http://127.0.0.1:1", {"x-api-key": "k\r\nx-evil: 1"}, timeout=5)
     with pytest.raises(ValueError, match="http://"):
         Posts("https://127.0.0.1:1", {}, timeout=5)
+
+
+def test_a_handler_slower_than_ack_after_is_marked_in_progress_before_its_outcome() -> None:
+    """Runner._handle: a handler that outlasts ``ack_after`` gets one ``in_progress`` resume, sent and answered
+    before the outcome's; a quick one gets the outcome alone."""
+    from axme_cli.agents.runner import Outcome, Runner
+
+    async def handler(delivery: dict[str, Any]) -> Outcome:
+        await asyncio.sleep(delivery["payload"]["seconds"])
+        return Outcome("complete", {"done": delivery["intent_id"]})
+
+    async def main() -> None:
+        server, seen = await serve(lambda n: plain(200))
+        port = server.sockets[0].getsockname()[1]
+        runner = Runner(f"http://127.0.0.1:{port}", "k1", "agent://a", handler, ack_after=0.05, log=lambda line: None)
+        runner._posts = posts_for(server)
+        sem = asyncio.Semaphore(2)
+        await asyncio.gather(runner._handle(None, sem, {"intent_id": "slow", "payload": {"seconds": 0.3}}),
+                             runner._handle(None, sem, {"intent_id": "quick", "payload": {"seconds": 0}}))
+        sent = [(head.split(b" ")[1].decode(), body) for _, head, body in seen]
+        assert sent == [("/v1/intents/quick/resume", b'{"done": "quick", "action": "complete"}'),
+                        ("/v1/intents/slow/resume", b'{"action": "in_progress"}'),
+                        ("/v1/intents/slow/resume", b'{"done": "slow", "action": "complete"}')]
+        assert runner.handled == 2
+        runner._posts.close()
+        server.close()
+
+    run(main)

@@ -226,11 +226,24 @@ class Runner:
         started = time.monotonic()
         try:
             async with sem:
-                work = asyncio.ensure_future(self.handler(delivery))
-                done, _ = await asyncio.wait({work}, timeout=self.ack_after if self.ack_after > 0 else None)
-                if not done:  # a long job: stop redelivery while it runs
-                    await self._resume(session, intent_id, {"action": "in_progress"})
-                outcome = await work
+                # A long job gets marked in_progress (no redelivery while it runs) by a timer, not by a task and
+                # asyncio.wait around every handler: the mark is sent before the outcome, as one request each.
+                marked: list[asyncio.Task[int]] = []
+                timer = None
+                if self.ack_after > 0:
+                    timer = asyncio.get_running_loop().call_later(self.ack_after, lambda: marked.append(
+                        asyncio.ensure_future(self._resume(session, intent_id, {"action": "in_progress"}))))
+                try:
+                    outcome = await self.handler(delivery)
+                except BaseException:
+                    for mark in marked:
+                        mark.cancel()
+                    raise
+                finally:
+                    if timer is not None:
+                        timer.cancel()
+                if marked:
+                    await marked[0]
             took = (time.monotonic() - started) * 1000
             if outcome.action == "retry":
                 self.log(f"{intent_id} {label}: left for redelivery ({outcome.reason}) after {took:.0f}ms")
