@@ -142,3 +142,57 @@ def test_a_handler_slower_than_ack_after_is_marked_in_progress_before_its_outcom
         server.close()
 
     run(main)
+
+
+def test_the_feed_is_read_in_frames_whatever_the_chunks() -> None:
+    """Runner._listen reads the feed a line at a time (aiohttp's StreamReader, here a stand-in that cuts it into
+    lines after chunks of any size): CRLF line ends, a comment (ping) and a frame of another kind change nothing;
+    ``stream.timeout`` ends the listen."""
+    from axme_cli.agents.runner import Runner
+
+    feed = (b": ping\n\nid: 1\nevent: intent.submitted\ndata: {\"intent_id\": \"a\", \"seq\": 1}\n\n"
+            b"id: 2\r\nevent: intent.submitted\r\n"
+            b"data: {\"intent_id\": \"b\", \"seq\": 2, \"payload\": \"\xc3\xa9\"}\r\n\r\n"
+            b"event: other\ndata: {}\n\n"
+            b"event: stream.timeout\ndata: {\"ok\": true, \"next_seq\": 2}\n\n"
+            b"id: 3\nevent: intent.submitted\ndata: {\"intent_id\": \"after\", \"seq\": 3}\n\n")
+
+    class Content:
+        def __init__(self, cut: int) -> None:
+            self.cut = cut
+
+        async def __aiter__(self) -> Any:  # lines, as aiohttp's StreamReader gives them, whatever came in a chunk
+            rest = b""
+            for start in range(0, len(feed), self.cut):
+                *lines, rest = (rest + feed[start:start + self.cut]).split(b"\n")
+                for line in lines:
+                    yield line + b"\n"
+
+    class Response:
+        status = 200
+
+        def __init__(self, cut: int) -> None:
+            self.content = Content(cut)
+
+        async def __aenter__(self) -> Response:
+            return self
+
+        async def __aexit__(self, *exc: Any) -> None:
+            return None
+
+    class Session:
+        def __init__(self, cut: int) -> None:
+            self.cut = cut
+
+        def get(self, url: str, params: dict[str, str]) -> Response:
+            return Response(self.cut)
+
+    def listened(cut: int) -> list[dict[str, Any]]:
+        runner = Runner("http://127.0.0.1:1", "k1", "agent://a", None, log=lambda line: None)  # type: ignore[arg-type]
+        got: list[dict[str, Any]] = []
+        runner._dispatch = lambda session, sem, tasks, delivery: got.append(delivery)  # type: ignore[method-assign]
+        run(lambda: runner._listen(Session(cut), asyncio.Semaphore(1), set()))
+        return got
+
+    for cut in (1, 2, 7, 1000):
+        assert listened(cut) == [{"intent_id": "a", "seq": 1}, {"intent_id": "b", "seq": 2, "payload": "\u00e9"}], cut
