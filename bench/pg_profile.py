@@ -69,6 +69,17 @@ def sys_and_switches(pid: int) -> tuple[float, int]:
         return 0.0, 0
 
 
+def io_calls(pid: int) -> tuple[int, int]:
+    """Read and write system calls of a process so far (/proc/<pid>/io ``syscr``, ``syscw``: socket sends and
+    receives count, as do the database's reads and writes)."""
+    try:
+        with open(f"/proc/{pid}/io", encoding="ascii") as f:
+            fields = dict(line.split(": ", 1) for line in f.read().splitlines())
+        return int(fields["syscr"]), int(fields["syscw"])
+    except (OSError, ValueError, KeyError):
+        return 0, 0
+
+
 def thread_names(pid: int) -> dict[int, str]:
     """Thread id -> its name (the main thread is the event loop; a pool's threads share a name)."""
     out = {}
@@ -153,6 +164,7 @@ async def run(args: argparse.Namespace, work: Path, database_url: str | None) ->
             threads0 = thread_cpu(servers[0].pid)
             sw0 = [sys_and_switches(p) for p in groups["replicas"]]
             cpu0 = {g: [process_cpu(p) or 0.0 for p in pids] for g, pids in groups.items()}
+            io0 = {g: [io_calls(p) for p in pids] for g, pids in groups.items() if g != "postgres"}
             metrics0 = [scrape(u) for u in urls]
             stats0 = db_stats(database_url) if database_url else {}
             spy = None
@@ -173,6 +185,7 @@ async def run(args: argparse.Namespace, work: Path, database_url: str | None) ->
             threads1 = thread_cpu(servers[0].pid)
             sw1 = [sys_and_switches(p) for p in groups["replicas"]]
             cpu1 = {g: [process_cpu(p) or 0.0 for p in pids] for g, pids in groups.items()}
+            io1 = {g: [io_calls(p) for p in pids] for g in io0 for pids in [groups[g]]}
             metrics1 = [scrape(u) for u in urls]
             stats1 = db_stats(database_url) if database_url else {}
         done = len(lat)
@@ -194,6 +207,10 @@ async def run(args: argparse.Namespace, work: Path, database_url: str | None) ->
             sum(b[0] - a[0] for a, b in zip(sw0, sw1, strict=True)) * 1000 / per_wf, 3)
         result["per_wf"]["replica context switches"] = round(
             sum(b[1] - a[1] for a, b in zip(sw0, sw1, strict=True)) / per_wf, 1)
+        for g in io0:
+            for i, what in enumerate(("read", "write")):
+                calls = sum(b[i] - a[i] for a, b in zip(io0[g], io1[g], strict=True))
+                result["per_wf"][f"{g} {what} syscalls"] = round(calls / per_wf, 1)
         names = thread_names(servers[0].pid)
         by_name: dict[str, float] = {}
         for tid, used in threads1.items():

@@ -3,7 +3,8 @@
 It holds the agent's SSE feed open (aiohttp: design.md §8 measured httpx at ~1.5 ms of CPU per
 request against ~0.1 ms for aiohttp, and an agent makes one request per step), reads the step
 payload straight from the frame (no GET per intent), runs up to ``concurrency`` handlers at once,
-and answers each intent with ``/resume``. It reconnects with its cursor after any error; a new
+and answers each intent with ``/resume`` (on an ``http://`` runtime through ``posts.Posts``, HTTP/1.1 on
+asyncio streams, a third of aiohttp's CPU per request). It reconnects with its cursor after any error; a new
 runner starts from ``since=0``, so intents a dead runner held are handled again (at-least-once).
 """
 
@@ -130,6 +131,7 @@ class Runner:
         self.on_connected = on_connected  # called once, when the feed first answers: intents now reach us at once
         self.handled = 0
         self.cursor = 0
+        self._posts: Any = None  # posts.Posts for an http:// runtime, else the resumes go through aiohttp
         self._in_flight: set[str] = set()
         self._done = asyncio.Event()
 
@@ -140,6 +142,10 @@ class Runner:
         tasks: set[asyncio.Task[None]] = set()
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=self.wait_seconds + 15)
         connector = aiohttp.TCPConnector(limit=self.concurrency + 2)
+        if self.base_url.startswith("http://"):
+            from axme_cli.agents.posts import Posts
+
+            self._posts = Posts(self.base_url, {"x-api-key": self.api_key}, self.wait_seconds + 15)
         async with aiohttp.ClientSession(self.base_url, headers={"x-api-key": self.api_key}, timeout=timeout,
                                          connector=connector) as session:
             backoff = 0.5
@@ -168,6 +174,8 @@ class Runner:
             stopper.cancel()
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
+            if self._posts is not None:
+                self._posts.close()
 
     def stop(self) -> None:
         self._done.set()
@@ -218,11 +226,24 @@ class Runner:
         started = time.monotonic()
         try:
             async with sem:
-                work = asyncio.ensure_future(self.handler(delivery))
-                done, _ = await asyncio.wait({work}, timeout=self.ack_after if self.ack_after > 0 else None)
-                if not done:  # a long job: stop redelivery while it runs
-                    await self._resume(session, intent_id, {"action": "in_progress"})
-                outcome = await work
+                # A long job gets marked in_progress (no redelivery while it runs) by a timer, not by a task and
+                # asyncio.wait around every handler: the mark is sent before the outcome, as one request each.
+                marked: list[asyncio.Task[int]] = []
+                timer = None
+                if self.ack_after > 0:
+                    timer = asyncio.get_running_loop().call_later(self.ack_after, lambda: marked.append(
+                        asyncio.ensure_future(self._resume(session, intent_id, {"action": "in_progress"}))))
+                try:
+                    outcome = await self.handler(delivery)
+                except BaseException:
+                    for mark in marked:
+                        mark.cancel()
+                    raise
+                finally:
+                    if timer is not None:
+                        timer.cancel()
+                if marked:
+                    await marked[0]
             took = (time.monotonic() - started) * 1000
             if outcome.action == "retry":
                 self.log(f"{intent_id} {label}: left for redelivery ({outcome.reason}) after {took:.0f}ms")
@@ -240,13 +261,18 @@ class Runner:
                 self.stop()
 
     async def _resume(self, session: Any, intent_id: str, body: dict[str, Any]) -> int:
+        path = f"/v1/intents/{intent_id}/resume"
         for attempt in range(5):
             try:
-                async with session.post(f"/v1/intents/{intent_id}/resume", json=body) as response:
-                    if response.status >= 500 or response.status == 429:
-                        raise ConnectionError(f"HTTP {response.status}")
-                    await response.read()
-                    return int(response.status)
+                if self._posts is not None:
+                    status = await self._posts.post(path, json.dumps(body).encode())
+                else:
+                    async with session.post(path, json=body) as response:
+                        await response.read()
+                        status = int(response.status)
+                if status >= 500 or status == 429:
+                    raise ConnectionError(f"HTTP {status}")
+                return status
             except Exception:
                 if attempt == 4:
                     raise

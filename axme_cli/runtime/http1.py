@@ -5,7 +5,9 @@ body with the next message: two ``send()`` calls on the socket, each made with t
 ``bench/saga.py`` those writes were a quarter of the time the runtime's process held the GIL (py-spy ``--gil``),
 and every answer to ``/resume`` paid two of them. Here the head of a response that has a ``content-length`` is
 kept until its first body message and both leave in one write. Streams (SSE: chunked, no ``content-length``)
-still get their head at once, so a client sees the stream open before its first event.
+still get their head at once, so a client sees the stream open before its first event, unless the app marks the
+head ``WITH_FIRST_BODY``: it promises a body message at once (an intent's stream sends the events it has, or
+nothing, before it waits for more).
 
 Everything else is uvicorn's own code: the protocol and its request cycle are subclassed, and the cycle only
 redirects uvicorn's writes of those two messages into a buffer for the moment it formats them.
@@ -45,6 +47,9 @@ PROTOCOL_NAMES = ("connection_made", "connection_lost", "on_headers_complete", "
 # ``scope["extensions"][LONG_BODY]()``: the route serving this request takes a large body (see the module's text).
 LONG_BODY = "axme.long_body"
 CYCLE_NAMES = ("send", "scope", "transport", "response_started", "response_complete", "disconnected", "more_body")
+# A key of an ``http.response.start`` message without ``content-length`` (a stream): keep its head for the first
+# body message, which the app sends at once (api/sse.py), so both leave in one write.
+WITH_FIRST_BODY = "axme.with_first_body"
 
 
 class _Collect:
@@ -66,8 +71,9 @@ class OneWriteCycle(RequestResponseCycle):
 
     async def send(self, message: Any) -> None:
         kind = message["type"]
-        if kind == "http.response.start" and not self.response_started and not self.disconnected and any(
-                name.lower() == b"content-length" for name, _ in message.get("headers", ())):
+        if kind == "http.response.start" and not self.response_started and not self.disconnected and (
+                message.get(WITH_FIRST_BODY) or any(
+                    name.lower() == b"content-length" for name, _ in message.get("headers", ()))):
             collected = await self._formatted(message)
             self.head = b"".join(collected.parts)
             return

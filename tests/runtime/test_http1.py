@@ -9,6 +9,7 @@ from typing import Any
 import uvicorn
 from uvicorn.server import ServerState
 
+from axme_cli.runtime.api.sse import EventStream, Last
 from axme_cli.runtime.http1 import OneWriteProtocol
 
 
@@ -46,6 +47,16 @@ async def app(scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
+    elif scope["path"].startswith("/prompt"):  # an SSE stream whose first item comes at once (EventStream prompt)
+        async def frames() -> Any:
+            if scope["path"] == "/prompt-empty":
+                yield []  # nothing yet
+                await asyncio.sleep(0.01)
+            else:
+                yield [{"id": "1", "data": "a"}]
+            yield Last([{"id": "2", "data": "b"}])
+
+        await EventStream(frames(), prompt=True)(scope, receive, send)
     else:  # a stream: no content-length
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
         await asyncio.sleep(0.01)
@@ -87,3 +98,17 @@ def test_a_streams_head_leaves_before_its_first_event() -> None:
     transport = exchange(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
     assert transport.writes[0].startswith(b"HTTP/1.1 200 OK\r\n") and transport.writes[0].endswith(b"\r\n\r\n")
     assert b"".join(transport.writes[1:]) == b"9\r\ndata: 1\n\n\r\n9\r\ndata: 2\n\n\r\n0\r\n\r\n"
+
+
+def test_a_prompt_streams_head_leaves_with_its_first_frames() -> None:
+    transport = exchange(b"GET /prompt HTTP/1.1\r\nHost: x\r\n\r\n")
+    head, _, first = transport.writes[0].partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and b"transfer-encoding: chunked" in head
+    assert first == b"f\r\nid: 1\ndata: a\n\n\r\n"
+    assert transport.writes[1:] == [b"f\r\nid: 2\ndata: b\n\n\r\n0\r\n\r\n"]
+
+
+def test_a_prompt_stream_with_nothing_yet_sends_its_head_before_it_waits() -> None:
+    transport = exchange(b"GET /prompt-empty HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert transport.writes[0].startswith(b"HTTP/1.1 200 OK\r\n") and transport.writes[0].endswith(b"\r\n\r\n")
+    assert b"".join(transport.writes[1:]) == b"f\r\nid: 2\ndata: b\n\n\r\n0\r\n\r\n"

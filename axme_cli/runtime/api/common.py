@@ -135,7 +135,10 @@ def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
 
 # A run of 19 digits or more somewhere in a body: maybe an integer beyond 64 bits (orjson reads those as a
 # double, losing digits), so only then is the body read again to find out (``_refuse_long_integers``).
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+# 19 digits in a row, looked for in the body with every digit made "0" and every other byte ".": 1.5 us for an
+# apply's 2 kB body, where a regular expression took 23 us (more than orjson's whole parse).
+_DIGITS_ONLY = bytes(0x30 if 0x30 <= b <= 0x39 else 0x2E for b in range(256))
+_LONG_DIGITS = b"0" * 19
 _INT_RANGE = (-(2**63), 2**64 - 1)  # what orjson reads and writes as an integer
 
 
@@ -148,7 +151,7 @@ def _exact_int(text: str) -> int:
 
 
 def _refuse_long_integers(raw: bytes) -> None:
-    if _LONG_DIGITS.search(raw):
+    if _LONG_DIGITS in raw.translate(_DIGITS_ONLY):
         json.loads(raw, parse_int=_exact_int)
 
 

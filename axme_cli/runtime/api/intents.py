@@ -356,7 +356,7 @@ async def stream_events(request: Request) -> Response:
     rt = runtime(request)
     # within the sse_streams_max of the caller's workspace, where the intent is (engine/quotas.py)
     closed = await rt.quotas.open_stream(scope.settings_for(rt.settings, principal))
-    return EventStream(event_frames(rt, intent_id, since, wait_seconds, hold=hold), on_close=closed)
+    return EventStream(event_frames(rt, intent_id, since, wait_seconds, hold=hold), on_close=closed, prompt=True)
 
 
 def _seq_of(event: tuple[int, str]) -> int:
@@ -372,7 +372,8 @@ async def event_frames(rt: Runtime, intent_id: str, since: int, wait_seconds: fl
 
     The stream reads the events once, then sends what later commits of this process appended as the hub hands
     them over (``Watch.pending``, SQLite only), reading again only when those do not follow on from what it sent
-    (a gap), or when nothing was handed over (PostgreSQL)."""
+    (a gap), or when nothing was handed over (PostgreSQL). Its first item comes without waiting, an empty list when
+    there is nothing yet (``EventStream(prompt=True)``: the stream's head leaves with it)."""
     cursor = since
     deadline = time.monotonic() + wait_seconds
     limit = 500
@@ -396,6 +397,8 @@ async def event_frames(rt: Runtime, intent_id: str, since: int, wait_seconds: fl
                 yield batch
                 if not hold:
                     deadline = min(deadline, time.monotonic() + LINGER_SECONDS)
+            elif cursor == since:
+                yield []  # nothing sent yet: the head leaves now, before the wait
             if len(rows) >= limit:
                 rows = await rt.reads.list_events(intent_id, cursor, limit)
                 continue

@@ -30,6 +30,7 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from axme_cli.runtime.api.common import bool_param
+from axme_cli.runtime.http1 import WITH_FIRST_BODY
 
 Frame = dict[str, Any]
 
@@ -47,6 +48,7 @@ HEADERS = (
     ("content-type", "text/event-stream; charset=utf-8"),
 )
 _END: Message = {"type": "http.response.body", "body": b"", "more_body": False}
+_NOTHING: Message = {"type": "http.response.body", "body": b"", "more_body": True}
 _BREAK = re.compile(r"\r\n|\r|\n")
 _open: set[_Stream] = set()
 log = logging.getLogger("axme.api")  # the logger of the app's other unexpected errors (api/app.py)
@@ -116,13 +118,19 @@ class EventStream(Response):
 
     The response ends (``more_body: False``) when the iterator ends. The iterator is stopped when the client
     disconnects; an exception from it is logged and the connection is dropped without completing the chunked
-    body, so clients see a broken stream (not a clean end they would reconnect from at once)."""
+    body, so clients see a broken stream (not a clean end they would reconnect from at once).
+
+    ``prompt``: the iterator yields its first item without waiting (an empty list when it has nothing yet), so
+    the head waits for it and both leave in one socket write (http1.WITH_FIRST_BODY): one write fewer for
+    every stream that starts with frames, like an intent's whose events are already there."""
 
     media_type = "text/event-stream"
 
     def __init__(self, frames: AsyncIterator[Frame | list[Frame]], headers: Mapping[str, str] | None = None, *,
-                 ping_seconds: float = PING_SECONDS, on_close: Callable[[], None] | None = None) -> None:
+                 ping_seconds: float = PING_SECONDS, on_close: Callable[[], None] | None = None,
+                 prompt: bool = False) -> None:
         self.frames = frames
+        self.prompt = prompt
         self.ping_seconds = ping_seconds
         self.on_close = on_close  # called once when the stream is over, however it ended (a quota's count)
         self.status_code = 200
@@ -134,12 +142,14 @@ class EventStream(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            held = self.prompt and scope.get("method") != "HEAD"
+            start: Message = {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
+            await send({**start, WITH_FIRST_BODY: True} if held else start)
             if scope.get("method") == "HEAD":  # headers only; the iterator never starts (as sse-starlette did)
                 await send(_END)
                 await _close(self.frames)
                 return
-            await _Stream(scope, receive, send, self.ping_seconds).run(self.frames)
+            await _Stream(scope, receive, send, self.ping_seconds).run(self.frames, held)
         finally:
             if self.on_close is not None:
                 self.on_close()
@@ -175,7 +185,8 @@ class _Stream:
         self.disconnected = disconnected
         self.task.cancel()
 
-    async def run(self, frames: AsyncIterator[Frame | list[Frame]]) -> None:
+    async def run(self, frames: AsyncIterator[Frame | list[Frame]], held: bool = False) -> None:
+        """Send the frames; ``held``: the head is not written yet (it leaves with the first body message)."""
         send, loop = self.send, self.loop
         watcher = loop.create_task(self._watch())
         _open.add(self)
@@ -184,6 +195,9 @@ class _Stream:
             async for item in frames:
                 if isinstance(item, list):
                     if not item:
+                        if held:  # nothing to send yet: the head leaves alone, before the iterator waits
+                            held = False
+                            await send(_NOTHING)
                         continue
                     body = "".join(map(encode, item)).encode()
                 else:
@@ -193,7 +207,7 @@ class _Stream:
                 if self.pinging is not None:
                     await self.pinging
                 await send({"type": "http.response.body", "body": body, "more_body": not ended})
-                self.sending = False
+                held = self.sending = False
                 self.last_sent = loop.time()
                 if ended:
                     self.done = True  # nothing may cancel the task from here on
@@ -204,6 +218,8 @@ class _Stream:
         except Exception:
             failed = True
             log.exception("unexpected error on %s %s", self.scope.get("method"), self.scope.get("path"))
+            if held:  # the client sees the stream open, then broken, as when the head went out first
+                await send(_NOTHING)
         finally:
             self.done = True
             _open.discard(self)

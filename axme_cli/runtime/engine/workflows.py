@@ -156,12 +156,11 @@ def _apply(tx: Tx, s: Settings, principal: Principal, bundle: ScenarioBundle, no
     fx: list[Effect] = []
     run = runs.Run(tx, s, parent, workflow_id, compiled, saga.new_state(), now,
                    runs.Compiled.keep(workflow_id, compiled)[1], fx)
+    runs.start(run)  # reads no workflow row: the row is written once, with the state the first step left
     tx.insert_workflow({
         "workflow_id": workflow_id, "parent_intent_id": parent["intent_id"], "scenario_id": bundle.scenario_id,
         "compiled": dumps(compiled), "state": dumps(run.state), "created_at": iso(now), "updated_at": iso(now),
     })
-    runs.start(run)
-    run.save()
     reactions.settle(tx, s, fx)
     pending = loads(parent["doc"]).get("pending_with") or {}
     return {"intent_id": parent["intent_id"], "scenario_id": bundle.scenario_id, "workflow_id": workflow_id,

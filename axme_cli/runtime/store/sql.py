@@ -77,6 +77,13 @@ def _insert_events(rows: int) -> str:
     return "INSERT INTO events (intent_id, seq, data) VALUES " + ", ".join(["(?, ?, ?)"] * rows)
 
 
+@functools.lru_cache(maxsize=1024)
+def _update_sql(table: str, id_column: str, *columns: str) -> str:
+    """``UPDATE table SET c1 = ?, ... WHERE id_column = ?``: a step updates intents with a handful of column
+    sets, each made into text once (column names come from the code, never from a request)."""
+    return f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in columns)} WHERE {id_column} = ?"
+
+
 def _marks(values: list[Any] | tuple[Any, ...]) -> str:
     return ", ".join("?" for _ in values)
 
@@ -119,8 +126,7 @@ class SqlTx(OutboundTxSql, AuditTxSql, InboxTxSql, MediaTxSql, TaskLinksTxSql, U
         self._c.execute(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({_marks(cols)})", tuple(row.values()))
 
     def _update(self, table: str, id_column: str, id_value: str, fields: Row) -> None:
-        cols = ", ".join(f"{k} = ?" for k in fields)
-        self._c.execute(f"UPDATE {table} SET {cols} WHERE {id_column} = ?", (*fields.values(), id_value))
+        self._c.execute(_update_sql(table, id_column, *fields), (*fields.values(), id_value))
 
     # intents and events
     def get_intent(self, intent_id: str) -> Row | None:

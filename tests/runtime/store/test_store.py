@@ -300,3 +300,76 @@ def test_a_second_runtime_on_the_same_sqlite_database_is_refused(tmp_path: Path)
         await second.close()
 
     run(main())
+
+
+def test_a_large_operation_undone_keeps_its_undo_copies_in_memory(tmp_path: Path) -> None:
+    """An operation's SAVEPOINT keeps the pages it changes in a sub-journal; past 64 KiB SQLite spills that to a
+    temporary file (an open, an unlink and a write per page) unless ``temp_store`` is memory. Undoing one that
+    changed far more than that must still leave the batch's other operations alone."""
+    async def main() -> None:
+        store = open_store(str(tmp_path / "undo.db"))
+        await store.open()
+        now = time.time()
+        assert store._write.execute("PRAGMA temp_store").fetchone()[0] == 2  # type: ignore[attr-defined]
+
+        def large_then_refused(tx):  # type: ignore[no-untyped-def]
+            for n in range(200):
+                engine.op_create(tx, S, ADMIN, {**request(n), "payload": {"blob": "x" * 2000}}, now)
+            raise Conflict("refused after writing")
+
+        outcomes = await asyncio.gather(store.write(large_then_refused),
+                                        store.write(lambda tx: engine.op_create(tx, S, ADMIN, request(999), now)),
+                                        return_exceptions=True)
+        assert isinstance(outcomes[0], Conflict)
+        assert await store.get_intent(outcomes[1]["intent_id"]) is not None
+        feed = await store.feed_entries("agent://local/dev/inv", 0, 1000)
+        assert [f["intent_id"] for f in feed] == [outcomes[1]["intent_id"]]
+        await store.close()
+
+    run(main())
+
+
+def test_savepoints_only_when_an_operation_refuses_after_it_wrote(tmp_path: Path) -> None:
+    """The writer runs a batch without a SAVEPOINT per operation; one that refuses before writing needs no undo.
+    One that refuses after writing makes it run the batch again, each operation in a SAVEPOINT: the others are
+    written once, the refused one not at all, and its refusal is answered without running it again."""
+    async def main() -> None:
+        store = open_store(str(tmp_path / "sp.db"))
+        await store.open()
+        sent: list[str] = []
+        store._write.set_trace_callback(sent.append)  # type: ignore[attr-defined]
+        now = time.time()
+        idem = ("scope", "key", "hash-1")
+        await store.write(lambda tx: engine.op_create(tx, S, ADMIN, request(1), now, idem))
+        refusing_first = await asyncio.gather(
+            store.write(lambda tx: engine.op_create(tx, S, ADMIN, request(2), now)),
+            store.write(lambda tx: engine.op_create(tx, S, ADMIN, request(3), now, ("scope", "key", "hash-2"))),
+            store.write(lambda tx: engine.op_create(tx, S, ADMIN, request(4), now)),
+            return_exceptions=True)
+        assert isinstance(refusing_first[1], Conflict)
+        assert not [t for t in sent if "SAVEPOINT" in t or "ROLLBACK" in t], sent
+
+        runs = []
+
+        def undone_after_writing(tx):  # type: ignore[no-untyped-def]
+            runs.append(1)
+            engine.op_create(tx, S, ADMIN, request(99), now)
+            raise Conflict("refused after it wrote")
+
+        sent.clear()
+        outcomes = await asyncio.gather(
+            store.write(lambda tx: engine.op_create(tx, S, ADMIN, request(5), now)),
+            store.write(undone_after_writing),
+            store.write(lambda tx: engine.op_create(tx, S, ADMIN, request(6), now)),
+            return_exceptions=True)
+        assert isinstance(outcomes[1], Conflict) and runs == [1]
+        assert sum(t.startswith("SAVEPOINT") for t in sent) == 2 and "ROLLBACK" in sent, sent
+        feed = await store.feed_entries("agent://local/dev/inv", 0, 1000)
+        made = [r["intent_id"] for r in (refusing_first[0], refusing_first[2], outcomes[0], outcomes[2])]
+        assert [f["intent_id"] for f in feed][1:] == made  # each once, in order, with dense cursors
+        assert [f["cursor"] for f in feed] == list(range(1, 6))
+        for intent_id in made:
+            assert await store.get_intent(intent_id) is not None
+        await store.close()
+
+    run(main())
