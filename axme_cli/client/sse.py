@@ -76,33 +76,42 @@ def follow_intent(http: httpx.Client, intent_id: str, *, since: int = 0, wait_se
     cursor = since
     while True:
         wait = wait_seconds
+        read = wait + 15.0
         if until is not None:
             left = until - time.monotonic()
             if left <= 0:
                 raise TimedOut(intent_id)
             wait = max(1, min(wait_seconds, math.ceil(left)))
-        with http.stream("GET", f"/v1/intents/{intent_id}/events/stream",
-                         params={"since": cursor, "wait_seconds": wait, "incremental": "true"},
-                         headers={"accept": "text/event-stream"},
-                         timeout=httpx.Timeout(10.0, read=wait + 15.0)) as response:
-            if response.status_code >= 400:
-                response.read()
-                raise StreamRefused(response)
-            for frame in frames(response.iter_lines()):
-                if frame.event == "stream.timeout":
-                    info = frame.data if isinstance(frame.data, dict) else {}
-                    if isinstance(info.get("next_seq"), int):
-                        cursor = max(cursor, info["next_seq"])
-                    if info.get("status") in TERMINAL and not follow:
+            # The server waits whole seconds: a deadline within one is kept by waiting for the next bytes (the
+            # answer's head, an event, a ping) no longer than is left.
+            read = min(read, max(left, 0.001))
+        try:
+            with http.stream("GET", f"/v1/intents/{intent_id}/events/stream",
+                             params={"since": cursor, "wait_seconds": wait, "incremental": "true"},
+                             headers={"accept": "text/event-stream"},
+                             timeout=httpx.Timeout(10.0, read=read)) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise StreamRefused(response)
+                for frame in frames(response.iter_lines()):
+                    if frame.event == "stream.timeout":
+                        info = frame.data if isinstance(frame.data, dict) else {}
+                        if isinstance(info.get("next_seq"), int):
+                            cursor = max(cursor, info["next_seq"])
+                        if info.get("status") in TERMINAL and not follow:
+                            return
+                        break
+                    if not frame.event.startswith("intent.") or not isinstance(frame.data, dict):
+                        continue
+                    seq = frame.data.get("seq")
+                    if isinstance(seq, int):
+                        if seq <= cursor:
+                            continue  # never show an event twice
+                        cursor = seq
+                    yield frame.data
+                    if is_terminal(frame.data) and not follow:
                         return
-                    break
-                if not frame.event.startswith("intent.") or not isinstance(frame.data, dict):
-                    continue
-                seq = frame.data.get("seq")
-                if isinstance(seq, int):
-                    if seq <= cursor:
-                        continue  # never show an event twice
-                    cursor = seq
-                yield frame.data
-                if is_terminal(frame.data) and not follow:
-                    return
+        except httpx.ReadTimeout:
+            if until is not None and time.monotonic() >= until - 0.01:  # (a socket's timer may end a hair early)
+                raise TimedOut(intent_id) from None
+            raise
