@@ -182,6 +182,8 @@ def test_a_saga_applied_in_b_runs_wholly_in_b(rt: RuntimeProcess, spaces: dict[s
                 assert time.monotonic() < deadline, intent
                 time.sleep(0.05)
         finally:
+            for agent in agents:  # both told first: each ends within its feed's 1 s wait, together
+                agent.stop_event.set()
             for agent in agents:
                 agent.stop()
         assert not [e for agent in agents for e in agent.errors if not isinstance(e, httpx.HTTPError)]
