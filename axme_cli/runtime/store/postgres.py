@@ -357,7 +357,6 @@ class PostgresTx(SqlTx):
     LOCK = " FOR UPDATE"
     CLAIM = " FOR UPDATE SKIP LOCKED"
     OCTETS = "octet_length({})"
-    LAZY_COMMIT = "SET LOCAL synchronous_commit = off"
 
     def __init__(self, conn: Any, batch: _Batch | None = None, accounts: _Accounts | None = None,
                  misses: list[str] | None = None) -> None:
@@ -366,6 +365,12 @@ class PostgresTx(SqlTx):
         self._accounts = accounts if accounts is not None else _Accounts()
         self.fed: list[tuple[str, str, int, str]] = []  # feed rows (address, intent_id, attempt, at): at the end
         self._misses = misses  # a probe: the intent it reads first and the batch does not keep goes here
+        self.lazy = False  # its commit need not wait for the disk (``lazy_commit``)
+
+    def lazy_commit(self) -> None:
+        """Noted, not sent: a batch commits without waiting for the disk only if all its operations asked so (a
+        ``SET LOCAL`` from one would take the others' durability with it)."""
+        self.lazy = True
 
     def changed_anything(self) -> bool:
         return bool(self._c.wrote or self._events or self.fed)
@@ -601,6 +606,10 @@ _END = (
     b"n AS (SELECT pg_notify('" + CHANNEL.encode() + b"', replace(p, '\"\\u0001\"', (SELECT heads FROM j))) "
     b"FROM json_array_elements_text(%s::json) AS p) "
     b"SELECT (SELECT heads FROM j) AS heads, (SELECT count(*) FROM n) AS notified")
+# A batch whose every operation may lose its writes to a crash of the database (``PostgresTx.lazy_commit``: what
+# its work redoes, a delivery's mark) commits without waiting for the disk: visible to every replica at once, and
+# made durable by the next commit that waits (the log is written in order), or by the WAL writer within a second.
+_LAZY = b"SET LOCAL synchronous_commit = off"
 _HEADS_IN_PAYLOAD = 16  # addresses whose heads a payload has room for (64 bytes each); past that, feeds read
 
 
@@ -967,6 +976,8 @@ class PostgresStore(SqlReads, Store):
                 *params, orjson.dumps([events[n:n + 3] for n in range(0, len(events), 3)]).decode(),
                 orjson.dumps(sorted(counts.items())).decode(), orjson.dumps(feed_rows).decode(),
                 orjson.dumps(payloads).decode()))
+            if all(tx.lazy for tx in done):
+                self._exec(conn, _LAZY, prepare=False)
             self._exec(conn, b"COMMIT", prepare=False)
         if handed:
             answer = end.fetchone()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -335,6 +337,49 @@ def test_a_batch_is_its_reads_and_one_statement_with_its_commit(tmp_path: Path) 
         row = await store.get_intent(intent_id)
         assert row is not None and row["waiting_reason"] == "x" and row["delivery_attempt"] == 3
         assert len(await store.list_events(intent_id, 0)) == row["last_seq"]  # each event written once
+        await store.close()
+
+    run(main())
+
+
+def test_a_batch_of_delivery_marks_alone_commits_without_waiting_for_the_disk(tmp_path: Path) -> None:
+    """A feed's delivery marks (``Tx.lazy_commit``) commit without waiting for the disk when their batch holds
+    nothing else; a batch with another operation waits for the disk, the marks with it."""
+    url = new_database("postgres", tmp_path)
+
+    async def main() -> None:
+        (store,) = _replicas(url, 1)
+        await store.open()
+        now = time.time()
+        created = [await store.write(lambda tx, n=n: engine.op_create(tx, S, ADMIN, request(n), now)) for n in range(2)]
+        conn = store._wconn
+        assert conn is not None
+        sent: list[bytes] = []
+        execute = conn.execute
+
+        def recording(sql, *args, **kwargs):  # type: ignore[no-untyped-def]
+            sent.append(bytes(sql))
+            return execute(sql, *args, **kwargs)
+
+        conn.execute = recording  # type: ignore[method-assign]
+
+        def lazy() -> int:
+            return sum(b"synchronous_commit = off" in sql for sql in sent)
+
+        def mark(n: int) -> Any:
+            return functools.partial(engine.op_mark_delivered_many, s=S, deliveries=[(created[n]["intent_id"], 1)],
+                                     actor=AGENT, now=now)
+
+        await store.write(mark(0))
+        assert lazy() == 1
+        loop = asyncio.get_running_loop()
+        together = [(mark(1), loop.create_future()),
+                    (lambda tx: engine.op_create(tx, S, ADMIN, request(2), now), loop.create_future())]
+        outcomes, _ = await asyncio.to_thread(store._run_batch, together)  # one batch, as the writer runs it
+        assert [ok for _, ok, _ in outcomes] == [True, True] and lazy() == 1
+        for n in (0, 1):
+            row = await store.get_intent(created[n]["intent_id"])
+            assert row is not None and row["delivered_attempt"] == 1
         await store.close()
 
     run(main())
