@@ -366,6 +366,8 @@ class PostgresTx(SqlTx):
         self.fed: list[tuple[str, str, int, str]] = []  # feed rows (address, intent_id, attempt, at): at the end
         self._misses = misses  # a probe: the intent it reads first and the batch does not keep goes here
         self.lazy = False  # its commit need not wait for the disk (``lazy_commit``)
+        self.read_intent = False  # it asked for an intent (``PostgresStore._probe``)
+        self.locked_family = False  # it read an intent from the database itself: its probe had not
 
     def lazy_commit(self) -> None:
         """Noted, not sent: a batch commits without waiting for the disk only if all its operations asked so (a
@@ -389,6 +391,7 @@ class PostgresTx(SqlTx):
 
     # intents and workflows: kept in the batch once locked
     def get_intent(self, intent_id: str) -> Row | None:
+        self.read_intent = True
         row = self._batch.intents.get(intent_id)
         if row is None:
             if self._misses is not None:
@@ -403,6 +406,7 @@ class PostgresTx(SqlTx):
     def _lock_family(self, intent_id: str) -> None:
         # A row the batch keeps is never read here, nor is one it inserted: the batch's held-back writes need not go
         # out first (the parent, if kept, is read again from the database and the kept one wins).
+        self.locked_family = True
         self._batch.keep(self._c.raw(_FAMILY, (intent_id,)).fetchall())
 
     def insert_intent(self, row: Row) -> None:
@@ -613,6 +617,12 @@ _LAZY = b"SET LOCAL synchronous_commit = off"
 _HEADS_IN_PAYLOAD = 16  # addresses whose heads a payload has room for (64 bytes each); past that, feeds read
 
 
+def _kind(op: Callable[..., Any]) -> Any:
+    """What operations alike share: the code of the function (a lambda made per request, a partial's function)."""
+    fn = getattr(op, "func", op)
+    return getattr(fn, "__code__", fn)
+
+
 class _Fallback(Exception):
     """An operation of a batch refused after it had written: the batch is rolled back and each of its operations
     runs in a transaction of its own."""
@@ -644,6 +654,10 @@ class PostgresStore(SqlReads, Store):
         self._accounts = _Accounts()
         self._types: dict[str, dict[str, str]] = {}  # table -> column -> type, of the tables a batch writes late
         self._own = orjson.dumps({"r": self.replica_id})[:-1].decode()  # how this replica's payloads start
+        # Operations (by their code, ``_kind``) whose probe reached the database without reading an intent: an apply
+        # is probed up to its first insert, most of its work, for nothing to fetch. Not probed again, until one
+        # reads an intent from the database itself.
+        self._unprobed: set[Any] = set()
 
     # lifecycle
     async def open(self) -> None:
@@ -867,10 +881,20 @@ class PostgresStore(SqlReads, Store):
         misses: list[str] = []
         probe = _ProbeBatch(shared)
         for op, _ in batch:
-            with contextlib.suppress(_Stop, Exception):
-                tx = PostgresTx(_ProbeConn(), probe, self._accounts, misses)
-                tx.memo, tx.limits = self.memo, self.limits  # kept rules let the probe reach the intent it reads
+            kind = _kind(op)
+            if kind in self._unprobed:
+                continue
+            tx = PostgresTx(_ProbeConn(), probe, self._accounts, misses)
+            tx.memo, tx.limits = self.memo, self.limits  # kept rules let the probe reach the intent it reads
+            try:
                 op(tx)
+            except _Stop:
+                if not tx.read_intent:  # it starts elsewhere (an apply, a create): no use probing its like
+                    if len(self._unprobed) >= 1024:
+                        self._unprobed.clear()
+                    self._unprobed.add(kind)
+            except Exception:  # the operation refuses: it will again, in the transaction
+                pass
         return sorted(set(misses))
 
     def _transaction(self, conn: psycopg.Connection[Any], batch: list[_Job],
@@ -912,6 +936,8 @@ class PostgresStore(SqlReads, Store):
                     return [(fut, False, exc)], Notes()
                 outcomes.append((fut, True, result))
                 done.append(tx)
+                if tx.locked_family and self._unprobed:  # it did start by reading an intent: probe its like again
+                    self._unprobed.discard(_kind(op))
             notes = self._end(conn, done, shared)
         except BaseException:
             self._rollback(conn)

@@ -383,3 +383,36 @@ def test_a_batch_of_delivery_marks_alone_commits_without_waiting_for_the_disk(tm
         await store.close()
 
     run(main())
+
+
+def test_operations_whose_probe_reads_no_intent_are_not_probed_again(tmp_path: Path) -> None:
+    """The probe runs an operation up to its first read to fetch the intent it starts from. One that starts
+    elsewhere (a create) is not probed again; one of the same code that reads an intent from the database itself
+    makes its like probed again."""
+    url = new_database("postgres", tmp_path)
+
+    async def main() -> None:
+        (store,) = _replicas(url, 1)
+        await store.open()
+        now = time.time()
+        runs: list[int] = []
+
+        def op(tx: Any, n: int, read: str | None = None) -> Any:
+            runs.append(n)
+            if read is not None:
+                row = tx.get_intent(read)
+                return engine.op_mark_delivered(tx, S, read, row["delivery_attempt"], AGENT, now)
+            return engine.op_create(tx, S, ADMIN, request(n), now)
+
+        first = await store.write(functools.partial(op, n=1))
+        assert runs == [1, 1]  # probed, then run
+        await store.write(functools.partial(op, n=2))
+        assert runs == [1, 1, 2]  # run only
+        await store.write(functools.partial(op, n=3, read=first["intent_id"]))  # reads the intent itself
+        await store.write(functools.partial(op, n=4, read=first["intent_id"]))
+        assert runs == [1, 1, 2, 3, 4, 4]  # probed again
+        row = await store.get_intent(first["intent_id"])
+        assert row is not None and row["delivered_attempt"] == row["delivery_attempt"]
+        await store.close()
+
+    run(main())
