@@ -111,7 +111,7 @@ def postgres_roles(database_url: str, pids: list[int]) -> dict[int, str]:
             roles[pid] = "server"
         elif query.startswith("LISTEN"):
             roles[pid] = "listen"
-        elif query.startswith(("COMMIT", "ROLLBACK", "WITH w", "WITH e", "SET LOCAL", "BEGIN", "EXECUTE", "PREPARE")):
+        elif query.startswith(("COMMIT", "ROLLBACK", "WITH w", "WITH e", "SET LOCAL", "BEGIN")):
             roles[pid] = "write"
         else:
             roles[pid] = "read"
