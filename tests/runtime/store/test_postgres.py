@@ -342,15 +342,19 @@ def test_a_batch_is_its_reads_and_one_statement_with_its_commit(tmp_path: Path) 
     run(main())
 
 
+async def _opened(url: str) -> PostgresStore:
+    (store,) = _replicas(url, 1)
+    await store.open()
+    return store
+
+
 def test_a_batch_of_delivery_marks_alone_commits_without_waiting_for_the_disk(tmp_path: Path) -> None:
     """A feed's delivery marks (``Tx.lazy_commit``) commit without waiting for the disk when their batch holds
     nothing else; a batch with another operation waits for the disk, the marks with it."""
     url = new_database("postgres", tmp_path)
 
     async def main() -> None:
-        (store,) = _replicas(url, 1)
-        await store.open()
-        now = time.time()
+        store, now = await _opened(url), time.time()
         created = [await store.write(lambda tx, n=n: engine.op_create(tx, S, ADMIN, request(n), now)) for n in range(2)]
         conn = store._wconn
         assert conn is not None
@@ -392,9 +396,7 @@ def test_operations_whose_probe_reads_no_intent_are_not_probed_again(tmp_path: P
     url = new_database("postgres", tmp_path)
 
     async def main() -> None:
-        (store,) = _replicas(url, 1)
-        await store.open()
-        now = time.time()
+        store, now = await _opened(url), time.time()
         runs: list[int] = []
 
         def op(tx: Any, n: int, read: str | None = None) -> Any:
