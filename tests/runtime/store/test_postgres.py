@@ -418,3 +418,33 @@ def test_operations_whose_probe_reads_no_intent_are_not_probed_again(tmp_path: P
         await store.close()
 
     run(main())
+
+
+def test_a_changed_row_goes_out_as_its_key_and_what_changed(tmp_path: Path) -> None:
+    """An intent the batch changed is sent as its key and the columns that changed, not whole (its document and
+    payload stay behind, and stay as they were); a row it inserted goes whole."""
+    url = new_database("postgres", tmp_path)
+
+    async def main() -> None:
+        store, now = await _opened(url), time.time()
+        created = await store.write(lambda tx: engine.op_create(tx, S, ADMIN, request(0), now))
+        intent_id = created["intent_id"]
+        before = await store.get_intent(intent_id)
+        conn = store._wconn
+        assert conn is not None and before is not None
+        sent: list[Any] = []
+        execute = conn.execute
+
+        def recording(sql, params=None, *args, **kwargs):  # type: ignore[no-untyped-def]
+            sent.extend(p for p in params or () if isinstance(p, str) and intent_id in p)
+            return execute(sql, params, *args, **kwargs)
+
+        conn.execute = recording  # type: ignore[method-assign]
+        await store.write(lambda tx: (tx.get_intent(intent_id), tx.update_intent(intent_id, {"waiting_reason": "x"})))
+        assert [json.loads(p) for p in sent if '"waiting_reason"' in p] == [
+            [{"intent_id": intent_id, "waiting_reason": "x"}]]
+        after = await store.get_intent(intent_id)
+        assert after == {**before, "waiting_reason": "x"}
+        await store.close()
+
+    run(main())
