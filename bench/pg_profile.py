@@ -12,7 +12,8 @@ A copy of this file in another checkout's bench/ runs that checkout's runtime (s
 
 Columns: ``wf/s`` and ``p50 ms`` as ``bench/saga.py`` counts them; ``CPU ms/wf`` per group of processes
 (/proc/<pid>/stat, user + system) and in all; per workflow, from ``GET /metrics`` of every replica,
-``axme_store_statements_total`` and ``axme_store_commits_total`` (when the runtime has them), and from
+``axme_store_statements_total`` and ``axme_store_commits_total`` (when the runtime has them), PostgreSQL's CPU by
+what each of its processes does (``postgres_roles``: writers, readers, LISTEN connections, the server's own), and from
 ``pg_stat_database`` of the bench's database: transactions committed (read-only ones too) and rows inserted,
 updated and fetched. The load runs in this process; its CPU is not counted.
 """
@@ -93,6 +94,30 @@ def thread_names(pid: int) -> dict[int, str]:
     return out
 
 
+def postgres_roles(database_url: str, pids: list[int]) -> dict[int, str]:
+    """What each PostgreSQL process of the run does, from its last statement: a replica's LISTEN connection
+    ("listen"), its writer (last statement a COMMIT, ROLLBACK or a batch's end), a read connection ("read"), or the
+    server's own processes ("server")."""
+    import psycopg
+
+    admin, name = database_url.rsplit("/", 1)
+    with psycopg.connect(admin + "/postgres", autocommit=True) as conn:
+        rows = conn.execute("SELECT pid, backend_type, query FROM pg_stat_activity WHERE pid = ANY(%s)",
+                            (pids,)).fetchall()
+    roles = {}
+    for pid, kind, query in rows:
+        query = (query or "").lstrip()
+        if kind != "client backend":
+            roles[pid] = "server"
+        elif query.startswith("LISTEN"):
+            roles[pid] = "listen"
+        elif query.startswith(("COMMIT", "ROLLBACK", "WITH w", "WITH e", "SET LOCAL", "BEGIN")):
+            roles[pid] = "write"
+        else:
+            roles[pid] = "read"
+    return {p: roles.get(p, "server") for p in pids}
+
+
 def scrape(url: str) -> dict[str, float]:
     req = urllib.request.Request(url + "/metrics", headers={"x-api-key": API_KEY})
     with urllib.request.urlopen(req, timeout=10) as resp:
@@ -165,6 +190,7 @@ async def run(args: argparse.Namespace, work: Path, database_url: str | None) ->
             sw0 = [sys_and_switches(p) for p in groups["replicas"]]
             cpu0 = {g: [process_cpu(p) or 0.0 for p in pids] for g, pids in groups.items()}
             io0 = {g: [io_calls(p) for p in pids] for g, pids in groups.items() if g != "postgres"}
+            pids0 = {g: list(pids) for g, pids in groups.items()}  # groups["postgres"] grows during the run
             metrics0 = [scrape(u) for u in urls]
             stats0 = db_stats(database_url) if database_url else {}
             spy = None
@@ -198,11 +224,19 @@ async def run(args: argparse.Namespace, work: Path, database_url: str | None) ->
         }
         total = 0.0
         for g in groups:
-            before = dict(zip(groups[g], cpu0.get(g, []), strict=False))
+            before = dict(zip(pids0[g], cpu0[g], strict=True))
             used = sum(v - before.get(p, 0.0) for p, v in zip(groups[g], cpu1[g], strict=True))
             result["cpu_ms_per_wf"][g] = round(used * 1000 / per_wf, 3)
             total += used
         result["cpu_ms_per_wf"]["total"] = round(total * 1000 / per_wf, 3)
+        if database_url:
+            roles = postgres_roles(database_url, groups["postgres"])
+            before = dict(zip(pids0["postgres"], cpu0["postgres"], strict=True))
+            by_role: dict[str, float] = {}
+            for pid, used in zip(groups["postgres"], cpu1["postgres"], strict=True):
+                by_role[roles[pid]] = by_role.get(roles[pid], 0.0) + used - before.get(pid, 0.0)
+            result["cpu_ms_per_wf"]["postgres by role"] = {k: round(v * 1000 / per_wf, 3) for k, v in
+                                                           sorted(by_role.items(), key=lambda kv: -kv[1])}
         result["cpu_ms_per_wf"]["replicas (system)"] = round(
             sum(b[0] - a[0] for a, b in zip(sw0, sw1, strict=True)) * 1000 / per_wf, 3)
         result["per_wf"]["replica context switches"] = round(

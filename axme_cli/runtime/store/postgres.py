@@ -193,9 +193,9 @@ class _Batch:
     has inserted, so a second read of it needs no round trip, and its writes can wait: inserts and updates of these
     rows are held back and go out together (``flush``), at the end of the batch or before any other statement."""
 
-    __slots__ = ("intents", "workflows", "accounts_changed", "held", "begun", "_new", "_dirty", "_types")
+    __slots__ = ("intents", "workflows", "accounts_changed", "held", "begun", "_new", "_dirty", "_types", "_bases")
 
-    def __init__(self, types: dict[str, dict[str, str]] | None = None) -> None:
+    def __init__(self, types: dict[str, dict[str, str]] | None = None, bases: dict[str, str] | None = None) -> None:
         self.intents: dict[str, Row] = {}
         self.workflows: dict[str, Row] = {}
         self.accounts_changed = False  # a service account changed: _Accounts is not used for the rest of the batch
@@ -205,6 +205,7 @@ class _Batch:
         self._new: dict[str, dict[str, None]] = {"intents": {}, "workflows": {}}
         self._dirty: dict[str, dict[str, set[str]]] = {"intents": {}, "workflows": {}}
         self._types = types or {}  # table -> column -> its PostgreSQL type (integers go as JSON)
+        self._bases = bases or {}  # table -> what a changed row's unsent columns read as (``_bases``)
 
     def keep(self, found: list[Row]) -> None:
         """Rows of ``_FAMILY``/``_FAMILIES``: intents, each with its workflow as JSON (rows kept already win)."""
@@ -235,13 +236,14 @@ class _Batch:
         self.held = True
         return True
 
-    def parts(self) -> tuple[tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...], list[str]]:
+    def parts(self) -> tuple[tuple[_Part, ...], list[str]]:
         """The held-back writes as the row parts of ``_write_statement`` and their parameters (each part's rows as
-        one JSON text), and no longer held: per table, the new rows, then the changed ones (whole rows, setting the
-        columns any of them changed); rows grouped by the columns they have (one group, but for a row read before
-        a column was added and one made after)."""
+        one JSON text), and no longer held: per table, the new rows, then the changed ones (their keys and the
+        columns any of them changed, the others read from the table's base; whole rows where it has none); rows
+        grouped by the columns they have (one group, but for a row read before a column was added and one made
+        after)."""
         self.held = False
-        parts: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
+        parts: list[_Part] = []
         params: list[str] = []
         for table in ("intents", "workflows"):
             rows, new, dirty = self.rows(table), self._new[table], self._dirty[table]
@@ -258,10 +260,19 @@ class _Batch:
                 columns = tuple(row)
                 groups.setdefault((columns, True), []).append(row)
                 changed.setdefault(columns, set()).update(fields)
+            base = self._bases.get(table, "")
             for (columns, existing), found in groups.items():
-                if existing and not changed[columns]:  # updated with no fields: nothing to write
+                if not existing:
+                    parts.append((table, columns, (), ""))
+                    params.append(orjson.dumps(found).decode())
                     continue
-                parts.append((table, columns, tuple(sorted(changed[columns])) if existing else ()))
+                if not changed[columns]:  # updated with no fields: nothing to write
+                    continue
+                sets = tuple(sorted(changed[columns]))
+                if base:  # the key and what changed: a workflow's compiled plan, a doc, a payload stay behind
+                    sent = (_KEYS[table], *sets)
+                    found = [{c: row[c] for c in sent} for row in found]
+                parts.append((table, columns, sets, base))
                 params.append(orjson.dumps(found).decode())
             new.clear()
             dirty.clear()
@@ -275,20 +286,46 @@ class _Batch:
 
 
 _KEYS = {"intents": "intent_id", "workflows": "workflow_id"}
+# A part of a batch's held-back rows: table, columns, columns changed (none: new rows), the base of unsent columns
+_Part = tuple[str, tuple[str, ...], tuple[str, ...], str]
+
+
+def _bases(columns: list[Row]) -> dict[str, str]:
+    """Per table (``information_schema.columns`` rows), a JSON object of a placeholder for each NOT NULL column
+    (empty text, zero): the base of ``json_populate_recordset`` for changed rows, which are sent as their key and
+    the columns that changed. The row ``INSERT ... ON CONFLICT`` proposes must pass the NOT NULL checks, which come
+    before the conflict, and is never written: the row exists (``_write_statement``). No base for a table with a
+    NOT NULL column of another type: its changed rows go whole."""
+    placeholders: dict[str, dict[str, Any]] = {}
+    odd: set[str] = set()
+    for column in columns:
+        table, kind = column["table_name"], column["data_type"]
+        if column["is_nullable"] == "YES":
+            continue
+        if kind == "text":
+            placeholders.setdefault(table, {})[column["column_name"]] = ""
+        elif kind in ("bigint", "integer", "smallint", "double precision", "real", "numeric"):
+            placeholders.setdefault(table, {})[column["column_name"]] = 0
+        else:
+            odd.add(table)
+    return {table: orjson.dumps(values).decode() for table, values in placeholders.items() if table not in odd}
 
 
 @functools.lru_cache(maxsize=256)
-def _write_statement(parts: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...], end: bool) -> bytes:
+def _write_statement(parts: tuple[_Part, ...], end: bool) -> bytes:
     """One statement of data-modifying CTEs for a batch's rows (``_Batch.parts``) and, with ``end``, everything else
     its end writes (``_END``). New rows are inserted from a JSON text; changed rows, which exist (the batch locked
     or inserted them, and intents and workflows are never deleted), are written by ``INSERT ... ON CONFLICT DO
     UPDATE`` on their primary key: its plan is the key's index whatever the table's size when it was prepared,
-    where an ``UPDATE ... FROM`` a list of keys may be planned as a scan and keep that plan."""
+    where an ``UPDATE ... FROM`` a list of keys may be planned as a scan and keep that plan. They are sent as their
+    key and the columns that changed, read onto the table's base (``_bases``), whose placeholders are never
+    written."""
     ctes = []
-    for n, (table, columns, changed) in enumerate(parts):
+    for n, (table, columns, changed, base) in enumerate(parts):
         names = ", ".join(columns)
+        start = f"json_populate_record(NULL::{table}, '{base}')" if base else f"NULL::{table}"
         cte = (f"w{n} AS (INSERT INTO {table} ({names}) SELECT {names} "
-               f"FROM json_populate_recordset(NULL::{table}, %s)")
+               f"FROM json_populate_recordset({start}, %s)")
         if changed:
             sets = ", ".join(f"{c} = excluded.{c}" for c in changed)
             cte += f" ON CONFLICT ({_KEYS[table]}) DO UPDATE SET {sets}"
@@ -357,7 +394,6 @@ class PostgresTx(SqlTx):
     LOCK = " FOR UPDATE"
     CLAIM = " FOR UPDATE SKIP LOCKED"
     OCTETS = "octet_length({})"
-    LAZY_COMMIT = "SET LOCAL synchronous_commit = off"
 
     def __init__(self, conn: Any, batch: _Batch | None = None, accounts: _Accounts | None = None,
                  misses: list[str] | None = None) -> None:
@@ -366,6 +402,14 @@ class PostgresTx(SqlTx):
         self._accounts = accounts if accounts is not None else _Accounts()
         self.fed: list[tuple[str, str, int, str]] = []  # feed rows (address, intent_id, attempt, at): at the end
         self._misses = misses  # a probe: the intent it reads first and the batch does not keep goes here
+        self.lazy = False  # its commit need not wait for the disk (``lazy_commit``)
+        self.read_intent = False  # it asked for an intent (``PostgresStore._probe``)
+        self.locked_family = False  # it read an intent from the database itself: its probe had not
+
+    def lazy_commit(self) -> None:
+        """Noted, not sent: a batch commits without waiting for the disk only if all its operations asked so (a
+        ``SET LOCAL`` from one would take the others' durability with it)."""
+        self.lazy = True
 
     def changed_anything(self) -> bool:
         return bool(self._c.wrote or self._events or self.fed)
@@ -384,6 +428,7 @@ class PostgresTx(SqlTx):
 
     # intents and workflows: kept in the batch once locked
     def get_intent(self, intent_id: str) -> Row | None:
+        self.read_intent = True
         row = self._batch.intents.get(intent_id)
         if row is None:
             if self._misses is not None:
@@ -398,6 +443,7 @@ class PostgresTx(SqlTx):
     def _lock_family(self, intent_id: str) -> None:
         # A row the batch keeps is never read here, nor is one it inserted: the batch's held-back writes need not go
         # out first (the parent, if kept, is read again from the database and the kept one wins).
+        self.locked_family = True
         self._batch.keep(self._c.raw(_FAMILY, (intent_id,)).fetchall())
 
     def insert_intent(self, row: Row) -> None:
@@ -601,7 +647,17 @@ _END = (
     b"n AS (SELECT pg_notify('" + CHANNEL.encode() + b"', replace(p, '\"\\u0001\"', (SELECT heads FROM j))) "
     b"FROM json_array_elements_text(%s::json) AS p) "
     b"SELECT (SELECT heads FROM j) AS heads, (SELECT count(*) FROM n) AS notified")
+# A batch whose every operation may lose its writes to a crash of the database (``PostgresTx.lazy_commit``: what
+# its work redoes, a delivery's mark) commits without waiting for the disk: visible to every replica at once, and
+# made durable by the next commit that waits (the log is written in order), or by the WAL writer within a second.
+_LAZY = b"SET LOCAL synchronous_commit = off"
 _HEADS_IN_PAYLOAD = 16  # addresses whose heads a payload has room for (64 bytes each); past that, feeds read
+
+
+def _kind(op: Callable[..., Any]) -> Any:
+    """What operations alike share: the code of the function (a lambda made per request, a partial's function)."""
+    fn = getattr(op, "func", op)
+    return getattr(fn, "__code__", fn)
 
 
 class _Fallback(Exception):
@@ -634,7 +690,12 @@ class PostgresStore(SqlReads, Store):
         self._connect_failed = float("-inf")  # monotonic time of the writer's last failed connect
         self._accounts = _Accounts()
         self._types: dict[str, dict[str, str]] = {}  # table -> column -> type, of the tables a batch writes late
+        self._bases: dict[str, str] = {}  # table -> the base its changed rows are read onto (``_bases``)
         self._own = orjson.dumps({"r": self.replica_id})[:-1].decode()  # how this replica's payloads start
+        # Operations (by their code, ``_kind``) whose probe reached the database without reading an intent: an apply
+        # is probed up to its first insert, most of its work, for nothing to fetch. Not probed again, until one
+        # reads an intent from the database itself.
+        self._unprobed: set[Any] = set()
 
     # lifecycle
     async def open(self) -> None:
@@ -670,9 +731,12 @@ class PostgresStore(SqlReads, Store):
             with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=10) as conn:
                 self._migrate(conn)
             self._wconn = self._connect_writer()
-            self._types = {table: {r["column_name"]: r["data_type"] for r in self._wconn.execute(
-                "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = "
-                "current_schema() AND table_name = %s", (table,)).fetchall()} for table in ("intents", "workflows")}
+            columns = self._wconn.execute(
+                "SELECT table_name, column_name, data_type, is_nullable FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name IN ('intents', 'workflows')").fetchall()
+            self._types = {table: {c["column_name"]: c["data_type"] for c in columns if c["table_name"] == table}
+                           for table in ("intents", "workflows")}
+            self._bases = _bases(columns)
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             self._close_pools()
             raise StoreUnavailable(f"cannot open the database {self.location}: {exc}") from exc
@@ -858,17 +922,27 @@ class PostgresStore(SqlReads, Store):
         misses: list[str] = []
         probe = _ProbeBatch(shared)
         for op, _ in batch:
-            with contextlib.suppress(_Stop, Exception):
-                tx = PostgresTx(_ProbeConn(), probe, self._accounts, misses)
-                tx.memo, tx.limits = self.memo, self.limits  # kept rules let the probe reach the intent it reads
+            kind = _kind(op)
+            if kind in self._unprobed:
+                continue
+            tx = PostgresTx(_ProbeConn(), probe, self._accounts, misses)
+            tx.memo, tx.limits = self.memo, self.limits  # kept rules let the probe reach the intent it reads
+            try:
                 op(tx)
+            except _Stop:
+                if not tx.read_intent:  # it starts elsewhere (an apply, a create): no use probing its like
+                    if len(self._unprobed) >= 1024:
+                        self._unprobed.clear()
+                    self._unprobed.add(kind)
+            except Exception:  # the operation refuses: it will again, in the transaction
+                pass
         return sorted(set(misses))
 
     def _transaction(self, conn: psycopg.Connection[Any], batch: list[_Job],
                      together: bool) -> tuple[list[_Outcome], Notes]:
         """One transaction for ``batch``. ``together``: an operation that refuses after writing raises
         ``_Fallback``; else (one operation) it rolls the transaction back and is its answer."""
-        shared = _Batch(self._types)
+        shared = _Batch(self._types, self._bases)
         outcomes: list[_Outcome] = []
         done: list[PostgresTx] = []
         started = time.perf_counter()
@@ -903,6 +977,8 @@ class PostgresStore(SqlReads, Store):
                     return [(fut, False, exc)], Notes()
                 outcomes.append((fut, True, result))
                 done.append(tx)
+                if tx.locked_family and self._unprobed:  # it did start by reading an intent: probe its like again
+                    self._unprobed.discard(_kind(op))
             notes = self._end(conn, done, shared)
         except BaseException:
             self._rollback(conn)
@@ -967,6 +1043,8 @@ class PostgresStore(SqlReads, Store):
                 *params, orjson.dumps([events[n:n + 3] for n in range(0, len(events), 3)]).decode(),
                 orjson.dumps(sorted(counts.items())).decode(), orjson.dumps(feed_rows).decode(),
                 orjson.dumps(payloads).decode()))
+            if all(tx.lazy for tx in done):
+                self._exec(conn, _LAZY, prepare=False)
             self._exec(conn, b"COMMIT", prepare=False)
         if handed:
             answer = end.fetchone()

@@ -5,9 +5,10 @@ kill -9 keeps the page cache, so no crash test can show this: the runtime's syst
 
 - SQLite: the WAL write that holds the new intent's row, then the fdatasync/fsync of that WAL file returning,
   then the write of the HTTP answer on the client's socket.
-- PostgreSQL: the fsync is the server's, at COMMIT (``synchronous_commit`` on, ``fsync`` on; the runtime never
-  changes either in its sessions): the INSERT carrying the intent, then the reply to its COMMIT arriving (the
-  writer sends a batch's last statements and its COMMIT together, in pipeline mode), then the HTTP answer.
+- PostgreSQL: the fsync is the server's, at COMMIT (``synchronous_commit`` on, ``fsync`` on; the runtime changes
+  neither but for a transaction of nothing else than counters or delivery marks, ``Tx.lazy_commit``): the INSERT
+  carrying the intent, then the reply to its COMMIT arriving (the writer sends a batch's last statements and its
+  COMMIT together, in pipeline mode), then the HTTP answer.
 """
 
 from __future__ import annotations

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -335,6 +337,114 @@ def test_a_batch_is_its_reads_and_one_statement_with_its_commit(tmp_path: Path) 
         row = await store.get_intent(intent_id)
         assert row is not None and row["waiting_reason"] == "x" and row["delivery_attempt"] == 3
         assert len(await store.list_events(intent_id, 0)) == row["last_seq"]  # each event written once
+        await store.close()
+
+    run(main())
+
+
+async def _opened(url: str) -> PostgresStore:
+    (store,) = _replicas(url, 1)
+    await store.open()
+    return store
+
+
+def test_a_batch_of_delivery_marks_alone_commits_without_waiting_for_the_disk(tmp_path: Path) -> None:
+    """A feed's delivery marks (``Tx.lazy_commit``) commit without waiting for the disk when their batch holds
+    nothing else; a batch with another operation waits for the disk, the marks with it."""
+    url = new_database("postgres", tmp_path)
+
+    async def main() -> None:
+        store, now = await _opened(url), time.time()
+        created = [await store.write(lambda tx, n=n: engine.op_create(tx, S, ADMIN, request(n), now)) for n in range(2)]
+        conn = store._wconn
+        assert conn is not None
+        sent: list[bytes] = []
+        execute = conn.execute
+
+        def recording(sql, *args, **kwargs):  # type: ignore[no-untyped-def]
+            sent.append(bytes(sql))
+            return execute(sql, *args, **kwargs)
+
+        conn.execute = recording  # type: ignore[method-assign]
+
+        def lazy() -> int:
+            return sum(b"synchronous_commit = off" in sql for sql in sent)
+
+        def mark(n: int) -> Any:
+            return functools.partial(engine.op_mark_delivered_many, s=S, deliveries=[(created[n]["intent_id"], 1)],
+                                     actor=AGENT, now=now)
+
+        await store.write(mark(0))
+        assert lazy() == 1
+        loop = asyncio.get_running_loop()
+        together = [(mark(1), loop.create_future()),
+                    (lambda tx: engine.op_create(tx, S, ADMIN, request(2), now), loop.create_future())]
+        outcomes, _ = await asyncio.to_thread(store._run_batch, together)  # one batch, as the writer runs it
+        assert [ok for _, ok, _ in outcomes] == [True, True] and lazy() == 1
+        for n in (0, 1):
+            row = await store.get_intent(created[n]["intent_id"])
+            assert row is not None and row["delivered_attempt"] == 1
+        await store.close()
+
+    run(main())
+
+
+def test_operations_whose_probe_reads_no_intent_are_not_probed_again(tmp_path: Path) -> None:
+    """The probe runs an operation up to its first read to fetch the intent it starts from. One that starts
+    elsewhere (a create) is not probed again; one of the same code that reads an intent from the database itself
+    makes its like probed again."""
+    url = new_database("postgres", tmp_path)
+
+    async def main() -> None:
+        store, now = await _opened(url), time.time()
+        runs: list[int] = []
+
+        def op(tx: Any, n: int, read: str | None = None) -> Any:
+            runs.append(n)
+            if read is not None:
+                row = tx.get_intent(read)
+                return engine.op_mark_delivered(tx, S, read, row["delivery_attempt"], AGENT, now)
+            return engine.op_create(tx, S, ADMIN, request(n), now)
+
+        first = await store.write(functools.partial(op, n=1))
+        assert runs == [1, 1]  # probed, then run
+        await store.write(functools.partial(op, n=2))
+        assert runs == [1, 1, 2]  # run only
+        await store.write(functools.partial(op, n=3, read=first["intent_id"]))  # reads the intent itself
+        await store.write(functools.partial(op, n=4, read=first["intent_id"]))
+        assert runs == [1, 1, 2, 3, 4, 4]  # probed again
+        row = await store.get_intent(first["intent_id"])
+        assert row is not None and row["delivered_attempt"] == row["delivery_attempt"]
+        await store.close()
+
+    run(main())
+
+
+def test_a_changed_row_goes_out_as_its_key_and_what_changed(tmp_path: Path) -> None:
+    """An intent the batch changed is sent as its key and the columns that changed, not whole (its document and
+    payload stay behind, and stay as they were); a row it inserted goes whole."""
+    url = new_database("postgres", tmp_path)
+
+    async def main() -> None:
+        store, now = await _opened(url), time.time()
+        created = await store.write(lambda tx: engine.op_create(tx, S, ADMIN, request(0), now))
+        intent_id = created["intent_id"]
+        before = await store.get_intent(intent_id)
+        conn = store._wconn
+        assert conn is not None and before is not None
+        sent: list[Any] = []
+        execute = conn.execute
+
+        def recording(sql, params=None, *args, **kwargs):  # type: ignore[no-untyped-def]
+            sent.extend(p for p in params or () if isinstance(p, str) and intent_id in p)
+            return execute(sql, params, *args, **kwargs)
+
+        conn.execute = recording  # type: ignore[method-assign]
+        await store.write(lambda tx: (tx.get_intent(intent_id), tx.update_intent(intent_id, {"waiting_reason": "x"})))
+        assert [json.loads(p) for p in sent if '"waiting_reason"' in p] == [
+            [{"intent_id": intent_id, "waiting_reason": "x"}]]
+        after = await store.get_intent(intent_id)
+        assert after == {**before, "waiting_reason": "x"}
         await store.close()
 
     run(main())
