@@ -448,3 +448,14 @@ def test_a_changed_row_goes_out_as_its_key_and_what_changed(tmp_path: Path) -> N
         await store.close()
 
     run(main())
+
+
+def test_intents_and_workflows_have_no_check_constraint_a_placeholder_row_would_fail(tmp_path: Path) -> None:
+    """A changed row goes out as its key and what changed, onto a row of placeholders (``postgres._bases``) that
+    ``INSERT ... ON CONFLICT`` checks before it finds the conflict: NOT NULL is met by the placeholders, a CHECK
+    constraint might not be. A migration that adds one to these tables must give the base a value that passes it."""
+    url = new_database("postgres", tmp_path, migrated=True)
+    with psycopg.connect(url) as conn:
+        checks = conn.execute("SELECT conrelid::regclass::text, conname FROM pg_constraint WHERE contype = 'c' "
+                              "AND conrelid IN ('intents'::regclass, 'workflows'::regclass)").fetchall()
+    assert checks == []
