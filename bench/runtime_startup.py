@@ -31,11 +31,9 @@ ms, and the 1-minute load average before and after. Results go to ``bench/result
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -48,7 +46,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from cli_startup import clean_env, percentile  # noqa: E402
+from cli_startup import clean_env, parse_bench_args, percentile, stop_process, write_result  # noqa: E402
 
 RESULTS = HERE / "results"
 API_KEY = "bench-admin-key-0123456789abcdef"
@@ -125,13 +123,7 @@ def run_dev(case: Case, env: dict[str, str], cwd: Path, db: Path, measure: bool,
             case.wall_ms.append(wall)
             case.cpu_ms.append(cpu)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+        stop_process(proc)
 
 
 def stats(values: list[float]) -> dict[str, float | None]:
@@ -173,16 +165,9 @@ def table(rows: list[dict[str, Any]], show_python: bool) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=None, help="measured runs of each case (default 15)")
-    parser.add_argument("--quick", action="store_true", help="3 runs of each case")
     parser.add_argument("--python", action="append", default=None,
                         help="an interpreter whose axme_cli to start (repeat to compare; default: this one)")
-    parser.add_argument("--json-out", type=Path, default=None, help="where to write the JSON result")
-    parser.add_argument("--tmp-dir", type=Path, default=None, help="parent of the temp dir (default: the system's)")
-    args = parser.parse_args(argv)
-    runs = args.runs if args.runs is not None else (3 if args.quick else 15)
-    if runs < 1:
-        parser.error("--runs must be at least 1")
+    args, runs = parse_bench_args(parser, argv, "case", 15, 3)
     pythons = args.python or [sys.executable]
 
     load_before = os.getloadavg()[0]
@@ -232,14 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"axme dev start-up: {runs} runs of each case, spawn to ready file, ms ({os.cpu_count()} CPUs, 1-min "
           f"load average {load_before:.1f} before / {load_after:.1f} after)")
     print(table(rows, show_python=len(pythons) > 1))
-    for r in rows:
-        if r["errors"]:
-            print(f"errors in {r['case']} ({r['python']}): {r['errors']}; first: {r['first_error']}", file=sys.stderr)
     out = args.json_out or RESULTS / f"runtime_startup-{now.strftime('%Y%m%dT%H%M%SZ')}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"Results: {out}")
-    return 1 if any(r["errors"] for r in rows) else 0
+    return write_result(result, out, lambda r: f"{r['case']} ({r['python']})")
 
 
 if __name__ == "__main__":
