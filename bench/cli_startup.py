@@ -49,6 +49,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -140,15 +141,20 @@ class DevRuntime:
             return str(json.loads(response.read())["intent_id"])
 
     def stop(self) -> None:
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        if self.proc is not None:
+            stop_process(self.proc)
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to a process this bench started (a graceful stop), SIGKILL if it is not gone within 15 s."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
 
 
 def run_once(case: Case, env: dict[str, str], measure: bool) -> None:
@@ -197,17 +203,38 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join([line(header), *(line(c) for c in cells)])
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=None, help="measured runs of each command (default 20)")
-    parser.add_argument("--quick", action="store_true", help="5 runs of each command")
+def write_result(result: dict[str, Any], out: Path, label: Callable[[dict[str, Any]], str]) -> int:
+    """Report the rows' errors (each row named by ``label``), write the JSON result, say where, and return the
+    exit status: 1 if a row had errors."""
+    for r in result["rows"]:
+        if r["errors"]:
+            print(f"errors in {label(r)}: {r['errors']}; first: {r['first_error']}", file=sys.stderr)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"Results: {out}")
+    return 1 if any(r["errors"] for r in result["rows"]) else 0
+
+
+def parse_bench_args(parser: argparse.ArgumentParser, argv: list[str] | None, what: str, default_runs: int,
+                     quick_runs: int) -> tuple[argparse.Namespace, int]:
+    """``--runs``, ``--quick``, ``--json-out`` and ``--tmp-dir`` added to ``parser``; the parsed arguments and the
+    number of measured runs of each ``what``."""
+    parser.add_argument("--runs", type=int, default=None, help=f"measured runs of each {what} (default "
+                        f"{default_runs})")
+    parser.add_argument("--quick", action="store_true", help=f"{quick_runs} runs of each {what}")
     parser.add_argument("--json-out", type=Path, default=None, help="where to write the JSON result")
     parser.add_argument("--tmp-dir", type=Path, default=None, help="parent of the temp dir (default: the system's)")
     args = parser.parse_args(argv)
-    runs = args.runs if args.runs is not None else (5 if args.quick else 20)
+    runs = int(args.runs if args.runs is not None else (quick_runs if args.quick else default_runs))
     if runs < 1:
         parser.error("--runs must be at least 1")
+    return args, runs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    args, runs = parse_bench_args(parser, argv, "command", 20, 5)
 
     axme = Path(sys.executable).parent / "axme"
     if not axme.exists():
@@ -280,15 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         verdict = "MET" if met else "NOT MET"
         print(f"Goal: `{GOAL_COMMAND}` median <= {GOAL_MS:.0f} ms: {verdict} ({goal_median:.1f} ms, "
               f"{goal_median - (base or 0):.1f} ms above `python -c pass`)")
-    for r in rows:
-        if r["errors"]:
-            print(f"errors in `{r['command']}`: {r['errors']}; first: {r['first_error']}", file=sys.stderr)
-
-    out = args.json_out or RESULTS / f"cli_startup-{stamp}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"Results: {out}")
-    return 1 if any(r["errors"] for r in rows) else 0
+    return write_result(result, args.json_out or RESULTS / f"cli_startup-{stamp}.json", lambda r: f"`{r['command']}`")
 
 
 if __name__ == "__main__":

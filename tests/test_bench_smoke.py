@@ -48,3 +48,18 @@ def test_pg_profile_loads_what_it_takes_from_saga() -> None:
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "--replicas" in proc.stdout
+
+
+def test_runtime_startup_smoke(tmp_path: Path) -> None:
+    """bench/runtime_startup.py starts `axme dev` on a fresh and on a migrated file and reports every run."""
+    out = tmp_path / "result.json"
+    proc = subprocess.run([sys.executable, str(BENCH.with_name("runtime_startup.py")), "--runs", "1",
+                           "--json-out", str(out), "--tmp-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    result = json.loads(out.read_text())
+    assert [row["case"] for row in result["rows"]] == ["floor", "fresh", "migrated"]
+    for row in result["rows"]:
+        assert row["errors"] == 0 and row["runs"] == 1, row
+        assert row["wall_ms"]["median"] > 0 and row["cpu_ms"]["median"] > 0, row
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]

@@ -41,6 +41,53 @@ def test_help_does_not_import_heavy_modules() -> None:
     assert "HEAVY=\n" in out.stdout, out.stdout
 
 
+def test_no_garbage_collection_until_the_command_runs() -> None:
+    """main() keeps the collector off through the imports and click's parsing (nothing to collect there), and the
+    command runs with it on, as does the caller after a usage error that never reaches a command."""
+    code = (
+        "import gc, platform, sys\n"
+        "class Finder:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'axme_cli.cli.app':\n"
+        "            print(f'IMPORT enabled={gc.isenabled()}')\n"
+        "sys.meta_path.insert(0, Finder())\n"
+        "real = platform.python_version\n"
+        "def spy():\n"
+        "    print(f'IN_COMMAND enabled={gc.isenabled()}')\n"
+        "    return real()\n"
+        "platform.python_version = spy\n"
+        "from axme_cli.cli import main\n"
+        "for argv in (['axme', 'version'], ['axme', 'no-such-command']):\n"
+        "    sys.argv = argv\n"
+        "    try:\n        main()\n    except SystemExit:\n        pass\n"
+        "    print(f'AFTER enabled={gc.isenabled()}')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith(("IMPORT", "IN_COMMAND", "AFTER"))]
+    assert lines == ["IMPORT enabled=False", "IN_COMMAND enabled=True", "IN_COMMAND enabled=True",
+                     "AFTER enabled=True", "AFTER enabled=True"], out
+
+
+def test_tune_gc_turns_the_collector_on_again() -> None:
+    """`axme dev`/`server` start with the collector off (runtime/server.serve); tune_gc, once the runtime has
+    started, freezes what the start made and turns collection on again."""
+    import gc
+
+    from axme_cli.runtime.server import tune_gc
+
+    thresholds, frozen = gc.get_threshold(), gc.get_freeze_count()
+    gc.disable()
+    try:
+        tune_gc()
+        assert gc.isenabled()
+        assert gc.get_threshold()[0] == 50_000 and gc.get_freeze_count() > 0
+    finally:
+        gc.enable()
+        gc.set_threshold(*thresholds)
+        if not frozen:
+            gc.unfreeze()
+
+
 def test_version(tmp_path: Path) -> None:
     from axme_cli import __version__
 

@@ -4,6 +4,7 @@ bodies import what they need lazily."""
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import Sequence
@@ -241,6 +242,7 @@ def root(
     api_key: ApiKeyOpt = None,
     context: ContextOpt = None,
 ) -> None:
+    gc.enable()  # main() (cli/__init__.py) turned it off for the start-up
     # The output flags were taken from the line before click parsed it (take_globals); these parameters only
     # document them in `axme --help`.
     ctx.obj = global_options(ctx, base_url=base_url, api_key=api_key, context=context)

@@ -204,7 +204,19 @@ def server(
     )
 
 
-def _run(command: str, *, database: str, api_key: str | None, org: str, workspace: str, smtp_url: str | None,
+def _run(command: str, **options: Any) -> None:
+    import gc
+
+    # From here the start imports most of the runtime: no garbage collection until it runs (runtime/server.py,
+    # serve and tune_gc, says why), and on again if it stops or never starts.
+    gc.disable()
+    try:
+        _start(command, **options)
+    finally:
+        gc.enable()
+
+
+def _start(command: str, *, database: str, api_key: str | None, org: str, workspace: str, smtp_url: str | None,
          mail_dir: Path | None, allow_email: list[str] | None, redelivery_seconds: float, login_code_ttl: float,
          access_token_ttl: float, ready_file: Path | None, replica_id: str | None, webhook_retry_base: float,
          webhook_max_attempts: int, outbound_timeout: float, metrics_public: bool = False, rate_limit: float = 1000.0,

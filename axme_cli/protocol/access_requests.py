@@ -42,7 +42,7 @@ class AccessRequestCreateRequest(BaseModel):
     ``recipient`` (a ``send_permission``'s agent) and ``expires_at`` (the gateway's: a request not reviewed by
     then is ``expired``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     request_type: Literal[ALL_REQUEST_TYPES]  # type: ignore[valid-type]
     requester_actor_id: _text(1, 255)  # type: ignore[valid-type]
@@ -59,7 +59,7 @@ class AccessRequestCreateRequest(BaseModel):
 class AccessRequestReviewRequest(BaseModel):
     """``api.access_requests.review.request.v1``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     decision: Literal[DECISIONS]  # type: ignore[valid-type]
     reviewer_actor_id: _text(1, 255)  # type: ignore[valid-type]

@@ -39,7 +39,7 @@ Generation = Annotated[JsonInt, Field(ge=0, le=2**53)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
 
 def _one_of(values: dict[str, Any], names: tuple[str, ...], where: str) -> None:

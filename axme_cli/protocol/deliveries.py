@@ -16,7 +16,7 @@ class DeliverySubmitRequest(BaseModel):
     or bare name (both given: they must name the same agent). ``org_id`` / ``workspace_id`` may be left out;
     given, they must be this runtime's."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     org_id: _text(1, 255) | None = None  # type: ignore[valid-type]
     workspace_id: _text(1, 255) | None = None  # type: ignore[valid-type]

@@ -69,7 +69,7 @@ class HeartbeatRequest(BaseModel):
     """``POST /v1/mesh/heartbeat``: the body is optional (the SDK sends none without metrics); the route checks
     the metrics with ``metrics_problem`` (422 naming ``metrics.<name>``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     metrics: dict[str, Any] | None = None
 
@@ -78,6 +78,6 @@ class KillRequest(BaseModel):
     """``POST /v1/mesh/agents/{address_id}/kill`` and ``/resume``: the body is optional (the SDK sends none), and
     only ``reason`` is read from it."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(defer_build=True, extra="ignore")
 
     reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_REASON)] | None = None

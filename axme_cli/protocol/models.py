@@ -123,7 +123,7 @@ TASK_TYPES = (
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+    model_config = ConfigDict(defer_build=True, extra="forbid", str_strip_whitespace=False)
 
 
 class HumanTaskSpec(_Strict):
@@ -189,7 +189,7 @@ class IntentCreateRequest(_Strict):
 class ResolveRequest(BaseModel):
     """``api.intents.resolve.request.v1`` (extra fields are ignored, as on AXME)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(defer_build=True, extra="allow")
 
     status: Literal["COMPLETED", "FAILED", "CANCELED"]
     actor: Annotated[str, StringConstraints(max_length=255)] | None = None
@@ -213,7 +213,7 @@ class ClockAdvanceRequest(_Strict):
 
 
 class ServiceAccountCreateRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(defer_build=True, extra="ignore")
 
     name: Annotated[str, StringConstraints(min_length=1, max_length=383)]
     org_id: str | None = None
@@ -224,7 +224,7 @@ class ServiceAccountCreateRequest(BaseModel):
 
 
 class KeyCreateRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(defer_build=True, extra="ignore")
 
     expires_at: Annotated[datetime, AfterValidator(_in_range)] | None = None
 

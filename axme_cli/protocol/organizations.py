@@ -21,7 +21,7 @@ def _text(low: int, high: int) -> Any:
 
 
 class OrganizationCreateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     name: _text(2, 120)  # type: ignore[valid-type]
     requested_by_actor_id: _text(1, 255)  # type: ignore[valid-type]
@@ -31,7 +31,7 @@ class OrganizationCreateRequest(BaseModel):
 
 
 class OrganizationUpdateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     name: _text(2, 120) | None = None  # type: ignore[valid-type]
     legal_name: _text(2, 255) | None = None  # type: ignore[valid-type]
@@ -43,7 +43,7 @@ class OrganizationUpdateRequest(BaseModel):
 class WorkspaceCreateRequest(BaseModel):
     """``org_id`` must be the path's (the gateway requires it in the body too; this runtime lets it be left out)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     org_id: _text(1, 255) | None = None  # type: ignore[valid-type]
     name: _text(2, 120)  # type: ignore[valid-type]
@@ -52,7 +52,7 @@ class WorkspaceCreateRequest(BaseModel):
 
 
 class WorkspaceUpdateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     name: _text(2, 120) | None = None  # type: ignore[valid-type]
     environment: Literal[ENVIRONMENTS] | None = None  # type: ignore[valid-type]
@@ -61,7 +61,7 @@ class WorkspaceUpdateRequest(BaseModel):
 
 
 class MemberAddRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     actor_id: _text(1, 255)  # type: ignore[valid-type]
     role: Literal[ROLES]  # type: ignore[valid-type]
@@ -69,7 +69,7 @@ class MemberAddRequest(BaseModel):
 
 
 class MemberUpdateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     role: Literal[ROLES] | None = None  # type: ignore[valid-type]
     status: Literal[MEMBER_STATUSES] | None = None  # type: ignore[valid-type]
@@ -79,7 +79,7 @@ class MemberIncludeRequest(BaseModel):
     """AXME's ``POST /v1/workspaces/{workspace_id}/members/include``: ``org_id`` and ``workspace_id`` may be left
     out (the path's workspace decides them); given, they must be its."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     actor_id: _text(1, 255)  # type: ignore[valid-type]
     role: Literal[WORKSPACE_ROLES] = "member"  # type: ignore[valid-type]
@@ -90,7 +90,7 @@ class MemberIncludeRequest(BaseModel):
 class WorkspaceSelectionRequest(BaseModel):
     """AXME's ``POST /v1/portal/personal/workspace-selection``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     org_id: _text(1, 255)  # type: ignore[valid-type]
     workspace_id: _text(1, 255)  # type: ignore[valid-type]

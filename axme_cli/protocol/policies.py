@@ -139,7 +139,7 @@ Pattern = Annotated[str, StringConstraints(min_length=1, max_length=PATTERN_MAX)
 class SendPolicyRequest(BaseModel):
     """``PUT /v1/agents/{address}/policy``: who may send to the agent."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     policy_type: Literal["open", "allowlist", "denylist"]
 
@@ -148,7 +148,7 @@ class ReceivePolicyRequest(BaseModel):
     """``PUT /v1/organizations/{org_id}/receive-policy``: which agents of other organizations may send to the org's
     agents."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     policy_type: Literal["open", "allowlist", "closed"]
 
@@ -157,7 +157,7 @@ class ReceiveOverrideRequest(BaseModel):
     """``PUT /v1/agents/{address}/receive-override``: the agent's own receive policy instead of the org's
     (``use_org_default``: none)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     override_type: Literal["open", "allowlist", "closed", "use_org_default"]
 
@@ -165,6 +165,6 @@ class ReceiveOverrideRequest(BaseModel):
 class PolicyEntryRequest(BaseModel):
     """``POST .../entries``: one sender pattern."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     sender_pattern: Pattern

@@ -41,7 +41,7 @@ Limit = Annotated[StrictInt, Field(ge=0, le=MAX_LIMIT)]
 class QuotaDimensions(BaseModel):
     """Limits to set; ``null`` removes one (no limit); a dimension left out keeps its limit."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", populate_by_name=True)
 
     intents_per_day: Limit | None = Field(None, description=MEANING[INTENTS_PER_DAY])
     rate_limit_per_minute: Limit | None = Field(
@@ -61,7 +61,7 @@ class QuotaPatchRequest(BaseModel):
     """PATCH /v1/quotas: AXME's QuotaPatchRequest. ``org_id`` and ``workspace_id`` may be left out (this
     runtime's); ``overage_mode`` left out keeps the current one."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     org_id: Id | None = None
     workspace_id: Id | None = None

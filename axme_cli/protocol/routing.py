@@ -53,7 +53,7 @@ class PrincipalCreateRequest(BaseModel):
     or ``agent://`` address of this workspace; an existing agent may be registered so). Without it, the principal
     gets an address of its own, ``agent://<org>/<workspace>/principal-<id>``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     org_id: Scope | None = None  # type: ignore[valid-type]
     workspace_id: Scope | None = None  # type: ignore[valid-type]
@@ -66,7 +66,7 @@ class PrincipalCreateRequest(BaseModel):
 class AliasBindRequest(BaseModel):
     """``api.aliases.bind.request.v1``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     principal_id: PrincipalRef  # type: ignore[valid-type]
     alias: _text(3, 255)  # type: ignore[valid-type]
@@ -77,7 +77,7 @@ class AliasBindRequest(BaseModel):
 class RoutingEndpointRegisterRequest(BaseModel):
     """``api.routing.endpoints.register.request.v1``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     principal_id: PrincipalRef  # type: ignore[valid-type]
     transport_type: Literal[TRANSPORT_TYPES]  # type: ignore[valid-type]
@@ -98,7 +98,7 @@ class RoutingEndpointRegisterRequest(BaseModel):
 class RoutingEndpointUpdateRequest(BaseModel):
     """``api.routing.endpoints.update.request.v1``: only the fields given change."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     endpoint_url: _text(8, 4096) | None = None  # type: ignore[valid-type]
     auth_mode: Literal[AUTH_MODES] | None = None  # type: ignore[valid-type]
@@ -119,7 +119,7 @@ class RoutingEndpointUpdateRequest(BaseModel):
 class RoutingResolveRequest(BaseModel):
     """``api.routing.resolve.request.v1``: ``alias`` or ``principal_id`` (an agent's address or name too)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     org_id: Scope | None = None  # type: ignore[valid-type]
     workspace_id: Scope | None = None  # type: ignore[valid-type]
@@ -131,7 +131,7 @@ class TransportBindingUpsertRequest(BaseModel):
     """``api.transports.bindings.upsert.request.v1``: one binding per principal and transport (a second upsert
     of the same pair changes it). For ``http`` / ``webhook`` the handle is the URL intents are POSTed to."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     principal_id: PrincipalRef  # type: ignore[valid-type]
     transport_type: Literal[TRANSPORT_TYPES]  # type: ignore[valid-type]

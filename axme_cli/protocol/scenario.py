@@ -28,7 +28,7 @@ StepKind = Literal["agent", "human", "internal"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
 
 class RetryPolicy(_Model):

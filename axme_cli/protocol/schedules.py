@@ -135,7 +135,7 @@ class ScheduleCreateRequest(BaseModel):
     a new ``correlation_id`` unless it names one). ``payload`` is merged over the run's intent payload, key by
     key. The cron expression, the time zone and what runs are checked by the route, which names the field."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     cron: Cron
     timezone: TimeZone = DEFAULT_TIMEZONE
@@ -151,6 +151,6 @@ class ScheduleCreateRequest(BaseModel):
 class ScheduleTriggerRequest(BaseModel):
     """``POST /v1/schedules/{id}/trigger``: run now; ``overlap_policy`` overrides the schedule's for this run."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     overlap_policy: Literal[OVERLAP_POLICIES] | None = None  # type: ignore[valid-type]

@@ -29,7 +29,7 @@ SemanticType = Annotated[str, StringConstraints(max_length=INTENT_TYPE_MAX, patt
 class SchemaUpsertRequest(BaseModel):
     """``api.schemas.upsert.request.v1``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     semantic_type: SemanticType
     # "schema_json" on the wire (the name pydantic's BaseModel.schema_json takes here); checked by the route

@@ -41,7 +41,7 @@ def _http_url(value: str) -> str:
 class SubscriptionRequest(BaseModel):
     """``api.webhooks.subscriptions.upsert.request.v1``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     callback_url: CallbackUrl
     event_types: Annotated[list[EventType], Field(min_length=1, max_length=32)]
@@ -58,7 +58,7 @@ class SubscriptionRequest(BaseModel):
 class EventRequest(BaseModel):
     """``api.webhooks.events.request.v1``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     event_type: EventType
     source: Annotated[str, StringConstraints(min_length=2, max_length=100)]
@@ -68,7 +68,7 @@ class EventRequest(BaseModel):
 class DeliveryConfigRequest(BaseModel):
     """``PATCH /v1/service-accounts/{id}/delivery`` (AXME CLI PR #38): how an agent gets its intents."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     delivery_mode: Literal[DELIVERY_MODES]  # type: ignore[valid-type]
     callback_url: CallbackUrl | None = None

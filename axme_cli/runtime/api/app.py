@@ -29,11 +29,9 @@ from axme_cli.runtime.api import (
     inbox,
     intents,
     invites,
-    mcp,
     media,
     mesh,
     metrics,
-    openapi,
     orgs,
     policies,
     principals_admin,
@@ -144,6 +142,13 @@ HOT = {("POST", "/v1/intents"), ("POST", "/v1/scenarios/apply"), ("POST", "/v1/i
        ("GET", "/v1/intents/{intent_id}")}
 
 
+async def _mcp(request: Request) -> Response:
+    # The MCP surface and its tool table are imported at the first POST /mcp: most runtimes never get one.
+    from axme_cli.runtime.api import mcp
+
+    return await mcp.mcp_endpoint(request)
+
+
 def route_table(openapi_json: Any, *, test_clock: bool = False) -> list[BaseRoute]:
     """Every route; POST /dev/clock/advance only on a runtime whose clock tests move (`axme dev --test-clock`),
     so no other runtime has it, in its routes or its OpenAPI document."""
@@ -153,7 +158,7 @@ def route_table(openapi_json: Any, *, test_clock: bool = False) -> list[BaseRout
             *schemas.routes, *schedules.routes, *mesh.routes, *quotas.routes, *usage.routes,
             *principals_admin.routes, *aliases.routes, *routing.routes, *access_requests.routes, *orgs.routes,
             *inbox.routes, *approvals.routes, *task_pages.routes, *metrics.routes,
-            *(dev_clock.routes if test_clock else ()), *mcp.routes,
+            *(dev_clock.routes if test_clock else ()), Route("/mcp", _mcp, methods=["POST"], name="mcp_endpoint"),
             Route("/openapi.json", openapi_json, methods=["GET"]), *ui_routes]
 
 
@@ -175,7 +180,10 @@ def build_app(rt: Runtime, *, manage_runtime: bool = True) -> Starlette:
     async def openapi_json(request: Request) -> Response:
         # Built at the first request, not at start: ~0.1 s of CPU (pydantic's schemas of every model) that a
         # runtime nobody asks for its document would spend at every start. The route table is fixed by then.
+        # Its module too: only a runtime that is asked for the document imports it.
         if request.app.state.openapi is None:
+            from axme_cli.runtime.api import openapi
+
             request.app.state.openapi = orjson.dumps(openapi.document(request.app.routes))
         return respond_raw(request.app.state.openapi, request=request)
 

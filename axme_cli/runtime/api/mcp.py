@@ -28,7 +28,6 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from axme_cli import __version__
 from axme_cli.runtime.api import mcp_tools as tools
@@ -296,5 +295,3 @@ def envelope(name: str, owner: str | None, outcome: tools.Outcome) -> dict[str, 
     return {**shown, "content": [{"type": "text", "text": tools.text_of(shown)}], "structuredContent": shown,
             "isError": not outcome.ok}
 
-
-routes = [Route("/mcp", mcp_endpoint, methods=["POST"])]

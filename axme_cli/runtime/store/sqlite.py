@@ -456,18 +456,21 @@ class SqliteStore(SqlReads, Store):
     def _migrate(self, conn: sqlite3.Connection) -> None:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT)")
         applied = {r[0] for r in conn.execute("SELECT version FROM schema_version")}
-        for version, sql in load_migrations("sqlite"):
-            if version in applied:
-                continue
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+        pending = [(version, sql) for version, sql in load_migrations("sqlite") if version not in applied]
+        if not pending:
+            return
+        # All that is pending in one transaction, one commit (one fsync) instead of one per file: a new file
+        # takes every migration at its first start. All or nothing, as each file was.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for version, sql in pending:
                 for statement in split_sql(sql):
                     conn.execute(statement)
                 conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, datetime('now'))", (version,))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     # writes
     async def write(self, op: Callable[[Tx], T]) -> T:
