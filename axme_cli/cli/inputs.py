@@ -89,6 +89,16 @@ def check_choice(value: str | None, allowed: tuple[str, ...], flag: str, example
                          fix=f"e.g. {flag} {example or allowed[0]}")
 
 
+def changes(*fields: tuple[str, str, Any]) -> dict[str, Any]:
+    """The body of an update: each ``(flag, field, value)`` whose value was given; none given is exit 2 naming
+    the flags."""
+    body = {field: value for _, field, value in fields if value is not None}
+    if not body:
+        flags = [flag for flag, _, _ in fields]
+        raise UsageError("nothing to change", fix=f"give {', '.join(flags[:-1])} or {flags[-1]}")
+    return body
+
+
 def merged_data(data_json: str | None, pairs: list[str] | None, fields: list[str] | None = None,
                 typed_fields: list[str] | None = None) -> dict[str, Any]:
     """--data-json, then --data, then -f, then -F: a later one sets a key an earlier one set."""

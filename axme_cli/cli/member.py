@@ -106,14 +106,11 @@ def update(member_id: MemberArg,
     """Change a member's role or status."""
     from axme_cli.cli import policies as shared
     from axme_cli.cli.common import client, output
-    from axme_cli.cli.inputs import check_choice
-    from axme_cli.errors import UsageError
+    from axme_cli.cli.inputs import changes, check_choice
 
     check_choice(role, ROLES, "--role", "member")
     check_choice(status, STATUSES, "--status", "suspended")
-    body = {k: v for k, v in (("role", role), ("status", status)) if v is not None}
-    if not body:
-        raise UsageError("nothing to change", fix="give --role or --status")
+    body = changes(("--role", "role", role), ("--status", "status", status))
     with client(base_url, api_key, context) as c:
         answer = c.update_member(shared.org_id(c, org_id), member_id, body)
     output().result(answer, ["✓ Member updated.", *_text(answer["member"])])

@@ -149,15 +149,14 @@ def update(
     """Change an organization's name, legal name, domain or status (an org_owner or org_admin, or the admin key)."""
     from axme_cli.cli import policies as shared
     from axme_cli.cli.common import client, output
+    from axme_cli.cli.inputs import changes
     from axme_cli.errors import UsageError
 
     if status is not None and status not in ("pending", "active", "suspended", "archived"):
         raise UsageError(f"--status {status!r} is not pending, active, suspended or archived",
                          fix="e.g. --status suspended")
-    body = {k: v for k, v in (("name", name), ("legal_name", legal_name), ("primary_domain", domain),
-                              ("status", status)) if v is not None}
-    if not body:
-        raise UsageError("nothing to change", fix="give --name, --legal-name, --domain or --status")
+    body = changes(("--name", "name", name), ("--legal-name", "legal_name", legal_name),
+                   ("--domain", "primary_domain", domain), ("--status", "status", status))
     with client(base_url, api_key, context) as c:
         answer = c.update_organization(shared.org_id(c, org_id), body)
     output().result(answer, ["✓ Organization updated.", *_org_text(answer["organization"])])

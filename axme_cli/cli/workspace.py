@@ -106,15 +106,12 @@ def update(
     """Change a workspace's name, environment, region or status."""
     from axme_cli.cli import policies as shared
     from axme_cli.cli.common import client, output
-    from axme_cli.cli.inputs import check_choice
-    from axme_cli.errors import UsageError
+    from axme_cli.cli.inputs import changes, check_choice
 
     check_choice(environment, ENVIRONMENTS, "--environment")
     check_choice(status, STATUSES, "--status")
-    body = {k: v for k, v in (("name", name), ("environment", environment), ("region", region),
-                              ("status", status)) if v is not None}
-    if not body:
-        raise UsageError("nothing to change", fix="give --name, --environment, --region or --status")
+    body = changes(("--name", "name", name), ("--environment", "environment", environment),
+                   ("--region", "region", region), ("--status", "status", status))
     with client(base_url, api_key, context) as c:
         answer = c.update_workspace(shared.org_id(c, org_id), workspace_id, body)
     output().result(answer, ["✓ Workspace updated.", *_text(answer["workspace"])])
