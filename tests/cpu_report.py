@@ -1,5 +1,6 @@
 """Sums up the CPU account of a test run (``AXME_TEST_CPU=path pytest ...``, see tests/conftest.py): per file, per
-fixture kind, the slowest tests, and each worker's start-up (interpreter, imports, plugins, collection).
+fixture kind, the slowest tests, the tests that wait most (wall time beyond their CPU), how long each worker sat idle
+at the end, and each worker's start-up (interpreter, imports, plugins, collection).
 
     python -m tests.cpu_report path [--top N]
 """
@@ -70,6 +71,19 @@ def main() -> None:
     print(f"\ntop {args.top} tests (s CPU: own + children)")
     for r in sorted(tests, key=cost, reverse=True)[:args.top]:
         print(f"{cost(r):6.2f} {r['cpu']:6.2f} {r['children']:6.2f}  {r['nodeid']}")
+
+    def waiting(r: dict) -> float:  # wall time the test's own processes did not spend on a CPU
+        return float(r.get("wall", 0.0)) - cost(r)
+
+    print(f"\ntop {args.top} tests by waiting (s: wall - CPU, wall)")
+    for r in sorted(tests, key=waiting, reverse=True)[:args.top]:
+        print(f"{waiting(r):6.2f} {r.get('wall', 0.0):6.2f}  {r['nodeid']}")
+    ends: dict[str, float] = defaultdict(float)
+    for r in tests:
+        ends[r["worker"]] = max(ends[r["worker"]], float(r.get("end", 0.0)))
+    if all(ends.values()):  # each worker's last test ended this long before the last worker's
+        last = max(ends.values())
+        print("\nworkers idle at the end: " + ", ".join(f"{w} {last - t:.1f} s" for w, t in sorted(ends.items())))
 
 
 if __name__ == "__main__":
