@@ -99,10 +99,12 @@ def percentile(values: list[float], pct: float) -> float:
 def clean_env(home: Path) -> dict[str, str]:
     # Measure what an installed axme does: bytecode cached (pip compiles it at install). PYTHONDONTWRITEBYTECODE
     # (set in some dev shells) would recompile every module on every run; the cache goes to a temp prefix, so
-    # the work tree is not touched, and the warm-up round fills it.
+    # the work tree is not touched, and the warm-up round fills it. A prefix the caller set (the test suite's,
+    # already filled) is kept: it is outside the work tree too, and the warm-up then compiles nothing.
     env = {k: v for k, v in os.environ.items() if not k.startswith("AXME_") and k != "PYTHONDONTWRITEBYTECODE"}
     env.update(AXME_CONFIG_DIR=str(home / "config"), AXME_DATA_DIR=str(home / "data"),
-               AXME_CLI_SECRET_STORAGE="file", NO_COLOR="1", PYTHONPYCACHEPREFIX=str(home / "pycache"))
+               AXME_CLI_SECRET_STORAGE="file", NO_COLOR="1",
+               PYTHONPYCACHEPREFIX=os.environ.get("PYTHONPYCACHEPREFIX") or str(home / "pycache"))
     return env
 
 

@@ -22,10 +22,11 @@ moment, summed over its threads from ``/proc/PID/task/*/schedstat`` (nanoseconds
 ``/proc/PID/stat``, 10 ms ticks, where schedstat is missing). The runtime is then stopped by its PID (SIGTERM).
 
 Bytecode is cached as for an installed axme: PYTHONDONTWRITEBYTECODE is dropped and PYTHONPYCACHEPREFIX points
-into the temp dir, which one unmeasured warm-up round fills. The cases (and the interpreters) take turns, so a slow
-moment of the machine is spread over all of them. The table gives medians and 90th percentiles (nearest rank) in
-ms, and the 1-minute load average before and after. Results go to ``bench/results/runtime_startup-<UTC>.json``
-(or ``--json-out``). Exit status: 0 when every run became ready, 1 otherwise (the table still prints).
+into the temp dir (or stays where the caller pointed it), which one unmeasured warm-up round fills. The cases (and
+the interpreters) take turns, so a slow moment of the machine is spread over all of them. The table gives medians
+and 90th percentiles (nearest rank) in ms, and the 1-minute load average before and after. Results go to
+``bench/results/runtime_startup-<UTC>.json`` (or ``--json-out``). Exit status: 0 when every run became ready, 1
+otherwise (the table still prints).
 """
 
 from __future__ import annotations

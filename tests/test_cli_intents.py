@@ -712,7 +712,7 @@ def test_cleanup_dry_run_then_for_real(env: dict[str, str], api: httpx.Client) -
 
 
 # ---------------------------------------------------------------------------------------------
-# bench/cli_startup.py runs end to end (the numbers are not checked; two runs of each command show that)
+# bench/cli_startup.py runs end to end (the numbers are not checked: one run of each command shows that it runs)
 
 
 @pytest.mark.slow
@@ -720,7 +720,7 @@ def test_cli_startup_bench_quick(tmp_path: Path) -> None:
     out = tmp_path / "cli_startup.json"
     work = tmp_path / "work"
     work.mkdir()
-    proc = subprocess.run([sys.executable, str(REPO / "bench" / "cli_startup.py"), "--runs", "2", "--json-out",
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "cli_startup.py"), "--runs", "1", "--json-out",
                            str(out), "--tmp-dir", str(work)], capture_output=True, text=True, timeout=180,
                           stdin=subprocess.DEVNULL, env={k: v for k, v in os.environ.items()
                                                          if not k.startswith("AXME_")})
@@ -729,7 +729,7 @@ def test_cli_startup_bench_quick(tmp_path: Path) -> None:
     rows = {row["command"]: row for row in result["rows"]}
     assert set(rows) == {"python -c pass", "axme --help", "axme version", "axme intents get ID --json"}
     for row in rows.values():
-        assert row["runs"] == 2 and len(row["samples_ms"]) == 2 and row["errors"] == 0, row
+        assert row["runs"] == 1 and len(row["samples_ms"]) == 1 and row["errors"] == 0, row
         assert row["median_ms"] > 0 and row["p90_ms"] >= row["median_ms"]
     assert isinstance(result["goal"]["met"], bool) and result["goal"]["limit_ms"] == 100
     assert "axme --help" in proc.stdout and "100 ms" in proc.stdout
