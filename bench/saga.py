@@ -64,6 +64,7 @@ import shutil
 import signal
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -452,6 +453,24 @@ def postgres_database(admin_url: str) -> Any:
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)".encode())
+
+
+def notify_commit_ms(database_url: str, count: int = 200) -> float:
+    """The median time of a transaction that sends a notification and commits, one after the other on one
+    connection: the WAL flush of its commit and a round trip. PostgreSQL serializes notifying commits (a lock
+    taken before the commit record and held until after its flush, async.c ``PreCommit_Notify``), so this is also
+    the shortest interval between two notifying commits of any sessions: what bounds the commits of all replicas
+    together (``replica_projection``)."""
+    import psycopg
+
+    times = []
+    with psycopg.connect(database_url) as conn:
+        for _ in range(count):
+            start = time.perf_counter()
+            conn.execute("SELECT pg_notify('axme_bench', 'x')")
+            conn.commit()
+            times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -868,6 +887,77 @@ def replica_scaling(rows: list[Row]) -> float | None:
     return three / one if one and three else None
 
 
+PROJECTED_REPLICAS = (1, 3, 6, 12)
+PROJECTED_PG_CORES = (4, 16)
+REPLICA_MACHINE_CORES = 2
+
+
+def replica_projection(rows: list[Row], notify_ms: float | None) -> dict[str, Any] | None:
+    """wf/s of N replica machines (REPLICA_MACHINE_CORES each) against one PostgreSQL of K cores, from the
+    per-workflow figures of the 1-replica run (N = 1) or the 3-replica run (ok path, most clients): the least of what
+    the replicas' CPU, the PostgreSQL server's CPU and the serial notifying commits allow. None without both
+    PostgreSQL runs."""
+    by = {r.system: r for r in rows if headline(r.clients, r.path)}
+    one, three = by.get("axme-pg x1"), by.get("axme-pg x3")
+    if one is None or three is None:
+        return None
+
+    def split(r: Row) -> dict[str, float]:
+        cpu = r.cpu_ms_per_wf_by_process
+        return {"replicas_ms": sum(v for k, v in cpu.items() if "axme_cli server" in k),
+                "postgres_ms": sum(v for k, v in cpu.items() if k.startswith("postgres")),
+                "agents_ms": sum(v for k, v in cpu.items() if "axme_cli agents" in k),
+                "statements_per_wf": r.statements_per_wf or 0.0, "commits_per_wf": r.commits_per_wf or 0.0}
+
+    measured = {"x1": split(one), "x3": split(three)}
+    table = []
+    for n in PROJECTED_REPLICAS:
+        f = measured["x1" if n == 1 else "x3"]
+        for k in PROJECTED_PG_CORES:
+            bounds = {"replicas' CPU": n * REPLICA_MACHINE_CORES * 1000 / f["replicas_ms"] if f["replicas_ms"] else
+                      None, "PostgreSQL's CPU": k * 1000 / f["postgres_ms"] if f["postgres_ms"] else None,
+                      "notifying commits": 1000 / (notify_ms * f["commits_per_wf"])
+                      if notify_ms and f["commits_per_wf"] else None}
+            known = {name: v for name, v in bounds.items() if v is not None}
+            if known:
+                bound = min(known, key=lambda name: known[name])
+                table.append({"replicas": n, "postgres_cores": k, "wf_per_s": round(known[bound]), "bound": bound})
+    return {"measured": measured, "notify_commit_ms": notify_ms, "replica_machine_cores": REPLICA_MACHINE_CORES,
+            "table": table}
+
+
+PROJECTION_ASSUMPTIONS = (
+    "a replica's and PostgreSQL's CPU per workflow stay at the 3-replica figures as replicas are added (each "
+    "replica's batches no smaller than at 32 clients over three; under more load they grow and cost less per "
+    "workflow)",
+    "PostgreSQL's CPU spreads over its K cores with no other contention (shared buffers, WAL insertion)",
+    "notifying commits are serial (PostgreSQL holds its notify lock through each commit's WAL flush), each taking "
+    "the median measured here on one connection, with the 3-replica run's commits per workflow (bigger batches "
+    "under more load mean fewer commits per workflow, which raises this bound)",
+    "the agents run on machines of their own and are not counted; the network between machines adds latency, "
+    "not CPU",
+)
+
+
+def render_projection(projection: dict[str, Any]) -> list[str]:
+    m = projection["measured"]
+    lines = ["| replicas | replicas' CPU ms/wf (all) | PostgreSQL CPU ms/wf | agents CPU ms/wf | statements/wf | "
+             "commits/wf |", "|---:|---:|---:|---:|---:|---:|"]
+    for label, f in (("1", m["x1"]), ("3", m["x3"])):
+        lines.append(f"| {label} | {f['replicas_ms']:.2f} | {f['postgres_ms']:.2f} | {f['agents_ms']:.2f} | "
+                     f"{f['statements_per_wf']:.1f} | {f['commits_per_wf']:.2f} |")
+    notify = projection["notify_commit_ms"]
+    lines += ["", f"A notifying commit, one connection: {notify:.2f} ms (median)." if notify else
+              "A notifying commit: not measured.", "",
+              f"Projected wf/s, N replica machines of {projection['replica_machine_cores']} cores each against one "
+              "PostgreSQL of K cores (the least of the three bounds; the binding one named):", "",
+              "| N replicas | K cores | wf/s | bound by |", "|---:|---:|---:|---|"]
+    for row in projection["table"]:
+        lines.append(f"| {row['replicas']} | {row['postgres_cores']} | {row['wf_per_s']:,} | {row['bound']} |")
+    lines += ["", "Assumptions:", *(f"- {a}" for a in PROJECTION_ASSUMPTIONS)]
+    return lines
+
+
 def _table(head: list[str], body: list[list[str]], left: int) -> str:
     widths = [max(len(line[i]) for line in [head, *body]) for i in range(len(head))]
 
@@ -926,6 +1016,9 @@ def markdown(result: dict[str, Any]) -> str:
     if result.get("postgres_replica_scaling") is not None:
         lines += ["", f"PostgreSQL, 3 replicas / 1 replica, ok path at {max(CLIENTS)} clients: "
                       f"{result['postgres_replica_scaling']:.2f}x wf/s."]
+    projection = replica_projection(rows, result.get("postgres_notify_commit_ms"))
+    if projection is not None:
+        lines += ["", *render_projection(projection)]
     for line in result.get("skipped") or []:
         lines.append(f"\nSkipped: {line}")
     return "\n".join(lines)
@@ -1001,6 +1094,7 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now(UTC)
     load_before = os.getloadavg()
     rows: list[Row] = []
+    notify_ms: float | None = None
     status = 0
     print(f"axme saga bench ({mode}): {', '.join(systems)}; {args.peer_workers} peer worker(s); temp dir {root}",
           flush=True)
@@ -1011,6 +1105,8 @@ def main(argv: list[str] | None = None) -> int:
                 if system == "axme":
                     rows += asyncio.run(run_axme(root, preset, procs))
                 elif system == "axme-pg":
+                    with postgres_database(pg_url) as url:
+                        notify_ms = notify_commit_ms(url)
                     for replicas in (1, 3):
                         with postgres_database(pg_url) as url:
                             try:
@@ -1054,6 +1150,9 @@ def main(argv: list[str] | None = None) -> int:
     scaling = replica_scaling(rows)
     if scaling is not None:
         print(f"PostgreSQL, 3 replicas / 1 replica, ok path at 32 clients: {scaling:.2f}x wf/s")
+    projection = replica_projection(rows, notify_ms)
+    if projection is not None:
+        print("\n" + "\n".join(render_projection(projection)))
     load_after = os.getloadavg()
     print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} (1 min); {cores()} cores")
     for line in skipped:
@@ -1080,6 +1179,8 @@ def main(argv: list[str] | None = None) -> int:
         "skipped": skipped,
         "errors": errors,
         "postgres_replica_scaling": replica_scaling(rows),
+        "postgres_notify_commit_ms": notify_ms,
+        "postgres_replica_projection": projection,
         "rows": [asdict(r) for r in rows],
     }
     out = args.json_out

@@ -109,3 +109,33 @@ def test_runtime_counters_are_summed_over_labels_and_absent_ones_are_none() -> N
     ])
     assert prometheus_sums(text, AXME_COUNTERS) == {"statements": 150.0, "commits": None}
     assert prometheus_sums(text + "\naxme_store_commits_total 12\n", AXME_COUNTERS)["commits"] == 12.0
+
+
+def test_replica_projection_takes_the_least_bound_and_names_it(tmp_path: Path) -> None:
+    """bench/saga.py's projection for N replica machines against one PostgreSQL of K cores: each bound from the
+    run's per-workflow figures (1 replica for N = 1, else 3), the least one kept; and a notifying commit timed on a
+    real PostgreSQL database."""
+    from bench.saga import Row, notify_commit_ms, postgres_database, render_projection, replica_projection
+
+    def row(system: str, by_process: dict[str, float], commits: float) -> Row:
+        return Row(system, "ok", 32, 100, 0, 1.0, 100.0, 1.0, 2.0, sum(by_process.values()),
+                   cpu_ms_per_wf_by_process=by_process, statements_per_wf=10.0, commits_per_wf=commits)
+
+    rows = [row("axme-pg x1", {"python axme_cli server [1]": 4.0, "postgres: backends": 2.0,
+                               "python axme_cli agents [2]": 0.5}, 0.5),
+            row("axme-pg x3", {"python axme_cli server [3]": 2.0, "python axme_cli server [4]": 2.0,
+                               "python axme_cli server [5]": 2.0, "postgres: backends": 4.0,
+                               "postgres: postmaster": 0.0}, 1.0)]
+    assert replica_projection(rows[:1], 1.0) is None  # both runs are needed
+    projection = replica_projection(rows, 0.5)
+    assert projection is not None
+    assert projection["measured"]["x3"] == {"replicas_ms": 6.0, "postgres_ms": 4.0, "agents_ms": 0.0,
+                                            "statements_per_wf": 10.0, "commits_per_wf": 1.0}
+    table = {(r["replicas"], r["postgres_cores"]): (r["wf_per_s"], r["bound"]) for r in projection["table"]}
+    assert table[1, 4] == (500, "replicas' CPU")  # 1 x 2 cores / 4 ms (1-replica figures)
+    assert table[3, 16] == (1000, "replicas' CPU")  # 3 x 2 cores / 6 ms
+    assert table[12, 4] == (1000, "PostgreSQL's CPU")  # 4 cores / 4 ms, below 12 x 2 / 6 ms
+    assert table[12, 16] == (2000, "notifying commits")  # 1000 / (0.5 ms x 1 commit per workflow)
+    assert "| 12 | 16 | 2,000 | notifying commits |" in render_projection(projection)
+    with postgres_database(PG_ADMIN_URL) as url:
+        assert notify_commit_ms(url, count=5) > 0
