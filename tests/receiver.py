@@ -90,11 +90,14 @@ def closed_port_url() -> str:
 
 
 def poll(fetch: Callable[[], Any], done: Callable[[Any], bool], timeout: float = 30.0) -> Any:
-    """Call ``fetch`` until ``done(value)``; fail with the last value after ``timeout`` seconds."""
+    """Call ``fetch`` until ``done(value)``; fail with the last value after ``timeout`` seconds. Looks again after
+    5 ms, then less and less often (50 ms at most): most waits end within a few milliseconds."""
     deadline = time.monotonic() + timeout
+    pause = 0.005
     while True:
         value = fetch()
         if done(value):
             return value
         assert time.monotonic() < deadline, f"gave up waiting; last value: {value!r}"
-        time.sleep(0.05)
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
