@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from axme_cli.runtime.clock import SYSTEM, Clock, ManualClock
 from axme_cli.runtime.server import ReadyInfo, ServeOptions, build_server
 from axme_cli.runtime.settings import Settings
-from tests.runtime_proc import RETIRED, RuntimeProcess
+from tests.runtime_proc import RuntimeProcess, retire_later
 
 # `axme dev` flags the in-process runtime takes, as (Settings field, type); the others are refused, so a test
 # that needs one runs a RuntimeProcess. tests/test_runtime_thread.py checks each is still an option of `axme dev`.
@@ -160,8 +160,8 @@ class RuntimeThread(RuntimeProcess):
 
     def retire(self) -> None:
         """Stop without waiting: uvicorn takes 0.2 s to notice and close, PostgreSQL's listener up to 0.5 s more,
-        time a fixture's teardown need not spend. The thread is joined (and checked) by ``join_retired`` at the
-        end of the session, before the test databases are dropped. Not for a test that reopens the database."""
+        time a fixture's teardown need not spend. A thread joins it, then drops its own database; ``join_retired``
+        collects the outcome at the end of the session. Not for a test that reopens the database."""
         if self._thread is None:
             return
         self._server.should_exit = True
@@ -174,7 +174,7 @@ class RuntimeThread(RuntimeProcess):
                 return f"{thread.name} did not stop within 30 s"
             return f"{thread.name}: {server.failure[0]!r}" if server.failure else None
 
-        RETIRED.append(finish)
+        retire_later(finish, self.own_database)
 
     def advance_clock(self, seconds: float) -> None:
         if not isinstance(self.clock, ManualClock):
