@@ -146,13 +146,15 @@ class Runtime:
     def deliver_behind(self, intent_ids: list[str], op: Callable[[Tx], Any]) -> None:
         """Record deliveries without holding up the frames that carry them.
 
-        The feed sends its frames as soon as ``op`` is queued, and a read of those intents in this process waits
-        for it (``settled``), so an agent that reads an intent it just received here still sees DELIVERED; its
-        answer sent here queues behind ``op`` in this process's one writer. An answer through another replica may
-        commit first: the intent goes from SUBMITTED to its answer (an agent may answer from SUBMITTED), and the
-        mark, when it commits, changes nothing but the attempt it records (``op_mark_delivered``). If the process
-        dies first, the intent is still SUBMITTED and is redelivered (at-least-once)."""
-        task = asyncio.ensure_future(self.store.write(op))
+        The feed sends its frames as soon as ``op`` is queued (``Store.write_behind``: PostgreSQL holds it a
+        moment for the agent's answer, to commit both at once), and a read of those intents in this process waits
+        for it (``settled``, which ends that hold), so an agent that reads an intent it just received here still
+        sees DELIVERED; its answer sent here queues behind ``op`` in this process's one writer. An answer through
+        another replica may commit first: the intent goes from SUBMITTED to its answer (an agent may answer from
+        SUBMITTED), and the mark, when it commits, changes nothing but the attempt it records
+        (``op_mark_delivered``). If the process dies first, the intent is still SUBMITTED and is redelivered
+        (at-least-once)."""
+        task = asyncio.ensure_future(self.store.write_behind(op))
         for intent_id in intent_ids:
             self._delivering[intent_id] = task
 
@@ -169,6 +171,7 @@ class Runtime:
         """Wait until a delivery of ``intent_id`` being recorded (``deliver_behind``) is committed."""
         task = self._delivering.get(intent_id)
         if task is not None:
+            self.store.hurry()
             with contextlib.suppress(Exception):
                 await asyncio.shield(task)
 
