@@ -5,8 +5,10 @@ ends as it should, with nothing lost and nothing done twice."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -266,12 +268,31 @@ def first_frame(rt: RuntimeProcess, token: str, name: str, since: int = 0) -> di
     raise AssertionError("the feed ended without a frame")
 
 
-def test_frame_leaves_before_its_mark_and_an_answer_elsewhere_wins(tmp_path: Path) -> None:
-    """A feed sends an intent without waiting for the write that records its delivery; the agent answers through
-    another replica before that write commits: the answer stands, and the late mark changes nothing."""
+@dataclasses.dataclass
+class SentUnmarked:
+    a: RuntimeProcess
+    b: RuntimeProcess
+    on_a: httpx.Client
+    on_b: httpx.Client
+    held: HeldWriter
+    token: str
+    name: str
+    intent_id: str
+    frame: dict[str, Any]  # what A's feed sent
+
+    def answer_on_b(self) -> None:
+        with self.b.client(self.token) as agent_on_b:
+            done = agent_on_b.post(f"/v1/intents/{self.intent_id}/resume", json={"action": "complete"})
+        assert done.status_code == 200, done.text
+
+
+@contextlib.contextmanager
+def sent_unmarked(tmp_path: Path, redelivery_seconds: str) -> Iterator[SentUnmarked]:
+    """Replicas A and B; an intent created through B and sent by A's feed while A's writer is held, so that its
+    delivery cannot have been recorded yet."""
     url = new_database("postgres", tmp_path, migrated=True)
     a, b = (RuntimeProcess(tmp_path / name, backend="postgres", database_url=url, command="server",
-                           extra_args=["--redelivery-seconds", "600"]) for name in ("a", "b"))
+                           extra_args=["--redelivery-seconds", redelivery_seconds]) for name in ("a", "b"))
     start_together([a, b])
     try:
         with a.client() as on_a, b.client() as on_b:
@@ -282,53 +303,40 @@ def test_frame_leaves_before_its_mark_and_an_answer_elsewhere_wins(tmp_path: Pat
             created = on_b.post("/v1/intents", json=new_intent(address))
             assert created.status_code == 200, created.text
             intent_id = created.json()["intent_id"]
-            frame = first_frame(a, token, name)  # A's writer is held: its mark cannot have committed
-            assert frame["intent_id"] == intent_id and frame["status"] == "DELIVERED"
-            assert on_b.get(f"/v1/intents/{intent_id}").json()["intent"]["status"] == "SUBMITTED"
-            with b.client(token) as agent_on_b:
-                done = agent_on_b.post(f"/v1/intents/{intent_id}/resume", json={"action": "complete"})
-            assert done.status_code == 200, done.text
-            held.release()
-            assert held.answer == [200]
-            shown = on_a.get(f"/v1/intents/{intent_id}").json()["intent"]  # waits for A's mark
-            assert shown["status"] == "COMPLETED"
-            events = on_a.get(f"/v1/intents/{intent_id}/events").json()["events"]
-            assert [e["event_type"] for e in events] == ["intent.created", "intent.submitted", "intent.completed"]
-            assert [e["seq"] for e in events] == [1, 2, 3]
+            frame = first_frame(a, token, name)
+            assert frame["intent_id"] == intent_id and frame["delivery_attempt"] == 1
+            yield SentUnmarked(a, b, on_a, on_b, held, token, name, intent_id, frame)
     finally:
         for rt in (a, b):
             rt.retire()
+
+
+def test_frame_leaves_before_its_mark_and_an_answer_elsewhere_wins(tmp_path: Path) -> None:
+    """A feed sends an intent without waiting for the write that records its delivery; the agent answers through
+    another replica before that write commits: the answer stands, and the late mark changes nothing."""
+    with sent_unmarked(tmp_path, "600") as sent:
+        assert sent.frame["status"] == "DELIVERED"
+        assert sent.on_b.get(f"/v1/intents/{sent.intent_id}").json()["intent"]["status"] == "SUBMITTED"
+        sent.answer_on_b()
+        sent.held.release()
+        assert sent.held.answer == [200]
+        shown = sent.on_a.get(f"/v1/intents/{sent.intent_id}").json()["intent"]  # waits for A's mark
+        assert shown["status"] == "COMPLETED"
+        events = sent.on_a.get(f"/v1/intents/{sent.intent_id}/events").json()["events"]
+        assert [e["event_type"] for e in events] == ["intent.created", "intent.submitted", "intent.completed"]
+        assert [e["seq"] for e in events] == [1, 2, 3]
 
 
 def test_kill_between_frame_and_mark_redelivers(tmp_path: Path) -> None:
     """kill -9 of the replica that sent an intent before its delivery was recorded: the intent is still SUBMITTED
     and another replica delivers it again (at-least-once)."""
-    url = new_database("postgres", tmp_path, migrated=True)
-    a, b = (RuntimeProcess(tmp_path / name, backend="postgres", database_url=url, command="server",
-                           extra_args=["--redelivery-seconds", "1"]) for name in ("a", "b"))
-    start_together([a, b])
-    try:
-        with a.client() as on_a, b.client() as on_b:
-            held_address, _ = make_agent(on_b, "held")
-            address, token = make_agent(on_b, "quick")
-            name = address.rsplit("/", 1)[1]
-            held = HeldWriter(url, a, on_a, held_address)
-            created = on_b.post("/v1/intents", json=new_intent(address))
-            assert created.status_code == 200, created.text
-            intent_id = created.json()["intent_id"]
-            first = first_frame(a, token, name)
-            assert first["intent_id"] == intent_id and first["delivery_attempt"] == 1
-            a.kill()
-            held.release()
-            again = first_frame(b, token, name, since=first["seq"])
-            assert again["intent_id"] == intent_id and again["delivery_attempt"] == 2
-            with b.client(token) as agent_on_b:
-                done = agent_on_b.post(f"/v1/intents/{intent_id}/resume", json={"action": "complete"})
-            assert done.status_code == 200, done.text
-            events = on_b.get(f"/v1/intents/{intent_id}/events").json()["events"]
-            delivered = [e["details"]["delivery_attempt"] for e in events if e["event_type"] == "intent.delivered"]
-            assert delivered == [2]  # the first attempt's mark died with its replica
-            assert events[-1]["event_type"] == "intent.completed"
-    finally:
-        for rt in (a, b):
-            rt.retire()
+    with sent_unmarked(tmp_path, "1") as sent:
+        sent.a.kill()
+        sent.held.release()
+        again = first_frame(sent.b, sent.token, sent.name, since=sent.frame["seq"])
+        assert again["intent_id"] == sent.intent_id and again["delivery_attempt"] == 2
+        sent.answer_on_b()
+        events = sent.on_b.get(f"/v1/intents/{sent.intent_id}/events").json()["events"]
+        delivered = [e["details"]["delivery_attempt"] for e in events if e["event_type"] == "intent.delivered"]
+        assert delivered == [2]  # the first attempt's mark died with its replica
+        assert events[-1]["event_type"] == "intent.completed"
