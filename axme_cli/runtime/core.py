@@ -143,17 +143,18 @@ class Runtime:
     async def write(self, op: Callable[[Tx], T]) -> T:
         return await self.store.write(op)
 
-    def deliver_behind(self, intent_ids: list[str], op: Callable[[Tx], Any]) -> bool:
-        """Record deliveries without holding up the frames that carry them (one process only).
+    def deliver_behind(self, intent_ids: list[str], op: Callable[[Tx], Any]) -> None:
+        """Record deliveries without holding up the frames that carry them.
 
-        With one runtime process (SQLite) the feed sends its frames as soon as ``op`` is queued, and a read of
-        those intents waits for it (``settled``), so an agent that reads an intent it just received still sees
-        DELIVERED; its answer queues behind ``op`` in the one writer. If the process dies first, the intent is
-        still SUBMITTED and is redelivered (at-least-once). Several replicas (PostgreSQL) cannot share that
-        wait, so there the caller awaits the write before sending: returns False."""
-        if self.store.kind != "sqlite":
-            return False
-        task = asyncio.ensure_future(self.store.write(op))
+        The feed sends its frames as soon as ``op`` is queued (``Store.write_behind``: PostgreSQL holds it a
+        moment for the agent's answer, to commit both at once), and a read of those intents in this process waits
+        for it (``settled``, which ends that hold), so an agent that reads an intent it just received here still
+        sees DELIVERED; its answer sent here queues behind ``op`` in this process's one writer. An answer through
+        another replica may commit first: the intent goes from SUBMITTED to its answer (an agent may answer from
+        SUBMITTED), and the mark, when it commits, changes nothing but the attempt it records
+        (``op_mark_delivered``). If the process dies first, the intent is still SUBMITTED and is redelivered
+        (at-least-once)."""
+        task = asyncio.ensure_future(self.store.write_behind(op))
         for intent_id in intent_ids:
             self._delivering[intent_id] = task
 
@@ -165,12 +166,12 @@ class Runtime:
                 log.warning("recording deliveries failed (they will be redelivered): %s", t.exception())
 
         task.add_done_callback(done)
-        return True
 
     async def settled(self, intent_id: str) -> None:
         """Wait until a delivery of ``intent_id`` being recorded (``deliver_behind``) is committed."""
         task = self._delivering.get(intent_id)
         if task is not None:
+            self.store.hurry()
             with contextlib.suppress(Exception):
                 await asyncio.shield(task)
 

@@ -4,7 +4,11 @@ ends as it should, with nothing lost and nothing done twice."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +16,7 @@ import httpx
 import pytest
 
 from tests.agents_helper import FeedAgent, agent_key
+from tests.conftest import make_agent, new_intent
 from tests.runtime.engine.test_workflows import saga, wait_terminal
 from tests.runtime_proc import RuntimeProcess, new_database
 
@@ -165,8 +170,6 @@ def test_streams_on_one_replica_see_writes_on_another(tmp_path: Path) -> None:
     LISTEN/NOTIFY), without polling and without reconnecting."""
     import threading
 
-    from tests.conftest import make_agent, new_intent
-
     url = new_database("postgres", tmp_path, migrated=True)
     a, b = (RuntimeProcess(tmp_path / name, backend="postgres", database_url=url, command="server",
                            extra_args=["--redelivery-seconds", "600"]) for name in ("a", "b"))
@@ -215,3 +218,125 @@ def test_streams_on_one_replica_see_writes_on_another(tmp_path: Path) -> None:
     finally:
         for rt in (a, b):
             rt.retire()
+
+
+class HeldWriter:
+    """Replica ``rt``'s one writer held inside a batch: a row lock taken here on an intent that a resume sent to
+    ``rt`` then waits for. What ``rt`` queues next waits behind that batch until ``release``."""
+
+    def __init__(self, url: str, rt: RuntimeProcess, admin: httpx.Client, address: str) -> None:
+        import threading
+
+        import psycopg
+
+        created = admin.post("/v1/intents", json=new_intent(address))
+        assert created.status_code == 200, created.text
+        intent_id = created.json()["intent_id"]
+        self.conn = psycopg.connect(url)
+        self.conn.execute("SELECT 1 FROM intents WHERE intent_id = %s FOR UPDATE", (intent_id,))
+        self.answer: list[int] = []
+
+        def resume() -> None:
+            # the replica may be killed meanwhile
+            with rt.client() as client, contextlib.suppress(httpx.HTTPError):
+                self.answer.append(
+                    client.post(f"/v1/intents/{intent_id}/resume", json={"action": "complete"}).status_code)
+
+        self.thread = threading.Thread(target=resume, daemon=True)
+        self.thread.start()
+        with psycopg.connect(url, autocommit=True) as watch:  # until the writer's batch waits for the lock
+            deadline = time.monotonic() + 20
+            while not watch.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                    "AND wait_event_type = 'Lock'").fetchone()[0]:  # type: ignore[index]
+                assert time.monotonic() < deadline, "the writer never reached the locked row"
+                time.sleep(0.02)
+
+    def release(self) -> None:
+        self.conn.rollback()
+        self.conn.close()
+        self.thread.join(30)
+
+
+def first_frame(rt: RuntimeProcess, token: str, name: str, since: int = 0) -> dict[str, Any]:
+    """The first intent frame of agent ``name``'s feed on replica ``rt``, after cursor ``since``."""
+    with rt.client(token) as agent, agent.stream("GET", f"/v1/agents/{name}/intents/stream",
+                                                 params={"since": since, "wait_seconds": 30}) as r:
+        assert r.status_code == 200
+        for line in r.iter_lines():
+            if line.startswith("data:") and "intent_id" in line:
+                return json.loads(line[5:])  # type: ignore[no-any-return]
+    raise AssertionError("the feed ended without a frame")
+
+
+@dataclasses.dataclass
+class SentUnmarked:
+    a: RuntimeProcess
+    b: RuntimeProcess
+    on_a: httpx.Client
+    on_b: httpx.Client
+    held: HeldWriter
+    token: str
+    name: str
+    intent_id: str
+    frame: dict[str, Any]  # what A's feed sent
+
+    def answer_on_b(self) -> None:
+        with self.b.client(self.token) as agent_on_b:
+            done = agent_on_b.post(f"/v1/intents/{self.intent_id}/resume", json={"action": "complete"})
+        assert done.status_code == 200, done.text
+
+
+@contextlib.contextmanager
+def sent_unmarked(tmp_path: Path, redelivery_seconds: str) -> Iterator[SentUnmarked]:
+    """Replicas A and B; an intent created through B and sent by A's feed while A's writer is held, so that its
+    delivery cannot have been recorded yet."""
+    url = new_database("postgres", tmp_path, migrated=True)
+    a, b = (RuntimeProcess(tmp_path / name, backend="postgres", database_url=url, command="server",
+                           extra_args=["--redelivery-seconds", redelivery_seconds]) for name in ("a", "b"))
+    start_together([a, b])
+    try:
+        with a.client() as on_a, b.client() as on_b:
+            held_address, _ = make_agent(on_b, "held")
+            address, token = make_agent(on_b, "quick")
+            name = address.rsplit("/", 1)[1]
+            held = HeldWriter(url, a, on_a, held_address)
+            created = on_b.post("/v1/intents", json=new_intent(address))
+            assert created.status_code == 200, created.text
+            intent_id = created.json()["intent_id"]
+            frame = first_frame(a, token, name)
+            assert frame["intent_id"] == intent_id and frame["delivery_attempt"] == 1
+            yield SentUnmarked(a, b, on_a, on_b, held, token, name, intent_id, frame)
+    finally:
+        for rt in (a, b):
+            rt.retire()
+
+
+def test_frame_leaves_before_its_mark_and_an_answer_elsewhere_wins(tmp_path: Path) -> None:
+    """A feed sends an intent without waiting for the write that records its delivery; the agent answers through
+    another replica before that write commits: the answer stands, and the late mark changes nothing."""
+    with sent_unmarked(tmp_path, "600") as sent:
+        assert sent.frame["status"] == "DELIVERED"
+        assert sent.on_b.get(f"/v1/intents/{sent.intent_id}").json()["intent"]["status"] == "SUBMITTED"
+        sent.answer_on_b()
+        sent.held.release()
+        assert sent.held.answer == [200]
+        shown = sent.on_a.get(f"/v1/intents/{sent.intent_id}").json()["intent"]  # waits for A's mark
+        assert shown["status"] == "COMPLETED"
+        events = sent.on_a.get(f"/v1/intents/{sent.intent_id}/events").json()["events"]
+        assert [e["event_type"] for e in events] == ["intent.created", "intent.submitted", "intent.completed"]
+        assert [e["seq"] for e in events] == [1, 2, 3]
+
+
+def test_kill_between_frame_and_mark_redelivers(tmp_path: Path) -> None:
+    """kill -9 of the replica that sent an intent before its delivery was recorded: the intent is still SUBMITTED
+    and another replica delivers it again (at-least-once)."""
+    with sent_unmarked(tmp_path, "1") as sent:
+        sent.a.kill()
+        sent.held.release()
+        again = first_frame(sent.b, sent.token, sent.name, since=sent.frame["seq"])
+        assert again["intent_id"] == sent.intent_id and again["delivery_attempt"] == 2
+        sent.answer_on_b()
+        events = sent.on_b.get(f"/v1/intents/{sent.intent_id}/events").json()["events"]
+        delivered = [e["details"]["delivery_attempt"] for e in events if e["event_type"] == "intent.delivered"]
+        assert delivered == [2]  # the first attempt's mark died with its replica
+        assert events[-1]["event_type"] == "intent.completed"

@@ -246,12 +246,10 @@ async def stream_agent_intents(request: Request) -> Response:
                         deliveries.append((row["intent_id"], row["attempt"]))
                     batch.append(frame)
                 if deliveries:
-                    # A GET right after receiving the frame shows DELIVERED: either the write is durable before
-                    # the frame leaves, or (one process) reads of these intents wait for it.
+                    # Queued, not awaited: a GET of these intents here waits for it (Runtime.deliver_behind).
                     record = functools.partial(intents_engine.op_mark_delivered_many, s=rt.settings,
                                                deliveries=deliveries, actor=actor, now=rt.clock.time())
-                    if not rt.deliver_behind([d[0] for d in deliveries], record):
-                        await rt.write(record)
+                    rt.deliver_behind([d[0] for d in deliveries], record)
                 if batch:
                     yield batch  # one message
                     if not hold:

@@ -134,9 +134,9 @@ def op_mark_delivered(tx: Tx, s: Settings, intent_id: str, attempt: int, actor: 
 
 
 def op_mark_delivered_many(tx: Tx, s: Settings, deliveries: list[tuple[str, int]], actor: str, now: float) -> None:
-    """A feed's frames about to leave: committed (visible to every replica) before they do, but need not wait for
-    the disk: a crash of the database that loses the marks leaves the intents as the feed found them, to be
-    delivered again (at least once), and an answer to one of them waits for the disk with the marks before it."""
+    """A feed's frames, sent (Runtime.deliver_behind): need not wait for the disk either: a crash of the database
+    that loses the marks leaves the intents as the feed found them, to be delivered again (at least once), and an
+    answer to one of them committed after the marks waits for the disk with them."""
     tx.lazy_commit()
     for intent_id, attempt in deliveries:
         op_mark_delivered(tx, s, intent_id, attempt, actor, now)

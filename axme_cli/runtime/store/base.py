@@ -1037,3 +1037,11 @@ class Store(Reads):
     @abc.abstractmethod
     async def write(self, op: Callable[[Tx], T]) -> T:
         """Run ``op`` in a transaction; return its result once the transaction is durable."""
+
+    async def write_behind(self, op: Callable[[Tx], T]) -> T:
+        """``write``, for an operation nobody waits on (a delivery's mark, ``Runtime.deliver_behind``): a store may
+        hold it back a little for the writes that follow, to commit them together. ``hurry`` ends the wait."""
+        return await self.write(op)
+
+    def hurry(self) -> None:
+        """Someone waits on what ``write_behind`` queued (a read of it): run it now."""

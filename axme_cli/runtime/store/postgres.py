@@ -9,7 +9,9 @@
   read ``FOR UPDATE`` (``SqlTx.LOCK``), so two replicas changing one intent take turns and its event ``seq``
   stays dense. Reading an intent also locks and keeps its workflow parent and workflow row (a step's resume needs
   all three); rows locked or written by the batch are kept for its other reads and their writes held back
-  (``_Batch``), and agents' service accounts by address are kept for every batch (``_Accounts``).
+  (``_Batch``), and agents' service accounts by address are kept for every batch (``_Accounts``). Writes
+  nobody waits on (``write_behind``: delivery marks) alone in the queue wait up to ``BEHIND_HOLD`` for one that
+  somebody does, and go with it.
   An operation that refuses before writing anything is answered alone; one that refuses after writing, or a
   database error, rolls the batch back and runs each operation in a transaction of its own (so each caller gets
   its own outcome). A deadlock, a serialization failure or a unique-key race (two replicas answering one
@@ -80,6 +82,10 @@ _RETRY = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure, pg_errors.
 _DOWN = (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout)
 POOL_TIMEOUT = 1.0  # seconds a request waits for a pooled connection before its 503
 DOWN_TIMEOUT = 0.1  # the same while the database is known to be down (the last request found it so)
+# How long a batch of writes nobody waits on (``write_behind``: delivery marks) waits for company. The agent's answer
+# to the intent just sent usually comes within it: one batch and one commit instead of two, and the answer does not
+# wait behind the marks' commit. A read of a marked intent ends the wait (``hurry``).
+BEHIND_HOLD = 0.01
 RECONNECT_TIMEOUT = 2.0  # a pool gives up a reconnect attempt after this; the next request starts a new one
 # libpq settings unless the URL sets them: connect attempts, and the connection whose peer vanished without a
 # word (a query waits at most tcp_user_timeout ms for its bytes to be acknowledged; an idle one is probed).
@@ -687,6 +693,7 @@ class PostgresStore(SqlReads, Store):
         self._wconn: psycopg.Connection[Any] | None = None
         self._pending: collections.deque[_Job] = collections.deque()
         self._signal = threading.Event()  # set when something was queued
+        self._behind: set[asyncio.Future[Any]] = set()  # the queued jobs of write_behind
         self._connect_failed = float("-inf")  # monotonic time of the writer's last failed connect
         self._accounts = _Accounts()
         self._types: dict[str, dict[str, str]] = {}  # table -> column -> type, of the tables a batch writes late
@@ -793,9 +800,20 @@ class PostgresStore(SqlReads, Store):
 
     # writes
     async def write(self, op: Callable[[Tx], T]) -> T:
+        return await self._queue(op, False)
+
+    async def write_behind(self, op: Callable[[Tx], T]) -> T:
+        return await self._queue(op, True)
+
+    def hurry(self) -> None:
+        self._signal.set()
+
+    async def _queue(self, op: Callable[[Tx], T], behind: bool) -> T:
         if self._writer is None or self._loop is None or self._closing.is_set():
             raise StoreUnavailable("the store is closed")
         fut: asyncio.Future[T] = self._loop.create_future()
+        if behind:
+            self._behind.add(fut)
         self._pending.append((op, fut))
         if not self._signal.is_set():  # the writer clears it before it looks at what is queued
             self._signal.set()
@@ -806,10 +824,14 @@ class PostgresStore(SqlReads, Store):
         while True:
             self._signal.wait()
             self._signal.clear()
+            if self._only_behind():  # wait a little for a write that someone waits on (BEHIND_HOLD)
+                self._signal.wait(BEHIND_HOLD)
+                self._signal.clear()
             while self._pending:
                 batch: list[_Job] = []
                 while self._pending and len(batch) < MAX_BATCH:
                     batch.append(self._pending.popleft())
+                    self._behind.discard(batch[-1][1])
                 try:
                     outcomes, notes = self._run_batch(batch)
                 except Exception as exc:  # a bug here must not stop every later write
@@ -819,6 +841,11 @@ class PostgresStore(SqlReads, Store):
                 self._answer(outcomes, notes)
             if self._closing.is_set() and not self._pending:
                 return
+
+    def _only_behind(self) -> bool:
+        """Everything queued was queued by ``write_behind`` (a copy of the queue: the loop appends meanwhile)."""
+        queued = list(self._pending)
+        return bool(queued) and not self._closing.is_set() and all(fut in self._behind for _, fut in queued)
 
     def _answer(self, outcomes: list[_Outcome], notes: Notes) -> None:
         loop = self._loop

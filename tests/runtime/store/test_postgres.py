@@ -15,7 +15,7 @@ import psycopg
 from axme_cli.runtime.engine import agents
 from axme_cli.runtime.engine import intents as engine
 from axme_cli.runtime.errors import Conflict, StoreUnavailable
-from axme_cli.runtime.store import open_store
+from axme_cli.runtime.store import open_store, postgres
 from axme_cli.runtime.store.base import Notes
 from axme_cli.runtime.store.postgres import PostgresStore, decode_notes, encode_notes
 from tests.runtime.store.test_store import ADMIN, S, request, run
@@ -384,6 +384,47 @@ def test_a_batch_of_delivery_marks_alone_commits_without_waiting_for_the_disk(tm
         for n in (0, 1):
             row = await store.get_intent(created[n]["intent_id"])
             assert row is not None and row["delivered_attempt"] == 1
+        await store.close()
+
+    run(main())
+
+
+def test_a_write_nobody_waits_on_waits_for_the_next_one_and_commits_with_it(tmp_path: Path, monkeypatch: Any) -> None:
+    """A delivery's mark (``write_behind``) alone in the queue waits for company (``BEHIND_HOLD``, made long
+    here): the next write someone waits on goes in the same transaction, the mark first; ``hurry`` (a read of the
+    marked intent) ends the wait."""
+    monkeypatch.setattr(postgres, "BEHIND_HOLD", 60.0)
+    url = new_database("postgres", tmp_path)
+
+    async def main() -> None:
+        store, now = await _opened(url), time.time()
+        created = [await store.write(lambda tx, n=n: engine.op_create(tx, S, ADMIN, request(n), now)) for n in range(2)]
+
+        def mark(n: int) -> Any:
+            return functools.partial(engine.op_mark_delivered_many, s=S, deliveries=[(created[n]["intent_id"], 1)],
+                                     actor=AGENT, now=now)
+
+        def complete(tx):  # type: ignore[no-untyped-def]  # sees the mark queued before it
+            row = tx.get_intent(created[0]["intent_id"])
+            assert row["status"] == "DELIVERED"
+            return engine.op_resolve(tx, S, ADMIN, created[0]["intent_id"], {"status": "COMPLETED"}, now)
+
+        commits = store.commits
+        marked = asyncio.ensure_future(store.write_behind(mark(0)))
+        await asyncio.sleep(0.05)
+        assert not marked.done()  # held
+        await store.write(complete)
+        await marked
+        assert store.commits - commits == 1
+        events = [json.loads(e)["event_type"] for e in await store.list_events(created[0]["intent_id"], 0, 10)]
+        assert events[-2:] == ["intent.delivered", "intent.completed"]
+        marked = asyncio.ensure_future(store.write_behind(mark(1)))
+        await asyncio.sleep(0.05)
+        assert not marked.done()
+        store.hurry()
+        await asyncio.wait_for(marked, 30)
+        row = await store.get_intent(created[1]["intent_id"])
+        assert row is not None and row["status"] == "DELIVERED"
         await store.close()
 
     run(main())
