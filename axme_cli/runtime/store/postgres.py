@@ -694,6 +694,7 @@ class PostgresStore(SqlReads, Store):
         self._pending: collections.deque[_Job] = collections.deque()
         self._signal = threading.Event()  # set when something was queued
         self._behind: set[asyncio.Future[Any]] = set()  # the queued jobs of write_behind
+        self._hurried = False  # hurry() was called: the writer holds nothing back (_hold_behind)
         self._connect_failed = float("-inf")  # monotonic time of the writer's last failed connect
         self._accounts = _Accounts()
         self._types: dict[str, dict[str, str]] = {}  # table -> column -> type, of the tables a batch writes late
@@ -806,6 +807,7 @@ class PostgresStore(SqlReads, Store):
         return await self._queue(op, True)
 
     def hurry(self) -> None:
+        self._hurried = True
         self._signal.set()
 
     async def _queue(self, op: Callable[[Tx], T], behind: bool) -> T:
@@ -824,10 +826,8 @@ class PostgresStore(SqlReads, Store):
         while True:
             self._signal.wait()
             self._signal.clear()
-            if self._only_behind():  # wait a little for a write that someone waits on (BEHIND_HOLD)
-                self._signal.wait(BEHIND_HOLD)
-                self._signal.clear()
             while self._pending:
+                self._hold_behind()
                 batch: list[_Job] = []
                 while self._pending and len(batch) < MAX_BATCH:
                     batch.append(self._pending.popleft())
@@ -841,6 +841,19 @@ class PostgresStore(SqlReads, Store):
                 self._answer(outcomes, notes)
             if self._closing.is_set() and not self._pending:
                 return
+
+    def _hold_behind(self) -> None:
+        """While everything queued is ``write_behind``'s, wait up to BEHIND_HOLD for a write that someone waits on,
+        unless ``hurry`` was called. Checked before every batch: a job queued while the last batch committed finds
+        the signal already set, and would otherwise go at once, alone."""
+        deadline = time.monotonic() + BEHIND_HOLD
+        while not self._hurried and self._only_behind():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._signal.wait(left)
+            self._signal.clear()
+        self._hurried = False
 
     def _only_behind(self) -> bool:
         """Everything queued was queued by ``write_behind`` (a copy of the queue: the loop appends meanwhile)."""
