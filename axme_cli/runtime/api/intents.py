@@ -370,10 +370,11 @@ async def event_frames(rt: Runtime, intent_id: str, since: int, wait_seconds: fl
     after ``wait_seconds`` without one, or, unless ``hold`` (the client reads incrementally, api/sse.py),
     ``LINGER_SECONDS`` after the first frames went out. Also the dashboard's live timeline (runtime/ui).
 
-    The stream reads the events once, then sends what later commits of this process appended as the hub hands
-    them over (``Watch.pending``, SQLite only), reading again only when those do not follow on from what it sent
-    (a gap), or when nothing was handed over (PostgreSQL). Its first item comes without waiting, an empty list when
-    there is nothing yet (``EventStream(prompt=True)``: the stream's head leaves with it)."""
+    The stream reads the events once, then sends what later commits appended as the hub hands them over
+    (``Watch.pending``: this process's commits, and on PostgreSQL other replicas' from their notifications), reading
+    again only when those do not follow on from what it sent (a gap), or when a wake-up handed nothing over (an
+    event too big for a notification). Its first item comes without waiting, an empty list when there is nothing
+    yet (``EventStream(prompt=True)``: the stream's head leaves with it)."""
     cursor = since
     deadline = time.monotonic() + wait_seconds
     limit = 500
