@@ -76,7 +76,8 @@ def _migrate_the_old_way(url: str) -> None:
     import psycopg
 
     sqlite_files = dict(load_migrations("sqlite"))
-    own = {10, 14}  # numbers with a PostgreSQL file of their own (14: media_chunks, a BYTEA table SQLite lacks)
+    own = {10, 14, 29}  # numbers with a PostgreSQL file of their own (14: media_chunks, a BYTEA table SQLite lacks;
+    # 29: nothing, the change is SQLite's alone)
     with psycopg.connect(url) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT PRIMARY KEY, applied_at TEXT)")
         for version, pg_script in load_migrations("postgres"):

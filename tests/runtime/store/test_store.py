@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -208,6 +210,61 @@ def test_migration_10_keeps_intents_and_workflows_in_rowid_tables(tmp_path: Path
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?",
                                           ("intents",))}
     assert {"intents_wake", "intents_to", "intents_from", "intents_status"} <= indexes
+    conn.close()
+
+
+def test_migration_29_keeps_every_event_in_its_order_and_each_seq_once(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database made before migration 0029 (events WITHOUT ROWID, in their key's order) keeps every event, in
+    each intent's seq order; events written after it are read in that order too, and an intent's seq is still
+    taken once only."""
+    from axme_cli.runtime.store import sql
+    from axme_cli.runtime.store import sqlite as sqlite_store
+
+    path = str(tmp_path / "old.db")
+    every = sql.load_migrations("sqlite")
+    monkeypatch.setattr(sqlite_store, "load_migrations", lambda dialect: [m for m in every if m[0] < 29])
+
+    async def make(store_path: str, first: int) -> list[str]:
+        store = open_store(store_path)
+        await store.open()
+        made = [await store.write(lambda tx, n=n: engine.op_create(tx, S, ADMIN, request(n), time.time()))
+                for n in range(first, first + 4)]
+        await store.close()
+        return [m["intent_id"] for m in made]
+
+    old_ids = run(make(path, 0))
+    conn = sqlite3.connect(path)
+    assert "WITHOUT ROWID" in conn.execute("SELECT sql FROM sqlite_master WHERE name = 'events'").fetchone()[0]
+    before = conn.execute("SELECT intent_id, seq, data FROM events ORDER BY intent_id, seq").fetchall()
+    conn.close()
+    monkeypatch.setattr(sqlite_store, "load_migrations", lambda dialect: every)
+    new_ids = run(make(path, 10))
+
+    async def reopen() -> None:
+        store = open_store(path)
+        await store.open()
+        for intent_id in old_ids + new_ids:
+            events = await store.list_events(intent_id, 0)
+            assert [json.loads(e)["seq"] for e in events] == [1, 2]
+            assert [json.loads(e)["seq"] for e in await store.list_events(intent_id, 1)] == [2]
+
+        def again(tx: Any) -> None:
+            tx.insert_event(old_ids[0], 2, "{}")
+
+        with pytest.raises(sqlite3.IntegrityError):
+            await store.write(again)
+        await store.close()
+
+    run(reopen())
+    conn = sqlite3.connect(path)
+    assert "WITHOUT ROWID" not in conn.execute("SELECT sql FROM sqlite_master WHERE name = 'events'").fetchone()[0]
+    kept = conn.execute("SELECT intent_id, seq, data FROM events ORDER BY intent_id, seq").fetchall()
+    assert [r for r in kept if r[0] in old_ids] == before
+    plan = " ".join(str(r) for r in conn.execute(
+        "EXPLAIN QUERY PLAN SELECT data FROM events WHERE intent_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+        ("x", 0, 10)))
+    assert "events_key" in plan and "TEMP B-TREE" not in plan  # read by the key's index, in its order
     conn.close()
 
 

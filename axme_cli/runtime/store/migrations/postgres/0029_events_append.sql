@@ -1,0 +1,3 @@
+-- Nothing on PostgreSQL: its tables are heaps, appended in insert order whatever their key, and events already have
+-- their (intent_id, seq) key in the primary key's index beside the rows. SQLite kept them in the key's order
+-- (WITHOUT ROWID), which its 0029 changes.
