@@ -69,8 +69,8 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.hookimpl(trylast=True)  # after pytest grouped the tests by their session-scoped backend
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A ``backends`` mark on one parameter (``pytest.param(..., marks=pytest.mark.backends("sqlite"))``) keeps
-    that case to those backends. Tests marked slow run first: on two workers a 15 s test that starts last leaves
-    the other worker idle until it ends, while at the start the short tests fill in around it. The order is the
+    that case to those backends. Tests marked slow run first: on a few workers a 15 s test that starts last leaves
+    the others idle until it ends, while at the start the short tests fill in around it. The order is the
     same in every worker, as `pytest -n` requires."""
     kept, dropped = [], []
     for item in items:
