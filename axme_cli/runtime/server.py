@@ -47,6 +47,9 @@ class ServeOptions:
     # seconds a SQLite write waits for another process's lock on the file before it answers 503 [default: the
     # store's, 5 s]; no flag sets it: the tests shorten it to hold a lock past it without waiting 5 s
     sqlite_busy_timeout: float | None = None
+    # the SQLite WAL's (soft, cap) in bytes [default: the store's, 16 and 64 MB]; no flag sets them: the tests make
+    # them smaller to reach the cap with a quarter of the writes
+    sqlite_wal_limits: tuple[int, int] | None = None
 
 
 @dataclass
@@ -152,7 +155,8 @@ def build_server(opts: ServeOptions, on_ready: Callable[[ReadyInfo], None] | Non
     host, port = sock.getsockname()[:2]
     url_host = f"[{host}]" if ":" in host else host
     url = f"http://{url_host}:{port}"
-    store = open_store(opts.database, replica_id=opts.replica_id, busy_timeout=opts.sqlite_busy_timeout)
+    store = open_store(opts.database, replica_id=opts.replica_id, busy_timeout=opts.sqlite_busy_timeout,
+                       wal_limits=opts.sqlite_wal_limits)
     from axme_cli.runtime.mailer import build_mailer
 
     if opts.mail_dir is None and store.kind != "sqlite" and not opts.smtp_url:

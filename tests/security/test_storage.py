@@ -32,6 +32,16 @@ from tests.conftest import make_agent, new_intent
 from tests.reliability.saga_load import record
 from tests.reliability.test_storage_faults import Traffic, assert_503_or_ok, assert_all_kept, fill, small_filesystem
 from tests.runtime_proc import PG_ADMIN_URL, TLS, RuntimeProcess, new_database
+from tests.runtime_thread import RuntimeThread
+
+# The WAL tests' runtimes run with a quarter of the store's limits (16 and 64 MB): the same mechanics reached with a
+# quarter of the writes.
+SMALL_SOFT, SMALL_CAP = 4 * 2**20, 16 * 2**20
+
+
+def small_wal_runtime(tmp_path: Path) -> RuntimeThread:
+    return RuntimeThread(tmp_path, extra_args=["--redelivery-seconds", "600", "--rate-limit", "0"],
+                         serve={"sqlite_wal_limits": (SMALL_SOFT, SMALL_CAP)}).start()
 
 
 def mode(path: Path) -> int:
@@ -80,7 +90,7 @@ class WalSampler(threading.Thread):
 
 @pytest.mark.slow
 def test_wal_stays_bounded_under_a_write_flood(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
-    rt = RuntimeProcess(tmp_path, extra_args=["--redelivery-seconds", "600", "--rate-limit", "0"]).start()
+    rt = small_wal_runtime(tmp_path)
     sampler = WalSampler(rt.db)
     statuses: Counter[int] = Counter()
 
@@ -114,7 +124,7 @@ def test_wal_stays_bounded_under_a_write_flood(tmp_path: Path, tmp_path_factory:
         rt.stop()
     assert set(statuses) == {200}, statuses
     assert sampler.resets >= 2, f"the WAL started over {sampler.resets} times under load (peak {sampler.peak})"
-    assert sampler.peak <= WAL_CAP, sampler.peak
+    assert sampler.peak <= SMALL_CAP, sampler.peak
     record(tmp_path_factory.getbasetemp(), {
         "attack": "sqlite write flood, 8 clients", "creates": statuses[200], "seconds": round(took, 1),
         "creates_per_s": round(statuses[200] / took), "wal_peak_mb": round(sampler.peak / 2**20, 1),
@@ -126,9 +136,9 @@ def test_wal_stays_bounded_under_a_write_flood(tmp_path: Path, tmp_path_factory:
 def test_wal_cap_holds_writes_while_another_process_keeps_a_snapshot(tmp_path: Path,
                                                                      tmp_path_factory: pytest.TempPathFactory) -> None:
     """A read transaction held open by another process (a backup, a forgotten `sqlite3` shell) keeps every
-    checkpoint from finishing: the WAL grows to WAL_CAP, then writes get 503 instead of growing it further; once
+    checkpoint from finishing: the WAL grows to its cap, then writes get 503 instead of growing it further; once
     the reader lets go, writes resume and the WAL is given back."""
-    rt = RuntimeProcess(tmp_path, extra_args=["--redelivery-seconds", "600", "--rate-limit", "0"]).start()
+    rt = small_wal_runtime(tmp_path)
     code = ("import sqlite3, sys\n"
             "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
             "c.execute('BEGIN')\n"
@@ -145,7 +155,7 @@ def test_wal_cap_holds_writes_while_another_process_keeps_a_snapshot(tmp_path: P
         with rt.client() as admin:
             make_agent(admin, "cap-sink")
         sampler.start()
-        # big rows (100 kB, within the 128 kB body limit): the WAL reaches the cap after a few hundred writes
+        # big rows (100 kB, within the 128 kB body limit): the WAL reaches the cap after a hundred-odd writes
         flows = [Traffic(rt, "cap-sink", payload_bytes=100_000, pause=0) for _ in range(4)]
         for t in flows:
             t.start()
@@ -185,7 +195,7 @@ def test_wal_cap_holds_writes_while_another_process_keeps_a_snapshot(tmp_path: P
             t.stop_event.set()
         rt.stop()
     # the cap, and what 50 ms of writes (between two looks at the WAL's size) may add to it
-    assert WAL_CAP < held_peak <= WAL_CAP + 8 * 2**20, held_peak
+    assert SMALL_CAP < held_peak <= SMALL_CAP + 8 * 2**20, held_peak
     record(tmp_path_factory.getbasetemp(), {"attack": "sqlite WAL cap, a reader holding a snapshot", "accepted": kept,
                                             "wal_peak_mb": round(held_peak / 2**20, 1), "resumed_s": round(resumed, 2)})
 

@@ -46,6 +46,7 @@ T = TypeVar("T")
 log = logging.getLogger("axme.store")
 
 MAX_BATCH = 512
+# (the defaults of SqliteStore's wal_soft and wal_cap)
 WAL_SOFT = 16 * 2**20  # bytes of WAL past which the checkpoint task empties it, holding the writer a moment
 WAL_CAP = 64 * 2**20  # bytes of WAL past which nothing more is written until a checkpoint has emptied it
 _POLL = 0.05  # seconds between two looks at the WAL's size
@@ -287,9 +288,11 @@ class _WroteThenRefused:
 class SqliteStore(SqlReads, Store):
     kind = "sqlite"
 
-    def __init__(self, path: str, *, busy_timeout: float = BUSY_TIMEOUT) -> None:
+    def __init__(self, path: str, *, busy_timeout: float = BUSY_TIMEOUT, wal_soft: int = WAL_SOFT,
+                 wal_cap: int = WAL_CAP) -> None:
         self.location = os.path.abspath(os.path.expanduser(path))
         self.busy_timeout = busy_timeout
+        self.wal_soft, self.wal_cap = wal_soft, wal_cap
         self._pending: list[_Job] = []  # written, not yet in a batch
         self._wake: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -328,7 +331,7 @@ class SqliteStore(SqlReads, Store):
             # Checkpoints run on their own thread and connection (below), never inside a commit of the writer.
             self._write.execute("PRAGMA wal_autocheckpoint=0")
             # A commit that starts the WAL over trims the file to this (it is written over in place, not regrown).
-            self._write.execute(f"PRAGMA journal_size_limit={WAL_SOFT}")
+            self._write.execute(f"PRAGMA journal_size_limit={self.wal_soft}")
             # The loop never waits for the file lock: a BEGIN that would is retried on the committer thread.
             self._write.execute("PRAGMA busy_timeout=0")
             self._reader = _connect(self.location, self.busy_timeout, self)
@@ -363,7 +366,7 @@ class SqliteStore(SqlReads, Store):
                 if self.batches != seen_batches:
                     seen_batches, quiet_since = self.batches, now
                 size = _size(wal)
-                if size > WAL_CAP and self._wal_ok.is_set():
+                if size > self.wal_cap and self._wal_ok.is_set():
                     self._refuse(f"its write-ahead log reached {size // 2**20} MB and could not be checkpointed")
                 if not size:
                     if not self._wal_ok.is_set():
@@ -372,8 +375,8 @@ class SqliteStore(SqlReads, Store):
                 mode = ""
                 if not self._wal_ok.is_set() or now - quiet_since >= 1.0 or size > _free_bytes(folder):
                     mode = "TRUNCATE"  # the space back on the disk now
-                elif size > WAL_SOFT and size != restarted:
-                    mode = "RESTART"  # the next commit writes from the WAL's start and trims it to WAL_SOFT
+                elif size > self.wal_soft and size != restarted:
+                    mode = "RESTART"  # the next commit writes from the WAL's start and trims it to wal_soft
                 if mode and now >= retry_at:
                     emptied = await self._empty_wal(mode)
                     restarted = size if emptied and mode == "RESTART" else -1
