@@ -69,7 +69,7 @@ def test_no_garbage_collection_until_the_command_runs() -> None:
 
 
 def test_tune_gc_turns_the_collector_on_again() -> None:
-    """`axme dev`/`server` start with the collector off (runtime/server.serve); tune_gc, once the runtime has
+    """`axme dev`/`server` start with the collector off (cli/dev.py); tune_gc, once the runtime has
     started, freezes what the start made and turns collection on again."""
     import gc
 

@@ -105,16 +105,9 @@ def _load_or_make_admin_key(database: str) -> tuple[str, str]:
 
 
 def serve(opts: ServeOptions, on_ready: Callable[[ReadyInfo], None] | None = None) -> None:
-    """Run until SIGINT/SIGTERM. Raises AddressInUse before anything else happens if the port is busy."""
-    # No garbage collection until the runtime has started (tune_gc turns it on again): the start imports the
-    # whole runtime, tens of thousands of objects that all stay, and its collections (one of every generation,
-    # ~10% of the start's CPU) found a few hundred unreachable objects.
-    gc.disable()
-    try:
-        server, sock = build_server(opts, on_ready)
-    except BaseException:
-        gc.enable()
-        raise
+    """Run until SIGINT/SIGTERM. Raises AddressInUse before anything else happens if the port is busy. Its caller
+    (cli/dev.py) runs it with the garbage collector off, which ``tune_gc`` turns on once the runtime has started."""
+    server, sock = build_server(opts, on_ready)
     logging.getLogger("axme").setLevel(logging.INFO)
     # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal; with these
     # no-op handlers in place that re-raise returns here, and the command exits 0.
@@ -122,7 +115,6 @@ def serve(opts: ServeOptions, on_ready: Callable[[ReadyInfo], None] | None = Non
     try:
         server.run(sockets=[sock])
     finally:
-        gc.enable()  # if the start failed before tune_gc
         sock.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -243,7 +235,7 @@ def tune_gc() -> None:
     """Collect cycles less often (every 50,000 allocations instead of 700) and leave what start-up made out of
     every collection (``gc.freeze``). A request allocates hundreds of short-lived objects and almost no cycles;
     ``bench/saga.py`` (32 clients) measured about 5-10% more workflows/s and a lower p99 with this. Turns the
-    collector on again if ``serve`` turned it off for the start."""
+    collector on again if the start ran with it off (cli/dev.py)."""
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
     gc.enable()
