@@ -17,6 +17,7 @@ import pytest
 
 from tests.agents_helper import FeedAgent, agent_key
 from tests.conftest import make_agent, new_intent
+from tests.receiver import poll
 from tests.runtime.engine.test_workflows import saga, wait_terminal
 from tests.runtime_proc import RuntimeProcess, new_database
 
@@ -245,11 +246,9 @@ class HeldWriter:
         self.thread = threading.Thread(target=resume, daemon=True)
         self.thread.start()
         with psycopg.connect(url, autocommit=True) as watch:  # until the writer's batch waits for the lock
-            deadline = time.monotonic() + 20
-            while not watch.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                                    "AND wait_event_type = 'Lock'").fetchone()[0]:  # type: ignore[index]
-                assert time.monotonic() < deadline, "the writer never reached the locked row"
-                time.sleep(0.02)
+            poll(lambda: watch.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                       "AND wait_event_type = 'Lock'").fetchone()[0],  # type: ignore[index]
+                 bool, timeout=20)
 
     def release(self) -> None:
         self.conn.rollback()
