@@ -21,7 +21,10 @@ fi
 bash bench/setup.sh
 .venv/bin/ruff check axme_cli tests bench
 .venv/bin/mypy
-# One worker more than the cores (AXME_TEST_WORKERS=N sets it, 0 runs in one process): each worker starts its own
-# runtimes and databases, and a third of a worker's time goes to waiting on them (processes, commits, timeouts),
-# which the extra worker fills. On 2 idle cores: 3 workers 203-216 s, 2 workers 234-239 s, 4 workers 242 s.
-exec .venv/bin/python -m pytest -q -p no:cacheprovider -n "${AXME_TEST_WORKERS:-$(( $(nproc) + 1 ))}" "$@"
+# Two workers more than the cores (AXME_TEST_WORKERS=N sets it, 0 runs in one process): each worker starts its own
+# runtimes and databases and spends much of its time waiting on them (processes, commits, timeouts), which the
+# extra workers fill. Work stealing: a worker out of tests takes half of another's queue, so no worker sits idle
+# while one still holds a batch of long tests. On 2 idle cores, alternating: 4 workers 114-119 s, 3 workers
+# 126-129 s, 5 workers 117 s; xdist's default (load, fixed chunks) on 3 workers 144 s.
+exec .venv/bin/python -m pytest -q -p no:cacheprovider -n "${AXME_TEST_WORKERS:-$(( $(nproc) + 2 ))}" \
+  --dist worksteal "$@"

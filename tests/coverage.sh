@@ -11,7 +11,7 @@ trap 'rm -f "$site/zz_coverage_startup.pth"' EXIT  # only this run's processes m
 export AXME_COVERAGE_DIR="${AXME_COVERAGE_DIR:-/tmp/axme-coverage}"
 rm -rf "$AXME_COVERAGE_DIR" && mkdir -p "$AXME_COVERAGE_DIR"
 COVERAGE_PROCESS_START="$PWD/tests/coverage.ini" .venv/bin/python -m pytest -q -p no:cacheprovider \
-  -n "${AXME_TEST_WORKERS:-$(( $(nproc) + 1 ))}" "$@"
+  -n "${AXME_TEST_WORKERS:-$(( $(nproc) + 2 ))}" --dist worksteal "$@"
 status=$?
 .venv/bin/coverage combine --rcfile=tests/coverage.ini -q
 .venv/bin/coverage report --rcfile=tests/coverage.ini --precision=2 | grep "^TOTAL"
