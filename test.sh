@@ -16,7 +16,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
-# tests/test_bench_saga_smoke.py runs the bench's peers (DBOS, Restate) at the versions bench/setup.sh pins; installed
+# tests/bench/test_saga_smoke.py runs the bench's peers (DBOS, Restate) at the versions bench/setup.sh pins; installed
 # outside the repo, kept if there; setup.sh fails when it cannot install them.
 bash bench/setup.sh
 .venv/bin/ruff check axme_cli tests bench

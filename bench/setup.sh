@@ -4,7 +4,7 @@
 #   ${AXME_BENCH_PEERS:-$HOME/.cache/axme-bench-peers}/node_modules  npm: @restatedev/restate-server
 # Idempotent: what is already there at its pinned version is kept (pip and npm then fetch nothing); another
 # version is replaced by the pinned one. Exits non-zero when a peer cannot be installed: bench/saga.py refuses to
-# compare without every peer, and test.sh (set -e) stops there, since tests/test_bench_saga_smoke.py runs them.
+# compare without every peer, and test.sh (set -e) stops there, since tests/bench/test_saga_smoke.py runs them.
 # bench/saga.py reads the pins from this file (the name==version and @restatedev/...@version words) and records
 # them, with what is installed, in its results. How each peer is configured: docs/performance.md.
 set -u

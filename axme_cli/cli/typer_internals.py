@@ -1,6 +1,6 @@
 """Everything the CLI takes from typer that is not typer's public API, in one place.
 
-pyproject.toml holds typer below 0.29 for it, and tests/test_cli_typer_internals.py checks each name used here,
+pyproject.toml holds typer below 0.29 for it, and tests/cli/test_typer_internals.py checks each name used here,
 so an upgrade fails that test loudly instead of breaking `axme` at run time:
 - `typer.main.get_command_from_info`, `get_group_from_info`, `get_command_name`, `solve_typer_info_defaults`
   and the `registered_*` lists of a Typer: LazyTyper builds each command only when it is looked up.

@@ -1,6 +1,6 @@
 """The CLI's own files: a broken scenario-agents.json is named in a clear error (exit 2, no traceback, nothing
 half-done), and a write killed half-way never leaves a truncated file (config/files.py writes a temp file, fsyncs
-it and renames it over the old one). config.json and secrets.json: tests/test_cli_context.py."""
+it and renames it over the old one). config.json and secrets.json: tests/cli/test_context_cli.py."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.test_intents_cli import REPO, axme_many, cli_env, write_context
 from tests.reliability.saga_load import crash_seed, record
 from tests.runtime_proc import ADMIN_KEY, RuntimeProcess
-from tests.test_cli_intents import REPO, axme_many, cli_env, write_context
 
 pytestmark = pytest.mark.reliability
 

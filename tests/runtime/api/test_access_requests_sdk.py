@@ -17,7 +17,7 @@ from tests.conftest import ADMIN_KEY, unique
 from tests.runtime.api.test_routing_sdk import spec
 from tests.runtime_proc import RuntimeProcess
 from tests.runtime_thread import RuntimeThread
-from tests.test_sdk_walk import Recorder
+from tests.sdk.test_sdk_walk import Recorder
 
 FAMILY = {"create_access_request", "list_access_requests", "get_access_request", "review_access_request"}
 

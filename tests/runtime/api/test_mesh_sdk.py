@@ -4,7 +4,7 @@ for what the SDK's callers read, and the walk holds the set of methods it called
 methods (a method a new SDK adds fails it). The background heartbeat thread runs on the real clock, a few
 milliseconds apart.
 
-SQLite only, as tests/test_sdk_walk.py: the routes' behaviour is tested on both backends in test_mesh.py."""
+SQLite only, as tests/sdk/test_sdk_walk.py: the routes' behaviour is tested on both backends in test_mesh.py."""
 
 from __future__ import annotations
 

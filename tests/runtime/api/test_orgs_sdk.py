@@ -1,7 +1,7 @@
 """The official Python SDK (`axme` 0.2.0, unchanged) through the organizations, workspaces and members families
 against the runtime: each method called as a client calls it, each answer checked for what the SDK's callers read
 and against AXME's JSON Schema (axp-spec public_api). Every public method of these families is called (the walk of
-the other families is tests/test_sdk_walk.py)."""
+the other families is tests/sdk/test_sdk_walk.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator
 
 from tests.conftest import ADMIN_KEY, SHARED
 from tests.runtime_proc import RuntimeProcess
-from tests.test_sdk_walk import Recorder
+from tests.sdk.test_sdk_walk import Recorder
 
 FAMILIES = {
     "organizations": {"create_organization", "get_organization", "update_organization"},
@@ -37,7 +37,7 @@ def _schema(name: str) -> Draft202012Validator:
 def spec(name: str, body: dict[str, Any]) -> dict[str, Any]:
     """``body`` against axp-spec's schema (the ids of created organizations, workspaces and members are UUIDs, as
     the schema says); fields beyond the schema's are let through (a created workspace's admin ``key``), as in
-    tests/test_sdk_walk.py."""
+    tests/sdk/test_sdk_walk.py."""
     problems = [f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
                 for e in _schema(name).iter_errors(body) if e.validator != "additionalProperties"]
     assert not problems, f"{name}:\n  " + "\n  ".join(problems)

@@ -2,7 +2,7 @@
 families against the runtime: each method called as a client calls it, each answer checked for what the SDK's
 callers read and against AXME's JSON Schema (axp-spec public_api), and an intent sent to the alias it bound
 delivered where routing/resolve said it would go. Every public method of these families is called (the walk of
-the other families is tests/test_sdk_walk.py)."""
+the other families is tests/sdk/test_sdk_walk.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from jsonschema import Draft202012Validator
 from tests.conftest import ADMIN_KEY, SHARED, make_agent, unique
 from tests.receiver import Receiver, poll
 from tests.runtime_proc import RuntimeProcess
-from tests.test_sdk_walk import Recorder
+from tests.sdk.test_sdk_walk import Recorder
 
 FAMILIES = {
     "principals": {"create_principal", "get_principal"},
@@ -40,7 +40,7 @@ def _schema(name: str) -> Draft202012Validator:
 def spec(name: str, body: dict[str, Any]) -> dict[str, Any]:
     """``body`` against axp-spec's schema: every required field, of its type and values. Fields beyond the schema's
     (``address``, ``source``, ``signing_secret``) and formats (``org_id`` is this runtime's name) are let through,
-    as in tests/test_sdk_walk.py."""
+    as in tests/sdk/test_sdk_walk.py."""
     problems = [f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
                 for e in _schema(name).iter_errors(body) if e.validator != "additionalProperties"]
     assert not problems, f"{name}:\n  " + "\n  ".join(problems)

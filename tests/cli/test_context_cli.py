@@ -1,6 +1,6 @@
 """`axme context ...`, where the CLI finds its target (flags > env > context), and broken config files.
 
-In-process runs with AXME_CONFIG_DIR in a temp folder and file secrets (helpers from test_cli_intents.py).
+In-process runs with AXME_CONFIG_DIR in a temp folder and file secrets (helpers from test_intents_cli.py).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from tests.cli.test_intents_cli import assert_snapshot, axme, axme_many, cli_env, dead_url, write_context
 from tests.runtime_proc import ADMIN_KEY, RuntimeProcess
-from tests.test_cli_intents import assert_snapshot, axme, axme_many, cli_env, dead_url, write_context
 
 KEY_PROD = "prod-key-0123456789abcdef"
 KEY_STAGE = "stage-key-0123456789abcdef"

@@ -16,7 +16,7 @@ import pytest
 
 from tests.runtime_proc import PG_ADMIN_URL
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+BENCH = Path(__file__).resolve().parents[2] / "bench"
 PATHS_AND_CLIENTS = {(path, clients) for path in ("ok", "fail") for clients in (1, 32)}
 
 

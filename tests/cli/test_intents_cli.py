@@ -10,7 +10,7 @@ sleeping.
 timestamps normalised). Rewrite them after a deliberate change with ``AXME_UPDATE_SNAPSHOTS=1``.
 
 The helpers at the top (``cli_env``, ``write_context``, ``axme``, ``axme_many``, ``assert_snapshot``) are shared
-with ``tests/test_cli_context.py``.
+with ``tests/cli/test_context_cli.py``.
 """
 
 from __future__ import annotations
@@ -40,14 +40,14 @@ from tests.conftest import make_agent
 from tests.runtime_proc import ADMIN_KEY, RuntimeProcess
 from tests.runtime_thread import RuntimeThread
 
-REPO = Path(__file__).resolve().parents[1]
-SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
+REPO = Path(__file__).resolve().parents[2]
+SNAPSHOTS = REPO / "tests" / "snapshots"
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 
 
 # ---------------------------------------------------------------------------------------------
-# helpers (also used by test_cli_context.py)
+# helpers (also used by test_context_cli.py)
 
 
 def cli_env(home: Path, **extra: str) -> dict[str, str]:

@@ -2,7 +2,7 @@
 runtime.
 
 Helpers (``cli_env``, ``write_context``, ``axme``, ``axme_many``, ``assert_snapshot``) come from
-test_cli_intents.py; each test has a config dir of its own, so its scenario-agents.json is its own.
+test_intents_cli.py; each test has a config dir of its own, so its scenario-agents.json is its own.
 ``--json`` shapes are compared with ``tests/snapshots/agents_*.json`` (rewrite with AXME_UPDATE_SNAPSHOTS=1).
 """
 
@@ -23,9 +23,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.cli.test_intents_cli import REPO, Run, assert_snapshot, axme, axme_many, cli_env, write_context
 from tests.runtime_proc import ADMIN_KEY, RuntimeProcess
 from tests.runtime_thread import RuntimeThread
-from tests.test_cli_intents import REPO, Run, assert_snapshot, axme, axme_many, cli_env, write_context
 
 ENTRY_FIELDS = {"address", "service_account_id", "key_id", "api_key", "created_at", "base_url"}
 

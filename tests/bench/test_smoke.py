@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "create_throughput.py"
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "create_throughput.py"
 WRITER = BENCH.with_name("writer.py")
 
 
