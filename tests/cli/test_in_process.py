@@ -17,17 +17,6 @@ from tests.conftest import make_agent
 from tests.runtime_proc import RuntimeProcess
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("AXME_CONFIG_DIR", str(tmp_path / "cfg"))
-    monkeypatch.setenv("AXME_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("AXME_CLI_SECRET_STORAGE", "file")
-    monkeypatch.setenv("NO_COLOR", "1")
-    for name in ("AXME_BASE_URL", "AXME_API_KEY", "AXME_CONTEXT"):
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path
-
-
 def invoke(*args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(app, list(args))
     return result.exit_code, result.stdout, result.stderr

@@ -13,17 +13,6 @@ from axme_cli.cli.app import take_globals
 from tests.cli.helpers import cli_invoke
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("AXME_CONFIG_DIR", str(tmp_path / "cfg"))
-    monkeypatch.setenv("AXME_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("AXME_CLI_SECRET_STORAGE", "file")
-    monkeypatch.setenv("NO_COLOR", "1")
-    for name in ("AXME_BASE_URL", "AXME_API_KEY", "AXME_CONTEXT", "AXME_OUTPUT"):
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path
-
-
 def invoke(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
     result = cli_invoke(list(args), input=stdin)
     return result.exit_code, result.stdout, result.stderr

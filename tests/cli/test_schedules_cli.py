@@ -28,17 +28,6 @@ from tests.runtime_proc import RuntimeProcess
 pytestmark = pytest.mark.backends("sqlite")
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("AXME_CONFIG_DIR", str(tmp_path / "cfg"))
-    monkeypatch.setenv("AXME_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("AXME_CLI_SECRET_STORAGE", "file")
-    monkeypatch.setenv("NO_COLOR", "1")
-    for name in ("AXME_BASE_URL", "AXME_API_KEY", "AXME_CONTEXT"):
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path
-
-
 @functools.cache
 def _root() -> Any:
     """The `axme` group as the installed command builds it (each command on first lookup), once: typer's CliRunner

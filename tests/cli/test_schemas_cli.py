@@ -27,17 +27,6 @@ def command() -> Any:
 SCHEMA = {"type": "object", "required": ["order_id"], "properties": {"order_id": {"type": "string"}}}
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("AXME_CONFIG_DIR", str(tmp_path / "cfg"))
-    monkeypatch.setenv("AXME_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("AXME_CLI_SECRET_STORAGE", "file")
-    monkeypatch.setenv("NO_COLOR", "1")
-    for name in ("AXME_BASE_URL", "AXME_API_KEY", "AXME_CONTEXT"):
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path
-
-
 def axme(runtime: RuntimeProcess, *args: str, key: str | None = None, stdin: str | None = None) -> tuple[int, str, str]:
     argv = ["--base-url", runtime.url, "--api-key", key or runtime.api_key or "", *args]
     result = click.testing.CliRunner().invoke(command(), argv, input=stdin)
