@@ -21,6 +21,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from axme_cli.protocol.lifecycle import TERMINAL
 
 
@@ -191,20 +193,26 @@ class Runner:
             if self.on_connected is not None:
                 connected, self.on_connected = self.on_connected, None
                 connected()
-            event: str | None = None
-            data: str | None = None
-            async for raw in response.content:
-                line = raw.decode().rstrip("\r\n")
-                if line.startswith("event:"):
-                    event = line[6:].strip()
-                elif line.startswith("data:"):
-                    data = line[5:].strip()
-                elif line == "" and event is not None:
-                    if event.startswith("intent.") and data:
-                        self._dispatch(session, sem, tasks, json.loads(data))
-                    elif event == "stream.timeout":
-                        return
-                    event, data = None, None
+            event: bytes | None = None
+            data: bytes | None = None
+            rest = b""
+            # What has arrived, split into lines here: a line at a time from aiohttp's reader is an await (and a
+            # copy) per line, four or five per intent.
+            async for chunk in response.content.iter_any():
+                lines = (rest + chunk).split(b"\n")
+                rest = lines.pop()  # the line not ended yet ("" when the chunk ended one)
+                for raw in lines:
+                    line = raw.rstrip(b"\r")
+                    if line.startswith(b"event:"):
+                        event = line[6:].strip()
+                    elif line.startswith(b"data:"):
+                        data = line[5:].strip()
+                    elif not line and event is not None:
+                        if event.startswith(b"intent.") and data:
+                            self._dispatch(session, sem, tasks, orjson.loads(data))
+                        elif event == b"stream.timeout":
+                            return
+                        event, data = None, None
 
     def _dispatch(self, session: Any, sem: asyncio.Semaphore, tasks: set[asyncio.Task[None]],
                   delivery: dict[str, Any]) -> None:
@@ -265,7 +273,7 @@ class Runner:
         for attempt in range(5):
             try:
                 if self._posts is not None:
-                    status = await self._posts.post(path, json.dumps(body).encode())
+                    status = await self._posts.post(path, _json(body))
                 else:
                     async with session.post(path, json=body) as response:
                         await response.read()
@@ -278,6 +286,39 @@ class Runner:
                     raise
                 await asyncio.sleep(0.2 * 2**attempt)
         return 0
+
+
+def batched(log: Callable[[str], None]) -> Callable[[str], None]:
+    """``log`` for the lines said on a running event loop, which go to it together, joined, once per pass of the
+    loop: the runner says a line per intent, and each ``err`` is a write to stderr. A line said off a loop goes at
+    once."""
+    lines: list[str] = []
+
+    def flush() -> None:
+        text = "\n".join(lines)
+        lines.clear()
+        log(text)
+
+    def say(line: str) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            log(line)
+            return
+        if not lines:
+            loop.call_soon(flush)
+        lines.append(line)
+
+    return say
+
+
+def _json(body: dict[str, Any]) -> bytes:
+    """A resume's body as JSON: orjson, or the json module for what orjson refuses (an integer beyond 64 bits, a
+    key that is not a string), as the runner always sent it."""
+    try:
+        return orjson.dumps(body)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(body).encode()
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -43,7 +43,7 @@ def run(
     The key comes from --api-key, else from scenario-agents.json (written by `axme scenarios apply`).
     Example: axme agents run inventory -- python reserve.py
     """
-    from axme_cli.agents.runner import Runner, command_handler, python_handler, run_forever
+    from axme_cli.agents.runner import Runner, batched, command_handler, python_handler, run_forever
     from axme_cli.cli.common import target
     from axme_cli.config import agents_file
     from axme_cli.errors import UsageError
@@ -69,7 +69,7 @@ def run(
         raise UsageError(f"--handler {handler}: {exc}") from None
     err(f"axme agents run: {address} at {t.base_url} (concurrency {concurrency}); Ctrl+C to stop")
     runner = Runner(t.base_url, key, address, handle, concurrency=concurrency, ack_after=ack_after,
-                    max_intents=max_intents, log=err,
+                    max_intents=max_intents, log=batched(err),
                     on_connected=(lambda: open(ready_file, "a").close()) if ready_file else None)
     code = run_forever(runner)
     if code:

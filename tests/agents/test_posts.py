@@ -134,9 +134,9 @@ def test_a_handler_slower_than_ack_after_is_marked_in_progress_before_its_outcom
         await asyncio.gather(runner._handle(None, sem, {"intent_id": "slow", "payload": {"seconds": 0.3}}),
                              runner._handle(None, sem, {"intent_id": "quick", "payload": {"seconds": 0}}))
         sent = [(head.split(b" ")[1].decode(), body) for _, head, body in seen]
-        assert sent == [("/v1/intents/quick/resume", b'{"done": "quick", "action": "complete"}'),
-                        ("/v1/intents/slow/resume", b'{"action": "in_progress"}'),
-                        ("/v1/intents/slow/resume", b'{"done": "slow", "action": "complete"}')]
+        assert sent == [("/v1/intents/quick/resume", b'{"done":"quick","action":"complete"}'),
+                        ("/v1/intents/slow/resume", b'{"action":"in_progress"}'),
+                        ("/v1/intents/slow/resume", b'{"done":"slow","action":"complete"}')]
         assert runner.handled == 2
         runner._posts.close()
         server.close()
@@ -145,9 +145,10 @@ def test_a_handler_slower_than_ack_after_is_marked_in_progress_before_its_outcom
 
 
 def test_the_feed_is_read_in_frames_whatever_the_chunks() -> None:
-    """Runner._listen reads the feed a line at a time (aiohttp's StreamReader, here a stand-in that cuts it into
-    lines after chunks of any size): CRLF line ends, a comment (ping) and a frame of another kind change nothing;
-    ``stream.timeout`` ends the listen."""
+    """Runner._listen reads the feed in chunks as they arrive (aiohttp's ``iter_any``, here a stand-in that cuts it
+    into chunks of any size, a character's bytes and a line end's CR and LF apart among them) and splits them into
+    lines itself: CRLF line ends, a comment (ping) and a frame of another kind change nothing; ``stream.timeout``
+    ends the listen."""
     from axme_cli.agents.runner import Runner
 
     feed = (b": ping\n\nid: 1\nevent: intent.submitted\ndata: {\"intent_id\": \"a\", \"seq\": 1}\n\n"
@@ -161,12 +162,9 @@ def test_the_feed_is_read_in_frames_whatever_the_chunks() -> None:
         def __init__(self, cut: int) -> None:
             self.cut = cut
 
-        async def __aiter__(self) -> Any:  # lines, as aiohttp's StreamReader gives them, whatever came in a chunk
-            rest = b""
+        async def iter_any(self) -> Any:  # the bytes as they came, whatever a chunk holds
             for start in range(0, len(feed), self.cut):
-                *lines, rest = (rest + feed[start:start + self.cut]).split(b"\n")
-                for line in lines:
-                    yield line + b"\n"
+                yield feed[start:start + self.cut]
 
     class Response:
         status = 200

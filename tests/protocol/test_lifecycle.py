@@ -50,3 +50,26 @@ def test_uuid7_is_time_ordered_and_unique() -> None:
     assert ids == sorted(ids)
     assert len(set(ids)) == len(ids)
     assert all(i[14] == "7" for i in ids)
+
+
+def test_random_bytes_never_repeat_across_a_block_or_a_fork() -> None:
+    """ids.random_bytes serves os.urandom from a block drawn ahead: the bytes of one block are handed out once,
+    a request past the block's end draws a new one, and a forked child draws its own (not the parent's rest)."""
+    import os
+
+    from axme_cli.protocol import ids
+
+    taken = [ids.random_bytes(8) for _ in range(3 * ids._BLOCK // 8 + 5)]  # across several blocks
+    assert all(len(b) == 8 for b in taken)
+    assert len(set(taken)) == len(taken)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next bytes, to the parent, and out
+        os.write(write, ids.random_bytes(16))
+        os._exit(0)
+    os.close(write)
+    mine = ids.random_bytes(16)
+    os.waitpid(pid, 0)
+    with os.fdopen(read, "rb") as pipe:
+        theirs = pipe.read()
+    assert len(theirs) == 16 and theirs != mine

@@ -106,10 +106,21 @@ class _HotPaths:
         self.app = app
         self.owner = owner
         self.routes = routes
+        # By method, so a request is matched only against the hot routes it could be (a route of another method
+        # only ever matches partly); each route's path pattern first, before Route.matches builds its child scope:
+        # half the matching time of a /resume. The pattern is tried on the path as sent: under a root_path it does
+        # not match, and the request takes the full stack, which serves it the same.
+        self.by_method: dict[str, list[Route]] = {}
+        for route in routes:
+            for method in route.methods or ():
+                self.by_method.setdefault(method, []).append(route)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            for route in self.routes:
+            path = scope["path"]
+            for route in self.by_method.get(scope["method"], ()):
+                if route.path_regex.match(path) is None:
+                    continue
                 match, child = route.matches(scope)
                 if match is Match.FULL:
                     scope.update(child)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -13,6 +12,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from axme_cli.protocol.ids import random_bytes
 from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.engine import answers
 from axme_cli.runtime.errors import BadRequest, PayloadTooLarge, Unprocessable
@@ -43,8 +43,18 @@ def echo_headers(request: Request | None) -> dict[str, str] | None:
     is made up when the caller sent none (or one that does not), a trace id is then left out."""
     if request is None:
         return None
-    headers = {"x-request-id": _echoable(request.headers.get("x-request-id")) or os.urandom(8).hex()}
-    trace = _echoable(request.headers.get("x-trace-id"))
+    # One pass over the raw headers (the first of each name, as ``request.headers.get`` gives): every answer
+    # comes through here, and the mapping's lookups raise and catch a KeyError for each header that is absent.
+    request_id = trace_id = None
+    for name, value in request.scope["headers"]:
+        if name == b"x-request-id":
+            if request_id is None:
+                request_id = value
+        elif name == b"x-trace-id" and trace_id is None:
+            trace_id = value
+    given = _echoable(request_id.decode("latin-1")) if request_id is not None else None
+    headers = {"x-request-id": given or random_bytes(8).hex()}
+    trace = _echoable(trace_id.decode("latin-1")) if trace_id is not None else None
     if trace:
         headers["x-trace-id"] = trace
     return headers
