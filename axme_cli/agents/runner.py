@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import inspect
 import json
+import math
 import os
 import sys
 import time
@@ -314,11 +315,25 @@ def batched(log: Callable[[str], None]) -> Callable[[str], None]:
 
 def _json(body: dict[str, Any]) -> bytes:
     """A resume's body as JSON: orjson, or the json module for what orjson refuses (an integer beyond 64 bits, a
-    key that is not a string), as the runner always sent it."""
+    key that is not a string). A NaN or an infinity, which JSON cannot carry, is an error here (the runner says so
+    and the intent is not answered), not a null: orjson would write null for it and change the result unseen."""
     try:
-        return orjson.dumps(body)
+        data = orjson.dumps(body)
     except TypeError:  # orjson.JSONEncodeError is a TypeError
-        return json.dumps(body).encode()
+        return json.dumps(body, allow_nan=False).encode()
+    if b"null" in data and not _finite(body):
+        raise ValueError("the result holds NaN or Infinity, which JSON cannot carry")
+    return data
+
+
+def _finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(_finite(v) for v in value)
+    return True
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -16,13 +16,15 @@ _pool = b""
 _used = 0
 
 
-def _forget_pool() -> None:
-    """A forked child must not hand out the bytes its parent hands out too."""
-    global _pool, _used
+def _after_fork_in_child() -> None:
+    """A forked child must not hand out the bytes its parent hands out too; and it gets a lock of its own (the
+    parent held this one across the fork, so no thread of the parent had it half-way)."""
+    global _pool, _used, _lock
     _pool, _used = b"", 0
+    _lock = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_forget_pool)
+os.register_at_fork(before=_lock.acquire, after_in_parent=_lock.release, after_in_child=_after_fork_in_child)
 
 
 def random_bytes(n: int) -> bytes:

@@ -194,3 +194,18 @@ def test_the_feed_is_read_in_frames_whatever_the_chunks() -> None:
 
     for cut in (1, 2, 7, 1000):
         assert listened(cut) == [{"intent_id": "a", "seq": 1}, {"intent_id": "b", "seq": 2, "payload": "\u00e9"}], cut
+
+
+def test_a_result_json_cannot_carry_is_refused_not_changed() -> None:
+    """The runner writes a resume's body with orjson, which would write NaN as null: the runner refuses it instead
+    (a null stays a null), and what orjson cannot write (an integer beyond 64 bits) goes through the json module."""
+    import json
+
+    from axme_cli.agents.runner import _json
+
+    for bad in (float("nan"), float("inf"), [1.0, float("-inf")]):
+        with pytest.raises(ValueError, match="NaN or Infinity"):
+            _json({"action": "complete", "result": {"x": bad}})
+    assert json.loads(_json({"action": "complete", "result": {"x": None, "y": 1.5}})) == {
+        "action": "complete", "result": {"x": None, "y": 1.5}}
+    assert json.loads(_json({"result": {"big": 2**70}})) == {"result": {"big": 2**70}}
