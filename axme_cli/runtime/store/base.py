@@ -132,6 +132,11 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     def get_intent(self, intent_id: str) -> Row | None: ...
 
+    def will_read_intents(self, intent_ids: list[str]) -> None:
+        """The operation is about to read these intents one after the other: a store whose reads are round trips
+        may fetch them together (PostgreSQL). Nothing to do where a read costs no more alone."""
+        return None
+
     @abc.abstractmethod
     def insert_intent(self, row: Row) -> None: ...
 

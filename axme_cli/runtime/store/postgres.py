@@ -446,6 +446,20 @@ class PostgresTx(SqlTx):
                 return None
         return dict(row)
 
+    def will_read_intents(self, intent_ids: list[str]) -> None:
+        """Those the batch does not keep are fetched (and locked) together: by the probe, with the batch's first
+        read; else here, in one statement instead of one per intent (a feed's marks for several intents)."""
+        missing = sorted({i for i in intent_ids if i not in self._batch.intents})
+        if not missing:
+            return
+        if self._misses is not None:
+            self.read_intent = True
+            self._misses.extend(missing)
+            raise _Stop
+        if len(missing) > 1:
+            self.locked_family = True
+            self._batch.keep(self._c.raw(_FAMILIES, (missing, missing), prepare=False).fetchall())
+
     def _lock_family(self, intent_id: str) -> None:
         # A row the batch keeps is never read here, nor is one it inserted: the batch's held-back writes need not go
         # out first (the parent, if kept, is read again from the database and the kept one wins).
