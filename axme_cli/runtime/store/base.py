@@ -715,6 +715,11 @@ class Reads(abc.ABC):
     async def list_events(self, intent_id: str, since: int, limit: int = 1000) -> list[str]:
         """Event JSON documents with seq > since, in order."""
 
+    async def intent_events(self, intent_id: str, since: int, limit: int) -> tuple[Row | None, list[str]]:
+        """The intent and its events after ``since`` (``list_events``) as of one moment: where an intent's stream
+        starts."""
+        return await self.get_intent(intent_id), await self.list_events(intent_id, since, limit)
+
     @abc.abstractmethod
     async def list_intents(
         self, *, statuses: list[str] | None, agent: str | None, limit: int, before: str | None = None,

@@ -364,6 +364,9 @@ _FAMILIES = (b"WITH i AS MATERIALIZED (SELECT * FROM intents WHERE intent_id = A
              b"(SELECT doc::jsonb ->> 'workflow_id' FROM i) ORDER BY workflow_id FOR UPDATE) "
              b"SELECT i.*, (SELECT row_to_json(w)::text FROM w WHERE w.workflow_id = i.doc::jsonb ->> 'workflow_id') "
              b"AS family_workflow FROM i UNION ALL SELECT p.*, NULL FROM p")
+# An intent and its events after a seq (``intent_events``), as of one snapshot.
+_INTENT_EVENTS = ("SELECT i.*, ARRAY(SELECT data FROM events WHERE intent_id = ? AND seq > ? ORDER BY seq LIMIT ?) "
+                  "AS stream_events FROM intents i WHERE i.intent_id = ?")
 _GET_WORKFLOW = b"SELECT * FROM workflows WHERE workflow_id = %s FOR UPDATE"
 class _Stop(BaseException):  # noqa: N818 - not an error: the probe of an operation ends here
     """Raised in a probed operation at the first thing it would read from or write to the database. A
@@ -1176,6 +1179,14 @@ class PostgresStore(SqlReads, Store):
             self._down = False
             return result
         raise AssertionError("unreachable")
+
+    async def intent_events(self, intent_id: str, since: int, limit: int) -> tuple[Row | None, list[str]]:
+        """One statement, one round trip: every stream of an intent starts with it."""
+        row = await self._read(lambda c: c.execute(_INTENT_EVENTS, (intent_id, since, limit, intent_id)).fetchone())
+        if row is None:
+            return None, []
+        row = dict(row)
+        return row, row.pop("stream_events")
 
     def _wait(self) -> float:
         """How long a read waits for a pooled connection: the pool keeps trying to connect in the background,
