@@ -622,6 +622,11 @@ class Tx(abc.ABC):
                   how: str = "sum") -> None: ...
 
     @abc.abstractmethod
+    def add_usages(self, org_id: str, workspace_id: str, counts: list[tuple[str, str, int]],
+                   how: str = "sum") -> None:
+        """``add_usage`` of each (counter, period, n), in as few statements as the store can (a flush's)."""
+
+    @abc.abstractmethod
     def set_usage(self, org_id: str, workspace_id: str, counter: str, period: str, n: int) -> None: ...
 
     @abc.abstractmethod

@@ -62,6 +62,7 @@ from psycopg.rows import dict_row
 
 from axme_cli.runtime.errors import BadRequest, StoreUnavailable
 from axme_cli.runtime.store.base import Notes, Row, Store, Tx
+from axme_cli.runtime.store.quotas_sql import USAGE_ADD
 from axme_cli.runtime.store.sql import INTENT_COLUMNS, WORKFLOW_COLUMNS, SqlReads, SqlTx, load_migrations, split_sql
 from axme_cli.runtime.store.urls import redact
 
@@ -364,6 +365,11 @@ _FAMILIES = (b"WITH i AS MATERIALIZED (SELECT * FROM intents WHERE intent_id = A
              b"(SELECT doc::jsonb ->> 'workflow_id' FROM i) ORDER BY workflow_id FOR UPDATE) "
              b"SELECT i.*, (SELECT row_to_json(w)::text FROM w WHERE w.workflow_id = i.doc::jsonb ->> 'workflow_id') "
              b"AS family_workflow FROM i UNION ALL SELECT p.*, NULL FROM p")
+# A flush's counters of one workspace (``add_usages``), in the order given (sorted: replicas lock rows alike).
+_ADD_USAGES = {how: ("INSERT INTO usage_counters (org_id, workspace_id, counter, period, value) "
+                     "SELECT ?, ?, r->>0, r->>1, (r->>2)::bigint FROM json_array_elements(?::json) AS r "
+                     "ON CONFLICT (org_id, workspace_id, counter, period) DO UPDATE SET " + sql)
+                for how, sql in USAGE_ADD.items()}
 # An intent and its events after a seq (``intent_events``), as of one snapshot.
 _INTENT_EVENTS = ("SELECT i.*, ARRAY(SELECT data FROM events WHERE intent_id = ? AND seq > ? ORDER BY seq LIMIT ?) "
                   "AS stream_events FROM intents i WHERE i.intent_id = ?")
@@ -448,6 +454,11 @@ class PostgresTx(SqlTx):
             if row is None:
                 return None
         return dict(row)
+
+    def add_usages(self, org_id: str, workspace_id: str, counts: list[tuple[str, str, int]],
+                   how: str = "sum") -> None:
+        """One statement whatever the number of counters (the rows as one JSON text): one prepared statement."""
+        self._c.execute(_ADD_USAGES[how], (org_id, workspace_id, orjson.dumps(counts).decode()))
 
     def will_read_intents(self, intent_ids: list[str]) -> None:
         """Those the batch does not keep are fetched (and locked) together: by the probe, with the batch's first
