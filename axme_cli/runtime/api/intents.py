@@ -45,7 +45,7 @@ from axme_cli.runtime.engine import controls, media, schemas
 from axme_cli.runtime.engine import intents as engine
 from axme_cli.runtime.engine.workflows import workflow_view
 from axme_cli.runtime.errors import BadRequest, NotFound, Unprocessable
-from axme_cli.runtime.notify import following, wait
+from axme_cli.runtime.notify import handed_over, wait
 from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.settings import Settings
 from axme_cli.runtime.store.base import Row, Tx
@@ -446,7 +446,7 @@ async def event_frames(rt: Runtime, intent_id: str, since: int, wait_seconds: fl
                 yield Last([_timeout_frame(cursor, row["status"] if row else None)])
                 return
             changed.clear()
-            handed = following(changed.take(), cursor, _seq_of)
+            handed = await handed_over(changed, cursor, _seq_of)
             rows = [data for _, data in handed] if handed is not None else await rt.reads.list_events(
                 intent_id, cursor, limit)
 
