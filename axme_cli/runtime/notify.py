@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
@@ -18,6 +19,9 @@ from axme_cli.runtime.clock import SYSTEM, Clock
 from axme_cli.runtime.store.base import Notes, Row
 
 T = TypeVar("T")
+# How long a stream handed a gap waits for what fills it before it reads (``handed_over``): the missing commit's
+# notification is normally in flight already, and arrives within a millisecond.
+GAP_WAIT = 0.05
 
 
 class Watch(asyncio.Event, Generic[T]):
@@ -132,22 +136,46 @@ def _hand_over(table: defaultdict[str, set[Watch[Any]]], keys: set[str], handed:
 
 
 def following(handed: list[T] | None, cursor: int, position: Callable[[T], int]) -> list[T] | None:
-    """What a stream was handed (``Watch.take``) after ``cursor``, if it is all there is and follows on from there
-    without a gap; else None, and the stream reads instead (a gap: commits handed over out of order; None: a commit
-    that handed nothing over)."""
+    """What a stream was handed (``Watch.take``) after ``cursor``, in order, if it follows on from there without a
+    gap: an empty list when all of it was sent already (read before those commits were handed over); None when the
+    stream must read (a commit that handed nothing over, or a gap). Items may come out of order: across PostgreSQL
+    replicas this replica's own commit is handed over at once and an earlier commit of another replica's comes
+    through the notification connection after it."""
     if handed is None:
         return None
     expected = cursor + 1
     out: list[T] = []
-    for item in handed:
+    for item in sorted(handed, key=position):
         at = position(item)
-        if at <= cursor:
-            continue  # already sent: read before that commit was handed over
+        if at < expected:
+            continue  # already sent, or handed over twice
         if at != expected:
             return None
         out.append(item)
         expected += 1
-    return out or None
+    return out
+
+
+async def handed_over(watch: Watch[T], cursor: int, position: Callable[[T], int],
+                      grace: float = GAP_WAIT) -> list[T] | None:
+    """``following`` of what ``watch`` was handed since it was last taken; on a gap, what fills it is on its way (an
+    earlier commit of another replica's, heard after this replica's own later one): it waits up to ``grace`` for
+    that instead of reading. None: the stream reads."""
+    handed = watch.take()
+    out = following(handed, cursor, position)
+    if out is not None or handed is None:
+        return out
+    deadline = time.monotonic() + grace
+    while out is None:
+        watch.clear()
+        if not await wait(watch, deadline - time.monotonic()):
+            return None
+        more = watch.take()
+        if more is None:
+            return None
+        handed += more
+        out = following(handed, cursor, position)
+    return out
 
 
 async def wait(event: asyncio.Event, timeout: float) -> bool:

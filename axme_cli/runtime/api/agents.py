@@ -34,7 +34,7 @@ from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.engine import agents as engine
 from axme_cli.runtime.engine import intents as intents_engine
 from axme_cli.runtime.errors import Forbidden, NotFound, Unprocessable
-from axme_cli.runtime.notify import following, wait
+from axme_cli.runtime.notify import handed_over, wait
 from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.settings import Settings
 from axme_cli.runtime.store.base import Row
@@ -263,7 +263,7 @@ async def stream_agent_intents(request: Request) -> Response:
                                  "data": orjson.dumps({"ok": True, "next_seq": cursor}).decode()}])
                     return
                 changed.clear()
-                handed = following(changed.take(), cursor, _cursor_of)
+                handed = await handed_over(changed, cursor, _cursor_of)
                 if killed(address):
                     rows = []
                     continue

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 import anyio
@@ -45,10 +45,10 @@ from axme_cli.runtime.engine import controls, media, schemas
 from axme_cli.runtime.engine import intents as engine
 from axme_cli.runtime.engine.workflows import workflow_view
 from axme_cli.runtime.errors import BadRequest, NotFound, Unprocessable
-from axme_cli.runtime.notify import following, wait
+from axme_cli.runtime.notify import handed_over, wait
 from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.settings import Settings
-from axme_cli.runtime.store.base import Tx
+from axme_cli.runtime.store.base import Row, Tx
 
 
 def resolve_target(s: Settings, raw: str, field: str = "to_agent") -> str:
@@ -352,19 +352,53 @@ async def stream_events(request: Request) -> Response:
     since = int_param(request, "since", 0, 0, 2**53)
     wait_seconds = int_param(request, "wait_seconds", 15, 1, 60)
     hold = reads_incrementally(request)
-    await _visible(request, principal, intent_id)
     rt = runtime(request)
-    # within the sse_streams_max of the caller's workspace, where the intent is (engine/quotas.py)
-    closed = await rt.quotas.open_stream(scope.settings_for(rt.settings, principal))
-    return EventStream(event_frames(rt, intent_id, since, wait_seconds, hold=hold), on_close=closed, prompt=True)
+    await rt.settled(intent_id)  # as in _visible
+
+    def visible(row: Row | None) -> None:
+        if row is None or not principal.may_see(row):
+            raise NotFound(f"intent {intent_id} not found", code="intent_not_found")
+
+    # Its first item (prompt) comes from the stream's first read, the intent with its events: a 404 from here.
+    frames = event_frames(rt, intent_id, since, wait_seconds, hold=hold, visible=visible)
+    first = await anext(frames)
+    try:
+        # within the sse_streams_max of the caller's workspace, where the intent is (engine/quotas.py)
+        closed = await rt.quotas.open_stream(scope.settings_for(rt.settings, principal))
+    except BaseException:
+        await frames.aclose()
+        raise
+    return EventStream(_Primed(first, frames), on_close=closed, prompt=True)
+
+
+class _Primed:
+    """A stream's frames whose first item was taken already; closing it closes the stream's generator (also when
+    it never ran: a HEAD request)."""
+
+    __slots__ = ("_first", "_rest")
+
+    def __init__(self, first: list[dict[str, Any]], rest: AsyncGenerator[list[dict[str, Any]], None]) -> None:
+        self._first: list[dict[str, Any]] | None = first
+        self._rest = rest
+
+    def __aiter__(self) -> _Primed:
+        return self
+
+    async def __anext__(self) -> list[dict[str, Any]]:
+        first, self._first = self._first, None
+        return first if first is not None else await anext(self._rest)
+
+    async def aclose(self) -> None:
+        await self._rest.aclose()
 
 
 def _seq_of(event: tuple[int, str]) -> int:
     return event[0]
 
 
-async def event_frames(rt: Runtime, intent_id: str, since: int, wait_seconds: float, *,
-                       hold: bool = True) -> AsyncGenerator[list[dict[str, Any]], None]:
+async def event_frames(rt: Runtime, intent_id: str, since: int, wait_seconds: float, *, hold: bool = True,
+                       visible: Callable[[Row | None], None] | None = None,
+                       ) -> AsyncGenerator[list[dict[str, Any]], None]:
     """The SSE frames of an intent's events after ``since`` (the caller checked that it may see the intent), a
     list per read (sent as one message): they end after a terminal event, or with a ``stream.timeout`` frame
     after ``wait_seconds`` without one, or, unless ``hold`` (the client reads incrementally, api/sse.py),
@@ -379,12 +413,15 @@ async def event_frames(rt: Runtime, intent_id: str, since: int, wait_seconds: fl
     deadline = time.monotonic() + wait_seconds
     limit = 500
     with rt.hub.watch_intent(intent_id) as changed:
-        rows = await rt.reads.list_events(intent_id, cursor, limit)
-        if not rows:
-            row = await rt.reads.get_intent(intent_id)
-            if row is not None and row["status"] in lc.TERMINAL and row["last_seq"] <= cursor:
-                yield Last([_timeout_frame(cursor, row["status"])])
-                return
+        if visible is not None:  # the intent, checked, with its events: one read (one round trip on PostgreSQL)
+            row, rows = await rt.reads.intent_events(intent_id, cursor, limit)
+            visible(row)
+        else:
+            rows = await rt.reads.list_events(intent_id, cursor, limit)
+            row = None if rows else await rt.reads.get_intent(intent_id)
+        if not rows and row is not None and row["status"] in lc.TERMINAL and row["last_seq"] <= cursor:
+            yield Last([_timeout_frame(cursor, row["status"])])
+            return
         while True:
             batch: list[dict[str, Any]] = []
             for data in rows:
@@ -409,7 +446,7 @@ async def event_frames(rt: Runtime, intent_id: str, since: int, wait_seconds: fl
                 yield Last([_timeout_frame(cursor, row["status"] if row else None)])
                 return
             changed.clear()
-            handed = following(changed.take(), cursor, _seq_of)
+            handed = await handed_over(changed, cursor, _seq_of)
             rows = [data for _, data in handed] if handed is not None else await rt.reads.list_events(
                 intent_id, cursor, limit)
 

@@ -138,6 +138,8 @@ def op_mark_delivered_many(tx: Tx, s: Settings, deliveries: list[tuple[str, int]
     that loses the marks leaves the intents as the feed found them, to be delivered again (at least once), and an
     answer to one of them committed after the marks waits for the disk with them."""
     tx.lazy_commit()
+    if len(deliveries) > 1:
+        tx.will_read_intents([intent_id for intent_id, _ in deliveries])
     for intent_id, attempt in deliveries:
         op_mark_delivered(tx, s, intent_id, attempt, actor, now)
 

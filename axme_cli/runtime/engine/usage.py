@@ -230,11 +230,12 @@ def _pair_of_doc(doc: dict[str, Any]) -> Pair | None:
 
 def op_flush(tx: Tx, org_id: str, workspace_id: str, sums: Sums, maxes: Sums) -> None:
     """Add what a process counted for one workspace to its rows."""
-    for (counter, period), n in sorted(sums.items()):
-        if n:
-            tx.add_usage(org_id, workspace_id, counter, period, n)
-    for (counter, period), n in sorted(maxes.items()):
-        tx.add_usage(org_id, workspace_id, counter, period, n, "max")
+    added = [(counter, period, n) for (counter, period), n in sorted(sums.items()) if n]
+    if added:
+        tx.add_usages(org_id, workspace_id, added)
+    raised = [(counter, period, n) for (counter, period), n in sorted(maxes.items())]
+    if raised:
+        tx.add_usages(org_id, workspace_id, raised, "max")
 
 
 def op_flush_all(tx: Tx, taken: dict[Pair, tuple[Sums, Sums]], fold_before: str | None, now: float) -> None:

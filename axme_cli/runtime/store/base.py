@@ -132,6 +132,11 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     def get_intent(self, intent_id: str) -> Row | None: ...
 
+    def will_read_intents(self, intent_ids: list[str]) -> None:
+        """The operation is about to read these intents one after the other: a store whose reads are round trips
+        may fetch them together (PostgreSQL). Nothing to do where a read costs no more alone."""
+        return None
+
     @abc.abstractmethod
     def insert_intent(self, row: Row) -> None: ...
 
@@ -617,6 +622,11 @@ class Tx(abc.ABC):
                   how: str = "sum") -> None: ...
 
     @abc.abstractmethod
+    def add_usages(self, org_id: str, workspace_id: str, counts: list[tuple[str, str, int]],
+                   how: str = "sum") -> None:
+        """``add_usage`` of each (counter, period, n), in as few statements as the store can (a flush's)."""
+
+    @abc.abstractmethod
     def set_usage(self, org_id: str, workspace_id: str, counter: str, period: str, n: int) -> None: ...
 
     @abc.abstractmethod
@@ -709,6 +719,11 @@ class Reads(abc.ABC):
     @abc.abstractmethod
     async def list_events(self, intent_id: str, since: int, limit: int = 1000) -> list[str]:
         """Event JSON documents with seq > since, in order."""
+
+    async def intent_events(self, intent_id: str, since: int, limit: int) -> tuple[Row | None, list[str]]:
+        """The intent and its events after ``since`` (``list_events``) as of one moment: where an intent's stream
+        starts."""
+        return await self.get_intent(intent_id), await self.list_events(intent_id, since, limit)
 
     @abc.abstractmethod
     async def list_intents(

@@ -62,6 +62,7 @@ from psycopg.rows import dict_row
 
 from axme_cli.runtime.errors import BadRequest, StoreUnavailable
 from axme_cli.runtime.store.base import Notes, Row, Store, Tx
+from axme_cli.runtime.store.quotas_sql import USAGE_ADD
 from axme_cli.runtime.store.sql import INTENT_COLUMNS, WORKFLOW_COLUMNS, SqlReads, SqlTx, load_migrations, split_sql
 from axme_cli.runtime.store.urls import redact
 
@@ -364,6 +365,14 @@ _FAMILIES = (b"WITH i AS MATERIALIZED (SELECT * FROM intents WHERE intent_id = A
              b"(SELECT doc::jsonb ->> 'workflow_id' FROM i) ORDER BY workflow_id FOR UPDATE) "
              b"SELECT i.*, (SELECT row_to_json(w)::text FROM w WHERE w.workflow_id = i.doc::jsonb ->> 'workflow_id') "
              b"AS family_workflow FROM i UNION ALL SELECT p.*, NULL FROM p")
+# A flush's counters of one workspace (``add_usages``), in the order given (sorted: replicas lock rows alike).
+_ADD_USAGES = {how: ("INSERT INTO usage_counters (org_id, workspace_id, counter, period, value) "
+                     "SELECT ?, ?, r->>0, r->>1, (r->>2)::bigint FROM json_array_elements(?::json) AS r "
+                     "ON CONFLICT (org_id, workspace_id, counter, period) DO UPDATE SET " + sql)
+                for how, sql in USAGE_ADD.items()}
+# An intent and its events after a seq (``intent_events``), as of one snapshot.
+_INTENT_EVENTS = ("SELECT i.*, ARRAY(SELECT data FROM events WHERE intent_id = ? AND seq > ? ORDER BY seq LIMIT ?) "
+                  "AS stream_events FROM intents i WHERE i.intent_id = ?")
 _GET_WORKFLOW = b"SELECT * FROM workflows WHERE workflow_id = %s FOR UPDATE"
 class _Stop(BaseException):  # noqa: N818 - not an error: the probe of an operation ends here
     """Raised in a probed operation at the first thing it would read from or write to the database. A
@@ -445,6 +454,25 @@ class PostgresTx(SqlTx):
             if row is None:
                 return None
         return dict(row)
+
+    def add_usages(self, org_id: str, workspace_id: str, counts: list[tuple[str, str, int]],
+                   how: str = "sum") -> None:
+        """One statement whatever the number of counters (the rows as one JSON text): one prepared statement."""
+        self._c.execute(_ADD_USAGES[how], (org_id, workspace_id, orjson.dumps(counts).decode()))
+
+    def will_read_intents(self, intent_ids: list[str]) -> None:
+        """Those the batch does not keep are fetched (and locked) together: by the probe, with the batch's first
+        read; else here, in one statement instead of one per intent (a feed's marks for several intents)."""
+        missing = sorted({i for i in intent_ids if i not in self._batch.intents})
+        if not missing:
+            return
+        if self._misses is not None:
+            self.read_intent = True
+            self._misses.extend(missing)
+            raise _Stop
+        if len(missing) > 1:
+            self.locked_family = True
+            self._batch.keep(self._c.raw(_FAMILIES, (missing, missing), prepare=False).fetchall())
 
     def _lock_family(self, intent_id: str) -> None:
         # A row the batch keeps is never read here, nor is one it inserted: the batch's held-back writes need not go
@@ -1162,6 +1190,14 @@ class PostgresStore(SqlReads, Store):
             self._down = False
             return result
         raise AssertionError("unreachable")
+
+    async def intent_events(self, intent_id: str, since: int, limit: int) -> tuple[Row | None, list[str]]:
+        """One statement, one round trip: every stream of an intent starts with it."""
+        row = await self._read(lambda c: c.execute(_INTENT_EVENTS, (intent_id, since, limit, intent_id)).fetchone())
+        if row is None:
+            return None, []
+        row = dict(row)
+        return row, row.pop("stream_events")
 
     def _wait(self) -> float:
         """How long a read waits for a pooled connection: the pool keeps trying to connect in the background,

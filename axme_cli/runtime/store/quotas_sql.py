@@ -12,7 +12,8 @@ from axme_cli.runtime.store.scope_sql import pair_clause
 T = TypeVar("T")
 
 # A counter's value as ``add_usage`` changes it: the sum of what is added, or the largest value given.
-_ADD = {
+_USAGE_ROWS = 100  # rows per statement of ``add_usages`` (5 parameters each: well within SQLite's limit)
+USAGE_ADD = {
     "sum": "value = usage_counters.value + excluded.value",
     "max": "value = CASE WHEN excluded.value > usage_counters.value THEN excluded.value ELSE usage_counters.value END",
 }
@@ -72,9 +73,17 @@ class QuotasTxSql:
 
     def add_usage(self, org_id: str, workspace_id: str, counter: str, period: str, n: int, how: str = "sum") -> None:
         """Add ``n`` to the counter (``how`` sum), or raise it to ``n`` (``max``)."""
-        self._c.execute("INSERT INTO usage_counters (org_id, workspace_id, counter, period, value) "
-                        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (org_id, workspace_id, counter, period) DO UPDATE SET "
-                        + _ADD[how], (org_id, workspace_id, counter, period, n))
+        self.add_usages(org_id, workspace_id, [(counter, period, n)], how)
+
+    def add_usages(self, org_id: str, workspace_id: str, counts: list[tuple[str, str, int]],
+                   how: str = "sum") -> None:
+        for start in range(0, len(counts), _USAGE_ROWS):
+            chunk = counts[start:start + _USAGE_ROWS]
+            rows = tuple(v for counter, period, n in chunk for v in (org_id, workspace_id, counter, period, n))
+            self._c.execute("INSERT INTO usage_counters (org_id, workspace_id, counter, period, value) VALUES "
+                            + ", ".join(["(?, ?, ?, ?, ?)"] * len(chunk))
+                            + " ON CONFLICT (org_id, workspace_id, counter, period) DO UPDATE SET " + USAGE_ADD[how],
+                            rows)
 
     def set_usage(self, org_id: str, workspace_id: str, counter: str, period: str, n: int) -> None:
         self._c.execute("INSERT INTO usage_counters (org_id, workspace_id, counter, period, value) "

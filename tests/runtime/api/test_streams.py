@@ -386,7 +386,7 @@ def test_an_agent_reading_an_intent_it_just_received_sees_it_delivered(quiet: Ru
 def test_a_stream_sends_handed_over_events_only_when_they_follow_on() -> None:
     """What the hub hands a stream after a commit (an intent's events, a feed's rows) is sent as is only if it
     continues from the last one sent; a gap (or nothing handed over) makes the stream read instead."""
-    from axme_cli.runtime.notify import Hub, following
+    from axme_cli.runtime.notify import Hub, following, handed_over
     from axme_cli.runtime.store.base import Notes
 
     def _following(handed: list[tuple[int, str]], cursor: int) -> list[str] | None:
@@ -397,7 +397,9 @@ def test_a_stream_sends_handed_over_events_only_when_they_follow_on() -> None:
     assert _following([(1, "a"), (2, "b"), (3, "c")], 2) == ["c"]  # already sent before the hand-over
     assert _following([(4, "d")], 2) is None  # a gap: event 3 came from elsewhere
     assert _following([(3, "c"), (5, "e")], 2) is None
-    assert _following([], 2) is None and _following([(2, "b")], 2) is None
+    assert _following([(4, "d"), (3, "c")], 2) == ["c", "d"]  # another replica's earlier commit heard after ours
+    assert _following([(3, "c"), (3, "c")], 2) == ["c"]
+    assert _following([], 2) == [] and _following([(2, "b")], 2) == []  # nothing new: no read
 
     async def main() -> None:
         hub = Hub()
@@ -421,6 +423,16 @@ def test_a_stream_sends_handed_over_events_only_when_they_follow_on() -> None:
             assert watch.take() == []  # read once; nothing came since
             hub.publish(Notes(everything=True))  # a replica's notification connection came back: everyone reads
             assert watch.take() is None
+            # A gap (event 7 handed over, 6 not yet): what fills it is waited for, then both are sent, unread.
+            later, earlier = Notes(intents={"i1"}), Notes(intents={"i1"})
+            later.event("i1", 7, "g")
+            earlier.event("i1", 6, "f")
+            hub.publish(later)
+            asyncio.get_running_loop().call_soon(hub.publish, earlier)
+            handed = await handed_over(watch, 5, lambda event: event[0])
+            assert handed == [(6, "f"), (7, "g")]
+            hub.publish(later)  # a gap nothing fills: the stream reads once the grace is over
+            assert await handed_over(watch, 5, lambda event: event[0], grace=0.01) is None
         with hub.watch_feed("agent://local/dev/a") as feed:
             notes = Notes(feeds={"agent://local/dev/a"})
             notes.feed_row("agent://local/dev/a", {"cursor": 7, "intent_id": "i7"})
