@@ -215,7 +215,7 @@ class _Batch:
         self._bases = bases or {}  # table -> what a changed row's unsent columns read as (``_bases``)
 
     def keep(self, found: list[Row]) -> None:
-        """Rows of ``_FAMILY``/``_FAMILIES``: intents, each with its workflow as JSON (rows kept already win)."""
+        """Rows of ``_FAMILY``/``_families``: intents, each with its workflow as JSON (rows kept already win)."""
         for each in found:
             row = dict(each)
             workflow = row.pop("family_workflow")
@@ -354,17 +354,40 @@ _FAMILY = (b"WITH i AS (SELECT * FROM intents WHERE intent_id = %s FOR UPDATE), 
            b"SELECT i.*, (SELECT row_to_json(w)::text FROM w) AS family_workflow FROM i "
            b"UNION ALL SELECT p.*, NULL FROM p")
 # The same for every intent the operations of a batch read first (``_probe``), in one statement, each row locked in
-# key order. Planned for the ids it is given (prepare=False): a plan kept for "= ANY(...)" from when the table was
-# small would scan all of it.
-_FAMILIES = (b"WITH i AS MATERIALIZED (SELECT * FROM intents WHERE intent_id = ANY(%b::text[]) "
-             b"ORDER BY intent_id FOR UPDATE), "
-             b"p AS MATERIALIZED (SELECT * FROM intents WHERE intent_id IN "
-             b"(SELECT doc::jsonb ->> 'parent_intent_id' FROM i) AND NOT intent_id = ANY(%b::text[]) "
-             b"ORDER BY intent_id FOR UPDATE), "
-             b"w AS MATERIALIZED (SELECT * FROM workflows WHERE workflow_id IN "
-             b"(SELECT doc::jsonb ->> 'workflow_id' FROM i) ORDER BY workflow_id FOR UPDATE) "
-             b"SELECT i.*, (SELECT row_to_json(w)::text FROM w WHERE w.workflow_id = i.doc::jsonb ->> 'workflow_id') "
-             b"AS family_workflow FROM i UNION ALL SELECT p.*, NULL FROM p")
+# key order. A list of placeholders, not an array: PostgreSQL estimates an array parameter at 10 elements, so its
+# generic plan never looked cheaper than a custom one and the statement was planned on every call (~0.3 ms of the
+# server's CPU); with the count known, it keeps one plan per size. Sizes go by powers of two (the last key repeated),
+# so a handful of prepared statements serve every batch; past ``_FAMILIES_MAX`` keys, planned for the keys given.
+# Parents and workflows are looked up by an array of keys, not joined: a join's plan made while the table was small
+# (a merge or hash join over the whole of it) would be kept as it grew.
+_FAMILIES_MAX = 64
+
+
+@functools.lru_cache(maxsize=16)
+def _families_sql(size: int) -> bytes:
+    keys = b"ANY(%b::text[])" if size > _FAMILIES_MAX else b"ANY(ARRAY[" + b", ".join([b"%s"] * size) + b"])"
+    return (b"WITH i AS MATERIALIZED (SELECT * FROM intents WHERE intent_id = " + keys + b" "
+            b"ORDER BY intent_id FOR UPDATE), "
+            b"p AS MATERIALIZED (SELECT * FROM intents WHERE intent_id = "
+            b"ANY(ARRAY(SELECT doc::jsonb ->> 'parent_intent_id' FROM i)) AND NOT intent_id = " + keys + b" "
+            b"ORDER BY intent_id FOR UPDATE), "
+            b"w AS MATERIALIZED (SELECT * FROM workflows WHERE workflow_id = "
+            b"ANY(ARRAY(SELECT doc::jsonb ->> 'workflow_id' FROM i)) ORDER BY workflow_id FOR UPDATE) "
+            b"SELECT i.*, (SELECT row_to_json(w)::text FROM w WHERE w.workflow_id = i.doc::jsonb ->> 'workflow_id') "
+            b"AS family_workflow FROM i UNION ALL SELECT p.*, NULL FROM p")
+
+
+def _families(ids: list[str]) -> tuple[bytes, tuple[Any, ...], bool]:
+    """The batch's first reads for ``ids`` (two or more): the statement, its parameters, and whether to prepare it."""
+    if len(ids) > _FAMILIES_MAX:
+        return _families_sql(len(ids)), (ids, ids), False
+    size = 2
+    while size < len(ids):
+        size *= 2
+    keys = (*ids, *[ids[-1]] * (size - len(ids)))
+    return _families_sql(size), keys + keys, True
+
+
 # A flush's counters of one workspace (``add_usages``), in the order given (sorted: replicas lock rows alike).
 _ADD_USAGES = {how: ("INSERT INTO usage_counters (org_id, workspace_id, counter, period, value) "
                      "SELECT ?, ?, r->>0, r->>1, (r->>2)::bigint FROM json_array_elements(?::json) AS r "
@@ -472,7 +495,8 @@ class PostgresTx(SqlTx):
             raise _Stop
         if len(missing) > 1:
             self.locked_family = True
-            self._batch.keep(self._c.raw(_FAMILIES, (missing, missing), prepare=False).fetchall())
+            sql, params, prepare = _families(missing)
+            self._batch.keep(self._c.raw(sql, params, prepare=prepare).fetchall())
 
     def _lock_family(self, intent_id: str) -> None:
         # A row the batch keeps is never read here, nor is one it inserted: the batch's held-back writes need not go
@@ -785,6 +809,12 @@ class PostgresStore(SqlReads, Store):
         # looks for it)
         conn.prepare_threshold = 1
         conn.prepared_max = 512
+        # Its statements reach every row by a key. PostgreSQL keeps a prepared statement's generic plan until the
+        # table is analyzed again (autovacuum: a minute apart at best), and one made while a table was a page or two
+        # scans it: on a new database filling at a thousand intents a second, each read of a batch scanned the table
+        # for up to a minute (an intent by key: 29 ms at 200,000 rows against 0.4). Without sequential scans the plan
+        # is an index lookup whatever the size it was made at (a table with no usable index is still scanned).
+        conn.execute("SET enable_seqscan = off")
         return conn
 
     def _migrate(self, conn: psycopg.Connection[Any]) -> None:
@@ -1019,8 +1049,11 @@ class PostgresStore(SqlReads, Store):
             if misses:  # BEGIN and the rows the operations will read first, in one round trip
                 with conn.pipeline():
                     self._exec(conn, b"BEGIN", prepare=False)
-                    found = self._exec(conn, _FAMILY, (misses[0],)) if len(misses) == 1 else self._exec(
-                        conn, _FAMILIES, (misses, misses), prepare=False)
+                    if len(misses) == 1:
+                        found = self._exec(conn, _FAMILY, (misses[0],))
+                    else:
+                        sql, params, prepare = _families(misses)
+                        found = self._exec(conn, sql, params, prepare=prepare)
                 # read once the pipeline is closed: a fetch inside it waits for the rows, and closing it is a second
                 # round trip (its Sync)
                 shared.keep(found.fetchall())

@@ -302,6 +302,51 @@ def test_rows_are_found_by_key_whatever_plan_postgresql_keeps(tmp_path: Path) ->
     assert row[0] < 600, row  # not even one table's worth (20 scans of 600 rows before)
 
 
+def test_a_batch_reading_several_intents_finds_them_by_key_after_the_table_was_analyzed_small(
+        tmp_path: Path) -> None:
+    """Autovacuum analyzes a new table after its first 50 rows; a generic plan made then (a sequential scan of a page
+    or two) was kept until the next analyze, a minute later at best, as the table grew. The writer's reads, of one
+    intent or of several in one statement (a feed's marks for several intents, prepared once per size), stay lookups
+    by key."""
+    url = new_database("postgres", tmp_path)
+
+    async def main() -> None:
+        (store,) = _replicas(url, 1)
+        await store.open()
+        now = time.time()
+
+        def deliver(*intent_ids: str):  # type: ignore[no-untyped-def]
+            deliveries = [(i, 1) for i in intent_ids]
+            return functools.partial(engine.op_mark_delivered_many, s=S, deliveries=deliveries, actor=AGENT, now=now)
+
+        few = [(await store.write(lambda tx, n=n: engine.op_create(tx, S, ADMIN, request(n), now)))["intent_id"]
+               for n in range(6)]
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("ANALYZE intents, workflows")
+        for n in range(12):  # the statements are prepared and, after five runs, their generic plans kept
+            await store.write(deliver(few[n % 6]))
+            await store.write(deliver(*few[:2]))
+            await store.write(deliver(*few[:3]))
+            await store.write(deliver(*few))
+        await asyncio.gather(*[store.write(lambda tx, n=n: engine.op_create(tx, S, ADMIN, request(n), now))
+                               for n in range(6, 606)])
+        for n in range(606, 616):
+            created = [await store.write(lambda tx, n=n, k=k: engine.op_create(tx, S, ADMIN, request(n * 8 + k), now))
+                       for k in range(6)]
+            ids = [c["intent_id"] for c in created]
+            await store.write(deliver(ids[0]))
+            await store.write(deliver(*ids[1:3]))
+            await store.write(deliver(*ids[3:]))
+            rows = [await store.get_intent(i) for i in ids]
+            assert all(r is not None and r["status"] == "DELIVERED" for r in rows), rows
+        await store.close()  # its sessions' statistics are flushed
+
+    run(main())
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT seq_tup_read FROM pg_stat_user_tables WHERE relname = 'intents'").fetchone()
+    assert row is not None and row[0] < 600, row  # not even one table's worth
+
+
 def test_a_batch_is_its_reads_and_one_statement_with_its_commit(tmp_path: Path) -> None:
     """A batch's end is one statement (its rows, events, feed and notification) sent with the COMMIT; a batch that
     reads an intent first sends its BEGIN with that read, and one that reads nothing sends it with the end. Rows it
