@@ -40,7 +40,16 @@ from typing import IO, Any, TypeVar
 
 from axme_cli.runtime.errors import StoreUnavailable
 from axme_cli.runtime.store.base import Notes, Row, Store, Tx
-from axme_cli.runtime.store.sql import INTENT_COLUMNS, WORKFLOW_COLUMNS, SqlReads, SqlTx, load_migrations, split_sql
+from axme_cli.runtime.store.sql import (
+    _INSERT_INTENT,
+    INTENT_COLUMNS,
+    WORKFLOW_COLUMNS,
+    SqlReads,
+    SqlTx,
+    _update_sql,
+    load_migrations,
+    split_sql,
+)
 
 T = TypeVar("T")
 log = logging.getLogger("axme.store")
@@ -174,7 +183,10 @@ class RowCache:
 
     ``heads`` are the feeds' last cursors by address as the open transaction sees them; those in ``dirty_heads``
     are not yet in ``feed_heads``: the writer writes them once per batch, just before its commit, instead of an
-    upsert per intent fed (three per workflow of the saga)."""
+    upsert per intent fed (three per workflow of the saga).
+
+    ``intents_due`` are the intents' writes the open batch has not sent yet: a whole row for those in
+    ``inserted``, else the columns changed (``SqliteTx`` defers them: see ``_Deferring``)."""
 
     SIZE = 8192
 
@@ -184,6 +196,9 @@ class RowCache:
         self.accounts: dict[tuple[str, str], Row | None] = {}
         self.heads: dict[str, int] = {}
         self.dirty_heads: set[str] = set()
+        self.intents_due: dict[str, Row] = {}
+        self.inserted: set[str] = set()
+        self.deferred_changes = 0  # rows written by _write_intents: not the changes of the operation running then
 
     def put(self, table: dict[str, Row], key: str, row: Row) -> None:
         if len(table) >= self.SIZE:
@@ -195,6 +210,8 @@ class RowCache:
         self.drop_rows()
         self.heads.clear()
         self.dirty_heads.clear()
+        self.intents_due.clear()
+        self.inserted.clear()
 
     def drop_rows(self) -> None:
         """After one operation was undone inside the open transaction (its feed heads are put back by its
@@ -211,13 +228,53 @@ class RowCache:
         self.dirty_heads.add(address)
 
 
+def _write_intents(conn: sqlite3.Connection, cache: RowCache) -> None:
+    """The intents' writes deferred so far: one INSERT or UPDATE per intent, whatever number of operations wrote
+    it."""
+    due, inserted = cache.intents_due, cache.inserted
+    cache.intents_due, cache.inserted = {}, set()
+    before = conn.total_changes
+    for intent_id, fields in due.items():
+        if intent_id in inserted:
+            conn.execute(_INSERT_INTENT, tuple(fields.get(c) for c in INTENT_COLUMNS))
+        else:
+            conn.execute(_update_sql("intents", "intent_id", *fields), (*fields.values(), intent_id))
+    cache.deferred_changes += conn.total_changes - before
+
+
+# Statements that neither read nor write the intents table: the deferred intent writes need not go in first.
+_NO_INTENTS = ("INSERT INTO events ", "INSERT INTO feed ", "SELECT last_cursor FROM feed_heads ",
+               "UPDATE workflows ", "INSERT INTO workflows ", "SELECT * FROM workflows ",
+               "SELECT * FROM idempotency ", "INSERT INTO idempotency ")
+
+
+class _Deferring:
+    """The write connection as a batch's operations see it when their intent writes are deferred. A workflow's
+    intents are written by several operations of one batch (an intent inserted then fed, a step's intent
+    delivered then completed, the parent moved on by each step): about a third of the saga's intent writes were
+    of a row the same batch had already written. Deferred, each intent is written once per batch, before the
+    commit, or sooner: before any statement that is not known to leave intents alone (``_NO_INTENTS``), which
+    therefore sees them as the batch left them."""
+
+    __slots__ = ("_conn", "_cache")
+
+    def __init__(self, conn: sqlite3.Connection, cache: RowCache) -> None:
+        self._conn, self._cache = conn, cache
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        if self._cache.intents_due and not sql.startswith(_NO_INTENTS):
+            _write_intents(self._conn, self._cache)
+        return self._conn.execute(sql, parameters)
+
+
 class SqliteTx(SqlTx):
     """One operation inside the writer's transaction (one writer at a time: no row locks needed). Reads of intents,
     workflows and service accounts by address come from the writer's ``RowCache`` when they can; they are copies,
     so a caller may change them."""
 
-    def __init__(self, conn: Any, cache: RowCache) -> None:
-        super().__init__(conn)
+    def __init__(self, conn: Any, cache: RowCache, defer: bool = False) -> None:
+        super().__init__(_Deferring(conn, cache) if defer else conn)
+        self._defer = defer  # intent writes wait in the cache's intents_due (undone by rolling the batch back)
         self._cache = cache
         self.wrote = False  # whether this operation changed a cached table (undoing it must empty the cache)
         self._heads_before: dict[str, tuple[int | None, bool]] = {}  # address: (cached head, dirty) before it
@@ -269,12 +326,24 @@ class SqliteTx(SqlTx):
         return self._cached(self._cache.intents, intent_id, super().get_intent)
 
     def insert_intent(self, row: Row) -> None:
-        super().insert_intent(row)
+        full = {c: row.get(c) for c in INTENT_COLUMNS}
+        if self._defer:
+            self._cache.intents_due[row["intent_id"]] = dict(full)
+            self._cache.inserted.add(row["intent_id"])
+        else:
+            super().insert_intent(row)
         self.wrote = True
-        self._cache.put(self._cache.intents, row["intent_id"], {c: row.get(c) for c in INTENT_COLUMNS})
+        self._cache.put(self._cache.intents, row["intent_id"], full)
 
     def update_intent(self, intent_id: str, fields: Row) -> None:
-        super().update_intent(intent_id, fields)
+        if self._defer:
+            due = self._cache.intents_due.get(intent_id)
+            if due is None:
+                self._cache.intents_due[intent_id] = dict(fields)
+            else:
+                due.update(fields)
+        else:
+            super().update_intent(intent_id, fields)
         self._changed(self._cache.intents, intent_id, fields)
 
     def get_workflow(self, workflow_id: str) -> Row | None:
@@ -582,6 +651,7 @@ class SqliteStore(SqlReads, Store):
                 ran = self._run_ops(conn, batch, refused)
                 assert not isinstance(ran, _WroteThenRefused)
             outcomes, notes = ran
+            _write_intents(conn, self._cache)
             self._write_heads(conn)
             # The fsync, on the committer thread: the loop serves requests meanwhile (nothing else uses this
             # connection until the commit is done: the next batch waits for this one).
@@ -617,12 +687,12 @@ class SqliteStore(SqlReads, Store):
             if refused is not None and fut is refused[0]:
                 outcomes.append(refused)
                 continue
-            tx = SqliteTx(conn, self._cache)
+            tx = SqliteTx(conn, self._cache, defer=not guarded)
             tx.memo = self.memo
             tx.limits = self.limits
             if guarded:
                 conn.execute("SAVEPOINT op")
-            changes = conn.total_changes
+            changes = conn.total_changes - self._cache.deferred_changes
             try:
                 result = op(tx)
                 tx.finish()
@@ -635,7 +705,7 @@ class SqliteStore(SqlReads, Store):
                     if tx.wrote:
                         self._cache.drop_rows()
                         tx.undo_heads()
-                elif tx.wrote or conn.total_changes != changes:
+                elif tx.wrote or conn.total_changes - self._cache.deferred_changes != changes:
                     return _WroteThenRefused(fut, exc)
                 outcomes.append((fut, False, exc))
                 continue
