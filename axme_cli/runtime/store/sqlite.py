@@ -49,6 +49,7 @@ from axme_cli.runtime.store.sql import (
     _update_sql,
     load_migrations,
     split_sql,
+    write_events,
 )
 
 T = TypeVar("T")
@@ -186,7 +187,8 @@ class RowCache:
     upsert per intent fed (three per workflow of the saga).
 
     ``intents_due`` are the intents' writes the open batch has not sent yet: a whole row for those in
-    ``inserted``, else the columns changed (``SqliteTx`` defers them: see ``_Deferring``)."""
+    ``inserted``, else the columns changed; ``events_due`` its events not yet inserted, flat as ``write_events``
+    takes them (``SqliteTx`` defers both: see ``_Deferring``)."""
 
     SIZE = 8192
 
@@ -198,7 +200,9 @@ class RowCache:
         self.dirty_heads: set[str] = set()
         self.intents_due: dict[str, Row] = {}
         self.inserted: set[str] = set()
-        self.deferred_changes = 0  # rows written by _write_intents: not the changes of the operation running then
+        self.events_due: list[Any] = []
+        self.collided: sqlite3.IntegrityError | None = None  # _write_due broke a constraint: run the batch again
+        self.deferred_changes = 0  # rows written by _write_due: not the changes of the operation running then
 
     def put(self, table: dict[str, Row], key: str, row: Row) -> None:
         if len(table) >= self.SIZE:
@@ -212,6 +216,8 @@ class RowCache:
         self.dirty_heads.clear()
         self.intents_due.clear()
         self.inserted.clear()
+        self.events_due.clear()
+        self.collided = None
 
     def drop_rows(self) -> None:
         """After one operation was undone inside the open transaction (its feed heads are put back by its
@@ -228,33 +234,35 @@ class RowCache:
         self.dirty_heads.add(address)
 
 
-def _write_intents(conn: sqlite3.Connection, cache: RowCache) -> None:
-    """The intents' writes deferred so far: one INSERT or UPDATE per intent, whatever number of operations wrote
-    it."""
-    due, inserted = cache.intents_due, cache.inserted
-    cache.intents_due, cache.inserted = {}, set()
+def _write_due(conn: sqlite3.Connection, cache: RowCache) -> None:
+    """The writes deferred so far: one INSERT or UPDATE per intent, whatever number of operations wrote it, and
+    the events of all those operations in one INSERT (up to 64 rows)."""
+    due, inserted, events = cache.intents_due, cache.inserted, cache.events_due
+    cache.intents_due, cache.inserted, cache.events_due = {}, set(), []
     before = conn.total_changes
     for intent_id, fields in due.items():
         if intent_id in inserted:
             conn.execute(_INSERT_INTENT, tuple(fields.get(c) for c in INTENT_COLUMNS))
         else:
             conn.execute(_update_sql("intents", "intent_id", *fields), (*fields.values(), intent_id))
+    write_events(conn, events)
     cache.deferred_changes += conn.total_changes - before
 
 
-# Statements that neither read nor write the intents table: the deferred intent writes need not go in first.
-_NO_INTENTS = ("INSERT INTO events ", "INSERT INTO feed ", "SELECT last_cursor FROM feed_heads ",
+# Statements that touch neither intents nor events: the deferred writes need not go in first.
+_NO_INTENTS = ("INSERT INTO feed ", "SELECT last_cursor FROM feed_heads ",
                "UPDATE workflows ", "INSERT INTO workflows ", "SELECT * FROM workflows ",
                "SELECT * FROM idempotency ", "INSERT INTO idempotency ")
 
 
 class _Deferring:
-    """The write connection as a batch's operations see it when their intent writes are deferred. A workflow's
-    intents are written by several operations of one batch (an intent inserted then fed, a step's intent
-    delivered then completed, the parent moved on by each step): about a third of the saga's intent writes were
-    of a row the same batch had already written. Deferred, each intent is written once per batch, before the
-    commit, or sooner: before any statement that is not known to leave intents alone (``_NO_INTENTS``), which
-    therefore sees them as the batch left them."""
+    """The write connection as a batch's operations see it when their intent and event writes are deferred. A
+    workflow's intents are written by several operations of one batch (an intent inserted then fed, a step's
+    intent delivered then completed, the parent moved on by each step): about a third of the saga's intent writes
+    were of a row the same batch had already written; and each operation inserted its events on its own (4 of a
+    workflow's 31 statements). Deferred, each intent is written once per batch and the batch's events together,
+    before the commit, or sooner: before any statement that is not known to leave intents and events alone
+    (``_NO_INTENTS``), which therefore sees them as the batch left them."""
 
     __slots__ = ("_conn", "_cache")
 
@@ -262,8 +270,12 @@ class _Deferring:
         self._conn, self._cache = conn, cache
 
     def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
-        if self._cache.intents_due and not sql.startswith(_NO_INTENTS):
-            _write_intents(self._conn, self._cache)
+        if (self._cache.intents_due or self._cache.events_due) and not sql.startswith(_NO_INTENTS):
+            try:
+                _write_due(self._conn, self._cache)
+            except sqlite3.IntegrityError as exc:  # not this operation's fault: kept even if it catches it
+                self._cache.collided = exc
+                raise
         return self._conn.execute(sql, parameters)
 
 
@@ -321,6 +333,15 @@ class SqliteTx(SqlTx):
             if not was_dirty:
                 dirty.discard(address)
         self._heads_before.clear()
+
+    def finish(self) -> None:
+        if self._defer:  # the operation's events join the batch's, inserted together
+            if self._events:
+                self._cache.events_due += self._events
+                self._events = []
+                self.wrote = True
+            return
+        super().finish()
 
     def get_intent(self, intent_id: str) -> Row | None:
         return self._cached(self._cache.intents, intent_id, super().get_intent)
@@ -397,10 +418,12 @@ _Job = tuple[Callable[[Tx], Any], "asyncio.Future[Any]"]
 
 @dataclass
 class _WroteThenRefused:
-    """An operation of a batch run without SAVEPOINTs refused after it had written (``SqliteStore._run_ops``)."""
+    """An operation of a batch run without SAVEPOINTs refused after it had written (``SqliteStore._run_ops``);
+    ``fut`` None: the batch's deferred writes broke a constraint (``RowCache.collided``), whose operation is not
+    known."""
 
-    fut: asyncio.Future[Any]
-    exc: Exception
+    fut: asyncio.Future[Any] | None
+    exc: Exception | None
 
 
 class SqliteStore(SqlReads, Store):
@@ -641,17 +664,21 @@ class SqliteStore(SqlReads, Store):
             if not _begin_now(conn):
                 await loop.run_in_executor(self._committer, _begin_waiting, conn, self.busy_timeout)
             ran = self._run_ops(conn, batch, None)
+            if not isinstance(ran, _WroteThenRefused):
+                try:
+                    _write_due(conn, self._cache)
+                except sqlite3.IntegrityError as exc:
+                    ran = _WroteThenRefused(None, exc)
             if isinstance(ran, _WroteThenRefused):  # the batch again, each operation in a SAVEPOINT
-                refused = ran.fut, False, ran.exc
+                refused = None if ran.fut is None else (ran.fut, False, ran.exc)
                 conn.execute("ROLLBACK")
                 self._cache.clear()
                 self.memo.clear()  # what operations kept may have come from the writes just undone
                 if not _begin_now(conn):
                     await loop.run_in_executor(self._committer, _begin_waiting, conn, self.busy_timeout)
-                ran = self._run_ops(conn, batch, refused)
+                ran = self._run_ops(conn, batch, refused, guarded=True)
                 assert not isinstance(ran, _WroteThenRefused)
             outcomes, notes = ran
-            _write_intents(conn, self._cache)
             self._write_heads(conn)
             # The fsync, on the committer thread: the loop serves requests meanwhile (nothing else uses this
             # connection until the commit is done: the next batch waits for this one).
@@ -673,16 +700,16 @@ class SqliteStore(SqlReads, Store):
         return outcomes, notes
 
     def _run_ops(self, conn: sqlite3.Connection, batch: list[_Job],
-                 refused: tuple[asyncio.Future[Any], bool, Any] | None
+                 refused: tuple[asyncio.Future[Any], bool, Any] | None, guarded: bool = False
                  ) -> tuple[list[tuple[asyncio.Future[Any], bool, Any]], Notes] | _WroteThenRefused:
-        """Run the batch's operations in the open transaction. Without ``refused``, with no SAVEPOINT each (two
-        statements fewer per operation): an operation that refuses before it wrote anything (``total_changes``
-        unchanged) needs no undo; one that refuses after it wrote stops the run (``_WroteThenRefused``), and the
-        caller rolls the transaction back and runs the batch again with ``refused`` (that operation's outcome,
-        not run again), each operation inside a SAVEPOINT that undoes it alone if it refuses."""
+        """Run the batch's operations in the open transaction. Not ``guarded``: with no SAVEPOINT each (two
+        statements fewer per operation) and their intent and event writes deferred: an operation that refuses
+        before it wrote anything (``total_changes`` unchanged) needs no undo; one that refuses after it wrote, or
+        deferred writes that break a constraint, stop the run (``_WroteThenRefused``), and the caller rolls the
+        transaction back and runs the batch again ``guarded`` with ``refused`` (that operation's outcome, not run
+        again), each operation inside a SAVEPOINT that undoes it alone if it refuses, nothing deferred."""
         notes = Notes()
         outcomes: list[tuple[asyncio.Future[Any], bool, Any]] = []
-        guarded = refused is not None
         for op, fut in batch:
             if refused is not None and fut is refused[0]:
                 outcomes.append(refused)
@@ -699,6 +726,8 @@ class SqliteStore(SqlReads, Store):
             except sqlite3.OperationalError:
                 raise
             except Exception as exc:  # the operation refused: undo it alone
+                if self._cache.collided is not None:
+                    return _WroteThenRefused(None, self._cache.collided)
                 if guarded:
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
@@ -709,6 +738,8 @@ class SqliteStore(SqlReads, Store):
                     return _WroteThenRefused(fut, exc)
                 outcomes.append((fut, False, exc))
                 continue
+            if self._cache.collided is not None:  # the operation caught the IntegrityError and went on
+                return _WroteThenRefused(None, self._cache.collided)
             if guarded:
                 conn.execute("RELEASE op")
             notes.merge(tx.notes)
