@@ -41,7 +41,6 @@ from typing import IO, Any, TypeVar
 from axme_cli.runtime.errors import StoreUnavailable
 from axme_cli.runtime.store.base import Notes, Row, Store, Tx
 from axme_cli.runtime.store.sql import (
-    _INSERT_INTENT,
     INTENT_COLUMNS,
     WORKFLOW_COLUMNS,
     SqlReads,
@@ -187,8 +186,8 @@ class RowCache:
     upsert per intent fed (three per workflow of the saga).
 
     ``intents_due`` are the intents' writes the open batch has not sent yet: a whole row for those in
-    ``inserted``, else the columns changed; ``events_due`` its events not yet inserted, flat as ``write_events``
-    takes them (``SqliteTx`` defers both: see ``_Deferring``)."""
+    ``inserted``, else the columns changed; ``events_due`` and ``feed_due`` its events and feed rows not yet
+    inserted, flat (``SqliteTx`` defers them all: see ``_Deferring``)."""
 
     SIZE = 8192
 
@@ -201,6 +200,7 @@ class RowCache:
         self.intents_due: dict[str, Row] = {}
         self.inserted: set[str] = set()
         self.events_due: list[Any] = []
+        self.feed_due: list[Any] = []  # address, cursor, intent_id, attempt, at, address, ...
         self.collided: sqlite3.IntegrityError | None = None  # _write_due broke a constraint: run the batch again
         self.deferred_changes = 0  # rows written by _write_due: not the changes of the operation running then
 
@@ -217,6 +217,7 @@ class RowCache:
         self.intents_due.clear()
         self.inserted.clear()
         self.events_due.clear()
+        self.feed_due.clear()
         self.collided = None
 
     def drop_rows(self) -> None:
@@ -234,23 +235,46 @@ class RowCache:
         self.dirty_heads.add(address)
 
 
+@functools.lru_cache(maxsize=256)
+def _insert_rows(head: str, width: int, rows: int) -> str:
+    """``head`` (``INSERT INTO t (c1, ...) VALUES``) and ``rows`` placeholders of ``width`` values."""
+    row = "(" + ", ".join(["?"] * width) + ")"
+    return head + " " + ", ".join([row] * rows)
+
+
+_INTENTS_HEAD = f"INSERT INTO intents ({', '.join(INTENT_COLUMNS)}) VALUES"
+_FEED_HEAD = "INSERT INTO feed (address, cursor, intent_id, attempt, at) VALUES"
+
+
+def _insert_many(conn: sqlite3.Connection, head: str, width: int, values: list[Any], per: int) -> None:
+    """Insert ``values`` (flat, ``width`` a row) ``per`` rows a statement."""
+    step = width * per
+    for start in range(0, len(values), step):
+        chunk = values[start:start + step]
+        conn.execute(_insert_rows(head, width, len(chunk) // width), chunk)
+
+
 def _write_due(conn: sqlite3.Connection, cache: RowCache) -> None:
-    """The writes deferred so far: one INSERT or UPDATE per intent, whatever number of operations wrote it, and
-    the events of all those operations in one INSERT (up to 64 rows)."""
-    due, inserted, events = cache.intents_due, cache.inserted, cache.events_due
-    cache.intents_due, cache.inserted, cache.events_due = {}, set(), []
+    """The writes deferred so far: the intents inserted in one INSERT (up to 32 rows), one UPDATE per other
+    intent, whatever number of operations wrote it, the events and the feed rows of all those operations in one
+    INSERT each (up to 64 rows)."""
+    due, inserted, events, feed = cache.intents_due, cache.inserted, cache.events_due, cache.feed_due
+    cache.intents_due, cache.inserted, cache.events_due, cache.feed_due = {}, set(), [], []
     before = conn.total_changes
+    rows: list[Any] = []
     for intent_id, fields in due.items():
         if intent_id in inserted:
-            conn.execute(_INSERT_INTENT, tuple(fields.get(c) for c in INTENT_COLUMNS))
+            rows += [fields.get(c) for c in INTENT_COLUMNS]
         else:
             conn.execute(_update_sql("intents", "intent_id", *fields), (*fields.values(), intent_id))
+    _insert_many(conn, _INTENTS_HEAD, len(INTENT_COLUMNS), rows, 32)
     write_events(conn, events)
+    _insert_many(conn, _FEED_HEAD, 5, feed, 64)
     cache.deferred_changes += conn.total_changes - before
 
 
-# Statements that touch neither intents nor events: the deferred writes need not go in first.
-_NO_INTENTS = ("INSERT INTO feed ", "SELECT last_cursor FROM feed_heads ",
+# Statements that touch neither intents, events nor feed: the deferred writes need not go in first.
+_NO_INTENTS = ("SELECT last_cursor FROM feed_heads ",
                "UPDATE workflows ", "INSERT INTO workflows ", "SELECT * FROM workflows ",
                "SELECT * FROM idempotency ", "INSERT INTO idempotency ")
 
@@ -259,10 +283,11 @@ class _Deferring:
     """The write connection as a batch's operations see it when their intent and event writes are deferred. A
     workflow's intents are written by several operations of one batch (an intent inserted then fed, a step's
     intent delivered then completed, the parent moved on by each step): about a third of the saga's intent writes
-    were of a row the same batch had already written; and each operation inserted its events on its own (4 of a
-    workflow's 31 statements). Deferred, each intent is written once per batch and the batch's events together,
-    before the commit, or sooner: before any statement that is not known to leave intents and events alone
-    (``_NO_INTENTS``), which therefore sees them as the batch left them."""
+    were of a row the same batch had already written; and each operation inserted its events and feed rows on its
+    own (7 of a workflow's 31 statements). Deferred, each intent is written once per batch, the new ones together,
+    and the batch's events and feed rows together, before the commit, or sooner: before any statement that is not
+    known to leave intents, events and feed alone (``_NO_INTENTS``), which therefore sees them as the batch left
+    them."""
 
     __slots__ = ("_conn", "_cache")
 
@@ -270,7 +295,8 @@ class _Deferring:
         self._conn, self._cache = conn, cache
 
     def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
-        if (self._cache.intents_due or self._cache.events_due) and not sql.startswith(_NO_INTENTS):
+        cache = self._cache
+        if (cache.intents_due or cache.events_due or cache.feed_due) and not sql.startswith(_NO_INTENTS):
             try:
                 _write_due(self._conn, self._cache)
             except sqlite3.IntegrityError as exc:  # not this operation's fault: kept even if it catches it
@@ -316,8 +342,10 @@ class SqliteTx(SqlTx):
             row = self._c.execute("SELECT last_cursor FROM feed_heads WHERE address = ?", (address,)).fetchone()
             last = int(row[0]) if row is not None else 0
         cursor = last + 1
-        self._c.execute("INSERT INTO feed (address, cursor, intent_id, attempt, at) VALUES (?, ?, ?, ?, ?)",
-                        (address, cursor, intent_id, attempt, at))
+        if self._defer:
+            self._cache.feed_due += (address, cursor, intent_id, attempt, at)
+        else:
+            self._c.execute(_insert_rows(_FEED_HEAD, 5, 1), (address, cursor, intent_id, attempt, at))
         self.wrote = True
         self._cache.set_head(address, cursor)
         return cursor
