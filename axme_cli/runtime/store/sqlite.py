@@ -280,7 +280,7 @@ _NO_INTENTS = ("SELECT last_cursor FROM feed_heads ",
 
 
 class _Deferring:
-    """The write connection as a batch's operations see it when their intent and event writes are deferred. A
+    """The write connection as a batch's operations see it when their intent, event and feed writes are deferred. A
     workflow's intents are written by several operations of one batch (an intent inserted then fed, a step's
     intent delivered then completed, the parent moved on by each step): about a third of the saga's intent writes
     were of a row the same batch had already written; and each operation inserted its events and feed rows on its
@@ -312,7 +312,7 @@ class SqliteTx(SqlTx):
 
     def __init__(self, conn: Any, cache: RowCache, defer: bool = False) -> None:
         super().__init__(_Deferring(conn, cache) if defer else conn)
-        self._defer = defer  # intent writes wait in the cache's intents_due (undone by rolling the batch back)
+        self._defer = defer  # intent, event and feed writes wait in the cache (undone by rolling the batch back)
         self._cache = cache
         self.wrote = False  # whether this operation changed a cached table (undoing it must empty the cache)
         self._heads_before: dict[str, tuple[int | None, bool]] = {}  # address: (cached head, dirty) before it
@@ -731,7 +731,7 @@ class SqliteStore(SqlReads, Store):
                  refused: tuple[asyncio.Future[Any], bool, Any] | None, guarded: bool = False
                  ) -> tuple[list[tuple[asyncio.Future[Any], bool, Any]], Notes] | _WroteThenRefused:
         """Run the batch's operations in the open transaction. Not ``guarded``: with no SAVEPOINT each (two
-        statements fewer per operation) and their intent and event writes deferred: an operation that refuses
+        statements fewer per operation) and their intent, event and feed writes deferred: an operation that refuses
         before it wrote anything (``total_changes`` unchanged) needs no undo; one that refuses after it wrote, or
         deferred writes that break a constraint, stop the run (``_WroteThenRefused``), and the caller rolls the
         transaction back and runs the batch again ``guarded`` with ``refused`` (that operation's outcome, not run
