@@ -242,6 +242,7 @@ def _insert_rows(head: str, width: int, rows: int) -> str:
     return head + " " + ", ".join([row] * rows)
 
 
+_INTENT_SET = frozenset(INTENT_COLUMNS)
 _INTENTS_HEAD = f"INSERT INTO intents ({', '.join(INTENT_COLUMNS)}) VALUES"
 _FEED_HEAD = "INSERT INTO feed (address, cursor, intent_id, attempt, at) VALUES"
 
@@ -254,20 +255,42 @@ def _insert_many(conn: sqlite3.Connection, head: str, width: int, values: list[A
         conn.execute(_insert_rows(head, width, len(chunk) // width), chunk)
 
 
+@functools.lru_cache(maxsize=256)
+def _update_rows(columns: tuple[str, ...], rows: int) -> str:
+    """One UPDATE of ``columns`` for ``rows`` intents, each given as (intent_id, its values of ``columns``)."""
+    sets = ", ".join(f"{c} = v.column{n}" for n, c in enumerate(columns, 2))
+    row = "(" + ", ".join(["?"] * (len(columns) + 1)) + ")"
+    return f"UPDATE intents SET {sets} FROM (VALUES {', '.join([row] * rows)}) AS v WHERE intents.intent_id = v.column1"
+
+
 def _write_due(conn: sqlite3.Connection, cache: RowCache) -> None:
-    """The writes deferred so far: the intents inserted in one INSERT (up to 32 rows), one UPDATE per other
-    intent, whatever number of operations wrote it, the events and the feed rows of all those operations in one
-    INSERT each (up to 64 rows)."""
+    """The writes deferred so far: the intents inserted in one INSERT (up to 32 rows); the others changed in one
+    UPDATE (up to 32 rows) that sets every column any of them changed, from the cached rows, which hold what the
+    intents are now (an intent no longer cached: an UPDATE of its own); the events and the feed rows of all those
+    operations in one INSERT each (up to 64 rows)."""
     due, inserted, events, feed = cache.intents_due, cache.inserted, cache.events_due, cache.feed_due
     cache.intents_due, cache.inserted, cache.events_due, cache.feed_due = {}, set(), [], []
     before = conn.total_changes
     rows: list[Any] = []
+    changed: dict[str, None] = {}
+    updated: list[Row] = []
     for intent_id, fields in due.items():
         if intent_id in inserted:
             rows += [fields.get(c) for c in INTENT_COLUMNS]
+        elif intent_id in cache.intents and fields.keys() <= _INTENT_SET:
+            changed.update(dict.fromkeys(fields))
+            updated.append(cache.intents[intent_id])
         else:
             conn.execute(_update_sql("intents", "intent_id", *fields), (*fields.values(), intent_id))
     _insert_many(conn, _INTENTS_HEAD, len(INTENT_COLUMNS), rows, 32)
+    columns = tuple(c for c in INTENT_COLUMNS if c in changed)
+    for start in range(0, len(updated), 32):
+        chunk = updated[start:start + 32]
+        args: list[Any] = []
+        for row in chunk:
+            args.append(row["intent_id"])
+            args += [row[c] for c in columns]
+        conn.execute(_update_rows(columns, len(chunk)), args)
     write_events(conn, events)
     _insert_many(conn, _FEED_HEAD, 5, feed, 64)
     cache.deferred_changes += conn.total_changes - before
