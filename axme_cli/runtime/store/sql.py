@@ -77,6 +77,13 @@ def _insert_events(rows: int) -> str:
     return "INSERT INTO events (intent_id, seq, data) VALUES " + ", ".join(["(?, ?, ?)"] * rows)
 
 
+def write_events(conn: Any, values: list[Any]) -> None:
+    """Insert events given flat (intent_id, seq, data, intent_id, ...), up to 64 rows a statement."""
+    while values:
+        chunk, values = values[:_EVENTS_PER_INSERT * 3], values[_EVENTS_PER_INSERT * 3:]
+        conn.execute(_insert_events(len(chunk) // 3), chunk)
+
+
 @functools.lru_cache(maxsize=1024)
 def _update_sql(table: str, id_column: str, *columns: str) -> str:
     """``UPDATE table SET c1 = ?, ... WHERE id_column = ?``: a step updates intents with a handful of column
@@ -105,10 +112,7 @@ class SqlTx(OutboundTxSql, AuditTxSql, InboxTxSql, MediaTxSql, TaskLinksTxSql, U
         """Write what the operation left buffered: its events, in one statement (a step's are 2-4 rows, one round
         trip on PostgreSQL). Both stores call this after the operation, inside its transaction, so a failure here
         fails the operation."""
-        values = self._events
-        while values:
-            chunk, values = values[:_EVENTS_PER_INSERT * 3], values[_EVENTS_PER_INSERT * 3:]
-            self._c.execute(_insert_events(len(chunk) // 3), chunk)
+        write_events(self._c, self._events)
         self._events = []
 
     def _one(self, sql: str, args: tuple[Any, ...]) -> Row | None:

@@ -40,7 +40,16 @@ from typing import IO, Any, TypeVar
 
 from axme_cli.runtime.errors import StoreUnavailable
 from axme_cli.runtime.store.base import Notes, Row, Store, Tx
-from axme_cli.runtime.store.sql import INTENT_COLUMNS, WORKFLOW_COLUMNS, SqlReads, SqlTx, load_migrations, split_sql
+from axme_cli.runtime.store.sql import (
+    INTENT_COLUMNS,
+    WORKFLOW_COLUMNS,
+    SqlReads,
+    SqlTx,
+    _update_sql,
+    load_migrations,
+    split_sql,
+    write_events,
+)
 
 T = TypeVar("T")
 log = logging.getLogger("axme.store")
@@ -170,7 +179,15 @@ class RowCache:
 
     Only the writer uses it, and it holds the database alone (``<database>.lock``), so a cached row is what
     the database holds: every write of these tables goes through ``SqliteTx`` and updates it. An operation that is
-    undone after it wrote, or a batch that fails, empties it. Saves the writer a third of its reads."""
+    undone after it wrote, or a batch that fails, empties it. Saves the writer a third of its reads.
+
+    ``heads`` are the feeds' last cursors by address as the open transaction sees them; those in ``dirty_heads``
+    are not yet in ``feed_heads``: the writer writes them once per batch, just before its commit, instead of an
+    upsert per intent fed (three per workflow of the saga).
+
+    ``intents_due`` are the intents' writes the open batch has not sent yet: a whole row for those in
+    ``inserted``, else the columns changed; ``events_due`` and ``feed_due`` its events and feed rows not yet
+    inserted, flat (``SqliteTx`` defers them all: see ``_Deferring``)."""
 
     SIZE = 8192
 
@@ -178,6 +195,14 @@ class RowCache:
         self.intents: dict[str, Row] = {}
         self.workflows: dict[str, Row] = {}
         self.accounts: dict[tuple[str, str], Row | None] = {}
+        self.heads: dict[str, int] = {}
+        self.dirty_heads: set[str] = set()
+        self.intents_due: dict[str, Row] = {}
+        self.inserted: set[str] = set()
+        self.events_due: list[Any] = []
+        self.feed_due: list[Any] = []  # address, cursor, intent_id, attempt, at, address, ...
+        self.collided: sqlite3.IntegrityError | None = None  # _write_due broke a constraint: run the batch again
+        self.deferred_changes = 0  # rows written by _write_due: not the changes of the operation running then
 
     def put(self, table: dict[str, Row], key: str, row: Row) -> None:
         if len(table) >= self.SIZE:
@@ -185,9 +210,122 @@ class RowCache:
         table[key] = row
 
     def clear(self) -> None:
+        """After the transaction was rolled back: nothing cached may be trusted, no head is left to write."""
+        self.drop_rows()
+        self.heads.clear()
+        self.dirty_heads.clear()
+        self.intents_due.clear()
+        self.inserted.clear()
+        self.events_due.clear()
+        self.feed_due.clear()
+        self.collided = None
+
+    def drop_rows(self) -> None:
+        """After one operation was undone inside the open transaction (its feed heads are put back by its
+        ``SqliteTx.undo_heads``; the other operations' are still to be written)."""
         self.intents.clear()
         self.workflows.clear()
         self.accounts.clear()
+
+    def set_head(self, address: str, cursor: int) -> None:
+        if address not in self.heads and len(self.heads) >= self.SIZE:
+            for stale in [a for a in self.heads if a not in self.dirty_heads]:
+                del self.heads[stale]
+        self.heads[address] = cursor
+        self.dirty_heads.add(address)
+
+
+@functools.lru_cache(maxsize=256)
+def _insert_rows(head: str, width: int, rows: int) -> str:
+    """``head`` (``INSERT INTO t (c1, ...) VALUES``) and ``rows`` placeholders of ``width`` values."""
+    row = "(" + ", ".join(["?"] * width) + ")"
+    return head + " " + ", ".join([row] * rows)
+
+
+_INTENT_SET = frozenset(INTENT_COLUMNS)
+_INTENTS_HEAD = f"INSERT INTO intents ({', '.join(INTENT_COLUMNS)}) VALUES"
+_FEED_HEAD = "INSERT INTO feed (address, cursor, intent_id, attempt, at) VALUES"
+
+
+def _insert_many(conn: sqlite3.Connection, head: str, width: int, values: list[Any], per: int) -> None:
+    """Insert ``values`` (flat, ``width`` a row) ``per`` rows a statement."""
+    step = width * per
+    for start in range(0, len(values), step):
+        chunk = values[start:start + step]
+        conn.execute(_insert_rows(head, width, len(chunk) // width), chunk)
+
+
+@functools.lru_cache(maxsize=256)
+def _update_rows(columns: tuple[str, ...], rows: int) -> str:
+    """One UPDATE of ``columns`` for ``rows`` intents, each given as (intent_id, its values of ``columns``)."""
+    sets = ", ".join(f"{c} = v.column{n}" for n, c in enumerate(columns, 2))
+    row = "(" + ", ".join(["?"] * (len(columns) + 1)) + ")"
+    return f"UPDATE intents SET {sets} FROM (VALUES {', '.join([row] * rows)}) AS v WHERE intents.intent_id = v.column1"
+
+
+def _write_due(conn: sqlite3.Connection, cache: RowCache) -> None:
+    """The writes deferred so far: the intents inserted in one INSERT (up to 32 rows); the others changed in one
+    UPDATE (up to 32 rows) that sets every column any of them changed, from the cached rows, which hold what the
+    intents are now (an intent no longer cached: an UPDATE of its own); the events and the feed rows of all those
+    operations in one INSERT each (up to 64 rows)."""
+    due, inserted, events, feed = cache.intents_due, cache.inserted, cache.events_due, cache.feed_due
+    cache.intents_due, cache.inserted, cache.events_due, cache.feed_due = {}, set(), [], []
+    before = conn.total_changes
+    rows: list[Any] = []
+    changed: dict[str, None] = {}
+    updated: list[Row] = []
+    for intent_id, fields in due.items():
+        if intent_id in inserted:
+            rows += [fields.get(c) for c in INTENT_COLUMNS]
+        elif intent_id in cache.intents and fields.keys() <= _INTENT_SET:
+            changed.update(dict.fromkeys(fields))
+            updated.append(cache.intents[intent_id])
+        else:
+            conn.execute(_update_sql("intents", "intent_id", *fields), (*fields.values(), intent_id))
+    _insert_many(conn, _INTENTS_HEAD, len(INTENT_COLUMNS), rows, 32)
+    columns = tuple(c for c in INTENT_COLUMNS if c in changed)
+    for start in range(0, len(updated), 32):
+        chunk = updated[start:start + 32]
+        args: list[Any] = []
+        for row in chunk:
+            args.append(row["intent_id"])
+            args += [row[c] for c in columns]
+        conn.execute(_update_rows(columns, len(chunk)), args)
+    write_events(conn, events)
+    _insert_many(conn, _FEED_HEAD, 5, feed, 64)
+    cache.deferred_changes += conn.total_changes - before
+
+
+# Statements that touch neither intents, events nor feed: the deferred writes need not go in first.
+_NO_INTENTS = ("SELECT last_cursor FROM feed_heads ",
+               "UPDATE workflows ", "INSERT INTO workflows ", "SELECT * FROM workflows ",
+               "SELECT * FROM idempotency ", "INSERT INTO idempotency ")
+
+
+class _Deferring:
+    """The write connection as a batch's operations see it when their intent, event and feed writes are deferred. A
+    workflow's intents are written by several operations of one batch (an intent inserted then fed, a step's
+    intent delivered then completed, the parent moved on by each step): about a third of the saga's intent writes
+    were of a row the same batch had already written; and each operation inserted its events and feed rows on its
+    own (7 of a workflow's 31 statements). Deferred, each intent is written once per batch, the new ones together,
+    and the batch's events and feed rows together, before the commit, or sooner: before any statement that is not
+    known to leave intents, events and feed alone (``_NO_INTENTS``), which therefore sees them as the batch left
+    them."""
+
+    __slots__ = ("_conn", "_cache")
+
+    def __init__(self, conn: sqlite3.Connection, cache: RowCache) -> None:
+        self._conn, self._cache = conn, cache
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        cache = self._cache
+        if (cache.intents_due or cache.events_due or cache.feed_due) and not sql.startswith(_NO_INTENTS):
+            try:
+                _write_due(self._conn, self._cache)
+            except sqlite3.IntegrityError as exc:  # not this operation's fault: kept even if it catches it
+                self._cache.collided = exc
+                raise
+        return self._conn.execute(sql, parameters)
 
 
 class SqliteTx(SqlTx):
@@ -195,10 +333,12 @@ class SqliteTx(SqlTx):
     workflows and service accounts by address come from the writer's ``RowCache`` when they can; they are copies,
     so a caller may change them."""
 
-    def __init__(self, conn: Any, cache: RowCache) -> None:
-        super().__init__(conn)
+    def __init__(self, conn: Any, cache: RowCache, defer: bool = False) -> None:
+        super().__init__(_Deferring(conn, cache) if defer else conn)
+        self._defer = defer  # intent, event and feed writes wait in the cache (undone by rolling the batch back)
         self._cache = cache
         self.wrote = False  # whether this operation changed a cached table (undoing it must empty the cache)
+        self._heads_before: dict[str, tuple[int | None, bool]] = {}  # address: (cached head, dirty) before it
 
     def _cached(self, table: dict[str, Row], key: str, read: Callable[[str], Row | None]) -> Row | None:
         """A copy of the cached row, read (and kept) if it is not there."""
@@ -216,16 +356,66 @@ class SqliteTx(SqlTx):
         if cached is not None:
             cached.update(fields)
 
+    def append_feed(self, address: str, intent_id: str, attempt: int, at: str) -> int:
+        heads = self._cache.heads
+        last = heads.get(address)
+        if address not in self._heads_before:
+            self._heads_before[address] = last, address in self._cache.dirty_heads
+        if last is None:
+            row = self._c.execute("SELECT last_cursor FROM feed_heads WHERE address = ?", (address,)).fetchone()
+            last = int(row[0]) if row is not None else 0
+        cursor = last + 1
+        if self._defer:
+            self._cache.feed_due += (address, cursor, intent_id, attempt, at)
+        else:
+            self._c.execute(_insert_rows(_FEED_HEAD, 5, 1), (address, cursor, intent_id, attempt, at))
+        self.wrote = True
+        self._cache.set_head(address, cursor)
+        return cursor
+
+    def undo_heads(self) -> None:
+        """This operation was rolled back to its SAVEPOINT: the heads it moved go back to where they were."""
+        heads, dirty = self._cache.heads, self._cache.dirty_heads
+        for address, (last, was_dirty) in self._heads_before.items():
+            if last is None:
+                heads.pop(address, None)
+            else:
+                heads[address] = last
+            if not was_dirty:
+                dirty.discard(address)
+        self._heads_before.clear()
+
+    def finish(self) -> None:
+        if self._defer:  # the operation's events join the batch's, inserted together
+            if self._events:
+                self._cache.events_due += self._events
+                self._events = []
+                self.wrote = True
+            return
+        super().finish()
+
     def get_intent(self, intent_id: str) -> Row | None:
         return self._cached(self._cache.intents, intent_id, super().get_intent)
 
     def insert_intent(self, row: Row) -> None:
-        super().insert_intent(row)
+        full = {c: row.get(c) for c in INTENT_COLUMNS}
+        if self._defer:
+            self._cache.intents_due[row["intent_id"]] = dict(full)
+            self._cache.inserted.add(row["intent_id"])
+        else:
+            super().insert_intent(row)
         self.wrote = True
-        self._cache.put(self._cache.intents, row["intent_id"], {c: row.get(c) for c in INTENT_COLUMNS})
+        self._cache.put(self._cache.intents, row["intent_id"], full)
 
     def update_intent(self, intent_id: str, fields: Row) -> None:
-        super().update_intent(intent_id, fields)
+        if self._defer:
+            due = self._cache.intents_due.get(intent_id)
+            if due is None:
+                self._cache.intents_due[intent_id] = dict(fields)
+            else:
+                due.update(fields)
+        else:
+            super().update_intent(intent_id, fields)
         self._changed(self._cache.intents, intent_id, fields)
 
     def get_workflow(self, workflow_id: str) -> Row | None:
@@ -279,10 +469,12 @@ _Job = tuple[Callable[[Tx], Any], "asyncio.Future[Any]"]
 
 @dataclass
 class _WroteThenRefused:
-    """An operation of a batch run without SAVEPOINTs refused after it had written (``SqliteStore._run_ops``)."""
+    """An operation of a batch run without SAVEPOINTs refused after it had written (``SqliteStore._run_ops``);
+    ``fut`` None: the batch's deferred writes broke a constraint (``RowCache.collided``), whose operation is not
+    known."""
 
-    fut: asyncio.Future[Any]
-    exc: Exception
+    fut: asyncio.Future[Any] | None
+    exc: Exception | None
 
 
 class SqliteStore(SqlReads, Store):
@@ -523,16 +715,22 @@ class SqliteStore(SqlReads, Store):
             if not _begin_now(conn):
                 await loop.run_in_executor(self._committer, _begin_waiting, conn, self.busy_timeout)
             ran = self._run_ops(conn, batch, None)
+            if not isinstance(ran, _WroteThenRefused):
+                try:
+                    _write_due(conn, self._cache)
+                except sqlite3.IntegrityError as exc:
+                    ran = _WroteThenRefused(None, exc)
             if isinstance(ran, _WroteThenRefused):  # the batch again, each operation in a SAVEPOINT
-                refused = ran.fut, False, ran.exc
+                refused = None if ran.fut is None else (ran.fut, False, ran.exc)
                 conn.execute("ROLLBACK")
                 self._cache.clear()
                 self.memo.clear()  # what operations kept may have come from the writes just undone
                 if not _begin_now(conn):
                     await loop.run_in_executor(self._committer, _begin_waiting, conn, self.busy_timeout)
-                ran = self._run_ops(conn, batch, refused)
+                ran = self._run_ops(conn, batch, refused, guarded=True)
                 assert not isinstance(ran, _WroteThenRefused)
             outcomes, notes = ran
+            self._write_heads(conn)
             # The fsync, on the committer thread: the loop serves requests meanwhile (nothing else uses this
             # connection until the commit is done: the next batch waits for this one).
             await loop.run_in_executor(self._committer, conn.execute, "COMMIT")
@@ -553,46 +751,64 @@ class SqliteStore(SqlReads, Store):
         return outcomes, notes
 
     def _run_ops(self, conn: sqlite3.Connection, batch: list[_Job],
-                 refused: tuple[asyncio.Future[Any], bool, Any] | None
+                 refused: tuple[asyncio.Future[Any], bool, Any] | None, guarded: bool = False
                  ) -> tuple[list[tuple[asyncio.Future[Any], bool, Any]], Notes] | _WroteThenRefused:
-        """Run the batch's operations in the open transaction. Without ``refused``, with no SAVEPOINT each (two
-        statements fewer per operation): an operation that refuses before it wrote anything (``total_changes``
-        unchanged) needs no undo; one that refuses after it wrote stops the run (``_WroteThenRefused``), and the
-        caller rolls the transaction back and runs the batch again with ``refused`` (that operation's outcome,
-        not run again), each operation inside a SAVEPOINT that undoes it alone if it refuses."""
+        """Run the batch's operations in the open transaction. Not ``guarded``: with no SAVEPOINT each (two
+        statements fewer per operation) and their intent, event and feed writes deferred: an operation that refuses
+        before it wrote anything (``total_changes`` unchanged) needs no undo; one that refuses after it wrote, or
+        deferred writes that break a constraint, stop the run (``_WroteThenRefused``), and the caller rolls the
+        transaction back and runs the batch again ``guarded`` with ``refused`` (that operation's outcome, not run
+        again), each operation inside a SAVEPOINT that undoes it alone if it refuses, nothing deferred."""
         notes = Notes()
         outcomes: list[tuple[asyncio.Future[Any], bool, Any]] = []
-        guarded = refused is not None
         for op, fut in batch:
             if refused is not None and fut is refused[0]:
                 outcomes.append(refused)
                 continue
-            tx = SqliteTx(conn, self._cache)
+            tx = SqliteTx(conn, self._cache, defer=not guarded)
             tx.memo = self.memo
             tx.limits = self.limits
             if guarded:
                 conn.execute("SAVEPOINT op")
-            changes = conn.total_changes
+            changes = conn.total_changes - self._cache.deferred_changes
             try:
                 result = op(tx)
                 tx.finish()
             except sqlite3.OperationalError:
                 raise
             except Exception as exc:  # the operation refused: undo it alone
+                if self._cache.collided is not None:
+                    return _WroteThenRefused(None, self._cache.collided)
                 if guarded:
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
                     if tx.wrote:
-                        self._cache.clear()
-                elif tx.wrote or conn.total_changes != changes:
+                        self._cache.drop_rows()
+                        tx.undo_heads()
+                elif tx.wrote or conn.total_changes - self._cache.deferred_changes != changes:
                     return _WroteThenRefused(fut, exc)
                 outcomes.append((fut, False, exc))
                 continue
+            if self._cache.collided is not None:  # the operation caught the IntegrityError and went on
+                return _WroteThenRefused(None, self._cache.collided)
             if guarded:
                 conn.execute("RELEASE op")
             notes.merge(tx.notes)
             outcomes.append((fut, True, result))
         return outcomes, notes
+
+    def _write_heads(self, conn: sqlite3.Connection) -> None:
+        """The feeds' heads the batch moved, in one statement per 256 addresses, inside its transaction."""
+        dirty = sorted(self._cache.dirty_heads)
+        for start in range(0, len(dirty), 256):
+            chunk = dirty[start:start + 256]
+            args: list[Any] = []
+            for address in chunk:
+                args += (address, self._cache.heads[address])
+            conn.execute("INSERT INTO feed_heads (address, last_cursor) VALUES "
+                         + ", ".join(["(?, ?)"] * len(chunk))
+                         + " ON CONFLICT (address) DO UPDATE SET last_cursor = excluded.last_cursor", args)
+        self._cache.dirty_heads.clear()
 
     # reads (on the event loop thread; WAL readers never block the writer)
     @contextlib.contextmanager
