@@ -814,7 +814,10 @@ class PostgresStore(SqlReads, Store):
         # scans it: on a new database filling at a thousand intents a second, each read of a batch scanned the table
         # for up to a minute (an intent by key: 29 ms at 200,000 rows against 0.4). Without sequential scans the plan
         # is an index lookup whatever the size it was made at (a table with no usable index is still scanned).
+        # Without JIT: a scan that must stay (a sum over a table with no index for it, such as the storage counts
+        # at start) is costed past jit_above_cost once scans are "off", and each run of it compiled for ~100 ms.
         conn.execute("SET enable_seqscan = off")
+        conn.execute("SET jit = off")
         return conn
 
     def _migrate(self, conn: psycopg.Connection[Any]) -> None:
