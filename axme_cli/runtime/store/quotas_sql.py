@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from axme_cli.runtime.store.base import Row
+from axme_cli.runtime.store.multirow import insert_rows
 from axme_cli.runtime.store.scope_sql import pair_clause
 
 T = TypeVar("T")
@@ -77,13 +78,10 @@ class QuotasTxSql:
 
     def add_usages(self, org_id: str, workspace_id: str, counts: list[tuple[str, str, int]],
                    how: str = "sum") -> None:
-        for start in range(0, len(counts), _USAGE_ROWS):
-            chunk = counts[start:start + _USAGE_ROWS]
-            rows = tuple(v for counter, period, n in chunk for v in (org_id, workspace_id, counter, period, n))
-            self._c.execute("INSERT INTO usage_counters (org_id, workspace_id, counter, period, value) VALUES "
-                            + ", ".join(["(?, ?, ?, ?, ?)"] * len(chunk))
-                            + " ON CONFLICT (org_id, workspace_id, counter, period) DO UPDATE SET " + USAGE_ADD[how],
-                            rows)
+        rows = [v for counter, period, n in counts for v in (org_id, workspace_id, counter, period, n)]
+        insert_rows(self._c, "INSERT INTO usage_counters (org_id, workspace_id, counter, period, value) VALUES", 5,
+                    rows, _USAGE_ROWS,
+                    " ON CONFLICT (org_id, workspace_id, counter, period) DO UPDATE SET " + USAGE_ADD[how])
 
     def set_usage(self, org_id: str, workspace_id: str, counter: str, period: str, n: int) -> None:
         self._c.execute("INSERT INTO usage_counters (org_id, workspace_id, counter, period, value) "

@@ -24,6 +24,7 @@ from axme_cli.runtime.store.base import Pair, Reads, Row, Tx
 from axme_cli.runtime.store.inbox_sql import InboxReadSql, InboxTxSql
 from axme_cli.runtime.store.media_sql import MediaReadSql, MediaTxSql
 from axme_cli.runtime.store.mesh_sql import MeshReadSql, MeshTxSql
+from axme_cli.runtime.store.multirow import insert_rows
 from axme_cli.runtime.store.orgs_sql import OrgsReadSql, OrgsTxSql
 from axme_cli.runtime.store.outbound_sql import OutboundReadSql, OutboundTxSql
 from axme_cli.runtime.store.policies_sql import PoliciesReadSql, PoliciesTxSql
@@ -69,19 +70,9 @@ _INSERT_INTENT = (
 )
 
 
-_EVENTS_PER_INSERT = 64
-
-
-@functools.lru_cache(maxsize=_EVENTS_PER_INSERT)
-def _insert_events(rows: int) -> str:
-    return "INSERT INTO events (intent_id, seq, data) VALUES " + ", ".join(["(?, ?, ?)"] * rows)
-
-
 def write_events(conn: Any, values: list[Any]) -> None:
     """Insert events given flat (intent_id, seq, data, intent_id, ...), up to 64 rows a statement."""
-    while values:
-        chunk, values = values[:_EVENTS_PER_INSERT * 3], values[_EVENTS_PER_INSERT * 3:]
-        conn.execute(_insert_events(len(chunk) // 3), chunk)
+    insert_rows(conn, "INSERT INTO events (intent_id, seq, data) VALUES", 3, values, 64)
 
 
 @functools.lru_cache(maxsize=1024)

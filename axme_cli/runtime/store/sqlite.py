@@ -40,6 +40,7 @@ from typing import IO, Any, TypeVar
 
 from axme_cli.runtime.errors import StoreUnavailable
 from axme_cli.runtime.store.base import Notes, Row, Store, Tx
+from axme_cli.runtime.store.multirow import insert_rows, values_sql
 from axme_cli.runtime.store.sql import (
     INTENT_COLUMNS,
     WORKFLOW_COLUMNS,
@@ -235,24 +236,9 @@ class RowCache:
         self.dirty_heads.add(address)
 
 
-@functools.lru_cache(maxsize=256)
-def _insert_rows(head: str, width: int, rows: int) -> str:
-    """``head`` (``INSERT INTO t (c1, ...) VALUES``) and ``rows`` placeholders of ``width`` values."""
-    row = "(" + ", ".join(["?"] * width) + ")"
-    return head + " " + ", ".join([row] * rows)
-
-
 _INTENT_SET = frozenset(INTENT_COLUMNS)
 _INTENTS_HEAD = f"INSERT INTO intents ({', '.join(INTENT_COLUMNS)}) VALUES"
 _FEED_HEAD = "INSERT INTO feed (address, cursor, intent_id, attempt, at) VALUES"
-
-
-def _insert_many(conn: sqlite3.Connection, head: str, width: int, values: list[Any], per: int) -> None:
-    """Insert ``values`` (flat, ``width`` a row) ``per`` rows a statement."""
-    step = width * per
-    for start in range(0, len(values), step):
-        chunk = values[start:start + step]
-        conn.execute(_insert_rows(head, width, len(chunk) // width), chunk)
 
 
 @functools.lru_cache(maxsize=256)
@@ -282,7 +268,7 @@ def _write_due(conn: sqlite3.Connection, cache: RowCache) -> None:
             updated.append(cache.intents[intent_id])
         else:
             conn.execute(_update_sql("intents", "intent_id", *fields), (*fields.values(), intent_id))
-    _insert_many(conn, _INTENTS_HEAD, len(INTENT_COLUMNS), rows, 32)
+    insert_rows(conn, _INTENTS_HEAD, len(INTENT_COLUMNS), rows, 32)
     columns = tuple(c for c in INTENT_COLUMNS if c in changed)
     for start in range(0, len(updated), 32):
         chunk = updated[start:start + 32]
@@ -292,7 +278,7 @@ def _write_due(conn: sqlite3.Connection, cache: RowCache) -> None:
             args += [row[c] for c in columns]
         conn.execute(_update_rows(columns, len(chunk)), args)
     write_events(conn, events)
-    _insert_many(conn, _FEED_HEAD, 5, feed, 64)
+    insert_rows(conn, _FEED_HEAD, 5, feed, 64)
     cache.deferred_changes += conn.total_changes - before
 
 
@@ -368,7 +354,7 @@ class SqliteTx(SqlTx):
         if self._defer:
             self._cache.feed_due += (address, cursor, intent_id, attempt, at)
         else:
-            self._c.execute(_insert_rows(_FEED_HEAD, 5, 1), (address, cursor, intent_id, attempt, at))
+            self._c.execute(values_sql(_FEED_HEAD, 5, 1), (address, cursor, intent_id, attempt, at))
         self.wrote = True
         self._cache.set_head(address, cursor)
         return cursor
@@ -799,15 +785,11 @@ class SqliteStore(SqlReads, Store):
 
     def _write_heads(self, conn: sqlite3.Connection) -> None:
         """The feeds' heads the batch moved, in one statement per 256 addresses, inside its transaction."""
-        dirty = sorted(self._cache.dirty_heads)
-        for start in range(0, len(dirty), 256):
-            chunk = dirty[start:start + 256]
-            args: list[Any] = []
-            for address in chunk:
-                args += (address, self._cache.heads[address])
-            conn.execute("INSERT INTO feed_heads (address, last_cursor) VALUES "
-                         + ", ".join(["(?, ?)"] * len(chunk))
-                         + " ON CONFLICT (address) DO UPDATE SET last_cursor = excluded.last_cursor", args)
+        args: list[Any] = []
+        for address in sorted(self._cache.dirty_heads):
+            args += (address, self._cache.heads[address])
+        insert_rows(conn, "INSERT INTO feed_heads (address, last_cursor) VALUES", 2, args, 256,
+                    " ON CONFLICT (address) DO UPDATE SET last_cursor = excluded.last_cursor")
         self._cache.dirty_heads.clear()
 
     # reads (on the event loop thread; WAL readers never block the writer)
