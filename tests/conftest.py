@@ -150,6 +150,13 @@ def new_intent(to_agent: str = "inventory", **extra: object) -> dict[str, object
     return body
 
 
+def intent(client: httpx.Client, intent_id: str) -> dict[str, object]:
+    """GET /v1/intents/{id}: the intent (200 asserted)."""
+    r = client.get(f"/v1/intents/{intent_id}")
+    assert r.status_code == 200, r.text
+    return dict(r.json()["intent"])
+
+
 def make_agent(client: httpx.Client, name: str) -> tuple[str, str]:
     """Create a service account and a key; returns (address, token)."""
     r = client.post("/v1/service-accounts", json={"name": name})

@@ -36,7 +36,7 @@ import httpx
 import pytest
 
 from tests.cli.helpers import run as run_cli
-from tests.conftest import make_agent
+from tests.conftest import intent, make_agent
 from tests.runtime_proc import ADMIN_KEY, RuntimeProcess
 from tests.runtime_thread import RuntimeThread
 
@@ -206,11 +206,6 @@ def create(api: httpx.Client, to_agent: str = "inventory", **extra: Any) -> str:
     assert r.status_code == 200, r.text
     return str(r.json()["intent_id"])
 
-
-def intent(api: httpx.Client, intent_id: str) -> dict[str, Any]:
-    r = api.get(f"/v1/intents/{intent_id}")
-    assert r.status_code == 200, r.text
-    return dict(r.json()["intent"])
 
 
 def resolve(api: httpx.Client, intent_id: str, status: str, **extra: Any) -> None:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from axme_sdk import AxmeClient, AxmeClientConfig, AxmeHttpError
 
-from tests.conftest import ADMIN_KEY, make_agent, new_intent, unique
+from tests.conftest import ADMIN_KEY, intent, make_agent, new_intent, unique
 from tests.receiver import poll
 from tests.runtime_proc import RuntimeProcess
 
@@ -28,11 +28,6 @@ def create(client: httpx.Client, to: str, **extra: Any) -> str:
     assert r.status_code == 200, r.text
     return str(r.json()["intent_id"])
 
-
-def intent(client: httpx.Client, intent_id: str) -> dict[str, Any]:
-    r = client.get(f"/v1/intents/{intent_id}")
-    assert r.status_code == 200, r.text
-    return dict(r.json()["intent"])
 
 
 def events(client: httpx.Client, intent_id: str) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ import pytest
 
 from axme_cli.runtime.clock import ManualClock, iso
 from tests.auth_helpers import bearer, login
-from tests.conftest import NO_LOGIN_LIMITS, make_agent, unique
+from tests.conftest import NO_LOGIN_LIMITS, intent, make_agent, unique
 from tests.receiver import poll
 from tests.runtime.api.test_intents import assert_error
 from tests.runtime.api.test_metrics import scrape, value
@@ -72,11 +72,6 @@ def created_event(client: httpx.Client, intent_id: str) -> dict[str, Any]:
     assert events[0]["event_type"] == "intent.created"
     return dict(events[0])
 
-
-def intent(client: httpx.Client, intent_id: str) -> dict[str, Any]:
-    r = client.get(f"/v1/intents/{intent_id}")
-    assert r.status_code == 200, r.text
-    return dict(r.json()["intent"])
 
 
 # ---------------------------------------------------------------------------------------------
