@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import time
@@ -248,7 +249,11 @@ def create_request(s: Settings, principal: Principal, model: Any) -> dict[str, A
 async def _visible(request: Request, principal: Principal, intent_id: str) -> dict[str, Any]:
     rt = runtime(request)
     await rt.settled(intent_id)  # a delivery just streamed to an agent is visible to it (Runtime.deliver_behind)
-    row = await rt.reads.get_intent(intent_id)
+    return _seen(principal, intent_id, await rt.reads.get_intent(intent_id))
+
+
+def _seen(principal: Principal, intent_id: str, row: Row | None) -> Row:
+    """``row`` if the caller may see the intent, else 404 (one answer for "not there" and "not yours")."""
     if row is None or not principal.may_see(row):
         raise NotFound(f"intent {intent_id} not found", code="intent_not_found")
     return row
@@ -354,13 +359,9 @@ async def stream_events(request: Request) -> Response:
     hold = reads_incrementally(request)
     rt = runtime(request)
     await rt.settled(intent_id)  # as in _visible
-
-    def visible(row: Row | None) -> None:
-        if row is None or not principal.may_see(row):
-            raise NotFound(f"intent {intent_id} not found", code="intent_not_found")
-
     # Its first item (prompt) comes from the stream's first read, the intent with its events: a 404 from here.
-    frames = event_frames(rt, intent_id, since, wait_seconds, hold=hold, visible=visible)
+    frames = event_frames(rt, intent_id, since, wait_seconds, hold=hold,
+                          visible=functools.partial(_seen, principal, intent_id))
     first = await anext(frames)
     try:
         # within the sse_streams_max of the caller's workspace, where the intent is (engine/quotas.py)
@@ -397,7 +398,7 @@ def _seq_of(event: tuple[int, str]) -> int:
 
 
 async def event_frames(rt: Runtime, intent_id: str, since: int, wait_seconds: float, *, hold: bool = True,
-                       visible: Callable[[Row | None], None] | None = None,
+                       visible: Callable[[Row | None], Any] | None = None,
                        ) -> AsyncGenerator[list[dict[str, Any]], None]:
     """The SSE frames of an intent's events after ``since`` (the caller checked that it may see the intent), a
     list per read (sent as one message): they end after a terminal event, or with a ``stream.timeout`` frame
