@@ -187,9 +187,11 @@ def _feed_frame(row: Row) -> tuple[dict[str, str], str, bool]:
         "delivery_attempt": row["attempt"],
         "max_delivery_attempts": row["max_delivery_attempts"],
         "created_at": row["created_at"],
-        "payload": orjson.loads(row["payload"]),
     }
-    frame = {"id": str(row["cursor"]), "event": data["event_type"], "data": orjson.dumps(data).decode()}
+    # The payload goes in as stored: it is the JSON text the engine wrote (codec.dumps), so parsing it only to
+    # write it again would give the same text, at twice the cost of the rest of the frame.
+    text = orjson.dumps(data).decode()[:-1] + ',"payload":' + row["payload"] + "}"
+    frame = {"id": str(row["cursor"]), "event": data["event_type"], "data": text}
     return frame, status, delivers
 
 
