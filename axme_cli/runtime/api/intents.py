@@ -46,7 +46,7 @@ from axme_cli.runtime.engine import controls, media, schemas
 from axme_cli.runtime.engine import intents as engine
 from axme_cli.runtime.engine.workflows import workflow_view
 from axme_cli.runtime.errors import BadRequest, NotFound, Unprocessable
-from axme_cli.runtime.notify import handed_over, wait
+from axme_cli.runtime.notify import handed_over
 from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.settings import Settings
 from axme_cli.runtime.store.base import Row, Tx
@@ -441,8 +441,7 @@ async def event_frames(rt: Runtime, intent_id: str, since: int, wait_seconds: fl
             if len(rows) >= limit:
                 rows = await rt.reads.list_events(intent_id, cursor, limit)
                 continue
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not await wait(changed, remaining):
+            if not await changed.until(deadline):
                 row = await rt.reads.get_intent(intent_id)
                 yield Last([_timeout_frame(cursor, row["status"] if row else None)])
                 return
