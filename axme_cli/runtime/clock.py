@@ -91,14 +91,17 @@ class ManualClock(Clock):
         return undo
 
 
-_second: tuple[int, str] = (-1, "")  # the last whole second formatted (most timestamps share it)
+# Whole seconds formatted, by second: an operation stamps times of a few different seconds (now, a deadline or a
+# wake-up time ahead, a row's creation), so one remembered second was formatted again at almost every change.
+_seconds: dict[int, str] = {}
+_SECONDS_KEPT = 256
 _last: tuple[float, str] = (-1.0, "")  # the last timestamp formatted (an operation stamps all it writes with one)
 
 
 def iso(ts: float | None = None) -> str:
     """``2026-11-28T04:48:06.123456Z`` (UTC, microseconds). Formatting the second once per second keeps this
     cheap on the hot path (it runs for every event)."""
-    global _second, _last
+    global _last
     last = _last
     if ts == last[0]:
         return last[1]
@@ -108,10 +111,12 @@ def iso(ts: float | None = None) -> str:
         sec, micro = sec + 1, micro - 1_000_000
     elif micro < 0:
         sec, micro = sec - 1, micro + 1_000_000
-    cached = _second
-    if cached[0] != sec:
-        cached = _second = (sec, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec)))
-    text = f"{cached[1]}{micro:06d}Z"
+    prefix = _seconds.get(sec)
+    if prefix is None:
+        if len(_seconds) >= _SECONDS_KEPT:
+            _seconds.clear()
+        prefix = _seconds[sec] = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec))
+    text = f"{prefix}{micro:06d}Z"
     if ts is not None:
         _last = (ts, text)
     return text

@@ -4,6 +4,8 @@ head leaves at once. Driven through uvicorn's real protocol code with a transpor
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from typing import Any
 
 import uvicorn
@@ -112,3 +114,33 @@ def test_a_prompt_stream_with_nothing_yet_sends_its_head_before_it_waits() -> No
     transport = exchange(b"GET /prompt-empty HTTP/1.1\r\nHost: x\r\n\r\n")
     assert transport.writes[0].startswith(b"HTTP/1.1 200 OK\r\n") and transport.writes[0].endswith(b"\r\n\r\n")
     assert b"".join(transport.writes[1:]) == b"f\r\nid: 2\ndata: b\n\n\r\n0\r\n\r\n"
+
+
+def test_an_answered_requests_cycle_is_freed_without_the_garbage_collector() -> None:
+    """Nothing of a request outlives its answer in a reference loop: with the collector off, the first request's
+    cycle is gone once the connection's next request has started (a loop through the LONG_BODY callable kept
+    every request's cycle, scope and body until a collection)."""
+
+    async def main() -> bool:
+        config = uvicorn.Config(app, http=OneWriteProtocol, lifespan="off", log_level="warning")
+        protocol = OneWriteProtocol(config=config, server_state=ServerState(), app_state={})
+        transport = RecordingTransport()
+        protocol.connection_made(transport)
+        protocol.data_received(b"GET /plain HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = weakref.ref(protocol.cycle)
+        while not protocol.cycle.response_complete:
+            await asyncio.sleep(0.005)
+        protocol.data_received(b"GET /plain HTTP/1.1\r\nHost: x\r\n\r\n")
+        while not protocol.cycle.response_complete:
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0)  # the first request's task is released
+        freed = first() is None
+        protocol.connection_lost(None)
+        return freed
+
+    gc.collect()
+    gc.disable()
+    try:
+        assert asyncio.run(main())
+    finally:
+        gc.enable()

@@ -28,6 +28,7 @@ from axme_cli.protocol.models import (
 from axme_cli.runtime import clock, scope, tracing
 from axme_cli.runtime.api.common import (
     authenticate,
+    header,
     idempotency_key,
     int_param,
     parse_json,
@@ -46,7 +47,7 @@ from axme_cli.runtime.engine import controls, media, schemas
 from axme_cli.runtime.engine import intents as engine
 from axme_cli.runtime.engine.workflows import workflow_view
 from axme_cli.runtime.errors import BadRequest, NotFound, Unprocessable
-from axme_cli.runtime.notify import handed_over, wait
+from axme_cli.runtime.notify import handed_over
 from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.settings import Settings
 from axme_cli.runtime.store.base import Row, Tx
@@ -441,8 +442,7 @@ async def event_frames(rt: Runtime, intent_id: str, since: int, wait_seconds: fl
             if len(rows) >= limit:
                 rows = await rt.reads.list_events(intent_id, cursor, limit)
                 continue
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not await wait(changed, remaining):
+            if not await changed.until(deadline):
                 row = await rt.reads.get_intent(intent_id)
                 yield Last([_timeout_frame(cursor, row["status"] if row else None)])
                 return
@@ -586,18 +586,19 @@ async def update_policy(request: Request) -> Response:
     return respond(result, request=request)
 
 
-def _check_owner_params(request: Request) -> None:
+def _check_owner_params(request: Request) -> str | None:
+    """The ``owner_agent`` the request names (query parameter or ``x-owner-agent`` header), 400 when they differ."""
     query = request.query_params.get("owner_agent")
-    header = request.headers.get("x-owner-agent")
-    if query and header and query != header:
+    given = header(request, b"x-owner-agent")
+    if query and given and query != given:
         raise BadRequest("owner_agent query parameter and x-owner-agent header disagree", code="owner_agent_mismatch")
+    return query or given
 
 
 def _check_owner(request: Request, principal: Principal) -> None:
     """An agent key names only itself as ``owner_agent`` (403 ``actor_mismatch``); people and the admin key act
     for the workspace, and their events record who they are."""
-    _check_owner_params(request)
-    owner = request.query_params.get("owner_agent") or request.headers.get("x-owner-agent")
+    owner = _check_owner_params(request)
     if owner and principal.kind == "service_account":
         engine.acting_as(scope.settings_for(runtime(request).settings, principal), principal, owner, "owner_agent")
 

@@ -31,6 +31,35 @@ PARENT_TARGET = HUMAN_TARGET  # parents are never on a feed either
 
 def compile_bundle(s: Settings, bundle: ScenarioBundle) -> dict[str, Any]:
     """The runnable form of a bundle: roles resolved to addresses, a kind on every step."""
+    held = (bundle.agents, bundle.humans, bundle.workflow)
+    key = (id(bundle.agents), id(bundle.humans), id(bundle.workflow), s.org, s.workspace)
+    parts = _PARTS.get(key)
+    if parts is None or any(mine is not theirs for mine, theirs in zip(parts[0], held, strict=True)):
+        if len(_PARTS) >= _PARTS_MAX:
+            _PARTS.clear()
+        parts = _PARTS[key] = (held, *_compiled_parts(s, bundle))
+    return {
+        "scenario_id": bundle.scenario_id,
+        "title": bundle.title,
+        "roles": parts[1],
+        "steps": parts[2],
+        "entry": parts[3],
+        "intent": bundle.intent.model_dump(exclude_none=True, mode="json"),
+    }
+
+
+# The compiled roles, steps and entry of a bundle, by the bundle's parts they come from, for the workspace that
+# resolved the addresses. Most applies send a scenario applied before with another intent: api/scenarios.py then
+# swaps the intent into the bundle it validated the first time, whose agents, humans and workflow are the very same
+# objects, and those are compiled once, not at every apply (~40-60 us: pydantic's dump of each step, the addresses
+# qualified). The entry holds the parts themselves, so an id is never that of another object. Like Compiled in
+# engine/runs.py, read-only: a workflow's compiled roles and steps may be those of others.
+_PARTS: dict[tuple[Any, ...], tuple[tuple[Any, ...], dict[str, dict[str, Any]], list[dict[str, Any]], str]] = {}
+_PARTS_MAX = 256
+
+
+def _compiled_parts(s: Settings, bundle: ScenarioBundle) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]],
+                                                                     str]:
     roles: dict[str, dict[str, Any]] = {}
     for a in bundle.agents:
         roles[a.role] = {"kind": "agent", "address": qualify(s, a.address), "display_name": a.display_name or a.role,
@@ -50,14 +79,7 @@ def compile_bundle(s: Settings, bundle: ScenarioBundle) -> dict[str, Any]:
     else:  # no workflow: the intent goes to the first agent as one step
         steps.append({"step_id": "handle", "kind": "agent", "assigned_to": bundle.agents[0].role})
         entry = "handle"
-    return {
-        "scenario_id": bundle.scenario_id,
-        "title": bundle.title,
-        "roles": roles,
-        "steps": steps,
-        "entry": entry,
-        "intent": bundle.intent.model_dump(exclude_none=True, mode="json"),
-    }
+    return roles, steps, entry
 
 
 def agent_targets(s: Settings, compiled: dict[str, Any]) -> list[tuple[str, str]]:

@@ -445,3 +445,30 @@ def test_a_stream_sends_handed_over_events_only_when_they_follow_on() -> None:
         assert hub.open_streams == 0
 
     asyncio.run(main())
+
+
+def test_a_watch_waits_until_it_is_set_or_its_deadline_passes() -> None:
+    """``Watch.until``, the wait of a stream between frames: True when a commit set the watch, False once the
+    deadline passed, with one timer for all the waits of a stream that moves when the deadline comes closer (a
+    client that reads whole responses: the stream ends soon after its first frames) and goes with the watch."""
+    from axme_cli.runtime.notify import Hub
+    from axme_cli.runtime.store.base import Notes
+
+    async def main() -> None:
+        hub = Hub()
+        loop = asyncio.get_running_loop()
+        with hub.watch_intent("i1") as watch:
+            far = time.monotonic() + 600
+            loop.call_soon(hub.publish, Notes(intents={"i1"}))
+            assert await asyncio.wait_for(watch.until(far), 60) is True
+            watch.clear()
+            assert await watch.until(time.monotonic() - 1) is False  # already past: no wait
+            # The deadline comes closer than the timer the first wait made: the wait ends then, not at ``far``.
+            assert await asyncio.wait_for(watch.until(time.monotonic() + 0.05), 60) is False
+        with hub.watch_intent("i2") as other:
+            loop.call_soon(hub.publish, Notes(intents={"i2"}))
+            assert await asyncio.wait_for(other.until(time.monotonic() + 600), 60) is True
+        assert other._timer is None  # the watch is over: its timer is cancelled, nothing fires later
+        assert hub.open_streams == 0
+
+    asyncio.run(main())

@@ -329,3 +329,27 @@ def test_kill_9_during_each_kind_of_saga(backend: str, tmp_path: Path) -> None:
         for svc in services:
             svc.stop()
         rt.stop()
+
+
+def test_a_scenario_applied_again_is_compiled_with_its_own_intent_and_workspace() -> None:
+    """The compiled roles and steps of a bundle are kept for the next apply of the same validated bundle with
+    another intent (what /apply sends on): each apply still gets its own intent, and a workspace its own addresses."""
+    from dataclasses import replace
+
+    from axme_cli.protocol.scenario import IntentSpec, ScenarioBundle
+    from axme_cli.runtime.engine.workflows import compile_bundle
+    from axme_cli.runtime.settings import Settings
+
+    raw = saga("compiled")
+    bundle = ScenarioBundle.model_validate(raw)
+    again = bundle.model_copy(update={"intent": IntentSpec.model_validate({**raw["intent"], "payload": {"n": 2}})})
+    here, there = Settings(), replace(Settings(), org="acme", workspace="ops")
+    first, second, elsewhere = compile_bundle(here, bundle), compile_bundle(here, again), compile_bundle(there, again)
+    assert first["intent"]["payload"] == raw["intent"]["payload"] and second["intent"]["payload"] == {"n": 2}
+    assert second["steps"] == first["steps"] and second["roles"] == first["roles"]
+    addresses = {role["address"] for role in first["roles"].values() if role["kind"] == "agent"}
+    assert addresses and all(a.startswith(f"agent://{here.org}/{here.workspace}/") for a in addresses)
+    assert all(role["address"].startswith("agent://acme/ops/") for role in elsewhere["roles"].values()
+               if role["kind"] == "agent")
+    fresh = ScenarioBundle.model_validate(raw)  # validated again: new objects, compiled again, the same result
+    assert compile_bundle(here, fresh) == first
