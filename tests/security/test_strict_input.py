@@ -15,14 +15,11 @@ import uuid
 import httpx
 import pytest
 
-from axme_cli.runtime.api import openapi
-from axme_cli.runtime.api.app import build_app
-from axme_cli.runtime.core import Runtime
-from axme_cli.runtime.settings import Settings
+from tests.api_document import api_document
 from tests.conftest import new_intent, unique
 from tests.runtime.api.test_intents import assert_error
 
-DOC = openapi.document(build_app(Runtime(object(), Settings()), manage_runtime=False).routes)  # type: ignore[arg-type]
+DOC = api_document()
 # POST /mcp refuses them too, as JSON-RPC errors (tests/runtime/api/test_mcp.py).
 JSON_BODY = [(m.upper(), p) for p, item in DOC["paths"].items() for m, op in item.items()
              if "application/json" in op.get("requestBody", {}).get("content", {}) and p != "/mcp"]

@@ -18,13 +18,11 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from axme_cli.runtime.api import openapi
-from axme_cli.runtime.api.app import build_app
 from axme_cli.runtime.api.common import MAX_DEPTH
 from axme_cli.runtime.clock import ManualClock
-from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.ratelimit import RateLimiter
 from axme_cli.runtime.settings import Settings
+from tests.api_document import api_document
 from tests.cli.helpers import cli_invoke
 from tests.conftest import make_agent, new_intent, unique
 from tests.runtime.api.test_intents import assert_error
@@ -32,7 +30,7 @@ from tests.runtime_proc import TLS, RuntimeProcess
 from tests.runtime_thread import RuntimeThread
 
 MAX_BODY = Settings().max_body_bytes
-DOC = openapi.document(build_app(Runtime(object(), Settings()), manage_runtime=False).routes)  # type: ignore[arg-type]
+DOC = api_document()
 OPS = [(m.upper(), p, op) for p, item in DOC["paths"].items() for m, op in item.items()]
 # POST /mcp answers JSON-RPC errors, not AXP ones: its hostile bodies are in tests/runtime/api/test_mcp.py.
 JSON_BODY = [(m, p) for m, p, op in OPS if "application/json" in op.get("requestBody", {}).get("content", {})

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import email
 import functools
+import os
 import re
 import time
 import uuid
@@ -37,6 +38,7 @@ from tests.runtime_proc import BACKENDS, TLS, RuntimeProcess
 from tests.runtime_thread import RuntimeThread
 
 if TYPE_CHECKING:
+    import requests
     import schemathesis
 
 # schemathesis' checks every answer gets, by name; the functions are imported where a test calls (``checks``), so
@@ -60,6 +62,28 @@ def checks(*leave_out: str) -> list[Any]:
 SEED = 20260808
 # Operations that only read: fuzzing them with the admin key cannot change what the walk set up.
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def loopback_unproxied() -> Iterator[None]:
+    """schemathesis sends with requests, which looks for a proxy for every request it sends: two walks through
+    os.environ and a putenv pair, ~0.3 of the ~1.5 ms of CPU a request costs the client, and these tests send
+    ~6,500. No proxy stands between a test and its runtime on loopback; no_proxy saying so ends the search at the
+    host name (requests' own rule, before any walk)."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("no_proxy", ",".join(filter(None, [os.environ.get("no_proxy") or os.environ.get("NO_PROXY"),
+                                                      "127.0.0.1"])))
+        yield
+
+
+def session() -> requests.Session:
+    """A keep-alive session for ``Case.call_and_validate`` (which, given none, opens a session and a connection per
+    call), sending what a session of its own sends: no default headers of requests' (schemathesis sets its own)."""
+    import requests
+
+    made = requests.Session()
+    made.headers.clear()
+    return made
 
 
 @pytest.fixture(scope="module")
@@ -190,6 +214,7 @@ class Walk:
         import schemathesis
 
         self.schema = schemathesis.openapi.from_dict(doc)
+        self.session = session()
         self.ok: set[tuple[str, str]] = set()
 
     def __call__(self, method: str, path: str, status: int = 200, *, key: str | None = ADMIN_KEY,
@@ -210,7 +235,11 @@ class Walk:
         elif body is not None:
             kwargs = {"body": body, "media_type": "application/json"}
         case = op.Case(path_parameters=params or {}, query=query or {}, headers=sent, **kwargs)
-        response = case.call_and_validate(base_url=self.url, checks=checks(*leave_out), timeout=30)
+        try:
+            response = case.call_and_validate(base_url=self.url, checks=checks(*leave_out), timeout=30,
+                                              session=self.session)
+        finally:
+            self.session.cookies.clear()  # each call stands alone, as with a session of its own
         assert response.status_code == status, f"{method} {path}: {response.status_code} {response.text[:500]}"
         if status < 300:
             self.ok.add((method, path))
@@ -512,6 +541,7 @@ def test_every_operation_answers_as_documented(served: RuntimeProcess, document:
     for method, path, params in billing:
         call(method, path, 501, params=params, leave_out=("not_a_server_error",))
 
+    call.session.close()
     never_2xx = {(method, path) for method, path, _ in billing}
     assert {(m, p) for m, p, _ in operations(document)} - call.ok == never_2xx
 
@@ -566,7 +596,7 @@ PHASES = {
                  "fuzzing": {"enabled": False}},
     "fuzzing": {"examples": {"enabled": False}, "coverage": {"enabled": False}, "fuzzing": {"enabled": True}},
 }
-TWINS: list[str] = []  # the base URLs of the runtimes (other backends) the fuzzing phase replays its cases on
+TWINS: dict[str, requests.Session] = {}  # the runtimes (other backends) the fuzzing phase replays its cases on
 REPLAYED: list[str] = []  # the labels of the cases replayed there
 
 
@@ -576,12 +606,14 @@ def on_every_backend(ctx: Any, response: Any, case: Any) -> None:
     ~3 ms), so the backends share one generation instead of one each. A failure there is reported like one of the
     first runtime, its curl line naming the other runtime's URL."""
     leave_out = ("not_a_server_error",) if case.path.startswith("/v1/billing/") else ()  # 501, documented
-    for url in TWINS:
+    for url, kept in TWINS.items():
         try:
             case.call_and_validate(base_url=url, checks=checks(*leave_out), headers={"x-api-key": ADMIN_KEY},
-                                   timeout=30)
+                                   timeout=30, session=kept)
         except Exception as exc:
             raise AssertionError(f"on {url}: {exc}") from exc
+        finally:
+            kept.cookies.clear()
         REPLAYED.append(f"{case.method} {case.path}")
 
 
@@ -604,7 +636,8 @@ def test_fuzzing_finds_no_5xx_and_no_undocumented_answer(served: RuntimeProcess,
         twins = [_fuzzable(b, tmp_path_factory) for b in BACKENDS if b != "sqlite" and b in chosen]
         schemathesis.check(on_every_backend)  # registered by name (again for each phase: the same function)
         enabled["on_every_backend"] = {"enabled": True}
-    TWINS[:] = [twin.url for twin in twins]
+    TWINS.clear()
+    TWINS.update((twin.url, session()) for twin in twins)
     REPLAYED.clear()
     config = schemathesis.Config.from_dict({**FUZZ_CONFIG, "base-url": served.url, "phases": phases,
                                             "checks": enabled})
@@ -633,6 +666,8 @@ def test_fuzzing_finds_no_5xx_and_no_undocumented_answer(served: RuntimeProcess,
             elif isinstance(event, events.EngineFinished):
                 finished = event
     finally:
+        for kept in TWINS.values():
+            kept.close()
         TWINS.clear()
         for twin in twins:
             twin.retire()

@@ -24,17 +24,14 @@ from typing import Any
 import httpx
 import pytest
 
-from axme_cli.runtime.api import openapi
-from axme_cli.runtime.api.app import build_app
-from axme_cli.runtime.core import Runtime
-from axme_cli.runtime.settings import Settings
+from tests.api_document import api_document
 from tests.auth_helpers import bearer, login
 from tests.cli.helpers import run
 from tests.conftest import ADMIN_KEY, new_intent, unique
 from tests.runtime.api.test_intents import assert_error
 from tests.runtime_proc import TLS, RuntimeProcess
 
-DOC = openapi.document(build_app(Runtime(object(), Settings()), manage_runtime=False).routes)  # type: ignore[arg-type]
+DOC = api_document()
 # POST /mcp answers JSON-RPC (-32001 for a missing or refused credential): tests/runtime/api/test_mcp.py.
 AUTHENTICATED = [(m.upper(), p) for p, item in DOC["paths"].items() for m, op in item.items()
                  if op.get("security") != [] and p != "/mcp"]
