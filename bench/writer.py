@@ -7,13 +7,14 @@
 
 Each workflow is what ``bench/saga.py`` makes the runtime write for one order (ok path): ``op_apply`` of
 order-saga.json, then for each of its three steps the agent feed's ``op_mark_delivered`` and the agent's
-``op_resume`` (complete). Every operation goes through ``SqliteStore.write`` (group commit, ``synchronous=FULL``)
-on a fresh database in a temp dir, and every workflow is checked COMPLETED at the end. It prints workflows/s and
-the CPU time of this process per workflow: the part of ``bench/saga.py``'s runtime CPU that is the engine and SQL
-(the rest is HTTP and SSE). With ``--postgres`` the store is ``PostgresStore`` on a database made for the run (and
-dropped after it); it also prints the CPU of the PostgreSQL backends serving it, and the store's statements and
-commits, per workflow. ``--profile`` writes cProfile stats of the measured part (slower; for finding where
-the time goes, not for numbers).
+``op_resume`` (complete). ``--fail``: the fail path instead (ship is resumed with ``fail``, then the refund and the
+release are each delivered and completed). Every operation goes through ``SqliteStore.write`` (group commit,
+``synchronous=FULL``) on a fresh database in a temp dir, and every workflow is checked COMPLETED (FAILED with
+``--fail``) at the end. It prints workflows/s and the CPU time of this process per workflow: the part of
+``bench/saga.py``'s runtime CPU that is the engine and SQL (the rest is HTTP and SSE). With ``--postgres`` the
+store is ``PostgresStore`` on a database made for the run (and dropped after it); it also prints the CPU of the
+PostgreSQL backends serving it, and the store's statements and commits, per workflow. ``--profile`` writes cProfile
+stats of the measured part (slower; for finding where the time goes, not for numbers).
 """
 
 from __future__ import annotations
@@ -47,12 +48,15 @@ def bundles(count: int) -> list[ScenarioBundle]:
     raw = json.loads(BUNDLE.read_text())
     for step in raw["workflow"]["steps"]:
         step["retry"] = {"max_retries": 0, "retry_delay_seconds": 1}
+        if "compensate" in step:
+            step["compensate"]["retry"] = {"max_retries": 0, "retry_delay_seconds": 1}
     template = raw["intent"]["payload"]
     return [ScenarioBundle.model_validate({**raw, "intent": {**raw["intent"], "payload": {
         **template, "order_id": f"o-{n}", "fail": False}}}) for n in range(count)]
 
 
-async def run(count: int, clients: int, profile: str | None, database_url: str | None = None) -> dict[str, Any]:
+async def run(count: int, clients: int, profile: str | None, database_url: str | None = None,
+              fail: bool = False) -> dict[str, Any]:
     s = Settings()
     admin = Principal(kind="workspace", key_id="bench", address=s.admin_address)
     with tempfile.TemporaryDirectory(prefix="axme-writer-") as tmp:
@@ -65,7 +69,8 @@ async def run(count: int, clients: int, profile: str | None, database_url: str |
             store = SqliteStore(str(Path(tmp) / "writer.db"))
         await store.open()
         agents: dict[str, Principal] = {}
-        parents: list[str] = []  # workflow ids, checked COMPLETED at the end
+        parents: list[str] = []  # workflow ids, checked COMPLETED (FAILED with ``fail``) at the end
+        end = "FAILED" if fail else "COMPLETED"
 
         def child_of(tx: Any, workflow_id: str) -> str | None:
             row = tx.get_workflow(workflow_id)
@@ -92,8 +97,11 @@ async def run(count: int, clients: int, profile: str | None, database_url: str |
                 def resume(tx: Any, step_child: str = child) -> str | None:
                     row = tx.get_intent(step_child)
                     who = agents[row["to_agent"]]
-                    intents_engine.op_resume(tx, s, who, step_child, {"action": "complete", "result": {"ok": 1}},
-                                             time.time())
+                    body: dict[str, Any] = {"action": "complete", "result": {"ok": 1}}
+                    doc = loads(row["doc"])
+                    if fail and doc.get("step_id") == "ship" and not doc.get("compensation"):
+                        body = {"action": "fail", "reason": "RuntimeError: shipping refused the order"}
+                    intents_engine.op_resume(tx, s, who, step_child, body, time.time())
                     return child_of(tx, workflow_id)
 
                 child = await store.write(resume)
@@ -129,8 +137,8 @@ async def run(count: int, clients: int, profile: str | None, database_url: str |
         for workflow_id in parents:  # every workflow ran to its end
             wf = await store.get_workflow(workflow_id)
             parent = await store.get_intent(wf["parent_intent_id"]) if wf is not None else None
-            if parent is None or parent["status"] != "COMPLETED":
-                raise SystemExit(f"workflow {workflow_id} did not complete: {parent and parent['status']}")
+            if parent is None or parent["status"] != end:
+                raise SystemExit(f"workflow {workflow_id} did not end {end}: {parent and parent['status']}")
         await store.close()
     result = {"workflows": count, "clients": clients, "seconds": round(wall, 3), "wf_per_s": round(count / wall, 1),
               "cpu_ms_per_wf": round(cpu / count * 1000, 3), "ops_per_batch": round(ops / max(1, batches), 1),
@@ -169,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--profile", metavar="PATH", help="write cProfile stats of the measured part here")
     parser.add_argument("--postgres", metavar="URL", help="PostgresStore on a new database of this server instead")
+    parser.add_argument("--fail", action="store_true", help="the fail path: ship fails, refund and release undo")
     args = parser.parse_args(argv)
     try:
         import uvloop
@@ -188,12 +197,13 @@ def main(argv: list[str] | None = None) -> int:
         with psycopg.connect(args.postgres, autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {name}".encode())
         try:
-            result = runner(run(args.count, args.clients, args.profile, args.postgres.rsplit("/", 1)[0] + "/" + name))
+            result = runner(run(args.count, args.clients, args.profile, args.postgres.rsplit("/", 1)[0] + "/" + name,
+                                args.fail))
         finally:
             with psycopg.connect(args.postgres, autocommit=True) as conn:
                 conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)".encode())
     else:
-        result = runner(run(args.count, args.clients, args.profile))
+        result = runner(run(args.count, args.clients, args.profile, fail=args.fail))
     print(" ".join(f"{k}={v}" for k, v in result.items()))
     return 0
 

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "create_throughput.py"
 WRITER = BENCH.with_name("writer.py")
 
@@ -32,10 +34,12 @@ def test_create_throughput_smoke(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
 
 
-def test_writer_bench_runs_the_sagas_writes_to_the_end() -> None:
-    """bench/writer.py: the saga's operations in one process; it checks every workflow COMPLETED itself."""
-    proc = subprocess.run([sys.executable, str(WRITER), "--count", "6", "--clients", "3"], capture_output=True,
-                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+@pytest.mark.parametrize("path", [[], ["--fail"]], ids=["ok", "fail"])
+def test_writer_bench_runs_the_sagas_writes_to_the_end(path: list[str]) -> None:
+    """bench/writer.py: the saga's operations in one process; it checks every workflow COMPLETED (FAILED on the fail
+    path) itself and exits 1 otherwise."""
+    proc = subprocess.run([sys.executable, str(WRITER), "--count", "6", "--clients", "3", *path],
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     fields = dict(part.split("=") for part in proc.stdout.split())
     assert fields["workflows"] == "6" and float(fields["cpu_ms_per_wf"]) > 0, fields
