@@ -568,3 +568,70 @@ def test_a_scan_the_writer_must_make_is_not_compiled(tmp_path: Path) -> None:
     plan = json.loads(plan) if isinstance(plan, str) else plan
     assert plan[0]["Plan"]["Total Cost"] > 100_000  # the scan, costed as "off" (PostgreSQL's jit_above_cost)
     assert "JIT" not in plan[0], plan[0]["JIT"]
+
+
+def test_a_batch_takes_the_rows_its_writer_committed_and_runs_again_if_they_changed(tmp_path: Path) -> None:
+    """The intents a replica's writer committed are kept for its next batches, which send no read for them, only
+    the check that locks them; a row changed since by another writer (here a statement on a connection of its own,
+    which sends no notification) fails the check and the batch runs again on the table's row: nothing decided from
+    the kept row is committed. An operation that only reads a kept row is checked as well."""
+    url = new_database("postgres", tmp_path)
+
+    async def main() -> None:
+        store, now = await _opened(url), time.time()
+        await store.write(lambda tx: engine.op_create(tx, S, ADMIN, request(0), now))  # its agent is kept now
+        intent_id = (await store.write(lambda tx: engine.op_create(tx, S, ADMIN, request(1), now)))["intent_id"]
+        seen: list[Any] = []
+
+        def change(tx: Any, reason: str) -> int:
+            row = tx.get_intent(intent_id)
+            seen.append(row["waiting_reason"])
+            tx.update_intent(intent_id, {"waiting_reason": reason, "delivery_attempt": row["delivery_attempt"] + 1})
+            return int(row["delivery_attempt"])
+
+        def outside(sql: str) -> None:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(sql.encode(), (intent_id,))
+
+        before = store.statements
+        assert await store.write(lambda tx: change(tx, "a")) == 1
+        assert store.statements - before == 4  # BEGIN, the check, the end, COMMIT: no read of the intent
+        assert store._cache.stale == 0
+        outside("UPDATE intents SET waiting_reason = 'outside', delivery_attempt = delivery_attempt + 10 "
+                "WHERE intent_id = %s")
+        assert await store.write(lambda tx: change(tx, "b")) == 12
+        assert seen[-2:] == ["a", "outside"] and store._cache.stale == 1  # the kept row, then the table's
+        row = await store.get_intent(intent_id)
+        assert row is not None and row["waiting_reason"] == "b" and row["delivery_attempt"] == 13
+        assert len(await store.list_events(intent_id, 0)) == row["last_seq"]
+        outside("UPDATE intents SET waiting_reason = 'read' WHERE intent_id = %s")
+        assert await store.write(lambda tx: tx.get_intent(intent_id)["waiting_reason"]) == "read"
+        assert store._cache.stale == 2
+        await store.close()
+
+    run(main())
+
+
+def test_a_replica_drops_the_rows_another_replica_changed(tmp_path: Path) -> None:
+    """Another replica's notification names the intents it changed: this replica's writer no longer takes them from
+    what it kept (their workflows neither), and reads them instead of failing a check and running its batch again."""
+    url = new_database("postgres", tmp_path)
+
+    async def main() -> None:
+        a, b = _replicas(url, 2)
+        await asyncio.gather(a.open(), b.open())
+        now = time.time()
+        await a.write(lambda tx: engine.op_create(tx, S, ADMIN, request(0), now))
+        intent_id = (await a.write(lambda tx: engine.op_create(tx, S, ADMIN, request(1), now)))["intent_id"]
+        assert a._cache.get("intents", intent_id) is not None
+        heard = asyncio.Event()
+        hub = a.on_commit
+        a.on_commit = lambda notes: (hub(notes) if hub else None, heard.set())  # type: ignore[func-returns-value]
+        await b.write(lambda tx: engine.op_mark_delivered(tx, S, intent_id, 1, AGENT, now))
+        await asyncio.wait_for(heard.wait(), 10)
+        assert a._cache.get("intents", intent_id) is None
+        await a.write(lambda tx: engine.op_mark_delivered(tx, S, intent_id, 1, AGENT, now))
+        assert a._cache.stale == 0
+        await asyncio.gather(a.close(), b.close())
+
+    run(main())
