@@ -185,7 +185,7 @@ class _Conn:
                         self._c.execute(b"BEGIN", prepare=False)
                     if checking:
                         self._store.statements += 1
-                        self._c.execute(*batch.check())
+                        self._c.execute(_CHECK, (batch.check(),))
                     return self._c.execute(sql, params, prepare=prepare)
             except pg_errors.DivisionByZero as exc:
                 if checking:
@@ -304,24 +304,26 @@ class _Batch:
         self._types = types or {}  # table -> column -> its PostgreSQL type (integers go as JSON)
         self._bases = bases or {}  # table -> what a changed row's unsent columns read as (``_bases``)
 
-    def keep(self, found: list[Row]) -> None:
+    def keep(self, found: list[Row], checked: bool = False) -> None:
         """Rows of ``_FAMILY``/``_families``: intents, each with its workflow as JSON, and their versions (rows kept
-        already win)."""
+        already win). ``checked``: read without a lock, they are checked as cached rows are."""
         for each in found:
             row = dict(each)
             workflow = row.pop("family_workflow")
             version = row.pop("row_version")
-            self.kept("intents", row["intent_id"], row, version)
+            self.kept("intents", row["intent_id"], row, version, checked)
             if workflow is not None:
                 wf = orjson.loads(workflow)
-                self.kept("workflows", wf["workflow_id"], wf, wf.pop("row_version"))
+                self.kept("workflows", wf["workflow_id"], wf, wf.pop("row_version"), checked)
 
-    def kept(self, table: str, key: str, row: Row, version: str) -> None:
-        """A row read from the table (locked), unless the batch keeps it already."""
+    def kept(self, table: str, key: str, row: Row, version: str, checked: bool = False) -> None:
+        """A row read from the table, unless the batch keeps it already."""
         rows = self.rows(table)
         if key not in rows:
             rows[key] = row
             self.versions[table, key] = version
+            if checked:
+                self.checks[table, key] = version
 
     def cached(self, table: str, key: str) -> Row | None:
         """The row as this replica's writer last committed or read it (``_Rows``), kept for the batch and checked
@@ -336,13 +338,15 @@ class _Batch:
         self.versions[table, key] = self.checks[table, key] = version
         return row
 
-    def check(self) -> tuple[bytes, tuple[str]]:
-        """The statement that locks the cached rows used since the last check and fails (division by zero) unless
-        each is still at the version cached: another replica, or a statement of this one outside the batches'
-        held-back writes, changed it since."""
+    def check(self) -> str | None:
+        """The parameter of ``_CHECK``, which locks the rows used since the last check that were taken from the cache
+        or read without a lock, and fails (division by zero) unless each is still at its version: another replica,
+        or a statement of this one outside the batches' held-back writes, changed it since. None: nothing to check."""
+        if not self.checks:
+            return None
         pairs = [(key, version, table[0]) for (table, key), version in self.checks.items()]
         self.checks.clear()
-        return _CHECK, (orjson.dumps(pairs).decode(),)
+        return orjson.dumps(pairs).decode()
 
     def rows(self, table: str) -> dict[str, Row]:
         return self.intents if table == "intents" else self.workflows
@@ -415,15 +419,19 @@ class _Batch:
 
 
 _KEYS = {"intents": "intent_id", "workflows": "workflow_id"}
-# Locks the cached rows a batch used (``_Batch.check``: [key, version, "i" or "w"] as one JSON text), in key order as
-# the batch's first read locks rows, and divides by zero unless every one is at its version.
-_CHECK = (b"WITH c AS (SELECT r->>0 AS k, r->>1 AS v, r->>2 AS t FROM json_array_elements(%s::json) AS r), "
-          b"i AS MATERIALIZED (SELECT intent_id AS k, xmin::text AS v FROM intents "
-          b"WHERE intent_id = ANY(ARRAY(SELECT k FROM c WHERE t = 'i')) ORDER BY intent_id FOR UPDATE), "
-          b"w AS MATERIALIZED (SELECT workflow_id AS k, xmin::text AS v FROM workflows "
-          b"WHERE workflow_id = ANY(ARRAY(SELECT k FROM c WHERE t = 'w')) ORDER BY workflow_id FOR UPDATE) "
-          b"SELECT 1 / ((SELECT count(*) FROM (SELECT k, v FROM i UNION ALL SELECT k, v FROM w) AS s "
-          b"JOIN c USING (k, v)) = (SELECT count(*) FROM c))::int AS fresh")
+# Locks the rows a batch took from the cache or read without locking them (``_Batch.check``: [key, version, "i" or
+# "w"] as one JSON text), in key order as a locking read does, and divides by zero unless every one is at its version.
+# Alone (``_CHECK``), or first in the batch's end statement (``_write_statement``), whose writes of those rows run after
+# it: data-modifying CTEs the main query does not read run once it is done.
+_CHECK_CTES = (
+    b"kc AS (SELECT r->>0 AS k, r->>1 AS v, r->>2 AS t FROM json_array_elements(%s::json) AS r), "
+    b"ki AS MATERIALIZED (SELECT intent_id AS k, xmin::text AS v FROM intents "
+    b"WHERE intent_id = ANY(ARRAY(SELECT k FROM kc WHERE t = 'i')) ORDER BY intent_id FOR UPDATE), "
+    b"kw AS MATERIALIZED (SELECT workflow_id AS k, xmin::text AS v FROM workflows "
+    b"WHERE workflow_id = ANY(ARRAY(SELECT k FROM kc WHERE t = 'w')) ORDER BY workflow_id FOR UPDATE), "
+    b"k AS (SELECT 1 / ((SELECT count(*) FROM (SELECT k, v FROM ki UNION ALL SELECT k, v FROM kw) AS s "
+    b"JOIN kc USING (k, v)) = (SELECT count(*) FROM kc))::int AS fresh)")
+_CHECK = b"WITH " + _CHECK_CTES + b" SELECT fresh FROM k"
 # A part of a batch's held-back rows: table, columns, columns changed (none: new rows), the base of unsent columns
 _Part = tuple[str, tuple[str, ...], tuple[str, ...], str]
 
@@ -450,15 +458,15 @@ def _bases(columns: list[Row]) -> dict[str, str]:
 
 
 @functools.lru_cache(maxsize=256)
-def _write_statement(parts: tuple[_Part, ...], end: bool) -> bytes:
+def _write_statement(parts: tuple[_Part, ...], end: bool, check: bool = False) -> bytes:
     """One statement of data-modifying CTEs for a batch's rows (``_Batch.parts``) and, with ``end``, everything else
     its end writes (``_END``). New rows are inserted from a JSON text; changed rows, which exist (the batch locked
     or inserted them, and intents and workflows are never deleted), are written by ``INSERT ... ON CONFLICT DO
     UPDATE`` on their primary key: its plan is the key's index whatever the table's size when it was prepared,
     where an ``UPDATE ... FROM`` a list of keys may be planned as a scan and keep that plan. They are sent as their
     key and the columns that changed, read onto the table's base (``_bases``), whose placeholders are never
-    written."""
-    ctes = []
+    written. With ``check``, the end starts with the check of ``_CHECK_CTES`` (its parameter first)."""
+    ctes = [_CHECK_CTES.decode()] if check else []
     for n, (table, columns, changed, base) in enumerate(parts):
         names = ", ".join(columns)
         start = f"json_populate_record(NULL::{table}, '{base}')" if base else f"NULL::{table}"
@@ -470,7 +478,7 @@ def _write_statement(parts: tuple[_Part, ...], end: bool) -> bytes:
         ctes.append(cte + ")")
     if not end:
         return ("WITH " + ", ".join(ctes) + " SELECT 1").encode()
-    return b"WITH " + "".join(c + ", " for c in ctes).encode() + _END
+    return b"WITH " + "".join(c + ", " for c in ctes).encode() + (_END_CHECKED if check else _END)
 
 
 # An intent read to be changed, with its workflow parent and its workflow row: locked together, in one statement
@@ -484,6 +492,8 @@ _FAMILY = (b"WITH i AS (SELECT *, xmin::text AS row_version FROM intents WHERE i
            b"WHERE workflow_id = (SELECT doc::jsonb ->> 'workflow_id' FROM i) FOR UPDATE) "
            b"SELECT i.*, (SELECT row_to_json(w)::text FROM w) AS family_workflow FROM i "
            b"UNION ALL SELECT p.*, NULL FROM p")
+# The same without locks: a batch's first read, outside a transaction, of rows it checks with its end (``_attempt``).
+_FAMILY_READ = _FAMILY.replace(b" FOR UPDATE", b"")
 # The same for every intent the operations of a batch read first (``_probe``), in one statement, each row locked in
 # key order. A list of placeholders, not an array: PostgreSQL estimates an array parameter at 10 elements, so its
 # generic plan never looked cheaper than a custom one and the statement was planned on every call (~0.3 ms of the
@@ -494,8 +504,13 @@ _FAMILY = (b"WITH i AS (SELECT *, xmin::text AS row_version FROM intents WHERE i
 _FAMILIES_MAX = 64
 
 
-@functools.lru_cache(maxsize=16)
-def _families_sql(size: int) -> bytes:
+@functools.lru_cache(maxsize=32)
+def _families_sql(size: int, lock: bool = True) -> bytes:
+    sql = _families_locked(size)
+    return sql if lock else sql.replace(b" FOR UPDATE", b"")
+
+
+def _families_locked(size: int) -> bytes:
     keys = b"ANY(%b::text[])" if size > _FAMILIES_MAX else b"ANY(ARRAY[" + b", ".join([b"%s"] * size) + b"])"
     return (b"WITH i AS MATERIALIZED (SELECT *, xmin::text AS row_version FROM intents WHERE intent_id = " + keys +
             b" ORDER BY intent_id FOR UPDATE), "
@@ -508,15 +523,15 @@ def _families_sql(size: int) -> bytes:
             b"AS family_workflow FROM i UNION ALL SELECT p.*, NULL FROM p")
 
 
-def _families(ids: list[str]) -> tuple[bytes, tuple[Any, ...], bool]:
+def _families(ids: list[str], lock: bool = True) -> tuple[bytes, tuple[Any, ...], bool]:
     """The batch's first reads for ``ids`` (two or more): the statement, its parameters, and whether to prepare it."""
     if len(ids) > _FAMILIES_MAX:
-        return _families_sql(len(ids)), (ids, ids), False
+        return _families_sql(len(ids), lock), (ids, ids), False
     size = 2
     while size < len(ids):
         size *= 2
     keys = (*ids, *[ids[-1]] * (size - len(ids)))
-    return _families_sql(size), keys + keys, True
+    return _families_sql(size, lock), keys + keys, True
 
 
 # A flush's counters of one workspace (``add_usages``), in the order given (sorted: replicas lock rows alike).
@@ -844,6 +859,8 @@ _END = (
     b"FROM json_array_elements_text(%s::json) AS p) "
     b"SELECT (SELECT heads FROM j) AS heads, (SELECT count(*) FROM n) AS notified, "
     b"pg_current_xact_id()::xid::text AS xid")
+# The same after the check (``_CHECK_CTES``), which the main query runs first, before the rows are written.
+_END_CHECKED = _END.replace(b"SELECT (SELECT heads", b"SELECT (SELECT fresh FROM k) AS fresh, (SELECT heads")
 # A batch whose every operation may lose its writes to a crash of the database (``PostgresTx.lazy_commit``: what
 # its work redoes, a delivery's mark) commits without waiting for the disk: visible to every replica at once, and
 # made durable by the next commit that waits (the log is written in order), or by the WAL writer within a second.
@@ -1200,7 +1217,17 @@ class PostgresStore(SqlReads, Store):
         started = time.perf_counter()
         try:
             misses = self._probe(batch, shared)
-            if misses:  # BEGIN and the rows the operations will read first, in one round trip
+            if misses and cache is not None:
+                # Outside a transaction and without locks (a lock would be written, and its transaction flushed):
+                # the rows are checked with the end as cached ones are, and the batch is its end alone.
+                if len(misses) == 1:
+                    found = self._exec(conn, _FAMILY_READ, (misses[0],))
+                else:
+                    sql, params, prepare = _families(misses, lock=False)
+                    found = self._exec(conn, sql, params, prepare=prepare)
+                shared.keep(found.fetchall(), checked=True)
+                shared.begun = False
+            elif misses:  # BEGIN and the rows the operations will read first, in one round trip
                 with conn.pipeline():
                     self._exec(conn, b"BEGIN", prepare=False)
                     if len(misses) == 1:
@@ -1299,32 +1326,38 @@ class PostgresStore(SqlReads, Store):
         else:  # the heads would not fit: the feeds are named alone and their streams read
             payloads = encode_notes(self.replica_id, dataclasses.replace(notes, fed=None))
         parts, params = shared.parts() if shared.held else ((), [])
-        checking = bool(shared.checks)
-        if not (parts or events or fed or payloads or shared.begun or checking):
-            return notes, None  # nothing was read or written: no transaction to end
+        checks = shared.check()
+        lazy = all(tx.lazy for tx in done)
         try:
             if not (parts or events or fed or payloads):  # it only read: its locks go with the COMMIT
+                if not shared.begun:
+                    if checks is not None:  # what it read must still be so, its refusals included
+                        self._exec(conn, _CHECK, (checks,))
+                    return notes, None  # else nothing was read or written: no transaction to end
+                with conn.pipeline():
+                    if checks is not None:
+                        self._exec(conn, _CHECK, (checks,))
+                    self._exec(conn, b"COMMIT", prepare=False)
+                return notes, None
+            sql = _write_statement(parts, True, checks is not None)
+            args = (*([checks] if checks is not None else []), *params,
+                    orjson.dumps([events[n:n + 3] for n in range(0, len(events), 3)]).decode(),
+                    orjson.dumps(sorted(counts.items())).decode(), orjson.dumps(feed_rows).decode(),
+                    orjson.dumps(payloads).decode())
+            if not shared.begun and not lazy:
+                # one statement, a transaction of its own (committed, the disk waited for, before its reply): no BEGIN,
+                # COMMIT or pipeline, which cost the writer three times the CPU of the statement alone
+                end = self._exec(conn, sql, args)
+            else:
                 with conn.pipeline():
                     if not shared.begun:
                         self._exec(conn, b"BEGIN", prepare=False)
-                    if checking:
-                        self._exec(conn, *shared.check())
+                    end = self._exec(conn, sql, args)
+                    if lazy:
+                        self._exec(conn, _LAZY, prepare=False)
                     self._exec(conn, b"COMMIT", prepare=False)
-                return notes, None
-            with conn.pipeline():
-                if not shared.begun:
-                    self._exec(conn, b"BEGIN", prepare=False)
-                if checking:
-                    self._exec(conn, *shared.check())
-                end = self._exec(conn, _write_statement(parts, True), (
-                    *params, orjson.dumps([events[n:n + 3] for n in range(0, len(events), 3)]).decode(),
-                    orjson.dumps(sorted(counts.items())).decode(), orjson.dumps(feed_rows).decode(),
-                    orjson.dumps(payloads).decode()))
-                if all(tx.lazy for tx in done):
-                    self._exec(conn, _LAZY, prepare=False)
-                self._exec(conn, b"COMMIT", prepare=False)
         except pg_errors.DivisionByZero as exc:
-            if checking:
+            if checks is not None:
                 raise _Stale from exc
             raise
         answer = end.fetchone()

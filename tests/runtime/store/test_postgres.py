@@ -348,8 +348,9 @@ def test_a_batch_reading_several_intents_finds_them_by_key_after_the_table_was_a
 
 
 def test_a_batch_is_its_reads_and_one_statement_with_its_commit(tmp_path: Path) -> None:
-    """A batch's end is one statement (its rows, events, feed and notification) sent with the COMMIT; a batch that
-    reads an intent first sends its BEGIN with that read, and one that reads nothing sends it with the end. Rows it
+    """A batch's end is one statement (its rows, events, feed and notification), a transaction of its own; a batch
+    that reads an intent its writer did not keep reads it first, without a transaction, and its end checks it; after
+    a failed check, the batch runs again with BEGIN and a locking read, and its end goes with the COMMIT. Rows it
     changed are written whatever their values' Python types (a float where the column is an integer) and an update
     of no field writes nothing."""
     url = new_database("postgres", tmp_path)
@@ -366,17 +367,23 @@ def test_a_batch_is_its_reads_and_one_statement_with_its_commit(tmp_path: Path) 
 
         await store.write(lambda tx: engine.op_create(tx, S, ADMIN, request(0), now))  # its agent is kept now
         created, statements, commits = await counted(lambda tx: engine.op_create(tx, S, ADMIN, request(1), now))
-        assert (statements, commits) == (3, 1)  # BEGIN, the end, COMMIT: one round trip
+        assert (statements, commits) == (1, 1)  # the end alone: one round trip
         intent_id = created["intent_id"]
+        store._cache.clear()
         _, statements, _ = await counted(lambda tx: engine.op_mark_delivered(tx, S, intent_id, 1, AGENT, now))
-        assert statements == 4  # BEGIN with the intent read, then the end with COMMIT
+        assert statements == 2  # the intent read, then the end with its check
+        _, statements, _ = await counted(lambda tx: engine.op_mark_delivered(tx, S, intent_id, 2, AGENT, now))
+        assert statements == 1  # the intent was kept: the end with its check
 
         def change(tx):  # type: ignore[no-untyped-def]
             row = tx.get_intent(intent_id)
             tx.update_intent(intent_id, {"delivery_attempt": float(row["delivery_attempt"] + 2), "waiting_reason": "x"})
             tx.update_intent(intent_id, {})
 
-        await store.write(change)
+        with psycopg.connect(url, autocommit=True) as conn:  # changed behind the writer's back: its check fails
+            conn.execute("UPDATE intents SET updated_at = updated_at WHERE intent_id = %s", (intent_id,))
+        _, statements, _ = await counted(change)
+        assert statements == 1 + 4 and store._cache.stale == 1  # the end, then BEGIN with the read, end, COMMIT
         # an update of no field, then a statement that sends what the batch held back first: nothing to send
         await store.write(lambda tx: (tx.get_intent(intent_id), tx.update_intent(intent_id, {}), tx.exclusive("t")))
         row = await store.get_intent(intent_id)
@@ -595,7 +602,7 @@ def test_a_batch_takes_the_rows_its_writer_committed_and_runs_again_if_they_chan
 
         before = store.statements
         assert await store.write(lambda tx: change(tx, "a")) == 1
-        assert store.statements - before == 4  # BEGIN, the check, the end, COMMIT: no read of the intent
+        assert store.statements - before == 1  # the end, with the check: no read of the intent
         assert store._cache.stale == 0
         outside("UPDATE intents SET waiting_reason = 'outside', delivery_attempt = delivery_attempt + 10 "
                 "WHERE intent_id = %s")
