@@ -2,17 +2,18 @@
 
 - Writes: group commit, as on SQLite. Operations are queued to one writer thread per replica, with a connection
   of its own; it takes everything queued (up to ``MAX_BATCH``) and runs the operations one after the other in one
-  transaction, then answers the callers after COMMIT. A batch is two round trips whatever its size: BEGIN with
-  the rows its operations read first (``_probe``), then, in pipeline mode, one statement for the writes it held
-  back, its events, its feed rows and its notification (``_write_statement``, ``_END``) and COMMIT; a batch whose
-  operations read nothing sends its BEGIN with that last round trip. Rows an operation is about to change are
-  read ``FOR UPDATE`` (``SqlTx.LOCK``), so two replicas changing one intent take turns and its event ``seq``
-  stays dense. Reading an intent also locks and keeps its workflow parent and workflow row (a step's resume needs
-  all three); rows locked or written by the batch are kept for its other reads and their writes held back
-  (``_Batch``), and agents' service accounts by address are kept for every batch (``_Accounts``), as are the
-  intents and workflows this replica's writer last committed (``_Rows``): a batch that finds there every row it
-  reads sends no read, only a check of their versions with its end (``_CHECK``), and runs again reading the table
-  if one changed. Writes
+  transaction, then answers the callers after it committed. A batch whose operations read only intents and
+  workflows (a saga's) is at most two statements and two round trips whatever its size: the rows its operations
+  read first (``_probe``), fetched outside any transaction and without locks, unless this replica's writer keeps
+  them from its last batches (``_Rows``); then one statement for the writes it held back, its events, its feed
+  rows and its notification (``_write_statement``, ``_END``), a transaction of its own, which first checks that
+  every row read or kept without a lock is still at its version (its ``xmin``) and locks it (``_CHECK``). If one
+  changed (another replica wrote it), the batch runs again with BEGIN and a locking read, its end sent with the
+  COMMIT in pipeline mode. Rows an operation reads later are read
+  ``FOR UPDATE`` (``SqlTx.LOCK``), after the check of what it used so far, so two replicas changing one intent take
+  turns and its event ``seq`` stays dense. Reading an intent also reads its workflow parent and workflow row (a
+  step's resume needs all three); rows read or written by the batch are kept for its other reads and their writes
+  held back (``_Batch``), and agents' service accounts by address are kept for every batch (``_Accounts``). Writes
   nobody waits on (``write_behind``: delivery marks) alone in the queue wait up to ``BEHIND_HOLD`` for one that
   somebody does, and go with it.
   An operation that refuses before writing anything is answered alone; one that refuses after writing, or a
