@@ -642,3 +642,32 @@ def test_a_replica_drops_the_rows_another_replica_changed(tmp_path: Path) -> Non
         await asyncio.gather(a.close(), b.close())
 
     run(main())
+
+
+def test_a_row_read_without_a_lock_and_changed_before_the_end_runs_the_batch_again(tmp_path: Path) -> None:
+    """A batch's first read takes no lock; a change another writer commits between that read and the batch's end
+    fails the end's check, nothing of the batch is committed, and it runs again with a locking read."""
+    url = new_database("postgres", tmp_path)
+
+    async def main() -> None:
+        store, now = await _opened(url), time.time()
+        await store.write(lambda tx: engine.op_create(tx, S, ADMIN, request(0), now))
+        intent_id = (await store.write(lambda tx: engine.op_create(tx, S, ADMIN, request(1), now)))["intent_id"]
+        store._cache.clear()  # read from the table, not kept
+        runs: list[Any] = []
+
+        def change(tx: Any) -> None:
+            row = tx.get_intent(intent_id)
+            runs.append(row["delivery_attempt"])
+            if len(runs) == 1:  # meanwhile another writer commits a change of the row (no lock holds it back)
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute("UPDATE intents SET delivery_attempt = 10 WHERE intent_id = %s", (intent_id,))
+            tx.update_intent(intent_id, {"delivery_attempt": row["delivery_attempt"] + 1})
+
+        await store.write(change)
+        assert runs == [1, 10] and store._cache.stale == 1
+        row = await store.get_intent(intent_id)
+        assert row is not None and row["delivery_attempt"] == 11
+        await store.close()
+
+    run(main())
