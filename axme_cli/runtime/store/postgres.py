@@ -204,12 +204,12 @@ class _Rows:
     """The intents and workflows this replica's writer last committed or locked, with the version of each (the
     row's ``xmin``: the transaction that wrote it), kept across batches. A batch takes the rows it needs from here
     instead of reading them (a step's resume needs the intent, its parent and the workflow, which the batch that
-    dispatched the step wrote), and checks them in the statement that goes out first (``_Batch.check``), which
-    locks them as a read FOR UPDATE would: if one changed since (another replica wrote it), the batch is rolled
-    back and runs again reading the table. Entries older than ``AGE`` are not used (a version is a 32-bit
-    transaction id, which comes round again after four billion transactions); other replicas' notifications drop
-    the intents they name, and the workflows of those intents. Written by the writer thread, dropped from the event
-    loop too: a lock keeps the two apart."""
+    dispatched the step wrote), and checks them in the first statement it sends after using them, at the latest its
+    end (``_Batch.check``), which locks them as a read FOR UPDATE would: if one changed since (another replica wrote
+    it), the batch is rolled back and runs again reading the table. Entries older than ``AGE`` are not used (a
+    version is a 32-bit transaction id, which comes round again after four billion transactions); other replicas'
+    notifications drop the intents they name, and the workflows of those intents. Written by the writer thread,
+    dropped from the event loop too: a lock keeps the two apart."""
 
     SIZE = 8192
     AGE = 60.0
@@ -231,6 +231,7 @@ class _Rows:
         with self._lock:
             if version is None:
                 rows.pop(key, None)
+                self._unmap(table, key, row)
                 return
             rows.pop(key, None)  # to the end of the order: the oldest go first
             rows[key] = (row, version, time.monotonic())
@@ -238,9 +239,13 @@ class _Rows:
                 self._workflow_of[row["parent_intent_id"]] = key
             if len(rows) > self.SIZE:
                 oldest = next(iter(rows))
-                del rows[oldest]
-                if table == "workflows":
-                    self._workflow_of = {p: w for p, w in self._workflow_of.items() if w in rows}
+                self._unmap(table, oldest, rows.pop(oldest)[0])
+
+    def _unmap(self, table: str, key: str, row: Row) -> None:
+        """A workflow no longer kept: its parent no longer names it."""
+        parent = str(row.get("parent_intent_id"))
+        if table == "workflows" and self._workflow_of.get(parent) == key:
+            del self._workflow_of[parent]
 
     def drop(self, intent_ids: set[str]) -> None:
         with self._lock:

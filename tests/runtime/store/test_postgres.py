@@ -671,3 +671,21 @@ def test_a_row_read_without_a_lock_and_changed_before_the_end_runs_the_batch_aga
         await store.close()
 
     run(main())
+
+
+def test_kept_rows_stay_within_their_size_and_go_with_their_intent(monkeypatch: Any) -> None:
+    """``_Rows`` keeps at most SIZE rows a table, the oldest written going first, and an intent dropped takes its
+    workflow with it (another replica changed both)."""
+    monkeypatch.setattr(postgres._Rows, "SIZE", 2)
+    rows = postgres._Rows()
+    for n in range(3):
+        rows.put("workflows", f"w{n}", {"workflow_id": f"w{n}", "parent_intent_id": f"i{n}"}, "7")
+        rows.put("intents", f"i{n}", {"intent_id": f"i{n}"}, "7")
+    assert rows.get("workflows", "w0") is None and rows.get("intents", "i0") is None
+    assert rows.get("workflows", "w2") == ({"workflow_id": "w2", "parent_intent_id": "i2"}, "7")
+    assert rows._workflow_of == {"i1": "w1", "i2": "w2"}
+    rows.drop({"i1"})
+    assert rows.get("intents", "i1") is None and rows.get("workflows", "w1") is None
+    assert rows.get("intents", "i2") is not None and rows._workflow_of == {"i2": "w2"}
+    rows.put("workflows", "w2", {"workflow_id": "w2", "parent_intent_id": "i2"}, None)  # its version unknown
+    assert rows.get("workflows", "w2") is None and rows._workflow_of == {}
