@@ -96,8 +96,8 @@ def thread_names(pid: int) -> dict[int, str]:
 
 def postgres_roles(database_url: str, pids: list[int]) -> dict[int, str]:
     """What each PostgreSQL process of the run does, from its last statement: a replica's LISTEN connection
-    ("listen"), its writer (last statement a COMMIT, ROLLBACK or a batch's end), a read connection ("read"), or the
-    server's own processes ("server")."""
+    ("listen"), its writer (last statement a COMMIT, ROLLBACK or a batch's end, checked or not), a read connection
+    ("read"), or the server's own processes ("server")."""
     import psycopg
 
     admin, name = database_url.rsplit("/", 1)
@@ -111,7 +111,7 @@ def postgres_roles(database_url: str, pids: list[int]) -> dict[int, str]:
             roles[pid] = "server"
         elif query.startswith("LISTEN"):
             roles[pid] = "listen"
-        elif query.startswith(("COMMIT", "ROLLBACK", "WITH w", "WITH e", "SET LOCAL", "BEGIN")):
+        elif query.startswith(("COMMIT", "ROLLBACK", "WITH kc", "WITH w", "WITH e", "SET LOCAL", "BEGIN")):
             roles[pid] = "write"
         else:
             roles[pid] = "read"

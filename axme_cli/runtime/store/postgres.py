@@ -2,14 +2,18 @@
 
 - Writes: group commit, as on SQLite. Operations are queued to one writer thread per replica, with a connection
   of its own; it takes everything queued (up to ``MAX_BATCH``) and runs the operations one after the other in one
-  transaction, then answers the callers after COMMIT. A batch is two round trips whatever its size: BEGIN with
-  the rows its operations read first (``_probe``), then, in pipeline mode, one statement for the writes it held
-  back, its events, its feed rows and its notification (``_write_statement``, ``_END``) and COMMIT; a batch whose
-  operations read nothing sends its BEGIN with that last round trip. Rows an operation is about to change are
-  read ``FOR UPDATE`` (``SqlTx.LOCK``), so two replicas changing one intent take turns and its event ``seq``
-  stays dense. Reading an intent also locks and keeps its workflow parent and workflow row (a step's resume needs
-  all three); rows locked or written by the batch are kept for its other reads and their writes held back
-  (``_Batch``), and agents' service accounts by address are kept for every batch (``_Accounts``). Writes
+  transaction, then answers the callers after it committed. A batch whose operations read only intents and
+  workflows (a saga's) is at most two statements and two round trips whatever its size: the rows its operations
+  read first (``_probe``), fetched outside any transaction and without locks, unless this replica's writer keeps
+  them from its last batches (``_Rows``); then one statement for the writes it held back, its events, its feed
+  rows and its notification (``_write_statement``, ``_END``), a transaction of its own, which first checks that
+  every row read or kept without a lock is still at its version (its ``xmin``) and locks it (``_CHECK``). If one
+  changed (another replica wrote it), the batch runs again with BEGIN and a locking read, its end sent with the
+  COMMIT in pipeline mode. Rows an operation reads later are read
+  ``FOR UPDATE`` (``SqlTx.LOCK``), after the check of what it used so far, so two replicas changing one intent take
+  turns and its event ``seq`` stays dense. Reading an intent also reads its workflow parent and workflow row (a
+  step's resume needs all three); rows read or written by the batch are kept for its other reads and their writes
+  held back (``_Batch``), and agents' service accounts by address are kept for every batch (``_Accounts``). Writes
   nobody waits on (``write_behind``: delivery marks) alone in the queue wait up to ``BEHIND_HOLD`` for one that
   somebody does, and go with it.
   An operation that refuses before writing anything is answered alone; one that refuses after writing, or a
@@ -157,8 +161,10 @@ class _Conn:
         self.wrote = False
 
     def execute(self, sql: str, params: Any = ()) -> Any:
-        if not self.wrote and not sql.startswith("SELECT"):
+        if not sql.startswith("SELECT"):
             self.wrote = True
+            if self._batch is not None and ("intents" in sql or "workflows" in sql):
+                self._batch.raw_rows = True  # a row the batch keeps may have changed behind it: nothing is cached
         if self._batch is not None and self._batch.held:
             self._batch.flush(self)
         return self.raw(_pg_sql(sql), tuple(params))
@@ -167,13 +173,93 @@ class _Conn:
         """A statement as it is (``%s``/``%b`` placeholders), without sending the held-back writes first. The
         batch's first statement takes its BEGIN along, in the same round trip."""
         self._store.statements += 1
-        if self._batch is not None and not self._batch.begun:
-            self._batch.begun = True
-            self._store.statements += 1
-            with self._c.pipeline():
-                self._c.execute(b"BEGIN", prepare=False)
-                return self._c.execute(sql, params, prepare=prepare)
+        batch = self._batch
+        if batch is not None and (not batch.begun or batch.checks):
+            # the cached rows the operations used so far are checked (and locked) before anything else goes out:
+            # a held-back write of one of them must not reach the table first
+            checking = bool(batch.checks)
+            try:
+                with self._c.pipeline():
+                    if not batch.begun:
+                        batch.begun = True
+                        self._store.statements += 1
+                        self._c.execute(b"BEGIN", prepare=False)
+                    if checking:
+                        self._store.statements += 1
+                        self._c.execute(_CHECK, (batch.check(),))
+                    return self._c.execute(sql, params, prepare=prepare)
+            except pg_errors.DivisionByZero as exc:
+                if checking:
+                    raise _Stale from exc
+                raise
         return self._c.execute(sql, params, prepare=prepare)
+
+
+class _Stale(BaseException):  # noqa: N818 - not an error: the batch runs again, reading what it took from the cache
+    """A cached row a batch used had changed (``_Batch.check``). A BaseException, so that no ``except Exception``
+    of an operation takes it for a refusal."""
+
+
+class _Rows:
+    """The intents and workflows this replica's writer last committed or locked, with the version of each (the
+    row's ``xmin``: the transaction that wrote it), kept across batches. A batch takes the rows it needs from here
+    instead of reading them (a step's resume needs the intent, its parent and the workflow, which the batch that
+    dispatched the step wrote), and checks them in the first statement it sends after using them, at the latest its
+    end (``_Batch.check``), which locks them as a read FOR UPDATE would: if one changed since (another replica wrote
+    it), the batch is rolled back and runs again reading the table. Entries older than ``AGE`` are not used (a
+    version is a 32-bit transaction id, which comes round again after four billion transactions); other replicas'
+    notifications drop the intents they name, and the workflows of those intents. Written by the writer thread,
+    dropped from the event loop too: a lock keeps the two apart."""
+
+    SIZE = 8192
+    AGE = 60.0
+
+    def __init__(self) -> None:
+        self._by_table: dict[str, dict[str, tuple[Row, str, float]]] = {"intents": {}, "workflows": {}}
+        self._workflow_of: dict[str, str] = {}  # parent intent -> its workflow
+        self._lock = threading.Lock()
+        self.stale = 0  # batches run again because a cached row had changed (for tests)
+
+    def get(self, table: str, key: str) -> tuple[Row, str] | None:
+        found = self._by_table[table].get(key)
+        if found is None or time.monotonic() - found[2] > self.AGE:
+            return None
+        return dict(found[0]), found[1]
+
+    def put(self, table: str, key: str, row: Row, version: str | None) -> None:
+        rows = self._by_table[table]
+        with self._lock:
+            if version is None:
+                rows.pop(key, None)
+                self._unmap(table, key, row)
+                return
+            rows.pop(key, None)  # to the end of the order: the oldest go first
+            rows[key] = (row, version, time.monotonic())
+            if table == "workflows" and row.get("parent_intent_id"):
+                self._workflow_of[row["parent_intent_id"]] = key
+            if len(rows) > self.SIZE:
+                oldest = next(iter(rows))
+                self._unmap(table, oldest, rows.pop(oldest)[0])
+
+    def _unmap(self, table: str, key: str, row: Row) -> None:
+        """A workflow no longer kept: its parent no longer names it."""
+        parent = str(row.get("parent_intent_id"))
+        if table == "workflows" and self._workflow_of.get(parent) == key:
+            del self._workflow_of[parent]
+
+    def drop(self, intent_ids: set[str]) -> None:
+        with self._lock:
+            for intent_id in intent_ids:
+                self._by_table["intents"].pop(intent_id, None)
+                workflow_id = self._workflow_of.pop(intent_id, None)
+                if workflow_id is not None:
+                    self._by_table["workflows"].pop(workflow_id, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._by_table["intents"].clear()
+            self._by_table["workflows"].clear()
+            self._workflow_of.clear()
 
 
 class _Accounts:
@@ -200,11 +286,21 @@ class _Batch:
     has inserted, so a second read of it needs no round trip, and its writes can wait: inserts and updates of these
     rows are held back and go out together (``flush``), at the end of the batch or before any other statement."""
 
-    __slots__ = ("intents", "workflows", "accounts_changed", "held", "begun", "_new", "_dirty", "_types", "_bases")
+    __slots__ = ("intents", "workflows", "accounts_changed", "held", "begun", "_new", "_dirty", "_types", "_bases",
+                 "cache", "versions", "checks", "written", "raw_rows")
 
-    def __init__(self, types: dict[str, dict[str, str]] | None = None, bases: dict[str, str] | None = None) -> None:
+    def __init__(self, types: dict[str, dict[str, str]] | None = None, bases: dict[str, str] | None = None,
+                 cache: _Rows | None = None) -> None:
         self.intents: dict[str, Row] = {}
         self.workflows: dict[str, Row] = {}
+        # The rows kept across batches (None: not used), each kept row's version (its xmin when read or taken from
+        # the cache), the cached rows used and not yet checked against the table, the rows written by held-back
+        # writes, and whether a statement other than those wrote to intents or workflows.
+        self.cache = cache
+        self.versions: dict[tuple[str, str], str] = {}
+        self.checks: dict[tuple[str, str], str] = {}
+        self.written: set[tuple[str, str]] = set()
+        self.raw_rows = False
         self.accounts_changed = False  # a service account changed: _Accounts is not used for the rest of the batch
         self.held = False  # writes are held back
         self.begun = True  # BEGIN was sent (``_Conn.raw`` sends it with the first statement when it was not)
@@ -214,15 +310,49 @@ class _Batch:
         self._types = types or {}  # table -> column -> its PostgreSQL type (integers go as JSON)
         self._bases = bases or {}  # table -> what a changed row's unsent columns read as (``_bases``)
 
-    def keep(self, found: list[Row]) -> None:
-        """Rows of ``_FAMILY``/``_families``: intents, each with its workflow as JSON (rows kept already win)."""
+    def keep(self, found: list[Row], checked: bool = False) -> None:
+        """Rows of ``_FAMILY``/``_families``: intents, each with its workflow as JSON, and their versions (rows kept
+        already win). ``checked``: read without a lock, they are checked as cached rows are."""
         for each in found:
             row = dict(each)
             workflow = row.pop("family_workflow")
-            self.intents.setdefault(row["intent_id"], row)
+            version = row.pop("row_version")
+            self.kept("intents", row["intent_id"], row, version, checked)
             if workflow is not None:
                 wf = orjson.loads(workflow)
-                self.workflows.setdefault(wf["workflow_id"], wf)
+                self.kept("workflows", wf["workflow_id"], wf, wf.pop("row_version"), checked)
+
+    def kept(self, table: str, key: str, row: Row, version: str, checked: bool = False) -> None:
+        """A row read from the table, unless the batch keeps it already."""
+        rows = self.rows(table)
+        if key not in rows:
+            rows[key] = row
+            self.versions[table, key] = version
+            if checked:
+                self.checks[table, key] = version
+
+    def cached(self, table: str, key: str) -> Row | None:
+        """The row as this replica's writer last committed or read it (``_Rows``), kept for the batch and checked
+        before its next statement or its end (``check``); None if the cache has none."""
+        if self.cache is None:
+            return None
+        found = self.cache.get(table, key)
+        if found is None:
+            return None
+        row, version = found
+        self.rows(table)[key] = row
+        self.versions[table, key] = self.checks[table, key] = version
+        return row
+
+    def check(self) -> str | None:
+        """The parameter of ``_CHECK``, which locks the rows used since the last check that were taken from the cache
+        or read without a lock, and fails (division by zero) unless each is still at its version: another replica,
+        or a statement of this one outside the batches' held-back writes, changed it since. None: nothing to check."""
+        if not self.checks:
+            return None
+        pairs = [(key, version, table[0]) for (table, key), version in self.checks.items()]
+        self.checks.clear()
+        return orjson.dumps(pairs).decode()
 
     def rows(self, table: str) -> dict[str, Row]:
         return self.intents if table == "intents" else self.workflows
@@ -269,6 +399,8 @@ class _Batch:
                 changed.setdefault(columns, set()).update(fields)
             base = self._bases.get(table, "")
             for (columns, existing), found in groups.items():
+                if not existing or changed[columns]:
+                    self.written.update((table, row[_KEYS[table]]) for row in found)
                 if not existing:
                     parts.append((table, columns, (), ""))
                     params.append(orjson.dumps(found).decode())
@@ -293,6 +425,19 @@ class _Batch:
 
 
 _KEYS = {"intents": "intent_id", "workflows": "workflow_id"}
+# Locks the rows a batch took from the cache or read without locking them (``_Batch.check``: [key, version, "i" or
+# "w"] as one JSON text), in key order as a locking read does, and divides by zero unless every one is at its version.
+# Alone (``_CHECK``), or first in the batch's end statement (``_write_statement``), whose writes of those rows run after
+# it: data-modifying CTEs the main query does not read run once it is done.
+_CHECK_CTES = (
+    b"kc AS (SELECT r->>0 AS k, r->>1 AS v, r->>2 AS t FROM json_array_elements(%s::json) AS r), "
+    b"ki AS MATERIALIZED (SELECT intent_id AS k, xmin::text AS v FROM intents "
+    b"WHERE intent_id = ANY(ARRAY(SELECT k FROM kc WHERE t = 'i')) ORDER BY intent_id FOR UPDATE), "
+    b"kw AS MATERIALIZED (SELECT workflow_id AS k, xmin::text AS v FROM workflows "
+    b"WHERE workflow_id = ANY(ARRAY(SELECT k FROM kc WHERE t = 'w')) ORDER BY workflow_id FOR UPDATE), "
+    b"k AS (SELECT 1 / ((SELECT count(*) FROM (SELECT k, v FROM ki UNION ALL SELECT k, v FROM kw) AS s "
+    b"JOIN kc USING (k, v)) = (SELECT count(*) FROM kc))::int AS fresh)")
+_CHECK = b"WITH " + _CHECK_CTES + b" SELECT fresh FROM k"
 # A part of a batch's held-back rows: table, columns, columns changed (none: new rows), the base of unsent columns
 _Part = tuple[str, tuple[str, ...], tuple[str, ...], str]
 
@@ -319,15 +464,15 @@ def _bases(columns: list[Row]) -> dict[str, str]:
 
 
 @functools.lru_cache(maxsize=256)
-def _write_statement(parts: tuple[_Part, ...], end: bool) -> bytes:
+def _write_statement(parts: tuple[_Part, ...], end: bool, check: bool = False) -> bytes:
     """One statement of data-modifying CTEs for a batch's rows (``_Batch.parts``) and, with ``end``, everything else
     its end writes (``_END``). New rows are inserted from a JSON text; changed rows, which exist (the batch locked
     or inserted them, and intents and workflows are never deleted), are written by ``INSERT ... ON CONFLICT DO
     UPDATE`` on their primary key: its plan is the key's index whatever the table's size when it was prepared,
     where an ``UPDATE ... FROM`` a list of keys may be planned as a scan and keep that plan. They are sent as their
     key and the columns that changed, read onto the table's base (``_bases``), whose placeholders are never
-    written."""
-    ctes = []
+    written. With ``check``, the end starts with the check of ``_CHECK_CTES`` (its parameter first)."""
+    ctes = [_CHECK_CTES.decode()] if check else []
     for n, (table, columns, changed, base) in enumerate(parts):
         names = ", ".join(columns)
         start = f"json_populate_record(NULL::{table}, '{base}')" if base else f"NULL::{table}"
@@ -339,20 +484,22 @@ def _write_statement(parts: tuple[_Part, ...], end: bool) -> bytes:
         ctes.append(cte + ")")
     if not end:
         return ("WITH " + ", ".join(ctes) + " SELECT 1").encode()
-    return b"WITH " + "".join(c + ", " for c in ctes).encode() + _END
+    return b"WITH " + "".join(c + ", " for c in ctes).encode() + (_END_CHECKED if check else _END)
 
 
 # An intent read to be changed, with its workflow parent and its workflow row: locked together, in one statement
 # (the workflow as JSON in a column of the intent's row: its columns are all text). Each a lookup by primary key,
 # whatever plan PostgreSQL keeps for the prepared statement: with "intent_id = %s OR intent_id = (...)", the plan
 # made while the table was small, a sequential scan, was kept as it grew.
-_FAMILY = (b"WITH i AS (SELECT * FROM intents WHERE intent_id = %s FOR UPDATE), "
-           b"p AS (SELECT * FROM intents WHERE intent_id = (SELECT doc::jsonb ->> 'parent_intent_id' FROM i) "
-           b"FOR UPDATE), "
-           b"w AS (SELECT * FROM workflows WHERE workflow_id = (SELECT doc::jsonb ->> 'workflow_id' FROM i) "
-           b"FOR UPDATE) "
+_FAMILY = (b"WITH i AS (SELECT *, xmin::text AS row_version FROM intents WHERE intent_id = %s FOR UPDATE), "
+           b"p AS (SELECT *, xmin::text AS row_version FROM intents "
+           b"WHERE intent_id = (SELECT doc::jsonb ->> 'parent_intent_id' FROM i) FOR UPDATE), "
+           b"w AS (SELECT *, xmin::text AS row_version FROM workflows "
+           b"WHERE workflow_id = (SELECT doc::jsonb ->> 'workflow_id' FROM i) FOR UPDATE) "
            b"SELECT i.*, (SELECT row_to_json(w)::text FROM w) AS family_workflow FROM i "
            b"UNION ALL SELECT p.*, NULL FROM p")
+# The same without locks: a batch's first read, outside a transaction, of rows it checks with its end (``_attempt``).
+_FAMILY_READ = _FAMILY.replace(b" FOR UPDATE", b"")
 # The same for every intent the operations of a batch read first (``_probe``), in one statement, each row locked in
 # key order. A list of placeholders, not an array: PostgreSQL estimates an array parameter at 10 elements, so its
 # generic plan never looked cheaper than a custom one and the statement was planned on every call (~0.3 ms of the
@@ -363,29 +510,34 @@ _FAMILY = (b"WITH i AS (SELECT * FROM intents WHERE intent_id = %s FOR UPDATE), 
 _FAMILIES_MAX = 64
 
 
-@functools.lru_cache(maxsize=16)
-def _families_sql(size: int) -> bytes:
+@functools.lru_cache(maxsize=32)
+def _families_sql(size: int, lock: bool = True) -> bytes:
+    sql = _families_locked(size)
+    return sql if lock else sql.replace(b" FOR UPDATE", b"")
+
+
+def _families_locked(size: int) -> bytes:
     keys = b"ANY(%b::text[])" if size > _FAMILIES_MAX else b"ANY(ARRAY[" + b", ".join([b"%s"] * size) + b"])"
-    return (b"WITH i AS MATERIALIZED (SELECT * FROM intents WHERE intent_id = " + keys + b" "
-            b"ORDER BY intent_id FOR UPDATE), "
-            b"p AS MATERIALIZED (SELECT * FROM intents WHERE intent_id = "
+    return (b"WITH i AS MATERIALIZED (SELECT *, xmin::text AS row_version FROM intents WHERE intent_id = " + keys +
+            b" ORDER BY intent_id FOR UPDATE), "
+            b"p AS MATERIALIZED (SELECT *, xmin::text AS row_version FROM intents WHERE intent_id = "
             b"ANY(ARRAY(SELECT doc::jsonb ->> 'parent_intent_id' FROM i)) AND NOT intent_id = " + keys + b" "
             b"ORDER BY intent_id FOR UPDATE), "
-            b"w AS MATERIALIZED (SELECT * FROM workflows WHERE workflow_id = "
+            b"w AS MATERIALIZED (SELECT *, xmin::text AS row_version FROM workflows WHERE workflow_id = "
             b"ANY(ARRAY(SELECT doc::jsonb ->> 'workflow_id' FROM i)) ORDER BY workflow_id FOR UPDATE) "
             b"SELECT i.*, (SELECT row_to_json(w)::text FROM w WHERE w.workflow_id = i.doc::jsonb ->> 'workflow_id') "
             b"AS family_workflow FROM i UNION ALL SELECT p.*, NULL FROM p")
 
 
-def _families(ids: list[str]) -> tuple[bytes, tuple[Any, ...], bool]:
+def _families(ids: list[str], lock: bool = True) -> tuple[bytes, tuple[Any, ...], bool]:
     """The batch's first reads for ``ids`` (two or more): the statement, its parameters, and whether to prepare it."""
     if len(ids) > _FAMILIES_MAX:
-        return _families_sql(len(ids)), (ids, ids), False
+        return _families_sql(len(ids), lock), (ids, ids), False
     size = 2
     while size < len(ids):
         size *= 2
     keys = (*ids, *[ids[-1]] * (size - len(ids)))
-    return _families_sql(size), keys + keys, True
+    return _families_sql(size, lock), keys + keys, True
 
 
 # A flush's counters of one workspace (``add_usages``), in the order given (sorted: replicas lock rows alike).
@@ -396,7 +548,7 @@ _ADD_USAGES = {how: ("INSERT INTO usage_counters (org_id, workspace_id, counter,
 # An intent and its events after a seq (``intent_events``), as of one snapshot.
 _INTENT_EVENTS = ("SELECT i.*, ARRAY(SELECT data FROM events WHERE intent_id = ? AND seq > ? ORDER BY seq LIMIT ?) "
                   "AS stream_events FROM intents i WHERE i.intent_id = ?")
-_GET_WORKFLOW = b"SELECT * FROM workflows WHERE workflow_id = %s FOR UPDATE"
+_GET_WORKFLOW = b"SELECT *, xmin::text AS row_version FROM workflows WHERE workflow_id = %s FOR UPDATE"
 class _Stop(BaseException):  # noqa: N818 - not an error: the probe of an operation ends here
     """Raised in a probed operation at the first thing it would read from or write to the database. A
     BaseException, so that no ``except Exception`` of an operation takes it for a refusal."""
@@ -418,8 +570,9 @@ class _ProbeBatch(_Batch):
     """The batch as the probe sees it: its kept rows, read only."""
 
     def __init__(self, shared: _Batch) -> None:
-        super().__init__()
+        super().__init__(cache=shared.cache)
         self.intents, self.workflows, self.accounts_changed = shared.intents, shared.workflows, shared.accounts_changed
+        self.versions, self.checks = shared.versions, shared.checks  # what it takes from the cache, the batch keeps
 
     def inserted(self, table: str, key: str, row: Row) -> None:
         raise _Stop
@@ -442,7 +595,7 @@ class PostgresTx(SqlTx):
         self._misses = misses  # a probe: the intent it reads first and the batch does not keep goes here
         self.lazy = False  # its commit need not wait for the disk (``lazy_commit``)
         self.read_intent = False  # it asked for an intent (``PostgresStore._probe``)
-        self.locked_family = False  # it read an intent from the database itself: its probe had not
+        self.locked_family = False  # it read an intent from the database or the cache itself: its probe had not
 
     def lazy_commit(self) -> None:
         """Noted, not sent: a batch commits without waiting for the disk only if all its operations asked so (a
@@ -469,6 +622,10 @@ class PostgresTx(SqlTx):
         self.read_intent = True
         row = self._batch.intents.get(intent_id)
         if row is None:
+            row = self._batch.cached("intents", intent_id)
+            if row is not None:
+                self.locked_family = True  # a probe would have found it: its like is probed again
+        if row is None:
             if self._misses is not None:
                 self._misses.append(intent_id)
                 raise _Stop
@@ -486,7 +643,8 @@ class PostgresTx(SqlTx):
     def will_read_intents(self, intent_ids: list[str]) -> None:
         """Those the batch does not keep are fetched (and locked) together: by the probe, with the batch's first
         read; else here, in one statement instead of one per intent (a feed's marks for several intents)."""
-        missing = sorted({i for i in intent_ids if i not in self._batch.intents})
+        batch = self._batch
+        missing = sorted({i for i in intent_ids if i not in batch.intents and batch.cached("intents", i) is None})
         if not missing:
             return
         if self._misses is not None:
@@ -513,12 +671,13 @@ class PostgresTx(SqlTx):
             super().update_intent(intent_id, fields)
 
     def get_workflow(self, workflow_id: str) -> Row | None:
-        row = self._batch.workflows.get(workflow_id)
+        row = self._batch.workflows.get(workflow_id) or self._batch.cached("workflows", workflow_id)
         if row is None:
             found = self._c.raw(_GET_WORKFLOW, (workflow_id,)).fetchone()
             if found is None:
                 return None
-            row = self._batch.workflows[workflow_id] = dict(found)
+            row = dict(found)
+            self._batch.kept("workflows", workflow_id, row, row.pop("row_version"))
         return dict(row)
 
     def insert_workflow(self, row: Row) -> None:
@@ -704,7 +863,10 @@ _END = (
     b"j AS (SELECT coalesce((SELECT json_object_agg(address, last_cursor) FROM h)::text, '{}') AS heads), "
     b"n AS (SELECT pg_notify('" + CHANNEL.encode() + b"', replace(p, '\"\\u0001\"', (SELECT heads FROM j))) "
     b"FROM json_array_elements_text(%s::json) AS p) "
-    b"SELECT (SELECT heads FROM j) AS heads, (SELECT count(*) FROM n) AS notified")
+    b"SELECT (SELECT heads FROM j) AS heads, (SELECT count(*) FROM n) AS notified, "
+    b"pg_current_xact_id()::xid::text AS xid")
+# The same after the check (``_CHECK_CTES``), which the main query runs first, before the rows are written.
+_END_CHECKED = _END.replace(b"SELECT (SELECT heads", b"SELECT (SELECT fresh FROM k) AS fresh, (SELECT heads")
 # A batch whose every operation may lose its writes to a crash of the database (``PostgresTx.lazy_commit``: what
 # its work redoes, a delivery's mark) commits without waiting for the disk: visible to every replica at once, and
 # made durable by the next commit that waits (the log is written in order), or by the WAL writer within a second.
@@ -749,6 +911,7 @@ class PostgresStore(SqlReads, Store):
         self._hurried = False  # hurry() was called: the writer holds nothing back (_hold_behind)
         self._connect_failed = float("-inf")  # monotonic time of the writer's last failed connect
         self._accounts = _Accounts()
+        self._cache = _Rows()
         self._types: dict[str, dict[str, str]] = {}  # table -> column -> type, of the tables a batch writes late
         self._bases: dict[str, str] = {}  # table -> the base its changed rows are read onto (``_bases``)
         self._own = orjson.dumps({"r": self.replica_id})[:-1].decode()  # how this replica's payloads start
@@ -1041,15 +1204,36 @@ class PostgresStore(SqlReads, Store):
 
     def _transaction(self, conn: psycopg.Connection[Any], batch: list[_Job],
                      together: bool) -> tuple[list[_Outcome], Notes]:
+        """One transaction for ``batch``, with the rows of ``_Rows``; if one of those it used had changed, once more
+        without them."""
+        try:
+            return self._attempt(conn, batch, together, self._cache)
+        except _Stale:
+            self._cache.stale += 1
+            self._cache.clear()
+            return self._attempt(conn, batch, together, None)
+
+    def _attempt(self, conn: psycopg.Connection[Any], batch: list[_Job], together: bool,
+                 cache: _Rows | None) -> tuple[list[_Outcome], Notes]:
         """One transaction for ``batch``. ``together``: an operation that refuses after writing raises
         ``_Fallback``; else (one operation) it rolls the transaction back and is its answer."""
-        shared = _Batch(self._types, self._bases)
+        shared = _Batch(self._types, self._bases, cache)
         outcomes: list[_Outcome] = []
         done: list[PostgresTx] = []
         started = time.perf_counter()
         try:
             misses = self._probe(batch, shared)
-            if misses:  # BEGIN and the rows the operations will read first, in one round trip
+            if misses and cache is not None:
+                # Outside a transaction and without locks (a lock would be written, and its transaction flushed):
+                # the rows are checked with the end as cached ones are, and the batch is its end alone.
+                if len(misses) == 1:
+                    found = self._exec(conn, _FAMILY_READ, (misses[0],))
+                else:
+                    sql, params, prepare = _families(misses, lock=False)
+                    found = self._exec(conn, sql, params, prepare=prepare)
+                shared.keep(found.fetchall(), checked=True)
+                shared.begun = False
+            elif misses:  # BEGIN and the rows the operations will read first, in one round trip
                 with conn.pipeline():
                     self._exec(conn, b"BEGIN", prepare=False)
                     if len(misses) == 1:
@@ -1083,7 +1267,7 @@ class PostgresStore(SqlReads, Store):
                 done.append(tx)
                 if tx.locked_family and self._unprobed:  # it did start by reading an intent: probe its like again
                     self._unprobed.discard(_kind(op))
-            notes = self._end(conn, done, shared)
+            notes, xid = self._end(conn, done, shared)
         except BaseException:
             self._rollback(conn)
             self.memo.clear()  # what operations kept may have come from this batch's writes, now undone
@@ -1092,11 +1276,23 @@ class PostgresStore(SqlReads, Store):
             raise
         if shared.accounts_changed:
             self._accounts.clear()
+        self._remember(shared, xid)
         self.commits += 1
         self._down = False
         if self.on_batch is not None:
             self.on_batch(len(batch), time.perf_counter() - started)
         return outcomes, notes
+
+    def _remember(self, shared: _Batch, xid: str | None) -> None:
+        """Keep the rows of a committed batch (``_Rows``): those it wrote at its transaction's id (``xid``; None
+        when unknown, and then they are dropped), the others at the version they were read or taken at."""
+        if shared.raw_rows:
+            self._cache.clear()
+            return
+        for table in ("intents", "workflows"):
+            for key, row in shared.rows(table).items():
+                version = xid if (table, key) in shared.written else shared.versions.get((table, key))
+                self._cache.put(table, key, row, version)
 
     def _rollback(self, conn: psycopg.Connection[Any]) -> None:
         if conn.closed or conn.broken:
@@ -1105,10 +1301,11 @@ class PostgresStore(SqlReads, Store):
             if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 self._exec(conn, b"ROLLBACK", prepare=False)
 
-    def _end(self, conn: psycopg.Connection[Any], done: list[PostgresTx], shared: _Batch) -> Notes:
+    def _end(self, conn: psycopg.Connection[Any], done: list[PostgresTx], shared: _Batch) -> tuple[Notes, str | None]:
         """What the batch's operations held back, and COMMIT, in one round trip (pipeline mode): one statement
         (``_write_statement``, ``_END``) writes the intents and workflows, the events, the feed rows with their heads
-        (bumped once per address, in address order) and sends the notification."""
+        (bumped once per address, in address order) and sends the notification. Before it, the check of the cached
+        rows used since the last statement (``_Batch.check``). Also the transaction's id, if the end was sent."""
         notes = Notes()
         events: list[Any] = []
         fed: list[tuple[str, str, int, str]] = []
@@ -1135,27 +1332,46 @@ class PostgresStore(SqlReads, Store):
         else:  # the heads would not fit: the feeds are named alone and their streams read
             payloads = encode_notes(self.replica_id, dataclasses.replace(notes, fed=None))
         parts, params = shared.parts() if shared.held else ((), [])
-        if not (parts or events or fed or payloads or shared.begun):
-            return notes  # nothing was read or written: no transaction to end
-        if not (parts or events or fed or payloads):  # it only read: its locks go with the COMMIT
-            self._exec(conn, b"COMMIT", prepare=False)
-            return notes
-        with conn.pipeline():
-            if not shared.begun:
-                self._exec(conn, b"BEGIN", prepare=False)
-            end = self._exec(conn, _write_statement(parts, True), (
-                *params, orjson.dumps([events[n:n + 3] for n in range(0, len(events), 3)]).decode(),
-                orjson.dumps(sorted(counts.items())).decode(), orjson.dumps(feed_rows).decode(),
-                orjson.dumps(payloads).decode()))
-            if all(tx.lazy for tx in done):
-                self._exec(conn, _LAZY, prepare=False)
-            self._exec(conn, b"COMMIT", prepare=False)
+        checks = shared.check()
+        lazy = all(tx.lazy for tx in done)
+        try:
+            if not (parts or events or fed or payloads):  # it only read: its locks go with the COMMIT
+                if not shared.begun:
+                    if checks is not None:  # what it read must still be so, its refusals included
+                        self._exec(conn, _CHECK, (checks,))
+                    return notes, None  # else nothing was read or written: no transaction to end
+                with conn.pipeline():
+                    if checks is not None:
+                        self._exec(conn, _CHECK, (checks,))
+                    self._exec(conn, b"COMMIT", prepare=False)
+                return notes, None
+            sql = _write_statement(parts, True, checks is not None)
+            args = (*([checks] if checks is not None else []), *params,
+                    orjson.dumps([events[n:n + 3] for n in range(0, len(events), 3)]).decode(),
+                    orjson.dumps(sorted(counts.items())).decode(), orjson.dumps(feed_rows).decode(),
+                    orjson.dumps(payloads).decode())
+            if not shared.begun and not lazy:
+                # one statement, a transaction of its own (committed, the disk waited for, before its reply): no BEGIN,
+                # COMMIT or pipeline, which cost the writer three times the CPU of the statement alone
+                end = self._exec(conn, sql, args)
+            else:
+                with conn.pipeline():
+                    if not shared.begun:
+                        self._exec(conn, b"BEGIN", prepare=False)
+                    end = self._exec(conn, sql, args)
+                    if lazy:
+                        self._exec(conn, _LAZY, prepare=False)
+                    self._exec(conn, b"COMMIT", prepare=False)
+        except pg_errors.DivisionByZero as exc:
+            if checks is not None:
+                raise _Stale from exc
+            raise
+        answer = end.fetchone()
         if handed:
-            answer = end.fetchone()
             last = orjson.loads(answer["heads"]) if answer is not None else {}
             for address, row in handed:
                 row["cursor"] += int(last.get(address, 0))
-        return notes
+        return notes, answer["xid"] if answer is not None else None
 
     # notifications from other replicas
     async def _listen(self) -> None:
@@ -1188,6 +1404,10 @@ class PostgresStore(SqlReads, Store):
     def _deliver(self, notes: Notes) -> None:
         if notes.keys_changed or notes.everything:  # a service account may have changed
             self._accounts.clear()
+        if notes.everything:
+            self._cache.clear()
+        elif notes.intents:  # another replica changed them: a batch here would find them stale and run again
+            self._cache.drop(notes.intents)
         if self.on_commit is not None:
             self.on_commit(notes)
 

@@ -348,8 +348,9 @@ def test_a_batch_reading_several_intents_finds_them_by_key_after_the_table_was_a
 
 
 def test_a_batch_is_its_reads_and_one_statement_with_its_commit(tmp_path: Path) -> None:
-    """A batch's end is one statement (its rows, events, feed and notification) sent with the COMMIT; a batch that
-    reads an intent first sends its BEGIN with that read, and one that reads nothing sends it with the end. Rows it
+    """A batch's end is one statement (its rows, events, feed and notification), a transaction of its own; a batch
+    that reads an intent its writer did not keep reads it first, without a transaction, and its end checks it; after
+    a failed check, the batch runs again with BEGIN and a locking read, and its end goes with the COMMIT. Rows it
     changed are written whatever their values' Python types (a float where the column is an integer) and an update
     of no field writes nothing."""
     url = new_database("postgres", tmp_path)
@@ -366,17 +367,23 @@ def test_a_batch_is_its_reads_and_one_statement_with_its_commit(tmp_path: Path) 
 
         await store.write(lambda tx: engine.op_create(tx, S, ADMIN, request(0), now))  # its agent is kept now
         created, statements, commits = await counted(lambda tx: engine.op_create(tx, S, ADMIN, request(1), now))
-        assert (statements, commits) == (3, 1)  # BEGIN, the end, COMMIT: one round trip
+        assert (statements, commits) == (1, 1)  # the end alone: one round trip
         intent_id = created["intent_id"]
+        store._cache.clear()
         _, statements, _ = await counted(lambda tx: engine.op_mark_delivered(tx, S, intent_id, 1, AGENT, now))
-        assert statements == 4  # BEGIN with the intent read, then the end with COMMIT
+        assert statements == 2  # the intent read, then the end with its check
+        _, statements, _ = await counted(lambda tx: engine.op_mark_delivered(tx, S, intent_id, 2, AGENT, now))
+        assert statements == 1  # the intent was kept: the end with its check
 
         def change(tx):  # type: ignore[no-untyped-def]
             row = tx.get_intent(intent_id)
             tx.update_intent(intent_id, {"delivery_attempt": float(row["delivery_attempt"] + 2), "waiting_reason": "x"})
             tx.update_intent(intent_id, {})
 
-        await store.write(change)
+        with psycopg.connect(url, autocommit=True) as conn:  # changed behind the writer's back: its check fails
+            conn.execute("UPDATE intents SET updated_at = updated_at WHERE intent_id = %s", (intent_id,))
+        _, statements, _ = await counted(change)
+        assert statements == 1 + 4 and store._cache.stale == 1  # the end, then BEGIN with the read, end, COMMIT
         # an update of no field, then a statement that sends what the batch held back first: nothing to send
         await store.write(lambda tx: (tx.get_intent(intent_id), tx.update_intent(intent_id, {}), tx.exclusive("t")))
         row = await store.get_intent(intent_id)
@@ -568,3 +575,117 @@ def test_a_scan_the_writer_must_make_is_not_compiled(tmp_path: Path) -> None:
     plan = json.loads(plan) if isinstance(plan, str) else plan
     assert plan[0]["Plan"]["Total Cost"] > 100_000  # the scan, costed as "off" (PostgreSQL's jit_above_cost)
     assert "JIT" not in plan[0], plan[0]["JIT"]
+
+
+def test_a_batch_takes_the_rows_its_writer_committed_and_runs_again_if_they_changed(tmp_path: Path) -> None:
+    """The intents a replica's writer committed are kept for its next batches, which send no read for them, only
+    the check that locks them; a row changed since by another writer (here a statement on a connection of its own,
+    which sends no notification) fails the check and the batch runs again on the table's row: nothing decided from
+    the kept row is committed. An operation that only reads a kept row is checked as well."""
+    url = new_database("postgres", tmp_path)
+
+    async def main() -> None:
+        store, now = await _opened(url), time.time()
+        await store.write(lambda tx: engine.op_create(tx, S, ADMIN, request(0), now))  # its agent is kept now
+        intent_id = (await store.write(lambda tx: engine.op_create(tx, S, ADMIN, request(1), now)))["intent_id"]
+        seen: list[Any] = []
+
+        def change(tx: Any, reason: str) -> int:
+            row = tx.get_intent(intent_id)
+            seen.append(row["waiting_reason"])
+            tx.update_intent(intent_id, {"waiting_reason": reason, "delivery_attempt": row["delivery_attempt"] + 1})
+            return int(row["delivery_attempt"])
+
+        def outside(sql: str) -> None:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(sql.encode(), (intent_id,))
+
+        before = store.statements
+        assert await store.write(lambda tx: change(tx, "a")) == 1
+        assert store.statements - before == 1  # the end, with the check: no read of the intent
+        assert store._cache.stale == 0
+        outside("UPDATE intents SET waiting_reason = 'outside', delivery_attempt = delivery_attempt + 10 "
+                "WHERE intent_id = %s")
+        assert await store.write(lambda tx: change(tx, "b")) == 12
+        assert seen[-2:] == ["a", "outside"] and store._cache.stale == 1  # the kept row, then the table's
+        row = await store.get_intent(intent_id)
+        assert row is not None and row["waiting_reason"] == "b" and row["delivery_attempt"] == 13
+        assert len(await store.list_events(intent_id, 0)) == row["last_seq"]
+        outside("UPDATE intents SET waiting_reason = 'read' WHERE intent_id = %s")
+        assert await store.write(lambda tx: tx.get_intent(intent_id)["waiting_reason"]) == "read"
+        assert store._cache.stale == 2
+        await store.close()
+
+    run(main())
+
+
+def test_a_replica_drops_the_rows_another_replica_changed(tmp_path: Path) -> None:
+    """Another replica's notification names the intents it changed: this replica's writer no longer takes them from
+    what it kept (their workflows neither), and reads them instead of failing a check and running its batch again."""
+    url = new_database("postgres", tmp_path)
+
+    async def main() -> None:
+        a, b = _replicas(url, 2)
+        await asyncio.gather(a.open(), b.open())
+        now = time.time()
+        await a.write(lambda tx: engine.op_create(tx, S, ADMIN, request(0), now))
+        intent_id = (await a.write(lambda tx: engine.op_create(tx, S, ADMIN, request(1), now)))["intent_id"]
+        assert a._cache.get("intents", intent_id) is not None
+        heard = asyncio.Event()
+        hub = a.on_commit
+        a.on_commit = lambda notes: (hub(notes) if hub else None, heard.set())  # type: ignore[func-returns-value]
+        await b.write(lambda tx: engine.op_mark_delivered(tx, S, intent_id, 1, AGENT, now))
+        await asyncio.wait_for(heard.wait(), 10)
+        assert a._cache.get("intents", intent_id) is None
+        await a.write(lambda tx: engine.op_mark_delivered(tx, S, intent_id, 1, AGENT, now))
+        assert a._cache.stale == 0
+        await asyncio.gather(a.close(), b.close())
+
+    run(main())
+
+
+def test_a_row_read_without_a_lock_and_changed_before_the_end_runs_the_batch_again(tmp_path: Path) -> None:
+    """A batch's first read takes no lock; a change another writer commits between that read and the batch's end
+    fails the end's check, nothing of the batch is committed, and it runs again with a locking read."""
+    url = new_database("postgres", tmp_path)
+
+    async def main() -> None:
+        store, now = await _opened(url), time.time()
+        await store.write(lambda tx: engine.op_create(tx, S, ADMIN, request(0), now))
+        intent_id = (await store.write(lambda tx: engine.op_create(tx, S, ADMIN, request(1), now)))["intent_id"]
+        store._cache.clear()  # read from the table, not kept
+        runs: list[Any] = []
+
+        def change(tx: Any) -> None:
+            row = tx.get_intent(intent_id)
+            runs.append(row["delivery_attempt"])
+            if len(runs) == 1:  # meanwhile another writer commits a change of the row (no lock holds it back)
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute("UPDATE intents SET delivery_attempt = 10 WHERE intent_id = %s", (intent_id,))
+            tx.update_intent(intent_id, {"delivery_attempt": row["delivery_attempt"] + 1})
+
+        await store.write(change)
+        assert runs == [1, 10] and store._cache.stale == 1
+        row = await store.get_intent(intent_id)
+        assert row is not None and row["delivery_attempt"] == 11
+        await store.close()
+
+    run(main())
+
+
+def test_kept_rows_stay_within_their_size_and_go_with_their_intent(monkeypatch: Any) -> None:
+    """``_Rows`` keeps at most SIZE rows a table, the oldest written going first, and an intent dropped takes its
+    workflow with it (another replica changed both)."""
+    monkeypatch.setattr(postgres._Rows, "SIZE", 2)
+    rows = postgres._Rows()
+    for n in range(3):
+        rows.put("workflows", f"w{n}", {"workflow_id": f"w{n}", "parent_intent_id": f"i{n}"}, "7")
+        rows.put("intents", f"i{n}", {"intent_id": f"i{n}"}, "7")
+    assert rows.get("workflows", "w0") is None and rows.get("intents", "i0") is None
+    assert rows.get("workflows", "w2") == ({"workflow_id": "w2", "parent_intent_id": "i2"}, "7")
+    assert rows._workflow_of == {"i1": "w1", "i2": "w2"}
+    rows.drop({"i1"})
+    assert rows.get("intents", "i1") is None and rows.get("workflows", "w1") is None
+    assert rows.get("intents", "i2") is not None and rows._workflow_of == {"i2": "w2"}
+    rows.put("workflows", "w2", {"workflow_id": "w2", "parent_intent_id": "i2"}, None)  # its version unknown
+    assert rows.get("workflows", "w2") is None and rows._workflow_of == {}
