@@ -387,13 +387,21 @@ def op_replay_delivery(tx: Tx, s: Settings, principal: Principal, delivery_id: s
 def op_claim(tx: Tx, s: Settings, now: float, limit: int, held: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
     """Lease up to ``limit`` due deliveries; for those still worth sending, what to send:
     ``{delivery_id, url, secret, event_type, body}`` (the body is signed as is). Those of a killed agent (``held``)
-    wait, no try counted, until its resume makes them due (engine/mesh.py)."""
+    wait, no try counted, until its resume makes them due (engine/mesh.py). ``held`` is the sender's view of the
+    kill switch when it queued this operation; an agent in it is looked up again here, since a resume may have
+    committed since then, and its released deliveries would be held another ``HOLD_SECONDS``."""
     rows = tx.claim_outbound(now, now + lease_seconds(s), limit)
     jobs = []
+    killed: dict[str, bool] = {}
     for row in rows:
-        if row["owner_agent"] in held:
-            tx.update_outbound(row["delivery_id"], {"next_ts": now + mesh.HOLD_SECONDS, "lease_until_ts": None})
-            continue
+        owner = row["owner_agent"]
+        if owner in held:
+            if owner not in killed:
+                agent = tx.mesh_agent(mesh.where(s, owner), owner)
+                killed[owner] = agent is not None and bool(agent["killed"])
+            if killed[owner]:
+                tx.update_outbound(row["delivery_id"], {"next_ts": now + mesh.HOLD_SECONDS, "lease_until_ts": None})
+                continue
         job = (_webhook_job(tx, row, now) if row["kind"] == "webhook" else
                _direct_job(tx, row, now) if row["kind"] == DIRECT else _intent_job(tx, row, now))
         if job is not None:
