@@ -31,13 +31,12 @@ PARENT_TARGET = HUMAN_TARGET  # parents are never on a feed either
 
 def compile_bundle(s: Settings, bundle: ScenarioBundle) -> dict[str, Any]:
     """The runnable form of a bundle: roles resolved to addresses, a kind on every step."""
-    held = (bundle.agents, bundle.humans, bundle.workflow)
     key = (id(bundle.agents), id(bundle.humans), id(bundle.workflow), s.org, s.workspace)
     parts = _PARTS.get(key)
-    if parts is None or any(mine is not theirs for mine, theirs in zip(parts[0], held, strict=True)):
+    if parts is None:
         if len(_PARTS) >= _PARTS_MAX:
             _PARTS.clear()
-        parts = _PARTS[key] = (held, *_compiled_parts(s, bundle))
+        parts = _PARTS[key] = ((bundle.agents, bundle.humans, bundle.workflow), *_compiled_parts(s, bundle))
     return {
         "scenario_id": bundle.scenario_id,
         "title": bundle.title,
@@ -52,7 +51,8 @@ def compile_bundle(s: Settings, bundle: ScenarioBundle) -> dict[str, Any]:
 # resolved the addresses. Most applies send a scenario applied before with another intent: api/scenarios.py then
 # swaps the intent into the bundle it validated the first time, whose agents, humans and workflow are the very same
 # objects, and those are compiled once, not at every apply (~40-60 us: pydantic's dump of each step, the addresses
-# qualified). The entry holds the parts themselves, so an id is never that of another object. Like Compiled in
+# qualified). The entry holds the parts themselves, so while it is kept no other object can have their ids: a key
+# found is a bundle of those very parts. Like Compiled in
 # engine/runs.py, read-only: a workflow's compiled roles and steps may be those of others.
 _PARTS: dict[tuple[Any, ...], tuple[tuple[Any, ...], dict[str, dict[str, Any]], list[dict[str, Any]], str]] = {}
 _PARTS_MAX = 256
