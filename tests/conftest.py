@@ -6,10 +6,12 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from tests import schedule
 from tests.runtime_proc import ADMIN_KEY, BACKENDS, RuntimeProcess, drop_databases, join_retired
 from tests.runtime_thread import RuntimeThread
 
@@ -70,8 +72,9 @@ def backend(request: pytest.FixtureRequest) -> str:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A ``backends`` mark on one parameter (``pytest.param(..., marks=pytest.mark.backends("sqlite"))``) keeps
     that case to those backends. Tests marked slow run first: on a few workers a 15 s test that starts last leaves
-    the others idle until it ends, while at the start the short tests fill in around it. The order is the
-    same in every worker, as `pytest -n` requires."""
+    the others idle until it ends, while at the start the short tests fill in around it; under ``--dist
+    worksteal`` each worker starts with its share of them (tests/schedule.py). The order is the same in every
+    worker, as `pytest -n` requires."""
     kept, dropped = [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
@@ -81,7 +84,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: collection order otherwise
+    workerinput = getattr(config, "workerinput", None)
+    workers = int(workerinput["workercount"]) if workerinput and workerinput.get("dist") == "worksteal" else 1
+    items[:] = schedule.deal(items, workers, _slow_seconds)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist's hook, on the controller: a worker's own options say ``--dist no``; tell it how tests are handed
+    out, which is how it orders them."""
+    node.workerinput["dist"] = node.config.getoption("dist")
+
+
+def _slow_seconds(item: pytest.Item) -> float | None:
+    marker = item.get_closest_marker("slow")
+    return None if marker is None else float(marker.kwargs.get("seconds", schedule.DEFAULT_SECONDS))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -46,7 +46,7 @@ def _on_a_terminal(env: dict[str, str], *args: str) -> tuple[int, str]:
     return proc.wait(timeout=120), ANSI.sub("", b"".join(chunks).decode("utf-8", "replace"))
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=11)
 @pytest.mark.backends("sqlite")
 def test_live_view_on_a_terminal(runtime: RuntimeProcess, tmp_path: Path) -> None:
     env = env_for(tmp_path, AXME_BASE_URL=runtime.url, AXME_API_KEY=runtime.api_key or "", COLUMNS="200",

@@ -80,7 +80,7 @@ def summary(kind: str, backend: str, seed: int, load: Load, figures, started: fl
     }
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=12)
 def test_runtime_kill_9_under_saga_load(backend: str, tmp_path: Path,
                                         tmp_path_factory: pytest.TempPathFactory) -> None:
     seed = crash_seed()
@@ -128,7 +128,7 @@ def test_runtime_kill_9_under_saga_load(backend: str, tmp_path: Path,
     assert during["creates"] > 0 and during["step_answers"] + during["compensation_answers"] > 0, during
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=12)
 @pytest.mark.backends("sqlite")  # agents die here, not the runtime: the store plays no part in what is checked
 def test_agents_kill_9_under_saga_load(backend: str, tmp_path: Path,
                                        tmp_path_factory: pytest.TempPathFactory) -> None:

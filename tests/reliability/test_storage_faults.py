@@ -200,6 +200,7 @@ def fill(folder: Path) -> Path:
 # PostgreSQL: connections cut by the server (the machine's server is shared: never restarted here)
 
 
+@pytest.mark.slow(seconds=6)
 def test_postgres_connections_cut(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     import psycopg
 

@@ -132,7 +132,7 @@ def test_wal_stays_bounded_under_a_write_flood(tmp_path: Path, tmp_path_factory:
         "db_mb": round(rt.db.stat().st_size / 2**20, 1)})
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=8)
 def test_wal_cap_holds_writes_while_another_process_keeps_a_snapshot(tmp_path: Path,
                                                                      tmp_path_factory: pytest.TempPathFactory) -> None:
     """A read transaction held open by another process (a backup, a forgotten `sqlite3` shell) keeps every
@@ -204,7 +204,7 @@ def test_wal_cap_holds_writes_while_another_process_keeps_a_snapshot(tmp_path: P
 # SQLite: the disk full, a crash and a restart while it is, then space freed
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=6)
 def test_disk_full_then_freed_writes_resume_without_restart(tmp_path: Path,
                                                            tmp_path_factory: pytest.TempPathFactory) -> None:
     # Larger than WAL_CAP: the traffic alone must not fill it before the test does (a WAL may grow to the cap
@@ -439,7 +439,7 @@ def timed(client: httpx.Client, method: str, url: str, **kw: Any) -> tuple[float
     return time.monotonic() - started, r
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=6)
 def test_postgres_outage_answers_503_fast_and_writes_resume(tmp_path: Path,
                                                              tmp_path_factory: pytest.TempPathFactory) -> None:
     server = urlsplit(PG_ADMIN_URL)

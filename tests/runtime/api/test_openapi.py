@@ -269,6 +269,7 @@ def _task_link(mail: Path, intent_id: str) -> str:
     return found.group(1)
 
 
+@pytest.mark.slow
 def test_every_operation_answers_as_documented(served: RuntimeProcess, document: dict[str, Any]) -> None:
     call = Walk(served, document)
     for path in ("/health", "/v1/health", "/openapi.json", "/v1/capabilities", "/v1/auth/whoami", "/v1/me/tasks",
@@ -617,9 +618,9 @@ def on_every_backend(ctx: Any, response: Any, case: Any) -> None:
         REPLAYED.append(f"{case.method} {case.path}")
 
 
-@pytest.mark.slow
 @pytest.mark.backends("sqlite")
-@pytest.mark.parametrize("phase", ["coverage", "fuzzing"])
+@pytest.mark.parametrize("phase", [pytest.param("coverage", marks=pytest.mark.slow(seconds=35)),
+                                   pytest.param("fuzzing", marks=pytest.mark.slow(seconds=19))])
 def test_fuzzing_finds_no_5xx_and_no_undocumented_answer(served: RuntimeProcess, document: dict[str, Any],
                                                          phase: str, request: pytest.FixtureRequest,
                                                          tmp_path_factory: pytest.TempPathFactory) -> None:

@@ -420,7 +420,7 @@ def _demo_agents(rt: RuntimeProcess, names: dict[str, str], keys: dict[str, tupl
     return agents
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=11)
 @pytest.mark.backends("sqlite")  # the page and its live parts; the API under it is tested on both backends
 def test_in_a_browser_compensations_appear_live_and_a_task_is_approved(
         quiet: RuntimeProcess, api: httpx.Client, browser: Any, monkeypatch: pytest.MonkeyPatch) -> None:
