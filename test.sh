@@ -21,6 +21,21 @@ fi
 bash bench/setup.sh
 .venv/bin/ruff check axme_cli tests bench
 .venv/bin/mypy
+# A new checkout has no bytecode yet, and every worker would compile axme_cli and rewrite the tests' asserts on its
+# own (~7 s of CPU each, all four at once). Two collecting processes make it first, half the tests each, where the
+# workers look for it: .venv/pycache under PYTHONDONTWRITEBYTECODE (tests/conftest.py), else __pycache__.
+if [ -n "${PYTHONDONTWRITEBYTECODE:-}" ] && [ -z "${PYTHONPYCACHEPREFIX:-}" ]; then
+  cache=".venv/pycache$PWD/tests"
+  warm() { env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX="$PWD/.venv/pycache" .venv/bin/python -m pytest -q \
+    --collect-only -p no:cacheprovider -p no:xdist "$@" >/dev/null 2>&1 || true; }
+else
+  cache="tests/__pycache__"
+  warm() { .venv/bin/python -m pytest -q --collect-only -p no:cacheprovider -p no:xdist "$@" >/dev/null 2>&1 || true; }
+fi
+if [ ! -d "$cache" ]; then
+  warm tests/runtime/api & warm --ignore tests/runtime/api tests
+  wait
+fi
 # Two workers more than the cores (AXME_TEST_WORKERS=N sets it, 0 runs in one process): each worker starts its own
 # runtimes and databases and spends much of its time waiting on them (processes, commits, timeouts), which the
 # extra workers fill. Work stealing: a worker out of tests takes half of another's queue, so no worker sits idle
