@@ -75,6 +75,16 @@ log = logging.getLogger("axme.store")
 
 CHANNEL = "axme"
 MIGRATION_LOCK = 0x6178_6D65  # "axme": pg_advisory_lock key held while migrating
+# The writer's end statement returns pg_current_xact_id(), new in PostgreSQL 13: an older server would fail every
+# batch; it is refused at start instead, by name.
+OLDEST_SERVER = 130000
+
+
+def server_too_old(version: int) -> str | None:
+    """What is wrong with a server of ``server_version_num`` ``version``, or None."""
+    if version >= OLDEST_SERVER:
+        return None
+    return f"PostgreSQL {version // 10000} is too old: axme server needs PostgreSQL 13 or newer"
 MAX_TRIES = 8
 MAX_BATCH = 256  # operations per write transaction
 BATCH_TRIES = 3  # a batch that keeps conflicting runs its operations one transaction each (MAX_TRIES each)
@@ -952,6 +962,8 @@ class PostgresStore(SqlReads, Store):
             given = conninfo_to_dict(self.url)
             self._conninfo = make_conninfo(self.url, **{k: v for k, v in NETWORK_DEFAULTS.items() if k not in given})
             with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=10) as conn:
+                if (old := server_too_old(conn.info.server_version)) is not None:
+                    raise StoreUnavailable(f"{old} ({self.location})")
                 self._migrate(conn)
             self._wconn = self._connect_writer()
             columns = self._wconn.execute(

@@ -19,7 +19,7 @@ from axme_cli.runtime.store import open_store, postgres
 from axme_cli.runtime.store.base import Notes
 from axme_cli.runtime.store.postgres import PostgresStore, decode_notes, encode_notes
 from tests.runtime.store.test_store import ADMIN, S, request, run
-from tests.runtime_proc import new_database
+from tests.runtime_proc import PG_ADMIN_URL, new_database
 
 AGENT = "agent://local/dev/inv"
 
@@ -98,6 +98,15 @@ def test_a_commit_on_one_replica_wakes_the_other(tmp_path: Path) -> None:
         await asyncio.gather(a.close(), b.close())
 
     run(main())
+
+
+def test_a_server_older_than_postgresql_13_is_refused_by_name() -> None:
+    """The writer's end statement needs pg_current_xact_id (PostgreSQL 13). The machine's server is newer, so the
+    start-up path is the one every PostgreSQL test takes; the judgement itself is checked here for an older one."""
+    assert postgres.server_too_old(120017) == "PostgreSQL 12 is too old: axme server needs PostgreSQL 13 or newer"
+    assert postgres.server_too_old(130000) is None and postgres.server_too_old(170002) is None
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        assert postgres.server_too_old(conn.info.server_version) is None
 
 
 def test_notes_split_into_payloads_postgres_accepts() -> None:
