@@ -464,15 +464,14 @@ def _bases(columns: list[Row]) -> dict[str, str]:
 
 
 @functools.lru_cache(maxsize=256)
-def _write_statement(parts: tuple[_Part, ...], end: bool, check: bool = False, lazy: bool = False) -> bytes:
+def _write_statement(parts: tuple[_Part, ...], end: bool, check: bool = False) -> bytes:
     """One statement of data-modifying CTEs for a batch's rows (``_Batch.parts``) and, with ``end``, everything else
     its end writes (``_END``). New rows are inserted from a JSON text (read as jsonb); changed rows, which exist
     (the batch locked or inserted them, and intents and workflows are never deleted), are written by ``INSERT ...
     ON CONFLICT DO UPDATE`` on their primary key: its plan is the key's index whatever the table's size when it
     was prepared, where an ``UPDATE ... FROM`` a list of keys may be planned as a scan and keep that plan. They are
     sent as their key and the columns that changed, read onto the table's base (``_bases``), whose placeholders are
-    never written. With ``check``, the end starts with the check of ``_CHECK_CTES`` (its parameter first). With
-    ``lazy``, its commit does not wait for the disk (``_LAZY``)."""
+    never written. With ``check``, the end starts with the check of ``_CHECK_CTES`` (its parameter first)."""
     ctes = [_CHECK_CTES.decode()] if check else []
     for n, (table, columns, changed, base) in enumerate(parts):
         names = ", ".join(columns)
@@ -485,8 +484,7 @@ def _write_statement(parts: tuple[_Part, ...], end: bool, check: bool = False, l
         ctes.append(cte + ")")
     if not end:
         return ("WITH " + ", ".join(ctes) + " SELECT 1").encode()
-    sql = b"WITH " + "".join(c + ", " for c in ctes).encode() + (_END_CHECKED if check else _END)
-    return sql.replace(b"pg_current_xact_id()::xid::text AS xid", _LAZY) if lazy else sql
+    return b"WITH " + "".join(c + ", " for c in ctes).encode() + (_END_CHECKED if check else _END)
 
 
 # An intent read to be changed, with its workflow parent and its workflow row: locked together, in one statement
@@ -876,12 +874,7 @@ _END_CHECKED = _END.replace(b"SELECT (SELECT heads", b"SELECT (SELECT fresh FROM
 # A batch whose every operation may lose its writes to a crash of the database (``PostgresTx.lazy_commit``: what
 # its work redoes, a delivery's mark) commits without waiting for the disk: visible to every replica at once, and
 # made durable by the next commit that waits (the log is written in order), or by the WAL writer within a second.
-# The setting is made by the end statement itself, local to its transaction (the implicit one of a statement alone
-# too: the commit reads it before the transaction's settings are undone), so such a batch is one statement like any
-# other. It was a pipeline of BEGIN, the end, ``SET LOCAL`` and COMMIT: more work for both ends, and, with replicas,
-# its row and feed head locks held while the writer thread waited for the GIL between sending the end and COMMIT
-# (other replicas' batches waited on them).
-_LAZY = b"pg_current_xact_id()::xid::text AS xid, set_config('synchronous_commit', 'off', true) AS lazy"
+_LAZY = b"SET LOCAL synchronous_commit = off"
 _HEADS_IN_PAYLOAD = 16  # addresses whose heads a payload has room for (64 bytes each); past that, feeds read
 
 
@@ -1356,18 +1349,22 @@ class PostgresStore(SqlReads, Store):
                         self._exec(conn, _CHECK, (checks,))
                     self._exec(conn, b"COMMIT", prepare=False)
                 return notes, None
-            sql = _write_statement(parts, True, checks is not None, lazy)
+            sql = _write_statement(parts, True, checks is not None)
             args = (*([checks] if checks is not None else []), *params,
                     orjson.dumps([events[n:n + 3] for n in range(0, len(events), 3)]).decode(),
                     orjson.dumps(sorted(counts.items())).decode(), orjson.dumps(feed_rows).decode(),
                     "\x1e".join(payloads))
-            if not shared.begun:
-                # one statement, a transaction of its own (committed, the disk waited for unless lazy, before its
-                # reply): no BEGIN, COMMIT or pipeline, which cost the writer three times the CPU of the statement alone
+            if not shared.begun and not lazy:
+                # one statement, a transaction of its own (committed, the disk waited for, before its reply): no BEGIN,
+                # COMMIT or pipeline, which cost the writer three times the CPU of the statement alone
                 end = self._exec(conn, sql, args)
             else:
                 with conn.pipeline():
+                    if not shared.begun:
+                        self._exec(conn, b"BEGIN", prepare=False)
                     end = self._exec(conn, sql, args)
+                    if lazy:
+                        self._exec(conn, _LAZY, prepare=False)
                     self._exec(conn, b"COMMIT", prepare=False)
         except pg_errors.DivisionByZero as exc:
             if checks is not None:
