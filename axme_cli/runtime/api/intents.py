@@ -45,6 +45,7 @@ from axme_cli.runtime.clock import to_iso
 from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.engine import controls, media, schemas
 from axme_cli.runtime.engine import intents as engine
+from axme_cli.runtime.engine.codec import shared
 from axme_cli.runtime.engine.workflows import workflow_view
 from axme_cli.runtime.errors import BadRequest, NotFound, Unprocessable
 from axme_cli.runtime.notify import handed_over
@@ -427,7 +428,7 @@ async def event_frames(rt: Runtime, intent_id: str, since: int, wait_seconds: fl
         while True:
             batch: list[dict[str, Any]] = []
             for data in rows:
-                event = orjson.loads(data)
+                event = shared(data)  # kept when the engine wrote it (codec.kept): no parse
                 cursor = event["seq"]
                 batch.append({"id": str(cursor), "event": event["event_type"], "data": data})
                 if event["status"] in lc.TERMINAL:
