@@ -589,7 +589,8 @@ async def update_policy(request: Request) -> Response:
 
 def _check_owner_params(request: Request) -> str | None:
     """The ``owner_agent`` the request names (query parameter or ``x-owner-agent`` header), 400 when they differ."""
-    query = request.query_params.get("owner_agent")
+    # Starlette parses the query string into a QueryParams at each access: not when there is none (a resume).
+    query = request.query_params.get("owner_agent") if request.scope["query_string"] else None
     given = header(request, b"x-owner-agent")
     if query and given and query != given:
         raise BadRequest("owner_agent query parameter and x-owner-agent header disagree", code="owner_agent_mismatch")

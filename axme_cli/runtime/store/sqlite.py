@@ -310,7 +310,7 @@ def _write_due(conn: sqlite3.Connection, cache: RowCache) -> None:
     updated: list[Row] = []
     for intent_id, fields in due.items():
         if intent_id in inserted:
-            rows += [fields.get(c) for c in INTENT_COLUMNS]
+            rows += map(fields.get, INTENT_COLUMNS)
         elif intent_id in cache.intents and fields.keys() <= _INTENT_SET:
             changed.update(dict.fromkeys(fields))
             updated.append(cache.intents[intent_id])
@@ -432,7 +432,7 @@ class SqliteTx(SqlTx):
         return self._cached(self._cache.intents, intent_id, super().get_intent)
 
     def insert_intent(self, row: Row) -> None:
-        full = {c: row.get(c) for c in INTENT_COLUMNS}
+        full = dict(zip(INTENT_COLUMNS, map(row.get, INTENT_COLUMNS), strict=True))
         if self._defer:
             self._cache.intents_due[row["intent_id"]] = dict(full)
             self._cache.inserted.add(row["intent_id"])
