@@ -14,6 +14,7 @@ each by a compensation sub-intent to its agent, before the parent ends FAILED.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,8 +53,9 @@ class Compiled:
     @classmethod
     def keep(cls, workflow_id: str, compiled: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         kept = cls._kept
-        if len(kept) >= cls.SIZE:
-            del kept[next(iter(kept))]  # the oldest
+        if len(kept) >= cls.SIZE:  # the oldest eighth out in one pass (as store/sqlite.py's RowCache)
+            for old in list(itertools.islice(kept, max(1, cls.SIZE // 8))):
+                del kept[old]
         entry = kept[workflow_id] = (compiled, {st["step_id"]: st for st in compiled["steps"]})
         return entry
 
