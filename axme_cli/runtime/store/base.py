@@ -80,23 +80,15 @@ class Notes:
             self.feeds |= other.feeds
         if other.wake_at is not None:
             self.timer(other.wake_at)
-        # Each operation of a batch is merged: the flags most never set are only looked at.
-        if other.keys_changed:
-            self.keys_changed = True
-        if other.everything:
-            self.everything = True
-        if other.outbound:
-            self.outbound = True
-        if other.mail:
-            self.mail = True
-        if other.schemas:
-            self.schemas = True
-        if other.policies:
-            self.policies = True
+        self.keys_changed = self.keys_changed or other.keys_changed
+        self.everything = self.everything or other.everything
+        self.outbound = self.outbound or other.outbound
+        self.mail = self.mail or other.mail
+        self.schemas = self.schemas or other.schemas
+        self.policies = self.policies or other.policies
         if other.killed:
             self.killed = {**(self.killed or {}), **other.killed}
-        if other.quotas:
-            self.quotas = True
+        self.quotas = self.quotas or other.quotas
         if other.fed:
             self.fed = _joined(self.fed, other.fed)
         if other.events:
