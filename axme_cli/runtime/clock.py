@@ -95,16 +95,19 @@ class ManualClock(Clock):
 # wake-up time ahead, a row's creation), so one remembered second was formatted again at almost every change.
 _seconds: dict[int, str] = {}
 _SECONDS_KEPT = 256
-_last: tuple[float, str] = (-1.0, "")  # the last timestamp formatted (an operation stamps all it writes with one)
+# The timestamps formatted lately: an operation stamps all it writes with one, but a workflow step alternates
+# between two or three (now, the step's start, a deadline), so one remembered timestamp missed half the time.
+_texts: dict[float, str] = {}
+_TEXTS_KEPT = 64
 
 
 def iso(ts: float | None = None) -> str:
     """``2026-11-28T04:48:06.123456Z`` (UTC, microseconds). Formatting the second once per second keeps this
     cheap on the hot path (it runs for every event)."""
-    global _last
-    last = _last
-    if ts == last[0]:
-        return last[1]
+    if ts is not None:
+        text = _texts.get(ts)
+        if text is not None:
+            return text
     frac, whole = math.modf(time.time() if ts is None else ts)
     micro, sec = round(frac * 1e6), int(whole)  # rounded as datetime.fromtimestamp rounds
     if micro >= 1_000_000:
@@ -118,7 +121,9 @@ def iso(ts: float | None = None) -> str:
         prefix = _seconds[sec] = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec))
     text = f"{prefix}{micro:06d}Z"
     if ts is not None:
-        _last = (ts, text)
+        if len(_texts) >= _TEXTS_KEPT:
+            _texts.clear()
+        _texts[ts] = text
     return text
 
 

@@ -122,20 +122,24 @@ class Metrics:
 
     # the hot path
     def observe(self, seen: list[tuple[Any, ...]]) -> None:
-        """Facts of a committed transaction (``Notes.seen``)."""
+        """Facts of a committed transaction (``Notes.seen``). A batch's counts are summed first and each counter
+        moved once (each move takes the counter's lock)."""
+        counts: dict[Any, int] = {}
         for fact in seen:
             what = fact[0]
             if what == "created":
-                self._created[kind_of(fact[1])].inc()
+                counter = self._created[kind_of(fact[1])]
+                counts[counter] = counts.get(counter, 0) + 1
             elif what == "delivered":
                 _, created_at, doc, first, now = fact
-                self._deliveries.inc()
+                counts[self._deliveries] = counts.get(self._deliveries, 0) + 1
                 if first and doc.get("workflow_id") and not doc.get("workflow_parent"):
                     self._hop.observe(max(0.0, now - parse_iso(created_at)))
             elif what == "terminal":
                 _, _, _, status, created_at, doc, now = fact
                 kind = kind_of(doc)
-                self._terminal[kind, status].inc()
+                counter = self._terminal[kind, status]
+                counts[counter] = counts.get(counter, 0) + 1
                 if kind in ("step", "compensation"):
                     self._steps[kind, status].observe(max(0.0, now - parse_iso(created_at)))
             elif what == "redelivered":
@@ -148,6 +152,8 @@ class Metrics:
                     self._schedule_skips[label].inc()
                 else:
                     self._schedule_failures.inc()
+        for counter, n in counts.items():
+            counter.inc(n)
 
     def quota_refused(self, dimension: str) -> None:
         """A quota refused a call (engine/quotas.py); from the event loop or a writer thread."""

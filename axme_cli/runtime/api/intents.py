@@ -45,6 +45,7 @@ from axme_cli.runtime.clock import to_iso
 from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.engine import controls, media, schemas
 from axme_cli.runtime.engine import intents as engine
+from axme_cli.runtime.engine.codec import shared
 from axme_cli.runtime.engine.workflows import workflow_view
 from axme_cli.runtime.errors import BadRequest, NotFound, Unprocessable
 from axme_cli.runtime.notify import handed_over
@@ -427,7 +428,7 @@ async def event_frames(rt: Runtime, intent_id: str, since: int, wait_seconds: fl
         while True:
             batch: list[dict[str, Any]] = []
             for data in rows:
-                event = orjson.loads(data)
+                event = shared(data)  # kept when the engine wrote it (codec.kept): no parse
                 cursor = event["seq"]
                 batch.append({"id": str(cursor), "event": event["event_type"], "data": data})
                 if event["status"] in lc.TERMINAL:
@@ -588,7 +589,8 @@ async def update_policy(request: Request) -> Response:
 
 def _check_owner_params(request: Request) -> str | None:
     """The ``owner_agent`` the request names (query parameter or ``x-owner-agent`` header), 400 when they differ."""
-    query = request.query_params.get("owner_agent")
+    # Starlette parses the query string into a QueryParams at each access: not when there is none (a resume).
+    query = request.query_params.get("owner_agent") if request.scope["query_string"] else None
     given = header(request, b"x-owner-agent")
     if query and given and query != given:
         raise BadRequest("owner_agent query parameter and x-owner-agent header disagree", code="owner_agent_mismatch")

@@ -13,7 +13,7 @@ from typing import Any
 from axme_cli.protocol import lifecycle as lc
 from axme_cli.protocol.ids import uuid7
 from axme_cli.runtime.clock import iso, parse_iso
-from axme_cli.runtime.engine.codec import dumps, loads
+from axme_cli.runtime.engine.codec import kept, shared
 from axme_cli.runtime.engine.effects import DeliveryDue, Effect, Ended
 from axme_cli.runtime.engine.views import pending_with
 from axme_cli.runtime.settings import Settings
@@ -34,6 +34,7 @@ _DOC_FIELDS = (
 )
 
 SCHEDULER = "agent://axme.runtime/scheduler"  # the actor of what timers do
+_TIMERS = ("redeliver_ts", "deadline_ts", "timer_ts")  # the times wake_ts is the earliest of
 
 
 def _emit(fx: list[Effect] | None, effect: Effect) -> None:
@@ -92,13 +93,13 @@ def apply_event(
         fields["timer_ts"] = None
     if updates:
         fields.update(updates)
-    doc = loads(row["doc"])
+    # Read only: the doc is handed on (notes, Ended) but never changed; an update makes a new one.
+    doc = shared(row["doc"])
     if doc_updates:
-        doc.update(doc_updates)
-        fields["doc"] = dumps(doc)
-    merged = {**row, **fields}
-    fields["wake_ts"] = None if new_status in lc.TERMINAL else wake_of(merged)
-    merged["wake_ts"] = fields["wake_ts"]
+        doc = {**doc, **doc_updates}
+        fields["doc"] = kept(doc)
+    terminal = new_status in lc.TERMINAL
+    fields["wake_ts"] = None if terminal else wake_of({k: fields[k] if k in fields else row.get(k) for k in _TIMERS})
     event = {
         "intent_id": row["intent_id"],
         "seq": seq,
@@ -108,17 +109,18 @@ def apply_event(
         "actor": actor,
         "details": details or {},
     }
-    if merged.get("waiting_reason"):
-        event["waiting_reason"] = merged["waiting_reason"]
-    holder = pending_with(merged, doc)
-    if holder is not None:
-        event["pending_with"] = holder
+    waiting = fields["waiting_reason"] if "waiting_reason" in fields else row.get("waiting_reason")
+    if waiting:
+        event["waiting_reason"] = waiting
+    if not terminal:  # views.pending_with of the row as changed
+        to_agent = fields["to_agent"] if "to_agent" in fields else row["to_agent"]
+        event["pending_with"] = doc.get("pending_with") or {"type": "agent", "ref": to_agent, "name": to_agent}
     if extra:
         event.update(extra)
-    tx.insert_event(row["intent_id"], seq, dumps(event))
+    tx.insert_event(row["intent_id"], seq, kept(event))  # the stream that sends it reads it from the text
     tx.update_intent(row["intent_id"], fields)
     # for metrics and traces, counted after the commit (runtime/metrics.py)
-    if new_status in lc.TERMINAL:
+    if terminal:
         tx.notes.see(("terminal", row["intent_id"], row["intent_type"], new_status, row["created_at"], doc, now))
     elif event_type == "intent.delivered":
         tx.notes.see(("delivered", row["created_at"], doc, not row.get("delivered_attempt"), now))
@@ -126,7 +128,7 @@ def apply_event(
         tx.notes.timer(fields["wake_ts"])
     row.update(fields)
     tx.notes.intents.add(row["intent_id"])
-    if new_status in lc.TERMINAL:
+    if terminal:
         _emit(fx, Ended(row, doc, event, now))
     return event
 
@@ -151,7 +153,9 @@ def insert_new_intent(
     doc = {k: req[k] for k in _DOC_FIELDS if req.get(k) is not None}
     if doc_extra:
         doc.update(doc_extra)
-    deadline_ts = parse_iso(req["deadline_at"]) if req.get("deadline_at") else None
+    deadline_ts = req.get("deadline_ts")  # given by a caller that has it as a number, beside its text
+    if deadline_ts is None and req.get("deadline_at"):
+        deadline_ts = parse_iso(req["deadline_at"])
     row: Row = {
         "intent_id": intent_id,
         "intent_type": req["intent_type"],
@@ -171,8 +175,8 @@ def insert_new_intent(
         "redeliver_ts": now + s.redelivery_seconds if on_feed else None,
         "timer_ts": None,
         "wake_ts": None,
-        "payload": dumps(req["payload"]),
-        "doc": dumps(doc),
+        "payload": kept(req["payload"]),  # neither is changed from here on: both kept for their readers
+        "doc": kept(doc),
     }
     if parent is not None:
         row["org_id"], row["workspace_id"] = parent.get("org_id"), parent.get("workspace_id")
@@ -185,7 +189,7 @@ def insert_new_intent(
     acted = {"acted_by": req["acted_by"]} if req.get("acted_by") else {}  # the admin key sent it as from_agent
     checked = {"schema_validation": req["schema_validation"]} if req.get("schema_validation") else {}
     tx.insert_intent(row)
-    tx.insert_event(intent_id, 1, dumps({
+    tx.insert_event(intent_id, 1, kept({
         "intent_id": intent_id, "seq": 1, "event_type": "intent.created", "status": lc.CREATED, "at": at,
         "actor": actor, "details": {"intent_type": req["intent_type"], "to_agent": to_agent, **acted, **checked,
                                     **(req.get("schedule") or {}),
@@ -198,7 +202,7 @@ def insert_new_intent(
     holder = pending_with(row, doc)
     if holder is not None:
         submitted["pending_with"] = holder
-    tx.insert_event(intent_id, 2, dumps(submitted))
+    tx.insert_event(intent_id, 2, kept(submitted))
     tx.notes.intents.add(intent_id)
     payload = row["payload"]  # usage counts the bytes it stores (engine/usage.py)
     size = len(payload) if payload.isascii() else len(payload.encode())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import orjson
@@ -18,3 +19,42 @@ def dumps(value: Any) -> str:
 
 def loads(value: str | bytes) -> Any:
     return orjson.loads(value)
+
+
+# Texts the engine wrote or read lately, parsed: within one workflow step the same few texts were parsed again and
+# again (the step's doc by the resume, its event and its answer's view; the parent's doc by the child's dispatch and
+# by its event; the run state by the next step), and each intent event's text by the stream that sends it. A text
+# maps to its value (equal texts, equal values), so a value kept here is shared by everyone who asks for that text:
+# ``shared`` is for readers only, and ``kept`` for values nobody changes after they were written. Cleared when
+# full: a miss parses, as before.
+_parsed: dict[str, Any] = {}
+_PARSED_MAX = 4096
+
+
+# The test suite sets AXME_CHECK_SHARED: every value ``shared`` gives from the memo is compared with its text parsed
+# again, so that a caller that changed a shared value fails the test that made it do so.
+_CHECK = os.environ.get("AXME_CHECK_SHARED") == "1"
+
+
+def shared(text: str) -> Any:
+    """``loads(text)`` for a caller that only reads the value (and whatever it holds): possibly the very object
+    another caller got for the same text."""
+    value = _parsed.get(text)
+    if value is not None and _CHECK and value != orjson.loads(text):
+        raise RuntimeError(f"a value shared for its text was changed: {text[:200]}")
+    if value is None:
+        value = orjson.loads(text)
+        if len(_parsed) >= _PARSED_MAX:
+            _parsed.clear()
+        _parsed[text] = value
+    return value
+
+
+def kept(value: Any) -> str:
+    """``dumps(value)``, and ``value`` kept as what ``shared`` gives for the text: the caller, and whoever it hands
+    ``value`` to, must not change it from now on."""
+    text = dumps(value)
+    if len(_parsed) >= _PARSED_MAX:
+        _parsed.clear()
+    _parsed[text] = value
+    return text

@@ -29,7 +29,7 @@ from axme_cli.runtime.engine import (
 )
 from axme_cli.runtime.engine.answers import check_task_result
 from axme_cli.runtime.engine.changes import SCHEDULER, apply_event, arm_timer, insert_new_intent, wake_of
-from axme_cli.runtime.engine.codec import loads
+from axme_cli.runtime.engine.codec import loads, shared
 from axme_cli.runtime.engine.effects import DeliveryDue, Effect, TimerDue
 from axme_cli.runtime.engine.views import intent_view
 from axme_cli.runtime.errors import Conflict, Forbidden, NotFound, Unprocessable
@@ -232,17 +232,17 @@ def op_resume(tx: Tx, s: Settings, principal: Principal, intent_id: str, body: d
               now: float) -> dict[str, Any]:
     row = owned_row(tx, principal, intent_id)
     actor, acted = acting_as(s, principal, body.get("actor"))
-    doc = loads(row["doc"])
+    doc = shared(row["doc"])  # read here; the human paths below get a copy of their own
     if "expected_policy_generation" in body:  # the resume's compare-and-set on the intent's policy (controls.py)
         check_generation(doc, body["expected_policy_generation"])
         body = {k: v for k, v in body.items() if k != "expected_policy_generation"}  # not part of the result
     fx: list[Effect] = []
     if doc.get("workflow_parent"):
-        answer = runs.resume_parent(tx, s, principal, row, doc, body, now, fx)
+        answer = runs.resume_parent(tx, s, principal, row, loads(row["doc"]), body, now, fx)
         reactions.settle(tx, s, fx)
         return answer
     if doc.get("human_task") and row["waiting_reason"] == "WAITING_FOR_HUMAN":
-        return op_answer_task(tx, s, principal, row, doc, body, now)
+        return op_answer_task(tx, s, principal, row, loads(row["doc"]), body, now)
     check_may_end(principal, row, cancel=False)
     event_type, rest = _resume_event(body)
     target = lc.EVENT_TRANSITIONS[event_type][1]

@@ -472,8 +472,7 @@ class Quotas:
         used = self._minute_counts.get(pair, 0)
         if limits is None or limit is None:
             self._minute_counts[pair] = used + 1
-            counters.add(REQUESTS, self._day, pair=pair)
-            counters.add(REQUESTS, self._minute, pair=pair)
+            counters.add_both(REQUESTS, self._day, self._minute, pair)
             return None
         if self.shared:
             return self._take_shared(limits, limit, self._minute, self._day, now)

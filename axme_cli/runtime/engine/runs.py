@@ -14,6 +14,7 @@ each by a compensation sub-intent to its agent, before the parent ends FAILED.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,7 @@ from axme_cli.runtime.clock import iso
 from axme_cli.runtime.engine import human_tasks, saga
 from axme_cli.runtime.engine.answers import check_task_result
 from axme_cli.runtime.engine.changes import apply_event, arm_timer, insert_new_intent
-from axme_cli.runtime.engine.codec import dumps, loads
+from axme_cli.runtime.engine.codec import kept, loads, shared
 from axme_cli.runtime.engine.effects import Effect, Ended
 from axme_cli.runtime.engine.views import intent_view
 from axme_cli.runtime.errors import Conflict, Forbidden, Unprocessable
@@ -52,8 +53,9 @@ class Compiled:
     @classmethod
     def keep(cls, workflow_id: str, compiled: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         kept = cls._kept
-        if len(kept) >= cls.SIZE:
-            del kept[next(iter(kept))]  # the oldest
+        if len(kept) >= cls.SIZE:  # the oldest eighth out in one pass (as store/sqlite.py's RowCache)
+            for old in list(itertools.islice(kept, max(1, cls.SIZE // 8))):
+                del kept[old]
         entry = kept[workflow_id] = (compiled, {st["step_id"]: st for st in compiled["steps"]})
         return entry
 
@@ -78,7 +80,9 @@ class Run:
     fx: list[Effect]  # what the run's changes caused (a step sub-intent to deliver, the parent ended)
 
     def save(self) -> None:
-        self.tx.update_workflow(self.workflow_id, {"state": dumps(self.state), "updated_at": iso(self.now)})
+        # The saga never changes a state it was given (saga.decide works on a copy): the next step reads it back
+        # from the text without parsing it.
+        self.tx.update_workflow(self.workflow_id, {"state": kept(self.state), "updated_at": iso(self.now)})
 
     def event(self, event_type: str, **kwargs: Any) -> dict[str, Any]:
         return apply_event(self.tx, self.s, self.parent, event_type, self.now, actor=ENGINE, fx=self.fx, **kwargs)
@@ -148,7 +152,7 @@ def _load(tx: Tx, s: Settings, parent: Row, workflow_id: str, now: float, fx: li
     if wf is None:
         return None
     compiled, steps = Compiled.of(workflow_id, wf["compiled"])
-    return Run(tx, s, parent, workflow_id, compiled, loads(wf["state"]), now, steps, fx)
+    return Run(tx, s, parent, workflow_id, compiled, shared(wf["state"]), now, steps, fx)
 
 
 def start(run: Run) -> None:
@@ -161,8 +165,8 @@ def _dispatch_child(run: Run, step: dict[str, Any], address: str, attempt: int, 
     st = run.state
     parent = run.parent
     spec = step["compensate"] if compensation else step
-    payload: dict[str, Any] = {
-        "parent_payload": loads(parent["payload"]),
+    payload: dict[str, Any] = {  # read only, as the child's payload is (kept)
+        "parent_payload": shared(parent["payload"]),
         "step_id": step["step_id"],
         "input": spec.get("input") or {},
         "results": dict(st["results"]),
@@ -173,6 +177,7 @@ def _dispatch_child(run: Run, step: dict[str, Any], address: str, attempt: int, 
         payload.update(compensation=True, step_result=st["results"].get(step["step_id"]),
                        failure=st["failure"])
     deadline = spec.get("step_deadline_seconds")
+    deadline_ts = run.now + float(deadline) if deadline else None
     req = {
         "intent_type": spec.get("intent_type") or parent["intent_type"],
         "correlation_id": parent["correlation_id"],
@@ -181,8 +186,9 @@ def _dispatch_child(run: Run, step: dict[str, Any], address: str, attempt: int, 
         "payload": payload,
         "max_delivery_attempts": spec.get("max_delivery_attempts") or run.compiled["intent"].get(
             "max_delivery_attempts"),
-        "deadline_at": iso(run.now + float(deadline)) if deadline else None,
-        "trace": loads(parent["doc"]).get("trace"),  # a step's span is a child of the parent's
+        "deadline_at": iso(deadline_ts) if deadline_ts is not None else None,
+        "deadline_ts": deadline_ts,  # not parsed back from its text
+        "trace": shared(parent["doc"]).get("trace"),  # a step's span is a child of the parent's
     }
     return insert_new_intent(run.tx, run.s, req, run.now, fx=run.fx, parent=parent, doc_extra={
         "workflow_id": run.workflow_id, "parent_intent_id": parent["intent_id"], "step_id": step["step_id"],

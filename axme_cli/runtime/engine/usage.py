@@ -148,6 +148,13 @@ class Counters:
             sums = self._sums.setdefault(pair or self.home, {})
             sums[key] = sums.get(key, 0) + n
 
+    def add_both(self, counter: str, day: str, minute: str, pair: Pair | None = None) -> None:
+        """One more of ``counter`` in its ``day`` and in its ``minute`` (each request: one take of the lock)."""
+        with self._lock:
+            sums = self._sums.setdefault(pair or self.home, {})
+            sums[counter, day] = sums.get((counter, day), 0) + 1
+            sums[counter, minute] = sums.get((counter, minute), 0) + 1
+
     def peak(self, counter: str, period: str, n: int, pair: Pair | None = None) -> None:
         key = (counter, period)
         with self._lock:
@@ -192,6 +199,9 @@ class Counters:
         """Facts of a committed transaction (``Notes.seen``), on the event loop after the commit. An intent counts
         in the workspace its fact (``("created", doc, size, pair)``) or doc (``org_id`` / ``workspace_id``) names, a
         fact ``("usage", counter, n, pair)`` in ``pair``; what names none in ``home``."""
+        # Summed here first, then added under one take of the lock (a batch's facts are dozens of counts).
+        sums: dict[tuple[Pair | None, str, str], int] = {}
+        peaks: list[tuple[str, str, int, Pair | None]] = []
         day = ""
         for fact in seen:
             what = fact[0]
@@ -202,21 +212,32 @@ class Counters:
             if what == "created":  # ("created", doc, size[, pair])
                 doc, size = fact[1], fact[2] if len(fact) > 2 else 0
                 pair = fact[3] if len(fact) > 3 and fact[3] else _pair_of_doc(doc)
-                self.add(INTENTS_CREATED, day, pair=pair)
+                key = (pair, INTENTS_CREATED, day)
+                sums[key] = sums.get(key, 0) + 1
                 if size:
-                    self.add(STORED, EVER, size, pair)
-                    self.add(STORED_ADDED, day, size, pair)
+                    for key in ((pair, STORED, EVER), (pair, STORED_ADDED, day)):
+                        sums[key] = sums.get(key, 0) + size
                 if _admitted(doc):
-                    self.add(PAYLOAD_BYTES, day, size, pair)
-                    self.peak(PAYLOAD_MAX, day, size, pair)
+                    key = (pair, PAYLOAD_BYTES, day)
+                    sums[key] = sums.get(key, 0) + size
+                    peaks.append((PAYLOAD_MAX, day, size, pair))
             elif what == "delivered":
-                self.add(DELIVERIES, day)
+                key = (None, DELIVERIES, day)
+                sums[key] = sums.get(key, 0) + 1
             elif what == "stored":  # ("stored", n[, pair])
                 pair = fact[2] if len(fact) > 2 else None
-                self.add(STORED, EVER, fact[1], pair)
-                self.add(STORED_ADDED, day, fact[1], pair)
+                for key in ((pair, STORED, EVER), (pair, STORED_ADDED, day)):
+                    sums[key] = sums.get(key, 0) + fact[1]
             else:  # ("usage", counter, n[, pair]): counted by an operation in memory (no limit applied to it)
-                self.add(fact[1], day, fact[2], fact[3] if len(fact) > 3 else None)
+                key = (fact[3] if len(fact) > 3 else None, fact[1], day)
+                sums[key] = sums.get(key, 0) + fact[2]
+        if sums:
+            with self._lock:
+                for (pair, counter, period), n in sums.items():
+                    held = self._sums.setdefault(pair or self.home, {})
+                    held[(counter, period)] = held.get((counter, period), 0) + n
+        for counter, period, n, pair in peaks:
+            self.peak(counter, period, n, pair)
 
 
 def _pair_of_doc(doc: dict[str, Any]) -> Pair | None:

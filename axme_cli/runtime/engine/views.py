@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from axme_cli.protocol import lifecycle as lc
-from axme_cli.runtime.engine.codec import loads
+from axme_cli.runtime.engine.codec import shared
 from axme_cli.runtime.store.base import Row
 
 
@@ -19,8 +19,9 @@ def pending_with(row: Row, doc: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def intent_view(row: Row) -> dict[str, Any]:
-    """The intent as ``GET /v1/intents/{id}`` shows it (axme-reference.md §2.2)."""
-    doc = loads(row["doc"])
+    """The intent as ``GET /v1/intents/{id}`` shows it (axme-reference.md §2.2). Its payload and the parts of its
+    doc it holds are the values ``codec.shared`` gives: read only."""
+    doc = shared(row["doc"])
     status = row["status"]
     human_task = doc.get("human_task")
     view: dict[str, Any] = {
@@ -36,7 +37,7 @@ def intent_view(row: Row) -> dict[str, Any]:
         "lifecycle_waiting_reason": row["waiting_reason"],
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
-        "payload": loads(row["payload"]),
+        "payload": shared(row["payload"]),
         "reply_to": doc.get("reply_to"),
         "deadline_at": doc.get("deadline_at"),
         "due_at": doc.get("deadline_at"),

@@ -54,10 +54,10 @@ class Notes:
     fed: dict[str, list[Row]] | None = None
 
     def feed_row(self, address: str, row: Row) -> None:
-        self.fed = _joined(self.fed, {address: [row]})
+        self.fed = _added(self.fed, address, row)
 
     def event(self, intent_id: str, seq: int, data: str) -> None:
-        self.events = _joined(self.events, {intent_id: [(seq, data)]})
+        self.events = _added(self.events, intent_id, (seq, data))
 
     def see(self, fact: tuple[Any, ...]) -> None:
         if self.seen is None:
@@ -74,9 +74,12 @@ class Notes:
             self.wake_at = ts
 
     def merge(self, other: Notes) -> None:
-        self.intents |= other.intents
-        self.feeds |= other.feeds
-        self.timer(other.wake_at)
+        if other.intents:
+            self.intents |= other.intents
+        if other.feeds:
+            self.feeds |= other.feeds
+        if other.wake_at is not None:
+            self.timer(other.wake_at)
         self.keys_changed = self.keys_changed or other.keys_changed
         self.everything = self.everything or other.everything
         self.outbound = self.outbound or other.outbound
@@ -95,6 +98,18 @@ class Notes:
                 self.seen = list(other.seen)
             else:
                 self.seen.extend(other.seen)
+
+
+def _added(mine: dict[str, list[Any]] | None, key: str, item: Any) -> dict[str, list[Any]]:
+    """``mine`` with ``item`` appended to the list of ``key`` (``mine`` is changed; None starts a new dict)."""
+    if mine is None:
+        return {key: [item]}
+    items = mine.get(key)
+    if items is None:
+        mine[key] = [item]
+    else:
+        items.append(item)
+    return mine
 
 
 def _joined(mine: dict[str, list[Any]] | None, more: dict[str, list[Any]]) -> dict[str, list[Any]]:

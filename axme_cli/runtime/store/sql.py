@@ -82,6 +82,12 @@ def _update_sql(table: str, id_column: str, *columns: str) -> str:
     return f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in columns)} WHERE {id_column} = ?"
 
 
+@functools.lru_cache(maxsize=1024)
+def _insert_sql(table: str, *columns: str) -> str:
+    """``INSERT INTO table (c1, ...) VALUES (?, ...)``, made into text once per column list (as ``_update_sql``)."""
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({_marks(columns)})"
+
+
 def _marks(values: list[Any] | tuple[Any, ...]) -> str:
     return ", ".join("?" for _ in values)
 
@@ -117,8 +123,7 @@ class SqlTx(OutboundTxSql, AuditTxSql, InboxTxSql, MediaTxSql, TaskLinksTxSql, U
         return [dict(r) for r in self._c.execute(sql, args).fetchall()]
 
     def _insert(self, table: str, row: Row) -> None:
-        cols = list(row)
-        self._c.execute(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({_marks(cols)})", tuple(row.values()))
+        self._c.execute(_insert_sql(table, *row), tuple(row.values()))
 
     def _update(self, table: str, id_column: str, id_value: str, fields: Row) -> None:
         self._c.execute(_update_sql(table, id_column, *fields), (*fields.values(), id_value))

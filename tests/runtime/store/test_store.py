@@ -430,3 +430,13 @@ def test_savepoints_only_when_an_operation_refuses_after_it_wrote(tmp_path: Path
         await store.close()
 
     run(main())
+
+
+def test_the_sqlite_row_cache_drops_its_oldest_eighth_when_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    from axme_cli.runtime.store.sqlite import RowCache
+
+    monkeypatch.setattr(RowCache, "SIZE", 16)
+    cache = RowCache()
+    for n in range(17):
+        cache.put(cache.intents, f"i{n}", {"intent_id": f"i{n}"})
+    assert list(cache.intents) == [f"i{n}" for n in range(2, 17)]  # i0 and i1 went together, the newest stay
