@@ -26,9 +26,14 @@ def loads(value: str | bytes) -> Any:
 # by its event; the run state by the next step), and each intent event's text by the stream that sends it. A text
 # maps to its value (equal texts, equal values), so a value kept here is shared by everyone who asks for that text:
 # ``shared`` is for readers only, and ``kept`` for values nobody changes after they were written. Cleared when
-# full: a miss parses, as before.
+# full: a miss parses, as before. Full is a count or a size: a step's texts are well under a kilobyte, but a payload
+# may be a request body's 128 KiB, and 4,096 of those parsed would be gigabytes; a text over ``_TEXT_MAX`` is not
+# kept at all (parsed each time, as before).
 _parsed: dict[str, Any] = {}
 _PARSED_MAX = 4096
+_CHARS_MAX = 4 * 1024 * 1024  # the texts' length in all (their values take a few times that)
+_TEXT_MAX = 16 * 1024
+_chars = 0
 
 
 # The test suite sets AXME_CHECK_SHARED: every value ``shared`` gives from the memo is compared with its text parsed
@@ -44,9 +49,7 @@ def shared(text: str) -> Any:
         raise RuntimeError(f"a value shared for its text was changed: {text[:200]}")
     if value is None:
         value = orjson.loads(text)
-        if len(_parsed) >= _PARSED_MAX:
-            _parsed.clear()
-        _parsed[text] = value
+        _keep(text, value)
     return value
 
 
@@ -54,7 +57,17 @@ def kept(value: Any) -> str:
     """``dumps(value)``, and ``value`` kept as what ``shared`` gives for the text: the caller, and whoever it hands
     ``value`` to, must not change it from now on."""
     text = dumps(value)
-    if len(_parsed) >= _PARSED_MAX:
-        _parsed.clear()
-    _parsed[text] = value
+    _keep(text, value)
     return text
+
+
+def _keep(text: str, value: Any) -> None:
+    # from the event loop and a PostgreSQL writer thread: a count off by a text is harmless, the bounds hold
+    global _chars
+    if len(text) > _TEXT_MAX:
+        return
+    if len(_parsed) >= _PARSED_MAX or _chars >= _CHARS_MAX:
+        _parsed.clear()
+        _chars = 0
+    _parsed[text] = value
+    _chars += len(text)

@@ -8,8 +8,9 @@ from axme_cli.runtime.engine import codec
 
 
 @pytest.fixture(autouse=True)
-def _empty() -> None:
+def _empty(monkeypatch: pytest.MonkeyPatch) -> None:
     codec._parsed.clear()
+    monkeypatch.setattr(codec, "_chars", 0)
 
 
 def test_shared_parses_a_text_once_and_gives_the_same_value_again() -> None:
@@ -31,6 +32,19 @@ def test_a_full_memo_starts_again(monkeypatch: pytest.MonkeyPatch) -> None:
     assert codec.shared("[3]") == [3]  # the memo was full: emptied, then this one kept
     assert codec.shared("[1]") == a and codec.shared("[1]") is not a
     assert b == [2]
+
+
+def test_a_long_text_is_not_kept_and_the_texts_kept_are_bounded_in_length(monkeypatch: pytest.MonkeyPatch) -> None:
+    long = codec.dumps({"blob": "x" * (codec._TEXT_MAX + 1)})
+    assert codec.shared(long) is not codec.shared(long)  # parsed each time, as before
+    assert codec.kept({"blob": "x" * (codec._TEXT_MAX + 1)}) not in codec._parsed
+    monkeypatch.setattr(codec, "_CHARS_MAX", 10)
+    monkeypatch.setattr(codec, "_chars", 0)
+    codec.shared("[111,222]")  # 9 characters
+    codec.shared("[333,444]")  # 18: over the bound, so the next one starts again
+    assert len(codec._parsed) == 2
+    codec.shared("[5]")
+    assert list(codec._parsed) == ["[5]"]
 
 
 def test_the_suite_finds_a_shared_value_that_was_changed() -> None:
