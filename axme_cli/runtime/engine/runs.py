@@ -14,7 +14,6 @@ each by a compensation sub-intent to its agent, before the parent ends FAILED.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +29,7 @@ from axme_cli.runtime.engine.views import intent_view
 from axme_cli.runtime.errors import Conflict, Forbidden, Unprocessable
 from axme_cli.runtime.principals import Principal
 from axme_cli.runtime.settings import Settings
-from axme_cli.runtime.store.base import Row, Tx
+from axme_cli.runtime.store.base import Row, Tx, drop_oldest
 
 ENGINE = "agent://axme.runtime/workflow"
 WAITING_FOR_HUMAN = "WAITING_FOR_HUMAN"
@@ -53,9 +52,8 @@ class Compiled:
     @classmethod
     def keep(cls, workflow_id: str, compiled: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         kept = cls._kept
-        if len(kept) >= cls.SIZE:  # the oldest eighth out in one pass (as store/sqlite.py's RowCache)
-            for old in list(itertools.islice(kept, max(1, cls.SIZE // 8))):
-                del kept[old]
+        if len(kept) >= cls.SIZE:
+            drop_oldest(kept, cls.SIZE)
         entry = kept[workflow_id] = (compiled, {st["step_id"]: st for st in compiled["steps"]})
         return entry
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import functools
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -110,6 +111,18 @@ def _added(mine: dict[str, list[Any]] | None, key: str, item: Any) -> dict[str, 
     else:
         items.append(item)
     return mine
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def drop_oldest(table: dict[K, V], size: int) -> list[tuple[K, V]]:
+    """A full cache of ``size`` entries (oldest first, as a dict keeps them) with its oldest eighth taken out in one
+    pass; what was taken out. One entry out at each put (``del table[next(iter(table))]``) cost ~5 us a put in a
+    full table of 8,192 instead of ~0.4: a dict keeps its deleted entries' slots until it resizes, and each
+    ``next(iter(...))`` walked again over all those at its front."""
+    return [(key, table.pop(key)) for key in list(itertools.islice(table, max(1, size // 8)))]
 
 
 def _joined(mine: dict[str, list[Any]] | None, more: dict[str, list[Any]]) -> dict[str, list[Any]]:

@@ -49,7 +49,6 @@ import collections
 import contextlib
 import dataclasses
 import functools
-import itertools
 import logging
 import random
 import threading
@@ -66,7 +65,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
 from axme_cli.runtime.errors import BadRequest, StoreUnavailable
-from axme_cli.runtime.store.base import Notes, Row, Store, Tx
+from axme_cli.runtime.store.base import Notes, Row, Store, Tx, drop_oldest
 from axme_cli.runtime.store.quotas_sql import USAGE_ADD
 from axme_cli.runtime.store.sql import INTENT_COLUMNS, WORKFLOW_COLUMNS, SqlReads, SqlTx, load_migrations, split_sql
 from axme_cli.runtime.store.urls import redact
@@ -79,13 +78,6 @@ MIGRATION_LOCK = 0x6178_6D65  # "axme": pg_advisory_lock key held while migratin
 # The writer's end statement returns pg_current_xact_id(), new in PostgreSQL 13: an older server would fail every
 # batch; it is refused at start instead, by name.
 OLDEST_SERVER = 130000
-
-
-def server_too_old(version: int) -> str | None:
-    """What is wrong with a server of ``server_version_num`` ``version``, or None."""
-    if version >= OLDEST_SERVER:
-        return None
-    return f"PostgreSQL {version // 10000} is too old: axme server needs PostgreSQL 13 or newer"
 MAX_TRIES = 8
 MAX_BATCH = 256  # operations per write transaction
 BATCH_TRIES = 3  # a batch that keeps conflicting runs its operations one transaction each (MAX_TRIES each)
@@ -107,6 +99,14 @@ RECONNECT_TIMEOUT = 2.0  # a pool gives up a reconnect attempt after this; the n
 # word (a query waits at most tcp_user_timeout ms for its bytes to be acknowledged; an idle one is probed).
 NETWORK_DEFAULTS = {"connect_timeout": "2", "keepalives": "1", "keepalives_idle": "5", "keepalives_interval": "1",
                     "keepalives_count": "3", "tcp_user_timeout": "2000"}
+
+
+def server_too_old(version: int) -> str | None:
+    """What is wrong with a server of ``server_version_num`` ``version``, or None."""
+    if version >= OLDEST_SERVER:
+        return None
+    return f"PostgreSQL {version // 10000} is too old: axme server needs PostgreSQL 13 or newer"
+
 
 
 @functools.lru_cache(maxsize=4096)
@@ -248,9 +248,9 @@ class _Rows:
             rows[key] = (row, version, time.monotonic())
             if table == "workflows" and row.get("parent_intent_id"):
                 self._workflow_of[row["parent_intent_id"]] = key
-            if len(rows) > self.SIZE:  # the oldest eighth out in one pass (see sqlite._drop_oldest)
-                for oldest in list(itertools.islice(rows, max(1, self.SIZE // 8))):
-                    self._unmap(table, oldest, rows.pop(oldest)[0])
+            if len(rows) > self.SIZE:
+                for oldest, (old, _, _) in drop_oldest(rows, self.SIZE):
+                    self._unmap(table, oldest, old)
 
     def _unmap(self, table: str, key: str, row: Row) -> None:
         """A workflow no longer kept: its parent no longer names it."""
