@@ -112,9 +112,10 @@ def apply_event(
     waiting = fields["waiting_reason"] if "waiting_reason" in fields else row.get("waiting_reason")
     if waiting:
         event["waiting_reason"] = waiting
-    if not terminal:  # views.pending_with of the row as changed
-        to_agent = fields["to_agent"] if "to_agent" in fields else row["to_agent"]
-        event["pending_with"] = doc.get("pending_with") or {"type": "agent", "ref": to_agent, "name": to_agent}
+    holder = pending_with({"status": new_status,
+                           "to_agent": fields["to_agent"] if "to_agent" in fields else row["to_agent"]}, doc)
+    if holder is not None:
+        event["pending_with"] = holder
     if extra:
         event.update(extra)
     tx.insert_event(row["intent_id"], seq, kept(event))  # the stream that sends it reads it from the text
