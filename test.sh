@@ -24,14 +24,14 @@ bash bench/setup.sh
 # A new checkout has no bytecode yet, and every worker would compile axme_cli and rewrite the tests' asserts on its
 # own (~7 s of CPU each, all four at once). Two collecting processes make it first, half the tests each, where the
 # workers look for it: .venv/pycache under PYTHONDONTWRITEBYTECODE (tests/conftest.py), else __pycache__.
+cache="tests/__pycache__" bytecode=()
 if [ -n "${PYTHONDONTWRITEBYTECODE:-}" ] && [ -z "${PYTHONPYCACHEPREFIX:-}" ]; then
-  cache=".venv/pycache$PWD/tests"
-  warm() { env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX="$PWD/.venv/pycache" .venv/bin/python -m pytest -q \
-    --collect-only -p no:cacheprovider -p no:xdist "$@" >/dev/null 2>&1 || true; }
-else
-  cache="tests/__pycache__"
-  warm() { .venv/bin/python -m pytest -q --collect-only -p no:cacheprovider -p no:xdist "$@" >/dev/null 2>&1 || true; }
+  cache=".venv/pycache$PWD/tests" bytecode=(-u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX="$PWD/.venv/pycache")
 fi
+warm() {
+  env "${bytecode[@]}" .venv/bin/python -m pytest -q --collect-only -p no:cacheprovider -p no:xdist "$@" \
+    >/dev/null 2>&1 || true
+}
 if [ ! -d "$cache" ]; then
   warm tests/runtime/api & warm --ignore tests/runtime/api tests
   wait

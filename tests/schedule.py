@@ -37,8 +37,10 @@ def first_runs(count: int, workers: int) -> list[int]:
 def deal(items: Sequence[T], workers: int, seconds: Callable[[T], float | None]) -> list[T]:
     """``items`` reordered for ``workers`` worksteal workers; ``seconds(item)`` is None for a short test."""
     slow = [(i, s) for i, item in enumerate(items) if (s := seconds(item)) is not None]
+    slow_index = {i for i, _ in slow}
+    short = [i for i in range(len(items)) if i not in slow_index]
     if workers < 2 or not slow:
-        return [items[i] for i, _ in slow] + [item for item in items if seconds(item) is None]
+        return [items[i] for i in [i for i, _ in slow] + short]
     sizes = first_runs(len(items), workers)
     runs: list[list[int]] = [[] for _ in range(workers)]
     load = [0.0] * workers
@@ -47,11 +49,10 @@ def deal(items: Sequence[T], workers: int, seconds: Callable[[T], float | None])
         w = min((w for w in range(workers) if len(runs[w]) < sizes[w]), key=lambda w: (load[w], w))
         runs[w].append(i)
         load[w] += s
-    slow_index = {i for i, _ in slow}
-    short = iter(i for i in range(len(items)) if i not in slow_index)
+    rest = iter(short)
     order: list[T] = []
     for w in range(workers):
         order.extend(items[i] for i in runs[w])
-        order.extend(items[next(short)] for _ in range(sizes[w] - len(runs[w])))
+        order.extend(items[next(rest)] for _ in range(sizes[w] - len(runs[w])))
     assert len(order) == len(items)
     return order
