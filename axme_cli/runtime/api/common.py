@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import anyio
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from axme_cli.protocol.ids import random_bytes
@@ -123,14 +123,22 @@ async def read_body(request: Request) -> bytes:
                 raise PayloadTooLarge(f"request body is larger than {limit} bytes", details={"limit_bytes": limit})
         except ValueError:
             raise BadRequest("invalid Content-Length header") from None
+    # The ASGI messages read as Request.stream() reads them, without its async generator: one made for every body,
+    # registered in the loop's weak set of generators by the first-iteration hook and finalized after.
+    receive = request.receive
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"request body is larger than {limit} bytes", details={"limit_bytes": limit})
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 # Deepest JSON nesting a body may have: what the runtime parses it must also be able to store and write
