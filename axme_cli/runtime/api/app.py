@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match, Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from axme_cli.runtime.api import (
@@ -107,9 +107,10 @@ class _HotPaths:
         self.owner = owner
         self.routes = routes
         # By method, so a request is matched only against the hot routes it could be (a route of another method
-        # only ever matches partly); each route's path pattern first, before Route.matches builds its child scope:
-        # half the matching time of a /resume. The pattern is tried on the path as sent: under a root_path it does
-        # not match, and the request takes the full stack, which serves it the same.
+        # only ever matches partly). The route's path pattern is tried once, on the path as sent, and its match
+        # gives the path parameters as Route.matches would (which would match the pattern again and copy the
+        # scope's parameters): under a root_path it does not match, and the request takes the full stack, which
+        # serves it the same.
         self.by_method: dict[str, list[Route]] = {}
         for route in routes:
             for method in route.methods or ():
@@ -119,14 +120,15 @@ class _HotPaths:
         if scope["type"] == "http":
             path = scope["path"]
             for route in self.by_method.get(scope["method"], ()):
-                if route.path_regex.match(path) is None:
+                match = route.path_regex.match(path)
+                if match is None:
                     continue
-                match, child = route.matches(scope)
-                if match is Match.FULL:
-                    scope.update(child)
-                    scope["app"] = self.owner
-                    await self._serve(route, scope, receive, send)
-                    return
+                params = match.groupdict()
+                for key, value in params.items():
+                    params[key] = route.param_convertors[key].convert(value)
+                scope["endpoint"], scope["path_params"], scope["app"] = route.endpoint, params, self.owner
+                await self._serve(route, scope, receive, send)
+                return
         await self.app(scope, receive, send)
 
     @staticmethod
