@@ -47,7 +47,8 @@ from axme_cli.runtime.settings import Settings
 # The uvicorn names the classes below rely on that are not its public API: methods they override or call and
 # attributes they read, on a protocol and on a request cycle (tests/security/test_slow_clients.py checks them).
 PROTOCOL_NAMES = ("connection_made", "connection_lost", "on_headers_complete", "on_body", "on_message_complete",
-                  "on_response_complete", "_start_asgi_task", "pipeline", "cycle", "loop", "transport")
+                  "on_response_complete", "_start_asgi_task", "_unset_keepalive_if_required", "pipeline", "cycle",
+                  "loop", "transport", "flow", "server_state", "timeout_keep_alive")
 # ``scope["extensions"][CONNECTION]``: the ``Connection`` of the request (what the app may ask of the protocol).
 CONNECTION = "axme.connection"
 CYCLE_NAMES = ("send", "scope", "transport", "response_started", "response_complete", "disconnected", "more_body")
@@ -131,7 +132,9 @@ class Connection:
 
 class Deadlines:
     """One timer per connection: the head's deadline while a request head is awaited, the body's while its body
-    arrives, none while a request is answered. When it fires the connection is closed (no answer: the client
+    arrives, none while a request is answered; and uvicorn's keep-alive, which closes a connection that sent no
+    byte within ``timeout_keep_alive`` of a response (uvicorn makes a timer for it after every response and
+    cancels it at the next request's first bytes). When it fires the connection is closed (no answer: the client
     has not finished asking).
 
     The timer is lazy: a phase sets its due time (``_due``) and the timer is only created, or moved earlier, when
@@ -139,7 +142,7 @@ class Deadlines:
     sets itself again for the due time, or goes. A request arms and disarms deadlines three times: a timer made
     and cancelled each time (``call_later``, ``TimerHandle.cancel`` on uvloop) was ~1% of the event loop's time
     under ``bench/saga.py``; the deadlines are seconds long, so the timer fires about once per
-    ``header_timeout`` on a busy connection."""
+    ``header_timeout`` on a busy connection (or of ``timeout_keep_alive``, when that is shorter)."""
 
     header_timeout = 10.0
     body_timeout = 30.0
@@ -151,13 +154,22 @@ class Deadlines:
     _timer_at = 0.0  # when it fires (loop time)
     _due = 0.0  # when the armed phase's deadline passes (loop time)
     _phase = ""  # "head", "body" or "" (none)
+    _idle = 0.0  # when the keep-alive closes the connection unless a byte came since the last response (0: no)
+    timeout_keep_alive: int  # uvicorn's (typed int: the runtime gives it a float, which works)
     _long = False  # the route took a long body (Connection.long_body): the body's deadline moves while it arrives
     _since = 0  # bytes of the long body since its deadline last moved
 
     def _arm(self, phase: str) -> None:
         self._phase = phase
         self._long = False
-        due = self._due = self.loop.time() + (self.header_timeout if phase == "head" else self.body_timeout)
+        self._due = self.loop.time() + (self.header_timeout if phase == "head" else self.body_timeout)
+        self._timer_by(self._due)
+
+    def _keep_alive(self) -> None:
+        self._idle = self.loop.time() + self.timeout_keep_alive
+        self._timer_by(self._idle)
+
+    def _timer_by(self, due: float) -> None:
         timer = self._deadline
         if timer is None or self._timer_at > due:
             if timer is not None:
@@ -185,18 +197,22 @@ class Deadlines:
 
     def _fired(self) -> None:
         self._deadline = None
-        if not self._phase:
+        due = self._due if self._phase else 0.0
+        if self._idle and (not due or self._idle < due):
+            due = self._idle
+        if not due:
             return
-        if self.loop.time() < self._due:  # the deadline moved on since the timer was set
-            self._timer_at = self._due
-            self._deadline = self.loop.call_at(self._due, self._fired)
+        if self.loop.time() < due:  # the deadline moved on since the timer was set
+            self._timer_at = due
+            self._deadline = self.loop.call_at(due, self._fired)
             return
-        self._phase = ""
+        self._phase, self._idle = "", 0.0
         if not self.transport.is_closing():
             self.transport.close()
 
     def _stop_timer(self) -> None:
         self._disarm()
+        self._idle = 0.0
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
@@ -236,11 +252,23 @@ class OneWriteProtocol(Deadlines, HttpToolsProtocol):
         else:
             self._disarm()
 
+    def _unset_keepalive_if_required(self) -> None:  # uvicorn's call when bytes arrive (and when the connection goes)
+        self._idle = 0.0
+
     def on_response_complete(self) -> None:
+        # uvicorn's own (it is handed to each cycle as on_response), with its keep-alive timer made by _keep_alive
         self._long = False  # answered: a body still arriving is one nobody reads, with the plain deadline
-        super().on_response_complete()  # starts the next pipelined request, if one is queued
-        if self.transport.is_closing() or self.pipeline:
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
             return
+        self.flow.resume_reading()
+        if self.pipeline:  # the next pipelined request starts
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            if self.pipeline:
+                return
+        else:
+            self._keep_alive()
         cycle = self.cycle  # the last request whose head came: answered now, or the pipelined one just started
         if cycle.more_body:  # its body is still arriving (reading was paused while it was queued)
             if self._phase != "body":
