@@ -148,6 +148,7 @@ class App(Starlette):
     # uvicorn's forwarded_allow_ips, when the server leaves the proxy headers to the app (server.py): only the
     # requests that are not hot go through its ProxyHeadersMiddleware (see _HotPaths)
     forwarded_allow: list[str] | str | None = None
+    runtime: Runtime  # an attribute, not in app.state: State looks a name up through a __getattr__ in Python
 
     def build_middleware_stack(self) -> ASGIApp:
         stack = super().build_middleware_stack()
@@ -214,6 +215,6 @@ def build_app(rt: Runtime, *, manage_runtime: bool = True) -> App:
     )
     # Ahead of Starlette's layers (after the NUL check): the hot routes, in the route table's order.
     app.hot = hot_routes(routes)
-    app.state.runtime = rt
+    app.runtime = rt
     app.state.openapi = None
     return app

@@ -26,23 +26,18 @@ JSON = "application/json"
 
 
 def runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
+    # the app's own attribute (api/app.py), not app.state's: State looks a name up through a __getattr__ in Python
+    return request.scope["app"].runtime
 
 
 # What a caller's request or trace id may be for the runtime to send it back: short printable ASCII, so an
 # echoed header can carry no control characters, markup or kilobytes of someone else's text into logs.
-_ECHOABLE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_ECHOABLE = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 
 
-def _echoable(value: str | None) -> str | None:
-    return value if value is not None and _ECHOABLE.fullmatch(value) else None
-
-
-def echo_headers(request: Request | None) -> dict[str, str] | None:
+def _echoed(request: Request) -> list[tuple[bytes, bytes]]:
     """``x-trace-id`` echoed and ``x-request-id`` propagated when they look like ids (``_ECHOABLE``); a request id
-    is made up when the caller sent none (or one that does not), a trace id is then left out."""
-    if request is None:
-        return None
+    is made up when the caller sent none (or one that does not), a trace id is then left out. As raw headers."""
     # One pass over the raw headers (the first of each name, as ``request.headers.get`` gives): every answer
     # comes through here, and the mapping's lookups raise and catch a KeyError for each header that is absent.
     request_id = trace_id = None
@@ -52,20 +47,41 @@ def echo_headers(request: Request | None) -> dict[str, str] | None:
                 request_id = value
         elif name == b"x-trace-id" and trace_id is None:
             trace_id = value
-    given = _echoable(request_id.decode("latin-1")) if request_id is not None else None
-    headers = {"x-request-id": given or random_bytes(8).hex()}
-    trace = _echoable(trace_id.decode("latin-1")) if trace_id is not None else None
-    if trace:
-        headers["x-trace-id"] = trace
-    return headers
+    if request_id is None or not _ECHOABLE.fullmatch(request_id):
+        request_id = random_bytes(8).hex().encode()
+    if trace_id is None or not _ECHOABLE.fullmatch(trace_id):
+        return [(b"x-request-id", request_id)]
+    return [(b"x-request-id", request_id), (b"x-trace-id", trace_id)]
+
+
+def echo_headers(request: Request | None) -> dict[str, str] | None:
+    """``_echoed`` as a mapping, for a response that has more headers of its own."""
+    return None if request is None else {k.decode(): v.decode() for k, v in _echoed(request)}
+
+
+class _Json(Response):
+    """A JSON answer, with the raw headers Starlette's Response makes from ``echo_headers`` (the ids, then
+    content-length and content-type, in that order), made without its general ``init_headers``."""
+
+    media_type = JSON
+
+    def __init__(self, body: bytes, status_code: int, request: Request | None) -> None:
+        self.status_code = status_code
+        self.background = None
+        self.body = body
+        raw = [] if request is None else _echoed(request)
+        if not (status_code < 200 or status_code in (204, 304)):
+            raw.append((b"content-length", str(len(body)).encode()))
+        raw.append((b"content-type", b"application/json"))
+        self.raw_headers = raw
 
 
 def respond(body: Any, status: int = 200, request: Request | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type=JSON, headers=echo_headers(request))
+    return _Json(orjson.dumps(body), status, request)
 
 
 def respond_raw(body: bytes, request: Request | None = None) -> Response:
-    return Response(body, media_type=JSON, headers=echo_headers(request))
+    return _Json(body, 200, request)
 
 
 def header(request: Request, name: bytes) -> str | None:
