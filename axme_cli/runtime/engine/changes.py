@@ -119,8 +119,8 @@ def apply_event(
     if extra:
         event.update(extra)
     # Kept for the stream that sends it (it reads it from the text), but not a workflow step's: nobody streams those
-    # as a rule, and they are most of a workflow's events, which filled the memo for nothing (a stream that
-    # follows a step parses its events).
+    # as a rule, and they filled the memo for nothing (12 of the order saga's 18 events); a stream that follows a
+    # step parses its events.
     tx.insert_event(row["intent_id"], seq, dumps(event) if "parent_intent_id" in doc else kept(event))
     tx.update_intent(row["intent_id"], fields)
     # for metrics and traces, counted after the commit (runtime/metrics.py)
