@@ -66,3 +66,18 @@ def test_a_hot_route_gets_the_path_parameters_starlette_would_give_it() -> None:
         assert seen[-1]["path_params"] == expected["path_params"] and seen[-1]["endpoint"] is endpoint
         assert seen[-1]["app"] is owner
     assert len(seen) == len(HOT)
+
+
+def test_a_query_parameter_is_what_starlettes_query_params_give() -> None:
+    """``common.query_param`` looks through a query string with nothing to unquote itself: the same value as
+    ``request.query_params.get`` for repeated, blank, valueless and empty fields, and for what must be unquoted."""
+    from starlette.requests import Request
+
+    from axme_cli.runtime.api.common import query_param
+
+    strings = [b"", b"a=1", b"a=1&a=2", b"a", b"a=&b=2", b"&&a=3&", b"since=12&wait_seconds=30&incremental=true",
+               b"a=1=2", b"b=1;a=2", b"a=%41", b"a=x+y", b"A=1", b"a=\xe9", b"=1&a"]
+    for raw in strings:
+        request = Request({"type": "http", "query_string": raw, "headers": []})
+        for name in ("a", "b", "since", "wait_seconds", "incremental", "A"):
+            assert query_param(request, name) == request.query_params.get(name), (raw, name)
