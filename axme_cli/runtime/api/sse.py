@@ -141,7 +141,7 @@ class EventStream(Response):
             merged.update((k.lower(), v) for k, v in headers.items())
             self.raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in merged.items()]
         else:
-            self.raw_headers = _RAW_HEADERS
+            self.raw_headers = _RAW_HEADERS.copy()  # a list of its own: Response.headers changes it in place
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
