@@ -18,12 +18,15 @@ that sends ``GET / HTTP/1.1\r\nX-a: `` and nothing more holds a socket (and a de
 adds two timers: the head must be complete within ``header_timeout`` of the connection or of the previous
 response, and the body within ``body_timeout`` of the head, else the connection is closed. Nothing runs while a
 request is being answered, so a long response (an SSE stream) is never cut. A route that takes large bodies (a
-media upload's PUT) may say so once it has checked the request (``LONG_BODY``): from then on the body's deadline
-moves ``body_timeout`` further each time another ``body_step`` bytes have arrived, so a large body that keeps
-coming at the pace the plain deadline asks of the largest plain body (128 KiB in 30 s) is not cut, and one that
-trickles slower still is. Only the httptools protocol is
-served: uvicorn[standard], which the package requires, requires httptools on every platform, so uvicorn's h11
-protocol is never the one in use.
+media upload's PUT) may say so once it has checked the request (``Connection.long_body``): from then on the body's
+deadline moves ``body_timeout`` further each time another ``body_step`` bytes have arrived, so a large body that
+keeps coming at the pace the plain deadline asks of the largest plain body (128 KiB in 30 s) is not cut, and one
+that trickles slower still is. Only the httptools protocol is served: uvicorn[standard], which the package
+requires, requires httptools on every platform, so uvicorn's h11 protocol is never the one in use.
+
+A request's scope carries its ``Connection`` (``scope["extensions"][CONNECTION]``): the large-body call above, and
+``on_lost``, by which an SSE stream learns that its client hung up without a task of its own blocked on
+``receive()`` (api/sse.py).
 
 These subclasses use uvicorn names that are not its public API (the parser callbacks, ``pipeline``,
 ``_start_asgi_task``): pyproject.toml bounds uvicorn's version, and tests/security/test_slow_clients.py checks
@@ -33,8 +36,8 @@ that each name is still there.
 from __future__ import annotations
 
 import asyncio
-import functools
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
@@ -44,9 +47,10 @@ from axme_cli.runtime.settings import Settings
 # The uvicorn names the classes below rely on that are not its public API: methods they override or call and
 # attributes they read, on a protocol and on a request cycle (tests/security/test_slow_clients.py checks them).
 PROTOCOL_NAMES = ("connection_made", "connection_lost", "on_headers_complete", "on_body", "on_message_complete",
-                  "on_response_complete", "_start_asgi_task", "pipeline", "cycle", "loop", "transport")
-# ``scope["extensions"][LONG_BODY]()``: the route serving this request takes a large body (see the module's text).
-LONG_BODY = "axme.long_body"
+                  "on_response_complete", "_start_asgi_task", "_unset_keepalive_if_required", "pipeline", "cycle",
+                  "loop", "transport", "flow", "server_state", "timeout_keep_alive")
+# ``scope["extensions"][CONNECTION]``: the ``Connection`` of the request (what the app may ask of the protocol).
+CONNECTION = "axme.connection"
 CYCLE_NAMES = ("send", "scope", "transport", "response_started", "response_complete", "disconnected", "more_body")
 # A key of an ``http.response.start`` message without ``content-length`` (a stream): keep its head for the first
 # body message, which the app sends at once (api/sse.py), so both leave in one write.
@@ -101,9 +105,36 @@ class OneWriteCycle(RequestResponseCycle):
         return collected
 
 
+class Connection:
+    """What a request's app may ask of the connection it came on (``scope["extensions"][CONNECTION]``).
+
+    ``long_body()``: the route takes a large body (see the module's text). ``on_lost(callback)``: call
+    ``callback`` if the connection is lost while this request is answered (None: no more); a stream learns of a
+    hang-up so, without a task of its own waiting on ``receive()`` for ``http.disconnect``. The request's cycle is
+    held by a weak reference: the request's scope holds this object, and a strong one made every answered request
+    a reference loop (~20 objects) that only the garbage collector freed (under ``bench/saga.py`` a collection of
+    ~40,000 of them every few seconds, ~60 ms each)."""
+
+    __slots__ = ("_protocol", "_cycle")
+
+    def __init__(self, protocol: OneWriteProtocol, cycle: RequestResponseCycle) -> None:
+        self._protocol = protocol
+        self._cycle = weakref.ref(cycle)
+
+    def long_body(self) -> None:
+        cycle = self._cycle()
+        if cycle is not None:
+            self._protocol.allow_long_body(cycle)
+
+    def on_lost(self, callback: Callable[[], None] | None) -> None:
+        self._protocol.lost = callback
+
+
 class Deadlines:
     """One timer per connection: the head's deadline while a request head is awaited, the body's while its body
-    arrives, none while a request is answered. When it fires the connection is closed (no answer: the client
+    arrives, none while a request is answered; and uvicorn's keep-alive, which closes a connection that sent no
+    byte within ``timeout_keep_alive`` of a response (uvicorn makes a timer for it after every response and
+    cancels it at the next request's first bytes). When it fires the connection is closed (no answer: the client
     has not finished asking).
 
     The timer is lazy: a phase sets its due time (``_due``) and the timer is only created, or moved earlier, when
@@ -111,7 +142,7 @@ class Deadlines:
     sets itself again for the due time, or goes. A request arms and disarms deadlines three times: a timer made
     and cancelled each time (``call_later``, ``TimerHandle.cancel`` on uvloop) was ~1% of the event loop's time
     under ``bench/saga.py``; the deadlines are seconds long, so the timer fires about once per
-    ``header_timeout`` on a busy connection."""
+    ``header_timeout`` on a busy connection (or of ``timeout_keep_alive``, when that is shorter)."""
 
     header_timeout = 10.0
     body_timeout = 30.0
@@ -123,13 +154,22 @@ class Deadlines:
     _timer_at = 0.0  # when it fires (loop time)
     _due = 0.0  # when the armed phase's deadline passes (loop time)
     _phase = ""  # "head", "body" or "" (none)
-    _long = False  # the route took a long body (LONG_BODY): the body's deadline moves while it arrives
+    _idle = 0.0  # when the keep-alive closes the connection unless a byte came since the last response (0: no)
+    timeout_keep_alive: int  # uvicorn's (typed int: the runtime gives it a float, which works)
+    _long = False  # the route took a long body (Connection.long_body): the body's deadline moves while it arrives
     _since = 0  # bytes of the long body since its deadline last moved
 
     def _arm(self, phase: str) -> None:
         self._phase = phase
         self._long = False
-        due = self._due = self.loop.time() + (self.header_timeout if phase == "head" else self.body_timeout)
+        self._due = self.loop.time() + (self.header_timeout if phase == "head" else self.body_timeout)
+        self._timer_by(self._due)
+
+    def _keep_alive(self) -> None:
+        self._idle = self.loop.time() + self.timeout_keep_alive
+        self._timer_by(self._idle)
+
+    def _timer_by(self, due: float) -> None:
         timer = self._deadline
         if timer is None or self._timer_at > due:
             if timer is not None:
@@ -141,14 +181,9 @@ class Deadlines:
         self._phase = ""  # the pending timer, if any, finds no phase when it fires and goes
         self._long = False
 
-    def _allow_long_body(self, cycle: weakref.ref[Any]) -> None:
-        request = cycle()
-        if request is not None:
-            self.allow_long_body(request)
-
     def allow_long_body(self, cycle: Any) -> None:
-        """The app's ``LONG_BODY`` call for ``cycle``: its body's deadline starts again now and moves on with every
-        ``body_step`` bytes that arrive (only while that body is the one arriving)."""
+        """The app's ``Connection.long_body`` call for ``cycle``: its body's deadline starts again now and moves on
+        with every ``body_step`` bytes that arrive (only while that body is the one arriving)."""
         if cycle is self.cycle and self._phase == "body" and not cycle.response_complete:
             self._arm("body")
             self._long, self._since = True, 0
@@ -162,18 +197,22 @@ class Deadlines:
 
     def _fired(self) -> None:
         self._deadline = None
-        if not self._phase:
+        due = self._due if self._phase else 0.0
+        if self._idle and (not due or self._idle < due):
+            due = self._idle
+        if not due:
             return
-        if self.loop.time() < self._due:  # the deadline moved on since the timer was set
-            self._timer_at = self._due
-            self._deadline = self.loop.call_at(self._due, self._fired)
+        if self.loop.time() < due:  # the deadline moved on since the timer was set
+            self._timer_at = due
+            self._deadline = self.loop.call_at(due, self._fired)
             return
-        self._phase = ""
+        self._phase, self._idle = "", 0.0
         if not self.transport.is_closing():
             self.transport.close()
 
     def _stop_timer(self) -> None:
         self._disarm()
+        self._idle = 0.0
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
@@ -182,13 +221,12 @@ class Deadlines:
 class OneWriteProtocol(Deadlines, HttpToolsProtocol):
     """``uvicorn.Config(http=OneWriteProtocol)``: each request's cycle becomes a ``OneWriteCycle``."""
 
+    lost: Callable[[], None] | None = None  # called once if the connection is lost (Connection.on_lost)
+
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         cycle.__class__ = OneWriteCycle
         extensions: dict[str, Any] = cycle.scope.setdefault("extensions", {})
-        # The cycle by a weak reference: its scope holds this callable, and a strong one made each request's cycle,
-        # scope, body and event a reference loop that only the garbage collector freed (~20 objects a request;
-        # under bench/saga.py a collection of ~40,000 of them every few seconds, ~60 ms each).
-        extensions[LONG_BODY] = functools.partial(self._allow_long_body, weakref.ref(cycle))
+        extensions[CONNECTION] = Connection(self, cycle)
         super()._start_asgi_task(cycle, app)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -214,11 +252,23 @@ class OneWriteProtocol(Deadlines, HttpToolsProtocol):
         else:
             self._disarm()
 
+    def _unset_keepalive_if_required(self) -> None:  # uvicorn's call when bytes arrive (and when the connection goes)
+        self._idle = 0.0
+
     def on_response_complete(self) -> None:
+        # uvicorn's own (it is handed to each cycle as on_response), with its keep-alive timer made by _keep_alive
         self._long = False  # answered: a body still arriving is one nobody reads, with the plain deadline
-        super().on_response_complete()  # starts the next pipelined request, if one is queued
-        if self.transport.is_closing() or self.pipeline:
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
             return
+        self.flow.resume_reading()
+        if self.pipeline:  # the next pipelined request starts
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            if self.pipeline:
+                return
+        else:
+            self._keep_alive()
         cycle = self.cycle  # the last request whose head came: answered now, or the pipelined one just started
         if cycle.more_body:  # its body is still arriving (reading was paused while it was queued)
             if self._phase != "body":
@@ -230,7 +280,10 @@ class OneWriteProtocol(Deadlines, HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_timer()
-        super().connection_lost(exc)
+        super().connection_lost(exc)  # the request answered is marked disconnected: its sends do nothing now
+        lost, self.lost = self.lost, None
+        if lost is not None:
+            lost()
 
 
 def protocol(settings: Settings) -> type[OneWriteProtocol]:

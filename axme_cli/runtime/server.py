@@ -225,7 +225,9 @@ def build_server(opts: ServeOptions, on_ready: Callable[[ReadyInfo], None] | Non
         lifespan="on",
         timeout_keep_alive=opts.settings.keep_alive_seconds,  # type: ignore[arg-type]  # a float works
         timeout_graceful_shutdown=3,
+        proxy_headers=False,  # the app applies them, to the requests that are not hot (api/app.py _HotPaths)
     )
+    app.forwarded_allow = config.forwarded_allow_ips
     server = _Server(config)
     server.failure = []
     return server, sock

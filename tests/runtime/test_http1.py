@@ -118,7 +118,7 @@ def test_a_prompt_stream_with_nothing_yet_sends_its_head_before_it_waits() -> No
 
 def test_an_answered_requests_cycle_is_freed_without_the_garbage_collector() -> None:
     """Nothing of a request outlives its answer in a reference loop: with the collector off, the first request's
-    cycle is gone once the connection's next request has started (a loop through the LONG_BODY callable kept
+    cycle is gone once the connection's next request has started (a loop through the scope's Connection kept
     every request's cycle, scope and body until a collection)."""
 
     async def main() -> bool:

@@ -162,6 +162,36 @@ def test_an_answer_before_the_body_then_the_rest_of_the_body_leaves_an_idle_conn
     asyncio.run(main())
 
 
+def test_the_keep_alive_closes_an_idle_connection_and_a_first_byte_stops_it() -> None:
+    """uvicorn's keep-alive runs on the deadlines' timer: a connection that sends nothing after a response is closed
+    after ``timeout_keep_alive`` (the head deadline is a minute here); one whose next request has begun is left to
+    the head deadline."""
+
+    async def answered(header_timeout: float) -> tuple[Any, Transport]:
+        cls = protocol(Settings(header_timeout_seconds=header_timeout))
+        config = uvicorn.Config(slow_app, http=cls, lifespan="off", log_level="warning", timeout_keep_alive=0.1)
+        proto = cls(config=config, server_state=ServerState(), app_state={})
+        transport = Transport()
+        proto.connection_made(transport)
+        proto.data_received(b"GET /early HTTP/1.1\r\nHost: x\r\n\r\n")
+        while proto.cycle is None or not proto.cycle.response_complete:
+            await asyncio.sleep(0.01)
+        return proto, transport
+
+    async def main() -> None:
+        proto, transport = await answered(60)
+        assert await closed_within(transport, 10)  # the keep-alive: the head deadline is a minute away
+        proto.connection_lost(None)
+        proto, transport = await answered(1.0)
+        proto.data_received(HALF_OPEN)
+        await asyncio.sleep(0.5)  # five keep-alives
+        assert not transport.closed
+        assert await closed_within(transport, 10)  # the head deadline
+        proto.connection_lost(None)
+
+    asyncio.run(main())
+
+
 def test_pipelined_requests_are_answered_in_turn_and_not_cut() -> None:
     async def main() -> None:
         proto, transport = connection(SHORT)

@@ -5,15 +5,16 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match, Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from axme_cli.runtime.api import (
     access_requests,
@@ -78,38 +79,34 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return answer(500, "internal_error", "internal error; the runtime logged the details", request=request)
 
 
-class _RefuseNulInUrl:
+def _nul_in_url(scope: Scope) -> bool:
     """A NUL byte in a URL's path or query is refused at once (400 ``invalid_value``) on every backend: no id or
     parameter may hold one, and PostgreSQL cannot even be asked about it. (Task pages hash their token first.)"""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and (
-            ("\x00" in scope["path"] and not scope["path"].startswith("/t/"))
-            or b"%00" in scope["query_string"] or b"\x00" in scope["query_string"]
-        ):
-            err = BadRequest("a NUL byte (%00) is not allowed in a URL", code="invalid_value")
-            await error_response(err)(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
+    return (("\x00" in scope["path"] and not scope["path"].startswith("/t/"))
+            or b"%00" in scope["query_string"] or b"\x00" in scope["query_string"])
 
 
 class _HotPaths:
-    """The routes that carry a workflow's steps (create, apply, resume, the event stream, the agent feed) go
-    straight to their endpoint, with the same error mapping; every other request goes through Starlette's layers
-    (middleware, exception handlers, router). Those layers took about 14% of the event loop's time under
-    ``bench/saga.py``, and the runtime is held to one core by the GIL."""
+    """The application's front: a URL with a NUL byte is refused (``_nul_in_url``); the routes that carry a
+    workflow's steps (create, apply, resume, the event stream, the agent feed) go straight to their endpoint, with
+    the same error mapping; every other request goes through the proxy headers (when uvicorn leaves them to the
+    app: ``forwarded_allow``) and Starlette's layers (middleware, exception handlers, router). Those layers took
+    about 14% of the event loop's time under ``bench/saga.py``, and the runtime is held to one core by the GIL.
+
+    The hot routes never read the client's address or the URL's scheme, the two things uvicorn's
+    ProxyHeadersMiddleware sets from ``X-Forwarded-For`` and ``X-Forwarded-Proto``, so they skip it too: it
+    looked through every request's headers for them (a hot route that comes to need either must be served
+    behind it)."""
 
     def __init__(self, app: ASGIApp, owner: Starlette, routes: list[Route]) -> None:
         self.app = app
         self.owner = owner
         self.routes = routes
         # By method, so a request is matched only against the hot routes it could be (a route of another method
-        # only ever matches partly); each route's path pattern first, before Route.matches builds its child scope:
-        # half the matching time of a /resume. The pattern is tried on the path as sent: under a root_path it does
-        # not match, and the request takes the full stack, which serves it the same.
+        # only ever matches partly). The route's path pattern is tried once, on the path as sent, and its match
+        # gives the path parameters as Route.matches would (which would match the pattern again and copy the
+        # scope's parameters): under a root_path it does not match, and the request takes the full stack, which
+        # serves it the same.
         self.by_method: dict[str, list[Route]] = {}
         for route in routes:
             for method in route.methods or ():
@@ -117,16 +114,21 @@ class _HotPaths:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            if _nul_in_url(scope):
+                err = BadRequest("a NUL byte (%00) is not allowed in a URL", code="invalid_value")
+                await error_response(err)(scope, receive, send)
+                return
             path = scope["path"]
             for route in self.by_method.get(scope["method"], ()):
-                if route.path_regex.match(path) is None:
+                match = route.path_regex.match(path)
+                if match is None:
                     continue
-                match, child = route.matches(scope)
-                if match is Match.FULL:
-                    scope.update(child)
-                    scope["app"] = self.owner
-                    await self._serve(route, scope, receive, send)
-                    return
+                params = match.groupdict()
+                for key, value in params.items():
+                    params[key] = route.param_convertors[key].convert(value)
+                scope["endpoint"], scope["path_params"], scope["app"] = route.endpoint, params, self.owner
+                await self._serve(route, scope, receive, send)
+                return
         await self.app(scope, receive, send)
 
     @staticmethod
@@ -141,11 +143,18 @@ class _HotPaths:
         await response(scope, receive, send)
 
 
-class _App(Starlette):
+class App(Starlette):
     hot: list[Route] = []
+    # uvicorn's forwarded_allow_ips, when the server leaves the proxy headers to the app (server.py): only the
+    # requests that are not hot go through its ProxyHeadersMiddleware (see _HotPaths)
+    forwarded_allow: list[str] | str | None = None
+    runtime: Runtime  # an attribute, not in app.state: State looks a name up through a __getattr__ in Python
 
     def build_middleware_stack(self) -> ASGIApp:
-        return _RefuseNulInUrl(_HotPaths(super().build_middleware_stack(), self, self.hot))
+        stack = super().build_middleware_stack()
+        if self.forwarded_allow is not None:
+            stack = cast(ASGIApp, ProxyHeadersMiddleware(cast(Any, stack), trusted_hosts=self.forwarded_allow))
+        return _HotPaths(stack, self, self.hot)
 
 
 HOT = {("POST", "/v1/intents"), ("POST", "/v1/scenarios/apply"), ("POST", "/v1/intents/{intent_id}/resume"),
@@ -177,7 +186,7 @@ def hot_routes(routes: list[BaseRoute]) -> list[Route]:
     return [r for r in routes if isinstance(r, Route) and any((m, r.path) in HOT for m in r.methods or ())]
 
 
-def build_app(rt: Runtime, *, manage_runtime: bool = True) -> Starlette:
+def build_app(rt: Runtime, *, manage_runtime: bool = True) -> App:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if manage_runtime:
@@ -199,13 +208,13 @@ def build_app(rt: Runtime, *, manage_runtime: bool = True) -> Starlette:
         return respond_raw(request.app.state.openapi, request=request)
 
     routes = route_table(openapi_json, test_clock=rt.clock.manual)
-    app = _App(
+    app = App(
         routes=routes,
         exception_handlers={DomainError: _domain_error, HTTPException: _http_error, Exception: _unexpected},
         lifespan=lifespan,
     )
     # Ahead of Starlette's layers (after the NUL check): the hot routes, in the route table's order.
     app.hot = hot_routes(routes)
-    app.state.runtime = rt
+    app.runtime = rt
     app.state.openapi = None
     return app

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import anyio
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from axme_cli.protocol.ids import random_bytes
@@ -26,23 +26,18 @@ JSON = "application/json"
 
 
 def runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
+    # the app's own attribute (api/app.py), not app.state's: State looks a name up through a __getattr__ in Python
+    return request.scope["app"].runtime
 
 
 # What a caller's request or trace id may be for the runtime to send it back: short printable ASCII, so an
 # echoed header can carry no control characters, markup or kilobytes of someone else's text into logs.
-_ECHOABLE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_ECHOABLE = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 
 
-def _echoable(value: str | None) -> str | None:
-    return value if value is not None and _ECHOABLE.fullmatch(value) else None
-
-
-def echo_headers(request: Request | None) -> dict[str, str] | None:
+def _echoed(request: Request) -> list[tuple[bytes, bytes]]:
     """``x-trace-id`` echoed and ``x-request-id`` propagated when they look like ids (``_ECHOABLE``); a request id
-    is made up when the caller sent none (or one that does not), a trace id is then left out."""
-    if request is None:
-        return None
+    is made up when the caller sent none (or one that does not), a trace id is then left out. As raw headers."""
     # One pass over the raw headers (the first of each name, as ``request.headers.get`` gives): every answer
     # comes through here, and the mapping's lookups raise and catch a KeyError for each header that is absent.
     request_id = trace_id = None
@@ -52,20 +47,41 @@ def echo_headers(request: Request | None) -> dict[str, str] | None:
                 request_id = value
         elif name == b"x-trace-id" and trace_id is None:
             trace_id = value
-    given = _echoable(request_id.decode("latin-1")) if request_id is not None else None
-    headers = {"x-request-id": given or random_bytes(8).hex()}
-    trace = _echoable(trace_id.decode("latin-1")) if trace_id is not None else None
-    if trace:
-        headers["x-trace-id"] = trace
-    return headers
+    if request_id is None or not _ECHOABLE.fullmatch(request_id):
+        request_id = random_bytes(8).hex().encode()
+    if trace_id is None or not _ECHOABLE.fullmatch(trace_id):
+        return [(b"x-request-id", request_id)]
+    return [(b"x-request-id", request_id), (b"x-trace-id", trace_id)]
+
+
+def echo_headers(request: Request | None) -> dict[str, str] | None:
+    """``_echoed`` as a mapping, for a response that has more headers of its own."""
+    return None if request is None else {k.decode(): v.decode() for k, v in _echoed(request)}
+
+
+class _Json(Response):
+    """A JSON answer, with the raw headers Starlette's Response makes from ``echo_headers`` (the ids, then
+    content-length and content-type, in that order), made without its general ``init_headers``."""
+
+    media_type = JSON
+
+    def __init__(self, body: bytes, status_code: int, request: Request | None) -> None:
+        self.status_code = status_code
+        self.background = None
+        self.body = body
+        raw = [] if request is None else _echoed(request)
+        if not (status_code < 200 or status_code in (204, 304)):
+            raw.append((b"content-length", str(len(body)).encode()))
+        raw.append((b"content-type", b"application/json"))
+        self.raw_headers = raw
 
 
 def respond(body: Any, status: int = 200, request: Request | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type=JSON, headers=echo_headers(request))
+    return _Json(orjson.dumps(body), status, request)
 
 
 def respond_raw(body: bytes, request: Request | None = None) -> Response:
-    return Response(body, media_type=JSON, headers=echo_headers(request))
+    return _Json(body, 200, request)
 
 
 def header(request: Request, name: bytes) -> str | None:
@@ -123,14 +139,22 @@ async def read_body(request: Request) -> bytes:
                 raise PayloadTooLarge(f"request body is larger than {limit} bytes", details={"limit_bytes": limit})
         except ValueError:
             raise BadRequest("invalid Content-Length header") from None
+    # The ASGI messages read as Request.stream() reads them, without its async generator: one made for every body,
+    # registered in the loop's weak set of generators by the first-iteration hook and finalized after.
+    receive = request.receive
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"request body is larger than {limit} bytes", details={"limit_bytes": limit})
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 # Deepest JSON nesting a body may have: what the runtime parses it must also be able to store and write
@@ -210,8 +234,26 @@ async def read_object(request: Request) -> dict[str, Any]:
     return parse_object(await read_body(request))
 
 
+def query_param(request: Request, name: str) -> str | None:
+    """``request.query_params.get(name)``: the last value given for ``name``. A query string without ``%`` or
+    ``+`` (nothing to unquote) is looked through as it is: Starlette's QueryParams (parse_qsl, a multi-dict, a
+    lookup through Mapping.get) cost more than the rest of a stream request's parameters together."""
+    raw = request.scope["query_string"]
+    if not raw:
+        return None
+    if b"%" in raw or b"+" in raw:
+        return request.query_params.get(name)
+    key = name.encode()
+    value = None
+    for part in raw.split(b"&"):
+        field, _, given = part.partition(b"=")
+        if field == key:
+            value = given
+    return None if value is None else value.decode("latin-1")
+
+
 def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
+    raw = query_param(request, name)
     if raw is None or raw == "":
         return default
     try:
@@ -230,7 +272,7 @@ def int_param(request: Request, name: str, default: int, low: int, high: int) ->
 
 
 def bool_param(request: Request, name: str) -> bool:
-    raw = (request.query_params.get(name) or "").strip().lower()
+    raw = (query_param(request, name) or "").strip().lower()
     if raw in ("", "0", "false", "no"):
         return False
     if raw in ("1", "true", "yes"):

@@ -6,7 +6,7 @@
 - The PUT streams the body into a part (``runtime/media_files.py``): never more than a chunk in memory, refused
   with 413 before anything is stored when its Content-Length is more than the upload's ``size_bytes``, cut with
   413 as soon as a body without one goes past it, and answered only once the bytes are durable. Its body may take
-  longer than the plain body deadline while it keeps arriving (``http1.LONG_BODY``).
+  longer than the plain body deadline while it keeps arriving (``http1.Connection.long_body``).
 - Finalize checks size and sha256 (422 and nothing changes when they differ); then ``GET /v1/media/{id}``, the
   download (``Content-Disposition: attachment``, a type no browser runs) and the preview (raster images inline)
   are open to whoever may read the upload (``engine/media.py``).
@@ -50,7 +50,7 @@ from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.engine import idempotency
 from axme_cli.runtime.engine import media as engine
 from axme_cli.runtime.errors import BadRequest, Conflict, DomainError, PayloadTooLarge
-from axme_cli.runtime.http1 import LONG_BODY
+from axme_cli.runtime.http1 import CONNECTION
 from axme_cli.runtime.media_files import Blobs, blobs_for, new_part_id
 from axme_cli.runtime.principals import Principal, hash_token
 from axme_cli.runtime.store.base import Row
@@ -153,9 +153,9 @@ async def put_bytes(request: Request) -> Response:
         await rt.write(lambda tx: engine.op_begin_part(tx, upload_id, token_hash, part_id, rt.clock.time()))
     except DomainError as exc:
         return _closing(exc, request)  # nothing read, nothing stored
-    extend = request.scope.get("extensions", {}).get(LONG_BODY)
-    if extend is not None:
-        extend()
+    connection = request.scope.get("extensions", {}).get(CONNECTION)
+    if connection is not None:
+        connection.long_body()
     blobs = blobs_for(rt.store)
     part = blobs.part(part_id)
     try:

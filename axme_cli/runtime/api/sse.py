@@ -4,10 +4,12 @@ A frame is a dict ``{"id"?, "event"?, "data"}``; the iterator may also yield a l
 worth), which leaves in one ``http.response.body`` message. The wire format is the one sse-starlette wrote with
 ``sep="\\n"``: ``id: ``, ``event: ``, then one ``data: `` line per line of data, then a blank line.
 
-Cost per stream: the request's own task pulls the frames and sends them (no lock, no timeout scope per send);
-ONE watcher task waits on ``receive()`` for ``http.disconnect`` and, when no frame went out for
-``PING_SECONDS``, sends the keep-alive comment. A disconnect (or the server shutting down, ``close_all``)
-cancels the request's task, so the iterator's ``finally`` blocks (the hub watches) run at once.
+Cost per stream: the request's own task pulls the frames and sends them (no lock, no timeout scope per send). The
+runtime's protocol tells the stream when its connection is lost (``http1.Connection.on_lost``); under another
+server a watcher task waits on ``receive()`` for ``http.disconnect``. A disconnect (or the server shutting down,
+``close_all``) cancels the request's task, so the iterator's ``finally`` blocks (the hub watches) run at once. The
+keep-alive comment goes to a stream when no frame went out for ``PING_SECONDS``: one timer per event loop looks
+after all its streams (``_Pinger``), instead of a timeout per stream.
 
 Which clients a stream waits for (``reads_incrementally``): many read a response whole before parsing it (the
 TypeScript SDK's ``response.text()``, Go's ``io.ReadAll``, curl without ``-N``, ``httpx.get``), so a stream that
@@ -30,7 +32,7 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from axme_cli.runtime.api.common import bool_param
-from axme_cli.runtime.http1 import WITH_FIRST_BODY
+from axme_cli.runtime.http1 import CONNECTION, WITH_FIRST_BODY
 
 Frame = dict[str, Any]
 
@@ -49,8 +51,8 @@ HEADERS = (
 )
 _END: Message = {"type": "http.response.body", "body": b"", "more_body": False}
 _NOTHING: Message = {"type": "http.response.body", "body": b"", "more_body": True}
+_RAW_HEADERS = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in HEADERS]
 _BREAK = re.compile(r"\r\n|\r|\n")
-_open: set[_Stream] = set()
 log = logging.getLogger("axme.api")  # the logger of the app's other unexpected errors (api/app.py)
 
 
@@ -102,10 +104,9 @@ def close_all() -> None:
     """End every stream open now (the server is shutting down): each iterator is stopped (its ``finally``
     runs) and the response ends cleanly; clients reconnect with their cursor. Call it on the event loop; only
     that loop's streams end (the tests run several runtimes in one process, each on a loop of its own)."""
-    loop = asyncio.get_running_loop()
-    for stream in list(_open):
-        if stream.loop is loop:
-            stream.stop(disconnected=False)
+    pinger = _pingers.get(asyncio.get_running_loop())
+    for stream in list(pinger.streams) if pinger is not None else ():
+        stream.stop(disconnected=False)
 
 
 class Last(list[Frame]):
@@ -135,10 +136,12 @@ class EventStream(Response):
         self.on_close = on_close  # called once when the stream is over, however it ended (a quota's count)
         self.status_code = 200
         self.background = None
-        merged = dict(HEADERS)
         if headers:
+            merged = dict(HEADERS)
             merged.update((k.lower(), v) for k, v in headers.items())
-        self.raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in merged.items()]
+            self.raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in merged.items()]
+        else:
+            self.raw_headers = _RAW_HEADERS.copy()  # a list of its own: Response.headers changes it in place
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -161,6 +164,58 @@ async def _close(frames: AsyncIterator[Any]) -> None:
         await aclose()
 
 
+class _Pinger:
+    """The keep-alive comments of one event loop's open streams, on one timer: it fires when the stream that went
+    longest without sending is due one (``last_sent + ping_seconds``), pings what is due, and is set again for
+    the next. Streams move their own due time just by sending; the timer is only moved earlier, by a stream whose
+    ping is due before it fires. (A timeout per stream, made and cancelled around every wait, cost a timer or two
+    per stream and its task.)"""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.streams: set[_Stream] = set()
+        self.timer: asyncio.TimerHandle | None = None
+        self.at = 0.0  # when the timer fires (loop time)
+
+    def add(self, stream: _Stream) -> None:
+        self.streams.add(stream)
+        due = stream.last_sent + stream.ping_seconds
+        if self.timer is None or due < self.at:
+            self._arm(due)
+
+    def discard(self, stream: _Stream) -> None:
+        self.streams.discard(stream)
+        if not self.streams:
+            if self.timer is not None:
+                self.timer.cancel()
+            del _pingers[self.loop]
+
+    def _arm(self, at: float) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.at = at
+        self.timer = self.loop.call_at(at, self._fired)
+
+    def _fired(self) -> None:
+        self.timer = None
+        now = self.loop.time()
+        soonest = None
+        for stream in self.streams:
+            due = stream.last_sent + stream.ping_seconds
+            if due <= now:
+                # A stream inside a send now sent something: it is looked at again a whole interval later.
+                if not stream.sending and stream.pinging is None:
+                    stream.ping()
+                due = now + stream.ping_seconds
+            if soonest is None or due < soonest:
+                soonest = due
+        if soonest is not None:
+            self._arm(soonest)
+
+
+_pingers: dict[asyncio.AbstractEventLoop, _Pinger] = {}  # one per loop with open streams (several in the tests)
+
+
 class _Stream:
     __slots__ = ("scope", "receive", "send", "ping_seconds", "loop", "task", "last_sent", "sending", "pinging",
                  "stopping", "disconnected", "done")
@@ -172,8 +227,8 @@ class _Stream:
         assert task is not None
         self.task = task
         self.last_sent = self.loop.time()  # when the last frame (or ping) went out
-        self.sending = False  # the request's task is inside send(): the watcher does not ping then
-        self.pinging: asyncio.Future[None] | None = None  # set while the watcher sends a ping
+        self.sending = False  # the request's task is inside send(): no ping then
+        self.pinging: asyncio.Task[None] | None = None  # a ping being sent
         self.stopping = False  # stop() cancelled the request's task
         self.disconnected = False
         self.done = False  # the iterator ended: nothing may cancel the task any more
@@ -185,11 +240,22 @@ class _Stream:
         self.disconnected = disconnected
         self.task.cancel()
 
+    def lost(self) -> None:
+        self.stop(disconnected=True)
+
     async def run(self, frames: AsyncIterator[Frame | list[Frame]], held: bool = False) -> None:
         """Send the frames; ``held``: the head is not written yet (it leaves with the first body message)."""
         send, loop = self.send, self.loop
-        watcher = loop.create_task(self._watch())
-        _open.add(self)
+        connection = self.scope.get("extensions", {}).get(CONNECTION)
+        watcher = None
+        if connection is not None:
+            connection.on_lost(self.lost)
+        else:
+            watcher = loop.create_task(self._watch())
+        pinger = _pingers.get(loop)
+        if pinger is None:
+            pinger = _pingers[loop] = _Pinger(loop)
+        pinger.add(self)
         failed = ended = False
         try:
             async for item in frames:
@@ -222,42 +288,39 @@ class _Stream:
                 await send(_NOTHING)
         finally:
             self.done = True
-            _open.discard(self)
+            pinger.discard(self)
+            if connection is not None:
+                connection.on_lost(None)
             if self.pinging is not None:  # a ping in flight finishes first: two sends never overlap
                 await self.pinging
-            watcher.cancel()
+            if watcher is not None:
+                watcher.cancel()
             await _close(frames)  # a no-op when the iterator ended; runs its finally when stopped mid-send
         if not failed and not self.disconnected and not ended:
             await send(_END)
 
     async def _watch(self) -> None:
-        receive = self.receive
+        """Under a server whose connection cannot tell the stream it is lost: wait for ``http.disconnect``."""
         try:
-            while True:
-                since = self.last_sent
-                try:
-                    async with asyncio.timeout_at(since + self.ping_seconds):
-                        message = await receive()
-                except TimeoutError:
-                    if self.last_sent == since and not self.sending:
-                        await self._ping()
-                    continue
-                if message["type"] == "http.disconnect":
-                    self.stop(disconnected=True)
-                    return
+            while (await self.receive())["type"] != "http.disconnect":
+                pass
         except asyncio.CancelledError:
             raise
-        except Exception:  # a send that failed: the client is gone
+        except Exception:  # the server gave up on the request: so does the stream
             log.debug("SSE watcher stopped", exc_info=True)
-            self.stop(disconnected=True)
+        self.stop(disconnected=True)
+
+    def ping(self) -> None:
+        """Send the keep-alive comment (from the pinger's timer: on a task of its own, which a frame waits for)."""
+        self.last_sent = self.loop.time()
+        self.pinging = self.loop.create_task(self._ping())
 
     async def _ping(self) -> None:
-        future = self.loop.create_future()
-        self.pinging = future
         try:
             await self.send({"type": "http.response.body", "body": ping(), "more_body": True})
             self.last_sent = self.loop.time()
+        except Exception:  # a send that failed: the client is gone
+            log.debug("SSE ping failed", exc_info=True)
+            self.stop(disconnected=True)
         finally:
             self.pinging = None
-            if not future.done():
-                future.set_result(None)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from axme_cli.runtime import http1
 from axme_cli.runtime.api import sse
 
 Message = dict[str, Any]
@@ -119,6 +120,44 @@ def test_a_disconnect_stops_the_iterator_and_its_finally_runs() -> None:
     run(test)
 
 
+def test_a_lost_connection_stops_the_stream_without_a_task_waiting_on_receive() -> None:
+    """Under the runtime's protocol the connection says when it is lost (``http1.Connection.on_lost``): the
+    stream never calls ``receive()``, stops when told, and lets go of the callback and of its loop's pinger."""
+    released = asyncio.Event()
+
+    class Connection:
+        lost: Any = None
+
+        def on_lost(self, callback: Any) -> None:
+            self.lost = callback
+
+    class Deaf(Client):
+        async def receive(self) -> Message:
+            raise AssertionError("receive() was called")
+
+    async def frames() -> AsyncIterator[sse.Frame]:
+        try:
+            yield {"data": "first"}
+            await asyncio.Event().wait()
+            yield {"data": "never"}
+        finally:
+            released.set()
+
+    async def test() -> None:
+        client, connection = Deaf(), Connection()
+        scope = {"type": "http", "method": "GET", "path": "/v1/x/stream",
+                 "extensions": {http1.CONNECTION: connection}}
+        task = asyncio.ensure_future(sse.EventStream(frames())(scope, client.receive, client.send))
+        await until(lambda: len(client.bodies) == 1, client)
+        assert connection.lost is not None and sse._pingers
+        connection.lost()
+        await task
+        assert released.is_set() and client.bodies == [b"data: first\n\n"]
+        assert connection.lost is None and not sse._pingers
+
+    run(test)
+
+
 def test_an_idle_stream_gets_the_keep_alive_comment() -> None:
     async def frames() -> AsyncIterator[sse.Frame]:
         yield {"data": "first"}
@@ -142,7 +181,7 @@ def test_an_idle_stream_gets_the_keep_alive_comment() -> None:
 
 
 def test_a_ping_never_overlaps_a_frame_being_sent() -> None:
-    """The watcher pings only while the request's task is not inside send(), and a frame waits for a ping in
+    """The pinger pings only while the request's task is not inside send(), and a frame waits for a ping in
     flight: with sends that take longer than the ping interval, never two at once."""
 
     class SlowClient(Client):
