@@ -7,6 +7,7 @@ database's own counts per workflow.
     .venv/bin/python bench/pg_profile.py --replicas 3 --clients 1 --count 100
     .venv/bin/python bench/pg_profile.py --sqlite               # axme dev, for comparison
     .venv/bin/python bench/pg_profile.py --py-spy out.txt       # and sample replica 0 with py-spy (if installed)
+    .venv/bin/python bench/pg_profile.py --callgrind out.cg     # and count replica 0's instructions (valgrind)
 
 A copy of this file in another checkout's bench/ runs that checkout's runtime (set PYTHONPATH to it for the agents).
 
@@ -146,6 +147,12 @@ def db_stats(database_url: str) -> dict[str, float]:
     return out
 
 
+def toggle(args: argparse.Namespace, pid: int, state: str) -> None:
+    """With ``--callgrind``: replica 0's instructions counted from here ("on") or no more ("off")."""
+    if args.callgrind:
+        subprocess.run(["callgrind_control", "-i", state, str(pid)], check=True, stdout=subprocess.DEVNULL)
+
+
 async def run(args: argparse.Namespace, work: Path, database_url: str | None) -> dict[str, Any]:
     env = dict(os.environ, AXME_CONFIG_DIR=str(work / "config"), AXME_DATA_DIR=str(work / "data"))
     env.pop("AXME_DEV_API_KEY", None)
@@ -156,11 +163,14 @@ async def run(args: argparse.Namespace, work: Path, database_url: str | None) ->
             ready = work / f"ready-{i}"
             where = ["dev", "--db", str(work / "data" / "saga.db")] if database_url is None else [
                 "server", "--database-url", database_url, "--replica-id", f"r{i}"]
-            server = Server(f"server-{i}", [sys.executable, "-m", "axme_cli", *where, "--host", "127.0.0.1",
+            # under callgrind, instructions are counted only while the measured workflows run (``toggle``)
+            wrap = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={args.callgrind}"
+                    ] if args.callgrind and i == 0 else []
+            server = Server(f"server-{i}", [*wrap, sys.executable, "-m", "axme_cli", *where, "--host", "127.0.0.1",
                                             "--port", "0", "--ready-file", str(ready), "--api-key", API_KEY,
                                             "--redelivery-seconds", "30", "--rate-limit", "0"], work, ready, env)
             procs.append(server)
-            server.start()
+            server.start(timeout=300.0 if wrap else 30.0)
             servers.append(server)
         urls = [s.url for s in servers]
         admin = {"x-api-key": API_KEY}
@@ -200,9 +210,11 @@ async def run(args: argparse.Namespace, work: Path, database_url: str | None) ->
                 spy = subprocess.Popen([str(beside) if beside.exists() else "py-spy", "record", "-p",
                                         str(servers[0].pid), "-o", args.py_spy, "-f", "raw", "-r", "200",
                                         "--nonblocking", *gil], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            toggle(args, servers[0].pid, "on")
             t0 = time.perf_counter()
             lat, errors, samples = await closed_loop(one, args.clients, args.count, False, "m")
             seconds = time.perf_counter() - t0
+            toggle(args, servers[0].pid, "off")
             if spy is not None:
                 spy.send_signal(2)
                 spy.wait(30)
@@ -283,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--postgres", default=DEFAULT_PG, metavar="URL", help="admin URL; a new database per run")
     parser.add_argument("--sqlite", action="store_true", help="axme dev on SQLite instead")
     parser.add_argument("--py-spy", metavar="FILE", help="sample replica 0 with py-spy into FILE (raw format)")
+    parser.add_argument("--callgrind", metavar="FILE", help="run replica 0 under valgrind's callgrind, counting its "
+                        "instructions while the measured workflows run, into FILE (callgrind_annotate reads it)")
     parser.add_argument("--gil", action="store_true", help="with --py-spy: only the thread holding the GIL")
     parser.add_argument("--idle", action="store_true", help="with --py-spy: waiting threads too (where time goes)")
     args = parser.parse_args(argv)
