@@ -4,6 +4,7 @@ end to end on axme and on its peers, DBOS and Restate, on this machine, in the s
 
     .venv/bin/python bench/saga.py                       # full: 200 workflows at 1 client, 2,000 at 32, per path
     .venv/bin/python bench/saga.py --quick --postgres    # a few minutes; the PostgreSQL systems too
+    .venv/bin/python bench/saga.py --quick --postgres --rounds 3   # the systems in turn, 3 times; the medians
     .venv/bin/python bench/saga.py --smoke               # axme only, a few workflows; proves it works
     .venv/bin/python bench/saga.py --only dbos,restate   # some systems (axme, axme-pg, dbos, dbos-pg, restate)
 
@@ -42,6 +43,16 @@ peer's (below 1x: axme is cheaper). Below the table, per workflow on the ok path
 commits, from the runtime's counters (``axme_store_statements_total``, ``axme_store_commits_total`` on GET
 /metrics; "n/a" when the runtime has none) and from DBOS's SQLAlchemy engine (statements it sends, commits it
 asks for; pool pings not included). Restate keeps its state in RocksDB: no SQL to count.
+
+``--rounds N`` runs every system's phases N times, the systems in turn in each round (round 1: every system once,
+round 2: every system again, ...), so that a slow minute of the machine falls on every system rather than on one.
+Each row then shows the median over the rounds of wf/s, p50, p99, CPU ms/wf, statements and commits per workflow
+(its workflows, errors and seconds summed; each round's figures in the results' ``per_round``), and each ratio
+is taken within its round, the median of those shown with their least and greatest beside it. Each system is
+started afresh in each round, on a new database, and stopped after its phases, as in a run of one round: kept
+running, every system's processes (some twenty) would sit idle beside the one measured, on the same cores, and
+each later round would run on a database holding the earlier rounds' workflows, a difference that goes with the
+round's place rather than with the machine's speed.
 
 Results: ``bench/results/saga-<UTC timestamp>.json`` (or ``--json-out``), with the peers' versions and settings,
 the machine (cores, load average before and after). Exit status 0 when all ran without errors, 1 when some
@@ -149,6 +160,11 @@ class Row:
     baseline: str | None = None  # on peer rows: the axme row compared with
     vs_peer: float | None = None  # on peer rows: axme wf/s / this wf/s
     cpu_vs_peer: float | None = None  # on peer rows: axme CPU ms/wf / this
+    # Each round's figures (--rounds); the figures above are their medians (ROUND_MEDIANS) or sums (ROUND_SUMS),
+    # the CPU split by process the one of the round nearest the median CPU ms/wf.
+    per_round: list[dict[str, Any]] = field(default_factory=list)
+    vs_peer_range: list[float] | None = None  # the least and the greatest per-round ratio, with several rounds
+    cpu_vs_peer_range: list[float] | None = None
 
 
 def make_row(system: str, path: str, clients: int, latencies: list[float], errors: Counter[str], samples: list[str],
@@ -883,6 +899,55 @@ def add_ratios(rows: list[Row]) -> None:
             r.cpu_vs_peer = a.cpu_ms_per_wf / r.cpu_ms_per_wf
 
 
+# A row's figures over several rounds: these summed, ...
+ROUND_SUMS = ("workflows", "errors", "seconds")
+# ... these the median ({field: the digits it is rounded to; None: not rounded}).
+ROUND_MEDIANS = {"per_s": 1, "p50_ms": 2, "p99_ms": 2, "cpu_ms_per_wf": 3, "statements_per_wf": 2,
+                 "commits_per_wf": 2, "vs_peer": None, "cpu_vs_peer": None}
+
+
+def median(values: list[float | None], digits: int | None = None) -> float | None:
+    """The median of the values known (None: no value known)."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return None
+    mid = statistics.median(known)
+    return mid if digits is None else round(mid, digits)
+
+
+def spread(values: list[float | None]) -> list[float] | None:
+    """[least, greatest] of the values known, when more than one is."""
+    known = [v for v in values if v is not None]
+    return [min(known), max(known)] if len(known) > 1 else None
+
+
+def combine_rounds(rounds: list[list[Row]]) -> list[Row]:
+    """One row per (system, path, clients) from the rows of every round: each ratio taken within its round (the
+    systems it compares measured minutes apart, not a round apart), then every figure's median over the rounds."""
+    by_key: dict[tuple[str, str, int], list[Row]] = {}
+    for rows in rounds:
+        add_ratios(rows)
+        for r in rows:
+            by_key.setdefault((r.system, r.path, r.clients), []).append(r)
+    combined = []
+    for (system, path, clients), rs in by_key.items():
+        per_round = [{name: getattr(r, name) for name in (*ROUND_SUMS, *ROUND_MEDIANS)} for r in rs]
+        mid: dict[str, Any] = {name: median([f[name] for f in per_round], digits)
+                               for name, digits in ROUND_MEDIANS.items()}
+        kinds: Counter[str] = Counter()
+        for r in rs:
+            kinds.update(r.error_kinds)
+        cpu = mid["cpu_ms_per_wf"]
+        nearest = min(rs, key=lambda r: abs((r.cpu_ms_per_wf or 0.0) - (cpu or 0.0)))
+        combined.append(Row(
+            system, path, clients, sum(r.workflows for r in rs), sum(r.errors for r in rs),
+            round(sum(r.seconds for r in rs), 4), mid["per_s"], mid["p50_ms"], mid["p99_ms"], cpu, dict(kinds),
+            [sample for r in rs for sample in r.error_samples][:5], mid["statements_per_wf"], mid["commits_per_wf"],
+            nearest.cpu_ms_per_wf_by_process, next((r.baseline for r in rs if r.baseline), None), mid["vs_peer"],
+            mid["cpu_vs_peer"], per_round, spread([r.vs_peer for r in rs]), spread([r.cpu_vs_peer for r in rs])))
+    return combined
+
+
 def replica_scaling(rows: list[Row]) -> float | None:
     per_s = {r.system: r.per_s for r in rows if r.path == "ok" and r.clients == max(CLIENTS)}
     one, three = per_s.get("axme-pg x1"), per_s.get("axme-pg x3")
@@ -971,12 +1036,17 @@ def _table(head: list[str], body: list[list[str]], left: int) -> str:
     return "\n".join([fmt(head), "-" * len(fmt(head)), *(fmt(line) for line in body)])
 
 
+def ratio_cell(value: float | None, span: list[float] | None) -> str:
+    """A ratio, with the least and greatest of its rounds beside it when there were several."""
+    return _ratio(value) if span is None else f"{_ratio(value)} ({_ratio(span[0])}-{_ratio(span[1])})"
+
+
 def render(rows: list[Row]) -> str:
     head = ["system", "path", "clients", "workflows", "errors", "wf/s", "p50 ms", "p99 ms", "CPU ms/wf", "vs",
             "axme/peer", "CPU axme/peer"]
     body = [[r.system, r.path, str(r.clients), f"{r.workflows:,}", str(r.errors), f"{r.per_s:,.1f}",
              _num(r.p50_ms, ".1f"), _num(r.p99_ms, ".1f"), _num(r.cpu_ms_per_wf, ".2f"), r.baseline or "",
-             _ratio(r.vs_peer), _ratio(r.cpu_vs_peer)] for r in rows]
+             ratio_cell(r.vs_peer, r.vs_peer_range), ratio_cell(r.cpu_vs_peer, r.cpu_vs_peer_range)] for r in rows]
     return _table(head, body, 2)
 
 
@@ -995,7 +1065,11 @@ def markdown(result: dict[str, Any]) -> str:
     rows = [Row(**r) for r in result["rows"]]
     machine = result["machine"]
     when = result["started_at"][:16].replace("T", " ")
-    lines = [f"One run of `bench/saga.py` ({result['mode']}), {when} UTC, commit "
+    rounds = result.get("rounds", 1)
+    how = result["mode"] if rounds == 1 else (
+        f"{result['mode']}, {rounds} rounds, the systems in turn in each: every figure the median of the rounds, "
+        "every ratio the median of the ratios taken within each round, their least and greatest in brackets")
+    lines = [f"One run of `bench/saga.py` ({how}), {when} UTC, commit "
              f"{(result['code'].get('commit') or '?')[:10]}{' + changes' if result['code'].get('dirty') else ''}; "
              f"{machine['cores']} cores, Python {machine['python']}; load average (1, 5, 15 min) "
              f"{', '.join(str(v) for v in machine['load_before'])} before and "
@@ -1005,7 +1079,7 @@ def markdown(result: dict[str, Any]) -> str:
     for r in rows:
         lines.append(f"| {r.system} | {r.path} | {r.clients} | {r.per_s:,.1f} | {_num(r.p50_ms, '.1f')} | "
                      f"{_num(r.p99_ms, '.1f')} | {_num(r.cpu_ms_per_wf, '.2f')} | {r.baseline or ''} | "
-                     f"{_ratio(r.vs_peer)} | {_ratio(r.cpu_vs_peer)} |")
+                     f"{ratio_cell(r.vs_peer, r.vs_peer_range)} | {ratio_cell(r.cpu_vs_peer, r.cpu_vs_peer_range)} |")
     counted = [r for r in rows if headline(r.clients, r.path)]
     if counted:
         lines += ["", f"Per workflow, ok path at {max(CLIENTS)} clients:", "",
@@ -1015,15 +1089,61 @@ def markdown(result: dict[str, Any]) -> str:
                 "one process (measured from inside it)"
             lines.append(f"| {r.system} | {_num(r.statements_per_wf, '.1f').replace('-', 'n/a')} | "
                          f"{_num(r.commits_per_wf, '.2f').replace('-', 'n/a')} | {split} |")
-    if result.get("postgres_replica_scaling") is not None:
+    scaling = result.get("postgres_replica_scaling")
+    if scaling is not None:
+        span = spread(result.get("postgres_replica_scaling_rounds") or [])
         lines += ["", f"PostgreSQL, 3 replicas / 1 replica, ok path at {max(CLIENTS)} clients: "
-                      f"{result['postgres_replica_scaling']:.2f}x wf/s."]
+                      f"{ratio_cell(scaling, span)} wf/s."]
     projection = replica_projection(rows, result.get("postgres_notify_commit_ms"))
     if projection is not None:
         lines += ["", *render_projection(projection)]
     for line in result.get("skipped") or []:
         lines.append(f"\nSkipped: {line}")
     return "\n".join(lines)
+
+
+def run_round(root: Path, systems: list[str], preset: dict[str, int], args: argparse.Namespace,
+              pg_url: str) -> tuple[list[Row], float | None, list[str]]:
+    """Every system once, one after the other, each started on a new database and stopped after its phases: the
+    rows, the notifying commit's median time (axme-pg) and the systems that could not be started."""
+    root.mkdir()
+    rows: list[Row] = []
+    notify_ms: float | None = None
+    failed = []
+    for system in systems:
+        procs: list[Any] = []
+        try:
+            if system == "axme":
+                rows += asyncio.run(run_axme(root, preset, procs))
+            elif system == "axme-pg":
+                with postgres_database(pg_url) as url:
+                    notify_ms = notify_commit_ms(url)
+                for replicas in (1, 3):
+                    with postgres_database(pg_url) as url:
+                        try:
+                            rows += asyncio.run(run_axme(root, preset, procs, f"axme-pg x{replicas}", url,
+                                                         replicas))
+                        finally:
+                            stop_all(procs)
+            elif system == "dbos":
+                rows += asyncio.run(run_dbos_server(root, preset, procs, args.peer_workers))
+                stop_all(procs)
+                if not args.smoke:
+                    rows += run_dbos_inproc(root, preset, procs)
+            elif system == "dbos-pg":
+                with postgres_database(pg_url) as url:
+                    try:
+                        rows += asyncio.run(run_dbos_server(root, preset, procs, args.peer_workers, url))
+                    finally:
+                        stop_all(procs)
+            elif system == "restate":
+                rows += asyncio.run(run_restate(root, preset, procs, args.peer_workers))
+        except ServerFailed as exc:
+            print(f"error: {system}: {exc}", file=sys.stderr)
+            failed.append(system)
+        finally:
+            stop_all(procs)
+    return rows, notify_ms, failed
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -1046,6 +1166,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              f"{cores()}; 1 with --smoke, which proves the code runs and starts fewer processes]")
     parser.add_argument("--count-1", type=int, metavar="N", help="workflows at 1 client (ok path)")
     parser.add_argument("--count-32", type=int, metavar="N", help="workflows at 32 clients (ok path)")
+    parser.add_argument("--rounds", type=int, default=1, metavar="N",
+                        help="run every phase of every system N times, the systems in turn in each round (each "
+                             "started afresh on a new database per round), and report the medians, with each "
+                             "ratio taken within a round [default: 1]; --quick --postgres --rounds 3 took 5.5 "
+                             "minutes here (2 cores, beside other work)")
     parser.add_argument("--json-out", type=Path, metavar="PATH", help="write the results here")
     parser.add_argument("--tmp-dir", type=Path, metavar="DIR", help="make the temp dir under DIR")
     parser.add_argument("--markdown", type=Path, metavar="RESULTS",
@@ -1065,6 +1190,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.peer_workers = 1 if args.smoke else cores()
     if args.peer_workers < 1:
         parser.error("--peer-workers: at least 1")
+    if args.rounds < 1:
+        parser.error("--rounds: at least 1")
     return args
 
 
@@ -1095,46 +1222,24 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="axme-saga-", dir=args.tmp_dir))
     started = datetime.now(UTC)
     load_before = os.getloadavg()
-    rows: list[Row] = []
-    notify_ms: float | None = None
+    rounds: list[list[Row]] = []
+    notify: list[float | None] = []
+    running = list(systems)
     status = 0
-    print(f"axme saga bench ({mode}): {', '.join(systems)}; {args.peer_workers} peer worker(s); temp dir {root}",
-          flush=True)
+    rounds_note = f"; {args.rounds} rounds, the systems in turn" if args.rounds > 1 else ""
+    print(f"axme saga bench ({mode}): {', '.join(systems)}; {args.peer_workers} peer worker(s){rounds_note}; "
+          f"temp dir {root}", flush=True)
     try:
-        for system in systems:
-            procs: list[Any] = []
-            try:
-                if system == "axme":
-                    rows += asyncio.run(run_axme(root, preset, procs))
-                elif system == "axme-pg":
-                    with postgres_database(pg_url) as url:
-                        notify_ms = notify_commit_ms(url)
-                    for replicas in (1, 3):
-                        with postgres_database(pg_url) as url:
-                            try:
-                                rows += asyncio.run(run_axme(root, preset, procs, f"axme-pg x{replicas}", url,
-                                                             replicas))
-                            finally:
-                                stop_all(procs)
-                elif system == "dbos":
-                    rows += asyncio.run(run_dbos_server(root, preset, procs, args.peer_workers))
-                    stop_all(procs)
-                    if not args.smoke:
-                        rows += run_dbos_inproc(root, preset, procs)
-                elif system == "dbos-pg":
-                    with postgres_database(pg_url) as url:
-                        try:
-                            rows += asyncio.run(run_dbos_server(root, preset, procs, args.peer_workers, url))
-                        finally:
-                            stop_all(procs)
-                elif system == "restate":
-                    rows += asyncio.run(run_restate(root, preset, procs, args.peer_workers))
-            except ServerFailed as exc:
-                print(f"error: {system}: {exc}", file=sys.stderr)
-                skipped.append(f"{system}: could not be started (see the error above)")
+        for n in range(args.rounds):
+            if args.rounds > 1:
+                print(f"round {n + 1} of {args.rounds}", flush=True)
+            rows, notify_ms, failed = run_round(root / f"round-{n + 1}", running, preset, args, pg_url)
+            rounds.append(rows)
+            notify.append(notify_ms)
+            if failed:
+                skipped += [f"{system}: could not be started (see the error above)" for system in failed]
+                running = [s for s in running if s not in failed]
                 status = 2
-            finally:
-                stop_all(procs)
     except KeyboardInterrupt:
         print("\ninterrupted; stopped what was started", file=sys.stderr)
         status = 130
@@ -1143,15 +1248,18 @@ def main(argv: list[str] | None = None) -> int:
     if status == 130:
         return status
 
-    add_ratios(rows)
+    rows = combine_rounds(rounds)
+    notify_ms = median(notify)
+    scalings = [replica_scaling(r) for r in rounds]
+    scaling = median(scalings)
     print()
     print(render(rows))
     if any(headline(r.clients, r.path) for r in rows):
         print(f"\nper workflow, ok path at {max(CLIENTS)} clients:")
         print(render_sql(rows))
-    scaling = replica_scaling(rows)
     if scaling is not None:
-        print(f"PostgreSQL, 3 replicas / 1 replica, ok path at 32 clients: {scaling:.2f}x wf/s")
+        print(f"PostgreSQL, 3 replicas / 1 replica, ok path at {max(CLIENTS)} clients: "
+              f"{ratio_cell(scaling, spread(scalings))} wf/s")
     projection = replica_projection(rows, notify_ms)
     if projection is not None:
         print("\n" + "\n".join(render_projection(projection)))
@@ -1180,7 +1288,9 @@ def main(argv: list[str] | None = None) -> int:
         "peers": {"pinned": pins(), "installed": versions, "settings": peer_settings(args.peer_workers)},
         "skipped": skipped,
         "errors": errors,
-        "postgres_replica_scaling": replica_scaling(rows),
+        "rounds": args.rounds,
+        "postgres_replica_scaling": scaling,
+        "postgres_replica_scaling_rounds": scalings,
         "postgres_notify_commit_ms": notify_ms,
         "postgres_replica_projection": projection,
         "rows": [asdict(r) for r in rows],

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +42,60 @@ def _smoke(tmp_path: Path, *extra: str) -> dict[str, Any]:
 
 
 def test_saga_smoke_axme(tmp_path: Path) -> None:
-    result = _smoke(tmp_path, "--only", "axme")
+    """Two rounds: each row holds both rounds' figures and reports their medians, its workflows their sum."""
+    result = _smoke(tmp_path, "--only", "axme", "--rounds", "2")
     assert {(r["system"], r["path"], r["clients"]) for r in result["rows"]} == \
         {("axme", path, clients) for path, clients in PATHS_AND_CLIENTS}
     assert result["machine"]["cores"] >= 1 and len(result["machine"]["load_before"]) == 3
+    assert result["rounds"] == 2
+    for row in result["rows"]:
+        rounds = row["per_round"]
+        assert len(rounds) == 2 and all(r["workflows"] > 0 and r["per_s"] > 0 for r in rounds), row
+        assert row["workflows"] == rounds[0]["workflows"] + rounds[1]["workflows"]
+        for name in ("per_s", "p50_ms", "p99_ms"):
+            # the median of two: their mean, rounded to a tenth (wf/s) or a hundredth (ms)
+            assert row[name] == pytest.approx((rounds[0][name] + rounds[1][name]) / 2, abs=0.06), (name, row)
+
+
+def test_rounds_report_medians_and_ratios_taken_within_each_round() -> None:
+    """bench/saga.py --rounds: every figure the median over the rounds, every ratio computed in its own round
+    (axme against the peer measured minutes apart) and then its median, with the least and greatest beside it;
+    a results file from before --rounds prints as it did."""
+    from bench.saga import Row, combine_rounds, markdown
+
+    def row(system: str, per_s: float, cpu: float, label: str) -> Row:
+        return Row(system, "ok", 32, 100, 0, 100 / per_s, per_s, 1000 / per_s, 2000 / per_s, cpu,
+                   statements_per_wf=cpu, commits_per_wf=0.5, cpu_ms_per_wf_by_process={label: cpu})
+
+    # axme/restate per round: 2.00x, 1.20x, 2.00x (the ratio of the medians, 400 / 250, would be 1.60x);
+    # CPU: 0.40x, 0.60x, 0.625x
+    rounds = [[row("axme", 400.0, 2.0, "dev [1]"), row("restate", 200.0, 5.0, "restate [2]")],
+              [row("axme", 300.0, 3.0, "dev [3]"), row("restate", 250.0, 5.0, "restate [4]")],
+              [row("axme", 500.0, 2.5, "dev [5]"), row("restate", 250.0, 4.0, "restate [6]")]]
+    axme, restate = combine_rounds(rounds)
+    assert (axme.per_s, axme.cpu_ms_per_wf, axme.p50_ms, axme.workflows) == (400.0, 2.5, 2.5, 300)
+    assert axme.cpu_ms_per_wf_by_process == {"dev [5]": 2.5}  # the round at the median CPU
+    assert axme.vs_peer is None and axme.vs_peer_range is None
+    assert (restate.per_s, restate.p99_ms, restate.statements_per_wf) == (250.0, 8.0, 5.0)
+    assert restate.baseline == "axme" and restate.vs_peer == 2.0 and restate.vs_peer_range == [1.2, 2.0]
+    assert restate.cpu_vs_peer == 0.6 and restate.cpu_vs_peer_range == [0.4, 0.625]
+    assert [r["vs_peer"] for r in restate.per_round] == [2.0, 1.2, 2.0]
+    assert combine_rounds(rounds[1:])[0].per_s == 400.0  # an even count: the mean of the middle two
+
+    def result(rows: list[Row], **extra: Any) -> dict[str, Any]:
+        return {"rows": [asdict(r) for r in rows], "mode": "quick", "started_at": "2026-12-07T12:00:00+00:00",
+                "code": {"commit": "0123456789abcdef"}, "skipped": [], **extra,
+                "machine": {"cores": 2, "python": "3.11.7", "load_before": [1, 1, 1], "load_after": [2, 2, 2]}}
+
+    table = markdown(result([axme, restate], rounds=3))
+    assert "(quick, 3 rounds, " in table
+    assert "| restate | ok | 32 | 250.0 | 4.0 | 8.0 | 5.00 | axme | 2.00x (1.20x-2.00x) | 0.60x (0.40x-0.62x) |" \
+        in table
+    old = [{k: v for k, v in asdict(r).items() if k not in ("per_round", "vs_peer_range", "cpu_vs_peer_range")}
+           for r in rounds[0]]
+    old_table = markdown(result([]) | {"rows": old})
+    assert "(quick), " in old_table and "| restate | ok | 32 | 200.0 | 5.0 | 10.0 | 5.00 | axme | 2.00x | 0.40x |" \
+        in old_table
 
 
 @pytest.mark.slow
