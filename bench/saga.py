@@ -45,7 +45,8 @@ commits, from the runtime's counters (``axme_store_statements_total``, ``axme_st
 asks for; pool pings not included). Restate keeps its state in RocksDB: no SQL to count.
 
 ``--rounds N`` runs every system's phases N times, the systems in turn in each round (round 1: every system once,
-round 2: every system again, ...), so that a slow minute of the machine falls on every system rather than on one.
+round 2: every system again, in the reverse order, ...), so that a slow minute of the machine falls on every
+system rather than on one.
 Each row then shows the median over the rounds of wf/s, p50, p99, CPU ms/wf, statements and commits per workflow
 (its workflows, errors and seconds summed; each round's figures in the results' ``per_round``), and each ratio
 is taken within its round, the median of those shown with their least and greatest beside it. Each system is
@@ -1233,7 +1234,10 @@ def main(argv: list[str] | None = None) -> int:
         for n in range(args.rounds):
             if args.rounds > 1:
                 print(f"round {n + 1} of {args.rounds}", flush=True)
-            rows, notify_ms, failed = run_round(root / f"round-{n + 1}", running, preset, args, pg_url)
+            # every other round in the reverse order: a machine slowing (or speeding up) through a round does not
+            # always fall on the same systems
+            order = running if n % 2 == 0 else running[::-1]
+            rows, notify_ms, failed = run_round(root / f"round-{n + 1}", order, preset, args, pg_url)
             rounds.append(rows)
             notify.append(notify_ms)
             if failed:
