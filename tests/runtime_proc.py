@@ -272,8 +272,8 @@ def drop_databases() -> None:
     _reset.clear()
 
 
-# Retired runtimes are waited for here, one at a time, and then their own PostgreSQL databases dropped, while the
-# tests go on; ``join_retired`` collects what went wrong.
+# Retired runtimes are waited for here, one at a time, and then their own PostgreSQL databases pooled or dropped,
+# while the tests go on; ``join_retired`` collects what went wrong.
 _RETIRING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="retiring")
 
 
@@ -326,7 +326,7 @@ class RuntimeProcess:
         self.backend = backend
         # copied at the first start (the test may make the folder after this), unless the file is there then
         self.migrated_copy = db is None and database_url is None and backend == "sqlite"
-        # a database made here is this runtime's alone: dropped once it has stopped, if it is retired
+        # a database made here is this runtime's alone: pooled or dropped once it has stopped, if it is retired
         self.own_database: str | None = None
         if database_url is None and backend != "sqlite":
             database_url = new_database(backend, workdir, migrated=True)
@@ -426,8 +426,8 @@ class RuntimeProcess:
 
     def retire(self) -> None:
         """SIGTERM without waiting for the exit, for a fixture's teardown; a thread waits for it (and kills what did
-        not stop in 15 s), then drops its own database; ``join_retired`` collects the outcome at the end of the
-        session. Not for a test that restarts on the database."""
+        not stop in 15 s), then pools or drops its own database; ``join_retired`` collects the outcome at the end of
+        the session. Not for a test that restarts on the database."""
         proc = self.proc
         if proc is None or proc.poll() is not None:
             return
