@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -22,6 +23,12 @@ BACKENDS = ("sqlite", "postgres")
 PG_ADMIN_URL = os.environ.get("AXME_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 _created: list[str] = []
 _template: list[str] = []  # the migrated PostgreSQL database new ones are copied from (one per test process)
+_migrated: set[str] = set()  # the databases made copies of it, which alone may go back to the pool
+# Retired runtimes' migrated databases, emptied back to what a new copy holds, handed out again before a new copy
+# is made: a CREATE DATABASE and its DROP (with the checkpoint it forces) cost PostgreSQL 0.12 s of CPU and more,
+# checking and emptying one ~0.02 s.
+_pool: list[str] = []
+_reset: list[Reset] = []  # how a database is checked against the template and emptied back to it
 _sqlite_template: list[bytes] = []  # the file of a migrated SQLite database, checkpointed (one per test process)
 # A new httpx client loads the CA bundle into an SSL context of its own: 20-70 ms, more than most tests' calls.
 # The runtimes here speak plain HTTP; their clients share this one context (load it once).
@@ -44,11 +51,17 @@ def new_database(backend: str, workdir: Path, *, migrated: bool = False) -> str:
 
     if migrated and not _template:
         _template.append(_migrated_template())
+        _reset.append(Reset(_url(_template[0])))
+    if migrated:
+        with contextlib.suppress(IndexError):
+            return _url(_pool.pop())
     name = f"axme_test_{uuid.uuid4().hex[:12]}"
     template = f" TEMPLATE {_template[0]}" if migrated else ""
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}{template}".encode())
     _created.append(name)
+    if migrated:
+        _migrated.add(name)
     return _url(name)
 
 
@@ -117,6 +130,123 @@ def _migrated_sqlite_template() -> bytes:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+# What a copy of the template may differ from it in without a change to its rows: the schema (tables, columns,
+# indexes, constraints, triggers, functions, the database's settings), the sequences' positions and the large
+# objects. A test's runtime changes none of these; one that did makes the database unfit for the pool.
+_SHAPE = b"""SELECT md5(string_agg(d, E'\\n' ORDER BY d)) FROM (
+    SELECT format('rel %s %s %s %s', c.oid::regclass, c.relkind, c.relpersistence, c.relacl) AS d FROM pg_class c
+        WHERE c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace,
+                                     'pg_toast'::regnamespace)
+    UNION ALL SELECT format('col %s.%s %s %s %s %s %s', a.attrelid::regclass, a.attname,
+                            format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attidentity, a.attgenerated,
+                            pg_get_expr(ad.adbin, ad.adrelid))
+        FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+        LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+        WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relnamespace = 'public'::regnamespace
+    UNION ALL SELECT format('idx %s', pg_get_indexdef(i.indexrelid)) FROM pg_index i JOIN pg_class c
+        ON c.oid = i.indrelid WHERE c.relnamespace = 'public'::regnamespace
+    UNION ALL SELECT format('con %s %s %s', conrelid::regclass, conname, pg_get_constraintdef(oid))
+        FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+    UNION ALL SELECT format('trg %s %s %s', tgrelid::regclass, tgname, tgenabled) FROM pg_trigger
+        WHERE NOT tgisinternal
+    UNION ALL SELECT format('fn %s', oid::regprocedure) FROM pg_proc
+        WHERE pronamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
+    UNION ALL SELECT format('set %s', setconfig) FROM pg_db_role_setting
+        WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
+    UNION ALL SELECT format('seq %s.%s %s', schemaname, sequencename, last_value) FROM pg_sequences
+    UNION ALL SELECT format('lo %s', oid) FROM pg_largeobject_metadata
+) shape"""
+# A runtime that stopped closed its connections, but their server processes end a moment later: waited for so long.
+SESSIONS_END_WITHIN = 2.0
+# Anyone else on the database (a session, and with it a LISTEN, a prepared statement or an advisory lock), or a
+# transaction prepared on it: the database is not the pool's to hand out.
+_OTHERS = (b"SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+           b"AND pid <> pg_backend_pid()) "
+           b"+ (SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database())")
+
+
+class Reset:
+    """Empties a copy of the template back to exactly what a new copy holds. Made from the template itself: its
+    tables, the rows the migrations left in some (``schema_version``), and the shape above."""
+
+    def __init__(self, template_url: str) -> None:
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(template_url) as conn:
+            tables = [r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                                                 "ORDER BY tablename")]
+            shape = conn.execute(_SHAPE).fetchone()
+            self.rows: dict[str, bytes] = {}  # each table the template has rows in: them, as COPY writes them
+            checks = []
+            for table in tables:
+                name = sql.Identifier(table)
+                content = conn.execute(sql.SQL(_CONTENT).format(name)).fetchone()
+                if content is None or content[0] is None:
+                    checks.append(sql.SQL("SELECT {} WHERE EXISTS (SELECT FROM {})").format(table, name))
+                    continue
+                with conn.cursor().copy(sql.SQL("COPY {} TO STDOUT").format(name)) as copy:
+                    self.rows[table] = b"".join(bytes(block) for block in copy)
+                checks.append(sql.SQL("SELECT {} WHERE ({}) IS DISTINCT FROM {}").format(
+                    table, sql.SQL(_CONTENT).format(name), content[0]))
+            # One row per table whose rows are not the template's; the first check adds '' if the shape is not
+            # (the rows are put back by DELETE and COPY alone, which change no shape: checked once).
+            self.rows_differ = sql.SQL(" UNION ALL ").join(checks).as_bytes(conn)
+            self.differs = sql.SQL("SELECT '' WHERE ({}) IS DISTINCT FROM {} UNION ALL ").format(
+                sql.SQL(_SHAPE.decode()), shape[0] if shape else None).as_bytes(conn) + self.rows_differ
+
+    def __call__(self, url: str) -> bool:
+        """Empty the database at ``url`` back to the template's rows; False if it is not fit for the pool:
+        someone else is on it, or its shape is not the template's."""
+        import psycopg
+        from psycopg import sql
+
+        # autocommit: pg_stat_activity is read once per transaction, and the sessions are what is waited for
+        with psycopg.connect(url, autocommit=True) as conn:
+            deadline = time.monotonic() + SESSIONS_END_WITHIN
+            while _count(conn, _OTHERS) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if _count(conn, _OTHERS):
+                return False
+            with conn.transaction():
+                dirty = [r[0] for r in conn.execute(self.differs)]
+                if "" in dirty:
+                    return False  # dropped: whatever this transaction did no longer matters
+                conn.execute(b"".join(sql.SQL("DELETE FROM {};").format(sql.Identifier(t)).as_bytes(conn)
+                                      for t in dirty) or b"SELECT")
+                for table in dirty:
+                    if table in self.rows:
+                        with conn.cursor().copy(sql.SQL("COPY {} FROM STDIN").format(sql.Identifier(table))) as copy:
+                            copy.write(self.rows[table])
+                if list(conn.execute(self.rows_differ)):
+                    return False
+            return _count(conn, _OTHERS) == 0
+
+
+# A table's rows as one value, equal for equal rows in any order (NULL for none).
+_CONTENT = "SELECT md5(string_agg(r::text, E'\\n' ORDER BY r::text)) FROM {} r"
+
+
+def _count(conn: Any, query: bytes) -> int:
+    row = conn.execute(query).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _recycle(name: str) -> None:
+    """A retired runtime's database: back into the pool if it is a copy of the template emptied back to it, else
+    dropped. Any failure while emptying drops it (``_created`` still has it for ``drop_databases``)."""
+    fit = False
+    if name in _migrated and _reset:
+        try:
+            fit = _reset[0](_url(name))
+        except Exception:  # noqa: BLE001 - whatever went wrong, the database is not handed out again
+            fit = False
+    if fit:
+        _pool.append(name)
+    else:
+        _drop(name)
+
+
 def _drop(name: str) -> None:
     import psycopg
 
@@ -124,6 +254,7 @@ def _drop(name: str) -> None:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)".encode())
     with contextlib.suppress(ValueError):
         _created.remove(name)
+    _migrated.discard(name)
 
 
 def drop_databases() -> None:
@@ -137,20 +268,22 @@ def drop_databases() -> None:
         with ThreadPoolExecutor(max_workers=min(16, len(names))) as pool:
             list(pool.map(_drop, names))
     _template.clear()
+    _pool.clear()
+    _reset.clear()
 
 
-# Retired runtimes are waited for here, one at a time, and then their own PostgreSQL databases dropped, while the
-# tests go on; ``join_retired`` collects what went wrong.
+# Retired runtimes are waited for here, one at a time, and then their own PostgreSQL databases pooled or dropped,
+# while the tests go on; ``join_retired`` collects what went wrong.
 _RETIRING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="retiring")
 
 
 def retire_later(finish: Callable[[], str | None], database: str | None) -> None:
-    """Queue ``finish`` (waits for a retired runtime to stop and says what went wrong, if anything), then the drop
-    of ``database``; ``join_retired`` gets the outcome."""
+    """Queue ``finish`` (waits for a retired runtime to stop and says what went wrong, if anything), then
+    ``database`` back into the pool or dropped; ``join_retired`` gets the outcome."""
     def run() -> str | None:
         problem = finish()
         if database is not None and problem is None:
-            _drop(database)
+            _recycle(database)
         return problem
 
     RETIRED.append(_RETIRING.submit(run).result)
@@ -193,7 +326,7 @@ class RuntimeProcess:
         self.backend = backend
         # copied at the first start (the test may make the folder after this), unless the file is there then
         self.migrated_copy = db is None and database_url is None and backend == "sqlite"
-        # a database made here is this runtime's alone: dropped once it has stopped, if it is retired
+        # a database made here is this runtime's alone: pooled or dropped once it has stopped, if it is retired
         self.own_database: str | None = None
         if database_url is None and backend != "sqlite":
             database_url = new_database(backend, workdir, migrated=True)
@@ -293,8 +426,8 @@ class RuntimeProcess:
 
     def retire(self) -> None:
         """SIGTERM without waiting for the exit, for a fixture's teardown; a thread waits for it (and kills what did
-        not stop in 15 s), then drops its own database; ``join_retired`` collects the outcome at the end of the
-        session. Not for a test that restarts on the database."""
+        not stop in 15 s), then pools or drops its own database; ``join_retired`` collects the outcome at the end of
+        the session. Not for a test that restarts on the database."""
         proc = self.proc
         if proc is None or proc.poll() is not None:
             return

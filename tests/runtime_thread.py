@@ -160,8 +160,8 @@ class RuntimeThread(RuntimeProcess):
 
     def retire(self) -> None:
         """Stop without waiting: uvicorn takes 0.2 s to notice and close, PostgreSQL's listener up to 0.5 s more,
-        time a fixture's teardown need not spend. A thread joins it, then drops its own database; ``join_retired``
-        collects the outcome at the end of the session. Not for a test that reopens the database."""
+        time a fixture's teardown need not spend. A thread joins it, then pools or drops its own database;
+        ``join_retired`` collects the outcome at the end of the session. Not for a test that reopens the database."""
         if self._thread is None:
             return
         self._server.should_exit = True
