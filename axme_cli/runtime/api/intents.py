@@ -33,6 +33,7 @@ from axme_cli.runtime.api.common import (
     int_param,
     parse_json,
     parse_object,
+    query_param,
     read_body,
     read_object,
     respond,
@@ -589,8 +590,7 @@ async def update_policy(request: Request) -> Response:
 
 def _check_owner_params(request: Request) -> str | None:
     """The ``owner_agent`` the request names (query parameter or ``x-owner-agent`` header), 400 when they differ."""
-    # Starlette parses the query string into a QueryParams at each access: not when there is none (a resume).
-    query = request.query_params.get("owner_agent") if request.scope["query_string"] else None
+    query = query_param(request, "owner_agent")  # a resume has no query string: nothing parsed
     given = header(request, b"x-owner-agent")
     if query and given and query != given:
         raise BadRequest("owner_agent query parameter and x-owner-agent header disagree", code="owner_agent_mismatch")

@@ -143,17 +143,19 @@ class Counters:
         self._on_refused = on_refused
 
     def add(self, counter: str, period: str, n: int = 1, pair: Pair | None = None) -> None:
-        key = (counter, period)
         with self._lock:
-            sums = self._sums.setdefault(pair or self.home, {})
-            sums[key] = sums.get(key, 0) + n
+            self._add_held(pair, counter, period, n)
 
     def add_both(self, counter: str, day: str, minute: str, pair: Pair | None = None) -> None:
         """One more of ``counter`` in its ``day`` and in its ``minute`` (each request: one take of the lock)."""
         with self._lock:
-            sums = self._sums.setdefault(pair or self.home, {})
-            sums[counter, day] = sums.get((counter, day), 0) + 1
-            sums[counter, minute] = sums.get((counter, minute), 0) + 1
+            self._add_held(pair, counter, day, 1)
+            self._add_held(pair, counter, minute, 1)
+
+    def _add_held(self, pair: Pair | None, counter: str, period: str, n: int) -> None:
+        """``add``, with the lock held by the caller."""
+        sums = self._sums.setdefault(pair or self.home, {})
+        sums[counter, period] = sums.get((counter, period), 0) + n
 
     def peak(self, counter: str, period: str, n: int, pair: Pair | None = None) -> None:
         key = (counter, period)
@@ -234,8 +236,7 @@ class Counters:
         if sums:
             with self._lock:
                 for (pair, counter, period), n in sums.items():
-                    held = self._sums.setdefault(pair or self.home, {})
-                    held[(counter, period)] = held.get((counter, period), 0) + n
+                    self._add_held(pair, counter, period, n)
         for counter, period, n, pair in peaks:
             self.peak(counter, period, n, pair)
 

@@ -108,7 +108,6 @@ def server_too_old(version: int) -> str | None:
     return f"PostgreSQL {version // 10000} is too old: axme server needs PostgreSQL 13 or newer"
 
 
-
 @functools.lru_cache(maxsize=4096)
 def _pg_sql(sql: str) -> bytes:
     return sql.replace("?", "%s").encode()
