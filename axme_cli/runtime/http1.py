@@ -67,9 +67,10 @@ CYCLE_NAMES = ("send", "scope", "transport", "response_started", "response_compl
 # uvicorn's module names ``_vouched_head`` uses: the status lines it writes, and the checks it makes of a header.
 MODULE_NAMES = ("STATUS_LINE", "HEADER_RE", "HEADER_VALUE_RE")
 # A key of an ``http.response.start`` message whose headers the runtime's own code built (see the module's text):
-# names in lower case, no two framing headers (content-length, transfer-encoding) and values with no byte that
-# uvicorn's HEADER_VALUE_RE refuses. Only a response that reaches the server with no middleware in between may
-# carry it: a middleware could add a header from the request to the message, which would then go out unchecked.
+# names in lower case (uvicorn lowers them), values with no byte uvicorn's HEADER_VALUE_RE refuses (it would raise).
+# The framing headers are still read as uvicorn reads them. Only a response that reaches the server with no
+# middleware in between may carry it: a middleware could add a header from the request to the message, which would
+# then go out unchecked.
 VOUCHED = "axme.vouched"
 # A key of an ``http.response.start`` message without ``content-length`` (a stream): keep its head for the first
 # body message, which the app sends at once (api/sse.py), so both leave in one write.
