@@ -10,7 +10,16 @@ head ``WITH_FIRST_BODY``: it promises a body message at once (an intent's stream
 nothing, before it waits for more).
 
 Everything else is uvicorn's own code: the protocol and its request cycle are subclassed, and the cycle only
-redirects uvicorn's writes of those two messages into a buffer for the moment it formats them.
+redirects uvicorn's writes of those two messages into a buffer for the moment it formats them; except the head
+of a response marked ``VOUCHED``. uvicorn checks every header of every head with two regular expressions, lowers
+each name and compares it with the framing headers (``RequestResponseCycle.send``, ~5% of the runtime's profile
+under ``bench/pg_profile.py --sqlite``). A hot route's answer (api/common.py ``_Json``, api/sse.py
+``EventStream``, served by api/app.py ``_HotPaths`` with no middleware between them and the server) has headers
+the runtime's own code built, with lower-case names and values that are constants, numbers, or ids a request sent
+only once they matched ``_ECHOABLE``; its head is formatted here (``_vouched_head``) to the same bytes, with the
+cycle's state set as uvicorn's ``send`` sets it. uvicorn's default headers (date, server) are checked the way it
+checks them, once per list (it makes a new one every second); a head with an access log to write, or default
+headers that would need more than lowering, takes uvicorn's path.
 
 Slow clients: uvicorn closes a keep-alive connection that stays idle (``timeout_keep_alive``) but has no bound on
 the time a request's head or body takes, and stops its keep-alive timer at the first byte of a request: a client
@@ -40,6 +49,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from uvicorn.protocols.http import httptools_impl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from axme_cli.runtime.settings import Settings
@@ -51,7 +61,17 @@ PROTOCOL_NAMES = ("connection_made", "connection_lost", "on_headers_complete", "
                   "loop", "transport", "flow", "server_state", "timeout_keep_alive")
 # ``scope["extensions"][CONNECTION]``: the ``Connection`` of the request (what the app may ask of the protocol).
 CONNECTION = "axme.connection"
-CYCLE_NAMES = ("send", "scope", "transport", "response_started", "response_complete", "disconnected", "more_body")
+CYCLE_NAMES = ("send", "scope", "transport", "response_started", "response_complete", "disconnected", "more_body",
+               "flow", "access_log", "default_headers", "waiting_for_100_continue", "keep_alive", "chunked_encoding",
+               "expected_content_length")
+# uvicorn's module names ``_vouched_head`` uses: the status lines it writes, and the checks it makes of a header.
+MODULE_NAMES = ("STATUS_LINE", "HEADER_RE", "HEADER_VALUE_RE")
+# A key of an ``http.response.start`` message whose headers the runtime's own code built (see the module's text):
+# names in lower case (uvicorn lowers them), values with no byte uvicorn's HEADER_VALUE_RE refuses (it would raise).
+# The framing headers are still read as uvicorn reads them. Only a response that reaches the server with no
+# middleware in between may carry it: a middleware could add a header from the request to the message, which would
+# then go out unchecked.
+VOUCHED = "axme.vouched"
 # A key of an ``http.response.start`` message without ``content-length`` (a stream): keep its head for the first
 # body message, which the app sends at once (api/sse.py), so both leave in one write.
 WITH_FIRST_BODY = "axme.with_first_body"
@@ -71,11 +91,51 @@ class _Collect:
         self.closed = True
 
 
+_STATUS_LINE: dict[int, bytes] = httptools_impl.STATUS_LINE
+_HEADER_RE, _HEADER_VALUE_RE = httptools_impl.HEADER_RE, httptools_impl.HEADER_VALUE_RE
+_FRAMING = (b"content-length", b"transfer-encoding", b"connection")
+_defaults: tuple[object, bytes | None] = (None, None)  # uvicorn's last default headers, and them formatted
+
+
+def _formatted_defaults(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """uvicorn's default headers (date, server, any configured) as its ``send`` writes them, or None if one of them
+    is a framing header or fails its checks (uvicorn's path then does what it does with them). Kept for the list
+    object uvicorn hands every cycle until its next tick makes another (once a second)."""
+    global _defaults
+    known, kept = _defaults
+    if known is headers:
+        return kept
+    parts: list[bytes] = []
+    formatted: bytes | None = None
+    for name, value in headers:
+        name = name.lower()
+        if _HEADER_RE.search(name) or _HEADER_VALUE_RE.search(value) or name in _FRAMING:
+            break
+        parts += (name, b": ", value, b"\r\n")
+    else:
+        formatted = b"".join(parts)
+    _defaults = (headers, formatted)
+    return formatted
+
+
 class OneWriteCycle(RequestResponseCycle):
     head: bytes | None = None  # the formatted head of a plain response, not written yet
 
     async def send(self, message: Any) -> None:
         kind = message["type"]
+        if (kind == "http.response.start" and VOUCHED in message and not self.response_started
+                and not self.access_log):
+            if self.flow.write_paused and not self.disconnected:
+                await self.flow.drain()
+            if self.disconnected:
+                return
+            head = self._vouched_head(message)
+            if head is not None:
+                if self.chunked_encoding is False or WITH_FIRST_BODY in message:
+                    self.head = head
+                else:  # a stream's head (or one with no body: HEAD, 204, 304) leaves at once, as uvicorn's would
+                    self.transport.write(head)
+                return
         if kind == "http.response.start" and not self.response_started and not self.disconnected and (
                 message.get(WITH_FIRST_BODY) or any(
                     name.lower() == b"content-length" for name, _ in message.get("headers", ()))):
@@ -94,6 +154,40 @@ class OneWriteCycle(RequestResponseCycle):
         transport.write(head + b"".join(collected.parts))
         if collected.closed:
             transport.close()
+
+    def _vouched_head(self, message: Any) -> bytes | None:
+        """The head uvicorn's ``send`` would write for this ``http.response.start`` (VOUCHED: its headers are not
+        checked again), with the cycle's state set as ``send`` sets it; None (nothing set) when uvicorn's default
+        headers need its own path."""
+        defaults = _formatted_defaults(self.default_headers)
+        if defaults is None:
+            return None
+        status = message["status"]
+        parts = [_STATUS_LINE[status], defaults]
+        close = False
+        for name, value in message.get("headers", ()):
+            if name in _FRAMING:
+                if name == b"content-length":
+                    if self.chunked_encoding is None:
+                        self.expected_content_length = int(value.decode())
+                        self.chunked_encoding = False
+                elif name == b"transfer-encoding":
+                    if value.lower() == b"chunked":
+                        self.expected_content_length = 0
+                        self.chunked_encoding = True
+                elif b"close" in [token.lower().strip() for token in value.split(b",")]:
+                    self.keep_alive = False
+                    close = True
+            parts += (name, b": ", value, b"\r\n")
+        if not self.keep_alive and not close:
+            parts.append(b"connection: close\r\n")
+        if self.chunked_encoding is None and self.scope["method"] != "HEAD" and status not in (204, 304):
+            self.chunked_encoding = True
+            parts.append(b"transfer-encoding: chunked\r\n")
+        parts.append(b"\r\n")
+        self.response_started = True
+        self.waiting_for_100_continue = False
+        return b"".join(parts)
 
     async def _formatted(self, message: Any) -> _Collect:
         transport, collected = self.transport, _Collect()

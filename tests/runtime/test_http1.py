@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import weakref
 from typing import Any
 
+import pytest
 import uvicorn
 from uvicorn.server import ServerState
 
 from axme_cli.runtime.api.sse import EventStream, Last
-from axme_cli.runtime.http1 import OneWriteProtocol
+from axme_cli.runtime.http1 import OneWriteCycle, OneWriteProtocol
 
 
 class RecordingTransport(asyncio.Transport):
@@ -144,3 +146,58 @@ def test_an_answered_requests_cycle_is_freed_without_the_garbage_collector() -> 
         assert asyncio.run(main())
     finally:
         gc.enable()
+
+
+def _cycle(method: str, keep_alive: bool, defaults: list[tuple[bytes, bytes]]) -> Any:
+    from uvicorn.protocols.http.flow_control import FlowControl
+    from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+
+    transport = RecordingTransport()
+    scope = {"type": "http", "method": method, "path": "/", "http_version": "1.1", "headers": []}
+    return RequestResponseCycle(scope=scope, transport=transport, flow=FlowControl(transport),  # type: ignore[arg-type]
+                                logger=logging.getLogger("t"), access_logger=logging.getLogger("t.access"),
+                                access_log=False, default_headers=defaults, message_event=asyncio.Event(),
+                                expect_100_continue=True, keep_alive=keep_alive, on_response=lambda: None)
+
+
+STATE = ("response_started", "waiting_for_100_continue", "keep_alive", "chunked_encoding", "expected_content_length")
+DEFAULTS = [(b"date", b"Mon, 07 Dec 2026 15:00:00 GMT"), (b"server", b"uvicorn")]
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("keep_alive", [True, False])
+@pytest.mark.parametrize(("status", "headers"), [
+    (200, [(b"x-request-id", b"r1"), (b"content-length", b"11"), (b"content-type", b"application/json")]),
+    (201, [(b"content-length", b"0"), (b"content-type", b"application/json")]),
+    (404, [(b"x-request-id", b"r1"), (b"x-trace-id", b"t.1"), (b"content-length", b"2")]),
+    (204, [(b"x-request-id", b"r1")]),
+    (304, []),
+    (200, [(b"cache-control", b"no-store"), (b"connection", b"keep-alive"), (b"content-type", b"text/event-stream")]),
+    (200, [(b"connection", b"Keep-Alive, close"), (b"content-length", b"3")]),
+    (200, [(b"transfer-encoding", b"chunked")]),
+])
+def test_a_vouched_head_is_the_head_and_state_uvicorns_send_makes(
+        method: str, keep_alive: bool, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+    async def main() -> None:
+        message = {"type": "http.response.start", "status": status, "headers": headers}
+        theirs = _cycle(method, keep_alive, [*DEFAULTS, (b"X-Configured", b"yes")])
+        await theirs.send(message)
+        ours = _cycle(method, keep_alive, [*DEFAULTS, (b"X-Configured", b"yes")])
+        ours.__class__ = OneWriteCycle
+        head = ours._vouched_head(message)
+        assert head == b"".join(theirs.transport.writes)
+        assert [getattr(ours, n) for n in STATE] == [getattr(theirs, n) for n in STATE]
+
+    asyncio.run(main())
+
+
+def test_default_headers_that_uvicorn_must_judge_take_its_path() -> None:
+    """A framing header or one uvicorn refuses among its defaults (configured with --header): the vouched head
+    declines (uvicorn's send then does what it does), and the cycle is left as it was."""
+    message = {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"0")]}
+    for defaults in ([*DEFAULTS, (b"Connection", b"close")], [*DEFAULTS, (b"x-bad", b"a\nb")],
+                     [*DEFAULTS, (b"bad name", b"x")]):
+        cycle = _cycle("GET", True, defaults)
+        cycle.__class__ = OneWriteCycle
+        assert cycle._vouched_head(message) is None
+        assert (cycle.response_started, cycle.chunked_encoding) == (False, None)

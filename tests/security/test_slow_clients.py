@@ -18,10 +18,11 @@ from typing import Any
 
 import pytest
 import uvicorn
+from uvicorn.protocols.http import httptools_impl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from axme_cli.runtime.http1 import CYCLE_NAMES, PROTOCOL_NAMES, protocol
+from axme_cli.runtime.http1 import CYCLE_NAMES, MODULE_NAMES, PROTOCOL_NAMES, protocol
 from axme_cli.runtime.settings import Settings
 from tests.conftest import make_agent
 from tests.runtime.test_http1 import RecordingTransport as Transport
@@ -82,6 +83,8 @@ def test_the_uvicorn_names_http1_relies_on_are_still_there() -> None:
         cycle = plain.cycle
         missing = [n for n in CYCLE_NAMES if not hasattr(cycle, n)]
         assert missing == [], f"uvicorn's RequestResponseCycle lacks {missing}"
+        missing = [n for n in MODULE_NAMES if not hasattr(httptools_impl, n)]
+        assert missing == [], f"uvicorn's httptools_impl lacks {missing}"
         # the deadlines re-arm through the protocol's on_response_complete, which uvicorn hands each cycle
         assert cycle.on_response == plain.on_response_complete
         while not cycle.response_complete:

@@ -47,7 +47,7 @@ from axme_cli.runtime.api import (
     users,
     webhooks,
 )
-from axme_cli.runtime.api.common import respond_raw
+from axme_cli.runtime.api.common import DIRECT, respond_raw
 from axme_cli.runtime.api.errors import answer, error_response
 from axme_cli.runtime.core import Runtime
 from axme_cli.runtime.errors import BadRequest, DomainError
@@ -127,6 +127,7 @@ class _HotPaths:
                 for key, value in params.items():
                     params[key] = route.param_convertors[key].convert(value)
                 scope["endpoint"], scope["path_params"], scope["app"] = route.endpoint, params, self.owner
+                scope[DIRECT] = True  # its response goes to the server with no middleware in between
                 await self._serve(route, scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -31,8 +31,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from axme_cli.runtime.api.common import bool_param
-from axme_cli.runtime.http1 import CONNECTION, WITH_FIRST_BODY
+from axme_cli.runtime.api.common import DIRECT, bool_param
+from axme_cli.runtime.http1 import CONNECTION, VOUCHED, WITH_FIRST_BODY
 
 Frame = dict[str, Any]
 
@@ -136,6 +136,7 @@ class EventStream(Response):
         self.on_close = on_close  # called once when the stream is over, however it ended (a quota's count)
         self.status_code = 200
         self.background = None
+        self.vouched = not headers  # only the constant headers (HEADERS) go out unchecked (http1.VOUCHED)
         if headers:
             merged = dict(HEADERS)
             merged.update((k.lower(), v) for k, v in headers.items())
@@ -147,7 +148,11 @@ class EventStream(Response):
         try:
             held = self.prompt and scope.get("method") != "HEAD"
             start: Message = {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
-            await send({**start, WITH_FIRST_BODY: True} if held else start)
+            if held:
+                start[WITH_FIRST_BODY] = True
+            if self.vouched and DIRECT in scope:
+                start[VOUCHED] = True
+            await send(start)
             if scope.get("method") == "HEAD":  # headers only; the iterator never starts (as sse-starlette did)
                 await send(_END)
                 await _close(self.frames)
