@@ -58,7 +58,7 @@ from axme_cli.runtime.settings import Settings
 # attributes they read, on a protocol and on a request cycle (tests/security/test_slow_clients.py checks them).
 PROTOCOL_NAMES = ("connection_made", "connection_lost", "on_headers_complete", "on_body", "on_message_complete",
                   "on_response_complete", "_start_asgi_task", "_unset_keepalive_if_required", "pipeline", "cycle",
-                  "loop", "transport", "flow", "server_state", "timeout_keep_alive")
+                  "loop", "transport", "flow", "server_state", "timeout_keep_alive", "access_log")
 # ``scope["extensions"][CONNECTION]``: the ``Connection`` of the request (what the app may ask of the protocol).
 CONNECTION = "axme.connection"
 CYCLE_NAMES = ("send", "scope", "transport", "response_started", "response_complete", "disconnected", "more_body",
@@ -316,6 +316,15 @@ class OneWriteProtocol(Deadlines, HttpToolsProtocol):
     """``uvicorn.Config(http=OneWriteProtocol)``: each request's cycle becomes a ``OneWriteCycle``."""
 
     lost: Callable[[], None] | None = None  # called once if the connection is lost (Connection.on_lost)
+
+    def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)
+        # uvicorn turns a connection's access log on when its logger has a handler, and relies on its logging set-up
+        # to take them away when the config says no access log. A runtime that shares its process (the tests run it
+        # in a thread) may find one there that someone else put: the config decides, so that it serves as
+        # `axme dev` does (with no access log, the hot routes' heads are formatted here: VOUCHED).
+        if not config.access_log:
+            self.access_log = False
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         cycle.__class__ = OneWriteCycle

@@ -14,7 +14,7 @@ import uvicorn
 from uvicorn.server import ServerState
 
 from axme_cli.runtime.api.sse import EventStream, Last
-from axme_cli.runtime.http1 import OneWriteCycle, OneWriteProtocol
+from axme_cli.runtime.http1 import VOUCHED, OneWriteCycle, OneWriteProtocol
 
 
 class RecordingTransport(asyncio.Transport):
@@ -201,3 +201,53 @@ def test_default_headers_that_uvicorn_must_judge_take_its_path() -> None:
         cycle.__class__ = OneWriteCycle
         assert cycle._vouched_head(message) is None
         assert (cycle.response_started, cycle.chunked_encoding) == (False, None)
+
+
+@pytest.mark.parametrize("access_log", [True, False])
+def test_the_config_decides_the_access_log_and_a_head_to_log_is_left_to_uvicorn(
+        access_log: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """uvicorn's logger holds a handler (pytest puts its own there while a test runs): the connection logs access
+    only when the config asks for it. When it does, a VOUCHED head goes through uvicorn's ``send``, which writes the
+    log line; when it does not (as `axme dev` runs), http1.py formats it, to the same bytes."""
+    lines: list[str] = []
+    formatted: list[bytes | None] = []
+    original = OneWriteCycle._vouched_head
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    def counted(cycle: OneWriteCycle, message: Any) -> bytes | None:
+        formatted.append(original(cycle, message))
+        return formatted[-1]
+
+    async def vouched(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 200, VOUCHED: True,
+                        "headers": [(b"content-length", b"2"), (b"content-type", b"application/json")]})
+            await send({"type": "http.response.body", "body": b"{}"})
+
+    async def main() -> bytes:
+        config = uvicorn.Config(vouched, http=OneWriteProtocol, lifespan="off", log_level="warning",
+                                access_log=access_log)  # its logging set-up runs here: the handler goes in after
+        access = logging.getLogger("uvicorn.access")
+        monkeypatch.setattr(access, "handlers", [Collect()])
+        monkeypatch.setattr(access, "level", logging.INFO)
+        protocol = OneWriteProtocol(config=config, server_state=ServerState(), app_state={})
+        assert protocol.access_log is access_log
+        transport = RecordingTransport()
+        protocol.connection_made(transport)
+        protocol.data_received(b"GET /vouched HTTP/1.1\r\nHost: x\r\n\r\n")
+        while not protocol.cycle.response_complete:
+            await asyncio.sleep(0.005)
+        protocol.connection_lost(None)
+        return b"".join(transport.writes)
+
+    monkeypatch.setattr(OneWriteCycle, "_vouched_head", counted)
+    answer = asyncio.run(main())
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and answer.endswith(b"\r\n\r\n{}")
+    assert b"\r\ncontent-length: 2\r\ncontent-type: application/json\r\n" in answer
+    if access_log:
+        assert formatted == [] and any('"GET /vouched HTTP/1.1" 200' in line for line in lines), lines
+    else:
+        assert len(formatted) == 1 and formatted[0] is not None and lines == []

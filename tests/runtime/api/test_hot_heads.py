@@ -6,7 +6,6 @@ byte, the ``date`` header aside (it moves every second)."""
 
 from __future__ import annotations
 
-import logging
 import re
 import socket
 from collections.abc import Iterator
@@ -42,13 +41,6 @@ def heads(monkeypatch: pytest.MonkeyPatch) -> Iterator[Heads]:
     counter = Heads()
     monkeypatch.setattr(OneWriteCycle, "_vouched_head", lambda cycle, message: counter(cycle, message))
     yield counter
-
-
-def access_log(monkeypatch: pytest.MonkeyPatch, *handlers: logging.Handler) -> None:
-    """uvicorn's access log off (no handlers: as `axme dev` runs), or on with these. uvicorn turns it on for a
-    connection when its logger has handlers, and pytest gives it one for each phase of a test: so this is called
-    in the test itself."""
-    monkeypatch.setattr(logging.getLogger("uvicorn.access"), "handlers", list(handlers))
 
 
 def read_answer(sock: socket.socket, method: str) -> bytes:
@@ -106,9 +98,7 @@ def both_ways(rt: RuntimeProcess, heads: Heads, method: str, path: str, body: by
     return ours
 
 
-def test_hot_answers_are_the_bytes_uvicorn_writes(quiet: RuntimeProcess, heads: Heads,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    access_log(monkeypatch)
+def test_hot_answers_are_the_bytes_uvicorn_writes(quiet: RuntimeProcess, heads: Heads) -> None:
     with quiet.client() as client:
         r = client.post("/v1/intents", json=new_intent(), headers={"Idempotency-Key": "hot-heads-1"})
         assert r.status_code == 200, r.text
@@ -142,11 +132,9 @@ def test_hot_answers_are_the_bytes_uvicorn_writes(quiet: RuntimeProcess, heads: 
     assert b"transfer-encoding" not in stream_head and b"\r\ncontent-type: text/event-stream" in stream_head
 
 
-def test_refusals_and_answers_off_the_hot_routes_keep_uvicorns_path(quiet: RuntimeProcess, heads: Heads,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_refusals_and_answers_off_the_hot_routes_keep_uvicorns_path(quiet: RuntimeProcess, heads: Heads) -> None:
     """Errors (Starlette's Response, with headers a refusal may add) and the routes behind Starlette's middleware
     are never marked: uvicorn checks their headers as ever."""
-    access_log(monkeypatch)
     missing, _ = exchange(quiet, "GET", "/v1/intents/00000000-0000-4000-8000-000000000000")
     assert missing.startswith(b"HTTP/1.1 404 ") and b"\r\nx-request-id: req-1\r\n" in missing
     bad, _ = exchange(quiet, "POST", "/v1/intents", b"{}")
@@ -156,10 +144,8 @@ def test_refusals_and_answers_off_the_hot_routes_keep_uvicorns_path(quiet: Runti
     assert heads.formatted == 0
 
 
-def test_an_id_that_is_not_echoable_is_not_echoed_on_a_hot_route(quiet: RuntimeProcess, heads: Heads,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_id_that_is_not_echoable_is_not_echoed_on_a_hot_route(quiet: RuntimeProcess, heads: Heads) -> None:
     """What keeps a request's bytes out of a head no one checks: only ids that match _ECHOABLE are sent back."""
-    access_log(monkeypatch)
     with quiet.client() as client:
         intent_id = client.post("/v1/intents", json=new_intent()).json()["intent_id"]
     before = heads.formatted
@@ -167,26 +153,3 @@ def test_an_id_that_is_not_echoable_is_not_echoed_on_a_hot_route(quiet: RuntimeP
     assert answer.startswith(b"HTTP/1.1 200 ") and heads.formatted == before + 1
     assert b"x-trace-id" not in answer and b"<b>" not in answer and b"a\tb" not in answer
     assert re.search(rb"\r\nx-request-id: [0-9a-f]{16}\r\n", answer), answer
-
-
-def test_with_uvicorns_access_log_on_a_hot_answer_takes_its_path(quiet: RuntimeProcess, heads: Heads,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """uvicorn writes its access log line in ``send``: then the head is left to it."""
-    lines: list[str] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            lines.append(record.getMessage())
-
-    access = logging.getLogger("uvicorn.access")
-    access_log(monkeypatch, Collect())
-    level = access.level
-    access.setLevel(logging.INFO)
-    try:
-        with quiet.client() as client:
-            intent_id = client.post("/v1/intents", json=new_intent()).json()["intent_id"]
-        answer, _ = exchange(quiet, "GET", f"/v1/intents/{intent_id}")
-    finally:
-        access.setLevel(level)
-    assert answer.startswith(b"HTTP/1.1 200 ") and heads.formatted == 0
-    assert any(f"/v1/intents/{intent_id} HTTP/1.1" in line for line in lines), lines
